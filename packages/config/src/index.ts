@@ -1,0 +1,185 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import ms from 'ms';
+import { z } from 'zod';
+
+/** A duration such as `250`, `50ms`, `5s`, `30min`, `2h`, `5d`, parsed to milliseconds. */
+export function parseDuration(input: string): number | undefined {
+  const trimmed = input.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed);
+  const value = ms(trimmed as ms.StringValue);
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined;
+}
+
+const duration = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((value, ctx) => {
+      const parsed = parseDuration(value);
+      if (parsed === undefined) {
+        ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration (e.g. 500ms, 5s, 30min, 2h, 5d)` });
+        return z.NEVER;
+      }
+      return parsed;
+    });
+
+const int = (fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+
+const bool = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .default(fallback ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const cidrList = z
+  .string()
+  .default('')
+  .transform((value, ctx) => {
+    const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+    for (const item of items) {
+      if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(item)) {
+        ctx.addIssue({ code: 'custom', message: `"${item}" is not a CIDR such as 127.0.0.0/8` });
+      }
+    }
+    return items;
+  });
+
+const retrySchedule = z
+  .string()
+  .default('0,5s,5min,30min,2h,5h,10h,10h')
+  .transform((value, ctx) => {
+    const parts = value.split(',').map((s) => s.trim());
+    const out: number[] = [];
+    for (const part of parts) {
+      const parsed = parseDuration(part);
+      if (parsed === undefined) {
+        ctx.addIssue({ code: 'custom', message: `"${part}" is not a duration` });
+        return z.NEVER;
+      }
+      out.push(parsed);
+    }
+    return out;
+  });
+
+export const SECRET_NAMES = ['ADMIN_JWT_SECRET', 'CLICK_SECRET', 'SECRETS_KEY'] as const;
+export type SecretName = (typeof SECRET_NAMES)[number];
+
+const secret = (minLength: number) => z.string().min(minLength, `must be at least ${minLength} characters`).optional();
+
+export const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgresql:// URL')
+    .default('postgresql://postgres@127.0.0.1:5432/trackway'),
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').default('redis://127.0.0.1:6379'),
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_{}.-]+$/, 'letters, digits, _ . - and {} (a Redis Cluster hash tag) only')
+    .default('trackway'),
+  INGEST_PORT: int(3000, 0, 65535),
+  API_PORT: int(3001, 0, 65535),
+  HEALTH_PORT: int(9464, 0, 65535),
+  PUBLIC_INGEST_URL: z.url().optional(),
+
+  ADMIN_JWT_SECRET: secret(32),
+  ADMIN_JWKS_URL: z.url().optional(),
+  CLICK_SECRET: secret(32),
+  // 32 bytes as base64 or 64 hex characters: the AES-256-GCM key for webhook signing secrets.
+  SECRETS_KEY: z
+    .string()
+    .refine((v) => decodeKey(v) !== undefined, 'must be 32 bytes, as 64 hex characters or base64')
+    .optional(),
+
+  SHUTDOWN_TIMEOUT_MS: int(25_000, 100),
+  ATTRIBUTION_CONCURRENCY: int(16, 1, 1000),
+  CLICKS_CONCURRENCY: int(200, 1, 5000),
+  DELIVERY_CONCURRENCY: int(50, 1, 5000),
+  DELIVERY_ENDPOINT_CONCURRENCY: int(10, 1, 5000),
+  ATTRIBUTION_QUEUES: z.string().default('postbacks,clicks,outbox'),
+  DELIVERY_QUEUES: z.string().default('events,deliveries,housekeeping'),
+  OUTBOX_RELAY_INTERVAL: duration('5s'),
+
+  DELIVERY_TIMEOUT_MS: int(15_000, 1),
+  DELIVERY_RETRY_SCHEDULE: retrySchedule,
+  DELIVERY_BREAKER_THRESHOLD: int(5, 1),
+  DELIVERY_BREAKER_COOLDOWN: duration('30s'),
+  DELIVERY_DISABLE_AFTER: duration('5d'),
+  DELIVERY_LOG_RETENTION_DAYS: int(30, 1),
+  WEBHOOK_ALLOW_HTTP: bool(false),
+  WEBHOOK_ALLOWED_CIDRS: cidrList,
+});
+
+export type Env = z.infer<typeof envSchema>;
+export type Config = Env & Required<Pick<Env, SecretName>>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid environment:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function decodeKey(value: string): Buffer | undefined {
+  if (/^[0-9a-fA-F]{64}$/.test(value)) return Buffer.from(value, 'hex');
+  const buf = Buffer.from(value, 'base64');
+  return buf.length === 32 ? buf : undefined;
+}
+
+/**
+ * Loads `.env` from the repository root (if present and not already in the environment), so
+ * that every process started from a checkout shares the secrets `pnpm start` wrote there.
+ */
+export function loadDotEnv(start = process.cwd()): void {
+  let dir = start;
+  for (;;) {
+    const candidate = path.join(dir, '.env');
+    if (existsSync(candidate) && existsSync(path.join(dir, 'pnpm-workspace.yaml'))) {
+      process.loadEnvFile(candidate);
+      return;
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) return;
+    dir = parent;
+  }
+}
+
+export interface LoadOptions {
+  /** Secrets this process needs. Required in production; generated (per process) otherwise. */
+  require?: readonly SecretName[];
+  env?: NodeJS.ProcessEnv;
+  onGeneratedSecret?: (name: SecretName) => void;
+}
+
+/** Parses the environment once, naming every bad variable. */
+export function loadConfig(options: LoadOptions = {}): Config {
+  const source = options.env ?? process.env;
+  const raw = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ''));
+  const result = envSchema.safeParse(raw);
+  const problems: string[] = [];
+  if (!result.success) {
+    for (const issue of result.error.issues) problems.push(`${issue.path.join('.')}: ${issue.message}`);
+  }
+  const env = (result.success ? result.data : {}) as Env;
+  const production = raw.NODE_ENV === 'production';
+  for (const name of options.require ?? []) {
+    if (name === 'ADMIN_JWT_SECRET' && raw.ADMIN_JWKS_URL) continue;
+    if (raw[name] !== undefined) continue;
+    if (production) {
+      problems.push(`${name}: required when NODE_ENV=production`);
+    } else if (result.success) {
+      (env as Record<string, unknown>)[name] = generateSecret(name);
+      options.onGeneratedSecret?.(name);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return env as Config;
+}
+
+export function generateSecret(name: SecretName): string {
+  return name === 'SECRETS_KEY' ? randomBytes(32).toString('base64') : randomBytes(32).toString('base64url');
+}

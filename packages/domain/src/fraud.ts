@@ -1,0 +1,95 @@
+import Decimal from 'decimal.js';
+
+export interface FraudContext {
+  /** Claims of the click ID, or null when its signature did not verify. */
+  click: { offerId: number; affiliateId: number; clickedAt: Date } | null;
+  /** The click's offer, or null when it does not exist. */
+  offer: {
+    advertiserId: number;
+    attributionWindowDays: number;
+    minCtitSeconds: number;
+    amountCap: Decimal.Value | null;
+  } | null;
+  advertiserId: number;
+  /** When Trackway received the postback: a queue backlog never expires a click. */
+  receivedAt: Date;
+  amount: Decimal.Value;
+}
+
+export type FraudRuleName = 'unknown_click' | 'click_expired' | 'ctit_too_short' | 'amount_over_cap';
+
+export interface RuleHit {
+  rule: FraudRuleName;
+  /** reject: the postback is rejected; hold: the conversion is kept but held pending; flag: recorded only. */
+  action: 'reject' | 'hold' | 'flag';
+  details: Record<string, string | number | null>;
+}
+
+type Rule = (ctx: FraudContext) => RuleHit | null;
+
+const DAY_MS = 86_400_000;
+
+// Table-driven: each rule a pure function; order matters only in that a reject ends evaluation.
+export const FRAUD_RULES: ReadonlyArray<{ name: FraudRuleName; check: Rule }> = [
+  {
+    name: 'unknown_click',
+    check: ({ click, offer, advertiserId }): RuleHit | null => {
+      if (!click) return { rule: 'unknown_click', action: 'reject', details: { cause: 'signature' } };
+      if (!offer) return { rule: 'unknown_click', action: 'reject', details: { cause: 'offer_not_found', offer_id: click.offerId } };
+      if (offer.advertiserId !== advertiserId) {
+        return { rule: 'unknown_click', action: 'reject', details: { cause: 'offer_of_another_advertiser', offer_id: click.offerId } };
+      }
+      return null;
+    },
+  },
+  {
+    name: 'click_expired',
+    check: ({ click, offer, receivedAt }) => {
+      const age = receivedAt.getTime() - click!.clickedAt.getTime();
+      if (age <= offer!.attributionWindowDays * DAY_MS) return null;
+      return {
+        rule: 'click_expired',
+        action: 'reject',
+        details: { click_age_seconds: Math.floor(age / 1000), window_days: offer!.attributionWindowDays },
+      };
+    },
+  },
+  {
+    name: 'ctit_too_short',
+    check: ({ click, offer, receivedAt }) => {
+      const ctit = Math.floor((receivedAt.getTime() - click!.clickedAt.getTime()) / 1000);
+      if (ctit >= offer!.minCtitSeconds) return null;
+      return { rule: 'ctit_too_short', action: 'hold', details: { ctit_seconds: ctit, min_ctit_seconds: offer!.minCtitSeconds } };
+    },
+  },
+  {
+    name: 'amount_over_cap',
+    check: ({ offer, amount }) => {
+      if (offer!.amountCap === null || new Decimal(amount).lte(offer!.amountCap)) return null;
+      return {
+        rule: 'amount_over_cap',
+        action: 'flag',
+        details: { amount: new Decimal(amount).toString(), amount_cap: new Decimal(offer!.amountCap).toString() },
+      };
+    },
+  },
+];
+
+export interface FraudVerdict {
+  hits: RuleHit[];
+  /** The first rejecting hit, if any: the postback is rejected with its rule as reason. */
+  rejection: RuleHit | null;
+  /** The first holding hit, if any: the conversion is held pending with its rule as hold reason. */
+  hold: RuleHit | null;
+}
+
+export function evaluateFraud(ctx: FraudContext): FraudVerdict {
+  const hits: RuleHit[] = [];
+  for (const { check } of FRAUD_RULES) {
+    const hit = check(ctx);
+    if (!hit) continue;
+    hits.push(hit);
+    if (hit.action === 'reject') return { hits, rejection: hit, hold: null };
+  }
+  return { hits, rejection: null, hold: hits.find((h) => h.action === 'hold') ?? null };
+}

@@ -1,0 +1,17 @@
+import Decimal from 'decimal.js';
+
+export { Decimal };
+
+// Money is numeric(18,4) in Postgres: at most 14 integer digits and 4 decimal places.
+export const MONEY_PATTERN = /^\d{1,14}(\.\d{1,4})?$/;
+export const PERCENT_PATTERN = /^\d{1,3}(\.\d{1,4})?$/;
+
+/** Money as a decimal string: at least two decimal places, never a float. */
+export function formatMoney(value: Decimal.Value | { toString(): string }): string {
+  const d = new Decimal(value.toString());
+  return d.toFixed(Math.max(2, d.decimalPlaces()));
+}
+
+export function formatDecimal(value: Decimal.Value | { toString(): string }): string {
+  return new Decimal(value.toString()).toString();
+}

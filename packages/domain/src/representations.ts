@@ -1,0 +1,87 @@
+import { formatMoney } from './money';
+
+// The JSON shapes shared by the admin API and by event payloads: snake_case, money as strings.
+type DecimalLike = { toString(): string };
+
+export interface ConversionRow {
+  id: string;
+  advertiserId: number;
+  offerId: number;
+  affiliateId: number;
+  clickId: string;
+  orderId: string;
+  event: string;
+  status: string;
+  holdReason: string | null;
+  amount: DecimalLike;
+  currency: string;
+  payout: DecimalLike;
+  payoutCurrency: string;
+  clickedAt: Date;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export function conversionJson(row: ConversionRow, fraudFlags: string[] = []) {
+  return {
+    id: row.id,
+    advertiser_id: row.advertiserId,
+    offer_id: row.offerId,
+    affiliate_id: row.affiliateId,
+    click_id: row.clickId,
+    order_id: row.orderId,
+    event: row.event,
+    status: row.status,
+    hold_reason: row.holdReason,
+    amount: formatMoney(row.amount),
+    currency: row.currency,
+    payout: formatMoney(row.payout),
+    payout_currency: row.payoutCurrency,
+    fraud_flags: fraudFlags,
+    clicked_at: row.clickedAt.toISOString(),
+    created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
+  };
+}
+
+export interface CommissionRow {
+  id: string;
+  conversionId: string;
+  affiliateId: number;
+  amount: DecimalLike;
+  currency: string;
+  status: string;
+  createdAt: Date;
+}
+
+export function commissionJson(row: CommissionRow) {
+  return {
+    id: row.id,
+    conversion_id: row.conversionId,
+    affiliate_id: row.affiliateId,
+    amount: formatMoney(row.amount),
+    currency: row.currency,
+    status: row.status,
+    created_at: row.createdAt.toISOString(),
+  };
+}
+
+export interface FraudFlagRow {
+  id: string;
+  postbackId: string;
+  conversionId: string | null;
+  rule: string;
+  details: unknown;
+  createdAt: Date;
+}
+
+export function fraudFlagJson(row: FraudFlagRow) {
+  return {
+    id: row.id,
+    rule: row.rule,
+    postback_id: row.postbackId,
+    conversion_id: row.conversionId,
+    details: row.details,
+    created_at: row.createdAt.toISOString(),
+  };
+}

@@ -1,0 +1,6 @@
+export * from './names';
+export * from './payloads';
+export * from './options';
+export * from './connection';
+export * from './queues';
+export * from './invalidation';

@@ -1,0 +1,64 @@
+import { type Config, type SecretName, loadConfig, loadDotEnv } from '@trackway/config';
+import { type PrismaClient, createPrisma, pendingMigrations } from '@trackway/db';
+import { type Logger, createLogger } from '@trackway/logger';
+import { createProducerConnection, createWorkerConnection } from '@trackway/queues';
+import type { Redis } from 'ioredis';
+import type { HealthState } from './health';
+import { type Metrics, createMetrics } from './metrics';
+
+export interface ServiceContext {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  prisma: PrismaClient;
+  /** For producers in request handlers: fails fast when Redis is down. */
+  producer: Redis;
+  /** For workers and subscribers: waits for Redis to come back. */
+  newWorkerConnection: () => Redis;
+  health: HealthState;
+  /** Closes the connections the context opened. */
+  disconnect: () => Promise<void>;
+}
+
+/** What every service process starts with: parsed config, logger, metrics, Postgres, Redis, health checks. */
+export function createServiceContext(service: string, options: { require: readonly SecretName[]; poolSize?: number }): ServiceContext {
+  loadDotEnv();
+  const config = loadConfig({
+    require: options.require,
+    onGeneratedSecret: (name) => console.warn(`${service}: ${name} is not set; using a random one for this process only`),
+  });
+  const logger = createLogger({ service, level: config.LOG_LEVEL });
+  const metrics = createMetrics(service);
+  const prisma = createPrisma(config.DATABASE_URL, { poolSize: options.poolSize ?? 10 });
+  const connections: Redis[] = [];
+  const track = (redis: Redis, role: string) => {
+    redis.on('error', (error) => logger.warn({ err: error.message, role }, 'redis connection error'));
+    connections.push(redis);
+    return redis;
+  };
+  const producer = track(createProducerConnection(config.REDIS_URL), 'producer');
+  const health: HealthState = {
+    accepting: true,
+    checks: {
+      redis: () => producer.ping(),
+      postgres: () => prisma.$queryRaw`SELECT 1`,
+      migrations: async () => {
+        const pending = await pendingMigrations((sql) => prisma.$queryRawUnsafe(sql));
+        if (pending.length > 0) throw new Error(`pending migrations: ${pending.join(', ')}`);
+      },
+    },
+  };
+  return {
+    config,
+    logger,
+    metrics,
+    prisma,
+    producer,
+    newWorkerConnection: () => track(createWorkerConnection(config.REDIS_URL), 'worker'),
+    health,
+    disconnect: async () => {
+      await Promise.allSettled(connections.map((c) => c.quit()));
+      await prisma.$disconnect();
+    },
+  };
+}

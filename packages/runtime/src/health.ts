@@ -1,0 +1,62 @@
+import express, { type Express, Router } from 'express';
+import type { Server } from 'node:http';
+import { type Metrics, metricsHandler } from './metrics';
+
+export type Check = () => Promise<unknown>;
+
+export interface HealthState {
+  /** False once shutdown begins: load balancers stop sending traffic before we stop accepting. */
+  accepting: boolean;
+  checks: Record<string, Check>;
+}
+
+const CHECK_TIMEOUT_MS = 2_000;
+
+async function runCheck(check: Check): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      check(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timed out')), CHECK_TIMEOUT_MS);
+      }),
+    ]);
+    return 'ok';
+  } catch (error) {
+    return (error as Error).message || 'failed';
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** `GET /healthz`: the process is alive. `GET /readyz`: every dependency answers. */
+export function healthRouter(state: HealthState): Router {
+  const router = Router();
+  router.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  router.get('/readyz', async (_req, res) => {
+    const names = Object.keys(state.checks);
+    const results = await Promise.all(names.map((name) => runCheck(state.checks[name])));
+    const checks = Object.fromEntries(names.map((name, i) => [name, results[i]]));
+    const ready = state.accepting && results.every((r) => r === 'ok');
+    if (!state.accepting) checks.shutdown = 'in progress';
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks });
+  });
+  return router;
+}
+
+/** The small HTTP server a worker runs on HEALTH_PORT: health and metrics only. */
+export function createOpsApp(state: HealthState, metrics: Metrics): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(healthRouter(state));
+  app.get('/metrics', metricsHandler(metrics));
+  return app;
+}
+
+export function listen(app: Express, port: number, host?: string): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = app.listen(port, host ?? '0.0.0.0', (error?: Error) => (error ? reject(error) : resolve(server)));
+  });
+}

@@ -1,0 +1,6 @@
+export * from './metrics';
+export * from './health';
+export * from './shutdown';
+export * from './workers';
+export * from './cache';
+export * from './context';

@@ -1,0 +1,135 @@
+import type { RequestHandler } from 'express';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+const JOB_STATES = ['waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized', 'waiting-children'] as const;
+// Circuit-breaker series are kept for at most this many endpoints at once (bounded cardinality).
+export const MAX_BREAKER_SERIES = 100;
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+export interface QueueLike {
+  name: string;
+  getJobCounts(...types: string[]): Promise<Record<string, number>>;
+}
+
+export function createMetrics(service: string) {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service });
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  const trackedQueues: QueueLike[] = [];
+
+  const queueDepth = new Gauge({
+    name: 'trackway_queue_jobs',
+    help: 'Jobs per queue and state, read from Redis at scrape time.',
+    labelNames: ['queue', 'state'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const queue of trackedQueues) {
+        const counts = await queue.getJobCounts(...JOB_STATES);
+        for (const state of JOB_STATES) this.set({ queue: queue.name, state }, counts[state] ?? 0);
+      }
+    },
+  });
+
+  const breakerSeries = new Set<string>();
+  const breakerState = new Gauge({
+    name: 'trackway_circuit_breaker_state',
+    help: 'Per-endpoint circuit breaker: 0 closed, 1 half-open, 2 open. Closed endpoints are dropped.',
+    labelNames: ['endpoint'],
+    registers,
+  });
+
+  return {
+    registry,
+    queueDepth,
+    httpRequests: new Counter({
+      name: 'trackway_http_requests_total',
+      help: 'HTTP requests by route and status.',
+      labelNames: ['method', 'route', 'status'],
+      registers,
+    }),
+    httpDuration: new Histogram({
+      name: 'trackway_http_request_duration_seconds',
+      help: 'HTTP request latency by route.',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    }),
+    postbacks: new Counter({
+      name: 'trackway_postbacks_total',
+      help: 'Postbacks by stage and outcome (ingest: queued/invalid/unauthorized/unavailable; attribution: accepted/duplicate/rejected).',
+      labelNames: ['stage', 'outcome', 'reason'],
+      registers,
+    }),
+    conversions: new Counter({
+      name: 'trackway_conversions_total',
+      help: 'Conversions entering each status.',
+      labelNames: ['status'],
+      registers,
+    }),
+    clicks: new Counter({
+      name: 'trackway_clicks_total',
+      help: 'Clicks by outcome (redirected, not_found, enqueue_failed, recorded).',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    jobDuration: new Histogram({
+      name: 'trackway_job_duration_seconds',
+      help: 'Job processing time by queue and result.',
+      labelNames: ['queue', 'result'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 30],
+      registers,
+    }),
+    jobAttempts: new Histogram({
+      name: 'trackway_job_attempts',
+      help: 'Attempts a job had made when it completed or failed.',
+      labelNames: ['queue', 'result'],
+      buckets: [1, 2, 3, 4, 5, 6, 8, 10, 12],
+      registers,
+    }),
+    deliveries: new Counter({
+      name: 'trackway_deliveries_total',
+      help: 'Webhook delivery attempts by result and HTTP status class.',
+      labelNames: ['result', 'status_class'],
+      registers,
+    }),
+    breakerState,
+    setBreakerState(endpointId: string, state: 'closed' | 'half_open' | 'open') {
+      if (state === 'closed') {
+        if (breakerSeries.delete(endpointId)) breakerState.remove({ endpoint: endpointId });
+        return;
+      }
+      if (!breakerSeries.has(endpointId)) {
+        if (breakerSeries.size >= MAX_BREAKER_SERIES) return;
+        breakerSeries.add(endpointId);
+      }
+      breakerState.set({ endpoint: endpointId }, state === 'open' ? 2 : 1);
+    },
+    trackQueues(queues: QueueLike[]) {
+      trackedQueues.push(...queues);
+    },
+  };
+}
+
+/** Counts and times every request, labelled by its route pattern (never the raw path). */
+export function httpMetrics(metrics: Metrics): RequestHandler {
+  return (req, res, next) => {
+    const end = metrics.httpDuration.startTimer();
+    res.on('finish', () => {
+      const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : req.baseUrl || 'unmatched';
+      const labels = { method: req.method, route: String(route), status: String(res.statusCode) };
+      metrics.httpRequests.inc(labels);
+      end(labels);
+    });
+    next();
+  };
+}
+
+export function metricsHandler(metrics: Metrics): RequestHandler {
+  return async (_req, res) => {
+    res.set('Content-Type', metrics.registry.contentType);
+    res.send(await metrics.registry.metrics());
+  };
+}

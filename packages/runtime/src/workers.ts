@@ -1,0 +1,45 @@
+import type { Job, Worker } from 'bullmq';
+import type { Logger } from '@trackway/logger';
+import type { Metrics } from './metrics';
+
+/** The ids that follow a postback from ingest through attribution to each delivery. */
+export function jobIds(job: Job | undefined): Record<string, string> {
+  const data = (job?.data ?? {}) as Record<string, unknown>;
+  const ids: Record<string, string> = {};
+  for (const [from, to] of [
+    ['postbackId', 'postback_id'],
+    ['eventId', 'event_id'],
+    ['deliveryId', 'delivery_id'],
+    ['endpointId', 'endpoint_id'],
+    ['clickId', 'click_id'],
+  ] as const) {
+    if (typeof data[from] === 'string') ids[to] = data[from] as string;
+  }
+  if (job?.queueName === 'events' && typeof data.id === 'string') ids.event_id = data.id;
+  return ids;
+}
+
+/**
+ * The one place listeners are attached: every worker gets error, failed, stalled and completed
+ * handlers, a log line per job and job metrics.
+ */
+export function registerWorker(worker: Worker, deps: { logger: Logger; metrics: Metrics }): Worker {
+  const { logger, metrics } = deps;
+  const queue = worker.name;
+  const observe = (job: Job, result: 'completed' | 'failed') => {
+    const seconds = job.finishedOn && job.processedOn ? (job.finishedOn - job.processedOn) / 1000 : 0;
+    metrics.jobDuration.observe({ queue, result }, seconds);
+    metrics.jobAttempts.observe({ queue, result }, job.attemptsMade);
+  };
+  worker.on('completed', (job) => {
+    observe(job, 'completed');
+    logger.info({ queue, job_id: job.id, attempts: job.attemptsMade, ...jobIds(job) }, 'job completed');
+  });
+  worker.on('failed', (job, error) => {
+    if (job) observe(job, 'failed');
+    logger.warn({ queue, job_id: job?.id, attempts: job?.attemptsMade, ...jobIds(job), err: error }, 'job failed');
+  });
+  worker.on('stalled', (jobId) => logger.warn({ queue, job_id: jobId }, 'job stalled'));
+  worker.on('error', (error) => logger.error({ queue, err: error }, 'worker error'));
+  return worker;
+}

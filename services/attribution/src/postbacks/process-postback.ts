@@ -1,0 +1,212 @@
+import type { ClickIdCodec } from '@trackway/clickid';
+import { Prisma, type PrismaClient, type Tx } from '@trackway/db';
+import {
+  type ConversionStatus,
+  Decimal,
+  type EventEnvelope,
+  type RuleHit,
+  commissionJson,
+  commissionStatusFor,
+  computePayout,
+  conversionJson,
+  createEvent,
+  decideRepeat,
+  evaluateFraud,
+  fraudFlagJson,
+  newId,
+} from '@trackway/domain';
+import { writeEvents } from '@trackway/outbox';
+import type { PostbackJob } from '@trackway/queues';
+
+export type PostbackOutcome = {
+  status: 'accepted' | 'duplicate' | 'rejected';
+  reason: string | null;
+  conversionId: string | null;
+  /** Set when the conversion entered a status (created or changed): for metrics. */
+  conversionStatus?: ConversionStatus;
+};
+
+export interface ProcessResult {
+  outcome: PostbackOutcome;
+  /** Events committed with the outcome, to publish after commit. Empty on a replayed job. */
+  events: EventEnvelope[];
+  /** True when an earlier run of this job had already committed the outcome. */
+  replayed: boolean;
+}
+
+/** A concurrent status change won the race: the job retries and decides again. */
+export class ConcurrentUpdateError extends Error {
+  override name = 'ConcurrentUpdateError';
+}
+
+/**
+ * Everything a postback causes, in one transaction: its outcome row, the conversion, the
+ * commission, fraud flags and outbox events. Idempotent by the postback id (a replay after
+ * commit finds the outcome row) and by the (advertiser, order_id, event) unique index.
+ */
+export async function processPostback(prisma: PrismaClient, clickIds: ClickIdCodec, job: PostbackJob): Promise<ProcessResult> {
+  const existing = await prisma.postback.findUnique({ where: { id: job.postbackId } });
+  if (existing) return { outcome: outcomeOf(existing), events: [], replayed: true };
+  try {
+    return await prisma.$transaction((tx) => attribute(tx, clickIds, job));
+  } catch (error) {
+    // Two copies of one job raced (a stalled job re-run): the other one committed the outcome.
+    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002' && String(error.meta?.modelName) === 'Postback') {
+      const row = await prisma.postback.findUniqueOrThrow({ where: { id: job.postbackId } });
+      return { outcome: outcomeOf(row), events: [], replayed: true };
+    }
+    throw error;
+  }
+}
+
+function outcomeOf(row: { status: PostbackOutcome['status']; reason: string | null; conversionId: string | null }): PostbackOutcome {
+  return { status: row.status, reason: row.reason, conversionId: row.conversionId };
+}
+
+async function attribute(tx: Tx, clickIds: ClickIdCodec, job: PostbackJob): Promise<ProcessResult> {
+  const receivedAt = new Date(job.receivedAt);
+  const click = clickIds.verify(job.clickId);
+  const offer = click ? await tx.offer.findUnique({ where: { id: click.offerId } }) : null;
+  const verdict = evaluateFraud({ click, offer, advertiserId: job.advertiserId, receivedAt, amount: job.amount });
+  const events: EventEnvelope[] = [];
+  const now = new Date();
+
+  const recordFlags = async (hits: RuleHit[], conversionId: string | null) => {
+    if (hits.length === 0) return [];
+    const rows = hits.map((hit) => ({
+      id: newId('fraudFlag'),
+      postbackId: job.postbackId,
+      conversionId,
+      rule: hit.rule,
+      details: hit.details,
+      createdAt: now,
+    }));
+    await tx.fraudFlag.createMany({ data: rows });
+    for (const row of rows) events.push(createEvent('fraud.flagged', { fraud_flag: fraudFlagJson(row) }, now));
+    return rows.map((r) => r.rule);
+  };
+
+  const finish = async (outcome: PostbackOutcome): Promise<ProcessResult> => {
+    await tx.postback.create({
+      data: {
+        id: job.postbackId,
+        advertiserId: job.advertiserId,
+        status: outcome.status,
+        reason: outcome.reason,
+        conversionId: outcome.conversionId,
+        params: paramsOf(job),
+        receivedAt,
+        processedAt: now,
+      },
+    });
+    await writeEvents(tx, events);
+    return { outcome, events, replayed: false };
+  };
+
+  if (verdict.rejection || !click || !offer) {
+    await recordFlags(verdict.hits, null);
+    return finish({ status: 'rejected', reason: verdict.rejection?.rule ?? 'unknown_click', conversionId: null });
+  }
+
+  const currency = job.currency ?? offer.currency;
+  const payout = computePayout(
+    offer.payoutType === 'fixed'
+      ? { type: 'fixed', amount: offer.payoutAmount ?? 0, currency: offer.currency }
+      : { type: 'percent', percent: offer.payoutPercent ?? 0 },
+    job.amount,
+    currency,
+  );
+  const held = verdict.hold !== null && job.status !== 'rejected';
+  const status: ConversionStatus = held ? 'pending' : job.status;
+
+  const [created] = await tx.conversion.createManyAndReturn({
+    data: [
+      {
+        id: newId('conversion'),
+        advertiserId: job.advertiserId,
+        offerId: offer.id,
+        affiliateId: click.affiliateId,
+        clickId: job.clickId,
+        orderId: job.orderId,
+        event: job.event,
+        status,
+        holdReason: held ? verdict.hold!.rule : null,
+        amount: job.amount,
+        currency,
+        payout: payout.amount.toString(),
+        payoutCurrency: payout.currency,
+        clickedAt: click.clickedAt,
+        createdAt: now,
+        updatedAt: now,
+      },
+    ],
+    // ON CONFLICT DO NOTHING on (advertiser_id, order_id, event): the unique index decides,
+    // so concurrent copies of one postback cannot both create a conversion.
+    skipDuplicates: true,
+  });
+
+  if (created) {
+    const flags = await recordFlags(verdict.hits, created.id);
+    const conversion = conversionJson(created, flags);
+    events.unshift(createEvent('conversion.created', { conversion }, now));
+    if (status !== 'pending') events.push(createEvent(`conversion.${status}`, { conversion, previous_status: null }, now));
+    if (payout.amount.gt(0) && status !== 'rejected') {
+      const commission = await tx.commission.create({
+        data: {
+          id: newId('commission'),
+          conversionId: created.id,
+          affiliateId: created.affiliateId,
+          amount: payout.amount.toString(),
+          currency: payout.currency,
+          status: commissionStatusFor(status),
+          createdAt: now,
+          updatedAt: now,
+        },
+      });
+      events.push(createEvent('commission.created', { commission: commissionJson(commission) }, now));
+    }
+    return finish({ status: 'accepted', reason: null, conversionId: created.id, conversionStatus: status });
+  }
+
+  // A repeat of an existing conversion: a duplicate, a status change, or an invalid transition.
+  const current = await tx.conversion.findUniqueOrThrow({
+    where: { advertiserId_orderId_event: { advertiserId: job.advertiserId, orderId: job.orderId, event: job.event } },
+  });
+  const decision = decideRepeat(current.status, job.status, current.holdReason);
+  if (decision.kind === 'duplicate') return finish({ status: 'duplicate', reason: null, conversionId: current.id });
+  if (decision.kind === 'invalid_transition') {
+    return finish({ status: 'rejected', reason: 'invalid_transition', conversionId: current.id });
+  }
+  // Compare-and-set on the status: a concurrent transition makes this a retry, never a lost update.
+  const { count } = await tx.conversion.updateMany({
+    where: { id: current.id, status: decision.from },
+    data: { status: decision.to, updatedAt: now },
+  });
+  if (count === 0) throw new ConcurrentUpdateError(`conversion ${current.id} changed concurrently`);
+  await applyCommissionStatus(tx, current.id, decision.to, now);
+  const updated = await tx.conversion.findUniqueOrThrow({ where: { id: current.id }, include: { fraudFlags: { select: { rule: true } } } });
+  events.push(
+    createEvent(
+      `conversion.${decision.to as 'approved' | 'rejected'}`,
+      { conversion: conversionJson(updated, updated.fraudFlags.map((f) => f.rule)), previous_status: decision.from },
+      now,
+    ),
+  );
+  return finish({ status: 'accepted', reason: null, conversionId: current.id, conversionStatus: decision.to });
+}
+
+/** A conversion's commission follows its status; a reversal voids it. */
+export async function applyCommissionStatus(tx: Tx, conversionId: string, status: ConversionStatus, now: Date): Promise<void> {
+  await tx.commission.updateMany({ where: { conversionId }, data: { status: commissionStatusFor(status), updatedAt: now } });
+}
+
+function paramsOf(job: PostbackJob) {
+  return {
+    click_id: job.clickId,
+    order_id: job.orderId,
+    amount: new Decimal(job.amount).toString(),
+    currency: job.currency ?? null,
+    status: job.status,
+    event: job.event,
+  };
+}

@@ -1,0 +1,77 @@
+import type { ClickIdCodec } from '@trackway/clickid';
+import type { PrismaClient } from '@trackway/db';
+import type { Logger } from '@trackway/logger';
+import { publishEvents, relayOutbox } from '@trackway/outbox';
+import { JOB_SCHEMAS, type JobPayloads, QUEUE, type QueueName, type TypedQueue } from '@trackway/queues';
+import { type Metrics, registerWorker } from '@trackway/runtime';
+import { type Job, type Processor, UnrecoverableError, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { ClickBatcher } from './clicks/click-batcher';
+import { processPostback } from './postbacks/process-postback';
+
+export const ATTRIBUTION_QUEUES = [QUEUE.postbacks, QUEUE.clicks, QUEUE.outbox] as const;
+export type AttributionQueue = (typeof ATTRIBUTION_QUEUES)[number];
+
+export interface AttributionDeps {
+  prisma: PrismaClient;
+  clickIds: ClickIdCodec;
+  eventsQueue: TypedQueue<'events'>;
+  connection: Redis;
+  prefix: string;
+  logger: Logger;
+  metrics: Metrics;
+  concurrency: { postbacks: number; clicks: number };
+  relayGraceMs?: number;
+}
+
+/** Parses a job's payload with its queue's schema; a payload that can never succeed is not retried. */
+export function payloadOf<N extends QueueName>(queue: N, job: Job): JobPayloads[N] {
+  const result = JOB_SCHEMAS[queue].safeParse(job.data);
+  if (!result.success) throw new UnrecoverableError(`invalid ${queue} payload: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return result.data as JobPayloads[N];
+}
+
+export function createHandlers(deps: AttributionDeps) {
+  const { prisma, clickIds, eventsQueue, logger, metrics } = deps;
+  const clicks = new ClickBatcher(prisma);
+  return {
+    handlers: {
+      postbacks: async (job) => {
+        const payload = payloadOf('postbacks', job);
+        const { outcome, events, replayed } = await processPostback(prisma, clickIds, payload);
+        if (!replayed) {
+          metrics.postbacks.inc({ stage: 'attribution', outcome: outcome.status, reason: outcome.reason ?? '' });
+          if (outcome.conversionStatus) metrics.conversions.inc({ status: outcome.conversionStatus });
+        }
+        try {
+          await publishEvents(prisma, eventsQueue, events);
+        } catch (error) {
+          // Committed but not enqueued: the outbox relay publishes these events later.
+          logger.warn({ err: error, postback_id: payload.postbackId }, 'events left for the outbox relay');
+        }
+        return { status: outcome.status, reason: outcome.reason, conversion_id: outcome.conversionId };
+      },
+      clicks: async (job) => {
+        await clicks.add(payloadOf('clicks', job));
+        metrics.clicks.inc({ outcome: 'recorded' });
+      },
+      outbox: async () => ({ published: await relayOutbox(prisma, eventsQueue, { graceMs: deps.relayGraceMs }) }),
+    } satisfies Record<AttributionQueue, Processor>,
+    flushClicks: () => clicks.flush(),
+  };
+}
+
+export function createWorkers(deps: AttributionDeps, queues: readonly AttributionQueue[] = ATTRIBUTION_QUEUES): Worker[] {
+  const { handlers } = createHandlers(deps);
+  const concurrency: Record<AttributionQueue, number> = {
+    postbacks: deps.concurrency.postbacks,
+    clicks: deps.concurrency.clicks,
+    outbox: 1,
+  };
+  return queues.map((name) =>
+    registerWorker(
+      new Worker(name, handlers[name], { connection: deps.connection, prefix: deps.prefix, concurrency: concurrency[name] }),
+      deps,
+    ),
+  );
+}

@@ -1,0 +1,134 @@
+import { CONVERSION_STATUSES, type ConversionStatus, MONEY_PATTERN } from '@trackway/domain';
+import type { FieldErrors } from '@trackway/http';
+
+/**
+ * Parameter names advertisers already send, mapped to Trackway's. The README's alias table is
+ * this object; keep them in step.
+ */
+export const POSTBACK_ALIASES = {
+  click_id: ['transaction_id', 'clickid', 'cid', 'click'],
+  order_id: ['adv_sub', 'txid', 'tid', 'order', 'orderid'],
+  amount: ['payout', 'revenue', 'sale_amount', 'value'],
+  currency: ['cur', 'currency_code'],
+  status: ['conversion_status'],
+  event: ['goal', 'event_name'],
+  key: [],
+} as const satisfies Record<string, readonly string[]>;
+
+export type PostbackField = keyof typeof POSTBACK_ALIASES;
+
+export interface PostbackInput {
+  clickId: string;
+  orderId: string;
+  amount: string;
+  currency?: string;
+  status: ConversionStatus;
+  event: string;
+}
+
+const CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
+const CLICK_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const EVENT = /^[A-Za-z0-9_.:-]{1,64}$/;
+// Printable text only: control characters in an order reference are a broken integration.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+type Raw = Record<string, unknown>;
+
+/**
+ * Collects canonical fields from query and body, under any alias. A parameter given twice (in
+ * the query, or under two names with different values) is an error, not a guess.
+ */
+export function collectParams(sources: Raw[]): { values: Partial<Record<PostbackField, unknown>>; fields: FieldErrors } {
+  const values: Partial<Record<PostbackField, unknown>> = {};
+  const seenAs: Partial<Record<PostbackField, string>> = {};
+  const fields: FieldErrors = {};
+  for (const [field, aliases] of Object.entries(POSTBACK_ALIASES) as [PostbackField, readonly string[]][]) {
+    for (const source of sources) {
+      for (const name of [field, ...aliases]) {
+        if (!Object.prototype.hasOwnProperty.call(source, name)) continue;
+        const value = source[name];
+        if (Array.isArray(value)) {
+          fields[field] = `given more than once (as ${name})`;
+          continue;
+        }
+        if (seenAs[field] !== undefined && !sameValue(values[field], value)) {
+          fields[field] = `given more than once with different values (as ${seenAs[field]} and ${name})`;
+          continue;
+        }
+        seenAs[field] ??= name;
+        values[field] = value;
+      }
+    }
+  }
+  return { values, fields };
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  return a === b || (a !== undefined && b !== undefined && String(a) === String(b));
+}
+
+function asText(value: unknown): string | undefined {
+  if (typeof value === 'string') return value.trim();
+  // JSON numbers are accepted for amounts; their shortest round-trip text is what was sent.
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  return undefined;
+}
+
+export function validatePostback(values: Partial<Record<PostbackField, unknown>>, fields: FieldErrors): PostbackInput | null {
+  const text = (field: PostbackField): string | undefined => {
+    const value = values[field];
+    if (value === undefined || value === null || value === '') return undefined;
+    const str = asText(value);
+    if (str === undefined) fields[field] ??= 'must be a string';
+    return str;
+  };
+
+  const clickId = text('click_id');
+  if (!fields.click_id) {
+    if (!clickId) fields.click_id = 'is required';
+    else if (!CLICK_ID.test(clickId)) {
+      fields.click_id = clickId.includes('{')
+        ? 'is not a click ID: the {click_id} macro was sent unreplaced'
+        : 'is not a click ID (URL-safe characters, at most 64)';
+    }
+  }
+
+  const orderId = text('order_id');
+  if (!fields.order_id) {
+    if (!orderId) fields.order_id = 'is required';
+    else if (orderId.length > 255) fields.order_id = 'must be at most 255 characters';
+    else if (CONTROL.test(orderId)) fields.order_id = 'must not contain control characters';
+  }
+
+  let amount = text('amount') ?? '0';
+  if (!fields.amount) {
+    if (/^-/.test(amount)) fields.amount = 'must not be negative';
+    else if (!/^\d+(\.\d+)?$/.test(amount)) fields.amount = 'must be a decimal number such as 49.90';
+    else if (!MONEY_PATTERN.test(amount)) fields.amount = 'must have at most 14 digits before the point and 4 after';
+    else amount = normalizeDecimal(amount);
+  }
+
+  const currencyRaw = text('currency');
+  const currency = currencyRaw?.toUpperCase();
+  if (!fields.currency && currency !== undefined && !(/^[A-Z]{3}$/.test(currency) && CURRENCIES.has(currency))) {
+    fields.currency = 'must be an ISO 4217 currency code such as USD';
+  }
+
+  const statusRaw = (text('status') ?? 'approved').toLowerCase();
+  if (!fields.status && !(CONVERSION_STATUSES as readonly string[]).includes(statusRaw)) {
+    fields.status = `must be one of ${CONVERSION_STATUSES.join(', ')}`;
+  }
+
+  const event = text('event') ?? 'conversion';
+  if (!fields.event && !EVENT.test(event)) fields.event = 'must be 1-64 letters, digits, or _ . : -';
+
+  if (Object.keys(fields).length > 0) return null;
+  return { clickId: clickId!, orderId: orderId!, amount, currency, status: statusRaw as ConversionStatus, event };
+}
+
+function normalizeDecimal(value: string): string {
+  const [int, frac] = value.split('.');
+  const intPart = int.replace(/^0+(?=\d)/, '');
+  return frac ? `${intPart}.${frac}` : intPart;
+}

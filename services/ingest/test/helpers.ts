@@ -1,0 +1,51 @@
+import { createClickIdCodec } from '@trackway/clickid';
+import { createQueue, createProducerConnection } from '@trackway/queues';
+import { createMetrics } from '@trackway/runtime';
+import { TEST_REDIS_URL, type TestDatabase, createTestDatabase, deleteRedisPrefix, randomPrefix } from '@trackway/testing';
+import pino from 'pino';
+import { createApp } from '../src/app';
+import { createLookups } from '../src/lookups';
+
+export const CLICK_SECRET = 'test-click-secret-0123456789abcdef0123456789';
+
+export interface IngestHarness {
+  db: TestDatabase;
+  prefix: string;
+  app: ReturnType<typeof createApp>;
+  queues: { postbacks: ReturnType<typeof createQueue<'postbacks'>>; clicks: ReturnType<typeof createQueue<'clicks'>> };
+  clickIds: ReturnType<typeof createClickIdCodec>;
+  close(): Promise<void>;
+}
+
+export async function startIngest(options: { redisUrl?: string } = {}): Promise<IngestHarness> {
+  const db = await createTestDatabase();
+  const prefix = randomPrefix();
+  const redis = createProducerConnection(options.redisUrl ?? TEST_REDIS_URL);
+  redis.on('error', () => undefined);
+  const queues = { postbacks: createQueue('postbacks', redis, prefix), clicks: createQueue('clicks', redis, prefix) };
+  queues.postbacks.on('error', () => undefined);
+  queues.clicks.on('error', () => undefined);
+  const clickIds = createClickIdCodec(CLICK_SECRET);
+  const app = createApp({
+    queues,
+    redis,
+    lookups: createLookups(db.prisma),
+    clickIds,
+    logger: pino({ level: 'silent' }),
+    metrics: createMetrics('ingest'),
+    health: { accepting: true, checks: {} },
+  });
+  return {
+    db,
+    prefix,
+    app,
+    queues,
+    clickIds,
+    async close() {
+      await Promise.all([queues.postbacks.close(), queues.clicks.close()]);
+      redis.disconnect();
+      await deleteRedisPrefix(prefix);
+      await db.drop();
+    },
+  };
+}

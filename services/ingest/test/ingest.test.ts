@@ -1,0 +1,215 @@
+import { createFixture, type Fixture } from '@trackway/testing';
+import fc from 'fast-check';
+import request from 'supertest';
+import { POSTBACK_ALIASES } from '../src/postback-input';
+import { type IngestHarness, startIngest } from './helpers';
+
+let h: IngestHarness;
+let fx: Fixture;
+let clickId: string;
+
+beforeAll(async () => {
+  h = await startIngest();
+  fx = await createFixture(h.db.prisma, { destinationUrl: 'https://shop.example/land?c={click_id}&s={sub1}' });
+  clickId = h.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId });
+});
+afterAll(() => h.close());
+
+const expectEnvelope = (body: { error?: { code?: unknown; message?: unknown } }) => {
+  expect(typeof body.error?.code).toBe('string');
+  expect(typeof body.error?.message).toBe('string');
+};
+
+describe('GET /click', () => {
+  it('redirects to the destination with a verifiable click ID in the {click_id} macro and queues the click', async () => {
+    const res = await request(h.app).get(`/click?offer_id=${fx.offerId}&affiliate_id=${fx.affiliateId}&sub1=a b&sub2=x`).expect(302);
+    const location = new URL(res.headers.location);
+    expect(location.origin + location.pathname).toBe('https://shop.example/land');
+    expect(location.searchParams.get('s')).toBe('a b');
+    const id = location.searchParams.get('c')!;
+    expect(id.length).toBeLessThanOrEqual(64);
+    expect(id).toMatch(/^[A-Za-z0-9_-]+$/);
+    expect(h.clickIds.verify(id)).toMatchObject({ offerId: fx.offerId, affiliateId: fx.affiliateId });
+    const job = await waitForJob(h, id);
+    expect(job.data).toMatchObject({ clickId: id, offerId: fx.offerId, affiliateId: fx.affiliateId, subs: { sub1: 'a b', sub2: 'x' } });
+  });
+
+  it('appends click_id when the destination has no macro', async () => {
+    const other = await createFixture(h.db.prisma, { destinationUrl: 'https://shop.example/p?x=1#top' });
+    const res = await request(h.app).get(`/click?offer_id=${other.offerId}&affiliate_id=${other.affiliateId}`).expect(302);
+    expect(res.headers.location).toMatch(/^https:\/\/shop\.example\/p\?x=1&click_id=[A-Za-z0-9_-]{42}#top$/);
+  });
+
+  it('answers 404 with the envelope, not a redirect, for an unknown or inactive offer or affiliate', async () => {
+    const unknownOffer = await request(h.app).get(`/click?offer_id=999999&affiliate_id=${fx.affiliateId}`).expect(404);
+    expectEnvelope(unknownOffer.body);
+    expect(unknownOffer.headers.location).toBeUndefined();
+    await h.db.prisma.affiliate.update({ where: { id: fx.affiliateId }, data: { status: 'inactive' } });
+    const inactive = await createFixture(h.db.prisma);
+    await h.db.prisma.affiliate.update({ where: { id: inactive.affiliateId }, data: { status: 'inactive' } });
+    const res = await request(h.app).get(`/click?offer_id=${inactive.offerId}&affiliate_id=${inactive.affiliateId}`).expect(404);
+    expect(res.body.error.code).toBe('affiliate_not_found');
+    await h.db.prisma.affiliate.update({ where: { id: fx.affiliateId }, data: { status: 'active' } });
+  });
+
+  it('rejects missing and malformed ids with 400 naming each field', async () => {
+    const res = await request(h.app).get('/click?offer_id=abc').expect(400);
+    expect(res.body.error.fields).toEqual({ offer_id: 'must be a positive integer', affiliate_id: 'is required' });
+  });
+});
+
+describe('/postback', () => {
+  it('answers 202 with a postback id only once the job is in Redis (GET)', async () => {
+    const res = await request(h.app)
+      .get('/postback')
+      .query({ click_id: clickId, order_id: 'ORD-1', amount: '49.90', currency: 'eur', key: fx.postbackKey })
+      .expect(202);
+    expect(res.body).toEqual({ postback_id: expect.stringMatching(/^pb_[0-9A-Z]{26}$/), status: 'queued' });
+    const job = await h.queues.postbacks.getJob(res.body.postback_id);
+    expect(job?.data).toMatchObject({
+      postbackId: res.body.postback_id,
+      advertiserId: fx.advertiserId,
+      clickId,
+      orderId: 'ORD-1',
+      amount: '49.90',
+      currency: 'EUR',
+      status: 'approved',
+      event: 'conversion',
+    });
+  });
+
+  it('accepts JSON and form bodies, and the key in the X-Postback-Key header', async () => {
+    const json = await request(h.app)
+      .post('/postback')
+      .set('X-Postback-Key', fx.postbackKey)
+      .send({ click_id: clickId, order_id: 'ORD-J', amount: 12.5, status: 'pending', event: 'sale' })
+      .expect(202);
+    expect((await h.queues.postbacks.getJob(json.body.postback_id))?.data).toMatchObject({ amount: '12.5', status: 'pending', event: 'sale' });
+    const form = await request(h.app)
+      .post('/postback')
+      .type('form')
+      .send(`click_id=${clickId}&order_id=ORD-F&amount=0.10&key=${fx.postbackKey}`)
+      .expect(202);
+    expect((await h.queues.postbacks.getJob(form.body.postback_id))?.data).toMatchObject({ orderId: 'ORD-F', amount: '0.10' });
+  });
+
+  it.each(
+    Object.entries(POSTBACK_ALIASES).flatMap(([field, aliases]) => aliases.map((alias) => [alias, field] as const)),
+  )('accepts the alias %s for %s', async (alias, field) => {
+    const sample: Record<string, string> = { click_id: clickId, order_id: `ALIAS-${alias}`, amount: '7.25', currency: 'GBP', status: 'pending', event: 'lead' };
+    const params: Record<string, string> = { ...sample, key: fx.postbackKey };
+    delete params[field];
+    params[alias] = sample[field];
+    const res = await request(h.app).get('/postback').query(params).expect(202);
+    const data = (await h.queues.postbacks.getJob(res.body.postback_id))!.data;
+    const canonical: Record<string, string | undefined> = {
+      click_id: data.clickId,
+      order_id: data.orderId,
+      amount: data.amount,
+      currency: data.currency,
+      status: data.status,
+      event: data.event,
+    };
+    expect(canonical[field]).toBe(sample[field]);
+  });
+
+  it('answers 401 for a missing or unknown key', async () => {
+    const missing = await request(h.app).get('/postback').query({ click_id: clickId, order_id: 'X' }).expect(401);
+    expectEnvelope(missing.body);
+    const unknown = await request(h.app).get('/postback').query({ click_id: clickId, order_id: 'X', key: 'pk_nope' }).expect(401);
+    expect(unknown.body.error.code).toBe('unauthorized');
+  });
+
+  it('answers 413 for a body over 16 KiB', async () => {
+    const res = await request(h.app)
+      .post('/postback')
+      .set('X-Postback-Key', fx.postbackKey)
+      .send({ click_id: clickId, order_id: 'BIG', note: 'x'.repeat(17 * 1024) })
+      .expect(413);
+    expectEnvelope(res.body);
+  });
+
+  const long = 'x'.repeat(10 * 1024);
+  const bad: Array<[string, Record<string, unknown>, number, string[]]> = [
+    ['nothing', {}, 400, ['click_id', 'order_id']],
+    ['missing click_id', { click_id: undefined }, 400, ['click_id']],
+    ['missing order_id', { order_id: undefined }, 400, ['order_id']],
+    ['negative amount', { amount: '-1' }, 400, ['amount']],
+    ['non-numeric amount', { amount: 'ten' }, 400, ['amount']],
+    ['exponent amount', { amount: '1e5' }, 400, ['amount']],
+    ['huge amount', { amount: '1'.repeat(20) }, 400, ['amount']],
+    ['too many decimals', { amount: '1.123456' }, 400, ['amount']],
+    ['SQL in amount', { amount: "1; DROP TABLE conversions;--" }, 400, ['amount']],
+    ['SQL in currency', { currency: "' OR 1=1 --" }, 400, ['currency']],
+    ['unknown currency', { currency: 'XYZ' }, 400, ['currency']],
+    ['bad status', { status: 'paid' }, 400, ['status']],
+    ['SQL in status', { status: "approved'; --" }, 400, ['status']],
+    ['10 KB order_id', { order_id: long }, 400, ['order_id']],
+    ['10 KB click_id', { click_id: long }, 400, ['click_id']],
+    ['unicode click_id', { click_id: 'клик🙂' }, 400, ['click_id']],
+    ['unreplaced macro', { click_id: '{click_id}' }, 400, ['click_id']],
+    ['control characters', { order_id: 'A\u0000B' }, 400, ['order_id']],
+    ['bad event', { event: 'a b' }, 400, ['event']],
+    ['alias conflict', { click_id: 'aaa', cid: 'bbb' }, 400, ['click_id']],
+  ];
+  it.each(bad)('rejects %s with 4xx and the envelope naming the bad fields', async (_name, override, status, badFields) => {
+    const base = Object.keys(override).length === 0 ? {} : { click_id: clickId, order_id: 'ORD-BAD' };
+    const params = Object.fromEntries(Object.entries({ ...base, ...override, key: fx.postbackKey }).filter(([, v]) => v !== undefined));
+    const res = await request(h.app).get('/postback').query(params).expect(status);
+    expectEnvelope(res.body);
+    expect(Object.keys(res.body.error.fields).sort()).toEqual([...badFields].sort());
+  });
+
+  it('rejects duplicated parameters, wrong content types, non-object JSON and malformed JSON', async () => {
+    const dup = await request(h.app).get(`/postback?click_id=${clickId}&order_id=A&order_id=B&key=${fx.postbackKey}`).expect(400);
+    expect(dup.body.error.fields.order_id).toMatch(/more than once/);
+    const xml = await request(h.app).post('/postback').set('X-Postback-Key', fx.postbackKey).set('Content-Type', 'application/xml').send('<a/>').expect(415);
+    expectEnvelope(xml.body);
+    const text = await request(h.app).post('/postback').set('X-Postback-Key', fx.postbackKey).set('Content-Type', 'text/plain').send('hi').expect(415);
+    expectEnvelope(text.body);
+    const array = await request(h.app).post('/postback').set('X-Postback-Key', fx.postbackKey).send([1, 2]).expect(400);
+    expectEnvelope(array.body);
+    const broken = await request(h.app).post('/postback').set('X-Postback-Key', fx.postbackKey).set('Content-Type', 'application/json').send('{"click_id":').expect(400);
+    expect(broken.body.error.code).toBe('malformed_body');
+    const obj = await request(h.app).post('/postback').set('X-Postback-Key', fx.postbackKey).send({ click_id: { $gt: '' }, order_id: ['a'] }).expect(400);
+    expect(Object.keys(obj.body.error.fields).sort()).toEqual(['click_id', 'order_id']);
+  });
+
+  it('stores SQL-looking order references verbatim: they are data, not an error', async () => {
+    const orderId = "x'); DROP TABLE conversions; --";
+    const res = await request(h.app).get('/postback').query({ click_id: clickId, order_id: orderId, key: fx.postbackKey }).expect(202);
+    expect((await h.queues.postbacks.getJob(res.body.postback_id))?.data.orderId).toBe(orderId);
+  });
+
+  it('never answers 5xx, whatever the query string (property test)', async () => {
+    const names = ['click_id', 'cid', 'order_id', 'txid', 'amount', 'payout', 'currency', 'status', 'event', 'key', 'x'];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.constantFrom(...names), fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.constantFrom('-1', '1e9', '0.00001', 'NaN', '%', '{click_id}'))), { maxLength: 8 }),
+        async (pairs) => {
+          const qs = pairs.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&');
+          const res = await request(h.app).get(`/postback?${qs}&key=${fx.postbackKey}`);
+          expect(res.status).toBeGreaterThanOrEqual(200);
+          expect(res.status).toBeLessThan(500);
+          if (res.status >= 400) expectEnvelope(res.body);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  it('answers 405 for other methods and 404 with the envelope for unknown paths', async () => {
+    await request(h.app).put('/postback').expect(405);
+    const res = await request(h.app).get('/nope').expect(404);
+    expectEnvelope(res.body);
+  });
+});
+
+async function waitForJob(harness: IngestHarness, id: string) {
+  for (let i = 0; i < 100; i++) {
+    const job = await harness.queues.clicks.getJob(id);
+    if (job) return job;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`click job ${id} never appeared`);
+}
