@@ -1,8 +1,8 @@
+import { createLogger } from '@trackway/logger';
 import { createClickIdCodec } from '@trackway/clickid';
 import { createQueue, createProducerConnection } from '@trackway/queues';
 import { createMetrics } from '@trackway/runtime';
 import { TEST_REDIS_URL, type TestDatabase, createTestDatabase, deleteRedisPrefix, randomPrefix } from '@trackway/testing';
-import pino from 'pino';
 import { createApp } from '../src/app';
 import { createLookups } from '../src/lookups';
 
@@ -31,7 +31,7 @@ export async function startIngest(options: { redisUrl?: string } = {}): Promise<
     redis,
     lookups: createLookups(db.prisma),
     clickIds,
-    logger: pino({ level: 'silent' }),
+    logger: createLogger({ service: 'test', level: 'silent' }),
     metrics: createMetrics('ingest'),
     health: { accepting: true, checks: {} },
   });

@@ -15,6 +15,7 @@ import {
   fraudFlagJson,
   newId,
 } from '@trackway/domain';
+import { transitionConversion } from '@trackway/ledger';
 import { writeEvents } from '@trackway/outbox';
 import type { PostbackJob } from '@trackway/queues';
 
@@ -32,11 +33,6 @@ export interface ProcessResult {
   events: EventEnvelope[];
   /** True when an earlier run of this job had already committed the outcome. */
   replayed: boolean;
-}
-
-/** A concurrent status change won the race: the job retries and decides again. */
-export class ConcurrentUpdateError extends Error {
-  override name = 'ConcurrentUpdateError';
 }
 
 /**
@@ -177,27 +173,9 @@ async function attribute(tx: Tx, clickIds: ClickIdCodec, job: PostbackJob): Prom
   if (decision.kind === 'invalid_transition') {
     return finish({ status: 'rejected', reason: 'invalid_transition', conversionId: current.id });
   }
-  // Compare-and-set on the status: a concurrent transition makes this a retry, never a lost update.
-  const { count } = await tx.conversion.updateMany({
-    where: { id: current.id, status: decision.from },
-    data: { status: decision.to, updatedAt: now },
-  });
-  if (count === 0) throw new ConcurrentUpdateError(`conversion ${current.id} changed concurrently`);
-  await applyCommissionStatus(tx, current.id, decision.to, now);
-  const updated = await tx.conversion.findUniqueOrThrow({ where: { id: current.id }, include: { fraudFlags: { select: { rule: true } } } });
-  events.push(
-    createEvent(
-      `conversion.${decision.to as 'approved' | 'rejected'}`,
-      { conversion: conversionJson(updated, updated.fraudFlags.map((f) => f.rule)), previous_status: decision.from },
-      now,
-    ),
-  );
+  // A concurrent transition makes this job retry (ConcurrentUpdateError), never a lost update.
+  events.push(...(await transitionConversion(tx, { id: current.id, from: decision.from, to: decision.to as 'approved' | 'rejected' }, now)));
   return finish({ status: 'accepted', reason: null, conversionId: current.id, conversionStatus: decision.to });
-}
-
-/** A conversion's commission follows its status; a reversal voids it. */
-export async function applyCommissionStatus(tx: Tx, conversionId: string, status: ConversionStatus, now: Date): Promise<void> {
-  await tx.commission.updateMany({ where: { conversionId }, data: { status: commissionStatusFor(status), updatedAt: now } });
 }
 
 function paramsOf(job: PostbackJob) {

@@ -1,0 +1,42 @@
+import { errorHandler, notFoundHandler } from '@trackway/http';
+import { healthRouter, httpMetrics, metricsHandler } from '@trackway/runtime';
+import express, { type Express, Router } from 'express';
+import { pinoHttp } from 'pino-http';
+import { requireAdmin } from './auth';
+import type { ApiDeps } from './deps';
+import { advertisersRouter, affiliatesRouter } from './routes/advertisers';
+import { conversionsRouter } from './routes/conversions';
+import { offersRouter } from './routes/offers';
+import { postbacksRouter } from './routes/postbacks';
+
+export type { ApiDeps };
+
+export function createApp(deps: ApiDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', true);
+  app.use(httpMetrics(deps.metrics));
+  app.use(healthRouter(deps.health));
+  app.get('/metrics', metricsHandler(deps.metrics));
+  app.use(
+    pinoHttp({
+      logger: deps.logger,
+      autoLogging: { ignore: (req) => req.url === '/metrics' || req.url?.startsWith('/healthz') || req.url?.startsWith('/readyz') || false },
+      serializers: { req: (req) => ({ method: req.method, url: req.url }) },
+    }),
+  );
+
+  const v1 = Router();
+  v1.use(requireAdmin(deps.verifier));
+  v1.use(express.json({ limit: '100kb' }));
+  v1.use('/advertisers', advertisersRouter(deps));
+  v1.use('/affiliates', affiliatesRouter(deps));
+  v1.use('/offers', offersRouter(deps));
+  v1.use('/conversions', conversionsRouter(deps));
+  v1.use('/postbacks', postbacksRouter(deps));
+  app.use('/v1', v1);
+
+  app.use(notFoundHandler);
+  app.use(errorHandler({ onServerError: (error) => deps.logger.error({ err: error }, 'unhandled error') }));
+  return app;
+}

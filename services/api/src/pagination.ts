@@ -1,0 +1,33 @@
+import { badRequest } from '@trackway/http';
+import { z } from 'zod';
+
+export const DEFAULT_LIMIT = 50;
+export const MAX_LIMIT = 200;
+
+export const pageQuery = {
+  cursor: z.string().max(200).optional(),
+  limit: z.coerce.number().int().min(1).max(MAX_LIMIT).default(DEFAULT_LIMIT),
+};
+
+// Cursors are opaque to clients: the last id of the page, base64url-encoded.
+export function encodeCursor(id: string | number): string {
+  return Buffer.from(JSON.stringify({ id }), 'utf8').toString('base64url');
+}
+
+export function decodeCursor<T extends string | number>(cursor: string | undefined, kind: 'int' | 'string'): T | undefined {
+  if (cursor === undefined) return undefined;
+  try {
+    const { id } = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { id: unknown };
+    if (kind === 'int' ? Number.isInteger(id) : typeof id === 'string') return id as T;
+  } catch {
+    // fall through to the 400 below
+  }
+  throw badRequest({ cursor: 'is not a cursor this API returned' });
+}
+
+/** Keyset pagination, newest first: fetch limit + 1 rows to know whether there is a next page. */
+export function page<R extends { id: string | number }, J>(rows: R[], limit: number, toJson: (row: R) => J) {
+  const more = rows.length > limit;
+  const data = (more ? rows.slice(0, limit) : rows).map(toJson);
+  return { data, next_cursor: more ? encodeCursor(rows[limit - 1].id) : null };
+}

@@ -1,0 +1,83 @@
+import { notFound, parseInput } from '@trackway/http';
+import type { InvalidationKind } from '@trackway/queues';
+import { Router } from 'express';
+import { z } from 'zod';
+import type { ApiDeps } from '../deps';
+import { decodeCursor, page, pageQuery } from '../pagination';
+import { intId } from './params';
+
+export type EntityRow = { id: number; name: string; status: string; createdAt: Date; updatedAt: Date };
+type Status = 'active' | 'inactive';
+
+// The slice of a Prisma delegate that advertisers and affiliates share.
+interface EntityDelegate {
+  create(args: { data: never }): Promise<EntityRow>;
+  findMany(args: { where: { status?: Status; id?: { lt: number } }; orderBy: { id: 'desc' }; take: number }): Promise<EntityRow[]>;
+  findUnique(args: { where: { id: number } }): Promise<EntityRow | null>;
+  findUniqueOrThrow(args: { where: { id: number } }): Promise<EntityRow>;
+  updateMany(args: { where: { id: number }; data: Record<string, unknown> }): Promise<{ count: number }>;
+}
+
+export const entityJson = (a: EntityRow) => ({
+  id: a.id,
+  name: a.name,
+  status: a.status,
+  created_at: a.createdAt.toISOString(),
+  updated_at: a.updatedAt.toISOString(),
+});
+
+const name = z.string().trim().min(1, 'is required').max(200);
+const createSchema = z.strictObject({ name });
+const updateSchema = z.strictObject({ name: name.optional(), status: z.enum(['active', 'inactive']).optional() });
+const listSchema = z.object({ ...pageQuery, status: z.enum(['active', 'inactive']).optional() });
+
+/** Create, list, get and update for a named entity (advertisers, affiliates). */
+export function namedEntityRouter(
+  { invalidate }: ApiDeps,
+  config: {
+    what: string;
+    kind: InvalidationKind;
+    delegate: EntityDelegate;
+    /** Extra columns for a new row, and extra fields shown once in the 201 response. */
+    onCreate?: () => { data: Record<string, unknown>; shown: Record<string, unknown> };
+  },
+): Router & { update: (id: number, data: Record<string, unknown>) => Promise<EntityRow> } {
+  const { what, kind, delegate } = config;
+  const router = Router();
+  const update = async (id: number, data: Record<string, unknown>) => {
+    const { count } = await delegate.updateMany({ where: { id }, data });
+    if (count === 0) throw notFound(what);
+    await invalidate(kind, id);
+    return delegate.findUniqueOrThrow({ where: { id } });
+  };
+
+  router.post('/', async (req, res) => {
+    const input = parseInput(createSchema, req.body);
+    const extra = config.onCreate?.() ?? { data: {}, shown: {} };
+    const row = await delegate.create({ data: { name: input.name, ...extra.data } as never });
+    res.status(201).json({ ...entityJson(row), ...extra.shown });
+  });
+
+  router.get('/', async (req, res) => {
+    const q = parseInput(listSchema, req.query);
+    const cursor = decodeCursor<number>(q.cursor, 'int');
+    const rows = await delegate.findMany({
+      where: { status: q.status, id: cursor === undefined ? undefined : { lt: cursor } },
+      orderBy: { id: 'desc' },
+      take: q.limit + 1,
+    });
+    res.json(page(rows, q.limit, entityJson));
+  });
+
+  router.get('/:id', async (req, res) => {
+    const row = await delegate.findUnique({ where: { id: intId(req.params.id, what) } });
+    if (!row) throw notFound(what);
+    res.json(entityJson(row));
+  });
+
+  router.patch('/:id', async (req, res) => {
+    res.json(entityJson(await update(intId(req.params.id, what), parseInput(updateSchema, req.body))));
+  });
+
+  return Object.assign(router, { update });
+}

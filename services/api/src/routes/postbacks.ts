@@ -1,0 +1,44 @@
+import { notFound } from '@trackway/http';
+import { Router } from 'express';
+import type { ApiDeps } from '../deps';
+import { prefixedId } from './params';
+
+/**
+ * A postback's outcome, so an advertiser can see why it did not count. Until the attribution
+ * worker has written the outcome row, the job in Redis answers: "queued".
+ */
+export function postbacksRouter({ prisma, queues }: ApiDeps): Router {
+  const router = Router();
+  router.get('/:id', async (req, res) => {
+    const id = prefixedId(req.params.id, 'pb', 'Postback');
+    const row = await prisma.postback.findUnique({ where: { id } });
+    if (row) {
+      res.json({
+        id: row.id,
+        status: row.status,
+        reason: row.reason,
+        conversion_id: row.conversionId,
+        advertiser_id: row.advertiserId,
+        params: row.params,
+        received_at: row.receivedAt.toISOString(),
+        processed_at: row.processedAt.toISOString(),
+      });
+      return;
+    }
+    const job = await queues.postbacks.getJob(id);
+    if (!job) throw notFound('Postback');
+    const state = await job.getState();
+    res.json({
+      id,
+      status: 'queued',
+      // Why it is still queued, when there is a reason: a failed attempt awaiting retry, or
+      // retries exhausted (the job can be retried from Bull Board).
+      reason: state === 'failed' ? 'processing_failed' : job.attemptsMade > 0 ? 'retrying' : null,
+      conversion_id: null,
+      advertiser_id: job.data.advertiserId,
+      received_at: job.data.receivedAt,
+      processed_at: null,
+    });
+  });
+  return router;
+}

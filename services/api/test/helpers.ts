@@ -1,0 +1,52 @@
+import { createLogger } from '@trackway/logger';
+import { createQueues, createProducerConnection } from '@trackway/queues';
+import { createMetrics } from '@trackway/runtime';
+import { TEST_REDIS_URL, type TestDatabase, createTestDatabase, deleteRedisPrefix, randomPrefix } from '@trackway/testing';
+import { createApp } from '../src/app';
+import { type AuthConfig, createVerifier, signAdminToken } from '../src/auth';
+
+export const ADMIN_SECRET = 'api-test-admin-secret-0123456789abcdef0123456';
+
+export interface ApiHarness {
+  db: TestDatabase;
+  prefix: string;
+  app: ReturnType<typeof createApp>;
+  queues: ReturnType<typeof createQueues>;
+  invalidations: Array<[string, string | number | undefined]>;
+  token: string;
+  auth: { Authorization: string };
+  close(): Promise<void>;
+}
+
+export async function startApi(auth: AuthConfig = { secret: ADMIN_SECRET }, db?: TestDatabase): Promise<ApiHarness> {
+  const database = db ?? (await createTestDatabase());
+  const prefix = randomPrefix();
+  const redis = createProducerConnection(TEST_REDIS_URL);
+  const queues = createQueues(redis, prefix);
+  const invalidations: Array<[string, string | number | undefined]> = [];
+  const app = createApp({
+    prisma: database.prisma,
+    queues,
+    invalidate: async (kind, id) => void invalidations.push([kind, id]),
+    verifier: createVerifier(auth),
+    logger: createLogger({ service: 'test', level: 'silent' }),
+    metrics: createMetrics('api'),
+    health: { accepting: true, checks: {} },
+  });
+  const token = await signAdminToken(ADMIN_SECRET);
+  return {
+    db: database,
+    prefix,
+    app,
+    queues,
+    invalidations,
+    token,
+    auth: { Authorization: `Bearer ${token}` },
+    async close() {
+      await Promise.all(Object.values(queues).map((q) => q.close()));
+      redis.disconnect();
+      await deleteRedisPrefix(prefix);
+      if (!db) await database.drop();
+    },
+  };
+}

@@ -1,0 +1,196 @@
+import { createHash } from 'node:crypto';
+import { createFixture, type Fixture } from '@trackway/testing';
+import request from 'supertest';
+import { type ApiHarness, startApi } from './helpers';
+
+let h: ApiHarness;
+beforeAll(async () => {
+  h = await startApi();
+});
+afterAll(() => h.close());
+
+const api = () => ({
+  get: (path: string) => request(h.app).get(path).set(h.auth),
+  post: (path: string, body?: object) => request(h.app).post(path).set(h.auth).send(body),
+  patch: (path: string, body: object) => request(h.app).patch(path).set(h.auth).send(body),
+});
+
+describe('advertisers and affiliates', () => {
+  it('creates an advertiser, showing the postback key once and storing only its hash', async () => {
+    const res = await api().post('/v1/advertisers', { name: 'Acme' }).expect(201);
+    expect(res.body).toEqual({
+      id: expect.any(Number),
+      name: 'Acme',
+      status: 'active',
+      postback_key: expect.stringMatching(/^pk_[A-Za-z0-9_-]{32}$/),
+      created_at: expect.any(String),
+      updated_at: expect.any(String),
+    });
+    const row = await h.db.prisma.advertiser.findUniqueOrThrow({ where: { id: res.body.id } });
+    expect(row.postbackKeyHash).toBe(createHash('sha256').update(res.body.postback_key).digest('hex'));
+    expect(JSON.stringify(row)).not.toContain(res.body.postback_key);
+    const got = await api().get(`/v1/advertisers/${res.body.id}`).expect(200);
+    expect(got.body.postback_key).toBeUndefined();
+  });
+
+  it('rotates a postback key and announces the change to caching services', async () => {
+    const { body: created } = await api().post('/v1/advertisers', { name: 'Rotor' }).expect(201);
+    const { body: rotated } = await api().post(`/v1/advertisers/${created.id}/rotate-key`).expect(200);
+    expect(rotated.postback_key).not.toBe(created.postback_key);
+    expect(h.invalidations).toContainEqual(['advertiser', created.id]);
+  });
+
+  it('pages lists newest first with an opaque cursor', async () => {
+    for (const name of ['A1', 'A2', 'A3']) await api().post('/v1/affiliates', { name }).expect(201);
+    const first = await api().get('/v1/affiliates?limit=2').expect(200);
+    expect(first.body.data.map((a: { name: string }) => a.name)).toEqual(['A3', 'A2']);
+    const second = await api().get(`/v1/affiliates?limit=2&cursor=${first.body.next_cursor}`).expect(200);
+    expect(second.body.data.map((a: { name: string }) => a.name)).toEqual(['A1']);
+    expect(second.body.next_cursor).toBeNull();
+    const bad = await api().get('/v1/affiliates?cursor=garbage').expect(400);
+    expect(bad.body.error.fields).toEqual({ cursor: expect.any(String) });
+  });
+
+  it('updates status, and answers 400 and 404 with the envelope', async () => {
+    const { body } = await api().post('/v1/affiliates', { name: 'Blog' }).expect(201);
+    const res = await api().patch(`/v1/affiliates/${body.id}`, { status: 'inactive' }).expect(200);
+    expect(res.body.status).toBe('inactive');
+    expect((await api().post('/v1/affiliates', { name: '' }).expect(400)).body.error.fields).toEqual({ name: 'is required' });
+    expect((await api().post('/v1/affiliates', { name: 'x', extra: 1 }).expect(400)).body.error.code).toBe('invalid_request');
+    expect((await api().get('/v1/affiliates/999999').expect(404)).body.error.code).toBe('not_found');
+    await api().get('/v1/affiliates/abc').expect(404);
+    await request(h.app).post('/v1/affiliates').set(h.auth).set('Content-Type', 'application/json').send('{bad').expect(400);
+  });
+});
+
+describe('offers', () => {
+  let advertiserId: number;
+  beforeAll(async () => {
+    advertiserId = (await api().post('/v1/advertisers', { name: 'Offer owner' })).body.id;
+  });
+
+  it('creates fixed and percent offers with defaults, money as strings', async () => {
+    const fixed = await api()
+      .post('/v1/offers', { advertiser_id: advertiserId, name: 'Spring', destination_url: 'https://shop.example/?c={click_id}', currency: 'USD', payout: { type: 'fixed', amount: '5.00' } })
+      .expect(201);
+    expect(fixed.body).toMatchObject({
+      advertiser_id: advertiserId,
+      destination_url: 'https://shop.example/?c={click_id}',
+      payout: { type: 'fixed', amount: '5.00' },
+      attribution_window_days: 30,
+      min_ctit_seconds: 10,
+      amount_cap: null,
+      status: 'active',
+    });
+    const percent = await api()
+      .post('/v1/offers', { advertiser_id: advertiserId, name: 'Rev share', destination_url: 'https://shop.example/', currency: 'EUR', payout: { type: 'percent', percent: '12.5' }, attribution_window_days: 7, min_ctit_seconds: 0, amount_cap: '1000' })
+      .expect(201);
+    expect(percent.body).toMatchObject({ payout: { type: 'percent', percent: '12.5' }, attribution_window_days: 7, min_ctit_seconds: 0, amount_cap: '1000.00' });
+  });
+
+  it('names every bad field', async () => {
+    const res = await api()
+      .post('/v1/offers', { advertiser_id: 'x', name: '', destination_url: 'ftp://x', currency: 'usd', payout: { type: 'fixed', amount: 5 }, min_ctit_seconds: -1 })
+      .expect(400);
+    expect(Object.keys(res.body.error.fields).sort()).toEqual(['advertiser_id', 'currency', 'destination_url', 'min_ctit_seconds', 'name', 'payout.amount']);
+    const percent = await api()
+      .post('/v1/offers', { advertiser_id: advertiserId, name: 'n', destination_url: 'https://a.example', currency: 'USD', payout: { type: 'percent', percent: '150' } })
+      .expect(400);
+    expect(percent.body.error.fields).toEqual({ 'payout.percent': 'must be at most 100' });
+    const unknown = await api()
+      .post('/v1/offers', { advertiser_id: 999999, name: 'n', destination_url: 'https://a.example', currency: 'USD', payout: { type: 'fixed', amount: '1' } })
+      .expect(400);
+    expect(unknown.body.error.fields).toEqual({ advertiser_id: 'no advertiser has this id' });
+  });
+
+  it('updates an offer (switching payout type) and filters the list', async () => {
+    const { body } = await api()
+      .post('/v1/offers', { advertiser_id: advertiserId, name: 'Switch', destination_url: 'https://a.example', currency: 'USD', payout: { type: 'fixed', amount: '1' } })
+      .expect(201);
+    const res = await api().patch(`/v1/offers/${body.id}`, { payout: { type: 'percent', percent: '5' }, status: 'inactive' }).expect(200);
+    expect(res.body).toMatchObject({ payout: { type: 'percent', percent: '5' }, status: 'inactive' });
+    expect(h.invalidations).toContainEqual(['offer', body.id]);
+    const list = await api().get(`/v1/offers?advertiser_id=${advertiserId}&status=inactive`).expect(200);
+    expect(list.body.data.map((o: { id: number }) => o.id)).toEqual([body.id]);
+  });
+});
+
+describe('conversions and postback outcomes', () => {
+  let fx: Fixture;
+  beforeAll(async () => {
+    fx = await createFixture(h.db.prisma);
+    const now = new Date();
+    for (const [i, status] of (['approved', 'pending', 'rejected'] as const).entries()) {
+      await h.db.prisma.conversion.create({
+        data: {
+          id: `cnv_01J0000000000000000000000${i}`,
+          advertiserId: fx.advertiserId,
+          offerId: fx.offerId,
+          affiliateId: fx.affiliateId,
+          clickId: 'c',
+          orderId: `O-${i}`,
+          event: 'conversion',
+          status,
+          holdReason: status === 'pending' ? 'ctit_too_short' : null,
+          amount: '10.5',
+          currency: 'USD',
+          payout: '5',
+          payoutCurrency: 'USD',
+          clickedAt: now,
+          commission: status === 'rejected' ? undefined : { create: { id: `com_01J0000000000000000000000${i}`, affiliateId: fx.affiliateId, amount: '5', currency: 'USD', status: status === 'approved' ? 'approved' : 'pending' } },
+        },
+      });
+    }
+  });
+
+  it('lists with filters and the documented shape', async () => {
+    const res = await api().get(`/v1/conversions?advertiser_id=${fx.advertiserId}&status=approved`).expect(200);
+    expect(res.body).toEqual({
+      data: [
+        expect.objectContaining({
+          id: 'cnv_01J00000000000000000000000',
+          advertiser_id: fx.advertiserId,
+          offer_id: fx.offerId,
+          affiliate_id: fx.affiliateId,
+          click_id: 'c',
+          order_id: 'O-0',
+          event: 'conversion',
+          status: 'approved',
+          amount: '10.50',
+          currency: 'USD',
+          payout: '5.00',
+          fraud_flags: [],
+          created_at: expect.any(String),
+          updated_at: expect.any(String),
+        }),
+      ],
+      next_cursor: null,
+    });
+    const byOrder = await api().get('/v1/conversions?order_id=O-2').expect(200);
+    expect(byOrder.body.data.map((c: { status: string }) => c.status)).toEqual(['rejected']);
+    await api().get('/v1/conversions?status=paid').expect(400);
+    await api().get('/v1/conversions/cnv_01J00000000000000000000001').expect(200);
+    await api().get('/v1/conversions/cnv_nope').expect(404);
+  });
+
+  it('lets a reviewer approve a held conversion, releasing the hold, and refuses impossible transitions', async () => {
+    const res = await api().patch('/v1/conversions/cnv_01J00000000000000000000001', { status: 'approved' }).expect(200);
+    expect(res.body).toMatchObject({ status: 'approved', hold_reason: null });
+    expect((await h.db.prisma.commission.findUniqueOrThrow({ where: { conversionId: 'cnv_01J00000000000000000000001' } })).status).toBe('approved');
+    const event = await h.db.prisma.outboxEvent.findFirstOrThrow({ where: { type: 'conversion.approved' } });
+    expect(await h.queues.events.getJob(event.id)).toBeDefined();
+    const refused = await api().patch('/v1/conversions/cnv_01J00000000000000000000002', { status: 'approved' }).expect(409);
+    expect(refused.body.error.code).toBe('invalid_transition');
+  });
+
+  it('shows a queued postback from Redis, then its outcome from Postgres', async () => {
+    const id = 'pb_01J00000000000000000000000';
+    await api().get(`/v1/postbacks/${id}`).expect(404);
+    await h.queues.postbacks.add('postback', { postbackId: id, advertiserId: fx.advertiserId, receivedAt: new Date().toISOString(), clickId: 'c', orderId: 'o', event: 'conversion', amount: '1', status: 'approved' }, { jobId: id });
+    const queued = await api().get(`/v1/postbacks/${id}`).expect(200);
+    expect(queued.body).toMatchObject({ id, status: 'queued', reason: null, conversion_id: null, processed_at: null });
+    await h.db.prisma.postback.create({ data: { id, advertiserId: fx.advertiserId, status: 'rejected', reason: 'unknown_click', params: {}, receivedAt: new Date() } });
+    const done = await api().get(`/v1/postbacks/${id}`).expect(200);
+    expect(done.body).toMatchObject({ id, status: 'rejected', reason: 'unknown_click', conversion_id: null, processed_at: expect.any(String) });
+  });
+});

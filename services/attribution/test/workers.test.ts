@@ -1,0 +1,90 @@
+import { relayOutbox } from '@trackway/outbox';
+import { createFixture, waitFor } from '@trackway/testing';
+import { processPostback } from '../src/postbacks/process-postback';
+import { type AttributionHarness, again, postbackJob, startAttribution } from './helpers';
+
+let h: AttributionHarness;
+beforeAll(async () => {
+  h = await startAttribution();
+});
+afterAll(() => h.close());
+
+const outcomesOf = (ids: string[]) => h.db.prisma.postback.findMany({ where: { id: { in: ids } } });
+
+describe('attribution workers', () => {
+  it('turns 200 concurrent copies of one postback into exactly one conversion, commission and conversion.created', async () => {
+    const fx = await createFixture(h.db.prisma);
+    h.startWorkers(2); // two workers on separate connections, 16 jobs each at a time
+    const first = postbackJob({ advertiserId: fx.advertiserId, clickId: h.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId, clickedAt: new Date(Date.now() - 60_000) }) });
+    const copies = Array.from({ length: 200 }, () => again(first));
+    await h.queues.postbacks.addBulk(copies.map((data) => ({ name: 'postback', data, opts: { jobId: data.postbackId } })));
+
+    const ids = copies.map((c) => c.postbackId);
+    await waitFor(async () => (await h.db.prisma.postback.count({ where: { id: { in: ids } } })) === 200, { timeoutMs: 30_000, what: '200 outcomes' });
+
+    const conversions = await h.db.prisma.conversion.findMany({ where: { advertiserId: fx.advertiserId } });
+    expect(conversions).toHaveLength(1);
+    expect(await h.db.prisma.commission.count({ where: { conversionId: conversions[0].id } })).toBe(1);
+    const outcomes = await outcomesOf(ids);
+    expect(outcomes.filter((o) => o.status === 'accepted')).toHaveLength(1);
+    expect(outcomes.filter((o) => o.status === 'duplicate')).toHaveLength(199);
+    expect(new Set(outcomes.map((o) => o.conversionId))).toEqual(new Set([conversions[0].id]));
+
+    const created = (await h.db.prisma.outboxEvent.findMany({ where: { type: 'conversion.created' } })).filter(
+      (e) => (e.payload as { data: { conversion: { id: string } } }).data.conversion.id === conversions[0].id,
+    );
+    expect(created).toHaveLength(1);
+    // …and it reached the events queue once, under its own id.
+    const job = await waitFor(() => h.queues.events.getJob(created[0].id), { what: 'event job' });
+    expect(job.data.type).toBe('conversion.created');
+    const queued = await h.queues.events.getJobs(['waiting', 'delayed', 'completed', 'active']);
+    expect(queued.filter((j) => j.data.type === 'conversion.created' && (j.data.data as { conversion: { id: string } }).conversion.id === conversions[0].id)).toHaveLength(1);
+  });
+
+  it('publishes events through the relay, exactly once, after a crash between commit and enqueue', async () => {
+    const fx = await createFixture(h.db.prisma);
+    const job = postbackJob({ advertiserId: fx.advertiserId, clickId: h.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId, clickedAt: new Date(Date.now() - 60_000) }) });
+    // processPostback commits; the "crash" is that publishEvents never runs.
+    const { events } = await processPostback(h.db.prisma, h.clickIds, job);
+    const ids = events.map((e) => e.id);
+    expect(ids).toHaveLength(3);
+    for (const id of ids) expect(await h.queues.events.getJob(id)).toBeUndefined();
+    expect(await h.db.prisma.outboxEvent.count({ where: { id: { in: ids }, publishedAt: null } })).toBe(3);
+
+    // The relay republishes unpublished rows; a second pass (or a concurrent one) adds nothing.
+    const [a, b] = await Promise.all([relayOutbox(h.db.prisma, h.queues.events, { graceMs: 0 }), relayOutbox(h.db.prisma, h.queues.events, { graceMs: 0 })]);
+    expect(a + b).toBeGreaterThanOrEqual(3);
+    expect(await relayOutbox(h.db.prisma, h.queues.events, { graceMs: 0 })).toBe(0);
+    for (const event of events) {
+      const published = await h.queues.events.getJob(event.id);
+      expect(published?.data).toEqual(event);
+    }
+    const all = await h.queues.events.getJobs(['waiting', 'delayed', 'completed', 'active']);
+    expect(all.filter((j) => ids.includes(j.id!))).toHaveLength(3);
+    expect(await h.db.prisma.outboxEvent.count({ where: { id: { in: ids }, publishedAt: null } })).toBe(0);
+  });
+
+  it('fails a job with an invalid payload at once, without retrying it', async () => {
+    await h.queues.postbacks.add('postback', { nonsense: true } as never, { jobId: 'bad-payload', attempts: 5 });
+    const failed = await waitFor(async () => {
+      const job = await h.queues.postbacks.getJob('bad-payload');
+      return job && (await job.getState()) === 'failed' ? job : null;
+    });
+    expect(failed.attemptsStarted).toBe(1);
+    expect(failed.failedReason).toMatch(/invalid postbacks payload/);
+  });
+
+  it('records queued clicks in batches, once each even when a click job is re-added', async () => {
+    const fx = await createFixture(h.db.prisma);
+    const clicks = Array.from({ length: 250 }, (_, i) => {
+      const clickedAt = new Date();
+      return { clickId: h.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId, clickedAt }), offerId: fx.offerId, affiliateId: fx.affiliateId, clickedAt: clickedAt.toISOString(), subs: { sub1: `s${i}` } };
+    });
+    await h.queues.clicks.addBulk(clicks.map((data) => ({ name: 'click', data, opts: { jobId: data.clickId } })));
+    await waitFor(async () => (await h.db.prisma.click.count({ where: { offerId: fx.offerId } })) === 250, { what: '250 clicks' });
+    await h.queues.clicks.add('click', clicks[0], { jobId: `${clicks[0].clickId}-again` });
+    await waitFor(async () => (await h.queues.clicks.getJob(`${clicks[0].clickId}-again`))?.finishedOn);
+    expect(await h.db.prisma.click.count({ where: { offerId: fx.offerId } })).toBe(250);
+    expect(await h.db.prisma.click.findUnique({ where: { id: clicks[7].clickId } })).toMatchObject({ sub1: 's7', affiliateId: fx.affiliateId });
+  });
+});
