@@ -37,11 +37,13 @@ export function createClickIdCodec(secret: string): ClickIdCodec {
       for (const [name, value] of [['offerId', offerId], ['affiliateId', affiliateId]] as const) {
         if (!Number.isInteger(value) || value < 1 || value > U32_MAX) throw new RangeError(`${name} out of range`);
       }
+      const seconds = Math.floor(clickedAt.getTime() / 1000);
+      if (!Number.isInteger(seconds) || seconds < 0 || seconds > U32_MAX) throw new RangeError('clickedAt out of range');
       const body = Buffer.alloc(BODY_LENGTH);
       body.writeUInt8(VERSION, 0);
       body.writeUInt32BE(offerId, 1);
       body.writeUInt32BE(affiliateId, 5);
-      body.writeUInt32BE(Math.floor(clickedAt.getTime() / 1000), 9);
+      body.writeUInt32BE(seconds, 9);
       randomBytes(6).copy(body, 13);
       return Buffer.concat([body, mac(body)]).toString('base64url');
     },

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import ms from 'ms';
 import { z } from 'zod';
@@ -8,6 +9,7 @@ import { z } from 'zod';
 export function parseDuration(input: string): number | undefined {
   const trimmed = input.trim();
   if (/^\d+$/.test(trimmed)) return Number(trimmed);
+  if (!/^(\d+|\d*\.\d+)\s*[a-zA-Z]+$/.test(trimmed)) return undefined;
   const value = ms(trimmed as ms.StringValue);
   return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined;
 }
@@ -25,8 +27,14 @@ const duration = (fallback: string) =>
       return parsed;
     });
 
+// Digits only: " ", "0x10" or "1e3" are typos, not numbers.
 const int = (fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
-  z.coerce.number().int().min(min).max(max).default(fallback);
+  z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max))
+    .default(fallback);
 
 const bool = (fallback: boolean) =>
   z
@@ -40,7 +48,10 @@ const cidrList = z
   .transform((value, ctx) => {
     const items = value.split(',').map((s) => s.trim()).filter(Boolean);
     for (const item of items) {
-      if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(item)) {
+      const [address, bits] = item.split('/');
+      const version = isIP(address ?? '');
+      const max = version === 4 ? 32 : 128;
+      if (!version || !/^\d{1,3}$/.test(bits ?? '') || Number(bits) > max) {
         ctx.addIssue({ code: 'custom', message: `"${item}" is not a CIDR such as 127.0.0.0/8` });
       }
     }
@@ -126,8 +137,9 @@ export class ConfigError extends Error {
 
 export function decodeKey(value: string): Buffer | undefined {
   if (/^[0-9a-fA-F]{64}$/.test(value)) return Buffer.from(value, 'hex');
-  const buf = Buffer.from(value, 'base64');
-  return buf.length === 32 ? buf : undefined;
+  // Strict base64 of exactly 32 bytes: Node's decoder would silently skip stray characters.
+  if (/^[A-Za-z0-9+/]{43}=$/.test(value)) return Buffer.from(value, 'base64');
+  return undefined;
 }
 
 /**

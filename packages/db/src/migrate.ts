@@ -93,7 +93,7 @@ export async function migrate(
           [id, migration.checksum, migration.name],
         );
         await client.query(migration.sql);
-        await client.query('UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1', [id]);
+        await client.query('UPDATE "_prisma_migrations" SET finished_at = clock_timestamp(), applied_steps_count = 1 WHERE id = $1', [id]);
         await client.query('COMMIT');
       } catch (error) {
         await client.query('ROLLBACK');
@@ -130,8 +130,9 @@ export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
     await client.query(`CREATE DATABASE "${name.replace(/"/g, '""')}"`);
     return true;
   } catch (error) {
-    // Another process created it between our check and CREATE DATABASE.
-    if ((error as { code?: string }).code === '42P04') return false;
+    // Another process created it between our check and CREATE DATABASE (42P04, or 23505
+    // when both inserts into pg_database race).
+    if (['42P04', '23505'].includes((error as { code?: string }).code ?? '')) return false;
     throw error;
   } finally {
     await client.end();

@@ -57,7 +57,8 @@ export const FRAUD_RULES: ReadonlyArray<{ name: FraudRuleName; check: Rule }> = 
   {
     name: 'ctit_too_short',
     check: ({ click, offer, receivedAt }) => {
-      const ctit = Math.floor((receivedAt.getTime() - click!.clickedAt.getTime()) / 1000);
+      // Clamped at 0: a click stamped slightly after receipt is clock skew between nodes.
+      const ctit = Math.max(0, Math.floor((receivedAt.getTime() - click!.clickedAt.getTime()) / 1000));
       if (ctit >= offer!.minCtitSeconds) return null;
       return { rule: 'ctit_too_short', action: 'hold', details: { ctit_seconds: ctit, min_ctit_seconds: offer!.minCtitSeconds } };
     },

@@ -6,3 +6,4 @@ export * from './fraud';
 export * from './events';
 export * from './representations';
 export * from './keys';
+export * from './secrets-box';

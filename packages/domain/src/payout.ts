@@ -1,5 +1,9 @@
 import Decimal from 'decimal.js';
 
+// numeric(18,4) × a percent has up to 25 significant digits: compute with room to spare, so the
+// only rounding is the final half-up to 4 places.
+const Exact = Decimal.clone({ precision: 40 });
+
 export type PayoutRule =
   | { type: 'fixed'; amount: Decimal.Value; currency: string }
   | { type: 'percent'; percent: Decimal.Value };
@@ -17,6 +21,6 @@ export function computePayout(rule: PayoutRule, amount: Decimal.Value, currency:
   if (rule.type === 'fixed') {
     return { amount: new Decimal(rule.amount), currency: rule.currency };
   }
-  const value = new Decimal(amount).times(rule.percent).dividedBy(100).toDecimalPlaces(4, Decimal.ROUND_HALF_UP);
-  return { amount: value, currency };
+  const value = new Exact(amount).times(rule.percent).dividedBy(100).toDecimalPlaces(4, Decimal.ROUND_HALF_UP);
+  return { amount: new Decimal(value.toString()), currency };
 }

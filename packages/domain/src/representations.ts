@@ -85,3 +85,31 @@ export function fraudFlagJson(row: FraudFlagRow) {
     created_at: row.createdAt.toISOString(),
   };
 }
+
+export interface EndpointRow {
+  id: string;
+  url: string;
+  description: string | null;
+  eventTypes: string[];
+  headers: unknown;
+  rateLimitPerSecond: number | null;
+  enabled: boolean;
+  disabledReason: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export function endpointJson(row: EndpointRow) {
+  return {
+    id: row.id,
+    url: row.url,
+    description: row.description,
+    event_types: row.eventTypes,
+    headers: row.headers,
+    rate_limit_per_second: row.rateLimitPerSecond,
+    enabled: row.enabled,
+    disabled_reason: row.disabledReason,
+    created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
+  };
+}

@@ -1,5 +1,6 @@
 import type { Tx } from '@trackway/db';
 import { type ConversionStatus, type EventEnvelope, commissionStatusFor, conversionJson, createEvent } from '@trackway/domain';
+import { detachFromPendingPayout } from './payouts';
 
 /** A concurrent status change won the race: the caller retries and decides again. */
 export class ConcurrentUpdateError extends Error {
@@ -22,6 +23,7 @@ export async function transitionConversion(
   });
   if (count === 0) throw new ConcurrentUpdateError(`conversion ${change.id} changed concurrently`);
   await tx.commission.updateMany({ where: { conversionId: change.id }, data: { status: commissionStatusFor(change.to), updatedAt: now } });
+  if (change.to === 'rejected') await detachFromPendingPayout(tx, change.id, now);
   const updated = await tx.conversion.findUniqueOrThrow({ where: { id: change.id }, include: { fraudFlags: { select: { rule: true } } } });
   return [
     createEvent(

@@ -1,1 +1,3 @@
 export * from './conversions';
+export * from './payouts';
+export * from './endpoints';

@@ -47,3 +47,19 @@ export async function failFast<T>(redis: Redis, run: () => Promise<T>, timeoutMs
     clearTimeout(timer);
   }
 }
+
+/** Resolves true once the connection is ready, or false after `timeoutMs` (it keeps retrying). */
+export function whenReady(redis: Redis, timeoutMs = 5_000): Promise<boolean> {
+  if (redis.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      redis.off('ready', onReady);
+      resolve(false);
+    }, timeoutMs);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    redis.once('ready', onReady);
+  });
+}

@@ -51,3 +51,19 @@ export const DEFAULT_JOB_OPTIONS = {
     removeOnFail: { count: 100 },
   },
 } satisfies Record<QueueName, DefaultJobOptions>;
+
+/** The custom backoff type the delivery worker implements (the retry schedule, with jitter). */
+export const DELIVERY_BACKOFF = 'webhook-schedule';
+
+/**
+ * Options for one delivery job: one attempt per entry of DELIVERY_RETRY_SCHEDULE, the first
+ * after the schedule's first delay (normally 0), later ones by the worker's backoff strategy.
+ */
+export function deliveryJobOptions(schedule: readonly number[], jobId: string) {
+  return { jobId, attempts: Math.max(1, schedule.length), delay: schedule[0] ?? 0, backoff: { type: DELIVERY_BACKOFF } };
+}
+
+/** The first delivery of an event to an endpoint: fanning out twice finds the same job. */
+export const deliveryJobId = (eventId: string, endpointId: string) => `${eventId}-${endpointId}`;
+/** A replay (retry or recover) is a new job for the same delivery, with the same webhook-id. */
+export const replayJobId = (eventId: string, endpointId: string, attemptCount: number) => `${eventId}-${endpointId}-replay-${attemptCount}`;

@@ -39,6 +39,8 @@ export const deliveryJobSchema = z.object({
   deliveryId: z.string().regex(/^dlv_[0-9A-Z]{26}$/),
   endpointId: z.string().regex(/^ep_[0-9A-Z]{26}$/),
   eventId: z.string().regex(/^evt_[0-9A-Z]{26}$/),
+  /** A replay (retry/recover) sends even if an earlier job already settled the delivery. */
+  replay: z.boolean().optional(),
 });
 export type DeliveryJob = z.infer<typeof deliveryJobSchema>;
 

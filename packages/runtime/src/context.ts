@@ -1,7 +1,7 @@
 import { type Config, type SecretName, loadConfig, loadDotEnv } from '@trackway/config';
 import { type PrismaClient, createPrisma, pendingMigrations } from '@trackway/db';
 import { type Logger, createLogger } from '@trackway/logger';
-import { createProducerConnection, createWorkerConnection } from '@trackway/queues';
+import { createProducerConnection, createWorkerConnection, whenReady } from '@trackway/queues';
 import type { Redis } from 'ioredis';
 import type { HealthState } from './health';
 import { type Metrics, createMetrics } from './metrics';
@@ -16,6 +16,8 @@ export interface ServiceContext {
   /** For workers and subscribers: waits for Redis to come back. */
   newWorkerConnection: () => Redis;
   health: HealthState;
+  /** Resolves once the producer connection is ready (or after 5 s, when Redis is down). */
+  producerReady: Promise<boolean>;
   /** Closes the connections the context opened. */
   disconnect: () => Promise<void>;
 }
@@ -37,6 +39,9 @@ export function createServiceContext(service: string, options: { require: readon
     return redis;
   };
   const producer = track(createProducerConnection(config.REDIS_URL), 'producer');
+  // Services start even when Redis is down (readyz says so); this only avoids failing the
+  // first requests of a normal start while the connection is still being made.
+  const producerReady = whenReady(producer, 5_000);
   const health: HealthState = {
     accepting: true,
     checks: {
@@ -54,6 +59,7 @@ export function createServiceContext(service: string, options: { require: readon
     metrics,
     prisma,
     producer,
+    producerReady,
     newWorkerConnection: () => track(createWorkerConnection(config.REDIS_URL), 'worker'),
     health,
     disconnect: async () => {

@@ -18,6 +18,7 @@ async function main() {
     metrics,
     health,
   });
+  await ctx.producerReady;
   const server = await listen(app, config.API_PORT);
   logger.info({ port: config.API_PORT }, 'api listening');
 

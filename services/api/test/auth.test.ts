@@ -72,7 +72,7 @@ describe('admin auth (keys from ADMIN_JWKS_URL)', () => {
     server.close();
   });
 
-  const signed = (alg: 'RS256' | 'EdDSA', kid: string, key: CryptoKey, scope = 'admin') =>
+  const signed = (alg: 'RS256' | 'EdDSA', kid: string, key: Parameters<SignJWT['sign']>[0], scope = 'admin') =>
     new SignJWT({ scope }).setProtectedHeader({ alg, kid }).setIssuedAt().setExpirationTime('5m').sign(key);
 
   it('accepts RS256 and EdDSA tokens signed by the provider', async () => {

@@ -1,5 +1,5 @@
 import { createLogger } from '@trackway/logger';
-import { createQueues, createProducerConnection } from '@trackway/queues';
+import { createProducerConnection, createQueues, whenReady } from '@trackway/queues';
 import { createMetrics } from '@trackway/runtime';
 import { TEST_REDIS_URL, type TestDatabase, createTestDatabase, deleteRedisPrefix, randomPrefix } from '@trackway/testing';
 import { createApp } from '../src/app';
@@ -23,6 +23,7 @@ export async function startApi(auth: AuthConfig = { secret: ADMIN_SECRET }, db?:
   const prefix = randomPrefix();
   const redis = createProducerConnection(TEST_REDIS_URL);
   const queues = createQueues(redis, prefix);
+  await whenReady(redis);
   const invalidations: Array<[string, string | number | undefined]> = [];
   const app = createApp({
     prisma: database.prisma,

@@ -19,6 +19,7 @@ async function main() {
   });
   ctx.metrics.trackQueues([queues.postbacks, queues.clicks]);
   const app = createApp({ queues, redis: producer, lookups, clickIds: createClickIdCodec(config.CLICK_SECRET), logger, metrics: ctx.metrics, health });
+  await ctx.producerReady;
   const server = await listen(app, config.INGEST_PORT);
   logger.info({ port: config.INGEST_PORT }, 'ingest listening');
 

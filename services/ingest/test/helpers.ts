@@ -1,6 +1,6 @@
 import { createLogger } from '@trackway/logger';
 import { createClickIdCodec } from '@trackway/clickid';
-import { createQueue, createProducerConnection } from '@trackway/queues';
+import { createProducerConnection, createQueue, whenReady } from '@trackway/queues';
 import { createMetrics } from '@trackway/runtime';
 import { TEST_REDIS_URL, type TestDatabase, createTestDatabase, deleteRedisPrefix, randomPrefix } from '@trackway/testing';
 import { createApp } from '../src/app';
@@ -22,6 +22,7 @@ export async function startIngest(options: { redisUrl?: string } = {}): Promise<
   const prefix = randomPrefix();
   const redis = createProducerConnection(options.redisUrl ?? TEST_REDIS_URL);
   redis.on('error', () => undefined);
+  if (!options.redisUrl) await whenReady(redis);
   const queues = { postbacks: createQueue('postbacks', redis, prefix), clicks: createQueue('clicks', redis, prefix) };
   queues.postbacks.on('error', () => undefined);
   queues.clicks.on('error', () => undefined);

@@ -1,0 +1,326 @@
+// migrate() applies prisma/migrations without Prisma's schema engine; these tests hold it to
+// what `prisma migrate deploy` does: same `_prisma_migrations` rows, one transaction and one
+// row per migration, Prisma's advisory lock, and nothing left behind by a failing migration.
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { TEST_DATABASE_URL, randomSuffix } from '@trackway/testing';
+import pg from 'pg';
+import { MIGRATIONS_DIR, ensureDatabase, migrate, pendingMigrations } from '../src';
+
+const REAL_MIGRATIONS = path.resolve(__dirname, '../../../prisma/migrations');
+const BROKEN = '99999999999999_broken';
+
+/** The migration folders, read independently of migrate.ts: name → sha256 hex of migration.sql. */
+function migrationFolders(dir = REAL_MIGRATIONS): Array<{ name: string; checksum: string }> {
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && existsSync(path.join(dir, entry.name, 'migration.sql')))
+    .map((entry) => entry.name)
+    .sort()
+    .map((name) => ({ name, checksum: createHash('sha256').update(readFileSync(path.join(dir, name, 'migration.sql'))).digest('hex') }));
+}
+const names = () => migrationFolders().map((m) => m.name);
+
+interface MigrationRow {
+  id: string;
+  checksum: string;
+  finished_at: Date | null;
+  migration_name: string;
+  logs: string | null;
+  rolled_back_at: Date | null;
+  started_at: Date;
+  applied_steps_count: number;
+}
+
+const schemas: string[] = [];
+const tempDirs: string[] = [];
+let admin: pg.Client;
+
+beforeAll(async () => {
+  admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await admin.connect();
+});
+
+afterAll(async () => {
+  for (const schema of schemas) await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  await admin.end();
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A schema name of our own, dropped after the tests; migrate() creates it. */
+function newSchema(): string {
+  const schema = `t_migrate_${randomSuffix()}`;
+  schemas.push(schema);
+  return schema;
+}
+
+async function rows(schema: string): Promise<MigrationRow[]> {
+  const { rows } = await admin.query<MigrationRow>(`SELECT * FROM "${schema}"."_prisma_migrations" ORDER BY migration_name, started_at`);
+  return rows;
+}
+
+async function relationExists(schema: string, name: string): Promise<boolean> {
+  const { rows } = await admin.query<{ oid: string | null }>('SELECT to_regclass($1) AS oid', [`"${schema}"."${name}"`]);
+  return rows[0].oid !== null;
+}
+
+/** A temporary copy of prisma/migrations, optionally with a broken migration after the real ones. */
+function migrationsCopy({ broken }: { broken?: string } = {}): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'trackway-migrations-'));
+  tempDirs.push(dir);
+  cpSync(REAL_MIGRATIONS, dir, { recursive: true });
+  if (broken !== undefined) {
+    mkdirSync(path.join(dir, BROKEN));
+    writeFileSync(path.join(dir, BROKEN, 'migration.sql'), broken);
+  }
+  return dir;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+describe('migrate()', () => {
+  it('applies every migration folder to a fresh schema, in order, with the rows prisma migrate deploy writes', async () => {
+    const schema = newSchema();
+    const folders = migrationFolders();
+    expect(folders.length).toBeGreaterThan(0);
+
+    const result = await migrate(TEST_DATABASE_URL, { schema });
+
+    expect(result).toEqual({ applied: folders.map((m) => m.name), skipped: [] });
+    const applied = await rows(schema);
+    expect(applied.map((r) => r.migration_name)).toEqual(folders.map((m) => m.name));
+    for (const [i, row] of applied.entries()) {
+      expect(row).toEqual({
+        id: expect.stringMatching(UUID),
+        checksum: folders[i].checksum,
+        finished_at: expect.any(Date),
+        migration_name: folders[i].name,
+        logs: null,
+        rolled_back_at: null,
+        started_at: expect.any(Date),
+        applied_steps_count: 1,
+      });
+      expect(row.finished_at!.getTime()).toBeGreaterThanOrEqual(row.started_at.getTime());
+    }
+    expect(new Set(applied.map((r) => r.id)).size).toBe(applied.length);
+    // Applied in order: each migration started no earlier than the one before finished.
+    for (let i = 1; i < applied.length; i++) {
+      expect(applied[i].started_at.getTime()).toBeGreaterThanOrEqual(applied[i - 1].finished_at!.getTime());
+    }
+    // The migrations ran in our schema (search_path), not in public.
+    expect(await relationExists(schema, 'advertisers')).toBe(true);
+  });
+
+  it('creates _prisma_migrations exactly as Prisma does', async () => {
+    const schema = newSchema();
+    await migrate(TEST_DATABASE_URL, { schema });
+    const { rows: columns } = await admin.query(
+      `SELECT column_name, data_type, character_maximum_length AS length, is_nullable, column_default
+         FROM information_schema.columns WHERE table_schema = $1 AND table_name = '_prisma_migrations' ORDER BY ordinal_position`,
+      [schema],
+    );
+    expect(columns).toEqual([
+      { column_name: 'id', data_type: 'character varying', length: 36, is_nullable: 'NO', column_default: null },
+      { column_name: 'checksum', data_type: 'character varying', length: 64, is_nullable: 'NO', column_default: null },
+      { column_name: 'finished_at', data_type: 'timestamp with time zone', length: null, is_nullable: 'YES', column_default: null },
+      { column_name: 'migration_name', data_type: 'character varying', length: 255, is_nullable: 'NO', column_default: null },
+      { column_name: 'logs', data_type: 'text', length: null, is_nullable: 'YES', column_default: null },
+      { column_name: 'rolled_back_at', data_type: 'timestamp with time zone', length: null, is_nullable: 'YES', column_default: null },
+      { column_name: 'started_at', data_type: 'timestamp with time zone', length: null, is_nullable: 'NO', column_default: 'now()' },
+      { column_name: 'applied_steps_count', data_type: 'integer', length: null, is_nullable: 'NO', column_default: '0' },
+    ]);
+    const { rows: pk } = await admin.query(
+      `SELECT a.attname FROM pg_index x JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = ANY (x.indkey)
+        WHERE x.indrelid = to_regclass($1) AND x.indisprimary`,
+      [`"${schema}"."_prisma_migrations"`],
+    );
+    expect(pk).toEqual([{ attname: 'id' }]);
+  });
+
+  it('applies nothing on a second run (also when the schema comes from the URL)', async () => {
+    const schema = newSchema();
+    await migrate(TEST_DATABASE_URL, { schema });
+    const before = await rows(schema);
+
+    const url = new URL(TEST_DATABASE_URL);
+    url.searchParams.set('schema', schema);
+    const again = await migrate(url.toString());
+
+    expect(again).toEqual({ applied: [], skipped: names() });
+    expect(await rows(schema)).toEqual(before);
+  });
+
+  it('lets concurrent runs on a new schema both succeed, applying each migration once', async () => {
+    const schema = newSchema();
+    const results = await Promise.all([migrate(TEST_DATABASE_URL, { schema }), migrate(TEST_DATABASE_URL, { schema }), migrate(TEST_DATABASE_URL, { schema })]);
+
+    // Prisma's advisory lock serializes the runs: one applies everything, the others skip it all.
+    const winners = results.filter((r) => r.applied.length > 0);
+    expect(winners).toEqual([{ applied: names(), skipped: [] }]);
+    expect(results.filter((r) => r.applied.length === 0)).toEqual([
+      { applied: [], skipped: names() },
+      { applied: [], skipped: names() },
+    ]);
+    expect((await rows(schema)).map((r) => r.migration_name)).toEqual(names());
+  });
+
+  describe('a failing migration', () => {
+    const brokenSql = [
+      'CREATE TABLE "broken_probe" ("id" INTEGER NOT NULL);',
+      'ALTER TABLE "advertisers" ADD COLUMN "broken_column" INTEGER;',
+      'INSERT INTO "broken_probe" ("id") VALUES (1);',
+      'SELECT * FROM "no_such_table";',
+    ].join('\n');
+
+    it('throws, leaves no row for it and none of its changes, and keeps the migrations before it', async () => {
+      const schema = newSchema();
+      const dir = migrationsCopy({ broken: brokenSql });
+
+      await expect(migrate(TEST_DATABASE_URL, { schema, dir })).rejects.toThrow(`Migration ${BROKEN} failed: relation "no_such_table" does not exist`);
+
+      expect((await rows(schema)).map((r) => r.migration_name)).toEqual(names());
+      expect(await relationExists(schema, 'broken_probe')).toBe(false);
+      const { rowCount } = await admin.query(
+        `SELECT 1 FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'advertisers' AND column_name = 'broken_column'`,
+        [schema],
+      );
+      expect(rowCount).toBe(0);
+
+      // Nothing is left to resolve (unlike Prisma's P3009): running again fails the same way,
+      // and, once the broken folder is gone, the schema is simply up to date.
+      await expect(migrate(TEST_DATABASE_URL, { schema, dir })).rejects.toThrow(`Migration ${BROKEN} failed`);
+      rmSync(path.join(dir, BROKEN), { recursive: true });
+      expect(await migrate(TEST_DATABASE_URL, { schema, dir })).toEqual({ applied: [], skipped: names() });
+    });
+  });
+
+  it('refuses to run while a migration is recorded as failed, until it is marked rolled back (P3009)', async () => {
+    const schema = newSchema();
+    await migrate(TEST_DATABASE_URL, { schema });
+    await admin.query(`INSERT INTO "${schema}"."_prisma_migrations" (id, checksum, migration_name, started_at) VALUES ($1, $2, $3, now())`, [
+      '00000000-0000-4000-8000-000000000000',
+      '0'.repeat(64),
+      BROKEN,
+    ]);
+
+    await expect(migrate(TEST_DATABASE_URL, { schema })).rejects.toThrow(`Migration ${BROKEN} failed earlier and must be resolved first`);
+
+    await admin.query(`UPDATE "${schema}"."_prisma_migrations" SET rolled_back_at = now() WHERE migration_name = $1`, [BROKEN]);
+    expect(await migrate(TEST_DATABASE_URL, { schema })).toEqual({ applied: [], skipped: names() });
+  });
+
+  it('skips a migration edited after it was applied, with a warning, and keeps its recorded checksum', async () => {
+    const schema = newSchema();
+    const dir = migrationsCopy();
+    await migrate(TEST_DATABASE_URL, { schema, dir });
+    const before = await rows(schema);
+    const edited = names()[0];
+    appendFileSync(path.join(dir, edited, 'migration.sql'), '\n-- edited afterwards\n');
+
+    const log: string[] = [];
+    expect(await migrate(TEST_DATABASE_URL, { schema, dir, log: (line) => log.push(line) })).toEqual({ applied: [], skipped: names() });
+
+    expect(log).toEqual([`warning: ${edited} was modified after it was applied`]);
+    expect(await rows(schema)).toEqual(before);
+  });
+
+  it('logs each migration it applies', async () => {
+    const log: string[] = [];
+    await migrate(TEST_DATABASE_URL, { schema: newSchema(), log: (line) => log.push(line) });
+    expect(log).toEqual(names().map((name) => `applied ${name}`));
+  });
+});
+
+describe('pendingMigrations()', () => {
+  let schema: string;
+  let client: pg.Client;
+  const query = async (sql: string) => (await client.query<{ migration_name: string }>(sql)).rows;
+
+  beforeAll(async () => {
+    schema = newSchema();
+    await migrate(TEST_DATABASE_URL, { schema });
+    client = new pg.Client({ connectionString: TEST_DATABASE_URL, options: `-c search_path="${schema}"` });
+    await client.connect();
+  });
+  afterAll(() => client.end());
+
+  it('reads the real migrations folder', () => {
+    expect(path.resolve(MIGRATIONS_DIR)).toBe(REAL_MIGRATIONS);
+  });
+
+  it('is empty once every migration is applied', async () => {
+    expect(await pendingMigrations(query)).toEqual([]);
+  });
+
+  it('lists migrations that are missing, unfinished or rolled back, in folder order', async () => {
+    const all = names();
+    const last = all[all.length - 1];
+    const first = all[0];
+    await client.query(`DELETE FROM "_prisma_migrations" WHERE migration_name = $1`, [last]);
+    expect(await pendingMigrations(query)).toEqual([last]);
+
+    await client.query(`UPDATE "_prisma_migrations" SET rolled_back_at = now() WHERE migration_name = $1`, [first]);
+    expect(await pendingMigrations(query)).toEqual(all.length > 1 ? [first, last] : [last]);
+
+    await client.query(`UPDATE "_prisma_migrations" SET rolled_back_at = NULL, finished_at = NULL WHERE migration_name = $1`, [first]);
+    expect(await pendingMigrations(query)).toEqual(all.length > 1 ? [first, last] : [last]);
+  });
+});
+
+describe('ensureDatabase()', () => {
+  const databases: string[] = [];
+  const urlFor = (name: string) => {
+    const url = new URL(TEST_DATABASE_URL);
+    url.pathname = `/${name}`;
+    return url.toString();
+  };
+  const newDatabaseName = () => {
+    const name = `trackway_ensure_${randomSuffix()}`;
+    databases.push(name);
+    return name;
+  };
+  const exists = async (name: string) => (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount === 1;
+
+  afterAll(async () => {
+    // DROP DATABASE cannot run inside a transaction, nor on a connection to that database.
+    const postgres = new pg.Client({ connectionString: urlFor('postgres') });
+    await postgres.connect();
+    try {
+      for (const name of databases) await postgres.query(`DROP DATABASE IF EXISTS "${name}"`);
+    } finally {
+      await postgres.end();
+    }
+  });
+
+  it('creates a missing database and returns true', async () => {
+    const name = newDatabaseName();
+    expect(await exists(name)).toBe(false);
+    expect(await ensureDatabase(urlFor(name))).toBe(true);
+    expect(await exists(name)).toBe(true);
+  });
+
+  it('returns false when the database exists (ignoring a ?schema= parameter)', async () => {
+    const name = newDatabaseName();
+    expect(await ensureDatabase(urlFor(name))).toBe(true);
+    expect(await ensureDatabase(urlFor(name))).toBe(false);
+    expect(await ensureDatabase(`${urlFor(name)}?schema=anything`)).toBe(false);
+    expect(await ensureDatabase(TEST_DATABASE_URL)).toBe(false);
+  });
+
+  it('throws when the URL names no database', async () => {
+    const url = new URL(TEST_DATABASE_URL);
+    url.pathname = '/';
+    await expect(ensureDatabase(url.toString())).rejects.toThrow('DATABASE_URL names no database');
+  });
+
+  it('lets concurrent calls for the same missing database all succeed, exactly one creating it', async () => {
+    // ensureDatabase() means to tolerate "another process created it between our check and
+    // CREATE DATABASE"; Postgres reports that race as 23505 (unique_violation on
+    // pg_database_datname_index), not only as 42P04 (duplicate_database).
+    const name = newDatabaseName();
+    const results = await Promise.allSettled([1, 2, 3, 4].map(() => ensureDatabase(urlFor(name))));
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value : `rejected: ${(r.reason as Error).message}`)).sort()).toEqual([false, false, false, true]);
+    expect(await exists(name)).toBe(true);
+  });
+});

@@ -1,0 +1,95 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/**
+ * Standard Webhooks signing and verification (https://www.standardwebhooks.com), usable by
+ * Trackway and by subscribers on their side. A secret is `whsec_` + base64 of the key bytes;
+ * a signature is `v1,` + base64 HMAC-SHA256 of `${id}.${timestamp}.${body}`; several
+ * signatures (during a secret rotation) are separated by spaces.
+ */
+export const SECRET_PREFIX = 'whsec_';
+export const DEFAULT_TOLERANCE_SECONDS = 5 * 60;
+
+export class WebhookVerificationError extends Error {
+  override name = 'WebhookVerificationError';
+}
+
+/** A new signing secret: `whsec_` + base64 of `bytes` random bytes (24 to 64). */
+export function generateSecret(bytes = 32): string {
+  if (!Number.isInteger(bytes) || bytes < 24 || bytes > 64) throw new RangeError('a secret has 24 to 64 bytes');
+  return SECRET_PREFIX + randomBytes(bytes).toString('base64');
+}
+
+export function secretKey(secret: string): Buffer {
+  const encoded = secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret;
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(encoded)) throw new WebhookVerificationError('the secret is not base64');
+  const key = Buffer.from(encoded, 'base64');
+  if (key.length === 0) throw new WebhookVerificationError('the secret is empty');
+  return key;
+}
+
+export interface SignInput {
+  id: string;
+  /** Unix seconds, or a Date. */
+  timestamp: number | Date;
+  body: string;
+}
+
+const unix = (t: number | Date) => (t instanceof Date ? Math.floor(t.getTime() / 1000) : t);
+
+/** One `v1,<base64>` signature per secret, space-separated (the webhook-signature header). */
+export function sign(input: SignInput, secrets: string | string[]): string {
+  const list = Array.isArray(secrets) ? secrets : [secrets];
+  const message = `${input.id}.${unix(input.timestamp)}.${input.body}`;
+  return list.map((secret) => `v1,${createHmac('sha256', secretKey(secret)).update(message).digest('base64')}`).join(' ');
+}
+
+/** The three Standard Webhooks headers for a request body. */
+export function signedHeaders(input: SignInput, secrets: string | string[]): Record<string, string> {
+  return {
+    'webhook-id': input.id,
+    'webhook-timestamp': String(unix(input.timestamp)),
+    'webhook-signature': sign(input, secrets),
+  };
+}
+
+export interface VerifyOptions {
+  toleranceSeconds?: number;
+  now?: Date;
+}
+
+/**
+ * Verifies a request against one or more secrets (e.g. old and new during a rotation), in
+ * constant time per comparison, rejecting timestamps outside the tolerance (±5 min).
+ * Returns the parsed JSON body.
+ */
+export function verify(body: string | Buffer, headers: Record<string, string | string[] | undefined>, secrets: string | string[], options: VerifyOptions = {}): unknown {
+  const header = (name: string) => {
+    const value = Object.entries(headers).find(([k]) => k.toLowerCase() === name)?.[1];
+    return Array.isArray(value) ? value[0] : value;
+  };
+  const id = header('webhook-id');
+  const timestamp = header('webhook-timestamp');
+  const signatures = header('webhook-signature');
+  if (!id || !timestamp || !signatures) throw new WebhookVerificationError('missing webhook-id, webhook-timestamp or webhook-signature');
+  if (!/^\d+$/.test(timestamp)) throw new WebhookVerificationError('invalid webhook-timestamp');
+  const now = Math.floor((options.now ?? new Date()).getTime() / 1000);
+  const tolerance = options.toleranceSeconds ?? DEFAULT_TOLERANCE_SECONDS;
+  const ts = Number(timestamp);
+  if (now - ts > tolerance) throw new WebhookVerificationError('timestamp too old');
+  if (ts - now > tolerance) throw new WebhookVerificationError('timestamp too new');
+
+  const text = typeof body === 'string' ? body : body.toString('utf8');
+  const passed = signatures
+    .split(' ')
+    .map((s) => s.split(','))
+    .filter(([version, sig]) => version === 'v1' && sig)
+    .map(([, sig]) => Buffer.from(sig, 'base64'));
+  for (const secret of Array.isArray(secrets) ? secrets : [secrets]) {
+    const expected = createHmac('sha256', secretKey(secret)).update(`${id}.${ts}.${text}`).digest();
+    if (passed.some((candidate) => candidate.length === expected.length && timingSafeEqual(candidate, expected))) {
+      return text === '' ? undefined : JSON.parse(text);
+    }
+  }
+  throw new WebhookVerificationError('no matching signature');
+}
+export * from './destination-policy';

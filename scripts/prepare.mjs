@@ -1,0 +1,56 @@
+#!/usr/bin/env node
+// Makes a fresh clone runnable with no manual step: installs the locked dependencies when they
+// are missing or stale, writes .env with generated dev secrets, and generates the Prisma client.
+// Plain Node on purpose: it runs before any dependency is installed.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const args = new Set(process.argv.slice(2));
+const quiet = args.has('--quiet');
+const say = (line) => quiet || console.log(`[prepare] ${line}`);
+const mtime = (file) => (existsSync(file) ? statSync(file).mtimeMs : 0);
+const run = (cmd, argv, env = {}) =>
+  execFileSync(cmd, argv, { cwd: root, stdio: quiet ? ['ignore', 'ignore', 'inherit'] : 'inherit', env: { ...process.env, ...env } });
+
+export function ensureDependencies() {
+  const marker = path.join(root, 'node_modules', '.modules.yaml');
+  if (mtime(marker) >= mtime(path.join(root, 'pnpm-lock.yaml'))) return;
+  say('installing dependencies (pnpm install --frozen-lockfile)');
+  run('pnpm', ['install', '--frozen-lockfile']);
+}
+
+export function ensureEnvFile() {
+  const env = path.join(root, '.env');
+  if (existsSync(env) || args.has('--no-env')) return;
+  const secrets = {
+    ADMIN_JWT_SECRET: randomBytes(32).toString('base64url'),
+    CLICK_SECRET: randomBytes(32).toString('base64url'),
+    SECRETS_KEY: randomBytes(32).toString('base64'),
+  };
+  const text = readFileSync(path.join(root, '.env.example'), 'utf8').replace(/^(ADMIN_JWT_SECRET|CLICK_SECRET|SECRETS_KEY)=$/gm, (_m, name) => `${name}=${secrets[name]}`);
+  writeFileSync(env, text, { mode: 0o600 });
+  say('wrote .env with generated development secrets');
+}
+
+export function ensurePrismaClient() {
+  const schema = path.join(root, 'prisma', 'schema.prisma');
+  const client = path.join(root, 'packages', 'db', 'src', 'generated', 'prisma', 'client.ts');
+  if (mtime(client) >= mtime(schema)) return;
+  say('generating the Prisma client');
+  // `prisma generate` runs offline once PRISMA_SCHEMA_ENGINE_BINARY names any existing file:
+  // generation never executes the schema engine.
+  run('pnpm', ['exec', 'prisma', 'generate'], {
+    PRISMA_SCHEMA_ENGINE_BINARY: process.env.PRISMA_SCHEMA_ENGINE_BINARY ?? process.execPath,
+    PRISMA_HIDE_UPDATE_MESSAGE: '1',
+  });
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  ensureDependencies();
+  if (!args.has('--generate-only')) ensureEnvFile();
+  ensurePrismaClient();
+}

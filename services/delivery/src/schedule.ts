@@ -1,0 +1,13 @@
+/**
+ * The retry schedule (DELIVERY_RETRY_SCHEDULE: the delay before each attempt, the first
+ * normally 0), with ±20 % jitter so retries to one endpoint do not arrive in lockstep, and a
+ * Retry-After from a 429/503 honoured within 1×–2× the scheduled delay.
+ */
+export const JITTER = 0.2;
+
+export function delayBeforeAttempt(schedule: readonly number[], attemptNumber: number, retryAfterMs: number | null, random = Math.random): number {
+  const base = schedule[Math.min(attemptNumber - 1, schedule.length - 1)] ?? 0;
+  const jittered = Math.round(base * (1 - JITTER + 2 * JITTER * random()));
+  if (retryAfterMs === null) return jittered;
+  return Math.min(Math.max(retryAfterMs, base), 2 * base);
+}

@@ -1,0 +1,106 @@
+import type { PrismaClient } from '@trackway/db';
+import type { SecretBox } from '@trackway/domain';
+import type { Logger } from '@trackway/logger';
+import { DELIVERY_BACKOFF, JOB_SCHEMAS, type JobPayloads, QUEUE, type QueueName, type TypedQueue } from '@trackway/queues';
+import { type Metrics, registerWorker } from '@trackway/runtime';
+import { type Job, type Processor, UnrecoverableError, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { DeliveryAttemptFailed, createDeliverHandler } from './deliver';
+import { type EndpointDirectory, createEndpointDirectory } from './endpoints';
+import { createFanOutHandler } from './fanout';
+import { pruneDeliveryLog } from './housekeeping';
+import { createIsolation } from './isolation';
+import { delayBeforeAttempt } from './schedule';
+import type { AddressPolicy } from '@trackway/webhooks';
+
+export const DELIVERY_QUEUES = [QUEUE.events, QUEUE.deliveries, QUEUE.housekeeping] as const;
+export type DeliveryQueue = (typeof DELIVERY_QUEUES)[number];
+
+export interface DeliverySettings {
+  timeoutMs: number;
+  schedule: readonly number[];
+  breakerThreshold: number;
+  breakerCooldownMs: number;
+  disableAfterMs: number;
+  retentionDays: number;
+  endpointConcurrency: number;
+  policy: AddressPolicy;
+}
+
+export interface DeliveryDeps {
+  prisma: PrismaClient;
+  box: SecretBox;
+  /** Worker connection (blocking commands). */
+  connection: Redis;
+  /** Shared isolation state and cache invalidation. */
+  redis: Redis;
+  queues: { events: TypedQueue<'events'>; deliveries: TypedQueue<'deliveries'> };
+  prefix: string;
+  invalidateEndpoint: (id: string) => Promise<void>;
+  logger: Logger;
+  metrics: Metrics;
+  concurrency: { events: number; deliveries: number };
+  settings: DeliverySettings;
+  /** Extra worker options (tests shorten lock durations to exercise stalled-job recovery). */
+  workerOptions?: { lockDuration?: number; stalledInterval?: number };
+}
+
+function payloadOf<N extends QueueName>(queue: N, job: Job): JobPayloads[N] {
+  const result = JOB_SCHEMAS[queue].safeParse(job.data);
+  if (!result.success) throw new UnrecoverableError(`invalid ${queue} payload: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return result.data as JobPayloads[N];
+}
+
+export function createDeliveryWorkers(deps: DeliveryDeps, queues: readonly DeliveryQueue[] = DELIVERY_QUEUES): { workers: Worker[]; endpoints: EndpointDirectory } {
+  const { settings } = deps;
+  const endpoints = createEndpointDirectory(deps.prisma, deps.box);
+  const isolation = createIsolation(deps.redis, {
+    prefix: deps.prefix,
+    breakerThreshold: settings.breakerThreshold,
+    breakerCooldownMs: settings.breakerCooldownMs,
+    endpointConcurrency: settings.endpointConcurrency,
+    attemptTimeoutMs: settings.timeoutMs,
+  });
+  const fanOut = createFanOutHandler({ prisma: deps.prisma, endpoints, deliveriesQueue: deps.queues.deliveries, schedule: settings.schedule });
+  const deliver = createDeliverHandler({
+    prisma: deps.prisma,
+    endpoints,
+    isolation,
+    eventsQueue: deps.queues.events,
+    invalidateEndpoint: deps.invalidateEndpoint,
+    logger: deps.logger,
+    metrics: deps.metrics,
+    settings,
+  });
+
+  const handlers = {
+    events: async (job) => fanOut(payloadOf('events', job)),
+    deliveries: async (job, token) => {
+      payloadOf('deliveries', job);
+      return deliver(job as Job<JobPayloads['deliveries']>, token);
+    },
+    housekeeping: async () => pruneDeliveryLog(deps.prisma, settings.retentionDays),
+  } satisfies Record<DeliveryQueue, Processor>;
+
+  const concurrency: Record<DeliveryQueue, number> = { events: deps.concurrency.events, deliveries: deps.concurrency.deliveries, housekeeping: 1 };
+  const workers = queues.map((name) =>
+    registerWorker(
+      new Worker(name, handlers[name], {
+        connection: deps.connection,
+        prefix: deps.prefix,
+        concurrency: concurrency[name],
+        ...deps.workerOptions,
+        settings: {
+          // The retry schedule: the processor computed the delay (jitter, Retry-After) already.
+          backoffStrategy: (attemptsMade: number, type?: string, error?: Error) => {
+            if (type !== DELIVERY_BACKOFF) return 1_000 * 2 ** (attemptsMade - 1);
+            if (error instanceof DeliveryAttemptFailed) return error.delayMs;
+            return delayBeforeAttempt(settings.schedule, attemptsMade + 1, null);
+          },
+        },
+      }),
+      deps,
+    ),
+  );
+  return { workers, endpoints };
+}
