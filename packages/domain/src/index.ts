@@ -7,3 +7,4 @@ export * from './events';
 export * from './representations';
 export * from './keys';
 export * from './secrets-box';
+export * from './event-catalog';

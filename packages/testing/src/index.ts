@@ -69,3 +69,4 @@ export async function waitFor<T>(probe: () => Promise<T> | T, { timeoutMs = 10_0
 }
 
 export * from './fixtures';
+export * from './receiver';

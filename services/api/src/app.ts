@@ -1,3 +1,4 @@
+import { EVENT_CATALOG } from '@trackway/domain';
 import { errorHandler, notFoundHandler } from '@trackway/http';
 import { healthRouter, httpMetrics, metricsHandler } from '@trackway/runtime';
 import express, { type Express, Router } from 'express';
@@ -7,7 +8,10 @@ import type { ApiDeps } from './deps';
 import { advertisersRouter, affiliatesRouter } from './routes/advertisers';
 import { conversionsRouter } from './routes/conversions';
 import { offersRouter } from './routes/offers';
+import { deliveriesRouter } from './routes/deliveries';
+import { payoutsRouter } from './routes/payouts';
 import { postbacksRouter } from './routes/postbacks';
+import { webhookEndpointsRouter } from './routes/webhook-endpoints';
 
 export type { ApiDeps };
 
@@ -34,6 +38,12 @@ export function createApp(deps: ApiDeps): Express {
   v1.use('/offers', offersRouter(deps));
   v1.use('/conversions', conversionsRouter(deps));
   v1.use('/postbacks', postbacksRouter(deps));
+  v1.use('/webhook-endpoints', webhookEndpointsRouter(deps));
+  v1.use('/deliveries', deliveriesRouter(deps));
+  v1.use('/payouts', payoutsRouter(deps));
+  v1.get('/event-types', (_req, res) => {
+    res.json({ data: Object.entries(EVENT_CATALOG).map(([type, { description, example }]) => ({ type, description, example })) });
+  });
   app.use('/v1', v1);
 
   app.use(notFoundHandler);

@@ -1,4 +1,6 @@
 import type { PrismaClient } from '@trackway/db';
+import type { SecretBox } from '@trackway/domain';
+import type { Redis } from 'ioredis';
 import type { Logger } from '@trackway/logger';
 import type { InvalidationKind, Queues } from '@trackway/queues';
 import type { HealthState, Metrics } from '@trackway/runtime';
@@ -7,6 +9,16 @@ import type { AdminVerifier } from './auth';
 export interface ApiDeps {
   prisma: PrismaClient;
   queues: Queues;
+  /** The producer connection behind `queues`: enqueues fail fast (503) when it is down. */
+  redis: Redis;
+  /** Seals webhook signing secrets (AES-256-GCM under SECRETS_KEY). */
+  box: SecretBox;
+  webhooks: {
+    /** DELIVERY_RETRY_SCHEDULE, for replays. */
+    schedule: readonly number[];
+    allowHttp: boolean;
+    allowedCidrs: readonly string[];
+  };
   /** Announces a changed row to every process caching it; best effort (caches also expire). */
   invalidate: (kind: InvalidationKind, id?: string | number) => Promise<void>;
   verifier: AdminVerifier;

@@ -1,3 +1,4 @@
+import { createSecretBox } from '@trackway/domain';
 import { createLogger } from '@trackway/logger';
 import { createProducerConnection, createQueues, whenReady } from '@trackway/queues';
 import { createMetrics } from '@trackway/runtime';
@@ -5,6 +6,7 @@ import { TEST_REDIS_URL, type TestDatabase, createTestDatabase, deleteRedisPrefi
 import { createApp } from '../src/app';
 import { type AuthConfig, createVerifier, signAdminToken } from '../src/auth';
 
+export const TEST_SECRETS_KEY = Buffer.alloc(32, 11);
 export const ADMIN_SECRET = 'api-test-admin-secret-0123456789abcdef0123456';
 
 export interface ApiHarness {
@@ -15,6 +17,7 @@ export interface ApiHarness {
   invalidations: Array<[string, string | number | undefined]>;
   token: string;
   auth: { Authorization: string };
+  redis: ReturnType<typeof createProducerConnection>;
   close(): Promise<void>;
 }
 
@@ -28,6 +31,9 @@ export async function startApi(auth: AuthConfig = { secret: ADMIN_SECRET }, db?:
   const app = createApp({
     prisma: database.prisma,
     queues,
+    redis,
+    box: createSecretBox(TEST_SECRETS_KEY),
+    webhooks: { schedule: [0, 50, 100], allowHttp: true, allowedCidrs: ['127.0.0.0/8'] },
     invalidate: async (kind, id) => void invalidations.push([kind, id]),
     verifier: createVerifier(auth),
     logger: createLogger({ service: 'test', level: 'silent' }),
@@ -43,6 +49,7 @@ export async function startApi(auth: AuthConfig = { secret: ADMIN_SECRET }, db?:
     invalidations,
     token,
     auth: { Authorization: `Bearer ${token}` },
+    redis,
     async close() {
       await Promise.all(Object.values(queues).map((q) => q.close()));
       redis.disconnect();

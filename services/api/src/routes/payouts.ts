@@ -1,0 +1,68 @@
+import { HttpError, badRequest, notFound, parseInput } from '@trackway/http';
+import { createPayout, markPayoutSent, payoutJson } from '@trackway/ledger';
+import { publishEvents, writeEvents } from '@trackway/outbox';
+import { Router } from 'express';
+import { z } from 'zod';
+import type { ApiDeps } from '../deps';
+import { decodeCursor, page, pageQuery } from '../pagination';
+import { prefixedId } from './params';
+
+const CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
+const createSchema = z.strictObject({
+  affiliate_id: z.number().int().positive(),
+  currency: z.string().refine((c) => /^[A-Z]{3}$/.test(c) && CURRENCIES.has(c), 'must be an ISO 4217 code such as USD'),
+});
+const sentSchema = z.strictObject({ reference: z.string().trim().min(1, 'is required').max(255) });
+const listSchema = z.object({ ...pageQuery, affiliate_id: z.coerce.number().int().positive().optional(), status: z.enum(['pending', 'sent']).optional() });
+
+export function payoutsRouter({ prisma, queues, logger }: ApiDeps): Router {
+  const router = Router();
+  const withCommissions = { commissions: { select: { id: true }, orderBy: { id: 'asc' } } } as const;
+
+  router.post('/', async (req, res) => {
+    const input = parseInput(createSchema, req.body);
+    if (!(await prisma.affiliate.findUnique({ where: { id: input.affiliate_id } }))) throw badRequest({ affiliate_id: 'no affiliate has this id' });
+    const payout = await prisma.$transaction(async (tx) => {
+      const created = await createPayout(tx, input.affiliate_id, input.currency, new Date());
+      // Throwing rolls the empty payout back.
+      if (!created) throw new HttpError(422, 'no_commissions', `Affiliate ${input.affiliate_id} has no approved, unpaid commissions in ${input.currency}.`);
+      return tx.payout.findUniqueOrThrow({ where: { id: created.id }, include: withCommissions });
+    });
+    res.status(201).json(payoutJson(payout, payout.commissions.map((c) => c.id)));
+  });
+
+  router.get('/', async (req, res) => {
+    const q = parseInput(listSchema, req.query);
+    const cursor = decodeCursor<string>(q.cursor, 'string');
+    const rows = await prisma.payout.findMany({
+      where: { affiliateId: q.affiliate_id, status: q.status, id: cursor === undefined ? undefined : { lt: cursor } },
+      orderBy: { id: 'desc' },
+      take: q.limit + 1,
+    });
+    res.json(page(rows, q.limit, (p) => payoutJson(p)));
+  });
+
+  router.get('/:id', async (req, res) => {
+    const payout = await prisma.payout.findUnique({ where: { id: prefixedId(req.params.id, 'po', 'Payout') }, include: withCommissions });
+    if (!payout) throw notFound('Payout');
+    res.json(payoutJson(payout, payout.commissions.map((c) => c.id)));
+  });
+
+  router.post('/:id/mark-sent', async (req, res) => {
+    const id = prefixedId(req.params.id, 'po', 'Payout');
+    const { reference } = parseInput(sentSchema, req.body);
+    const result = await prisma.$transaction(async (tx) => {
+      const marked = await markPayoutSent(tx, id, reference, new Date());
+      if (marked) await writeEvents(tx, [marked.event]);
+      return marked;
+    });
+    if (!result) {
+      if (!(await prisma.payout.findUnique({ where: { id } }))) throw notFound('Payout');
+      throw new HttpError(409, 'already_sent', 'The payout was already marked sent.');
+    }
+    await publishEvents(prisma, queues.events, [result.event]).catch((error: unknown) => logger.warn({ err: error }, 'payout.sent left for the outbox relay'));
+    res.json(result.event.data.payout);
+  });
+
+  return router;
+}

@@ -1,0 +1,230 @@
+import { SUBSCRIBABLE_EVENT_TYPES, createEvent, endpointJson, newId } from '@trackway/domain';
+import { HttpError, badRequest, notFound, parseInput, unavailable } from '@trackway/http';
+import { publishEvents, writeEvents } from '@trackway/outbox';
+import { RedisUnavailableError, deliveryJobOptions, failFast, replayJobId } from '@trackway/queues';
+import { checkLiteralHost, generateSecret } from '@trackway/webhooks';
+import { Router } from 'express';
+import { z } from 'zod';
+import type { ApiDeps } from '../deps';
+import { decodeCursor, page, pageQuery } from '../pagination';
+import { prefixedId } from './params';
+
+const OVERLAP_MS = 24 * 3600 * 1000;
+const RESERVED_HEADERS = new Set(['content-type', 'content-length', 'user-agent', 'webhook-id', 'webhook-timestamp', 'webhook-signature', 'host', 'connection', 'transfer-encoding']);
+
+const eventTypes = z
+  .array(z.string())
+  .min(1, 'subscribe to at least one event type, or ["*"]')
+  .max(50)
+  .superRefine((types, ctx) => {
+    const unknown = types.filter((t) => t !== '*' && !(SUBSCRIBABLE_EVENT_TYPES as string[]).includes(t));
+    if (unknown.length > 0) ctx.addIssue({ code: 'custom', message: `unknown event types: ${unknown.join(', ')} (see GET /v1/event-types)` });
+  })
+  .transform((types) => (types.includes('*') ? ['*'] : [...new Set(types)]));
+const headers = z
+  .record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/, 'is not a header name'), z.string().max(1024).regex(/^[^\r\n]*$/, 'must be one line'))
+  .refine((h) => Object.keys(h).length <= 20, 'at most 20 headers')
+  .refine((h) => Object.keys(h).every((name) => !RESERVED_HEADERS.has(name.toLowerCase())), 'may not set content-type, user-agent or the webhook-* headers');
+const endpointFields = {
+  url: z.string().max(2048),
+  event_types: eventTypes,
+  description: z.string().max(500).nullable().optional(),
+  headers: headers.optional(),
+  rate_limit_per_second: z.number().int().min(1).max(10_000).nullable().optional(),
+};
+const createSchema = z.strictObject(endpointFields);
+const updateSchema = z.strictObject(endpointFields).partial();
+const listSchema = z.object({ ...pageQuery, enabled: z.enum(['true', 'false']).optional() });
+const deliveriesSchema = z.object({ ...pageQuery, status: z.enum(['pending', 'succeeded', 'failed']).optional() });
+const recoverSchema = z.strictObject({ since: z.iso.datetime({ offset: true }) });
+
+export function deliveryJson(d: { id: string; eventId: string; endpointId: string; eventType: string; status: string; attemptCount: number; nextAttemptAt: Date | null; createdAt: Date; updatedAt: Date }) {
+  return {
+    id: d.id,
+    event_id: d.eventId,
+    endpoint_id: d.endpointId,
+    event_type: d.eventType,
+    status: d.status,
+    attempt_count: d.attemptCount,
+    next_attempt_at: d.nextAttemptAt?.toISOString() ?? null,
+    created_at: d.createdAt.toISOString(),
+    updated_at: d.updatedAt.toISOString(),
+  };
+}
+
+/** Re-sends deliveries (same event, same webhook-id), each as a new job with the full schedule. */
+export async function replayDeliveries(deps: ApiDeps, deliveries: { id: string; eventId: string; endpointId: string; eventType: string; attemptCount: number; status: string }[]) {
+  if (deliveries.length === 0) return 0;
+  const ids = deliveries.map((d) => d.id);
+  await deps.prisma.delivery.updateMany({ where: { id: { in: ids } }, data: { status: 'pending', nextAttemptAt: new Date() } });
+  try {
+    await failFast(deps.redis, () =>
+      deps.queues.deliveries.addBulk(
+        deliveries.map((d) => ({
+          name: d.eventType,
+          data: { deliveryId: d.id, endpointId: d.endpointId, eventId: d.eventId, replay: true },
+          opts: deliveryJobOptions(deps.webhooks.schedule, replayJobId(d.eventId, d.endpointId, d.attemptCount)),
+        })),
+      ),
+    );
+  } catch (error) {
+    // Not queued: put the statuses back so the log does not show replays that never happen.
+    for (const d of deliveries) await deps.prisma.delivery.update({ where: { id: d.id }, data: { status: d.status as 'failed' | 'succeeded' } });
+    if (error instanceof RedisUnavailableError) throw unavailable('The replay could not be queued; retry later.');
+    throw error;
+  }
+  return deliveries.length;
+}
+
+export function webhookEndpointsRouter(deps: ApiDeps): Router {
+  const { prisma, box, invalidate } = deps;
+  const router = Router();
+
+  const checkUrl = (url: string) => {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw badRequest({ url: 'is not a URL' });
+    }
+    const schemes = deps.webhooks.allowHttp ? ['https:', 'http:'] : ['https:'];
+    if (!schemes.includes(parsed.protocol)) throw badRequest({ url: deps.webhooks.allowHttp ? 'must be an http(s) URL' : 'must be an https URL' });
+    if (parsed.username || parsed.password) throw badRequest({ url: 'must not contain credentials; use custom headers' });
+    try {
+      // Names are resolved and checked at every attempt; an address literal can be refused now.
+      checkLiteralHost(parsed.hostname, { allowedCidrs: deps.webhooks.allowedCidrs });
+    } catch {
+      throw badRequest({ url: 'points to a private, loopback or otherwise non-public address' });
+    }
+    return url;
+  };
+  const load = async (id: string) => {
+    const endpoint = await prisma.webhookEndpoint.findUnique({ where: { id: prefixedId(id, 'ep', 'Webhook endpoint') } });
+    if (!endpoint) throw notFound('Webhook endpoint');
+    return endpoint;
+  };
+  const changed = async (id: string) => {
+    await invalidate('endpoint', id);
+    return endpointJson(await prisma.webhookEndpoint.findUniqueOrThrow({ where: { id } }));
+  };
+
+  router.post('/', async (req, res) => {
+    const input = parseInput(createSchema, req.body);
+    const secret = generateSecret();
+    const endpoint = await prisma.webhookEndpoint.create({
+      data: {
+        id: newId('endpoint'),
+        url: checkUrl(input.url),
+        eventTypes: input.event_types,
+        description: input.description ?? null,
+        headers: input.headers ?? {},
+        rateLimitPerSecond: input.rate_limit_per_second ?? null,
+        secretSealed: box.seal(secret),
+      },
+    });
+    await invalidate('endpoint', endpoint.id);
+    // The secret is shown here and on rotation only; it is stored encrypted.
+    res.status(201).json({ ...endpointJson(endpoint), secret });
+  });
+
+  router.get('/', async (req, res) => {
+    const q = parseInput(listSchema, req.query);
+    const cursor = decodeCursor<string>(q.cursor, 'string');
+    const rows = await prisma.webhookEndpoint.findMany({
+      where: { enabled: q.enabled === undefined ? undefined : q.enabled === 'true', id: cursor === undefined ? undefined : { lt: cursor } },
+      orderBy: { id: 'desc' },
+      take: q.limit + 1,
+    });
+    res.json(page(rows, q.limit, endpointJson));
+  });
+
+  router.get('/:id', async (req, res) => {
+    res.json(endpointJson(await load(req.params.id)));
+  });
+
+  router.patch('/:id', async (req, res) => {
+    const { id } = await load(req.params.id);
+    const input = parseInput(updateSchema, req.body);
+    await prisma.webhookEndpoint.update({
+      where: { id },
+      data: {
+        url: input.url === undefined ? undefined : checkUrl(input.url),
+        eventTypes: input.event_types,
+        description: input.description,
+        headers: input.headers,
+        rateLimitPerSecond: input.rate_limit_per_second,
+      },
+    });
+    res.json(await changed(id));
+  });
+
+  router.delete('/:id', async (req, res) => {
+    const { id } = await load(req.params.id);
+    await prisma.webhookEndpoint.delete({ where: { id } });
+    await invalidate('endpoint', id);
+    res.status(204).end();
+  });
+
+  router.post('/:id/enable', async (req, res) => {
+    const { id } = await load(req.params.id);
+    await prisma.webhookEndpoint.update({ where: { id }, data: { enabled: true, disabledReason: null, failingSince: null } });
+    res.json(await changed(id));
+  });
+
+  router.post('/:id/disable', async (req, res) => {
+    const { id } = await load(req.params.id);
+    await prisma.webhookEndpoint.update({ where: { id }, data: { enabled: false, disabledReason: 'Disabled by an administrator.' } });
+    res.json(await changed(id));
+  });
+
+  // The old secret keeps signing beside the new one for 24 h, so receivers can switch over.
+  router.post('/:id/rotate-secret', async (req, res) => {
+    const endpoint = await load(req.params.id);
+    const secret = generateSecret();
+    const previousSecretExpiresAt = new Date(Date.now() + OVERLAP_MS);
+    await prisma.webhookEndpoint.update({
+      where: { id: endpoint.id },
+      data: { secretSealed: box.seal(secret), previousSecretSealed: endpoint.secretSealed, previousSecretExpiresAt },
+    });
+    await invalidate('endpoint', endpoint.id);
+    res.json({ id: endpoint.id, secret, previous_secret_expires_at: previousSecretExpiresAt.toISOString() });
+  });
+
+  // A webhook.test event for this endpoint only: written with its delivery row in one
+  // transaction, then published like every other event.
+  router.post('/:id/test', async (req, res) => {
+    const endpoint = await load(req.params.id);
+    if (!endpoint.enabled) throw new HttpError(409, 'endpoint_disabled', 'Enable the endpoint before sending it a test event.');
+    const event = createEvent('webhook.test', { endpoint_id: endpoint.id, message: 'This is a test event from Trackway.' });
+    const deliveryId = newId('delivery');
+    await prisma.$transaction(async (tx) => {
+      await writeEvents(tx, [event]);
+      await tx.delivery.create({ data: { id: deliveryId, eventId: event.id, endpointId: endpoint.id, eventType: event.type } });
+    });
+    await publishEvents(prisma, deps.queues.events, [event]).catch((error: unknown) => deps.logger.warn({ err: error }, 'test event left for the outbox relay'));
+    res.status(202).json({ event_id: event.id, delivery_id: deliveryId });
+  });
+
+  router.get('/:id/deliveries', async (req, res) => {
+    const { id } = await load(req.params.id);
+    const q = parseInput(deliveriesSchema, req.query);
+    const cursor = decodeCursor<string>(q.cursor, 'string');
+    const rows = await prisma.delivery.findMany({
+      where: { endpointId: id, status: q.status, id: cursor === undefined ? undefined : { lt: cursor } },
+      orderBy: { id: 'desc' },
+      take: q.limit + 1,
+    });
+    res.json(page(rows, q.limit, deliveryJson));
+  });
+
+  // Like Svix's recover: re-send every failed delivery of this endpoint since a time.
+  router.post('/:id/recover', async (req, res) => {
+    const endpoint = await load(req.params.id);
+    const { since } = parseInput(recoverSchema, req.body);
+    if (!endpoint.enabled) throw new HttpError(409, 'endpoint_disabled', 'Enable the endpoint before recovering its deliveries.');
+    const failed = await prisma.delivery.findMany({ where: { endpointId: endpoint.id, status: 'failed', createdAt: { gte: new Date(since) } }, orderBy: { id: 'asc' } });
+    res.status(202).json({ recovered: await replayDeliveries(deps, failed) });
+  });
+
+  return router;
+}

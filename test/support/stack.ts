@@ -1,0 +1,136 @@
+// The whole system in one test process: API, ingest, attribution and delivery workers sharing
+// one Postgres schema and one random BullMQ prefix, with real Redis pub/sub invalidation.
+import { createClickIdCodec } from '@trackway/clickid';
+import { createSecretBox } from '@trackway/domain';
+import { createLogger } from '@trackway/logger';
+import { createProducerConnection, createQueues, createWorkerConnection, publishInvalidation, subscribeInvalidations, whenReady } from '@trackway/queues';
+import { createMetrics } from '@trackway/runtime';
+import { TEST_REDIS_URL, type TestDatabase, createTestDatabase, deleteRedisPrefix, randomPrefix } from '@trackway/testing';
+import type { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { createApp as createApi } from '../../services/api/src/app';
+import { createVerifier, signAdminToken } from '../../services/api/src/auth';
+import { createWorkers as createAttributionWorkers } from '../../services/attribution/src/workers';
+import { type DeliverySettings, createDeliveryWorkers } from '../../services/delivery/src/workers';
+import { createApp as createIngest } from '../../services/ingest/src/app';
+import { createLookups } from '../../services/ingest/src/lookups';
+
+export const STACK_SECRET = 'stack-test-secret-0123456789abcdef0123456789';
+export const SECRETS_KEY = Buffer.alloc(32, 9);
+
+export const FAST_DELIVERY: DeliverySettings = {
+  timeoutMs: 1_000,
+  schedule: [0, 50, 100],
+  breakerThreshold: 5,
+  breakerCooldownMs: 1_000,
+  disableAfterMs: 5 * 86_400_000,
+  retentionDays: 30,
+  endpointConcurrency: 4,
+  policy: { allowedCidrs: ['127.0.0.0/8'] },
+};
+
+export interface Stack {
+  db: TestDatabase;
+  prefix: string;
+  queues: ReturnType<typeof createQueues>;
+  producer: Redis;
+  api: ReturnType<typeof createApi>;
+  ingest: ReturnType<typeof createIngest>;
+  clickIds: ReturnType<typeof createClickIdCodec>;
+  auth: { Authorization: string };
+  metrics: ReturnType<typeof createMetrics>;
+  /** Starts delivery workers (events, deliveries) with these settings; returns them. */
+  startDelivery(settings?: Partial<DeliverySettings>, options?: { concurrency?: number }): Promise<Worker[]>;
+  startAttribution(): Worker[];
+  stopWorkers(workers?: Worker[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startStack(): Promise<Stack> {
+  const db = await createTestDatabase();
+  const prefix = randomPrefix();
+  const logger = createLogger({ service: 'test', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const producer = createProducerConnection(TEST_REDIS_URL);
+  await whenReady(producer);
+  const connections: Redis[] = [producer];
+  const connect = () => {
+    const c = createWorkerConnection(TEST_REDIS_URL);
+    connections.push(c);
+    return c;
+  };
+  const queues = createQueues(producer, prefix);
+  const box = createSecretBox(SECRETS_KEY);
+  const clickIds = createClickIdCodec(STACK_SECRET);
+  const health = { accepting: true, checks: {} };
+  const metrics = createMetrics('test');
+  const api = createApi({
+    prisma: db.prisma,
+    queues,
+    redis: producer,
+    box,
+    webhooks: { schedule: FAST_DELIVERY.schedule, allowHttp: true, allowedCidrs: ['127.0.0.0/8'] },
+    invalidate: (kind, id) => publishInvalidation(producer, prefix, kind, id),
+    verifier: createVerifier({ secret: STACK_SECRET }),
+    logger,
+    metrics,
+    health,
+  });
+  const ingest = createIngest({ queues, redis: producer, lookups: createLookups(db.prisma), clickIds, logger, metrics, health });
+  const auth = { Authorization: `Bearer ${await signAdminToken(STACK_SECRET)}` };
+  const workers: Worker[] = [];
+
+  const stack: Stack = {
+    db,
+    prefix,
+    queues,
+    producer,
+    api,
+    ingest,
+    clickIds,
+    auth,
+    metrics,
+    async startDelivery(settings = {}, options = {}) {
+      const merged = { ...FAST_DELIVERY, ...settings };
+      const { workers: started, endpoints } = createDeliveryWorkers(
+        {
+          prisma: db.prisma,
+          box,
+          connection: connect(),
+          redis: connect(),
+          queues,
+          prefix,
+          invalidateEndpoint: (id) => publishInvalidation(producer, prefix, 'endpoint', id),
+          logger,
+          metrics,
+          concurrency: { events: 5, deliveries: options.concurrency ?? 20 },
+          settings: merged,
+        },
+        ['events', 'deliveries'],
+      );
+      await subscribeInvalidations(connect(), prefix, (kind) => kind === 'endpoint' && endpoints.clear());
+      workers.push(...started);
+      await Promise.all(started.map((w) => w.waitUntilReady()));
+      return started;
+    },
+    startAttribution() {
+      const started = createAttributionWorkers(
+        { prisma: db.prisma, clickIds, eventsQueue: queues.events, connection: connect(), prefix, logger, metrics, concurrency: { postbacks: 8, clicks: 50 }, relayGraceMs: 0 },
+        ['postbacks', 'clicks'],
+      );
+      workers.push(...started);
+      return started;
+    },
+    async stopWorkers(list = workers) {
+      await Promise.all(list.map((w) => w.close()));
+      for (const w of list) workers.splice(workers.indexOf(w), 1);
+    },
+    async close() {
+      await stack.stopWorkers([...workers]);
+      await Promise.all(Object.values(queues).map((q) => q.close()));
+      for (const c of connections) c.disconnect();
+      await deleteRedisPrefix(prefix);
+      await db.drop();
+    },
+  };
+  return stack;
+}
