@@ -102,7 +102,7 @@ export async function startStack(): Promise<Stack> {
           invalidateEndpoint: (id) => publishInvalidation(producer, prefix, 'endpoint', id),
           logger,
           metrics,
-          concurrency: { events: 5, deliveries: options.concurrency ?? 20 },
+          concurrency: { events: 10, deliveries: options.concurrency ?? 20 },
           settings: merged,
         },
         ['events', 'deliveries'],

@@ -110,10 +110,15 @@ export const envSchema = z.object({
   ATTRIBUTION_CONCURRENCY: int(16, 1, 1000),
   CLICKS_CONCURRENCY: int(200, 1, 5000),
   DELIVERY_CONCURRENCY: int(50, 1, 5000),
+  DELIVERY_FANOUT_CONCURRENCY: int(20, 1, 1000),
   DELIVERY_ENDPOINT_CONCURRENCY: int(10, 1, 5000),
   ATTRIBUTION_QUEUES: z.string().default('postbacks,clicks,outbox'),
   DELIVERY_QUEUES: z.string().default('events,deliveries,housekeeping'),
   OUTBOX_RELAY_INTERVAL: duration('5s'),
+  // How long a worker's job lock lasts without renewal, and how often stalled jobs (their
+  // worker died) are looked for and put back: BullMQ's lockDuration and stalledInterval.
+  WORKER_LOCK_DURATION: duration('30s'),
+  WORKER_STALLED_INTERVAL: duration('30s'),
 
   DELIVERY_TIMEOUT_MS: int(15_000, 1),
   DELIVERY_RETRY_SCHEDULE: retrySchedule,

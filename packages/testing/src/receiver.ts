@@ -23,6 +23,9 @@ export interface Receiver {
   url: string;
   port: number;
   requests: ReceivedRequest[];
+  /** Requests in flight right now (not yet answered, connection still open), and the peak. */
+  active: number;
+  maxActive: number;
   /** Decides each reply; `n` counts requests from 1. Default: 200 "ok". */
   reply: (request: ReceivedRequest, n: number) => Reply;
   close(): Promise<void>;
@@ -31,8 +34,13 @@ export interface Receiver {
 /** A real local HTTP server that records what it receives: the webhook subscriber in tests. */
 export async function startReceiver(reply: Receiver['reply'] = () => ({ status: 200, body: 'ok' })): Promise<Receiver> {
   const requests: ReceivedRequest[] = [];
-  const receiver = { requests, reply } as Receiver;
+  const receiver = { requests, reply, active: 0, maxActive: 0 } as Receiver;
   const server: Server = createServer((req, res) => {
+    receiver.active += 1;
+    receiver.maxActive = Math.max(receiver.maxActive, receiver.active);
+    res.once('close', () => {
+      receiver.active -= 1;
+    });
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {

@@ -28,7 +28,12 @@ export function isAllowedAddress(address: string, policy: AddressPolicy): boolea
   } catch {
     return false;
   }
-  if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) parsed = (parsed as ipaddr.IPv6).toIPv4Address();
+  if (parsed.kind() === 'ipv6') {
+    const v6 = parsed as ipaddr.IPv6;
+    if (v6.isIPv4MappedAddress()) parsed = v6.toIPv4Address();
+    // The deprecated IPv4-compatible form ::a.b.c.d (ipaddr.js calls it unicast) embeds IPv4 too.
+    else if (v6.parts.slice(0, 6).every((part) => part === 0) && v6.range() === 'unicast') return false;
+  }
   for (const cidr of policy.allowedCidrs) {
     try {
       const range = ipaddr.parseCIDR(cidr);

@@ -79,10 +79,11 @@ export function verify(body: string | Buffer, headers: Record<string, string | s
   if (ts - now > tolerance) throw new WebhookVerificationError('timestamp too new');
 
   const text = typeof body === 'string' ? body : body.toString('utf8');
+  // Only canonical base64 of a 32-byte HMAC counts, as in the reference implementation.
   const passed = signatures
     .split(' ')
     .map((s) => s.split(','))
-    .filter(([version, sig]) => version === 'v1' && sig)
+    .filter(([version, sig]) => version === 'v1' && /^[A-Za-z0-9+/]{43}=$/.test(sig ?? '') && Buffer.from(sig, 'base64').toString('base64') === sig)
     .map(([, sig]) => Buffer.from(sig, 'base64'));
   for (const secret of Array.isArray(secrets) ? secrets : [secrets]) {
     const expected = createHmac('sha256', secretKey(secret)).update(`${id}.${ts}.${text}`).digest();

@@ -25,6 +25,7 @@ async function main() {
       logger,
       metrics: ctx.metrics,
       concurrency: { postbacks: config.ATTRIBUTION_CONCURRENCY, clicks: config.CLICKS_CONCURRENCY },
+      workerOptions: { lockDuration: config.WORKER_LOCK_DURATION, stalledInterval: config.WORKER_STALLED_INTERVAL },
     },
     consumed as AttributionQueue[],
   );

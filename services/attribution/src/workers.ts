@@ -22,6 +22,8 @@ export interface AttributionDeps {
   metrics: Metrics;
   concurrency: { postbacks: number; clicks: number };
   relayGraceMs?: number;
+  /** BullMQ lockDuration / stalledInterval (WORKER_LOCK_DURATION, WORKER_STALLED_INTERVAL). */
+  workerOptions?: { lockDuration?: number; stalledInterval?: number };
 }
 
 /** Parses a job's payload with its queue's schema; a payload that can never succeed is not retried. */
@@ -70,7 +72,7 @@ export function createWorkers(deps: AttributionDeps, queues: readonly Attributio
   };
   return queues.map((name) =>
     registerWorker(
-      new Worker(name, handlers[name], { connection: deps.connection, prefix: deps.prefix, concurrency: concurrency[name] }),
+      new Worker(name, handlers[name], { connection: deps.connection, prefix: deps.prefix, concurrency: concurrency[name], ...deps.workerOptions }),
       deps,
     ),
   );

@@ -66,10 +66,8 @@ describe('attribution workers', () => {
 
   it('fails a job with an invalid payload at once, without retrying it', async () => {
     await h.queues.postbacks.add('postback', { nonsense: true } as never, { jobId: 'bad-payload', attempts: 5 });
-    const failed = await waitFor(async () => {
-      const job = await h.queues.postbacks.getJob('bad-payload');
-      return job && (await job.getState()) === 'failed' ? job : null;
-    });
+    await waitFor(async () => (await h.queues.postbacks.getJobState('bad-payload')) === 'failed');
+    const failed = (await h.queues.postbacks.getJob('bad-payload'))!;
     expect(failed.attemptsStarted).toBe(1);
     expect(failed.failedReason).toMatch(/invalid postbacks payload/);
   });

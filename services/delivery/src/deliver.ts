@@ -62,43 +62,59 @@ export function createDeliverHandler(deps: DeliverDeps) {
     await publishEvents(prisma, deps.eventsQueue, events).catch((error: unknown) => logger.warn({ err: error }, 'events left for the outbox relay'));
   };
 
+  // Recent attempt duration per endpoint (EWMA, this process): how long a parked job waits for a slot.
+  const typicalMs = new Map<string, number>();
+  const observe = (endpointId: string, ms: number) => {
+    const previous = typicalMs.get(endpointId);
+    if (typicalMs.size > 10_000 && previous === undefined) typicalMs.clear();
+    typicalMs.set(endpointId, previous === undefined ? ms : previous * 0.8 + ms * 0.2);
+  };
+
   return async function deliver(job: Job<DeliveryJob>, token?: string) {
     const { deliveryId, endpointId, eventId, replay } = job.data;
-    const delivery = await prisma.delivery.findUnique({ where: { id: deliveryId }, include: { event: { select: { payload: true } } } });
-    if (!delivery) return { skipped: 'delivery_pruned' };
-    if (delivery.status !== 'pending' && !replay) return { skipped: `already_${delivery.status}` };
-
     const endpoint = await endpoints.get(endpointId);
     if (!endpoint || !endpoint.enabled) {
       // Invariant 4: retried until 2xx, its schedule ends, or its endpoint is disabled.
-      await prisma.delivery.update({ where: { id: deliveryId }, data: { status: 'failed', nextAttemptAt: null } });
+      await prisma.delivery.updateMany({ where: { id: deliveryId, status: 'pending' }, data: { status: 'failed', nextAttemptAt: null } });
       metrics.deliveries.inc({ result: 'endpoint_disabled', status_class: 'none' });
       return { skipped: 'endpoint_disabled' };
     }
 
-    // Isolation gates: a paused, busy or rate-limited endpoint parks this job without spending an attempt.
+    // Isolation gates first (they need only the cached endpoint): a paused, busy or
+    // rate-limited endpoint parks this job without spending an attempt or a database read.
     const slotToken = `${job.id}:${token ?? ''}`;
-    const admission = await isolation.admit(endpointId, endpoint.rateLimitPerSecond, slotToken);
+    const admission = await isolation.admit(endpointId, endpoint.rateLimitPerSecond, slotToken, typicalMs.get(endpointId));
     if (!admission.ok) {
       await job.moveToDelayed(admission.retryAt, token);
       throw new DelayedError(admission.reason);
     }
 
-    let result: AttemptResult;
+    let result: AttemptResult | undefined;
+    let skipped: string | undefined;
     const at = new Date();
     try {
-      const body = bodyOf(delivery.event.payload);
-      const custom = Object.fromEntries(Object.entries(endpoint.headers).filter(([name]) => !RESERVED_HEADERS.has(name.toLowerCase())));
-      const headers = {
-        ...custom,
-        'content-type': 'application/json',
-        'user-agent': USER_AGENT,
-        ...signedHeaders({ id: eventId, timestamp: at, body }, liveSecrets(endpoint, at)),
-      };
-      result = await send(endpoint.url, body, headers, { timeoutMs: settings.timeoutMs, policy: settings.policy });
+      const [delivery] = await prisma.$queryRaw<{ status: string; payload: unknown }[]>`
+        SELECT d.status::text AS status, e.payload FROM deliveries d JOIN outbox_events e ON e.id = d.event_id WHERE d.id = ${deliveryId}`;
+      if (!delivery) skipped = 'delivery_pruned';
+      else if (delivery.status !== 'pending' && !replay) skipped = `already_${delivery.status}`;
+      else {
+        const body = bodyOf(delivery.payload);
+        const custom = Object.fromEntries(Object.entries(endpoint.headers).filter(([name]) => !RESERVED_HEADERS.has(name.toLowerCase())));
+        const headers = {
+          ...custom,
+          'content-type': 'application/json',
+          'user-agent': USER_AGENT,
+          ...signedHeaders({ id: eventId, timestamp: at, body }, liveSecrets(endpoint, at)),
+        };
+        result = await send(endpoint.url, body, headers, { timeoutMs: settings.timeoutMs, policy: settings.policy });
+        observe(endpointId, result.durationMs);
+      }
     } finally {
-      await isolation.release(endpointId, slotToken);
+      const outcome = !result || result.error === 'ssrf_blocked' ? 'neutral' : result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300 ? 'succeeded' : 'failed';
+      const state = await isolation.finish(endpointId, slotToken, outcome);
+      if (outcome !== 'neutral') metrics.setBreakerState(endpointId, state);
     }
+    if (!result) return { skipped };
 
     const succeeded = result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300;
     const gone = result.statusCode === 410;
@@ -106,44 +122,39 @@ export function createDeliverHandler(deps: DeliverDeps) {
     const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
     const final = succeeded || gone || blocked || lastAttempt;
     const nextDelay = final ? null : delayBeforeAttempt(settings.schedule, job.attemptsMade + 2, result.retryAfterMs);
+    const status = succeeded ? 'succeeded' : final ? 'failed' : 'pending';
+    const nextAttemptAt = nextDelay === null ? null : new Date(Date.now() + nextDelay);
 
-    const events = await prisma.$transaction(async (tx) => {
-      const { attemptCount } = await tx.delivery.update({
-        where: { id: deliveryId },
-        data: {
-          attemptCount: { increment: 1 },
-          status: succeeded ? 'succeeded' : final ? 'failed' : 'pending',
-          nextAttemptAt: nextDelay === null ? null : new Date(Date.now() + nextDelay),
-        },
-      });
-      await tx.deliveryAttempt.create({
-        data: { deliveryId, number: attemptCount, at, durationMs: result.durationMs, statusCode: result.statusCode, error: result.error, responseBody: result.responseBody },
-      });
-      if (succeeded) {
-        await tx.webhookEndpoint.updateMany({ where: { id: endpointId, failingSince: { not: null } }, data: { failingSince: null } });
-        return [];
-      }
+    // One statement records the attempt: numbers it, settles the delivery, and tracks since
+    // when the endpoint has been failing (cleared by a success).
+    const [recorded] = await prisma.$queryRaw<{ failing_since: Date | null }[]>`
+      WITH d AS (
+        UPDATE deliveries SET attempt_count = attempt_count + 1, status = ${status}::"DeliveryStatus",
+          next_attempt_at = ${nextAttemptAt}::timestamptz, updated_at = now()
+        WHERE id = ${deliveryId} RETURNING attempt_count
+      ), a AS (
+        INSERT INTO delivery_attempts (delivery_id, number, at, duration_ms, status_code, error, response_body)
+        SELECT ${deliveryId}, attempt_count, ${at}::timestamptz, ${result.durationMs}::integer, ${result.statusCode}::integer, ${result.error}::varchar, ${result.responseBody}::varchar FROM d
+      )
+      UPDATE webhook_endpoints SET failing_since = CASE WHEN ${succeeded}::boolean THEN NULL ELSE COALESCE(failing_since, ${at}::timestamptz) END
+      WHERE id = ${endpointId} AND (CASE WHEN ${succeeded}::boolean THEN failing_since IS NOT NULL ELSE NOT ${blocked}::boolean END)
+      RETURNING failing_since`;
+
+    let disabledReason: string | null = null;
+    if (gone) disabledReason = 'The endpoint answered 410 Gone.';
+    else if (!succeeded && !blocked && recorded?.failing_since && at.getTime() - recorded.failing_since.getTime() >= settings.disableAfterMs) {
+      disabledReason = `Every attempt failed since ${recorded.failing_since.toISOString()}.`;
+    }
+    if (disabledReason) {
       // The endpoint.disabled event is written in the transaction that disables the endpoint.
-      const disable = async (reason: string) => {
-        const emitted = await disableEndpoint(tx, endpointId, reason, at);
+      const events = await prisma.$transaction(async (tx) => {
+        const emitted = await disableEndpoint(tx, endpointId, disabledReason, at);
         await writeEvents(tx, emitted);
         return emitted;
-      };
-      if (gone) return disable('The endpoint answered 410 Gone.');
-      if (blocked) return [];
-      await tx.webhookEndpoint.updateMany({ where: { id: endpointId, failingSince: null }, data: { failingSince: at } });
-      const failingSince = endpoint.failingSince ?? (await tx.webhookEndpoint.findUnique({ where: { id: endpointId } }))?.failingSince ?? at;
-      if (at.getTime() - failingSince.getTime() >= settings.disableAfterMs) {
-        return disable(`Every attempt failed since ${failingSince.toISOString()}.`);
-      }
-      return [];
-    });
-    await settleEvents(events, endpointId);
-
-    if (!blocked) {
-      const opened = succeeded ? (await isolation.succeeded(endpointId), false) : await isolation.failed(endpointId);
-      metrics.setBreakerState(endpointId, succeeded ? 'closed' : opened ? 'open' : await isolation.state(endpointId));
+      });
+      await settleEvents(events, endpointId);
     }
+
     metrics.deliveries.inc({ result: succeeded ? 'succeeded' : final ? 'failed' : 'retry', status_class: statusClass(result) });
     const logLine = { delivery_id: deliveryId, event_id: eventId, endpoint_id: endpointId, attempt: job.attemptsMade + 1, status_code: result.statusCode, error: result.error, duration_ms: result.durationMs };
     if (succeeded) {

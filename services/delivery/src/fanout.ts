@@ -19,13 +19,18 @@ export function createFanOutHandler(deps: { prisma: PrismaClient; endpoints: End
       targets = (await endpoints.subscribers(event.type)).map((e) => e.id);
     }
     if (targets.length === 0) return { deliveries: 0 };
-    await prisma.delivery.createMany({
+    const created = await prisma.delivery.createManyAndReturn({
       data: targets.map((endpointId) => ({ id: newId('delivery'), eventId: event.id, endpointId, eventType: event.type })),
       skipDuplicates: true,
+      select: { id: true, endpointId: true },
     });
-    // Enqueue every still-pending delivery: after a crash between insert and enqueue, the
-    // retried fan-out finds its rows and enqueues them now (existing jobs are not duplicated).
-    const pending = await prisma.delivery.findMany({ where: { eventId: event.id, endpointId: { in: targets }, status: 'pending' }, select: { id: true, endpointId: true } });
+    // A second fan-out of the event (or the test send's pre-written row) finds existing rows:
+    // enqueue every still-pending one, so a crash between insert and enqueue loses nothing;
+    // existing jobs are not duplicated (same job id).
+    const pending =
+      created.length === targets.length
+        ? created
+        : await prisma.delivery.findMany({ where: { eventId: event.id, endpointId: { in: targets }, status: 'pending' }, select: { id: true, endpointId: true } });
     await deliveriesQueue.addBulk(
       pending.map((d) => ({
         name: event.type,

@@ -9,32 +9,43 @@ import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 export type BreakerState = 'closed' | 'open' | 'half_open';
 export type Admission = { ok: true; probe: boolean } | { ok: false; retryAt: number; reason: 'breaker_open' | 'probe_in_flight' | 'concurrency' | 'rate_limit' };
 
+// One round trip to admit: breaker (closed / open / half-open with one probe), then a slot.
+// KEYS: breaker hash, probe key, slots zset. ARGV: now, hold ms, token, concurrency cap.
+// Returns {verdict, until}: 1 admitted, 2 admitted as the half-open probe, 0 open until
+// `until`, 3 probe in flight (retry at `until`), 4 no free slot.
 const ADMIT = `
-local openUntil = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
-if openUntil == 0 then return {1, 0} end
 local now = tonumber(ARGV[1])
-if now < openUntil then return {0, openUntil} end
-if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then return {2, 0} end
-return {3, now + tonumber(ARGV[3])}
+local hold = tonumber(ARGV[2])
+local probe = 0
+local openUntil = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
+if openUntil > 0 then
+  if now < openUntil then return {0, openUntil} end
+  if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', hold) then return {3, now + hold} end
+  probe = 1
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+if probe == 0 and redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[4]) then return {4, 0} end
+redis.call('ZADD', KEYS[3], now + hold, ARGV[3])
+redis.call('PEXPIRE', KEYS[3], hold * 2)
+return {1 + probe, 0}
 `;
 
-const FAIL = `
+// One round trip to finish: release the slot, then record the outcome on the breaker.
+// KEYS: breaker hash, probe key, slots zset. ARGV: token, succeeded (1/0), threshold, now,
+// cooldown ms, ttl ms. Returns the state after: 0 closed, 1 open (counting failures below the
+// threshold counts as closed).
+const FINISH = `
+redis.call('ZREM', KEYS[3], ARGV[1])
+if ARGV[2] == '1' then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return 0
+end
 local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
 local openUntil = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-if openUntil > 0 or failures >= tonumber(ARGV[1]) then
-  redis.call('HSET', KEYS[1], 'open_until', tonumber(ARGV[2]) + tonumber(ARGV[3]))
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+if openUntil > 0 or failures >= tonumber(ARGV[3]) then
+  redis.call('HSET', KEYS[1], 'open_until', tonumber(ARGV[4]) + tonumber(ARGV[5]))
   redis.call('DEL', KEYS[2])
-  return 1
-end
-return 0
-`;
-
-const ACQUIRE = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[4]) then
-  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], ARGV[5])
   return 1
 end
 return 0
@@ -66,41 +77,39 @@ export function createIsolation(redis: Redis, options: IsolationOptions) {
   const park = (base: number) => Date.now() + Math.round(base * (0.5 + Math.random()));
 
   return {
-    async admit(endpointId: string, rateLimitPerSecond: number | null, token: string): Promise<Admission> {
-      const now = Date.now();
-      const [verdict, until] = (await redis.eval(ADMIT, 2, key('breaker', endpointId), key('probe', endpointId), now, holdMs, Math.min(options.breakerCooldownMs, holdMs))) as [number, number];
-      // 0: open until `until`; 3: half-open with the probe in flight; 1 closed; 2 this is the probe.
-      if (verdict === 0 || verdict === 3) {
-        return { ok: false, retryAt: until + Math.round(Math.random() * 250), reason: verdict === 0 ? 'breaker_open' : 'probe_in_flight' };
-      }
-      const probe = verdict === 2;
-      const slot = await redis.eval(ACQUIRE, 1, key('slots', endpointId), now, now + holdMs, token, probe ? Number.MAX_SAFE_INTEGER : options.endpointConcurrency, holdMs * 2);
-      if (slot !== 1) return { ok: false, retryAt: park(Math.min(options.attemptTimeoutMs, 1_000)), reason: 'concurrency' };
+    async admit(endpointId: string, rateLimitPerSecond: number | null, token: string, typicalAttemptMs = 1_000): Promise<Admission> {
+      const keys = [key('breaker', endpointId), key('probe', endpointId), key('slots', endpointId)];
+      const [verdict, until] = (await redis.eval(ADMIT, 3, ...keys, Date.now(), holdMs, token, options.endpointConcurrency)) as [number, number];
+      if (verdict === 0) return { ok: false, retryAt: until + Math.round(Math.random() * 250), reason: 'breaker_open' };
+      if (verdict === 3) return { ok: false, retryAt: until + Math.round(Math.random() * 250), reason: 'probe_in_flight' };
+            // All slots busy: come back after about one typical attempt of this endpoint (20 ms to 1 s),
+      // so a fast endpoint's backlog flows and a slow one's parked jobs do not churn.
+      if (verdict === 4) return { ok: false, retryAt: park(Math.min(Math.max(typicalAttemptMs, 20), 1_000, options.attemptTimeoutMs)), reason: 'concurrency' };
       if (rateLimitPerSecond) {
         try {
           await limiter(rateLimitPerSecond).consume(endpointId);
         } catch (rejection) {
-          await this.release(endpointId, token);
+          await redis.zrem(keys[2], token);
           if (rejection instanceof RateLimiterRes) return { ok: false, retryAt: Date.now() + rejection.msBeforeNext + Math.round(Math.random() * 50), reason: 'rate_limit' };
           throw rejection;
         }
       }
-      return { ok: true, probe };
+      return { ok: true, probe: verdict === 2 };
     },
 
-    async release(endpointId: string, token: string): Promise<void> {
-      await redis.zrem(key('slots', endpointId), token);
-    },
-
-    /** A success closes the breaker. */
-    async succeeded(endpointId: string): Promise<void> {
-      await redis.del(key('breaker', endpointId), key('probe', endpointId));
-    },
-
-    /** A failure counts toward the threshold; a failed probe reopens the breaker. True when it (re)opened. */
-    async failed(endpointId: string): Promise<boolean> {
-      const opened = await redis.eval(FAIL, 2, key('breaker', endpointId), key('probe', endpointId), options.breakerThreshold, Date.now(), options.breakerCooldownMs, options.breakerCooldownMs * 10 + 86_400_000);
-      return opened === 1;
+    /**
+     * Releases the slot and records the attempt's outcome: a success closes the breaker; a
+     * failure counts toward the threshold, and a failed probe reopens it. Returns the state.
+     */
+    async finish(endpointId: string, token: string, outcome: 'succeeded' | 'failed' | 'neutral'): Promise<BreakerState> {
+      const keys = [key('breaker', endpointId), key('probe', endpointId), key('slots', endpointId)];
+      if (outcome === 'neutral') {
+        await redis.zrem(keys[2], token);
+        return this.state(endpointId);
+      }
+      const ttl = options.breakerCooldownMs * 10 + 86_400_000;
+      const open = await redis.eval(FINISH, 3, ...keys, token, outcome === 'succeeded' ? 1 : 0, options.breakerThreshold, Date.now(), options.breakerCooldownMs, ttl);
+      return open === 1 ? 'open' : 'closed';
     },
 
     async state(endpointId: string): Promise<BreakerState> {

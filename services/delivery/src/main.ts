@@ -31,7 +31,8 @@ async function main() {
       invalidateEndpoint: (id) => publishInvalidation(producer, config.QUEUE_PREFIX, 'endpoint', id),
       logger,
       metrics: ctx.metrics,
-      concurrency: { events: 10, deliveries: config.DELIVERY_CONCURRENCY },
+      concurrency: { events: config.DELIVERY_FANOUT_CONCURRENCY, deliveries: config.DELIVERY_CONCURRENCY },
+      workerOptions: { lockDuration: config.WORKER_LOCK_DURATION, stalledInterval: config.WORKER_STALLED_INTERVAL },
       settings: {
         timeoutMs: config.DELIVERY_TIMEOUT_MS,
         schedule: config.DELIVERY_RETRY_SCHEDULE,

@@ -20,7 +20,8 @@ export interface SendOptions {
   policy: AddressPolicy;
 }
 
-const TLS_CODES = /^(ERR_TLS|ERR_SSL|CERT_|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO_|HOSTNAME_MISMATCH|ERR_OSSL)/;
+// EPROTO is OpenSSL's "wrong version number": https spoken to a plain-http port.
+const TLS_CODES = /^(ERR_TLS|ERR_SSL|CERT_|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO_|HOSTNAME_MISMATCH|ERR_OSSL|EPROTO$)/;
 
 export function classifyError(error: unknown): ErrorClass {
   const err = error as { code?: string; name?: string };
@@ -33,10 +34,21 @@ export function classifyError(error: unknown): ErrorClass {
   return 'network';
 }
 
+// Retry-After is delay-seconds or an HTTP-date in one of the three forms RFC 9110 §5.6.7 asks
+// recipients to accept; anything else is ignored, not guessed at by a lenient date parser.
+const HTTP_DATE = [
+  /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/, // IMF-fixdate
+  /^[A-Z][a-z]+, \d{2}-[A-Z][a-z]{2}-\d{2} \d{2}:\d{2}:\d{2} GMT$/, // RFC 850
+  /^[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}$/, // asctime
+];
+
 export function parseRetryAfter(value: string | undefined, now = Date.now()): number | null {
-  if (!value) return null;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
-  const at = Date.parse(value);
+  const trimmed = value?.trim();
+  if (!trimmed) return null;
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  if (!HTTP_DATE.some((form) => form.test(trimmed))) return null;
+  // asctime carries no zone: it is GMT.
+  const at = Date.parse(/GMT$/.test(trimmed) ? trimmed : `${trimmed} GMT`);
   return Number.isNaN(at) ? null : Math.max(0, at - now);
 }
 
@@ -60,7 +72,9 @@ export function send(url: string, body: string, headers: Record<string, string>,
     }
     const client = target.protocol === 'https:' ? https : http;
     const signal = AbortSignal.timeout(options.timeoutMs);
-    const req = client.request(
+    let req: http.ClientRequest;
+    try {
+      req = client.request(
       target,
       {
         method: 'POST',
@@ -97,6 +111,11 @@ export function send(url: string, body: string, headers: Record<string, string>,
         res.once('error', () => finish());
       },
     );
+    } catch (error) {
+      // Node refuses some header values synchronously (ERR_INVALID_CHAR): a failed attempt, not a crash.
+      resolve(failure(error));
+      return;
+    }
     req.once('error', (error) => resolve(failure(signal.aborted ? Object.assign(new Error('timeout'), { name: 'TimeoutError' }) : error)));
     req.end(body);
   });

@@ -22,7 +22,7 @@ const eventTypes = z
   })
   .transform((types) => (types.includes('*') ? ['*'] : [...new Set(types)]));
 const headers = z
-  .record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/, 'is not a header name'), z.string().max(1024).regex(/^[^\r\n]*$/, 'must be one line'))
+  .record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/, 'is not a header name'), z.string().max(1024).regex(/^[\x20-\x7e\t]*$/, 'must be printable ASCII on one line'))
   .refine((h) => Object.keys(h).length <= 20, 'at most 20 headers')
   .refine((h) => Object.keys(h).every((name) => !RESERVED_HEADERS.has(name.toLowerCase())), 'may not set content-type, user-agent or the webhook-* headers');
 const endpointFields = {

@@ -1,0 +1,95 @@
+// Invariant 5: one slow or failing endpoint never delays another. A hanging endpoint holds at
+// most its share of the worker's concurrency, its breaker opens and parks its jobs (no attempts
+// spent), a probe half-opens it, and deliveries to a healthy endpoint keep their latency.
+import { createEvent } from '@trackway/domain';
+import { publishEvents, writeEvents } from '@trackway/outbox';
+import { startReceiver, waitFor } from '@trackway/testing';
+import request from 'supertest';
+import { type Stack, startStack } from './support/stack';
+
+let stack: Stack;
+beforeAll(async () => {
+  stack = await startStack();
+});
+afterAll(() => stack.close());
+
+const percentile = (values: number[], p: number) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+};
+
+async function emitMany(count: number) {
+  const events = Array.from({ length: count }, (_, i) => createEvent('conversion.approved', { conversion: { id: `cnv_${i}` } }));
+  await stack.db.prisma.$transaction((tx) => writeEvents(tx, events));
+  await publishEvents(stack.db.prisma, stack.queues.events, events);
+  return events;
+}
+
+/** Milliseconds from each event's creation to its arrival at the receiver. */
+function latencies(requests: { body: string; at: number }[], ids: Set<string>) {
+  return requests
+    .map((r) => ({ event: JSON.parse(r.body) as { id: string; timestamp: string }, at: r.at }))
+    .filter(({ event }) => ids.has(event.id))
+    .map(({ event, at }) => at - Date.parse(event.timestamp));
+}
+
+it('keeps a healthy endpoint fast while another hangs, and recovers the hanging one through a half-open probe', async () => {
+  await stack.startDelivery(
+    { timeoutMs: 300, breakerThreshold: 3, breakerCooldownMs: 2_500, endpointConcurrency: 2, schedule: [0, 50, 50, 50, 50, 50, 50, 50] },
+    { concurrency: 8 },
+  );
+  const healthy = await startReceiver(() => ({ status: 200 }));
+  let hanging = true;
+  const slow = await startReceiver(() => (hanging ? { hang: true } : { status: 200 }));
+  const post = (url: string) => request(stack.api).post('/v1/webhook-endpoints').set(stack.auth).send({ url, event_types: ['conversion.approved'] }).expect(201);
+  const healthyEp = (await post(healthy.url)).body;
+
+  // Warm up (connections, prepared queries), then the baseline: the healthy endpoint alone.
+  await emitMany(10);
+  await waitFor(() => healthy.requests.length >= 10, { timeoutMs: 15_000, what: 'warm-up deliveries' });
+  healthy.requests.length = 0;
+  const baselineEvents = await emitMany(40);
+  await waitFor(() => healthy.requests.length >= 40, { timeoutMs: 15_000, what: 'baseline deliveries' });
+  const baseline = latencies(healthy.requests, new Set(baselineEvents.map((e) => e.id)));
+
+  // Now a hanging endpoint subscribes to the same events.
+  const slowEp = (await post(slow.url)).body;
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const before = healthy.requests.length;
+  const contended = await emitMany(40);
+  await waitFor(() => healthy.requests.length >= before + 40, { timeoutMs: 15_000, what: 'contended deliveries' });
+  const during = latencies(healthy.requests.slice(before), new Set(contended.map((e) => e.id)));
+
+  const [p50Base, p95Base, p50During, p95During] = [percentile(baseline, 50), percentile(baseline, 95), percentile(during, 50), percentile(during, 95)];
+  console.log(`healthy endpoint latency ms: baseline p50 ${p50Base} p95 ${p95Base}; beside a hanging endpoint p50 ${p50During} p95 ${p95During}`);
+  expect(p95During).toBeLessThan(Math.max(2 * p95Base, p95Base + 250));
+
+  // The hanging endpoint held at most its concurrency share, and its breaker opened after 3
+  // consecutive timeouts: its 40 deliveries spent almost no attempts.
+  expect(slow.maxActive).toBeLessThanOrEqual(2);
+  const attemptsOf = () => stack.db.prisma.deliveryAttempt.count({ where: { delivery: { endpointId: slowEp.id } } });
+  await waitFor(async () => (await attemptsOf()) >= 3, { what: 'three timeouts' });
+  const breaker = async () => (await stack.metrics.breakerState.get()).values.find((v) => v.labels.endpoint === slowEp.id)?.value;
+  await waitFor(async () => (await breaker()) === 2, { what: 'the breaker to open (metric = 2)' });
+  // An attempt already in flight when the breaker opened still ends (a timeout, 300 ms);
+  // after that nothing is attempted until the cooldown ends.
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  const whenOpened = await attemptsOf();
+  await new Promise((resolve) => setTimeout(resolve, 1_200)); // well within the 2.5 s cooldown
+  expect(await attemptsOf()).toBe(whenOpened);
+  expect(whenOpened).toBeLessThan(8);
+  expect(await stack.db.prisma.delivery.count({ where: { endpointId: slowEp.id, attemptCount: 0 } })).toBeGreaterThan(30);
+  expect(await stack.db.prisma.delivery.count({ where: { endpointId: slowEp.id, status: 'failed' } })).toBe(0);
+
+  // The receiver recovers: after the cooldown one probe goes through, closes the breaker, and
+  // every parked delivery is delivered, none having run out of attempts.
+  hanging = false;
+  await waitFor(async () => (await stack.db.prisma.delivery.count({ where: { endpointId: slowEp.id, status: 'succeeded' } })) === 40, {
+    timeoutMs: 20_000,
+    what: 'parked deliveries to arrive after recovery',
+  });
+  expect(await stack.db.prisma.delivery.count({ where: { endpointId: healthyEp.id, status: 'succeeded' } })).toBe(90);
+  expect(await breaker()).toBeUndefined(); // closed endpoints leave the metric
+  await healthy.close();
+  await slow.close();
+});
