@@ -148,10 +148,12 @@ export function decodeKey(value: string): Buffer | undefined {
 }
 
 /**
- * Loads `.env` from the repository root (if present and not already in the environment), so
- * that every process started from a checkout shares the secrets `pnpm start` wrote there.
+ * Loads `.env` from the repository root (variables already in the environment win), so that
+ * every process started from a checkout shares the secrets `pnpm start` wrote there.
  */
 export function loadDotEnv(start = process.cwd()): void {
+  // Tests set every variable they mean; a developer's .env must not leak into them.
+  if (process.env.NODE_ENV === 'test') return;
   let dir = start;
   for (;;) {
     const candidate = path.join(dir, '.env');

@@ -33,7 +33,9 @@ export function registerWorker(worker: Worker, deps: { logger: Logger; metrics: 
   };
   worker.on('completed', (job) => {
     observe(job, 'completed');
-    logger.info({ queue, job_id: job.id, attempts: job.attemptsMade, ...jobIds(job) }, 'job completed');
+    // Scheduler ticks (the outbox relay every few seconds) would drown the log at info.
+    const level = job.repeatJobKey ? 'debug' : 'info';
+    logger[level]({ queue, job_id: job.id, attempts: job.attemptsMade, ...jobIds(job) }, 'job completed');
   });
   worker.on('failed', (job, error) => {
     if (job) observe(job, 'failed');

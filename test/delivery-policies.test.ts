@@ -1,0 +1,102 @@
+// Endpoint policies: disabled after failing for DELIVERY_DISABLE_AFTER, rate_limit_per_second,
+// and the delivery log's retention.
+import { createEvent, newId } from '@trackway/domain';
+import { publishEvents, writeEvents } from '@trackway/outbox';
+import { type Receiver, startReceiver, waitFor } from '@trackway/testing';
+import type { Worker } from 'bullmq';
+import request from 'supertest';
+import { pruneDeliveryLog } from '../services/delivery/src/housekeeping';
+import { type Stack, startStack } from './support/stack';
+
+let stack: Stack;
+let workers: Worker[] = [];
+const receivers: Receiver[] = [];
+beforeAll(async () => {
+  stack = await startStack();
+});
+afterEach(async () => {
+  await stack.db.prisma.webhookEndpoint.updateMany({ data: { enabled: false } });
+  await stack.stopWorkers(workers);
+  workers = [];
+  await Promise.all(receivers.splice(0).map((r) => r.close()));
+});
+afterAll(() => stack.close());
+
+const createEndpoint = async (url: string, body: Record<string, unknown> = {}) =>
+  (await request(stack.api).post('/v1/webhook-endpoints').set(stack.auth).send({ url, event_types: ['conversion.approved'], ...body }).expect(201)).body as { id: string };
+
+async function emit(count = 1) {
+  const events = Array.from({ length: count }, () => createEvent('conversion.approved', { conversion: { id: 'cnv_x' } }));
+  await stack.db.prisma.$transaction((tx) => writeEvents(tx, events));
+  await publishEvents(stack.db.prisma, stack.queues.events, events);
+  return events;
+}
+
+it('disables an endpoint whose every attempt failed for DELIVERY_DISABLE_AFTER, and emits endpoint.disabled', async () => {
+  workers = await stack.startDelivery({ disableAfterMs: 400, schedule: [0, 250, 250, 250, 250, 250] });
+  const failing = await startReceiver(() => ({ status: 500 }));
+  const watcher = await startReceiver();
+  receivers.push(failing, watcher);
+  const ep = await createEndpoint(failing.url);
+  await createEndpoint(watcher.url, { event_types: ['endpoint.disabled'] });
+  await emit();
+  const disabled = await waitFor(async () => {
+    const row = await stack.db.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id: ep.id } });
+    return row.enabled ? null : row;
+  }, { what: 'the endpoint to be disabled' });
+  expect(disabled.disabledReason).toMatch(/^Every attempt failed since /);
+  // Disabled after ~400 ms of failures: the third attempt (at ~500 ms), not the last one.
+  expect(failing.requests.length).toBeGreaterThanOrEqual(2);
+  expect(failing.requests.length).toBeLessThan(6);
+  await waitFor(() => watcher.requests.length === 1, { what: 'endpoint.disabled at the watcher' });
+  expect(JSON.parse(watcher.requests[0].body)).toMatchObject({ type: 'endpoint.disabled', data: { endpoint: { id: ep.id, enabled: false } } });
+});
+
+it('a success clears the failing clock, so intermittent failures never disable an endpoint', async () => {
+  workers = await stack.startDelivery({ disableAfterMs: 300, schedule: [0, 200, 200] });
+  let n = 0;
+  const flaky = await startReceiver(() => ({ status: ++n % 2 === 0 ? 200 : 500 }));
+  receivers.push(flaky);
+  const ep = await createEndpoint(flaky.url);
+  for (let i = 0; i < 3; i++) {
+    const [event] = await emit();
+    await waitFor(async () => (await stack.db.prisma.delivery.findFirst({ where: { eventId: event.id, status: 'succeeded' } })) !== null, { what: 'delivery' });
+  }
+  const row = await stack.db.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id: ep.id } });
+  expect(row).toMatchObject({ enabled: true, failingSince: null });
+});
+
+it('spreads deliveries to an endpoint with rate_limit_per_second, without spending attempts', async () => {
+  workers = await stack.startDelivery({ endpointConcurrency: 10 }, { concurrency: 20 });
+  const r = await startReceiver();
+  receivers.push(r);
+  const ep = await createEndpoint(r.url, { rate_limit_per_second: 4 });
+  const events = await emit(12);
+  await waitFor(() => r.requests.length === 12, { timeoutMs: 15_000, what: '12 deliveries' });
+  const times = r.requests.map((q) => q.at).sort((a, b) => a - b);
+  // 12 requests at 4 per second need at least two full windows after the first.
+  expect(times[11] - times[0]).toBeGreaterThanOrEqual(1_900);
+  for (let i = 4; i < times.length; i++) expect(times[i] - times[i - 4]).toBeGreaterThanOrEqual(900);
+  const deliveries = await stack.db.prisma.delivery.findMany({ where: { endpointId: ep.id, eventId: { in: events.map((e) => e.id) } } });
+  expect(deliveries.map((d) => d.attemptCount)).toEqual(Array(12).fill(1));
+});
+
+it('prunes the delivery log older than the retention, keeping pending deliveries', async () => {
+  const ep = await createEndpoint('https://retention.example/hook');
+  const old = new Date(Date.now() - 31 * 86_400_000);
+  const [oldEvent, newEvent, pendingEvent] = [createEvent('conversion.approved', {}, old), createEvent('conversion.approved', {}), createEvent('conversion.approved', {}, old)];
+  await stack.db.prisma.$transaction((tx) => writeEvents(tx, [oldEvent, newEvent, pendingEvent]));
+  await stack.db.prisma.outboxEvent.updateMany({ where: { id: { in: [oldEvent.id, newEvent.id, pendingEvent.id] } }, data: { publishedAt: new Date() } });
+  const make = (eventId: string, status: 'succeeded' | 'pending', createdAt: Date) =>
+    stack.db.prisma.delivery.create({
+      data: { id: newId('delivery'), eventId, endpointId: ep.id, eventType: 'conversion.approved', status, createdAt, attempts: { create: { number: 1, at: createdAt, durationMs: 5, statusCode: 200 } } },
+    });
+  const [oldDelivery, newDelivery, pending] = [await make(oldEvent.id, 'succeeded', old), await make(newEvent.id, 'succeeded', new Date()), await make(pendingEvent.id, 'pending', old)];
+
+  expect(await pruneDeliveryLog(stack.db.prisma, 30)).toEqual({ deliveries: 1, events: 1 });
+  expect(await stack.db.prisma.delivery.findUnique({ where: { id: oldDelivery.id } })).toBeNull();
+  expect(await stack.db.prisma.deliveryAttempt.count({ where: { deliveryId: oldDelivery.id } })).toBe(0);
+  expect(await stack.db.prisma.outboxEvent.findUnique({ where: { id: oldEvent.id } })).toBeNull();
+  expect(await stack.db.prisma.delivery.findUnique({ where: { id: newDelivery.id } })).not.toBeNull();
+  expect(await stack.db.prisma.delivery.findUnique({ where: { id: pending.id } })).not.toBeNull();
+});
