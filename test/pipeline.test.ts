@@ -36,7 +36,7 @@ beforeAll(async () => {
   const clickIds = createClickIdCodec(SECRET);
   const health = { accepting: true, checks: {} };
   ingest = createIngest({ queues, redis: producer, lookups: createLookups(db.prisma), clickIds, logger, metrics: createMetrics('ingest'), health });
-  api = createApi({ prisma: db.prisma, queues, redis: producer, box: createSecretBox(Buffer.alloc(32, 3)), webhooks: { schedule: [0], allowHttp: true, allowedCidrs: ['127.0.0.0/8'] }, invalidate: async () => undefined, verifier: createVerifier({ secret: SECRET }), logger, metrics: createMetrics('api'), health });
+  api = createApi({ prisma: db.prisma, queues, redis: producer, box: createSecretBox(Buffer.alloc(32, 3)), sessionKey: Buffer.alloc(32, 3), webhooks: { schedule: [0], allowHttp: true, allowedCidrs: ['127.0.0.0/8'] }, invalidate: async () => undefined, verifier: createVerifier({ secret: SECRET }), logger, metrics: createMetrics('api'), health });
   auth = { Authorization: `Bearer ${await signAdminToken(SECRET)}` };
   workerConnections = [createWorkerConnection(TEST_REDIS_URL), createWorkerConnection(TEST_REDIS_URL)];
   workers = workerConnections.flatMap((connection) =>

@@ -68,6 +68,7 @@ export async function startStack(): Promise<Stack> {
     queues,
     redis: producer,
     box,
+    sessionKey: SECRETS_KEY,
     webhooks: { schedule: FAST_DELIVERY.schedule, allowHttp: true, allowedCidrs: ['127.0.0.0/8'] },
     invalidate: (kind, id) => publishInvalidation(producer, prefix, kind, id),
     verifier: createVerifier({ secret: STACK_SECRET }),

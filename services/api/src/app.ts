@@ -3,6 +3,7 @@ import { errorHandler, notFoundHandler } from '@trackway/http';
 import { healthRouter, httpMetrics, metricsHandler } from '@trackway/runtime';
 import express, { type Express, Router } from 'express';
 import { pinoHttp } from 'pino-http';
+import { adminBoardRouter } from './admin-board';
 import { requireAdmin } from './auth';
 import type { ApiDeps } from './deps';
 import { advertisersRouter, affiliatesRouter } from './routes/advertisers';
@@ -29,6 +30,8 @@ export function createApp(deps: ApiDeps): Express {
       serializers: { req: (req) => ({ method: req.method, url: req.url }) },
     }),
   );
+
+  app.use(adminBoardRouter({ queues: deps.queues, verifier: deps.verifier, sessionKey: deps.sessionKey }));
 
   const v1 = Router();
   v1.use(requireAdmin(deps.verifier));

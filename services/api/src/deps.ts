@@ -13,6 +13,8 @@ export interface ApiDeps {
   redis: Redis;
   /** Seals webhook signing secrets (AES-256-GCM under SECRETS_KEY). */
   box: SecretBox;
+  /** SECRETS_KEY bytes: the Bull Board session key is derived from it (HKDF). */
+  sessionKey: Buffer;
   webhooks: {
     /** DELIVERY_RETRY_SCHEDULE, for replays. */
     schedule: readonly number[];

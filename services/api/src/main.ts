@@ -1,3 +1,4 @@
+import type { AddressInfo } from 'node:net';
 import { decodeKey } from '@trackway/config';
 import { createSecretBox } from '@trackway/domain';
 import { createQueues, publishInvalidation } from '@trackway/queues';
@@ -15,6 +16,7 @@ async function main() {
     queues,
     redis: producer,
     box: createSecretBox(decodeKey(config.SECRETS_KEY)!),
+    sessionKey: decodeKey(config.SECRETS_KEY)!,
     webhooks: { schedule: config.DELIVERY_RETRY_SCHEDULE, allowHttp: config.WEBHOOK_ALLOW_HTTP, allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS },
     invalidate: (kind, id) =>
       publishInvalidation(producer, config.QUEUE_PREFIX, kind, id).catch((error) => logger.warn({ err: error, kind }, 'cache invalidation not sent')),
@@ -25,7 +27,7 @@ async function main() {
   });
   await ctx.producerReady;
   const server = await listen(app, config.API_PORT);
-  logger.info({ port: config.API_PORT }, 'api listening');
+  logger.info({ port: (server.address() as AddressInfo).port }, 'api listening');
 
   installShutdown({
     logger,

@@ -33,6 +33,7 @@ export async function startApi(auth: AuthConfig = { secret: ADMIN_SECRET }, db?:
     queues,
     redis,
     box: createSecretBox(TEST_SECRETS_KEY),
+    sessionKey: TEST_SECRETS_KEY,
     webhooks: { schedule: [0, 50, 100], allowHttp: true, allowedCidrs: ['127.0.0.0/8'] },
     invalidate: async (kind, id) => void invalidations.push([kind, id]),
     verifier: createVerifier(auth),

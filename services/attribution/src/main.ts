@@ -1,3 +1,4 @@
+import type { AddressInfo } from 'node:net';
 import { createClickIdCodec } from '@trackway/clickid';
 import { QUEUE, createQueue } from '@trackway/queues';
 import { closeServer, createOpsApp, createServiceContext, installShutdown, listen } from '@trackway/runtime';
@@ -35,7 +36,7 @@ async function main() {
     if (stopped.length > 0) throw new Error(`not running: ${stopped.join(', ')}`);
   };
   const server = await listen(createOpsApp(health, ctx.metrics), config.HEALTH_PORT);
-  logger.info({ queues: consumed, health_port: config.HEALTH_PORT }, 'attribution worker running');
+  logger.info({ queues: consumed, health_port: (server.address() as AddressInfo).port }, 'attribution worker running');
 
   installShutdown({
     logger,

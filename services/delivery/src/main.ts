@@ -1,3 +1,4 @@
+import type { AddressInfo } from 'node:net';
 import { decodeKey } from '@trackway/config';
 import { createSecretBox } from '@trackway/domain';
 import { createQueue, publishInvalidation, subscribeInvalidations } from '@trackway/queues';
@@ -55,7 +56,7 @@ async function main() {
     if (stopped.length > 0) throw new Error(`not running: ${stopped.join(', ')}`);
   };
   const server = await listen(createOpsApp(health, ctx.metrics), config.HEALTH_PORT);
-  logger.info({ queues: consumed, health_port: config.HEALTH_PORT }, 'delivery worker running');
+  logger.info({ queues: consumed, health_port: (server.address() as AddressInfo).port }, 'delivery worker running');
 
   installShutdown({
     logger,

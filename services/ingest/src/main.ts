@@ -1,3 +1,4 @@
+import type { AddressInfo } from 'node:net';
 import { createClickIdCodec } from '@trackway/clickid';
 import { createQueue, subscribeInvalidations } from '@trackway/queues';
 import { closeServer, createServiceContext, installShutdown, listen } from '@trackway/runtime';
@@ -21,7 +22,7 @@ async function main() {
   const app = createApp({ queues, redis: producer, lookups, clickIds: createClickIdCodec(config.CLICK_SECRET), logger, metrics: ctx.metrics, health });
   await ctx.producerReady;
   const server = await listen(app, config.INGEST_PORT);
-  logger.info({ port: config.INGEST_PORT }, 'ingest listening');
+  logger.info({ port: (server.address() as AddressInfo).port }, 'ingest listening');
 
   installShutdown({
     logger,

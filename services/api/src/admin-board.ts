@@ -1,0 +1,115 @@
+import { hkdfSync } from 'node:crypto';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import { envelope } from '@trackway/http';
+import type { Queues } from '@trackway/queues';
+import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
+import express, { type Request, type RequestHandler, Router } from 'express';
+import { SignJWT, jwtVerify } from 'jose';
+import { type AdminVerifier, hasAdminScope } from './auth';
+
+export const BOARD_PATH = '/admin/queues';
+export const LOGIN_PATH = '/admin/login';
+const COOKIE = 'trackway_admin';
+const SESSION_MAX_S = 8 * 3600;
+const SESSION_ISSUER = 'trackway-admin-session';
+
+/**
+ * Bull Board behind a login: the admin JWT (the same token the REST API takes) is exchanged
+ * at /admin/login for an HttpOnly, SameSite=Strict session cookie (Secure over https). The
+ * cookie holds a short-lived session token signed with a key derived from SECRETS_KEY, so
+ * every api replica accepts it. There is no unauthenticated way to the board or its API.
+ */
+export function adminBoardRouter(deps: { queues: Queues; verifier: AdminVerifier; sessionKey: Buffer }): Router {
+  const key = new Uint8Array(hkdfSync('sha256', deps.sessionKey, Buffer.alloc(0), 'trackway admin session', 32));
+  const router = Router();
+
+  const issueSession = async (subject: string, adminExp: number) =>
+    new SignJWT({ scope: 'admin' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuer(SESSION_ISSUER)
+      .setSubject(subject)
+      .setIssuedAt()
+      .setExpirationTime(Math.min(adminExp, Math.floor(Date.now() / 1000) + SESSION_MAX_S))
+      .sign(key);
+
+  const sessionOf = async (req: Request): Promise<boolean> => {
+    const token = parseCookies(req.headers.cookie ?? '')[COOKIE];
+    if (token) {
+      try {
+        await jwtVerify(token, key, { issuer: SESSION_ISSUER, algorithms: ['HS256'], requiredClaims: ['exp'] });
+        return true;
+      } catch {
+        // expired or forged: fall through to the Bearer check, then to the login
+      }
+    }
+    const bearer = /^Bearer (\S+)$/.exec(req.get('authorization') ?? '')?.[1];
+    if (!bearer) return false;
+    try {
+      return hasAdminScope(await deps.verifier.verify(bearer));
+    } catch {
+      return false;
+    }
+  };
+
+  const cookieOptions = (req: Request) => ({ httpOnly: true, sameSite: 'strict' as const, secure: req.secure, path: '/admin' });
+
+  router.get(LOGIN_PATH, (req, res) => {
+    res.set('Cache-Control', 'no-store').type('html').send(loginPage(typeof req.query.error === 'string'));
+  });
+
+  router.post(LOGIN_PATH, express.urlencoded({ extended: false, limit: '16kb' }), async (req, res) => {
+    const token = typeof req.body?.token === 'string' ? req.body.token.trim() : '';
+    try {
+      const claims = await deps.verifier.verify(token);
+      if (!hasAdminScope(claims) || typeof claims.exp !== 'number') throw new Error('not an admin token');
+      const session = await issueSession(String(claims.sub ?? 'admin'), claims.exp);
+      res.setHeader('Set-Cookie', serializeCookie(COOKIE, session, { ...cookieOptions(req), maxAge: SESSION_MAX_S }));
+      res.redirect(303, BOARD_PATH);
+    } catch {
+      res.redirect(303, `${LOGIN_PATH}?error=1`);
+    }
+  });
+
+  router.post('/admin/logout', (req, res) => {
+    res.setHeader('Set-Cookie', serializeCookie(COOKIE, '', { ...cookieOptions(req), maxAge: 0 }));
+    res.redirect(303, LOGIN_PATH);
+  });
+
+  const requireSession: RequestHandler = async (req, res, next) => {
+    if (await sessionOf(req)) return next();
+    // The board's JSON API answers 401; a browser asking for the page goes to the login.
+    if (req.path.startsWith('/api/') || !req.accepts('html')) {
+      res.status(401).set('WWW-Authenticate', 'Bearer realm="trackway"').json(envelope('unauthorized', 'Log in at /admin/login first.'));
+      return;
+    }
+    res.redirect(302, LOGIN_PATH);
+  };
+
+  const serverAdapter = new ExpressAdapter().setBasePath(BOARD_PATH);
+  createBullBoard({
+    queues: Object.values(deps.queues).map((queue) => new BullMQAdapter(queue)),
+    serverAdapter,
+    options: { uiConfig: { boardTitle: 'Trackway queues' } },
+  });
+  router.use(BOARD_PATH, requireSession, serverAdapter.getRouter());
+  return router;
+}
+
+function loginPage(failed: boolean): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Trackway admin login</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{font:16px system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem}textarea{width:100%;height:8rem;font-family:monospace}button{margin-top:1rem;padding:.5rem 1.5rem}.error{color:#b00020}</style>
+</head><body>
+<h1>Trackway queues</h1>
+<p>Paste an admin token (for local use: <code>pnpm run token</code>).</p>
+${failed ? '<p class="error" role="alert">That token is not a valid admin token.</p>' : ''}
+<form method="post" action="${LOGIN_PATH}">
+<label for="token">Admin token</label>
+<textarea id="token" name="token" required autocomplete="off" spellcheck="false"></textarea>
+<button type="submit">Log in</button>
+</form>
+</body></html>`;
+}
