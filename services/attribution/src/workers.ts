@@ -41,6 +41,11 @@ export function createHandlers(deps: AttributionDeps) {
       postbacks: async (job) => {
         const payload = payloadOf('postbacks', job);
         const { outcome, events, replayed } = await processPostback(prisma, clickIds, payload);
+        // The line that links a postback to the events (and so the deliveries) it caused.
+        logger.info(
+          { postback_id: payload.postbackId, outcome: outcome.status, reason: outcome.reason, conversion_id: outcome.conversionId, event_ids: events.map((e) => e.id), replayed },
+          'postback attributed',
+        );
         if (!replayed) {
           metrics.postbacks.inc({ stage: 'attribution', outcome: outcome.status, reason: outcome.reason ?? '' });
           if (outcome.conversionStatus) metrics.conversions.inc({ status: outcome.conversionStatus });

@@ -1,0 +1,144 @@
+// Every service as a real process: /healthz, /readyz and Prometheus /metrics on each, JSON logs
+// that follow one postback from ingest through attribution to its deliveries, secrets redacted.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { TEST_REDIS_URL, createTestDatabase, startReceiver, waitFor } from '@trackway/testing';
+import request from 'supertest';
+import { type ServiceProcess, spawnService } from './support/processes';
+import { SECRETS_KEY, STACK_SECRET, type Stack, startStack } from './support/stack';
+
+let stack: Stack;
+const running: ServiceProcess[] = [];
+beforeAll(async () => {
+  stack = await startStack();
+});
+afterAll(async () => {
+  for (const p of running) p.child.kill('SIGKILL');
+  await stack.close();
+});
+
+const env = (overrides: Record<string, string> = {}) => ({
+  DATABASE_URL: stack.db.url,
+  REDIS_URL: TEST_REDIS_URL,
+  QUEUE_PREFIX: stack.prefix,
+  CLICK_SECRET: STACK_SECRET,
+  ADMIN_JWT_SECRET: STACK_SECRET,
+  SECRETS_KEY: SECRETS_KEY.toString('base64'),
+  INGEST_PORT: '0',
+  API_PORT: '0',
+  HEALTH_PORT: '0',
+  WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8',
+  WEBHOOK_ALLOW_HTTP: 'true',
+  ...overrides,
+});
+
+async function start(service: 'ingest' | 'api' | 'attribution' | 'delivery', overrides: Record<string, string> = {}) {
+  const p = spawnService(service, env(overrides));
+  running.push(p);
+  await p.waitForOutput(/listening|worker running/, 30_000);
+  const port = Number(/"(?:health_)?port":(\d+)/.exec(p.output())![1]);
+  return { p, url: `http://127.0.0.1:${port}` };
+}
+
+const logLines = (p: ServiceProcess) =>
+  p
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+const metric = (text: string, name: string, labels: Record<string, string>) => {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
+  return line ? Number(line.split(' ').at(-1)) : undefined;
+};
+
+it('serves health, readiness and metrics on every service, and logs one postback end to end', async () => {
+  const receiver = await startReceiver();
+  const [ingest, api, attribution, delivery] = [await start('ingest'), await start('api'), await start('attribution'), await start('delivery')];
+
+  for (const service of [ingest, api, attribution, delivery]) {
+    await request(service.url).get('/healthz').expect(200, { status: 'ok' });
+    const ready = await request(service.url).get('/readyz').expect(200);
+    expect(ready.body.checks).toMatchObject({ redis: 'ok', postgres: 'ok', migrations: 'ok' });
+  }
+  expect((await request(attribution.url).get('/readyz')).body.checks.workers).toBe('ok');
+  expect((await request(delivery.url).get('/readyz')).body.checks.workers).toBe('ok');
+
+  // One postback through the whole system, over HTTP to the real processes.
+  const auth = stack.auth;
+  await request(api.url).post('/v1/webhook-endpoints').set(auth).send({ url: receiver.url, event_types: ['*'] }).expect(201);
+  const advertiser = (await request(api.url).post('/v1/advertisers').set(auth).send({ name: 'Shop' }).expect(201)).body;
+  const affiliate = (await request(api.url).post('/v1/affiliates').set(auth).send({ name: 'Blog' }).expect(201)).body;
+  const offer = (await request(api.url).post('/v1/offers').set(auth).send({ advertiser_id: advertiser.id, name: 'Sale', destination_url: 'https://shop.example/', currency: 'USD', payout: { type: 'fixed', amount: '2.00' }, min_ctit_seconds: 0 }).expect(201)).body;
+  const click = await request(ingest.url).get(`/click?offer_id=${offer.id}&affiliate_id=${affiliate.id}`).expect(302);
+  const clickId = new URL(click.headers.location).searchParams.get('click_id')!;
+  const posted = await request(ingest.url).get('/postback').query({ key: advertiser.postback_key, click_id: clickId, order_id: 'OBS-1', amount: '20' }).expect(202);
+  const postbackId = posted.body.postback_id as string;
+  await waitFor(() => receiver.requests.length >= 3, { timeoutMs: 20_000, what: 'the three events delivered' });
+
+  // Logs: ingest's request line names the postback and hides the key; attribution links the
+  // postback to its events; delivery names each event and delivery.
+  await waitFor(() => logLines(delivery.p).filter((l) => l.msg === 'delivered').length >= 3, { what: 'delivery log lines' });
+  const requestLine = logLines(ingest.p).find((l) => l.postback_id === postbackId);
+  expect(requestLine).toMatchObject({ level: 'info', service: 'ingest', res: { statusCode: 202 } });
+  expect(JSON.stringify(requestLine)).toContain('key=[redacted]');
+  expect(ingest.p.output()).not.toContain(advertiser.postback_key);
+  const attributed = logLines(attribution.p).find((l) => l.msg === 'postback attributed' && l.postback_id === postbackId) as { event_ids: string[] };
+  expect(attributed.event_ids).toHaveLength(3);
+  const delivered = logLines(delivery.p).filter((l) => l.msg === 'delivered' && attributed.event_ids.includes(l.event_id as string));
+  expect(delivered).toHaveLength(3);
+  for (const line of delivered) expect(line).toMatchObject({ delivery_id: expect.stringMatching(/^dlv_/), endpoint_id: expect.stringMatching(/^ep_/), status_code: 200 });
+  for (const p of [ingest.p, api.p, attribution.p, delivery.p]) expect(p.output()).not.toMatch(/whsec_|Bearer ey/);
+
+  // Metrics moved.
+  const ingestMetrics = (await request(ingest.url).get('/metrics').expect(200)).text;
+  expect(metric(ingestMetrics, 'trackway_postbacks_total', { stage: 'ingest', outcome: 'queued' })).toBe(1);
+  expect(metric(ingestMetrics, 'trackway_http_requests_total', { route: '/postback', status: '202' })).toBe(1);
+  expect(metric(ingestMetrics, 'trackway_http_request_duration_seconds_count', { route: '/click', status: '302' })).toBe(1);
+  expect(metric(ingestMetrics, 'trackway_clicks_total', { outcome: 'redirected' })).toBe(1);
+  expect(ingestMetrics).toMatch(/^process_cpu_user_seconds_total\{service="ingest"\} /m);
+  const attributionMetrics = (await request(attribution.url).get('/metrics').expect(200)).text;
+  expect(metric(attributionMetrics, 'trackway_postbacks_total', { stage: 'attribution', outcome: 'accepted' })).toBe(1);
+  expect(metric(attributionMetrics, 'trackway_conversions_total', { status: 'approved' })).toBe(1);
+  expect(metric(attributionMetrics, 'trackway_job_duration_seconds_count', { queue: 'postbacks', result: 'completed' })).toBe(1);
+  expect(metric(attributionMetrics, 'trackway_queue_jobs', { queue: 'postbacks', state: 'waiting' })).toBe(0);
+  const deliveryMetrics = (await request(delivery.url).get('/metrics').expect(200)).text;
+  expect(metric(deliveryMetrics, 'trackway_deliveries_total', { result: 'succeeded', status_class: '2xx' })).toBe(3);
+  expect(metric(deliveryMetrics, 'trackway_queue_jobs', { queue: 'deliveries', state: 'failed' })).toBe(0);
+  expect(deliveryMetrics).toContain('trackway_job_attempts_bucket');
+
+  // SIGTERM: readiness goes 503 before the process exits.
+  api.p.child.kill('SIGTERM');
+  expect(await api.p.exited).toBe(0);
+  expect(api.p.output()).toContain('"step":"mark unready"');
+  await receiver.close();
+}, 120_000);
+
+it('is not ready while a migration is pending, and says which', async () => {
+  const db = await createTestDatabase();
+  try {
+    const [last] = await db.prisma.$queryRaw<{ migration_name: string }[]>`SELECT migration_name FROM "_prisma_migrations" ORDER BY migration_name DESC LIMIT 1`;
+    await db.prisma.$executeRaw`DELETE FROM "_prisma_migrations" WHERE migration_name = ${last.migration_name}`;
+    const worker = await start('attribution', { DATABASE_URL: db.url, QUEUE_PREFIX: `${stack.prefix}-m` });
+    const ready = await request(worker.url).get('/readyz').expect(503);
+    expect(ready.body).toMatchObject({ status: 'not_ready', checks: { migrations: `pending migrations: ${last.migration_name}`, redis: 'ok', postgres: 'ok' } });
+    worker.p.child.kill('SIGTERM');
+    await worker.p.exited;
+  } finally {
+    await db.drop();
+  }
+}, 60_000);
+
+it('honours LOG_LEVEL', async () => {
+  const free = createServer().listen(0, '127.0.0.1');
+  await new Promise((r) => free.once('listening', r));
+  const port = (free.address() as AddressInfo).port;
+  free.close();
+  const quiet = spawnService('attribution', env({ LOG_LEVEL: 'warn', QUEUE_PREFIX: `${stack.prefix}-q`, HEALTH_PORT: String(port) }));
+  running.push(quiet);
+  await waitFor(async () => (await request(`http://127.0.0.1:${port}`).get('/readyz').catch(() => null))?.status === 200, { timeoutMs: 30_000, what: 'readiness' });
+  quiet.child.kill('SIGTERM');
+  expect(await quiet.exited).toBe(0);
+  expect(quiet.output()).not.toContain('"level":"info"');
+  expect(quiet.output().trim()).toBe('');
+}, 60_000);
