@@ -1,0 +1,140 @@
+// No Docker engine runs on our machines: the compose file is validated against the Compose
+// Specification's JSON schema (as shipped by Debian's docker-compose package) and by
+// `docker-compose config`, and everything it names is checked to exist.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import Ajv2019 from 'ajv/dist/2019';
+import { TEST_DATABASE_URL, TEST_REDIS_URL, waitFor } from '@trackway/testing';
+import { parse } from 'yaml';
+
+const ROOT = path.resolve(__dirname, '..');
+const COMPOSE = path.join(ROOT, 'docker-compose.yml');
+const SCHEMA = process.env.COMPOSE_SPEC_SCHEMA ?? '/usr/lib/python3/dist-packages/compose/config/compose_spec.json';
+const SERVICES = ['ingest', 'api', 'attribution', 'delivery'] as const;
+const WORKERS = ['attribution', 'delivery'];
+
+type Service = {
+  build?: { context: string; dockerfile: string };
+  image?: string;
+  command?: string[];
+  ports?: string[];
+  environment?: Record<string, unknown>;
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: unknown;
+  container_name?: string;
+};
+const compose = parse(readFileSync(COMPOSE, 'utf8'), { merge: true }) as { services: Record<string, Service>; volumes: Record<string, unknown> };
+
+describe('docker-compose.yml', () => {
+  it('is valid against the Compose Specification JSON schema', () => {
+    expect(existsSync(SCHEMA)).toBe(true); // .ci/run installs Debian's docker-compose, which ships it
+    const ajv = new Ajv2019({ strict: false, validateFormats: false, allErrors: true });
+    // The schema still spells its ids as draft-04 did ("id": "#/definitions/service"); they are
+    // labels only ($refs resolve from the root), and ajv refuses the old keyword: drop them.
+    const withoutIds = (node: unknown): unknown =>
+      Array.isArray(node)
+        ? node.map(withoutIds)
+        : node && typeof node === 'object'
+          ? Object.fromEntries(Object.entries(node).filter(([k, v]) => !(k === 'id' && typeof v === 'string')).map(([k, v]) => [k, withoutIds(v)]))
+          : node;
+    const { $schema: _draft, ...schema } = withoutIds(JSON.parse(readFileSync(SCHEMA, 'utf8'))) as Record<string, unknown>;
+    const validate = ajv.compile(schema);
+    const valid = validate(compose);
+    expect(validate.errors ?? []).toEqual([]);
+    expect(valid).toBe(true);
+    // …and the check can fail: an unknown top-level key or a malformed service is refused.
+    expect(validate({ ...compose, servicez: {} })).toBe(false);
+    expect(validate({ ...compose, services: { ...compose.services, redis: { ...compose.services.redis, healthcheck: { retries: 'many' } } } })).toBe(false);
+  });
+
+  it('passes `docker-compose config`, and refuses to start without the secrets', () => {
+    const project = mkdtempSync(path.join(os.tmpdir(), 'compose-')); // no .env there
+    const run = (env: Record<string, string>) =>
+      spawnSync('docker-compose', ['--project-directory', project, '-f', COMPOSE, 'config', '-q'], { env: { PATH: process.env.PATH!, ...env }, encoding: 'utf8' });
+    const ok = run({ ADMIN_JWT_SECRET: 'a'.repeat(32), CLICK_SECRET: 'b'.repeat(32), SECRETS_KEY: Buffer.alloc(32).toString('base64') });
+    expect({ status: ok.status, stderr: ok.stderr }).toEqual({ status: 0, stderr: '' });
+    const missing = run({});
+    expect(missing.status).not.toBe(0);
+    expect(missing.stderr).toMatch(/ADMIN_JWT_SECRET|CLICK_SECRET|SECRETS_KEY/);
+  });
+
+  it('runs every service from its own Dockerfile and start script', () => {
+    for (const name of SERVICES) {
+      const service = compose.services[name];
+      expect(service.build).toEqual({ context: '.', dockerfile: `services/${name}/Dockerfile` });
+      const dockerfile = readFileSync(path.join(ROOT, service.build!.dockerfile), 'utf8');
+      expect(dockerfile).toMatch(new RegExp(`--filter=@trackway/${name} deploy --prod`));
+      expect(dockerfile).toMatch(/^USER node$/m);
+      expect(dockerfile).toMatch(/^CMD \["node", "--enable-source-maps", "dist\/main\.js"\]$/m);
+      expect(dockerfile.match(/^FROM /gm)).toHaveLength(2); // multi-stage
+      const pkg = JSON.parse(readFileSync(path.join(ROOT, 'services', name, 'package.json'), 'utf8'));
+      expect(pkg.name).toBe(`@trackway/${name}`);
+      expect(pkg.scripts).toMatchObject({ start: 'tsx src/main.ts', build: 'tsup', 'start:prod': 'node dist/main.js' });
+      expect(existsSync(path.join(ROOT, 'services', name, 'src', 'main.ts'))).toBe(true);
+      expect(existsSync(path.join(ROOT, 'services', name, 'tsup.config.ts'))).toBe(true);
+    }
+    expect(compose.services.migrate).toMatchObject({ build: { dockerfile: 'services/api/Dockerfile' }, command: ['node', 'dist/migrate.js'] });
+    expect(readFileSync(path.join(ROOT, 'services/api/tsup.config.ts'), 'utf8')).toContain("migrate: 'src/migrate.ts'");
+  });
+
+  it('runs Redis with AOF fsynced every second and noeviction, and Postgres, both with healthchecks', () => {
+    const command = compose.services.redis.command!.join(' ');
+    expect(command).toContain('--appendonly yes');
+    expect(command).toContain('--appendfsync everysec');
+    expect(command).toContain('--maxmemory-policy noeviction');
+    expect(compose.services.redis.healthcheck).toBeDefined();
+    expect(compose.services.postgres.healthcheck).toBeDefined();
+  });
+
+  it('starts the services only on healthy Redis and Postgres and after the one-shot migration', () => {
+    for (const name of SERVICES) {
+      expect(compose.services[name].depends_on).toEqual({
+        redis: { condition: 'service_healthy' },
+        postgres: { condition: 'service_healthy' },
+        migrate: { condition: 'service_completed_successfully' },
+      });
+    }
+    expect(compose.services.migrate.depends_on).toEqual({ postgres: { condition: 'service_healthy' } });
+  });
+
+  it('lets workers scale: no published ports, no container names', () => {
+    for (const name of WORKERS) {
+      expect(compose.services[name].ports).toBeUndefined();
+      expect(compose.services[name].container_name).toBeUndefined();
+    }
+    for (const [name, service] of Object.entries(compose.services)) expect({ name, container_name: service.container_name }).toEqual({ name, container_name: undefined });
+  });
+
+  it("runs a service's bundle from the pruned production install, as the image does", async () => {
+    execFileSync('pnpm', ['turbo', 'run', 'build', '--filter=@trackway/ingest', '--output-logs=errors-only'], { cwd: ROOT, stdio: 'pipe' });
+    const out = mkdtempSync(path.join(os.tmpdir(), 'deploy-'));
+    execFileSync('pnpm', ['--filter=@trackway/ingest', 'deploy', '--prod', '--config.node-linker=hoisted', out], { cwd: ROOT, stdio: 'pipe' });
+    expect(existsSync(path.join(out, 'node_modules', 'jest'))).toBe(false); // no dev dependencies
+    const server = createServer().listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const port = (server.address() as AddressInfo).port;
+    server.close();
+    const child = spawn(process.execPath, [path.join(out, 'dist', 'main.js')], {
+      cwd: out,
+      env: { PATH: process.env.PATH, NODE_ENV: 'production', INGEST_PORT: String(port), CLICK_SECRET: 'c'.repeat(40), MIGRATIONS_DIR: path.join(ROOT, 'prisma', 'migrations'), DATABASE_URL: TEST_DATABASE_URL, REDIS_URL: TEST_REDIS_URL },
+      stdio: 'ignore',
+    });
+    try {
+      const healthy = await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null))?.ok, { timeoutMs: 20_000, what: 'the bundled ingest' });
+      expect(healthy).toBe(true);
+    } finally {
+      child.kill('SIGTERM');
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('builds every service bundle the Dockerfiles copy', () => {
+    execFileSync('pnpm', ['turbo', 'run', 'build', '--output-logs=errors-only'], { cwd: ROOT, stdio: 'pipe' });
+    for (const name of SERVICES) expect(existsSync(path.join(ROOT, 'services', name, 'dist', 'main.js'))).toBe(true);
+    expect(existsSync(path.join(ROOT, 'services', 'api', 'dist', 'migrate.js'))).toBe(true);
+  }, 120_000);
+});
