@@ -100,7 +100,9 @@ describe('the conversion pipeline', () => {
       ),
     );
     expect(responses.map((r) => r.status)).toEqual(Array(200).fill(202));
-    const outcomes = await Promise.all(responses.map((r) => outcome(r.body.postback_id)));
+    const ids = responses.map((r) => r.body.postback_id as string);
+    await waitFor(async () => (await db.prisma.postback.count({ where: { id: { in: ids } } })) === 200, { timeoutMs: 60_000, what: '200 outcomes' });
+    const outcomes = await Promise.all(ids.map(async (id) => (await request(api).get(`/v1/postbacks/${id}`).set(auth).expect(200)).body));
     expect(outcomes.filter((o) => o.status === 'accepted')).toHaveLength(1);
     expect(outcomes.filter((o) => o.status === 'duplicate')).toHaveLength(199);
 
