@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { type Config, ConfigError, type LoadOptions, SECRET_NAMES, type SecretName, decodeKey, generateSecret, loadConfig, parseDuration } from '../src';
+import { type Config, ConfigError, type LoadOptions, SECRET_NAMES, type SecretName, decodeKey, envSchema, generateSecret, loadConfig, parseDuration } from '../src';
 
 // Every test passes an explicit `env`: process.env is never read or mutated here.
 type Env = Record<string, string | undefined>;
@@ -471,5 +471,15 @@ describe('strict parsing of numbers, keys and CIDRs', () => {
   });
   it('accepts IPv4 and IPv6 CIDRs', () => {
     expect(loadConfig({ env: { WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8, ::1/128' } }).WEBHOOK_ALLOWED_CIDRS).toEqual(['127.0.0.0/8', '::1/128']);
+  });
+});
+
+describe('documentation', () => {
+  const root = require('node:path').resolve(__dirname, '../../..');
+  const read = (file: string) => require('node:fs').readFileSync(require('node:path').join(root, file), 'utf8') as string;
+  const names = Object.keys(envSchema.shape);
+  it.each(names)('%s is listed in .env.example and described in docs/operations.md', (name) => {
+    expect(read('.env.example')).toMatch(new RegExp(`^${name}=`, 'm'));
+    expect(read('docs/operations.md')).toContain(`| \`${name}\` |`);
   });
 });

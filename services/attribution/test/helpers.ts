@@ -23,6 +23,7 @@ export interface AttributionHarness {
   };
   deps: AttributionDeps;
   startWorkers(count?: number): Worker[];
+  stopWorkers(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -66,6 +67,9 @@ export async function startAttribution(): Promise<AttributionHarness> {
       }
       workers.push(...started);
       return started;
+    },
+    async stopWorkers() {
+      await Promise.all(workers.splice(0).map((w) => w.close()));
     },
     async close() {
       await Promise.all(workers.map((w) => w.close()));

@@ -1,5 +1,8 @@
 import { relayOutbox } from '@trackway/outbox';
-import { createFixture, waitFor } from '@trackway/testing';
+import { createPrisma } from '@trackway/db';
+import { createWorkerConnection } from '@trackway/queues';
+import { TEST_REDIS_URL, createFixture, waitFor } from '@trackway/testing';
+import { createWorkers } from '../src/workers';
 import { processPostback } from '../src/postbacks/process-postback';
 import { type AttributionHarness, again, postbackJob, startAttribution } from './helpers';
 
@@ -62,6 +65,29 @@ describe('attribution workers', () => {
     const all = await h.queues.events.getJobs(['waiting', 'delayed', 'completed', 'active']);
     expect(all.filter((j) => ids.includes(j.id!))).toHaveLength(3);
     expect(await h.db.prisma.outboxEvent.count({ where: { id: { in: ids }, publishedAt: null } })).toBe(0);
+  });
+
+  it('retries a job whose database work failed, with backoff, until it succeeds', async () => {
+    const fx = await createFixture(h.db.prisma);
+    await h.stopWorkers(); // only the broken worker runs at first
+    // A worker whose Postgres is unreachable: the first attempt fails on a database error.
+    const broken = createPrisma('postgresql://postgres@127.0.0.1:1/nowhere');
+    const connection = createWorkerConnection(TEST_REDIS_URL);
+    const [worker] = createWorkers({ ...h.deps, prisma: broken, connection }, ['postbacks']);
+    const job = postbackJob({ advertiserId: fx.advertiserId, clickId: h.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId, clickedAt: new Date(Date.now() - 60_000) }) });
+    await h.queues.postbacks.add('postback', job, { jobId: job.postbackId });
+    await waitFor(async () => (await h.queues.postbacks.getJobState(job.postbackId)) === 'delayed', { what: 'the retry to be scheduled' });
+    const delayed = (await h.queues.postbacks.getJob(job.postbackId))!;
+    expect(delayed.attemptsMade).toBe(1);
+    expect(delayed.opts.backoff).toEqual({ type: 'exponential', delay: 1_000 });
+    expect(await h.db.prisma.postback.count({ where: { id: job.postbackId } })).toBe(0);
+    // The database is back (a healthy worker): the retry succeeds.
+    await worker.close();
+    connection.disconnect();
+    await broken.$disconnect();
+    h.startWorkers(1);
+    await waitFor(async () => (await h.queues.postbacks.getJobState(job.postbackId)) === 'completed', { timeoutMs: 15_000, what: 'the retry to succeed' });
+    expect(await h.db.prisma.postback.findUnique({ where: { id: job.postbackId } })).toMatchObject({ status: 'accepted' });
   });
 
   it('fails a job with an invalid payload at once, without retrying it', async () => {

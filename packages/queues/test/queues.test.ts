@@ -1,0 +1,56 @@
+import { TEST_REDIS_URL, deleteRedisPrefix, randomSuffix } from '@trackway/testing';
+import { Worker } from 'bullmq';
+import { DEFAULT_JOB_OPTIONS, JOB_SCHEMAS, QUEUE_NAMES, RedisUnavailableError, createProducerConnection, createQueue, createWorkerConnection, deliveryJobId, deliveryJobOptions, failFast, whenReady } from '../src';
+
+describe('queues', () => {
+  it('has one payload schema and one set of default options per queue', () => {
+    expect(Object.keys(JOB_SCHEMAS).sort()).toEqual([...QUEUE_NAMES].sort());
+    expect(Object.keys(DEFAULT_JOB_OPTIONS).sort()).toEqual([...QUEUE_NAMES].sort());
+  });
+
+  it('works with a Redis Cluster hash tag as QUEUE_PREFIX ({trackway})', async () => {
+    const prefix = `{test-${randomSuffix()}}`;
+    const producer = createProducerConnection(TEST_REDIS_URL);
+    const consumer = createWorkerConnection(TEST_REDIS_URL);
+    await whenReady(producer);
+    const queue = createQueue('clicks', producer, prefix);
+    const seen: string[] = [];
+    const worker = new Worker('clicks', async (job) => void seen.push(job.id!), { connection: consumer, prefix });
+    try {
+      await queue.add('click', { clickId: 'c', offerId: 1, affiliateId: 1, clickedAt: new Date().toISOString(), subs: {} }, { jobId: 'one' });
+      await new Promise<void>((resolve) => worker.once('completed', () => resolve()));
+      expect(seen).toEqual(['one']);
+      // Every key of the queue shares the hash tag, so Redis Cluster keeps them in one slot.
+      const keys = await producer.keys(`${prefix}:*`);
+      expect(keys.length).toBeGreaterThan(0);
+      for (const key of keys) expect(key.startsWith(`${prefix}:clicks:`)).toBe(true);
+    } finally {
+      await worker.close();
+      await queue.close();
+      producer.disconnect();
+      consumer.disconnect();
+      await deleteRedisPrefix(prefix);
+    }
+  });
+
+  it('fails fast when the producer connection is not up, instead of waiting for it', async () => {
+    const down = createProducerConnection('redis://127.0.0.1:1');
+    down.on('error', () => undefined);
+    const started = Date.now();
+    await expect(failFast(down, () => new Promise(() => undefined))).rejects.toBeInstanceOf(RedisUnavailableError);
+    expect(Date.now() - started).toBeLessThan(100);
+    expect(await whenReady(down, 200)).toBe(false);
+    down.disconnect();
+    const up = createProducerConnection(TEST_REDIS_URL);
+    expect(await whenReady(up)).toBe(true);
+    // A command that never answers is cut off at the deadline.
+    await expect(failFast(up, () => new Promise(() => undefined), 50)).rejects.toThrow(/no answer from redis in 50 ms/);
+    expect(await failFast(up, () => up.ping())).toBe('PONG');
+    up.disconnect();
+  });
+
+  it('gives a delivery one attempt per schedule entry and a stable job id', () => {
+    expect(deliveryJobOptions([0, 50, 100], deliveryJobId('evt_1', 'ep_1'))).toEqual({ jobId: 'evt_1-ep_1', attempts: 3, delay: 0, backoff: { type: 'webhook-schedule' } });
+    expect(deliveryJobOptions([], 'x').attempts).toBe(1);
+  });
+});
