@@ -1,9 +1,9 @@
 // A delivery worker killed (SIGKILL) in the middle of a request: its job's lock expires, another
 // worker takes the job up, and the event arrives with the same webhook-id.
-import { TEST_REDIS_URL, startReceiver, waitFor } from '@trackway/testing';
+import { startReceiver, waitFor } from '@trackway/testing';
 import request from 'supertest';
-import { type ServiceProcess, spawnService } from './support/processes';
-import { SECRETS_KEY, type Stack, startStack } from './support/stack';
+import { type ServiceProcess, spawnService, stackEnv } from './support/processes';
+import { type Stack, startStack } from './support/stack';
 
 let stack: Stack;
 const processes: ServiceProcess[] = [];
@@ -15,19 +15,14 @@ afterAll(async () => {
   await stack.close();
 });
 
-const workerEnv = () => ({
-  DATABASE_URL: stack.db.url,
-  REDIS_URL: TEST_REDIS_URL,
-  QUEUE_PREFIX: stack.prefix,
-  SECRETS_KEY: SECRETS_KEY.toString('base64'),
-  HEALTH_PORT: '0',
-  DELIVERY_QUEUES: 'events,deliveries',
-  WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8',
-  DELIVERY_TIMEOUT_MS: '20000',
-  DELIVERY_RETRY_SCHEDULE: '0,100ms,100ms',
-  WORKER_LOCK_DURATION: '1s',
-  WORKER_STALLED_INTERVAL: '500ms',
-});
+const workerEnv = () =>
+  stackEnv(stack, {
+    DELIVERY_QUEUES: 'events,deliveries',
+    DELIVERY_TIMEOUT_MS: '20000',
+    DELIVERY_RETRY_SCHEDULE: '0,100ms,100ms',
+    WORKER_LOCK_DURATION: '1s',
+    WORKER_STALLED_INTERVAL: '500ms',
+  });
 
 it('delivers after the worker is killed mid-delivery and another starts, with the same webhook-id', async () => {
   const receiver = await startReceiver((_req, n) => (n === 1 ? { hang: true } : { status: 200 }));

@@ -2,10 +2,10 @@
 // that follow one postback from ingest through attribution to its deliveries, secrets redacted.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { TEST_REDIS_URL, createTestDatabase, startReceiver, waitFor } from '@trackway/testing';
+import { createTestDatabase, startReceiver, waitFor } from '@trackway/testing';
 import request from 'supertest';
-import { type ServiceProcess, spawnService } from './support/processes';
-import { SECRETS_KEY, STACK_SECRET, type Stack, startStack } from './support/stack';
+import { type ServiceProcess, spawnService, stackEnv } from './support/processes';
+import { type Stack, startStack } from './support/stack';
 
 let stack: Stack;
 const running: ServiceProcess[] = [];
@@ -17,20 +17,7 @@ afterAll(async () => {
   await stack.close();
 });
 
-const env = (overrides: Record<string, string> = {}) => ({
-  DATABASE_URL: stack.db.url,
-  REDIS_URL: TEST_REDIS_URL,
-  QUEUE_PREFIX: stack.prefix,
-  CLICK_SECRET: STACK_SECRET,
-  ADMIN_JWT_SECRET: STACK_SECRET,
-  SECRETS_KEY: SECRETS_KEY.toString('base64'),
-  INGEST_PORT: '0',
-  API_PORT: '0',
-  HEALTH_PORT: '0',
-  WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8',
-  WEBHOOK_ALLOW_HTTP: 'true',
-  ...overrides,
-});
+const env = (overrides: Record<string, string> = {}) => stackEnv(stack, overrides);
 
 async function start(service: 'ingest' | 'api' | 'attribution' | 'delivery', overrides: Record<string, string> = {}) {
   const p = spawnService(service, env(overrides));
@@ -97,7 +84,11 @@ it('serves health, readiness and metrics on every service, and logs one postback
   expect(metric(ingestMetrics, 'trackway_http_request_duration_seconds_count', { route: '/click', status: '302' })).toBe(1);
   expect(metric(ingestMetrics, 'trackway_clicks_total', { outcome: 'redirected' })).toBe(1);
   expect(ingestMetrics).toMatch(/^process_cpu_user_seconds_total\{service="ingest"\} /m);
-  const attributionMetrics = (await request(attribution.url).get('/metrics').expect(200)).text;
+  // The job's "completed" event can trail its deliveries: wait for it to be counted.
+  const attributionMetrics = await waitFor(async () => {
+    const text = (await request(attribution.url).get('/metrics').expect(200)).text;
+    return metric(text, 'trackway_job_duration_seconds_count', { queue: 'postbacks', result: 'completed' }) === 1 ? text : null;
+  }, { what: 'the postback job in the metrics' });
   expect(metric(attributionMetrics, 'trackway_postbacks_total', { stage: 'attribution', outcome: 'accepted' })).toBe(1);
   expect(metric(attributionMetrics, 'trackway_conversions_total', { status: 'approved' })).toBe(1);
   expect(metric(attributionMetrics, 'trackway_job_duration_seconds_count', { queue: 'postbacks', result: 'completed' })).toBe(1);

@@ -2,10 +2,10 @@
 // ingest, attribution and delivery are each sent SIGTERM (and replaced). Every postback that got
 // a 202 becomes a conversion, every conversion.created is delivered, and no job is left stalled
 // or failed.
-import { TEST_REDIS_URL, startReceiver, waitFor } from '@trackway/testing';
+import { startReceiver, waitFor } from '@trackway/testing';
 import request from 'supertest';
-import { type ServiceProcess, spawnService } from './support/processes';
-import { SECRETS_KEY, STACK_SECRET, type Stack, startStack } from './support/stack';
+import { type ServiceProcess, spawnService, stackEnv } from './support/processes';
+import { type Stack, startStack } from './support/stack';
 
 let stack: Stack;
 const running: ServiceProcess[] = [];
@@ -17,22 +17,15 @@ afterAll(async () => {
   await stack.close();
 });
 
-const env = () => ({
-  DATABASE_URL: stack.db.url,
-  REDIS_URL: TEST_REDIS_URL,
-  QUEUE_PREFIX: stack.prefix,
-  CLICK_SECRET: STACK_SECRET,
-  SECRETS_KEY: SECRETS_KEY.toString('base64'),
-  INGEST_PORT: '0',
-  HEALTH_PORT: '0',
-  ATTRIBUTION_QUEUES: 'postbacks,clicks',
-  DELIVERY_QUEUES: 'events,deliveries',
-  WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8',
-  DELIVERY_RETRY_SCHEDULE: '0,200ms,200ms,200ms',
-  SHUTDOWN_TIMEOUT_MS: '15000',
-  WORKER_LOCK_DURATION: '5s',
-  WORKER_STALLED_INTERVAL: '1s',
-});
+const env = () =>
+  stackEnv(stack, {
+    ATTRIBUTION_QUEUES: 'postbacks,clicks',
+    DELIVERY_QUEUES: 'events,deliveries',
+    DELIVERY_RETRY_SCHEDULE: '0,200ms,200ms,200ms',
+    SHUTDOWN_TIMEOUT_MS: '15000',
+    WORKER_LOCK_DURATION: '5s',
+    WORKER_STALLED_INTERVAL: '1s',
+  });
 
 async function start(service: 'ingest' | 'attribution' | 'delivery') {
   const p = spawnService(service, env());

@@ -1,14 +1,4 @@
-import { defineConfig } from 'tsup';
+import { serviceBuild } from '../../tsup.base';
 
-// One CommonJS file per entry: the workspace packages (TypeScript sources) are bundled in,
-// npm dependencies stay external and come from the pruned production install (pnpm deploy).
-export default defineConfig({
-  entry: { main: 'src/main.ts', migrate: 'src/migrate.ts' },
-  format: ['cjs'],
-  platform: 'node',
-  target: 'node20',
-  noExternal: [/^@trackway\//],
-  external: [/^(?!@trackway\/)[^./]/],
-  sourcemap: true,
-  clean: true,
-});
+// main: the API; migrate: the one-shot migration step of docker-compose.
+export default serviceBuild({ main: 'src/main.ts', migrate: 'src/migrate.ts' });

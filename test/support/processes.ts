@@ -1,6 +1,8 @@
 // Services as real child processes (tsx, as `pnpm start` runs them), for crash and shutdown tests.
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
+import { TEST_REDIS_URL } from '@trackway/testing';
+import { SECRETS_KEY, STACK_SECRET, type Stack } from './stack';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -34,5 +36,23 @@ export function spawnService(service: 'ingest' | 'api' | 'attribution' | 'delive
         await new Promise((r) => setTimeout(r, 50));
       }
     },
+  };
+}
+
+/** The environment that points a service process at a test stack's database and queues. */
+export function stackEnv(stack: Stack, overrides: Record<string, string> = {}): Record<string, string> {
+  return {
+    DATABASE_URL: stack.db.url,
+    REDIS_URL: TEST_REDIS_URL,
+    QUEUE_PREFIX: stack.prefix,
+    CLICK_SECRET: STACK_SECRET,
+    ADMIN_JWT_SECRET: STACK_SECRET,
+    SECRETS_KEY: SECRETS_KEY.toString('base64'),
+    INGEST_PORT: '0',
+    API_PORT: '0',
+    HEALTH_PORT: '0',
+    WEBHOOK_ALLOW_HTTP: 'true',
+    WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8',
+    ...overrides,
   };
 }

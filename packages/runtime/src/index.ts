@@ -4,3 +4,4 @@ export * from './shutdown';
 export * from './workers';
 export * from './cache';
 export * from './context';
+export * from './serve';

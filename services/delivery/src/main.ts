@@ -1,25 +1,23 @@
-import type { AddressInfo } from 'node:net';
 import { decodeKey } from '@trackway/config';
 import { createSecretBox } from '@trackway/domain';
 import { createQueue, publishInvalidation, subscribeInvalidations } from '@trackway/queues';
-import { closeServer, createOpsApp, createServiceContext, installShutdown, listen } from '@trackway/runtime';
-import { DELIVERY_QUEUES, type DeliveryQueue, createDeliveryWorkers } from './workers';
+import { createServiceContext, queueList, runMain, serveWorkers } from '@trackway/runtime';
+import { DELIVERY_QUEUES, createDeliveryWorkers } from './workers';
 
-const DAILY_MS = 86_400_000;
+// The delivery log is pruned every hour (DELIVERY_LOG_RETENTION_DAYS decides what goes).
+const PRUNE_EVERY_MS = 3_600_000;
 
-async function main() {
+runMain(async () => {
   const ctx = createServiceContext('delivery', { require: ['SECRETS_KEY'] });
-  const { config, logger, health, producer } = ctx;
-  const consumed = config.DELIVERY_QUEUES.split(',').map((s) => s.trim()).filter(Boolean);
-  const unknown = consumed.filter((q) => !(DELIVERY_QUEUES as readonly string[]).includes(q));
-  if (unknown.length > 0) throw new Error(`DELIVERY_QUEUES: unknown queue(s) ${unknown.join(', ')}; choose from ${DELIVERY_QUEUES.join(', ')}`);
+  const { config, logger, producer } = ctx;
+  const consumed = queueList(config.DELIVERY_QUEUES, DELIVERY_QUEUES, 'DELIVERY_QUEUES');
 
   const queues = {
     events: createQueue('events', producer, config.QUEUE_PREFIX),
     deliveries: createQueue('deliveries', producer, config.QUEUE_PREFIX),
     housekeeping: createQueue('housekeeping', producer, config.QUEUE_PREFIX),
   };
-  await queues.housekeeping.upsertJobScheduler('prune-delivery-log', { every: DAILY_MS / 24 }, { name: 'prune' });
+  await queues.housekeeping.upsertJobScheduler('prune-delivery-log', { every: PRUNE_EVERY_MS }, { name: 'prune' });
 
   const { workers, endpoints } = createDeliveryWorkers(
     {
@@ -45,33 +43,11 @@ async function main() {
         policy: { allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS },
       },
     },
-    consumed as DeliveryQueue[],
+    consumed,
   );
   await subscribeInvalidations(ctx.newWorkerConnection(), config.QUEUE_PREFIX, (kind) => {
     if (kind === 'endpoint') endpoints.clear();
   });
   ctx.metrics.trackQueues(Object.values(queues));
-  health.checks.workers = async () => {
-    const stopped = workers.filter((w) => !w.isRunning()).map((w) => w.name);
-    if (stopped.length > 0) throw new Error(`not running: ${stopped.join(', ')}`);
-  };
-  const server = await listen(createOpsApp(health, ctx.metrics), config.HEALTH_PORT);
-  logger.info({ queues: consumed, health_port: (server.address() as AddressInfo).port }, 'delivery worker running');
-
-  installShutdown({
-    logger,
-    timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-    steps: [
-      { name: 'mark unready', run: async () => void (health.accepting = false) },
-      { name: 'close workers', run: () => Promise.all(workers.map((w) => w.close())) },
-      { name: 'close queues', run: () => Promise.all(Object.values(queues).map((q) => q.close())) },
-      { name: 'close health server', run: () => closeServer(server) },
-      { name: 'disconnect', run: ctx.disconnect },
-    ],
-  });
-}
-
-main().catch((error) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
+  await serveWorkers(ctx, { name: 'delivery', workers, queues: consumed, close: () => Promise.all(Object.values(queues).map((q) => q.close())) });
 });

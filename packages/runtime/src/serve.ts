@@ -1,0 +1,68 @@
+import type { AddressInfo } from 'node:net';
+import type { Worker } from 'bullmq';
+import type { Express } from 'express';
+import type { ServiceContext } from './context';
+import { createOpsApp, listen } from './health';
+import { closeServer, installShutdown } from './shutdown';
+
+/** The queues a worker process consumes (ATTRIBUTION_QUEUES, DELIVERY_QUEUES), checked. */
+export function queueList<Q extends string>(value: string, allowed: readonly Q[], variable: string): Q[] {
+  const names = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = names.filter((name) => !(allowed as readonly string[]).includes(name));
+  if (unknown.length > 0) throw new Error(`${variable}: unknown queue(s) ${unknown.join(', ')}; choose from ${allowed.join(', ')}`);
+  return names as Q[];
+}
+
+/**
+ * An HTTP service's life: listen once Redis is up (or after 5 s without it: readiness tells),
+ * then on SIGTERM/SIGINT mark unready → stop accepting and finish in-flight requests →
+ * close queues → disconnect.
+ */
+export async function serveHttp(ctx: ServiceContext, opts: { name: string; app: Express; port: number; close: () => Promise<unknown> }) {
+  await ctx.producerReady;
+  const server = await listen(opts.app, opts.port);
+  ctx.logger.info({ port: (server.address() as AddressInfo).port }, `${opts.name} listening`);
+  installShutdown({
+    logger: ctx.logger,
+    timeoutMs: ctx.config.SHUTDOWN_TIMEOUT_MS,
+    steps: [
+      { name: 'mark unready', run: async () => void (ctx.health.accepting = false) },
+      { name: 'close http', run: () => closeServer(server) },
+      { name: 'close queues', run: opts.close },
+      { name: 'disconnect', run: ctx.disconnect },
+    ],
+  });
+}
+
+/**
+ * A worker process's life: health and metrics on HEALTH_PORT (ready only while every worker
+ * runs), then on SIGTERM/SIGINT mark unready → stop taking jobs and finish the active ones
+ * (BullMQ close) → close queues → close the health server → disconnect.
+ */
+export async function serveWorkers(ctx: ServiceContext, opts: { name: string; workers: Worker[]; queues: string[]; close: () => Promise<unknown> }) {
+  ctx.health.checks.workers = async () => {
+    const stopped = opts.workers.filter((w) => !w.isRunning()).map((w) => w.name);
+    if (stopped.length > 0) throw new Error(`not running: ${stopped.join(', ')}`);
+  };
+  const server = await listen(createOpsApp(ctx.health, ctx.metrics), ctx.config.HEALTH_PORT);
+  ctx.logger.info({ queues: opts.queues, health_port: (server.address() as AddressInfo).port }, `${opts.name} worker running`);
+  installShutdown({
+    logger: ctx.logger,
+    timeoutMs: ctx.config.SHUTDOWN_TIMEOUT_MS,
+    steps: [
+      { name: 'mark unready', run: async () => void (ctx.health.accepting = false) },
+      { name: 'close workers', run: () => Promise.all(opts.workers.map((w) => w.close())) },
+      { name: 'close queues', run: opts.close },
+      { name: 'close health server', run: () => closeServer(server) },
+      { name: 'disconnect', run: ctx.disconnect },
+    ],
+  });
+}
+
+/** Runs a service's main; a start-up failure (bad config, unreachable migration state) exits 1. */
+export function runMain(main: () => Promise<void>): void {
+  main().catch((error) => {
+    console.error(error instanceof Error ? error.message : error);
+    process.exit(1);
+  });
+}
