@@ -19,7 +19,8 @@ export type { ApiDeps };
 export function createApp(deps: ApiDeps): Express {
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', true);
+  // Client IPs (kept with clicks) come from X-Forwarded-For only when a private-network proxy sent it.
+  app.set('trust proxy', 'loopback, linklocal, uniquelocal');
   app.use(httpMetrics(deps.metrics));
   app.use(healthRouter(deps.health));
   app.get('/metrics', metricsHandler(deps.metrics));

@@ -101,10 +101,12 @@ export function createIsolation(redis: Redis, options: IsolationOptions) {
      * Releases the slot and records the attempt's outcome: a success closes the breaker; a
      * failure counts toward the threshold, and a failed probe reopens it. Returns the state.
      */
-    async finish(endpointId: string, token: string, outcome: 'succeeded' | 'failed' | 'neutral'): Promise<BreakerState> {
+    async finish(endpointId: string, token: string, outcome: 'succeeded' | 'failed' | 'neutral', wasProbe = false): Promise<BreakerState> {
       const keys = [key('breaker', endpointId), key('probe', endpointId), key('slots', endpointId)];
       if (outcome === 'neutral') {
-        await redis.zrem(keys[2], token);
+        // Nothing was learnt about the endpoint (nothing sent, or refused by the SSRF guard):
+        // free the slot, and the probe's turn if this was the probe.
+        await (wasProbe ? redis.multi().zrem(keys[2], token).del(keys[1]).exec() : redis.zrem(keys[2], token));
         return this.state(endpointId);
       }
       const ttl = options.breakerCooldownMs * 10 + 86_400_000;

@@ -29,7 +29,8 @@ export function createApp(deps: IngestDeps): Express {
   const { queues, redis, lookups, clickIds, logger, metrics } = deps;
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', true);
+  // Client IPs (kept with clicks) come from X-Forwarded-For only when a private-network proxy sent it.
+  app.set('trust proxy', 'loopback, linklocal, uniquelocal');
   app.use(httpMetrics(metrics));
   app.use(healthRouter(deps.health));
   app.get('/metrics', metricsHandler(metrics));
