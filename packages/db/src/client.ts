@@ -22,8 +22,8 @@ export function poolConfig(target: DbTarget, max = 10) {
   return {
     connectionString: target.connectionString,
     max,
-    // Fail fast when Postgres is unreachable instead of queueing requests forever.
-    connectionTimeoutMillis: 5_000,
+    // Bounded waits, for a connection or for a free client: never queued forever.
+    connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 30_000,
     options: target.schema ? `-c search_path="${target.schema.replace(/"/g, '')}"` : undefined,
   };

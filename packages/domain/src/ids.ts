@@ -1,3 +1,4 @@
+import { randomFillSync } from 'node:crypto';
 import { monotonicFactory } from 'ulidx';
 
 // Prefixed ULIDs: sortable by creation time (so keyset pagination on id is newest-first by
@@ -13,7 +14,19 @@ export const ID_PREFIX = {
   payout: 'po',
 } as const;
 
-const ulid = monotonicFactory();
+// ulidx draws 16 random numbers per new millisecond, one crypto call each (~70 µs per id on
+// the ingest hot path). The same CSPRNG, read from a pooled buffer, costs a fraction of that.
+const pool = new Uint32Array(1024);
+let next = pool.length;
+function pooledRandom(): number {
+  if (next === pool.length) {
+    randomFillSync(pool);
+    next = 0;
+  }
+  return pool[next++] / 0x1_0000_0000;
+}
+
+const ulid = monotonicFactory(pooledRandom);
 
 export function newId(kind: keyof typeof ID_PREFIX): string {
   return `${ID_PREFIX[kind]}_${ulid()}`;

@@ -23,7 +23,7 @@ export interface ServiceContext {
 }
 
 /** What every service process starts with: parsed config, logger, metrics, Postgres, Redis, health checks. */
-export function createServiceContext(service: string, options: { require: readonly SecretName[]; poolSize?: number }): ServiceContext {
+export function createServiceContext(service: string, options: { require: readonly SecretName[]; poolSize?: number | ((config: Config) => number) }): ServiceContext {
   loadDotEnv();
   const config = loadConfig({
     require: options.require,
@@ -31,7 +31,8 @@ export function createServiceContext(service: string, options: { require: readon
   });
   const logger = createLogger({ service, level: config.LOG_LEVEL });
   const metrics = createMetrics(service);
-  const prisma = createPrisma(config.DATABASE_URL, { poolSize: options.poolSize ?? 10 });
+  const poolSize = typeof options.poolSize === 'function' ? options.poolSize(config) : (options.poolSize ?? 10);
+  const prisma = createPrisma(config.DATABASE_URL, { poolSize });
   const connections: Redis[] = [];
   const track = (redis: Redis, role: string) => {
     redis.on('error', (error) => logger.warn({ err: error.message, role }, 'redis connection error'));

@@ -24,7 +24,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   await migrate(TEST_DATABASE_URL, { schema });
   const url = new URL(TEST_DATABASE_URL);
   url.searchParams.set('schema', schema);
-  const prisma = createPrisma(url.toString(), { poolSize: 20 });
+  const prisma = createPrisma(url.toString(), { poolSize: 40 });
   return {
     schema,
     url: url.toString(),

@@ -1,10 +1,11 @@
 import { createClickIdCodec } from '@trackway/clickid';
-import { createQueue } from '@trackway/queues';
+import { createQueue, subscribeInvalidations } from '@trackway/queues';
 import { createServiceContext, queueList, runMain, serveWorkers } from '@trackway/runtime';
 import { ATTRIBUTION_QUEUES, createWorkers } from './workers';
 
 runMain(async () => {
-  const ctx = createServiceContext('attribution', { require: ['CLICK_SECRET'] });
+  // Every concurrent postback holds a connection for its transaction: the pool has room for all.
+  const ctx = createServiceContext('attribution', { require: ['CLICK_SECRET'], poolSize: (c) => c.ATTRIBUTION_CONCURRENCY + 4 });
   const { config, producer } = ctx;
   const consumed = queueList(config.ATTRIBUTION_QUEUES, ATTRIBUTION_QUEUES, 'ATTRIBUTION_QUEUES');
   const queues = {
@@ -29,6 +30,7 @@ runMain(async () => {
     },
     consumed,
   );
+  await subscribeInvalidations(ctx.newWorkerConnection(), config.QUEUE_PREFIX, (kind) => kind === 'offer' && workers.offers.clear());
   ctx.metrics.trackQueues(Object.values(queues));
   await serveWorkers(ctx, { name: 'attribution', workers, queues: consumed, close: () => Promise.all(Object.values(queues).map((q) => q.close())) });
 });

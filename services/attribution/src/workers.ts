@@ -3,7 +3,7 @@ import type { PrismaClient } from '@trackway/db';
 import type { Logger } from '@trackway/logger';
 import { publishEvents, relayOutbox } from '@trackway/outbox';
 import { JOB_SCHEMAS, type JobPayloads, QUEUE, type QueueName, type TypedQueue } from '@trackway/queues';
-import { type Metrics, registerWorker } from '@trackway/runtime';
+import { type CachedLookup, type Metrics, cachedLookup, registerWorker } from '@trackway/runtime';
 import { type Job, type Processor, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ClickBatcher } from './clicks/click-batcher';
@@ -36,11 +36,13 @@ export function payloadOf<N extends QueueName>(queue: N, job: Job): JobPayloads[
 export function createHandlers(deps: AttributionDeps) {
   const { prisma, clickIds, eventsQueue, logger, metrics } = deps;
   const clicks = new ClickBatcher(prisma);
+  // Offers change rarely: cached for 30 s and cleared when the API announces a change.
+  const offers = cachedLookup((id) => prisma.offer.findUnique({ where: { id: Number(id) } }), { ttlMs: 30_000 });
   return {
     handlers: {
       postbacks: async (job) => {
         const payload = payloadOf('postbacks', job);
-        const { outcome, events, replayed } = await processPostback(prisma, clickIds, payload);
+        const { outcome, events, replayed } = await processPostback(prisma, clickIds, payload, (id) => offers.get(id));
         // The line that links a postback to the events (and so the deliveries) it caused.
         logger.info(
           { postback_id: payload.postbackId, outcome: outcome.status, reason: outcome.reason, conversion_id: outcome.conversionId, event_ids: events.map((e) => e.id), replayed },
@@ -65,20 +67,22 @@ export function createHandlers(deps: AttributionDeps) {
       outbox: async () => ({ published: await relayOutbox(prisma, eventsQueue, { graceMs: deps.relayGraceMs }) }),
     } satisfies Record<AttributionQueue, Processor>,
     flushClicks: () => clicks.flush(),
+    offers,
   };
 }
 
-export function createWorkers(deps: AttributionDeps, queues: readonly AttributionQueue[] = ATTRIBUTION_QUEUES): Worker[] {
-  const { handlers } = createHandlers(deps);
+export function createWorkers(deps: AttributionDeps, queues: readonly AttributionQueue[] = ATTRIBUTION_QUEUES): Worker[] & { offers: CachedLookup<object> } {
+  const { handlers, offers } = createHandlers(deps);
   const concurrency: Record<AttributionQueue, number> = {
     postbacks: deps.concurrency.postbacks,
     clicks: deps.concurrency.clicks,
     outbox: 1,
   };
-  return queues.map((name) =>
+  const workers = queues.map((name) =>
     registerWorker(
       new Worker(name, handlers[name], { connection: deps.connection, prefix: deps.prefix, concurrency: concurrency[name], ...deps.workerOptions }),
       deps,
     ),
   );
+  return Object.assign(workers, { offers });
 }

@@ -83,7 +83,9 @@ export function createDeliverHandler(deps: DeliverDeps) {
     // Isolation gates first (they need only the cached endpoint): a paused, busy or
     // rate-limited endpoint parks this job without spending an attempt or a database read.
     const slotToken = `${job.id}:${token ?? ''}`;
-    const admission = await isolation.admit(endpointId, endpoint.rateLimitPerSecond, slotToken, typicalMs.get(endpointId));
+    // A parked job comes back as a new start that is not an attempt: starts − attempts − 1 = times parked.
+    const timesParked = Math.max(0, (job.attemptsStarted ?? 0) - job.attemptsMade - 1);
+    const admission = await isolation.admit(endpointId, endpoint.rateLimitPerSecond, slotToken, typicalMs.get(endpointId), timesParked);
     if (!admission.ok) {
       await job.moveToDelayed(admission.retryAt, token);
       throw new DelayedError(admission.reason);

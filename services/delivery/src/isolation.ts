@@ -77,14 +77,18 @@ export function createIsolation(redis: Redis, options: IsolationOptions) {
   const park = (base: number) => Date.now() + Math.round(base * (0.5 + Math.random()));
 
   return {
-    async admit(endpointId: string, rateLimitPerSecond: number | null, token: string, typicalAttemptMs = 1_000): Promise<Admission> {
+    async admit(endpointId: string, rateLimitPerSecond: number | null, token: string, typicalAttemptMs = 1_000, timesParked = 0): Promise<Admission> {
       const keys = [key('breaker', endpointId), key('probe', endpointId), key('slots', endpointId)];
       const [verdict, until] = (await redis.eval(ADMIT, 3, ...keys, Date.now(), holdMs, token, options.endpointConcurrency)) as [number, number];
       if (verdict === 0) return { ok: false, retryAt: until + Math.round(Math.random() * 250), reason: 'breaker_open' };
       if (verdict === 3) return { ok: false, retryAt: until + Math.round(Math.random() * 250), reason: 'probe_in_flight' };
-            // All slots busy: come back after about one typical attempt of this endpoint (20 ms to 1 s),
-      // so a fast endpoint's backlog flows and a slow one's parked jobs do not churn.
-      if (verdict === 4) return { ok: false, retryAt: park(Math.min(Math.max(typicalAttemptMs, 20), 1_000, options.attemptTimeoutMs)), reason: 'concurrency' };
+            // All slots busy: come back after about one typical attempt of this endpoint, doubling each
+      // time the same job is turned away (20 ms up to 2 s), so a fast endpoint's backlog flows and
+      // a deep or slow one's parked jobs do not churn.
+      if (verdict === 4) {
+        const wait = Math.min(Math.max(typicalAttemptMs, 20) * 2 ** Math.min(timesParked, 10), 2_000, options.attemptTimeoutMs);
+        return { ok: false, retryAt: park(wait), reason: 'concurrency' };
+      }
       if (rateLimitPerSecond) {
         try {
           await limiter(rateLimitPerSecond).consume(endpointId);

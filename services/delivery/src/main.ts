@@ -8,7 +8,7 @@ import { DELIVERY_QUEUES, createDeliveryWorkers } from './workers';
 const PRUNE_EVERY_MS = 3_600_000;
 
 runMain(async () => {
-  const ctx = createServiceContext('delivery', { require: ['SECRETS_KEY'] });
+  const ctx = createServiceContext('delivery', { require: ['SECRETS_KEY'], poolSize: 20 });
   const { config, logger, producer } = ctx;
   const consumed = queueList(config.DELIVERY_QUEUES, DELIVERY_QUEUES, 'DELIVERY_QUEUES');
 

@@ -40,13 +40,17 @@ export interface ProcessResult {
  * commission, fraud flags and outbox events. Idempotent by the postback id (a replay after
  * commit finds the outcome row) and by the (advertiser, order_id, event) unique index.
  */
-export async function processPostback(prisma: PrismaClient, clickIds: ClickIdCodec, job: PostbackJob): Promise<ProcessResult> {
-  const existing = await prisma.postback.findUnique({ where: { id: job.postbackId } });
-  if (existing) return { outcome: outcomeOf(existing), events: [], replayed: true };
+export type Offer = NonNullable<Awaited<ReturnType<PrismaClient['offer']['findUnique']>>>;
+export type OfferLookup = (id: number) => Promise<Offer | null>;
+
+export async function processPostback(prisma: PrismaClient, clickIds: ClickIdCodec, job: PostbackJob, offers?: OfferLookup): Promise<ProcessResult> {
+  const loadOffer: OfferLookup = offers ?? ((id) => prisma.offer.findUnique({ where: { id } }));
   try {
-    return await prisma.$transaction((tx) => attribute(tx, clickIds, job));
+    return await prisma.$transaction((tx) => attribute(tx, clickIds, job, loadOffer));
   } catch (error) {
-    // Two copies of one job raced (a stalled job re-run): the other one committed the outcome.
+    // This job ran before (a retry after a crash, or a stalled job's second copy): the outcome
+    // row's primary key refused the second write, the transaction rolled back, and the first
+    // outcome stands. (Rare, so it is cheaper than a lookup before every transaction.)
     if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002' && String(error.meta?.modelName) === 'Postback') {
       const row = await prisma.postback.findUniqueOrThrow({ where: { id: job.postbackId } });
       return { outcome: outcomeOf(row), events: [], replayed: true };
@@ -59,10 +63,10 @@ function outcomeOf(row: { status: PostbackOutcome['status']; reason: string | nu
   return { status: row.status, reason: row.reason, conversionId: row.conversionId };
 }
 
-async function attribute(tx: Tx, clickIds: ClickIdCodec, job: PostbackJob): Promise<ProcessResult> {
+async function attribute(tx: Tx, clickIds: ClickIdCodec, job: PostbackJob, loadOffer: OfferLookup): Promise<ProcessResult> {
   const receivedAt = new Date(job.receivedAt);
   const click = clickIds.verify(job.clickId);
-  const offer = click ? await tx.offer.findUnique({ where: { id: click.offerId } }) : null;
+  const offer = click ? await loadOffer(click.offerId) : null;
   const verdict = evaluateFraud({ click, offer, advertiserId: job.advertiserId, receivedAt, amount: job.amount });
   const events: EventEnvelope[] = [];
   const now = new Date();
