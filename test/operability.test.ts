@@ -45,7 +45,10 @@ it('serves health, readiness and metrics on every service, and logs one postback
 
   for (const service of [ingest, api, attribution, delivery]) {
     await request(service.url).get('/healthz').expect(200, { status: 'ok' });
-    const ready = await request(service.url).get('/readyz').expect(200);
+    const ready = await waitFor(async () => {
+      const res = await request(service.url).get('/readyz');
+      return res.status === 200 ? res : null;
+    }, { timeoutMs: 20_000, what: 'readiness' });
     expect(ready.body.checks).toMatchObject({ redis: 'ok', postgres: 'ok', migrations: 'ok' });
   }
   expect((await request(attribution.url).get('/readyz')).body.checks.workers).toBe('ok');
@@ -111,7 +114,11 @@ it('is not ready while a migration is pending, and says which', async () => {
     const [last] = await db.prisma.$queryRaw<{ migration_name: string }[]>`SELECT migration_name FROM "_prisma_migrations" ORDER BY migration_name DESC LIMIT 1`;
     await db.prisma.$executeRaw`DELETE FROM "_prisma_migrations" WHERE migration_name = ${last.migration_name}`;
     const worker = await start('attribution', { DATABASE_URL: db.url, QUEUE_PREFIX: `${stack.prefix}-m` });
-    const ready = await request(worker.url).get('/readyz').expect(503);
+    // The first queries of a cold process can outlast a check's 2 s deadline on a busy machine.
+    const ready = await waitFor(async () => {
+      const res = await request(worker.url).get('/readyz').expect(503);
+      return res.body.checks.postgres === 'ok' ? res : null;
+    }, { timeoutMs: 20_000, what: 'readiness checks to settle' });
     expect(ready.body).toMatchObject({ status: 'not_ready', checks: { migrations: `pending migrations: ${last.migration_name}`, redis: 'ok', postgres: 'ok' } });
     worker.p.child.kill('SIGTERM');
     await worker.p.exited;
