@@ -129,7 +129,7 @@ export function createDeliverHandler(deps: DeliverDeps) {
 
     // One statement records the attempt: numbers it, settles the delivery, and tracks since
     // when the endpoint has been failing (cleared by a success).
-    const [recorded] = await prisma.$queryRaw<{ failing_since: Date | null }[]>`
+    const record = (db: Pick<PrismaClient, '$queryRaw'>) => db.$queryRaw<{ failing_since: Date | null }[]>`
       WITH d AS (
         UPDATE deliveries SET attempt_count = attempt_count + 1, status = ${status}::"DeliveryStatus",
           next_attempt_at = ${nextAttemptAt}::timestamptz, updated_at = now()
@@ -142,15 +142,21 @@ export function createDeliverHandler(deps: DeliverDeps) {
       WHERE id = ${endpointId} AND (CASE WHEN ${succeeded}::boolean THEN failing_since IS NOT NULL ELSE NOT ${blocked}::boolean END)
       RETURNING failing_since`;
 
-    let disabledReason: string | null = null;
-    if (gone) disabledReason = 'The endpoint answered 410 Gone.';
-    else if (!succeeded && !blocked && recorded?.failing_since && at.getTime() - recorded.failing_since.getTime() >= settings.disableAfterMs) {
-      disabledReason = `Every attempt failed since ${recorded.failing_since.toISOString()}.`;
-    }
-    if (disabledReason) {
-      // The endpoint.disabled event is written in the transaction that disables the endpoint.
+    if (succeeded || blocked) {
+      await record(prisma);
+    } else {
+      // A failure may disable the endpoint (410, or failing for DELIVERY_DISABLE_AFTER): the
+      // attempt, the disabling and its endpoint.disabled event commit together.
       const events = await prisma.$transaction(async (tx) => {
-        const emitted = await disableEndpoint(tx, endpointId, disabledReason, at);
+        const [recorded] = await record(tx);
+        const failingSince = recorded?.failing_since;
+        const reason = gone
+          ? 'The endpoint answered 410 Gone.'
+          : failingSince && at.getTime() - failingSince.getTime() >= settings.disableAfterMs
+            ? `Every attempt failed since ${failingSince.toISOString()}.`
+            : null;
+        if (!reason) return [];
+        const emitted = await disableEndpoint(tx, endpointId, reason, at);
         await writeEvents(tx, emitted);
         return emitted;
       });
