@@ -100,5 +100,11 @@ it('logs in, lists every queue with counts, and retries a failed job from the pa
 
   await waitFor(async () => (await stack.queues.clicks.getJobState(job.id!)) === 'completed', { what: 'the retried job to complete' });
   expect(calls).toBe(2);
+
+  // Logging out ends the session: the board sends the browser back to the login.
+  await page.request.post(`${base}/admin/logout`, { maxRedirects: 0 });
+  expect((await context.cookies()).find((c) => c.name === 'trackway_admin')).toBeUndefined();
+  await page.goto(`${base}/admin/queues`);
+  expect(new URL(page.url()).pathname).toBe('/admin/login');
   await context.close();
 }, 60_000);

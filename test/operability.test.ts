@@ -101,6 +101,14 @@ it('serves health, readiness and metrics on every service, and logs one postback
   expect(metric(deliveryMetrics, 'trackway_queue_jobs', { queue: 'deliveries', state: 'failed' })).toBe(0);
   expect(deliveryMetrics).toContain('trackway_job_attempts_bucket');
 
+  // Changes made through the api process reach ingest's caches at once (Redis pub/sub), not
+  // after their 30 s TTL: a rotated key stops working, a paused offer stops redirecting.
+  const rotated = (await request(api.url).post(`/v1/advertisers/${advertiser.id}/rotate-key`).set(auth).expect(200)).body;
+  await waitFor(async () => (await request(ingest.url).get('/postback').query({ key: advertiser.postback_key, click_id: clickId, order_id: 'OBS-2' })).status === 401, { timeoutMs: 2_000, what: 'the old key to be refused' });
+  await request(ingest.url).get('/postback').query({ key: rotated.postback_key, click_id: clickId, order_id: 'OBS-2' }).expect(202);
+  await request(api.url).patch(`/v1/offers/${offer.id}`).set(auth).send({ status: 'inactive' }).expect(200);
+  await waitFor(async () => (await request(ingest.url).get(`/click?offer_id=${offer.id}&affiliate_id=${affiliate.id}`)).status === 404, { timeoutMs: 2_000, what: 'the paused offer to 404' });
+
   // SIGTERM: readiness goes 503 before the process exits.
   api.p.child.kill('SIGTERM');
   expect(await api.p.exited).toBe(0);
