@@ -157,6 +157,27 @@ describe('webhook delivery', () => {
     expect(new Set(r.requests.map((q) => q.headers['webhook-id']))).toEqual(new Set([event.id]));
   });
 
+  it('replays again after a replay that ended without an attempt (its endpoint was disabled meanwhile)', async () => {
+    workers = await stack.startDelivery();
+    let healthy = false;
+    const r = await receiver(() => ({ status: healthy ? 200 : 500 }));
+    const ep = await endpoint(r.url);
+    const event = await emit();
+    const { id } = await deliveryOf(ep.id, event.id);
+    await settled(id, 'failed');
+    await stack.stopWorkers(workers);
+    await api.post(`/v1/deliveries/${id}/retry`).expect(202);
+    await api.post(`/v1/webhook-endpoints/${ep.id}/disable`).expect(200);
+    workers = await stack.startDelivery();
+    await settled(id, 'failed'); // the replay found the endpoint disabled: nothing sent
+    const sent = r.requests.length;
+    healthy = true;
+    await api.post(`/v1/webhook-endpoints/${ep.id}/enable`).expect(200);
+    await api.post(`/v1/deliveries/${id}/retry`).expect(202);
+    await settled(id);
+    expect(r.requests).toHaveLength(sent + 1);
+  });
+
   it('recovers every failed delivery of an endpoint since a time', async () => {
     workers = await stack.startDelivery();
     let healthy = false;

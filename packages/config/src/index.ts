@@ -99,6 +99,9 @@ export const envSchema = z.object({
 
   ADMIN_JWT_SECRET: secret(32),
   ADMIN_JWKS_URL: z.url().optional(),
+  // With an identity provider, tokens must be for Trackway: its audience (required) and issuer.
+  ADMIN_JWT_AUDIENCE: z.string().min(1).optional(),
+  ADMIN_JWT_ISSUER: z.string().min(1).optional(),
   CLICK_SECRET: secret(32),
   // 32 bytes as base64 or 64 hex characters: the AES-256-GCM key for webhook signing secrets.
   SECRETS_KEY: z
@@ -107,6 +110,9 @@ export const envSchema = z.object({
     .optional(),
 
   SHUTDOWN_TIMEOUT_MS: int(25_000, 100),
+  // HTTP services answer /readyz 503 this long before they stop accepting, so load balancers
+  // take them out of rotation first (set it above the balancer's health-check interval).
+  SHUTDOWN_DRAIN_MS: int(1_000, 0, 600_000),
   ATTRIBUTION_CONCURRENCY: int(16, 1, 1000),
   CLICKS_CONCURRENCY: int(200, 1, 5000),
   DELIVERY_CONCURRENCY: int(50, 1, 5000),
@@ -185,6 +191,9 @@ export function loadConfig(options: LoadOptions = {}): Config {
   }
   const env = (result.success ? result.data : {}) as Env;
   const production = raw.NODE_ENV === 'production';
+  // An identity provider issues tokens for many applications: without an audience, any of its
+  // tokens with an "admin" scope would be an admin token here.
+  if (raw.ADMIN_JWKS_URL && !raw.ADMIN_JWT_AUDIENCE) problems.push('ADMIN_JWT_AUDIENCE: required with ADMIN_JWKS_URL (the audience of tokens meant for Trackway)');
   for (const name of options.require ?? []) {
     if (name === 'ADMIN_JWT_SECRET' && raw.ADMIN_JWKS_URL) continue;
     if (raw[name] !== undefined) continue;

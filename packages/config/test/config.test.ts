@@ -268,6 +268,7 @@ describe('loadConfig: errors name every bad variable at once', () => {
       [
         'API_PORT',
         'ADMIN_JWKS_URL',
+        'ADMIN_JWT_AUDIENCE',
         'CLICK_SECRET',
         'DATABASE_URL',
         'DELIVERY_BREAKER_COOLDOWN',
@@ -348,7 +349,7 @@ describe('loadConfig: secrets in production', () => {
   });
 
   it('does not require ADMIN_JWT_SECRET when ADMIN_JWKS_URL is set', () => {
-    const error = configError({ ...production, ADMIN_JWKS_URL: 'https://idp.example.com/.well-known/jwks.json' }, { require: ['ADMIN_JWT_SECRET', 'CLICK_SECRET', 'SECRETS_KEY'] });
+    const error = configError({ ...production, ADMIN_JWKS_URL: 'https://idp.example.com/.well-known/jwks.json', ADMIN_JWT_AUDIENCE: 'trackway' }, { require: ['ADMIN_JWT_SECRET', 'CLICK_SECRET', 'SECRETS_KEY'] });
     expect(problemNames(error)).toEqual(['CLICK_SECRET', 'SECRETS_KEY']);
   });
 
@@ -361,7 +362,7 @@ describe('loadConfig: secrets in production', () => {
 
   it('loads with ADMIN_JWKS_URL instead of ADMIN_JWT_SECRET', () => {
     const config = loadConfig({
-      env: { ...production, ADMIN_JWKS_URL: 'https://idp.example.com/jwks', CLICK_SECRET: GOOD_SECRETS.CLICK_SECRET, SECRETS_KEY: B64_KEY },
+      env: { ...production, ADMIN_JWKS_URL: 'https://idp.example.com/jwks', ADMIN_JWT_AUDIENCE: 'trackway', CLICK_SECRET: GOOD_SECRETS.CLICK_SECRET, SECRETS_KEY: B64_KEY },
       require: SECRET_NAMES,
     });
     expect(config.ADMIN_JWKS_URL).toBe('https://idp.example.com/jwks');
@@ -426,7 +427,7 @@ describe('loadConfig: secrets outside production', () => {
 
   it('does not generate ADMIN_JWT_SECRET when ADMIN_JWKS_URL is set', () => {
     const onGeneratedSecret = jest.fn();
-    const config = loadConfig({ env: { ADMIN_JWKS_URL: 'https://idp.example.com/jwks' }, require: SECRET_NAMES, onGeneratedSecret });
+    const config = loadConfig({ env: { ADMIN_JWKS_URL: 'https://idp.example.com/jwks', ADMIN_JWT_AUDIENCE: 'trackway' }, require: SECRET_NAMES, onGeneratedSecret });
     expect(config.ADMIN_JWT_SECRET).toBeUndefined();
     expect(onGeneratedSecret.mock.calls).toEqual([['CLICK_SECRET'], ['SECRETS_KEY']]);
   });
@@ -481,5 +482,12 @@ describe('documentation', () => {
   it.each(names)('%s is listed in .env.example and described in docs/operations.md', (name) => {
     expect(read('.env.example')).toMatch(new RegExp(`^${name}=`, 'm'));
     expect(read('docs/operations.md')).toContain(`| \`${name}\` |`);
+  });
+});
+
+describe('an identity provider for admin tokens', () => {
+  it('requires ADMIN_JWT_AUDIENCE with ADMIN_JWKS_URL', () => {
+    expect(() => loadConfig({ env: { ADMIN_JWKS_URL: 'https://idp.example/jwks.json' } })).toThrow(/ADMIN_JWT_AUDIENCE: required with ADMIN_JWKS_URL/);
+    expect(loadConfig({ env: { ADMIN_JWKS_URL: 'https://idp.example/jwks.json', ADMIN_JWT_AUDIENCE: 'trackway' } }).ADMIN_JWT_AUDIENCE).toBe('trackway');
   });
 });

@@ -88,6 +88,13 @@ export function errorHandler(options: ErrorHandlerOptions = {}): ErrorRequestHan
       res.status(400).json(envelope('malformed_url', 'The URL is not correctly encoded.'));
       return;
     }
+    // Any other error the body parser marks as the client's (e.g. a body that claims gzip but
+    // is not) keeps its 4xx.
+    const status = (error as { status?: unknown; expose?: unknown })?.status;
+    if (typeof status === 'number' && status >= 400 && status < 500 && (error as { expose?: unknown }).expose === true) {
+      res.status(status).json(envelope('malformed_body', 'The request body could not be read.'));
+      return;
+    }
     options.onServerError?.(error, req);
     res.status(500).json(envelope('internal_error', 'Something went wrong on our side.'));
   };

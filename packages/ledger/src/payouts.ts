@@ -53,8 +53,12 @@ export async function markPayoutSent(tx: Tx, payoutId: string, reference: string
  * taken out and the payout's amount recomputed. (Clawing back a sent payout is out of scope.)
  */
 export async function detachFromPendingPayout(tx: Tx, conversionId: string, now: Date): Promise<void> {
-  const commission = await tx.commission.findUnique({ where: { conversionId }, include: { payout: { select: { status: true } } } });
-  if (!commission?.payoutId || commission.payout?.status !== 'pending') return;
+  const commission = await tx.commission.findUnique({ where: { conversionId } });
+  if (!commission?.payoutId) return;
+  // Lock the payout row: a concurrent mark-sent either commits first (we then see "sent" and
+  // leave the sent payout as it was) or waits for us.
+  const [payout] = await tx.$queryRaw<{ status: string }[]>`SELECT status::text AS status FROM payouts WHERE id = ${commission.payoutId} FOR UPDATE`;
+  if (payout?.status !== 'pending') return;
   await tx.commission.update({ where: { id: commission.id }, data: { payoutId: null, updatedAt: now } });
   await recomputeAmount(tx, commission.payoutId, now);
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { DefaultJobOptions } from 'bullmq';
 import type { QueueName } from './names';
 
@@ -65,5 +66,8 @@ export function deliveryJobOptions(schedule: readonly number[], jobId: string) {
 
 /** The first delivery of an event to an endpoint: fanning out twice finds the same job. */
 export const deliveryJobId = (eventId: string, endpointId: string) => `${eventId}-${endpointId}`;
-/** A replay (retry or recover) is a new job for the same delivery, with the same webhook-id. */
-export const replayJobId = (eventId: string, endpointId: string, attemptCount: number) => `${eventId}-${endpointId}-replay-${attemptCount}`;
+/**
+ * A replay (retry or recover) is a new job for the same delivery (same webhook-id), with a job
+ * id of its own: a replay that ended without an attempt must not make the next one a no-op.
+ */
+export const replayJobId = (eventId: string, endpointId: string) => `${eventId}-${endpointId}-replay-${randomUUID()}`;

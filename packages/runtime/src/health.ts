@@ -1,4 +1,4 @@
-import express, { type Express, Router } from 'express';
+import express, { type Express, type RequestHandler, Router } from 'express';
 import type { Server } from 'node:http';
 import { type Metrics, metricsHandler } from './metrics';
 
@@ -44,6 +44,18 @@ export function healthRouter(state: HealthState): Router {
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks });
   });
   return router;
+}
+
+/**
+ * While shutting down, every response asks the client to close its connection: keep-alive
+ * connections then end with their last request instead of holding the server open until their
+ * idle timeout.
+ */
+export function closeConnectionsWhenDraining(state: HealthState): RequestHandler {
+  return (_req, res, next) => {
+    if (!state.accepting) res.set('Connection', 'close');
+    next();
+  };
 }
 
 /** The small HTTP server a worker runs on HEALTH_PORT: health and metrics only. */

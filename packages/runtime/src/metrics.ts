@@ -118,7 +118,9 @@ export function httpMetrics(metrics: Metrics): RequestHandler {
   return (req, res, next) => {
     const end = metrics.httpDuration.startTimer();
     res.on('finish', () => {
-      const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : req.baseUrl || 'unmatched';
+      // baseUrl is the text the client sent for the mount path, which Express matches without
+      // regard to case: lower-case it so /V1/… and /v1/… are one series, not one per variant.
+      const route = req.route?.path ? `${req.baseUrl.toLowerCase()}${req.route.path}` : req.baseUrl ? `${req.baseUrl.toLowerCase()}/*` : 'unmatched';
       const labels = { method: req.method, route: String(route), status: String(res.statusCode) };
       metrics.httpRequests.inc(labels);
       end(labels);

@@ -15,8 +15,8 @@ export function queueList<Q extends string>(value: string, allowed: readonly Q[]
 
 /**
  * An HTTP service's life: listen once Redis is up (or after 5 s without it: readiness tells),
- * then on SIGTERM/SIGINT mark unready → stop accepting and finish in-flight requests →
- * close queues → disconnect.
+ * then on SIGTERM/SIGINT mark unready → wait SHUTDOWN_DRAIN_MS (load balancers see the 503) →
+ * stop accepting and finish in-flight requests → close queues → disconnect.
  */
 export async function serveHttp(ctx: ServiceContext, opts: { name: string; app: Express; port: number; close: () => Promise<unknown> }) {
   await ctx.producerReady;
@@ -27,6 +27,7 @@ export async function serveHttp(ctx: ServiceContext, opts: { name: string; app: 
     timeoutMs: ctx.config.SHUTDOWN_TIMEOUT_MS,
     steps: [
       { name: 'mark unready', run: async () => void (ctx.health.accepting = false) },
+      { name: 'drain', run: () => new Promise((resolve) => setTimeout(resolve, ctx.config.SHUTDOWN_DRAIN_MS)) },
       { name: 'close http', run: () => closeServer(server) },
       { name: 'close queues', run: opts.close },
       { name: 'disconnect', run: ctx.disconnect },

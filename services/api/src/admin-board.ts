@@ -6,6 +6,7 @@ import { envelope } from '@trackway/http';
 import type { Queues } from '@trackway/queues';
 import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
 import express, { type Request, type RequestHandler, Router } from 'express';
+import type { Redis } from 'ioredis';
 import { SignJWT, jwtVerify } from 'jose';
 import { type AdminVerifier, hasAdminScope } from './auth';
 
@@ -21,7 +22,7 @@ const SESSION_ISSUER = 'trackway-admin-session';
  * cookie holds a short-lived session token signed with a key derived from SECRETS_KEY, so
  * every api replica accepts it. There is no unauthenticated way to the board or its API.
  */
-export function adminBoardRouter(deps: { queues: Queues; verifier: AdminVerifier; sessionKey: Buffer }): Router {
+export function adminBoardRouter(deps: { queues: Queues; redis: Redis; verifier: AdminVerifier; sessionKey: Buffer }): Router {
   const key = new Uint8Array(hkdfSync('sha256', deps.sessionKey, Buffer.alloc(0), 'trackway admin session', 32));
   const router = Router();
 
@@ -93,7 +94,12 @@ export function adminBoardRouter(deps: { queues: Queues; verifier: AdminVerifier
     serverAdapter,
     options: { uiConfig: { boardTitle: 'Trackway queues' } },
   });
-  router.use(BOARD_PATH, requireSession, serverAdapter.getRouter());
+  // Bull Board waits for Redis without a deadline; answer 503 at once instead of hanging.
+  const requireRedis: RequestHandler = (_req, res, next) => {
+    if (deps.redis.status === 'ready') return next();
+    res.status(503).set('Retry-After', '5').json(envelope('unavailable', 'Redis is unreachable; the queues cannot be shown right now.'));
+  };
+  router.use(BOARD_PATH, requireSession, requireRedis, serverAdapter.getRouter());
   return router;
 }
 

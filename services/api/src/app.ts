@@ -1,6 +1,6 @@
 import { EVENT_CATALOG } from '@trackway/domain';
 import { errorHandler, notFoundHandler } from '@trackway/http';
-import { healthRouter, httpMetrics, metricsHandler } from '@trackway/runtime';
+import { closeConnectionsWhenDraining, healthRouter, httpMetrics, metricsHandler } from '@trackway/runtime';
 import express, { type Express, Router } from 'express';
 import { pinoHttp } from 'pino-http';
 import { adminBoardRouter } from './admin-board';
@@ -21,6 +21,7 @@ export function createApp(deps: ApiDeps): Express {
   app.disable('x-powered-by');
   // Client IPs (kept with clicks) come from X-Forwarded-For only when a private-network proxy sent it.
   app.set('trust proxy', 'loopback, linklocal, uniquelocal');
+  app.use(closeConnectionsWhenDraining(deps.health));
   app.use(httpMetrics(deps.metrics));
   app.use(healthRouter(deps.health));
   app.get('/metrics', metricsHandler(deps.metrics));
@@ -32,7 +33,7 @@ export function createApp(deps: ApiDeps): Express {
     }),
   );
 
-  app.use(adminBoardRouter({ queues: deps.queues, verifier: deps.verifier, sessionKey: deps.sessionKey }));
+  app.use(adminBoardRouter({ queues: deps.queues, redis: deps.redis, verifier: deps.verifier, sessionKey: deps.sessionKey }));
 
   const v1 = Router();
   v1.use(requireAdmin(deps.verifier));

@@ -7,6 +7,9 @@ export interface AuthConfig {
   secret?: string;
   /** JWKS of an identity provider (ADMIN_JWKS_URL): RS256 or EdDSA keys. */
   jwksUrl?: string;
+  /** Required `aud` and `iss` of tokens (ADMIN_JWT_AUDIENCE, ADMIN_JWT_ISSUER), when set. */
+  audience?: string;
+  issuer?: string;
 }
 
 export type AdminClaims = JWTPayload & { scope?: string | string[] };
@@ -24,7 +27,7 @@ export function createVerifier(config: AuthConfig): AdminVerifier {
   return {
     async verify(token) {
       const header = JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString('utf8') || '{}') as { alg?: string };
-      const options = { requiredClaims: ['exp'] };
+      const options = { requiredClaims: ['exp'], audience: config.audience, issuer: config.issuer };
       let payload: JWTPayload;
       if (header.alg === 'HS256' && secret) {
         ({ payload } = await jwtVerify(token, secret, { ...options, algorithms: ['HS256'] }));

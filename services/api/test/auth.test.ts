@@ -65,19 +65,30 @@ describe('admin auth (keys from ADMIN_JWKS_URL)', () => {
       res.end(JSON.stringify(jwks));
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    h = await startApi({ jwksUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/.well-known/jwks.json` });
+    h = await startApi({ jwksUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/.well-known/jwks.json`, audience: 'trackway-admin', issuer: 'https://idp.example' });
   });
   afterAll(async () => {
     await h.close();
     server.close();
   });
 
-  const signed = (alg: 'RS256' | 'EdDSA', kid: string, key: Parameters<SignJWT['sign']>[0], scope = 'admin') =>
-    new SignJWT({ scope }).setProtectedHeader({ alg, kid }).setIssuedAt().setExpirationTime('5m').sign(key);
+  const signed = (alg: 'RS256' | 'EdDSA', kid: string, key: Parameters<SignJWT['sign']>[0], claims: { aud?: string; iss?: string } = {}) =>
+    new SignJWT({ scope: 'admin' })
+      .setProtectedHeader({ alg, kid })
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .setAudience(claims.aud ?? 'trackway-admin')
+      .setIssuer(claims.iss ?? 'https://idp.example')
+      .sign(key);
 
   it('accepts RS256 and EdDSA tokens signed by the provider', async () => {
     await request(h.app).get('/v1/affiliates').set('Authorization', `Bearer ${await signed('RS256', 'rs', keys.rs.privateKey)}`).expect(200);
     await request(h.app).get('/v1/affiliates').set('Authorization', `Bearer ${await signed('EdDSA', 'ed', keys.ed.privateKey)}`).expect(200);
+  });
+
+  it("refuses the provider's tokens for another audience or from another issuer", async () => {
+    await request(h.app).get('/v1/affiliates').set('Authorization', `Bearer ${await signed('RS256', 'rs', keys.rs.privateKey, { aud: 'some-other-app' })}`).expect(401);
+    await request(h.app).get('/v1/affiliates').set('Authorization', `Bearer ${await signed('RS256', 'rs', keys.rs.privateKey, { iss: 'https://other.example' })}`).expect(401);
   });
 
   it('refuses a token signed by another key, and HS256 when no shared secret is configured', async () => {

@@ -194,3 +194,34 @@ describe('conversions and postback outcomes', () => {
     expect(done.body).toMatchObject({ id, status: 'rejected', reason: 'unknown_click', conversion_id: null, processed_at: expect.any(String) });
   });
 });
+
+describe('input Postgres could not store is a 400, never a 500', () => {
+  it.each([
+    ['a NUL in a name', () => api().post('/v1/advertisers', { name: 'x\u0000' }), 'name'],
+    ['a lone surrogate in a name', () => api().post('/v1/affiliates', { name: 'x\ud800' }), 'name'],
+    ['an id beyond integer range in a body', () => api().post('/v1/payouts', { affiliate_id: 3_000_000_000, currency: 'USD' }), 'affiliate_id'],
+    ['an id beyond integer range in a filter', () => api().get('/v1/conversions?advertiser_id=3000000000'), 'advertiser_id'],
+    ['a NUL in a filter', () => api().get('/v1/conversions?order_id=a%00b'), 'order_id'],
+    ['a cursor with an out-of-range id', () => api().get(`/v1/affiliates?cursor=${Buffer.from('{"id":3000000000}').toString('base64url')}`), 'cursor'],
+    ['a cursor with a NUL', () => api().get(`/v1/conversions?cursor=${Buffer.from('{"id":"cnv_\u0000"}').toString('base64url')}`), 'cursor'],
+  ])('%s', async (_name, send, field) => {
+    const res = await send();
+    expect(res.status).toBe(400);
+    expect(Object.keys(res.body.error.fields)).toContain(field);
+  });
+});
+
+describe('metrics', () => {
+  it('labels requests by route pattern, one series whatever the case of the path', async () => {
+    const listSeries = async () =>
+      (await request(h.app).get('/metrics').expect(200)).text
+        .split('\n')
+        .filter((l) => l.startsWith('trackway_http_requests_total{method="GET"') && /affiliates/i.test(l) && !l.includes(':id'));
+    const before = await listSeries();
+    const count = (lines: string[]) => Number(lines[0]?.split(' ').at(-1) ?? 0);
+    for (const path of ['/v1/affiliates', '/V1/Affiliates', '/v1/AFFILIATES']) await request(h.app).get(path).set(h.auth).expect(200);
+    const after = await listSeries();
+    expect(after).toEqual([expect.stringContaining('route="/v1/affiliates/"')]);
+    expect(count(after) - count(before)).toBe(3);
+  });
+});

@@ -1,10 +1,10 @@
 import type { ClickIdCodec } from '@trackway/clickid';
 import { hashPostbackKey, newId } from '@trackway/domain';
-import { HttpError, badRequest, errorHandler, notFoundHandler, unavailable } from '@trackway/http';
+import { HttpError, badRequest, errorHandler, notFoundHandler, textProblem, unavailable } from '@trackway/http';
 import type { Logger } from '@trackway/logger';
 import { type TypedQueue, failFast } from '@trackway/queues';
 import type { Redis } from 'ioredis';
-import { type HealthState, type Metrics, healthRouter, httpMetrics, metricsHandler } from '@trackway/runtime';
+import { type HealthState, type Metrics, closeConnectionsWhenDraining, healthRouter, httpMetrics, metricsHandler } from '@trackway/runtime';
 import express, { type Express, type Request, type Response } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { IngestLookups } from './lookups';
@@ -31,6 +31,7 @@ export function createApp(deps: IngestDeps): Express {
   app.disable('x-powered-by');
   // Client IPs (kept with clicks) come from X-Forwarded-For only when a private-network proxy sent it.
   app.set('trust proxy', 'loopback, linklocal, uniquelocal');
+  app.use(closeConnectionsWhenDraining(deps.health));
   app.use(httpMetrics(metrics));
   app.use(healthRouter(deps.health));
   app.get('/metrics', metricsHandler(metrics));
@@ -55,12 +56,16 @@ export function createApp(deps: IngestDeps): Express {
     const subs: Partial<Record<(typeof SUB_KEYS)[number], string>> = {};
     for (const key of SUB_KEYS) {
       const value = single(query, key, fields);
-      if (value !== undefined && value.length > 255) fields[key] = 'must be at most 255 characters';
+      const problem = value === undefined ? null : value.length > 255 ? 'must be at most 255 characters' : textProblem(value);
+      if (problem) fields[key] = problem;
       else if (value !== undefined) subs[key] = value;
     }
     if (Object.keys(fields).length > 0) throw badRequest(fields);
 
-    const [offer, affiliate] = await Promise.all([lookups.offer.get(offerId!), lookups.affiliate.get(affiliateId!)]);
+    const [offer, affiliate] = await Promise.all([lookups.offer.get(offerId!), lookups.affiliate.get(affiliateId!)]).catch((error: unknown) => {
+      logger.error({ err: error }, 'offer or affiliate lookup failed');
+      throw unavailable('Clicks cannot be resolved right now; retry later.', 5);
+    });
     if (!offer || offer.status !== 'active') {
       metrics.clicks.inc({ outcome: 'not_found' });
       throw new HttpError(404, 'offer_not_found', 'No active offer has this offer_id.');
@@ -104,6 +109,8 @@ export function createApp(deps: IngestDeps): Express {
   ];
 
   const handlePostback = async (req: Request, res: Response) => {
+    // Express answers HEAD with the GET handler; a HEAD must never enqueue anything.
+    if (req.method === 'HEAD') throw new HttpError(405, 'method_not_allowed', 'Use GET or POST.');
     const sources: Record<string, unknown>[] = [req.query as Record<string, unknown>];
     if (req.method === 'POST') {
       const length = Number(req.get('content-length') ?? 0);
@@ -119,6 +126,10 @@ export function createApp(deps: IngestDeps): Express {
 
     const { values, fields } = collectParams(sources);
     const key = postbackKey(req, values.key, fields);
+    if (fields.key) {
+      metrics.postbacks.inc({ stage: 'ingest', outcome: 'invalid', reason: 'validation' });
+      throw badRequest({ key: fields.key });
+    }
     if (key === undefined) {
       metrics.postbacks.inc({ stage: 'ingest', outcome: 'unauthorized', reason: 'missing_key' });
       throw new HttpError(401, 'unauthorized', 'A postback key is required, as `key` or the X-Postback-Key header.');
@@ -176,8 +187,8 @@ export function createApp(deps: IngestDeps): Express {
 
 /** A key from the header or the `key` parameter: undefined when absent, null when malformed. */
 function postbackKey(req: Request, param: unknown, fields: Record<string, string>): string | null | undefined {
-  const header = req.get('x-postback-key');
   if (fields.key) return null;
+  const header = req.get('x-postback-key') || undefined;
   const key = header ?? param;
   if (key === undefined || key === '') return undefined;
   if (typeof key !== 'string' || key.length > 128) return null;
@@ -209,6 +220,23 @@ export function destinationFor(template: string, values: Record<string, string>)
   return `${base}${separator}click_id=${encodeURIComponent(values.click_id)}${hash}`;
 }
 
-function redactUrl(url: string | undefined): string | undefined {
-  return url?.replace(/([?&]key=)[^&]*/g, '$1[redacted]');
+/** The request URL for logs, with every parameter whose decoded name is `key` redacted. */
+export function redactUrl(url: string | undefined): string | undefined {
+  if (!url) return url;
+  const at = url.indexOf('?');
+  if (at === -1) return url;
+  const parts = url
+    .slice(at + 1)
+    .split('&')
+    .map((pair) => {
+      const name = pair.split('=')[0];
+      let decoded: string;
+      try {
+        decoded = decodeURIComponent(name.replace(/\+/g, ' '));
+      } catch {
+        decoded = name;
+      }
+      return decoded.trim().toLowerCase() === 'key' ? 'key=[redacted]' : pair;
+    });
+  return `${url.slice(0, at)}?${parts.join('&')}`;
 }

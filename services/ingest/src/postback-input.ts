@@ -1,5 +1,5 @@
 import { CONVERSION_STATUSES, type ConversionStatus, MONEY_PATTERN } from '@trackway/domain';
-import type { FieldErrors } from '@trackway/http';
+import { type FieldErrors, textProblem } from '@trackway/http';
 
 /**
  * Parameter names advertisers already send, mapped to Trackway's. The README's alias table is
@@ -64,14 +64,28 @@ export function collectParams(sources: Raw[]): { values: Partial<Record<Postback
   return { values, fields };
 }
 
+// Only strings and numbers are compared: anything else is refused later as "must be a string".
 function sameValue(a: unknown, b: unknown): boolean {
-  return a === b || (a !== undefined && b !== undefined && String(a) === String(b));
+  const scalar = (v: unknown) => typeof v === 'string' || typeof v === 'number';
+  return a === b || (scalar(a) && scalar(b) && String(a) === String(b));
 }
 
-function asText(value: unknown): string | undefined {
-  if (typeof value === 'string') return value.trim();
-  // JSON numbers are accepted for amounts; their shortest round-trip text is what was sent.
-  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+// A JSON number below 10^11 with at most 4 decimals has at most 15 significant digits, so its
+// shortest round-trip text is exactly what the client wrote. Larger ones may already have lost
+// digits in JSON.parse: those amounts must come as strings.
+const EXACT_JSON_NUMBER = 1e11;
+
+function asText(value: unknown, field: string, fields: FieldErrors): string | undefined {
+  if (typeof value === 'string') {
+    const problem = textProblem(value);
+    if (problem) fields[field] ??= problem;
+    return value.trim();
+  }
+  if (typeof value === 'number' && Number.isFinite(value)) {
+    if (Math.abs(value) >= EXACT_JSON_NUMBER) fields[field] ??= 'send amounts of 10^11 or more as a string, to keep them exact';
+    return String(value);
+  }
+  fields[field] ??= 'must be a string';
   return undefined;
 }
 
@@ -79,9 +93,7 @@ export function validatePostback(values: Partial<Record<PostbackField, unknown>>
   const text = (field: PostbackField): string | undefined => {
     const value = values[field];
     if (value === undefined || value === null || value === '') return undefined;
-    const str = asText(value);
-    if (str === undefined) fields[field] ??= 'must be a string';
-    return str;
+    return asText(value, field, fields);
   };
 
   const clickId = text('click_id');

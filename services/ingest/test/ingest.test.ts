@@ -1,6 +1,7 @@
 import { createFixture, type Fixture } from '@trackway/testing';
 import fc from 'fast-check';
 import request from 'supertest';
+import { redactUrl } from '../src/app';
 import { POSTBACK_ALIASES } from '../src/postback-input';
 import { type IngestHarness, startIngest } from './helpers';
 
@@ -175,6 +176,38 @@ describe('/postback', () => {
     expect(Object.keys(obj.body.error.fields).sort()).toEqual(['click_id', 'order_id']);
   });
 
+  it('refuses bodies and values Postgres or JSON could not store, with 4xx not 5xx', async () => {
+    const gzip = await request(h.app).post('/postback').set('X-Postback-Key', fx.postbackKey).set('Content-Type', 'application/json').set('Content-Encoding', 'gzip').send('{"not":"gzipped"}');
+    expect(gzip.status).toBe(400);
+    expectEnvelope(gzip.body);
+    const toString = await request(h.app).post('/postback').set('X-Postback-Key', fx.postbackKey).send({ click_id: { toString: 1 }, cid: 'x', order_id: 'o1' }).expect(400);
+    expect(toString.body.error.fields.click_id).toBeDefined();
+    const keyObject = await request(h.app).post(`/postback?key=${fx.postbackKey}`).send({ key: { toString: 1 }, click_id: clickId, order_id: 'o1' });
+    expect(keyObject.status).toBe(400);
+    const surrogate = await request(h.app).post('/postback').set('X-Postback-Key', fx.postbackKey).set('Content-Type', 'application/json').send('{"click_id":"' + clickId + '","order_id":"A\\ud800"}').expect(400);
+    expect(surrogate.body.error.fields).toEqual({ order_id: 'must be valid Unicode text' });
+    const nul = await request(h.app).get(`/click?offer_id=${fx.offerId}&affiliate_id=${fx.affiliateId}&sub1=%00`).expect(400);
+    expect(nul.body.error.fields).toEqual({ sub1: 'must not contain control characters' });
+  });
+
+  it('keeps JSON amounts exact: a number JSON may already have rounded must come as a string', async () => {
+    const big = await request(h.app).post('/postback').set('X-Postback-Key', fx.postbackKey).send({ click_id: clickId, order_id: 'EXACT-1', amount: 1234567890123.0001 }).expect(400);
+    expect(big.body.error.fields.amount).toMatch(/as a string/);
+    const ok = await request(h.app).post('/postback').set('X-Postback-Key', fx.postbackKey).send({ click_id: clickId, order_id: 'EXACT-2', amount: 99999999999.9999 }).expect(202);
+    expect((await h.queues.postbacks.getJob(ok.body.postback_id))?.data.amount).toBe('99999999999.9999');
+    const asString = await request(h.app).post('/postback').set('X-Postback-Key', fx.postbackKey).send({ click_id: clickId, order_id: 'EXACT-3', amount: '1234567890123.0001' }).expect(202);
+    expect((await h.queues.postbacks.getJob(asString.body.postback_id))?.data.amount).toBe('1234567890123.0001');
+  });
+
+  it('never enqueues on HEAD, refuses a key given twice, and reads the key parameter behind an empty header', async () => {
+    const before = await h.queues.postbacks.count();
+    await request(h.app).head(`/postback?key=${fx.postbackKey}&click_id=${clickId}&order_id=HEAD-1`).expect(405);
+    expect(await h.queues.postbacks.count()).toBe(before);
+    const twice = await request(h.app).get(`/postback?key=${fx.postbackKey}&key=${fx.postbackKey}&click_id=${clickId}&order_id=K-1`).expect(400);
+    expect(Object.keys(twice.body.error.fields)).toEqual(['key']);
+    await request(h.app).get(`/postback?key=${fx.postbackKey}&click_id=${clickId}&order_id=K-2`).set('X-Postback-Key', '').expect(202);
+  });
+
   it('stores SQL-looking order references verbatim: they are data, not an error', async () => {
     const orderId = "x'); DROP TABLE conversions; --";
     const res = await request(h.app).get('/postback').query({ click_id: clickId, order_id: orderId, key: fx.postbackKey }).expect(202);
@@ -213,3 +246,14 @@ async function waitForJob(harness: IngestHarness, id: string) {
   }
   throw new Error(`click job ${id} never appeared`);
 }
+
+describe('request logs', () => {
+  it.each([
+    ['/postback?key=pk_secret&order_id=1', '/postback?key=[redacted]&order_id=1'],
+    ['/postback?k%65y=pk_secret', '/postback?key=[redacted]'],
+    ['/postback?order_id=1&KEY=pk_secret', '/postback?order_id=1&key=[redacted]'],
+    ['/click?offer_id=1', '/click?offer_id=1'],
+  ])('redact the key in %s', (url, expected) => {
+    expect(redactUrl(url)).toBe(expected);
+  });
+});

@@ -1,5 +1,5 @@
 import { CONVERSION_STATUSES, canTransition, conversionJson } from '@trackway/domain';
-import { HttpError, notFound, parseInput } from '@trackway/http';
+import { HttpError, intIdQuery, notFound, parseInput, text } from '@trackway/http';
 import { ConcurrentUpdateError, transitionConversion } from '@trackway/ledger';
 import { publishEvents, writeEvents } from '@trackway/outbox';
 import { Router } from 'express';
@@ -10,9 +10,9 @@ import { prefixedId } from './params';
 
 const listSchema = z.object({
   ...pageQuery,
-  order_id: z.string().max(255).optional(),
-  advertiser_id: z.coerce.number().int().positive().optional(),
-  affiliate_id: z.coerce.number().int().positive().optional(),
+  order_id: text({ max: 255 }).optional(),
+  advertiser_id: intIdQuery.optional(),
+  affiliate_id: intIdQuery.optional(),
   status: z.enum(CONVERSION_STATUSES).optional(),
 });
 const reviewSchema = z.strictObject({ status: z.enum(['approved', 'rejected']) });

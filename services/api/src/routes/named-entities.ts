@@ -1,4 +1,4 @@
-import { notFound, parseInput } from '@trackway/http';
+import { notFound, parseInput, text } from '@trackway/http';
 import type { InvalidationKind } from '@trackway/queues';
 import { Router } from 'express';
 import { z } from 'zod';
@@ -26,7 +26,7 @@ export const entityJson = (a: EntityRow) => ({
   updated_at: a.updatedAt.toISOString(),
 });
 
-const name = z.string().trim().min(1, 'is required').max(200);
+const name = text({ trim: true, min: 1, max: 200 });
 const createSchema = z.strictObject({ name });
 const updateSchema = z.strictObject({ name: name.optional(), status: z.enum(['active', 'inactive']).optional() });
 const listSchema = z.object({ ...pageQuery, status: z.enum(['active', 'inactive']).optional() });

@@ -1,5 +1,5 @@
 import { MONEY_PATTERN, PERCENT_PATTERN, formatDecimal, formatMoney } from '@trackway/domain';
-import { badRequest, notFound, parseInput } from '@trackway/http';
+import { badRequest, intIdQuery, intIdSchema, notFound, parseInput, text } from '@trackway/http';
 import { Router } from 'express';
 import { z } from 'zod';
 import type { ApiDeps } from '../deps';
@@ -9,9 +9,7 @@ import { intId } from './params';
 const CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
 const money = z.string().regex(MONEY_PATTERN, 'must be a decimal string such as "5.00"');
 const currency = z.string().refine((c) => /^[A-Z]{3}$/.test(c) && CURRENCIES.has(c), 'must be an ISO 4217 code such as USD');
-const destinationUrl = z
-  .string()
-  .max(2048)
+const destinationUrl = text({ max: 2048 })
   .refine((value) => {
     try {
       return ['http:', 'https:'].includes(new URL(value).protocol);
@@ -31,7 +29,7 @@ const payout = z.discriminatedUnion(
   { error: 'must be {"type": "fixed", "amount"} or {"type": "percent", "percent"}' },
 );
 const settings = {
-  name: z.string().trim().min(1, 'is required').max(200),
+  name: text({ trim: true, min: 1, max: 200 }),
   destination_url: destinationUrl,
   currency,
   payout,
@@ -40,14 +38,14 @@ const settings = {
   amount_cap: money.nullable(),
 };
 const createSchema = z.strictObject({
-  advertiser_id: z.number().int().positive(),
+  advertiser_id: intIdSchema,
   ...settings,
   attribution_window_days: settings.attribution_window_days.optional(),
   min_ctit_seconds: settings.min_ctit_seconds.optional(),
   amount_cap: settings.amount_cap.optional(),
 });
 const updateSchema = z.strictObject({ ...settings, status: z.enum(['active', 'inactive']) }).partial();
-const listSchema = z.object({ ...pageQuery, advertiser_id: z.coerce.number().int().positive().optional(), status: z.enum(['active', 'inactive']).optional() });
+const listSchema = z.object({ ...pageQuery, advertiser_id: intIdQuery.optional(), status: z.enum(['active', 'inactive']).optional() });
 
 type OfferRow = Awaited<ReturnType<ApiDeps['prisma']['offer']['findUniqueOrThrow']>>;
 

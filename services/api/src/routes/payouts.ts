@@ -1,4 +1,4 @@
-import { HttpError, badRequest, notFound, parseInput } from '@trackway/http';
+import { HttpError, badRequest, intIdQuery, intIdSchema, notFound, parseInput, text } from '@trackway/http';
 import { createPayout, markPayoutSent, payoutJson } from '@trackway/ledger';
 import { publishEvents, writeEvents } from '@trackway/outbox';
 import { Router } from 'express';
@@ -9,11 +9,11 @@ import { prefixedId } from './params';
 
 const CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
 const createSchema = z.strictObject({
-  affiliate_id: z.number().int().positive(),
+  affiliate_id: intIdSchema,
   currency: z.string().refine((c) => /^[A-Z]{3}$/.test(c) && CURRENCIES.has(c), 'must be an ISO 4217 code such as USD'),
 });
-const sentSchema = z.strictObject({ reference: z.string().trim().min(1, 'is required').max(255) });
-const listSchema = z.object({ ...pageQuery, affiliate_id: z.coerce.number().int().positive().optional(), status: z.enum(['pending', 'sent']).optional() });
+const sentSchema = z.strictObject({ reference: text({ trim: true, min: 1, max: 255 }) });
+const listSchema = z.object({ ...pageQuery, affiliate_id: intIdQuery.optional(), status: z.enum(['pending', 'sent']).optional() });
 
 export function payoutsRouter({ prisma, queues, logger }: ApiDeps): Router {
   const router = Router();

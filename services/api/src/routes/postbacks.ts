@@ -1,4 +1,5 @@
-import { notFound } from '@trackway/http';
+import { notFound, unavailable } from '@trackway/http';
+import { RedisUnavailableError, failFast } from '@trackway/queues';
 import { Router } from 'express';
 import type { ApiDeps } from '../deps';
 import { prefixedId } from './params';
@@ -7,7 +8,7 @@ import { prefixedId } from './params';
  * A postback's outcome, so an advertiser can see why it did not count. Until the attribution
  * worker has written the outcome row, the job in Redis answers: "queued".
  */
-export function postbacksRouter({ prisma, queues }: ApiDeps): Router {
+export function postbacksRouter({ prisma, queues, redis }: ApiDeps): Router {
   const router = Router();
   router.get('/:id', async (req, res) => {
     const id = prefixedId(req.params.id, 'pb', 'Postback');
@@ -25,9 +26,14 @@ export function postbacksRouter({ prisma, queues }: ApiDeps): Router {
       });
       return;
     }
-    const job = await queues.postbacks.getJob(id);
+    const [job, state] = await failFast(redis, async () => {
+      const found = await queues.postbacks.getJob(id);
+      return [found, found ? await found.getState() : undefined] as const;
+    }).catch((error: unknown) => {
+      if (error instanceof RedisUnavailableError) throw unavailable('Queued postbacks cannot be looked up right now; retry later.');
+      throw error;
+    });
     if (!job) throw notFound('Postback');
-    const state = await job.getState();
     res.json({
       id,
       status: 'queued',

@@ -1,5 +1,5 @@
 import { SUBSCRIBABLE_EVENT_TYPES, createEvent, endpointJson, newId } from '@trackway/domain';
-import { HttpError, badRequest, notFound, parseInput, unavailable } from '@trackway/http';
+import { HttpError, badRequest, notFound, parseInput, text, unavailable } from '@trackway/http';
 import { publishEvents, writeEvents } from '@trackway/outbox';
 import { RedisUnavailableError, deliveryJobOptions, failFast, replayJobId } from '@trackway/queues';
 import { checkLiteralHost, generateSecret } from '@trackway/webhooks';
@@ -26,9 +26,9 @@ const headers = z
   .refine((h) => Object.keys(h).length <= 20, 'at most 20 headers')
   .refine((h) => Object.keys(h).every((name) => !RESERVED_HEADERS.has(name.toLowerCase())), 'may not set content-type, user-agent or the webhook-* headers');
 const endpointFields = {
-  url: z.string().max(2048),
+  url: text({ max: 2048 }),
   event_types: eventTypes,
-  description: z.string().max(500).nullable().optional(),
+  description: text({ max: 500 }).nullable().optional(),
   headers: headers.optional(),
   rate_limit_per_second: z.number().int().min(1).max(10_000).nullable().optional(),
 };
@@ -63,7 +63,7 @@ export async function replayDeliveries(deps: ApiDeps, deliveries: { id: string; 
         deliveries.map((d) => ({
           name: d.eventType,
           data: { deliveryId: d.id, endpointId: d.endpointId, eventId: d.eventId, replay: true },
-          opts: deliveryJobOptions(deps.webhooks.schedule, replayJobId(d.eventId, d.endpointId, d.attemptCount)),
+          opts: deliveryJobOptions(deps.webhooks.schedule, replayJobId(d.eventId, d.endpointId)),
         })),
       ),
     );
@@ -182,10 +182,13 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
     const endpoint = await load(req.params.id);
     const secret = generateSecret();
     const previousSecretExpiresAt = new Date(Date.now() + OVERLAP_MS);
-    await prisma.webhookEndpoint.update({
-      where: { id: endpoint.id },
+    // Conditional on the secret we read: two concurrent rotations cannot both "succeed" with
+    // one of the returned secrets never stored.
+    const { count } = await prisma.webhookEndpoint.updateMany({
+      where: { id: endpoint.id, secretSealed: endpoint.secretSealed },
       data: { secretSealed: box.seal(secret), previousSecretSealed: endpoint.secretSealed, previousSecretExpiresAt },
     });
+    if (count === 0) throw new HttpError(409, 'conflict', 'The secret was rotated concurrently; fetch the endpoint and retry.');
     await invalidate('endpoint', endpoint.id);
     res.json({ id: endpoint.id, secret, previous_secret_expires_at: previousSecretExpiresAt.toISOString() });
   });

@@ -1,0 +1,30 @@
+import { z } from 'zod';
+
+// What Postgres can store and a client can mean: no NUL or other C0 control characters (text
+// columns refuse NUL), and no unpaired surrogates (not valid UTF-8, refused by jsonb).
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
+
+/** The reason a piece of client text cannot be stored, or null when it can. */
+export function textProblem(value: string): string | null {
+  if (!value.isWellFormed()) return 'must be valid Unicode text';
+  if (CONTROL.test(value)) return 'must not contain control characters';
+  return null;
+}
+
+/** Client text: trimmed if asked, bounded, and storable (see textProblem). */
+export function text(options: { max: number; min?: number; trim?: boolean }) {
+  const base = options.trim ? z.string().trim() : z.string();
+  return base
+    .min(options.min ?? 0, options.min ? 'is required' : undefined)
+    .max(options.max, `must be at most ${options.max} characters`)
+    .superRefine((value, ctx) => {
+      const problem = textProblem(value);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    });
+}
+
+/** Postgres `integer` ids: positive and at most 2^31 − 1. */
+export const INT_ID_MAX = 2_147_483_647;
+export const intIdSchema = z.number().int().positive().max(INT_ID_MAX, 'is not an id');
+export const intIdQuery = z.coerce.number().int().positive().max(INT_ID_MAX, 'is not an id');
