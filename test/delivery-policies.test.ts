@@ -103,3 +103,66 @@ it('prunes the delivery log older than the retention, keeping pending deliveries
   expect(await stack.db.prisma.delivery.findUnique({ where: { id: newDelivery.id } })).not.toBeNull();
   expect(await stack.db.prisma.delivery.findUnique({ where: { id: pending.id } })).not.toBeNull();
 });
+
+describe('deliveries never stay pending with nothing left to run them', () => {
+  it('marks a delivery failed (a replayable dead letter) when its last attempt cannot even be recorded', async () => {
+    workers = await stack.startDelivery({ schedule: [0] });
+    const r = await startReceiver();
+    receivers.push(r);
+    const ep = await createEndpoint(r.url);
+    // A real database error while recording the attempt.
+    await stack.db.prisma.$executeRawUnsafe(`CREATE FUNCTION refuse_attempts() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$ LANGUAGE plpgsql`);
+    await stack.db.prisma.$executeRawUnsafe('CREATE TRIGGER refuse_attempts BEFORE INSERT ON delivery_attempts FOR EACH ROW EXECUTE FUNCTION refuse_attempts()');
+    try {
+      const [event] = await emit();
+      const failed = await waitFor(() => stack.db.prisma.delivery.findFirst({ where: { eventId: event.id, endpointId: ep.id, status: 'failed' } }), { what: 'the dead letter' });
+      expect(r.requests).toHaveLength(1);
+      await stack.db.prisma.$executeRawUnsafe('DROP TRIGGER refuse_attempts ON delivery_attempts');
+      await request(stack.api).post(`/v1/deliveries/${failed.id}/retry`).set(stack.auth).expect(202);
+      await waitFor(async () => (await stack.db.prisma.delivery.findUniqueOrThrow({ where: { id: failed.id } })).status === 'succeeded', { what: 'the replay' });
+    } finally {
+      await stack.db.prisma.$executeRawUnsafe('DROP TRIGGER IF EXISTS refuse_attempts ON delivery_attempts');
+      await stack.db.prisma.$executeRawUnsafe('DROP FUNCTION IF EXISTS refuse_attempts()');
+    }
+  });
+
+  it('replays a delivery left pending with no job (its worker died past the stall limit)', async () => {
+    workers = await stack.startDelivery();
+    const r = await startReceiver();
+    receivers.push(r);
+    const ep = await createEndpoint(r.url);
+    const orphan = createEvent('conversion.approved', { conversion: { id: 'cnv_orphan' } });
+    await stack.db.prisma.$transaction((tx) => writeEvents(tx, [orphan]));
+    const stuck = await stack.db.prisma.delivery.create({ data: { id: newId('delivery'), eventId: orphan.id, endpointId: ep.id, eventType: orphan.type, status: 'pending' } });
+    await request(stack.api).post(`/v1/deliveries/${stuck.id}/retry`).set(stack.auth).expect(202);
+    await waitFor(async () => (await stack.db.prisma.delivery.findUniqueOrThrow({ where: { id: stuck.id } })).status === 'succeeded', { what: 'the replay' });
+    expect(r.requests.map((q) => q.headers['webhook-id'])).toEqual([orphan.id]);
+  });
+
+  it('lets only one of two simultaneous retries replay a delivery', async () => {
+    workers = await stack.startDelivery({ schedule: [0] });
+    let healthy = false;
+    const r = await startReceiver(() => ({ status: healthy ? 200 : 500 }));
+    receivers.push(r);
+    const ep = await createEndpoint(r.url);
+    const [event] = await emit();
+    const dead = await waitFor(() => stack.db.prisma.delivery.findFirst({ where: { eventId: event.id, endpointId: ep.id, status: 'failed' } }), { what: 'the dead letter' });
+    healthy = true;
+    const answers = await Promise.all([1, 2].map(() => request(stack.api).post(`/v1/deliveries/${dead.id}/retry`).set(stack.auth)));
+    expect(answers.map((a) => a.status).sort()).toEqual([202, 409]);
+    await waitFor(async () => (await stack.db.prisma.delivery.findUniqueOrThrow({ where: { id: dead.id } })).status === 'succeeded', { what: 'the replay' });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(r.requests).toHaveLength(2); // the failed first send, and one replay
+  });
+
+  it('records an attempt whose response body holds a NUL byte', async () => {
+    workers = await stack.startDelivery();
+    const r = await startReceiver(() => ({ status: 200, body: 'accepted\u0000' }));
+    receivers.push(r);
+    const ep = await createEndpoint(r.url);
+    const [event] = await emit();
+    const delivery = await waitFor(() => stack.db.prisma.delivery.findFirst({ where: { eventId: event.id, endpointId: ep.id, status: 'succeeded' }, include: { attempts: true } }), { what: 'the delivery' });
+    expect(delivery.attempts.map((a) => a.responseBody)).toEqual(['accepted\uFFFD']);
+    expect(r.requests).toHaveLength(1);
+  });
+});

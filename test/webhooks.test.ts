@@ -188,7 +188,7 @@ describe('webhook delivery', () => {
     for (const e of events) await settled((await deliveryOf(ep.id, e.id)).id, 'failed');
     healthy = true;
     const res = await api.post(`/v1/webhook-endpoints/${ep.id}/recover`, { since }).expect(202);
-    expect(res.body).toEqual({ recovered: 2 });
+    expect(res.body).toEqual({ recovered: 2, has_more: false });
     for (const e of events) await settled((await deliveryOf(ep.id, e.id)).id);
     const delivered = r.requests.filter((q) => q.at > 0).map((q) => q.headers['webhook-id']);
     expect(new Set(delivered)).toEqual(new Set(events.map((e) => e.id)));

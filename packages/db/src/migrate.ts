@@ -56,7 +56,7 @@ export interface MigrateResult {
 
 export async function migrate(
   databaseUrl: string,
-  options: { schema?: string; dir?: string; log?: (line: string) => void } = {},
+  options: { schema?: string; dir?: string; log?: (line: string) => void; lockTimeoutMs?: number } = {},
 ): Promise<MigrateResult> {
   const parsed = parseDatabaseUrl(databaseUrl);
   const schema = options.schema ?? parsed.schema;
@@ -64,7 +64,12 @@ export async function migrate(
   await client.connect();
   const result: MigrateResult = { applied: [], skipped: [] };
   try {
-    await client.query('SELECT pg_advisory_lock($1)', [PRISMA_ADVISORY_LOCK]);
+    // Wait for another migrator (ours or Prisma's) for at most a minute, not forever.
+    const deadline = Date.now() + (options.lockTimeoutMs ?? 60_000);
+    while (!(await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [PRISMA_ADVISORY_LOCK])).rows[0].locked) {
+      if (Date.now() > deadline) throw new Error('another migration holds the migration lock; try again when it has finished');
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
     if (schema) await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema.replace(/"/g, '')}"`);
     await client.query(BOOKKEEPING_DDL);
     const { rows } = await client.query<{ migration_name: string; checksum: string; finished_at: Date | null; rolled_back_at: Date | null }>(

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { DefaultJobOptions } from 'bullmq';
 import type { QueueName } from './names';
 
@@ -16,10 +15,23 @@ export const RETENTION = {
   maxKept: 100_000,
 } as const;
 
+/**
+ * Postback and event jobs outlive a long database outage: exponential backoff from 1 s, capped
+ * at 5 min, for about 40 hours of attempts. Payloads that can never succeed fail at once
+ * (UnrecoverableError), so only transient failures use this.
+ */
+export const CAPPED_BACKOFF = 'capped-exponential';
+const CAPPED_BACKOFF_MAX_MS = 5 * 60_000;
+const DURABLE_ATTEMPTS = 500;
+
+export function cappedExponentialDelay(attemptsMade: number): number {
+  return Math.min(1_000 * 2 ** Math.max(0, Math.min(attemptsMade - 1, 20)), CAPPED_BACKOFF_MAX_MS);
+}
+
 export const DEFAULT_JOB_OPTIONS = {
   postbacks: {
-    attempts: 12,
-    backoff: { type: 'exponential', delay: 1_000 },
+    attempts: DURABLE_ATTEMPTS,
+    backoff: { type: CAPPED_BACKOFF },
     removeOnComplete: { age: RETENTION.postbacksCompletedAge, count: RETENTION.maxKept },
     removeOnFail: { age: RETENTION.failedAge },
   },
@@ -30,8 +42,8 @@ export const DEFAULT_JOB_OPTIONS = {
     removeOnFail: { age: RETENTION.failedAge },
   },
   events: {
-    attempts: 12,
-    backoff: { type: 'exponential', delay: 1_000 },
+    attempts: DURABLE_ATTEMPTS,
+    backoff: { type: CAPPED_BACKOFF },
     removeOnComplete: { age: RETENTION.eventsCompletedAge, count: RETENTION.maxKept },
     removeOnFail: { age: RETENTION.failedAge },
   },
@@ -67,7 +79,8 @@ export function deliveryJobOptions(schedule: readonly number[], jobId: string) {
 /** The first delivery of an event to an endpoint: fanning out twice finds the same job. */
 export const deliveryJobId = (eventId: string, endpointId: string) => `${eventId}-${endpointId}`;
 /**
- * A replay (retry or recover) is a new job for the same delivery (same webhook-id), with a job
- * id of its own: a replay that ended without an attempt must not make the next one a no-op.
+ * A replay (retry or recover) is a new job for the same delivery (same webhook-id). Its id
+ * carries the delivery's replay count: unique per replay (a replay that ended without an
+ * attempt does not make the next one a no-op) and stable for one request (no double send).
  */
-export const replayJobId = (eventId: string, endpointId: string) => `${eventId}-${endpointId}-replay-${randomUUID()}`;
+export const replayJobId = (eventId: string, endpointId: string, replayCount: number) => `${eventId}-${endpointId}-replay-${replayCount}`;

@@ -41,6 +41,8 @@ export const deliveryJobSchema = z.object({
   eventId: z.string().regex(/^evt_[0-9A-Z]{26}$/),
   /** A replay (retry/recover) sends even if an earlier job already settled the delivery. */
   replay: z.boolean().optional(),
+  /** Which replay this job is (the delivery's replay_count when it was requested); 0 = the first send. */
+  replayCount: z.number().int().min(0).optional(),
 });
 export type DeliveryJob = z.infer<typeof deliveryJobSchema>;
 

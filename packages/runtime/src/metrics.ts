@@ -33,12 +33,18 @@ export function createMetrics(service: string) {
     },
   });
 
-  const breakerSeries = new Set<string>();
+  // Breakers live in Redis, shared by every delivery process: read them at scrape time, so no
+  // process reports a state another process has since changed.
+  let breakerSource: (() => Promise<Array<{ endpoint: string; state: 'open' | 'half_open' }>>) | undefined;
   const breakerState = new Gauge({
     name: 'trackway_circuit_breaker_state',
-    help: 'Per-endpoint circuit breaker: 0 closed, 1 half-open, 2 open. Closed endpoints are dropped.',
+    help: `Per-endpoint circuit breaker, read from Redis at scrape time: 1 half-open, 2 open (closed endpoints have no series; at most ${MAX_BREAKER_SERIES}).`,
     labelNames: ['endpoint'],
     registers,
+    async collect() {
+      this.reset();
+      for (const { endpoint, state } of (await breakerSource?.()) ?? []) this.set({ endpoint }, state === 'open' ? 2 : 1);
+    },
   });
 
   return {
@@ -96,16 +102,8 @@ export function createMetrics(service: string) {
       registers,
     }),
     breakerState,
-    setBreakerState(endpointId: string, state: 'closed' | 'half_open' | 'open') {
-      if (state === 'closed') {
-        if (breakerSeries.delete(endpointId)) breakerState.remove({ endpoint: endpointId });
-        return;
-      }
-      if (!breakerSeries.has(endpointId)) {
-        if (breakerSeries.size >= MAX_BREAKER_SERIES) return;
-        breakerSeries.add(endpointId);
-      }
-      breakerState.set({ endpoint: endpointId }, state === 'open' ? 2 : 1);
+    setBreakerSource(source: typeof breakerSource) {
+      breakerSource = source;
     },
     trackQueues(queues: QueueLike[]) {
       trackedQueues.push(...queues);

@@ -2,7 +2,7 @@ import type { ClickIdCodec } from '@trackway/clickid';
 import type { PrismaClient } from '@trackway/db';
 import type { Logger } from '@trackway/logger';
 import { publishEvents, relayOutbox } from '@trackway/outbox';
-import { JOB_SCHEMAS, type JobPayloads, QUEUE, type QueueName, type TypedQueue } from '@trackway/queues';
+import { JOB_SCHEMAS, type JobPayloads, QUEUE, type QueueName, type TypedQueue, cappedExponentialDelay } from '@trackway/queues';
 import { type CachedLookup, type Metrics, cachedLookup, registerWorker } from '@trackway/runtime';
 import { type Job, type Processor, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -80,7 +80,13 @@ export function createWorkers(deps: AttributionDeps, queues: readonly Attributio
   };
   const workers = queues.map((name) =>
     registerWorker(
-      new Worker(name, handlers[name], { connection: deps.connection, prefix: deps.prefix, concurrency: concurrency[name], ...deps.workerOptions }),
+      new Worker(name, handlers[name], {
+        connection: deps.connection,
+        prefix: deps.prefix,
+        concurrency: concurrency[name],
+        ...deps.workerOptions,
+        settings: { backoffStrategy: (attemptsMade: number) => cappedExponentialDelay(attemptsMade) },
+      }),
       deps,
     ),
   );

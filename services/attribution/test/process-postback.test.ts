@@ -158,6 +158,27 @@ describe('repeats: duplicates and the status machine', () => {
     expect((await h.db.prisma.conversion.findUniqueOrThrow({ where: { id } })).status).toBe('rejected');
   });
 
+  it('accepts a status change after the attribution window closed: only new conversions expire', async () => {
+    const fx = await createFixture(h.db.prisma, { attributionWindowDays: 30 });
+    const clickId = click(fx, 20 * DAY);
+    const at = (daysAfterClick: number) => new Date(Date.now() - 20 * DAY + daysAfterClick * DAY).toISOString();
+    const base = postbackJob({ advertiserId: fx.advertiserId, clickId, status: 'pending', receivedAt: at(0) });
+    const created = await processPostback(h.db.prisma, h.clickIds, base);
+    expect(created.outcome.status).toBe('accepted');
+    // 34 days after the click (4 days past the window): the advertiser approves, then refunds.
+    const late = new Date(Date.now() + 14 * DAY).toISOString();
+    const approve = await processPostback(h.db.prisma, h.clickIds, again(base, { status: 'approved', receivedAt: late }));
+    expect(approve.outcome).toMatchObject({ status: 'accepted', conversionId: created.outcome.conversionId });
+    expect(approve.events.map((e) => e.type)).toEqual(['conversion.approved']);
+    const refund = await processPostback(h.db.prisma, h.clickIds, again(base, { status: 'rejected', receivedAt: late }));
+    expect(refund.events.map((e) => e.type)).toEqual(['conversion.rejected']);
+    expect((await h.db.prisma.commission.findUniqueOrThrow({ where: { conversionId: created.outcome.conversionId! } })).status).toBe('voided');
+    expect(await h.db.prisma.fraudFlag.count({ where: { conversionId: created.outcome.conversionId! } })).toBe(0);
+    // A new order on the same expired click is still refused.
+    const fresh = await processPostback(h.db.prisma, h.clickIds, postbackJob({ advertiserId: fx.advertiserId, clickId, receivedAt: late }));
+    expect(fresh.outcome).toMatchObject({ status: 'rejected', reason: 'click_expired' });
+  });
+
   it('rejects a transition the state machine forbids as invalid_transition', async () => {
     const fx = await createFixture(h.db.prisma);
     const base = postbackJob({ advertiserId: fx.advertiserId, clickId: click(fx), status: 'rejected' });

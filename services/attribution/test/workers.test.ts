@@ -79,7 +79,8 @@ describe('attribution workers', () => {
     await waitFor(async () => (await h.queues.postbacks.getJobState(job.postbackId)) === 'delayed', { what: 'the retry to be scheduled' });
     const delayed = (await h.queues.postbacks.getJob(job.postbackId))!;
     expect(delayed.attemptsMade).toBe(1);
-    expect(delayed.opts.backoff).toEqual({ type: 'exponential', delay: 1_000 });
+    expect(delayed.opts.backoff).toEqual({ type: 'capped-exponential' });
+    expect(delayed.delay).toBe(1_000);
     expect(await h.db.prisma.postback.count({ where: { id: job.postbackId } })).toBe(0);
     // The database is back (a healthy worker): the retry succeeds.
     await worker.close();

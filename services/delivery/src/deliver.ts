@@ -113,8 +113,7 @@ export function createDeliverHandler(deps: DeliverDeps) {
       }
     } finally {
       const outcome = !result || result.error === 'ssrf_blocked' ? 'neutral' : result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300 ? 'succeeded' : 'failed';
-      const state = await isolation.finish(endpointId, slotToken, outcome, admission.probe);
-      if (outcome !== 'neutral') metrics.setBreakerState(endpointId, state);
+      await isolation.finish(endpointId, slotToken, outcome, admission.probe);
     }
     if (!result) return { skipped };
 

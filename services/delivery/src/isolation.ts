@@ -124,6 +124,24 @@ export function createIsolation(redis: Redis, options: IsolationOptions) {
       return Date.now() < openUntil ? 'open' : 'half_open';
     },
 
+    /** Endpoints whose breaker is not closed (at most `limit`), for the metrics scrape. */
+    async snapshot(limit: number): Promise<Array<{ endpoint: string; state: 'open' | 'half_open' }>> {
+      const found: Array<{ endpoint: string; state: 'open' | 'half_open' }> = [];
+      const pattern = `${options.prefix}:breaker:*`;
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 200);
+        cursor = next;
+        for (const k of keys) {
+          const openUntil = Number((await redis.hget(k, 'open_until')) ?? 0);
+          if (openUntil === 0) continue;
+          found.push({ endpoint: k.slice(pattern.length - 1), state: Date.now() < openUntil ? 'open' : 'half_open' });
+          if (found.length >= limit) return found;
+        }
+      } while (cursor !== '0');
+      return found;
+    },
+
     async reset(endpointId: string): Promise<void> {
       await redis.del(key('breaker', endpointId), key('probe', endpointId), key('slots', endpointId));
     },

@@ -101,7 +101,9 @@ export function send(url: string, body: string, headers: Record<string, string>,
             done({
               statusCode: status,
               error: null,
-              responseBody: Buffer.concat(chunks).toString('utf8'),
+              // Stored in a text column: NUL and broken UTF-8 (a multi-byte character cut at 4 KiB)
+              // become U+FFFD instead of failing the insert.
+              responseBody: Buffer.concat(chunks).toString('utf8').replace(/\u0000/g, '\uFFFD').toWellFormed(),
               retryAfterMs: status === 429 || status === 503 ? parseRetryAfter(res.headers['retry-after']) : null,
             }),
           );

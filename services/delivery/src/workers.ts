@@ -1,8 +1,8 @@
 import type { PrismaClient } from '@trackway/db';
 import type { SecretBox } from '@trackway/domain';
 import type { Logger } from '@trackway/logger';
-import { DELIVERY_BACKOFF, JOB_SCHEMAS, type JobPayloads, QUEUE, type QueueName, type TypedQueue } from '@trackway/queues';
-import { type Metrics, registerWorker } from '@trackway/runtime';
+import { DELIVERY_BACKOFF, JOB_SCHEMAS, type JobPayloads, QUEUE, type QueueName, type TypedQueue, cappedExponentialDelay } from '@trackway/queues';
+import { MAX_BREAKER_SERIES, type Metrics, registerWorker } from '@trackway/runtime';
 import { type Job, type Processor, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { DeliveryAttemptFailed, createDeliverHandler } from './deliver';
@@ -61,6 +61,7 @@ export function createDeliveryWorkers(deps: DeliveryDeps, queues: readonly Deliv
     endpointConcurrency: settings.endpointConcurrency,
     attemptTimeoutMs: settings.timeoutMs,
   });
+  deps.metrics.setBreakerSource(() => isolation.snapshot(MAX_BREAKER_SERIES));
   const fanOut = createFanOutHandler({ prisma: deps.prisma, endpoints, deliveriesQueue: deps.queues.deliveries, schedule: settings.schedule });
   const deliver = createDeliverHandler({
     prisma: deps.prisma,
@@ -93,7 +94,7 @@ export function createDeliveryWorkers(deps: DeliveryDeps, queues: readonly Deliv
         settings: {
           // The retry schedule: the processor computed the delay (jitter, Retry-After) already.
           backoffStrategy: (attemptsMade: number, type?: string, error?: Error) => {
-            if (type !== DELIVERY_BACKOFF) return 1_000 * 2 ** (attemptsMade - 1);
+            if (type !== DELIVERY_BACKOFF) return cappedExponentialDelay(attemptsMade);
             if (error instanceof DeliveryAttemptFailed) return error.delayMs;
             return delayBeforeAttempt(settings.schedule, attemptsMade + 1, null);
           },
@@ -102,5 +103,18 @@ export function createDeliveryWorkers(deps: DeliveryDeps, queues: readonly Deliv
       deps,
     ),
   );
+  // Whatever ended a delivery job for good (an error while recording its last attempt, a job
+  // that stalled too often), the delivery must not stay "pending" with nothing left to run it:
+  // it becomes a dead letter that can be replayed.
+  for (const worker of workers.filter((w) => w.name === QUEUE.deliveries)) {
+    worker.on('failed', (job) => {
+      if (!job) return;
+      void (async () => {
+        if ((await job.getState()) !== 'failed') return;
+        const { deliveryId, replayCount } = job.data as JobPayloads['deliveries'];
+        await deps.prisma.delivery.updateMany({ where: { id: deliveryId, status: 'pending', replayCount: replayCount ?? 0 }, data: { status: 'failed', nextAttemptAt: null } });
+      })().catch((error: unknown) => deps.logger.error({ err: error, job_id: job.id }, 'could not mark a failed delivery'));
+    });
+  }
   return { workers, endpoints };
 }

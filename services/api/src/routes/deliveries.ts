@@ -1,8 +1,11 @@
-import { HttpError, notFound } from '@trackway/http';
+import { HttpError, notFound, unavailable } from '@trackway/http';
+import { deliveryJobId, failFast, replayJobId } from '@trackway/queues';
 import { Router } from 'express';
 import type { ApiDeps } from '../deps';
 import { prefixedId } from './params';
 import { deliveryJson, replayDeliveries } from './webhook-endpoints';
+
+const LIVE_STATES = new Set(['waiting', 'delayed', 'active', 'prioritized', 'waiting-children']);
 
 export function deliveriesRouter(deps: ApiDeps): Router {
   const router = Router();
@@ -30,11 +33,24 @@ export function deliveriesRouter(deps: ApiDeps): Router {
     });
   });
 
+  // Is a job for this delivery still queued or running (its first send, or its latest replay)?
+  const liveJob = async (d: { eventId: string; endpointId: string; replayCount: number }) => {
+    const ids = [deliveryJobId(d.eventId, d.endpointId), ...(d.replayCount > 0 ? [replayJobId(d.eventId, d.endpointId, d.replayCount)] : [])];
+    const states = await failFast(deps.redis, () => Promise.all(ids.map((id) => deps.queues.deliveries.getJobState(id)))).catch(() => {
+      throw unavailable('The queue cannot be checked right now; retry later.');
+    });
+    return states.some((state) => LIVE_STATES.has(state));
+  };
+
   router.post('/:id/retry', async (req, res) => {
     const d = await load(req.params.id);
-    if (d.status === 'pending') throw new HttpError(409, 'delivery_pending', 'The delivery is still pending; it will be attempted on its schedule.');
     if (!d.endpoint.enabled) throw new HttpError(409, 'endpoint_disabled', 'Enable the endpoint before retrying its deliveries.');
-    await replayDeliveries(deps, [d]);
+    if (d.status === 'pending') {
+      if (await liveJob(d)) throw new HttpError(409, 'delivery_pending', 'The delivery is still pending; it will be attempted on its schedule.');
+      // Pending with no job left (its worker crashed past the stall limit): settle it, then replay.
+      await deps.prisma.delivery.updateMany({ where: { id: d.id, status: 'pending', replayCount: d.replayCount }, data: { status: 'failed', nextAttemptAt: null } });
+    }
+    if ((await replayDeliveries(deps, [d.id])) === 0) throw new HttpError(409, 'delivery_pending', 'A replay of this delivery was just requested.');
     res.status(202).json({ id: d.id, status: 'pending' });
   });
 

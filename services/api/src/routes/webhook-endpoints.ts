@@ -1,7 +1,7 @@
 import { SUBSCRIBABLE_EVENT_TYPES, createEvent, endpointJson, newId } from '@trackway/domain';
 import { HttpError, badRequest, notFound, parseInput, text, unavailable } from '@trackway/http';
 import { publishEvents, writeEvents } from '@trackway/outbox';
-import { RedisUnavailableError, deliveryJobOptions, failFast, replayJobId } from '@trackway/queues';
+import { deliveryJobOptions, replayJobId } from '@trackway/queues';
 import { checkLiteralHost, generateSecret } from '@trackway/webhooks';
 import { Router } from 'express';
 import { z } from 'zod';
@@ -52,28 +52,49 @@ export function deliveryJson(d: { id: string; eventId: string; endpointId: strin
   };
 }
 
-/** Re-sends deliveries (same event, same webhook-id), each as a new job with the full schedule. */
-export async function replayDeliveries(deps: ApiDeps, deliveries: { id: string; eventId: string; endpointId: string; eventType: string; attemptCount: number; status: string }[]) {
-  if (deliveries.length === 0) return 0;
-  const ids = deliveries.map((d) => d.id);
-  await deps.prisma.delivery.updateMany({ where: { id: { in: ids } }, data: { status: 'pending', nextAttemptAt: new Date() } });
+const REPLAY_PAGE = 500;
+export const RECOVER_MAX = 10_000;
+
+/**
+ * Re-sends deliveries (same event, same webhook-id), each as a new job with the full schedule.
+ * Only deliveries that are not pending are taken, by one conditional UPDATE that also counts the
+ * replay: two concurrent requests cannot both replay a delivery. Returns how many were replayed.
+ */
+export async function replayDeliveries(deps: ApiDeps, ids: string[]): Promise<number> {
+  if (ids.length === 0) return 0;
+  if (deps.redis.status !== 'ready') throw unavailable('The replay could not be queued; retry later.');
+  const flipped = await deps.prisma.$queryRaw<{ id: string; event_id: string; endpoint_id: string; event_type: string; replay_count: number; previous: string }[]>`
+    WITH old AS (
+      SELECT id, status FROM deliveries WHERE id = ANY(${ids}::varchar[]) AND status <> 'pending' FOR UPDATE
+    )
+    UPDATE deliveries d SET status = 'pending', replay_count = d.replay_count + 1, next_attempt_at = now(), updated_at = now()
+    FROM old WHERE d.id = old.id
+    RETURNING d.id, d.event_id, d.endpoint_id, d.event_type, d.replay_count, old.status::text AS previous`;
+  if (flipped.length === 0) return 0;
   try {
-    await failFast(deps.redis, () =>
-      deps.queues.deliveries.addBulk(
-        deliveries.map((d) => ({
-          name: d.eventType,
-          data: { deliveryId: d.id, endpointId: d.endpointId, eventId: d.eventId, replay: true },
-          opts: deliveryJobOptions(deps.webhooks.schedule, replayJobId(d.eventId, d.endpointId)),
-        })),
-      ),
+    await deps.queues.deliveries.addBulk(
+      flipped.map((d) => ({
+        name: d.event_type,
+        data: { deliveryId: d.id, endpointId: d.endpoint_id, eventId: d.event_id, replay: true, replayCount: d.replay_count },
+        opts: deliveryJobOptions(deps.webhooks.schedule, replayJobId(d.event_id, d.endpoint_id, d.replay_count)),
+      })),
     );
   } catch (error) {
-    // Not queued: put the statuses back so the log does not show replays that never happen.
-    for (const d of deliveries) await deps.prisma.delivery.update({ where: { id: d.id }, data: { status: d.status as 'failed' | 'succeeded' } });
-    if (error instanceof RedisUnavailableError) throw unavailable('The replay could not be queued; retry later.');
-    throw error;
+    // Not queued: put the statuses back (unless a later replay took over meanwhile).
+    for (const d of flipped) {
+      await deps.prisma.delivery.updateMany({ where: { id: d.id, replayCount: d.replay_count, status: 'pending' }, data: { status: d.previous as 'failed' | 'succeeded' } });
+    }
+    deps.logger.warn({ err: error }, 'replay not queued');
+    throw unavailable('The replay could not be queued; retry later.');
   }
-  return deliveries.length;
+  return flipped.length;
+}
+
+/** Replays in pages; at most RECOVER_MAX per call (the answer says whether more remain). */
+export async function replayInPages(deps: ApiDeps, ids: string[]): Promise<number> {
+  let replayed = 0;
+  for (let i = 0; i < ids.length; i += REPLAY_PAGE) replayed += await replayDeliveries(deps, ids.slice(i, i + REPLAY_PAGE));
+  return replayed;
 }
 
 export function webhookEndpointsRouter(deps: ApiDeps): Router {
@@ -225,8 +246,14 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
     const endpoint = await load(req.params.id);
     const { since } = parseInput(recoverSchema, req.body);
     if (!endpoint.enabled) throw new HttpError(409, 'endpoint_disabled', 'Enable the endpoint before recovering its deliveries.');
-    const failed = await prisma.delivery.findMany({ where: { endpointId: endpoint.id, status: 'failed', createdAt: { gte: new Date(since) } }, orderBy: { id: 'asc' } });
-    res.status(202).json({ recovered: await replayDeliveries(deps, failed) });
+    const failed = await prisma.delivery.findMany({
+      where: { endpointId: endpoint.id, status: 'failed', createdAt: { gte: new Date(since) } },
+      orderBy: { id: 'asc' },
+      take: RECOVER_MAX + 1,
+      select: { id: true },
+    });
+    const batch = failed.slice(0, RECOVER_MAX).map((d) => d.id);
+    res.status(202).json({ recovered: await replayInPages(deps, batch), has_more: failed.length > RECOVER_MAX });
   });
 
   return router;

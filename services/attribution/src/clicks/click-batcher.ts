@@ -32,22 +32,27 @@ export class ClickBatcher {
     this.pending = [];
     if (batch.length === 0) return;
     try {
-      await this.prisma.click.createMany({
-        data: batch.map(({ job }) => ({
-          id: job.clickId,
-          offerId: job.offerId,
-          affiliateId: job.affiliateId,
-          ...job.subs,
-          ip: job.ip,
-          userAgent: job.userAgent,
-          createdAt: new Date(job.clickedAt),
-        })),
-        // A click re-delivered after a crash is already written: idempotent by click id.
-        skipDuplicates: true,
-      });
+      await this.write(batch.map(({ job }) => job));
       for (const p of batch) p.resolve();
-    } catch (error) {
-      for (const p of batch) p.reject(error);
+    } catch {
+      // One bad row must not fail its neighbours: write them one by one, each job its own outcome.
+      await Promise.all(batch.map((p) => this.write([p.job]).then(p.resolve, p.reject)));
     }
+  }
+
+  private async write(jobs: ClickJob[]): Promise<void> {
+    await this.prisma.click.createMany({
+      data: jobs.map((job) => ({
+        id: job.clickId,
+        offerId: job.offerId,
+        affiliateId: job.affiliateId,
+        ...job.subs,
+        ip: job.ip,
+        userAgent: job.userAgent,
+        createdAt: new Date(job.clickedAt),
+      })),
+      // A click re-delivered after a crash is already written: idempotent by click id.
+      skipDuplicates: true,
+    });
   }
 }

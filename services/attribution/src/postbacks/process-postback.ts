@@ -41,6 +41,7 @@ export interface ProcessResult {
  * commit finds the outcome row) and by the (advertiser, order_id, event) unique index.
  */
 export type Offer = NonNullable<Awaited<ReturnType<PrismaClient['offer']['findUnique']>>>;
+type Conversion = NonNullable<Awaited<ReturnType<PrismaClient['conversion']['findUnique']>>>;
 export type OfferLookup = (id: number) => Promise<Offer | null>;
 
 export async function processPostback(prisma: PrismaClient, clickIds: ClickIdCodec, job: PostbackJob, offers?: OfferLookup): Promise<ProcessResult> {
@@ -102,6 +103,28 @@ async function attribute(tx: Tx, clickIds: ClickIdCodec, job: PostbackJob, loadO
     await writeEvents(tx, events);
     return { outcome, events, replayed: false };
   };
+
+  const key = { advertiserId_orderId_event: { advertiserId: job.advertiserId, orderId: job.orderId, event: job.event } };
+
+  // A repeat of an existing conversion: a duplicate, a status change, or an invalid transition.
+  // The creation rules (window, CTIT, cap) judged the conversion once, when it was created.
+  const repeat = async (current: Conversion): Promise<ProcessResult> => {
+    const decision = decideRepeat(current.status, job.status, current.holdReason);
+    if (decision.kind === 'duplicate') return finish({ status: 'duplicate', reason: null, conversionId: current.id });
+    if (decision.kind === 'invalid_transition') {
+      return finish({ status: 'rejected', reason: 'invalid_transition', conversionId: current.id });
+    }
+    // A concurrent transition makes this job retry (ConcurrentUpdateError), never a lost update.
+    events.push(...(await transitionConversion(tx, { id: current.id, from: decision.from, to: decision.to as 'approved' | 'rejected' }, now)));
+    return finish({ status: 'accepted', reason: null, conversionId: current.id, conversionStatus: decision.to });
+  };
+
+  // A status update (a late approval, a refund) for an order converted inside the window still
+  // counts after the window has closed: only a new conversion is refused as click_expired.
+  if (verdict.rejection?.rule === 'click_expired') {
+    const existing = await tx.conversion.findUnique({ where: key });
+    if (existing) return repeat(existing);
+  }
 
   if (verdict.rejection || !click || !offer) {
     await recordFlags(verdict.hits, null);
@@ -168,18 +191,7 @@ async function attribute(tx: Tx, clickIds: ClickIdCodec, job: PostbackJob, loadO
     return finish({ status: 'accepted', reason: null, conversionId: created.id, conversionStatus: status });
   }
 
-  // A repeat of an existing conversion: a duplicate, a status change, or an invalid transition.
-  const current = await tx.conversion.findUniqueOrThrow({
-    where: { advertiserId_orderId_event: { advertiserId: job.advertiserId, orderId: job.orderId, event: job.event } },
-  });
-  const decision = decideRepeat(current.status, job.status, current.holdReason);
-  if (decision.kind === 'duplicate') return finish({ status: 'duplicate', reason: null, conversionId: current.id });
-  if (decision.kind === 'invalid_transition') {
-    return finish({ status: 'rejected', reason: 'invalid_transition', conversionId: current.id });
-  }
-  // A concurrent transition makes this job retry (ConcurrentUpdateError), never a lost update.
-  events.push(...(await transitionConversion(tx, { id: current.id, from: decision.from, to: decision.to as 'approved' | 'rejected' }, now)));
-  return finish({ status: 'accepted', reason: null, conversionId: current.id, conversionStatus: decision.to });
+  return repeat(await tx.conversion.findUniqueOrThrow({ where: key }));
 }
 
 function paramsOf(job: PostbackJob) {
