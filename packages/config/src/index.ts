@@ -87,7 +87,12 @@ export const envSchema = z.object({
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgresql:// URL')
     .default('postgresql://postgres@127.0.0.1:5432/trackway'),
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').default('redis://127.0.0.1:6379'),
+  // With REDIS_CLUSTER=true: the cluster's seed nodes, comma-separated redis:// URLs.
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\/[^,]+(,\s*rediss?:\/\/[^,]+)*$/, 'must be a redis:// URL (or, with REDIS_CLUSTER, a comma-separated list)')
+    .default('redis://127.0.0.1:6379'),
+  REDIS_CLUSTER: bool(false),
   QUEUE_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_{}.-]+$/, 'letters, digits, _ . - and {} (a Redis Cluster hash tag) only')

@@ -237,7 +237,7 @@ describe('loadConfig: errors name every bad variable at once', () => {
     expect(error.message.startsWith('Invalid environment:\n')).toBe(true);
     expect(error.problems).toEqual(
       expect.arrayContaining([
-        'REDIS_URL: must be a redis:// URL',
+        'REDIS_URL: must be a redis:// URL (or, with REDIS_CLUSTER, a comma-separated list)',
         'DELIVERY_RETRY_SCHEDULE: "soon" is not a duration',
         'WEBHOOK_ALLOWED_CIDRS: "nope" is not a CIDR such as 127.0.0.0/8',
       ]),

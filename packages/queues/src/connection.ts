@@ -1,27 +1,58 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+
+export interface ConnectionOptions extends RedisOptions {
+  /**
+   * REDIS_CLUSTER: `redisUrl` lists seed nodes (comma-separated redis:// URLs) of a Redis
+   * Cluster. Give QUEUE_PREFIX a hash tag ({trackway}) so every key of a queue shares a slot.
+   */
+  cluster?: boolean;
+}
+
+const retryStrategy = (times: number) => Math.min(times * 200, 2_000);
+
+/**
+ * A single-node client, or a Cluster client when asked. The Cluster client has the same
+ * command surface for what Trackway uses (BullMQ, keyed Lua scripts, pub/sub), so it is handed
+ * around as the Redis type.
+ */
+function connect(redisUrl: string, options: ConnectionOptions): Redis {
+  const { cluster, enableOfflineQueue, ...redisOptions } = options;
+  if (!cluster) return new Redis(redisUrl, { ...redisOptions, enableOfflineQueue, retryStrategy });
+  const seeds = redisUrl.split(',').map((entry) => new URL(entry.trim()));
+  const auth = seeds[0].password ? { username: decodeURIComponent(seeds[0].username) || undefined, password: decodeURIComponent(seeds[0].password) } : {};
+  return new Cluster(
+    seeds.map((url) => ({ host: url.hostname, port: Number(url.port || 6379) })),
+    { enableOfflineQueue, clusterRetryStrategy: retryStrategy, redisOptions: { ...redisOptions, ...auth } },
+  ) as unknown as Redis;
+}
 
 /**
  * Producer connection (HTTP handlers): no offline queue and short timeouts, so a request fails
  * at once with 503 when Redis is unreachable instead of hanging.
  */
-export function createProducerConnection(redisUrl: string, extra: RedisOptions = {}): Redis {
-  return new Redis(redisUrl, {
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    connectTimeout: 2_000,
-    commandTimeout: 2_000,
-    retryStrategy: (times) => Math.min(times * 200, 2_000),
-    ...extra,
-  });
+export function createProducerConnection(redisUrl: string, extra: ConnectionOptions = {}): Redis {
+  return connect(redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000, commandTimeout: 2_000, ...extra });
 }
 
 /** Worker connection: BullMQ requires maxRetriesPerRequest null for blocking commands. */
-export function createWorkerConnection(redisUrl: string, extra: RedisOptions = {}): Redis {
-  return new Redis(redisUrl, {
-    maxRetriesPerRequest: null,
-    retryStrategy: (times) => Math.min(times * 200, 2_000),
-    ...extra,
-  });
+export function createWorkerConnection(redisUrl: string, extra: ConnectionOptions = {}): Redis {
+  return connect(redisUrl, { maxRetriesPerRequest: null, ...extra });
+}
+
+/** Every key matching a pattern, on a single node or on every master of a cluster. */
+export async function scanKeys(redis: Redis, pattern: string, limit = Number.POSITIVE_INFINITY): Promise<string[]> {
+  const nodes = (redis as unknown as { isCluster?: boolean }).isCluster ? (redis as unknown as Cluster).nodes('master') : [redis];
+  const keys: string[] = [];
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, batch] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+      cursor = next;
+      keys.push(...batch);
+      if (keys.length >= limit) return keys.slice(0, limit);
+    } while (cursor !== '0');
+  }
+  return keys;
 }
 
 export class RedisUnavailableError extends Error {

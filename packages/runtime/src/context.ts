@@ -39,7 +39,7 @@ export function createServiceContext(service: string, options: { require: readon
     connections.push(redis);
     return redis;
   };
-  const producer = track(createProducerConnection(config.REDIS_URL), 'producer');
+  const producer = track(createProducerConnection(config.REDIS_URL, { cluster: config.REDIS_CLUSTER }), 'producer');
   // Services start even when Redis is down (readyz says so); this only avoids failing the
   // first requests of a normal start while the connection is still being made.
   const producerReady = whenReady(producer, 5_000);
@@ -61,7 +61,7 @@ export function createServiceContext(service: string, options: { require: readon
     prisma,
     producer,
     producerReady,
-    newWorkerConnection: () => track(createWorkerConnection(config.REDIS_URL), 'worker'),
+    newWorkerConnection: () => track(createWorkerConnection(config.REDIS_URL, { cluster: config.REDIS_CLUSTER }), 'worker'),
     health,
     disconnect: async () => {
       await Promise.allSettled(connections.map((c) => c.quit()));

@@ -1,3 +1,4 @@
+import { scanKeys } from '@trackway/queues';
 import type { Redis } from 'ioredis';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 
@@ -128,17 +129,12 @@ export function createIsolation(redis: Redis, options: IsolationOptions) {
     async snapshot(limit: number): Promise<Array<{ endpoint: string; state: 'open' | 'half_open' }>> {
       const found: Array<{ endpoint: string; state: 'open' | 'half_open' }> = [];
       const pattern = `${options.prefix}:breaker:*`;
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 200);
-        cursor = next;
-        for (const k of keys) {
-          const openUntil = Number((await redis.hget(k, 'open_until')) ?? 0);
-          if (openUntil === 0) continue;
-          found.push({ endpoint: k.slice(pattern.length - 1), state: Date.now() < openUntil ? 'open' : 'half_open' });
-          if (found.length >= limit) return found;
-        }
-      } while (cursor !== '0');
+      for (const k of await scanKeys(redis, pattern)) {
+        const openUntil = Number((await redis.hget(k, 'open_until')) ?? 0);
+        if (openUntil === 0) continue;
+        found.push({ endpoint: k.slice(pattern.length - 1), state: Date.now() < openUntil ? 'open' : 'half_open' });
+        if (found.length >= limit) break;
+      }
       return found;
     },
 
