@@ -66,7 +66,6 @@ export function createHandlers(deps: AttributionDeps) {
       },
       outbox: async () => ({ published: await relayOutbox(prisma, eventsQueue, { graceMs: deps.relayGraceMs }) }),
     } satisfies Record<AttributionQueue, Processor>,
-    flushClicks: () => clicks.flush(),
     offers,
   };
 }

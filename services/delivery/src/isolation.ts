@@ -138,9 +138,6 @@ export function createIsolation(redis: Redis, options: IsolationOptions) {
       return found;
     },
 
-    async reset(endpointId: string): Promise<void> {
-      await redis.del(key('breaker', endpointId), key('probe', endpointId), key('slots', endpointId));
-    },
   };
 }
 
