@@ -1,6 +1,7 @@
 // Every event type produced by the real flows (postbacks, payouts, a 410, a test send),
 // delivered to a local receiver and verified with the published standardwebhooks library.
 import { EVENT_TYPES } from '@trackway/domain';
+import { markPayoutSent } from '@trackway/ledger';
 import { type Receiver, startReceiver, waitFor } from '@trackway/testing';
 import { Webhook } from 'standardwebhooks';
 import request from 'supertest';
@@ -124,6 +125,35 @@ describe('payouts', () => {
       ['voided', null],
       ['voided', null],
     ]);
+  });
+
+  it('never changes a payout being marked sent when a reversal races it', async () => {
+    const { affiliate, postback } = await setUp();
+    const first = await postback({ order_id: 'RACE-1' });
+    await postback({ order_id: 'RACE-2' });
+    const payout = (await api.post('/v1/payouts', { affiliate_id: affiliate.id, currency: 'USD' }).expect(201)).body;
+    expect(payout.amount).toBe('10.00');
+    // Mark it sent in a transaction held open, so the reversal arrives in the middle.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const marking = stack.db.prisma.$transaction(
+      async (tx) => {
+        const marked = await markPayoutSent(tx, payout.id, 'WIRE-RACE', new Date());
+        await gate;
+        return marked;
+      },
+      { timeout: 20_000 },
+    );
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const reversal = request(stack.api).patch(`/v1/conversions/${first.conversion_id}`).set(stack.auth).send({ status: 'rejected' });
+    const reversed = reversal.then((res) => res);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    release();
+    expect((await marking)?.payout.status).toBe('sent');
+    expect((await reversed).status).toBe(200);
+    const after = (await api.get(`/v1/payouts/${payout.id}`).expect(200)).body;
+    expect(after).toMatchObject({ status: 'sent', amount: '10.00' });
+    expect(after.commission_ids).toHaveLength(2);
   });
 
   it('answers 422 with nothing to pay, 400 for bad input and 404 for unknown payouts', async () => {

@@ -99,6 +99,19 @@ describe('attribution workers', () => {
     expect(failed.failedReason).toMatch(/invalid postbacks payload/);
   });
 
+  it('writes the good clicks of a batch even when one row cannot be stored', async () => {
+    const fx = await createFixture(h.db.prisma);
+    const make = (sub1: string) => {
+      const clickedAt = new Date();
+      return { clickId: h.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId, clickedAt }), offerId: fx.offerId, affiliateId: fx.affiliateId, clickedAt: clickedAt.toISOString(), subs: { sub1 } };
+    };
+    const clicks = [make('ok-1'), make('bad\u0000'), make('ok-2')];
+    await h.queues.clicks.addBulk(clicks.map((data) => ({ name: 'click', data, opts: { jobId: data.clickId, attempts: 1 } })));
+    await waitFor(async () => (await h.queues.clicks.getJobState(clicks[1].clickId)) === 'failed', { what: 'the bad click to fail' });
+    await waitFor(async () => (await h.db.prisma.click.count({ where: { offerId: fx.offerId } })) === 2, { what: 'the good clicks' });
+    expect((await h.db.prisma.click.findMany({ where: { offerId: fx.offerId }, orderBy: { sub1: 'asc' } })).map((c) => c.sub1)).toEqual(['ok-1', 'ok-2']);
+  });
+
   it('records queued clicks in batches, once each even when a click job is re-added', async () => {
     const fx = await createFixture(h.db.prisma);
     const clicks = Array.from({ length: 250 }, (_, i) => {

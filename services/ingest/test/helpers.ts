@@ -14,6 +14,7 @@ export interface IngestHarness {
   app: ReturnType<typeof createApp>;
   queues: { postbacks: ReturnType<typeof createQueue<'postbacks'>>; clicks: ReturnType<typeof createQueue<'clicks'>> };
   clickIds: ReturnType<typeof createClickIdCodec>;
+  health: { accepting: boolean; checks: Record<string, () => Promise<unknown>> };
   close(): Promise<void>;
 }
 
@@ -27,6 +28,7 @@ export async function startIngest(options: { redisUrl?: string } = {}): Promise<
   queues.postbacks.on('error', () => undefined);
   queues.clicks.on('error', () => undefined);
   const clickIds = createClickIdCodec(CLICK_SECRET);
+  const health = { accepting: true, checks: {} };
   const app = createApp({
     queues,
     redis,
@@ -34,7 +36,7 @@ export async function startIngest(options: { redisUrl?: string } = {}): Promise<
     clickIds,
     logger: createLogger({ service: 'test', level: 'silent' }),
     metrics: createMetrics('ingest'),
-    health: { accepting: true, checks: {} },
+    health,
   });
   return {
     db,
@@ -42,6 +44,7 @@ export async function startIngest(options: { redisUrl?: string } = {}): Promise<
     app,
     queues,
     clickIds,
+    health,
     async close() {
       await Promise.all([queues.postbacks.close(), queues.clicks.close()]);
       redis.disconnect();

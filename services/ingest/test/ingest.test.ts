@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { createFixture, type Fixture } from '@trackway/testing';
 import fc from 'fast-check';
 import request from 'supertest';
@@ -229,6 +230,27 @@ describe('/postback', () => {
       ),
       { numRuns: 150 },
     );
+  });
+
+  it('asks keep-alive clients to close their connections while draining for shutdown', async () => {
+    const server = h.app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const agent = new http.Agent({ keepAlive: true });
+    const get = (path: string) =>
+      new Promise<http.IncomingMessage>((resolve, reject) => {
+        http.get({ host: '127.0.0.1', port: (server.address() as { port: number }).port, path, agent }, (res) => res.resume().on('end', () => resolve(res))).on('error', reject);
+      });
+    try {
+      expect((await get('/healthz')).headers.connection).toBe('keep-alive');
+      h.health.accepting = false;
+      const draining = await get('/readyz');
+      expect(draining.statusCode).toBe(503);
+      expect(draining.headers.connection).toBe('close');
+    } finally {
+      h.health.accepting = true;
+      agent.destroy();
+      server.close();
+    }
   });
 
   it('answers 405 for other methods and 404 with the envelope for unknown paths', async () => {
