@@ -15,3 +15,10 @@ export function formatMoney(value: Decimal.Value | { toString(): string }): stri
 export function formatDecimal(value: Decimal.Value | { toString(): string }): string {
   return new Decimal(value.toString()).toString();
 }
+
+const CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
+
+/** An ISO 4217 code, in upper case (USD, EUR…). */
+export function isCurrency(code: string): boolean {
+  return /^[A-Z]{3}$/.test(code) && CURRENCIES.has(code);
+}

@@ -1,3 +1,4 @@
+import { type Job, UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
 import { CONVERSION_STATUSES, EVENT_TYPES, MONEY_PATTERN } from '@trackway/domain';
 import type { QueueName } from './names';
@@ -66,4 +67,14 @@ export interface JobPayloads {
   deliveries: DeliveryJob;
   outbox: ScheduledJob;
   housekeeping: ScheduledJob;
+}
+
+/**
+ * A job's payload, parsed with its queue's schema where it enters the worker. A payload that
+ * can never succeed fails at once: BullMQ does not retry an UnrecoverableError.
+ */
+export function parseJob<N extends QueueName>(queue: N, job: Job): JobPayloads[N] {
+  const result = JOB_SCHEMAS[queue].safeParse(job.data);
+  if (!result.success) throw new UnrecoverableError(`invalid ${queue} payload: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return result.data as JobPayloads[N];
 }

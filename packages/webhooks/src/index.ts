@@ -9,6 +9,9 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 export const SECRET_PREFIX = 'whsec_';
 export const DEFAULT_TOLERANCE_SECONDS = 5 * 60;
 
+/** Headers Trackway sets on every request: an endpoint's custom headers may not replace them. */
+export const RESERVED_HEADERS: ReadonlySet<string> = new Set(['content-type', 'content-length', 'user-agent', 'webhook-id', 'webhook-timestamp', 'webhook-signature', 'host', 'connection', 'transfer-encoding']);
+
 export class WebhookVerificationError extends Error {
   override name = 'WebhookVerificationError';
 }

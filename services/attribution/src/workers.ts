@@ -2,9 +2,9 @@ import type { ClickIdCodec } from '@trackway/clickid';
 import type { PrismaClient } from '@trackway/db';
 import type { Logger } from '@trackway/logger';
 import { publishEvents, relayOutbox } from '@trackway/outbox';
-import { JOB_SCHEMAS, type JobPayloads, QUEUE, type QueueName, type TypedQueue, cappedExponentialDelay } from '@trackway/queues';
+import { QUEUE, type TypedQueue, cappedExponentialDelay, parseJob } from '@trackway/queues';
 import { type CachedLookup, type Metrics, cachedLookup, registerWorker } from '@trackway/runtime';
-import { type Job, type Processor, UnrecoverableError, Worker } from 'bullmq';
+import { type Processor, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ClickBatcher } from './clicks/click-batcher';
 import { processPostback } from './postbacks/process-postback';
@@ -26,13 +26,6 @@ export interface AttributionDeps {
   workerOptions?: { lockDuration?: number; stalledInterval?: number };
 }
 
-/** Parses a job's payload with its queue's schema; a payload that can never succeed is not retried. */
-export function payloadOf<N extends QueueName>(queue: N, job: Job): JobPayloads[N] {
-  const result = JOB_SCHEMAS[queue].safeParse(job.data);
-  if (!result.success) throw new UnrecoverableError(`invalid ${queue} payload: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  return result.data as JobPayloads[N];
-}
-
 export function createHandlers(deps: AttributionDeps) {
   const { prisma, clickIds, eventsQueue, logger, metrics } = deps;
   const clicks = new ClickBatcher(prisma);
@@ -41,7 +34,7 @@ export function createHandlers(deps: AttributionDeps) {
   return {
     handlers: {
       postbacks: async (job) => {
-        const payload = payloadOf('postbacks', job);
+        const payload = parseJob('postbacks', job);
         const { outcome, events, replayed } = await processPostback(prisma, clickIds, payload, (id) => offers.get(id));
         // The line that links a postback to the events (and so the deliveries) it caused.
         logger.info(
@@ -61,7 +54,7 @@ export function createHandlers(deps: AttributionDeps) {
         return { status: outcome.status, reason: outcome.reason, conversion_id: outcome.conversionId };
       },
       clicks: async (job) => {
-        await clicks.add(payloadOf('clicks', job));
+        await clicks.add(parseJob('clicks', job));
         metrics.clicks.inc({ outcome: 'recorded' });
       },
       outbox: async () => ({ published: await relayOutbox(prisma, eventsQueue, { graceMs: deps.relayGraceMs }) }),

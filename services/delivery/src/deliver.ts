@@ -5,7 +5,7 @@ import type { Logger } from '@trackway/logger';
 import { publishEvents, writeEvents } from '@trackway/outbox';
 import type { DeliveryJob, TypedQueue } from '@trackway/queues';
 import type { Metrics } from '@trackway/runtime';
-import { signedHeaders } from '@trackway/webhooks';
+import { RESERVED_HEADERS, signedHeaders } from '@trackway/webhooks';
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
 import { type EndpointDirectory, liveSecrets } from './endpoints';
 import type { Isolation } from './isolation';
@@ -14,8 +14,6 @@ import { type AttemptResult, send } from './sender';
 import type { AddressPolicy } from '@trackway/webhooks';
 
 export const USER_AGENT = `Trackway-Webhooks/${process.env.npm_package_version ?? '0.1.0'} (+https://github.com/trackway/trackway)`;
-// Headers an endpoint's custom headers may not replace.
-const RESERVED_HEADERS = new Set(['content-type', 'content-length', 'user-agent', 'webhook-id', 'webhook-timestamp', 'webhook-signature', 'host', 'connection', 'transfer-encoding']);
 
 /** A failed attempt with attempts left: BullMQ's backoff strategy reads the delay from it. */
 export class DeliveryAttemptFailed extends Error {
@@ -52,6 +50,7 @@ export function bodyOf(payload: unknown): string {
 }
 
 const statusClass = (result: AttemptResult) => (result.statusCode ? `${Math.floor(result.statusCode / 100)}xx` : 'none');
+const isSuccess = (result: AttemptResult) => result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300;
 
 export function createDeliverHandler(deps: DeliverDeps) {
   const { prisma, endpoints, isolation, logger, metrics, settings } = deps;
@@ -112,12 +111,12 @@ export function createDeliverHandler(deps: DeliverDeps) {
         observe(endpointId, result.durationMs);
       }
     } finally {
-      const outcome = !result || result.error === 'ssrf_blocked' ? 'neutral' : result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300 ? 'succeeded' : 'failed';
+      const outcome = !result || result.error === 'ssrf_blocked' ? 'neutral' : isSuccess(result) ? 'succeeded' : 'failed';
       await isolation.finish(endpointId, slotToken, outcome, admission.probe);
     }
     if (!result) return { skipped };
 
-    const succeeded = result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300;
+    const succeeded = isSuccess(result);
     const gone = result.statusCode === 410;
     const blocked = result.error === 'ssrf_blocked';
     const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);

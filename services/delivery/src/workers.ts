@@ -1,7 +1,7 @@
 import type { PrismaClient } from '@trackway/db';
 import type { SecretBox } from '@trackway/domain';
 import type { Logger } from '@trackway/logger';
-import { DELIVERY_BACKOFF, JOB_SCHEMAS, type JobPayloads, QUEUE, type QueueName, type TypedQueue, cappedExponentialDelay } from '@trackway/queues';
+import { DELIVERY_BACKOFF, type JobPayloads, QUEUE, type TypedQueue, cappedExponentialDelay, parseJob } from '@trackway/queues';
 import { MAX_BREAKER_SERIES, type Metrics, registerWorker } from '@trackway/runtime';
 import { type Job, type Processor, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -45,12 +45,6 @@ export interface DeliveryDeps {
   workerOptions?: { lockDuration?: number; stalledInterval?: number };
 }
 
-function payloadOf<N extends QueueName>(queue: N, job: Job): JobPayloads[N] {
-  const result = JOB_SCHEMAS[queue].safeParse(job.data);
-  if (!result.success) throw new UnrecoverableError(`invalid ${queue} payload: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  return result.data as JobPayloads[N];
-}
-
 export function createDeliveryWorkers(deps: DeliveryDeps, queues: readonly DeliveryQueue[] = DELIVERY_QUEUES): { workers: Worker[]; endpoints: EndpointDirectory } {
   const { settings } = deps;
   const endpoints = createEndpointDirectory(deps.prisma, deps.box);
@@ -75,9 +69,9 @@ export function createDeliveryWorkers(deps: DeliveryDeps, queues: readonly Deliv
   });
 
   const handlers = {
-    events: async (job) => fanOut(payloadOf('events', job)),
+    events: async (job) => fanOut(parseJob('events', job)),
     deliveries: async (job, token) => {
-      payloadOf('deliveries', job);
+      parseJob('deliveries', job);
       return deliver(job as Job<JobPayloads['deliveries']>, token);
     },
     housekeeping: async () => pruneDeliveryLog(deps.prisma, settings.retentionDays),

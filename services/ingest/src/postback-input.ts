@@ -1,4 +1,4 @@
-import { CONVERSION_STATUSES, type ConversionStatus, MONEY_PATTERN } from '@trackway/domain';
+import { CONVERSION_STATUSES, type ConversionStatus, MONEY_PATTERN, isCurrency } from '@trackway/domain';
 import { type FieldErrors, textProblem } from '@trackway/http';
 
 /**
@@ -26,7 +26,6 @@ export interface PostbackInput {
   event: string;
 }
 
-const CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
 const CLICK_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const EVENT = /^[A-Za-z0-9_.:-]{1,64}$/;
 // Printable text only: control characters in an order reference are a broken integration.
@@ -123,7 +122,7 @@ export function validatePostback(values: Partial<Record<PostbackField, unknown>>
 
   const currencyRaw = text('currency');
   const currency = currencyRaw?.toUpperCase();
-  if (!fields.currency && currency !== undefined && !(/^[A-Z]{3}$/.test(currency) && CURRENCIES.has(currency))) {
+  if (!fields.currency && currency !== undefined && !isCurrency(currency)) {
     fields.currency = 'must be an ISO 4217 currency code such as USD';
   }
 

@@ -1,4 +1,4 @@
-import { MONEY_PATTERN, PERCENT_PATTERN, formatDecimal, formatMoney } from '@trackway/domain';
+import { MONEY_PATTERN, PERCENT_PATTERN, formatDecimal, formatMoney, isCurrency } from '@trackway/domain';
 import { badRequest, intIdQuery, intIdSchema, notFound, parseInput, text } from '@trackway/http';
 import { Router } from 'express';
 import { z } from 'zod';
@@ -6,9 +6,8 @@ import type { ApiDeps } from '../deps';
 import { decodeCursor, page, pageQuery } from '../pagination';
 import { intId } from './params';
 
-const CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
 const money = z.string().regex(MONEY_PATTERN, 'must be a decimal string such as "5.00"');
-const currency = z.string().refine((c) => /^[A-Z]{3}$/.test(c) && CURRENCIES.has(c), 'must be an ISO 4217 code such as USD');
+const currency = z.string().refine(isCurrency, 'must be an ISO 4217 code such as USD');
 const destinationUrl = text({ max: 2048 })
   .refine((value) => {
     try {

@@ -1,3 +1,4 @@
+import { isCurrency } from '@trackway/domain';
 import { HttpError, badRequest, intIdQuery, intIdSchema, notFound, parseInput, text } from '@trackway/http';
 import { createPayout, markPayoutSent, payoutJson } from '@trackway/ledger';
 import { publishEvents, writeEvents } from '@trackway/outbox';
@@ -7,10 +8,9 @@ import type { ApiDeps } from '../deps';
 import { decodeCursor, page, pageQuery } from '../pagination';
 import { prefixedId } from './params';
 
-const CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
 const createSchema = z.strictObject({
   affiliate_id: intIdSchema,
-  currency: z.string().refine((c) => /^[A-Z]{3}$/.test(c) && CURRENCIES.has(c), 'must be an ISO 4217 code such as USD'),
+  currency: z.string().refine(isCurrency, 'must be an ISO 4217 code such as USD'),
 });
 const sentSchema = z.strictObject({ reference: text({ trim: true, min: 1, max: 255 }) });
 const listSchema = z.object({ ...pageQuery, affiliate_id: intIdQuery.optional(), status: z.enum(['pending', 'sent']).optional() });

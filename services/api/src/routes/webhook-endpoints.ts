@@ -2,7 +2,7 @@ import { SUBSCRIBABLE_EVENT_TYPES, createEvent, endpointJson, newId } from '@tra
 import { HttpError, badRequest, notFound, parseInput, text, unavailable } from '@trackway/http';
 import { publishEvents, writeEvents } from '@trackway/outbox';
 import { deliveryJobOptions, replayJobId } from '@trackway/queues';
-import { checkLiteralHost, generateSecret } from '@trackway/webhooks';
+import { RESERVED_HEADERS, checkLiteralHost, generateSecret } from '@trackway/webhooks';
 import { Router } from 'express';
 import { z } from 'zod';
 import type { ApiDeps } from '../deps';
@@ -10,7 +10,6 @@ import { decodeCursor, page, pageQuery } from '../pagination';
 import { prefixedId } from './params';
 
 const OVERLAP_MS = 24 * 3600 * 1000;
-const RESERVED_HEADERS = new Set(['content-type', 'content-length', 'user-agent', 'webhook-id', 'webhook-timestamp', 'webhook-signature', 'host', 'connection', 'transfer-encoding']);
 
 const eventTypes = z
   .array(z.string())

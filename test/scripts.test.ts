@@ -1,0 +1,77 @@
+// What `pnpm start` does before the services run: write .env with development secrets, create
+// and migrate the database, seed a demo on an empty one and print what a new user needs.
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseEnv } from 'node:util';
+import { loadConfig } from '@trackway/config';
+import { createPrisma } from '@trackway/db';
+import { hashPostbackKey } from '@trackway/domain';
+import { TEST_DATABASE_URL, randomSuffix } from '@trackway/testing';
+import pg from 'pg';
+import { migrateDatabase } from '../scripts/migrate';
+import { seedIfEmpty } from '../scripts/seed';
+
+const ROOT = path.resolve(__dirname, '..');
+
+it('writes .env from .env.example with generated secrets the services accept, once', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'prepare-'));
+  try {
+    // A checkout whose dependencies and Prisma client are up to date: only .env is missing.
+    for (const file of ['scripts/prepare.mjs', '.env.example', 'pnpm-lock.yaml', 'prisma/schema.prisma']) {
+      mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+      copyFileSync(path.join(ROOT, file), path.join(dir, file));
+    }
+    const later = new Date(Date.now() + 60_000);
+    for (const file of ['node_modules/.modules.yaml', 'packages/db/src/generated/prisma/client.ts']) {
+      mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+      writeFileSync(path.join(dir, file), '');
+      utimesSync(path.join(dir, file), later, later);
+    }
+    execFileSync(process.execPath, [path.join(dir, 'scripts/prepare.mjs'), '--quiet'], { cwd: dir });
+    const text = readFileSync(path.join(dir, '.env'), 'utf8');
+    const env = parseEnv(text);
+    const config = loadConfig({ env: { ...env, NODE_ENV: 'production' }, require: ['ADMIN_JWT_SECRET', 'CLICK_SECRET', 'SECRETS_KEY'] });
+    expect(config.ADMIN_JWT_SECRET.length).toBeGreaterThanOrEqual(32);
+    expect(config.CLICK_SECRET).not.toBe(config.ADMIN_JWT_SECRET);
+    expect(config).toMatchObject({ WEBHOOK_ALLOW_HTTP: true, WEBHOOK_ALLOWED_CIDRS: ['127.0.0.0/8', '::1/128'] });
+    // A second run keeps the secrets the running services share.
+    execFileSync(process.execPath, [path.join(dir, 'scripts/prepare.mjs'), '--quiet'], { cwd: dir });
+    expect(readFileSync(path.join(dir, '.env'), 'utf8')).toBe(text);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+it('creates and migrates a missing database, then seeds a demo once and prints ids, key and URLs', async () => {
+  const name = `trackway_start_${randomSuffix()}`;
+  const url = new URL(TEST_DATABASE_URL);
+  url.pathname = `/${name}`;
+  const lines: string[] = [];
+  try {
+    const first = await migrateDatabase(url.toString(), (line) => lines.push(line));
+    expect(lines[0]).toBe(`created database ${name}`);
+    expect(first.applied.length).toBeGreaterThan(0);
+    expect((await migrateDatabase(url.toString(), () => undefined)).applied).toEqual([]);
+
+    const prisma = createPrisma(url.toString());
+    try {
+      const printed = await seedIfEmpty(prisma, 'http://127.0.0.1:3000', 'http://127.0.0.1:3001');
+      const [advertiser, affiliate, offer] = [await prisma.advertiser.findFirstOrThrow(), await prisma.affiliate.findFirstOrThrow(), await prisma.offer.findFirstOrThrow()];
+      expect(printed).toContain(`advertiser_id  ${advertiser.id}`);
+      expect(printed).toContain(`Click URL:     http://127.0.0.1:3000/click?offer_id=${offer.id}&affiliate_id=${affiliate.id}`);
+      const key = /postback key {3}(pk_\S+)/.exec(printed!)![1];
+      expect(hashPostbackKey(key)).toBe(advertiser.postbackKeyHash);
+      expect(printed).toContain(`/postback?key=${key}&click_id=`);
+      expect(await seedIfEmpty(prisma, 'http://127.0.0.1:3000', 'http://127.0.0.1:3001')).toBeNull();
+    } finally {
+      await prisma.$disconnect();
+    }
+  } finally {
+    const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await admin.connect();
+    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    await admin.end();
+  }
+});
