@@ -69,7 +69,7 @@ async function main() {
     connections.push(c);
     return c;
   };
-  const baselineQueue = createQueue('postbacks', stack.producer, basePrefix);
+  const baselineQueue = createQueue('postbacks', stack.producer, basePrefix, () => undefined);
   const cleanup = once(async () => {
     await baselineQueue.close();
     for (const c of connections) c.disconnect();
@@ -96,7 +96,7 @@ async function main() {
         }));
       const fill = async (queue: typeof baselineQueue, list: PostbackJob[]) => {
         for (let i = 0; i < list.length; i += 500) {
-          await queue.addBulk(list.slice(i, i + 500).map((data) => ({ name: 'postback', data, opts: { jobId: data.postbackId } })));
+          await queue.addBulk(list.slice(i, i + 500).map((data) => ({ name: 'postback', data: { postbacks: [data] }, opts: { jobId: data.postbackId } })));
         }
       };
 
@@ -104,6 +104,7 @@ async function main() {
         createWorkers(
           {
             prisma: stack.db.prisma,
+            pool: stack.db.pool,
             clickIds: stack.clickIds,
             eventsQueue: stack.queues.events,
             connection: connect(),

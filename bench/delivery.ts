@@ -65,7 +65,7 @@ async function publishBurst(stack: Stack, n: number): Promise<EventEnvelope[]> {
       createEvent('conversion.approved', { conversion: { id: `cnv_bench_${i + k}`, amount: '49.90', currency: 'USD' }, previous_status: null }),
     );
     await stack.db.prisma.$transaction((tx) => writeEvents(tx, events));
-    await publishEvents(stack.db.prisma, stack.queues.events, events);
+    await publishEvents(stack.db.pool, stack.queues.events, events);
     all.push(...events);
   }
   return all;
@@ -97,7 +97,7 @@ function arrivals(receiver: Receiver, events: EventEnvelope[]): { latencies: num
 async function emit(stack: Stack, i: number): Promise<EventEnvelope> {
   const event = createEvent('conversion.approved', { conversion: { id: `cnv_paced_${i}`, amount: '49.90', currency: 'USD' }, previous_status: null });
   await stack.db.prisma.$transaction((tx) => writeEvents(tx, [event]));
-  await publishEvents(stack.db.prisma, stack.queues.events, [event]);
+  await publishEvents(stack.db.pool, stack.queues.events, [event]);
   return event;
 }
 

@@ -68,7 +68,7 @@ it('logs in, lists every queue with counts, and retries a failed job from the pa
     },
     { connection, prefix: stack.prefix },
   );
-  const job = await stack.queues.clicks.add('click', { clickId: 'c', offerId: 1, affiliateId: 1, clickedAt: new Date().toISOString(), subs: {} }, { attempts: 1 });
+  const job = await stack.queues.clicks.add('click', { clicks: [{ clickId: 'c', offerId: 1, affiliateId: 1, clickedAt: new Date().toISOString(), subs: {} }] }, { attempts: 1 });
   await waitFor(async () => (await stack.queues.clicks.getJobState(job.id!)) === 'failed', { what: 'the job to fail' });
 
   const context = await browser.newContext();

@@ -28,7 +28,7 @@ const createEndpoint = async (url: string, body: Record<string, unknown> = {}) =
 async function emit(count = 1) {
   const events = Array.from({ length: count }, () => createEvent('conversion.approved', { conversion: { id: 'cnv_x' } }));
   await stack.db.prisma.$transaction((tx) => writeEvents(tx, events));
-  await publishEvents(stack.db.prisma, stack.queues.events, events);
+  await publishEvents(stack.db.pool, stack.queues.events, events);
   return events;
 }
 

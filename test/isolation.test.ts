@@ -24,7 +24,7 @@ async function emitMany(count: number) {
   for (let i = 0; i < count; i++) {
     const event = createEvent('conversion.approved', { conversion: { id: `cnv_${i}` } });
     await stack.db.prisma.$transaction((tx) => writeEvents(tx, [event]));
-    await publishEvents(stack.db.prisma, stack.queues.events, [event]);
+    await publishEvents(stack.db.pool, stack.queues.events, [event]);
     events.push(event);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }

@@ -5,7 +5,7 @@ import { createSecretBox } from '@trackway/domain';
 import { createLogger } from '@trackway/logger';
 import { createProducerConnection, createQueues, createWorkerConnection, whenReady } from '@trackway/queues';
 import { createMetrics } from '@trackway/runtime';
-import { TEST_REDIS_URL, type TestDatabase, createTestDatabase, deleteRedisPrefix, randomPrefix, waitFor } from '@trackway/testing';
+import { TEST_REDIS_URL, type TestDatabase, createTestDatabase, deleteRedisPrefix, ignoreErrors, randomPrefix, waitFor } from '@trackway/testing';
 import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import request from 'supertest';
@@ -32,16 +32,16 @@ beforeAll(async () => {
   db = await createTestDatabase();
   prefix = randomPrefix();
   producer = createProducerConnection(TEST_REDIS_URL);
-  queues = createQueues(producer, prefix);
+  queues = createQueues(producer, prefix, ignoreErrors);
   const clickIds = createClickIdCodec(SECRET);
   const health = { accepting: true, checks: {} };
   ingest = createIngest({ queues, redis: producer, lookups: createLookups(db.prisma), clickIds, logger, metrics: createMetrics('ingest'), health });
-  api = createApi({ prisma: db.prisma, queues, redis: producer, box: createSecretBox(Buffer.alloc(32, 3)), sessionKey: Buffer.alloc(32, 3), webhooks: { schedule: [0], allowHttp: true, allowedCidrs: ['127.0.0.0/8'] }, invalidate: async () => undefined, verifier: createVerifier({ secret: SECRET }), logger, metrics: createMetrics('api'), health });
+  api = createApi({ prisma: db.prisma, pool: db.pool, queues, redis: producer, box: createSecretBox(Buffer.alloc(32, 3)), sessionKey: Buffer.alloc(32, 3), webhooks: { schedule: [0], allowHttp: true, allowedCidrs: ['127.0.0.0/8'] }, invalidate: async () => undefined, verifier: createVerifier({ secret: SECRET }), logger, metrics: createMetrics('api'), health });
   auth = { Authorization: `Bearer ${await signAdminToken(SECRET)}` };
   workerConnections = [createWorkerConnection(TEST_REDIS_URL), createWorkerConnection(TEST_REDIS_URL)];
   workers = workerConnections.flatMap((connection) =>
     createWorkers(
-      { prisma: db.prisma, clickIds, eventsQueue: queues.events, connection, prefix, logger, metrics: createMetrics('attribution'), concurrency: { postbacks: 16, clicks: 50 } },
+      { prisma: db.prisma, pool: db.pool, clickIds, eventsQueue: queues.events, connection, prefix, logger, metrics: createMetrics('attribution'), concurrency: { postbacks: 16, clicks: 50 } },
       ['postbacks', 'clicks'],
     ),
   );

@@ -45,7 +45,7 @@ const connect = (kind: 'producer' | 'worker') => {
 it('runs queues, a worker, the isolation scripts and invalidation on a cluster with a hash-tag prefix', async () => {
   const producer = connect('producer');
   expect(await whenReady(producer, 10_000)).toBe(true);
-  const queue = createQueue('postbacks', producer, PREFIX);
+  const queue = createQueue('postbacks', producer, PREFIX, () => undefined);
   const seen: string[] = [];
   const worker = new Worker('postbacks', async (job) => void seen.push(job.id!), { connection: connect('worker'), prefix: PREFIX });
   try {

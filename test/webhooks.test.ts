@@ -44,7 +44,7 @@ async function endpoint(url: string, body: Record<string, unknown> = {}) {
 async function emit(type: EventType = 'conversion.approved', data: Record<string, unknown> = { conversion: { id: 'cnv_test' } }): Promise<EventEnvelope> {
   const event = createEvent(type, data);
   await stack.db.prisma.$transaction((tx) => writeEvents(tx, [event]));
-  await publishEvents(stack.db.prisma, stack.queues.events, [event]);
+  await publishEvents(stack.db.pool, stack.queues.events, [event]);
   return event;
 }
 
@@ -233,11 +233,12 @@ describe('webhook delivery', () => {
     const ep = await endpoint(r.url);
     const event = await emit();
     await settled((await deliveryOf(ep.id, event.id)).id);
-    // Republish after the first events job is gone (as the outbox relay could).
-    await (await stack.queues.events.getJob(event.id))?.remove();
-    await stack.queues.events.add(event.type, event, { jobId: event.id });
-    await stack.queues.events.add(event.type, event, { jobId: `${event.id}-again` });
+    // Published again (as the outbox relay could), once in the shape earlier versions enqueued.
+    await stack.queues.events.add(event.type, { events: [event] }, { jobId: `${event.id}-again` });
+    await stack.queues.events.add(event.type, event as never, { jobId: `${event.id}-legacy` });
     await waitFor(async () => (await stack.queues.events.getJob(`${event.id}-again`))?.finishedOn);
+    await waitFor(async () => (await stack.queues.events.getJob(`${event.id}-legacy`))?.finishedOn);
+    expect(await stack.queues.events.getJobState(`${event.id}-legacy`)).toBe('completed');
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(await stack.db.prisma.delivery.count({ where: { eventId: event.id, endpointId: ep.id } })).toBe(1);
     expect(r.requests).toHaveLength(1);
@@ -248,7 +249,7 @@ describe('webhook delivery', () => {
     const r = await receiver();
     const ep = await endpoint(r.url, { event_types: ['payout.sent'] });
     const ignored = await emit('conversion.created');
-    await waitFor(async () => (await stack.queues.events.getJob(ignored.id))?.finishedOn);
+    await waitFor(async () => (await stack.queues.events.getJobs(['completed'])).some((job) => job.data.events.some((e) => e.id === ignored.id)));
     expect(await stack.db.prisma.delivery.count({ where: { eventId: ignored.id, endpointId: ep.id } })).toBe(0);
     await api.patch(`/v1/webhook-endpoints/${ep.id}`, { event_types: ['conversion.created'] }).expect(200);
     await new Promise((resolve) => setTimeout(resolve, 100));

@@ -5,7 +5,7 @@ import { createSecretBox } from '@trackway/domain';
 import { createLogger } from '@trackway/logger';
 import { createProducerConnection, createQueues, createWorkerConnection, publishInvalidation, subscribeInvalidations, whenReady } from '@trackway/queues';
 import { createMetrics } from '@trackway/runtime';
-import { TEST_REDIS_URL, type TestDatabase, createTestDatabase, deleteRedisPrefix, randomPrefix } from '@trackway/testing';
+import { TEST_REDIS_URL, type TestDatabase, createTestDatabase, deleteRedisPrefix, ignoreErrors, randomPrefix } from '@trackway/testing';
 import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { createApp as createApi } from '../../services/api/src/app';
@@ -58,13 +58,14 @@ export async function startStack(): Promise<Stack> {
     connections.push(c);
     return c;
   };
-  const queues = createQueues(producer, prefix);
+  const queues = createQueues(producer, prefix, ignoreErrors);
   const box = createSecretBox(SECRETS_KEY);
   const clickIds = createClickIdCodec(STACK_SECRET);
   const health = { accepting: true, checks: {} };
   const metrics = createMetrics('test');
   const api = createApi({
     prisma: db.prisma,
+    pool: db.pool,
     queues,
     redis: producer,
     box,
@@ -95,6 +96,7 @@ export async function startStack(): Promise<Stack> {
       const { workers: started, endpoints } = createDeliveryWorkers(
         {
           prisma: db.prisma,
+          pool: db.pool,
           box,
           connection: connect(),
           redis: connect(),
@@ -115,7 +117,7 @@ export async function startStack(): Promise<Stack> {
     },
     startAttribution() {
       const started = createAttributionWorkers(
-        { prisma: db.prisma, clickIds, eventsQueue: queues.events, connection: connect(), prefix, logger, metrics, concurrency: { postbacks: 8, clicks: 50 }, relayGraceMs: 0 },
+        { prisma: db.prisma, pool: db.pool, clickIds, eventsQueue: queues.events, connection: connect(), prefix, logger, metrics, concurrency: { postbacks: 8, clicks: 50 }, relayGraceMs: 0 },
         ['postbacks', 'clicks'],
       );
       workers.push(...started);

@@ -1,4 +1,5 @@
 import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
 import { Prisma, PrismaClient } from './generated/prisma/client';
 
 export { Prisma, PrismaClient };
@@ -29,11 +30,29 @@ export function poolConfig(target: DbTarget, max = 10) {
   };
 }
 
-export function createPrisma(databaseUrl: string, options: { poolSize?: number; schema?: string } = {}): PrismaClient {
+/**
+ * One pg pool per process, shared by Prisma (schema, migrations, admin paths) and the hot
+ * paths, which write through `pg` directly with named, multi-row statements (see ./sql.ts).
+ */
+export interface Database {
+  prisma: PrismaClient;
+  pool: pg.Pool;
+}
+
+export function createDatabase(databaseUrl: string, options: { poolSize?: number; schema?: string } = {}): Database {
   const parsed = parseDatabaseUrl(databaseUrl);
   const target = { connectionString: parsed.connectionString, schema: options.schema ?? parsed.schema };
-  const adapter = new PrismaPg(poolConfig(target, options.poolSize), target.schema ? { schema: target.schema } : undefined);
-  return new PrismaClient({ adapter });
+  const pool = new pg.Pool(poolConfig(target, options.poolSize));
+  // An idle client losing its connection (Postgres restarted) must not crash the process: the
+  // pool drops it and the next query opens a new one.
+  pool.on('error', () => undefined);
+  // $disconnect ends the pool too, so every process keeps its single shutdown step.
+  const adapter = new PrismaPg(pool, { ...(target.schema ? { schema: target.schema } : {}), disposeExternalPool: true });
+  return { prisma: new PrismaClient({ adapter }), pool };
+}
+
+export function createPrisma(databaseUrl: string, options: { poolSize?: number; schema?: string } = {}): PrismaClient {
+  return createDatabase(databaseUrl, options).prisma;
 }
 
 export function isUniqueViolation(error: unknown): boolean {

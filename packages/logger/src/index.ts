@@ -46,3 +46,30 @@ export function createLogger({ service, level, destination }: LoggerOptions): Lo
     destination,
   );
 }
+
+export type ErrorReporter = (context: Record<string, unknown>, error: unknown, message: string) => void;
+
+/**
+ * Structured, rate-limited error lines for errors that repeat while a dependency is down
+ * (every reconnect of every Redis client, queue and worker): the first of a kind is logged at
+ * once, repeats at most once per `intervalMs` with how many were folded in.
+ */
+export function errorReporter(logger: Pick<Logger, 'error' | 'warn'>, options: { intervalMs?: number; level?: 'error' | 'warn' } = {}): ErrorReporter {
+  const intervalMs = options.intervalMs ?? 10_000;
+  const level = options.level ?? 'error';
+  const seen = new Map<string, { at: number; suppressed: number }>();
+  return (context, error, message) => {
+    const err = error as { message?: string; code?: string };
+    const kind = `${message}|${JSON.stringify(context)}|${err?.code ?? ''}|${err?.message ?? String(error)}`;
+    const now = Date.now();
+    const last = seen.get(kind);
+    if (last && now - last.at < intervalMs) {
+      last.suppressed += 1;
+      return;
+    }
+    if (seen.size > 1_000) seen.clear();
+    seen.set(kind, { at: now, suppressed: 0 });
+    const line = { ...context, err: { type: (error as Error)?.name, code: err?.code, message: err?.message ?? String(error) }, ...(last?.suppressed ? { repeated: last.suppressed } : {}) };
+    logger[level](line, message);
+  };
+}

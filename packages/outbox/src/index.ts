@@ -1,11 +1,14 @@
-import type { PrismaClient, Tx } from '@trackway/db';
+import { type Queryable, type Tx, statement } from '@trackway/db';
 import type { EventEnvelope } from '@trackway/domain';
-import type { TypedQueue } from '@trackway/queues';
+import { JOB_BATCH, type TypedQueue, chunk } from '@trackway/queues';
 
 /**
- * The transactional outbox. `writeEvents` runs inside the transaction that caused the events;
- * `publishEvents` runs after commit; `relayOutbox` republishes whatever a crash between the two
- * left unpublished. Job id = event id, so a second publish of a live job is a no-op.
+ * The transactional outbox. Events are written inside the transaction that caused them
+ * (`writeEvents` on the admin paths' Prisma transactions, `insertEvents` on the hot paths' pg
+ * transactions); `publishEvents` runs after commit; `relayOutbox` republishes whatever a crash
+ * between the two left unpublished. Events travel up to JOB_BATCH.events per job: the event id
+ * (the receivers' idempotency key) is in the payload, and fanning an event out twice delivers
+ * it once (deliveries are unique per event and endpoint), so a second publish is harmless.
  */
 export async function writeEvents(tx: Tx, events: EventEnvelope[]): Promise<void> {
   if (events.length === 0) return;
@@ -19,10 +22,25 @@ export async function writeEvents(tx: Tx, events: EventEnvelope[]): Promise<void
   });
 }
 
-export async function publishEvents(prisma: PrismaClient, queue: TypedQueue<'events'>, events: EventEnvelope[]): Promise<void> {
+const insertOutbox = statement(
+  'outbox-insert',
+  `INSERT INTO outbox_events (id, type, payload, created_at)
+   SELECT id, type, payload, created_at FROM unnest($1::varchar[], $2::varchar[], $3::jsonb[], $4::timestamptz[]) AS e(id, type, payload, created_at)`,
+);
+
+/** `writeEvents` for a pg transaction: one statement for any number of events. */
+export async function insertEvents(db: Queryable, events: EventEnvelope[]): Promise<void> {
   if (events.length === 0) return;
-  await queue.addBulk(events.map((event) => ({ name: event.type, data: event, opts: { jobId: event.id } })));
-  await prisma.outboxEvent.updateMany({ where: { id: { in: events.map((e) => e.id) }, publishedAt: null }, data: { publishedAt: new Date() } });
+  await insertOutbox(db, [events.map((e) => e.id), events.map((e) => e.type), events.map((e) => JSON.stringify(e)), events.map((e) => e.timestamp)]);
+}
+
+const markPublished = statement('outbox-mark-published', `UPDATE outbox_events SET published_at = now() WHERE id = ANY($1::varchar[]) AND published_at IS NULL`);
+
+/** Enqueues committed events (one queue call, JOB_BATCH.events per job) and marks them published. */
+export async function publishEvents(db: Queryable, queue: TypedQueue<'events'>, events: EventEnvelope[]): Promise<void> {
+  if (events.length === 0) return;
+  await queue.addBulk(chunk(events, JOB_BATCH.events).map((list) => ({ name: list.length === 1 ? list[0].type : 'events', data: { events: list } })));
+  await markPublished(db, [events.map((e) => e.id)]);
 }
 
 export interface RelayOptions {
@@ -31,20 +49,20 @@ export interface RelayOptions {
   batchSize?: number;
 }
 
+const unpublished = statement<{ payload: EventEnvelope }>(
+  'outbox-unpublished',
+  `SELECT payload FROM outbox_events WHERE published_at IS NULL AND created_at <= $1::timestamptz ORDER BY created_at LIMIT $2::int`,
+);
+
 /** Publishes every outbox row left unpublished; returns how many it published. */
-export async function relayOutbox(prisma: PrismaClient, queue: TypedQueue<'events'>, options: RelayOptions = {}): Promise<number> {
+export async function relayOutbox(db: Queryable, queue: TypedQueue<'events'>, options: RelayOptions = {}): Promise<number> {
   const graceMs = options.graceMs ?? 5_000;
   const batchSize = options.batchSize ?? 500;
   let total = 0;
   for (;;) {
-    const rows = await prisma.outboxEvent.findMany({
-      where: { publishedAt: null, createdAt: { lte: new Date(Date.now() - graceMs) } },
-      orderBy: { createdAt: 'asc' },
-      take: batchSize,
-      select: { payload: true },
-    });
+    const rows = await unpublished(db, [new Date(Date.now() - graceMs).toISOString(), batchSize]);
     if (rows.length === 0) return total;
-    await publishEvents(prisma, queue, rows.map((row) => row.payload as unknown as EventEnvelope));
+    await publishEvents(db, queue, rows.map((row) => row.payload));
     total += rows.length;
     if (rows.length < batchSize) return total;
   }

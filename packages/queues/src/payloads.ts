@@ -3,6 +3,18 @@ import { z } from 'zod';
 import { CONVERSION_STATUSES, EVENT_TYPES, MONEY_PATTERN } from '@trackway/domain';
 import type { QueueName } from './names';
 
+// Job payloads only widen: a job a previous version enqueued (a postback answered 202 before a
+// rolling deploy) must still parse in the next one. So the one-item shapes of earlier versions
+// stay accepted beside the many-item shapes producers write now, and parse to the latter.
+
+/** How many items one job carries at most (ingest coalesces one event-loop turn into one job). */
+export const JOB_BATCH = {
+  /** Bounded by the postback id block (see newIdBlock): the ids of one job share a prefix. */
+  postbacks: 32,
+  clicks: 256,
+  events: 100,
+} as const;
+
 export const postbackJobSchema = z.object({
   postbackId: z.string().regex(/^pb_[0-9A-Z]{26}$/),
   advertiserId: z.number().int().positive(),
@@ -14,6 +26,7 @@ export const postbackJobSchema = z.object({
   currency: z.string().regex(/^[A-Z]{3}$/).optional(),
   status: z.enum(CONVERSION_STATUSES),
 });
+/** One postback, as ingest accepted it. */
 export type PostbackJob = z.infer<typeof postbackJobSchema>;
 
 const sub = z.string().max(255).optional();
@@ -26,6 +39,7 @@ export const clickJobSchema = z.object({
   ip: z.string().max(45).optional(),
   userAgent: z.string().max(512).optional(),
 });
+/** One click, for the reporting table. */
 export type ClickJob = z.infer<typeof clickJobSchema>;
 
 export const eventJobSchema = z.object({
@@ -34,6 +48,7 @@ export const eventJobSchema = z.object({
   timestamp: z.iso.datetime(),
   data: z.record(z.string(), z.unknown()),
 });
+/** One event envelope (its id is the receivers' idempotency key). */
 export type EventJob = z.infer<typeof eventJobSchema>;
 
 export const deliveryJobSchema = z.object({
@@ -51,19 +66,24 @@ export type DeliveryJob = z.infer<typeof deliveryJobSchema>;
 export const scheduledJobSchema = z.object({}).passthrough();
 export type ScheduledJob = z.infer<typeof scheduledJobSchema>;
 
+/** A list of items, or (from an earlier version) a single item, parsed to the list. */
+const many = <S extends z.ZodObject, K extends string>(key: K, item: S, max: number) =>
+  z.union([z.object({ [key]: z.array(item).min(1).max(max) } as { [P in K]: z.ZodArray<S> }), item.transform((one) => ({ [key]: [one] }) as { [P in K]: z.output<S>[] })]);
+
 export const JOB_SCHEMAS = {
-  postbacks: postbackJobSchema,
-  clicks: clickJobSchema,
-  events: eventJobSchema,
+  postbacks: many('postbacks', postbackJobSchema, JOB_BATCH.postbacks),
+  clicks: many('clicks', clickJobSchema, JOB_BATCH.clicks),
+  events: many('events', eventJobSchema, JOB_BATCH.events),
   deliveries: deliveryJobSchema,
   outbox: scheduledJobSchema,
   housekeeping: scheduledJobSchema,
 } satisfies Record<QueueName, z.ZodType>;
 
+/** What producers enqueue on each queue. */
 export interface JobPayloads {
-  postbacks: PostbackJob;
-  clicks: ClickJob;
-  events: EventJob;
+  postbacks: { postbacks: PostbackJob[] };
+  clicks: { clicks: ClickJob[] };
+  events: { events: EventJob[] };
   deliveries: DeliveryJob;
   outbox: ScheduledJob;
   housekeeping: ScheduledJob;
@@ -77,4 +97,11 @@ export function parseJob<N extends QueueName>(queue: N, job: Job): JobPayloads[N
   const result = JOB_SCHEMAS[queue].safeParse(job.data);
   if (!result.success) throw new UnrecoverableError(`invalid ${queue} payload: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   return result.data as JobPayloads[N];
+}
+
+/** Splits a list into chunks of at most `size` (one job each). */
+export function chunk<T>(items: readonly T[], size: number): T[][] {
+  const chunks: T[][] = [];
+  for (let i = 0; i < items.length; i += size) chunks.push(items.slice(i, i + size));
+  return chunks;
 }

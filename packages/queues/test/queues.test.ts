@@ -13,11 +13,11 @@ describe('queues', () => {
     const producer = createProducerConnection(TEST_REDIS_URL);
     const consumer = createWorkerConnection(TEST_REDIS_URL);
     await whenReady(producer);
-    const queue = createQueue('clicks', producer, prefix);
+    const queue = createQueue('clicks', producer, prefix, () => undefined);
     const seen: string[] = [];
     const worker = new Worker('clicks', async (job) => void seen.push(job.id!), { connection: consumer, prefix });
     try {
-      await queue.add('click', { clickId: 'c', offerId: 1, affiliateId: 1, clickedAt: new Date().toISOString(), subs: {} }, { jobId: 'one' });
+      await queue.add('click', { clicks: [{ clickId: 'c', offerId: 1, affiliateId: 1, clickedAt: new Date().toISOString(), subs: {} }] }, { jobId: 'one' });
       await new Promise<void>((resolve) => worker.once('completed', () => resolve()));
       expect(seen).toEqual(['one']);
       // Every key of the queue shares the hash tag, so Redis Cluster keeps them in one slot.

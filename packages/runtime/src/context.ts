@@ -1,6 +1,6 @@
 import { type Config, type SecretName, loadConfig, loadDotEnv } from '@trackway/config';
-import { type PrismaClient, createPrisma, pendingMigrations } from '@trackway/db';
-import { type Logger, createLogger } from '@trackway/logger';
+import { type PgPool, type PrismaClient, createDatabase, pendingMigrations } from '@trackway/db';
+import { type ErrorReporter, type Logger, createLogger, errorReporter } from '@trackway/logger';
 import { createProducerConnection, createWorkerConnection, whenReady } from '@trackway/queues';
 import type { Redis } from 'ioredis';
 import type { HealthState } from './health';
@@ -9,8 +9,12 @@ import { type Metrics, createMetrics } from './metrics';
 export interface ServiceContext {
   config: Config;
   logger: Logger;
+  /** Rate-limited structured lines for errors that repeat during an outage (queues, workers, connections). */
+  reportError: ErrorReporter;
   metrics: Metrics;
   prisma: PrismaClient;
+  /** The pg pool under `prisma`, for the hot paths' named multi-row statements. */
+  pool: PgPool;
   /** For producers in request handlers: fails fast when Redis is down. */
   producer: Redis;
   /** For workers and subscribers: waits for Redis to come back. */
@@ -32,10 +36,11 @@ export function createServiceContext(service: string, options: { require: readon
   const logger = createLogger({ service, level: config.LOG_LEVEL });
   const metrics = createMetrics(service);
   const poolSize = typeof options.poolSize === 'function' ? options.poolSize(config) : (options.poolSize ?? 10);
-  const prisma = createPrisma(config.DATABASE_URL, { poolSize });
+  const { prisma, pool } = createDatabase(config.DATABASE_URL, { poolSize });
   const connections: Redis[] = [];
+  const reportError = errorReporter(logger);
   const track = (redis: Redis, role: string) => {
-    redis.on('error', (error) => logger.warn({ err: error.message, role }, 'redis connection error'));
+    redis.on('error', (error) => reportError({ role }, error, 'redis connection error'));
     connections.push(redis);
     return redis;
   };
@@ -57,8 +62,10 @@ export function createServiceContext(service: string, options: { require: readon
   return {
     config,
     logger,
+    reportError,
     metrics,
     prisma,
+    pool,
     producer,
     producerReady,
     newWorkerConnection: () => track(createWorkerConnection(config.REDIS_URL, { cluster: config.REDIS_CLUSTER }), 'worker'),

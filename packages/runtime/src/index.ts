@@ -5,3 +5,4 @@ export * from './workers';
 export * from './cache';
 export * from './context';
 export * from './serve';
+export * from './batcher';

@@ -1,5 +1,5 @@
 import type { Job, Worker } from 'bullmq';
-import type { Logger } from '@trackway/logger';
+import { type Logger, errorReporter } from '@trackway/logger';
 import type { Metrics } from './metrics';
 
 /** The ids that follow a postback from ingest through attribution to each delivery. */
@@ -42,6 +42,8 @@ export function registerWorker(worker: Worker, deps: { logger: Logger; metrics: 
     logger.warn({ queue, job_id: job?.id, attempts: job?.attemptsMade, ...jobIds(job), err: error }, 'job failed');
   });
   worker.on('stalled', (jobId) => logger.warn({ queue, job_id: jobId }, 'job stalled'));
-  worker.on('error', (error) => logger.error({ queue, err: error }, 'worker error'));
+  // Repeats while Redis is down: one structured line per kind of error and interval.
+  const reportError = errorReporter(logger);
+  worker.on('error', (error) => reportError({ queue }, error, 'worker error'));
   return worker;
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { type PrismaClient, createPrisma, migrate } from '@trackway/db';
+import { type PrismaClient, createDatabase, migrate } from '@trackway/db';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 
@@ -15,6 +15,8 @@ export interface TestDatabase {
   /** A DATABASE_URL selecting this schema, for child processes. */
   url: string;
   prisma: PrismaClient;
+  /** The pg pool under `prisma` (the hot paths' statements run on it). */
+  pool: pg.Pool;
   drop(): Promise<void>;
 }
 
@@ -24,11 +26,12 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   await migrate(TEST_DATABASE_URL, { schema });
   const url = new URL(TEST_DATABASE_URL);
   url.searchParams.set('schema', schema);
-  const prisma = createPrisma(url.toString(), { poolSize: 40 });
+  const { prisma, pool } = createDatabase(url.toString(), { poolSize: 40 });
   return {
     schema,
     url: url.toString(),
     prisma,
+    pool,
     async drop() {
       await prisma.$disconnect();
       const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
@@ -70,3 +73,6 @@ export async function waitFor<T>(probe: () => Promise<T> | T, { timeoutMs = 10_0
 
 export * from './fixtures';
 export * from './receiver';
+
+/** For queues in tests: errors (e.g. from a Redis a test stops on purpose) are expected there. */
+export const ignoreErrors = () => undefined;

@@ -1,4 +1,4 @@
-import type { PrismaClient } from '@trackway/db';
+import type { PgPool, PrismaClient } from '@trackway/db';
 import type { SecretBox } from '@trackway/domain';
 import type { Redis } from 'ioredis';
 import type { Logger } from '@trackway/logger';
@@ -8,6 +8,8 @@ import type { AdminVerifier } from './auth';
 
 export interface ApiDeps {
   prisma: PrismaClient;
+  /** The pool under `prisma`: publishing outbox events uses the shared named statements. */
+  pool: PgPool;
   queues: Queues;
   /** The producer connection behind `queues`: enqueues fail fast (503) when it is down. */
   redis: Redis;

@@ -8,11 +8,12 @@ import { createVerifier } from './auth';
 runMain(async () => {
   const ctx = createServiceContext('api', { require: ['ADMIN_JWT_SECRET', 'SECRETS_KEY'] });
   const { config, logger, producer } = ctx;
-  const queues = createQueues(producer, config.QUEUE_PREFIX);
+  const queues = createQueues(producer, config.QUEUE_PREFIX, ctx.reportError);
   ctx.metrics.trackQueues(Object.values(queues));
   const secretsKey = decodeKey(config.SECRETS_KEY)!;
   const app = createApp({
     prisma: ctx.prisma,
+    pool: ctx.pool,
     queues,
     redis: producer,
     box: createSecretBox(secretsKey),

@@ -2,7 +2,7 @@ import { createSecretBox } from '@trackway/domain';
 import { createLogger } from '@trackway/logger';
 import { createProducerConnection, createQueues, whenReady } from '@trackway/queues';
 import { createMetrics } from '@trackway/runtime';
-import { TEST_REDIS_URL, type TestDatabase, createTestDatabase, deleteRedisPrefix, randomPrefix } from '@trackway/testing';
+import { TEST_REDIS_URL, type TestDatabase, createTestDatabase, deleteRedisPrefix, ignoreErrors, randomPrefix } from '@trackway/testing';
 import { createApp } from '../src/app';
 import { type AuthConfig, createVerifier, signAdminToken } from '../src/auth';
 
@@ -25,11 +25,12 @@ export async function startApi(auth: AuthConfig = { secret: ADMIN_SECRET }, db?:
   const database = db ?? (await createTestDatabase());
   const prefix = randomPrefix();
   const redis = createProducerConnection(TEST_REDIS_URL);
-  const queues = createQueues(redis, prefix);
+  const queues = createQueues(redis, prefix, ignoreErrors);
   await whenReady(redis);
   const invalidations: Array<[string, string | number | undefined]> = [];
   const app = createApp({
     prisma: database.prisma,
+    pool: database.pool,
     queues,
     redis,
     box: createSecretBox(TEST_SECRETS_KEY),

@@ -9,16 +9,17 @@ runMain(async () => {
   const { config, producer } = ctx;
   const consumed = queueList(config.ATTRIBUTION_QUEUES, ATTRIBUTION_QUEUES, 'ATTRIBUTION_QUEUES');
   const queues = {
-    postbacks: createQueue('postbacks', producer, config.QUEUE_PREFIX),
-    clicks: createQueue('clicks', producer, config.QUEUE_PREFIX),
-    events: createQueue('events', producer, config.QUEUE_PREFIX),
-    outbox: createQueue('outbox', producer, config.QUEUE_PREFIX),
+    postbacks: createQueue('postbacks', producer, config.QUEUE_PREFIX, ctx.reportError),
+    clicks: createQueue('clicks', producer, config.QUEUE_PREFIX, ctx.reportError),
+    events: createQueue('events', producer, config.QUEUE_PREFIX, ctx.reportError),
+    outbox: createQueue('outbox', producer, config.QUEUE_PREFIX, ctx.reportError),
   };
   // One scheduler for the whole cluster: each tick runs on exactly one attribution worker.
   await queues.outbox.upsertJobScheduler('outbox-relay', { every: config.OUTBOX_RELAY_INTERVAL }, { name: 'relay' });
   const workers = createWorkers(
     {
       prisma: ctx.prisma,
+      pool: ctx.pool,
       clickIds: createClickIdCodec(config.CLICK_SECRET),
       eventsQueue: queues.events,
       connection: ctx.newWorkerConnection(),

@@ -1,8 +1,8 @@
 import type { ClickIdCodec } from '@trackway/clickid';
-import type { PrismaClient } from '@trackway/db';
+import type { PgPool, PrismaClient } from '@trackway/db';
 import type { Logger } from '@trackway/logger';
 import { publishEvents, relayOutbox } from '@trackway/outbox';
-import { QUEUE, type TypedQueue, cappedExponentialDelay, parseJob } from '@trackway/queues';
+import { type PostbackJob, QUEUE, type TypedQueue, cappedExponentialDelay, parseJob } from '@trackway/queues';
 import { type CachedLookup, type Metrics, cachedLookup, registerWorker } from '@trackway/runtime';
 import { type Processor, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -14,6 +14,8 @@ export type AttributionQueue = (typeof ATTRIBUTION_QUEUES)[number];
 
 export interface AttributionDeps {
   prisma: PrismaClient;
+  /** The pool under `prisma`: the hot paths' named multi-row statements. */
+  pool: PgPool;
   clickIds: ClickIdCodec;
   eventsQueue: TypedQueue<'events'>;
   connection: Redis;
@@ -34,7 +36,21 @@ export function createHandlers(deps: AttributionDeps) {
   return {
     handlers: {
       postbacks: async (job) => {
-        const payload = parseJob('postbacks', job);
+        const results = [];
+        for (const payload of parseJob('postbacks', job).postbacks) results.push(await attributeOne(payload));
+        return results.length === 1 ? results[0] : { outcomes: results.length };
+      },
+      clicks: async (job) => {
+        for (const click of parseJob('clicks', job).clicks) {
+          await clicks.add(click);
+          metrics.clicks.inc({ outcome: 'recorded' });
+        }
+      },
+      outbox: async () => ({ published: await relayOutbox(deps.pool, eventsQueue, { graceMs: deps.relayGraceMs }) }),
+    } satisfies Record<AttributionQueue, Processor>,
+    offers,
+  };
+  async function attributeOne(payload: PostbackJob) {
         const { outcome, events, replayed } = await processPostback(prisma, clickIds, payload, (id) => offers.get(id));
         // The line that links a postback to the events (and so the deliveries) it caused.
         logger.info(
@@ -46,21 +62,13 @@ export function createHandlers(deps: AttributionDeps) {
           if (outcome.conversionStatus) metrics.conversions.inc({ status: outcome.conversionStatus });
         }
         try {
-          await publishEvents(prisma, eventsQueue, events);
+          await publishEvents(deps.pool, eventsQueue, events);
         } catch (error) {
           // Committed but not enqueued: the outbox relay publishes these events later.
           logger.warn({ err: error, postback_id: payload.postbackId }, 'events left for the outbox relay');
         }
         return { status: outcome.status, reason: outcome.reason, conversion_id: outcome.conversionId };
-      },
-      clicks: async (job) => {
-        await clicks.add(parseJob('clicks', job));
-        metrics.clicks.inc({ outcome: 'recorded' });
-      },
-      outbox: async () => ({ published: await relayOutbox(prisma, eventsQueue, { graceMs: deps.relayGraceMs }) }),
-    } satisfies Record<AttributionQueue, Processor>,
-    offers,
-  };
+  }
 }
 
 export function createWorkers(deps: AttributionDeps, queues: readonly AttributionQueue[] = ATTRIBUTION_QUEUES): Worker[] & { offers: CachedLookup<object> } {

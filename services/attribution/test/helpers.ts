@@ -2,7 +2,7 @@ import { createLogger } from '@trackway/logger';
 import { createClickIdCodec } from '@trackway/clickid';
 import { createQueue, createWorkerConnection } from '@trackway/queues';
 import { createMetrics } from '@trackway/runtime';
-import { TEST_REDIS_URL, type TestDatabase, createTestDatabase, deleteRedisPrefix, randomPrefix } from '@trackway/testing';
+import { TEST_REDIS_URL, type TestDatabase, createTestDatabase, deleteRedisPrefix, ignoreErrors, randomPrefix } from '@trackway/testing';
 import { newId } from '@trackway/domain';
 import type { PostbackJob } from '@trackway/queues';
 import type { Worker } from 'bullmq';
@@ -32,15 +32,16 @@ export async function startAttribution(): Promise<AttributionHarness> {
   const prefix = randomPrefix();
   const redis = createWorkerConnection(TEST_REDIS_URL);
   const queues = {
-    postbacks: createQueue('postbacks', redis, prefix),
-    clicks: createQueue('clicks', redis, prefix),
-    events: createQueue('events', redis, prefix),
+    postbacks: createQueue('postbacks', redis, prefix, ignoreErrors),
+    clicks: createQueue('clicks', redis, prefix, ignoreErrors),
+    events: createQueue('events', redis, prefix, ignoreErrors),
   };
   const clickIds = createClickIdCodec(CLICK_SECRET);
   const workers: Worker[] = [];
   const connections: Redis[] = [];
   const deps: AttributionDeps = {
     prisma: db.prisma,
+    pool: db.pool,
     clickIds,
     eventsQueue: queues.events,
     connection: redis,

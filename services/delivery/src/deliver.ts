@@ -1,4 +1,4 @@
-import type { PrismaClient } from '@trackway/db';
+import type { PgPool, PrismaClient } from '@trackway/db';
 import type { EventEnvelope } from '@trackway/domain';
 import { disableEndpoint } from '@trackway/ledger';
 import type { Logger } from '@trackway/logger';
@@ -28,6 +28,7 @@ export class DeliveryAttemptFailed extends Error {
 
 export interface DeliverDeps {
   prisma: PrismaClient;
+  pool: PgPool;
   endpoints: EndpointDirectory;
   isolation: Isolation;
   eventsQueue: TypedQueue<'events'>;
@@ -58,7 +59,7 @@ export function createDeliverHandler(deps: DeliverDeps) {
   const settleEvents = async (events: EventEnvelope[], endpointId: string) => {
     if (events.length === 0) return;
     await deps.invalidateEndpoint(endpointId).catch(() => undefined);
-    await publishEvents(prisma, deps.eventsQueue, events).catch((error: unknown) => logger.warn({ err: error }, 'events left for the outbox relay'));
+    await publishEvents(deps.pool, deps.eventsQueue, events).catch((error: unknown) => logger.warn({ err: error }, 'events left for the outbox relay'));
   };
 
   // Recent attempt duration per endpoint (EWMA, this process): how long a parked job waits for a slot.

@@ -13,15 +13,16 @@ runMain(async () => {
   const consumed = queueList(config.DELIVERY_QUEUES, DELIVERY_QUEUES, 'DELIVERY_QUEUES');
 
   const queues = {
-    events: createQueue('events', producer, config.QUEUE_PREFIX),
-    deliveries: createQueue('deliveries', producer, config.QUEUE_PREFIX),
-    housekeeping: createQueue('housekeeping', producer, config.QUEUE_PREFIX),
+    events: createQueue('events', producer, config.QUEUE_PREFIX, ctx.reportError),
+    deliveries: createQueue('deliveries', producer, config.QUEUE_PREFIX, ctx.reportError),
+    housekeeping: createQueue('housekeeping', producer, config.QUEUE_PREFIX, ctx.reportError),
   };
   await queues.housekeeping.upsertJobScheduler('prune-delivery-log', { every: PRUNE_EVERY_MS }, { name: 'prune' });
 
   const { workers, endpoints } = createDeliveryWorkers(
     {
       prisma: ctx.prisma,
+      pool: ctx.pool,
       box: createSecretBox(decodeKey(config.SECRETS_KEY)!),
       connection: ctx.newWorkerConnection(),
       redis: ctx.newWorkerConnection(),

@@ -1,4 +1,4 @@
-import type { PrismaClient } from '@trackway/db';
+import type { PgPool, PrismaClient } from '@trackway/db';
 import type { SecretBox } from '@trackway/domain';
 import type { Logger } from '@trackway/logger';
 import { DELIVERY_BACKOFF, type JobPayloads, QUEUE, type TypedQueue, cappedExponentialDelay, parseJob } from '@trackway/queues';
@@ -29,6 +29,8 @@ export interface DeliverySettings {
 
 export interface DeliveryDeps {
   prisma: PrismaClient;
+  /** The pool under `prisma`: the hot paths' named multi-row statements. */
+  pool: PgPool;
   box: SecretBox;
   /** Worker connection (blocking commands). */
   connection: Redis;
@@ -59,6 +61,7 @@ export function createDeliveryWorkers(deps: DeliveryDeps, queues: readonly Deliv
   const fanOut = createFanOutHandler({ prisma: deps.prisma, endpoints, deliveriesQueue: deps.queues.deliveries, schedule: settings.schedule });
   const deliver = createDeliverHandler({
     prisma: deps.prisma,
+    pool: deps.pool,
     endpoints,
     isolation,
     eventsQueue: deps.queues.events,
@@ -69,7 +72,11 @@ export function createDeliveryWorkers(deps: DeliveryDeps, queues: readonly Deliv
   });
 
   const handlers = {
-    events: async (job) => fanOut(parseJob('events', job)),
+    events: async (job) => {
+      let deliveries = 0;
+      for (const event of parseJob('events', job).events) deliveries += (await fanOut(event)).deliveries;
+      return { deliveries };
+    },
     deliveries: async (job, token) => {
       parseJob('deliveries', job);
       return deliver(job as Job<JobPayloads['deliveries']>, token);

@@ -82,7 +82,7 @@ export function createApp(deps: IngestDeps): Express {
     failFast(redis, () =>
       queues.clicks.add(
         'click',
-        {
+        { clicks: [{
           clickId,
           offerId: offer.id,
           affiliateId: affiliate.id,
@@ -90,7 +90,7 @@ export function createApp(deps: IngestDeps): Express {
           subs,
           ip: req.ip?.slice(0, 45),
           userAgent: req.get('user-agent')?.slice(0, 512),
-        },
+        }] },
         { jobId: clickId },
       ),
     ).catch((error: unknown) => {
@@ -151,7 +151,7 @@ export function createApp(deps: IngestDeps): Express {
       await failFast(redis, () =>
         queues.postbacks.add(
           'postback',
-          { postbackId, advertiserId: advertiser.id, receivedAt: new Date().toISOString(), ...input },
+          { postbacks: [{ postbackId, advertiserId: advertiser.id, receivedAt: new Date().toISOString(), ...input }] },
           { jobId: postbackId },
         ),
       );

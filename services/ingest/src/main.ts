@@ -8,8 +8,8 @@ runMain(async () => {
   const ctx = createServiceContext('ingest', { require: ['CLICK_SECRET'], poolSize: 5 });
   const { config, producer } = ctx;
   const queues = {
-    postbacks: createQueue('postbacks', producer, config.QUEUE_PREFIX),
-    clicks: createQueue('clicks', producer, config.QUEUE_PREFIX),
+    postbacks: createQueue('postbacks', producer, config.QUEUE_PREFIX, ctx.reportError),
+    clicks: createQueue('clicks', producer, config.QUEUE_PREFIX, ctx.reportError),
   };
   const lookups = createLookups(ctx.prisma);
   await subscribeInvalidations(ctx.newWorkerConnection(), config.QUEUE_PREFIX, (kind) => {

@@ -2,7 +2,7 @@ import { createLogger } from '@trackway/logger';
 import { createClickIdCodec } from '@trackway/clickid';
 import { createProducerConnection, createQueue, whenReady } from '@trackway/queues';
 import { createMetrics } from '@trackway/runtime';
-import { TEST_REDIS_URL, type TestDatabase, createTestDatabase, deleteRedisPrefix, randomPrefix } from '@trackway/testing';
+import { TEST_REDIS_URL, type TestDatabase, createTestDatabase, deleteRedisPrefix, ignoreErrors, randomPrefix } from '@trackway/testing';
 import { createApp } from '../src/app';
 import { createLookups } from '../src/lookups';
 
@@ -24,7 +24,7 @@ export async function startIngest(options: { redisUrl?: string } = {}): Promise<
   const redis = createProducerConnection(options.redisUrl ?? TEST_REDIS_URL);
   redis.on('error', () => undefined);
   if (!options.redisUrl) await whenReady(redis);
-  const queues = { postbacks: createQueue('postbacks', redis, prefix), clicks: createQueue('clicks', redis, prefix) };
+  const queues = { postbacks: createQueue('postbacks', redis, prefix, ignoreErrors), clicks: createQueue('clicks', redis, prefix, ignoreErrors) };
   queues.postbacks.on('error', () => undefined);
   queues.clicks.on('error', () => undefined);
   const clickIds = createClickIdCodec(CLICK_SECRET);

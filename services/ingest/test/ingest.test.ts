@@ -1,5 +1,5 @@
 import http from 'node:http';
-import { createFixture, type Fixture } from '@trackway/testing';
+import { createFixture, type Fixture, waitFor } from '@trackway/testing';
 import fc from 'fast-check';
 import request from 'supertest';
 import { redactUrl } from '../src/app';
@@ -32,8 +32,8 @@ describe('GET /click', () => {
     expect(id.length).toBeLessThanOrEqual(64);
     expect(id).toMatch(/^[A-Za-z0-9_-]+$/);
     expect(h.clickIds.verify(id)).toMatchObject({ offerId: fx.offerId, affiliateId: fx.affiliateId });
-    const job = await waitForJob(h, id);
-    expect(job.data).toMatchObject({ clickId: id, offerId: fx.offerId, affiliateId: fx.affiliateId, subs: { sub1: 'a b', sub2: 'x' } });
+    const click = await waitForClick(h, id);
+    expect(click).toMatchObject({ clickId: id, offerId: fx.offerId, affiliateId: fx.affiliateId, subs: { sub1: 'a b', sub2: 'x' } });
   });
 
   it('appends click_id when the destination has no macro', async () => {
@@ -68,7 +68,7 @@ describe('/postback', () => {
       .expect(202);
     expect(res.body).toEqual({ postback_id: expect.stringMatching(/^pb_[0-9A-Z]{26}$/), status: 'queued' });
     const job = await h.queues.postbacks.getJob(res.body.postback_id);
-    expect(job?.data).toMatchObject({
+    expect(job?.data.postbacks[0]).toMatchObject({
       postbackId: res.body.postback_id,
       advertiserId: fx.advertiserId,
       clickId,
@@ -86,13 +86,13 @@ describe('/postback', () => {
       .set('X-Postback-Key', fx.postbackKey)
       .send({ click_id: clickId, order_id: 'ORD-J', amount: 12.5, status: 'pending', event: 'sale' })
       .expect(202);
-    expect((await h.queues.postbacks.getJob(json.body.postback_id))?.data).toMatchObject({ amount: '12.5', status: 'pending', event: 'sale' });
+    expect((await h.queues.postbacks.getJob(json.body.postback_id))?.data.postbacks[0]).toMatchObject({ amount: '12.5', status: 'pending', event: 'sale' });
     const form = await request(h.app)
       .post('/postback')
       .type('form')
       .send(`click_id=${clickId}&order_id=ORD-F&amount=0.10&key=${fx.postbackKey}`)
       .expect(202);
-    expect((await h.queues.postbacks.getJob(form.body.postback_id))?.data).toMatchObject({ orderId: 'ORD-F', amount: '0.10' });
+    expect((await h.queues.postbacks.getJob(form.body.postback_id))?.data.postbacks[0]).toMatchObject({ orderId: 'ORD-F', amount: '0.10' });
   });
 
   it.each(
@@ -103,7 +103,7 @@ describe('/postback', () => {
     delete params[field];
     params[alias] = sample[field];
     const res = await request(h.app).get('/postback').query(params).expect(202);
-    const data = (await h.queues.postbacks.getJob(res.body.postback_id))!.data;
+    const data = (await h.queues.postbacks.getJob(res.body.postback_id))!.data.postbacks[0];
     const canonical: Record<string, string | undefined> = {
       click_id: data.clickId,
       order_id: data.orderId,
@@ -195,9 +195,9 @@ describe('/postback', () => {
     const big = await request(h.app).post('/postback').set('X-Postback-Key', fx.postbackKey).send({ click_id: clickId, order_id: 'EXACT-1', amount: 1234567890123.0001 }).expect(400);
     expect(big.body.error.fields.amount).toMatch(/as a string/);
     const ok = await request(h.app).post('/postback').set('X-Postback-Key', fx.postbackKey).send({ click_id: clickId, order_id: 'EXACT-2', amount: 99999999999.9999 }).expect(202);
-    expect((await h.queues.postbacks.getJob(ok.body.postback_id))?.data.amount).toBe('99999999999.9999');
+    expect((await h.queues.postbacks.getJob(ok.body.postback_id))?.data.postbacks[0].amount).toBe('99999999999.9999');
     const asString = await request(h.app).post('/postback').set('X-Postback-Key', fx.postbackKey).send({ click_id: clickId, order_id: 'EXACT-3', amount: '1234567890123.0001' }).expect(202);
-    expect((await h.queues.postbacks.getJob(asString.body.postback_id))?.data.amount).toBe('1234567890123.0001');
+    expect((await h.queues.postbacks.getJob(asString.body.postback_id))?.data.postbacks[0].amount).toBe('1234567890123.0001');
   });
 
   it('never enqueues on HEAD, refuses a key given twice, and reads the key parameter behind an empty header', async () => {
@@ -212,7 +212,7 @@ describe('/postback', () => {
   it('stores SQL-looking order references verbatim: they are data, not an error', async () => {
     const orderId = "x'); DROP TABLE conversions; --";
     const res = await request(h.app).get('/postback').query({ click_id: clickId, order_id: orderId, key: fx.postbackKey }).expect(202);
-    expect((await h.queues.postbacks.getJob(res.body.postback_id))?.data.orderId).toBe(orderId);
+    expect((await h.queues.postbacks.getJob(res.body.postback_id))?.data.postbacks[0].orderId).toBe(orderId);
   });
 
   it('never answers 5xx, whatever the query string (property test)', async () => {
@@ -260,13 +260,9 @@ describe('/postback', () => {
   });
 });
 
-async function waitForJob(harness: IngestHarness, id: string) {
-  for (let i = 0; i < 100; i++) {
-    const job = await harness.queues.clicks.getJob(id);
-    if (job) return job;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`click job ${id} never appeared`);
+/** The queued click with this id (clicks travel many per job). */
+async function waitForClick(harness: IngestHarness, id: string) {
+  return waitFor(async () => (await harness.queues.clicks.getJobs(['waiting'])).flatMap((job) => job.data.clicks).find((click) => click.clickId === id), { what: `click ${id} in the queue` });
 }
 
 describe('request logs', () => {

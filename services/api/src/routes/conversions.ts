@@ -21,7 +21,7 @@ const withFlags = { fraudFlags: { select: { rule: true }, orderBy: { createdAt: 
 const json = (row: Parameters<typeof conversionJson>[0] & { fraudFlags: { rule: string }[] }) =>
   conversionJson(row, row.fraudFlags.map((f) => f.rule));
 
-export function conversionsRouter({ prisma, queues, logger }: ApiDeps): Router {
+export function conversionsRouter({ prisma, pool, queues, logger }: ApiDeps): Router {
   const router = Router();
 
   router.get('/', async (req, res) => {
@@ -70,7 +70,7 @@ export function conversionsRouter({ prisma, queues, logger }: ApiDeps): Router {
         if (error instanceof ConcurrentUpdateError) throw new HttpError(409, 'conflict', 'The conversion changed meanwhile; retry.');
         throw error;
       });
-    await publishEvents(prisma, queues.events, events).catch((error: unknown) => logger.warn({ err: error }, 'events left for the outbox relay'));
+    await publishEvents(pool, queues.events, events).catch((error: unknown) => logger.warn({ err: error }, 'events left for the outbox relay'));
     res.json(json(await prisma.conversion.findUniqueOrThrow({ where: { id }, include: withFlags })));
   });
 

@@ -15,7 +15,7 @@ const createSchema = z.strictObject({
 const sentSchema = z.strictObject({ reference: text({ trim: true, min: 1, max: 255 }) });
 const listSchema = z.object({ ...pageQuery, affiliate_id: intIdQuery.optional(), status: z.enum(['pending', 'sent']).optional() });
 
-export function payoutsRouter({ prisma, queues, logger }: ApiDeps): Router {
+export function payoutsRouter({ prisma, pool, queues, logger }: ApiDeps): Router {
   const router = Router();
   const withCommissions = { commissions: { select: { id: true }, orderBy: { id: 'asc' } } } as const;
 
@@ -60,7 +60,7 @@ export function payoutsRouter({ prisma, queues, logger }: ApiDeps): Router {
       if (!(await prisma.payout.findUnique({ where: { id } }))) throw notFound('Payout');
       throw new HttpError(409, 'already_sent', 'The payout was already marked sent.');
     }
-    await publishEvents(prisma, queues.events, [result.event]).catch((error: unknown) => logger.warn({ err: error }, 'payout.sent left for the outbox relay'));
+    await publishEvents(pool, queues.events, [result.event]).catch((error: unknown) => logger.warn({ err: error }, 'payout.sent left for the outbox relay'));
     res.json(result.event.data.payout);
   });
 

@@ -1,5 +1,5 @@
 import { notFound, unavailable } from '@trackway/http';
-import { RedisUnavailableError, failFast } from '@trackway/queues';
+import { RedisUnavailableError, failFast, findQueuedPostback } from '@trackway/queues';
 import { Router } from 'express';
 import type { ApiDeps } from '../deps';
 import { prefixedId } from './params';
@@ -26,14 +26,15 @@ export function postbacksRouter({ prisma, queues, redis }: ApiDeps): Router {
       });
       return;
     }
-    const [job, state] = await failFast(redis, async () => {
-      const found = await queues.postbacks.getJob(id);
-      return [found, found ? await found.getState() : undefined] as const;
+    const [found, state] = await failFast(redis, async () => {
+      const queued = await findQueuedPostback(queues.postbacks, id);
+      return [queued, queued ? await queued.job.getState() : undefined] as const;
     }).catch((error: unknown) => {
       if (error instanceof RedisUnavailableError) throw unavailable('Queued postbacks cannot be looked up right now; retry later.');
       throw error;
     });
-    if (!job) throw notFound('Postback');
+    if (!found) throw notFound('Postback');
+    const { job, postback } = found;
     res.json({
       id,
       status: 'queued',
@@ -41,8 +42,8 @@ export function postbacksRouter({ prisma, queues, redis }: ApiDeps): Router {
       // retries exhausted (the job can be retried from Bull Board).
       reason: state === 'failed' ? 'processing_failed' : job.attemptsMade > 0 ? 'retrying' : null,
       conversion_id: null,
-      advertiser_id: job.data.advertiserId,
-      received_at: job.data.receivedAt,
+      advertiser_id: postback.advertiserId,
+      received_at: postback.receivedAt,
       processed_at: null,
     });
   });

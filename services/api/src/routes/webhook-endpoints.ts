@@ -224,7 +224,7 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
       await writeEvents(tx, [event]);
       await tx.delivery.create({ data: { id: deliveryId, eventId: event.id, endpointId: endpoint.id, eventType: event.type } });
     });
-    await publishEvents(prisma, deps.queues.events, [event]).catch((error: unknown) => deps.logger.warn({ err: error }, 'test event left for the outbox relay'));
+    await publishEvents(deps.pool, deps.queues.events, [event]).catch((error: unknown) => deps.logger.warn({ err: error }, 'test event left for the outbox relay'));
     res.status(202).json({ event_id: event.id, delivery_id: deliveryId });
   });
 

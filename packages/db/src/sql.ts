@@ -1,0 +1,84 @@
+import type pg from 'pg';
+
+export type PgPool = pg.Pool;
+export type PgClient = pg.PoolClient;
+
+/** A pool or a checked-out client: anything a statement can run on. */
+export type Queryable = Pick<pg.Pool | pg.PoolClient, 'query'>;
+
+/**
+ * A named statement: Postgres parses and plans it once per connection, then only binds and
+ * executes it (Prisma's raw queries are unnamed and re-planned on every call). Hot paths use
+ * these with arrays as parameters (`unnest`), so one round trip writes a whole batch.
+ */
+export function statement<R extends pg.QueryResultRow = pg.QueryResultRow>(name: string, text: string) {
+  return async (db: Queryable, values: unknown[]): Promise<R[]> => (await db.query<R>({ name, text, values })).rows;
+}
+
+/**
+ * Runs `work` in one transaction on one client of the pool. A serialization failure or a
+ * deadlock (another transaction chose the same rows in another order) rolls back and runs
+ * `work` again, up to `attempts` times.
+ */
+export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>, attempts = 5): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch((rollbackError: Error) => {
+        broken = rollbackError;
+      });
+      if (attempt < attempts && (error instanceof RetryTransaction || isTransactionConflict(error))) continue;
+      throw error instanceof RetryTransaction ? error.cause : error;
+    } finally {
+      // A client whose connection failed must not go back to the pool.
+      client.release(broken);
+    }
+  }
+}
+
+/**
+ * Thrown inside `inTransaction` to roll back and run the work again: e.g. a row another
+ * transaction committed after we read (ON CONFLICT DO NOTHING skipped it), which the next run
+ * reads and locks. `cause` is what is thrown if the attempts run out.
+ */
+export class RetryTransaction extends Error {
+  override name = 'RetryTransaction';
+  constructor(
+    message: string,
+    override readonly cause: Error = new Error(message),
+  ) {
+    super(message);
+  }
+}
+
+const code = (error: unknown) => (error as { code?: unknown })?.code;
+
+/** 40001 serialization_failure, 40P01 deadlock_detected. */
+export function isTransactionConflict(error: unknown): boolean {
+  return code(error) === '40001' || code(error) === '40P01';
+}
+
+/**
+ * What a failed statement says about the batch it was part of:
+ * - `unavailable`: the database could not be reached or went away (retry later, all of it);
+ * - `data`: a value the database refused (class 22 data exception, 23 integrity violation):
+ *   the batch holds a row that can never be written, to be found by writing rows alone;
+ * - `other`: anything else (a bug, a timeout): retried like an outage.
+ */
+export function classifyDbError(error: unknown): 'unavailable' | 'data' | 'other' {
+  const c = code(error);
+  if (typeof c === 'string') {
+    if (/^(08|53|57P0[1-3])/.test(c)) return 'unavailable';
+    if (/^(ECONN|ETIMEDOUT|ENOTFOUND|EAI_|EPIPE|EHOSTUNREACH|ENETUNREACH)/.test(c)) return 'unavailable';
+    if (/^(22|23)/.test(c)) return 'data';
+  }
+  const message = (error as Error)?.message ?? '';
+  if (/timeout exceeded when trying to connect|Connection terminated|connection is closed|Client has encountered a connection error|Cannot use a pool after calling end/i.test(message)) return 'unavailable';
+  return 'other';
+}
