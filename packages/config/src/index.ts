@@ -118,7 +118,11 @@ export const envSchema = z.object({
   // HTTP services answer /readyz 503 this long before they stop accepting, so load balancers
   // take them out of rotation first (set it above the balancer's health-check interval).
   SHUTDOWN_DRAIN_MS: int(1_000, 0, 600_000),
-  ATTRIBUTION_CONCURRENCY: int(16, 1, 1000),
+  // Postback jobs a worker holds at once; their postbacks are written in batches of up to
+  // ATTRIBUTION_BATCH_SIZE, one transaction each, the first waiting ATTRIBUTION_BATCH_WAIT for more.
+  ATTRIBUTION_CONCURRENCY: int(1000, 1, 10_000),
+  ATTRIBUTION_BATCH_SIZE: int(500, 1, 10_000),
+  ATTRIBUTION_BATCH_WAIT: duration('5ms'),
   CLICKS_CONCURRENCY: int(200, 1, 5000),
   DELIVERY_CONCURRENCY: int(50, 1, 5000),
   DELIVERY_FANOUT_CONCURRENCY: int(20, 1, 1000),

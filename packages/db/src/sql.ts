@@ -82,3 +82,22 @@ export function classifyDbError(error: unknown): 'unavailable' | 'data' | 'other
   if (/timeout exceeded when trying to connect|Connection terminated|connection is closed|Client has encountered a connection error|Cannot use a pool after calling end/i.test(message)) return 'unavailable';
   return 'other';
 }
+
+export type Settled<R> = { ok: true; value: R } | { ok: false; error: unknown };
+
+/**
+ * Writes a batch so that a bad row never fails its neighbours: a batch the database refuses
+ * for a value (a data or integrity error) is split in halves until the item that causes it
+ * stands alone; that item fails with `permanent(item, error)` (it can never be written), the
+ * others are written. Any other error (an outage) fails the whole batch, to be retried.
+ */
+export async function writeIsolated<T, R>(items: T[], write: (items: T[]) => Promise<R[]>, permanent: (item: T, error: Error) => Error): Promise<Settled<R>[]> {
+  try {
+    return (await write(items)).map((value) => ({ ok: true, value }));
+  } catch (error) {
+    if (classifyDbError(error) !== 'data') return items.map(() => ({ ok: false, error }));
+    if (items.length === 1) return [{ ok: false, error: permanent(items[0], error as Error) }];
+    const half = Math.ceil(items.length / 2);
+    return [...(await writeIsolated(items.slice(0, half), write, permanent)), ...(await writeIsolated(items.slice(half), write, permanent))];
+  }
+}

@@ -8,3 +8,4 @@ export * from './representations';
 export * from './keys';
 export * from './secrets-box';
 export * from './event-catalog';
+export * from './attribution';

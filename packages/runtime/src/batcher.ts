@@ -1,4 +1,6 @@
-export type Settled<R> = { ok: true; value: R } | { ok: false; error: unknown };
+import type { Settled } from '@trackway/db';
+
+export type { Settled };
 
 export interface BatcherOptions<T> {
   /** A batch is written as soon as this much is waiting (items, or their `weight`). */

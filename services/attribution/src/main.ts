@@ -4,8 +4,8 @@ import { createServiceContext, queueList, runMain, serveWorkers } from '@trackwa
 import { ATTRIBUTION_QUEUES, createWorkers } from './workers';
 
 runMain(async () => {
-  // Every concurrent postback holds a connection for its transaction: the pool has room for all.
-  const ctx = createServiceContext('attribution', { require: ['CLICK_SECRET'], poolSize: (c) => c.ATTRIBUTION_CONCURRENCY + 4 });
+  // One postback batch and one click batch write at a time; the relay and offer lookups share the rest.
+  const ctx = createServiceContext('attribution', { require: ['CLICK_SECRET'], poolSize: 6 });
   const { config, producer } = ctx;
   const consumed = queueList(config.ATTRIBUTION_QUEUES, ATTRIBUTION_QUEUES, 'ATTRIBUTION_QUEUES');
   const queues = {
@@ -27,6 +27,7 @@ runMain(async () => {
       logger: ctx.logger,
       metrics: ctx.metrics,
       concurrency: { postbacks: config.ATTRIBUTION_CONCURRENCY, clicks: config.CLICKS_CONCURRENCY },
+      batches: { postbacks: { size: config.ATTRIBUTION_BATCH_SIZE, waitMs: config.ATTRIBUTION_BATCH_WAIT } },
       workerOptions: { lockDuration: config.WORKER_LOCK_DURATION, stalledInterval: config.WORKER_STALLED_INTERVAL },
     },
     consumed,

@@ -2,15 +2,27 @@ import type { ClickIdCodec } from '@trackway/clickid';
 import type { PgPool, PrismaClient } from '@trackway/db';
 import type { Logger } from '@trackway/logger';
 import { publishEvents, relayOutbox } from '@trackway/outbox';
-import { type PostbackJob, QUEUE, type TypedQueue, cappedExponentialDelay, parseJob } from '@trackway/queues';
-import { type CachedLookup, type Metrics, cachedLookup, registerWorker } from '@trackway/runtime';
-import { type Processor, Worker } from 'bullmq';
+import { type ClickJob, type PostbackJob, QUEUE, type TypedQueue, cappedExponentialDelay, parseJob } from '@trackway/queues';
+import { type CachedLookup, type Metrics, MicroBatcher, cachedLookup, registerWorker } from '@trackway/runtime';
+import { type Processor, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { ClickBatcher } from './clicks/click-batcher';
-import { processPostback } from './postbacks/process-postback';
+import { writeClicks } from './clicks/write-clicks';
+import { type AttributionResult, attributeIsolated } from './postbacks/attribute';
 
 export const ATTRIBUTION_QUEUES = [QUEUE.postbacks, QUEUE.clicks, QUEUE.outbox] as const;
 export type AttributionQueue = (typeof ATTRIBUTION_QUEUES)[number];
+
+export interface BatchSettings {
+  /** Postbacks (or clicks) written in one transaction at most. */
+  size: number;
+  /** How long the first of a batch waits for more. */
+  waitMs: number;
+}
+
+export const DEFAULT_BATCHES = {
+  postbacks: { size: 500, waitMs: 5 },
+  clicks: { size: 1_000, waitMs: 20 },
+} satisfies Record<'postbacks' | 'clicks', BatchSettings>;
 
 export interface AttributionDeps {
   prisma: PrismaClient;
@@ -22,54 +34,83 @@ export interface AttributionDeps {
   prefix: string;
   logger: Logger;
   metrics: Metrics;
+  /** Jobs each worker runs at once: the batches are formed from them. */
   concurrency: { postbacks: number; clicks: number };
+  batches?: Partial<Record<'postbacks' | 'clicks', BatchSettings>>;
   relayGraceMs?: number;
   /** BullMQ lockDuration / stalledInterval (WORKER_LOCK_DURATION, WORKER_STALLED_INTERVAL). */
   workerOptions?: { lockDuration?: number; stalledInterval?: number };
 }
 
+/** A job's postbacks all settled: the first permanent failure fails it for good, else the first failure retries it. */
+function settleJob<T>(results: PromiseSettledResult<T>[]): T[] {
+  const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  if (failures.length > 0) throw failures.find((e) => !(e instanceof UnrecoverableError)) ?? failures[0];
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
+
 export function createHandlers(deps: AttributionDeps) {
-  const { prisma, clickIds, eventsQueue, logger, metrics } = deps;
-  const clicks = new ClickBatcher(prisma);
+  const { prisma, pool, clickIds, eventsQueue, logger, metrics } = deps;
+  const batches = { ...DEFAULT_BATCHES, ...deps.batches };
   // Offers change rarely: cached for 30 s and cleared when the API announces a change.
   const offers = cachedLookup((id) => prisma.offer.findUnique({ where: { id: Number(id) } }), { ttlMs: 30_000 });
+
+  // The postbacks the worker's concurrent jobs hold are attributed together, one transaction
+  // per batch, one batch at a time (so this process decides them in queue order); their events
+  // are published with one queue call after commit.
+  const postbacks = new MicroBatcher<PostbackJob, AttributionResult>(
+    async (jobs) => {
+      const results = await attributeIsolated({ pool, clickIds, offers: (id) => offers.get(id) }, jobs);
+      const events = results.flatMap((r) => (r.ok ? r.value.events : []));
+      try {
+        await publishEvents(pool, eventsQueue, events);
+      } catch (error) {
+        // Committed but not enqueued: the outbox relay publishes these events later.
+        logger.warn({ err: error, events: events.length }, 'events left for the outbox relay');
+      }
+      return results;
+    },
+    { maxSize: batches.postbacks.size, maxWaitMs: batches.postbacks.waitMs },
+  );
+  const clicks = new MicroBatcher<ClickJob, void>((rows) => writeClicks(pool, rows), { maxSize: batches.clicks.size, maxWaitMs: batches.clicks.waitMs });
+
   return {
     handlers: {
       postbacks: async (job) => {
-        const results = [];
-        for (const payload of parseJob('postbacks', job).postbacks) results.push(await attributeOne(payload));
-        return results.length === 1 ? results[0] : { outcomes: results.length };
+        const list = parseJob('postbacks', job).postbacks;
+        const results = await Promise.allSettled(list.map((p) => postbacks.add(p)));
+        const counts: Record<string, number> = {};
+        results.forEach((result, i) => {
+          if (result.status === 'rejected') return;
+          const { outcome, events, replayed } = result.value;
+          // The line that links a postback to the events (and so the deliveries) it caused.
+          logger.info(
+            { postback_id: list[i].postbackId, outcome: outcome.status, reason: outcome.reason, conversion_id: outcome.conversionId, event_ids: events.map((e) => e.id), replayed },
+            'postback attributed',
+          );
+          counts[outcome.status] = (counts[outcome.status] ?? 0) + 1;
+          if (replayed) return;
+          metrics.postbacks.inc({ stage: 'attribution', outcome: outcome.status, reason: outcome.reason ?? '' });
+          if (outcome.conversionStatus) metrics.conversions.inc({ status: outcome.conversionStatus });
+        });
+        settleJob(results);
+        return counts;
       },
       clicks: async (job) => {
-        for (const click of parseJob('clicks', job).clicks) {
-          await clicks.add(click);
-          metrics.clicks.inc({ outcome: 'recorded' });
-        }
+        const list = parseJob('clicks', job).clicks;
+        settleJob(await Promise.allSettled(list.map((c) => clicks.add(c))));
+        metrics.clicks.inc({ outcome: 'recorded' }, list.length);
+        return { recorded: list.length };
       },
-      outbox: async () => ({ published: await relayOutbox(deps.pool, eventsQueue, { graceMs: deps.relayGraceMs }) }),
+      outbox: async () => ({ published: await relayOutbox(pool, eventsQueue, { graceMs: deps.relayGraceMs }) }),
     } satisfies Record<AttributionQueue, Processor>,
     offers,
   };
-  async function attributeOne(payload: PostbackJob) {
-        const { outcome, events, replayed } = await processPostback(prisma, clickIds, payload, (id) => offers.get(id));
-        // The line that links a postback to the events (and so the deliveries) it caused.
-        logger.info(
-          { postback_id: payload.postbackId, outcome: outcome.status, reason: outcome.reason, conversion_id: outcome.conversionId, event_ids: events.map((e) => e.id), replayed },
-          'postback attributed',
-        );
-        if (!replayed) {
-          metrics.postbacks.inc({ stage: 'attribution', outcome: outcome.status, reason: outcome.reason ?? '' });
-          if (outcome.conversionStatus) metrics.conversions.inc({ status: outcome.conversionStatus });
-        }
-        try {
-          await publishEvents(deps.pool, eventsQueue, events);
-        } catch (error) {
-          // Committed but not enqueued: the outbox relay publishes these events later.
-          logger.warn({ err: error, postback_id: payload.postbackId }, 'events left for the outbox relay');
-        }
-        return { status: outcome.status, reason: outcome.reason, conversion_id: outcome.conversionId };
-  }
 }
+
+// A job that stalls (its worker was killed) is put back this many times before BullMQ fails it:
+// postbacks and clicks are idempotent, so running one again is always safe.
+const MAX_STALLED_COUNT = 20;
 
 export function createWorkers(deps: AttributionDeps, queues: readonly AttributionQueue[] = ATTRIBUTION_QUEUES): Worker[] & { offers: CachedLookup<object> } {
   const { handlers, offers } = createHandlers(deps);
@@ -84,6 +125,7 @@ export function createWorkers(deps: AttributionDeps, queues: readonly Attributio
         connection: deps.connection,
         prefix: deps.prefix,
         concurrency: concurrency[name],
+        maxStalledCount: MAX_STALLED_COUNT,
         ...deps.workerOptions,
         settings: { backoffStrategy: (attemptsMade: number) => cappedExponentialDelay(attemptsMade) },
       }),

@@ -7,6 +7,7 @@ import { newId } from '@trackway/domain';
 import type { PostbackJob } from '@trackway/queues';
 import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { AttributeDeps } from '../src/postbacks/attribute';
 import { type AttributionDeps, createWorkers } from '../src/workers';
 
 export const CLICK_SECRET = 'attribution-test-secret-0123456789abcdef0123';
@@ -22,6 +23,8 @@ export interface AttributionHarness {
     events: ReturnType<typeof createQueue<'events'>>;
   };
   deps: AttributionDeps;
+  /** What attributeBatch / processPostback need, on this harness's database. */
+  attribution: AttributeDeps;
   startWorkers(count?: number): Worker[];
   stopWorkers(): Promise<void>;
   close(): Promise<void>;
@@ -58,6 +61,7 @@ export async function startAttribution(): Promise<AttributionHarness> {
     redis,
     queues,
     deps,
+    attribution: { pool: db.pool, clickIds, offers: (id) => db.prisma.offer.findUnique({ where: { id } }) },
     startWorkers(count = 1) {
       const started: Worker[] = [];
       for (let i = 0; i < count; i++) {

@@ -1,5 +1,5 @@
 import { type Fixture, createFixture } from '@trackway/testing';
-import { processPostback } from '../src/postbacks/process-postback';
+import { processPostback } from '../src/postbacks/attribute';
 import { type AttributionHarness, again, postbackJob, startAttribution } from './helpers';
 
 let h: AttributionHarness;
@@ -32,7 +32,7 @@ describe('a new conversion', () => {
   it('records conversion, commission, outcome and events in one go (fixed payout)', async () => {
     const fx = await createFixture(h.db.prisma, { payoutAmount: '5.00' });
     const job = postbackJob({ advertiserId: fx.advertiserId, clickId: click(fx), amount: '49.99' });
-    const { outcome, events } = await processPostback(h.db.prisma, h.clickIds, job);
+    const { outcome, events } = await processPostback(h.attribution, job);
     expect(outcome).toMatchObject({ status: 'accepted', reason: null, conversionId: expect.stringMatching(/^cnv_/) });
     const conversion = await h.db.prisma.conversion.findUniqueOrThrow({ where: { id: outcome.conversionId! }, include: { commission: true } });
     expect(conversion).toMatchObject({ status: 'approved', affiliateId: fx.affiliateId, offerId: fx.offerId, currency: 'USD', holdReason: null });
@@ -48,20 +48,20 @@ describe('a new conversion', () => {
 
   it('computes a percent payout exactly, in the conversion currency, defaulting to the offer currency', async () => {
     const fx = await createFixture(h.db.prisma, { payoutType: 'percent', payoutPercent: '12.5', currency: 'EUR' });
-    const { outcome } = await processPostback(h.db.prisma, h.clickIds, postbackJob({ advertiserId: fx.advertiserId, clickId: click(fx), amount: '0.10' }));
+    const { outcome } = await processPostback(h.attribution, postbackJob({ advertiserId: fx.advertiserId, clickId: click(fx), amount: '0.10' }));
     const conversion = await h.db.prisma.conversion.findUniqueOrThrow({ where: { id: outcome.conversionId! } });
     expect(conversion.currency).toBe('EUR');
     expect(conversion.payout.toString()).toBe('0.0125');
-    const gbp = await processPostback(h.db.prisma, h.clickIds, postbackJob({ advertiserId: fx.advertiserId, clickId: click(fx), amount: '19.99', currency: 'GBP' }));
+    const gbp = await processPostback(h.attribution, postbackJob({ advertiserId: fx.advertiserId, clickId: click(fx), amount: '19.99', currency: 'GBP' }));
     const c2 = await h.db.prisma.conversion.findUniqueOrThrow({ where: { id: gbp.outcome.conversionId! } });
     expect([c2.currency, c2.payoutCurrency, c2.payout.toString()]).toEqual(['GBP', 'GBP', '2.4988']);
   });
 
   it('creates no commission for a zero payout or a rejected conversion', async () => {
     const fx = await createFixture(h.db.prisma, { payoutType: 'percent', payoutPercent: '10' });
-    const zero = await processPostback(h.db.prisma, h.clickIds, postbackJob({ advertiserId: fx.advertiserId, clickId: click(fx), amount: '0' }));
+    const zero = await processPostback(h.attribution, postbackJob({ advertiserId: fx.advertiserId, clickId: click(fx), amount: '0' }));
     expect(zero.events.map((e) => e.type)).toEqual(['conversion.created', 'conversion.approved']);
-    const rejected = await processPostback(h.db.prisma, h.clickIds, postbackJob({ advertiserId: fx.advertiserId, clickId: click(fx), status: 'rejected' }));
+    const rejected = await processPostback(h.attribution, postbackJob({ advertiserId: fx.advertiserId, clickId: click(fx), status: 'rejected' }));
     expect(rejected.events.map((e) => e.type)).toEqual(['conversion.created', 'conversion.rejected']);
     expect(await h.db.prisma.commission.count({ where: { conversionId: { in: [zero.outcome.conversionId!, rejected.outcome.conversionId!] } } })).toBe(0);
   });
@@ -73,7 +73,7 @@ describe('rejections and fraud rules', () => {
     const genuine = click(fx);
     const forged = genuine.slice(0, -2) + (genuine.endsWith('AA') ? 'BB' : 'AA');
     const job = postbackJob({ advertiserId: fx.advertiserId, clickId: forged });
-    const { outcome, events } = await processPostback(h.db.prisma, h.clickIds, job);
+    const { outcome, events } = await processPostback(h.attribution, job);
     expect(outcome).toEqual({ status: 'rejected', reason: 'unknown_click', conversionId: null });
     expect(events.map((e) => e.type)).toEqual(['fraud.flagged']);
     expect(await h.db.prisma.fraudFlag.findMany({ where: { postbackId: job.postbackId } })).toEqual([
@@ -85,19 +85,18 @@ describe('rejections and fraud rules', () => {
   it("rejects a genuine click on another advertiser's offer as unknown_click", async () => {
     const mine = await createFixture(h.db.prisma);
     const theirs = await createFixture(h.db.prisma);
-    const { outcome } = await processPostback(h.db.prisma, h.clickIds, postbackJob({ advertiserId: mine.advertiserId, clickId: click(theirs) }));
+    const { outcome } = await processPostback(h.attribution, postbackJob({ advertiserId: mine.advertiserId, clickId: click(theirs) }));
     expect(outcome.reason).toBe('unknown_click');
   });
 
   it('rejects a click older than the attribution window as click_expired, measured at receipt', async () => {
     const fx = await createFixture(h.db.prisma, { attributionWindowDays: 7 });
     const old = click(fx, 8 * DAY);
-    const { outcome } = await processPostback(h.db.prisma, h.clickIds, postbackJob({ advertiserId: fx.advertiserId, clickId: old }));
+    const { outcome } = await processPostback(h.attribution, postbackJob({ advertiserId: fx.advertiserId, clickId: old }));
     expect(outcome).toMatchObject({ status: 'rejected', reason: 'click_expired' });
     // Received inside the window but processed after a long queue backlog: still counts.
     const backlog = await processPostback(
-      h.db.prisma,
-      h.clickIds,
+      h.attribution,
       postbackJob({ advertiserId: fx.advertiserId, clickId: old, receivedAt: new Date(Date.now() - 2 * DAY).toISOString() }),
     );
     expect(backlog.outcome.status).toBe('accepted');
@@ -106,26 +105,26 @@ describe('rejections and fraud rules', () => {
   it('holds a conversion sooner than min_ctit_seconds pending, flagged ctit_too_short, and a repeat cannot approve it', async () => {
     const fx = await createFixture(h.db.prisma, { minCtitSeconds: 10 });
     const job = postbackJob({ advertiserId: fx.advertiserId, clickId: click(fx, 2_000) });
-    const { outcome, events } = await processPostback(h.db.prisma, h.clickIds, job);
+    const { outcome, events } = await processPostback(h.attribution, job);
     expect(outcome.status).toBe('accepted');
     const conversion = await h.db.prisma.conversion.findUniqueOrThrow({ where: { id: outcome.conversionId! }, include: { commission: true, fraudFlags: true } });
     expect(conversion).toMatchObject({ status: 'pending', holdReason: 'ctit_too_short' });
     expect(conversion.commission?.status).toBe('pending');
     expect(conversion.fraudFlags.map((f) => f.rule)).toEqual(['ctit_too_short']);
     expect(events.map((e) => e.type).sort()).toEqual(['commission.created', 'conversion.created', 'fraud.flagged']);
-    const repeat = await processPostback(h.db.prisma, h.clickIds, again(job));
+    const repeat = await processPostback(h.attribution, again(job));
     expect(repeat.outcome.status).toBe('duplicate');
     expect((await h.db.prisma.conversion.findUniqueOrThrow({ where: { id: conversion.id } })).status).toBe('pending');
   });
 
   it('flags an amount over the offer cap as amount_over_cap and keeps the conversion', async () => {
     const fx = await createFixture(h.db.prisma, { amountCap: '1000' });
-    const { outcome, events } = await processPostback(h.db.prisma, h.clickIds, postbackJob({ advertiserId: fx.advertiserId, clickId: click(fx), amount: '1000.01' }));
+    const { outcome, events } = await processPostback(h.attribution, postbackJob({ advertiserId: fx.advertiserId, clickId: click(fx), amount: '1000.01' }));
     const conversion = await h.db.prisma.conversion.findUniqueOrThrow({ where: { id: outcome.conversionId! }, include: { fraudFlags: true } });
     expect(conversion.status).toBe('approved');
     expect(conversion.fraudFlags).toEqual([expect.objectContaining({ rule: 'amount_over_cap', details: { amount: '1000.01', amount_cap: '1000' } })]);
     expect(events.map((e) => e.type)).toContain('fraud.flagged');
-    const atCap = await processPostback(h.db.prisma, h.clickIds, postbackJob({ advertiserId: fx.advertiserId, clickId: click(fx), amount: '1000' }));
+    const atCap = await processPostback(h.attribution, postbackJob({ advertiserId: fx.advertiserId, clickId: click(fx), amount: '1000' }));
     expect(await h.db.prisma.fraudFlag.count({ where: { conversionId: atCap.outcome.conversionId! } })).toBe(0);
   });
 });
@@ -134,8 +133,8 @@ describe('repeats: duplicates and the status machine', () => {
   it('treats a repeat with the same status as a duplicate that writes no event', async () => {
     const fx = await createFixture(h.db.prisma);
     const first = postbackJob({ advertiserId: fx.advertiserId, clickId: click(fx) });
-    const a = await processPostback(h.db.prisma, h.clickIds, first);
-    const b = await processPostback(h.db.prisma, h.clickIds, again(first));
+    const a = await processPostback(h.attribution, first);
+    const b = await processPostback(h.attribution, again(first));
     expect(b.outcome).toEqual({ status: 'duplicate', reason: null, conversionId: a.outcome.conversionId });
     expect(b.events).toEqual([]);
   });
@@ -143,16 +142,16 @@ describe('repeats: duplicates and the status machine', () => {
   it('moves pending → approved, then approved → rejected (a reversal that voids the commission)', async () => {
     const fx = await createFixture(h.db.prisma);
     const base = postbackJob({ advertiserId: fx.advertiserId, clickId: click(fx), status: 'pending' });
-    const created = await processPostback(h.db.prisma, h.clickIds, base);
+    const created = await processPostback(h.attribution, base);
     const id = created.outcome.conversionId!;
     expect(created.events.map((e) => e.type)).toEqual(['conversion.created', 'commission.created']);
 
-    const approve = await processPostback(h.db.prisma, h.clickIds, again(base, { status: 'approved' }));
+    const approve = await processPostback(h.attribution, again(base, { status: 'approved' }));
     expect(approve.outcome).toMatchObject({ status: 'accepted', conversionId: id });
     expect(approve.events.map((e) => [e.type, e.data.previous_status])).toEqual([['conversion.approved', 'pending']]);
     expect((await h.db.prisma.commission.findUniqueOrThrow({ where: { conversionId: id } })).status).toBe('approved');
 
-    const reverse = await processPostback(h.db.prisma, h.clickIds, again(base, { status: 'rejected' }));
+    const reverse = await processPostback(h.attribution, again(base, { status: 'rejected' }));
     expect(reverse.events.map((e) => e.type)).toEqual(['conversion.rejected']);
     expect((await h.db.prisma.commission.findUniqueOrThrow({ where: { conversionId: id } })).status).toBe('voided');
     expect((await h.db.prisma.conversion.findUniqueOrThrow({ where: { id } })).status).toBe('rejected');
@@ -163,27 +162,27 @@ describe('repeats: duplicates and the status machine', () => {
     const clickId = click(fx, 20 * DAY);
     const at = (daysAfterClick: number) => new Date(Date.now() - 20 * DAY + daysAfterClick * DAY).toISOString();
     const base = postbackJob({ advertiserId: fx.advertiserId, clickId, status: 'pending', receivedAt: at(0) });
-    const created = await processPostback(h.db.prisma, h.clickIds, base);
+    const created = await processPostback(h.attribution, base);
     expect(created.outcome.status).toBe('accepted');
     // 34 days after the click (4 days past the window): the advertiser approves, then refunds.
     const late = new Date(Date.now() + 14 * DAY).toISOString();
-    const approve = await processPostback(h.db.prisma, h.clickIds, again(base, { status: 'approved', receivedAt: late }));
+    const approve = await processPostback(h.attribution, again(base, { status: 'approved', receivedAt: late }));
     expect(approve.outcome).toMatchObject({ status: 'accepted', conversionId: created.outcome.conversionId });
     expect(approve.events.map((e) => e.type)).toEqual(['conversion.approved']);
-    const refund = await processPostback(h.db.prisma, h.clickIds, again(base, { status: 'rejected', receivedAt: late }));
+    const refund = await processPostback(h.attribution, again(base, { status: 'rejected', receivedAt: late }));
     expect(refund.events.map((e) => e.type)).toEqual(['conversion.rejected']);
     expect((await h.db.prisma.commission.findUniqueOrThrow({ where: { conversionId: created.outcome.conversionId! } })).status).toBe('voided');
     expect(await h.db.prisma.fraudFlag.count({ where: { conversionId: created.outcome.conversionId! } })).toBe(0);
     // A new order on the same expired click is still refused.
-    const fresh = await processPostback(h.db.prisma, h.clickIds, postbackJob({ advertiserId: fx.advertiserId, clickId, receivedAt: late }));
+    const fresh = await processPostback(h.attribution, postbackJob({ advertiserId: fx.advertiserId, clickId, receivedAt: late }));
     expect(fresh.outcome).toMatchObject({ status: 'rejected', reason: 'click_expired' });
   });
 
   it('rejects a transition the state machine forbids as invalid_transition', async () => {
     const fx = await createFixture(h.db.prisma);
     const base = postbackJob({ advertiserId: fx.advertiserId, clickId: click(fx), status: 'rejected' });
-    const created = await processPostback(h.db.prisma, h.clickIds, base);
-    const back = await processPostback(h.db.prisma, h.clickIds, again(base, { status: 'approved' }));
+    const created = await processPostback(h.attribution, base);
+    const back = await processPostback(h.attribution, again(base, { status: 'approved' }));
     expect(back.outcome).toEqual({ status: 'rejected', reason: 'invalid_transition', conversionId: created.outcome.conversionId });
     expect(back.events).toEqual([]);
     expect((await h.db.prisma.conversion.findUniqueOrThrow({ where: { id: created.outcome.conversionId! } })).status).toBe('rejected');
@@ -192,9 +191,9 @@ describe('repeats: duplicates and the status machine', () => {
   it('is idempotent by postback id: running one job twice changes nothing the second time', async () => {
     const fx = await createFixture(h.db.prisma);
     const job = postbackJob({ advertiserId: fx.advertiserId, clickId: click(fx) });
-    const first = await processPostback(h.db.prisma, h.clickIds, job);
+    const first = await processPostback(h.attribution, job);
     const outboxBefore = await h.db.prisma.outboxEvent.count();
-    const again = await processPostback(h.db.prisma, h.clickIds, job);
+    const again = await processPostback(h.attribution, job);
     expect(again).toEqual({ outcome: { status: 'accepted', reason: null, conversionId: first.outcome.conversionId }, events: [], replayed: true });
     expect(await h.db.prisma.outboxEvent.count()).toBe(outboxBefore);
     expect(await eventsOf({ conversionId: first.outcome.conversionId })).toEqual(['conversion.created', 'conversion.approved', 'commission.created']);

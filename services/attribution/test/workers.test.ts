@@ -3,7 +3,7 @@ import { createPrisma } from '@trackway/db';
 import { createWorkerConnection } from '@trackway/queues';
 import { TEST_REDIS_URL, createFixture, waitFor } from '@trackway/testing';
 import { createWorkers } from '../src/workers';
-import { processPostback } from '../src/postbacks/process-postback';
+import { processPostback } from '../src/postbacks/attribute';
 import { type AttributionHarness, again, postbackJob, startAttribution } from './helpers';
 
 let h: AttributionHarness;
@@ -49,7 +49,7 @@ describe('attribution workers', () => {
     const fx = await createFixture(h.db.prisma);
     const job = postbackJob({ advertiserId: fx.advertiserId, clickId: h.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId, clickedAt: new Date(Date.now() - 60_000) }) });
     // processPostback commits; the "crash" is that publishEvents never runs.
-    const { events } = await processPostback(h.db.prisma, h.clickIds, job);
+    const { events } = await processPostback(h.attribution, job);
     const ids = events.map((e) => e.id);
     expect(ids).toHaveLength(3);
     const queuedEvents = async () => (await h.queues.events.getJobs(['waiting', 'delayed', 'completed', 'active'])).flatMap((j) => j.data.events);

@@ -1,0 +1,129 @@
+import { statement } from '@trackway/db';
+
+// The attribution hot path's statements: named (planned once per connection) and multi-row
+// (arrays as parameters, `unnest` on the server), so a batch of any size is one round trip each.
+
+export const findOutcomes = statement<{ id: string; status: 'accepted' | 'duplicate' | 'rejected'; reason: string | null; conversion_id: string | null }>(
+  'attr-find-outcomes',
+  `SELECT id, status::text AS status, reason, conversion_id FROM postbacks WHERE id = ANY($1::varchar[])`,
+);
+
+export interface ConversionRecord {
+  id: string;
+  advertiser_id: number;
+  offer_id: number;
+  affiliate_id: number;
+  click_id: string;
+  order_id: string;
+  event: string;
+  status: string;
+  hold_reason: string | null;
+  amount: string;
+  currency: string;
+  payout: string;
+  payout_currency: string;
+  clicked_at: Date;
+  created_at: Date;
+  updated_at: Date;
+  fraud_flags: string[];
+}
+
+/**
+ * The conversions of the batch's (advertiser, order_id, event) keys, locked in key order so
+ * that concurrent batches (other processes) wait for each other instead of deadlocking, and a
+ * status change is decided on the row as it stands.
+ */
+export const lockConversions = statement<ConversionRecord>(
+  'attr-lock-conversions',
+  `SELECT c.id, c.advertiser_id, c.offer_id, c.affiliate_id, c.click_id, c.order_id, c.event, c.status::text AS status, c.hold_reason,
+          c.amount::text AS amount, c.currency, c.payout::text AS payout, c.payout_currency, c.clicked_at, c.created_at, c.updated_at,
+          COALESCE((SELECT array_agg(f.rule ORDER BY f.id) FROM fraud_flags f WHERE f.conversion_id = c.id), '{}') AS fraud_flags
+     FROM conversions c
+     JOIN unnest($1::int[], $2::varchar[], $3::varchar[]) AS k(advertiser_id, order_id, event)
+       ON c.advertiser_id = k.advertiser_id AND c.order_id = k.order_id AND c.event = k.event
+    ORDER BY c.advertiser_id, c.order_id, c.event
+      FOR UPDATE OF c`,
+);
+
+/** ON CONFLICT DO NOTHING: the unique index decides; a skipped row means another batch won the race. */
+export const insertConversions = statement<{ id: string }>(
+  'attr-insert-conversions',
+  `INSERT INTO conversions (id, advertiser_id, offer_id, affiliate_id, click_id, order_id, event, status, hold_reason,
+                            amount, currency, payout, payout_currency, clicked_at, created_at, updated_at)
+   SELECT id, advertiser_id, offer_id, affiliate_id, click_id, order_id, event, status, hold_reason,
+          amount, currency, payout, payout_currency, clicked_at, at, at
+     FROM unnest($1::varchar[], $2::int[], $3::int[], $4::int[], $5::varchar[], $6::varchar[], $7::varchar[], $8::"ConversionStatus"[],
+                 $9::varchar[], $10::numeric[], $11::varchar[], $12::numeric[], $13::varchar[], $14::timestamptz[], $15::timestamptz[])
+       AS r(id, advertiser_id, offer_id, affiliate_id, click_id, order_id, event, status, hold_reason, amount, currency, payout, payout_currency, clicked_at, at)
+   ON CONFLICT (advertiser_id, order_id, event) DO NOTHING
+   RETURNING id`,
+);
+
+/** The outcome rows: a skipped one means another run of the same job committed first. */
+export const insertOutcomes = statement<{ id: string }>(
+  'attr-insert-outcomes',
+  `INSERT INTO postbacks (id, advertiser_id, status, reason, conversion_id, params, received_at, processed_at)
+   SELECT id, advertiser_id, status, reason, conversion_id, params, received_at, processed_at
+     FROM unnest($1::varchar[], $2::int[], $3::"PostbackStatus"[], $4::varchar[], $5::varchar[], $6::jsonb[], $7::timestamptz[], $8::timestamptz[])
+       AS r(id, advertiser_id, status, reason, conversion_id, params, received_at, processed_at)
+   ORDER BY id
+   ON CONFLICT (id) DO NOTHING
+   RETURNING id`,
+);
+
+export const updateConversionStatuses = statement(
+  'attr-update-conversion-statuses',
+  `UPDATE conversions c SET status = u.status, updated_at = u.at
+     FROM unnest($1::varchar[], $2::"ConversionStatus"[], $3::timestamptz[]) AS u(id, status, at)
+    WHERE c.id = u.id`,
+);
+
+export const insertCommissions = statement(
+  'attr-insert-commissions',
+  `INSERT INTO commissions (id, conversion_id, affiliate_id, amount, currency, status, created_at, updated_at)
+   SELECT id, conversion_id, affiliate_id, amount, currency, status, at, at
+     FROM unnest($1::varchar[], $2::varchar[], $3::int[], $4::numeric[], $5::varchar[], $6::"CommissionStatus"[], $7::timestamptz[])
+       AS r(id, conversion_id, affiliate_id, amount, currency, status, at)`,
+);
+
+/** A commission follows its conversion's status (a reversal voids it). */
+export const updateCommissionStatuses = statement(
+  'attr-update-commission-statuses',
+  `UPDATE commissions m SET status = u.status, updated_at = $3::timestamptz
+     FROM unnest($1::varchar[], $2::"CommissionStatus"[]) AS u(conversion_id, status)
+    WHERE m.conversion_id = u.conversion_id`,
+);
+
+/**
+ * Reversed conversions' commissions leave payouts not yet sent. Each payout row is locked
+ * first: a concurrent mark-sent either committed before (the payout is sent and stays as it
+ * was) or waits for us. Returns the payouts whose amount must be recomputed.
+ */
+export const detachFromPendingPayouts = statement<{ id: string }>(
+  'attr-detach-from-pending-payouts',
+  `WITH c AS (SELECT id, payout_id FROM commissions WHERE conversion_id = ANY($1::varchar[]) AND payout_id IS NOT NULL),
+        p AS (SELECT id FROM payouts WHERE id IN (SELECT payout_id FROM c) AND status = 'pending' ORDER BY id FOR UPDATE),
+        d AS (UPDATE commissions SET payout_id = NULL, updated_at = $2::timestamptz WHERE id IN (SELECT c.id FROM c JOIN p ON p.id = c.payout_id) RETURNING id)
+   SELECT id FROM p`,
+);
+
+export const recomputePayouts = statement(
+  'attr-recompute-payouts',
+  `UPDATE payouts p SET amount = COALESCE((SELECT sum(m.amount) FROM commissions m WHERE m.payout_id = p.id), 0), updated_at = $2::timestamptz
+    WHERE p.id = ANY($1::varchar[])`,
+);
+
+export const insertFraudFlags = statement(
+  'attr-insert-fraud-flags',
+  `INSERT INTO fraud_flags (id, postback_id, conversion_id, rule, details, created_at)
+   SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::jsonb[], $6::timestamptz[])`,
+);
+
+export const insertClicks = statement(
+  'attr-insert-clicks',
+  `INSERT INTO clicks (id, offer_id, affiliate_id, sub1, sub2, sub3, sub4, sub5, ip, user_agent, created_at)
+   SELECT * FROM unnest($1::varchar[], $2::int[], $3::int[], $4::varchar[], $5::varchar[], $6::varchar[], $7::varchar[], $8::varchar[],
+                        $9::varchar[], $10::varchar[], $11::timestamptz[])
+   ORDER BY 1
+   ON CONFLICT (id) DO NOTHING`,
+);
