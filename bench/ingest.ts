@@ -31,8 +31,12 @@ const ROUNDS = Number(process.env.INGEST_ROUNDS ?? 2);
 const WITH_LOGS = process.env.INGEST_WITH_LOGS !== '0';
 
 type App = ReturnType<typeof createIngest>;
+interface ExpressLike extends App {
+  disable(name: string): void;
+  get(path: string, handler: (req: unknown, res: { status(code: number): { json(body: unknown): void } }) => void): void;
+}
 // express is a dependency of services/ingest, not of the root: load that very copy.
-const express = createRequire(path.join(ROOT, 'services/ingest/package.json'))('express') as () => App;
+const express = createRequire(path.join(ROOT, 'services/ingest/package.json'))('express') as () => ExpressLike;
 const pino = createRequire(path.join(ROOT, 'packages/logger/package.json'))('pino') as {
   destination(o: { dest: string; sync: boolean }): NonNullable<Parameters<typeof createLogger>[0]['destination']> & { end(): void };
 };

@@ -61,6 +61,32 @@ const BODY_ERRORS: Record<string, [number, string, string]> = {
   'parameters.too.many': [413, 'payload_too_large', 'Too many parameters.'],
 };
 
+/** The answer to an error: status, envelope and headers; `unexpected` marks a 5xx (a bug). */
+export interface ErrorReply {
+  status: number;
+  body: ReturnType<typeof envelope>;
+  headers?: Record<string, string>;
+  unexpected?: boolean;
+}
+
+/** What a client sees for an error, on the Express paths and on ingest's plain node:http paths alike. */
+export function errorReply(error: unknown): ErrorReply {
+  if (error instanceof HttpError) return { status: error.status, body: envelope(error.code, error.message, error.fields), headers: error.headers };
+  const type = (error as { type?: string })?.type;
+  const known = type ? BODY_ERRORS[type] : undefined;
+  if (known) return { status: known[0], body: envelope(known[1], known[2]) };
+  if (error instanceof z.ZodError) return { status: 400, body: envelope('invalid_request', 'The request has invalid fields.', zodFields(error)) };
+  // URIError from a malformed percent-encoding in the path is the client's too.
+  if (error instanceof URIError) return { status: 400, body: envelope('malformed_url', 'The URL is not correctly encoded.') };
+  // Any other error the body parser marks as the client's (e.g. a body that claims gzip but
+  // is not) keeps its 4xx.
+  const status = (error as { status?: unknown; expose?: unknown })?.status;
+  if (typeof status === 'number' && status >= 400 && status < 500 && (error as { expose?: unknown }).expose === true) {
+    return { status, body: envelope('malformed_body', 'The request body could not be read.') };
+  }
+  return { status: 500, body: envelope('internal_error', 'Something went wrong on our side.'), unexpected: true };
+}
+
 export interface ErrorHandlerOptions {
   onServerError?: (error: unknown, req: Parameters<ErrorRequestHandler>[1]) => void;
 }
@@ -68,34 +94,9 @@ export interface ErrorHandlerOptions {
 export function errorHandler(options: ErrorHandlerOptions = {}): ErrorRequestHandler {
   return (error, req, res, next) => {
     if (res.headersSent) return next(error);
-    if (error instanceof HttpError) {
-      if (error.headers) res.set(error.headers);
-      res.status(error.status).json(envelope(error.code, error.message, error.fields));
-      return;
-    }
-    const type = (error as { type?: string })?.type;
-    const known = type ? BODY_ERRORS[type] : undefined;
-    if (known) {
-      res.status(known[0]).json(envelope(known[1], known[2]));
-      return;
-    }
-    if (error instanceof z.ZodError) {
-      res.status(400).json(envelope('invalid_request', 'The request has invalid fields.', zodFields(error)));
-      return;
-    }
-    // URIError from a malformed percent-encoding in the path is the client's too.
-    if (error instanceof URIError) {
-      res.status(400).json(envelope('malformed_url', 'The URL is not correctly encoded.'));
-      return;
-    }
-    // Any other error the body parser marks as the client's (e.g. a body that claims gzip but
-    // is not) keeps its 4xx.
-    const status = (error as { status?: unknown; expose?: unknown })?.status;
-    if (typeof status === 'number' && status >= 400 && status < 500 && (error as { expose?: unknown }).expose === true) {
-      res.status(status).json(envelope('malformed_body', 'The request body could not be read.'));
-      return;
-    }
-    options.onServerError?.(error, req);
-    res.status(500).json(envelope('internal_error', 'Something went wrong on our side.'));
+    const reply = errorReply(error);
+    if (reply.unexpected) options.onServerError?.(error, req);
+    if (reply.headers) res.set(reply.headers);
+    res.status(reply.status).json(reply.body);
   };
 }

@@ -1,5 +1,5 @@
 import express, { type Express, type RequestHandler, Router } from 'express';
-import type { Server } from 'node:http';
+import { type RequestListener, type Server, createServer } from 'node:http';
 import { type Metrics, metricsHandler } from './metrics';
 
 export type Check = () => Promise<unknown>;
@@ -67,8 +67,14 @@ export function createOpsApp(state: HealthState, metrics: Metrics): Express {
   return app;
 }
 
-export function listen(app: Express, port: number, host?: string): Promise<Server> {
+/** Serves a request listener (an Express app, or ingest's plain node:http handler). */
+export function listen(app: RequestListener, port: number, host?: string): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = app.listen(port, host ?? '0.0.0.0', (error?: Error) => (error ? reject(error) : resolve(server)));
+    const server = createServer(app);
+    server.once('error', reject);
+    server.listen(port, host ?? '0.0.0.0', () => {
+      server.off('error', reject);
+      resolve(server);
+    });
   });
 }

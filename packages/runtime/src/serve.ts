@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { Worker } from 'bullmq';
-import type { Express } from 'express';
+import type { RequestListener } from 'node:http';
 import type { ServiceContext } from './context';
 import { createOpsApp, listen } from './health';
 import { closeServer, installShutdown } from './shutdown';
@@ -18,7 +18,7 @@ export function queueList<Q extends string>(value: string, allowed: readonly Q[]
  * then on SIGTERM/SIGINT mark unready → wait SHUTDOWN_DRAIN_MS (load balancers see the 503) →
  * stop accepting and finish in-flight requests → close queues → disconnect.
  */
-export async function serveHttp(ctx: ServiceContext, opts: { name: string; app: Express; port: number; close: () => Promise<unknown> }) {
+export async function serveHttp(ctx: ServiceContext, opts: { name: string; app: RequestListener; port: number; close: () => Promise<unknown> }) {
   await ctx.producerReady;
   const server = await listen(opts.app, opts.port);
   ctx.logger.info({ port: (server.address() as AddressInfo).port }, `${opts.name} listening`);

@@ -233,7 +233,7 @@ describe('/postback', () => {
   });
 
   it('asks keep-alive clients to close their connections while draining for shutdown', async () => {
-    const server = h.app.listen(0, '127.0.0.1');
+    const server = http.createServer(h.app).listen(0, '127.0.0.1');
     await new Promise((resolve) => server.once('listening', resolve));
     const agent = new http.Agent({ keepAlive: true });
     const get = (path: string) =>

@@ -1,0 +1,43 @@
+import { ID_BLOCK_SIZE, newIdBlock } from '@trackway/domain';
+import { type ClickJob, JOB_BATCH, type PostbackJob, type TypedQueue, chunk, failFast } from '@trackway/queues';
+import { MicroBatcher } from '@trackway/runtime';
+import type { Redis } from 'ioredis';
+
+export type AcceptedPostback = Omit<PostbackJob, 'postbackId'>;
+
+/**
+ * Enqueues what the requests of one event-loop turn accepted as few jobs as possible: one
+ * Redis round trip (one `addBulk`) for all of them instead of one per request. Each request
+ * still answers only once its own job is in Redis (invariant 1), or 503 if it is not.
+ */
+export function createEnqueuers(deps: { redis: Redis; queues: { postbacks: TypedQueue<'postbacks'>; clicks: TypedQueue<'clicks'> } }) {
+  const { redis, queues } = deps;
+  // Postback ids are minted per job, in blocks (newIdBlock): every id names its job, so the
+  // API finds a queued postback without an index, and a job holds at most one block.
+  const postbacks = new MicroBatcher<AcceptedPostback, string>(
+    async (accepted) => {
+      const jobs = chunk(accepted, Math.min(JOB_BATCH.postbacks, ID_BLOCK_SIZE)).map((list) => {
+        const block = newIdBlock('postback');
+        return { jobId: block.id, postbacks: list.map((p, i) => ({ postbackId: block.member(i), ...p })) };
+      });
+      await failFast(redis, () => queues.postbacks.addBulk(jobs.map(({ jobId, postbacks }) => ({ name: 'postbacks', data: { postbacks }, opts: { jobId } }))));
+      return jobs.flatMap((job) => job.postbacks.map((p) => ({ ok: true as const, value: p.postbackId })));
+    },
+    // The end of this turn; while an enqueue is in flight, the next turns' requests gather.
+    { maxSize: JOB_BATCH.postbacks * 16, maxWaitMs: 0, maxInFlight: 2 },
+  );
+  const clicks = new MicroBatcher<ClickJob, void>(
+    async (list) => {
+      await failFast(redis, () => queues.clicks.addBulk(chunk(list, JOB_BATCH.clicks).map((part) => ({ name: 'clicks', data: { clicks: part } }))));
+      return list.map(() => ({ ok: true as const, value: undefined }));
+    },
+    { maxSize: JOB_BATCH.clicks * 4, maxWaitMs: 0, maxInFlight: 2 },
+  );
+  return {
+    /** Resolves with the postback's id once its job is in Redis. */
+    postback: (accepted: AcceptedPostback) => postbacks.add(accepted),
+    click: (click: ClickJob) => clicks.add(click),
+  };
+}
+
+export type Enqueuers = ReturnType<typeof createEnqueuers>;
