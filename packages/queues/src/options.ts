@@ -4,11 +4,15 @@ import type { QueueName } from './names';
 const HOUR_S = 3600;
 const DAY_S = 24 * HOUR_S;
 
-// Completed jobs are kept long enough that a re-add with the same job id (a retried postback
-// enqueue, an outbox relay pass) is ignored by BullMQ instead of running again.
+// Completed jobs are kept for inspection in Bull Board, not for correctness: every job is
+// idempotent by the ids in its payload (postback ids, event and endpoint ids, click ids), so a
+// job run again, or published again by the outbox relay, changes nothing. Postback and event
+// jobs carry up to 32 and 100 items, so their counts are jobs, not items.
 export const RETENTION = {
   postbacksCompletedAge: DAY_S,
-  eventsCompletedAge: 7 * DAY_S,
+  postbacksCompletedCount: 10_000,
+  eventsCompletedAge: HOUR_S,
+  eventsCompletedCount: 1_000,
   clicksCompletedCount: 1_000,
   deliveriesCompletedAge: DAY_S,
   failedAge: 30 * DAY_S,
@@ -32,7 +36,7 @@ export const DEFAULT_JOB_OPTIONS = {
   postbacks: {
     attempts: DURABLE_ATTEMPTS,
     backoff: { type: CAPPED_BACKOFF },
-    removeOnComplete: { age: RETENTION.postbacksCompletedAge, count: RETENTION.maxKept },
+    removeOnComplete: { age: RETENTION.postbacksCompletedAge, count: RETENTION.postbacksCompletedCount },
     removeOnFail: { age: RETENTION.failedAge },
   },
   clicks: {
@@ -44,7 +48,7 @@ export const DEFAULT_JOB_OPTIONS = {
   events: {
     attempts: DURABLE_ATTEMPTS,
     backoff: { type: CAPPED_BACKOFF },
-    removeOnComplete: { age: RETENTION.eventsCompletedAge, count: RETENTION.maxKept },
+    removeOnComplete: { age: RETENTION.eventsCompletedAge, count: RETENTION.eventsCompletedCount },
     removeOnFail: { age: RETENTION.failedAge },
   },
   deliveries: {

@@ -53,4 +53,24 @@ describe('queues', () => {
     expect(deliveryJobOptions([0, 50, 100], deliveryJobId('evt_1', 'ep_1'))).toEqual({ jobId: 'evt_1-ep_1', attempts: 3, delay: 0, backoff: { type: 'webhook-schedule' } });
     expect(deliveryJobOptions([], 'x').attempts).toBe(1);
   });
+
+  describe('payloads only widen: a job an earlier version enqueued still parses', () => {
+    const postback = { postbackId: 'pb_01JD8Z6Q4Z2K9M1P5S3W7Y0B2D', advertiserId: 1, receivedAt: '2026-11-27T10:14:52.318Z', clickId: 'c', orderId: 'o', event: 'conversion', amount: '1', status: 'approved' };
+    const click = { clickId: 'c', offerId: 1, affiliateId: 1, clickedAt: '2026-11-27T10:14:52.318Z', subs: {} };
+    const event = { id: 'evt_01JD8Z6Q4Z2K9M1P5S3W7Y0B2D', type: 'conversion.created', timestamp: '2026-11-27T10:14:52.318Z', data: {} };
+    it.each([
+      ['postbacks', postback, { postbacks: [postback] }],
+      ['postbacks', { postbacks: [postback, postback] }, { postbacks: [postback, postback] }],
+      ['clicks', click, { clicks: [click] }],
+      ['events', event, { events: [event] }],
+      ['events', { events: [event] }, { events: [event] }],
+    ] as const)('%s: %j', (queue, data, expected) => {
+      expect(JOB_SCHEMAS[queue].parse(data)).toEqual(expected);
+    });
+    it('refuses more items than a job may carry, or none', () => {
+      expect(JOB_SCHEMAS.postbacks.safeParse({ postbacks: Array(33).fill(postback) }).success).toBe(false);
+      expect(JOB_SCHEMAS.events.safeParse({ events: [] }).success).toBe(false);
+      expect(JOB_SCHEMAS.clicks.safeParse({ clicks: [{ ...click, offerId: 'x' }] }).success).toBe(false);
+    });
+  });
 });
