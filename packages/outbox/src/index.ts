@@ -22,16 +22,17 @@ export async function writeEvents(tx: Tx, events: EventEnvelope[]): Promise<void
   });
 }
 
+// The events as one JSON document: Postgres takes each envelope apart (and keeps it whole as the payload).
 const insertOutbox = statement(
   'outbox-insert',
   `INSERT INTO outbox_events (id, type, payload, created_at)
-   SELECT id, type, payload, created_at FROM unnest($1::varchar[], $2::varchar[], $3::jsonb[], $4::timestamptz[]) AS e(id, type, payload, created_at)`,
+   SELECT e->>'id', e->>'type', e, (e->>'timestamp')::timestamptz FROM jsonb_array_elements($1::jsonb) AS e`,
 );
 
 /** `writeEvents` for a pg transaction: one statement for any number of events. */
 export async function insertEvents(db: Queryable, events: EventEnvelope[]): Promise<void> {
   if (events.length === 0) return;
-  await insertOutbox(db, [events.map((e) => e.id), events.map((e) => e.type), events.map((e) => JSON.stringify(e)), events.map((e) => e.timestamp)]);
+  await insertOutbox(db, [JSON.stringify(events)]);
 }
 
 const markPublished = statement('outbox-mark-published', `UPDATE outbox_events SET published_at = now() WHERE id = ANY($1::varchar[]) AND published_at IS NULL`);

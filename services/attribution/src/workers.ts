@@ -7,7 +7,7 @@ import { type CachedLookup, type Metrics, MicroBatcher, cachedLookup, registerWo
 import { type Processor, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { writeClicks } from './clicks/write-clicks';
-import { type AttributionResult, attributeIsolated } from './postbacks/attribute';
+import { type AttributionResult, attributeIsolated, turns } from './postbacks/attribute';
 
 export const ATTRIBUTION_QUEUES = [QUEUE.postbacks, QUEUE.clicks, QUEUE.outbox] as const;
 export type AttributionQueue = (typeof ATTRIBUTION_QUEUES)[number];
@@ -56,11 +56,13 @@ export function createHandlers(deps: AttributionDeps) {
   const offers = cachedLookup((id) => prisma.offer.findUnique({ where: { id: Number(id) } }), { ttlMs: 30_000 });
 
   // The postbacks the worker's concurrent jobs hold are attributed together, one transaction
-  // per batch, one batch at a time (so this process decides them in queue order); their events
-  // are published with one queue call after commit.
+  // per batch, two batches in flight, deciding in the order the batches were formed (so this
+  // process decides postbacks in queue order); their events are published with one queue call
+  // after commit.
+  const nextTurn = turns();
   const postbacks = new MicroBatcher<PostbackJob, AttributionResult>(
     async (jobs) => {
-      const results = await attributeIsolated({ pool, clickIds, offers: (id) => offers.get(id) }, jobs);
+      const results = await attributeIsolated({ pool, clickIds, offers: (id) => offers.get(id) }, jobs, nextTurn());
       const events = results.flatMap((r) => (r.ok ? r.value.events : []));
       try {
         await publishEvents(pool, eventsQueue, events);
@@ -70,7 +72,7 @@ export function createHandlers(deps: AttributionDeps) {
       }
       return results;
     },
-    { maxSize: batches.postbacks.size, maxWaitMs: batches.postbacks.waitMs },
+    { maxSize: batches.postbacks.size, maxWaitMs: batches.postbacks.waitMs, maxInFlight: 2 },
   );
   const clicks = new MicroBatcher<ClickJob, void>((rows) => writeClicks(pool, rows), { maxSize: batches.clicks.size, maxWaitMs: batches.clicks.waitMs });
 

@@ -1,11 +1,13 @@
 // Postbacks attributed in batches: one transaction per batch, with the same result as if each
 // postback ran alone, in queue order — within a batch, across concurrent batches and processes.
 import { createDatabase } from '@trackway/db';
+import { createWorkerConnection } from '@trackway/queues';
 import { markPayoutSent } from '@trackway/ledger';
 import type { PostbackJob } from '@trackway/queues';
-import { type Fixture, createFixture, waitFor } from '@trackway/testing';
+import { TEST_REDIS_URL, type Fixture, createFixture, waitFor } from '@trackway/testing';
 import { UnrecoverableError } from 'bullmq';
-import { attributeBatch, attributeIsolated } from '../src/postbacks/attribute';
+import { attributeBatch, attributeIsolated, turns } from '../src/postbacks/attribute';
+import { createWorkers } from '../src/workers';
 import { type AttributionHarness, again, postbackJob, startAttribution } from './helpers';
 
 let h: AttributionHarness;
@@ -202,4 +204,41 @@ it('attributes the postbacks of many-postback jobs across two worker processes o
   } finally {
     await h.stopWorkers();
   }
+});
+
+it('decides the postbacks of one order in queue order across batches in flight at once', async () => {
+  const fx = await createFixture(h.db.prisma);
+  // One postback per batch, two batches in flight: each order's pending → approved → rejected
+  // lands in three consecutive batches that run concurrently.
+  const connection = createWorkerConnection(TEST_REDIS_URL);
+  const workers = createWorkers({ ...h.deps, connection, batches: { postbacks: { size: 1, waitMs: 0 } } }, ['postbacks']);
+  try {
+    const steps = Array.from({ length: 40 }, (_, i) => {
+      const base = postbackJob({ advertiserId: fx.advertiserId, clickId: clickOf(fx), orderId: `SEQ-${i}`, status: 'pending' });
+      return [base, again(base, { status: 'approved' }), again(base, { status: 'rejected' })];
+    });
+    const queued = steps.flatMap((s, i) => s.map((p, k) => ({ p, at: k * 40 + i }))).sort((a, b) => a.at - b.at).map((x) => x.p);
+    await h.queues.postbacks.addBulk(queued.map((p) => ({ name: 'postbacks', data: { postbacks: [p] }, opts: { jobId: p.postbackId } })));
+    await waitFor(async () => (await h.db.prisma.postback.count({ where: { id: { in: queued.map((p) => p.postbackId) } } })) === 120, { timeoutMs: 20_000, what: '120 outcomes' });
+    const results = await outcomes(steps.flat());
+    expect(results).toEqual(steps.flatMap(() => [['accepted', null], ['accepted', null], ['accepted', null]]));
+    expect(await h.db.prisma.conversion.count({ where: { advertiserId: fx.advertiserId, status: 'rejected' } })).toBe(40);
+  } finally {
+    await Promise.all(workers.map((w) => w.close()));
+    connection.disconnect();
+  }
+});
+
+it('lets a later batch decide only after the batch before it has claimed its orders, however slow that one is to start', async () => {
+  const fx = await createFixture(h.db.prisma);
+  const next = turns();
+  const base = postbackJob({ advertiserId: fx.advertiserId, clickId: clickOf(fx), status: 'pending' });
+  // The first batch waits 200 ms for its offer (a cold cache); the second one has it at once.
+  const slow = { ...h.attribution, offers: async (id: number) => (await new Promise((r) => setTimeout(r, 200)), h.attribution.offers(id)) };
+  const [first, second] = await Promise.all([attributeIsolated(slow, [base], next()), attributeIsolated(h.attribution, [again(base, { status: 'approved' })], next())]);
+  expect([first, second].map((r) => r[0].ok && [r[0].value.outcome.status, r[0].value.outcome.reason])).toEqual([
+    ['accepted', null],
+    ['accepted', null],
+  ]);
+  expect((await h.db.prisma.conversion.findFirstOrThrow({ where: { advertiserId: fx.advertiserId } })).status).toBe('approved');
 });

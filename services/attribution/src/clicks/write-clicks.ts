@@ -11,19 +11,7 @@ export function writeClicks(pool: PgPool, clicks: ClickJob[]): Promise<Settled<v
   return writeIsolated(
     clicks,
     async (rows) => {
-      await insertClicks(pool, [
-        rows.map((c) => c.clickId),
-        rows.map((c) => c.offerId),
-        rows.map((c) => c.affiliateId),
-        rows.map((c) => c.subs.sub1 ?? null),
-        rows.map((c) => c.subs.sub2 ?? null),
-        rows.map((c) => c.subs.sub3 ?? null),
-        rows.map((c) => c.subs.sub4 ?? null),
-        rows.map((c) => c.subs.sub5 ?? null),
-        rows.map((c) => c.ip ?? null),
-        rows.map((c) => c.userAgent ?? null),
-        rows.map((c) => c.clickedAt),
-      ]);
+      await insertClicks(pool, [JSON.stringify(rows)]);
       return rows.map(() => undefined);
     },
     (click, error) => new UnrecoverableError(`click ${click.clickId} cannot be stored: ${error.message}`),

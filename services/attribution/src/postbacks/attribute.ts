@@ -40,12 +40,12 @@ export interface AttributeDeps {
  * commissions, fraud flags and outbox events. Idempotent by postback id (a postback whose
  * outcome row exists returns that outcome, replayed) and by the unique index.
  */
-export async function attributeBatch(deps: AttributeDeps, jobs: PostbackJob[]): Promise<AttributionResult[]> {
+export async function attributeBatch(deps: AttributeDeps, jobs: PostbackJob[], onDecided?: () => void): Promise<AttributionResult[]> {
   const facts = jobs.map(toFacts);
   const clicks = new Map(facts.map((p) => [p.postbackId, deps.clickIds.verify(p.clickId)]));
   const offerIds = [...new Set([...clicks.values()].flatMap((c) => (c ? [c.offerId] : [])))];
   const offers = new Map(await Promise.all(offerIds.map(async (id) => [id, await deps.offers(id)] as const)));
-  return inTransaction(deps.pool, (client) => attributeIn(client, facts, (p) => clicks.get(p.postbackId) ?? null, (id) => offers.get(id) ?? null));
+  return inTransaction(deps.pool, (client) => attributeIn(client, facts, (p) => clicks.get(p.postbackId) ?? null, (id) => offers.get(id) ?? null, onDecided));
 }
 
 async function attributeIn(
@@ -53,6 +53,7 @@ async function attributeIn(
   postbacks: PostbackFacts[],
   click: (p: PostbackFacts) => ReturnType<ClickIdCodec['verify']>,
   offer: (id: number) => OfferTerms | null,
+  onDecided: () => void = () => undefined,
 ): Promise<AttributionResult[]> {
   const now = new Date();
   // Postbacks already attributed (a job run again after a crash, or retried from Bull Board).
@@ -61,48 +62,27 @@ async function attributeIn(
   const fresh = [...new Map(postbacks.filter((p) => !done.has(p.postbackId)).map((p) => [p.postbackId, p] as const)).values()];
 
   const keys = [...new Map(fresh.map((p) => [conversionKey(p), p])).values()];
-  const locked = await sql.lockConversions(client, [keys.map((k) => k.advertiserId), keys.map((k) => k.orderId), keys.map((k) => k.event)]);
+  const locked = await sql.lockConversions(client, [JSON.stringify(keys.map(({ advertiserId, orderId, event }) => ({ advertiserId, orderId, event })))]);
   const existing = new Map(locked.map((row) => [conversionKey({ advertiserId: row.advertiser_id, orderId: row.order_id, event: row.event }), toState(row)]));
   const plan = planBatch({ postbacks: fresh, click, offer: (c) => offer(c.offerId), existing, now });
 
   if (plan.newConversions.length > 0) {
-    const c = plan.newConversions;
-    const inserted = await sql.insertConversions(client, [
-      c.map((r) => r.id),
-      c.map((r) => r.advertiserId),
-      c.map((r) => r.offerId),
-      c.map((r) => r.affiliateId),
-      c.map((r) => r.clickId),
-      c.map((r) => r.orderId),
-      c.map((r) => r.event),
-      c.map((r) => r.status),
-      c.map((r) => r.holdReason),
-      c.map((r) => String(r.amount)),
-      c.map((r) => r.currency),
-      c.map((r) => String(r.payout)),
-      c.map((r) => r.payoutCurrency),
-      c.map((r) => r.clickedAt),
-      c.map(() => now),
-    ]);
+    const inserted = await sql.insertConversions(client, [JSON.stringify(plan.newConversions)]);
     // Another batch created one of these orders after we looked: look again (it is then
     // locked, and this batch's postbacks for it are repeats of it).
-    if (inserted.length < c.length) throw new RetryTransaction('a conversion of this batch was created concurrently');
+    if (inserted.length < plan.newConversions.length) throw new RetryTransaction('a conversion of this batch was created concurrently');
   }
+  // Every order of this batch is now locked or claimed: a later batch touching one of them waits for us.
+  onDecided();
 
-  const outcomes = plan.plans.map((p, i) => ({ postback: fresh[i], outcome: p.outcome }));
-  if (outcomes.length > 0) {
-    const inserted = await sql.insertOutcomes(client, [
-      outcomes.map((o) => o.postback.postbackId),
-      outcomes.map((o) => o.postback.advertiserId),
-      outcomes.map((o) => o.outcome.status),
-      outcomes.map((o) => o.outcome.reason),
-      outcomes.map((o) => o.outcome.conversionId),
-      outcomes.map((o) => JSON.stringify(paramsOf(o.postback))),
-      outcomes.map((o) => o.postback.receivedAt),
-      outcomes.map(() => now),
-    ]);
+  if (fresh.length > 0) {
+    const rows = plan.plans.map(({ outcome }, i) => {
+      const p = fresh[i];
+      return { id: p.postbackId, advertiser_id: p.advertiserId, status: outcome.status, reason: outcome.reason, conversion_id: outcome.conversionId, params: paramsOf(p), received_at: p.receivedAt, processed_at: now };
+    });
+    const inserted = await sql.insertOutcomes(client, [JSON.stringify(rows)]);
     // Another run of one of these jobs committed first: look again, and its outcome stands.
-    if (inserted.length < outcomes.length) throw new RetryTransaction('a postback of this batch was attributed concurrently');
+    if (inserted.length < rows.length) throw new RetryTransaction('a postback of this batch was attributed concurrently');
   }
 
   const changed = plan.changedConversions;
@@ -110,18 +90,12 @@ async function attributeIn(
     await sql.updateConversionStatuses(client, [changed.map((c) => c.id), changed.map((c) => c.status), changed.map((c) => c.updatedAt)]);
     await sql.updateCommissionStatuses(client, [changed.map((c) => c.id), changed.map((c) => commissionStatusFor(c.status)), now]);
   }
-  if (plan.newCommissions.length > 0) {
-    const m = plan.newCommissions;
-    await sql.insertCommissions(client, [m.map((r) => r.id), m.map((r) => r.conversionId), m.map((r) => r.affiliateId), m.map((r) => String(r.amount)), m.map((r) => r.currency), m.map((r) => r.status), m.map(() => now)]);
-  }
+  if (plan.newCommissions.length > 0) await sql.insertCommissions(client, [JSON.stringify(plan.newCommissions)]);
   if (plan.reversed.length > 0) {
     const payouts = await sql.detachFromPendingPayouts(client, [plan.reversed, now]);
     if (payouts.length > 0) await sql.recomputePayouts(client, [payouts.map((p) => p.id), now]);
   }
-  if (plan.fraudFlags.length > 0) {
-    const f = plan.fraudFlags;
-    await sql.insertFraudFlags(client, [f.map((r) => r.id), f.map((r) => r.postbackId), f.map((r) => r.conversionId), f.map((r) => r.rule), f.map((r) => JSON.stringify(r.details)), f.map((r) => r.createdAt)]);
-  }
+  if (plan.fraudFlags.length > 0) await sql.insertFraudFlags(client, [JSON.stringify(plan.fraudFlags)]);
   await insertEvents(client, plan.events);
 
   const planned = new Map(plan.plans.map((p, i) => [fresh[i].postbackId, p]));
@@ -139,12 +113,40 @@ async function attributeIn(
   });
 }
 
+/** A place in line: batches of one process take their locks in the order they were formed. */
+export interface Turn {
+  ready: Promise<void>;
+  release: () => void;
+}
+
+/** Hands out turns in order; a turn is ready once the one before it was released. */
+export function turns(): () => Turn {
+  let last = Promise.resolve();
+  return () => {
+    const ready = last;
+    let release!: () => void;
+    last = new Promise<void>((resolve) => (release = resolve));
+    return { ready, release };
+  };
+}
+
 /**
  * `attributeBatch` with a bad row kept from failing its neighbours (writeIsolated): only the
  * postback the database refuses fails, for good; an outage fails the batch, to be retried.
+ * With a turn, the batch decides only after the batch before it has locked and claimed its
+ * orders, so two batches in flight still decide an order's postbacks in queue order.
  */
-export function attributeIsolated(deps: AttributeDeps, jobs: PostbackJob[]): Promise<Settled<AttributionResult>[]> {
-  return writeIsolated(jobs, (list) => attributeBatch(deps, list), (job, error) => new UnrecoverableError(`postback ${job.postbackId} cannot be stored: ${error.message}`));
+export async function attributeIsolated(deps: AttributeDeps, jobs: PostbackJob[], turn?: Turn): Promise<Settled<AttributionResult>[]> {
+  await turn?.ready;
+  try {
+    return await writeIsolated(
+      jobs,
+      (list) => attributeBatch(deps, list, list === jobs ? turn?.release : undefined),
+      (job, error) => new UnrecoverableError(`postback ${job.postbackId} cannot be stored: ${error.message}`),
+    );
+  } finally {
+    turn?.release();
+  }
 }
 
 /** One postback, as a batch of one (tests, and the shape of a single job of earlier versions). */

@@ -1,7 +1,8 @@
 import { statement } from '@trackway/db';
 
-// The attribution hot path's statements: named (planned once per connection) and multi-row
-// (arrays as parameters, `unnest` on the server), so a batch of any size is one round trip each.
+// The attribution hot path's statements: named (planned once per connection) and multi-row (a
+// batch's rows as one JSON parameter, `json_to_recordset` on the server, or arrays for `unnest`),
+// so a batch of any size is one round trip each.
 
 export const findOutcomes = statement<{ id: string; status: 'accepted' | 'duplicate' | 'rejected'; reason: string | null; conversion_id: string | null }>(
   'attr-find-outcomes',
@@ -39,8 +40,8 @@ export const lockConversions = statement<ConversionRecord>(
           c.amount::text AS amount, c.currency, c.payout::text AS payout, c.payout_currency, c.clicked_at, c.created_at, c.updated_at,
           COALESCE((SELECT array_agg(f.rule ORDER BY f.id) FROM fraud_flags f WHERE f.conversion_id = c.id), '{}') AS fraud_flags
      FROM conversions c
-     JOIN unnest($1::int[], $2::varchar[], $3::varchar[]) AS k(advertiser_id, order_id, event)
-       ON c.advertiser_id = k.advertiser_id AND c.order_id = k.order_id AND c.event = k.event
+     JOIN json_to_recordset($1::json) AS k("advertiserId" int, "orderId" varchar, event varchar)
+       ON c.advertiser_id = k."advertiserId" AND c.order_id = k."orderId" AND c.event = k.event
     ORDER BY c.advertiser_id, c.order_id, c.event
       FOR UPDATE OF c`,
 );
@@ -50,11 +51,11 @@ export const insertConversions = statement<{ id: string }>(
   'attr-insert-conversions',
   `INSERT INTO conversions (id, advertiser_id, offer_id, affiliate_id, click_id, order_id, event, status, hold_reason,
                             amount, currency, payout, payout_currency, clicked_at, created_at, updated_at)
-   SELECT id, advertiser_id, offer_id, affiliate_id, click_id, order_id, event, status, hold_reason,
-          amount, currency, payout, payout_currency, clicked_at, at, at
-     FROM unnest($1::varchar[], $2::int[], $3::int[], $4::int[], $5::varchar[], $6::varchar[], $7::varchar[], $8::"ConversionStatus"[],
-                 $9::varchar[], $10::numeric[], $11::varchar[], $12::numeric[], $13::varchar[], $14::timestamptz[], $15::timestamptz[])
-       AS r(id, advertiser_id, offer_id, affiliate_id, click_id, order_id, event, status, hold_reason, amount, currency, payout, payout_currency, clicked_at, at)
+   SELECT id, "advertiserId", "offerId", "affiliateId", "clickId", "orderId", event, status::"ConversionStatus", "holdReason",
+          amount, currency, payout, "payoutCurrency", "clickedAt", "createdAt", "updatedAt"
+     FROM json_to_recordset($1::json) AS r(id varchar, "advertiserId" int, "offerId" int, "affiliateId" int, "clickId" varchar, "orderId" varchar,
+          event varchar, status text, "holdReason" varchar, amount numeric, currency varchar, payout numeric, "payoutCurrency" varchar,
+          "clickedAt" timestamptz, "createdAt" timestamptz, "updatedAt" timestamptz)
    ON CONFLICT (advertiser_id, order_id, event) DO NOTHING
    RETURNING id`,
 );
@@ -63,10 +64,10 @@ export const insertConversions = statement<{ id: string }>(
 export const insertOutcomes = statement<{ id: string }>(
   'attr-insert-outcomes',
   `INSERT INTO postbacks (id, advertiser_id, status, reason, conversion_id, params, received_at, processed_at)
-   SELECT id, advertiser_id, status, reason, conversion_id, params, received_at, processed_at
-     FROM unnest($1::varchar[], $2::int[], $3::"PostbackStatus"[], $4::varchar[], $5::varchar[], $6::jsonb[], $7::timestamptz[], $8::timestamptz[])
-       AS r(id, advertiser_id, status, reason, conversion_id, params, received_at, processed_at)
-   ORDER BY id
+   SELECT id, advertiser_id, status::"PostbackStatus", reason, conversion_id, params, received_at, processed_at
+     FROM json_to_recordset($1::json) AS r(id varchar, advertiser_id int, status text, reason varchar, conversion_id varchar, params jsonb,
+          received_at timestamptz, processed_at timestamptz)
+    ORDER BY id
    ON CONFLICT (id) DO NOTHING
    RETURNING id`,
 );
@@ -81,9 +82,8 @@ export const updateConversionStatuses = statement(
 export const insertCommissions = statement(
   'attr-insert-commissions',
   `INSERT INTO commissions (id, conversion_id, affiliate_id, amount, currency, status, created_at, updated_at)
-   SELECT id, conversion_id, affiliate_id, amount, currency, status, at, at
-     FROM unnest($1::varchar[], $2::varchar[], $3::int[], $4::numeric[], $5::varchar[], $6::"CommissionStatus"[], $7::timestamptz[])
-       AS r(id, conversion_id, affiliate_id, amount, currency, status, at)`,
+   SELECT id, "conversionId", "affiliateId", amount, currency, status::"CommissionStatus", "createdAt", "createdAt"
+     FROM json_to_recordset($1::json) AS r(id varchar, "conversionId" varchar, "affiliateId" int, amount numeric, currency varchar, status text, "createdAt" timestamptz)`,
 );
 
 /** A commission follows its conversion's status (a reversal voids it). */
@@ -116,14 +116,16 @@ export const recomputePayouts = statement(
 export const insertFraudFlags = statement(
   'attr-insert-fraud-flags',
   `INSERT INTO fraud_flags (id, postback_id, conversion_id, rule, details, created_at)
-   SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::jsonb[], $6::timestamptz[])`,
+   SELECT id, "postbackId", "conversionId", rule, details, "createdAt"
+     FROM json_to_recordset($1::json) AS r(id varchar, "postbackId" varchar, "conversionId" varchar, rule varchar, details jsonb, "createdAt" timestamptz)`,
 );
 
 export const insertClicks = statement(
   'attr-insert-clicks',
   `INSERT INTO clicks (id, offer_id, affiliate_id, sub1, sub2, sub3, sub4, sub5, ip, user_agent, created_at)
-   SELECT * FROM unnest($1::varchar[], $2::int[], $3::int[], $4::varchar[], $5::varchar[], $6::varchar[], $7::varchar[], $8::varchar[],
-                        $9::varchar[], $10::varchar[], $11::timestamptz[])
-   ORDER BY 1
+   SELECT r."clickId", r."offerId", r."affiliateId", r.subs->>'sub1', r.subs->>'sub2', r.subs->>'sub3', r.subs->>'sub4', r.subs->>'sub5',
+          r.ip, r."userAgent", r."clickedAt"
+     FROM json_to_recordset($1::json) AS r("clickId" varchar, "offerId" int, "affiliateId" int, subs json, ip varchar, "userAgent" varchar, "clickedAt" timestamptz)
+    ORDER BY 1
    ON CONFLICT (id) DO NOTHING`,
 );
