@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomFillSync, timingSafeEqual } from 'node:crypto';
 
 /**
  * Self-verifying click IDs.
@@ -28,6 +28,20 @@ export interface ClickIdCodec {
   verify(clickId: string): ClickClaims | null;
 }
 
+// Nonces come from the CSPRNG through a pooled buffer: one system call per 1,365 clicks instead
+// of one per click (the click redirect is the busiest path of a tracker).
+const NONCE_LENGTH = 6;
+const noncePool = Buffer.alloc(NONCE_LENGTH * 1365);
+let nonceAt = noncePool.length;
+function nonceInto(target: Buffer, offset: number) {
+  if (nonceAt + NONCE_LENGTH > noncePool.length) {
+    randomFillSync(noncePool);
+    nonceAt = 0;
+  }
+  noncePool.copy(target, offset, nonceAt, nonceAt + NONCE_LENGTH);
+  nonceAt += NONCE_LENGTH;
+}
+
 export function createClickIdCodec(secret: string): ClickIdCodec {
   if (!secret) throw new Error('CLICK_SECRET is empty');
   const mac = (body: Buffer) => createHmac('sha256', secret).update(body).digest().subarray(0, MAC_LENGTH);
@@ -44,7 +58,7 @@ export function createClickIdCodec(secret: string): ClickIdCodec {
       body.writeUInt32BE(offerId, 1);
       body.writeUInt32BE(affiliateId, 5);
       body.writeUInt32BE(seconds, 9);
-      randomBytes(6).copy(body, 13);
+      nonceInto(body, 13);
       return Buffer.concat([body, mac(body)]).toString('base64url');
     },
 

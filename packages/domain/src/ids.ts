@@ -16,7 +16,7 @@ export const ID_PREFIX = {
 
 // ulidx draws 16 random numbers per new millisecond, one crypto call each (~70 µs per id on
 // the ingest hot path). The same CSPRNG, read from a pooled buffer, costs a fraction of that.
-const pool = new Uint32Array(1024);
+const pool = new Uint32Array(16_384);
 let next = pool.length;
 function pooledRandom(): number {
   if (next === pool.length) {

@@ -71,9 +71,10 @@ export function createApp(deps: IngestDeps): RequestListener {
       const labels = { method: req.method ?? '', route, status: String(res.statusCode) };
       metrics.httpRequests.inc(labels);
       metrics.httpDuration.observe(labels, seconds);
+      const level = res.statusCode >= 500 ? 'error' : 'info';
+      if (!logger.isLevelEnabled(level)) return;
       const line = { req: { method: req.method, url: redactUrl(req.url) }, res: { statusCode: res.statusCode }, responseTime: Math.round(seconds * 1000), ...(ids.postbackId ? { postback_id: ids.postbackId } : {}) };
-      if (res.statusCode >= 500) logger.error(line, 'request errored');
-      else logger.info(line, 'request completed');
+      logger[level](line, level === 'error' ? 'request errored' : 'request completed');
     });
   };
 
