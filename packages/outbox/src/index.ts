@@ -35,13 +35,27 @@ export async function insertEvents(db: Queryable, events: EventEnvelope[]): Prom
   await insertOutbox(db, [JSON.stringify(events)]);
 }
 
-const markPublished = statement('outbox-mark-published', `UPDATE outbox_events SET published_at = now() WHERE id = ANY($1::varchar[]) AND published_at IS NULL`);
+const mark = statement('outbox-mark-published', `UPDATE outbox_events SET published_at = now() WHERE id = ANY($1::varchar[]) AND published_at IS NULL`);
 
-/** Enqueues committed events (one queue call, JOB_BATCH.events per job) and marks them published. */
-export async function publishEvents(db: Queryable, queue: TypedQueue<'events'>, events: EventEnvelope[]): Promise<void> {
+/** Enqueues committed events: one queue call, JOB_BATCH.events per job. */
+export async function enqueueEvents(queue: TypedQueue<'events'>, events: EventEnvelope[]): Promise<void> {
   if (events.length === 0) return;
   await queue.addBulk(chunk(events, JOB_BATCH.events).map((list) => ({ name: list.length === 1 ? list[0].type : 'events', data: { events: list } })));
-  await markPublished(db, [events.map((e) => e.id)]);
+}
+
+/**
+ * Marks enqueued events published, so the relay leaves them alone. It only saves the relay
+ * work: an event enqueued and not marked (a crash in between) is enqueued again by the relay,
+ * and fanning it out again delivers nothing twice.
+ */
+export async function markPublished(db: Queryable, ids: string[]): Promise<void> {
+  if (ids.length > 0) await mark(db, [ids]);
+}
+
+/** Enqueues committed events and marks them published. */
+export async function publishEvents(db: Queryable, queue: TypedQueue<'events'>, events: EventEnvelope[]): Promise<void> {
+  await enqueueEvents(queue, events);
+  await markPublished(db, events.map((e) => e.id));
 }
 
 export interface RelayOptions {

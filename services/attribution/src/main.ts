@@ -34,5 +34,9 @@ runMain(async () => {
   );
   await subscribeInvalidations(ctx.newWorkerConnection(), config.QUEUE_PREFIX, (kind) => kind === 'offer' && workers.offers.clear());
   ctx.metrics.trackQueues(Object.values(queues));
-  await serveWorkers(ctx, { name: 'attribution', workers, queues: consumed, close: () => Promise.all(Object.values(queues).map((q) => q.close())) });
+  const close = async () => {
+    await workers.drain();
+    await Promise.all(Object.values(queues).map((q) => q.close()));
+  };
+  await serveWorkers(ctx, { name: 'attribution', workers, queues: consumed, close });
 });

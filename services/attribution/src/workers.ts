@@ -1,7 +1,7 @@
 import type { ClickIdCodec } from '@trackway/clickid';
 import type { PgPool, PrismaClient } from '@trackway/db';
 import type { Logger } from '@trackway/logger';
-import { publishEvents, relayOutbox } from '@trackway/outbox';
+import { enqueueEvents, markPublished, relayOutbox } from '@trackway/outbox';
 import { type ClickJob, type PostbackJob, QUEUE, type TypedQueue, cappedExponentialDelay, parseJob } from '@trackway/queues';
 import { type CachedLookup, type Metrics, MicroBatcher, cachedLookup, registerWorker } from '@trackway/runtime';
 import { type Processor, UnrecoverableError, Worker } from 'bullmq';
@@ -55,9 +55,16 @@ export function createHandlers(deps: AttributionDeps) {
   // Offers change rarely: cached for 30 s and cleared when the API announces a change.
   const offers = cachedLookup((id) => prisma.offer.findUnique({ where: { id: Number(id) } }), { ttlMs: 30_000 });
 
+  // Marking events published only spares the relay work (it waits OUTBOX_RELAY grace before it
+  // republishes): done in the background, one statement at a time, off the batch's path.
+  let marking = Promise.resolve();
+  const markLater = (ids: string[]) => {
+    marking = marking.then(() => markPublished(pool, ids)).catch((error: unknown) => logger.warn({ err: error, events: ids.length }, 'events not marked published; the relay will publish them again'));
+  };
+
   // The postbacks the worker's concurrent jobs hold are attributed together, one transaction
   // per batch, two batches in flight, deciding in the order the batches were formed (so this
-  // process decides postbacks in queue order); their events are published with one queue call
+  // process decides postbacks in queue order); their events are enqueued with one queue call
   // after commit.
   const nextTurn = turns();
   const postbacks = new MicroBatcher<PostbackJob, AttributionResult>(
@@ -65,7 +72,8 @@ export function createHandlers(deps: AttributionDeps) {
       const results = await attributeIsolated({ pool, clickIds, offers: (id) => offers.get(id) }, jobs, nextTurn());
       const events = results.flatMap((r) => (r.ok ? r.value.events : []));
       try {
-        await publishEvents(pool, eventsQueue, events);
+        await enqueueEvents(eventsQueue, events);
+        markLater(events.map((e) => e.id));
       } catch (error) {
         // Committed but not enqueued: the outbox relay publishes these events later.
         logger.warn({ err: error, events: events.length }, 'events left for the outbox relay');
@@ -107,6 +115,8 @@ export function createHandlers(deps: AttributionDeps) {
       outbox: async () => ({ published: await relayOutbox(pool, eventsQueue, { graceMs: deps.relayGraceMs }) }),
     } satisfies Record<AttributionQueue, Processor>,
     offers,
+    /** Resolves once every background mark has run (for a graceful shutdown). */
+    drain: () => marking,
   };
 }
 
@@ -114,8 +124,8 @@ export function createHandlers(deps: AttributionDeps) {
 // postbacks and clicks are idempotent, so running one again is always safe.
 const MAX_STALLED_COUNT = 20;
 
-export function createWorkers(deps: AttributionDeps, queues: readonly AttributionQueue[] = ATTRIBUTION_QUEUES): Worker[] & { offers: CachedLookup<object> } {
-  const { handlers, offers } = createHandlers(deps);
+export function createWorkers(deps: AttributionDeps, queues: readonly AttributionQueue[] = ATTRIBUTION_QUEUES): Worker[] & { offers: CachedLookup<object>; drain: () => Promise<void> } {
+  const { handlers, offers, drain } = createHandlers(deps);
   const concurrency: Record<AttributionQueue, number> = {
     postbacks: deps.concurrency.postbacks,
     clicks: deps.concurrency.clicks,
@@ -134,5 +144,5 @@ export function createWorkers(deps: AttributionDeps, queues: readonly Attributio
       deps,
     ),
   );
-  return Object.assign(workers, { offers });
+  return Object.assign(workers, { offers, drain });
 }
