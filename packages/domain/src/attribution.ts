@@ -63,7 +63,7 @@ export interface ConversionPlan {
   /** A new conversion (and its commission, when it earns one). */
   created?: { conversion: ConversionState; commission: CommissionRow | null };
   /** A status change of an existing conversion. */
-  transition?: { conversionId: string; from: ConversionStatus; to: ConversionStatus; reversal: boolean };
+  transition?: { conversionId: string; from: ConversionStatus; to: ConversionStatus };
   /** The conversion of this postback's (advertiser, order_id, event) after it, or null if there is none. */
   after: ConversionState | null;
 }
@@ -166,7 +166,7 @@ function planRepeat(postback: PostbackFacts, current: ConversionState, now: Date
     outcome: { status: 'accepted', reason: null, conversionId: current.id, conversionStatus: to },
     events: [createEvent(`conversion.${to}`, { conversion: conversionJson(after, after.fraudFlags), previous_status: decision.from }, now)],
     fraudFlags: [],
-    transition: { conversionId: current.id, from: decision.from, to, reversal: decision.reversal },
+    transition: { conversionId: current.id, from: decision.from, to },
     after,
   };
 }

@@ -139,7 +139,7 @@ describe('planConversion: a repeat of an existing order', () => {
     expect(plan.created).toBeUndefined();
     expect(plan.fraudFlags).toEqual([]);
     if (status === 'accepted') {
-      expect(plan.transition).toEqual({ conversionId: before.id, from: before.status, to: requested, reversal: before.status === 'approved' });
+      expect(plan.transition).toEqual({ conversionId: before.id, from: before.status, to: requested });
       expect(plan.after).toMatchObject({ status: requested, holdReason: before.holdReason, updatedAt: now });
       expect(plan.events[0].data).toMatchObject({ previous_status: before.status, conversion: { id: before.id, status: requested } });
     } else {

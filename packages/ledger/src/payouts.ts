@@ -26,17 +26,18 @@ export function payoutJson(p: PayoutRow, commissionIds?: string[]) {
 export async function createPayout(tx: Tx, affiliateId: number, currency: string, now: Date): Promise<PayoutRow | null> {
   const id = newId('payout');
   await tx.payout.create({ data: { id, affiliateId, currency, amount: 0, createdAt: now, updatedAt: now } });
-  const { count } = await tx.commission.updateMany({
-    where: { affiliateId, currency, status: 'approved', payoutId: null },
-    data: { payoutId: id, updatedAt: now },
-  });
-  if (count === 0) return null;
+  // Locked in id order, as the attribution worker locks the commissions a batch changes: two
+  // transactions taking the same commissions never wait for each other in a cycle.
+  const taken = await tx.$queryRaw<{ id: string }[]>`
+    SELECT id FROM commissions WHERE affiliate_id = ${affiliateId} AND currency = ${currency} AND status = 'approved' AND payout_id IS NULL ORDER BY id FOR UPDATE`;
+  if (taken.length === 0) return null;
+  await tx.commission.updateMany({ where: { id: { in: taken.map((c) => c.id) }, status: 'approved', payoutId: null }, data: { payoutId: id, updatedAt: now } });
   return recomputeAmount(tx, id, now);
 }
 
 async function recomputeAmount(tx: Tx, payoutId: string, now: Date): Promise<PayoutRow> {
-  const { _sum } = await tx.commission.aggregate({ where: { payoutId }, _sum: { amount: true } });
-  return tx.payout.update({ where: { id: payoutId }, data: { amount: _sum.amount ?? 0, updatedAt: now } });
+  await tx.$executeRawUnsafe(RECOMPUTE_PAYOUTS_SQL, [payoutId], now);
+  return tx.payout.findUniqueOrThrow({ where: { id: payoutId } });
 }
 
 /** Marks a pending payout sent and returns the `payout.sent` event, or null if it was not pending. */
@@ -49,16 +50,24 @@ export async function markPayoutSent(tx: Tx, payoutId: string, reference: string
 }
 
 /**
- * A reversed conversion's commission cannot stay in a payout that has not been sent: it is
- * taken out and the payout's amount recomputed. (Clawing back a sent payout is out of scope.)
+ * Reversed conversions' commissions leave payouts not yet sent (clawing back a sent payout is
+ * out of scope). Each payout row is locked first: a concurrent mark-sent either committed
+ * before (the payout is sent and stays as it was) or waits for us. Returns the payouts whose
+ * amount must be recomputed. $1: conversion ids; $2: now. Shared by the admin path (Prisma)
+ * and the attribution worker's batches (a pg named statement), so the rule is written once.
  */
+export const DETACH_FROM_PENDING_PAYOUTS_SQL = `
+  WITH c AS (SELECT id, payout_id FROM commissions WHERE conversion_id = ANY($1::varchar[]) AND payout_id IS NOT NULL),
+       p AS (SELECT id FROM payouts WHERE id IN (SELECT payout_id FROM c) AND status = 'pending' ORDER BY id FOR UPDATE),
+       d AS (UPDATE commissions SET payout_id = NULL, updated_at = $2::timestamptz WHERE id IN (SELECT c.id FROM c JOIN p ON p.id = c.payout_id) RETURNING id)
+  SELECT id FROM p`;
+
+/** A payout's amount is the sum of its commissions. $1: payout ids; $2: now. */
+export const RECOMPUTE_PAYOUTS_SQL = `
+  UPDATE payouts p SET amount = COALESCE((SELECT sum(m.amount) FROM commissions m WHERE m.payout_id = p.id), 0), updated_at = $2::timestamptz
+   WHERE p.id = ANY($1::varchar[])`;
+
 export async function detachFromPendingPayout(tx: Tx, conversionId: string, now: Date): Promise<void> {
-  const commission = await tx.commission.findUnique({ where: { conversionId } });
-  if (!commission?.payoutId) return;
-  // Lock the payout row: a concurrent mark-sent either commits first (we then see "sent" and
-  // leave the sent payout as it was) or waits for us.
-  const [payout] = await tx.$queryRaw<{ status: string }[]>`SELECT status::text AS status FROM payouts WHERE id = ${commission.payoutId} FOR UPDATE`;
-  if (payout?.status !== 'pending') return;
-  await tx.commission.update({ where: { id: commission.id }, data: { payoutId: null, updatedAt: now } });
-  await recomputeAmount(tx, commission.payoutId, now);
+  const payouts = await tx.$queryRawUnsafe<{ id: string }[]>(DETACH_FROM_PENDING_PAYOUTS_SQL, [conversionId], now);
+  if (payouts.length > 0) await tx.$executeRawUnsafe(RECOMPUTE_PAYOUTS_SQL, payouts.map((p) => p.id), now);
 }

@@ -10,24 +10,16 @@ import { JOB_BATCH, type TypedQueue, chunk } from '@trackway/queues';
  * (the receivers' idempotency key) is in the payload, and fanning an event out twice delivers
  * it once (deliveries are unique per event and endpoint), so a second publish is harmless.
  */
+// The events as one JSON document: Postgres takes each envelope apart (and keeps it whole as the payload).
+const INSERT_OUTBOX_SQL = `
+  INSERT INTO outbox_events (id, type, payload, created_at)
+  SELECT e->>'id', e->>'type', e, (e->>'timestamp')::timestamptz FROM jsonb_array_elements($1::jsonb) AS e`;
+
 export async function writeEvents(tx: Tx, events: EventEnvelope[]): Promise<void> {
-  if (events.length === 0) return;
-  await tx.outboxEvent.createMany({
-    data: events.map((event) => ({
-      id: event.id,
-      type: event.type,
-      payload: event as unknown as object,
-      createdAt: new Date(event.timestamp),
-    })),
-  });
+  if (events.length > 0) await tx.$executeRawUnsafe(INSERT_OUTBOX_SQL, JSON.stringify(events));
 }
 
-// The events as one JSON document: Postgres takes each envelope apart (and keeps it whole as the payload).
-const insertOutbox = statement(
-  'outbox-insert',
-  `INSERT INTO outbox_events (id, type, payload, created_at)
-   SELECT e->>'id', e->>'type', e, (e->>'timestamp')::timestamptz FROM jsonb_array_elements($1::jsonb) AS e`,
-);
+const insertOutbox = statement('outbox-insert', INSERT_OUTBOX_SQL);
 
 /** `writeEvents` for a pg transaction: one statement for any number of events. */
 export async function insertEvents(db: Queryable, events: EventEnvelope[]): Promise<void> {

@@ -2,8 +2,8 @@ import type { Settled } from '@trackway/db';
 
 export type { Settled };
 
-export interface BatcherOptions<T> {
-  /** A batch is written as soon as this much is waiting (items, or their `weight`). */
+export interface BatcherOptions {
+  /** A batch is written as soon as this many items are waiting. */
   maxSize: number;
   /** How long the first item of a batch waits for company; 0 = until the end of this event-loop turn. */
   maxWaitMs: number;
@@ -12,7 +12,6 @@ export interface BatcherOptions<T> {
    * grow with the load (group commit) and, at 1, batches are written in the order items came.
    */
   maxInFlight?: number;
-  weight?: (item: T) => number;
 }
 
 interface Pending<T, R> {
@@ -29,33 +28,24 @@ interface Pending<T, R> {
  */
 export class MicroBatcher<T, R> {
   private pending: Pending<T, R>[] = [];
-  private pendingWeight = 0;
   private inFlight = 0;
   private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   private due = false;
   private readonly maxInFlight: number;
-  private readonly weight: (item: T) => number;
 
   constructor(
     private readonly write: (items: T[]) => Promise<Settled<R>[]>,
-    private readonly options: BatcherOptions<T>,
+    private readonly options: BatcherOptions,
   ) {
     this.maxInFlight = options.maxInFlight ?? 1;
-    this.weight = options.weight ?? (() => 1);
   }
 
   add(item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.pending.push({ item, resolve, reject });
-      this.pendingWeight += this.weight(item);
-      if (this.pendingWeight >= this.options.maxSize) this.fire();
+      if (this.pending.length >= this.options.maxSize) this.fire();
       else this.arm();
     });
-  }
-
-  /** Items handed in and not yet written. */
-  get size(): number {
-    return this.pending.length;
   }
 
   private arm() {
@@ -78,16 +68,9 @@ export class MicroBatcher<T, R> {
   }
 
   private take(): Pending<T, R>[] {
-    let weight = 0;
-    let count = 0;
-    while (count < this.pending.length && (count === 0 || weight + this.weight(this.pending[count].item) <= this.options.maxSize)) {
-      weight += this.weight(this.pending[count].item);
-      count += 1;
-    }
-    this.pendingWeight -= weight;
-    const batch = this.pending.splice(0, count);
+    const batch = this.pending.splice(0, this.options.maxSize);
     // What is left waits for its own turn: a full batch at once, a partial one after maxWaitMs.
-    this.due = this.pendingWeight >= this.options.maxSize;
+    this.due = this.pending.length >= this.options.maxSize;
     return batch;
   }
 
@@ -109,7 +92,7 @@ export class MicroBatcher<T, R> {
     } finally {
       this.inFlight -= 1;
       if (this.pending.length > 0) {
-        if (this.due || this.pendingWeight >= this.options.maxSize) this.fire();
+        if (this.due || this.pending.length >= this.options.maxSize) this.fire();
         else this.arm();
       }
     }

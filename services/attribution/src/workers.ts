@@ -57,9 +57,16 @@ export function createHandlers(deps: AttributionDeps) {
 
   // Marking events published only spares the relay work (it waits OUTBOX_RELAY grace before it
   // republishes): done in the background, one statement at a time, off the batch's path.
+  // A slow Postgres makes batches wait for the marks instead of letting them pile up.
   let marking = Promise.resolve();
-  const markLater = (ids: string[]) => {
-    marking = marking.then(() => markPublished(pool, ids)).catch((error: unknown) => logger.warn({ err: error, events: ids.length }, 'events not marked published; the relay will publish them again'));
+  let marksPending = 0;
+  const markLater = async (ids: string[]) => {
+    marksPending += 1;
+    marking = marking
+      .then(() => markPublished(pool, ids))
+      .catch((error: unknown) => logger.warn({ err: error, events: ids.length }, 'events not marked published; the relay will publish them again'))
+      .finally(() => void (marksPending -= 1));
+    if (marksPending > 4) await marking;
   };
 
   // The postbacks the worker's concurrent jobs hold are attributed together, one transaction
@@ -73,7 +80,7 @@ export function createHandlers(deps: AttributionDeps) {
       const events = results.flatMap((r) => (r.ok ? r.value.events : []));
       try {
         await enqueueEvents(eventsQueue, events);
-        markLater(events.map((e) => e.id));
+        await markLater(events.map((e) => e.id));
       } catch (error) {
         // Committed but not enqueued: the outbox relay publishes these events later.
         logger.warn({ err: error, events: events.length }, 'events left for the outbox relay');

@@ -242,3 +242,31 @@ it('lets a later batch decide only after the batch before it has claimed its ord
   ]);
   expect((await h.db.prisma.conversion.findFirstOrThrow({ where: { advertiserId: fx.advertiserId } })).status).toBe('approved');
 });
+
+it('keeps queue order when the batch before runs its transaction again (a copy of one of its postbacks committed first)', async () => {
+  const fx = await createFixture(h.db.prisma);
+  const next = turns();
+  const p1 = postbackJob({ advertiserId: fx.advertiserId, clickId: clickOf(fx), status: 'pending' });
+  const x = postbackJob({ advertiserId: fx.advertiserId, clickId: clickOf(fx), orderId: 'OTHER' });
+  const p2 = again(p1, { status: 'approved' });
+  // Another run of X (a stalled job's copy) is inserting X's outcome, in a transaction it keeps
+  // open for a while: the first batch's outcome insert waits for it, then runs again.
+  const other = await h.db.pool.connect();
+  try {
+    await other.query('BEGIN');
+    await other.query(`INSERT INTO postbacks (id, advertiser_id, status, params, received_at) VALUES ($1, $2, 'rejected', '{}', now())`, [x.postbackId, fx.advertiserId]);
+    const first = attributeIsolated(h.attribution, [p1, x], next());
+    const second = attributeIsolated(h.attribution, [p2], next());
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await other.query('COMMIT');
+    const [a, b] = await Promise.all([first, second]);
+    expect([...a, ...b].map((r) => r.ok && [r.value.outcome.status, r.value.outcome.reason, r.value.replayed])).toEqual([
+      ['accepted', null, false],
+      ['rejected', null, true],
+      ['accepted', null, false],
+    ]);
+  } finally {
+    other.release();
+  }
+  expect((await h.db.prisma.conversion.findFirstOrThrow({ where: { advertiserId: fx.advertiserId, orderId: p1.orderId } })).status).toBe('approved');
+});

@@ -8,6 +8,7 @@ import type { TypedQueue } from '@trackway/queues';
 import { type HealthState, type Metrics, closeConnectionsWhenDraining, healthRouter, metricsHandler } from '@trackway/runtime';
 import encodeUrl from 'encodeurl';
 import express from 'express';
+import parseUrl from 'parseurl';
 import proxyAddr from 'proxy-addr';
 import typeIs from 'type-is';
 import type { Redis } from 'ioredis';
@@ -120,7 +121,8 @@ export function createApp(deps: IngestDeps): RequestListener {
     // redirect never waits on (or fails with) the clicks queue.
     const userAgent = req.headers['user-agent'];
     enqueue
-      .click({ clickId, offerId: offer.id, affiliateId: affiliate.id, clickedAt: clickedAt.toISOString(), subs, ip: proxyAddr(req, trustProxy).slice(0, 45), userAgent: userAgent?.slice(0, 512) })
+      // proxy-addr finds no address once the client has gone (its socket closed meanwhile).
+      .click({ clickId, offerId: offer.id, affiliateId: affiliate.id, clickedAt: clickedAt.toISOString(), subs, ip: (proxyAddr(req, trustProxy) as string | undefined)?.slice(0, 45), userAgent: userAgent?.slice(0, 512) })
       .catch((error: unknown) => {
         metrics.clicks.inc({ outcome: 'enqueue_failed' });
         logger.warn({ err: error, click_id: clickId }, 'click not recorded');
@@ -188,9 +190,9 @@ export function createApp(deps: IngestDeps): RequestListener {
   };
 
   return (req, res) => {
-    const url = req.url ?? '/';
-    const at = url.indexOf('?');
-    const path = normalizePath(at === -1 ? url : url.slice(0, at));
+    // The same URL parsing as Express (parseurl): origin-form and absolute-form alike.
+    const url = parseUrl(req);
+    const path = normalizePath(url?.pathname ?? '/');
     const route = path === '/postback' || (path === '/click' && (req.method === 'GET' || req.method === 'HEAD')) ? path : null;
     if (!route) {
       others(req, res);
@@ -199,9 +201,12 @@ export function createApp(deps: IngestDeps): RequestListener {
     if (!health.accepting) res.setHeader('connection', 'close');
     const ids: { postbackId?: string } = {};
     observe(req, res, route, ids);
-    const query = querystring.parse(at === -1 ? '' : url.slice(at + 1)) as Query;
+    const query = querystring.parse(typeof url?.query === 'string' ? url.query : '') as Query;
     let handled: Promise<void>;
-    if (route === '/click') handled = click(req, res, query);
+    // A client never sends a fragment: a raw "#" is part of a value that was not percent-encoded,
+    // and reading the URL up to it would cut that value short.
+    if (req.url?.includes('#')) handled = Promise.reject(badRequest({ _: 'the URL contains a raw "#"; percent-encode it as %23' }, 'The URL contains a raw "#".'));
+    else if (route === '/click') handled = click(req, res, query);
     // A HEAD must never enqueue anything.
     else if (req.method === 'GET' || req.method === 'POST') handled = postback(req, res, query, ids);
     else handled = Promise.reject(new HttpError(405, 'method_not_allowed', 'Use GET or POST.', undefined, { Allow: 'GET, POST' }));

@@ -23,15 +23,17 @@ export function createEnqueuers(deps: { redis: Redis; queues: { postbacks: Typed
       await failFast(redis, () => queues.postbacks.addBulk(jobs.map(({ jobId, postbacks }) => ({ name: 'postbacks', data: { postbacks }, opts: { jobId } }))));
       return jobs.flatMap((job) => job.postbacks.map((p) => ({ ok: true as const, value: p.postbackId })));
     },
-    // The end of this turn; while an enqueue is in flight, the next turns' requests gather.
-    { maxSize: JOB_BATCH.postbacks * 16, maxWaitMs: 0, maxInFlight: 2 },
+    // Every turn's postbacks go out at the end of that turn, whatever is still in flight
+    // (ioredis pipelines them on the connection): a request never waits behind another turn's
+    // enqueue, so a hung Redis answers each one 503 after failFast's own deadline.
+    { maxSize: JOB_BATCH.postbacks * 16, maxWaitMs: 0, maxInFlight: Number.POSITIVE_INFINITY },
   );
   const clicks = new MicroBatcher<ClickJob, void>(
     async (list) => {
       await failFast(redis, () => queues.clicks.addBulk(chunk(list, JOB_BATCH.clicks).map((part) => ({ name: 'clicks', data: { clicks: part } }))));
       return list.map(() => ({ ok: true as const, value: undefined }));
     },
-    { maxSize: JOB_BATCH.clicks * 4, maxWaitMs: 0, maxInFlight: 2 },
+    { maxSize: JOB_BATCH.clicks * 4, maxWaitMs: 0, maxInFlight: Number.POSITIVE_INFINITY },
   );
   return {
     /** Resolves with the postback's id once its job is in Redis. */

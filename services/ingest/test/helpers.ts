@@ -15,6 +15,8 @@ export interface IngestHarness {
   queues: { postbacks: ReturnType<typeof createQueue<'postbacks'>>; clicks: ReturnType<typeof createQueue<'clicks'>> };
   clickIds: ReturnType<typeof createClickIdCodec>;
   health: { accepting: boolean; checks: Record<string, () => Promise<unknown>> };
+  /** Error-level log lines the app wrote (it logs nothing below that here). */
+  errors: string[];
   close(): Promise<void>;
 }
 
@@ -29,12 +31,13 @@ export async function startIngest(options: { redisUrl?: string } = {}): Promise<
   queues.clicks.on('error', () => undefined);
   const clickIds = createClickIdCodec(CLICK_SECRET);
   const health = { accepting: true, checks: {} };
+  const errors: string[] = [];
   const app = createApp({
     queues,
     redis,
     lookups: createLookups(db.prisma),
     clickIds,
-    logger: createLogger({ service: 'test', level: 'silent' }),
+    logger: createLogger({ service: 'test', level: 'error', destination: { write: (line: string) => void errors.push(line) } }),
     metrics: createMetrics('ingest'),
     health,
   });
@@ -45,6 +48,7 @@ export async function startIngest(options: { redisUrl?: string } = {}): Promise<
     queues,
     clickIds,
     health,
+    errors,
     async close() {
       await Promise.all([queues.postbacks.close(), queues.clicks.close()]);
       redis.disconnect();

@@ -1,4 +1,6 @@
 import http from 'node:http';
+import net from 'node:net';
+import { idBlockOf } from '@trackway/domain';
 import { createFixture, type Fixture, waitFor } from '@trackway/testing';
 import fc from 'fast-check';
 import request from 'supertest';
@@ -249,6 +251,53 @@ describe('/postback', () => {
     } finally {
       h.health.accepting = true;
       agent.destroy();
+      server.close();
+    }
+  });
+
+  it('reads an absolute-form request target as Express does, and refuses a raw "#" instead of cutting the value at it', async () => {
+    const server = http.createServer(h.app).listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const port = (server.address() as { port: number }).port;
+    const raw = (target: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = net.connect(port, '127.0.0.1', () => socket.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+        let text = '';
+        socket.on('data', (chunk) => (text += chunk));
+        socket.on('end', () => resolve(text));
+        socket.on('error', reject);
+      });
+    try {
+      const absolute = await raw(`http://x/postback?key=${fx.postbackKey}&click_id=${clickId}&order_id=ABS-1`);
+      expect(absolute).toMatch(/^HTTP\/1\.1 202/);
+      const id = JSON.parse(absolute.slice(absolute.indexOf('\r\n\r\n') + 4)).postback_id;
+      expect((await h.queues.postbacks.getJob(idBlockOf(id)))?.data.postbacks.find((p) => p.postbackId === id)?.orderId).toBe('ABS-1');
+      const before = await h.queues.postbacks.count();
+      const fragment = await raw(`/postback?key=${fx.postbackKey}&click_id=${clickId}&order_id=FRAG#1`);
+      expect(fragment).toMatch(/^HTTP\/1\.1 400/);
+      expect(JSON.parse(fragment.slice(fragment.indexOf('\r\n\r\n') + 4)).error).toMatchObject({ code: 'invalid_request', fields: { _: expect.stringMatching(/%23/) } });
+      expect(await h.queues.postbacks.count()).toBe(before);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('redirects nobody and logs no error when a click\'s client goes away before the answer', async () => {
+    const cold = await createFixture(h.db.prisma);
+    const server = http.createServer(h.app).listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const port = (server.address() as { port: number }).port;
+    try {
+      for (let i = 0; i < 3; i++) {
+        const socket = net.connect(port, '127.0.0.1', () => {
+          socket.write(`GET /click?offer_id=${cold.offerId}&affiliate_id=${cold.affiliateId} HTTP/1.1\r\nHost: x\r\n\r\n`);
+          setTimeout(() => socket.destroy(), 1);
+        });
+        socket.on('error', () => undefined);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(h.errors.filter((line) => line.includes('unhandled error'))).toEqual([]);
+    } finally {
       server.close();
     }
   });

@@ -1,3 +1,4 @@
+import { retryOnConflict } from '@trackway/db';
 import { CONVERSION_STATUSES, canTransition, conversionJson } from '@trackway/domain';
 import { HttpError, intIdQuery, notFound, parseInput, text } from '@trackway/http';
 import { ConcurrentUpdateError, transitionConversion } from '@trackway/ledger';
@@ -54,8 +55,8 @@ export function conversionsRouter({ prisma, pool, queues, logger }: ApiDeps): Ro
     const id = prefixedId(req.params.id, 'cnv', 'Conversion');
     const { status } = parseInput(reviewSchema, req.body);
     const now = new Date();
-    const events = await prisma
-      .$transaction(async (tx) => {
+    const events = await retryOnConflict(() =>
+      prisma.$transaction(async (tx) => {
         const current = await tx.conversion.findUnique({ where: { id } });
         if (!current) throw notFound('Conversion');
         if (current.status === status) return [];
@@ -65,11 +66,11 @@ export function conversionsRouter({ prisma, pool, queues, logger }: ApiDeps): Ro
         const emitted = await transitionConversion(tx, { id, from: current.status, to: status, releaseHold: true }, now);
         await writeEvents(tx, emitted);
         return emitted;
-      })
-      .catch((error: unknown) => {
-        if (error instanceof ConcurrentUpdateError) throw new HttpError(409, 'conflict', 'The conversion changed meanwhile; retry.');
-        throw error;
-      });
+      }),
+    ).catch((error: unknown) => {
+      if (error instanceof ConcurrentUpdateError) throw new HttpError(409, 'conflict', 'The conversion changed meanwhile; retry.');
+      throw error;
+    });
     await publishEvents(pool, queues.events, events).catch((error: unknown) => logger.warn({ err: error }, 'events left for the outbox relay'));
     res.json(json(await prisma.conversion.findUniqueOrThrow({ where: { id }, include: withFlags })));
   });

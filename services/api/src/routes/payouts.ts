@@ -1,3 +1,4 @@
+import { retryOnConflict } from '@trackway/db';
 import { isCurrency } from '@trackway/domain';
 import { HttpError, badRequest, intIdQuery, intIdSchema, notFound, parseInput, text } from '@trackway/http';
 import { createPayout, markPayoutSent, payoutJson } from '@trackway/ledger';
@@ -22,12 +23,14 @@ export function payoutsRouter({ prisma, pool, queues, logger }: ApiDeps): Router
   router.post('/', async (req, res) => {
     const input = parseInput(createSchema, req.body);
     if (!(await prisma.affiliate.findUnique({ where: { id: input.affiliate_id } }))) throw badRequest({ affiliate_id: 'no affiliate has this id' });
-    const payout = await prisma.$transaction(async (tx) => {
-      const created = await createPayout(tx, input.affiliate_id, input.currency, new Date());
-      // Throwing rolls the empty payout back.
-      if (!created) throw new HttpError(422, 'no_commissions', `Affiliate ${input.affiliate_id} has no approved, unpaid commissions in ${input.currency}.`);
-      return tx.payout.findUniqueOrThrow({ where: { id: created.id }, include: withCommissions });
-    });
+    const payout = await retryOnConflict(() =>
+      prisma.$transaction(async (tx) => {
+        const created = await createPayout(tx, input.affiliate_id, input.currency, new Date());
+        // Throwing rolls the empty payout back.
+        if (!created) throw new HttpError(422, 'no_commissions', `Affiliate ${input.affiliate_id} has no approved, unpaid commissions in ${input.currency}.`);
+        return tx.payout.findUniqueOrThrow({ where: { id: created.id }, include: withCommissions });
+      }),
+    );
     res.status(201).json(payoutJson(payout, payout.commissions.map((c) => c.id)));
   });
 
@@ -51,11 +54,13 @@ export function payoutsRouter({ prisma, pool, queues, logger }: ApiDeps): Router
   router.post('/:id/mark-sent', async (req, res) => {
     const id = prefixedId(req.params.id, 'po', 'Payout');
     const { reference } = parseInput(sentSchema, req.body);
-    const result = await prisma.$transaction(async (tx) => {
-      const marked = await markPayoutSent(tx, id, reference, new Date());
-      if (marked) await writeEvents(tx, [marked.event]);
-      return marked;
-    });
+    const result = await retryOnConflict(() =>
+      prisma.$transaction(async (tx) => {
+        const marked = await markPayoutSent(tx, id, reference, new Date());
+        if (marked) await writeEvents(tx, [marked.event]);
+        return marked;
+      }),
+    );
     if (!result) {
       if (!(await prisma.payout.findUnique({ where: { id } }))) throw notFound('Payout');
       throw new HttpError(409, 'already_sent', 'The payout was already marked sent.');

@@ -1,7 +1,17 @@
-import { type PgPool, type Settled, writeIsolated } from '@trackway/db';
+import { type PgPool, type Settled, statement, writeIsolated } from '@trackway/db';
 import type { ClickJob } from '@trackway/queues';
 import { UnrecoverableError } from 'bullmq';
-import { insertClicks } from '../postbacks/statements';
+
+// Click rows as one JSON parameter; a click written before (a job run again) is skipped.
+const insertClicks = statement(
+  'attr-insert-clicks',
+  `INSERT INTO clicks (id, offer_id, affiliate_id, sub1, sub2, sub3, sub4, sub5, ip, user_agent, created_at)
+   SELECT r."clickId", r."offerId", r."affiliateId", r.subs->>'sub1', r.subs->>'sub2', r.subs->>'sub3', r.subs->>'sub4', r.subs->>'sub5',
+          r.ip, r."userAgent", r."clickedAt"
+     FROM json_to_recordset($1::json) AS r("clickId" varchar, "offerId" int, "affiliateId" int, subs json, ip varchar, "userAgent" varchar, "clickedAt" timestamptz)
+    ORDER BY 1
+   ON CONFLICT (id) DO NOTHING`,
+);
 
 /**
  * Click rows (reporting only), many per statement. A click re-delivered after a crash is

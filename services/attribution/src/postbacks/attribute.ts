@@ -40,12 +40,12 @@ export interface AttributeDeps {
  * commissions, fraud flags and outbox events. Idempotent by postback id (a postback whose
  * outcome row exists returns that outcome, replayed) and by the unique index.
  */
-export async function attributeBatch(deps: AttributeDeps, jobs: PostbackJob[], onDecided?: () => void): Promise<AttributionResult[]> {
+export async function attributeBatch(deps: AttributeDeps, jobs: PostbackJob[], after?: Promise<void>): Promise<AttributionResult[]> {
   const facts = jobs.map(toFacts);
   const clicks = new Map(facts.map((p) => [p.postbackId, deps.clickIds.verify(p.clickId)]));
   const offerIds = [...new Set([...clicks.values()].flatMap((c) => (c ? [c.offerId] : [])))];
   const offers = new Map(await Promise.all(offerIds.map(async (id) => [id, await deps.offers(id)] as const)));
-  return inTransaction(deps.pool, (client) => attributeIn(client, facts, (p) => clicks.get(p.postbackId) ?? null, (id) => offers.get(id) ?? null, onDecided));
+  return inTransaction(deps.pool, (client) => attributeIn(client, facts, (p) => clicks.get(p.postbackId) ?? null, (id) => offers.get(id) ?? null, after));
 }
 
 async function attributeIn(
@@ -53,7 +53,7 @@ async function attributeIn(
   postbacks: PostbackFacts[],
   click: (p: PostbackFacts) => ReturnType<ClickIdCodec['verify']>,
   offer: (id: number) => OfferTerms | null,
-  onDecided: () => void = () => undefined,
+  after?: Promise<void>,
 ): Promise<AttributionResult[]> {
   const now = new Date();
   // Postbacks already attributed (a job run again after a crash, or retried from Bull Board).
@@ -62,6 +62,8 @@ async function attributeIn(
   const fresh = [...new Map(postbacks.filter((p) => !done.has(p.postbackId)).map((p) => [p.postbackId, p] as const)).values()];
 
   const keys = [...new Map(fresh.map((p) => [conversionKey(p), p])).values()];
+  // The batch before this one (of this process) has committed: its orders are decided.
+  await after;
   const locked = await sql.lockConversions(client, [JSON.stringify(keys.map(({ advertiserId, orderId, event }) => ({ advertiserId, orderId, event })))]);
   const existing = new Map(locked.map((row) => [conversionKey({ advertiserId: row.advertiser_id, orderId: row.order_id, event: row.event }), toState(row)]));
   const plan = planBatch({ postbacks: fresh, click, offer: (c) => offer(c.offerId), existing, now });
@@ -72,8 +74,6 @@ async function attributeIn(
     // locked, and this batch's postbacks for it are repeats of it).
     if (inserted.length < plan.newConversions.length) throw new RetryTransaction('a conversion of this batch was created concurrently');
   }
-  // Every order of this batch is now locked or claimed: a later batch touching one of them waits for us.
-  onDecided();
 
   if (fresh.length > 0) {
     const rows = plan.plans.map(({ outcome }, i) => {
@@ -88,6 +88,7 @@ async function attributeIn(
   const changed = plan.changedConversions;
   if (changed.length > 0) {
     await sql.updateConversionStatuses(client, [changed.map((c) => c.id), changed.map((c) => c.status), changed.map((c) => c.updatedAt)]);
+    await sql.lockCommissions(client, [changed.map((c) => c.id)]);
     await sql.updateCommissionStatuses(client, [changed.map((c) => c.id), changed.map((c) => commissionStatusFor(c.status)), now]);
   }
   if (plan.newCommissions.length > 0) await sql.insertCommissions(client, [JSON.stringify(plan.newCommissions)]);
@@ -133,15 +134,16 @@ export function turns(): () => Turn {
 /**
  * `attributeBatch` with a bad row kept from failing its neighbours (writeIsolated): only the
  * postback the database refuses fails, for good; an outage fails the batch, to be retried.
- * With a turn, the batch decides only after the batch before it has locked and claimed its
- * orders, so two batches in flight still decide an order's postbacks in queue order.
+ * With a turn, the batch reads and decides only once the batch before it has committed (or
+ * failed for good), however its transaction went (a retry after a deadlock or a lost race
+ * included): two batches in flight overlap everything but their decisions, which stay in the
+ * order the batches were formed, as if each postback ran alone, in queue order.
  */
 export async function attributeIsolated(deps: AttributeDeps, jobs: PostbackJob[], turn?: Turn): Promise<Settled<AttributionResult>[]> {
-  await turn?.ready;
   try {
     return await writeIsolated(
       jobs,
-      (list) => attributeBatch(deps, list, list === jobs ? turn?.release : undefined),
+      (list) => attributeBatch(deps, list, turn?.ready),
       (job, error) => new UnrecoverableError(`postback ${job.postbackId} cannot be stored: ${error.message}`),
     );
   } finally {
@@ -149,7 +151,7 @@ export async function attributeIsolated(deps: AttributeDeps, jobs: PostbackJob[]
   }
 }
 
-/** One postback, as a batch of one (tests, and the shape of a single job of earlier versions). */
+/** One postback, as a batch of one. */
 export async function processPostback(deps: AttributeDeps, job: PostbackJob): Promise<AttributionResult> {
   const [result] = await attributeBatch(deps, [job]);
   return result;

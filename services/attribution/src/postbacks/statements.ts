@@ -1,4 +1,5 @@
 import { statement } from '@trackway/db';
+import { DETACH_FROM_PENDING_PAYOUTS_SQL, RECOMPUTE_PAYOUTS_SQL } from '@trackway/ledger';
 
 // The attribution hot path's statements: named (planned once per connection) and multi-row (a
 // batch's rows as one JSON parameter, `json_to_recordset` on the server, or arrays for `unnest`),
@@ -86,6 +87,12 @@ export const insertCommissions = statement(
      FROM json_to_recordset($1::json) AS r(id varchar, "conversionId" varchar, "affiliateId" int, amount numeric, currency varchar, status text, "createdAt" timestamptz)`,
 );
 
+/**
+ * The commissions of the conversions a batch changes, locked in id order: createPayout locks the
+ * commissions it gathers in the same order, so the two never wait for each other in a cycle.
+ */
+export const lockCommissions = statement('attr-lock-commissions', `SELECT id FROM commissions WHERE conversion_id = ANY($1::varchar[]) ORDER BY id FOR UPDATE`);
+
 /** A commission follows its conversion's status (a reversal voids it). */
 export const updateCommissionStatuses = statement(
   'attr-update-commission-statuses',
@@ -94,38 +101,13 @@ export const updateCommissionStatuses = statement(
     WHERE m.conversion_id = u.conversion_id`,
 );
 
-/**
- * Reversed conversions' commissions leave payouts not yet sent. Each payout row is locked
- * first: a concurrent mark-sent either committed before (the payout is sent and stays as it
- * was) or waits for us. Returns the payouts whose amount must be recomputed.
- */
-export const detachFromPendingPayouts = statement<{ id: string }>(
-  'attr-detach-from-pending-payouts',
-  `WITH c AS (SELECT id, payout_id FROM commissions WHERE conversion_id = ANY($1::varchar[]) AND payout_id IS NOT NULL),
-        p AS (SELECT id FROM payouts WHERE id IN (SELECT payout_id FROM c) AND status = 'pending' ORDER BY id FOR UPDATE),
-        d AS (UPDATE commissions SET payout_id = NULL, updated_at = $2::timestamptz WHERE id IN (SELECT c.id FROM c JOIN p ON p.id = c.payout_id) RETURNING id)
-   SELECT id FROM p`,
-);
-
-export const recomputePayouts = statement(
-  'attr-recompute-payouts',
-  `UPDATE payouts p SET amount = COALESCE((SELECT sum(m.amount) FROM commissions m WHERE m.payout_id = p.id), 0), updated_at = $2::timestamptz
-    WHERE p.id = ANY($1::varchar[])`,
-);
+/** Reversed conversions' commissions leave payouts not yet sent (see the ledger's rule). */
+export const detachFromPendingPayouts = statement<{ id: string }>('attr-detach-from-pending-payouts', DETACH_FROM_PENDING_PAYOUTS_SQL);
+export const recomputePayouts = statement('attr-recompute-payouts', RECOMPUTE_PAYOUTS_SQL);
 
 export const insertFraudFlags = statement(
   'attr-insert-fraud-flags',
   `INSERT INTO fraud_flags (id, postback_id, conversion_id, rule, details, created_at)
    SELECT id, "postbackId", "conversionId", rule, details, "createdAt"
      FROM json_to_recordset($1::json) AS r(id varchar, "postbackId" varchar, "conversionId" varchar, rule varchar, details jsonb, "createdAt" timestamptz)`,
-);
-
-export const insertClicks = statement(
-  'attr-insert-clicks',
-  `INSERT INTO clicks (id, offer_id, affiliate_id, sub1, sub2, sub3, sub4, sub5, ip, user_agent, created_at)
-   SELECT r."clickId", r."offerId", r."affiliateId", r.subs->>'sub1', r.subs->>'sub2', r.subs->>'sub3', r.subs->>'sub4', r.subs->>'sub5',
-          r.ip, r."userAgent", r."clickedAt"
-     FROM json_to_recordset($1::json) AS r("clickId" varchar, "offerId" int, "affiliateId" int, subs json, ip varchar, "userAgent" varchar, "clickedAt" timestamptz)
-    ORDER BY 1
-   ON CONFLICT (id) DO NOTHING`,
 );
