@@ -1,169 +1,206 @@
-// Postback jobs through the attribution worker.
+// Postbacks through the attribution worker, against BullMQ's own cost.
 //
-// Measures: jobs/s of the real postbacks worker (createWorkers from services/attribution at
-// concurrency 16): each job is one Postgres transaction (offer read, conversion, commission,
-// postback row, outbox events) followed by the events' publish to the events queue. Jobs are
-// valid postbacks for one advertiser/offer, with distinct order ids and click ids minted with
-// the stack's CLICK_SECRET, so every job creates a conversion. The queue is filled first and
-// the clock runs from the worker's start until the last job completes (a drain).
-// Baseline: a plain BullMQ worker with a no-op processor, same concurrency, same queue type
-// (postbacks, same default job options and payloads) under its own prefix: the queue's own
-// overhead. Also printed: per-job processing time (processedOn → finishedOn) p50/p95/p99.
-// Verified: the conversion count equals the job count, and no job failed.
+// The stream: N postbacks (50,000; quick 5,000) for one advertiser and offer — 85 % new orders
+// (70 % approved, 30 % pending), 10 % duplicates (an earlier postback sent again), 5 % status
+// changes (pending → approved, approved → rejected) — every repeat at least a wave after its
+// original, so its place in the queue follows it. Fresh, valid click ids.
+// Baseline: a plain BullMQ worker with a no-op processor at the real worker's concurrency,
+// draining N one-postback jobs (same queue options, payloads) under its own prefix.
+// Measured: the real worker (createWorkers from services/attribution, defaults: concurrency
+// 1000, batches of up to 500) in a process of its own (bench/worker-child.ts), draining
+//   a) the stream as ingest enqueues it: sent over HTTP through the ingest handler at 32
+//      connections (ingest puts the postbacks of one event-loop turn into one job);
+//   b) the stream one postback per job (what ingest does when requests arrive one per turn);
+//   c) (b) again with two worker processes (scaling).
+// The clock runs from the workers' start until the last outcome row is written. Verified:
+// conversions = distinct orders, and the accepted / duplicate counts the stream implies.
 import { newId } from '@trackway/domain';
-import { type PostbackJob, createQueue, createWorkerConnection } from '@trackway/queues';
-import { TEST_REDIS_URL, createFixture, deleteRedisPrefix, randomPrefix } from '@trackway/testing';
+import { type PostbackJob, chunk, createQueue, createWorkerConnection } from '@trackway/queues';
+import { type Fixture, TEST_REDIS_URL, createFixture, deleteRedisPrefix, randomPrefix } from '@trackway/testing';
 import { type Job, Worker } from 'bullmq';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ChildProcess } from 'node:child_process';
 import type { Redis } from 'ioredis';
-import { createWorkers } from '../services/attribution/src/workers';
-import { startStack } from '../test/support/stack';
-import { type LatencySummary, type SummaryRow, cleanupOnInterrupt, machineNote, once, ms, pct, rate, ratio, report, silentLogger, summarize, withDeadline } from './lib';
+import { STACK_SECRET, type Stack, startStack } from '../test/support/stack';
+import { runHttpLoadInChild } from './http-load';
+import { type Row, cleanupOnInterrupt, forkTs, machineNote, ms, nextMessage, once, rate, ratio, report, row, runBench, size, sleep, withDeadline } from './lib';
 
-const N = Number(process.env.ATTRIBUTION_N ?? 2000);
-const WARMUP = Number(process.env.ATTRIBUTION_WARMUP ?? 200);
-const CONCURRENCY = Number(process.env.ATTRIBUTION_CONCURRENCY ?? 16);
+const N = size(Number(process.env.ATTRIBUTION_N ?? 50_000), 5_000);
+const CONCURRENCY = 1000;
+const WAVE = 2_000;
 
-interface DrainResult {
-  jobs: number;
-  durationMs: number;
-  jobsPerSecond: number;
-  completed: number;
-  failed: number;
-  processing: LatencySummary;
+interface Stream {
+  postbacks: PostbackJob[];
+  orders: number;
+  accepted: number;
+  duplicates: number;
 }
 
-/** Starts a worker on a queue already holding `jobs` jobs and times it until all are done. */
-async function drain(jobs: number, start: () => Worker[]): Promise<DrainResult> {
-  let completed = 0;
-  let failed = 0;
-  const processing: number[] = [];
-  let resolveDone!: () => void;
-  const done = new Promise<void>((resolve) => (resolveDone = resolve));
-  const settle = () => completed + failed >= jobs && resolveDone();
-  const started = performance.now();
-  const workers = start();
-  for (const worker of workers) {
-    worker.on('completed', (job: Job) => {
-      completed += 1;
-      if (job.processedOn && job.finishedOn) processing.push(job.finishedOn - job.processedOn);
-      settle();
-    });
-    worker.on('failed', (job, error) => {
-      failed += 1;
-      if (failed <= 3) console.error(`job ${job?.id} failed: ${error.message}`);
-      settle();
-    });
+/** The postback mix, in queue order (see the header). */
+function stream(stack: Stack, fx: Fixture, n: number, tag: string): Stream {
+  const clickId = () => stack.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId, clickedAt: new Date(Date.now() - 60_000) });
+  const base = (i: number, status: PostbackJob['status']): PostbackJob => ({
+    postbackId: newId('postback'),
+    advertiserId: fx.advertiserId,
+    receivedAt: new Date().toISOString(),
+    clickId: clickId(),
+    orderId: `${tag}-${i}`,
+    event: 'conversion',
+    amount: '49.90',
+    currency: 'USD',
+    status,
+  });
+  const orders: PostbackJob[] = [];
+  // Each order's status now, and where in the stream it was last sent: a repeat comes at least
+  // a wave after the order was last sent, so no two postbacks of one order are near each other
+  // (HTTP concurrency reorders neighbours).
+  const status: PostbackJob['status'][] = [];
+  const lastSent: number[] = [];
+  const out: PostbackJob[] = [];
+  let duplicates = 0;
+  let changes = 0;
+  const newOrders = Math.round(n * 0.85);
+  const repeatable = (k: number) => k >= 0 && k < orders.length && out.length - lastSent[k] >= WAVE;
+  for (let i = 0; out.length < n; i++) {
+    if (i < newOrders) {
+      const order = base(i, i % 10 < 7 ? 'approved' : 'pending');
+      orders.push(order);
+      status.push(order.status);
+      lastSent.push(out.length);
+      out.push(order);
+    }
+    const pool = orders.length - WAVE;
+    if (pool <= 0) continue;
+    const dup = (i * 7919) % pool;
+    if (out.length < n && (i % 20 < 2 || i >= newOrders) && repeatable(dup)) {
+      lastSent[dup] = out.length;
+      out.push({ ...orders[dup], status: status[dup], postbackId: newId('postback') });
+      duplicates += 1;
+    }
+    const change = (i * 104_729) % pool;
+    if (out.length < n && (i % 20 === 5 || i >= newOrders) && changes < n * 0.05 && status[change] !== 'rejected' && repeatable(change)) {
+      status[change] = status[change] === 'pending' ? 'approved' : 'rejected';
+      lastSent[change] = out.length;
+      out.push({ ...orders[change], status: status[change], postbackId: newId('postback') });
+      changes += 1;
+    }
+    if (i > n * 10) throw new Error('could not build the postback stream');
   }
-  await withDeadline(`draining ${jobs} jobs`, 40_000, () => done);
-  const durationMs = performance.now() - started;
-  await Promise.all(workers.map((w) => w.close()));
-  return { jobs, durationMs, jobsPerSecond: jobs / (durationMs / 1000), completed, failed, processing: summarize(processing) };
+  return { postbacks: out, orders: orders.length, accepted: orders.length + changes, duplicates };
 }
 
 async function main() {
   const stack = await startStack();
   const basePrefix = randomPrefix();
   const connections: Redis[] = [];
-  const connect = () => {
-    const c = createWorkerConnection(TEST_REDIS_URL);
-    connections.push(c);
-    return c;
-  };
+  const children: ChildProcess[] = [];
   const baselineQueue = createQueue('postbacks', stack.producer, basePrefix, () => undefined);
   const cleanup = once(async () => {
+    for (const c of children) c.kill('SIGKILL');
     await baselineQueue.close();
     for (const c of connections) c.disconnect();
     await deleteRedisPrefix(basePrefix);
     await stack.close();
   });
   cleanupOnInterrupt(cleanup);
+  const rows: Row[] = [];
+  let problems = 0;
   try {
-    await withDeadline('attribution bench', 55_000, async () => {
+    await withDeadline('attribution bench', size(240_000, 40_000), async () => {
       console.log(machineNote());
-      console.log(`attribution bench: ${WARMUP} warm-up + ${N} measured postback jobs, worker concurrency ${CONCURRENCY}, queue pre-filled then drained`);
-      const fixture = await createFixture(stack.db.prisma);
-      const payloads = (n: number, tag: string): PostbackJob[] =>
-        Array.from({ length: n }, (_, i) => ({
-          postbackId: newId('postback'),
-          advertiserId: fixture.advertiserId,
-          receivedAt: new Date().toISOString(),
-          clickId: stack.clickIds.issue({ offerId: fixture.offerId, affiliateId: fixture.affiliateId }),
-          orderId: `${tag}-${i}`,
-          event: 'conversion',
-          amount: '49.90',
-          currency: 'USD',
-          status: 'approved',
-        }));
-      const fill = async (queue: typeof baselineQueue, list: PostbackJob[]) => {
-        for (let i = 0; i < list.length; i += 500) {
-          await queue.addBulk(list.slice(i, i + 500).map((data) => ({ name: 'postback', data: { postbacks: [data] }, opts: { jobId: data.postbackId } })));
-        }
+      console.log(`attribution bench: ${N} postbacks (85 % new orders, 10 % duplicates, 5 % status changes), worker concurrency ${CONCURRENCY}`);
+      const addOnePerJob = async (queue: typeof baselineQueue, list: PostbackJob[]) => {
+        for (const part of chunk(list, 1000)) await queue.addBulk(part.map((p) => ({ name: 'postback', data: { postbacks: [p] }, opts: { jobId: p.postbackId } })));
       };
 
-      const realWorker = () =>
-        createWorkers(
-          {
-            prisma: stack.db.prisma,
-            pool: stack.db.pool,
-            clickIds: stack.clickIds,
-            eventsQueue: stack.queues.events,
-            connection: connect(),
-            prefix: stack.prefix,
-            logger: silent,
-            metrics: stack.metrics,
-            concurrency: { postbacks: CONCURRENCY, clicks: 1 },
-            relayGraceMs: 0,
-          },
-          ['postbacks'],
-        );
-      const noopWorker = () => [new Worker('postbacks', async () => ({ status: 'ok' }), { connection: connect(), prefix: basePrefix, concurrency: CONCURRENCY })];
+      // --- baseline: a no-op worker draining one-postback jobs -----------------------------
+      const fx0 = await createFixture(stack.db.prisma);
+      await addOnePerJob(baselineQueue, stream(stack, fx0, N, 'base').postbacks);
+      const connection = createWorkerConnection(TEST_REDIS_URL);
+      connections.push(connection);
+      let done = 0;
+      let resolveDone!: () => void;
+      const finished = new Promise<void>((resolve) => (resolveDone = resolve));
+      const started = performance.now();
+      const noop = new Worker('postbacks', async () => ({ ok: true }), { connection, prefix: basePrefix, concurrency: CONCURRENCY });
+      noop.on('completed', (_job: Job) => ++done >= N && resolveDone());
+      await finished;
+      const baselineRate = N / ((performance.now() - started) / 1000);
+      await noop.close();
+      console.log(`baseline no-op worker          ${rate(baselineRate, 'jobs/s')}`);
 
-      const line = (label: string, r: DrainResult) =>
+      // --- the real worker, in its own process(es) -----------------------------------------
+      const drain = async (label: string, fx: Fixture, expected: Stream, processes: number) => {
+        const workers = Array.from({ length: processes }, () =>
+          forkTs('bench/worker-child.ts', { BENCH_DATABASE_URL: stack.db.url, BENCH_PREFIX: stack.prefix, BENCH_CLICK_SECRET: STACK_SECRET, BENCH_QUEUES: 'postbacks', BENCH_CONCURRENCY: String(CONCURRENCY) }),
+        );
+        children.push(...workers);
+        await Promise.all(workers.map((w) => nextMessage(w, 'ready')));
+        const t0 = performance.now();
+        for (const w of workers) w.send({ type: 'start' });
+        const total = expected.postbacks.length;
+        let outcomes = 0;
+        while (outcomes < total && performance.now() - t0 < size(120_000, 30_000)) {
+          await sleep(25);
+          outcomes = await stack.db.prisma.postback.count({ where: { advertiserId: fx.advertiserId } });
+        }
+        const elapsed = performance.now() - t0;
+        const cpu = await Promise.all(workers.map(async (w) => {
+          w.send({ type: 'stop' });
+          return (await nextMessage<{ cpu: number }>(w, 'stopped')).cpu;
+        }));
+        const perSecond = total / (elapsed / 1000);
+        const conversions = await stack.db.prisma.conversion.count({ where: { advertiserId: fx.advertiserId } });
+        const byStatus = await stack.db.prisma.postback.groupBy({ by: ['status'], where: { advertiserId: fx.advertiserId }, _count: true });
+        const count = (s: string) => byStatus.find((b) => b.status === s)?._count ?? 0;
+        const ok = outcomes === total && conversions === expected.orders && count('accepted') === expected.accepted && count('duplicate') === expected.duplicates;
+        if (!ok) problems += 1;
         console.log(
-          `${label.padEnd(28)} ${rate(r.jobsPerSecond, 'jobs/s').padStart(13)}  ${r.jobs} jobs in ${ms(r.durationMs)}; completed ${r.completed}, failed ${r.failed}; ` +
-            `per-job processing ${pct(r.processing)}`,
+          `${label.padEnd(30)} ${rate(perSecond, 'postbacks/s').padStart(18)}  ${total} in ${ms(elapsed)}; worker CPU ${(cpu.reduce((a, b) => a + b, 0) / elapsed).toFixed(2)} core; ` +
+            `outcomes ${outcomes}, conversions ${conversions}/${expected.orders}, accepted ${count('accepted')}/${expected.accepted}, duplicate ${count('duplicate')}/${expected.duplicates} → ${ok ? 'OK' : 'MISMATCH'}`,
         );
+        return { perSecond, ok };
+      };
 
-      // Warm-up (JIT, Postgres pool and plans, Redis scripts), then the measured drains.
-      await fill(baselineQueue, payloads(WARMUP, 'warm'));
-      line('baseline warm-up', await drain(WARMUP, noopWorker));
-      await fill(stack.queues.postbacks, payloads(WARMUP, 'warm'));
-      line('attribution warm-up', await drain(WARMUP, realWorker));
+      // a) as ingest enqueues it: over HTTP through the ingest handler.
+      const fxA = await createFixture(stack.db.prisma);
+      const a = stream(stack, fxA, N, 'http');
+      const server = http.createServer(stack.ingest).listen(0, '127.0.0.1');
+      await new Promise((resolve) => server.once('listening', resolve));
+      const paths = a.postbacks.map((p) => `/postback?key=${fxA.postbackKey}&click_id=${p.clickId}&order_id=${p.orderId}&amount=${p.amount}&currency=USD&status=${p.status}`);
+      const sent = await runHttpLoadInChild({ port: (server.address() as AddressInfo).port, warmup: [], paths, concurrency: 32 });
+      server.close();
+      const jobs = await stack.queues.postbacks.count();
+      console.log(`filled through ingest: ${sent.statuses['202'] ?? 0} × 202 in ${jobs} jobs (${(N / jobs).toFixed(1)} postbacks per job)`);
+      if ((sent.statuses['202'] ?? 0) !== N) problems += 1;
+      const coalesced = await drain('real worker, as ingest enqueues', fxA, a, 1);
 
-      await fill(baselineQueue, payloads(N, 'base'));
-      const baseline = await drain(N, noopWorker);
-      line('baseline no-op worker', baseline);
-      await fill(stack.queues.postbacks, payloads(N, 'run'));
-      const real = await drain(N, realWorker);
-      line('attribution worker', real);
+      // b) one postback per job.
+      const fxB = await createFixture(stack.db.prisma);
+      const b = stream(stack, fxB, N, 'one');
+      await addOnePerJob(stack.queues.postbacks, b.postbacks);
+      const onePerJob = await drain('real worker, 1 postback per job', fxB, b, 1);
 
-      const conversions = await stack.db.prisma.conversion.count({ where: { orderId: { startsWith: 'run-' } } });
-      // Postback rows keep their params: the measured ones are those with a run-* order id.
-      const accepted = await stack.db.prisma.postback.count({ where: { status: 'accepted', params: { path: ['order_id'], string_starts_with: 'run-' } } });
-      const eventsQueued = await stack.queues.events.count();
-      const ok = conversions === N && real.failed === 0 && real.completed === N;
-      console.log(`check: ${conversions} conversions and ${accepted} accepted postbacks for ${N} jobs (${real.failed} failed), ${eventsQueued} events waiting in the events queue → ${ok ? 'OK' : 'MISMATCH'}`);
-      console.log(`ratio: attribution throughput = ${ratio(real.jobsPerSecond, baseline.jobsPerSecond)} the no-op worker's`);
+      // c) one postback per job, two worker processes.
+      const fxC = await createFixture(stack.db.prisma);
+      const c = stream(stack, fxC, N, 'two');
+      await addOnePerJob(stack.queues.postbacks, c.postbacks);
+      const twoProcesses = await drain('two worker processes, 1 per job', fxC, c, 2);
 
-      report('attribution', [
-        { bench: 'attribution', metric: `postback jobs/s (c=${CONCURRENCY})`, measured: rate(real.jobsPerSecond, 'jobs/s'), baseline: `${rate(baseline.jobsPerSecond, 'jobs/s')} (no-op worker)`, ratio: ratio(real.jobsPerSecond, baseline.jobsPerSecond) },
-        { bench: 'attribution', metric: 'per-job processing p50', measured: ms(real.processing.p50), baseline: ms(baseline.processing.p50), ratio: '-' },
-        { bench: 'attribution', metric: 'per-job processing p95', measured: ms(real.processing.p95), baseline: ms(baseline.processing.p95), ratio: '-' },
-        { bench: 'attribution', metric: 'conversions = jobs', measured: `${conversions}/${N}`, baseline: '-', ratio: ok ? 'OK' : 'MISMATCH' },
-      ]);
-      if (!ok) process.exitCode = 1;
+      const baseline = `${rate(baselineRate, 'jobs/s')} no-op worker, 1 postback per job`;
+      rows.push(
+        row('attribution', `postbacks/s as ingest enqueues them (${(N / jobs).toFixed(1)} per job)`, { measured: rate(coalesced.perSecond, 'postbacks/s'), baseline, ratio: ratio(coalesced.perSecond, baselineRate), target: '≥ 0.35× (stretch 0.5×)', met: coalesced.perSecond >= 0.35 * baselineRate, values: { measured: coalesced.perSecond, baseline: baselineRate, per_job: N / jobs } }),
+        row('attribution', 'postbacks/s, 1 postback per job', { measured: rate(onePerJob.perSecond, 'postbacks/s'), baseline, ratio: ratio(onePerJob.perSecond, baselineRate), target: '≥ 0.35×', met: onePerJob.perSecond >= 0.35 * baselineRate, values: { measured: onePerJob.perSecond, baseline: baselineRate } }),
+        row('attribution', 'postbacks/s, 2 processes, 1 per job', { measured: rate(twoProcesses.perSecond, 'postbacks/s'), baseline: `${rate(onePerJob.perSecond, 'postbacks/s')} with 1 process`, ratio: ratio(twoProcesses.perSecond, onePerJob.perSecond), values: { measured: twoProcesses.perSecond, baseline: onePerJob.perSecond } }),
+        row('attribution', 'outcomes = stream (conversions, duplicates)', { measured: [coalesced, onePerJob, twoProcesses].every((r) => r.ok) ? 'all 3 runs' : 'MISMATCH', met: [coalesced, onePerJob, twoProcesses].every((r) => r.ok) }),
+      );
+      report('attribution', rows);
+      if (problems > 0) process.exitCode = 1;
     });
   } finally {
     await cleanup();
   }
 }
 
-const silent = silentLogger();
-
-main().then(
-  () => process.exit(),
-  (error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -1,57 +1,127 @@
-// Postback ingest over HTTP.
+// The HTTP edge: postbacks and clicks through the real ingest handler, against bare servers
+// answering the same thing, a naive synchronous design, and Redis bytes per queued item.
 //
-// Measures: GET /postback against the real ingest app (createApp from services/ingest, wired
-// as test/support/stack.ts wires it: real Redis/BullMQ postbacks queue, cached advertiser-key
-// lookup backed by a fixture advertiser in an isolated Postgres schema), listening on
-// 127.0.0.1:0. Each request is a valid postback (fresh click id, distinct order id) that the
-// app validates, enqueues and answers 202.
-// Baseline: a bare Express 5 app (the same express copy the ingest service uses) answering the
-// same GET /postback with a fixed 202 JSON body and no enqueue: HTTP + framework cost alone.
-// Load: a separate process (bench/http-load.ts) sends 500 warm-up then 5000 measured requests
-// at concurrency 32 over keep-alive connections; two alternating rounds, best round reported. Printed: req/s, p50/p95/p99, the ratio
-// (ingest throughput as a fraction of the baseline), and a check that every 202 left a job in
-// Redis. A supplementary run repeats the ingest with info-level request logging to /dev/null
-// (the production default level) instead of the stack's silent logger.
-import http from 'node:http';
+// ingest  GET /postback (valid postbacks: fresh click ids, distinct orders) through createApp
+//         from services/ingest (real BullMQ queue, cached key lookup over an isolated schema),
+//         vs a bare Express 5 app answering 202 with the same body, and vs bare node:http doing
+//         the same. Load: bench/http-load.ts in its own process, keep-alive, 32 connections;
+//         rounds alternate (baseline, node, ingest, ...), the best of each is reported. Also:
+//         the postbacks per job (one event-loop turn is one job), a run with info-level request
+//         logs to /dev/null, and a check that every 202 left its postback in Redis. (The ingest
+//         process's RSS under load is measured by bench/pipeline.ts, on the real process.)
+// clicks  GET /click through ingest vs a bare Express 5 app answering the same 302; then again
+//         with the attribution clicks worker running in its own process, writing click rows
+//         while they arrive: rows written per second vs clicks answered, and how long the
+//         backlog takes to drain once the load stops (≈ 0 = no growing backlog).
+// naive   what a team would build without a queue: an Express handler that looks the key up
+//         and writes the conversion with Prisma before answering. Its req/s and p99 beside
+//         ingest's (same load).
+// redis   bytes of Redis memory per queued postback and per queued click: a private
+//         redis-server (spare port, no persistence) holding nothing else; N items sent through
+//         ingest over HTTP with no consumer; (used_memory after − before) / N.
+import { type ChildProcess, spawn } from 'node:child_process';
+import http, { type RequestListener } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { createClickIdCodec } from '@trackway/clickid';
+import { hashPostbackKey } from '@trackway/domain';
 import { createLogger } from '@trackway/logger';
-import { createFixture } from '@trackway/testing';
+import { JOB_SCHEMAS, createProducerConnection, createQueue, whenReady } from '@trackway/queues';
+import { createMetrics } from '@trackway/runtime';
+import { type Fixture, createFixture } from '@trackway/testing';
+import { Redis } from 'ioredis';
 import { createApp as createIngest } from '../services/ingest/src/app';
 import { createLookups } from '../services/ingest/src/lookups';
-import { startStack } from '../test/support/stack';
+import { STACK_SECRET, type Stack, startStack } from '../test/support/stack';
 import { type LoadResult, runHttpLoadInChild } from './http-load';
-import { ROOT, type SummaryRow, cleanupOnInterrupt, machineNote, once, ms, pct, rate, ratio, report, withDeadline } from './lib';
+import { ROOT, type Row, bytes, cleanupOnInterrupt, forkTs, machineNote, ms, nextMessage, once, pct, rate, ratio, report, row, runBench, size, sleep, withDeadline } from './lib';
 
-const N = Number(process.env.INGEST_N ?? 5000);
-const WARMUP = Number(process.env.INGEST_WARMUP ?? 500);
-const CONCURRENCY = Number(process.env.INGEST_CONCURRENCY ?? 32);
-const ROUNDS = Number(process.env.INGEST_ROUNDS ?? 2);
-const WITH_LOGS = process.env.INGEST_WITH_LOGS !== '0';
+const N = size(Number(process.env.INGEST_N ?? 20_000), 2_000);
+const WARMUP = size(2_000, 300);
+const CONCURRENCY = 32;
+const ROUNDS = size(2, 1);
+const BYTES_N = size(20_000, 2_000);
 
-type App = ReturnType<typeof createIngest>;
-interface ExpressLike extends App {
+interface ExpressLike extends RequestListener {
   disable(name: string): void;
-  get(path: string, handler: (req: unknown, res: { status(code: number): { json(body: unknown): void } }) => void): void;
+  get(path: string, handler: (req: { query: Record<string, unknown> }, res: ExpressResponse) => unknown): void;
 }
-// express is a dependency of services/ingest, not of the root: load that very copy.
+interface ExpressResponse {
+  status(code: number): ExpressResponse;
+  json(body: unknown): void;
+  redirect(status: number, url: string): void;
+}
+// express and @prisma-backed code are dependencies of the services, not of the root: load those copies.
 const express = createRequire(path.join(ROOT, 'services/ingest/package.json'))('express') as () => ExpressLike;
 const pino = createRequire(path.join(ROOT, 'packages/logger/package.json'))('pino') as {
   destination(o: { dest: string; sync: boolean }): NonNullable<Parameters<typeof createLogger>[0]['destination']> & { end(): void };
 };
 
-function baselineApp(): App {
+const ACCEPTED = JSON.stringify({ postback_id: 'pb_01J00000000000000000000000', status: 'queued' });
+const LANDING = 'https://shop.example/land?click_id=AQAAAAEAAAAHZ0k2AJx1n3Qd8fV0m2Yc5Jk3a1Rw';
+
+function bareExpress202(): RequestListener {
   const app = express();
   app.disable('x-powered-by');
-  const body = { postback_id: 'pb_01J00000000000000000000000', status: 'queued' };
-  app.get('/postback', (_req, res) => {
-    res.status(202).json(body);
+  const body = JSON.parse(ACCEPTED);
+  app.get('/postback', (_req, res) => res.status(202).json(body));
+  return app;
+}
+
+function bareNode202(): RequestListener {
+  return (_req, res) => {
+    res.writeHead(202, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(ACCEPTED) });
+    res.end(ACCEPTED);
+  };
+}
+
+function bareExpress302(): RequestListener {
+  const app = express();
+  app.disable('x-powered-by');
+  app.get('/click', (_req, res) => res.redirect(302, LANDING));
+  return app;
+}
+
+/** The naive design: look the key up and write the conversion with Prisma before answering. */
+function naiveApp(stack: Stack): RequestListener {
+  const app = express();
+  app.disable('x-powered-by');
+  const clickIds = createClickIdCodec(STACK_SECRET);
+  app.get('/postback', async (req, res) => {
+    const q = req.query as Record<string, string>;
+    const advertiser = await stack.db.prisma.advertiser.findUnique({ where: { postbackKeyHash: hashPostbackKey(q.key ?? '') } });
+    if (!advertiser) return res.status(401).json({ error: { code: 'unauthorized' } });
+    const click = clickIds.verify(q.click_id ?? '');
+    const offer = click ? await stack.db.prisma.offer.findUnique({ where: { id: click.offerId } }) : null;
+    if (!click || !offer) return res.status(200).json({ status: 'rejected' });
+    const created = await stack.db.prisma.conversion.createMany({
+      data: [
+        {
+          id: `cnv_${q.order_id}`.slice(0, 40),
+          advertiserId: advertiser.id,
+          offerId: offer.id,
+          affiliateId: click.affiliateId,
+          clickId: q.click_id,
+          orderId: q.order_id,
+          event: 'conversion',
+          status: 'approved',
+          amount: q.amount ?? '0',
+          currency: offer.currency,
+          payout: offer.payoutAmount ?? 0,
+          payoutCurrency: offer.currency,
+          clickedAt: click.clickedAt,
+          updatedAt: new Date(),
+        },
+      ],
+      skipDuplicates: true,
+    });
+    return res.status(200).json({ status: created.count === 1 ? 'accepted' : 'duplicate' });
   });
   return app;
 }
 
-async function listen(app: App): Promise<{ port: number; close(): Promise<void> }> {
+async function listen(app: RequestListener): Promise<{ port: number; close(): Promise<void> }> {
   const server = http.createServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
@@ -64,103 +134,194 @@ async function listen(app: App): Promise<{ port: number; close(): Promise<void> 
   };
 }
 
+async function startPrivateRedis(): Promise<{ url: string; stop(): Promise<void> }> {
+  const port = await new Promise<number>((resolve) => {
+    const probe = http.createServer().listen(0, '127.0.0.1', () => {
+      const { port: free } = probe.address() as AddressInfo;
+      probe.close(() => resolve(free));
+    });
+  });
+  const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const url = `redis://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    const probe = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    probe.on('error', () => undefined);
+    const up = await probe.connect().then(
+      () => true,
+      () => false,
+    );
+    probe.disconnect();
+    if (up) break;
+    if (i > 50) throw new Error('redis-server did not start');
+    await sleep(100);
+  }
+  return {
+    url,
+    stop: async () => {
+      child.kill('SIGKILL');
+      await new Promise((resolve) => child.once('exit', resolve));
+    },
+  };
+}
+
 async function main() {
   const stack = await startStack();
   const servers: { close(): Promise<void> }[] = [];
-  let devNull: { end(): void } | undefined;
+  const children: ChildProcess[] = [];
+  const cleanups: Array<() => Promise<void>> = [];
   const cleanup = once(async () => {
     await Promise.all(servers.map((s) => s.close().catch(() => undefined)));
-    devNull?.end();
+    for (const c of children) c.kill('SIGKILL');
+    for (const fn of cleanups) await fn().catch(() => undefined);
     await stack.close();
   });
   cleanupOnInterrupt(cleanup);
+  const rows: Row[] = [];
+  let problems = 0;
   try {
-    await withDeadline('ingest bench', 50_000, async () => {
-    const fixture = await createFixture(stack.db.prisma);
-    let order = 0;
-    const paths = (n: number) =>
-      Array.from({ length: n }, () => {
-        const clickId = stack.clickIds.issue({ offerId: fixture.offerId, affiliateId: fixture.affiliateId });
-        order += 1;
-        return `/postback?key=${fixture.postbackKey}&click_id=${clickId}&order_id=bench-${order}&amount=49.90&currency=USD&status=approved`;
-      });
+    await withDeadline('ingest bench', size(170_000, 45_000), async () => {
+      console.log(machineNote());
+      const fixture = await createFixture(stack.db.prisma);
+      let order = 0;
+      const postbacks = (n: number, fx: Fixture = fixture) =>
+        Array.from({ length: n }, () => {
+          const clickId = stack.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId });
+          order += 1;
+          return `/postback?key=${fx.postbackKey}&click_id=${clickId}&order_id=bench-${order}&amount=49.90&currency=USD&status=approved`;
+        });
+      const clicks = (n: number, fx: Fixture = fixture) => Array.from({ length: n }, (_, i) => `/click?offer_id=${fx.offerId}&affiliate_id=${fx.affiliateId}&sub1=s${i}`);
 
-    const run = async (label: string, app: App) => {
-      const server = await listen(app);
-      servers.push(server);
-      const result = await runHttpLoadInChild({ port: server.port, warmup: paths(WARMUP), paths: paths(N), concurrency: CONCURRENCY });
-      await server.close();
-      const statuses = Object.entries(result.statuses).map(([s, c]) => `${s}×${c}`).join(' ');
-      console.log(
-        `${label.padEnd(34)} ${rate(result.rps, 'req/s').padStart(12)}  ${pct(result.latency)}  (mean ${ms(result.latency.mean)}, max ${ms(result.latency.max)}; ` +
-          `${result.requests} req in ${ms(result.durationMs)}; status ${statuses}; errors ${result.errors}; ${result.connections} connections; ` +
-          `CPU: server ${result.serverCpu.toFixed(2)} core, load generator ${result.clientCpu.toFixed(2)} core)`,
+      const run = async (label: string, app: RequestListener, paths: string[], warmup: string[]) => {
+        const server = await listen(app);
+        servers.push(server);
+        const result = await runHttpLoadInChild({ port: server.port, warmup, paths, concurrency: CONCURRENCY });
+        await server.close();
+        const statuses = Object.entries(result.statuses).map(([s, c]) => `${s}×${c}`).join(' ');
+        console.log(
+          `${label.padEnd(36)} ${rate(result.rps, 'req/s').padStart(12)}  ${pct(result.latency)}  (${result.requests} req in ${ms(result.durationMs)}; ` +
+            `status ${statuses}; errors ${result.errors}; CPU: server ${result.serverCpu.toFixed(2)} core, load generator ${result.clientCpu.toFixed(2)} core)`,
+        );
+        return result;
+      };
+      const best = (list: LoadResult[]) => list.reduce((a, b) => (b.rps > a.rps ? b : a));
+
+      // --- ingest ---------------------------------------------------------------------------
+      console.log(`\ningest: ${WARMUP} warm-up + ${N} measured GET /postback, ${CONCURRENCY} keep-alive connections, ${ROUNDS} alternating round(s)`);
+      const express202: LoadResult[] = [];
+      const node202: LoadResult[] = [];
+      const ingest: LoadResult[] = [];
+      for (let round = 1; round <= ROUNDS; round++) {
+        express202.push(await run(`[${round}] bare express 202`, bareExpress202(), postbacks(N), postbacks(WARMUP)));
+        node202.push(await run(`[${round}] bare node:http 202`, bareNode202(), postbacks(N), postbacks(WARMUP)));
+        ingest.push(await run(`[${round}] ingest (real queue)`, stack.ingest, postbacks(N), postbacks(WARMUP)));
+      }
+      const dest = pino.destination({ dest: '/dev/null', sync: false });
+      cleanups.push(async () => dest.end());
+      const logged = await run(
+        'ingest + info logs → /dev/null',
+        createIngest({ queues: stack.queues, redis: stack.producer, lookups: createLookups(stack.db.prisma), clickIds: stack.clickIds, logger: createLogger({ service: 'ingest', level: 'info', destination: dest }), metrics: createMetrics('ingest'), health: { accepting: true, checks: {} } }),
+        postbacks(N),
+        postbacks(WARMUP),
       );
-      return result;
-    };
+      // Every 202 must have left its postback in Redis: nothing consumes the queue here.
+      const accepted = [...ingest, logged].reduce((sum, r) => sum + (r.statuses['202'] ?? 0) + (r.warmupStatuses['202'] ?? 0), 0);
+      const jobs = await stack.queues.postbacks.getJobs(['waiting']);
+      const queued = jobs.reduce((sum, job) => sum + (JOB_SCHEMAS.postbacks.safeParse(job.data).data?.postbacks.length ?? 0), 0);
+      const sent = (N + WARMUP) * (ROUNDS + 1);
+      const jobsOk = queued === accepted && accepted === sent;
+      if (!jobsOk) problems += 1;
+      const [e, nd, i] = [best(express202), best(node202), best(ingest)];
+      rows.push(
+        row('ingest', 'GET /postback req/s, 32 connections', { measured: rate(i.rps, 'req/s'), baseline: `${rate(e.rps, 'req/s')} bare Express 202`, ratio: ratio(i.rps, e.rps), target: '≥ 1.0×', met: i.rps >= e.rps, values: { measured: i.rps, baseline: e.rps } }),
+        row('ingest', 'GET /postback p99, 32 connections', { measured: ms(i.latency.p99), baseline: ms(e.latency.p99), ratio: ratio(i.latency.p99, e.latency.p99), target: '≤ 20 ms', met: i.latency.p99 <= 20, values: { measured: i.latency.p99, baseline: e.latency.p99 } }),
+        row('ingest', 'GET /postback req/s vs bare node:http', { measured: rate(i.rps, 'req/s'), baseline: `${rate(nd.rps, 'req/s')} bare node:http 202`, ratio: ratio(i.rps, nd.rps), values: { measured: i.rps, baseline: nd.rps } }),
+        row('ingest', 'req/s with info request logs', { measured: rate(logged.rps, 'req/s'), baseline: `${rate(e.rps, 'req/s')} bare Express 202`, ratio: ratio(logged.rps, e.rps), values: { measured: logged.rps, baseline: e.rps } }),
+        row('ingest', 'postbacks per job (one per event-loop turn)', { measured: (queued / Math.max(1, jobs.length)).toFixed(1), values: { measured: queued / Math.max(1, jobs.length) } }),
+        row('ingest', 'every 202 has its postback in Redis', { measured: `${queued}/${accepted}`, baseline: `${sent} sent`, met: jobsOk, values: { measured: queued, baseline: accepted } }),
+      );
 
-    console.log(machineNote());
-    console.log(`ingest bench: ${WARMUP} warm-up + ${N} measured GET /postback at concurrency ${CONCURRENCY}, keep-alive, load generator in its own process`);
-    // Alternating rounds (baseline, ingest, baseline, ingest...): the best round of each is
-    // reported, which damps one-off interference on a small machine; every round is printed.
-    const baselines: LoadResult[] = [];
-    const ingests: LoadResult[] = [];
-    for (let round = 1; round <= ROUNDS; round++) {
-      baselines.push(await run(`[${round}] baseline express 202`, baselineApp()));
-      ingests.push(await run(`[${round}] ingest (real queue)`, stack.ingest));
-    }
-    const best = (list: LoadResult[]) => list.reduce((a, b) => (b.rps > a.rps ? b : a));
-    const baseline = best(baselines);
-    const ingest = best(ingests);
-    let logged: LoadResult | undefined;
-    if (WITH_LOGS) {
-      const dest = pino.destination({ dest: '/dev/null', sync: true });
-      devNull = dest;
-      const app = createIngest({
-        queues: stack.queues,
-        redis: stack.producer,
-        lookups: createLookups(stack.db.prisma),
-        clickIds: stack.clickIds,
-        logger: createLogger({ service: 'ingest', level: 'info', destination: dest }),
-        metrics: stack.metrics,
-        health: { accepting: true, checks: {} },
-      });
-      logged = await run('ingest + info logs → /dev/null', app);
-      ingests.push(logged);
-    }
+      // --- clicks ---------------------------------------------------------------------------
+      console.log(`\nclicks: ${WARMUP} warm-up + ${N} measured GET /click, ${CONCURRENCY} connections`);
+      const express302: LoadResult[] = [];
+      const ingestClicks: LoadResult[] = [];
+      for (let round = 1; round <= ROUNDS; round++) {
+        express302.push(await run(`[${round}] bare express 302`, bareExpress302(), clicks(N), clicks(WARMUP)));
+        ingestClicks.push(await run(`[${round}] ingest /click`, stack.ingest, clicks(N), clicks(WARMUP)));
+      }
+      // The clicks of the runs above wait in the queue: start from an empty one.
+      await stack.queues.clicks.obliterate({ force: true });
+      const worker = forkTs('bench/worker-child.ts', { BENCH_DATABASE_URL: stack.db.url, BENCH_PREFIX: stack.prefix, BENCH_CLICK_SECRET: STACK_SECRET, BENCH_QUEUES: 'clicks' });
+      children.push(worker);
+      await nextMessage(worker, 'ready');
+      worker.send({ type: 'start' });
+      await nextMessage(worker, 'started');
+      const clickFixture = await createFixture(stack.db.prisma);
+      const rowsBefore = await stack.db.prisma.click.count({ where: { offerId: clickFixture.offerId } });
+      const withWorker = await run('ingest /click, clicks worker running', stack.ingest, clicks(N, clickFixture), clicks(WARMUP, clickFixture));
+      const loadEnded = performance.now();
+      const written = await stack.db.prisma.click.count({ where: { offerId: clickFixture.offerId } });
+      const redirected = (withWorker.statuses['302'] ?? 0) + (withWorker.warmupStatuses['302'] ?? 0);
+      let drained = written;
+      while (drained < redirected && performance.now() - loadEnded < 20_000) {
+        await sleep(50);
+        drained = await stack.db.prisma.click.count({ where: { offerId: clickFixture.offerId } });
+      }
+      const drainMs = performance.now() - loadEnded;
+      worker.send({ type: 'stop' });
+      await nextMessage(worker, 'stopped');
+      const [e3, c] = [best(express302), best(ingestClicks)];
+      const keptUp = drained === redirected && drainMs < 2_000;
+      if (drained !== redirected) problems += 1;
+      rows.push(
+        row('clicks', 'GET /click req/s, 32 connections', { measured: rate(c.rps, 'req/s'), baseline: `${rate(e3.rps, 'req/s')} bare Express 302`, ratio: ratio(c.rps, e3.rps), target: '≥ 1.0×', met: c.rps >= e3.rps, values: { measured: c.rps, baseline: e3.rps } }),
+        row('clicks', 'GET /click req/s, clicks worker running', { measured: `${rate(withWorker.rps, 'req/s')} (p99 ${ms(withWorker.latency.p99)})`, baseline: `${rate(e3.rps, 'req/s')} bare Express 302`, ratio: ratio(withWorker.rps, e3.rps), values: { measured: withWorker.rps, baseline: e3.rps, p99: withWorker.latency.p99 } }),
+        row('clicks', 'click rows written during the load', {
+          measured: `${written - rowsBefore}/${redirected}; the rest ${drainMs < 20_000 ? `in ${ms(drainMs)}` : 'never'} after`,
+          baseline: `${rate(redirected / (withWorker.durationMs / 1000), 'clicks/s')} answered`,
+          target: 'no growing backlog',
+          met: keptUp,
+          values: { measured: written - rowsBefore, baseline: redirected, drain_ms: drainMs },
+        }),
+      );
 
-    // Every 202 must have left a job: nothing consumes the queue here, so they are all waiting.
-    const accepted = ingests.reduce((sum, r) => sum + (r.statuses['202'] ?? 0) + (r.warmupStatuses['202'] ?? 0), 0);
-    const counts = await stack.queues.postbacks.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed');
-    const jobs = Object.values(counts).reduce((a, b) => a + b, 0);
-    const sent = (WARMUP + N) * ingests.length;
-    const jobsOk = jobs === accepted && accepted === sent;
-    console.log(`queue check: ${accepted} × 202 from the ingest runs (of ${sent} sent), ${jobs} jobs in the postbacks queue (${JSON.stringify(counts)}) → ${jobsOk ? 'OK' : 'MISMATCH'}`);
-    console.log(`best of ${ROUNDS}: baseline ${rate(baseline.rps, 'req/s')}, ingest ${rate(ingest.rps, 'req/s')}`);
-    console.log(`ratio: ingest throughput = ${ratio(ingest.rps, baseline.rps)} the bare-Express baseline; p50 ${ratio(ingest.latency.p50, baseline.latency.p50)}, p99 ${ratio(ingest.latency.p99, baseline.latency.p99)} its latency`);
+      // --- naive ----------------------------------------------------------------------------
+      console.log('\nnaive: an Express handler writing the conversion with Prisma before it answers');
+      const naiveFixture = await createFixture(stack.db.prisma);
+      const naive = await run('naive sync Prisma handler', naiveApp(stack), postbacks(size(5_000, 500), naiveFixture), postbacks(size(500, 100), naiveFixture));
+      rows.push(row('naive', 'sync Prisma write per request: req/s, p99', { measured: `${rate(naive.rps, 'req/s')}, p99 ${ms(naive.latency.p99)}`, baseline: `ingest ${rate(i.rps, 'req/s')}, p99 ${ms(i.latency.p99)}`, ratio: ratio(naive.rps, i.rps), values: { measured: naive.rps, baseline: i.rps, p99: naive.latency.p99 } }));
 
-    const rows: SummaryRow[] = [
-      { bench: 'ingest', metric: `GET /postback req/s (c=${CONCURRENCY})`, measured: rate(ingest.rps, 'req/s'), baseline: `${rate(baseline.rps, 'req/s')} (bare express)`, ratio: ratio(ingest.rps, baseline.rps) },
-      { bench: 'ingest', metric: 'latency p50', measured: ms(ingest.latency.p50), baseline: ms(baseline.latency.p50), ratio: ratio(ingest.latency.p50, baseline.latency.p50) },
-      { bench: 'ingest', metric: 'latency p95', measured: ms(ingest.latency.p95), baseline: ms(baseline.latency.p95), ratio: ratio(ingest.latency.p95, baseline.latency.p95) },
-      { bench: 'ingest', metric: 'latency p99', measured: ms(ingest.latency.p99), baseline: ms(baseline.latency.p99), ratio: ratio(ingest.latency.p99, baseline.latency.p99) },
-    ];
-    if (logged) {
-      rows.push({ bench: 'ingest', metric: 'req/s with info logs', measured: rate(logged.rps, 'req/s'), baseline: rate(baseline.rps, 'req/s'), ratio: ratio(logged.rps, baseline.rps) });
-    }
-    rows.push({ bench: 'ingest', metric: '202s with a job in Redis', measured: `${jobs}/${accepted}`, baseline: '-', ratio: jobsOk ? 'OK' : 'MISMATCH' });
-    report('ingest', rows);
-    if (!jobsOk) process.exitCode = 1;
+      // --- redis bytes ----------------------------------------------------------------------
+      console.log(`\nredis: ${BYTES_N} postbacks, then ${BYTES_N} clicks, through ingest into a private redis-server`);
+      const redis = await startPrivateRedis();
+      cleanups.push(() => redis.stop());
+      const producer = createProducerConnection(redis.url);
+      await whenReady(producer);
+      const queues = { postbacks: createQueue('postbacks', producer, 'bytes', () => undefined), clicks: createQueue('clicks', producer, 'bytes', () => undefined) };
+      const bytesApp = createIngest({ queues, redis: producer, lookups: createLookups(stack.db.prisma), clickIds: stack.clickIds, logger: createLogger({ service: 'bench', level: 'silent' }), metrics: createMetrics('ingest'), health: { accepting: true, checks: {} } });
+      const used = async () => Number(/used_memory:(\d+)/.exec(await producer.info('memory'))![1]);
+      const measure = async (label: string, paths: string[]) => {
+        const before = await used();
+        const result = await run(label, bytesApp, paths, []);
+        await sleep(200);
+        return { per: ((await used()) - before) / paths.length, ok: (result.statuses['202'] ?? 0) + (result.statuses['302'] ?? 0) === paths.length };
+      };
+      // Warm the queues' own keys (meta, id counters, the events stream) first.
+      await run('redis warm-up', bytesApp, [...postbacks(200), ...clicks(200)], []);
+      const perPostback = await measure('postbacks into a private redis', postbacks(BYTES_N));
+      const perClick = await measure('clicks into a private redis', clicks(BYTES_N));
+      await Promise.all([queues.postbacks.close(), queues.clicks.close()]);
+      producer.disconnect();
+      if (!perPostback.ok || !perClick.ok) problems += 1;
+      rows.push(
+        row('redis', 'bytes per queued postback', { measured: bytes(perPostback.per), baseline: `${BYTES_N} postbacks via ingest`, target: '≤ 1 KiB', met: perPostback.per <= 1024, values: { measured: perPostback.per } }),
+        row('redis', 'bytes per queued click', { measured: bytes(perClick.per), baseline: `${BYTES_N} clicks via ingest`, target: '≤ 512 B', met: perClick.per <= 512, values: { measured: perClick.per } }),
+      );
+      report('ingest', rows);
+      if (problems > 0) process.exitCode = 1;
     });
   } finally {
     await cleanup();
   }
 }
 
-main().then(
-  () => process.exit(),
-  (error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -1,11 +1,16 @@
-// Shared helpers for the benchmark programs in bench/: percentiles, formatting, the summary
-// rows bench/run.ts collects, a silenced logger, and forking a TypeScript file under tsx.
+// Shared helpers for the benchmark programs in bench/: percentiles, formatting, the rows of the
+// summary table bench/run.ts prints (and writes to bench/results/latest.json), quick mode,
+// forking a TypeScript file under tsx.
 import { type ChildProcess, fork } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { createLogger } from '@trackway/logger';
 
 export const ROOT = path.resolve(__dirname, '..');
+
+/** `pnpm bench --quick`: the same table from smaller counts (CI's smoke test, ≤ 60 s). */
+export const QUICK = process.env.BENCH_QUICK === '1';
+export const size = (full: number, quick: number) => Number(QUICK ? quick : full);
 
 export interface LatencySummary {
   count: number;
@@ -17,7 +22,7 @@ export interface LatencySummary {
 }
 
 /** Nearest-rank percentile of an ascending array. */
-export function percentile(sorted: number[], p: number): number {
+export function percentile(sorted: ArrayLike<number>, p: number): number {
   if (sorted.length === 0) return Number.NaN;
   const rank = Math.ceil((p / 100) * sorted.length);
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))];
@@ -25,15 +30,15 @@ export function percentile(sorted: number[], p: number): number {
 
 export function summarize(values: number[]): LatencySummary {
   const sorted = Float64Array.from(values).sort();
-  const list = Array.from(sorted);
-  const sum = list.reduce((a, b) => a + b, 0);
+  let sum = 0;
+  for (const v of sorted) sum += v;
   return {
-    count: list.length,
-    mean: list.length ? sum / list.length : Number.NaN,
-    p50: percentile(list, 50),
-    p95: percentile(list, 95),
-    p99: percentile(list, 99),
-    max: list.length ? list[list.length - 1] : Number.NaN,
+    count: sorted.length,
+    mean: sorted.length ? sum / sorted.length : Number.NaN,
+    p50: percentile(sorted, 50),
+    p95: percentile(sorted, 95),
+    p99: percentile(sorted, 99),
+    max: sorted.length ? sorted[sorted.length - 1] : Number.NaN,
   };
 }
 
@@ -42,42 +47,52 @@ export const ms = (v: number) => (Number.isNaN(v) ? 'n/a' : v < 10 ? `${v.toFixe
 export const rate = (v: number, unit: string) => `${v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(1)} ${unit}`;
 export const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
 export const pct = (l: LatencySummary) => `p50 ${ms(l.p50)} / p95 ${ms(l.p95)} / p99 ${ms(l.p99)}`;
+export const bytes = (v: number) => (v >= 1024 * 1024 ? `${(v / 1024 / 1024).toFixed(1)} MiB` : v >= 1024 ? `${(v / 1024).toFixed(2)} KiB` : `${Math.round(v)} B`);
 
 /** Cores and load average, printed with each bench: figures from a busy machine are not comparable. */
 export function machineNote(): string {
   const [one, five] = os.loadavg();
-  return `machine: ${os.cpus().length} cores, load average ${one.toFixed(2)} (1 min) ${five.toFixed(2)} (5 min), node ${process.version}`;
+  return `machine: ${os.cpus().length} cores, load average ${one.toFixed(2)} (1 min) ${five.toFixed(2)} (5 min), node ${process.version}${QUICK ? ', QUICK (small counts)' : ''}`;
 }
 
-export const elapsedMs = (since: number) => performance.now() - since;
-
-/** One line of the summary table bench/run.ts prints at the end. */
-export interface SummaryRow {
-  bench: string;
+/**
+ * One line of the summary table: a figure beside the baseline measured in the same run, and
+ * the issue's target for it. `met` is null where there is no target.
+ */
+export interface Row {
+  tier: string;
   metric: string;
   measured: string;
   baseline: string;
   ratio: string;
+  target: string;
+  met: boolean | null;
+  /** The numbers behind the text, for bench/results/latest.json. */
+  values: Record<string, number>;
+}
+
+export function row(tier: string, metric: string, fields: Partial<Omit<Row, 'tier' | 'metric'>>): Row {
+  return { tier, metric, measured: '-', baseline: '-', ratio: '-', target: '-', met: null, values: {}, ...fields };
 }
 
 /**
  * Prints a bench's own summary; when the bench runs as a child of bench/run.ts, also hands
  * the rows to the parent over IPC.
  */
-export function report(bench: string, rows: SummaryRow[]): void {
-  console.log(`\n${bench} summary`);
+export function report(tier: string, rows: Row[]): void {
+  console.log(`\n${tier} summary`);
   printTable(rows);
-  if (process.send) process.send({ type: 'summary', bench, rows });
+  if (process.send) process.send({ type: 'summary', tier, rows });
 }
 
-export function printTable(rows: SummaryRow[]): void {
-  const header: SummaryRow = { bench: 'bench', metric: 'metric', measured: 'measured', baseline: 'baseline', ratio: 'ratio' };
-  const cols = Object.keys(header) as (keyof SummaryRow)[];
-  const width = Object.fromEntries(cols.map((c) => [c, Math.max(...[header, ...rows].map((r) => r[c].length))])) as Record<keyof SummaryRow, number>;
-  const line = (r: SummaryRow) => cols.map((c) => r[c].padEnd(width[c])).join(' | ');
-  console.log(line(header));
+export function printTable(rows: Row[]): void {
+  const cols = ['tier', 'metric', 'measured', 'baseline', 'ratio', 'target', 'met'] as const;
+  const text = (r: Row, c: (typeof cols)[number]) => (c === 'met' ? (r.met === null ? '' : r.met ? 'yes' : 'NO') : r[c]);
+  const header = Object.fromEntries(cols.map((c) => [c, c])) as Record<(typeof cols)[number], string>;
+  const width = Object.fromEntries(cols.map((c) => [c, Math.max(c.length, ...rows.map((r) => text(r, c).length))])) as Record<(typeof cols)[number], number>;
+  console.log(cols.map((c) => header[c].padEnd(width[c])).join(' | '));
   console.log(cols.map((c) => '-'.repeat(width[c])).join('-+-'));
-  for (const r of rows) console.log(line(r));
+  for (const r of rows) console.log(cols.map((c) => text(r, c).padEnd(width[c])).join(' | '));
 }
 
 /** The stack's services log nothing (as in tests): figures exclude log serialization. */
@@ -123,9 +138,9 @@ export function once(fn: () => Promise<void>): () => Promise<void> {
 }
 
 /**
- * Makes sure `cleanup` (drop the schema, delete the Redis prefix, close servers) still runs when
- * the bench is interrupted (Ctrl-C, SIGTERM from bench/run.ts) or its output pipe closes early
- * (`| head`): EPIPE on stdout is ignored instead of crashing the process before cleanup.
+ * Makes sure `cleanup` (drop the schema, delete the Redis prefix, close servers, stop child
+ * processes) still runs when the bench is interrupted (Ctrl-C, SIGTERM from bench/run.ts) or
+ * its output pipe closes early (`| head`): EPIPE on stdout is ignored.
  */
 export function cleanupOnInterrupt(cleanup: () => Promise<void>): void {
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
@@ -163,4 +178,17 @@ export async function pool(n: number, concurrency: number, task: (i: number) => 
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, n) }, lane));
+}
+
+export const sleep = (milliseconds: number) => new Promise((resolve) => setTimeout(resolve, milliseconds));
+
+/** Runs a main function as a bench program: exit code 1 on an error (a figure that could not be measured). */
+export function runBench(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(),
+    (error: unknown) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
 }

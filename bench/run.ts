@@ -1,24 +1,30 @@
-// Runs the three benchmark programs in sequence, each in a child process of its own (fresh
-// heap, its own Postgres schema and BullMQ prefix), then prints one compact summary table.
-//   bench/ingest.ts       GET /postback through the ingest app vs a bare Express 202 app
-//   bench/attribution.ts  postback jobs through the attribution worker vs a no-op BullMQ worker
-//   bench/delivery.ts     webhook deliveries through outbox/fan-out/delivery vs direct send(),
-//                         plus the hanging-endpoint isolation figure
-// Usage: pnpm bench  (or: npx tsx bench/run.ts [ingest|attribution|delivery ...])
-import { type SummaryRow, forkTs, machineNote, printTable } from './lib';
+// `pnpm bench [--quick] [tier ...]`: runs the benchmark programs in sequence, each in a child
+// process of its own (fresh heap, its own Postgres schema and BullMQ prefix), then prints one
+// table, every figure beside the baseline measured in the same run and the issue's target, and
+// writes it to bench/results/latest.json.
+//   bench/ingest.ts       ingest and clicks vs bare Express / node:http, the naive design, Redis bytes
+//   bench/attribution.ts  50,000 postbacks through the attribution worker vs a no-op BullMQ worker
+//   bench/delivery.ts     10,000 events to one endpoint vs direct signed POSTs, same keep-alive client
+//   bench/pipeline.ts     one process per service, two endpoints: the highest sustained rate, e2e latency
+// --quick: the same table from small counts (≤ 60 s), as CI's smoke test. A run fails (exit 1)
+// only when a figure could not be measured or a correctness check failed, never for a slow machine.
+import fs from 'node:fs';
+import path from 'node:path';
+import { ROOT, type Row, forkTs, machineNote, printTable } from './lib';
 
-const ALL = ['ingest', 'attribution', 'delivery'] as const;
+const ALL = ['ingest', 'attribution', 'delivery', 'pipeline'] as const;
 
-async function runOne(name: string): Promise<{ rows: SummaryRow[]; code: number | null; ms: number }> {
+async function runOne(name: string, quick: boolean): Promise<{ rows: Row[]; code: number | null; ms: number }> {
   const started = performance.now();
-  const child = forkTs(`bench/${name}.ts`);
-  const rows: SummaryRow[] = [];
-  child.on('message', (m: { type?: string; rows?: SummaryRow[] }) => {
+  const child = forkTs(`bench/${name}.ts`, quick ? { BENCH_QUICK: '1' } : {});
+  const rows: Row[] = [];
+  child.on('message', (m: { type?: string; rows?: Row[] }) => {
     if (m.type === 'summary' && m.rows) rows.push(...m.rows);
   });
-  // Each program bounds itself (~55 s); this is the backstop: SIGTERM lets it clean up first.
-  const term = setTimeout(() => child.kill('SIGTERM'), 80_000);
-  const kill = setTimeout(() => child.kill('SIGKILL'), 95_000);
+  // Each program bounds itself; this is the backstop: SIGTERM lets it clean up first.
+  const limit = quick ? 50_000 : 320_000;
+  const term = setTimeout(() => child.kill('SIGTERM'), limit);
+  const kill = setTimeout(() => child.kill('SIGKILL'), limit + 15_000);
   const forward = () => child.kill('SIGTERM');
   process.on('SIGINT', forward);
   process.on('SIGTERM', forward);
@@ -31,22 +37,31 @@ async function runOne(name: string): Promise<{ rows: SummaryRow[]; code: number 
 }
 
 async function main() {
-  const selected = process.argv.slice(2).filter((a) => (ALL as readonly string[]).includes(a));
+  const args = process.argv.slice(2);
+  const quick = args.includes('--quick');
+  const selected = args.filter((a) => (ALL as readonly string[]).includes(a));
   const names = selected.length > 0 ? selected : [...ALL];
+  const started = performance.now();
   console.log(machineNote());
-  const rows: SummaryRow[] = [];
+  const rows: Row[] = [];
   const status: string[] = [];
   for (const name of names) {
     console.log(`\n=== ${name} ${'='.repeat(60 - name.length)}`);
-    const result = await runOne(name);
+    const result = await runOne(name, quick);
     rows.push(...result.rows);
     status.push(`${name} ${result.code === 0 ? 'ok' : `FAILED (exit ${result.code})`} in ${(result.ms / 1000).toFixed(1)} s`);
     if (result.code !== 0) process.exitCode = 1;
   }
-  console.log('\n=== summary (measured vs baseline in the same run; ratio = measured / baseline) ===');
+  console.log(`\n=== summary${quick ? ' (quick: small counts, for the smoke test)' : ''}: measured vs the baseline measured in the same run; ratio = measured / baseline ===`);
   console.log(machineNote());
   printTable(rows);
   console.log(status.join('; '));
+  const missed = rows.filter((r) => r.met === false).map((r) => `${r.tier}: ${r.metric}`);
+  if (missed.length > 0) console.log(`targets missed: ${missed.join('; ')}`);
+  const out = path.join(ROOT, 'bench/results', quick ? 'latest-quick.json' : 'latest.json');
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(out, `${JSON.stringify({ at: new Date().toISOString(), quick, machine: machineNote(), seconds: (performance.now() - started) / 1000, status, rows }, null, 2)}\n`);
+  console.log(`written: ${path.relative(ROOT, out)} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
 }
 
 main().catch((error: unknown) => {
