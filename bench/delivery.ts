@@ -31,7 +31,7 @@ import { signedHeaders } from '@trackway/webhooks';
 import { QueueEvents } from 'bullmq';
 import request from 'supertest';
 import { USER_AGENT, bodyOf } from '../services/delivery/src/deliver';
-import { send } from '../services/delivery/src/sender';
+import { createSender } from '../services/delivery/src/sender';
 import { FAST_DELIVERY, type Stack, startStack } from '../test/support/stack';
 import { type LatencySummary, type SummaryRow, cleanupOnInterrupt, machineNote, once, ms, pct, pool, rate, ratio, report, summarize, withDeadline } from './lib';
 
@@ -184,13 +184,15 @@ async function main() {
 
       // Baseline: the same signed POSTs (body, headers, signature as deliver.ts builds them),
       // straight from send(): first N at the same concurrency, then the paced run's count at its pace.
+      // The same keep-alive sender the worker uses (one per policy).
+      const sender = createSender(FAST_DELIVERY.policy);
       const startedAt = new Map<string, number>();
       let sendErrors = 0;
       const sendOne = async (event: EventEnvelope) => {
         const body = bodyOf(event);
         const headers = { 'content-type': 'application/json', 'user-agent': USER_AGENT, ...signedHeaders({ id: event.id, timestamp: new Date(), body }, [ep.secret]) };
         startedAt.set(event.id, Date.now());
-        const result = await send(r.url, body, headers, { timeoutMs: FAST_DELIVERY.timeoutMs, policy: FAST_DELIVERY.policy });
+        const result = await sender.send(r.url, body, headers, { timeoutMs: FAST_DELIVERY.timeoutMs });
         if (result.statusCode !== 200) sendErrors += 1;
       };
       const directEvent = (tag: string) => createEvent('conversion.approved', { conversion: { id: `cnv_${tag}`, amount: '49.90', currency: 'USD' }, previous_status: null });
@@ -211,6 +213,7 @@ async function main() {
       await paced(PACED_EVENTS, PACED_RATE, (i) => sendOne(directEvent(`direct_paced_${i}`)));
       const directPaced = summarize(sentLatencies());
       console.log(`baseline paced, ${PACED_RATE}/s (direct send())                  send → arrival ${pct(directPaced)}; errors ${sendErrors}`);
+      await sender.close();
       if (sendErrors > 0) problems += 1;
       console.log(
         `ratio: pipeline throughput = ${ratio(pipeline.perSecond, baseline.perSecond)} direct sending; at light load its p50 latency = ${ratio(pacedLatency.p50, directPaced.p50)} direct sending's`,

@@ -10,7 +10,7 @@ import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
 import { type EndpointDirectory, liveSecrets } from './endpoints';
 import type { Isolation } from './isolation';
 import { delayBeforeAttempt } from './schedule';
-import { type AttemptResult, send } from './sender';
+import type { AttemptResult, Sender } from './sender';
 import type { AddressPolicy } from '@trackway/webhooks';
 
 export const USER_AGENT = `Trackway-Webhooks/${process.env.npm_package_version ?? '0.1.0'} (+https://github.com/trackway/trackway)`;
@@ -31,6 +31,8 @@ export interface DeliverDeps {
   pool: PgPool;
   endpoints: EndpointDirectory;
   isolation: Isolation;
+  /** The keep-alive HTTP client, SSRF-guarded by settings.policy. */
+  sender: Sender;
   eventsQueue: TypedQueue<'events'>;
   /** Tells every process caching endpoints that one changed (e.g. was disabled). */
   invalidateEndpoint: (id: string) => Promise<void>;
@@ -108,7 +110,7 @@ export function createDeliverHandler(deps: DeliverDeps) {
           'user-agent': USER_AGENT,
           ...signedHeaders({ id: eventId, timestamp: at, body }, liveSecrets(endpoint, at)),
         };
-        result = await send(endpoint.url, body, headers, { timeoutMs: settings.timeoutMs, policy: settings.policy });
+        result = await deps.sender.send(endpoint.url, body, headers, { timeoutMs: settings.timeoutMs });
         observe(endpointId, result.durationMs);
       }
     } finally {

@@ -11,6 +11,7 @@ import { createFanOutHandler } from './fanout';
 import { pruneDeliveryLog } from './housekeeping';
 import { createIsolation } from './isolation';
 import { delayBeforeAttempt } from './schedule';
+import { createSender } from './sender';
 import type { AddressPolicy } from '@trackway/webhooks';
 
 export const DELIVERY_QUEUES = [QUEUE.events, QUEUE.deliveries, QUEUE.housekeeping] as const;
@@ -59,7 +60,9 @@ export function createDeliveryWorkers(deps: DeliveryDeps, queues: readonly Deliv
   });
   deps.metrics.setBreakerSource(() => isolation.snapshot(MAX_BREAKER_SERIES));
   const fanOut = createFanOutHandler({ prisma: deps.prisma, endpoints, deliveriesQueue: deps.queues.deliveries, schedule: settings.schedule });
+  const sender = createSender(settings.policy, { connectionsPerOrigin: deps.concurrency.deliveries });
   const deliver = createDeliverHandler({
+    sender,
     prisma: deps.prisma,
     pool: deps.pool,
     endpoints,
@@ -104,6 +107,10 @@ export function createDeliveryWorkers(deps: DeliveryDeps, queues: readonly Deliv
       deps,
     ),
   );
+  // The keep-alive connections go when the deliveries worker has finished its last job.
+  const deliveriesWorker = workers.find((w) => w.name === QUEUE.deliveries);
+  if (deliveriesWorker) deliveriesWorker.once('closed', () => void sender.close());
+  else void sender.close();
   // Whatever ended a delivery job for good (an error while recording its last attempt, a job
   // that stalled too often), the delivery must not stay "pending" with nothing left to run it:
   // it becomes a dead letter that can be replayed.
