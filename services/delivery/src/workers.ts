@@ -7,7 +7,7 @@ import { type Job, type Processor, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { DeliveryAttemptFailed, createDeliverHandler } from './deliver';
 import { type EndpointDirectory, createEndpointDirectory } from './endpoints';
-import { createFanOutHandler } from './fanout';
+import { createFanOut } from './fanout';
 import { pruneDeliveryLog } from './housekeeping';
 import { createIsolation } from './isolation';
 import { delayBeforeAttempt } from './schedule';
@@ -59,7 +59,7 @@ export function createDeliveryWorkers(deps: DeliveryDeps, queues: readonly Deliv
     attemptTimeoutMs: settings.timeoutMs,
   });
   deps.metrics.setBreakerSource(() => isolation.snapshot(MAX_BREAKER_SERIES));
-  const fanOut = createFanOutHandler({ prisma: deps.prisma, endpoints, deliveriesQueue: deps.queues.deliveries, schedule: settings.schedule });
+  const fanOut = createFanOut({ pool: deps.pool, endpoints, deliveriesQueue: deps.queues.deliveries, schedule: settings.schedule });
   const sender = createSender(settings.policy, { connectionsPerOrigin: deps.concurrency.deliveries });
   const deliver = createDeliverHandler({
     sender,
@@ -75,11 +75,7 @@ export function createDeliveryWorkers(deps: DeliveryDeps, queues: readonly Deliv
   });
 
   const handlers = {
-    events: async (job) => {
-      let deliveries = 0;
-      for (const event of parseJob('events', job).events) deliveries += (await fanOut(event)).deliveries;
-      return { deliveries };
-    },
+    events: async (job) => fanOut(parseJob('events', job).events),
     deliveries: async (job, token) => {
       parseJob('deliveries', job);
       return deliver(job as Job<JobPayloads['deliveries']>, token);
