@@ -2,10 +2,13 @@
 // and the delivery log's retention.
 import { createEvent, newId } from '@trackway/domain';
 import { publishEvents, writeEvents } from '@trackway/outbox';
-import { type Receiver, startReceiver, waitFor } from '@trackway/testing';
+import { type Receiver, TEST_REDIS_URL, startReceiver, waitFor } from '@trackway/testing';
 import type { Worker } from 'bullmq';
 import request from 'supertest';
-import { pruneDeliveryLog } from '../services/delivery/src/housekeeping';
+import { createLogger } from '@trackway/logger';
+import { createWorkerConnection, deliveryJobId } from '@trackway/queues';
+import { Worker as BullWorker } from 'bullmq';
+import { HOUSEKEEPING, createSweeper, pruneDeliveryLog, scheduleHousekeeping } from '../services/delivery/src/housekeeping';
 import { type Stack, startStack } from './support/stack';
 
 let stack: Stack;
@@ -105,7 +108,7 @@ it('prunes the delivery log older than the retention, keeping pending deliveries
 });
 
 describe('deliveries never stay pending with nothing left to run them', () => {
-  it('marks a delivery failed (a replayable dead letter) when its last attempt cannot even be recorded', async () => {
+  it('keeps an attempt it cannot record yet, and records it once the database accepts it, without sending it twice', async () => {
     workers = await stack.startDelivery({ schedule: [0] });
     const r = await startReceiver();
     receivers.push(r);
@@ -115,11 +118,16 @@ describe('deliveries never stay pending with nothing left to run them', () => {
     await stack.db.prisma.$executeRawUnsafe('CREATE TRIGGER refuse_attempts BEFORE INSERT ON delivery_attempts FOR EACH ROW EXECUTE FUNCTION refuse_attempts()');
     try {
       const [event] = await emit();
-      const failed = await waitFor(() => stack.db.prisma.delivery.findFirst({ where: { eventId: event.id, endpointId: ep.id, status: 'failed' } }), { what: 'the dead letter' });
+      await waitFor(() => r.requests.length === 1, { what: 'the attempt' });
+      // While the database refuses the record, the delivery stays pending and nothing is re-sent.
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      const where = { eventId: event.id, endpointId: ep.id };
+      expect(await stack.db.prisma.delivery.findFirstOrThrow({ where })).toMatchObject({ status: 'pending', attemptCount: 0 });
       expect(r.requests).toHaveLength(1);
       await stack.db.prisma.$executeRawUnsafe('DROP TRIGGER refuse_attempts ON delivery_attempts');
-      await request(stack.api).post(`/v1/deliveries/${failed.id}/retry`).set(stack.auth).expect(202);
-      await waitFor(async () => (await stack.db.prisma.delivery.findUniqueOrThrow({ where: { id: failed.id } })).status === 'succeeded', { what: 'the replay' });
+      const delivered = await waitFor(() => stack.db.prisma.delivery.findFirst({ where: { ...where, status: 'succeeded' }, include: { attempts: true } }), { what: 'the attempt recorded' });
+      expect(delivered.attempts.map((a) => [a.number, a.statusCode])).toEqual([[1, 200]]);
+      expect(r.requests).toHaveLength(1);
     } finally {
       await stack.db.prisma.$executeRawUnsafe('DROP TRIGGER IF EXISTS refuse_attempts ON delivery_attempts');
       await stack.db.prisma.$executeRawUnsafe('DROP FUNCTION IF EXISTS refuse_attempts()');
@@ -153,6 +161,58 @@ describe('deliveries never stay pending with nothing left to run them', () => {
     await waitFor(async () => (await stack.db.prisma.delivery.findUniqueOrThrow({ where: { id: dead.id } })).status === 'succeeded', { what: 'the replay' });
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(r.requests).toHaveLength(2); // the failed first send, and one replay
+  });
+
+  it('the sweeper puts back a pending delivery whose job failed (outage errors spent its attempts) or is gone, and leaves live jobs alone', async () => {
+    // Out of the way: a pending delivery without a job that the pruning test left behind.
+    await stack.db.prisma.delivery.updateMany({ where: { status: 'pending' }, data: { status: 'failed' } });
+    const r = await startReceiver();
+    receivers.push(r);
+    const ep = await createEndpoint(r.url);
+    // Written to the outbox (not published): the deliveries below are all these events have.
+    const [failedEvent, missingEvent, liveEvent] = [1, 2, 3].map(() => createEvent('conversion.approved', { conversion: { id: 'cnv_swept' } }));
+    await stack.db.prisma.$transaction((tx) => writeEvents(tx, [failedEvent, missingEvent, liveEvent]));
+    const row = (eventId: string) => stack.db.prisma.delivery.create({ data: { id: newId('delivery'), eventId, endpointId: ep.id, eventType: 'conversion.approved' } });
+    const [failed, missing, live] = [await row(failedEvent.id), await row(missingEvent.id), await row(liveEvent.id)];
+    const data = (d: { id: string; eventId: string }) => ({ deliveryId: d.id, endpointId: ep.id, eventId: d.eventId });
+    // As in the fault run: every attempt of the job died on a database error, the job failed.
+    await stack.queues.deliveries.add('conversion.approved', data(failed), { jobId: deliveryJobId(failedEvent.id, ep.id), attempts: 2 });
+    const connection = createWorkerConnection(TEST_REDIS_URL);
+    const broken = new BullWorker('deliveries', async () => {
+      throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
+    }, { connection, prefix: stack.prefix });
+    await waitFor(async () => (await stack.queues.deliveries.getJobState(deliveryJobId(failedEvent.id, ep.id))) === 'failed', { what: 'the job to fail' });
+    await broken.close();
+    connection.disconnect();
+    await stack.queues.deliveries.add('conversion.approved', data(live), { jobId: deliveryJobId(liveEvent.id, ep.id), delay: 3_600_000 });
+
+    workers = await stack.startDelivery();
+    const sweep = createSweeper({ pool: stack.db.pool, deliveriesQueue: stack.queues.deliveries, schedule: [0, 50, 100], logger: createLogger({ service: 'test', level: 'silent' }) });
+    expect(await sweep(new Date(Date.now() + 1_000), 0)).toEqual({ checked: 3, requeued: 2 });
+    for (const d of [failed, missing]) {
+      await waitFor(async () => (await stack.db.prisma.delivery.findUniqueOrThrow({ where: { id: d.id } })).status === 'succeeded', { what: `${d.id} delivered` });
+    }
+    expect(new Set(r.requests.map((q) => q.headers['webhook-id']))).toEqual(new Set([failedEvent.id, missingEvent.id]));
+    expect(await stack.db.prisma.delivery.findUniqueOrThrow({ where: { id: live.id } })).toMatchObject({ status: 'pending', attemptCount: 0 });
+    expect(await stack.queues.deliveries.getJobState(deliveryJobId(liveEvent.id, ep.id))).toBe('delayed');
+    // Nothing left to put back: a second pass only checks.
+    expect(await sweep(new Date(Date.now() + 1_000), 0)).toEqual({ checked: 1, requeued: 0 });
+    await stack.queues.deliveries.remove(deliveryJobId(liveEvent.id, ep.id));
+  });
+
+  it('runs the sweeper every minute and the pruning every hour as housekeeping job schedulers', async () => {
+    await scheduleHousekeeping(stack.queues.housekeeping);
+    const schedulers = await stack.queues.housekeeping.getJobSchedulers();
+    expect(schedulers.map((j) => [j.key, j.name, Number(j.every)]).sort()).toEqual([
+      [HOUSEKEEPING.prune.scheduler, 'prune', 3_600_000],
+      [HOUSEKEEPING.sweep.scheduler, 'sweep', 60_000],
+    ]);
+    for (const { scheduler } of Object.values(HOUSEKEEPING)) await stack.queues.housekeeping.removeJobScheduler(scheduler);
+    await stack.queues.housekeeping.obliterate({ force: true });
+    workers = await stack.startDelivery({}, { queues: ['housekeeping'] });
+    const job = await stack.queues.housekeeping.add('sweep', {});
+    await waitFor(async () => (await stack.queues.housekeeping.getJob(job.id!))?.finishedOn, { what: 'the sweep' });
+    expect((await stack.queues.housekeeping.getJob(job.id!))?.returnvalue).toEqual({ checked: expect.any(Number), requeued: 0 });
   });
 
   it('records an attempt whose response body holds a NUL byte', async () => {

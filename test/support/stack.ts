@@ -11,7 +11,7 @@ import type { Redis } from 'ioredis';
 import { createApp as createApi } from '../../services/api/src/app';
 import { createVerifier, signAdminToken } from '../../services/api/src/auth';
 import { createWorkers as createAttributionWorkers } from '../../services/attribution/src/workers';
-import { type DeliverySettings, createDeliveryWorkers } from '../../services/delivery/src/workers';
+import { type DeliveryQueue, type DeliverySettings, createDeliveryWorkers } from '../../services/delivery/src/workers';
 import { createApp as createIngest } from '../../services/ingest/src/app';
 import { createLookups } from '../../services/ingest/src/lookups';
 
@@ -39,8 +39,11 @@ export interface Stack {
   clickIds: ReturnType<typeof createClickIdCodec>;
   auth: { Authorization: string };
   metrics: ReturnType<typeof createMetrics>;
-  /** Starts delivery workers (events, deliveries) with these settings; returns them. */
-  startDelivery(settings?: Partial<DeliverySettings>, options?: { concurrency?: number }): Promise<Worker[]>;
+  /**
+   * Starts delivery workers (events, deliveries) with these settings; returns them. `database`
+   * gives them a connection of their own (e.g. through a proxy a test cuts).
+   */
+  startDelivery(settings?: Partial<DeliverySettings>, options?: { concurrency?: number; database?: Pick<TestDatabase, 'prisma' | 'pool'>; queues?: DeliveryQueue[] }): Promise<Worker[]>;
   startAttribution(): Worker[];
   stopWorkers(workers?: Worker[]): Promise<void>;
   close(): Promise<void>;
@@ -93,10 +96,11 @@ export async function startStack(): Promise<Stack> {
     metrics,
     async startDelivery(settings = {}, options = {}) {
       const merged = { ...FAST_DELIVERY, ...settings };
+      const database = options.database ?? db;
       const { workers: started, endpoints } = createDeliveryWorkers(
         {
-          prisma: db.prisma,
-          pool: db.pool,
+          prisma: database.prisma,
+          pool: database.pool,
           box,
           connection: connect(),
           redis: connect(),
@@ -108,7 +112,7 @@ export async function startStack(): Promise<Stack> {
           concurrency: { events: 10, deliveries: options.concurrency ?? 20 },
           settings: merged,
         },
-        ['events', 'deliveries'],
+        options.queues ?? ['events', 'deliveries'],
       );
       await subscribeInvalidations(connect(), prefix, (kind) => kind === 'endpoint' && endpoints.clear());
       workers.push(...started);

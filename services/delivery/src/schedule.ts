@@ -11,3 +11,15 @@ export function delayBeforeAttempt(schedule: readonly number[], attemptNumber: n
   if (retryAfterMs === null) return jittered;
   return Math.min(Math.max(retryAfterMs, base), 2 * base);
 }
+
+/**
+ * How long a job waits after its n-th consecutive failure (from 0) to reach Postgres or Redis:
+ * exponential from 500 ms, capped at 30 s, ±20 % jitter so waiting jobs do not return in lockstep.
+ * Not an attempt: the retry schedule is for the receiver, this is for our own dependencies.
+ */
+export const OUTAGE_BACKOFF = { baseMs: 500, maxMs: 30_000 } as const;
+
+export function outageDelay(failures: number, random = Math.random): number {
+  const base = Math.min(OUTAGE_BACKOFF.baseMs * 2 ** Math.min(Math.max(0, failures), 16), OUTAGE_BACKOFF.maxMs);
+  return Math.round(base * (1 - JITTER + 2 * JITTER * random()));
+}
