@@ -7,7 +7,7 @@ import type { Worker } from 'bullmq';
 import request from 'supertest';
 import { createLogger } from '@trackway/logger';
 import { createWorkerConnection, deliveryJobId } from '@trackway/queues';
-import { Worker as BullWorker } from 'bullmq';
+import { Worker as BullWorker, QueueEvents } from 'bullmq';
 import { HOUSEKEEPING, createSweeper, pruneDeliveryLog, scheduleHousekeeping } from '../services/delivery/src/housekeeping';
 import { type Stack, startStack } from './support/stack';
 
@@ -85,6 +85,33 @@ it('spreads deliveries to an endpoint with rate_limit_per_second, without spendi
   await waitFor(async () => (await stack.db.prisma.delivery.count({ where: { ...where, status: 'succeeded' } })) === 12, { what: 'the log to settle' });
   const deliveries = await stack.db.prisma.delivery.findMany({ where });
   expect(deliveries.map((d) => d.attemptCount)).toEqual(Array(12).fill(1));
+});
+
+it('delivers a burst to an endpoint at its concurrency cap without parking a job, the cap holding across two workers', async () => {
+  // Each worker runs 4 jobs at once, twice the endpoint's cap: the others wait their turn in-process.
+  workers = [...(await stack.startDelivery({ endpointConcurrency: 2 }, { concurrency: 4 })), ...(await stack.startDelivery({ endpointConcurrency: 2 }, { concurrency: 4 }))];
+  const r = await startReceiver(() => ({ status: 200, delayMs: 20 }));
+  receivers.push(r);
+  const ep = await createEndpoint(r.url);
+  const connection = createWorkerConnection(TEST_REDIS_URL);
+  const queueEvents = new QueueEvents('deliveries', { connection, prefix: stack.prefix });
+  await queueEvents.waitUntilReady();
+  let parked = 0;
+  queueEvents.on('delayed', () => {
+    parked += 1;
+  });
+  try {
+    const events = await emit(40);
+    await waitFor(() => r.requests.length === 40, { timeoutMs: 20_000, what: '40 deliveries' });
+    const where = { endpointId: ep.id, eventId: { in: events.map((e) => e.id) } };
+    await waitFor(async () => (await stack.db.prisma.delivery.count({ where: { ...where, status: 'succeeded' } })) === 40, { what: 'the log to settle' });
+    expect(r.maxActive).toBeLessThanOrEqual(2);
+    expect(parked).toBe(0);
+    expect((await stack.db.prisma.delivery.findMany({ where })).map((d) => d.attemptCount)).toEqual(Array(40).fill(1));
+  } finally {
+    await queueEvents.close();
+    connection.disconnect();
+  }
 });
 
 it('prunes the delivery log older than the retention, keeping pending deliveries', async () => {

@@ -8,7 +8,7 @@ import { type AddressPolicy, RESERVED_HEADERS, signedHeaders } from '@trackway/w
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
 import { breakerOutcome, decideAttempt } from './decide';
 import { type EndpointDirectory, type LiveEndpoint, liveSecrets } from './endpoints';
-import type { Isolation } from './isolation';
+import type { GatedIsolation } from './gate';
 import { createAttemptRecorder, createDeliveryReader } from './records';
 import { outageDelay } from './schedule';
 import type { AttemptResult, Sender } from './sender';
@@ -36,7 +36,8 @@ export interface DeliverDeps {
   prisma: PrismaClient;
   pool: PgPool;
   endpoints: EndpointDirectory;
-  isolation: Isolation;
+  /** Per-endpoint admission: the in-process gate in front of the Redis breaker, slots and rate limit. */
+  isolation: GatedIsolation;
   /** The keep-alive HTTP client, SSRF-guarded by settings.policy. */
   sender: Sender;
   eventsQueue: TypedQueue<'events'>;
@@ -152,8 +153,9 @@ export function createDeliverHandler(deps: DeliverDeps) {
       return { skipped: 'endpoint_disabled' };
     }
 
-    // Isolation gates first (they need only the cached endpoint): a paused, busy or
-    // rate-limited endpoint parks this job without spending an attempt or a database read.
+    // Isolation gates first (they need only the cached endpoint): a busy or rate-limited
+    // endpoint makes this job wait its turn in-process (bounded); a paused one parks it as
+    // delayed, without spending an attempt or a database read.
     const slotToken = `${job.id}:${token ?? ''}`;
     // A parked job comes back as a new start that is not an attempt: starts − attempts − 1 = times parked.
     const timesParked = Math.max(0, (job.attemptsStarted ?? 0) - job.attemptsMade - 1);

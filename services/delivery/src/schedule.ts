@@ -23,3 +23,13 @@ export function outageDelay(failures: number, random = Math.random): number {
   const base = Math.min(OUTAGE_BACKOFF.baseMs * 2 ** Math.min(Math.max(0, failures), 16), OUTAGE_BACKOFF.maxMs);
   return Math.round(base * (1 - JITTER + 2 * JITTER * random()));
 }
+
+/**
+ * When a job that found its endpoint busy comes back: after about one typical attempt,
+ * doubling each time the same job is turned away (20 ms up to 2 s), jittered so parked jobs do
+ * not return in lockstep.
+ */
+export function parkUntil(typicalAttemptMs: number | undefined, timesParked: number, attemptTimeoutMs: number, now = Date.now(), random = Math.random): number {
+  const wait = Math.min(Math.max(typicalAttemptMs ?? 1_000, 20) * 2 ** Math.min(timesParked, 10), 2_000, attemptTimeoutMs);
+  return now + Math.round(wait * (0.5 + random()));
+}

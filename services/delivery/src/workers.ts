@@ -10,6 +10,7 @@ import { DeliveryAttemptFailed, createDeliverHandler } from './deliver';
 import { type EndpointDirectory, createEndpointDirectory } from './endpoints';
 import { createFanOut } from './fanout';
 import { createSweeper, pruneDeliveryLog } from './housekeeping';
+import { createGatedIsolation } from './gate';
 import { createIsolation } from './isolation';
 import { delayBeforeAttempt } from './schedule';
 import { createSender } from './sender';
@@ -73,7 +74,7 @@ export function createDeliveryWorkers(deps: DeliveryDeps, queues: readonly Deliv
     prisma: deps.prisma,
     pool: deps.pool,
     endpoints,
-    isolation,
+    isolation: createGatedIsolation(isolation, { endpointConcurrency: settings.endpointConcurrency, workerConcurrency: deps.concurrency.deliveries, attemptTimeoutMs: settings.timeoutMs }),
     sender,
     eventsQueue: deps.queues.events,
     invalidateEndpoint: deps.invalidateEndpoint,
