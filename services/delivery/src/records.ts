@@ -117,7 +117,11 @@ async function writeAttempts(client: PgClient, records: AttemptRecord[], disable
   }
 
   const byEndpoint = new Map<string, AttemptRecord[]>();
-  for (const r of records) byEndpoint.set(r.endpointId, [...(byEndpoint.get(r.endpointId) ?? []), r]);
+  for (const r of records) {
+    const list = byEndpoint.get(r.endpointId);
+    if (list) list.push(r);
+    else byEndpoint.set(r.endpointId, [r]);
+  }
   const failing = [...byEndpoint.keys()].filter((id) => byEndpoint.get(id)!.some((r) => !r.succeeded && !r.blocked)).sort();
   const recovered = [...byEndpoint.keys()].filter((id) => !failing.includes(id) && byEndpoint.get(id)!.some((r) => r.succeeded));
   if (recovered.length > 0) await clearFailingSince(client, [recovered]);
