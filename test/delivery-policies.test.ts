@@ -89,10 +89,26 @@ it('spreads deliveries to an endpoint with rate_limit_per_second, without spendi
 
 it('delivers a burst to an endpoint at its concurrency cap without parking a job, the cap holding across two workers', async () => {
   // Each worker runs 4 jobs at once, twice the endpoint's cap: the others wait their turn in-process.
-  workers = [...(await stack.startDelivery({ endpointConcurrency: 2 }, { concurrency: 4 })), ...(await stack.startDelivery({ endpointConcurrency: 2 }, { concurrency: 4 }))];
   const r = await startReceiver(() => ({ status: 200, delayMs: 20 }));
   receivers.push(r);
   const ep = await createEndpoint(r.url);
+  // A worker lets jobs wait for an endpoint once it has seen how long its attempts take (until
+  // then they could be waiting behind a hanging one): each worker delivers a first event alone.
+  const warm = async () => {
+    const started = await stack.startDelivery({ endpointConcurrency: 2 }, { concurrency: 4 });
+    const before = r.requests.length;
+    await emit(2);
+    await waitFor(() => r.requests.length === before + 2, { what: 'warm-up deliveries' });
+    return started;
+  };
+  const first = await warm();
+  const firstDeliveries = first.find((w) => w.name === 'deliveries')!;
+  await firstDeliveries.pause();
+  const second = await warm();
+  firstDeliveries.resume();
+  workers = [...first, ...second];
+  r.requests.length = 0;
+  r.maxActive = 0;
   const connection = createWorkerConnection(TEST_REDIS_URL);
   const queueEvents = new QueueEvents('deliveries', { connection, prefix: stack.prefix });
   await queueEvents.waitUntilReady();

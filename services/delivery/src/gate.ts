@@ -64,11 +64,14 @@ export class EndpointGate {
 
 /**
  * Whether a job finding every permit taken should wait for one rather than park: only if the
- * turn is expected within the budget (one typical attempt per round of `permits` jobs ahead).
- * An endpoint whose attempts take long (hanging until the timeout) gets no waiters at all.
+ * turn is expected well within the budget (one typical attempt per round of `permits` jobs
+ * ahead, at most half the budget), and only once this process has seen how long the endpoint's
+ * attempts take. An endpoint whose attempts take long (hanging until the timeout) gets no
+ * waiters, so it holds no more of the worker's slots than its cap.
  */
 export function worthWaiting(typicalAttemptMs: number | undefined, waitersAhead: number, permits: number, budgetMs: number): boolean {
-  return (typicalAttemptMs ?? 0) * Math.ceil((waitersAhead + 1) / permits) <= budgetMs;
+  if (typicalAttemptMs === undefined) return false;
+  return typicalAttemptMs * Math.ceil((waitersAhead + 1) / permits) <= budgetMs / 2;
 }
 
 /** How often a job holding a permit looks for a slot that other processes hold: about one attempt, 10–100 ms, jittered. */

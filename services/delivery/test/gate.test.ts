@@ -45,11 +45,12 @@ describe('EndpointGate', () => {
 
 describe('worthWaiting', () => {
   it.each([
-    ['nothing known yet: wait', undefined, 0, 2, 1_000, true],
+    ['nothing known yet: park (it may be hanging)', undefined, 0, 2, 1_000, false],
     ['fast endpoint, a few ahead', 5, 3, 2, 1_000, true],
     ['one round of 400 ms ahead', 400, 1, 2, 1_000, true],
-    ['three rounds of 400 ms ahead', 400, 4, 2, 1_000, false],
-    ['an endpoint hanging until the timeout', 15_000, 0, 10, 1_000, false],
+    ['two rounds of 400 ms ahead: more than half the budget', 400, 2, 2, 1_000, false],
+    ['an endpoint hanging until the timeout (= the budget)', 300, 0, 10, 300, false],
+    ['an endpoint hanging until a long timeout', 15_000, 0, 10, 1_000, false],
   ] as const)('%s', (_name, typical, ahead, permits, budget, expected) => {
     expect(worthWaiting(typical, ahead, permits, budget)).toBe(expected);
   });
@@ -123,6 +124,14 @@ describe('gated admission (Redis)', () => {
     await g.admit('ep_slow', null, 't1', 15_000);
     const started = Date.now();
     expect(await g.admit('ep_slow', null, 't2', 15_000)).toMatchObject({ ok: false, reason: 'concurrency' });
+    expect(Date.now() - started).toBeLessThan(MAX_WAIT_MS);
+  });
+
+  it('does not wait for an endpoint it has not seen an attempt of yet (it may be hanging)', async () => {
+    const { gated: g } = gated(connect());
+    await g.admit('ep_new', null, 't1', undefined);
+    const started = Date.now();
+    expect(await g.admit('ep_new', null, 't2', undefined)).toMatchObject({ ok: false, reason: 'concurrency' });
     expect(Date.now() - started).toBeLessThan(MAX_WAIT_MS);
   });
 
