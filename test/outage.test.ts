@@ -4,15 +4,18 @@
 // the schedule ran out, jobs failed in BullMQ and their deliveries stayed `pending` in Postgres,
 // never sent. Afterwards every event must be delivered, each delivery's attempt count must equal
 // the requests its receiver got, and no delivery may be left pending or failed.
+import { type ChildProcess, spawn } from 'node:child_process';
 import { type Database, createDatabase } from '@trackway/db';
 import { createEvent } from '@trackway/domain';
 import { publishEvents, writeEvents } from '@trackway/outbox';
+import { createWorkerConnection } from '@trackway/queues';
 import { startReceiver, waitFor } from '@trackway/testing';
 import request from 'supertest';
 import { type Stack, startStack } from './support/stack';
 import { type TcpProxy, startTcpProxy } from './support/tcp-proxy';
 
 let stack: Stack;
+let receivers: Awaited<ReturnType<typeof startReceiver>>[] = [];
 let proxy: TcpProxy;
 let proxied: Database;
 beforeAll(async () => {
@@ -23,6 +26,7 @@ beforeAll(async () => {
   proxied = createDatabase(url.toString(), { poolSize: 20 });
 });
 afterAll(async () => {
+  await Promise.all(receivers.map((r) => r.close()));
   await stack.stopWorkers();
   await proxied.prisma.$disconnect();
   await proxy.stop();
@@ -82,4 +86,60 @@ it('delivers every event after a Postgres outage longer than the retry schedule,
   await waitFor(async () => Object.values(await counts()).every((n) => n === 0), { what: 'the deliveries queue to drain' }).catch(() => undefined);
   expect(await counts()).toEqual({ failed: 0, waiting: 0, delayed: 0, active: 0 });
   await receiver.close();
+}, 120_000);
+
+/** A redis-server of this test's own, on a spare port, that the test stops and starts again. */
+function ownRedis(port: number) {
+  let server: ChildProcess | undefined;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    start() {
+      server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    },
+    async stop() {
+      const exited = new Promise((resolve) => server?.once('exit', resolve));
+      server?.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+it('delivers every event after its Redis for the breaker and slots went away, spending no attempt on it', async () => {
+  await stack.stopWorkers();
+  await stack.db.prisma.webhookEndpoint.updateMany({ data: { enabled: false } });
+  const redis = ownRedis(19_000 + Math.floor(Math.random() * 2_000));
+  redis.start();
+  // Fails fast while that Redis is down, so the admission itself errs (not only waits).
+  const isolationRedis = createWorkerConnection(redis.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false });
+  await waitFor(() => isolationRedis.status === 'ready', { what: 'its own redis' });
+  try {
+    await stack.startDelivery({ schedule: [0, 100, 200], endpointConcurrency: 4 }, { isolationRedis });
+    const receiver = await startReceiver(() => ({ status: 200, delayMs: 30 }));
+    receivers.push(receiver);
+    const ep = (await request(stack.api).post('/v1/webhook-endpoints').set(stack.auth).send({ url: receiver.url, event_types: ['conversion.approved'] }).expect(201)).body;
+    const deferredBefore = await deferredCount();
+    const events = Array.from({ length: 100 }, (_, i) => createEvent('conversion.approved', { conversion: { id: `cnv_r${i}` } }));
+    await stack.db.prisma.$transaction((tx) => writeEvents(tx, events));
+    await publishEvents(stack.db.pool, stack.queues.events, events);
+    await waitFor(() => receiver.requests.length >= 10, { what: 'the first deliveries' });
+    await redis.stop();
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    redis.start();
+
+    await waitFor(async () => (await stack.db.prisma.delivery.count({ where: { endpointId: ep.id, status: 'succeeded' } })) === events.length, {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+      what: 'all 100 deliveries to succeed',
+    });
+    expect(await deferredCount()).toBeGreaterThan(deferredBefore);
+    const sent = new Map<string, number>();
+    for (const r of receiver.requests) sent.set(String(r.headers['webhook-id']), (sent.get(String(r.headers['webhook-id'])) ?? 0) + 1);
+    expect([...sent.keys()].sort()).toEqual(events.map((e) => e.id).sort());
+    const deliveries = await stack.db.prisma.delivery.findMany({ where: { endpointId: ep.id } });
+    for (const d of deliveries) expect({ event: d.eventId, attempts: d.attemptCount }).toEqual({ event: d.eventId, attempts: sent.get(d.eventId) });
+    expect(await stack.queues.deliveries.getJobCounts('failed')).toEqual({ failed: 0 });
+  } finally {
+    isolationRedis.disconnect();
+    await redis.stop();
+  }
 }, 120_000);

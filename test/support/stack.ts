@@ -41,9 +41,10 @@ export interface Stack {
   metrics: ReturnType<typeof createMetrics>;
   /**
    * Starts delivery workers (events, deliveries) with these settings; returns them. `database`
-   * gives them a connection of their own (e.g. through a proxy a test cuts).
+   * gives them a connection of their own (e.g. through a proxy a test cuts), `isolationRedis` a
+   * Redis of their own for the breaker, slots and rate limits.
    */
-  startDelivery(settings?: Partial<DeliverySettings>, options?: { concurrency?: number; database?: Pick<TestDatabase, 'prisma' | 'pool'>; queues?: DeliveryQueue[] }): Promise<Worker[]>;
+  startDelivery(settings?: Partial<DeliverySettings>, options?: { concurrency?: number; database?: Pick<TestDatabase, 'prisma' | 'pool'>; queues?: DeliveryQueue[]; isolationRedis?: Redis }): Promise<Worker[]>;
   startAttribution(): Worker[];
   stopWorkers(workers?: Worker[]): Promise<void>;
   close(): Promise<void>;
@@ -103,7 +104,7 @@ export async function startStack(): Promise<Stack> {
           pool: database.pool,
           box,
           connection: connect(),
-          redis: connect(),
+          redis: options.isolationRedis ?? connect(),
           queues,
           prefix,
           invalidateEndpoint: (id) => publishInvalidation(producer, prefix, 'endpoint', id),
