@@ -106,7 +106,8 @@ export function createDeliverHandler(deps: DeliverDeps) {
   const readDelivery = createDeliveryReader(deps.pool);
   const recordAttempt = createAttemptRecorder({ pool: deps.pool, eventsQueue: deps.eventsQueue, invalidateEndpoint: deps.invalidateEndpoint, logger, disableAfterMs: settings.disableAfterMs });
 
-  // Recent attempt duration per endpoint (EWMA, this process): how long a parked job waits for a slot.
+  // Recent attempt duration per endpoint (EWMA, this process): whether a job may wait for its
+  // endpoint in-process, and how long a parked one stays away.
   const typicalMs = new Map<string, number>();
   const observe = (endpointId: string, ms: number) => {
     const previous = typicalMs.get(endpointId);
