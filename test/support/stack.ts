@@ -11,7 +11,7 @@ import type { Redis } from 'ioredis';
 import { createApp as createApi } from '../../services/api/src/app';
 import { createVerifier, signAdminToken } from '../../services/api/src/auth';
 import { createWorkers as createAttributionWorkers } from '../../services/attribution/src/workers';
-import { type DeliverySettings, createDeliveryWorkers } from '../../services/delivery/src/workers';
+import { type DeliveryQueue, type DeliverySettings, createDeliveryWorkers } from '../../services/delivery/src/workers';
 import { createApp as createIngest } from '../../services/ingest/src/app';
 import { createLookups } from '../../services/ingest/src/lookups';
 
@@ -39,8 +39,12 @@ export interface Stack {
   clickIds: ReturnType<typeof createClickIdCodec>;
   auth: { Authorization: string };
   metrics: ReturnType<typeof createMetrics>;
-  /** Starts delivery workers (events, deliveries) with these settings; returns them. */
-  startDelivery(settings?: Partial<DeliverySettings>, options?: { concurrency?: number }): Promise<Worker[]>;
+  /**
+   * Starts delivery workers (events, deliveries) with these settings; returns them. `database`
+   * gives them a connection of their own (e.g. through a proxy a test cuts), `isolationRedis` a
+   * Redis of their own for the breaker, slots and rate limits.
+   */
+  startDelivery(settings?: Partial<DeliverySettings>, options?: { concurrency?: number; database?: Pick<TestDatabase, 'prisma' | 'pool'>; queues?: DeliveryQueue[]; isolationRedis?: Redis }): Promise<Worker[]>;
   startAttribution(): Worker[];
   stopWorkers(workers?: Worker[]): Promise<void>;
   close(): Promise<void>;
@@ -93,13 +97,14 @@ export async function startStack(): Promise<Stack> {
     metrics,
     async startDelivery(settings = {}, options = {}) {
       const merged = { ...FAST_DELIVERY, ...settings };
+      const database = options.database ?? db;
       const { workers: started, endpoints } = createDeliveryWorkers(
         {
-          prisma: db.prisma,
-          pool: db.pool,
+          prisma: database.prisma,
+          pool: database.pool,
           box,
           connection: connect(),
-          redis: connect(),
+          redis: options.isolationRedis ?? connect(),
           queues,
           prefix,
           invalidateEndpoint: (id) => publishInvalidation(producer, prefix, 'endpoint', id),
@@ -108,7 +113,7 @@ export async function startStack(): Promise<Stack> {
           concurrency: { events: 10, deliveries: options.concurrency ?? 20 },
           settings: merged,
         },
-        ['events', 'deliveries'],
+        options.queues ?? ['events', 'deliveries'],
       );
       await subscribeInvalidations(connect(), prefix, (kind) => kind === 'endpoint' && endpoints.clear());
       workers.push(...started);

@@ -24,6 +24,12 @@ export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClie
   for (let attempt = 1; ; attempt++) {
     const client = await pool.connect();
     let broken: Error | undefined;
+    // A checked-out client has no 'error' listener (pg-pool removes its idle one): a connection
+    // lost mid-transaction would be an uncaught exception. The failing query rejects anyway.
+    const onError = (error: Error) => {
+      broken = error;
+    };
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const result = await work(client);
@@ -36,6 +42,7 @@ export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClie
       if (attempt < attempts && (error instanceof RetryTransaction || isTransactionConflict(error))) continue;
       throw error instanceof RetryTransaction ? error.cause : error;
     } finally {
+      client.off('error', onError);
       // A client whose connection failed must not go back to the pool.
       client.release(broken);
     }

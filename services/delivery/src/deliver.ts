@@ -1,19 +1,25 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { PgPool, PrismaClient } from '@trackway/db';
 import type { EventEnvelope } from '@trackway/domain';
-import { disableEndpoint } from '@trackway/ledger';
 import type { Logger } from '@trackway/logger';
-import { publishEvents, writeEvents } from '@trackway/outbox';
 import type { DeliveryJob, TypedQueue } from '@trackway/queues';
-import type { Metrics } from '@trackway/runtime';
-import { RESERVED_HEADERS, signedHeaders } from '@trackway/webhooks';
+import { type Metrics, jobIds } from '@trackway/runtime';
+import { type AddressPolicy, RESERVED_HEADERS, signedHeaders } from '@trackway/webhooks';
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
-import { type EndpointDirectory, liveSecrets } from './endpoints';
-import type { Isolation } from './isolation';
-import { delayBeforeAttempt } from './schedule';
-import { type AttemptResult, send } from './sender';
-import type { AddressPolicy } from '@trackway/webhooks';
+import { breakerOutcome, decideAttempt } from './decide';
+import { type EndpointDirectory, type LiveEndpoint, liveSecrets } from './endpoints';
+import type { GatedIsolation } from './gate';
+import { createAttemptRecorder, createDeliveryReader } from './records';
+import { outageDelay } from './schedule';
+import type { AttemptResult, Sender } from './sender';
 
 export const USER_AGENT = `Trackway-Webhooks/${process.env.npm_package_version ?? '0.1.0'} (+https://github.com/trackway/trackway)`;
+
+/**
+ * How long a job holding an attempt's result keeps trying to record it (Postgres down) before it
+ * gives up and is put back, to send again later. Long enough for a database failover or restart.
+ */
+export const RECORD_PATIENCE_MS = 10 * 60_000;
 
 /** A failed attempt with attempts left: BullMQ's backoff strategy reads the delay from it. */
 export class DeliveryAttemptFailed extends Error {
@@ -30,12 +36,17 @@ export interface DeliverDeps {
   prisma: PrismaClient;
   pool: PgPool;
   endpoints: EndpointDirectory;
-  isolation: Isolation;
+  /** Per-endpoint admission: the in-process gate in front of the Redis breaker, slots and rate limit. */
+  isolation: GatedIsolation;
+  /** The keep-alive HTTP client, SSRF-guarded by settings.policy. */
+  sender: Sender;
   eventsQueue: TypedQueue<'events'>;
   /** Tells every process caching endpoints that one changed (e.g. was disabled). */
   invalidateEndpoint: (id: string) => Promise<void>;
   logger: Logger;
   metrics: Metrics;
+  /** Aborted when the worker starts closing: a job waiting out an outage stops waiting. */
+  closing?: AbortSignal;
   settings: {
     timeoutMs: number;
     schedule: readonly number[];
@@ -51,18 +62,52 @@ export function bodyOf(payload: unknown): string {
 }
 
 const statusClass = (result: AttemptResult) => (result.statusCode ? `${Math.floor(result.statusCode / 100)}xx` : 'none');
-const isSuccess = (result: AttemptResult) => result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300;
+
+function requestHeaders(endpoint: LiveEndpoint, eventId: string, body: string, at: Date): Record<string, string> {
+  const custom = Object.fromEntries(Object.entries(endpoint.headers).filter(([name]) => !RESERVED_HEADERS.has(name.toLowerCase())));
+  return {
+    ...custom,
+    'content-type': 'application/json',
+    'user-agent': USER_AGENT,
+    ...signedHeaders({ id: eventId, timestamp: at, body }, liveSecrets(endpoint, at)),
+  };
+}
+
+/** Thrown where Postgres or Redis failed us: the job goes back without spending an attempt. */
+class DependencyUnavailable extends Error {
+  override name = 'DependencyUnavailable';
+  constructor(
+    readonly stage: 'endpoint' | 'admission' | 'read' | 'record',
+    override readonly cause: unknown,
+  ) {
+    super(`${stage}: ${(cause as Error)?.message ?? String(cause)}`);
+  }
+}
+
+/**
+ * Moves an active job to delayed without spending an attempt. If Redis refuses even that, the
+ * job's lock lapses and the stalled-job check puts it back in waiting: no attempt spent either.
+ */
+async function delayJob(job: Job<DeliveryJob>, token: string | undefined, until: number, reason: string): Promise<never> {
+  await job.moveToDelayed(until, token).catch(() => undefined);
+  throw new DelayedError(reason);
+}
+
+const during = async <T>(stage: DependencyUnavailable['stage'], work: () => Promise<T>): Promise<T> => {
+  try {
+    return await work();
+  } catch (error) {
+    throw new DependencyUnavailable(stage, error);
+  }
+};
 
 export function createDeliverHandler(deps: DeliverDeps) {
   const { prisma, endpoints, isolation, logger, metrics, settings } = deps;
+  const readDelivery = createDeliveryReader(deps.pool);
+  const recordAttempt = createAttemptRecorder({ pool: deps.pool, eventsQueue: deps.eventsQueue, invalidateEndpoint: deps.invalidateEndpoint, logger, disableAfterMs: settings.disableAfterMs });
 
-  const settleEvents = async (events: EventEnvelope[], endpointId: string) => {
-    if (events.length === 0) return;
-    await deps.invalidateEndpoint(endpointId).catch(() => undefined);
-    await publishEvents(deps.pool, deps.eventsQueue, events).catch((error: unknown) => logger.warn({ err: error }, 'events left for the outbox relay'));
-  };
-
-  // Recent attempt duration per endpoint (EWMA, this process): how long a parked job waits for a slot.
+  // Recent attempt duration per endpoint (EWMA, this process): whether a job may wait for its
+  // endpoint in-process, and how long a parked one stays away.
   const typicalMs = new Map<string, number>();
   const observe = (endpointId: string, ms: number) => {
     const previous = typicalMs.get(endpointId);
@@ -70,107 +115,115 @@ export function createDeliverHandler(deps: DeliverDeps) {
     typicalMs.set(endpointId, previous === undefined ? ms : previous * 0.8 + ms * 0.2);
   };
 
-  return async function deliver(job: Job<DeliveryJob>, token?: string) {
+  // Consecutive times each job was put back for an outage (this process): its backoff.
+  const deferrals = new Map<string, number>();
+
+  /** Puts the job back (delayed, attemptsMade unchanged) until Postgres or Redis answers again. */
+  async function putBack(job: Job<DeliveryJob>, token: string | undefined, failure: DependencyUnavailable): Promise<never> {
+    const n = deferrals.get(job.id!) ?? 0;
+    if (deferrals.size > 10_000 && n === 0) deferrals.clear();
+    deferrals.set(job.id!, n + 1);
+    const delay = outageDelay(n);
+    metrics.deliveries.inc({ result: 'deferred', status_class: 'none' });
+    logger.warn({ ...jobIds(job), stage: failure.stage, err: failure.cause, retry_in_ms: delay }, 'delivery put back: a dependency is unavailable (no attempt spent)');
+    return delayJob(job, token, Date.now() + delay, `put back: ${failure.message}`);
+  }
+
+  /** Records an attempt already made, retrying through an outage: sending again would be a second attempt. */
+  async function record(job: Job<DeliveryJob>, attempt: Parameters<typeof recordAttempt>[0]) {
+    const deadline = Date.now() + RECORD_PATIENCE_MS;
+    for (let failures = 0; ; failures++) {
+      try {
+        return await recordAttempt(attempt);
+      } catch (error) {
+        if (Date.now() >= deadline || deps.closing?.aborted) throw new DependencyUnavailable('record', error);
+        const wait = outageDelay(failures);
+        logger.warn({ ...jobIds(job), err: error, retry_in_ms: wait }, 'attempt not recorded yet; retrying');
+        await sleep(wait, undefined, { signal: deps.closing }).catch(() => undefined);
+      }
+    }
+  }
+
+  async function attempt(job: Job<DeliveryJob>, token?: string) {
     const { deliveryId, endpointId, eventId, replay } = job.data;
-    const endpoint = await endpoints.get(endpointId);
+    const endpoint = await during('endpoint', () => endpoints.get(endpointId));
     if (!endpoint || !endpoint.enabled) {
       // Invariant 4: retried until 2xx, its schedule ends, or its endpoint is disabled.
-      await prisma.delivery.updateMany({ where: { id: deliveryId, status: 'pending' }, data: { status: 'failed', nextAttemptAt: null } });
+      await during('endpoint', () => prisma.delivery.updateMany({ where: { id: deliveryId, status: 'pending' }, data: { status: 'failed', nextAttemptAt: null } }));
       metrics.deliveries.inc({ result: 'endpoint_disabled', status_class: 'none' });
       return { skipped: 'endpoint_disabled' };
     }
 
-    // Isolation gates first (they need only the cached endpoint): a paused, busy or
-    // rate-limited endpoint parks this job without spending an attempt or a database read.
+    // Isolation gates first (they need only the cached endpoint): a busy or rate-limited
+    // endpoint makes this job wait its turn in-process (bounded); a paused one parks it as
+    // delayed, without spending an attempt or a database read.
     const slotToken = `${job.id}:${token ?? ''}`;
     // A parked job comes back as a new start that is not an attempt: starts − attempts − 1 = times parked.
     const timesParked = Math.max(0, (job.attemptsStarted ?? 0) - job.attemptsMade - 1);
-    const admission = await isolation.admit(endpointId, endpoint.rateLimitPerSecond, slotToken, typicalMs.get(endpointId), timesParked);
-    if (!admission.ok) {
-      await job.moveToDelayed(admission.retryAt, token);
-      throw new DelayedError(admission.reason);
-    }
+    const admission = await during('admission', () => isolation.admit(endpointId, endpoint.rateLimitPerSecond, slotToken, typicalMs.get(endpointId), timesParked));
+    if (!admission.ok) return delayJob(job, token, admission.retryAt, admission.reason);
 
     let result: AttemptResult | undefined;
     let skipped: string | undefined;
     const at = new Date();
     try {
-      const [delivery] = await prisma.$queryRaw<{ status: string; payload: unknown }[]>`
-        SELECT d.status::text AS status, e.payload FROM deliveries d JOIN outbox_events e ON e.id = d.event_id WHERE d.id = ${deliveryId}`;
+      const delivery = await during('read', () => readDelivery(deliveryId));
       if (!delivery) skipped = 'delivery_pruned';
       else if (delivery.status !== 'pending' && !replay) skipped = `already_${delivery.status}`;
       else {
         const body = bodyOf(delivery.payload);
-        const custom = Object.fromEntries(Object.entries(endpoint.headers).filter(([name]) => !RESERVED_HEADERS.has(name.toLowerCase())));
-        const headers = {
-          ...custom,
-          'content-type': 'application/json',
-          'user-agent': USER_AGENT,
-          ...signedHeaders({ id: eventId, timestamp: at, body }, liveSecrets(endpoint, at)),
-        };
-        result = await send(endpoint.url, body, headers, { timeoutMs: settings.timeoutMs, policy: settings.policy });
+        result = await deps.sender.send(endpoint.url, body, requestHeaders(endpoint, eventId, body, at), { timeoutMs: settings.timeoutMs });
         observe(endpointId, result.durationMs);
       }
     } finally {
-      const outcome = !result || result.error === 'ssrf_blocked' ? 'neutral' : isSuccess(result) ? 'succeeded' : 'failed';
-      await isolation.finish(endpointId, slotToken, outcome, admission.probe);
+      // The slot goes back at once; a breaker update lost to a Redis outage only costs accuracy.
+      await isolation
+        .finish(endpointId, slotToken, breakerOutcome(result), admission.probe)
+        .catch((error: unknown) => logger.warn({ ...jobIds(job), err: error }, 'breaker not updated'));
     }
     if (!result) return { skipped };
 
-    const succeeded = isSuccess(result);
-    const gone = result.statusCode === 410;
-    const blocked = result.error === 'ssrf_blocked';
-    const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-    const final = succeeded || gone || blocked || lastAttempt;
-    const nextDelay = final ? null : delayBeforeAttempt(settings.schedule, job.attemptsMade + 2, result.retryAfterMs);
-    const status = succeeded ? 'succeeded' : final ? 'failed' : 'pending';
-    const nextAttemptAt = nextDelay === null ? null : new Date(Date.now() + nextDelay);
+    const decision = decideAttempt(result, job.attemptsMade, job.opts.attempts ?? 1, settings.schedule);
+    // The attempt, the delivery's new state (a dead letter included) and the endpoint's failing
+    // clock, with any disabling, commit together before the job moves on.
+    await record(job, {
+      deliveryId,
+      endpointId,
+      at,
+      durationMs: result.durationMs,
+      statusCode: result.statusCode,
+      error: result.error,
+      responseBody: result.responseBody,
+      status: decision.status,
+      nextAttemptAt: decision.nextDelayMs === null ? null : new Date(Date.now() + decision.nextDelayMs),
+      succeeded: decision.succeeded,
+      blocked: decision.blocked,
+      gone: decision.gone,
+    });
 
-    // One statement records the attempt: numbers it, settles the delivery, and tracks since
-    // when the endpoint has been failing (cleared by a success).
-    const record = (db: Pick<PrismaClient, '$queryRaw'>) => db.$queryRaw<{ failing_since: Date | null }[]>`
-      WITH d AS (
-        UPDATE deliveries SET attempt_count = attempt_count + 1, status = ${status}::"DeliveryStatus",
-          next_attempt_at = ${nextAttemptAt}::timestamptz, updated_at = now()
-        WHERE id = ${deliveryId} RETURNING attempt_count
-      ), a AS (
-        INSERT INTO delivery_attempts (delivery_id, number, at, duration_ms, status_code, error, response_body)
-        SELECT ${deliveryId}, attempt_count, ${at}::timestamptz, ${result.durationMs}::integer, ${result.statusCode}::integer, ${result.error}::varchar, ${result.responseBody}::varchar FROM d
-      )
-      UPDATE webhook_endpoints SET failing_since = CASE WHEN ${succeeded}::boolean THEN NULL ELSE COALESCE(failing_since, ${at}::timestamptz) END
-      WHERE id = ${endpointId} AND (CASE WHEN ${succeeded}::boolean THEN failing_since IS NOT NULL ELSE NOT ${blocked}::boolean END)
-      RETURNING failing_since`;
-
-    if (succeeded || blocked) {
-      await record(prisma);
-    } else {
-      // A failure may disable the endpoint (410, or failing for DELIVERY_DISABLE_AFTER): the
-      // attempt, the disabling and its endpoint.disabled event commit together.
-      const events = await prisma.$transaction(async (tx) => {
-        const [recorded] = await record(tx);
-        const failingSince = recorded?.failing_since;
-        const reason = gone
-          ? 'The endpoint answered 410 Gone.'
-          : failingSince && at.getTime() - failingSince.getTime() >= settings.disableAfterMs
-            ? `Every attempt failed since ${failingSince.toISOString()}.`
-            : null;
-        if (!reason) return [];
-        const emitted = await disableEndpoint(tx, endpointId, reason, at);
-        await writeEvents(tx, emitted);
-        return emitted;
-      });
-      await settleEvents(events, endpointId);
-    }
-
-    metrics.deliveries.inc({ result: succeeded ? 'succeeded' : final ? 'failed' : 'retry', status_class: statusClass(result) });
-    const logLine = { delivery_id: deliveryId, event_id: eventId, endpoint_id: endpointId, attempt: job.attemptsMade + 1, status_code: result.statusCode, error: result.error, duration_ms: result.durationMs };
-    if (succeeded) {
+    metrics.deliveries.inc({ result: decision.succeeded ? 'succeeded' : decision.final ? 'failed' : 'retry', status_class: statusClass(result) });
+    const logLine = { ...jobIds(job), attempt: job.attemptsMade + 1, status_code: result.statusCode, error: result.error, duration_ms: result.durationMs };
+    if (decision.succeeded) {
       logger.info(logLine, 'delivered');
       return { status_code: result.statusCode };
     }
-    logger.warn({ ...logLine, next_attempt_in_ms: nextDelay }, final ? 'delivery failed for good' : 'delivery attempt failed');
+    logger.warn({ ...logLine, next_attempt_in_ms: decision.nextDelayMs }, decision.final ? 'delivery failed for good' : 'delivery attempt failed');
     const reason = result.error ?? `HTTP ${result.statusCode}`;
-    if (final) throw new UnrecoverableError(gone ? 'endpoint gone (410); endpoint disabled' : blocked ? 'destination blocked (ssrf_blocked)' : `last attempt failed: ${reason}`);
-    throw new DeliveryAttemptFailed(reason, nextDelay!);
+    if (decision.final) {
+      throw new UnrecoverableError(decision.gone ? 'endpoint gone (410); endpoint disabled' : decision.blocked ? 'destination blocked (ssrf_blocked)' : `last attempt failed: ${reason}`);
+    }
+    throw new DeliveryAttemptFailed(reason, decision.nextDelayMs!);
+  }
+
+  return async function deliver(job: Job<DeliveryJob>, token?: string) {
+    try {
+      const outcome = await attempt(job, token);
+      deferrals.delete(job.id!);
+      return outcome;
+    } catch (error) {
+      if (error instanceof DependencyUnavailable) return putBack(job, token, error);
+      if (!(error instanceof DelayedError)) deferrals.delete(job.id!);
+      throw error;
+    }
   };
 }

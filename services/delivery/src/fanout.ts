@@ -1,43 +1,92 @@
-import type { PrismaClient } from '@trackway/db';
+import { type Queryable, statement } from '@trackway/db';
 import { newId } from '@trackway/domain';
 import { type EventJob, type TypedQueue, deliveryJobId, deliveryJobOptions } from '@trackway/queues';
+import { MicroBatcher } from '@trackway/runtime';
+import { writeIsolatingBadItems } from './batch';
 import type { EndpointDirectory } from './endpoints';
+
+// Events fanned out in one batch at most (the events of several concurrent jobs).
+const FAN_OUT_BATCH = 500;
+
+const insertDeliveries = statement<{ id: string; event_id: string; endpoint_id: string }>(
+  'deliveries-fan-out',
+  `INSERT INTO deliveries (id, event_id, endpoint_id, event_type, updated_at)
+   SELECT id, event_id, endpoint_id, event_type, now() FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[]) AS r(id, event_id, endpoint_id, event_type)
+   ON CONFLICT (event_id, endpoint_id) DO NOTHING
+   RETURNING id, event_id, endpoint_id`,
+);
+
+// First sends still pending among pairs that existed already (a replay has its own job).
+const pendingDeliveries = statement<{ id: string; event_id: string; endpoint_id: string }>(
+  'deliveries-fan-out-pending',
+  `SELECT d.id, d.event_id, d.endpoint_id FROM deliveries d
+   JOIN unnest($1::varchar[], $2::varchar[]) AS p(event_id, endpoint_id) ON d.event_id = p.event_id AND d.endpoint_id = p.endpoint_id
+   WHERE d.status = 'pending' AND d.replay_count = 0`,
+);
+
+export interface FanOutDeps {
+  pool: Queryable;
+  endpoints: EndpointDirectory;
+  deliveriesQueue: TypedQueue<'deliveries'>;
+  schedule: readonly number[];
+}
 
 /**
  * One delivery per enabled endpoint subscribed to the event's type (a `webhook.test` event
- * goes only to the endpoint it names). Rows are unique on (event, endpoint) and jobs use the
- * id `<event id>-<endpoint id>`, so fanning out the same event twice delivers once.
+ * goes only to the endpoint it names; the API wrote its row already). The events of all the
+ * worker's concurrent jobs are written together: one multi-row insert, one read of the pairs
+ * that existed, one addBulk. Rows are unique on (event, endpoint) and jobs use the id
+ * `<event id>-<endpoint id>`, so fanning out the same event twice delivers once; a pair that
+ * existed and is still pending is enqueued again, so a crash between insert and enqueue loses
+ * nothing (an existing job is not duplicated: same job id).
  */
-export function createFanOutHandler(deps: { prisma: PrismaClient; endpoints: EndpointDirectory; deliveriesQueue: TypedQueue<'deliveries'>; schedule: readonly number[] }) {
-  const { prisma, endpoints, deliveriesQueue, schedule } = deps;
-  return async function fanOut(event: EventJob) {
-    let targets: string[];
-    if (event.type === 'webhook.test') {
-      const endpoint = await endpoints.get(String(event.data.endpoint_id));
-      targets = endpoint ? [endpoint.id] : [];
-    } else {
-      targets = (await endpoints.subscribers(event.type)).map((e) => e.id);
-    }
-    if (targets.length === 0) return { deliveries: 0 };
-    const created = await prisma.delivery.createManyAndReturn({
-      data: targets.map((endpointId) => ({ id: newId('delivery'), eventId: event.id, endpointId, eventType: event.type })),
-      skipDuplicates: true,
-      select: { id: true, endpointId: true },
-    });
-    // A second fan-out of the event (or the test send's pre-written row) finds existing rows:
-    // enqueue every still-pending one, so a crash between insert and enqueue loses nothing;
-    // existing jobs are not duplicated (same job id).
-    const pending =
-      created.length === targets.length
-        ? created
-        : await prisma.delivery.findMany({ where: { eventId: event.id, endpointId: { in: targets }, status: 'pending' }, select: { id: true, endpointId: true } });
+export function createFanOut(deps: FanOutDeps) {
+  const { pool, endpoints, deliveriesQueue, schedule } = deps;
+
+  const targetsOf = async (event: EventJob): Promise<string[]> => {
+    if (event.type !== 'webhook.test') return (await endpoints.subscribers(event.type)).map((e) => e.id);
+    const endpoint = await endpoints.get(String(event.data.endpoint_id));
+    return endpoint ? [endpoint.id] : [];
+  };
+
+  /** Fans out events; returns how many deliveries each one has queued. */
+  async function fanOutAll(events: EventJob[]): Promise<number[]> {
+    const targets = await Promise.all(events.map(targetsOf));
+    const key = (eventId: string, endpointId: string) => `${eventId} ${endpointId}`;
+    // One row per pair (an event published twice at once is in the batch twice), sorted by the
+    // unique key so that concurrent batches take row locks in one order (no deadlock).
+    const pairs = [...new Map(events.flatMap((event, i) => targets[i].map((endpointId) => [key(event.id, endpointId), { event, endpointId }] as const))).entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([, pair]) => pair);
+    if (pairs.length === 0) return events.map(() => 0);
+    const created = await insertDeliveries(pool, [pairs.map(() => newId('delivery')), pairs.map((p) => p.event.id), pairs.map((p) => p.endpointId), pairs.map((p) => p.event.type)]);
+    const createdKeys = new Set(created.map((d) => key(d.event_id, d.endpoint_id)));
+    const existing = pairs.filter((p) => !createdKeys.has(key(p.event.id, p.endpointId)));
+    const pending = existing.length === 0 ? [] : await pendingDeliveries(pool, [existing.map((p) => p.event.id), existing.map((p) => p.endpointId)]);
+    const byEvent = new Map(events.map((event) => [event.id, event]));
+    const queued = [...created, ...pending];
     await deliveriesQueue.addBulk(
-      pending.map((d) => ({
-        name: event.type,
-        data: { deliveryId: d.id, endpointId: d.endpointId, eventId: event.id },
-        opts: deliveryJobOptions(schedule, deliveryJobId(event.id, d.endpointId)),
+      queued.map((d) => ({
+        name: byEvent.get(d.event_id)!.type,
+        data: { deliveryId: d.id, endpointId: d.endpoint_id, eventId: d.event_id },
+        opts: deliveryJobOptions(schedule, deliveryJobId(d.event_id, d.endpoint_id)),
       })),
     );
-    return { deliveries: pending.length };
+    const counts = new Map<string, number>();
+    for (const d of queued) counts.set(d.event_id, (counts.get(d.event_id) ?? 0) + 1);
+    return events.map((event) => counts.get(event.id) ?? 0);
+  }
+
+  const batcher = new MicroBatcher<EventJob, number>(
+    (events) => writeIsolatingBadItems(events, fanOutAll),
+    { maxSize: FAN_OUT_BATCH, maxWaitMs: 0, maxInFlight: 2 },
+  );
+
+  /** Fans out one job's events; fails (to be retried) if any of them could not be written. */
+  return async function fanOut(events: EventJob[]): Promise<{ deliveries: number }> {
+    const settled = await Promise.allSettled(events.map((event) => batcher.add(event)));
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) throw failed.reason;
+    return { deliveries: settled.reduce((sum, s) => sum + (s as PromiseFulfilledResult<number>).value, 0) };
   };
 }

@@ -1,6 +1,20 @@
-import type { PrismaClient } from '@trackway/db';
+import { type PgPool, type PrismaClient, statement } from '@trackway/db';
+import type { Logger } from '@trackway/logger';
+import { type TypedQueue, deliveryJobId, deliveryJobOptions, replayJobId } from '@trackway/queues';
 
 const DAY_MS = 86_400_000;
+
+/** The housekeeping queue's job schedulers: what runs, how often, under which job name. */
+export const HOUSEKEEPING = {
+  // The delivery log is pruned every hour (DELIVERY_LOG_RETENTION_DAYS decides what goes).
+  prune: { scheduler: 'prune-delivery-log', everyMs: 3_600_000 },
+  // Deliveries left pending without a job are put back every minute.
+  sweep: { scheduler: 'sweep-deliveries', everyMs: 60_000 },
+} as const;
+
+export async function scheduleHousekeeping(queue: TypedQueue<'housekeeping'>): Promise<void> {
+  for (const [name, { scheduler, everyMs }] of Object.entries(HOUSEKEEPING)) await queue.upsertJobScheduler(scheduler, { every: everyMs }, { name });
+}
 
 /**
  * Deletes the delivery log (deliveries and, by cascade, attempts) and published events older
@@ -11,4 +25,82 @@ export async function pruneDeliveryLog(prisma: PrismaClient, retentionDays: numb
   const deliveries = await prisma.delivery.deleteMany({ where: { createdAt: { lt: before }, status: { not: 'pending' } } });
   const events = await prisma.outboxEvent.deleteMany({ where: { createdAt: { lt: before }, publishedAt: { not: null }, deliveries: { none: {} } } });
   return { deliveries: deliveries.count, events: events.count };
+}
+
+/** A delivery this long overdue (past its next attempt, or created and never attempted) is checked. */
+export const SWEEP_GRACE_MS = 2 * 60_000;
+const SWEEP_PAGE = 500;
+/** At most this many deliveries are checked per run; the next run goes on from there. */
+export const SWEEP_MAX_PER_RUN = 10_000;
+
+const LIVE_STATES: ReadonlySet<string> = new Set(['waiting', 'delayed', 'active', 'prioritized', 'waiting-children']);
+
+type Overdue = { id: string; event_id: string; endpoint_id: string; event_type: string; replay_count: number };
+const overdueDeliveries = statement<Overdue>(
+  'deliveries-overdue',
+  `SELECT id, event_id, endpoint_id, event_type, replay_count FROM deliveries
+   WHERE status = 'pending' AND COALESCE(next_attempt_at, updated_at) < $1::timestamptz AND (endpoint_id, id) > ($2::varchar, $3::varchar)
+   ORDER BY endpoint_id, id LIMIT $4::int`,
+);
+
+export interface SweepDeps {
+  pool: PgPool;
+  deliveriesQueue: TypedQueue<'deliveries'>;
+  schedule: readonly number[];
+  logger: Logger;
+}
+
+/**
+ * Invariant 9: no delivery stays `pending` without a job that will finish it. Finds overdue
+ * pending deliveries with no live job (waiting, delayed, active, prioritized) under their first
+ * send's job id or their latest replay's, and puts one back: a failed job is retried with its
+ * attempts reset (its attempts were spent on something other than HTTP attempts, or it stalled
+ * too often), a missing or completed one is added anew with the full schedule. Returns a
+ * sweeper to call on each scheduler tick; it walks the overdue rows across ticks.
+ */
+export function createSweeper(deps: SweepDeps) {
+  const { pool, deliveriesQueue: queue, schedule, logger } = deps;
+  let cursor = ['', ''];
+
+  async function putBack(d: Overdue): Promise<boolean> {
+    const first = deliveryJobId(d.event_id, d.endpoint_id);
+    const latest = d.replay_count > 0 ? replayJobId(d.event_id, d.endpoint_id, d.replay_count) : first;
+    const states = await Promise.all([...new Set([first, latest])].map((id) => queue.getJobState(id)));
+    if (states.some((state) => LIVE_STATES.has(state))) return false;
+    const job = await queue.getJob(latest);
+    if (job && (await job.getState()) === 'failed') {
+      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+    } else {
+      await job?.remove();
+      const replay = d.replay_count > 0 ? { replay: true, replayCount: d.replay_count } : {};
+      await queue.add(d.event_type, { deliveryId: d.id, endpointId: d.endpoint_id, eventId: d.event_id, ...replay }, deliveryJobOptions(schedule, latest));
+    }
+    logger.warn({ delivery_id: d.id, event_id: d.event_id, endpoint_id: d.endpoint_id, job_id: latest, previous_state: states.at(-1) }, 'pending delivery had no live job: put back');
+    return true;
+  }
+
+  return async function sweep(now = new Date(), graceMs = SWEEP_GRACE_MS): Promise<{ checked: number; requeued: number }> {
+    const before = new Date(now.getTime() - graceMs);
+    let checked = 0;
+    let requeued = 0;
+    while (checked < SWEEP_MAX_PER_RUN) {
+      const page = await overdueDeliveries(pool, [before, cursor[0], cursor[1], SWEEP_PAGE]);
+      checked += page.length;
+      for (const d of page) {
+        try {
+          if (await putBack(d)) requeued += 1;
+        } catch (error) {
+          // Raced with the worker or a replay (the job changed state meanwhile): the next run looks again.
+          logger.warn({ delivery_id: d.id, err: error }, 'pending delivery not swept this time');
+        }
+      }
+      if (page.length < SWEEP_PAGE) {
+        cursor = ['', ''];
+        break;
+      }
+      const last = page[page.length - 1];
+      cursor = [last.endpoint_id, last.id];
+    }
+    return { checked, requeued };
+  };
 }

@@ -1,11 +1,13 @@
 import { scanKeys } from '@trackway/queues';
 import type { Redis } from 'ioredis';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { parkUntil } from './schedule';
 
 /**
- * Per-endpoint isolation state, in Redis so every delivery worker shares it:
- * a circuit breaker, a concurrency cap and the optional rate limit. A job that may not run
- * now is parked as delayed by the caller (no attempt spent), never busy-retried.
+ * Per-endpoint isolation state, in Redis so every delivery worker shares it: a circuit
+ * breaker, a concurrency cap and the optional rate limit. One round trip answers whether an
+ * attempt may start now; the in-process gate (gate.ts) in front of it waits for a turn, and a
+ * job that may not run soon is parked as delayed by the caller (no attempt spent).
  */
 export type BreakerState = 'closed' | 'open' | 'half_open';
 export type Admission = { ok: true; probe: boolean } | { ok: false; retryAt: number; reason: 'breaker_open' | 'probe_in_flight' | 'concurrency' | 'rate_limit' };
@@ -62,8 +64,18 @@ export interface IsolationOptions {
   attemptTimeoutMs: number;
 }
 
+// The scripts run by SHA (EVALSHA, loaded once per connection; ioredis falls back to EVAL on
+// NOSCRIPT, e.g. after a Redis restart), not sent whole on every admission.
+interface Scripted {
+  trackwayAdmit(...args: (string | number)[]): Promise<[number, number]>;
+  trackwayFinish(...args: (string | number)[]): Promise<number>;
+}
+
 export function createIsolation(redis: Redis, options: IsolationOptions) {
   const key = (kind: string, endpointId: string) => `${options.prefix}:${kind}:${endpointId}`;
+  redis.defineCommand('trackwayAdmit', { numberOfKeys: 3, lua: ADMIT });
+  redis.defineCommand('trackwayFinish', { numberOfKeys: 3, lua: FINISH });
+  const scripts = redis as unknown as Scripted;
   const holdMs = options.attemptTimeoutMs + 5_000;
   const limiters = new Map<number, RateLimiterRedis>();
   const limiter = (perSecond: number) => {
@@ -74,22 +86,13 @@ export function createIsolation(redis: Redis, options: IsolationOptions) {
     }
     return found;
   };
-  // Short, jittered parking for a busy endpoint, so parked jobs do not come back in lockstep.
-  const park = (base: number) => Date.now() + Math.round(base * (0.5 + Math.random()));
-
   return {
-    async admit(endpointId: string, rateLimitPerSecond: number | null, token: string, typicalAttemptMs = 1_000, timesParked = 0): Promise<Admission> {
+    async admit(endpointId: string, rateLimitPerSecond: number | null, token: string, typicalAttemptMs?: number, timesParked = 0): Promise<Admission> {
       const keys = [key('breaker', endpointId), key('probe', endpointId), key('slots', endpointId)];
-      const [verdict, until] = (await redis.eval(ADMIT, 3, ...keys, Date.now(), holdMs, token, options.endpointConcurrency)) as [number, number];
+      const [verdict, until] = await scripts.trackwayAdmit(...keys, Date.now(), holdMs, token, options.endpointConcurrency);
       if (verdict === 0) return { ok: false, retryAt: until + Math.round(Math.random() * 250), reason: 'breaker_open' };
       if (verdict === 3) return { ok: false, retryAt: until + Math.round(Math.random() * 250), reason: 'probe_in_flight' };
-            // All slots busy: come back after about one typical attempt of this endpoint, doubling each
-      // time the same job is turned away (20 ms up to 2 s), so a fast endpoint's backlog flows and
-      // a deep or slow one's parked jobs do not churn.
-      if (verdict === 4) {
-        const wait = Math.min(Math.max(typicalAttemptMs, 20) * 2 ** Math.min(timesParked, 10), 2_000, options.attemptTimeoutMs);
-        return { ok: false, retryAt: park(wait), reason: 'concurrency' };
-      }
+      if (verdict === 4) return { ok: false, retryAt: parkUntil(typicalAttemptMs, timesParked, options.attemptTimeoutMs), reason: 'concurrency' };
       if (rateLimitPerSecond) {
         try {
           await limiter(rateLimitPerSecond).consume(endpointId);
@@ -115,7 +118,7 @@ export function createIsolation(redis: Redis, options: IsolationOptions) {
         return this.state(endpointId);
       }
       const ttl = options.breakerCooldownMs * 10 + 86_400_000;
-      const open = await redis.eval(FINISH, 3, ...keys, token, outcome === 'succeeded' ? 1 : 0, options.breakerThreshold, Date.now(), options.breakerCooldownMs, ttl);
+      const open = await scripts.trackwayFinish(...keys, token, outcome === 'succeeded' ? 1 : 0, options.breakerThreshold, Date.now(), options.breakerCooldownMs, ttl);
       return open === 1 ? 'open' : 'closed';
     },
 

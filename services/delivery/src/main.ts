@@ -2,10 +2,8 @@ import { decodeKey } from '@trackway/config';
 import { createSecretBox } from '@trackway/domain';
 import { createQueue, publishInvalidation, subscribeInvalidations } from '@trackway/queues';
 import { createServiceContext, queueList, runMain, serveWorkers } from '@trackway/runtime';
+import { scheduleHousekeeping } from './housekeeping';
 import { DELIVERY_QUEUES, createDeliveryWorkers } from './workers';
-
-// The delivery log is pruned every hour (DELIVERY_LOG_RETENTION_DAYS decides what goes).
-const PRUNE_EVERY_MS = 3_600_000;
 
 runMain(async () => {
   const ctx = createServiceContext('delivery', { require: ['SECRETS_KEY'], poolSize: 20 });
@@ -17,7 +15,7 @@ runMain(async () => {
     deliveries: createQueue('deliveries', producer, config.QUEUE_PREFIX, ctx.reportError),
     housekeeping: createQueue('housekeeping', producer, config.QUEUE_PREFIX, ctx.reportError),
   };
-  await queues.housekeeping.upsertJobScheduler('prune-delivery-log', { every: PRUNE_EVERY_MS }, { name: 'prune' });
+  await scheduleHousekeeping(queues.housekeeping);
 
   const { workers, endpoints } = createDeliveryWorkers(
     {

@@ -11,3 +11,25 @@ export function delayBeforeAttempt(schedule: readonly number[], attemptNumber: n
   if (retryAfterMs === null) return jittered;
   return Math.min(Math.max(retryAfterMs, base), 2 * base);
 }
+
+/**
+ * How long a job waits after its n-th consecutive failure (from 0) to reach Postgres or Redis:
+ * exponential from 500 ms, capped at 30 s, ±20 % jitter so waiting jobs do not return in lockstep.
+ * Not an attempt: the retry schedule is for the receiver, this is for our own dependencies.
+ */
+export const OUTAGE_BACKOFF = { baseMs: 500, maxMs: 30_000 } as const;
+
+export function outageDelay(failures: number, random = Math.random): number {
+  const base = Math.min(OUTAGE_BACKOFF.baseMs * 2 ** Math.min(Math.max(0, failures), 16), OUTAGE_BACKOFF.maxMs);
+  return Math.round(base * (1 - JITTER + 2 * JITTER * random()));
+}
+
+/**
+ * When a job that found its endpoint busy comes back: after about one typical attempt,
+ * doubling each time the same job is turned away (20 ms up to 2 s), jittered so parked jobs do
+ * not return in lockstep.
+ */
+export function parkUntil(typicalAttemptMs: number | undefined, timesParked: number, attemptTimeoutMs: number, now = Date.now(), random = Math.random): number {
+  const wait = Math.min(Math.max(typicalAttemptMs ?? 1_000, 20) * 2 ** Math.min(timesParked, 10), 2_000, attemptTimeoutMs);
+  return now + Math.round(wait * (0.5 + random()));
+}

@@ -1,6 +1,5 @@
-import http from 'node:http';
-import https from 'node:https';
 import { type AddressPolicy, SsrfBlockedError, checkLiteralHost, guardedLookup } from '@trackway/webhooks';
+import { Agent, buildConnector } from 'undici';
 
 export const MAX_RESPONSE_BYTES = 4096;
 
@@ -15,18 +14,14 @@ export interface AttemptResult {
   retryAfterMs: number | null;
 }
 
-export interface SendOptions {
-  timeoutMs: number;
-  policy: AddressPolicy;
-}
-
 // EPROTO is OpenSSL's "wrong version number": https spoken to a plain-http port.
 const TLS_CODES = /^(ERR_TLS|ERR_SSL|CERT_|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO_|HOSTNAME_MISMATCH|ERR_OSSL|EPROTO$)/;
+const TIMEOUT_CODES = new Set(['ABORT_ERR', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
 export function classifyError(error: unknown): ErrorClass {
   const err = error as { code?: string; name?: string };
   if (error instanceof SsrfBlockedError || err.code === 'ESSRFBLOCKED') return 'ssrf_blocked';
-  if (err.name === 'AbortError' || err.name === 'TimeoutError' || err.code === 'ABORT_ERR' || err.code === 'ETIMEDOUT') return 'timeout';
+  if (err.name === 'AbortError' || err.name === 'TimeoutError' || (err.code && TIMEOUT_CODES.has(err.code))) return 'timeout';
   if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN' || err.code === 'EAI_NONAME') return 'dns';
   if (err.code === 'ECONNREFUSED') return 'refused';
   if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.code === 'UND_ERR_SOCKET') return 'reset';
@@ -52,73 +47,81 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
   return Number.isNaN(at) ? null : Math.max(0, at - now);
 }
 
-/**
- * One POST attempt: the address checked at connect time, a total deadline, no redirects
- * followed (a 3xx is not a success), and at most 4 KiB of the response kept.
- */
-export function send(url: string, body: string, headers: Record<string, string>, options: SendOptions): Promise<AttemptResult> {
-  const started = performance.now();
-  const done = (partial: Omit<AttemptResult, 'durationMs'>): AttemptResult => ({ ...partial, durationMs: Math.round(performance.now() - started) });
-  const failure = (error: unknown) => done({ statusCode: null, error: classifyError(error), responseBody: null, retryAfterMs: null });
+export interface Sender {
+  /**
+   * One POST attempt: a total deadline (connect to last byte kept), no redirects followed (a
+   * 3xx is not a success), at most 4 KiB of the response kept. Never rejects.
+   */
+  send(url: string, body: string, headers: Record<string, string>, options: { timeoutMs: number }): Promise<AttemptResult>;
+  close(): Promise<void>;
+}
 
-  return new Promise((resolve) => {
-    let target: URL;
-    try {
-      target = new URL(url);
-      checkLiteralHost(target.hostname, options.policy);
-    } catch (error) {
-      resolve(failure(error));
-      return;
-    }
-    const client = target.protocol === 'https:' ? https : http;
+/**
+ * A keep-alive sender (undici Agent: a pool of connections per origin). The SSRF guard runs on
+ * every new connection, in the connector: an address literal is checked there, a name is
+ * resolved by the guarded lookup, which hands the socket exactly the address it checked. A
+ * reused connection goes to an address that was checked when it opened, so DNS rebinding has
+ * no window. One sender serves one policy: connections are never shared across policies.
+ */
+export function createSender(policy: AddressPolicy, options: { connectionsPerOrigin?: number } = {}): Sender {
+  const connector = buildConnector({ lookup: guardedLookup(policy) });
+  const agent = new Agent({
+    connect(options, callback) {
+      try {
+        checkLiteralHost(options.hostname, policy);
+      } catch (error) {
+        callback(error as Error, null);
+        return;
+      }
+      connector(options, callback);
+    },
+    // The deadline is the per-attempt AbortSignal; undici's own timers must not cut it shorter.
+    headersTimeout: 0,
+    bodyTimeout: 0,
+    // A bound keeps undici's pool reusing its connections (unbounded, it opens spare ones
+    // eagerly). The worker's concurrency is never exceeded, so nothing queues behind it.
+    connections: options.connectionsPerOrigin ?? 64,
+  });
+
+  async function send(url: string, body: string, headers: Record<string, string>, options: { timeoutMs: number }): Promise<AttemptResult> {
+    const started = performance.now();
+    const done = (partial: Omit<AttemptResult, 'durationMs'>): AttemptResult => ({ ...partial, durationMs: Math.round(performance.now() - started) });
     const signal = AbortSignal.timeout(options.timeoutMs);
-    let req: http.ClientRequest;
     try {
-      req = client.request(
-      target,
-      {
+      const target = new URL(url);
+      const res = await agent.request({
+        origin: target.origin,
+        path: `${target.pathname}${target.search}`,
         method: 'POST',
         headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
-        lookup: guardedLookup(options.policy),
+        body,
         signal,
-        agent: false,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        let kept = 0;
-        res.on('data', (chunk: Buffer) => {
-          if (kept < MAX_RESPONSE_BYTES) {
-            const slice = chunk.subarray(0, MAX_RESPONSE_BYTES - kept);
-            chunks.push(slice);
-            kept += slice.length;
-          }
-          // Beyond 4 KiB the body is dropped: we stop reading instead of buffering it.
-          if (kept >= MAX_RESPONSE_BYTES) res.destroy();
-        });
-        const finish = () => {
-          const status = res.statusCode ?? 0;
-          resolve(
-            done({
-              statusCode: status,
-              error: null,
-              // Stored in a text column: NUL and broken UTF-8 (a multi-byte character cut at 4 KiB)
-              // become U+FFFD instead of failing the insert.
-              responseBody: Buffer.concat(chunks).toString('utf8').replace(/\u0000/g, '\uFFFD').toWellFormed(),
-              retryAfterMs: status === 429 || status === 503 ? parseRetryAfter(res.headers['retry-after']) : null,
-            }),
-          );
-        };
-        res.once('end', finish);
-        res.once('close', finish);
-        res.once('error', () => finish());
-      },
-    );
+      });
+      const chunks: Buffer[] = [];
+      let kept = 0;
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        const slice = chunk.subarray(0, MAX_RESPONSE_BYTES - kept);
+        chunks.push(slice);
+        kept += slice.length;
+        // Beyond 4 KiB the body is dropped: leaving the loop destroys it (and that connection)
+        // instead of reading the rest.
+        if (kept >= MAX_RESPONSE_BYTES) break;
+      }
+      const retryAfter = res.headers['retry-after'];
+      return done({
+        statusCode: res.statusCode,
+        error: null,
+        // Stored in a text column: NUL and broken UTF-8 (a multi-byte character cut at 4 KiB)
+        // become U+FFFD instead of failing the insert.
+        responseBody: Buffer.concat(chunks).toString('utf8').replace(/\u0000/g, '\uFFFD').toWellFormed(),
+        retryAfterMs: res.statusCode === 429 || res.statusCode === 503 ? parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter) : null,
+      });
     } catch (error) {
-      // Node refuses some header values synchronously (ERR_INVALID_CHAR): a failed attempt, not a crash.
-      resolve(failure(error));
-      return;
+      // An unparsable URL, a header value undici refuses, a refused connection: a failed
+      // attempt, not a crash. Whatever ends the attempt after the deadline is the deadline.
+      return done({ statusCode: null, error: signal.aborted ? 'timeout' : classifyError(error), responseBody: null, retryAfterMs: null });
     }
-    req.once('error', (error) => resolve(failure(signal.aborted ? Object.assign(new Error('timeout'), { name: 'TimeoutError' }) : error)));
-    req.end(body);
-  });
+  }
+
+  return { send, close: () => agent.close() };
 }

@@ -3,18 +3,27 @@ import type { SecretBox } from '@trackway/domain';
 import type { Logger } from '@trackway/logger';
 import { DELIVERY_BACKOFF, type JobPayloads, QUEUE, type TypedQueue, cappedExponentialDelay, parseJob } from '@trackway/queues';
 import { MAX_BREAKER_SERIES, type Metrics, registerWorker } from '@trackway/runtime';
-import { type Job, type Processor, UnrecoverableError, Worker } from 'bullmq';
+import type { AddressPolicy } from '@trackway/webhooks';
+import { type Job, type Processor, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { DeliveryAttemptFailed, createDeliverHandler } from './deliver';
 import { type EndpointDirectory, createEndpointDirectory } from './endpoints';
-import { createFanOutHandler } from './fanout';
-import { pruneDeliveryLog } from './housekeeping';
+import { createFanOut } from './fanout';
+import { createSweeper, pruneDeliveryLog } from './housekeeping';
+import { createGatedIsolation } from './gate';
 import { createIsolation } from './isolation';
 import { delayBeforeAttempt } from './schedule';
-import type { AddressPolicy } from '@trackway/webhooks';
+import { createSender } from './sender';
 
 export const DELIVERY_QUEUES = [QUEUE.events, QUEUE.deliveries, QUEUE.housekeeping] as const;
 export type DeliveryQueue = (typeof DELIVERY_QUEUES)[number];
+
+/**
+ * How often a job may be found stalled (its worker died holding it) before BullMQ fails it.
+ * BullMQ's default is 1: two kill -9s would fail a delivery. Outages put jobs back without
+ * failing them; a job failed anyway is found by the sweeper.
+ */
+export const MAX_STALLED_COUNT = 20;
 
 export interface DeliverySettings {
   timeoutMs: number;
@@ -58,30 +67,31 @@ export function createDeliveryWorkers(deps: DeliveryDeps, queues: readonly Deliv
     attemptTimeoutMs: settings.timeoutMs,
   });
   deps.metrics.setBreakerSource(() => isolation.snapshot(MAX_BREAKER_SERIES));
-  const fanOut = createFanOutHandler({ prisma: deps.prisma, endpoints, deliveriesQueue: deps.queues.deliveries, schedule: settings.schedule });
+  const fanOut = createFanOut({ pool: deps.pool, endpoints, deliveriesQueue: deps.queues.deliveries, schedule: settings.schedule });
+  const sender = createSender(settings.policy, { connectionsPerOrigin: deps.concurrency.deliveries });
+  const closing = new AbortController();
   const deliver = createDeliverHandler({
     prisma: deps.prisma,
     pool: deps.pool,
     endpoints,
-    isolation,
+    isolation: createGatedIsolation(isolation, { endpointConcurrency: settings.endpointConcurrency, workerConcurrency: deps.concurrency.deliveries, attemptTimeoutMs: settings.timeoutMs }),
+    sender,
     eventsQueue: deps.queues.events,
     invalidateEndpoint: deps.invalidateEndpoint,
     logger: deps.logger,
     metrics: deps.metrics,
+    closing: closing.signal,
     settings,
   });
+  const sweep = createSweeper({ pool: deps.pool, deliveriesQueue: deps.queues.deliveries, schedule: settings.schedule, logger: deps.logger });
 
   const handlers = {
-    events: async (job) => {
-      let deliveries = 0;
-      for (const event of parseJob('events', job).events) deliveries += (await fanOut(event)).deliveries;
-      return { deliveries };
-    },
+    events: async (job) => fanOut(parseJob('events', job).events),
     deliveries: async (job, token) => {
       parseJob('deliveries', job);
       return deliver(job as Job<JobPayloads['deliveries']>, token);
     },
-    housekeeping: async () => pruneDeliveryLog(deps.prisma, settings.retentionDays),
+    housekeeping: async (job) => (job.name === 'sweep' ? sweep() : pruneDeliveryLog(deps.prisma, settings.retentionDays)),
   } satisfies Record<DeliveryQueue, Processor>;
 
   const concurrency: Record<DeliveryQueue, number> = { events: deps.concurrency.events, deliveries: deps.concurrency.deliveries, housekeeping: 1 };
@@ -91,6 +101,7 @@ export function createDeliveryWorkers(deps: DeliveryDeps, queues: readonly Deliv
         connection: deps.connection,
         prefix: deps.prefix,
         concurrency: concurrency[name],
+        maxStalledCount: name === QUEUE.housekeeping ? 1 : MAX_STALLED_COUNT,
         ...deps.workerOptions,
         settings: {
           // The retry schedule: the processor computed the delay (jitter, Retry-After) already.
@@ -104,18 +115,11 @@ export function createDeliveryWorkers(deps: DeliveryDeps, queues: readonly Deliv
       deps,
     ),
   );
-  // Whatever ended a delivery job for good (an error while recording its last attempt, a job
-  // that stalled too often), the delivery must not stay "pending" with nothing left to run it:
-  // it becomes a dead letter that can be replayed.
-  for (const worker of workers.filter((w) => w.name === QUEUE.deliveries)) {
-    worker.on('failed', (job) => {
-      if (!job) return;
-      void (async () => {
-        if ((await job.getState()) !== 'failed') return;
-        const { deliveryId, replayCount } = job.data as JobPayloads['deliveries'];
-        await deps.prisma.delivery.updateMany({ where: { id: deliveryId, status: 'pending', replayCount: replayCount ?? 0 }, data: { status: 'failed', nextAttemptAt: null } });
-      })().catch((error: unknown) => deps.logger.error({ err: error, job_id: job.id }, 'could not mark a failed delivery'));
-    });
-  }
+  const deliveriesWorker = workers.find((w) => w.name === QUEUE.deliveries);
+  // Jobs waiting out an outage stop waiting when the worker closes; the keep-alive connections
+  // go once it has finished its last job.
+  deliveriesWorker?.once('closing', () => closing.abort());
+  if (deliveriesWorker) deliveriesWorker.once('closed', () => void sender.close());
+  else void sender.close();
   return { workers, endpoints };
 }

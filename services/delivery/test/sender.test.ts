@@ -7,12 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Receiver, startReceiver } from '@trackway/testing';
 import { type AddressPolicy, signedHeaders, verify } from '@trackway/webhooks';
-import { MAX_RESPONSE_BYTES, classifyError, parseRetryAfter, send } from '../src/sender';
+import { MAX_RESPONSE_BYTES, classifyError, createSender, parseRetryAfter } from '../src/sender';
 
 const policy: AddressPolicy = { allowedCidrs: ['127.0.0.0/8', '::1/128'] };
 const TIMEOUT_MS = 5_000;
+const sender = createSender(policy);
+afterAll(() => sender.close());
 const post = (url: string, body = '{}', headers: Record<string, string> = { 'content-type': 'application/json' }, timeoutMs = TIMEOUT_MS) =>
-  send(url, body, headers, { timeoutMs, policy });
+  sender.send(url, body, headers, { timeoutMs });
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -226,7 +228,9 @@ describe('send: failures are classified', () => {
   it('a name under .invalid → dns', async () => {
     const result = await post('http://no-such-endpoint.invalid/hooks');
     expect(result).toMatchObject({ statusCode: null, error: 'dns', responseBody: null });
-    const strict = await send('https://no-such-endpoint.invalid/hooks', '{}', {}, { timeoutMs: TIMEOUT_MS, policy: { allowedCidrs: [] } });
+    const strictSender = createSender({ allowedCidrs: [] });
+    cleanups.push(() => strictSender.close());
+    const strict = await strictSender.send('https://no-such-endpoint.invalid/hooks', '{}', {}, { timeoutMs: TIMEOUT_MS });
     expect(strict.error).toBe('dns');
   });
 
@@ -421,26 +425,50 @@ describe('send: the request', () => {
     expect(r.requests[0].body).toBe('');
   });
 
-  it('each send opens its own connection (agent: false): no keep-alive reuse between attempts', async () => {
+  it('consecutive sends to one endpoint reuse keep-alive connections', async () => {
+    const remotePorts: number[] = [];
     let connections = 0;
     const { url, server: s } = await server((req, res) => {
+      remotePorts.push(req.socket.remotePort!);
       req.resume();
       req.on('end', () => res.end('ok'));
     });
     s.on('connection', () => {
       connections += 1;
     });
-    await post(url);
-    await post(url);
-    await post(url);
-    expect(connections).toBe(3);
+    // undici's pool may open a second connection while the first is settling; after that,
+    // sends go over the open ones.
+    for (let i = 0; i < 2; i++) expect(await post(url)).toMatchObject({ statusCode: 200, responseBody: 'ok' });
+    const warm = connections;
+    for (let i = 0; i < 5; i++) expect(await post(url)).toMatchObject({ statusCode: 200, responseBody: 'ok' });
+    expect(warm).toBeLessThanOrEqual(2);
+    expect(connections).toBe(warm);
+    expect(new Set(remotePorts).size).toBe(warm);
+    expect(remotePorts).toHaveLength(7);
   });
 
-  // http.request throws synchronously for a header value Node refuses (ERR_INVALID_CHAR);
-  // send() turns that into a failed attempt. (The API refuses such values up front too.)
+  it('a connection cut after 4 KiB is not reused: the next send goes over another one and succeeds', async () => {
+    const ports: Record<string, number> = {};
+    const closed = new Set<number>();
+    const { url } = await server((req, res) => {
+      const port = req.socket.remotePort!;
+      ports[req.url!] = port;
+      req.socket.once('close', () => closed.add(port));
+      req.resume();
+      req.on('end', () => res.end(req.url === '/big' ? 'z'.repeat(1024 * 1024) : 'small'));
+    });
+    const base = url.replace(/\/hooks$/, '');
+    expect((await post(`${base}/big`)).responseBody).toBe('z'.repeat(MAX_RESPONSE_BYTES));
+    await waitUntil(() => closed.has(ports['/big']));
+    expect(await post(`${base}/small`)).toMatchObject({ statusCode: 200, responseBody: 'small' });
+    expect(ports['/small']).not.toBe(ports['/big']);
+  });
+
+  // undici refuses a header value outside latin-1 (UND_ERR_INVALID_ARG); send() turns that
+  // into a failed attempt. (The API refuses such values up front too.)
   it('a header value Node refuses resolves as a failed attempt instead of rejecting', async () => {
     const r = await receiver();
-    const result = await send(r.url, '{}', { 'x-team': 'Zoë €' }, { timeoutMs: TIMEOUT_MS, policy });
+    const result = await post(r.url, '{}', { 'x-team': 'Zoë €' });
     expect(result.statusCode).toBeNull();
     expect(result.error).toBe('network');
   });
@@ -456,6 +484,9 @@ describe('classifyError', () => {
     [withName('TimeoutError'), 'timeout'],
     [withCode('ABORT_ERR'), 'timeout'],
     [withCode('ETIMEDOUT'), 'timeout'],
+    [withCode('UND_ERR_CONNECT_TIMEOUT'), 'timeout'],
+    [withCode('UND_ERR_HEADERS_TIMEOUT'), 'timeout'],
+    [withCode('UND_ERR_BODY_TIMEOUT'), 'timeout'],
     [withCode('ENOTFOUND'), 'dns'],
     [withCode('EAI_AGAIN'), 'dns'],
     [withCode('EAI_NONAME'), 'dns'],

@@ -3,7 +3,7 @@ import { type IncomingHttpHeaders, type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { type AddressPolicy, SsrfBlockedError, checkLiteralHost, guardedLookup, isAllowedAddress } from '@trackway/webhooks';
-import { send } from '../src/sender';
+import { type AttemptResult, type Sender, createSender } from '../src/sender';
 
 /**
  * SSRF guard of webhook delivery: every destination that is not a public unicast address is
@@ -65,7 +65,11 @@ async function listen(host: string): Promise<Target> {
 }
 
 const TIMEOUT_MS = 5_000;
-const post = (url: string, policy: AddressPolicy, timeoutMs = TIMEOUT_MS) => send(url, '{"event":"x"}', { 'content-type': 'application/json' }, { timeoutMs, policy });
+// One keep-alive sender per policy, as in the worker: a connection opened under one policy is
+// never reused under another.
+const senders = new Map<AddressPolicy, Sender>();
+const senderFor = (policy: AddressPolicy) => senders.get(policy) ?? senders.set(policy, createSender(policy)).get(policy)!;
+const post = (url: string, policy: AddressPolicy, timeoutMs = TIMEOUT_MS) => senderFor(policy).send(url, '{"event":"x"}', { 'content-type': 'application/json' }, { timeoutMs });
 
 let v4: Target; // 127.0.0.1
 let v4b: Target; // 127.1.2.3 (another loopback address of 127/8)
@@ -79,7 +83,7 @@ beforeAll(async () => {
   localhostAnswer = await dns.promises.lookup('localhost', { all: true, verbatim: true });
 });
 afterAll(async () => {
-  await Promise.all([v4?.close(), v4b?.close(), v6?.close()]);
+  await Promise.all([v4?.close(), v4b?.close(), v6?.close(), ...[...senders.values()].map((s) => s.close())]);
 });
 beforeEach(() => {
   for (const t of [v4, v4b, v6]) {
@@ -97,7 +101,7 @@ const nothingReached = (...targets: (Target | undefined)[]) => {
   }
 };
 
-const expectBlocked = (result: Awaited<ReturnType<typeof send>>) => {
+const expectBlocked = (result: AttemptResult) => {
   expect(result).toMatchObject({ error: 'ssrf_blocked', statusCode: null, responseBody: null, retryAfterMs: null });
   // Refused before connecting: nowhere near the timeout.
   expect(result.durationMs).toBeLessThan(TIMEOUT_MS / 10);
@@ -291,6 +295,50 @@ describe('send refuses non-local private and special destinations immediately', 
     const result = await post(url, NONE);
     expectBlocked(result);
     expect(performance.now() - started).toBeLessThan(500);
+  });
+});
+
+describe('keep-alive connections', () => {
+  afterEach(() => jest.restoreAllMocks());
+
+  it('checks every new connection: a name re-resolving to a private address (DNS rebinding) is refused on the next one', async () => {
+    // A server that closes each connection after answering, so every send needs a new one.
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(200, { connection: 'close' }).end('reached'));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const answers = ['127.0.0.1', '10.0.0.1'];
+    const lookup = jest.spyOn(dns, 'lookup').mockImplementation(((_host: string, _opts: unknown, cb: (e: null, a: LookupAddress[]) => void) => {
+      const address = answers.shift() ?? '10.0.0.1';
+      process.nextTick(() => cb(null, [{ address, family: 4 }]));
+    }) as never);
+    const policy: AddressPolicy = { allowedCidrs: ['127.0.0.0/8'] };
+    const sender = createSender(policy);
+    try {
+      expect(await sender.send(`http://rebind.example:${port}/`, '{}', {}, { timeoutMs: TIMEOUT_MS })).toMatchObject({ statusCode: 200, responseBody: 'reached' });
+      expect(await sender.send(`http://rebind.example:${port}/`, '{}', {}, { timeoutMs: TIMEOUT_MS })).toMatchObject({ statusCode: null, error: 'ssrf_blocked' });
+      expect(lookup).toHaveBeenCalledTimes(2);
+    } finally {
+      await sender.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it('a reused connection is the one that was checked: no new lookup while it stays open', async () => {
+    const sender = createSender(LOOPBACK_BOTH);
+    try {
+      for (let i = 0; i < 2; i++) expect(await sender.send(`http://localhost:${v4.port}/again`, '{}', {}, { timeoutMs: TIMEOUT_MS })).toMatchObject({ statusCode: 200 });
+      const warm = v4.connections;
+      const lookup = jest.spyOn(dns, 'lookup');
+      for (let i = 0; i < 5; i++) expect(await sender.send(`http://localhost:${v4.port}/again`, '{}', {}, { timeoutMs: TIMEOUT_MS })).toMatchObject({ statusCode: 200 });
+      expect(v4.connections).toBe(warm);
+      expect(lookup).not.toHaveBeenCalled();
+    } finally {
+      await sender.close();
+    }
   });
 });
 

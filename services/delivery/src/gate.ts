@@ -1,0 +1,138 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Admission, Isolation } from './isolation';
+import { parkUntil } from './schedule';
+
+/**
+ * An in-process semaphore per endpoint: at most `permits` attempts at once, and at most
+ * `maxWaiters` jobs waiting (FIFO) for a turn, each for a bounded time. Bounded waiters are what
+ * keeps one slow endpoint from holding the worker's slots: the job that cannot wait is parked.
+ * (p-limit and async-sema queue without bound or deadline; this is the small piece they lack.)
+ */
+export class EndpointGate {
+  private readonly lanes = new Map<string, { active: number; waiters: Array<(granted: boolean) => void> }>();
+
+  constructor(private readonly options: { permits: number; maxWaiters: number }) {}
+
+  /** Jobs holding a permit / waiting for one, for an endpoint. */
+  active = (key: string) => this.lanes.get(key)?.active ?? 0;
+  waiting = (key: string) => this.lanes.get(key)?.waiters.length ?? 0;
+
+  /** A permit at once, or after waiting at most `timeoutMs`; false if none (then nothing is held). */
+  acquire(key: string, timeoutMs: number): Promise<boolean> {
+    let lane = this.lanes.get(key);
+    if (!lane) {
+      lane = { active: 0, waiters: [] };
+      this.lanes.set(key, lane);
+    }
+    if (lane.active < this.options.permits) {
+      lane.active += 1;
+      return Promise.resolve(true);
+    }
+    if (lane.waiters.length >= this.options.maxWaiters || timeoutMs <= 0) return Promise.resolve(false);
+    const waiters = lane.waiters;
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        waiters.splice(waiters.indexOf(grant), 1);
+        this.forget(key);
+        resolve(false);
+      }, timeoutMs);
+      const grant = (granted: boolean) => {
+        clearTimeout(timer);
+        resolve(granted);
+      };
+      waiters.push(grant);
+    });
+  }
+
+  /** Gives a permit back: to the first waiter (it holds it now), or to the lane. */
+  release(key: string): void {
+    const lane = this.lanes.get(key);
+    if (!lane) return;
+    const next = lane.waiters.shift();
+    if (next) next(true);
+    else {
+      lane.active = Math.max(0, lane.active - 1);
+      this.forget(key);
+    }
+  }
+
+  private forget(key: string) {
+    const lane = this.lanes.get(key);
+    if (lane && lane.active === 0 && lane.waiters.length === 0) this.lanes.delete(key);
+  }
+}
+
+/**
+ * Whether a job finding every permit taken should wait for one rather than park: only if the
+ * turn is expected well within the budget (one typical attempt per round of `permits` jobs
+ * ahead, at most half the budget), and only once this process has seen how long the endpoint's
+ * attempts take. An endpoint whose attempts take long (hanging until the timeout) gets no
+ * waiters, so it holds no more of the worker's slots than its cap.
+ */
+export function worthWaiting(typicalAttemptMs: number | undefined, waitersAhead: number, permits: number, budgetMs: number): boolean {
+  if (typicalAttemptMs === undefined) return false;
+  return typicalAttemptMs * Math.ceil((waitersAhead + 1) / permits) <= budgetMs / 2;
+}
+
+/** How often a job holding a permit looks for a slot that other processes hold: about one attempt, 10–100 ms, jittered. */
+const pollMs = (typicalAttemptMs: number | undefined) => Math.round(Math.min(Math.max(typicalAttemptMs ?? 20, 10), 100) * (0.5 + Math.random()));
+
+/** How long a job may wait in-process for its endpoint (a permit, a slot elsewhere, the rate limit). */
+export const MAX_WAIT_MS = 1_000;
+
+export interface GatedIsolation {
+  /**
+   * Waits (bounded) for an in-process permit, then for Redis's admission (breaker closed, a
+   * slot across processes, the rate limit). Parks (ok: false) only when the breaker is open, a
+   * probe is in flight, or the bounded wait ran out. A Redis error is thrown, nothing held.
+   */
+  admit(endpointId: string, rateLimitPerSecond: number | null, token: string, typicalAttemptMs?: number, timesParked?: number): Promise<Admission>;
+  /** Ends an admitted attempt: the Redis slot and breaker (Isolation.finish), then the permit. */
+  finish(endpointId: string, token: string, outcome: 'succeeded' | 'failed' | 'neutral', wasProbe: boolean): Promise<void>;
+}
+
+export function createGatedIsolation(isolation: Isolation, options: { endpointConcurrency: number; workerConcurrency: number; attemptTimeoutMs: number }): GatedIsolation {
+  const permits = options.endpointConcurrency;
+  // Per endpoint at most `permits` running plus this many waiting: enough for the worker's
+  // other slots to wait behind a fast endpoint's cap, never more than half of the worker's slots,
+  // so that the others keep the rest. (A slow endpoint gets fewer: see worthWaiting.)
+  const maxWaiters = Math.max(1, Math.min(options.workerConcurrency - permits, Math.floor(options.workerConcurrency / 2)));
+  const gate = new EndpointGate({ permits, maxWaiters });
+  const budget = Math.min(MAX_WAIT_MS, options.attemptTimeoutMs);
+
+  return {
+    async admit(endpointId, rateLimitPerSecond, token, typicalAttemptMs, timesParked = 0) {
+      const deadline = Date.now() + budget;
+      const busy = gate.active(endpointId) >= permits;
+      const wait = busy && worthWaiting(typicalAttemptMs, gate.waiting(endpointId), permits, budget) ? budget : 0;
+      if (!(await gate.acquire(endpointId, wait))) {
+        return { ok: false, retryAt: parkUntil(typicalAttemptMs, timesParked, options.attemptTimeoutMs), reason: 'concurrency' };
+      }
+      try {
+        for (;;) {
+          const admission = await isolation.admit(endpointId, rateLimitPerSecond, token, typicalAttemptMs, timesParked);
+          if (admission.ok) return admission;
+          // The slots are held by other processes (look again after about an attempt's time),
+          // or the rate limit opens its next window at retryAt: wait here if that comes within
+          // the budget. An open breaker or a probe in flight parks at once.
+          const retryAt = admission.reason === 'concurrency' ? Date.now() + pollMs(typicalAttemptMs) : admission.retryAt;
+          if ((admission.reason !== 'concurrency' && admission.reason !== 'rate_limit') || retryAt > deadline) {
+            gate.release(endpointId);
+            return admission;
+          }
+          await sleep(Math.max(0, retryAt - Date.now()));
+        }
+      } catch (error) {
+        gate.release(endpointId);
+        throw error;
+      }
+    },
+    async finish(endpointId, token, outcome, wasProbe) {
+      try {
+        await isolation.finish(endpointId, token, outcome, wasProbe);
+      } finally {
+        gate.release(endpointId);
+      }
+    },
+  };
+}

@@ -1,0 +1,167 @@
+// The delivery log's hot path on pg named statements: the per-delivery read batched across
+// concurrent jobs, and attempt records group-committed (many attempts in one transaction).
+import { type PgClient, type PgPool, inTransaction, statement } from '@trackway/db';
+import { type EventEnvelope, createEvent, endpointJson } from '@trackway/domain';
+import type { Logger } from '@trackway/logger';
+import { insertEvents, publishEvents } from '@trackway/outbox';
+import type { TypedQueue } from '@trackway/queues';
+import { MicroBatcher } from '@trackway/runtime';
+import { writeIsolatingBadItems } from './batch';
+import { type EndpointAttempt, foldFailingSince } from './decide';
+
+const BATCH = 500;
+
+export interface DeliveryRow {
+  status: 'pending' | 'succeeded' | 'failed';
+  payload: unknown;
+}
+
+const readDeliveries = statement<DeliveryRow & { id: string }>(
+  'deliveries-read',
+  `SELECT d.id, d.status::text AS status, e.payload FROM deliveries d JOIN outbox_events e ON e.id = d.event_id WHERE d.id = ANY($1::varchar[])`,
+);
+
+/** Reads deliveries (status and event payload) for the worker's concurrent jobs, one statement per batch. */
+export function createDeliveryReader(pool: PgPool) {
+  const batcher = new MicroBatcher<string, DeliveryRow | null>(
+    async (ids) => {
+      const rows = new Map((await readDeliveries(pool, [[...new Set(ids)]])).map((row) => [row.id, row]));
+      return ids.map((id) => ({ ok: true, value: rows.get(id) ?? null }));
+    },
+    { maxSize: BATCH, maxWaitMs: 0, maxInFlight: 2 },
+  );
+  /** The delivery, or null if it is gone (pruned). */
+  return (deliveryId: string) => batcher.add(deliveryId);
+}
+
+/** One attempt to log, with the delivery's state after it (decideAttempt). */
+export interface AttemptRecord extends EndpointAttempt {
+  deliveryId: string;
+  endpointId: string;
+  durationMs: number;
+  statusCode: number | null;
+  error: string | null;
+  responseBody: string | null;
+  status: 'succeeded' | 'failed' | 'pending';
+  nextAttemptAt: Date | null;
+}
+
+// Numbers each attempt from the delivery's count, settles the delivery, and logs the attempt.
+const recordAttempts = statement<{ delivery_id: string; number: number }>(
+  'attempts-record',
+  `WITH u AS (
+     SELECT * FROM unnest($1::varchar[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::int[], $7::varchar[], $8::varchar[])
+       AS u(id, status, next_attempt_at, at, duration_ms, status_code, error, response_body)
+   ), d AS (
+     UPDATE deliveries d SET attempt_count = d.attempt_count + 1, status = u.status::"DeliveryStatus", next_attempt_at = u.next_attempt_at, updated_at = now()
+     FROM u WHERE d.id = u.id RETURNING d.id, d.attempt_count
+   )
+   INSERT INTO delivery_attempts (delivery_id, number, at, duration_ms, status_code, error, response_body)
+   SELECT d.id, d.attempt_count, u.at, u.duration_ms, u.status_code, u.error, u.response_body FROM d JOIN u ON u.id = d.id
+   RETURNING delivery_id, number`,
+);
+
+const lockEndpoints = statement<{ id: string; failing_since: Date | null }>(
+  'endpoints-lock-failing',
+  `SELECT id, failing_since FROM webhook_endpoints WHERE id = ANY($1::varchar[]) ORDER BY id FOR UPDATE`,
+);
+
+const setFailingSince = statement(
+  'endpoints-set-failing',
+  `UPDATE webhook_endpoints e SET failing_since = u.failing_since FROM unnest($1::varchar[], $2::timestamptz[]) AS u(id, failing_since)
+   WHERE e.id = u.id AND e.failing_since IS DISTINCT FROM u.failing_since`,
+);
+
+// Endpoints whose attempts in a batch all succeeded: touched only if their clock was running.
+const clearFailingSince = statement('endpoints-clear-failing', `UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ANY($1::varchar[]) AND failing_since IS NOT NULL`);
+
+const disableEndpoint = statement<Parameters<typeof endpointJson>[0]>(
+  'endpoints-disable',
+  `UPDATE webhook_endpoints SET enabled = false, disabled_reason = $2, updated_at = $3 WHERE id = $1 AND enabled
+   RETURNING id, url, description, event_types AS "eventTypes", headers, rate_limit_per_second AS "rateLimitPerSecond", enabled,
+     disabled_reason AS "disabledReason", created_at AS "createdAt", updated_at AS "updatedAt"`,
+);
+
+export interface RecorderDeps {
+  pool: PgPool;
+  eventsQueue: TypedQueue<'events'>;
+  /** Tells every process caching endpoints that one changed (was disabled). */
+  invalidateEndpoint: (id: string) => Promise<void>;
+  logger: Logger;
+  disableAfterMs: number;
+}
+
+/** Splits records so that no delivery appears twice in one statement (a replay beside its first send). */
+function rounds(records: AttemptRecord[]): AttemptRecord[][] {
+  const out: AttemptRecord[][] = [];
+  for (const record of records) {
+    const round = out.find((r) => !r.some((other) => other.deliveryId === record.deliveryId));
+    if (round) round.push(record);
+    else out.push([record]);
+  }
+  return out;
+}
+
+async function writeAttempts(client: PgClient, records: AttemptRecord[], disableAfterMs: number): Promise<EventEnvelope[]> {
+  for (const round of rounds([...records].sort((a, b) => (a.deliveryId < b.deliveryId ? -1 : a.deliveryId > b.deliveryId ? 1 : 0)))) {
+    await recordAttempts(client, [
+      round.map((r) => r.deliveryId),
+      round.map((r) => r.status),
+      round.map((r) => r.nextAttemptAt),
+      round.map((r) => r.at),
+      round.map((r) => r.durationMs),
+      round.map((r) => r.statusCode),
+      round.map((r) => r.error),
+      round.map((r) => r.responseBody),
+    ]);
+  }
+
+  const byEndpoint = new Map<string, AttemptRecord[]>();
+  for (const r of records) {
+    const list = byEndpoint.get(r.endpointId);
+    if (list) list.push(r);
+    else byEndpoint.set(r.endpointId, [r]);
+  }
+  const failing = [...byEndpoint.keys()].filter((id) => byEndpoint.get(id)!.some((r) => !r.succeeded && !r.blocked)).sort();
+  const recovered = [...byEndpoint.keys()].filter((id) => !failing.includes(id) && byEndpoint.get(id)!.some((r) => r.succeeded));
+  if (recovered.length > 0) await clearFailingSince(client, [recovered]);
+  if (failing.length === 0) return [];
+
+  // The clock of an endpoint with a failure is folded from its locked value, attempt by attempt.
+  const clocks = (await lockEndpoints(client, [failing])).map((row) => ({ id: row.id, ...foldFailingSince(row.failing_since, byEndpoint.get(row.id)!, disableAfterMs) }));
+  await setFailingSince(client, [clocks.map((c) => c.id), clocks.map((c) => c.failingSince)]);
+  const events: EventEnvelope[] = [];
+  const now = new Date();
+  for (const clock of clocks.filter((c) => c.disableReason)) {
+    const [endpoint] = await disableEndpoint(client, [clock.id, clock.disableReason, now]);
+    if (endpoint) events.push(createEvent('endpoint.disabled', { endpoint: endpointJson(endpoint) }, now));
+  }
+  // The disabling and its endpoint.disabled event commit with the attempt that caused them.
+  await insertEvents(client, events);
+  return events;
+}
+
+/**
+ * Group-commits attempt records: the attempts handed in by concurrent jobs are written in one
+ * transaction (deliveries updated from unnest, attempts inserted, each endpoint's failing_since
+ * folded in order, disablings with their outbox events). Each caller's promise settles once
+ * its attempt committed. Events of disabled endpoints are published after commit (the outbox
+ * relay covers a failed publish).
+ */
+export function createAttemptRecorder(deps: RecorderDeps) {
+  const { pool, logger } = deps;
+  const writeAll = async (records: AttemptRecord[]) => {
+    const events = await inTransaction(pool, (client) => writeAttempts(client, records, deps.disableAfterMs));
+    if (events.length > 0) {
+      for (const event of events) {
+        const endpointId = (event.data as { endpoint: { id: string } }).endpoint.id;
+        logger.warn({ endpoint_id: endpointId, event_id: event.id }, 'endpoint disabled');
+        await deps.invalidateEndpoint(endpointId).catch(() => undefined);
+      }
+      await publishEvents(pool, deps.eventsQueue, events).catch((error: unknown) => logger.warn({ err: error }, 'events left for the outbox relay'));
+    }
+    return records.map(() => undefined);
+  };
+  const batcher = new MicroBatcher<AttemptRecord, void>((records) => writeIsolatingBadItems(records, writeAll), { maxSize: BATCH, maxWaitMs: 0 });
+  return (record: AttemptRecord) => batcher.add(record);
+}

@@ -1,0 +1,173 @@
+// The in-process gate in front of the Redis admission: jobs wait their turn (bounded in time
+// and in number) instead of bouncing through `delayed`. Redis is real.
+import { createWorkerConnection } from '@trackway/queues';
+import { TEST_REDIS_URL, deleteRedisPrefix, randomPrefix } from '@trackway/testing';
+import type { Redis } from 'ioredis';
+import { EndpointGate, MAX_WAIT_MS, createGatedIsolation, worthWaiting } from '../src/gate';
+import { createIsolation } from '../src/isolation';
+import { parkUntil } from '../src/schedule';
+
+describe('EndpointGate', () => {
+  it('grants up to `permits` at once per endpoint, independently per endpoint', async () => {
+    const gate = new EndpointGate({ permits: 2, maxWaiters: 0 });
+    expect(await Promise.all([gate.acquire('a', 0), gate.acquire('a', 0), gate.acquire('a', 0), gate.acquire('b', 0)])).toEqual([true, true, false, true]);
+    expect([gate.active('a'), gate.active('b')]).toEqual([2, 1]);
+  });
+
+  it('hands a released permit to the first waiter (FIFO)', async () => {
+    const gate = new EndpointGate({ permits: 1, maxWaiters: 3 });
+    await gate.acquire('a', 0);
+    const order: string[] = [];
+    const waiters = ['w1', 'w2', 'w3'].map((name) => gate.acquire('a', 10_000).then((granted) => order.push(`${name}:${granted}`)));
+    expect(gate.waiting('a')).toBe(3);
+    for (let i = 0; i < 3; i++) {
+      gate.release('a');
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await Promise.all(waiters);
+    expect(order).toEqual(['w1:true', 'w2:true', 'w3:true']);
+    expect(gate.active('a')).toBe(1);
+    gate.release('a');
+    expect([gate.active('a'), gate.waiting('a')]).toEqual([0, 0]);
+  });
+
+  it('refuses at once beyond `maxWaiters`, and a waiter whose time ran out leaves the queue', async () => {
+    const gate = new EndpointGate({ permits: 1, maxWaiters: 1 });
+    await gate.acquire('a', 0);
+    const first = gate.acquire('a', 50);
+    expect(await gate.acquire('a', 10_000)).toBe(false); // the second waiter: refused without waiting
+    expect(await first).toBe(false); // timed out
+    expect(gate.waiting('a')).toBe(0);
+    gate.release('a');
+    expect(await gate.acquire('a', 0)).toBe(true); // nothing leaked
+  });
+});
+
+describe('worthWaiting', () => {
+  it.each([
+    ['nothing known yet: park (it may be hanging)', undefined, 0, 2, 1_000, false],
+    ['fast endpoint, a few ahead', 5, 3, 2, 1_000, true],
+    ['one round of 400 ms ahead', 400, 1, 2, 1_000, true],
+    ['two rounds of 400 ms ahead: more than half the budget', 400, 2, 2, 1_000, false],
+    ['an endpoint hanging until the timeout (= the budget)', 300, 0, 10, 300, false],
+    ['an endpoint hanging until a long timeout', 15_000, 0, 10, 1_000, false],
+  ] as const)('%s', (_name, typical, ahead, permits, budget, expected) => {
+    expect(worthWaiting(typical, ahead, permits, budget)).toBe(expected);
+  });
+});
+
+describe('parkUntil', () => {
+  it.each([
+    [5, 0, 15_000, 20], // at least 20 ms
+    [100, 0, 15_000, 100],
+    [100, 2, 15_000, 400], // doubling per time parked
+    [100, 10, 15_000, 2_000], // at most 2 s
+    [undefined, 0, 15_000, 1_000],
+    [5_000, 0, 1_500, 1_500], // at most the attempt timeout
+  ])('typical %p ms, parked %i times, timeout %i ms → %i ms (no jitter)', (typical, times, timeout, wait) => {
+    expect(parkUntil(typical, times, timeout, 0, () => 0.5)).toBe(wait);
+  });
+});
+
+describe('gated admission (Redis)', () => {
+  let prefix: string;
+  const connections: Redis[] = [];
+  const connect = () => {
+    const c = createWorkerConnection(TEST_REDIS_URL);
+    connections.push(c);
+    return c;
+  };
+  beforeEach(() => {
+    prefix = randomPrefix();
+  });
+  afterAll(async () => {
+    for (const c of connections) c.disconnect();
+  });
+  afterEach(() => deleteRedisPrefix(prefix));
+
+  const gated = (redis: Redis, over: { endpointConcurrency?: number; workerConcurrency?: number; breakerThreshold?: number } = {}) => {
+    const isolation = createIsolation(redis, { prefix, breakerThreshold: over.breakerThreshold ?? 5, breakerCooldownMs: 60_000, endpointConcurrency: over.endpointConcurrency ?? 1, attemptTimeoutMs: 5_000 });
+    return { isolation, gated: createGatedIsolation(isolation, { endpointConcurrency: over.endpointConcurrency ?? 1, workerConcurrency: over.workerConcurrency ?? 8, attemptTimeoutMs: 5_000 }) };
+  };
+
+  it('a job finding the endpoint at its cap waits for the slot instead of parking', async () => {
+    const { gated: g } = gated(connect());
+    expect(await g.admit('ep_a', null, 't1', 5)).toEqual({ ok: true, probe: false });
+    const second = g.admit('ep_a', null, 't2', 5);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await g.finish('ep_a', 't1', 'succeeded', false);
+    expect(await second).toEqual({ ok: true, probe: false });
+    await g.finish('ep_a', 't2', 'succeeded', false);
+  });
+
+  it('parks when the bounded wait runs out', async () => {
+    const { gated: g } = gated(connect());
+    await g.admit('ep_a', null, 't1', 5);
+    const started = Date.now();
+    expect(await g.admit('ep_a', null, 't2', 5)).toMatchObject({ ok: false, reason: 'concurrency' });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(MAX_WAIT_MS - 20);
+  });
+
+  it('bounds the waiters per endpoint: beyond them a job parks at once, and other endpoints are unaffected', async () => {
+    // Worker concurrency 2, endpoint cap 1: at most one waiter per endpoint (half the slots).
+    const { gated: g } = gated(connect(), { workerConcurrency: 2 });
+    await g.admit('ep_a', null, 't1', 5);
+    const waiting = g.admit('ep_a', null, 't2', 5);
+    expect(await g.admit('ep_a', null, 't3', 5)).toMatchObject({ ok: false, reason: 'concurrency' });
+    expect(await g.admit('ep_b', null, 't4', 5)).toEqual({ ok: true, probe: false });
+    await g.finish('ep_a', 't1', 'succeeded', false);
+    expect(await waiting).toEqual({ ok: true, probe: false });
+  });
+
+  it('does not wait for an endpoint whose attempts take longer than the budget', async () => {
+    const { gated: g } = gated(connect());
+    await g.admit('ep_slow', null, 't1', 15_000);
+    const started = Date.now();
+    expect(await g.admit('ep_slow', null, 't2', 15_000)).toMatchObject({ ok: false, reason: 'concurrency' });
+    expect(Date.now() - started).toBeLessThan(MAX_WAIT_MS);
+  });
+
+  it('does not wait for an endpoint it has not seen an attempt of yet (it may be hanging)', async () => {
+    const { gated: g } = gated(connect());
+    await g.admit('ep_new', null, 't1', undefined);
+    const started = Date.now();
+    expect(await g.admit('ep_new', null, 't2', undefined)).toMatchObject({ ok: false, reason: 'concurrency' });
+    expect(Date.now() - started).toBeLessThan(MAX_WAIT_MS);
+  });
+
+  it('parks at once when the breaker is open, and frees the permit', async () => {
+    const { gated: g } = gated(connect(), { breakerThreshold: 1, endpointConcurrency: 2 });
+    await g.admit('ep_a', null, 't1', 5);
+    await g.finish('ep_a', 't1', 'failed', false);
+    expect(await g.admit('ep_a', null, 't2', 5)).toMatchObject({ ok: false, reason: 'breaker_open' });
+    expect(await g.admit('ep_a', null, 't3', 5)).toMatchObject({ ok: false, reason: 'breaker_open' });
+  });
+
+  it('holds the cap across processes: a second process waits for the slot the first one holds', async () => {
+    const one = gated(connect()).gated;
+    const two = gated(connect()).gated;
+    await one.admit('ep_a', null, 't1', 5);
+    const other = two.admit('ep_a', null, 't2', 5);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await one.finish('ep_a', 't1', 'succeeded', false);
+    expect(await other).toEqual({ ok: true, probe: false });
+  });
+
+  it('runs its Lua scripts by SHA after their first use on a connection, not by sending them each time', async () => {
+    const monitor = await connect().monitor();
+    const seen: string[] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (args.some((a) => typeof a === 'string' && a.startsWith(`${prefix}:`))) seen.push(String(args[0]).toLowerCase());
+    });
+    const { gated: g } = gated(connect());
+    for (let i = 0; i < 3; i++) {
+      await g.admit('ep_a', null, `t${i}`, 5);
+      await g.finish('ep_a', `t${i}`, 'succeeded', false);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    monitor.disconnect();
+    // ioredis sends each script whole once per connection (EVAL, which caches it), then its SHA.
+    expect(seen.filter((c) => c === 'eval')).toHaveLength(2);
+    expect(seen.filter((c) => c === 'evalsha')).toHaveLength(4);
+  });
+});
