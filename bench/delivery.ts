@@ -6,8 +6,9 @@
 // answers 200 at once. The events are written to the outbox and published exactly as the
 // attribution worker does (one transaction and one publish per 500 events, all at once: a
 // burst). Deliveries/s runs from the first publish to the last arrival. Also counted: delivery
-// jobs parked (BullMQ 'delayed' events on the deliveries queue) — worker concurrency above the
-// endpoint's cap must not bounce jobs through `delayed`.
+// jobs parked (starts that were not attempts: BullMQ's attemptsStarted − attemptsMade of each
+// delivery job, read once the burst is over) — worker concurrency above the endpoint's cap
+// must not bounce jobs through `delayed`.
 // Baseline: the same number of signed POSTs (same body, headers and signature the worker
 // builds) sent directly with the worker's own keep-alive sender (createSender, an undici Agent)
 // at the endpoint's concurrency (10): no queue, no database, no isolation gates.
@@ -15,10 +16,9 @@
 import { type EventEnvelope, createEvent } from '@trackway/domain';
 import { inTransaction } from '@trackway/db';
 import { insertEvents, publishEvents } from '@trackway/outbox';
-import { chunk, createWorkerConnection } from '@trackway/queues';
-import { TEST_REDIS_URL, type Receiver, startReceiver } from '@trackway/testing';
+import { chunk, deliveryJobId } from '@trackway/queues';
+import { type Receiver, startReceiver } from '@trackway/testing';
 import { signedHeaders } from '@trackway/webhooks';
-import { QueueEvents } from 'bullmq';
 import request from 'supertest';
 import { USER_AGENT, bodyOf } from '../services/delivery/src/deliver';
 import { createSender } from '../services/delivery/src/sender';
@@ -42,34 +42,41 @@ async function publishBurst(stack: Stack, events: EventEnvelope[]) {
   }
 }
 
-/** First arrival per event id, and repeats. */
-function arrivals(receiver: Receiver, events: EventEnvelope[]) {
-  const wanted = new Map(events.map((e) => [e.id, Date.parse(e.timestamp)]));
+/** First arrival per event id, and repeats: tallied as requests come in (the bench shares its process with the worker). */
+function tally(receiver: Receiver, events: EventEnvelope[]) {
+  // Events may be added to the list (with their timestamps) after the tally began.
+  const wanted = new Map<string, number>();
+  const learn = () => {
+    if (wanted.size < events.length) for (const e of events) wanted.set(e.id, Date.parse(e.timestamp));
+  };
   const seen = new Set<string>();
   const latencies: number[] = [];
-  let last = 0;
-  let repeats = 0;
-  for (const req of receiver.requests) {
-    const id = String(req.headers['webhook-id']);
-    const at = wanted.get(id);
-    if (at === undefined) continue;
-    if (seen.has(id)) {
-      repeats += 1;
-      continue;
+  const state = { count: 0, latencies, last: 0, repeats: 0 };
+  let read = 0;
+  return () => {
+    learn();
+    for (; read < receiver.requests.length; read++) {
+      const req = receiver.requests[read];
+      const id = String(req.headers['webhook-id']);
+      const at = wanted.get(id);
+      if (at === undefined) continue;
+      if (seen.has(id)) {
+        state.repeats += 1;
+        continue;
+      }
+      seen.add(id);
+      latencies.push(req.at - at);
+      state.last = Math.max(state.last, req.at);
+      state.count += 1;
     }
-    seen.add(id);
-    latencies.push(req.at - at);
-    last = Math.max(last, req.at);
-  }
-  return { count: seen.size, latencies, last, repeats };
+    return state;
+  };
 }
 
 async function main() {
   const stack = await startStack();
   const receivers: Receiver[] = [];
-  let queueEvents: QueueEvents | undefined;
   const cleanup = once(async () => {
-    await queueEvents?.close();
     await Promise.all(receivers.map((r) => r.close()));
     await stack.close();
   });
@@ -102,27 +109,31 @@ async function main() {
 
       // --- the delivery path -----------------------------------------------------------------
       await stack.startDelivery({ endpointConcurrency: ENDPOINT_CONCURRENCY, timeoutMs: 15_000, schedule: [0, 1_000, 5_000] }, { concurrency: WORKER_CONCURRENCY });
-      queueEvents = new QueueEvents('deliveries', { connection: createWorkerConnection(TEST_REDIS_URL), prefix: stack.prefix });
-      await queueEvents.waitUntilReady();
-      let parked = 0;
-      queueEvents.on('delayed', () => (parked += 1));
       // Warm-up: connections, prepared statements, JIT.
       const warm = makeEvents(200, 'warm');
+      const warmed = tally(receiver, warm);
       await publishBurst(stack, warm);
-      while (arrivals(receiver, warm).count < warm.length) await sleep(20);
-      parked = 0;
+      while (warmed().count < warm.length) await sleep(20);
 
       const events = makeEvents(N, 'burst');
+      const burst = tally(receiver, events);
       const started = Date.now();
       await publishBurst(stack, events);
       const deadline = Date.now() + size(90_000, 20_000);
-      let got = arrivals(receiver, events);
+      let got = burst();
       while (got.count < N && Date.now() < deadline) {
         await sleep(50);
-        got = arrivals(receiver, events);
+        got = burst();
       }
       const deliveredRate = got.count / ((got.last - started) / 1000);
       const latency = summarize(got.latencies);
+      // Starts that were not attempts, summed over the burst's delivery jobs.
+      const starts = stack.producer.pipeline();
+      for (const event of events) starts.hmget(`${stack.prefix}:deliveries:${deliveryJobId(event.id, endpoint.id)}`, 'ats', 'atm');
+      const parked = ((await starts.exec()) ?? []).reduce((sum, [, value]) => {
+        const [ats, atm] = (value as [string | null, string | null]).map(Number);
+        return sum + Math.max(0, ats - Math.max(atm, 1));
+      }, 0);
       const succeeded = await stack.db.prisma.delivery.count({ where: { endpointId: endpoint.id, status: 'succeeded', eventId: { in: events.map((e) => e.id) } } });
       const ok = got.count === N && succeeded === N;
       if (!ok) problems += 1;
@@ -130,6 +141,7 @@ async function main() {
 
       // --- light load: one event at a time, 25 per second -----------------------------------
       const paced: EventEnvelope[] = [];
+      const pacedTally = tally(receiver, paced);
       const pacedStarted = performance.now();
       for (let i = 0; i < PACED; i++) {
         const wait = pacedStarted + (i * 1000) / PACED_RATE - performance.now();
@@ -138,10 +150,10 @@ async function main() {
         paced.push(event);
         void publishBurst(stack, [event]);
       }
-      let light = arrivals(receiver, paced);
+      let light = pacedTally();
       while (light.count < PACED && Date.now() < deadline + 10_000) {
         await sleep(20);
-        light = arrivals(receiver, paced);
+        light = pacedTally();
       }
       const lightLatency = summarize(light.latencies);
       console.log(`light load (${PACED_RATE} events/s)            event → arrival ${pct(lightLatency)}`);

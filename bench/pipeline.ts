@@ -3,9 +3,10 @@
 // local endpoints subscribed to every event, postbacks over HTTP.
 //
 // Stepping: the offered load (open loop, fresh orders, approved: each postback is 3 events, so
-// 6 webhooks) goes up step by step; a step is sustained when, 2 s after its last postback was
-// answered, at least 99.5 % of its webhooks have arrived (the backlog does not grow). Reported:
-// the highest sustained rate. Then, at half that rate: end-to-end latency, from the 202 to the
+// 6 webhooks) goes up step by step, each step STEP_SECONDS long. A step is sustained when the
+// backlog did not grow: when its last postback is answered, at most one second's worth of its
+// webhooks is still outstanding, and all of them arrive within 5 s after. Reported: the highest
+// sustained rate, with where the cores went during each step. Then, at half that rate: end-to-end latency, from the 202 to the
 // postback's conversion.created arriving at each endpoint. Also: the ingest process's RSS under
 // the highest sustained load (VmRSS from /proc).
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -21,7 +22,7 @@ import { startStack } from '../test/support/stack';
 import { runHttpLoadInChild } from './http-load';
 import { QUICK, ROOT, type Row, bytes, cleanupOnInterrupt, machineNote, ms, once, rate, report, row, runBench, size, sleep, summarize, withDeadline } from './lib';
 
-const STEPS = QUICK ? [60, 250] : [100, 200, 300, 400, 500, 650, 800, 1000, 1300, 1600, 2000];
+const STEPS = process.env.PIPELINE_STEPS ? process.env.PIPELINE_STEPS.split(',').map(Number) : QUICK ? [60, 250] : [100, 150, 200, 250, 300, 400, 500, 650, 800, 1000];
 const STEP_SECONDS = size(5, 2);
 const HALF_SECONDS = size(10, 3);
 const WEBHOOKS_PER_POSTBACK = 6;
@@ -66,7 +67,8 @@ async function receiver(arrivals: Arrivals): Promise<{ url: string; close(): Pro
 function spawnLogged(service: string, env: Record<string, string>, logDir: string): { child: ChildProcess; log: string } {
   const log = path.join(logDir, `${service}.log`);
   const out = fs.openSync(log, 'w');
-  const child = spawn(process.execPath, ['--import', 'tsx', `services/${service}/src/main.ts`], {
+  const profile = process.env.PIPELINE_PROF?.split(',').includes(service) ? ['--cpu-prof', `--cpu-prof-dir=${logDir}/prof-${service}`] : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', `services/${service}/src/main.ts`], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, NODE_ENV: 'test', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', out, out],
@@ -87,6 +89,24 @@ async function waitForLog(log: string, pattern: RegExp, timeoutMs = 30_000): Pro
 }
 
 const rssOf = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+/** CPU time (ms) a process has used so far. */
+const cpuOf = (pid: number) => {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return 0;
+  }
+};
+/** Pids of the shared servers (Redis, PostgreSQL backends), to show where the cores went. */
+const serverPids = (name: string) =>
+  fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
+    try {
+      return fs.readFileSync(`/proc/${d}/comm`, 'utf8').trim().startsWith(name);
+    } catch {
+      return false;
+    }
+  }).map(Number);
 
 async function main() {
   const stack = await startStack();
@@ -95,7 +115,8 @@ async function main() {
   const receivers = [await receiver(arrivals), await receiver(arrivals)];
   const services: ChildProcess[] = [];
   const cleanup = once(async () => {
-    for (const s of services) s.kill('SIGKILL');
+    for (const s of services) s.kill(process.env.PIPELINE_SIGINT ? 'SIGINT' : 'SIGKILL');
+    if (process.env.PIPELINE_SIGINT) await sleep(3000);
     await Promise.all(receivers.map((r) => r.close()));
     await stack.close();
   });
@@ -106,10 +127,17 @@ async function main() {
       console.log(machineNote());
       for (const r of receivers) await request(stack.api).post('/v1/webhook-endpoints').set(stack.auth).send({ url: r.url, event_types: ['*'] }).expect(201);
       const fx = await createFixture(stack.db.prisma);
-      const env = stackEnv(stack, { DELIVERY_RETRY_SCHEDULE: '0,1s,5s,30s' });
+      const env = stackEnv(stack, { DELIVERY_RETRY_SCHEDULE: '0,1s,5s,30s', ...(process.env.PIPELINE_ENV ? JSON.parse(process.env.PIPELINE_ENV) : {}) });
       const ingest = spawnLogged('ingest', env, logDir);
       services.push(ingest.child);
-      for (const name of ['attribution', 'delivery']) services.push(spawnLogged(name, env, logDir).child);
+      const workers = ['attribution', 'delivery'].map((name) => spawnLogged(name, env, logDir).child);
+      services.push(...workers);
+      const processes = { ingest: ingest.child.pid!, attribution: workers[0].pid!, delivery: workers[1].pid!, bench: process.pid };
+      const usage = () => ({
+        ...Object.fromEntries(Object.entries(processes).map(([name, pid]) => [name, cpuOf(pid)])),
+        redis: serverPids('redis-server').reduce((sum, pid) => sum + cpuOf(pid), 0),
+        postgres: serverPids('postgres').reduce((sum, pid) => sum + cpuOf(pid), 0),
+      });
       const port = Number((await waitForLog(ingest.log, /"port":(\d+).*ingest listening/))[1]);
       await waitForLog(path.join(logDir, 'attribution.log'), /attribution worker running/);
       await waitForLog(path.join(logDir, 'delivery.log'), /delivery worker running/);
@@ -122,6 +150,25 @@ async function main() {
           const clickId = stack.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId, clickedAt: new Date(Date.now() - 60_000) });
           return { order: `pipe-${order}`, path: `/postback?key=${fx.postbackKey}&click_id=${clickId}&order_id=pipe-${order}&amount=20.00&currency=USD` };
         });
+      // Where a postback's time went: received → attributed (outcome committed) → its deliveries
+      // created (fan-out) → their first attempt sent.
+      const stages = async (orders: string[]) => {
+        const rows = await stack.db.pool.query<{ attributed: number; fanned: number; sent: number }>(
+          `SELECT extract(epoch FROM (p.processed_at - p.received_at)) * 1000 AS attributed,
+                  extract(epoch FROM (d.created_at - p.processed_at)) * 1000 AS fanned,
+                  extract(epoch FROM (a.at - d.created_at)) * 1000 AS sent
+             FROM postbacks p JOIN conversions c ON c.id = p.conversion_id
+             JOIN outbox_events e ON e.type = 'conversion.created' AND e.payload->'data'->'conversion'->>'id' = c.id
+             JOIN deliveries d ON d.event_id = e.id JOIN delivery_attempts a ON a.delivery_id = d.id AND a.number = 1
+            WHERE c.advertiser_id = $1 AND c.order_id = ANY($2::varchar[])`,
+          [fx.advertiserId, orders],
+        );
+        const part = (key: 'attributed' | 'fanned' | 'sent') => {
+          const s = summarize(rows.rows.map((r) => Number(r[key])));
+          return `${key} ${ms(s.p50)} / ${ms(s.p95)}`;
+        };
+        return `${part('attributed')}; ${part('fanned')}; ${part('sent')}`;
+      };
       const drain = async (expected: number, timeoutMs: number) => {
         const deadline = Date.now() + timeoutMs;
         while (arrivals.total < expected && Date.now() < deadline) await sleep(50);
@@ -140,23 +187,33 @@ async function main() {
         const step = batch(perSecond * STEP_SECONDS);
         const before = arrivals.total;
         let peak = 0;
-        const sampler = setInterval(() => (peak = Math.max(peak, rssOf(ingest.child.pid!))), 200);
-        const sent = await runHttpLoadInChild({ port, warmup: [], paths: step.map((p) => p.path), concurrency: 256, perSecond });
+        let delayedPeak = 0;
+        const sampler = setInterval(() => {
+          peak = Math.max(peak, rssOf(ingest.child.pid!));
+          void stack.producer.zcard(`${stack.prefix}:deliveries:delayed`).then((n) => (delayedPeak = Math.max(delayedPeak, n)));
+        }, 200);
+        const cpuBefore = usage();
+        const stepStarted = performance.now();
+        const sent = await runHttpLoadInChild({ port, warmup: [], paths: step.map((p) => p.path), concurrency: 32, perSecond });
         clearInterval(sampler);
+        const cpuAfter = usage();
+        const elapsed = performance.now() - stepStarted;
+        const cores = Object.entries(cpuAfter).map(([name, ms]) => `${name} ${((ms - cpuBefore[name as keyof typeof cpuBefore]) / elapsed).toFixed(2)}`).join(', ');
         const accepted = sent.statuses['202'] ?? 0;
-        await sleep(2_000);
-        const arrived = arrivals.total - before;
-        const share = arrived / (accepted * WEBHOOKS_PER_POSTBACK);
-        const ok = accepted === step.length && share >= 0.995;
+        const outstanding = accepted * WEBHOOKS_PER_POSTBACK - (arrivals.total - before);
+        expected += accepted * WEBHOOKS_PER_POSTBACK;
+        const drainStarted = performance.now();
+        const drained = await drain(expected, 5_000);
+        const drainMs = performance.now() - drainStarted;
+        const ok = accepted === step.length && outstanding <= perSecond * WEBHOOKS_PER_POSTBACK && drained;
         console.log(
           `${rate(perSecond, 'postbacks/s offered').padStart(24)}: ${accepted}/${step.length} × 202 (p99 ${ms(sent.latency.p99)}), ` +
-            `${(share * 100).toFixed(1)} % of their webhooks arrived 2 s after the last 202 → ${ok ? 'sustained' : 'backlog grows'}; ingest RSS ${bytes(peak)}`,
+            `${outstanding} webhooks outstanding at the last 202 (${(outstanding / (perSecond * WEBHOOKS_PER_POSTBACK)).toFixed(2)} s of work), ${drained ? `all in ${ms(drainMs)} later` : 'not all within 5 s'} → ${ok ? 'sustained' : 'backlog grows'}; ingest RSS ${bytes(peak)}; cores: ${cores}`,
         );
-        expected += accepted * WEBHOOKS_PER_POSTBACK;
+        console.log(`${' '.repeat(26)}stages (p50 / p95): ${await stages(step.map((p) => p.order))}; delivery jobs delayed (parked) at most ${delayedPeak} at once`);
         if (!ok) break;
         sustained = perSecond;
         rss = Math.max(rss, peak);
-        await drain(expected, 30_000);
       }
       // Let whatever the last step left drain before measuring latency.
       await drain(expected, 60_000);

@@ -122,7 +122,7 @@ export const envSchema = z.object({
   // ATTRIBUTION_BATCH_SIZE, one transaction each, the first waiting ATTRIBUTION_BATCH_WAIT for more.
   ATTRIBUTION_CONCURRENCY: int(1000, 1, 10_000),
   ATTRIBUTION_BATCH_SIZE: int(500, 1, 10_000),
-  ATTRIBUTION_BATCH_WAIT: duration('5ms'),
+  ATTRIBUTION_BATCH_WAIT: duration('20ms'),
   CLICKS_CONCURRENCY: int(200, 1, 5000),
   DELIVERY_CONCURRENCY: int(50, 1, 5000),
   DELIVERY_FANOUT_CONCURRENCY: int(20, 1, 1000),

@@ -34,6 +34,23 @@ export interface LoggerOptions {
   destination?: pino.DestinationStream;
 }
 
+/**
+ * Standard output for a service process, written off the main thread: lines logged while a
+ * write is under way go out together in the next one (one system call for many lines under
+ * load, instead of one per line), and whatever is pending is written out when the process exits.
+ */
+export function stdoutDestination(): pino.DestinationStream {
+  const destination = pino.destination({ dest: 1, sync: false });
+  process.once('exit', () => {
+    try {
+      destination.flushSync();
+    } catch {
+      // stdout already closed (a pipe whose reader went away): nothing left to save.
+    }
+  });
+  return destination;
+}
+
 export function createLogger({ service, level, destination }: LoggerOptions): Logger {
   return pino(
     {

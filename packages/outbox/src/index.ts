@@ -1,6 +1,6 @@
 import { type Queryable, type Tx, statement } from '@trackway/db';
 import type { EventEnvelope } from '@trackway/domain';
-import { JOB_BATCH, type TypedQueue, chunk } from '@trackway/queues';
+import { JOB_BATCH, type TypedQueue, addJobs, chunk } from '@trackway/queues';
 
 /**
  * The transactional outbox. Events are written inside the transaction that caused them
@@ -32,7 +32,7 @@ const mark = statement('outbox-mark-published', `UPDATE outbox_events SET publis
 /** Enqueues committed events: one queue call, JOB_BATCH.events per job. */
 export async function enqueueEvents(queue: TypedQueue<'events'>, events: EventEnvelope[]): Promise<void> {
   if (events.length === 0) return;
-  await queue.addBulk(chunk(events, JOB_BATCH.events).map((list) => ({ name: list.length === 1 ? list[0].type : 'events', data: { events: list } })));
+  await addJobs(queue, chunk(events, JOB_BATCH.events).map((list) => ({ name: list.length === 1 ? list[0].type : 'events', data: { events: list } })));
 }
 
 /**

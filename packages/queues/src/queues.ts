@@ -47,3 +47,20 @@ export async function findQueuedPostback(queue: TypedQueue<'postbacks'>, postbac
   }
   return null;
 }
+
+type BulkJobs<N extends QueueName> = Parameters<TypedQueue<N>['addBulk']>[0];
+
+/**
+ * `addBulk`, except for a single job: addBulk builds an ioredis pipeline (a MULTI, and a copy
+ * of BullMQ's script table per pipeline), which costs more than the job itself when the load is
+ * light and a turn holds one job. One job is one plain EVALSHA.
+ */
+export async function addJobs<N extends QueueName>(queue: TypedQueue<N>, jobs: BulkJobs<N>): Promise<void> {
+  if (jobs.length === 0) return;
+  if (jobs.length === 1) {
+    const [{ name, data, opts }] = jobs;
+    await queue.add(name as never, data as never, opts);
+    return;
+  }
+  await queue.addBulk(jobs);
+}

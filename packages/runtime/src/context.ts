@@ -1,6 +1,6 @@
 import { type Config, type SecretName, loadConfig, loadDotEnv } from '@trackway/config';
 import { type PgPool, type PrismaClient, createDatabase, pendingMigrations } from '@trackway/db';
-import { type ErrorReporter, type Logger, createLogger, errorReporter } from '@trackway/logger';
+import { type ErrorReporter, type Logger, createLogger, errorReporter, stdoutDestination } from '@trackway/logger';
 import { createProducerConnection, createWorkerConnection, whenReady } from '@trackway/queues';
 import type { Redis } from 'ioredis';
 import type { HealthState } from './health';
@@ -33,7 +33,7 @@ export function createServiceContext(service: string, options: { require: readon
     require: options.require,
     onGeneratedSecret: (name) => console.warn(`${service}: ${name} is not set; using a random one for this process only`),
   });
-  const logger = createLogger({ service, level: config.LOG_LEVEL });
+  const logger = createLogger({ service, level: config.LOG_LEVEL, destination: stdoutDestination() });
   const metrics = createMetrics(service);
   const poolSize = typeof options.poolSize === 'function' ? options.poolSize(config) : (options.poolSize ?? 10);
   const { prisma, pool } = createDatabase(config.DATABASE_URL, { poolSize });

@@ -23,6 +23,13 @@ export function jobIds(job: Job | undefined): Record<string, string> {
  * The one place listeners are attached: every worker gets error, failed, stalled and completed
  * handlers, a log line per job and job metrics.
  */
+/**
+ * Queues whose processors log their own line per item ('postback attributed', 'delivered'), or
+ * whose jobs are too many to log one by one at info (clicks, fan-out): their completed jobs are
+ * logged at debug. Failures and stalls are logged for every queue.
+ */
+const QUIET_QUEUES: ReadonlySet<string> = new Set(['postbacks', 'clicks', 'events', 'deliveries']);
+
 export function registerWorker(worker: Worker, deps: { logger: Logger; metrics: Metrics }): Worker {
   const { logger, metrics } = deps;
   const queue = worker.name;
@@ -34,7 +41,7 @@ export function registerWorker(worker: Worker, deps: { logger: Logger; metrics: 
   worker.on('completed', (job) => {
     observe(job, 'completed');
     // Scheduler ticks (the outbox relay every few seconds) would drown the log at info.
-    const level = job.repeatJobKey ? 'debug' : 'info';
+    const level = job.repeatJobKey || QUIET_QUEUES.has(queue) ? 'debug' : 'info';
     logger[level]({ queue, job_id: job.id, attempts: job.attemptsMade, ...jobIds(job) }, 'job completed');
   });
   worker.on('failed', (job, error) => {

@@ -20,7 +20,7 @@ export interface BatchSettings {
 }
 
 export const DEFAULT_BATCHES = {
-  postbacks: { size: 500, waitMs: 5 },
+  postbacks: { size: 500, waitMs: 20 },
   clicks: { size: 1_000, waitMs: 20 },
 } satisfies Record<'postbacks' | 'clicks', BatchSettings>;
 

@@ -154,9 +154,16 @@ export function createDeliverHandler(deps: DeliverDeps) {
       return { skipped: 'endpoint_disabled' };
     }
 
-    // Isolation gates first (they need only the cached endpoint): a busy or rate-limited
-    // endpoint makes this job wait its turn in-process (bounded); a paused one parks it as
-    // delayed, without spending an attempt or a database read.
+    // The delivery (its status, the event's payload) is read before the endpoint's turn, so the
+    // turn is held only for the request itself: an endpoint's cap bounds its requests in flight,
+    // and the faster each turn ends, the more of them the cap allows.
+    const delivery = await during('read', () => readDelivery(deliveryId));
+    if (!delivery) return { skipped: 'delivery_pruned' };
+    if (delivery.status !== 'pending' && !replay) return { skipped: `already_${delivery.status}` };
+    const body = bodyOf(delivery.payload);
+
+    // Isolation: a busy or rate-limited endpoint makes this job wait its turn in-process
+    // (bounded); a paused one parks it as delayed, without spending an attempt.
     const slotToken = `${job.id}:${token ?? ''}`;
     // A parked job comes back as a new start that is not an attempt: starts − attempts − 1 = times parked.
     const timesParked = Math.max(0, (job.attemptsStarted ?? 0) - job.attemptsMade - 1);
@@ -164,24 +171,16 @@ export function createDeliverHandler(deps: DeliverDeps) {
     if (!admission.ok) return delayJob(job, token, admission.retryAt, admission.reason);
 
     let result: AttemptResult | undefined;
-    let skipped: string | undefined;
     const at = new Date();
     try {
-      const delivery = await during('read', () => readDelivery(deliveryId));
-      if (!delivery) skipped = 'delivery_pruned';
-      else if (delivery.status !== 'pending' && !replay) skipped = `already_${delivery.status}`;
-      else {
-        const body = bodyOf(delivery.payload);
-        result = await deps.sender.send(endpoint.url, body, requestHeaders(endpoint, eventId, body, at), { timeoutMs: settings.timeoutMs });
-        observe(endpointId, result.durationMs);
-      }
+      result = await deps.sender.send(endpoint.url, body, requestHeaders(endpoint, eventId, body, at), { timeoutMs: settings.timeoutMs });
+      observe(endpointId, result.durationMs);
     } finally {
       // The slot goes back at once; a breaker update lost to a Redis outage only costs accuracy.
       await isolation
         .finish(endpointId, slotToken, breakerOutcome(result), admission.probe)
         .catch((error: unknown) => logger.warn({ ...jobIds(job), err: error }, 'breaker not updated'));
     }
-    if (!result) return { skipped };
 
     const decision = decideAttempt(result, job.attemptsMade, job.opts.attempts ?? 1, settings.schedule);
     // The attempt, the delivery's new state (a dead letter included) and the endpoint's failing

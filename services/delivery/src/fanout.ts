@@ -1,8 +1,7 @@
-import { type Queryable, statement } from '@trackway/db';
+import { type Queryable, statement, writeIsolated } from '@trackway/db';
 import { newId } from '@trackway/domain';
-import { type EventJob, type TypedQueue, deliveryJobId, deliveryJobOptions } from '@trackway/queues';
+import { type EventJob, type TypedQueue, addJobs, deliveryJobId, deliveryJobOptions } from '@trackway/queues';
 import { MicroBatcher } from '@trackway/runtime';
-import { writeIsolatingBadItems } from './batch';
 import type { EndpointDirectory } from './endpoints';
 
 // Events fanned out in one batch at most (the events of several concurrent jobs).
@@ -65,7 +64,8 @@ export function createFanOut(deps: FanOutDeps) {
     const pending = existing.length === 0 ? [] : await pendingDeliveries(pool, [existing.map((p) => p.event.id), existing.map((p) => p.endpointId)]);
     const byEvent = new Map(events.map((event) => [event.id, event]));
     const queued = [...created, ...pending];
-    await deliveriesQueue.addBulk(
+    await addJobs(
+      deliveriesQueue,
       queued.map((d) => ({
         name: byEvent.get(d.event_id)!.type,
         data: { deliveryId: d.id, endpointId: d.endpoint_id, eventId: d.event_id },
@@ -78,7 +78,7 @@ export function createFanOut(deps: FanOutDeps) {
   }
 
   const batcher = new MicroBatcher<EventJob, number>(
-    (events) => writeIsolatingBadItems(events, fanOutAll),
+    (events) => writeIsolated(events, fanOutAll, (_event, error) => error),
     { maxSize: FAN_OUT_BATCH, maxWaitMs: 0, maxInFlight: 2 },
   );
 

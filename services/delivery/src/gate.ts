@@ -93,10 +93,12 @@ export interface GatedIsolation {
 
 export function createGatedIsolation(isolation: Isolation, options: { endpointConcurrency: number; workerConcurrency: number; attemptTimeoutMs: number }): GatedIsolation {
   const permits = options.endpointConcurrency;
-  // Per endpoint at most `permits` running plus this many waiting: enough for the worker's
-  // other slots to wait behind a fast endpoint's cap, never more than half of the worker's slots,
-  // so that the others keep the rest. (A slow endpoint gets fewer: see worthWaiting.)
-  const maxWaiters = Math.max(1, Math.min(options.workerConcurrency - permits, Math.floor(options.workerConcurrency / 2)));
+  // Per endpoint at most `permits` running plus this many waiting: the worker's other slots may
+  // all wait behind a fast endpoint's cap (its turn comes within milliseconds, and a freed slot
+  // takes the next job in queue order, whichever endpoint it is for), so a deep backlog of one
+  // endpoint flows without parking. Only an endpoint whose turn would take long (a slow or
+  // hanging one, see worthWaiting) gets no waiters: it holds no more of the slots than its cap.
+  const maxWaiters = Math.max(1, options.workerConcurrency - permits);
   const gate = new EndpointGate({ permits, maxWaiters });
   const budget = Math.min(MAX_WAIT_MS, options.attemptTimeoutMs);
 
@@ -128,11 +130,12 @@ export function createGatedIsolation(isolation: Isolation, options: { endpointCo
       }
     },
     async finish(endpointId, token, outcome, wasProbe) {
-      try {
-        await isolation.finish(endpointId, token, outcome, wasProbe);
-      } finally {
-        gate.release(endpointId);
-      }
+      // The Redis slot is released by a command written before any later admission of this
+      // process on the same connection, so Redis runs them in that order: the next job may take
+      // its turn now, without waiting for this answer.
+      const finished = isolation.finish(endpointId, token, outcome, wasProbe);
+      gate.release(endpointId);
+      await finished;
     },
   };
 }

@@ -1,12 +1,11 @@
 // The delivery log's hot path on pg named statements: the per-delivery read batched across
 // concurrent jobs, and attempt records group-committed (many attempts in one transaction).
-import { type PgClient, type PgPool, inTransaction, statement } from '@trackway/db';
+import { type PgClient, type PgPool, inTransaction, statement, writeIsolated } from '@trackway/db';
 import { type EventEnvelope, createEvent, endpointJson } from '@trackway/domain';
 import type { Logger } from '@trackway/logger';
 import { insertEvents, publishEvents } from '@trackway/outbox';
 import type { TypedQueue } from '@trackway/queues';
 import { MicroBatcher } from '@trackway/runtime';
-import { writeIsolatingBadItems } from './batch';
 import { type EndpointAttempt, foldFailingSince } from './decide';
 
 const BATCH = 500;
@@ -25,6 +24,8 @@ const readDeliveries = statement<DeliveryRow & { id: string }>(
 export function createDeliveryReader(pool: PgPool) {
   const batcher = new MicroBatcher<string, DeliveryRow | null>(
     async (ids) => {
+      (globalThis as { __reads?: number[] }).__reads ??= [];
+      (globalThis as { __reads?: number[] }).__reads!.push(ids.length);
       const rows = new Map((await readDeliveries(pool, [[...new Set(ids)]])).map((row) => [row.id, row]));
       return ids.map((id) => ({ ok: true, value: rows.get(id) ?? null }));
     },
@@ -59,6 +60,24 @@ const recordAttempts = statement<{ delivery_id: string; number: number }>(
    INSERT INTO delivery_attempts (delivery_id, number, at, duration_ms, status_code, error, response_body)
    SELECT d.id, d.attempt_count, u.at, u.duration_ms, u.status_code, u.error, u.response_body FROM d JOIN u ON u.id = d.id
    RETURNING delivery_id, number`,
+);
+
+// The common case, a group in which no attempt failed: the attempts, the deliveries they settle
+// and the failing clocks they stop, in one statement (one round trip, atomic on its own).
+const recordSuccesses = statement(
+  'attempts-record-successes',
+  `WITH u AS (
+     SELECT * FROM unnest($1::varchar[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::int[], $7::varchar[], $8::varchar[])
+       AS u(id, status, next_attempt_at, at, duration_ms, status_code, error, response_body)
+   ), d AS (
+     UPDATE deliveries d SET attempt_count = d.attempt_count + 1, status = u.status::"DeliveryStatus", next_attempt_at = u.next_attempt_at, updated_at = now()
+     FROM u WHERE d.id = u.id RETURNING d.id, d.attempt_count
+   ), a AS (
+     INSERT INTO delivery_attempts (delivery_id, number, at, duration_ms, status_code, error, response_body)
+     SELECT d.id, d.attempt_count, u.at, u.duration_ms, u.status_code, u.error, u.response_body FROM d JOIN u ON u.id = d.id
+     RETURNING delivery_id
+   )
+   UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ANY($9::varchar[]) AND failing_since IS NOT NULL`,
 );
 
 const lockEndpoints = statement<{ id: string; failing_since: Date | null }>(
@@ -102,19 +121,30 @@ function rounds(records: AttemptRecord[]): AttemptRecord[][] {
   return out;
 }
 
+const attemptColumns = (round: AttemptRecord[]) => [
+  round.map((r) => r.deliveryId),
+  round.map((r) => r.status),
+  round.map((r) => r.nextAttemptAt),
+  round.map((r) => r.at),
+  round.map((r) => r.durationMs),
+  round.map((r) => r.statusCode),
+  round.map((r) => r.error),
+  round.map((r) => r.responseBody),
+];
+
+const byDeliveryId = (a: AttemptRecord, b: AttemptRecord) => (a.deliveryId < b.deliveryId ? -1 : a.deliveryId > b.deliveryId ? 1 : 0);
+
+/** A group with no failed attempt and no delivery twice: one statement, no transaction to open. */
+function allSucceeded(records: AttemptRecord[]): boolean {
+  return records.every((r) => r.succeeded) && new Set(records.map((r) => r.deliveryId)).size === records.length;
+}
+
+async function writeSuccesses(pool: PgPool, records: AttemptRecord[]): Promise<void> {
+  await recordSuccesses(pool, [...attemptColumns([...records].sort(byDeliveryId)), [...new Set(records.map((r) => r.endpointId))].sort()]);
+}
+
 async function writeAttempts(client: PgClient, records: AttemptRecord[], disableAfterMs: number): Promise<EventEnvelope[]> {
-  for (const round of rounds([...records].sort((a, b) => (a.deliveryId < b.deliveryId ? -1 : a.deliveryId > b.deliveryId ? 1 : 0)))) {
-    await recordAttempts(client, [
-      round.map((r) => r.deliveryId),
-      round.map((r) => r.status),
-      round.map((r) => r.nextAttemptAt),
-      round.map((r) => r.at),
-      round.map((r) => r.durationMs),
-      round.map((r) => r.statusCode),
-      round.map((r) => r.error),
-      round.map((r) => r.responseBody),
-    ]);
-  }
+  for (const round of rounds([...records].sort(byDeliveryId))) await recordAttempts(client, attemptColumns(round));
 
   const byEndpoint = new Map<string, AttemptRecord[]>();
   for (const r of records) {
@@ -151,6 +181,12 @@ async function writeAttempts(client: PgClient, records: AttemptRecord[], disable
 export function createAttemptRecorder(deps: RecorderDeps) {
   const { pool, logger } = deps;
   const writeAll = async (records: AttemptRecord[]) => {
+    (globalThis as { __recs?: number[] }).__recs ??= [];
+    (globalThis as { __recs?: number[] }).__recs!.push(records.length);
+    if (allSucceeded(records)) {
+      await writeSuccesses(pool, records);
+      return records.map(() => undefined);
+    }
     const events = await inTransaction(pool, (client) => writeAttempts(client, records, deps.disableAfterMs));
     if (events.length > 0) {
       for (const event of events) {
@@ -162,6 +198,6 @@ export function createAttemptRecorder(deps: RecorderDeps) {
     }
     return records.map(() => undefined);
   };
-  const batcher = new MicroBatcher<AttemptRecord, void>((records) => writeIsolatingBadItems(records, writeAll), { maxSize: BATCH, maxWaitMs: 0 });
+  const batcher = new MicroBatcher<AttemptRecord, void>((records) => writeIsolated(records, writeAll, (_record, error) => error), { maxSize: BATCH, maxWaitMs: 0 });
   return (record: AttemptRecord) => batcher.add(record);
 }

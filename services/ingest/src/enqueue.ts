@@ -1,5 +1,5 @@
 import { ID_BLOCK_SIZE, newIdBlock } from '@trackway/domain';
-import { type ClickJob, JOB_BATCH, type PostbackJob, type TypedQueue, chunk, failFast } from '@trackway/queues';
+import { type ClickJob, JOB_BATCH, type PostbackJob, type TypedQueue, addJobs, chunk, failFast } from '@trackway/queues';
 import { MicroBatcher } from '@trackway/runtime';
 import type { Redis } from 'ioredis';
 
@@ -20,7 +20,7 @@ export function createEnqueuers(deps: { redis: Redis; queues: { postbacks: Typed
         const block = newIdBlock('postback');
         return { jobId: block.id, postbacks: list.map((p, i) => ({ postbackId: block.member(i), ...p })) };
       });
-      await failFast(redis, () => queues.postbacks.addBulk(jobs.map(({ jobId, postbacks }) => ({ name: 'postbacks', data: { postbacks }, opts: { jobId } }))));
+      await failFast(redis, () => addJobs(queues.postbacks, jobs.map(({ jobId, postbacks }) => ({ name: 'postbacks', data: { postbacks }, opts: { jobId } }))));
       return jobs.flatMap((job) => job.postbacks.map((p) => ({ ok: true as const, value: p.postbackId })));
     },
     // Every turn's postbacks go out at the end of that turn, whatever is still in flight
@@ -30,7 +30,7 @@ export function createEnqueuers(deps: { redis: Redis; queues: { postbacks: Typed
   );
   const clicks = new MicroBatcher<ClickJob, void>(
     async (list) => {
-      await failFast(redis, () => queues.clicks.addBulk(chunk(list, JOB_BATCH.clicks).map((part) => ({ name: 'clicks', data: { clicks: part } }))));
+      await failFast(redis, () => addJobs(queues.clicks, chunk(list, JOB_BATCH.clicks).map((part) => ({ name: 'clicks', data: { clicks: part } }))));
       return list.map(() => ({ ok: true as const, value: undefined }));
     },
     { maxSize: JOB_BATCH.clicks * 4, maxWaitMs: 0, maxInFlight: Number.POSITIVE_INFINITY },
