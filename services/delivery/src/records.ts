@@ -48,36 +48,26 @@ export interface AttemptRecord extends EndpointAttempt {
 }
 
 // Numbers each attempt from the delivery's count, settles the delivery, and logs the attempt.
-const recordAttempts = statement<{ delivery_id: string; number: number }>(
-  'attempts-record',
-  `WITH u AS (
-     SELECT * FROM unnest($1::varchar[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::int[], $7::varchar[], $8::varchar[])
-       AS u(id, status, next_attempt_at, at, duration_ms, status_code, error, response_body)
-   ), d AS (
-     UPDATE deliveries d SET attempt_count = d.attempt_count + 1, status = u.status::"DeliveryStatus", next_attempt_at = u.next_attempt_at, updated_at = now()
-     FROM u WHERE d.id = u.id RETURNING d.id, d.attempt_count
-   )
-   INSERT INTO delivery_attempts (delivery_id, number, at, duration_ms, status_code, error, response_body)
-   SELECT d.id, d.attempt_count, u.at, u.duration_ms, u.status_code, u.error, u.response_body FROM d JOIN u ON u.id = d.id
-   RETURNING delivery_id, number`,
-);
+const ATTEMPTS_SQL = `
+  WITH u AS (
+    SELECT * FROM unnest($1::varchar[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::int[], $7::varchar[], $8::varchar[])
+      AS u(id, status, next_attempt_at, at, duration_ms, status_code, error, response_body)
+  ), d AS (
+    UPDATE deliveries d SET attempt_count = d.attempt_count + 1, status = u.status::"DeliveryStatus", next_attempt_at = u.next_attempt_at, updated_at = now()
+    FROM u WHERE d.id = u.id RETURNING d.id, d.attempt_count
+  ), a AS (
+    INSERT INTO delivery_attempts (delivery_id, number, at, duration_ms, status_code, error, response_body)
+    SELECT d.id, d.attempt_count, u.at, u.duration_ms, u.status_code, u.error, u.response_body FROM d JOIN u ON u.id = d.id
+    RETURNING delivery_id, number
+  )`;
+
+const recordAttempts = statement<{ delivery_id: string; number: number }>('attempts-record', `${ATTEMPTS_SQL} SELECT delivery_id, number FROM a`);
 
 // The common case, a group in which no attempt failed: the attempts, the deliveries they settle
 // and the failing clocks they stop, in one statement (one round trip, atomic on its own).
 const recordSuccesses = statement(
   'attempts-record-successes',
-  `WITH u AS (
-     SELECT * FROM unnest($1::varchar[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::int[], $7::varchar[], $8::varchar[])
-       AS u(id, status, next_attempt_at, at, duration_ms, status_code, error, response_body)
-   ), d AS (
-     UPDATE deliveries d SET attempt_count = d.attempt_count + 1, status = u.status::"DeliveryStatus", next_attempt_at = u.next_attempt_at, updated_at = now()
-     FROM u WHERE d.id = u.id RETURNING d.id, d.attempt_count
-   ), a AS (
-     INSERT INTO delivery_attempts (delivery_id, number, at, duration_ms, status_code, error, response_body)
-     SELECT d.id, d.attempt_count, u.at, u.duration_ms, u.status_code, u.error, u.response_body FROM d JOIN u ON u.id = d.id
-     RETURNING delivery_id
-   )
-   UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ANY($9::varchar[]) AND failing_since IS NOT NULL`,
+  `${ATTEMPTS_SQL} UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ANY($9::varchar[]) AND failing_since IS NOT NULL AND EXISTS (SELECT 1 FROM a)`,
 );
 
 const lockEndpoints = statement<{ id: string; failing_since: Date | null }>(
