@@ -7,7 +7,7 @@
 // Baseline: a plain BullMQ worker with a no-op processor at the real worker's concurrency,
 // draining N one-postback jobs (same queue options, payloads) under its own prefix.
 // Measured: the real worker (createWorkers from services/attribution, defaults: concurrency
-// 1000, batches of up to 500) in a process of its own (bench/worker-child.ts), draining
+// 2000, batches of up to 500) in a process of its own (bench/worker-child.ts), draining
 //   a) the stream as ingest enqueues it: sent over HTTP through the ingest handler at 32
 //      connections (ingest puts the postbacks of one event-loop turn into one job);
 //   b) the stream one postback per job (what ingest does when requests arrive one per turn);
@@ -27,7 +27,7 @@ import { runHttpLoadInChild } from './http-load';
 import { type Row, cleanupOnInterrupt, forkTs, machineNote, ms, nextMessage, once, rate, ratio, report, row, runBench, size, sleep, withDeadline } from './lib';
 
 const N = size(Number(process.env.ATTRIBUTION_N ?? 50_000), 5_000);
-const CONCURRENCY = 1000;
+const CONCURRENCY = Number(process.env.ATTRIBUTION_BENCH_CONCURRENCY ?? 2000);
 const WAVE = 2_000;
 
 interface Stream {

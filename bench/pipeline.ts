@@ -65,6 +65,7 @@ async function receiver(arrivals: Arrivals): Promise<{ url: string; close(): Pro
 }
 
 function spawnLogged(service: string, env: Record<string, string>, logDir: string): { child: ChildProcess; log: string } {
+  fs.mkdirSync(logDir, { recursive: true });
   const log = path.join(logDir, `${service}.log`);
   const out = fs.openSync(log, 'w');
   const profile = process.env.PIPELINE_PROF?.split(',').includes(service) ? ['--cpu-prof', `--cpu-prof-dir=${logDir}/prof-${service}`] : [];
@@ -130,9 +131,11 @@ async function main() {
       const env = stackEnv(stack, { DELIVERY_RETRY_SCHEDULE: '0,1s,5s,30s', ...(process.env.PIPELINE_ENV ? JSON.parse(process.env.PIPELINE_ENV) : {}) });
       const ingest = spawnLogged('ingest', env, logDir);
       services.push(ingest.child);
+      const extra = Number(process.env.PIPELINE_DELIVERY_PROCESSES ?? 1) - 1;
       const workers = ['attribution', 'delivery'].map((name) => spawnLogged(name, env, logDir).child);
+      for (let i = 0; i < extra; i++) workers.push(spawnLogged(`delivery`, { ...env }, path.join(logDir, `d${i}`)).child);
       services.push(...workers);
-      const processes = { ingest: ingest.child.pid!, attribution: workers[0].pid!, delivery: workers[1].pid!, bench: process.pid };
+      const processes = { ingest: ingest.child.pid!, attribution: workers[0].pid!, delivery: workers[1].pid!, ...Object.fromEntries(workers.slice(2).map((w, i) => [`delivery${i + 2}`, w.pid!])), bench: process.pid };
       const usage = () => ({
         ...Object.fromEntries(Object.entries(processes).map(([name, pid]) => [name, cpuOf(pid)])),
         redis: serverPids('redis-server').reduce((sum, pid) => sum + cpuOf(pid), 0),

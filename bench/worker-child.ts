@@ -32,7 +32,7 @@ async function main() {
           prefix: env.BENCH_PREFIX!,
           logger: silentLogger(),
           metrics: createMetrics('attribution'),
-          concurrency: { postbacks: Number(env.BENCH_CONCURRENCY ?? 1000), clicks: 200 },
+          concurrency: { postbacks: Number(env.BENCH_CONCURRENCY ?? 2000), clicks: 200 },
           relayGraceMs: 60_000,
         },
         (env.BENCH_QUEUES ?? 'postbacks').split(',') as AttributionQueue[],

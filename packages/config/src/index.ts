@@ -120,7 +120,7 @@ export const envSchema = z.object({
   SHUTDOWN_DRAIN_MS: int(1_000, 0, 600_000),
   // Postback jobs a worker holds at once; their postbacks are written in batches of up to
   // ATTRIBUTION_BATCH_SIZE, one transaction each, the first waiting ATTRIBUTION_BATCH_WAIT for more.
-  ATTRIBUTION_CONCURRENCY: int(1000, 1, 10_000),
+  ATTRIBUTION_CONCURRENCY: int(2000, 1, 10_000),
   ATTRIBUTION_BATCH_SIZE: int(500, 1, 10_000),
   ATTRIBUTION_BATCH_WAIT: duration('20ms'),
   CLICKS_CONCURRENCY: int(200, 1, 5000),
