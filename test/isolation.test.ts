@@ -40,7 +40,7 @@ function latencies(requests: { body: string; at: number }[], ids: Set<string>) {
 }
 
 it('keeps a healthy endpoint fast while another hangs, and recovers the hanging one through a half-open probe', async () => {
-  await stack.startDelivery(
+  const started = await stack.startDelivery(
     { timeoutMs: 300, breakerThreshold: 3, breakerCooldownMs: 2_500, endpointConcurrency: 2, schedule: [0, 50, 50, 50, 50, 50, 50, 50] },
     { concurrency: 8 },
   );
@@ -96,4 +96,41 @@ it('keeps a healthy endpoint fast while another hangs, and recovers the hanging 
   expect(await breaker()).toBeUndefined(); // closed endpoints leave the metric
   await healthy.close();
   await slow.close();
+  await stack.stopWorkers(started);
 });
+
+it('keeps a healthy endpoint fast when an endpoint it has seen fast starts hanging, before any timeout or breaker', async () => {
+  // A long timeout and a high breaker threshold: only the gate's own hang detection (in-flight
+  // requests far older than the endpoint's usual latency) can keep A's backlog from taking the
+  // worker's slots. A is fast for 20 deliveries, then hangs with 60 queued behind it.
+  const started = await stack.startDelivery({ timeoutMs: 10_000, breakerThreshold: 50, endpointConcurrency: 2, schedule: [0, 60_000] }, { concurrency: 8 });
+  let hanging = false;
+  const a = await startReceiver(() => (hanging ? { hang: true } : { status: 200 }));
+  const b = await startReceiver(() => ({ status: 200 }));
+  const post = (url: string, types: string[]) => request(stack.api).post('/v1/webhook-endpoints').set(stack.auth).send({ url, event_types: types }).expect(201);
+  await post(a.url, ['commission.created']);
+  await post(b.url, ['conversion.rejected']);
+  const emit = async (count: number, type: 'commission.created' | 'conversion.rejected') => {
+    const list = Array.from({ length: count }, (_, i) => createEvent(type, { conversion: { id: `cnv_${i}` } }));
+    await stack.db.prisma.$transaction((tx) => writeEvents(tx, list));
+    await publishEvents(stack.db.pool, stack.queues.events, list);
+    return list;
+  };
+  await emit(20, 'commission.created');
+  await waitFor(() => a.requests.length >= 20, { what: 'A’s fast deliveries' });
+
+  hanging = true;
+  await emit(60, 'commission.created');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const bEvents = await emit(3, 'conversion.rejected');
+  await waitFor(() => b.requests.length >= 3, { timeoutMs: 9_000, what: 'B’s deliveries (well before A’s 10 s timeout)' });
+  const late = latencies(b.requests, new Set(bEvents.map((e) => e.id)));
+  console.log(`healthy endpoint latency beside one that turned from fast to hanging (ms): ${late.join(', ')}; A in flight at most ${a.maxActive}`);
+  // Well under the 1 s a waiting job may spend on a turn: A's waiters parked once its attempts
+  // counted as stuck (250 ms), so B's jobs found free slots.
+  expect(Math.max(...late)).toBeLessThan(1_000);
+  expect(a.maxActive).toBeLessThanOrEqual(2);
+  await a.close();
+  await b.close();
+  await stack.stopWorkers(started);
+}, 60_000);

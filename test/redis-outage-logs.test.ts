@@ -33,10 +33,11 @@ const startRedis = (port: number) => spawn('redis-server', ['--port', String(por
 it('logs a Redis outage as structured JSON lines, folded, and recovers when Redis is back', async () => {
   const port = await freePort();
   redis = startRedis(port);
-  const health = await freePort();
-  const worker = spawnService('attribution', stackEnv(stack, { REDIS_URL: `redis://127.0.0.1:${port}`, QUEUE_PREFIX: `${stack.prefix}-o`, HEALTH_PORT: String(health) }));
+  // The health server takes any free port (0) and logs it: no port picked here for it to race for.
+  const worker = spawnService('attribution', stackEnv(stack, { REDIS_URL: `redis://127.0.0.1:${port}`, QUEUE_PREFIX: `${stack.prefix}-o`, HEALTH_PORT: '0' }));
   running.push(worker);
   await worker.waitForOutput(/attribution worker running/, 30_000);
+  const health = Number(/"health_port":(\d+)/.exec(worker.output())![1]);
   const ready = () => request(`http://127.0.0.1:${health}`).get('/readyz').then((res) => res.status, () => 0);
   await waitFor(async () => (await ready()) === 200, { timeoutMs: 20_000, what: 'readiness' });
 

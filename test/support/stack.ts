@@ -104,7 +104,8 @@ export async function startStack(): Promise<Stack> {
           pool: database.pool,
           box,
           connection: connect(),
-          redis: options.isolationRedis ?? connect(),
+          // As in production: a fail-fast connection, shared with the producers.
+          redis: options.isolationRedis ?? producer,
           queues,
           prefix,
           invalidateEndpoint: (id) => publishInvalidation(producer, prefix, 'endpoint', id),

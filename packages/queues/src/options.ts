@@ -88,3 +88,6 @@ export const deliveryJobId = (eventId: string, endpointId: string) => `${eventId
  * attempt does not make the next one a no-op) and stable for one request (no double send).
  */
 export const replayJobId = (eventId: string, endpointId: string, replayCount: number) => `${eventId}-${endpointId}-replay-${replayCount}`;
+
+/** Job states in which a job will still run: a delivery with such a job is not stranded. */
+export const LIVE_JOB_STATES: ReadonlySet<string> = new Set(['waiting', 'delayed', 'active', 'prioritized', 'waiting-children']);

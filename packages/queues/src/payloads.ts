@@ -59,6 +59,21 @@ export const deliveryJobSchema = z.object({
   replay: z.boolean().optional(),
   /** Which replay this job is (the delivery's replay_count when it was requested); 0 = the first send. */
   replayCount: z.number().int().min(0).optional(),
+  /**
+   * An attempt this job made whose record could not be written (Postgres down, or the worker
+   * shutting down meanwhile): the next run records it instead of sending the request again.
+   */
+  unrecorded: z
+    .object({
+      key: z.string().min(1).max(200),
+      at: z.iso.datetime(),
+      durationMs: z.number().int().min(0),
+      statusCode: z.number().int().nullable(),
+      error: z.string().max(64).nullable(),
+      responseBody: z.string().max(4096).nullable(),
+      retryAfterMs: z.number().int().min(0).nullable(),
+    })
+    .optional(),
 });
 export type DeliveryJob = z.infer<typeof deliveryJobSchema>;
 

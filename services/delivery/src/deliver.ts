@@ -4,7 +4,7 @@ import type { EventEnvelope } from '@trackway/domain';
 import type { Logger } from '@trackway/logger';
 import type { DeliveryJob, TypedQueue } from '@trackway/queues';
 import { type Metrics, jobIds } from '@trackway/runtime';
-import { type AddressPolicy, RESERVED_HEADERS, signedHeaders } from '@trackway/webhooks';
+import { RESERVED_HEADERS, signedHeaders } from '@trackway/webhooks';
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
 import { breakerOutcome, decideAttempt } from './decide';
 import { type EndpointDirectory, type LiveEndpoint, liveSecrets } from './endpoints';
@@ -38,7 +38,7 @@ export interface DeliverDeps {
   endpoints: EndpointDirectory;
   /** Per-endpoint admission: the in-process gate in front of the Redis breaker, slots and rate limit. */
   isolation: GatedIsolation;
-  /** The keep-alive HTTP client, SSRF-guarded by settings.policy. */
+  /** The keep-alive HTTP client, SSRF-guarded by the address policy it was made with. */
   sender: Sender;
   eventsQueue: TypedQueue<'events'>;
   /** Tells every process caching endpoints that one changed (e.g. was disabled). */
@@ -51,7 +51,6 @@ export interface DeliverDeps {
     timeoutMs: number;
     schedule: readonly number[];
     disableAfterMs: number;
-    policy: AddressPolicy;
   };
 }
 
@@ -73,12 +72,16 @@ function requestHeaders(endpoint: LiveEndpoint, eventId: string, body: string, a
   };
 }
 
+type Unrecorded = NonNullable<DeliveryJob['unrecorded']>;
+
 /** Thrown where Postgres or Redis failed us: the job goes back without spending an attempt. */
 class DependencyUnavailable extends Error {
   override name = 'DependencyUnavailable';
   constructor(
     readonly stage: 'endpoint' | 'admission' | 'read' | 'record',
     override readonly cause: unknown,
+    /** An attempt made and not recorded: it goes back with the job, to be recorded, not sent again. */
+    readonly unrecorded?: Unrecorded,
   ) {
     super(`${stage}: ${(cause as Error)?.message ?? String(cause)}`);
   }
@@ -126,17 +129,26 @@ export function createDeliverHandler(deps: DeliverDeps) {
     const delay = outageDelay(n);
     metrics.deliveries.inc({ result: 'deferred', status_class: 'none' });
     logger.warn({ ...jobIds(job), stage: failure.stage, err: failure.cause, retry_in_ms: delay }, 'delivery put back: a dependency is unavailable (no attempt spent)');
+    // Redis is up (the job can be moved): the attempt's result goes with it. If it is not, the
+    // job stalls and runs again, sending again: at least once, never lost.
+    if (failure.unrecorded) await job.updateData({ ...job.data, unrecorded: failure.unrecorded }).catch(() => undefined);
     return delayJob(job, token, Date.now() + delay, `put back: ${failure.message}`);
   }
 
-  /** Records an attempt already made, retrying through an outage: sending again would be a second attempt. */
-  async function record(job: Job<DeliveryJob>, attempt: Parameters<typeof recordAttempt>[0]) {
+  /**
+   * Records an attempt already made, retrying through an outage (sending again would be a second
+   * attempt); past RECORD_PATIENCE_MS, or when the worker closes, the job goes back carrying the
+   * result. True once logged; false if an earlier try had logged it already.
+   */
+  async function record(job: Job<DeliveryJob>, attempt: Parameters<typeof recordAttempt>[0], result: AttemptResult) {
     const deadline = Date.now() + RECORD_PATIENCE_MS;
     for (let failures = 0; ; failures++) {
       try {
         return await recordAttempt(attempt);
       } catch (error) {
-        if (Date.now() >= deadline || deps.closing?.aborted) throw new DependencyUnavailable('record', error);
+        if (Date.now() >= deadline || deps.closing?.aborted) {
+          throw new DependencyUnavailable('record', error, { key: attempt.key, at: attempt.at.toISOString(), durationMs: result.durationMs, statusCode: result.statusCode, error: result.error, responseBody: result.responseBody, retryAfterMs: result.retryAfterMs });
+        }
         const wait = outageDelay(failures);
         logger.warn({ ...jobIds(job), err: error, retry_in_ms: wait }, 'attempt not recorded yet; retrying');
         await sleep(wait, undefined, { signal: deps.closing }).catch(() => undefined);
@@ -154,52 +166,75 @@ export function createDeliverHandler(deps: DeliverDeps) {
       return { skipped: 'endpoint_disabled' };
     }
 
-    // The delivery (its status, the event's payload) is read before the endpoint's turn, so the
-    // turn is held only for the request itself: an endpoint's cap bounds its requests in flight,
-    // and the faster each turn ends, the more of them the cap allows.
-    const delivery = await during('read', () => readDelivery(deliveryId));
-    if (!delivery) return { skipped: 'delivery_pruned' };
-    if (delivery.status !== 'pending' && !replay) return { skipped: `already_${delivery.status}` };
-    const body = bodyOf(delivery.payload);
-
-    // Isolation: a busy or rate-limited endpoint makes this job wait its turn in-process
-    // (bounded); a paused one parks it as delayed, without spending an attempt.
-    const slotToken = `${job.id}:${token ?? ''}`;
-    // A parked job comes back as a new start that is not an attempt: starts − attempts − 1 = times parked.
-    const timesParked = Math.max(0, (job.attemptsStarted ?? 0) - job.attemptsMade - 1);
-    const admission = await during('admission', () => isolation.admit(endpointId, endpoint.rateLimitPerSecond, slotToken, typicalMs.get(endpointId), timesParked));
-    if (!admission.ok) return delayJob(job, token, admission.retryAt, admission.reason);
-
     let result: AttemptResult | undefined;
-    const at = new Date();
-    try {
-      result = await deps.sender.send(endpoint.url, body, requestHeaders(endpoint, eventId, body, at), { timeoutMs: settings.timeoutMs });
-      observe(endpointId, result.durationMs);
-    } finally {
-      // The slot goes back at once; a breaker update lost to a Redis outage only costs accuracy.
-      await isolation
-        .finish(endpointId, slotToken, breakerOutcome(result), admission.probe)
-        .catch((error: unknown) => logger.warn({ ...jobIds(job), err: error }, 'breaker not updated'));
+    let at: Date;
+    let key: string;
+    const carried = job.data.unrecorded;
+    if (carried) {
+      // A run before this one made the attempt and could not record it: record it now.
+      result = { statusCode: carried.statusCode, error: carried.error as AttemptResult['error'], responseBody: carried.responseBody, durationMs: carried.durationMs, retryAfterMs: carried.retryAfterMs };
+      at = new Date(carried.at);
+      key = carried.key;
+    } else {
+      // The delivery (its status, the event's payload) is read before the endpoint's turn, so the
+      // turn is held only for the request itself: an endpoint's cap bounds its requests in flight,
+      // and the faster each turn ends, the more of them the cap allows.
+      const delivery = await during('read', () => readDelivery(deliveryId));
+      if (!delivery) return { skipped: 'delivery_pruned' };
+      if (delivery.status !== 'pending' && !replay) return { skipped: `already_${delivery.status}` };
+      const body = bodyOf(delivery.payload);
+
+      // Isolation: a busy or rate-limited endpoint makes this job wait its turn in-process
+      // (bounded); a paused one parks it as delayed, without spending an attempt.
+      const slotToken = `${job.id}:${token ?? ''}`;
+      // A parked job comes back as a new start that is not an attempt: starts − attempts − 1 = times parked.
+      const timesParked = Math.max(0, (job.attemptsStarted ?? 0) - job.attemptsMade - 1);
+      const admission = await during('admission', () => isolation.admit(endpointId, endpoint.rateLimitPerSecond, slotToken, typicalMs.get(endpointId), timesParked));
+      if (!admission.ok) return delayJob(job, token, admission.retryAt, admission.reason);
+      at = new Date();
+      // This run of this job (a job added anew under the same id has another timestamp): a record
+      // retried after a lost answer, or carried to the next run, is this one attempt.
+      key = `${job.id}:${job.timestamp}:${job.attemptsStarted ?? 0}`;
+      try {
+        result = await deps.sender.send(endpoint.url, body, requestHeaders(endpoint, eventId, body, at), { timeoutMs: settings.timeoutMs });
+        observe(endpointId, result.durationMs);
+      } finally {
+        // The slot goes back at once, without holding up the record; a breaker update lost to a
+        // Redis outage only costs accuracy.
+        isolation.finish(endpointId, slotToken, breakerOutcome(result), admission.probe).catch((error: unknown) => logger.warn({ ...jobIds(job), err: error }, 'breaker not updated'));
+      }
     }
 
     const decision = decideAttempt(result, job.attemptsMade, job.opts.attempts ?? 1, settings.schedule);
     // The attempt, the delivery's new state (a dead letter included) and the endpoint's failing
     // clock, with any disabling, commit together before the job moves on.
-    await record(job, {
-      deliveryId,
-      endpointId,
-      at,
-      durationMs: result.durationMs,
-      statusCode: result.statusCode,
-      error: result.error,
-      responseBody: result.responseBody,
-      status: decision.status,
-      nextAttemptAt: decision.nextDelayMs === null ? null : new Date(Date.now() + decision.nextDelayMs),
-      succeeded: decision.succeeded,
-      blocked: decision.blocked,
-      gone: decision.gone,
-    });
-
+    const logged = await record(
+      job,
+      {
+        key,
+        deliveryId,
+        endpointId,
+        at,
+        durationMs: result.durationMs,
+        statusCode: result.statusCode,
+        error: result.error,
+        responseBody: result.responseBody,
+        status: decision.status,
+        nextAttemptAt: decision.nextDelayMs === null ? null : new Date(Date.now() + decision.nextDelayMs),
+        succeeded: decision.succeeded,
+        blocked: decision.blocked,
+        gone: decision.gone,
+      },
+      result,
+    );
+    if (carried) {
+      // The result travelled with the job: it is recorded now, and the job's next run (a retry)
+      // must make a new attempt, not record this one again.
+      await during('record', () => job.updateData({ ...job.data, unrecorded: undefined }));
+      // Logged already, by the run that carried it (its answer was lost): that run's decision
+      // stands in the delivery's row; this run starts afresh.
+      if (!logged) return attempt(job, token);
+    }
     metrics.deliveries.inc({ result: decision.succeeded ? 'succeeded' : decision.final ? 'failed' : 'retry', status_class: statusClass(result) });
     const logLine = { ...jobIds(job), attempt: job.attemptsMade + 1, status_code: result.statusCode, error: result.error, duration_ms: result.durationMs };
     if (decision.succeeded) {

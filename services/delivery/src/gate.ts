@@ -44,6 +44,14 @@ export class EndpointGate {
     });
   }
 
+  /** Turns every waiter of an endpoint away (they park): its turns stopped coming. */
+  evict(key: string): void {
+    const lane = this.lanes.get(key);
+    if (!lane) return;
+    for (const waiter of lane.waiters.splice(0)) waiter(false);
+    this.forget(key);
+  }
+
   /** Gives a permit back: to the first waiter (it holds it now), or to the lane. */
   release(key: string): void {
     const lane = this.lanes.get(key);
@@ -69,9 +77,18 @@ export class EndpointGate {
  * attempts take. An endpoint whose attempts take long (hanging until the timeout) gets no
  * waiters, so it holds no more of the worker's slots than its cap.
  */
-export function worthWaiting(typicalAttemptMs: number | undefined, waitersAhead: number, permits: number, budgetMs: number): boolean {
-  if (typicalAttemptMs === undefined) return false;
-  return typicalAttemptMs * Math.ceil((waitersAhead + 1) / permits) <= budgetMs / 2;
+export function worthWaiting(typicalAttemptMs: number | undefined, waitersAhead: number, permits: number, budgetMs: number, oldestInFlightMs = 0): boolean {
+  // The running average learns of a hang only when the hanging attempts end (at the timeout):
+  // an attempt in flight far longer than usual says it now.
+  if (isStuck(typicalAttemptMs, oldestInFlightMs)) return false;
+  // An endpoint not seen yet is taken to be fast until one of its attempts says otherwise.
+  return (typicalAttemptMs ?? 0) * Math.ceil((waitersAhead + 1) / permits) <= budgetMs / 2;
+}
+
+/** An attempt in flight four times as long as the endpoint's usual ones, and at least 250 ms. */
+const stuckAfterMs = (typicalAttemptMs: number | undefined) => Math.max(250, 4 * (typicalAttemptMs ?? 0));
+export function isStuck(typicalAttemptMs: number | undefined, oldestInFlightMs: number): boolean {
+  return oldestInFlightMs > stuckAfterMs(typicalAttemptMs);
 }
 
 /** How often a job holding a permit looks for a slot that other processes hold: about one attempt, 10–100 ms, jittered. */
@@ -101,19 +118,45 @@ export function createGatedIsolation(isolation: Isolation, options: { endpointCo
   const maxWaiters = Math.max(1, options.workerConcurrency - permits);
   const gate = new EndpointGate({ permits, maxWaiters });
   const budget = Math.min(MAX_WAIT_MS, options.attemptTimeoutMs);
+  // When each admitted attempt of an endpoint began (this process): how long the oldest has been out.
+  const inFlight = new Map<string, Map<string, number>>();
+  const oldestInFlight = (endpointId: string) => {
+    const started = inFlight.get(endpointId);
+    if (!started || started.size === 0) return 0;
+    return Date.now() - Math.min(...started.values());
+  };
 
   return {
     async admit(endpointId, rateLimitPerSecond, token, typicalAttemptMs, timesParked = 0) {
       const deadline = Date.now() + budget;
       const busy = gate.active(endpointId) >= permits;
-      const wait = busy && worthWaiting(typicalAttemptMs, gate.waiting(endpointId), permits, budget) ? budget : 0;
-      if (!(await gate.acquire(endpointId, wait))) {
+      const oldest = oldestInFlight(endpointId);
+      // The endpoint stopped answering: the jobs waiting for it park, so they hold no slot
+      // another endpoint's jobs could use.
+      if (busy && isStuck(typicalAttemptMs, oldest)) gate.evict(endpointId);
+      const wait = busy && worthWaiting(typicalAttemptMs, gate.waiting(endpointId), permits, budget, oldest) ? budget : 0;
+      // If the attempts ahead stop answering while this job waits, it learns so when the oldest
+      // passes the stuck mark, not at the end of its budget.
+      const watchdog =
+        wait > 0
+          ? setTimeout(() => {
+              if (gate.active(endpointId) >= permits && isStuck(typicalAttemptMs, oldestInFlight(endpointId))) gate.evict(endpointId);
+            }, stuckAfterMs(typicalAttemptMs) - oldest + 1)
+          : undefined;
+      const granted = await gate.acquire(endpointId, wait);
+      clearTimeout(watchdog);
+      if (!granted) {
         return { ok: false, retryAt: parkUntil(typicalAttemptMs, timesParked, options.attemptTimeoutMs), reason: 'concurrency' };
       }
       try {
         for (;;) {
           const admission = await isolation.admit(endpointId, rateLimitPerSecond, token, typicalAttemptMs, timesParked);
-          if (admission.ok) return admission;
+          if (admission.ok) {
+            let started = inFlight.get(endpointId);
+            if (!started) inFlight.set(endpointId, (started = new Map()));
+            started.set(token, Date.now());
+            return admission;
+          }
           // The slots are held by other processes (look again after about an attempt's time),
           // or the rate limit opens its next window at retryAt: wait here if that comes within
           // the budget. An open breaker or a probe in flight parks at once.
@@ -134,6 +177,9 @@ export function createGatedIsolation(isolation: Isolation, options: { endpointCo
       // process on the same connection, so Redis runs them in that order: the next job may take
       // its turn now, without waiting for this answer.
       const finished = isolation.finish(endpointId, token, outcome, wasProbe);
+      const started = inFlight.get(endpointId);
+      started?.delete(token);
+      if (started?.size === 0) inFlight.delete(endpointId);
       gate.release(endpointId);
       await finished;
     },

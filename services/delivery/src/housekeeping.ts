@@ -1,6 +1,6 @@
 import { type PgPool, type PrismaClient, statement } from '@trackway/db';
 import type { Logger } from '@trackway/logger';
-import { type TypedQueue, deliveryJobId, deliveryJobOptions, replayJobId } from '@trackway/queues';
+import { LIVE_JOB_STATES, type TypedQueue, deliveryJobId, deliveryJobOptions, replayJobId } from '@trackway/queues';
 
 const DAY_MS = 86_400_000;
 
@@ -33,8 +33,6 @@ const SWEEP_PAGE = 500;
 /** At most this many deliveries are checked per run; the next run goes on from there. */
 export const SWEEP_MAX_PER_RUN = 10_000;
 
-const LIVE_STATES: ReadonlySet<string> = new Set(['waiting', 'delayed', 'active', 'prioritized', 'waiting-children']);
-
 type Overdue = { id: string; event_id: string; endpoint_id: string; event_type: string; replay_count: number };
 const overdueDeliveries = statement<Overdue>(
   'deliveries-overdue',
@@ -53,9 +51,9 @@ export interface SweepDeps {
 /**
  * Invariant 9: no delivery stays `pending` without a job that will finish it. Finds overdue
  * pending deliveries with no live job (waiting, delayed, active, prioritized) under their first
- * send's job id or their latest replay's, and puts one back: a failed job is retried with its
- * attempts reset (its attempts were spent on something other than HTTP attempts, or it stalled
- * too often), a missing or completed one is added anew with the full schedule. Returns a
+ * send's job id or their latest replay's, and puts one back: a failed job (it stalled too often)
+ * is retried with the attempts it has left, a missing or completed one is added anew with the
+ * full schedule. Returns a
  * sweeper to call on each scheduler tick; it walks the overdue rows across ticks.
  */
 export function createSweeper(deps: SweepDeps) {
@@ -66,10 +64,12 @@ export function createSweeper(deps: SweepDeps) {
     const first = deliveryJobId(d.event_id, d.endpoint_id);
     const latest = d.replay_count > 0 ? replayJobId(d.event_id, d.endpoint_id, d.replay_count) : first;
     const states = await Promise.all([...new Set([first, latest])].map((id) => queue.getJobState(id)));
-    if (states.some((state) => LIVE_STATES.has(state))) return false;
+    if (states.some((state) => LIVE_JOB_STATES.has(state))) return false;
     const job = await queue.getJob(latest);
     if (job && (await job.getState()) === 'failed') {
-      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+      // Its count of HTTP attempts stands (it failed for another reason, e.g. stalling too often):
+      // the retry goes on with what is left of the schedule, not a new one.
+      await job.retry('failed');
     } else {
       await job?.remove();
       const replay = d.replay_count > 0 ? { replay: true, replayCount: d.replay_count } : {};

@@ -23,7 +23,9 @@ runMain(async () => {
       pool: ctx.pool,
       box: createSecretBox(decodeKey(config.SECRETS_KEY)!),
       connection: ctx.newWorkerConnection(),
-      redis: ctx.newWorkerConnection(),
+      // Fail-fast (no offline queue): an admission during a Redis outage errs at once and the job
+      // goes back, instead of holding a worker slot until Redis returns.
+      redis: producer,
       queues,
       prefix: config.QUEUE_PREFIX,
       invalidateEndpoint: (id) => publishInvalidation(producer, config.QUEUE_PREFIX, 'endpoint', id),

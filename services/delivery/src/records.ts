@@ -24,8 +24,6 @@ const readDeliveries = statement<DeliveryRow & { id: string }>(
 export function createDeliveryReader(pool: PgPool) {
   const batcher = new MicroBatcher<string, DeliveryRow | null>(
     async (ids) => {
-      (globalThis as { __reads?: number[] }).__reads ??= [];
-      (globalThis as { __reads?: number[] }).__reads!.push(ids.length);
       const rows = new Map((await readDeliveries(pool, [[...new Set(ids)]])).map((row) => [row.id, row]));
       return ids.map((id) => ({ ok: true, value: rows.get(id) ?? null }));
     },
@@ -37,6 +35,8 @@ export function createDeliveryReader(pool: PgPool) {
 
 /** One attempt to log, with the delivery's state after it (decideAttempt). */
 export interface AttemptRecord extends EndpointAttempt {
+  /** Names this HTTP attempt: recording it again writes nothing. */
+  key: string;
   deliveryId: string;
   endpointId: string;
   durationMs: number;
@@ -47,28 +47,36 @@ export interface AttemptRecord extends EndpointAttempt {
   nextAttemptAt: Date | null;
 }
 
-// Numbers each attempt from the delivery's count, settles the delivery, and logs the attempt.
+// Numbers each attempt from the delivery's count, settles the delivery, and logs the attempt —
+// once: an attempt whose key is already logged (a retry after a commit whose answer was lost)
+// changes nothing.
 const ATTEMPTS_SQL = `
   WITH u AS (
-    SELECT * FROM unnest($1::varchar[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::int[], $7::varchar[], $8::varchar[])
-      AS u(id, status, next_attempt_at, at, duration_ms, status_code, error, response_body)
+    SELECT * FROM unnest($1::varchar[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::int[], $7::varchar[], $8::varchar[], $9::varchar[])
+      AS u(id, status, next_attempt_at, at, duration_ms, status_code, error, response_body, attempt_key)
+  ), fresh AS (
+    SELECT u.* FROM u WHERE NOT EXISTS (SELECT 1 FROM delivery_attempts x WHERE x.attempt_key = u.attempt_key)
   ), d AS (
     UPDATE deliveries d SET attempt_count = d.attempt_count + 1, status = u.status::"DeliveryStatus", next_attempt_at = u.next_attempt_at, updated_at = now()
-    FROM u WHERE d.id = u.id RETURNING d.id, d.attempt_count
+    FROM fresh u WHERE d.id = u.id RETURNING d.id, d.attempt_count
   ), a AS (
-    INSERT INTO delivery_attempts (delivery_id, number, at, duration_ms, status_code, error, response_body)
-    SELECT d.id, d.attempt_count, u.at, u.duration_ms, u.status_code, u.error, u.response_body FROM d JOIN u ON u.id = d.id
-    RETURNING delivery_id, number
+    INSERT INTO delivery_attempts (delivery_id, number, at, duration_ms, status_code, error, response_body, attempt_key)
+    SELECT d.id, d.attempt_count, u.at, u.duration_ms, u.status_code, u.error, u.response_body, u.attempt_key FROM d JOIN fresh u ON u.id = d.id
+    RETURNING attempt_key
   )`;
 
-const recordAttempts = statement<{ delivery_id: string; number: number }>('attempts-record', `${ATTEMPTS_SQL} SELECT delivery_id, number FROM a`);
+// Endpoints whose attempts succeeded stop their failing clock, if it was running; locked in id
+// order, as every group commit locks the endpoints it touches.
+const clearFailingSql = (param: string) =>
+  `UPDATE webhook_endpoints SET failing_since = NULL
+    WHERE id IN (SELECT id FROM webhook_endpoints WHERE id = ANY(${param}::varchar[]) AND failing_since IS NOT NULL ORDER BY id FOR UPDATE)`;
+
+/** Returns the keys of the attempts it logged (not those logged before). */
+const recordAttempts = statement<{ attempt_key: string }>('attempts-record', `${ATTEMPTS_SQL} SELECT attempt_key FROM a`);
 
 // The common case, a group in which no attempt failed: the attempts, the deliveries they settle
 // and the failing clocks they stop, in one statement (one round trip, atomic on its own).
-const recordSuccesses = statement(
-  'attempts-record-successes',
-  `${ATTEMPTS_SQL} UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ANY($9::varchar[]) AND failing_since IS NOT NULL AND EXISTS (SELECT 1 FROM a)`,
-);
+const recordSuccesses = statement<{ attempt_key: string }>('attempts-record-successes', `${ATTEMPTS_SQL}, c AS (${clearFailingSql('$10')} RETURNING 1) SELECT attempt_key FROM a`);
 
 const lockEndpoints = statement<{ id: string; failing_since: Date | null }>(
   'endpoints-lock-failing',
@@ -81,8 +89,7 @@ const setFailingSince = statement(
    WHERE e.id = u.id AND e.failing_since IS DISTINCT FROM u.failing_since`,
 );
 
-// Endpoints whose attempts in a batch all succeeded: touched only if their clock was running.
-const clearFailingSince = statement('endpoints-clear-failing', `UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ANY($1::varchar[]) AND failing_since IS NOT NULL`);
+const clearFailingSince = statement('endpoints-clear-failing', clearFailingSql('$1'));
 
 const disableEndpoint = statement<Parameters<typeof endpointJson>[0]>(
   'endpoints-disable',
@@ -120,6 +127,7 @@ const attemptColumns = (round: AttemptRecord[]) => [
   round.map((r) => r.statusCode),
   round.map((r) => r.error),
   round.map((r) => r.responseBody),
+  round.map((r) => r.key),
 ];
 
 const byDeliveryId = (a: AttemptRecord, b: AttemptRecord) => (a.deliveryId < b.deliveryId ? -1 : a.deliveryId > b.deliveryId ? 1 : 0);
@@ -129,12 +137,14 @@ function allSucceeded(records: AttemptRecord[]): boolean {
   return records.every((r) => r.succeeded) && new Set(records.map((r) => r.deliveryId)).size === records.length;
 }
 
-async function writeSuccesses(pool: PgPool, records: AttemptRecord[]): Promise<void> {
-  await recordSuccesses(pool, [...attemptColumns([...records].sort(byDeliveryId)), [...new Set(records.map((r) => r.endpointId))].sort()]);
+async function writeSuccesses(pool: PgPool, records: AttemptRecord[]): Promise<Set<string>> {
+  const logged = await recordSuccesses(pool, [...attemptColumns([...records].sort(byDeliveryId)), [...new Set(records.map((r) => r.endpointId))].sort()]);
+  return new Set(logged.map((row) => row.attempt_key));
 }
 
-async function writeAttempts(client: PgClient, records: AttemptRecord[], disableAfterMs: number): Promise<EventEnvelope[]> {
-  for (const round of rounds([...records].sort(byDeliveryId))) await recordAttempts(client, attemptColumns(round));
+async function writeAttempts(client: PgClient, records: AttemptRecord[], disableAfterMs: number): Promise<{ logged: Set<string>; events: EventEnvelope[] }> {
+  const logged = new Set<string>();
+  for (const round of rounds([...records].sort(byDeliveryId))) for (const row of await recordAttempts(client, attemptColumns(round))) logged.add(row.attempt_key);
 
   const byEndpoint = new Map<string, AttemptRecord[]>();
   for (const r of records) {
@@ -142,13 +152,16 @@ async function writeAttempts(client: PgClient, records: AttemptRecord[], disable
     if (list) list.push(r);
     else byEndpoint.set(r.endpointId, [r]);
   }
-  const failing = [...byEndpoint.keys()].filter((id) => byEndpoint.get(id)!.some((r) => !r.succeeded && !r.blocked)).sort();
-  const recovered = [...byEndpoint.keys()].filter((id) => !failing.includes(id) && byEndpoint.get(id)!.some((r) => r.succeeded));
+  // Every endpoint of the group locked at once, in id order: concurrent group commits (other
+  // processes) wait for each other instead of deadlocking.
+  const locked = await lockEndpoints(client, [[...byEndpoint.keys()].sort()]);
+  const failing = new Set([...byEndpoint.keys()].filter((id) => byEndpoint.get(id)!.some((r) => !r.succeeded && !r.blocked)));
+  const recovered = [...byEndpoint.keys()].filter((id) => !failing.has(id) && byEndpoint.get(id)!.some((r) => r.succeeded));
   if (recovered.length > 0) await clearFailingSince(client, [recovered]);
-  if (failing.length === 0) return [];
+  if (failing.size === 0) return { logged, events: [] };
 
   // The clock of an endpoint with a failure is folded from its locked value, attempt by attempt.
-  const clocks = (await lockEndpoints(client, [failing])).map((row) => ({ id: row.id, ...foldFailingSince(row.failing_since, byEndpoint.get(row.id)!, disableAfterMs) }));
+  const clocks = locked.filter((row) => failing.has(row.id)).map((row) => ({ id: row.id, ...foldFailingSince(row.failing_since, byEndpoint.get(row.id)!, disableAfterMs) }));
   await setFailingSince(client, [clocks.map((c) => c.id), clocks.map((c) => c.failingSince)]);
   const events: EventEnvelope[] = [];
   const now = new Date();
@@ -158,7 +171,7 @@ async function writeAttempts(client: PgClient, records: AttemptRecord[], disable
   }
   // The disabling and its endpoint.disabled event commit with the attempt that caused them.
   await insertEvents(client, events);
-  return events;
+  return { logged, events };
 }
 
 /**
@@ -171,13 +184,11 @@ async function writeAttempts(client: PgClient, records: AttemptRecord[], disable
 export function createAttemptRecorder(deps: RecorderDeps) {
   const { pool, logger } = deps;
   const writeAll = async (records: AttemptRecord[]) => {
-    (globalThis as { __recs?: number[] }).__recs ??= [];
-    (globalThis as { __recs?: number[] }).__recs!.push(records.length);
     if (allSucceeded(records)) {
-      await writeSuccesses(pool, records);
-      return records.map(() => undefined);
+      const logged = await writeSuccesses(pool, records);
+      return records.map((r) => logged.has(r.key));
     }
-    const events = await inTransaction(pool, (client) => writeAttempts(client, records, deps.disableAfterMs));
+    const { logged, events } = await inTransaction(pool, (client) => writeAttempts(client, records, deps.disableAfterMs));
     if (events.length > 0) {
       for (const event of events) {
         const endpointId = (event.data as { endpoint: { id: string } }).endpoint.id;
@@ -186,8 +197,9 @@ export function createAttemptRecorder(deps: RecorderDeps) {
       }
       await publishEvents(pool, deps.eventsQueue, events).catch((error: unknown) => logger.warn({ err: error }, 'events left for the outbox relay'));
     }
-    return records.map(() => undefined);
+    return records.map((r) => logged.has(r.key));
   };
-  const batcher = new MicroBatcher<AttemptRecord, void>((records) => writeIsolated(records, writeAll, (_record, error) => error), { maxSize: BATCH, maxWaitMs: 0 });
+  const batcher = new MicroBatcher<AttemptRecord, boolean>((records) => writeIsolated(records, writeAll, (_record, error) => error), { maxSize: BATCH, maxWaitMs: 0 });
+  /** Resolves true once the attempt is logged, false if it was logged before (by an earlier try). */
   return (record: AttemptRecord) => batcher.add(record);
 }

@@ -45,14 +45,16 @@ describe('EndpointGate', () => {
 
 describe('worthWaiting', () => {
   it.each([
-    ['nothing known yet: park (it may be hanging)', undefined, 0, 2, 1_000, false],
-    ['fast endpoint, a few ahead', 5, 3, 2, 1_000, true],
-    ['one round of 400 ms ahead', 400, 1, 2, 1_000, true],
-    ['two rounds of 400 ms ahead: more than half the budget', 400, 2, 2, 1_000, false],
-    ['an endpoint hanging until the timeout (= the budget)', 300, 0, 10, 300, false],
-    ['an endpoint hanging until a long timeout', 15_000, 0, 10, 1_000, false],
-  ] as const)('%s', (_name, typical, ahead, permits, budget, expected) => {
-    expect(worthWaiting(typical, ahead, permits, budget)).toBe(expected);
+    ['nothing known yet, nothing in flight long: wait (taken to be fast)', undefined, 0, 2, 1_000, 0, true],
+    ['nothing known yet, an attempt out for 300 ms: park (it may be hanging)', undefined, 0, 2, 1_000, 300, false],
+    ['fast endpoint, a few ahead', 5, 3, 2, 1_000, 10, true],
+    ['fast endpoint whose oldest attempt is out 4× its usual time and 250 ms: park (it stopped answering)', 5, 0, 2, 1_000, 260, false],
+    ['one round of 400 ms ahead', 400, 1, 2, 1_000, 400, true],
+    ['two rounds of 400 ms ahead: more than half the budget', 400, 2, 2, 1_000, 0, false],
+    ['an endpoint hanging until the timeout (= the budget)', 300, 0, 10, 300, 0, false],
+    ['an endpoint hanging until a long timeout', 15_000, 0, 10, 1_000, 0, false],
+  ] as const)('%s', (_name, typical, ahead, permits, budget, oldest, expected) => {
+    expect(worthWaiting(typical, ahead, permits, budget, oldest)).toBe(expected);
   });
 });
 
@@ -101,11 +103,24 @@ describe('gated admission (Redis)', () => {
   });
 
   it('parks when the bounded wait runs out', async () => {
+    // Attempts of 300 ms: worth waiting for (a turn within half the budget), and one in flight
+    // counts as stuck only after 1.2 s, past the budget.
+    const { gated: g } = gated(connect());
+    await g.admit('ep_a', null, 't1', 300);
+    const started = Date.now();
+    expect(await g.admit('ep_a', null, 't2', 300)).toMatchObject({ ok: false, reason: 'concurrency' });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(MAX_WAIT_MS - 20);
+  });
+
+  it('parks a waiting job as soon as the attempt ahead of it counts as stuck, not at the end of its budget', async () => {
+    // Attempts usually take 5 ms; the one holding the permit never answers: at 250 ms it is stuck.
     const { gated: g } = gated(connect());
     await g.admit('ep_a', null, 't1', 5);
     const started = Date.now();
     expect(await g.admit('ep_a', null, 't2', 5)).toMatchObject({ ok: false, reason: 'concurrency' });
-    expect(Date.now() - started).toBeGreaterThanOrEqual(MAX_WAIT_MS - 20);
+    const waited = Date.now() - started;
+    expect(waited).toBeGreaterThanOrEqual(240);
+    expect(waited).toBeLessThan(MAX_WAIT_MS - 200);
   });
 
   it('bounds the waiters per endpoint: beyond them a job parks at once, and other endpoints are unaffected', async () => {
@@ -127,11 +142,16 @@ describe('gated admission (Redis)', () => {
     expect(Date.now() - started).toBeLessThan(MAX_WAIT_MS);
   });
 
-  it('does not wait for an endpoint it has not seen an attempt of yet (it may be hanging)', async () => {
+  it('waits for an endpoint not seen yet, until one of its attempts is out far too long: then its waiters park', async () => {
     const { gated: g } = gated(connect());
     await g.admit('ep_new', null, 't1', undefined);
+    // The one permit is taken; the next job waits for it rather than parking…
+    const waiting = g.admit('ep_new', null, 't2', undefined);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // …until another job finds the first attempt out for 300 ms: the endpoint stopped answering.
     const started = Date.now();
-    expect(await g.admit('ep_new', null, 't2', undefined)).toMatchObject({ ok: false, reason: 'concurrency' });
+    expect(await g.admit('ep_new', null, 't3', undefined)).toMatchObject({ ok: false, reason: 'concurrency' });
+    expect(await waiting).toMatchObject({ ok: false, reason: 'concurrency' });
     expect(Date.now() - started).toBeLessThan(MAX_WAIT_MS);
   });
 

@@ -1,6 +1,7 @@
 // The batched read and the group-committed attempt log, against real Postgres (and Redis for
 // the endpoint.disabled publish). Rows written by one transaction share their xmin: that is
 // how these tests see what committed together.
+import type pg from 'pg';
 import { newId } from '@trackway/domain';
 import { createLogger } from '@trackway/logger';
 import { createQueue } from '@trackway/queues';
@@ -37,7 +38,9 @@ async function delivery(endpointId: string, attemptCount = 0) {
   return h.db.prisma.delivery.create({ data: { id: newId('delivery'), eventId: event.id, endpointId, eventType: event.type, attemptCount } });
 }
 
+let attempts = 0;
 const attempt = (d: { id: string; endpointId: string }, over: Partial<AttemptRecord> = {}): AttemptRecord => ({
+  key: `test-attempt-${++attempts}-${Math.random()}`,
   deliveryId: d.id,
   endpointId: d.endpointId,
   at: new Date(),
@@ -157,4 +160,70 @@ describe('group-committed attempts', () => {
     expect(await h.db.prisma.deliveryAttempt.count({ where: { deliveryId: good.id } })).toBe(1);
     expect(await h.db.prisma.deliveryAttempt.count({ where: { deliveryId: bad.id } })).toBe(0);
   });
+
+  it('records an attempt once: the same key again (a retry after a lost commit answer) changes nothing', async () => {
+    const endpointId = await h.endpoint();
+    const d = await delivery(endpointId);
+    const record = recorder();
+    const first = attempt(d, failed());
+    expect(await record(first)).toBe(true);
+    expect(await record({ ...first })).toBe(false);
+    expect(await h.db.prisma.deliveryAttempt.count({ where: { deliveryId: d.id } })).toBe(1);
+    expect(await h.db.prisma.delivery.findUniqueOrThrow({ where: { id: d.id } })).toMatchObject({ attemptCount: 1 });
+    // A new attempt (a new key) is numbered after it.
+    expect(await record(attempt(d))).toBe(true);
+    const numbers = (await h.db.prisma.deliveryAttempt.findMany({ where: { deliveryId: d.id }, orderBy: { number: 'asc' } })).map((a) => a.number);
+    expect(numbers).toEqual([1, 2]);
+  });
+
+  it('two group commits (two processes) settling crossed outcomes on the same two endpoints never deadlock', async () => {
+    // Both endpoints have been failing past DELIVERY_DISABLE_AFTER: a success clears a clock, a
+    // failure disables the endpoint, and each writes the endpoint's row. Process 1 (A succeeded,
+    // B failed) and process 2 (A failed, B succeeded) would write A and B in opposite orders and
+    // Postgres would abort one of them (40P01: retried, but a deadlock each time) — unless each
+    // commit locks its endpoints in id order before it writes.
+    const deadlocks = { count: 0 };
+    const watched = watchDeadlocks(h.db.pool, deadlocks);
+    const make = () => createAttemptRecorder({ pool: watched, eventsQueue, invalidateEndpoint: async () => {}, logger: createLogger({ service: 'test', level: 'silent' }), disableAfterMs: DISABLE_AFTER });
+    const [r1, r2] = [make(), make()];
+    for (let round = 0; round < 5; round++) {
+      const [a, b] = [await h.endpoint(), await h.endpoint()];
+      await h.db.pool.query(`UPDATE webhook_endpoints SET failing_since = $2 WHERE id = ANY($1)`, [[a, b], new Date(Date.now() - DISABLE_AFTER - 1_000)]);
+      const [a1, b1, a2, b2] = [await delivery(a), await delivery(b), await delivery(a), await delivery(b)];
+      // A blocker holds the four delivery rows so that both group commits start together.
+      const blocker = await h.db.pool.connect();
+      await blocker.query('BEGIN');
+      await blocker.query('SELECT id FROM deliveries WHERE id = ANY($1) FOR UPDATE', [[a1.id, b1.id, a2.id, b2.id]]);
+      const both = Promise.all([r1(attempt(a1)), r1(attempt(b1, failed())), r2(attempt(a2, failed())), r2(attempt(b2))]);
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      await blocker.query('COMMIT');
+      blocker.release();
+      expect(await both).toEqual([true, true, true, true]);
+    }
+    expect(deadlocks.count).toBe(0);
+  });
 });
+
+/** The pool, counting the deadlocks (40P01) its transactions meet — inTransaction retries them silently. */
+function watchDeadlocks(pool: typeof h.db.pool, seen: { count: number }): typeof h.db.pool {
+  const watch = (client: pg.PoolClient) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    return new Proxy(client, {
+      get: (target, prop, receiver) =>
+        prop === 'query'
+          ? (...args: unknown[]) => {
+              const result = query(...args) as Promise<unknown> | undefined;
+              return result?.catch((error: { code?: string }) => {
+                if (error.code === '40P01') seen.count += 1;
+                throw error;
+              });
+            }
+          : Reflect.get(target, prop, receiver),
+    });
+  };
+  return new Proxy(pool, {
+    // Only the promise form (inTransaction's); pool.query checks a client out with a callback.
+    get: (target, prop, receiver) =>
+      prop === 'connect' ? (...args: unknown[]) => (args.length > 0 ? target.connect(...(args as [never])) : target.connect().then(watch)) : Reflect.get(target, prop, receiver),
+  });
+}

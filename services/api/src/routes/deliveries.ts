@@ -1,11 +1,10 @@
 import { HttpError, notFound, unavailable } from '@trackway/http';
-import { deliveryJobId, failFast, replayJobId } from '@trackway/queues';
+import { LIVE_JOB_STATES, deliveryJobId, failFast, replayJobId } from '@trackway/queues';
 import { Router } from 'express';
 import type { ApiDeps } from '../deps';
 import { prefixedId } from './params';
 import { deliveryJson, replayDeliveries } from './webhook-endpoints';
 
-const LIVE_STATES = new Set(['waiting', 'delayed', 'active', 'prioritized', 'waiting-children']);
 
 export function deliveriesRouter(deps: ApiDeps): Router {
   const router = Router();
@@ -39,7 +38,7 @@ export function deliveriesRouter(deps: ApiDeps): Router {
     const states = await failFast(deps.redis, () => Promise.all(ids.map((id) => deps.queues.deliveries.getJobState(id)))).catch(() => {
       throw unavailable('The queue cannot be checked right now; retry later.');
     });
-    return states.some((state) => LIVE_STATES.has(state));
+    return states.some((state) => LIVE_JOB_STATES.has(state));
   };
 
   router.post('/:id/retry', async (req, res) => {
