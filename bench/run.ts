@@ -10,6 +10,8 @@
 // only when a figure could not be measured or a correctness check failed, never for a slow machine.
 import fs from 'node:fs';
 import path from 'node:path';
+import { ensureDatabase } from '@trackway/db';
+import { TEST_DATABASE_URL } from '@trackway/testing';
 import { ROOT, type Row, forkTs, machineNote, printTable } from './lib';
 
 const ALL = ['ingest', 'attribution', 'delivery', 'pipeline'] as const;
@@ -42,6 +44,8 @@ async function main() {
   const selected = args.filter((a) => (ALL as readonly string[]).includes(a));
   const names = selected.length > 0 ? selected : [...ALL];
   const started = performance.now();
+  // Each program migrates its own schema in this database (as the tests do): make sure it exists.
+  await ensureDatabase(TEST_DATABASE_URL);
   console.log(machineNote());
   const rows: Row[] = [];
   const status: string[] = [];
