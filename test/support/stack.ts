@@ -81,7 +81,14 @@ export async function startStack(): Promise<Stack> {
     metrics,
     health,
   });
-  const ingest = createIngest({ queues, redis: producer, lookups: createLookups(db.prisma), clickIds, logger, metrics, health });
+  const lookups = createLookups(db.prisma, box);
+  // As ingest's main: announced changes clear its caches.
+  await subscribeInvalidations(connect(), prefix, (kind) => {
+    if (kind === 'advertiser') lookups.advertiserByKeyHash.clear();
+    if (kind === 'offer') lookups.offer.clear();
+    if (kind === 'affiliate') lookups.affiliate.clear();
+  });
+  const ingest = createIngest({ queues, redis: producer, lookups, clickIds, logger, metrics, health });
   const auth = { Authorization: `Bearer ${await signAdminToken(STACK_SECRET)}` };
   const workers: Worker[] = [];
 

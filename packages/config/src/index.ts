@@ -58,6 +58,23 @@ const cidrList = z
     return items;
   });
 
+const TRUST_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+const trustProxy = z
+  .string()
+  .default('false')
+  .transform((value, ctx): boolean | number | string => {
+    const trimmed = value.trim().toLowerCase();
+    if (trimmed === 'true' || trimmed === 'false') return trimmed === 'true';
+    if (/^\d+$/.test(trimmed)) return Number(trimmed);
+    for (const item of trimmed.split(',').map((s) => s.trim())) {
+      const [address, bits] = item.split('/');
+      const max = isIP(address ?? '') === 4 ? 32 : 128;
+      const ok = TRUST_NAMES.has(item) || (isIP(address ?? '') !== 0 && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= max)));
+      if (!ok) ctx.addIssue({ code: 'custom', message: `"${item}" is not loopback, linklocal, uniquelocal, an address or a CIDR` });
+    }
+    return trimmed;
+  });
+
 const retrySchedule = z
   .string()
   .default('0,5s,5min,30min,2h,5h,10h,10h')
@@ -143,6 +160,19 @@ export const envSchema = z.object({
   DELIVERY_LOG_RETENTION_DAYS: int(30, 1),
   WEBHOOK_ALLOW_HTTP: bool(false),
   WEBHOOK_ALLOWED_CIDRS: cidrList,
+
+  // Whom to believe about a client's address (allowlists, auth-failure limits, click IPs):
+  // Express's `trust proxy` values. `false` (the default): the socket's address, X-Forwarded-For
+  // ignored. `loopback`, `uniquelocal`, addresses or CIDRs (comma-separated): proxies at those
+  // addresses are trusted. A number: that many hops. `true`: every hop (only behind a proxy
+  // that overwrites the header).
+  TRUST_PROXY: trustProxy,
+  // Postbacks per second per advertiser, across all ingest replicas; 0 = no limit. An
+  // advertiser's postback_rate_limit_per_second overrides it.
+  POSTBACK_RATE_LIMIT: int(0, 0, 1_000_000),
+  // Failed authentications (unknown postback key, bad signature, bad admin token, failed
+  // /admin/login) allowed per client address per minute; then 429 until the minute is over.
+  AUTH_FAILURE_LIMIT: int(30, 1, 1_000_000),
 });
 
 export type Env = z.infer<typeof envSchema>;

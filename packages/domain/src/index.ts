@@ -9,3 +9,4 @@ export * from './keys';
 export * from './secrets-box';
 export * from './event-catalog';
 export * from './attribution';
+export * from './front-door';

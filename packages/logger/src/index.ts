@@ -90,3 +90,37 @@ export function errorReporter(logger: Pick<Logger, 'error' | 'warn'>, options: {
     logger[level](line, message);
   };
 }
+
+// A parameter whose name says it holds a credential, and values shaped like one whatever
+// their name: Trackway's postback keys (pk_…) and signing secrets (whsec_…), JWTs (eyJ….….).
+const SECRET_NAME = /key|secret|token|passw|signature|auth|session|jwt|credential/i;
+const SECRET_VALUE = /(?:pk|whsec|sk)_[A-Za-z0-9+/_=-]{12,}|eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+/;
+
+const decodeLoosely = (text: string) => {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, ' '));
+  } catch {
+    return text;
+  }
+};
+
+/**
+ * A request URL for logs: every query parameter named like a credential, or whose value is
+ * shaped like one (under any name, e.g. `api_key=pk_…` or `x=whsec_…`), becomes `[redacted]`.
+ */
+export function redactUrl(url: string | undefined): string | undefined {
+  if (!url) return url;
+  const at = url.indexOf('?');
+  if (at === -1) return url;
+  const parts = url
+    .slice(at + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      const name = eq === -1 ? pair : pair.slice(0, eq);
+      const value = eq === -1 ? '' : pair.slice(eq + 1);
+      const secret = SECRET_NAME.test(decodeLoosely(name)) || SECRET_VALUE.test(decodeLoosely(value)) || SECRET_VALUE.test(decodeLoosely(name));
+      return secret ? `${SECRET_VALUE.test(decodeLoosely(name)) ? '[redacted]' : name}=[redacted]` : pair;
+    });
+  return `${url.slice(0, at)}?${parts.join('&')}`;
+}

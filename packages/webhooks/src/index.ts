@@ -61,11 +61,12 @@ export interface VerifyOptions {
 }
 
 /**
- * Verifies a request against one or more secrets (e.g. old and new during a rotation), in
- * constant time per comparison, rejecting timestamps outside the tolerance (±5 min).
- * Returns the parsed JSON body.
+ * Checks a request's Standard Webhooks headers against one or more secrets (e.g. old and new
+ * during a rotation), in constant time per comparison, rejecting timestamps outside the
+ * tolerance (±5 min). `payload` is what was signed, as text or the raw bytes. Returns the
+ * message id and timestamp; throws WebhookVerificationError saying why otherwise.
  */
-export function verify(body: string | Buffer, headers: Record<string, string | string[] | undefined>, secrets: string | string[], options: VerifyOptions = {}): unknown {
+export function verifySignature(payload: string | Buffer, headers: Record<string, string | string[] | undefined>, secrets: string | string[], options: VerifyOptions = {}): { id: string; timestamp: number } {
   const header = (name: string) => {
     const value = Object.entries(headers).find(([k]) => k.toLowerCase() === name)?.[1];
     return Array.isArray(value) ? value[0] : value;
@@ -81,7 +82,6 @@ export function verify(body: string | Buffer, headers: Record<string, string | s
   if (now - ts > tolerance) throw new WebhookVerificationError('timestamp too old');
   if (ts - now > tolerance) throw new WebhookVerificationError('timestamp too new');
 
-  const text = typeof body === 'string' ? body : body.toString('utf8');
   // Only canonical base64 of a 32-byte HMAC counts, as in the reference implementation.
   const passed = signatures
     .split(' ')
@@ -89,11 +89,16 @@ export function verify(body: string | Buffer, headers: Record<string, string | s
     .filter(([version, sig]) => version === 'v1' && /^[A-Za-z0-9+/]{43}=$/.test(sig ?? '') && Buffer.from(sig, 'base64').toString('base64') === sig)
     .map(([, sig]) => Buffer.from(sig, 'base64'));
   for (const secret of Array.isArray(secrets) ? secrets : [secrets]) {
-    const expected = createHmac('sha256', secretKey(secret)).update(`${id}.${ts}.${text}`).digest();
-    if (passed.some((candidate) => candidate.length === expected.length && timingSafeEqual(candidate, expected))) {
-      return text === '' ? undefined : JSON.parse(text);
-    }
+    const expected = createHmac('sha256', secretKey(secret)).update(`${id}.${ts}.`).update(payload).digest();
+    if (passed.some((candidate) => candidate.length === expected.length && timingSafeEqual(candidate, expected))) return { id, timestamp: ts };
   }
   throw new WebhookVerificationError('no matching signature');
+}
+
+/** Verifies a webhook (see verifySignature) and returns its parsed JSON body. */
+export function verify(body: string | Buffer, headers: Record<string, string | string[] | undefined>, secrets: string | string[], options: VerifyOptions = {}): unknown {
+  verifySignature(body, headers, secrets, options);
+  const text = typeof body === 'string' ? body : body.toString('utf8');
+  return text === '' ? undefined : JSON.parse(text);
 }
 export * from './destination-policy';

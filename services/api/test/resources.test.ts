@@ -23,6 +23,11 @@ describe('advertisers and affiliates', () => {
       name: 'Acme',
       status: 'active',
       postback_key: expect.stringMatching(/^pk_[A-Za-z0-9_-]{32}$/),
+      require_signed_postbacks: false,
+      signing_secret_set: false,
+      previous_signing_secret_expires_at: null,
+      allowed_ips: [],
+      postback_rate_limit_per_second: null,
       created_at: expect.any(String),
       updated_at: expect.any(String),
     });

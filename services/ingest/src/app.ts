@@ -1,20 +1,19 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import querystring from 'node:querystring';
 import type { ClickIdCodec } from '@trackway/clickid';
-import { hashPostbackKey } from '@trackway/domain';
+import { effectiveRateLimit, hashPostbackKey, signatureCheck } from '@trackway/domain';
 import { HttpError, badRequest, errorHandler, errorReply, notFoundHandler, textProblem, unavailable } from '@trackway/http';
-import type { Logger } from '@trackway/logger';
+import { type Logger, redactUrl } from '@trackway/logger';
 import type { TypedQueue } from '@trackway/queues';
-import { type HealthState, type Metrics, closeConnectionsWhenDraining, healthRouter, metricsHandler } from '@trackway/runtime';
+import { type HealthState, type Metrics, type TrustProxy, authFailureGuard, clientAddress, closeConnectionsWhenDraining, compileTrust, healthRouter, metricsHandler, postbackRateLimiter } from '@trackway/runtime';
+import { WebhookVerificationError, verifySignature } from '@trackway/webhooks';
 import encodeUrl from 'encodeurl';
 import express from 'express';
 import parseUrl from 'parseurl';
-import proxyAddr from 'proxy-addr';
 import typeIs from 'type-is';
 import type { Redis } from 'ioredis';
 import { createEnqueuers } from './enqueue';
-import type { IngestLookups } from './lookups';
-import { collectParams, validatePostback } from './postback-input';
+import type { AdvertiserSummary, IngestLookups } from './lookups';
+import { checkBody, collectParams, parseQuery, validatePostback } from './postback-input';
 
 export interface IngestDeps {
   queues: { postbacks: TypedQueue<'postbacks'>; clicks: TypedQueue<'clicks'> };
@@ -25,16 +24,22 @@ export interface IngestDeps {
   logger: Logger;
   metrics: Metrics;
   health: HealthState;
+  /** TRUST_PROXY, POSTBACK_RATE_LIMIT, AUTH_FAILURE_LIMIT and the Redis prefix of their counters (defaults: false, 0, 30, the queues' prefix). */
+  frontDoor?: { trustProxy?: TrustProxy; postbackRateLimit?: number; authFailureLimit?: number; prefix?: string };
 }
 
 export const MAX_BODY = '16kb';
 const SUB_KEYS = ['sub1', 'sub2', 'sub3', 'sub4', 'sub5'] as const;
 const POSITIVE_INT = /^[1-9]\d{0,9}$/;
 const BODY_TYPES = ['application/json', 'application/*+json', 'application/x-www-form-urlencoded'];
-// Client IPs (kept with clicks) come from X-Forwarded-For only when a private-network proxy sent it.
-const trustProxy = proxyAddr.compile(['loopback', 'linklocal', 'uniquelocal']);
+// Signed postbacks' webhook-ids are remembered this long: beyond it, the timestamp is refused anyway.
+const SIGNED_ID_TTL_MS = 10 * 60_000;
+const SIGNATURE_HEADERS = ['webhook-id', 'webhook-timestamp', 'webhook-signature'] as const;
+// Query parameters past this many are refused, not dropped.
+const MAX_PARAMS = 1000;
 
 type Query = Record<string, string | string[] | undefined>;
+type RawRequest = IncomingMessage & { rawBody?: Buffer };
 
 /**
  * The ingest service: `/postback` and `/click`, the hot paths, on plain node:http (Express and
@@ -45,8 +50,15 @@ type Query = Record<string, string | string[] | undefined>;
 export function createApp(deps: IngestDeps): RequestListener {
   const { redis, lookups, clickIds, logger, metrics, health } = deps;
   const enqueue = createEnqueuers(deps);
-  const jsonBody = express.json({ limit: MAX_BODY, strict: false, type: ['application/json', 'application/*+json'] });
-  const formBody = express.urlencoded({ limit: MAX_BODY, extended: false, parameterLimit: 200 });
+  const prefix = deps.frontDoor?.prefix ?? deps.queues.postbacks.opts.prefix ?? 'trackway';
+  const trust = compileTrust(deps.frontDoor?.trustProxy ?? false);
+  const authFailures = authFailureGuard({ redis, prefix, perMinute: deps.frontDoor?.authFailureLimit ?? 30 });
+  const postbackRate = postbackRateLimiter({ redis, prefix, onError: (error) => logger.warn({ err: error }, 'postback rate not synced; limiting per replica') });
+  const globalRateLimit = deps.frontDoor?.postbackRateLimit ?? 0;
+  // The raw body is kept: a signature is over the bytes as sent.
+  const keepRaw = (req: IncomingMessage, _res: ServerResponse, buf: Buffer) => void ((req as RawRequest).rawBody = buf);
+  const jsonBody = express.json({ limit: MAX_BODY, strict: false, type: ['application/json', 'application/*+json'], verify: keepRaw });
+  const formBody = express.urlencoded({ limit: MAX_BODY, extended: false, parameterLimit: 200, verify: keepRaw });
   // body-parser's own middlewares work on plain node requests: one of them takes the body.
   const readBody = (req: IncomingMessage, res: ServerResponse) =>
     new Promise<unknown>((resolve, reject) => {
@@ -122,7 +134,7 @@ export function createApp(deps: IngestDeps): RequestListener {
     const userAgent = req.headers['user-agent'];
     enqueue
       // proxy-addr finds no address once the client has gone (its socket closed meanwhile).
-      .click({ clickId, offerId: offer.id, affiliateId: affiliate.id, clickedAt: clickedAt.toISOString(), subs, ip: (proxyAddr(req, trustProxy) as string | undefined)?.slice(0, 45), userAgent: userAgent?.slice(0, 512) })
+      .click({ clickId, offerId: offer.id, affiliateId: affiliate.id, clickedAt: clickedAt.toISOString(), subs, ip: clientAddress(req, trust)?.slice(0, 45), userAgent: userAgent?.slice(0, 512) })
       .catch((error: unknown) => {
         metrics.clicks.inc({ outcome: 'enqueue_failed' });
         logger.warn({ err: error, click_id: clickId }, 'click not recorded');
@@ -134,15 +146,18 @@ export function createApp(deps: IngestDeps): RequestListener {
     res.end(body);
   };
 
-  const postback = async (req: IncomingMessage, res: ServerResponse, query: Query, ids: { postbackId?: string }) => {
+  const postback = async (req: IncomingMessage, res: ServerResponse, rawQuery: string, query: Query, ids: { postbackId?: string }) => {
     const sources: Record<string, unknown>[] = [query];
+    let rawBody: Buffer | undefined;
     if (req.method === 'POST') {
       const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
       if (hasBody && !typeIs(req, BODY_TYPES)) throw new HttpError(415, 'unsupported_media_type', 'Send JSON or application/x-www-form-urlencoded.');
       const body = await readBody(req, res);
+      rawBody = (req as RawRequest).rawBody;
       if (body !== undefined && body !== null && (typeof body !== 'object' || Array.isArray(body))) {
         throw badRequest({ _: 'the JSON body must be an object' }, 'The request body must be a JSON object.');
       }
+      if (rawBody) checkBody(rawBody, body as Record<string, unknown>, typeIs(req, ['application/json', 'application/*+json']) !== false);
       if (body) sources.push(body as Record<string, unknown>);
     }
 
@@ -156,10 +171,26 @@ export function createApp(deps: IngestDeps): RequestListener {
       metrics.postbacks.inc({ stage: 'ingest', outcome: 'unauthorized', reason: 'missing_key' });
       throw new HttpError(401, 'unauthorized', 'A postback key is required, as `key` or the X-Postback-Key header.');
     }
+    // An address over AUTH_FAILURE_LIMIT is refused before its key is looked at: from memory.
+    const address = clientAddress(req, trust);
+    const blocked = authFailures.blockedFor(address);
+    if (blocked > 0) throw tooManyFailures(blocked);
     const advertiser = key === null ? null : await lookupAdvertiser(key);
     if (!advertiser || advertiser.status !== 'active') {
       metrics.postbacks.inc({ stage: 'ingest', outcome: 'unauthorized', reason: 'unknown_key' });
-      throw new HttpError(401, 'unauthorized', 'The postback key is not valid.');
+      await failedAuth(address, new HttpError(401, 'unauthorized', 'The postback key is not valid.'));
+    }
+    const { id: advertiserId } = advertiser!;
+    if (advertiser!.allows && !advertiser!.allows(address)) {
+      metrics.postbacks.inc({ stage: 'ingest', outcome: 'unauthorized', reason: 'ip_not_allowed' });
+      throw new HttpError(403, 'ip_not_allowed', `Postbacks for this advertiser are not accepted from ${address ?? 'this address'}.`);
+    }
+    const signedId = await checkSignature(req, advertiser!, address, rawQuery, rawBody, query);
+
+    const wait = postbackRate.take(advertiserId, effectiveRateLimit(globalRateLimit, advertiser!.postbackRateLimitPerSecond));
+    if (wait > 0) {
+      metrics.postbacks.inc({ stage: 'ingest', outcome: 'rate_limited', reason: 'advertiser' });
+      throw new HttpError(429, 'rate_limited', "Too many postbacks for this advertiser; retry after Retry-After seconds.", undefined, { 'Retry-After': String(wait) });
     }
     const input = validatePostback(values, fields);
     if (!input) {
@@ -167,10 +198,24 @@ export function createApp(deps: IngestDeps): RequestListener {
       throw badRequest(fields);
     }
 
+    // A signed postback's webhook-id is used once: remembered before the enqueue, forgotten
+    // again when the enqueue fails (the advertiser's retry carries the same id).
+    const replayKey = signedId === undefined ? undefined : `${prefix}:signed-postback-ids:${advertiserId}:${signedId}`;
+    if (replayKey) {
+      const fresh = await redis.set(replayKey, '1', 'PX', SIGNED_ID_TTL_MS, 'NX').catch((error: unknown) => {
+        logger.error({ err: error }, 'webhook-id not checked');
+        throw unavailable('The postback could not be queued; retry later.', 5);
+      });
+      if (fresh === null) {
+        metrics.postbacks.inc({ stage: 'ingest', outcome: 'unauthorized', reason: 'replayed' });
+        throw new HttpError(401, 'invalid_signature', 'This webhook-id was already used: a signed postback is accepted once.');
+      }
+    }
     let postbackId: string;
     try {
-      postbackId = await enqueue.postback({ advertiserId: advertiser.id, receivedAt: new Date().toISOString(), ...input });
+      postbackId = await enqueue.postback({ advertiserId, receivedAt: new Date().toISOString(), ...input });
     } catch (error) {
+      if (replayKey) redis.del(replayKey).catch(() => undefined);
       metrics.postbacks.inc({ stage: 'ingest', outcome: 'unavailable', reason: 'queue' });
       logger.error({ err: error }, 'postback not queued');
       throw unavailable('The postback could not be queued; retry later.', 5);
@@ -178,6 +223,45 @@ export function createApp(deps: IngestDeps): RequestListener {
     ids.postbackId = postbackId;
     metrics.postbacks.inc({ stage: 'ingest', outcome: 'queued', reason: '' });
     send(res, 202, { postback_id: postbackId, status: 'queued' });
+  };
+
+  const tooManyFailures = (seconds: number) =>
+    new HttpError(429, 'rate_limited', 'Too many failed authentications from this address; retry after Retry-After seconds.', undefined, { 'Retry-After': String(seconds) });
+
+  /** Counts a failed authentication: throws `error`, or a 429 once the address is over its limit. */
+  const failedAuth = async (address: string | undefined, error: HttpError): Promise<never> => {
+    const blockedFor = await authFailures.fail(address);
+    throw blockedFor > 0 ? tooManyFailures(blockedFor) : error;
+  };
+
+  /**
+   * Standard Webhooks headers, checked (see signatureCheck): returns the webhook-id of a
+   * correctly signed postback, undefined for an unsigned one the advertiser accepts.
+   */
+  const checkSignature = async (req: IncomingMessage, advertiser: AdvertiserSummary, address: string | undefined, rawQuery: string, rawBody: Buffer | undefined, query: Query) => {
+    const headersSent = SIGNATURE_HEADERS.some((name) => req.headers[name] !== undefined);
+    const now = Date.now();
+    const secrets = advertiser.signingSecrets.filter((s) => s.expiresAt === null || s.expiresAt > now).map((s) => s.secret);
+    const check = signatureCheck({ required: advertiser.requireSignedPostbacks, hasSecret: secrets.length > 0, headersSent });
+    const refuse = (reason: string) => new HttpError(401, 'invalid_signature', reason);
+    if (check.verdict === 'unsigned') return undefined;
+    if (check.verdict === 'refuse') {
+      metrics.postbacks.inc({ stage: 'ingest', outcome: 'unauthorized', reason: 'signature' });
+      if (headersSent) await failedAuth(address, refuse(check.reason));
+      throw refuse(check.reason);
+    }
+    // GET: the query string as sent; POST: the body's bytes. A signed POST's fields are all in
+    // its body: the query may carry only the key.
+    if (req.method === 'POST' && Object.keys(query).some((name) => name !== 'key')) {
+      throw badRequest({ _: 'a signed POST carries its fields in the body; the query string may hold only `key`' }, 'A signed POST carries its fields in the body.');
+    }
+    try {
+      return verifySignature(req.method === 'POST' ? (rawBody ?? '') : rawQuery, req.headers, secrets).id;
+    } catch (error) {
+      if (!(error instanceof WebhookVerificationError)) throw error;
+      metrics.postbacks.inc({ stage: 'ingest', outcome: 'unauthorized', reason: 'signature' });
+      return failedAuth(address, refuse(`The postback's signature is not valid: ${error.message}.`));
+    }
   };
 
   const lookupAdvertiser = async (key: string) => {
@@ -201,14 +285,21 @@ export function createApp(deps: IngestDeps): RequestListener {
     if (!health.accepting) res.setHeader('connection', 'close');
     const ids: { postbackId?: string } = {};
     observe(req, res, route, ids);
-    const query = querystring.parse(typeof url?.query === 'string' ? url.query : '') as Query;
+    const rawQuery = typeof url?.query === 'string' ? url.query : '';
     let handled: Promise<void>;
+    let query: Query = {};
+    try {
+      query = parseQuery(rawQuery);
+    } catch (error) {
+      fail(res, error);
+      return;
+    }
     // A client never sends a fragment: a raw "#" is part of a value that was not percent-encoded,
     // and reading the URL up to it would cut that value short.
     if (req.url?.includes('#')) handled = Promise.reject(badRequest({ _: 'the URL contains a raw "#"; percent-encode it as %23' }, 'The URL contains a raw "#".'));
     else if (route === '/click') handled = click(req, res, query);
     // A HEAD must never enqueue anything.
-    else if (req.method === 'GET' || req.method === 'POST') handled = postback(req, res, query, ids);
+    else if (req.method === 'GET' || req.method === 'POST') handled = postback(req, res, rawQuery, query, ids);
     else handled = Promise.reject(new HttpError(405, 'method_not_allowed', 'Use GET or POST.', undefined, { Allow: 'GET, POST' }));
     handled.catch((error: unknown) => fail(res, error));
   };
@@ -234,6 +325,10 @@ function send(res: ServerResponse, status: number, body: unknown, headers?: Reco
 function postbackKey(req: IncomingMessage, param: unknown, fields: Record<string, string>): string | null | undefined {
   if (fields.key) return null;
   const header = req.headers['x-postback-key'] || undefined;
+  if (header !== undefined && param !== undefined && param !== '' && param !== header) {
+    fields.key = 'given as the X-Postback-Key header and as a parameter, with different values';
+    return null;
+  }
   const key = header ?? param;
   if (key === undefined || key === '') return undefined;
   if (typeof key !== 'string' || key.length > 128) return null;
@@ -263,25 +358,4 @@ export function destinationFor(template: string, values: Record<string, string>)
   const [base, hash] = hashAt === -1 ? [url, ''] : [url.slice(0, hashAt), url.slice(hashAt)];
   const separator = base.includes('?') ? (base.endsWith('?') || base.endsWith('&') ? '' : '&') : '?';
   return `${base}${separator}click_id=${encodeURIComponent(values.click_id)}${hash}`;
-}
-
-/** The request URL for logs, with every parameter whose decoded name is `key` redacted. */
-export function redactUrl(url: string | undefined): string | undefined {
-  if (!url) return url;
-  const at = url.indexOf('?');
-  if (at === -1) return url;
-  const parts = url
-    .slice(at + 1)
-    .split('&')
-    .map((pair) => {
-      const name = pair.split('=')[0];
-      let decoded: string;
-      try {
-        decoded = decodeURIComponent(name.replace(/\+/g, ' '));
-      } catch {
-        decoded = name;
-      }
-      return decoded.trim().toLowerCase() === 'key' ? 'key=[redacted]' : pair;
-    });
-  return `${url.slice(0, at)}?${parts.join('&')}`;
 }

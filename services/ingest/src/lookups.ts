@@ -1,5 +1,6 @@
 import type { PrismaClient } from '@trackway/db';
-import { type CachedLookup, cachedLookup } from '@trackway/runtime';
+import type { SecretBox } from '@trackway/domain';
+import { type CachedLookup, addressMatcher, cachedLookup } from '@trackway/runtime';
 
 export interface OfferSummary {
   id: number;
@@ -10,6 +11,12 @@ export interface OfferSummary {
 export interface AdvertiserSummary {
   id: number;
   status: 'active' | 'inactive';
+  requireSignedPostbacks: boolean;
+  /** Its signing secrets, opened: the current one, and the previous one until it expires. */
+  signingSecrets: { secret: string; expiresAt: number | null }[];
+  /** Whether an address may post for it; null: any. */
+  allows: ((address: string | undefined) => boolean) | null;
+  postbackRateLimitPerSecond: number | null;
 }
 export interface AffiliateSummary {
   id: number;
@@ -25,13 +32,38 @@ export interface IngestLookups {
 const TTL_MS = 30_000;
 
 // The hot path's only database reads, all cached: the HTTP handlers never wait on Postgres
-// for a warm key, offer or affiliate.
-export function createLookups(prisma: PrismaClient): IngestLookups {
+// for a warm key, offer or affiliate. Unknown keys are cached too (for missTtlMs), so a client
+// repeating a wrong key does not reach Postgres each time; random keys are bounded by
+// AUTH_FAILURE_LIMIT. `box` opens signing secrets (SECRETS_KEY).
+export function createLookups(prisma: PrismaClient, box?: SecretBox): IngestLookups {
   const id = (key: string) => (/^\d{1,9}$/.test(key) ? Number(key) : null);
+  const open = (sealed: string) => {
+    if (!box) throw new Error('signing secrets cannot be opened: ingest has no SECRETS_KEY');
+    return box.open(sealed);
+  };
   return {
     advertiserByKeyHash: cachedLookup(
-      (hash) => prisma.advertiser.findUnique({ where: { postbackKeyHash: hash }, select: { id: true, status: true } }),
-      { ttlMs: TTL_MS },
+      async (hash) => {
+        const row = await prisma.advertiser.findUnique({
+          where: { postbackKeyHash: hash },
+          select: { id: true, status: true, requireSignedPostbacks: true, signingSecretSealed: true, previousSigningSecretSealed: true, previousSigningSecretExpiresAt: true, allowedIps: true, postbackRateLimitPerSecond: true },
+        });
+        if (!row) return null;
+        const secrets: AdvertiserSummary['signingSecrets'] = [];
+        if (row.signingSecretSealed) secrets.push({ secret: open(row.signingSecretSealed), expiresAt: null });
+        if (row.previousSigningSecretSealed && row.previousSigningSecretExpiresAt) {
+          secrets.push({ secret: open(row.previousSigningSecretSealed), expiresAt: row.previousSigningSecretExpiresAt.getTime() });
+        }
+        return {
+          id: row.id,
+          status: row.status,
+          requireSignedPostbacks: row.requireSignedPostbacks,
+          signingSecrets: secrets,
+          allows: addressMatcher(row.allowedIps ?? []),
+          postbackRateLimitPerSecond: row.postbackRateLimitPerSecond,
+        };
+      },
+      { ttlMs: TTL_MS, missTtlMs: TTL_MS },
     ),
     offer: cachedLookup(
       async (key) =>

@@ -1,23 +1,35 @@
 import { createClickIdCodec } from '@trackway/clickid';
+import { decodeKey } from '@trackway/config';
+import { createSecretBox } from '@trackway/domain';
 import { createQueue, subscribeInvalidations } from '@trackway/queues';
 import { createServiceContext, runMain, serveHttp } from '@trackway/runtime';
 import { createApp } from './app';
 import { createLookups } from './lookups';
 
 runMain(async () => {
-  const ctx = createServiceContext('ingest', { require: ['CLICK_SECRET'], poolSize: 5 });
+  const ctx = createServiceContext('ingest', { require: ['CLICK_SECRET', 'SECRETS_KEY'], poolSize: 5 });
   const { config, producer } = ctx;
   const queues = {
     postbacks: createQueue('postbacks', producer, config.QUEUE_PREFIX, ctx.reportError),
     clicks: createQueue('clicks', producer, config.QUEUE_PREFIX, ctx.reportError),
   };
-  const lookups = createLookups(ctx.prisma);
+  // SECRETS_KEY opens advertisers' signing secrets (signed postbacks).
+  const lookups = createLookups(ctx.prisma, createSecretBox(decodeKey(config.SECRETS_KEY)!));
   await subscribeInvalidations(ctx.newWorkerConnection(), config.QUEUE_PREFIX, (kind) => {
     if (kind === 'advertiser') lookups.advertiserByKeyHash.clear();
     if (kind === 'offer') lookups.offer.clear();
     if (kind === 'affiliate') lookups.affiliate.clear();
   });
   ctx.metrics.trackQueues([queues.postbacks, queues.clicks]);
-  const app = createApp({ queues, redis: producer, lookups, clickIds: createClickIdCodec(config.CLICK_SECRET), logger: ctx.logger, metrics: ctx.metrics, health: ctx.health });
+  const app = createApp({
+    queues,
+    redis: producer,
+    lookups,
+    clickIds: createClickIdCodec(config.CLICK_SECRET),
+    logger: ctx.logger,
+    metrics: ctx.metrics,
+    health: ctx.health,
+    frontDoor: { trustProxy: config.TRUST_PROXY, postbackRateLimit: config.POSTBACK_RATE_LIMIT, authFailureLimit: config.AUTH_FAILURE_LIMIT, prefix: config.QUEUE_PREFIX },
+  });
   await serveHttp(ctx, { name: 'ingest', app, port: config.INGEST_PORT, close: () => Promise.all([queues.postbacks.close(), queues.clicks.close()]) });
 });

@@ -1,5 +1,8 @@
 import { CONVERSION_STATUSES, type ConversionStatus, MONEY_PATTERN, isCurrency } from '@trackway/domain';
-import { type FieldErrors, textProblem } from '@trackway/http';
+import { isUtf8 } from 'node:buffer';
+import querystring from 'node:querystring';
+import { type FieldErrors, badRequest, textProblem } from '@trackway/http';
+import { visit } from 'jsonc-parser';
 
 /**
  * Parameter names advertisers already send, mapped to Trackway's. The README's alias table is
@@ -142,4 +145,92 @@ function normalizeDecimal(value: string): string {
   const [int, frac] = value.split('.');
   const intPart = int.replace(/^0+(?=\d)/, '');
   return frac ? `${intPart}.${frac}` : intPart;
+}
+
+/** Query parameters past this many are refused, not dropped (node:querystring drops them). */
+export const MAX_QUERY_PARAMS = 1000;
+// A percent-encoded byte of 0x80 or more, or a raw non-ASCII character: the only ways to send
+// text that may not be UTF-8.
+const NON_ASCII = /%[89a-fA-F]|[^\x00-\x7f]/;
+
+/**
+ * The query string, parsed as node:querystring does, but refusing (400) what it would alter
+ * silently: bytes that are not UTF-8 (it makes them U+FFFD, so distinct orders would collide),
+ * raw non-ASCII characters, and parameters past the 1,000th (it drops them).
+ */
+export function parseQuery(raw: string): Record<string, string | string[] | undefined> {
+  if (raw.length > MAX_QUERY_PARAMS * 2 && raw.split('&').length > MAX_QUERY_PARAMS) {
+    throw badRequest({ _: `more than ${MAX_QUERY_PARAMS} query parameters` }, `At most ${MAX_QUERY_PARAMS} query parameters are accepted.`);
+  }
+  refuseNonUtf8(raw, false);
+  return querystring.parse(raw, '&', '=', { maxKeys: MAX_QUERY_PARAMS });
+}
+
+/** Throws a 400 naming each parameter whose percent-encoded bytes are not UTF-8 (or that holds a raw non-ASCII character, unless allowed). */
+function refuseNonUtf8(raw: string, allowRaw: boolean): void {
+  if (!NON_ASCII.test(raw)) return;
+  const fields: FieldErrors = {};
+  for (const pair of raw.split('&')) {
+    const eq = pair.indexOf('=');
+    const name = eq === -1 ? pair : pair.slice(0, eq);
+    const value = eq === -1 ? '' : pair.slice(eq + 1);
+    const decodedName = strictDecode(name, allowRaw);
+    if (decodedName === null || strictDecode(value, allowRaw) === null) {
+      fields[decodedName ?? querystring.unescape(name)] = allowRaw
+        ? 'must be UTF-8 text (its percent-encoded bytes are not UTF-8)'
+        : 'must be percent-encoded UTF-8 (a byte sequence that is not UTF-8, or a raw non-ASCII character, was sent)';
+    }
+  }
+  if (Object.keys(fields).length > 0) throw badRequest(fields, 'The parameters are not valid UTF-8.');
+}
+
+/** A component decoded as UTF-8, or null when its bytes are not UTF-8 (a stray "%" stays literal, as querystring leaves it). */
+function strictDecode(component: string, allowRaw: boolean): string | null {
+  if (!allowRaw && /[^\x00-\x7f]/.test(component)) return null;
+  try {
+    return decodeURIComponent(component.replace(/\+/g, ' ').replace(/%(?![0-9a-fA-F]{2})/g, '%25'));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A body's bytes, checked before its parsed fields are used: bytes that are not UTF-8 (the
+ * parser made them U+FFFD) and, in JSON, a key given twice (JSON.parse keeps the last) are a 400
+ * naming the field.
+ */
+export function checkBody(raw: Buffer, parsed: Record<string, unknown> | undefined, json: boolean): void {
+  if (!isUtf8(raw)) {
+    const named = Object.entries(parsed ?? {}).filter(([name, value]) => name.includes('\uFFFD') || (typeof value === 'string' && value.includes('\uFFFD')));
+    const fields: FieldErrors = {};
+    for (const [name] of named) fields[name] = 'must be UTF-8 text (the body holds bytes that are not UTF-8)';
+    if (named.length === 0) fields._ = 'the body holds bytes that are not UTF-8';
+    throw badRequest(fields, 'The request body is not valid UTF-8.');
+  }
+  if (!json) {
+    // A form body decodes its percent-escapes as the query string does.
+    refuseNonUtf8(raw.toString('utf8'), true);
+    return;
+  }
+  const duplicates = duplicateJsonKeys(raw.toString('utf8'));
+  if (duplicates.length > 0) {
+    throw badRequest(Object.fromEntries(duplicates.map((name) => [name, 'given more than once in the JSON body'])), 'The JSON body has a key more than once.');
+  }
+}
+
+/** Keys that appear twice in one object of a JSON text. */
+export function duplicateJsonKeys(text: string): string[] {
+  const objects: Set<string>[] = [];
+  const duplicates: string[] = [];
+  visit(text, {
+    onObjectBegin: () => void objects.push(new Set()),
+    onObjectEnd: () => void objects.pop(),
+    onObjectProperty: (name) => {
+      const keys = objects[objects.length - 1];
+      if (!keys) return;
+      if (keys.has(name)) duplicates.push(name);
+      else keys.add(name);
+    },
+  });
+  return duplicates;
 }

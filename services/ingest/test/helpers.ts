@@ -3,10 +3,12 @@ import { createClickIdCodec } from '@trackway/clickid';
 import { createProducerConnection, createQueue, whenReady } from '@trackway/queues';
 import { createMetrics } from '@trackway/runtime';
 import { TEST_REDIS_URL, type TestDatabase, createTestDatabase, deleteRedisPrefix, ignoreErrors, randomPrefix } from '@trackway/testing';
-import { createApp } from '../src/app';
+import { createSecretBox } from '@trackway/domain';
+import { type IngestDeps, createApp } from '../src/app';
 import { createLookups } from '../src/lookups';
 
 export const CLICK_SECRET = 'test-click-secret-0123456789abcdef0123456789';
+export const SECRETS_KEY = Buffer.alloc(32, 7);
 
 export interface IngestHarness {
   db: TestDatabase;
@@ -20,7 +22,7 @@ export interface IngestHarness {
   close(): Promise<void>;
 }
 
-export async function startIngest(options: { redisUrl?: string } = {}): Promise<IngestHarness> {
+export async function startIngest(options: { redisUrl?: string; frontDoor?: IngestDeps['frontDoor'] } = {}): Promise<IngestHarness> {
   const db = await createTestDatabase();
   const prefix = randomPrefix();
   const redis = createProducerConnection(options.redisUrl ?? TEST_REDIS_URL);
@@ -35,11 +37,12 @@ export async function startIngest(options: { redisUrl?: string } = {}): Promise<
   const app = createApp({
     queues,
     redis,
-    lookups: createLookups(db.prisma),
+    lookups: createLookups(db.prisma, createSecretBox(SECRETS_KEY)),
     clickIds,
     logger: createLogger({ service: 'test', level: 'error', destination: { write: (line: string) => void errors.push(line) } }),
     metrics: createMetrics('ingest'),
     health,
+    frontDoor: options.frontDoor,
   });
   return {
     db,

@@ -4,7 +4,7 @@ import { idBlockOf } from '@trackway/domain';
 import { createFixture, type Fixture, waitFor } from '@trackway/testing';
 import fc from 'fast-check';
 import request from 'supertest';
-import { redactUrl } from '../src/app';
+import { redactUrl } from '@trackway/logger';
 import { POSTBACK_ALIASES } from '../src/postback-input';
 import { type IngestHarness, startIngest } from './helpers';
 
@@ -317,8 +317,15 @@ async function waitForClick(harness: IngestHarness, id: string) {
 describe('request logs', () => {
   it.each([
     ['/postback?key=pk_secret&order_id=1', '/postback?key=[redacted]&order_id=1'],
-    ['/postback?k%65y=pk_secret', '/postback?key=[redacted]'],
-    ['/postback?order_id=1&KEY=pk_secret', '/postback?order_id=1&key=[redacted]'],
+    ['/postback?k%65y=pk_secret', '/postback?k%65y=[redacted]'],
+    ['/postback?order_id=1&KEY=pk_secret', '/postback?order_id=1&KEY=[redacted]'],
+    // Shaped like a key or a secret, whatever the name (the probe's api_key=pk_…).
+    ['/postback?api_key=pk_abcdefghijklmnopqrstuvwx&order_id=1', '/postback?api_key=[redacted]&order_id=1'],
+    ['/postback?x=pk_abcdefghijklmnopqrstuvwx', '/postback?x=[redacted]'],
+    ['/postback?hook=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', '/postback?hook=[redacted]'],
+    ['/postback?t=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.sig', '/postback?t=[redacted]'],
+    ['/postback?pk_abcdefghijklmnopqrstuvwx', '/postback?[redacted]=[redacted]'],
+    ['/postback?access_token=abc&password=x&click_id=c1', '/postback?access_token=[redacted]&password=[redacted]&click_id=c1'],
     ['/click?offer_id=1', '/click?offer_id=1'],
   ])('redact the key in %s', (url, expected) => {
     expect(redactUrl(url)).toBe(expected);

@@ -40,10 +40,16 @@ export function namedEntityRouter(
     delegate: EntityDelegate;
     /** Extra columns for a new row, and extra fields shown once in the 201 response. */
     onCreate?: () => { data: Record<string, unknown>; shown: Record<string, unknown> };
+    /** Fields PATCH accepts beyond name and status, and the columns they become (checked against the row). */
+    update?: { fields: z.ZodRawShape; toData: (id: number, input: Record<string, unknown>) => Promise<Record<string, unknown>> };
+    /** Fields every answer shows beyond entityJson's. */
+    json?: (row: never) => Record<string, unknown>;
   },
-): Router & { update: (id: number, data: Record<string, unknown>) => Promise<EntityRow> } {
+): Router & { update: (id: number, data: Record<string, unknown>) => Promise<EntityRow>; toJson: (row: EntityRow) => Record<string, unknown> } {
   const { what, kind, delegate } = config;
   const router = Router();
+  const patchSchema = config.update ? updateSchema.extend(config.update.fields) : updateSchema;
+  const toJson = (row: EntityRow) => ({ ...entityJson(row), ...config.json?.(row as never) });
   const update = async (id: number, data: Record<string, unknown>) => {
     const { count } = await delegate.updateMany({ where: { id }, data });
     if (count === 0) throw notFound(what);
@@ -55,7 +61,7 @@ export function namedEntityRouter(
     const input = parseInput(createSchema, req.body);
     const extra = config.onCreate?.() ?? { data: {}, shown: {} };
     const row = await delegate.create({ data: { name: input.name, ...extra.data } as never });
-    res.status(201).json({ ...entityJson(row), ...extra.shown });
+    res.status(201).json({ ...toJson(row), ...extra.shown });
   });
 
   router.get('/', async (req, res) => {
@@ -66,18 +72,20 @@ export function namedEntityRouter(
       orderBy: { id: 'desc' },
       take: q.limit + 1,
     });
-    res.json(page(rows, q.limit, entityJson));
+    res.json(page(rows, q.limit, toJson));
   });
 
   router.get('/:id', async (req, res) => {
     const row = await delegate.findUnique({ where: { id: intId(req.params.id, what) } });
     if (!row) throw notFound(what);
-    res.json(entityJson(row));
+    res.json(toJson(row));
   });
 
   router.patch('/:id', async (req, res) => {
-    res.json(entityJson(await update(intId(req.params.id, what), parseInput(updateSchema, req.body))));
+    const id = intId(req.params.id, what);
+    const input = parseInput(patchSchema, req.body) as Record<string, unknown>;
+    res.json(toJson(await update(id, config.update ? await config.update.toData(id, input) : input)));
   });
 
-  return Object.assign(router, { update });
+  return Object.assign(router, { update, toJson });
 }

@@ -1,0 +1,38 @@
+/**
+ * What the front door decides about a postback before its fields are read: pure functions,
+ * the ingest handler loads what they need (the advertiser, the client's address, the
+ * replica's view of the rate) and answers what they say.
+ */
+
+/** The limit that applies to an advertiser: its own, when set (0 = none), else the global. */
+export function effectiveRateLimit(globalPerSecond: number, advertiserPerSecond: number | null | undefined): number {
+  return advertiserPerSecond ?? globalPerSecond;
+}
+
+/**
+ * Whether one more postback fits into the current one-second window: `used` is what this
+ * replica knows the window holds (synced from Redis, plus its own not yet synced). Returns 0
+ * when it fits, else the whole seconds to wait (Retry-After, at least 1).
+ */
+export function rateLimitWait(input: { limit: number; used: number; msLeft: number }): number {
+  if (input.limit <= 0 || input.used < input.limit) return 0;
+  return Math.max(1, Math.ceil(input.msLeft / 1000));
+}
+
+export type SignatureCheck =
+  | { verdict: 'unsigned' }
+  | { verdict: 'verify' }
+  | { verdict: 'refuse'; reason: string };
+
+/**
+ * What to do with a postback's Standard Webhooks headers: verify them whenever any is sent
+ * (a wrong signature is refused even when signing is not required), refuse a postback without
+ * them when the advertiser requires signing, or when it requires it but has no secret.
+ */
+export function signatureCheck(input: { required: boolean; hasSecret: boolean; headersSent: boolean }): SignatureCheck {
+  if (!input.headersSent) {
+    return input.required ? { verdict: 'refuse', reason: 'This advertiser requires signed postbacks: send webhook-id, webhook-timestamp and webhook-signature.' } : { verdict: 'unsigned' };
+  }
+  if (!input.hasSecret) return { verdict: 'refuse', reason: 'The postback is signed, but this advertiser has no signing secret; rotate one first.' };
+  return { verdict: 'verify' };
+}
