@@ -1,6 +1,7 @@
 export * from './ids';
 export * from './money';
 export * from './payout';
+export * from './payout-batch';
 export * from './status';
 export * from './fraud';
 export * from './events';

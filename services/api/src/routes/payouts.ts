@@ -23,15 +23,16 @@ export function payoutsRouter({ prisma, pool, queues, logger }: ApiDeps): Router
   router.post('/', async (req, res) => {
     const input = parseInput(createSchema, req.body);
     if (!(await prisma.affiliate.findUnique({ where: { id: input.affiliate_id } }))) throw badRequest({ affiliate_id: 'no affiliate has this id' });
-    const payout = await retryOnConflict(() =>
+    const { payout, hasMore } = await retryOnConflict(() =>
       prisma.$transaction(async (tx) => {
         const created = await createPayout(tx, input.affiliate_id, input.currency, new Date());
         // Throwing rolls the empty payout back.
         if (!created) throw new HttpError(422, 'no_commissions', `Affiliate ${input.affiliate_id} has no approved, unpaid commissions in ${input.currency}.`);
-        return tx.payout.findUniqueOrThrow({ where: { id: created.id }, include: withCommissions });
+        return { payout: await tx.payout.findUniqueOrThrow({ where: { id: created.payout.id }, include: withCommissions }), hasMore: created.hasMore };
       }),
     );
-    res.status(201).json(payoutJson(payout, payout.commissions.map((c) => c.id)));
+    // has_more: the payout is full (PAYOUT_AMOUNT_MAX); ask again for the next one.
+    res.status(201).json({ ...payoutJson(payout, payout.commissions.map((c) => c.id)), has_more: hasMore });
   });
 
   router.get('/', async (req, res) => {
