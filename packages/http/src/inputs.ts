@@ -28,3 +28,20 @@ export function text(options: { max: number; min?: number; trim?: boolean }) {
 export const INT_ID_MAX = 2_147_483_647;
 export const intIdSchema = z.number().int().positive().max(INT_ID_MAX, 'is not an id');
 export const intIdQuery = z.coerce.number().int().positive().max(INT_ID_MAX, 'is not an id');
+
+// What both Postgres timestamptz and a JS Date hold, and a client can mean: Postgres has no
+// year 0 and JS Dates end in year 275760, so the ends are the epoch and the last of year 9999.
+export const DATE_TIME_MIN = new Date('1970-01-01T00:00:00.000Z');
+export const DATE_TIME_MAX = new Date('9999-12-31T23:59:59.999Z');
+
+/**
+ * Every date-time the admin API accepts: ISO 8601 with a time zone (Z or ±hh:mm), a real
+ * calendar day, within DATE_TIME_MIN…DATE_TIME_MAX once in UTC. Parsed to a Date.
+ */
+export const dateTimeInput = z
+  .iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time with a time zone, such as 2026-12-01T09:30:00Z' })
+  .transform((value) => new Date(value))
+  .refine(
+    (date) => date >= DATE_TIME_MIN && date <= DATE_TIME_MAX,
+    `must be between ${DATE_TIME_MIN.toISOString().replace('.000', '')} and ${DATE_TIME_MAX.toISOString()}`,
+  );

@@ -219,6 +219,34 @@ describe('input Postgres could not store is a 400, never a 500', () => {
   });
 });
 
+describe('dates the admin API accepts', () => {
+  let endpointId: string;
+  beforeAll(async () => {
+    endpointId = (await api().post('/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/hook', event_types: ['*'] }).expect(201)).body.id;
+  });
+  const recover = (since: unknown) => api().post(`/v1/webhook-endpoints/${endpointId}/recover`, { since });
+
+  it.each([
+    ['year 0', '0000-01-01T00:00:00Z', 'must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z'],
+    ['before 1970', '1969-12-31T23:59:59.999Z', 'must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z'],
+    ['past 9999 once in UTC', '9999-12-31T23:00:00-01:00', 'must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z'],
+    ['a day that does not exist', '2026-02-30T00:00:00Z', expect.stringMatching(/^must be an ISO 8601 date-time/)],
+    ['no time zone', '2026-12-01T00:00:00', expect.stringMatching(/^must be an ISO 8601 date-time/)],
+    ['a number', 1_700_000_000, expect.stringMatching(/^must be an ISO 8601 date-time/)],
+  ])('refuses %s with a 400 naming the field', async (_name, since, reason) => {
+    const res = await recover(since);
+    expect(res.status).toBe(400);
+    expect(res.body.error).toEqual({ code: 'invalid_request', message: expect.any(String), fields: { since: reason } });
+  });
+
+  it.each([['the lower bound', '1970-01-01T00:00:00Z'], ['the upper bound', '9999-12-31T23:59:59.999Z'], ['an offset', '2026-12-01T09:30:00+05:30'], ['microseconds', '2026-12-01T09:30:00.123456Z']])(
+    'accepts %s',
+    async (_name, since) => {
+      expect((await recover(since).expect(202)).body).toEqual({ recovered: 0, has_more: false });
+    },
+  );
+});
+
 describe('metrics', () => {
   it('labels requests by route pattern, one series whatever the case of the path', async () => {
     const listSeries = async () =>

@@ -1,5 +1,5 @@
 import { SUBSCRIBABLE_EVENT_TYPES, createEvent, endpointJson, newId } from '@trackway/domain';
-import { HttpError, badRequest, notFound, parseInput, text, unavailable } from '@trackway/http';
+import { HttpError, badRequest, dateTimeInput, notFound, parseInput, text, unavailable } from '@trackway/http';
 import { publishEvents, writeEvents } from '@trackway/outbox';
 import { deliveryJobOptions, replayJobId } from '@trackway/queues';
 import { RESERVED_HEADERS, checkLiteralHost, generateSecret } from '@trackway/webhooks';
@@ -35,7 +35,7 @@ const createSchema = z.strictObject(endpointFields);
 const updateSchema = z.strictObject(endpointFields).partial();
 const listSchema = z.object({ ...pageQuery, enabled: z.enum(['true', 'false']).optional() });
 const deliveriesSchema = z.object({ ...pageQuery, status: z.enum(['pending', 'succeeded', 'failed']).optional() });
-const recoverSchema = z.strictObject({ since: z.iso.datetime({ offset: true }) });
+const recoverSchema = z.strictObject({ since: dateTimeInput });
 
 export function deliveryJson(d: { id: string; eventId: string; endpointId: string; eventType: string; status: string; attemptCount: number; nextAttemptAt: Date | null; createdAt: Date; updatedAt: Date }) {
   return {
@@ -246,7 +246,7 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
     const { since } = parseInput(recoverSchema, req.body);
     if (!endpoint.enabled) throw new HttpError(409, 'endpoint_disabled', 'Enable the endpoint before recovering its deliveries.');
     const failed = await prisma.delivery.findMany({
-      where: { endpointId: endpoint.id, status: 'failed', createdAt: { gte: new Date(since) } },
+      where: { endpointId: endpoint.id, status: 'failed', createdAt: { gte: since } },
       orderBy: { id: 'asc' },
       take: RECOVER_MAX + 1,
       select: { id: true },
