@@ -24,6 +24,15 @@ export function text(options: { max: number; min?: number; trim?: boolean }) {
     });
 }
 
+// The WHATWG URL parser removes every tab, CR and LF, and spaces and C0 controls at either end,
+// so `new URL()` would hide them: a URL is checked as the raw string it arrived as.
+const URL_STRIPPED = /[\t\n\r]|^[\u0000-\u0020]|[\u0000-\u0020]$/;
+
+/** A URL as client text (see text), refused when a URL parser would silently change it. */
+export function urlText(options: { max: number }) {
+  return text(options).refine((value) => !URL_STRIPPED.test(value), 'must not contain tabs or line breaks, or begin or end with a space');
+}
+
 /** Postgres `integer` ids: positive and at most 2^31 − 1. */
 export const INT_ID_MAX = 2_147_483_647;
 export const intIdSchema = z.number().int().positive().max(INT_ID_MAX, 'is not an id');

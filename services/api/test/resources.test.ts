@@ -219,6 +219,53 @@ describe('input Postgres could not store is a 400, never a 500', () => {
   });
 });
 
+describe('URLs a parser would change are refused, not stored', () => {
+  let advertiserId: number;
+  let offerId: number;
+  let endpointId: string;
+  beforeAll(async () => {
+    advertiserId = (await api().post('/v1/advertisers', { name: 'URL owner' }).expect(201)).body.id;
+    const offer = { advertiser_id: advertiserId, name: 'URLs', destination_url: 'https://shop.example/', currency: 'USD', payout: { type: 'fixed', amount: '1' } };
+    offerId = (await api().post('/v1/offers', offer).expect(201)).body.id;
+    endpointId = (await api().post('/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/hook', event_types: ['*'] }).expect(201)).body.id;
+  });
+
+  // The WHATWG URL parser drops tabs and line breaks anywhere, and spaces at either end: what
+  // would be stored is not what was sent.
+  const urls = [
+    ['a line feed in the host', 'https://shop.exa\nmple/'],
+    ['a carriage return in the path', 'https://shop.example/a\rb'],
+    ['a tab in the query', 'https://shop.example/?a=\t1'],
+    ['a CRLF at the end', 'https://shop.example/\r\n'],
+    ['a leading space', ' https://shop.example/'],
+    ['a trailing space', 'https://shop.example/ '],
+  ];
+  const reason = 'must not contain tabs or line breaks, or begin or end with a space';
+
+  it.each(urls)('offer destination: refuses %s on create and update', async (_name, url) => {
+    const created = await api().post('/v1/offers', { advertiser_id: advertiserId, name: 'n', destination_url: url, currency: 'USD', payout: { type: 'fixed', amount: '1' } });
+    expect(created.status).toBe(400);
+    expect(created.body.error.fields).toEqual({ destination_url: reason });
+    const updated = await api().patch(`/v1/offers/${offerId}`, { destination_url: url });
+    expect(updated.status).toBe(400);
+    expect(updated.body.error.fields).toEqual({ destination_url: reason });
+  });
+
+  it.each(urls)('webhook endpoint URL: refuses %s on create and update', async (_name, url) => {
+    const created = await api().post('/v1/webhook-endpoints', { url: url.replace('https://shop.example', 'http://127.0.0.1:9'), event_types: ['*'] });
+    expect(created.status).toBe(400);
+    expect(created.body.error.fields).toEqual({ url: reason });
+    const updated = await api().patch(`/v1/webhook-endpoints/${endpointId}`, { url: url.replace('https://shop.example', 'http://127.0.0.1:9') });
+    expect(updated.status).toBe(400);
+    expect(updated.body.error.fields).toEqual({ url: reason });
+  });
+
+  it('keeps what was stored', async () => {
+    expect((await api().get(`/v1/offers/${offerId}`).expect(200)).body.destination_url).toBe('https://shop.example/');
+    expect((await api().get(`/v1/webhook-endpoints/${endpointId}`).expect(200)).body.url).toBe('http://127.0.0.1:9/hook');
+  });
+});
+
 describe('dates the admin API accepts', () => {
   let endpointId: string;
   beforeAll(async () => {

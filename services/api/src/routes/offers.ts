@@ -1,5 +1,5 @@
 import { MONEY_PATTERN, PERCENT_PATTERN, formatDecimal, formatMoney, isCurrency } from '@trackway/domain';
-import { badRequest, intIdQuery, intIdSchema, notFound, parseInput, text } from '@trackway/http';
+import { badRequest, intIdQuery, intIdSchema, notFound, parseInput, text, urlText } from '@trackway/http';
 import { Router } from 'express';
 import { z } from 'zod';
 import type { ApiDeps } from '../deps';
@@ -8,7 +8,7 @@ import { intId } from './params';
 
 const money = z.string().regex(MONEY_PATTERN, 'must be a decimal string such as "5.00"');
 const currency = z.string().refine(isCurrency, 'must be an ISO 4217 code such as USD');
-const destinationUrl = text({ max: 2048 })
+const destinationUrl = urlText({ max: 2048 })
   .refine((value) => {
     try {
       return ['http:', 'https:'].includes(new URL(value).protocol);

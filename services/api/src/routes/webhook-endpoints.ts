@@ -1,5 +1,5 @@
 import { SUBSCRIBABLE_EVENT_TYPES, createEvent, endpointJson, newId } from '@trackway/domain';
-import { HttpError, badRequest, dateTimeInput, notFound, parseInput, text, unavailable } from '@trackway/http';
+import { HttpError, badRequest, dateTimeInput, notFound, parseInput, text, unavailable, urlText } from '@trackway/http';
 import { publishEvents, writeEvents } from '@trackway/outbox';
 import { deliveryJobOptions, replayJobId } from '@trackway/queues';
 import { RESERVED_HEADERS, checkLiteralHost, generateSecret } from '@trackway/webhooks';
@@ -25,7 +25,7 @@ const headers = z
   .refine((h) => Object.keys(h).length <= 20, 'at most 20 headers')
   .refine((h) => Object.keys(h).every((name) => !RESERVED_HEADERS.has(name.toLowerCase())), 'may not set content-type, user-agent or the webhook-* headers');
 const endpointFields = {
-  url: text({ max: 2048 }),
+  url: urlText({ max: 2048 }),
   event_types: eventTypes,
   description: text({ max: 500 }).nullable().optional(),
   headers: headers.optional(),
