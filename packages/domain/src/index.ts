@@ -11,3 +11,4 @@ export * from './secrets-box';
 export * from './event-catalog';
 export * from './attribution';
 export * from './front-door';
+export * from './destination';

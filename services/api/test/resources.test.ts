@@ -108,6 +108,24 @@ describe('offers', () => {
     expect(unknown.body.error.fields).toEqual({ advertiser_id: 'no advertiser has this id' });
   });
 
+  it.each([
+    ['the host', 'https://{sub1}/'],
+    ['the end of the host', 'https://shop.example{sub1}/'],
+    ['the credentials', 'https://{sub1}@shop.example/'],
+    ['the port', 'https://shop.example:{sub1}/'],
+    ['the scheme', '{sub1}://shop.example/'],
+  ])('refuses a destination with a macro in %s, on create and update (no open redirect)', async (_name, destination) => {
+    const offer = { advertiser_id: advertiserId, name: 'Open', destination_url: destination, currency: 'USD', payout: { type: 'fixed', amount: '1' } };
+    const created = await api().post('/v1/offers', offer);
+    expect(created.status).toBe(400);
+    expect(created.body.error.fields).toEqual({ destination_url: expect.stringMatching(/path, query or fragment/) });
+    const { body } = await api().post('/v1/offers', { ...offer, destination_url: 'https://shop.example/?s={sub1}' }).expect(201);
+    const updated = await api().patch(`/v1/offers/${body.id}`, { destination_url: destination });
+    expect(updated.status).toBe(400);
+    expect(updated.body.error.fields).toEqual({ destination_url: expect.stringMatching(/path, query or fragment/) });
+    expect((await api().get(`/v1/offers/${body.id}`).expect(200)).body.destination_url).toBe('https://shop.example/?s={sub1}');
+  });
+
   it('updates an offer (switching payout type) and filters the list', async () => {
     const { body } = await api()
       .post('/v1/offers', { advertiser_id: advertiserId, name: 'Switch', destination_url: 'https://a.example', currency: 'USD', payout: { type: 'fixed', amount: '1' } })

@@ -1,4 +1,4 @@
-import { MONEY_PATTERN, PERCENT_PATTERN, formatDecimal, formatMoney, isCurrency } from '@trackway/domain';
+import { MONEY_PATTERN, PERCENT_PATTERN, destinationTemplateProblem, formatDecimal, formatMoney, isCurrency } from '@trackway/domain';
 import { badRequest, intIdQuery, intIdSchema, notFound, parseInput, text, urlText } from '@trackway/http';
 import { Router } from 'express';
 import { z } from 'zod';
@@ -8,14 +8,10 @@ import { intId } from './params';
 
 const money = z.string().regex(MONEY_PATTERN, 'must be a decimal string such as "5.00"');
 const currency = z.string().refine(isCurrency, 'must be an ISO 4217 code such as USD');
-const destinationUrl = urlText({ max: 2048 })
-  .refine((value) => {
-    try {
-      return ['http:', 'https:'].includes(new URL(value).protocol);
-    } catch {
-      return false;
-    }
-  }, 'must be an http(s) URL; {click_id}, {offer_id}, {affiliate_id} and {sub1}…{sub5} are replaced');
+const destinationUrl = urlText({ max: 2048 }).superRefine((value, ctx) => {
+  const problem = destinationTemplateProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 const payout = z.discriminatedUnion(
   'type',
   [
