@@ -1,4 +1,6 @@
+import querystring from 'node:querystring';
 import { z } from 'zod';
+import { HttpError } from './errors';
 
 // What Postgres can store and a client can mean: no NUL or other C0 control characters (text
 // columns refuse NUL), and no unpaired surrogates (not valid UTF-8, refused by jsonb).
@@ -54,3 +56,18 @@ export const dateTimeInput = z
     (date) => date >= DATE_TIME_MIN && date <= DATE_TIME_MAX,
     `must be between ${DATE_TIME_MIN.toISOString().replace('.000', '')} and ${DATE_TIME_MAX.toISOString()}`,
   );
+
+export const MAX_QUERY_PARAMETERS = 1000;
+
+/**
+ * Express's `query parser`: what its "simple" setting does (node:querystring), except that a
+ * query string with more than MAX_QUERY_PARAMETERS parameters is a 400 rather than cut short
+ * (node:querystring silently drops every parameter past its maxKeys, 1000).
+ */
+export function parseQueryString(query: string | undefined): querystring.ParsedUrlQuery {
+  if (!query) return {};
+  let count = 0;
+  for (const pair of query.split('&')) if (pair !== '') count += 1;
+  if (count > MAX_QUERY_PARAMETERS) throw new HttpError(400, 'too_many_parameters', `The query string has more than ${MAX_QUERY_PARAMETERS} parameters.`);
+  return querystring.parse(query, '&', '=', { maxKeys: 0 });
+}

@@ -237,6 +237,54 @@ describe('input Postgres could not store is a 400, never a 500', () => {
   });
 });
 
+describe('list filters are never dropped silently', () => {
+  const lists = ['/v1/advertisers', '/v1/affiliates', '/v1/offers', '/v1/conversions', '/v1/payouts', '/v1/webhook-endpoints'];
+  let endpointId: string;
+  beforeAll(async () => {
+    endpointId = (await api().post('/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/filters', event_types: ['*'] }).expect(201)).body.id;
+    lists.push(`/v1/webhook-endpoints/${endpointId}/deliveries`);
+  });
+
+  it('refuses an operator-shaped filter, naming it', async () => {
+    const res = await api().get('/v1/conversions?order_id[$ne]=1').expect(400);
+    expect(res.body.error).toEqual({
+      code: 'invalid_request',
+      message: expect.any(String),
+      fields: { 'order_id[$ne]': expect.stringMatching(/^is not a parameter of this list \(it takes cursor, limit, order_id, advertiser_id, affiliate_id, status\)$/) },
+    });
+  });
+
+  it('refuses an unknown parameter on every list', async () => {
+    for (const path of lists) {
+      const res = await api().get(`${path}?limit=5&colour=red`);
+      expect([path, res.status]).toEqual([path, 400]);
+      expect(Object.keys(res.body.error.fields)).toEqual(['colour']);
+    }
+  });
+
+  it('refuses a filter given twice, naming it, rather than picking one', async () => {
+    for (const [path, name, value] of [['/v1/conversions', 'status', 'approved'], ['/v1/offers', 'advertiser_id', '1'], ['/v1/affiliates', 'limit', '2']]) {
+      const res = await api().get(`${path}?${name}=${value}&${name}=${value}`).expect(400);
+      expect(res.body.error.fields).toEqual({ [name]: 'must be given once, as a single value' });
+    }
+  });
+
+  it('still takes every known filter', async () => {
+    await api().get('/v1/conversions?limit=5&order_id=x&advertiser_id=1&affiliate_id=1&status=approved').expect(200);
+    await api().get(`/v1/webhook-endpoints/${endpointId}/deliveries?status=failed&limit=1`).expect(200);
+    await api().get('/v1/webhook-endpoints?enabled=true').expect(200);
+  });
+
+  it('refuses more than 1,000 query parameters with a 400, instead of dropping the rest', async () => {
+    const many = (n: number) => Array.from({ length: n }, (_, i) => `p${i}=1`).join('&');
+    const over = await api().get(`/v1/affiliates?${many(1001)}`).expect(400);
+    expect(over.body.error).toEqual({ code: 'too_many_parameters', message: 'The query string has more than 1000 parameters.' });
+    // At the limit the parameters are all read (and here refused as unknown, every one of them).
+    const at = await api().get(`/v1/affiliates?${many(1000)}`).expect(400);
+    expect(Object.keys(at.body.error.fields)).toHaveLength(1000);
+  });
+});
+
 describe('URLs a parser would change are refused, not stored', () => {
   let advertiserId: number;
   let offerId: number;

@@ -3,7 +3,7 @@ import { badRequest, intIdQuery, intIdSchema, notFound, parseInput, text, urlTex
 import { Router } from 'express';
 import { z } from 'zod';
 import type { ApiDeps } from '../deps';
-import { decodeCursor, page, pageQuery } from '../pagination';
+import { decodeCursor, listQuery, page, parseListQuery } from '../pagination';
 import { intId } from './params';
 
 const money = z.string().regex(MONEY_PATTERN, 'must be a decimal string such as "5.00"');
@@ -40,7 +40,7 @@ const createSchema = z.strictObject({
   amount_cap: settings.amount_cap.optional(),
 });
 const updateSchema = z.strictObject({ ...settings, status: z.enum(['active', 'inactive']) }).partial();
-const listSchema = z.object({ ...pageQuery, advertiser_id: intIdQuery.optional(), status: z.enum(['active', 'inactive']).optional() });
+const listSchema = listQuery({ advertiser_id: intIdQuery.optional(), status: z.enum(['active', 'inactive']).optional() });
 
 type OfferRow = Awaited<ReturnType<ApiDeps['prisma']['offer']['findUniqueOrThrow']>>;
 
@@ -92,7 +92,7 @@ export function offersRouter({ prisma, invalidate }: ApiDeps): Router {
   });
 
   router.get('/', async (req, res) => {
-    const q = parseInput(listSchema, req.query);
+    const q = parseListQuery(listSchema, req.query);
     const cursor = decodeCursor<number>(q.cursor, 'int');
     const rows = await prisma.offer.findMany({
       where: { advertiserId: q.advertiser_id, status: q.status, id: cursor === undefined ? undefined : { lt: cursor } },

@@ -6,7 +6,7 @@ import { publishEvents, writeEvents } from '@trackway/outbox';
 import { Router } from 'express';
 import { z } from 'zod';
 import type { ApiDeps } from '../deps';
-import { decodeCursor, page, pageQuery } from '../pagination';
+import { decodeCursor, listQuery, page, parseListQuery } from '../pagination';
 import { prefixedId } from './params';
 
 const createSchema = z.strictObject({
@@ -14,7 +14,7 @@ const createSchema = z.strictObject({
   currency: z.string().refine(isCurrency, 'must be an ISO 4217 code such as USD'),
 });
 const sentSchema = z.strictObject({ reference: text({ trim: true, min: 1, max: 255 }) });
-const listSchema = z.object({ ...pageQuery, affiliate_id: intIdQuery.optional(), status: z.enum(['pending', 'sent']).optional() });
+const listSchema = listQuery({ affiliate_id: intIdQuery.optional(), status: z.enum(['pending', 'sent']).optional() });
 
 export function payoutsRouter({ prisma, pool, queues, logger }: ApiDeps): Router {
   const router = Router();
@@ -36,7 +36,7 @@ export function payoutsRouter({ prisma, pool, queues, logger }: ApiDeps): Router
   });
 
   router.get('/', async (req, res) => {
-    const q = parseInput(listSchema, req.query);
+    const q = parseListQuery(listSchema, req.query);
     const cursor = decodeCursor<string>(q.cursor, 'string');
     const rows = await prisma.payout.findMany({
       where: { affiliateId: q.affiliate_id, status: q.status, id: cursor === undefined ? undefined : { lt: cursor } },

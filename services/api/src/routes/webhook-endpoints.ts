@@ -6,7 +6,7 @@ import { RESERVED_HEADERS, checkLiteralHost, generateSecret } from '@trackway/we
 import { Router } from 'express';
 import { z } from 'zod';
 import type { ApiDeps } from '../deps';
-import { decodeCursor, page, pageQuery } from '../pagination';
+import { decodeCursor, listQuery, page, parseListQuery } from '../pagination';
 import { prefixedId } from './params';
 
 const OVERLAP_MS = 24 * 3600 * 1000;
@@ -33,8 +33,8 @@ const endpointFields = {
 };
 const createSchema = z.strictObject(endpointFields);
 const updateSchema = z.strictObject(endpointFields).partial();
-const listSchema = z.object({ ...pageQuery, enabled: z.enum(['true', 'false']).optional() });
-const deliveriesSchema = z.object({ ...pageQuery, status: z.enum(['pending', 'succeeded', 'failed']).optional() });
+const listSchema = listQuery({ enabled: z.enum(['true', 'false']).optional() });
+const deliveriesSchema = listQuery({ status: z.enum(['pending', 'succeeded', 'failed']).optional() });
 const recoverSchema = z.strictObject({ since: dateTimeInput });
 
 export function deliveryJson(d: { id: string; eventId: string; endpointId: string; eventType: string; status: string; attemptCount: number; nextAttemptAt: Date | null; createdAt: Date; updatedAt: Date }) {
@@ -148,7 +148,7 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
   });
 
   router.get('/', async (req, res) => {
-    const q = parseInput(listSchema, req.query);
+    const q = parseListQuery(listSchema, req.query);
     const cursor = decodeCursor<string>(q.cursor, 'string');
     const rows = await prisma.webhookEndpoint.findMany({
       where: { enabled: q.enabled === undefined ? undefined : q.enabled === 'true', id: cursor === undefined ? undefined : { lt: cursor } },
@@ -230,7 +230,7 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
 
   router.get('/:id/deliveries', async (req, res) => {
     const { id } = await load(req.params.id);
-    const q = parseInput(deliveriesSchema, req.query);
+    const q = parseListQuery(deliveriesSchema, req.query);
     const cursor = decodeCursor<string>(q.cursor, 'string');
     const rows = await prisma.delivery.findMany({
       where: { endpointId: id, status: q.status, id: cursor === undefined ? undefined : { lt: cursor } },
