@@ -12,3 +12,4 @@ export * from './event-catalog';
 export * from './attribution';
 export * from './front-door';
 export * from './destination';
+export * from './endpoint-headers';

@@ -1,5 +1,6 @@
 import { decodeKey } from '@trackway/config';
 import { createSecretBox } from '@trackway/domain';
+import { sealPlaintextHeaders } from '@trackway/ledger';
 import { createQueues, publishInvalidation } from '@trackway/queues';
 import { createServiceContext, runMain, serveHttp } from '@trackway/runtime';
 import { createApp } from './app';
@@ -26,5 +27,10 @@ runMain(async () => {
     metrics: ctx.metrics,
     health: ctx.health,
   });
+  // Headers stored before they were sealed: sealed now, in the background (an outage only delays it).
+  sealPlaintextHeaders(ctx.prisma, createSecretBox(secretsKey)).then(
+    (count) => count > 0 && logger.info({ endpoints: count }, 'sealed plaintext webhook endpoint headers'),
+    (error: unknown) => logger.warn({ err: error }, 'plaintext webhook endpoint headers not sealed yet; they are at the next start'),
+  );
   await serveHttp(ctx, { name: 'api', app, port: config.API_PORT, close: () => Promise.all(Object.values(queues).map((q) => q.close())) });
 });

@@ -1,4 +1,4 @@
-import { SUBSCRIBABLE_EVENT_TYPES, createEvent, endpointJson, newId } from '@trackway/domain';
+import { SUBSCRIBABLE_EVENT_TYPES, createEvent, endpointJson, newId, sealHeaders } from '@trackway/domain';
 import { HttpError, badRequest, dateTimeInput, notFound, parseInput, text, unavailable, urlText } from '@trackway/http';
 import { publishEvents, writeEvents } from '@trackway/outbox';
 import { deliveryJobOptions, replayJobId } from '@trackway/queues';
@@ -137,13 +137,14 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
         url: checkUrl(input.url),
         eventTypes: input.event_types,
         description: input.description ?? null,
-        headers: input.headers ?? {},
+        sealedHeaders: sealHeaders(box, input.headers ?? {}),
         rateLimitPerSecond: input.rate_limit_per_second ?? null,
         secretSealed: box.seal(secret),
       },
     });
     await invalidate('endpoint', endpoint.id);
-    // The secret is shown here and on rotation only; it is stored encrypted.
+    // The secret is shown here and on rotation only; it is stored encrypted, like header values
+    // (which no answer shows).
     res.status(201).json({ ...endpointJson(endpoint), secret });
   });
 
@@ -171,7 +172,7 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
         url: input.url === undefined ? undefined : checkUrl(input.url),
         eventTypes: input.event_types,
         description: input.description,
-        headers: input.headers,
+        ...(input.headers && { sealedHeaders: sealHeaders(box, input.headers), plaintextHeaders: {} }),
         rateLimitPerSecond: input.rate_limit_per_second,
       },
     });
