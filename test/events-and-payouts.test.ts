@@ -156,6 +156,29 @@ describe('payouts', () => {
     expect(after.commission_ids).toHaveLength(2);
   });
 
+  it('pays commissions too large for one payout in several payouts, oldest first, never a 500', async () => {
+    // Two of the largest amounts a postback may carry, at 100 %: their sum does not fit the
+    // payouts.amount column (numeric(18,4)).
+    const { affiliate, postback } = await setUp({ payout: { type: 'percent', percent: '100' } });
+    const largest = '99999999999999.9999';
+    await postback({ order_id: 'BIG-1', amount: largest });
+    await postback({ order_id: 'BIG-2', amount: largest });
+    await postback({ order_id: 'SMALL-3', amount: '1.00' });
+    const commissions = await stack.db.prisma.commission.findMany({ where: { affiliateId: affiliate.id }, orderBy: { id: 'asc' } });
+    expect(commissions.map((c) => c.amount.toString())).toEqual([largest, largest, '1']);
+
+    const first = await api.post('/v1/payouts', { affiliate_id: affiliate.id, currency: 'USD' }).expect(201);
+    expect(first.body).toMatchObject({ amount: largest, commission_ids: [commissions[0].id], has_more: true });
+    const second = await api.post('/v1/payouts', { affiliate_id: affiliate.id, currency: 'USD' }).expect(201);
+    expect(second.body).toMatchObject({ amount: largest, commission_ids: [commissions[1].id], has_more: true });
+    const third = await api.post('/v1/payouts', { affiliate_id: affiliate.id, currency: 'USD' }).expect(201);
+    expect(third.body).toMatchObject({ amount: '1.00', commission_ids: [commissions[2].id], has_more: false });
+    await api.post('/v1/payouts', { affiliate_id: affiliate.id, currency: 'USD' }).expect(422);
+    // Every cent is in exactly one payout.
+    const paid = await stack.db.prisma.commission.findMany({ where: { affiliateId: affiliate.id } });
+    expect(new Set(paid.map((c) => c.payoutId))).toEqual(new Set([first.body.id, second.body.id, third.body.id]));
+  });
+
   it('answers 422 with nothing to pay, 400 for bad input and 404 for unknown payouts', async () => {
     const { affiliate } = await setUp();
     await api.post('/v1/payouts', { affiliate_id: affiliate.id, currency: 'USD' }).expect(422);

@@ -1,10 +1,12 @@
-import { type EventEnvelope, type EventType, createEvent } from '@trackway/domain';
+import { type EventEnvelope, type EventType, createEvent, createSecretBox } from '@trackway/domain';
+import { sealPlaintextHeaders } from '@trackway/ledger';
 import { publishEvents, writeEvents } from '@trackway/outbox';
+import { publishInvalidation } from '@trackway/queues';
 import { type Receiver, startReceiver, waitFor } from '@trackway/testing';
 import type { Worker } from 'bullmq';
 import { Webhook } from 'standardwebhooks';
 import request from 'supertest';
-import { type Stack, startStack } from './support/stack';
+import { SECRETS_KEY, type Stack, startStack } from './support/stack';
 
 let stack: Stack;
 let receivers: Receiver[] = [];
@@ -74,6 +76,64 @@ describe('webhook delivery', () => {
     expect(Math.abs(Number(req.headers['webhook-timestamp']) - Date.now() / 1000)).toBeLessThan(10);
     expect(new Webhook(ep.secret).verify(req.body, req.headers as Record<string, string>)).toEqual(event);
     expect(() => new Webhook(ep.secret).verify(req.body.replace('49.90', '0.01'), req.headers as Record<string, string>)).toThrow();
+  });
+
+  it("seals custom headers (a receiver's Authorization): stored sealed, masked on every read and in events, sent in clear", async () => {
+    workers = await stack.startDelivery();
+    const r = await receiver();
+    const created = await api.post('/v1/webhook-endpoints', { url: r.url, event_types: ['*'], headers: { Authorization: 'Bearer rcv-secret-1234', 'X-Team': 'growth' } }).expect(201);
+    const masked = { Authorization: '••••', 'X-Team': '••••' };
+    expect(created.body.headers).toEqual(masked);
+    expect((await api.get(`/v1/webhook-endpoints/${created.body.id}`).expect(200)).body.headers).toEqual(masked);
+    expect((await api.get('/v1/webhook-endpoints').expect(200)).body.data.find((e: { id: string }) => e.id === created.body.id).headers).toEqual(masked);
+    const row = await stack.db.pool.query('SELECT * FROM webhook_endpoints WHERE id = $1', [created.body.id]);
+    expect(JSON.stringify(row.rows[0])).not.toMatch(/rcv-secret-1234|growth/);
+
+    await emit();
+    await waitFor(() => r.requests.length === 1, { what: 'request' });
+    expect(r.requests[0].headers).toMatchObject({ authorization: 'Bearer rcv-secret-1234', 'x-team': 'growth' });
+
+    // A new value replaces the old one (the masked form cannot be sent back as a value).
+    const patched = await api.patch(`/v1/webhook-endpoints/${created.body.id}`, { headers: { Authorization: 'Bearer rcv-secret-5678' } }).expect(200);
+    expect(patched.body.headers).toEqual({ Authorization: '••••' });
+    expect((await api.patch(`/v1/webhook-endpoints/${created.body.id}`, { headers: masked }).expect(400)).body.error.fields).toEqual({ 'headers.Authorization': 'must be printable ASCII on one line', 'headers.X-Team': 'must be printable ASCII on one line' });
+    await emit();
+    await waitFor(() => r.requests.length === 2, { what: 'second request' });
+    expect(r.requests[1].headers.authorization).toBe('Bearer rcv-secret-5678');
+    expect(r.requests[1].headers['x-team']).toBeUndefined();
+
+    // endpoint.disabled carries the endpoint as the API shows it: masked.
+    const gone = await receiver(() => ({ status: 410 }));
+    const doomed = (await api.post('/v1/webhook-endpoints', { url: gone.url, event_types: ['conversion.created'], headers: { Authorization: 'Bearer gone-secret-9' } }).expect(201)).body;
+    await emit('conversion.created');
+    const disabled = await waitFor(() => r.requests.map((q) => JSON.parse(q.body)).find((e) => e.type === 'endpoint.disabled'), { what: 'endpoint.disabled' });
+    expect(disabled.data.endpoint).toMatchObject({ id: doomed.id, headers: { Authorization: '••••' } });
+    expect(JSON.stringify(r.requests.map((q) => q.body))).not.toContain('gone-secret-9');
+  });
+
+  it('sends headers stored in plaintext before sealing, masks them, and seals them when the api starts', async () => {
+    workers = await stack.startDelivery();
+    const r = await receiver();
+    const { id } = await endpoint(r.url);
+    // A row as the previous version wrote it: the value in clear in "headers".
+    await stack.db.pool.query(`UPDATE webhook_endpoints SET headers = '{"Authorization": "Bearer old-secret-42"}' WHERE id = $1`, [id]);
+    await publishInvalidation(stack.producer, stack.prefix, 'endpoint', id);
+    expect((await api.get(`/v1/webhook-endpoints/${id}`).expect(200)).body.headers).toEqual({ Authorization: '••••' });
+    await emit();
+    await waitFor(() => r.requests.length === 1, { what: 'request' });
+    expect(r.requests[0].headers.authorization).toBe('Bearer old-secret-42');
+
+    expect(await sealPlaintextHeaders(stack.db.prisma, createSecretBox(SECRETS_KEY))).toBe(1);
+    expect(await sealPlaintextHeaders(stack.db.prisma, createSecretBox(SECRETS_KEY))).toBe(0);
+    const { rows } = await stack.db.pool.query('SELECT headers, sealed_headers FROM webhook_endpoints WHERE id = $1', [id]);
+    expect(rows[0].headers).toEqual({});
+    expect(rows[0].sealed_headers).toEqual({ Authorization: expect.stringMatching(/^v1:/) });
+    expect(JSON.stringify(rows[0])).not.toContain('old-secret-42');
+    await publishInvalidation(stack.producer, stack.prefix, 'endpoint', id);
+    expect((await api.get(`/v1/webhook-endpoints/${id}`).expect(200)).body.headers).toEqual({ Authorization: '••••' });
+    await emit();
+    await waitFor(() => r.requests.length === 2, { what: 'request after sealing' });
+    expect(r.requests[1].headers.authorization).toBe('Bearer old-secret-42');
   });
 
   it('retries a receiver answering 500, 500, then 200, delivering on the third attempt with one webhook-id', async () => {

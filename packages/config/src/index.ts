@@ -124,6 +124,8 @@ export const envSchema = z.object({
   // With an identity provider, tokens must be for Trackway: its audience (required) and issuer.
   ADMIN_JWT_AUDIENCE: z.string().min(1).optional(),
   ADMIN_JWT_ISSUER: z.string().min(1).optional(),
+  // The longest an admin token may live (exp − iat), and the oldest its iat may be.
+  ADMIN_JWT_MAX_AGE: duration('24h'),
   CLICK_SECRET: secret(32),
   // 32 bytes as base64 or 64 hex characters: the AES-256-GCM key for webhook signing secrets.
   SECRETS_KEY: z

@@ -1,6 +1,7 @@
 export * from './ids';
 export * from './money';
 export * from './payout';
+export * from './payout-batch';
 export * from './status';
 export * from './fraud';
 export * from './events';
@@ -10,3 +11,5 @@ export * from './secrets-box';
 export * from './event-catalog';
 export * from './attribution';
 export * from './front-door';
+export * from './destination';
+export * from './endpoint-headers';

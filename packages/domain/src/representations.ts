@@ -1,3 +1,4 @@
+import { type EndpointHeaderColumns, maskHeaders } from './endpoint-headers';
 import { formatMoney } from './money';
 
 // The JSON shapes shared by the admin API and by event payloads: snake_case, money as strings.
@@ -86,12 +87,11 @@ export function fraudFlagJson(row: FraudFlagRow) {
   };
 }
 
-export interface EndpointRow {
+export interface EndpointRow extends EndpointHeaderColumns {
   id: string;
   url: string;
   description: string | null;
   eventTypes: string[];
-  headers: unknown;
   rateLimitPerSecond: number | null;
   enabled: boolean;
   disabledReason: string | null;
@@ -105,7 +105,8 @@ export function endpointJson(row: EndpointRow) {
     url: row.url,
     description: row.description,
     event_types: row.eventTypes,
-    headers: row.headers,
+    // Never the values: they are receivers' credentials.
+    headers: maskHeaders(row),
     rate_limit_per_second: row.rateLimitPerSecond,
     enabled: row.enabled,
     disabled_reason: row.disabledReason,

@@ -1,5 +1,5 @@
-import type { Tx } from '@trackway/db';
-import { type EventEnvelope, createEvent, endpointJson } from '@trackway/domain';
+import type { PrismaClient, Tx } from '@trackway/db';
+import { type EventEnvelope, type HeaderMap, type SecretBox, createEvent, endpointJson, sealHeaders } from '@trackway/domain';
 
 /**
  * Disables an endpoint (410 Gone, or failing for DELIVERY_DISABLE_AFTER) and returns the
@@ -10,4 +10,21 @@ export async function disableEndpoint(tx: Tx, endpointId: string, reason: string
   if (count === 0) return [];
   const endpoint = await tx.webhookEndpoint.findUniqueOrThrow({ where: { id: endpointId } });
   return [createEvent('endpoint.disabled', { endpoint: endpointJson(endpoint) }, now)];
+}
+
+/**
+ * Seals the custom headers still stored in plaintext (rows from before the
+ * 20261201130000_seal_endpoint_headers migration, or written by an older api during a rolling
+ * upgrade) and empties the plaintext column. Conditional on the plaintext read, so a concurrent
+ * change is never overwritten. Returns how many endpoints it sealed; the api runs it at start-up.
+ */
+export async function sealPlaintextHeaders(prisma: PrismaClient, box: SecretBox): Promise<number> {
+  const rows = await prisma.$queryRaw<{ id: string; headers: HeaderMap }[]>`SELECT id, headers FROM webhook_endpoints WHERE headers <> '{}'::jsonb`;
+  let sealed = 0;
+  for (const row of rows) {
+    sealed += await prisma.$executeRaw`
+      UPDATE webhook_endpoints SET sealed_headers = ${JSON.stringify(sealHeaders(box, row.headers))}::jsonb, headers = '{}'::jsonb
+       WHERE id = ${row.id} AND headers = ${JSON.stringify(row.headers)}::jsonb`;
+  }
+  return sealed;
 }

@@ -1,5 +1,5 @@
 import type { Tx } from '@trackway/db';
-import { type EventEnvelope, createEvent, formatMoney, newId } from '@trackway/domain';
+import { type EventEnvelope, createEvent, formatMoney, newId, planPayoutBatch } from '@trackway/domain';
 
 export type PayoutRow = Awaited<ReturnType<Tx['payout']['findUniqueOrThrow']>>;
 
@@ -21,18 +21,21 @@ export function payoutJson(p: PayoutRow, commissionIds?: string[]) {
 /**
  * Gathers an affiliate's approved, unpaid commissions in one currency into a new payout, or
  * returns null when there are none. The conditional UPDATE is the guard: a commission already
- * in a payout, or voided by a concurrent reversal, is never taken.
+ * in a payout, or voided by a concurrent reversal, is never taken. A payout holds at most
+ * PAYOUT_AMOUNT_MAX: the oldest commissions that fit go in, and `hasMore` says that others wait
+ * for the next payout (planPayoutBatch).
  */
-export async function createPayout(tx: Tx, affiliateId: number, currency: string, now: Date): Promise<PayoutRow | null> {
+export async function createPayout(tx: Tx, affiliateId: number, currency: string, now: Date): Promise<{ payout: PayoutRow; hasMore: boolean } | null> {
   const id = newId('payout');
   await tx.payout.create({ data: { id, affiliateId, currency, amount: 0, createdAt: now, updatedAt: now } });
   // Locked in id order, as the attribution worker locks the commissions a batch changes: two
   // transactions taking the same commissions never wait for each other in a cycle.
-  const taken = await tx.$queryRaw<{ id: string }[]>`
-    SELECT id FROM commissions WHERE affiliate_id = ${affiliateId} AND currency = ${currency} AND status = 'approved' AND payout_id IS NULL ORDER BY id FOR UPDATE`;
-  if (taken.length === 0) return null;
-  await tx.commission.updateMany({ where: { id: { in: taken.map((c) => c.id) }, status: 'approved', payoutId: null }, data: { payoutId: id, updatedAt: now } });
-  return recomputeAmount(tx, id, now);
+  const unpaid = await tx.$queryRaw<{ id: string; amount: string }[]>`
+    SELECT id, amount::text AS amount FROM commissions WHERE affiliate_id = ${affiliateId} AND currency = ${currency} AND status = 'approved' AND payout_id IS NULL ORDER BY id FOR UPDATE`;
+  if (unpaid.length === 0) return null;
+  const batch = planPayoutBatch(unpaid);
+  await tx.commission.updateMany({ where: { id: { in: batch.ids }, status: 'approved', payoutId: null }, data: { payoutId: id, updatedAt: now } });
+  return { payout: await recomputeAmount(tx, id, now), hasMore: batch.remaining > 0 };
 }
 
 async function recomputeAmount(tx: Tx, payoutId: string, now: Date): Promise<PayoutRow> {

@@ -1,11 +1,11 @@
-import { hkdfSync } from 'node:crypto';
+import { hkdfSync, randomUUID } from 'node:crypto';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import { envelope } from '@trackway/http';
 import type { Queues } from '@trackway/queues';
 import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
-import express, { type Request, type RequestHandler, Router } from 'express';
+import express, { type Request, type RequestHandler, type Response, Router } from 'express';
 import type { Redis } from 'ioredis';
 import { SignJWT, jwtVerify } from 'jose';
 import { type AdminVerifier, hasAdminScope } from './auth';
@@ -21,30 +21,42 @@ const SESSION_ISSUER = 'trackway-admin-session';
  * at /admin/login for an HttpOnly, SameSite=Strict session cookie (Secure over https). The
  * cookie holds a short-lived session token signed with a key derived from SECRETS_KEY, so
  * every api replica accepts it. There is no unauthenticated way to the board or its API.
+ * Logging out revokes the session itself (its jti, remembered in Redis until it would have
+ * expired), so a copy of the cookie stops working too.
  */
 export function adminBoardRouter(deps: { queues: Queues; redis: Redis; verifier: AdminVerifier; sessionKey: Buffer }): Router {
   const key = new Uint8Array(hkdfSync('sha256', deps.sessionKey, Buffer.alloc(0), 'trackway admin session', 32));
   const router = Router();
+  // The key space of this deployment's queues (QUEUE_PREFIX), so deployments sharing a Redis
+  // do not see each other's revocations.
+  const revokedKey = (jti: string) => `${deps.queues.events.opts.prefix}:admin-session-revoked:${jti}`;
 
   const issueSession = async (subject: string, adminExp: number) =>
     new SignJWT({ scope: 'admin' })
       .setProtectedHeader({ alg: 'HS256' })
       .setIssuer(SESSION_ISSUER)
       .setSubject(subject)
+      .setJti(randomUUID())
       .setIssuedAt()
       .setExpirationTime(Math.min(adminExp, Math.floor(Date.now() / 1000) + SESSION_MAX_S))
       .sign(key);
 
-  const sessionOf = async (req: Request): Promise<boolean> => {
+  /** The session the cookie carries (its jti and exp), whether or not it was revoked; null if none. */
+  const cookieSession = async (req: Request): Promise<{ jti: string; exp: number } | null> => {
     const token = parseCookies(req.headers.cookie ?? '')[COOKIE];
-    if (token) {
-      try {
-        await jwtVerify(token, key, { issuer: SESSION_ISSUER, algorithms: ['HS256'], requiredClaims: ['exp'] });
-        return true;
-      } catch {
-        // expired or forged: fall through to the Bearer check, then to the login
-      }
+    if (!token) return null;
+    try {
+      const { payload } = await jwtVerify(token, key, { issuer: SESSION_ISSUER, algorithms: ['HS256'], requiredClaims: ['exp', 'jti'] });
+      return { jti: payload.jti!, exp: payload.exp! };
+    } catch {
+      return null; // expired or forged
     }
+  };
+
+  const sessionOf = async (req: Request): Promise<boolean> => {
+    const session = await cookieSession(req);
+    // A Redis that cannot answer fails the request (503), never lets a revoked session in.
+    if (session && (await deps.redis.exists(revokedKey(session.jti))) === 0) return true;
     const bearer = /^Bearer (\S+)$/.exec(req.get('authorization') ?? '')?.[1];
     if (!bearer) return false;
     try {
@@ -73,13 +85,29 @@ export function adminBoardRouter(deps: { queues: Queues; redis: Redis; verifier:
     }
   });
 
-  router.post('/admin/logout', (req, res) => {
+  router.post('/admin/logout', async (req, res) => {
     res.setHeader('Set-Cookie', serializeCookie(COOKIE, '', { ...cookieOptions(req), maxAge: 0 }));
+    const session = await cookieSession(req);
+    if (session) {
+      try {
+        await deps.redis.set(revokedKey(session.jti), '1', 'EXAT', session.exp);
+      } catch {
+        redisDown(res, 'Redis is unreachable; the session could not be ended everywhere. Log out again shortly.');
+        return;
+      }
+    }
     res.redirect(303, LOGIN_PATH);
   });
 
   const requireSession: RequestHandler = async (req, res, next) => {
-    if (await sessionOf(req)) return next();
+    let allowed: boolean;
+    try {
+      allowed = await sessionOf(req);
+    } catch {
+      redisDown(res, 'Redis is unreachable; the session cannot be checked right now.');
+      return;
+    }
+    if (allowed) return next();
     // The board's JSON API answers 401; a browser asking for the page goes to the login.
     if (req.path.startsWith('/api/') || !req.accepts('html')) {
       res.status(401).set('WWW-Authenticate', 'Bearer realm="trackway"').json(envelope('unauthorized', 'Log in at /admin/login first.'));
@@ -97,10 +125,14 @@ export function adminBoardRouter(deps: { queues: Queues; redis: Redis; verifier:
   // Bull Board waits for Redis without a deadline; answer 503 at once instead of hanging.
   const requireRedis: RequestHandler = (_req, res, next) => {
     if (deps.redis.status === 'ready') return next();
-    res.status(503).set('Retry-After', '5').json(envelope('unavailable', 'Redis is unreachable; the queues cannot be shown right now.'));
+    redisDown(res, 'Redis is unreachable; the queues cannot be shown right now.');
   };
   router.use(BOARD_PATH, requireSession, requireRedis, serverAdapter.getRouter());
   return router;
+}
+
+function redisDown(res: Response, message: string): void {
+  res.status(503).set('Retry-After', '5').json(envelope('unavailable', message));
 }
 
 function loginPage(failed: boolean): string {

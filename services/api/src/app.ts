@@ -1,5 +1,5 @@
 import { EVENT_CATALOG } from '@trackway/domain';
-import { errorHandler, notFoundHandler } from '@trackway/http';
+import { errorHandler, notFoundHandler, parseQueryString } from '@trackway/http';
 import { closeConnectionsWhenDraining, healthRouter, httpMetrics, metricsHandler } from '@trackway/runtime';
 import express, { type Express, Router } from 'express';
 import { pinoHttp } from 'pino-http';
@@ -19,6 +19,8 @@ export type { ApiDeps };
 export function createApp(deps: ApiDeps): Express {
   const app = express();
   app.disable('x-powered-by');
+  // node:querystring, but more than 1,000 parameters is a 400 instead of the rest dropped.
+  app.set('query parser', parseQueryString);
   // Client IPs (kept with clicks) come from X-Forwarded-For only when a private-network proxy sent it.
   app.set('trust proxy', 'loopback, linklocal, uniquelocal');
   app.use(closeConnectionsWhenDraining(deps.health));

@@ -10,6 +10,8 @@ export interface AuthConfig {
   /** Required `aud` and `iss` of tokens (ADMIN_JWT_AUDIENCE, ADMIN_JWT_ISSUER), when set. */
   audience?: string;
   issuer?: string;
+  /** ADMIN_JWT_MAX_AGE in milliseconds: the longest a token may live (default 24 h). */
+  maxAgeMs?: number;
 }
 
 export type AdminClaims = JWTPayload & { scope?: string | string[] };
@@ -19,15 +21,21 @@ export interface AdminVerifier {
 }
 
 const REQUIRED_SCOPE = 'admin';
+export const DEFAULT_MAX_AGE_MS = 24 * 3600 * 1000;
+/** How far a token's iat may be ahead of our clock (and its exp behind it). */
+export const CLOCK_SKEW_S = 60;
 
 export function createVerifier(config: AuthConfig): AdminVerifier {
   const jwks: JWTVerifyGetKey | undefined = config.jwksUrl ? createRemoteJWKSet(new URL(config.jwksUrl)) : undefined;
   const secret = config.secret ? new TextEncoder().encode(config.secret) : undefined;
   if (!jwks && !secret) throw new Error('admin auth needs ADMIN_JWT_SECRET or ADMIN_JWKS_URL');
+  const maxAgeS = Math.floor((config.maxAgeMs ?? DEFAULT_MAX_AGE_MS) / 1000);
   return {
     async verify(token) {
       const header = JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString('utf8') || '{}') as { alg?: string };
-      const options = { requiredClaims: ['exp'], audience: config.audience, issuer: config.issuer };
+      // maxTokenAge requires iat and refuses one older than the maximum, or in the future
+      // beyond the skew; the lifetime the token claims for itself is checked below.
+      const options = { requiredClaims: ['exp', 'iat'], audience: config.audience, issuer: config.issuer, maxTokenAge: maxAgeS, clockTolerance: CLOCK_SKEW_S };
       let payload: JWTPayload;
       if (header.alg === 'HS256' && secret) {
         ({ payload } = await jwtVerify(token, secret, { ...options, algorithms: ['HS256'] }));
@@ -36,6 +44,7 @@ export function createVerifier(config: AuthConfig): AdminVerifier {
       } else {
         throw new Error(`algorithm ${header.alg ?? 'none'} is not accepted`);
       }
+      if (payload.exp! - payload.iat! > maxAgeS) throw new Error(`the token lives longer than ${maxAgeS} s (ADMIN_JWT_MAX_AGE)`);
       return payload as AdminClaims;
     },
   };
@@ -49,12 +58,12 @@ export function hasAdminScope(claims: AdminClaims): boolean {
 
 const challenge = { 'WWW-Authenticate': 'Bearer realm="trackway"' };
 
-/** Every admin route: a Bearer JWT with `exp` and an `admin` scope. */
+/** Every admin route: a Bearer JWT with `iat`, `exp` (within ADMIN_JWT_MAX_AGE) and an `admin` scope. */
 export function requireAdmin(verifier: AdminVerifier): RequestHandler {
   return async (req, res, next) => {
     const header = req.get('authorization') ?? '';
     const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/.exec(header);
-    const token = match?.[1] ?? (req as { sessionToken?: string }).sessionToken;
+    const token = match?.[1];
     if (!token) throw new HttpError(401, 'unauthorized', 'A Bearer token is required.', undefined, challenge);
     let claims: AdminClaims;
     try {

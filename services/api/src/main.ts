@@ -1,5 +1,6 @@
 import { decodeKey } from '@trackway/config';
 import { createSecretBox } from '@trackway/domain';
+import { sealPlaintextHeaders } from '@trackway/ledger';
 import { createQueues, publishInvalidation } from '@trackway/queues';
 import { createServiceContext, runMain, serveHttp } from '@trackway/runtime';
 import { createApp } from './app';
@@ -21,10 +22,15 @@ runMain(async () => {
     webhooks: { schedule: config.DELIVERY_RETRY_SCHEDULE, allowHttp: config.WEBHOOK_ALLOW_HTTP, allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS },
     invalidate: (kind, id) =>
       publishInvalidation(producer, config.QUEUE_PREFIX, kind, id).catch((error) => logger.warn({ err: error, kind }, 'cache invalidation not sent')),
-    verifier: createVerifier({ secret: config.ADMIN_JWT_SECRET, jwksUrl: config.ADMIN_JWKS_URL, audience: config.ADMIN_JWT_AUDIENCE, issuer: config.ADMIN_JWT_ISSUER }),
+    verifier: createVerifier({ secret: config.ADMIN_JWT_SECRET, jwksUrl: config.ADMIN_JWKS_URL, audience: config.ADMIN_JWT_AUDIENCE, issuer: config.ADMIN_JWT_ISSUER, maxAgeMs: config.ADMIN_JWT_MAX_AGE }),
     logger,
     metrics: ctx.metrics,
     health: ctx.health,
   });
+  // Headers stored before they were sealed: sealed now, in the background (an outage only delays it).
+  sealPlaintextHeaders(ctx.prisma, createSecretBox(secretsKey)).then(
+    (count) => count > 0 && logger.info({ endpoints: count }, 'sealed plaintext webhook endpoint headers'),
+    (error: unknown) => logger.warn({ err: error }, 'plaintext webhook endpoint headers not sealed yet; they are at the next start'),
+  );
   await serveHttp(ctx, { name: 'api', app, port: config.API_PORT, close: () => Promise.all(Object.values(queues).map((q) => q.close())) });
 });

@@ -1,4 +1,4 @@
-import { INT_ID_MAX, badRequest } from '@trackway/http';
+import { type FieldErrors, INT_ID_MAX, badRequest, zodFields } from '@trackway/http';
 import { z } from 'zod';
 
 export const DEFAULT_LIMIT = 50;
@@ -8,6 +8,30 @@ export const pageQuery = {
   cursor: z.string().max(200).optional(),
   limit: z.coerce.number().int().min(1).max(MAX_LIMIT).default(DEFAULT_LIMIT),
 };
+
+/** A list's query: the page parameters and its filters, and nothing else (strict). */
+export function listQuery<F extends z.ZodRawShape>(filters: F) {
+  return z.strictObject({ ...pageQuery, ...filters });
+}
+
+/**
+ * Parses a list's query, or throws a 400 naming every parameter it cannot take: an unknown
+ * name (`order_id[$ne]`, a typo) would otherwise drop that filter without a word, and a
+ * parameter given twice would mean one of the two values was ignored.
+ */
+export function parseListQuery<S extends z.ZodObject>(schema: S, query: Record<string, unknown>): z.infer<S> {
+  const result = schema.safeParse(query);
+  if (result.success) return result.data;
+  const known = Object.keys(schema.shape);
+  const fields: FieldErrors = {};
+  for (const name of known) if (query[name] !== undefined && typeof query[name] !== 'string') fields[name] = 'must be given once, as a single value';
+  for (const issue of result.error.issues) {
+    if (issue.code === 'unrecognized_keys') for (const name of issue.keys) fields[name] = `is not a parameter of this list (it takes ${known.join(', ')})`;
+  }
+  const others = result.error.issues.filter((issue) => issue.code !== 'unrecognized_keys');
+  Object.assign(fields, { ...zodFields(new z.ZodError(others)), ...fields });
+  throw badRequest(fields);
+}
 
 // Cursors are opaque to clients: the last id of the page, base64url-encoded.
 export function encodeCursor(id: string | number): string {

@@ -2,10 +2,13 @@ import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import request from 'supertest';
+import { signAdminToken } from '../src/auth';
 import { ADMIN_SECRET, type ApiHarness, startApi } from './helpers';
 
-const hs = (claims: Record<string, unknown>, exp: string | number | null = '5m', secret = ADMIN_SECRET) => {
-  const jwt = new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuedAt();
+const now = () => Math.floor(Date.now() / 1000);
+const hs = (claims: Record<string, unknown>, exp: string | number | null = '5m', secret = ADMIN_SECRET, iat: number | null = now()) => {
+  const jwt = new SignJWT(claims).setProtectedHeader({ alg: 'HS256' });
+  if (iat !== null) jwt.setIssuedAt(iat);
   if (exp !== null) jwt.setExpirationTime(exp);
   return jwt.sign(new TextEncoder().encode(secret));
 };
@@ -25,6 +28,11 @@ describe('admin auth (HS256 under ADMIN_JWT_SECRET)', () => {
     ['a token without exp', async () => hs({ scope: 'admin' }, null), 401],
     ['a token without the admin scope', async () => hs({ scope: 'read' }), 403],
     ['an unsigned (alg none) token', async () => `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ scope: 'admin', exp: 9999999999 })).toString('base64url')}.`, 401],
+    ['a token with exp a thousand years out', async () => hs({ scope: 'admin' }, '1000y'), 401],
+    ['a token living longer than ADMIN_JWT_MAX_AGE (24 h)', async () => hs({ scope: 'admin' }, now() + 24 * 3600 + 1), 401],
+    ['a token without iat', async () => hs({ scope: 'admin' }, '5m', ADMIN_SECRET, null), 401],
+    ['a token issued more than ADMIN_JWT_MAX_AGE ago', async () => hs({ scope: 'admin' }, now() + 3600, ADMIN_SECRET, now() - 25 * 3600), 401],
+    ['a token issued in the future (beyond 60 s of skew)', async () => hs({ scope: 'admin' }, now() + 600, ADMIN_SECRET, now() + 120), 401],
   ])('refuses %s', async (_name, token, status) => {
     const value = typeof token === 'function' ? `Bearer ${await token()}` : token;
     const req = request(h.app).get('/v1/advertisers');
@@ -36,6 +44,14 @@ describe('admin auth (HS256 under ADMIN_JWT_SECRET)', () => {
   it('accepts an admin token, with scope as a string or an array', async () => {
     await request(h.app).get('/v1/advertisers').set('Authorization', `Bearer ${await hs({ scope: 'read admin' })}`).expect(200);
     await request(h.app).get('/v1/advertisers').set('Authorization', `Bearer ${await hs({ scope: ['admin'] })}`).expect(200);
+  });
+
+  it('accepts tokens within ADMIN_JWT_MAX_AGE, a little clock skew, and what `pnpm run token` signs', async () => {
+    const ok = async (token: string) => request(h.app).get('/v1/advertisers').set('Authorization', `Bearer ${token}`).expect(200);
+    await ok(await hs({ scope: 'admin' }, '24h'));
+    await ok(await hs({ scope: 'admin' }, now() + 600, ADMIN_SECRET, now() + 30));
+    await ok(await signAdminToken(ADMIN_SECRET));
+    await ok(await signAdminToken(ADMIN_SECRET, { expiresIn: '24h' }));
   });
 
   it('guards every route, including unknown ones under /v1', async () => {

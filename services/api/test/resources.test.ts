@@ -108,6 +108,24 @@ describe('offers', () => {
     expect(unknown.body.error.fields).toEqual({ advertiser_id: 'no advertiser has this id' });
   });
 
+  it.each([
+    ['the host', 'https://{sub1}/'],
+    ['the end of the host', 'https://shop.example{sub1}/'],
+    ['the credentials', 'https://{sub1}@shop.example/'],
+    ['the port', 'https://shop.example:{sub1}/'],
+    ['the scheme', '{sub1}://shop.example/'],
+  ])('refuses a destination with a macro in %s, on create and update (no open redirect)', async (_name, destination) => {
+    const offer = { advertiser_id: advertiserId, name: 'Open', destination_url: destination, currency: 'USD', payout: { type: 'fixed', amount: '1' } };
+    const created = await api().post('/v1/offers', offer);
+    expect(created.status).toBe(400);
+    expect(created.body.error.fields).toEqual({ destination_url: expect.stringMatching(/path, query or fragment/) });
+    const { body } = await api().post('/v1/offers', { ...offer, destination_url: 'https://shop.example/?s={sub1}' }).expect(201);
+    const updated = await api().patch(`/v1/offers/${body.id}`, { destination_url: destination });
+    expect(updated.status).toBe(400);
+    expect(updated.body.error.fields).toEqual({ destination_url: expect.stringMatching(/path, query or fragment/) });
+    expect((await api().get(`/v1/offers/${body.id}`).expect(200)).body.destination_url).toBe('https://shop.example/?s={sub1}');
+  });
+
   it('updates an offer (switching payout type) and filters the list', async () => {
     const { body } = await api()
       .post('/v1/offers', { advertiser_id: advertiserId, name: 'Switch', destination_url: 'https://a.example', currency: 'USD', payout: { type: 'fixed', amount: '1' } })
@@ -217,6 +235,129 @@ describe('input Postgres could not store is a 400, never a 500', () => {
     expect(res.status).toBe(400);
     expect(Object.keys(res.body.error.fields)).toContain(field);
   });
+});
+
+describe('list filters are never dropped silently', () => {
+  const lists = ['/v1/advertisers', '/v1/affiliates', '/v1/offers', '/v1/conversions', '/v1/payouts', '/v1/webhook-endpoints'];
+  let endpointId: string;
+  beforeAll(async () => {
+    endpointId = (await api().post('/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/filters', event_types: ['*'] }).expect(201)).body.id;
+    lists.push(`/v1/webhook-endpoints/${endpointId}/deliveries`);
+  });
+
+  it('refuses an operator-shaped filter, naming it', async () => {
+    const res = await api().get('/v1/conversions?order_id[$ne]=1').expect(400);
+    expect(res.body.error).toEqual({
+      code: 'invalid_request',
+      message: expect.any(String),
+      fields: { 'order_id[$ne]': expect.stringMatching(/^is not a parameter of this list \(it takes cursor, limit, order_id, advertiser_id, affiliate_id, status\)$/) },
+    });
+  });
+
+  it('refuses an unknown parameter on every list', async () => {
+    for (const path of lists) {
+      const res = await api().get(`${path}?limit=5&colour=red`);
+      expect([path, res.status]).toEqual([path, 400]);
+      expect(Object.keys(res.body.error.fields)).toEqual(['colour']);
+    }
+  });
+
+  it('refuses a filter given twice, naming it, rather than picking one', async () => {
+    for (const [path, name, value] of [['/v1/conversions', 'status', 'approved'], ['/v1/offers', 'advertiser_id', '1'], ['/v1/affiliates', 'limit', '2']]) {
+      const res = await api().get(`${path}?${name}=${value}&${name}=${value}`).expect(400);
+      expect(res.body.error.fields).toEqual({ [name]: 'must be given once, as a single value' });
+    }
+  });
+
+  it('still takes every known filter', async () => {
+    await api().get('/v1/conversions?limit=5&order_id=x&advertiser_id=1&affiliate_id=1&status=approved').expect(200);
+    await api().get(`/v1/webhook-endpoints/${endpointId}/deliveries?status=failed&limit=1`).expect(200);
+    await api().get('/v1/webhook-endpoints?enabled=true').expect(200);
+  });
+
+  it('refuses more than 1,000 query parameters with a 400, instead of dropping the rest', async () => {
+    const many = (n: number) => Array.from({ length: n }, (_, i) => `p${i}=1`).join('&');
+    const over = await api().get(`/v1/affiliates?${many(1001)}`).expect(400);
+    expect(over.body.error).toEqual({ code: 'too_many_parameters', message: 'The query string has more than 1000 parameters.' });
+    // At the limit the parameters are all read (and here refused as unknown, every one of them).
+    const at = await api().get(`/v1/affiliates?${many(1000)}`).expect(400);
+    expect(Object.keys(at.body.error.fields)).toHaveLength(1000);
+  });
+});
+
+describe('URLs a parser would change are refused, not stored', () => {
+  let advertiserId: number;
+  let offerId: number;
+  let endpointId: string;
+  beforeAll(async () => {
+    advertiserId = (await api().post('/v1/advertisers', { name: 'URL owner' }).expect(201)).body.id;
+    const offer = { advertiser_id: advertiserId, name: 'URLs', destination_url: 'https://shop.example/', currency: 'USD', payout: { type: 'fixed', amount: '1' } };
+    offerId = (await api().post('/v1/offers', offer).expect(201)).body.id;
+    endpointId = (await api().post('/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/hook', event_types: ['*'] }).expect(201)).body.id;
+  });
+
+  // The WHATWG URL parser drops tabs and line breaks anywhere, and spaces at either end: what
+  // would be stored is not what was sent.
+  const urls = [
+    ['a line feed in the host', 'https://shop.exa\nmple/'],
+    ['a carriage return in the path', 'https://shop.example/a\rb'],
+    ['a tab in the query', 'https://shop.example/?a=\t1'],
+    ['a CRLF at the end', 'https://shop.example/\r\n'],
+    ['a leading space', ' https://shop.example/'],
+    ['a trailing space', 'https://shop.example/ '],
+  ];
+  const reason = 'must not contain tabs or line breaks, or begin or end with a space';
+
+  it.each(urls)('offer destination: refuses %s on create and update', async (_name, url) => {
+    const created = await api().post('/v1/offers', { advertiser_id: advertiserId, name: 'n', destination_url: url, currency: 'USD', payout: { type: 'fixed', amount: '1' } });
+    expect(created.status).toBe(400);
+    expect(created.body.error.fields).toEqual({ destination_url: reason });
+    const updated = await api().patch(`/v1/offers/${offerId}`, { destination_url: url });
+    expect(updated.status).toBe(400);
+    expect(updated.body.error.fields).toEqual({ destination_url: reason });
+  });
+
+  it.each(urls)('webhook endpoint URL: refuses %s on create and update', async (_name, url) => {
+    const created = await api().post('/v1/webhook-endpoints', { url: url.replace('https://shop.example', 'http://127.0.0.1:9'), event_types: ['*'] });
+    expect(created.status).toBe(400);
+    expect(created.body.error.fields).toEqual({ url: reason });
+    const updated = await api().patch(`/v1/webhook-endpoints/${endpointId}`, { url: url.replace('https://shop.example', 'http://127.0.0.1:9') });
+    expect(updated.status).toBe(400);
+    expect(updated.body.error.fields).toEqual({ url: reason });
+  });
+
+  it('keeps what was stored', async () => {
+    expect((await api().get(`/v1/offers/${offerId}`).expect(200)).body.destination_url).toBe('https://shop.example/');
+    expect((await api().get(`/v1/webhook-endpoints/${endpointId}`).expect(200)).body.url).toBe('http://127.0.0.1:9/hook');
+  });
+});
+
+describe('dates the admin API accepts', () => {
+  let endpointId: string;
+  beforeAll(async () => {
+    endpointId = (await api().post('/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/hook', event_types: ['*'] }).expect(201)).body.id;
+  });
+  const recover = (since: unknown) => api().post(`/v1/webhook-endpoints/${endpointId}/recover`, { since });
+
+  it.each([
+    ['year 0', '0000-01-01T00:00:00Z', 'must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z'],
+    ['before 1970', '1969-12-31T23:59:59.999Z', 'must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z'],
+    ['past 9999 once in UTC', '9999-12-31T23:00:00-01:00', 'must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z'],
+    ['a day that does not exist', '2026-02-30T00:00:00Z', expect.stringMatching(/^must be an ISO 8601 date-time/)],
+    ['no time zone', '2026-12-01T00:00:00', expect.stringMatching(/^must be an ISO 8601 date-time/)],
+    ['a number', 1_700_000_000, expect.stringMatching(/^must be an ISO 8601 date-time/)],
+  ])('refuses %s with a 400 naming the field', async (_name, since, reason) => {
+    const res = await recover(since);
+    expect(res.status).toBe(400);
+    expect(res.body.error).toEqual({ code: 'invalid_request', message: expect.any(String), fields: { since: reason } });
+  });
+
+  it.each([['the lower bound', '1970-01-01T00:00:00Z'], ['the upper bound', '9999-12-31T23:59:59.999Z'], ['an offset', '2026-12-01T09:30:00+05:30'], ['microseconds', '2026-12-01T09:30:00.123456Z']])(
+    'accepts %s',
+    async (_name, since) => {
+      expect((await recover(since).expect(202)).body).toEqual({ recovered: 0, has_more: false });
+    },
+  );
 });
 
 describe('metrics', () => {

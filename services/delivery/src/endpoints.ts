@@ -1,5 +1,5 @@
 import type { PrismaClient } from '@trackway/db';
-import type { SecretBox } from '@trackway/domain';
+import { type SecretBox, openHeaders } from '@trackway/domain';
 import { cachedLookup } from '@trackway/runtime';
 
 export interface LiveEndpoint {
@@ -22,7 +22,7 @@ export function liveSecrets(endpoint: LiveEndpoint, now = new Date()): string[] 
 }
 
 /**
- * Endpoint lookups for fan-out and delivery, cached (secrets decrypted once per load) and
+ * Endpoint lookups for fan-out and delivery, cached (secrets and headers decrypted once per load) and
  * cleared when the API announces a change.
  */
 export function createEndpointDirectory(prisma: PrismaClient, box: SecretBox) {
@@ -31,7 +31,7 @@ export function createEndpointDirectory(prisma: PrismaClient, box: SecretBox) {
     id: row.id,
     url: row.url,
     eventTypes: row.eventTypes,
-    headers: (row.headers ?? {}) as Record<string, string>,
+    headers: openHeaders(box, row),
     rateLimitPerSecond: row.rateLimitPerSecond,
     enabled: row.enabled,
     secret: box.open(row.secretSealed),

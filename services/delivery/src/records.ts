@@ -94,7 +94,7 @@ const clearFailingSince = statement('endpoints-clear-failing', clearFailingSql('
 const disableEndpoint = statement<Parameters<typeof endpointJson>[0]>(
   'endpoints-disable',
   `UPDATE webhook_endpoints SET enabled = false, disabled_reason = $2, updated_at = $3 WHERE id = $1 AND enabled
-   RETURNING id, url, description, event_types AS "eventTypes", headers, rate_limit_per_second AS "rateLimitPerSecond", enabled,
+   RETURNING id, url, description, event_types AS "eventTypes", sealed_headers AS "sealedHeaders", headers AS "plaintextHeaders", rate_limit_per_second AS "rateLimitPerSecond", enabled,
      disabled_reason AS "disabledReason", created_at AS "createdAt", updated_at AS "updatedAt"`,
 );
 

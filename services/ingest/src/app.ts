@@ -1,6 +1,6 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { ClickIdCodec } from '@trackway/clickid';
-import { effectiveRateLimit, hashPostbackKey, signatureCheck } from '@trackway/domain';
+import { destinationFor, effectiveRateLimit, hashPostbackKey, signatureCheck } from '@trackway/domain';
 import { HttpError, badRequest, errorHandler, errorReply, notFoundHandler, textProblem, unavailable } from '@trackway/http';
 import { type Logger, redactUrl } from '@trackway/logger';
 import type { TypedQueue } from '@trackway/queues';
@@ -129,6 +129,9 @@ export function createApp(deps: IngestDeps): RequestListener {
 
     const clickedAt = new Date();
     const clickId = clickIds.issue({ offerId: offer.id, affiliateId: affiliate.id, clickedAt });
+    const destination = destinationFor(offer.destinationUrl, { click_id: clickId, offer_id: String(offer.id), affiliate_id: String(affiliate.id), ...subs });
+    // A template stored before macros in the host were refused: never redirect off its host.
+    if (destination === null) throw new HttpError(409, 'destination_refused', "The offer's destination would leave its host with these values; its advertiser must fix it.");
     // Recording the click is for reporting only: the click ID is self-verifying, so the
     // redirect never waits on (or fails with) the clicks queue.
     const userAgent = req.headers['user-agent'];
@@ -140,7 +143,7 @@ export function createApp(deps: IngestDeps): RequestListener {
         logger.warn({ err: error, click_id: clickId }, 'click not recorded');
       });
     metrics.clicks.inc({ outcome: 'redirected' });
-    const location = encodeUrl(destinationFor(offer.destinationUrl, { click_id: clickId, offer_id: String(offer.id), affiliate_id: String(affiliate.id), ...subs }));
+    const location = encodeUrl(destination);
     const body = `Found. Redirecting to ${location}`;
     res.writeHead(302, { location, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer', 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
     res.end(body);
@@ -343,19 +346,4 @@ function single(query: Query, name: string, fields: Record<string, string>): str
     return undefined;
   }
   return value;
-}
-
-/** Puts the values into `{click_id}`-style macros, or appends `click_id=…` when there is none. */
-export function destinationFor(template: string, values: Record<string, string>): string {
-  let url = template;
-  let hadClickMacro = false;
-  url = url.replace(/\{(click_id|offer_id|affiliate_id|sub[1-5])\}/g, (_m, name: string) => {
-    if (name === 'click_id') hadClickMacro = true;
-    return encodeURIComponent(values[name] ?? '');
-  });
-  if (hadClickMacro) return url;
-  const hashAt = url.indexOf('#');
-  const [base, hash] = hashAt === -1 ? [url, ''] : [url.slice(0, hashAt), url.slice(hashAt)];
-  const separator = base.includes('?') ? (base.endsWith('?') || base.endsWith('&') ? '' : '&') : '?';
-  return `${base}${separator}click_id=${encodeURIComponent(values.click_id)}${hash}`;
 }

@@ -6,11 +6,10 @@ import { publishEvents, writeEvents } from '@trackway/outbox';
 import { Router } from 'express';
 import { z } from 'zod';
 import type { ApiDeps } from '../deps';
-import { decodeCursor, page, pageQuery } from '../pagination';
+import { decodeCursor, listQuery, page, parseListQuery } from '../pagination';
 import { prefixedId } from './params';
 
-const listSchema = z.object({
-  ...pageQuery,
+const listSchema = listQuery({
   order_id: text({ max: 255 }).optional(),
   advertiser_id: intIdQuery.optional(),
   affiliate_id: intIdQuery.optional(),
@@ -26,7 +25,7 @@ export function conversionsRouter({ prisma, pool, queues, logger }: ApiDeps): Ro
   const router = Router();
 
   router.get('/', async (req, res) => {
-    const q = parseInput(listSchema, req.query);
+    const q = parseListQuery(listSchema, req.query);
     const cursor = decodeCursor<string>(q.cursor, 'string');
     const rows = await prisma.conversion.findMany({
       where: {

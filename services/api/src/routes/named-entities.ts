@@ -3,7 +3,7 @@ import type { InvalidationKind } from '@trackway/queues';
 import { Router } from 'express';
 import { z } from 'zod';
 import type { ApiDeps } from '../deps';
-import { decodeCursor, page, pageQuery } from '../pagination';
+import { decodeCursor, listQuery, page, parseListQuery } from '../pagination';
 import { intId } from './params';
 
 export type EntityRow = { id: number; name: string; status: string; createdAt: Date; updatedAt: Date };
@@ -29,7 +29,7 @@ export const entityJson = (a: EntityRow) => ({
 const name = text({ trim: true, min: 1, max: 200 });
 const createSchema = z.strictObject({ name });
 const updateSchema = z.strictObject({ name: name.optional(), status: z.enum(['active', 'inactive']).optional() });
-const listSchema = z.object({ ...pageQuery, status: z.enum(['active', 'inactive']).optional() });
+const listSchema = listQuery({ status: z.enum(['active', 'inactive']).optional() });
 
 /** Create, list, get and update for a named entity (advertisers, affiliates). */
 export function namedEntityRouter(
@@ -65,7 +65,7 @@ export function namedEntityRouter(
   });
 
   router.get('/', async (req, res) => {
-    const q = parseInput(listSchema, req.query);
+    const q = parseListQuery(listSchema, req.query);
     const cursor = decodeCursor<number>(q.cursor, 'int');
     const rows = await delegate.findMany({
       where: { status: q.status, id: cursor === undefined ? undefined : { lt: cursor } },

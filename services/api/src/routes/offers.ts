@@ -1,21 +1,17 @@
-import { MONEY_PATTERN, PERCENT_PATTERN, formatDecimal, formatMoney, isCurrency } from '@trackway/domain';
-import { badRequest, intIdQuery, intIdSchema, notFound, parseInput, text } from '@trackway/http';
+import { MONEY_PATTERN, PERCENT_PATTERN, destinationTemplateProblem, formatDecimal, formatMoney, isCurrency } from '@trackway/domain';
+import { badRequest, intIdQuery, intIdSchema, notFound, parseInput, text, urlText } from '@trackway/http';
 import { Router } from 'express';
 import { z } from 'zod';
 import type { ApiDeps } from '../deps';
-import { decodeCursor, page, pageQuery } from '../pagination';
+import { decodeCursor, listQuery, page, parseListQuery } from '../pagination';
 import { intId } from './params';
 
 const money = z.string().regex(MONEY_PATTERN, 'must be a decimal string such as "5.00"');
 const currency = z.string().refine(isCurrency, 'must be an ISO 4217 code such as USD');
-const destinationUrl = text({ max: 2048 })
-  .refine((value) => {
-    try {
-      return ['http:', 'https:'].includes(new URL(value).protocol);
-    } catch {
-      return false;
-    }
-  }, 'must be an http(s) URL; {click_id}, {offer_id}, {affiliate_id} and {sub1}…{sub5} are replaced');
+const destinationUrl = urlText({ max: 2048 }).superRefine((value, ctx) => {
+  const problem = destinationTemplateProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 const payout = z.discriminatedUnion(
   'type',
   [
@@ -44,7 +40,7 @@ const createSchema = z.strictObject({
   amount_cap: settings.amount_cap.optional(),
 });
 const updateSchema = z.strictObject({ ...settings, status: z.enum(['active', 'inactive']) }).partial();
-const listSchema = z.object({ ...pageQuery, advertiser_id: intIdQuery.optional(), status: z.enum(['active', 'inactive']).optional() });
+const listSchema = listQuery({ advertiser_id: intIdQuery.optional(), status: z.enum(['active', 'inactive']).optional() });
 
 type OfferRow = Awaited<ReturnType<ApiDeps['prisma']['offer']['findUniqueOrThrow']>>;
 
@@ -96,7 +92,7 @@ export function offersRouter({ prisma, invalidate }: ApiDeps): Router {
   });
 
   router.get('/', async (req, res) => {
-    const q = parseInput(listSchema, req.query);
+    const q = parseListQuery(listSchema, req.query);
     const cursor = decodeCursor<number>(q.cursor, 'int');
     const rows = await prisma.offer.findMany({
       where: { advertiserId: q.advertiser_id, status: q.status, id: cursor === undefined ? undefined : { lt: cursor } },

@@ -6,7 +6,7 @@ import { publishEvents, writeEvents } from '@trackway/outbox';
 import { Router } from 'express';
 import { z } from 'zod';
 import type { ApiDeps } from '../deps';
-import { decodeCursor, page, pageQuery } from '../pagination';
+import { decodeCursor, listQuery, page, parseListQuery } from '../pagination';
 import { prefixedId } from './params';
 
 const createSchema = z.strictObject({
@@ -14,7 +14,7 @@ const createSchema = z.strictObject({
   currency: z.string().refine(isCurrency, 'must be an ISO 4217 code such as USD'),
 });
 const sentSchema = z.strictObject({ reference: text({ trim: true, min: 1, max: 255 }) });
-const listSchema = z.object({ ...pageQuery, affiliate_id: intIdQuery.optional(), status: z.enum(['pending', 'sent']).optional() });
+const listSchema = listQuery({ affiliate_id: intIdQuery.optional(), status: z.enum(['pending', 'sent']).optional() });
 
 export function payoutsRouter({ prisma, pool, queues, logger }: ApiDeps): Router {
   const router = Router();
@@ -23,19 +23,20 @@ export function payoutsRouter({ prisma, pool, queues, logger }: ApiDeps): Router
   router.post('/', async (req, res) => {
     const input = parseInput(createSchema, req.body);
     if (!(await prisma.affiliate.findUnique({ where: { id: input.affiliate_id } }))) throw badRequest({ affiliate_id: 'no affiliate has this id' });
-    const payout = await retryOnConflict(() =>
+    const { payout, hasMore } = await retryOnConflict(() =>
       prisma.$transaction(async (tx) => {
         const created = await createPayout(tx, input.affiliate_id, input.currency, new Date());
         // Throwing rolls the empty payout back.
         if (!created) throw new HttpError(422, 'no_commissions', `Affiliate ${input.affiliate_id} has no approved, unpaid commissions in ${input.currency}.`);
-        return tx.payout.findUniqueOrThrow({ where: { id: created.id }, include: withCommissions });
+        return { payout: await tx.payout.findUniqueOrThrow({ where: { id: created.payout.id }, include: withCommissions }), hasMore: created.hasMore };
       }),
     );
-    res.status(201).json(payoutJson(payout, payout.commissions.map((c) => c.id)));
+    // has_more: the payout is full (PAYOUT_AMOUNT_MAX); ask again for the next one.
+    res.status(201).json({ ...payoutJson(payout, payout.commissions.map((c) => c.id)), has_more: hasMore });
   });
 
   router.get('/', async (req, res) => {
-    const q = parseInput(listSchema, req.query);
+    const q = parseListQuery(listSchema, req.query);
     const cursor = decodeCursor<string>(q.cursor, 'string');
     const rows = await prisma.payout.findMany({
       where: { affiliateId: q.affiliate_id, status: q.status, id: cursor === undefined ? undefined : { lt: cursor } },

@@ -1,12 +1,12 @@
-import { SUBSCRIBABLE_EVENT_TYPES, createEvent, endpointJson, newId } from '@trackway/domain';
-import { HttpError, badRequest, notFound, parseInput, text, unavailable } from '@trackway/http';
+import { SUBSCRIBABLE_EVENT_TYPES, createEvent, endpointJson, newId, sealHeaders } from '@trackway/domain';
+import { HttpError, badRequest, dateTimeInput, notFound, parseInput, text, unavailable, urlText } from '@trackway/http';
 import { publishEvents, writeEvents } from '@trackway/outbox';
 import { deliveryJobOptions, replayJobId } from '@trackway/queues';
 import { RESERVED_HEADERS, checkLiteralHost, generateSecret } from '@trackway/webhooks';
 import { Router } from 'express';
 import { z } from 'zod';
 import type { ApiDeps } from '../deps';
-import { decodeCursor, page, pageQuery } from '../pagination';
+import { decodeCursor, listQuery, page, parseListQuery } from '../pagination';
 import { prefixedId } from './params';
 
 const OVERLAP_MS = 24 * 3600 * 1000;
@@ -25,7 +25,7 @@ const headers = z
   .refine((h) => Object.keys(h).length <= 20, 'at most 20 headers')
   .refine((h) => Object.keys(h).every((name) => !RESERVED_HEADERS.has(name.toLowerCase())), 'may not set content-type, user-agent or the webhook-* headers');
 const endpointFields = {
-  url: text({ max: 2048 }),
+  url: urlText({ max: 2048 }),
   event_types: eventTypes,
   description: text({ max: 500 }).nullable().optional(),
   headers: headers.optional(),
@@ -33,9 +33,9 @@ const endpointFields = {
 };
 const createSchema = z.strictObject(endpointFields);
 const updateSchema = z.strictObject(endpointFields).partial();
-const listSchema = z.object({ ...pageQuery, enabled: z.enum(['true', 'false']).optional() });
-const deliveriesSchema = z.object({ ...pageQuery, status: z.enum(['pending', 'succeeded', 'failed']).optional() });
-const recoverSchema = z.strictObject({ since: z.iso.datetime({ offset: true }) });
+const listSchema = listQuery({ enabled: z.enum(['true', 'false']).optional() });
+const deliveriesSchema = listQuery({ status: z.enum(['pending', 'succeeded', 'failed']).optional() });
+const recoverSchema = z.strictObject({ since: dateTimeInput });
 
 export function deliveryJson(d: { id: string; eventId: string; endpointId: string; eventType: string; status: string; attemptCount: number; nextAttemptAt: Date | null; createdAt: Date; updatedAt: Date }) {
   return {
@@ -137,18 +137,19 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
         url: checkUrl(input.url),
         eventTypes: input.event_types,
         description: input.description ?? null,
-        headers: input.headers ?? {},
+        sealedHeaders: sealHeaders(box, input.headers ?? {}),
         rateLimitPerSecond: input.rate_limit_per_second ?? null,
         secretSealed: box.seal(secret),
       },
     });
     await invalidate('endpoint', endpoint.id);
-    // The secret is shown here and on rotation only; it is stored encrypted.
+    // The secret is shown here and on rotation only; it is stored encrypted, like header values
+    // (which no answer shows).
     res.status(201).json({ ...endpointJson(endpoint), secret });
   });
 
   router.get('/', async (req, res) => {
-    const q = parseInput(listSchema, req.query);
+    const q = parseListQuery(listSchema, req.query);
     const cursor = decodeCursor<string>(q.cursor, 'string');
     const rows = await prisma.webhookEndpoint.findMany({
       where: { enabled: q.enabled === undefined ? undefined : q.enabled === 'true', id: cursor === undefined ? undefined : { lt: cursor } },
@@ -171,7 +172,7 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
         url: input.url === undefined ? undefined : checkUrl(input.url),
         eventTypes: input.event_types,
         description: input.description,
-        headers: input.headers,
+        ...(input.headers && { sealedHeaders: sealHeaders(box, input.headers), plaintextHeaders: {} }),
         rateLimitPerSecond: input.rate_limit_per_second,
       },
     });
@@ -230,7 +231,7 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
 
   router.get('/:id/deliveries', async (req, res) => {
     const { id } = await load(req.params.id);
-    const q = parseInput(deliveriesSchema, req.query);
+    const q = parseListQuery(deliveriesSchema, req.query);
     const cursor = decodeCursor<string>(q.cursor, 'string');
     const rows = await prisma.delivery.findMany({
       where: { endpointId: id, status: q.status, id: cursor === undefined ? undefined : { lt: cursor } },
@@ -246,7 +247,7 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
     const { since } = parseInput(recoverSchema, req.body);
     if (!endpoint.enabled) throw new HttpError(409, 'endpoint_disabled', 'Enable the endpoint before recovering its deliveries.');
     const failed = await prisma.delivery.findMany({
-      where: { endpointId: endpoint.id, status: 'failed', createdAt: { gte: new Date(since) } },
+      where: { endpointId: endpoint.id, status: 'failed', createdAt: { gte: since } },
       orderBy: { id: 'asc' },
       take: RECOVER_MAX + 1,
       select: { id: true },
