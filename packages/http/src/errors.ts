@@ -20,6 +20,11 @@ export class HttpError extends Error {
 export const badRequest = (fields: FieldErrors, message = 'The request has invalid fields.') =>
   new HttpError(400, 'invalid_request', message, fields);
 export const notFound = (what = 'Resource') => new HttpError(404, 'not_found', `${what} not found.`);
+/** 429 rate_limited: over a rate limit, or too many failed authentications; retry after the given seconds. */
+export const rateLimited = (message: string, retryAfterSeconds: number) =>
+  new HttpError(429, 'rate_limited', message, undefined, { 'Retry-After': String(retryAfterSeconds) });
+export const tooManyFailures = (retryAfterSeconds: number) =>
+  rateLimited('Too many failed authentications from this address; retry after Retry-After seconds.', retryAfterSeconds);
 export const unavailable = (message: string, retryAfterSeconds = 5) =>
   new HttpError(503, 'unavailable', message, undefined, { 'Retry-After': String(retryAfterSeconds) });
 

@@ -2,12 +2,13 @@ import { hkdfSync, randomUUID } from 'node:crypto';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
-import { envelope } from '@trackway/http';
+import { HttpError, envelope, tooManyFailures } from '@trackway/http';
 import type { Queues } from '@trackway/queues';
 import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
 import express, { type Request, type RequestHandler, type Response, Router } from 'express';
 import type { Redis } from 'ioredis';
 import { SignJWT, jwtVerify } from 'jose';
+import type { AuthFailureGuard } from '@trackway/runtime';
 import { type AdminVerifier, hasAdminScope } from './auth';
 
 export const BOARD_PATH = '/admin/queues';
@@ -24,7 +25,7 @@ const SESSION_ISSUER = 'trackway-admin-session';
  * Logging out revokes the session itself (its jti, remembered in Redis until it would have
  * expired), so a copy of the cookie stops working too.
  */
-export function adminBoardRouter(deps: { queues: Queues; redis: Redis; verifier: AdminVerifier; sessionKey: Buffer }): Router {
+export function adminBoardRouter(deps: { queues: Queues; redis: Redis; verifier: AdminVerifier; sessionKey: Buffer; authFailures?: AuthFailureGuard }): Router {
   const key = new Uint8Array(hkdfSync('sha256', deps.sessionKey, Buffer.alloc(0), 'trackway admin session', 32));
   const router = Router();
   // The key space of this deployment's queues (QUEUE_PREFIX), so deployments sharing a Redis
@@ -62,6 +63,8 @@ export function adminBoardRouter(deps: { queues: Queues; redis: Redis; verifier:
     try {
       return hasAdminScope(await deps.verifier.verify(bearer));
     } catch {
+      const wait = (await deps.authFailures?.fail(req.ip)) ?? 0;
+      if (wait > 0) throw tooManyFailures(wait);
       return false;
     }
   };
@@ -74,6 +77,9 @@ export function adminBoardRouter(deps: { queues: Queues; redis: Redis; verifier:
 
   router.post(LOGIN_PATH, express.urlencoded({ extended: false, limit: '16kb' }), async (req, res) => {
     const token = typeof req.body?.token === 'string' ? req.body.token.trim() : '';
+    // AUTH_FAILURE_LIMIT: an address that failed too often is refused before its token is tried.
+    const blocked = deps.authFailures?.blockedFor(req.ip) ?? 0;
+    if (blocked > 0) throw tooManyFailures(blocked);
     try {
       const claims = await deps.verifier.verify(token);
       if (!hasAdminScope(claims) || typeof claims.exp !== 'number') throw new Error('not an admin token');
@@ -81,6 +87,8 @@ export function adminBoardRouter(deps: { queues: Queues; redis: Redis; verifier:
       res.setHeader('Set-Cookie', serializeCookie(COOKIE, session, { ...cookieOptions(req), maxAge: SESSION_MAX_S }));
       res.redirect(303, BOARD_PATH);
     } catch {
+      const wait = (await deps.authFailures?.fail(req.ip)) ?? 0;
+      if (wait > 0) throw tooManyFailures(wait);
       res.redirect(303, `${LOGIN_PATH}?error=1`);
     }
   });
@@ -100,10 +108,13 @@ export function adminBoardRouter(deps: { queues: Queues; redis: Redis; verifier:
   });
 
   const requireSession: RequestHandler = async (req, res, next) => {
+    const blocked = deps.authFailures?.blockedFor(req.ip) ?? 0;
+    if (blocked > 0) throw tooManyFailures(blocked);
     let allowed: boolean;
     try {
       allowed = await sessionOf(req);
-    } catch {
+    } catch (error) {
+      if (error instanceof HttpError) throw error;
       redisDown(res, 'Redis is unreachable; the session cannot be checked right now.');
       return;
     }

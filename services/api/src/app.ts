@@ -1,6 +1,6 @@
 import { EVENT_CATALOG } from '@trackway/domain';
 import { errorHandler, notFoundHandler, parseQueryString } from '@trackway/http';
-import { closeConnectionsWhenDraining, healthRouter, httpMetrics, metricsHandler } from '@trackway/runtime';
+import { authFailureGuard, closeConnectionsWhenDraining, healthRouter, httpMetrics, metricsHandler } from '@trackway/runtime';
 import express, { type Express, Router } from 'express';
 import { pinoHttp } from 'pino-http';
 import { adminBoardRouter } from './admin-board';
@@ -21,8 +21,9 @@ export function createApp(deps: ApiDeps): Express {
   app.disable('x-powered-by');
   // node:querystring, but more than 1,000 parameters is a 400 instead of the rest dropped.
   app.set('query parser', parseQueryString);
-  // Client IPs (kept with clicks) come from X-Forwarded-For only when a private-network proxy sent it.
-  app.set('trust proxy', 'loopback, linklocal, uniquelocal');
+  // The client's address (AUTH_FAILURE_LIMIT) is the socket's unless TRUST_PROXY says to read X-Forwarded-For.
+  app.set('trust proxy', deps.frontDoor?.trustProxy ?? false);
+  const authFailures = authFailureGuard({ redis: deps.redis, prefix: deps.frontDoor?.prefix ?? deps.queues.postbacks.opts.prefix ?? 'trackway', perMinute: deps.frontDoor?.authFailureLimit ?? 30 });
   app.use(closeConnectionsWhenDraining(deps.health));
   app.use(httpMetrics(deps.metrics));
   app.use(healthRouter(deps.health));
@@ -35,10 +36,10 @@ export function createApp(deps: ApiDeps): Express {
     }),
   );
 
-  app.use(adminBoardRouter({ queues: deps.queues, redis: deps.redis, verifier: deps.verifier, sessionKey: deps.sessionKey }));
+  app.use(adminBoardRouter({ queues: deps.queues, redis: deps.redis, verifier: deps.verifier, sessionKey: deps.sessionKey, authFailures }));
 
   const v1 = Router();
-  v1.use(requireAdmin(deps.verifier));
+  v1.use(requireAdmin(deps.verifier, authFailures));
   v1.use(express.json({ limit: '100kb' }));
   v1.use('/advertisers', advertisersRouter(deps));
   v1.use('/affiliates', affiliatesRouter(deps));

@@ -1,4 +1,5 @@
-import { HttpError } from '@trackway/http';
+import { HttpError, tooManyFailures } from '@trackway/http';
+import type { AuthFailureGuard } from '@trackway/runtime';
 import type { RequestHandler } from 'express';
 import { type JWTPayload, type JWTVerifyGetKey, createRemoteJWKSet, jwtVerify } from 'jose';
 
@@ -59,8 +60,11 @@ export function hasAdminScope(claims: AdminClaims): boolean {
 const challenge = { 'WWW-Authenticate': 'Bearer realm="trackway"' };
 
 /** Every admin route: a Bearer JWT with `iat`, `exp` (within ADMIN_JWT_MAX_AGE) and an `admin` scope. */
-export function requireAdmin(verifier: AdminVerifier): RequestHandler {
+export function requireAdmin(verifier: AdminVerifier, failures?: AuthFailureGuard): RequestHandler {
   return async (req, res, next) => {
+    // An address over AUTH_FAILURE_LIMIT is refused before its token is looked at (from memory).
+    const blocked = failures?.blockedFor(req.ip) ?? 0;
+    if (blocked > 0) throw tooManyFailures(blocked);
     const header = req.get('authorization') ?? '';
     const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/.exec(header);
     const token = match?.[1];
@@ -69,7 +73,8 @@ export function requireAdmin(verifier: AdminVerifier): RequestHandler {
     try {
       claims = await verifier.verify(token);
     } catch {
-      throw new HttpError(401, 'unauthorized', 'The token is invalid or expired.', undefined, challenge);
+      const wait = (await failures?.fail(req.ip)) ?? 0;
+      throw wait > 0 ? tooManyFailures(wait) : new HttpError(401, 'unauthorized', 'The token is invalid or expired.', undefined, challenge);
     }
     if (!hasAdminScope(claims)) throw new HttpError(403, 'forbidden', 'The token lacks the admin scope.');
     res.locals.admin = claims;

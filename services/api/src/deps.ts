@@ -3,7 +3,7 @@ import type { SecretBox } from '@trackway/domain';
 import type { Redis } from 'ioredis';
 import type { Logger } from '@trackway/logger';
 import type { InvalidationKind, Queues } from '@trackway/queues';
-import type { HealthState, Metrics } from '@trackway/runtime';
+import type { HealthState, Metrics, TrustProxy } from '@trackway/runtime';
 import type { AdminVerifier } from './auth';
 
 export interface ApiDeps {
@@ -29,4 +29,6 @@ export interface ApiDeps {
   logger: Logger;
   metrics: Metrics;
   health: HealthState;
+  /** TRUST_PROXY, AUTH_FAILURE_LIMIT and the Redis prefix of the failure counts (defaults: false, 30, the queues' prefix). */
+  frontDoor?: { trustProxy?: TrustProxy; authFailureLimit?: number; prefix?: string };
 }

@@ -3,7 +3,7 @@ import { createLogger } from '@trackway/logger';
 import { createProducerConnection, createQueues, whenReady } from '@trackway/queues';
 import { createMetrics } from '@trackway/runtime';
 import { TEST_REDIS_URL, type TestDatabase, createTestDatabase, deleteRedisPrefix, ignoreErrors, randomPrefix } from '@trackway/testing';
-import { createApp } from '../src/app';
+import { type ApiDeps, createApp } from '../src/app';
 import { type AuthConfig, createVerifier, signAdminToken } from '../src/auth';
 
 export const TEST_SECRETS_KEY = Buffer.alloc(32, 11);
@@ -21,12 +21,13 @@ export interface ApiHarness {
   close(): Promise<void>;
 }
 
-export async function startApi(auth: AuthConfig = { secret: ADMIN_SECRET }, db?: TestDatabase): Promise<ApiHarness> {
+export async function startApi(auth: AuthConfig = { secret: ADMIN_SECRET }, db?: TestDatabase, options: { frontDoor?: ApiDeps['frontDoor']; redisUrl?: string } = {}): Promise<ApiHarness> {
   const database = db ?? (await createTestDatabase());
   const prefix = randomPrefix();
-  const redis = createProducerConnection(TEST_REDIS_URL);
+  const redis = createProducerConnection(options.redisUrl ?? TEST_REDIS_URL);
+  redis.on('error', () => undefined);
   const queues = createQueues(redis, prefix, ignoreErrors);
-  await whenReady(redis);
+  if (!options.redisUrl) await whenReady(redis);
   const invalidations: Array<[string, string | number | undefined]> = [];
   const app = createApp({
     prisma: database.prisma,
@@ -41,6 +42,7 @@ export async function startApi(auth: AuthConfig = { secret: ADMIN_SECRET }, db?:
     logger: createLogger({ service: 'test', level: 'silent' }),
     metrics: createMetrics('api'),
     health: { accepting: true, checks: {} },
+    frontDoor: options.frontDoor,
   });
   const token = await signAdminToken(ADMIN_SECRET);
   return {

@@ -1,7 +1,7 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { ClickIdCodec } from '@trackway/clickid';
 import { destinationFor, effectiveRateLimit, hashPostbackKey, signatureCheck } from '@trackway/domain';
-import { HttpError, badRequest, errorHandler, errorReply, notFoundHandler, textProblem, unavailable } from '@trackway/http';
+import { HttpError, badRequest, errorHandler, errorReply, notFoundHandler, rateLimited, textProblem, tooManyFailures, unavailable } from '@trackway/http';
 import { type Logger, redactUrl } from '@trackway/logger';
 import type { TypedQueue } from '@trackway/queues';
 import { type HealthState, type Metrics, type TrustProxy, authFailureGuard, clientAddress, closeConnectionsWhenDraining, compileTrust, healthRouter, metricsHandler, postbackRateLimiter } from '@trackway/runtime';
@@ -193,7 +193,7 @@ export function createApp(deps: IngestDeps): RequestListener {
     const wait = postbackRate.take(advertiserId, effectiveRateLimit(globalRateLimit, advertiser!.postbackRateLimitPerSecond));
     if (wait > 0) {
       metrics.postbacks.inc({ stage: 'ingest', outcome: 'rate_limited', reason: 'advertiser' });
-      throw new HttpError(429, 'rate_limited', "Too many postbacks for this advertiser; retry after Retry-After seconds.", undefined, { 'Retry-After': String(wait) });
+      throw rateLimited('Too many postbacks for this advertiser; retry after Retry-After seconds.', wait);
     }
     const input = validatePostback(values, fields);
     if (!input) {
@@ -228,8 +228,6 @@ export function createApp(deps: IngestDeps): RequestListener {
     send(res, 202, { postback_id: postbackId, status: 'queued' });
   };
 
-  const tooManyFailures = (seconds: number) =>
-    new HttpError(429, 'rate_limited', 'Too many failed authentications from this address; retry after Retry-After seconds.', undefined, { 'Retry-After': String(seconds) });
 
   /** Counts a failed authentication: throws `error`, or a 429 once the address is over its limit. */
   const failedAuth = async (address: string | undefined, error: HttpError): Promise<never> => {

@@ -23,4 +23,30 @@ describe('ingest with Redis unreachable', () => {
     expect(elapsed).toBeLessThan(2_000);
     await request(h.app).get(`/click?offer_id=${fx.offerId}&affiliate_id=${fx.affiliateId}`).expect(302);
   });
+
+  it('answers 401, then 429, to unknown keys, never a 5xx: the failure limiter counts in memory without Redis', async () => {
+    const fx = await createFixture(h.db.prisma);
+    const clickId = h.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId });
+    const statuses: number[] = [];
+    for (let i = 0; i < 31; i++) statuses.push((await request(h.app).get('/postback').query({ click_id: clickId, order_id: 'O-2', key: `pk_unknown${i}` })).status);
+    expect(statuses.slice(0, 30).every((status) => status === 401)).toBe(true);
+    expect(statuses[30]).toBe(429);
+  });
+
+  it('limits postbacks per advertiser without Redis too (each replica alone): 429, not a 5xx', async () => {
+    const limited = await startIngest({ redisUrl: 'redis://127.0.0.1:1', frontDoor: { postbackRateLimit: 1 } });
+    try {
+      const fx = await createFixture(limited.db.prisma);
+      const clickId = limited.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId });
+      // Warm the key cache, then three at once: one is admitted (and cannot be queued: 503, as
+      // before), the others are over the limit.
+      const send = (i: number) => request(limited.app).get('/postback').query({ click_id: clickId, order_id: `O-${i}`, key: fx.postbackKey }).then((r) => r.status);
+      await send(0);
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      const statuses = await Promise.all([1, 2, 3].map(send));
+      expect(statuses.sort()).toEqual([429, 429, 503]);
+    } finally {
+      await limited.close();
+    }
+  });
 });
