@@ -1,5 +1,6 @@
 import express, { type Express, type RequestHandler, Router } from 'express';
 import { type RequestListener, type Server, createServer } from 'node:http';
+import { type HttpLimits, answerClientErrors, applyConnectionCap, serverOptions } from './http-limits';
 import { type Metrics, metricsHandler } from './metrics';
 
 export type Check = () => Promise<unknown>;
@@ -67,10 +68,15 @@ export function createOpsApp(state: HealthState, metrics: Metrics): Express {
   return app;
 }
 
-/** Serves a request listener (an Express app, or ingest's plain node:http handler). */
-export function listen(app: RequestListener, port: number, host?: string): Promise<Server> {
+/**
+ * Serves a request listener (an Express app, or ingest's plain node:http handler) within the
+ * limits every Trackway server keeps: header, request and keep-alive timeouts, a connection cap.
+ */
+export function listen(app: RequestListener, port: number, limits: HttpLimits, host?: string): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = createServer(app);
+    const server = createServer(serverOptions(limits), app);
+    applyConnectionCap(server, limits);
+    answerClientErrors(server);
     server.once('error', reject);
     server.listen(port, host ?? '0.0.0.0', () => {
       server.off('error', reject);

@@ -6,3 +6,4 @@ export * from './cache';
 export * from './context';
 export * from './serve';
 export * from './batcher';
+export * from './http-limits';
