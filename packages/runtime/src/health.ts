@@ -1,7 +1,10 @@
 import express, { type Express, type RequestHandler, Router } from 'express';
 import { type RequestListener, type Server, createServer } from 'node:http';
+import { errorHandler, notFoundHandler } from '@trackway/http';
+import type { Logger } from '@trackway/logger';
 import { type HttpLimits, answerClientErrors, applyConnectionCap, serverOptions } from './http-limits';
 import { type Metrics, metricsHandler } from './metrics';
+import { securityHeaders } from './security';
 
 export type Check = () => Promise<unknown>;
 
@@ -60,11 +63,14 @@ export function closeConnectionsWhenDraining(state: HealthState): RequestHandler
 }
 
 /** The small HTTP server a worker runs on HEALTH_PORT: health and metrics only. */
-export function createOpsApp(state: HealthState, metrics: Metrics): Express {
+export function createOpsApp(state: HealthState, metrics: Metrics, logger?: Logger): Express {
   const app = express();
   app.disable('x-powered-by');
+  app.use(securityHeaders());
   app.use(healthRouter(state));
   app.get('/metrics', metricsHandler(metrics));
+  app.use(notFoundHandler);
+  app.use(errorHandler({ onServerError: (error) => logger?.error({ err: error }, 'unhandled error') }));
   return app;
 }
 

@@ -2,6 +2,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Config } from '@trackway/config';
 import { envelope } from '@trackway/http';
+import { STATIC_SECURITY_HEADERS } from './security';
 
 /** What every Trackway HTTP server allows a client: see HTTP_* in packages/config. */
 export interface HttpLimits {
@@ -51,7 +52,7 @@ const MALFORMED: [number, string, string, string] = [400, 'Bad Request', 'malfor
 
 function rawAnswer(status: number, reason: string, code: string, message: string): string {
   const body = JSON.stringify(envelope(code, message));
-  const headers = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(body)), connection: 'close' };
+  const headers = { ...STATIC_SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(body)), connection: 'close' };
   return `HTTP/1.1 ${status} ${reason}\r\n${Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('')}\r\n${body}`;
 }
 const ANSWERS = new Map(Object.entries(CLIENT_ERRORS).map(([error, answer]) => [error, rawAnswer(...answer)]));

@@ -7,3 +7,4 @@ export * from './context';
 export * from './serve';
 export * from './batcher';
 export * from './http-limits';
+export * from './security';

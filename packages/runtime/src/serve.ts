@@ -46,7 +46,7 @@ export async function serveWorkers(ctx: ServiceContext, opts: { name: string; wo
     const stopped = opts.workers.filter((w) => !w.isRunning()).map((w) => w.name);
     if (stopped.length > 0) throw new Error(`not running: ${stopped.join(', ')}`);
   };
-  const server = await listen(createOpsApp(ctx.health, ctx.metrics), ctx.config.HEALTH_PORT, httpLimits(ctx.config));
+  const server = await listen(createOpsApp(ctx.health, ctx.metrics, ctx.logger), ctx.config.HEALTH_PORT, httpLimits(ctx.config));
   ctx.logger.info({ queues: opts.queues, health_port: (server.address() as AddressInfo).port }, `${opts.name} worker running`);
   installShutdown({
     logger: ctx.logger,

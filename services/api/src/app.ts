@@ -1,6 +1,6 @@
 import { EVENT_CATALOG } from '@trackway/domain';
 import { errorHandler, notFoundHandler } from '@trackway/http';
-import { closeConnectionsWhenDraining, healthRouter, httpMetrics, metricsHandler } from '@trackway/runtime';
+import { closeConnectionsWhenDraining, healthRouter, httpMetrics, metricsHandler, securityHeaders } from '@trackway/runtime';
 import express, { type Express, Router } from 'express';
 import { pinoHttp } from 'pino-http';
 import { adminBoardRouter } from './admin-board';
@@ -21,6 +21,9 @@ export function createApp(deps: ApiDeps): Express {
   app.disable('x-powered-by');
   // Client IPs (kept with clicks) come from X-Forwarded-For only when a private-network proxy sent it.
   app.set('trust proxy', 'loopback, linklocal, uniquelocal');
+  // helmet and no-store on every answer; Bull Board and its login page load their own scripts and styles.
+  app.use(securityHeaders());
+  app.use('/admin', securityHeaders('ui'));
   app.use(closeConnectionsWhenDraining(deps.health));
   app.use(httpMetrics(deps.metrics));
   app.use(healthRouter(deps.health));

@@ -5,7 +5,7 @@ import { hashPostbackKey } from '@trackway/domain';
 import { HttpError, badRequest, errorHandler, errorReply, notFoundHandler, textProblem, unavailable } from '@trackway/http';
 import type { Logger } from '@trackway/logger';
 import type { TypedQueue } from '@trackway/queues';
-import { type HealthState, type Metrics, closeConnectionsWhenDraining, healthRouter, metricsHandler } from '@trackway/runtime';
+import { type HealthState, type Metrics, STATIC_SECURITY_HEADERS, closeConnectionsWhenDraining, healthRouter, metricsHandler, securityHeaders } from '@trackway/runtime';
 import encodeUrl from 'encodeurl';
 import express from 'express';
 import parseUrl from 'parseurl';
@@ -58,6 +58,7 @@ export function createApp(deps: IngestDeps): RequestListener {
 
   const others = express();
   others.disable('x-powered-by');
+  others.use(securityHeaders());
   others.use(closeConnectionsWhenDraining(health));
   others.use(healthRouter(health));
   others.get('/metrics', metricsHandler(metrics));
@@ -130,7 +131,7 @@ export function createApp(deps: IngestDeps): RequestListener {
     metrics.clicks.inc({ outcome: 'redirected' });
     const location = encodeUrl(destinationFor(offer.destinationUrl, { click_id: clickId, offer_id: String(offer.id), affiliate_id: String(affiliate.id), ...subs }));
     const body = `Found. Redirecting to ${location}`;
-    res.writeHead(302, { location, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer', 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    res.writeHead(302, { ...STATIC_SECURITY_HEADERS, location, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer', 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
     res.end(body);
   };
 
@@ -226,7 +227,8 @@ function send(res: ServerResponse, status: number, body: unknown, headers?: Reco
     return;
   }
   const text = JSON.stringify(body);
-  res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  // helmet's headers and no-store, computed once (these answers never run Express or helmet).
+  res.writeHead(status, { ...STATIC_SECURITY_HEADERS, ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
 
