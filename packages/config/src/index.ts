@@ -113,6 +113,12 @@ export const envSchema = z.object({
   HTTP_HEADERS_TIMEOUT: positiveDuration('10s'),
   HTTP_KEEP_ALIVE_TIMEOUT: positiveDuration('5s'),
   HTTP_MAX_CONNECTIONS: int(10_000, 1),
+  // Bearer token for /metrics on ingest and api (their ports are public); unset, they do not
+  // serve /metrics at all. The workers' health ports serve it without a token.
+  METRICS_TOKEN: z
+    .string()
+    .regex(/^[A-Za-z0-9._~+/-]{32,}=*$/, 'must be at least 32 characters: letters, digits and - . _ ~ + / (a bearer token)')
+    .optional(),
 
   ADMIN_JWT_SECRET: secret(32),
   ADMIN_JWKS_URL: z.url().optional(),

@@ -1,6 +1,6 @@
 import { EVENT_CATALOG } from '@trackway/domain';
 import { errorHandler, notFoundHandler } from '@trackway/http';
-import { closeConnectionsWhenDraining, healthRouter, httpMetrics, metricsHandler, securityHeaders } from '@trackway/runtime';
+import { bearerMatches, closeConnectionsWhenDraining, healthRouter, httpMetrics, protectedMetricsHandler, securityHeaders } from '@trackway/runtime';
 import express, { type Express, Router } from 'express';
 import { pinoHttp } from 'pino-http';
 import { adminBoardRouter } from './admin-board';
@@ -26,8 +26,8 @@ export function createApp(deps: ApiDeps): Express {
   app.use('/admin', securityHeaders('ui'));
   app.use(closeConnectionsWhenDraining(deps.health));
   app.use(httpMetrics(deps.metrics));
-  app.use(healthRouter(deps.health));
-  app.get('/metrics', metricsHandler(deps.metrics));
+  app.use(healthRouter(deps.health, { details: bearerMatches(deps.metricsToken) }));
+  app.get('/metrics', protectedMetricsHandler(deps.metrics, deps.metricsToken));
   app.use(
     pinoHttp({
       logger: deps.logger,

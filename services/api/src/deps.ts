@@ -29,4 +29,6 @@ export interface ApiDeps {
   logger: Logger;
   metrics: Metrics;
   health: HealthState;
+  /** METRICS_TOKEN: /metrics (and /readyz's details) need it as a bearer token; unset, no /metrics. */
+  metricsToken?: string;
 }

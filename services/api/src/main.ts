@@ -25,6 +25,7 @@ runMain(async () => {
     logger,
     metrics: ctx.metrics,
     health: ctx.health,
+    metricsToken: config.METRICS_TOKEN,
   });
   await serveHttp(ctx, { name: 'api', app, port: config.API_PORT, close: () => Promise.all(Object.values(queues).map((q) => q.close())) });
 });

@@ -1,12 +1,14 @@
-// The api's public port (issue 8 §3.9): helmet's headers and no-store on every answer (the
-// admin API, the login, Bull Board and the app Bull Board mounts itself), Bull Board still
-// working under its own CSP in a real browser, never framed.
+// The api's public port (issue 8 §3.9, §3.10): helmet's headers and no-store on every answer
+// (the admin API, the login, Bull Board and the app Bull Board mounts itself), Bull Board still
+// working under its own CSP in a real browser, never framed; /metrics behind METRICS_TOKEN;
+// /readyz without details.
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { securityHeaderProblems, waitFor } from '@trackway/testing';
 import { type Browser, chromium } from 'playwright-core';
 import request from 'supertest';
-import { type ApiHarness, startApi } from './helpers';
+import { createApp } from '../src/app';
+import { type ApiHarness, METRICS_TOKEN, startApi } from './helpers';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -15,6 +17,8 @@ beforeAll(async () => {
   h = await startApi();
 });
 afterAll(() => h.close());
+
+const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 
 describe('security headers', () => {
   it('are on every answer, Bull Board and its static files included, with no X-Powered-By anywhere', async () => {
@@ -28,7 +32,7 @@ describe('security headers', () => {
       'unknown route': await request(h.app).get('/v1/nope').set(h.auth).expect(404),
       healthz: await request(h.app).get('/healthz').expect(200),
       readyz: await request(h.app).get('/readyz').expect(200),
-      metrics: await request(h.app).get('/metrics').expect(200),
+      metrics: await request(h.app).get('/metrics').set(bearer(METRICS_TOKEN)).expect(200),
       'login page': await request(h.app).get('/admin/login').expect(200),
       'login refused': await request(h.app).post('/admin/login').type('form').send({ token: 'nope' }).expect(303),
       'login accepted': await request(h.app).post('/admin/login').type('form').send({ token: h.token }).expect(303),
@@ -87,4 +91,32 @@ describe('Bull Board in a browser, under its CSP', () => {
     expect(await frame.$('#token')).toBeNull();
     await context.close();
   }, 60_000);
+});
+
+describe('GET /metrics', () => {
+  it('needs Authorization: Bearer <METRICS_TOKEN> (401 with the envelope), and is a 404 while METRICS_TOKEN is unset', async () => {
+    for (const headers of [{}, bearer('wrong-token-0123456789abcdef0123456789'), h.auth]) {
+      const res = await request(h.app).get('/metrics').set(headers).expect(401);
+      expect(res.body).toEqual({ error: { code: 'unauthorized', message: expect.any(String) } });
+    }
+    expect((await request(h.app).get('/metrics').set(bearer(METRICS_TOKEN)).expect(200)).text).toContain('trackway_http_requests_total');
+    const open = createApp({ ...h.deps, metricsToken: undefined });
+    expect((await request(open).get('/metrics').set(bearer(METRICS_TOKEN)).expect(404)).body.error.code).toBe('not_found');
+  });
+});
+
+describe('GET /readyz', () => {
+  it('says only ready or not_ready; the check details only with the metrics token', async () => {
+    h.deps.health.checks.redis = async () => {
+      throw new Error('connect ECONNREFUSED 10.0.0.8:6379');
+    };
+    try {
+      expect((await request(h.app).get('/readyz').expect(503)).body).toEqual({ status: 'not_ready' });
+      expect((await request(h.app).get('/readyz').set(h.auth).expect(503)).body).toEqual({ status: 'not_ready' });
+      expect((await request(h.app).get('/readyz').set(bearer(METRICS_TOKEN)).expect(503)).body).toEqual({ status: 'not_ready', checks: { redis: 'connect ECONNREFUSED 10.0.0.8:6379' } });
+    } finally {
+      delete h.deps.health.checks.redis;
+    }
+    expect((await request(h.app).get('/readyz').expect(200)).body).toEqual({ status: 'ready' });
+  });
 });

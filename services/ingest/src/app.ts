@@ -5,7 +5,7 @@ import { hashPostbackKey } from '@trackway/domain';
 import { HttpError, badRequest, errorHandler, errorReply, notFoundHandler, textProblem, unavailable } from '@trackway/http';
 import type { Logger } from '@trackway/logger';
 import type { TypedQueue } from '@trackway/queues';
-import { type HealthState, type Metrics, STATIC_SECURITY_HEADERS, closeConnectionsWhenDraining, healthRouter, metricsHandler, securityHeaders } from '@trackway/runtime';
+import { type HealthState, type Metrics, STATIC_SECURITY_HEADERS, bearerMatches, closeConnectionsWhenDraining, healthRouter, protectedMetricsHandler, securityHeaders } from '@trackway/runtime';
 import encodeUrl from 'encodeurl';
 import express from 'express';
 import parseUrl from 'parseurl';
@@ -25,6 +25,8 @@ export interface IngestDeps {
   logger: Logger;
   metrics: Metrics;
   health: HealthState;
+  /** METRICS_TOKEN: /metrics (and /readyz's details) need it as a bearer token; unset, no /metrics. */
+  metricsToken?: string;
 }
 
 export const MAX_BODY = '16kb';
@@ -60,8 +62,8 @@ export function createApp(deps: IngestDeps): RequestListener {
   others.disable('x-powered-by');
   others.use(securityHeaders());
   others.use(closeConnectionsWhenDraining(health));
-  others.use(healthRouter(health));
-  others.get('/metrics', metricsHandler(metrics));
+  others.use(healthRouter(health, { details: bearerMatches(deps.metricsToken) }));
+  others.get('/metrics', protectedMetricsHandler(metrics, deps.metricsToken));
   others.use(notFoundHandler);
   others.use(errorHandler({ onServerError: (error) => logger.error({ err: error }, 'unhandled error') }));
 

@@ -18,6 +18,6 @@ runMain(async () => {
     if (kind === 'affiliate') lookups.affiliate.clear();
   });
   ctx.metrics.trackQueues([queues.postbacks, queues.clicks]);
-  const app = createApp({ queues, redis: producer, lookups, clickIds: createClickIdCodec(config.CLICK_SECRET), logger: ctx.logger, metrics: ctx.metrics, health: ctx.health });
+  const app = createApp({ queues, redis: producer, lookups, clickIds: createClickIdCodec(config.CLICK_SECRET), logger: ctx.logger, metrics: ctx.metrics, health: ctx.health, metricsToken: config.METRICS_TOKEN });
   await serveHttp(ctx, { name: 'ingest', app, port: config.INGEST_PORT, close: () => Promise.all([queues.postbacks.close(), queues.clicks.close()]) });
 });

@@ -3,15 +3,18 @@ import { createClickIdCodec } from '@trackway/clickid';
 import { createProducerConnection, createQueue, whenReady } from '@trackway/queues';
 import { createMetrics } from '@trackway/runtime';
 import { TEST_REDIS_URL, type TestDatabase, createTestDatabase, deleteRedisPrefix, ignoreErrors, randomPrefix } from '@trackway/testing';
-import { createApp } from '../src/app';
+import { type IngestDeps, createApp } from '../src/app';
 import { createLookups } from '../src/lookups';
 
 export const CLICK_SECRET = 'test-click-secret-0123456789abcdef0123456789';
+export const METRICS_TOKEN = 'test-metrics-token-0123456789abcdef0123456789';
 
 export interface IngestHarness {
   db: TestDatabase;
   prefix: string;
   app: ReturnType<typeof createApp>;
+  /** What `app` was made with: for another app over the same queues and database. */
+  deps: IngestDeps;
   queues: { postbacks: ReturnType<typeof createQueue<'postbacks'>>; clicks: ReturnType<typeof createQueue<'clicks'>> };
   clickIds: ReturnType<typeof createClickIdCodec>;
   health: { accepting: boolean; checks: Record<string, () => Promise<unknown>> };
@@ -32,7 +35,7 @@ export async function startIngest(options: { redisUrl?: string } = {}): Promise<
   const clickIds = createClickIdCodec(CLICK_SECRET);
   const health = { accepting: true, checks: {} };
   const errors: string[] = [];
-  const app = createApp({
+  const deps: IngestDeps = {
     queues,
     redis,
     lookups: createLookups(db.prisma),
@@ -40,11 +43,14 @@ export async function startIngest(options: { redisUrl?: string } = {}): Promise<
     logger: createLogger({ service: 'test', level: 'error', destination: { write: (line: string) => void errors.push(line) } }),
     metrics: createMetrics('ingest'),
     health,
-  });
+    metricsToken: METRICS_TOKEN,
+  };
+  const app = createApp(deps);
   return {
     db,
     prefix,
     app,
+    deps,
     queues,
     clickIds,
     health,
