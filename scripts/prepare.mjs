@@ -30,9 +30,10 @@ export function ensureEnvFile() {
     ADMIN_JWT_SECRET: randomBytes(32).toString('base64url'),
     CLICK_SECRET: randomBytes(32).toString('base64url'),
     SECRETS_KEY: randomBytes(32).toString('base64'),
+    METRICS_TOKEN: randomBytes(32).toString('base64url'),
   };
   const text = readFileSync(path.join(root, '.env.example'), 'utf8')
-    .replace(/^(ADMIN_JWT_SECRET|CLICK_SECRET|SECRETS_KEY)=$/gm, (_m, name) => `${name}=${secrets[name]}`)
+    .replace(/^(ADMIN_JWT_SECRET|CLICK_SECRET|SECRETS_KEY|METRICS_TOKEN)=$/gm, (_m, name) => `${name}=${secrets[name]}`)
     // Development only: let webhooks reach a receiver on this machine (see the README).
     .replace(/^WEBHOOK_ALLOW_HTTP=false$/m, '# development only: plain http and loopback receivers (never in production)\nWEBHOOK_ALLOW_HTTP=true')
     .replace(/^WEBHOOK_ALLOWED_CIDRS=$/m, 'WEBHOOK_ALLOWED_CIDRS=127.0.0.0/8,::1/128');

@@ -101,6 +101,10 @@ describe('docker-compose.yml', () => {
     expect(compose.services.migrate.depends_on).toEqual({ postgres: { condition: 'service_healthy' } });
   });
 
+  it('passes METRICS_TOKEN to the services, so a scraper can read /metrics on ingest and api', () => {
+    for (const name of SERVICES) expect(compose.services[name].environment?.METRICS_TOKEN).toBe('${METRICS_TOKEN:-}');
+  });
+
   it('lets workers scale: no published ports, no container names', () => {
     for (const name of WORKERS) {
       expect(compose.services[name].ports).toBeUndefined();

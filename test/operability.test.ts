@@ -1,5 +1,6 @@
-// Every service as a real process: /healthz, /readyz and Prometheus /metrics on each, JSON logs
-// that follow one postback from ingest through attribution to its deliveries, secrets redacted.
+// Every service as a real process: /healthz, /readyz and Prometheus /metrics on each (behind
+// METRICS_TOKEN on the public ports), JSON logs that follow one postback from ingest through
+// attribution to its deliveries, secrets redacted.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createTestDatabase, startReceiver, waitFor } from '@trackway/testing';
@@ -17,7 +18,9 @@ afterAll(async () => {
   await stack.close();
 });
 
-const env = (overrides: Record<string, string> = {}) => stackEnv(stack, overrides);
+const METRICS_TOKEN = 'operability-metrics-token-0123456789abcdef';
+const env = (overrides: Record<string, string> = {}) => stackEnv(stack, { METRICS_TOKEN, ...overrides });
+const withToken = { Authorization: `Bearer ${METRICS_TOKEN}` };
 
 async function start(service: 'ingest' | 'api' | 'attribution' | 'delivery', overrides: Record<string, string> = {}) {
   const p = spawnService(service, env(overrides));
@@ -45,11 +48,16 @@ it('serves health, readiness and metrics on every service, and logs one postback
 
   for (const service of [ingest, api, attribution, delivery]) {
     await request(service.url).get('/healthz').expect(200, { status: 'ok' });
+    // Public ports (ingest, api) show the checks only with the metrics token; health ports always.
     const ready = await waitFor(async () => {
-      const res = await request(service.url).get('/readyz');
+      const res = await request(service.url).get('/readyz').set(withToken);
       return res.status === 200 ? res : null;
     }, { timeoutMs: 20_000, what: 'readiness' });
     expect(ready.body.checks).toMatchObject({ redis: 'ok', postgres: 'ok', migrations: 'ok' });
+  }
+  for (const service of [ingest, api]) {
+    expect((await request(service.url).get('/readyz').expect(200)).body).toEqual({ status: 'ready' });
+    await request(service.url).get('/metrics').expect(401);
   }
   expect((await request(attribution.url).get('/readyz')).body.checks.workers).toBe('ok');
   expect((await request(delivery.url).get('/readyz')).body.checks.workers).toBe('ok');
@@ -81,7 +89,7 @@ it('serves health, readiness and metrics on every service, and logs one postback
   for (const p of [ingest.p, api.p, attribution.p, delivery.p]) expect(p.output()).not.toMatch(/whsec_|Bearer ey/);
 
   // Metrics moved.
-  const ingestMetrics = (await request(ingest.url).get('/metrics').expect(200)).text;
+  const ingestMetrics = (await request(ingest.url).get('/metrics').set(withToken).expect(200)).text;
   expect(metric(ingestMetrics, 'trackway_postbacks_total', { stage: 'ingest', outcome: 'queued' })).toBe(1);
   expect(metric(ingestMetrics, 'trackway_http_requests_total', { route: '/postback', status: '202' })).toBe(1);
   expect(metric(ingestMetrics, 'trackway_http_request_duration_seconds_count', { route: '/click', status: '302' })).toBe(1);

@@ -35,6 +35,9 @@ it('writes .env from .env.example with generated secrets the services accept, on
     const config = loadConfig({ env: { ...env, NODE_ENV: 'production' }, require: ['ADMIN_JWT_SECRET', 'CLICK_SECRET', 'SECRETS_KEY'] });
     expect(config.ADMIN_JWT_SECRET.length).toBeGreaterThanOrEqual(32);
     expect(config.CLICK_SECRET).not.toBe(config.ADMIN_JWT_SECRET);
+    // …and a metrics token, so /metrics on ingest and api is served (to its holder) from the start.
+    expect(config.METRICS_TOKEN).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(config.METRICS_TOKEN).not.toBe(config.ADMIN_JWT_SECRET);
     expect(config).toMatchObject({ WEBHOOK_ALLOW_HTTP: true, WEBHOOK_ALLOWED_CIDRS: ['127.0.0.0/8', '::1/128'] });
     // A second run keeps the secrets the running services share.
     execFileSync(process.execPath, [path.join(dir, 'scripts/prepare.mjs'), '--quiet'], { cwd: dir });

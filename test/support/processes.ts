@@ -39,8 +39,20 @@ export function spawnService(service: 'ingest' | 'api' | 'attribution' | 'delive
   };
 }
 
+/** Spawns a service and waits until it listens; `port` is the one it chose (its port variable set to 0). */
+export async function startService(service: 'ingest' | 'api' | 'attribution' | 'delivery', env: Record<string, string>): Promise<ServiceProcess & { port: number }> {
+  const p = spawnService(service, env);
+  try {
+    await p.waitForOutput(/listening|worker running/, 30_000);
+  } catch (error) {
+    p.child.kill('SIGKILL');
+    throw error;
+  }
+  return { ...p, port: Number(/"(?:health_)?port":(\d+)/.exec(p.output())![1]) };
+}
+
 /** The environment that points a service process at a test stack's database and queues. */
-export function stackEnv(stack: Stack, overrides: Record<string, string> = {}): Record<string, string> {
+export function stackEnv(stack: Pick<Stack, 'db' | 'prefix'>, overrides: Record<string, string> = {}): Record<string, string> {
   return {
     DATABASE_URL: stack.db.url,
     REDIS_URL: TEST_REDIS_URL,

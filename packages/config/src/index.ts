@@ -27,6 +27,9 @@ const duration = (fallback: string) =>
       return parsed;
     });
 
+// Node's HTTP server timeouts take whole milliseconds, and 0 would switch them off.
+const positiveDuration = (fallback: string) => duration(fallback).pipe(z.number().int('must be whole milliseconds').min(1, 'must be more than 0'));
+
 // Digits only: " ", "0x10" or "1e3" are typos, not numbers.
 const int = (fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
   z
@@ -118,6 +121,21 @@ export const envSchema = z.object({
   API_PORT: int(3001, 0, 65535),
   HEALTH_PORT: int(9464, 0, 65535),
   PUBLIC_INGEST_URL: z.url().optional(),
+  // Every HTTP server (ingest, api, the workers' health ports): a request's headers, then the
+  // whole request, must arrive within these or it is answered 408 and closed (the headers'
+  // limit is capped by the request's); an idle keep-alive connection closes after
+  // HTTP_KEEP_ALIVE_TIMEOUT (set it above a load balancer's idle timeout); connections past
+  // HTTP_MAX_CONNECTIONS are refused.
+  HTTP_REQUEST_TIMEOUT: positiveDuration('10s'),
+  HTTP_HEADERS_TIMEOUT: positiveDuration('10s'),
+  HTTP_KEEP_ALIVE_TIMEOUT: positiveDuration('5s'),
+  HTTP_MAX_CONNECTIONS: int(10_000, 1),
+  // Bearer token for /metrics on ingest and api (their ports are public); unset, they do not
+  // serve /metrics at all. The workers' health ports serve it without a token.
+  METRICS_TOKEN: z
+    .string()
+    .regex(/^[A-Za-z0-9._~+/-]{32,}=*$/, 'must be at least 32 characters: letters, digits and - . _ ~ + / (a bearer token)')
+    .optional(),
 
   ADMIN_JWT_SECRET: secret(32),
   ADMIN_JWKS_URL: z.url().optional(),

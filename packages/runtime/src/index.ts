@@ -7,3 +7,5 @@ export * from './context';
 export * from './serve';
 export * from './batcher';
 export * from './front-door';
+export * from './http-limits';
+export * from './security';

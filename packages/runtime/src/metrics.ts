@@ -1,4 +1,6 @@
-import type { RequestHandler } from 'express';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { HttpError } from '@trackway/http';
+import type { Request, RequestHandler } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 const JOB_STATES = ['waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized', 'waiting-children'] as const;
@@ -131,5 +133,35 @@ export function metricsHandler(metrics: Metrics): RequestHandler {
   return async (_req, res) => {
     res.set('Content-Type', metrics.registry.contentType);
     res.send(await metrics.registry.metrics());
+  };
+}
+
+const digest = (text: string) => createHash('sha256').update(text).digest();
+
+/**
+ * Whether a request carries `Authorization: Bearer <token>`, compared in constant time (over
+ * digests, so neither the token's length nor its first differing byte shows); never without a token.
+ */
+export function bearerMatches(token: string | undefined): (req: Request) => boolean {
+  const expected = token ? digest(token) : undefined;
+  return (req) => {
+    const given = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(req.get('authorization') ?? '')?.[1];
+    return expected !== undefined && given !== undefined && timingSafeEqual(digest(given), expected);
+  };
+}
+
+/**
+ * `/metrics` on a public port (ingest, api): only with `Authorization: Bearer <METRICS_TOKEN>`
+ * (401 otherwise), and not served at all (the app's 404) while no token is configured.
+ */
+export function protectedMetricsHandler(metrics: Metrics, token: string | undefined): RequestHandler {
+  const serve = metricsHandler(metrics);
+  const authorized = bearerMatches(token);
+  return (req, res, next) => {
+    if (!token) return next();
+    if (!authorized(req)) {
+      return next(new HttpError(401, 'unauthorized', 'Metrics need Authorization: Bearer <METRICS_TOKEN>.', undefined, { 'WWW-Authenticate': 'Bearer realm="metrics"' }));
+    }
+    return serve(req, res, next);
   };
 }

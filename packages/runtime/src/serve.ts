@@ -3,6 +3,7 @@ import type { Worker } from 'bullmq';
 import type { RequestListener } from 'node:http';
 import type { ServiceContext } from './context';
 import { createOpsApp, listen } from './health';
+import { httpLimits } from './http-limits';
 import { closeServer, installShutdown } from './shutdown';
 
 /** The queues a worker process consumes (ATTRIBUTION_QUEUES, DELIVERY_QUEUES), checked. */
@@ -20,7 +21,7 @@ export function queueList<Q extends string>(value: string, allowed: readonly Q[]
  */
 export async function serveHttp(ctx: ServiceContext, opts: { name: string; app: RequestListener; port: number; close: () => Promise<unknown> }) {
   await ctx.producerReady;
-  const server = await listen(opts.app, opts.port);
+  const server = await listen(opts.app, opts.port, httpLimits(ctx.config));
   ctx.logger.info({ port: (server.address() as AddressInfo).port }, `${opts.name} listening`);
   installShutdown({
     logger: ctx.logger,
@@ -45,7 +46,7 @@ export async function serveWorkers(ctx: ServiceContext, opts: { name: string; wo
     const stopped = opts.workers.filter((w) => !w.isRunning()).map((w) => w.name);
     if (stopped.length > 0) throw new Error(`not running: ${stopped.join(', ')}`);
   };
-  const server = await listen(createOpsApp(ctx.health, ctx.metrics), ctx.config.HEALTH_PORT);
+  const server = await listen(createOpsApp(ctx.health, ctx.metrics, ctx.logger), ctx.config.HEALTH_PORT, httpLimits(ctx.config));
   ctx.logger.info({ queues: opts.queues, health_port: (server.address() as AddressInfo).port }, `${opts.name} worker running`);
   installShutdown({
     logger: ctx.logger,

@@ -73,6 +73,8 @@ export async function waitFor<T>(probe: () => Promise<T> | T, { timeoutMs = 10_0
 
 export * from './fixtures';
 export * from './receiver';
+export * from './sockets';
+export * from './headers';
 
 /** For queues in tests: errors (e.g. from a Redis a test stops on purpose) are expected there. */
 export const ignoreErrors = () => undefined;

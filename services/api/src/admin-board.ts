@@ -138,7 +138,9 @@ export function adminBoardRouter(deps: { queues: Queues; redis: Redis; verifier:
     if (deps.redis.status === 'ready') return next();
     redisDown(res, 'Redis is unreachable; the queues cannot be shown right now.');
   };
-  router.use(BOARD_PATH, requireSession, requireRedis, serverAdapter.getRouter());
+  // The adapter mounts an Express app of its own, which would add X-Powered-By back.
+  const board = (serverAdapter.getRouter() as express.Express).disable('x-powered-by');
+  router.use(BOARD_PATH, requireSession, requireRedis, board);
   return router;
 }
 

@@ -1,6 +1,6 @@
 import { EVENT_CATALOG } from '@trackway/domain';
 import { errorHandler, notFoundHandler, parseQueryString } from '@trackway/http';
-import { authFailureGuard, closeConnectionsWhenDraining, healthRouter, httpMetrics, metricsHandler } from '@trackway/runtime';
+import { authFailureGuard, bearerMatches, closeConnectionsWhenDraining, healthRouter, httpMetrics, protectedMetricsHandler, securityHeaders } from '@trackway/runtime';
 import express, { type Express, Router } from 'express';
 import { pinoHttp } from 'pino-http';
 import { adminBoardRouter } from './admin-board';
@@ -24,10 +24,13 @@ export function createApp(deps: ApiDeps): Express {
   // The client's address (AUTH_FAILURE_LIMIT) is the socket's unless TRUST_PROXY says to read X-Forwarded-For.
   app.set('trust proxy', deps.frontDoor?.trustProxy ?? false);
   const authFailures = authFailureGuard({ redis: deps.redis, prefix: deps.frontDoor?.prefix ?? deps.queues.postbacks.opts.prefix ?? 'trackway', perMinute: deps.frontDoor?.authFailureLimit ?? 30 });
+  // helmet and no-store on every answer; Bull Board and its login page load their own scripts and styles.
+  app.use(securityHeaders());
+  app.use('/admin', securityHeaders('ui'));
   app.use(closeConnectionsWhenDraining(deps.health));
   app.use(httpMetrics(deps.metrics));
-  app.use(healthRouter(deps.health));
-  app.get('/metrics', metricsHandler(deps.metrics));
+  app.use(healthRouter(deps.health, { details: bearerMatches(deps.metricsToken) }));
+  app.get('/metrics', protectedMetricsHandler(deps.metrics, deps.metricsToken));
   app.use(
     pinoHttp({
       logger: deps.logger,

@@ -31,4 +31,6 @@ export interface ApiDeps {
   health: HealthState;
   /** TRUST_PROXY, AUTH_FAILURE_LIMIT and the Redis prefix of the failure counts (defaults: false, 30, the queues' prefix). */
   frontDoor?: { trustProxy?: TrustProxy; authFailureLimit?: number; prefix?: string };
+  /** METRICS_TOKEN: /metrics (and /readyz's details) need it as a bearer token; unset, no /metrics. */
+  metricsToken?: string;
 }

@@ -27,6 +27,7 @@ runMain(async () => {
     metrics: ctx.metrics,
     health: ctx.health,
     frontDoor: { trustProxy: config.TRUST_PROXY, authFailureLimit: config.AUTH_FAILURE_LIMIT, prefix: config.QUEUE_PREFIX },
+    metricsToken: config.METRICS_TOKEN,
   });
   // Headers stored before they were sealed: sealed now, in the background (an outage only delays it).
   sealPlaintextHeaders(ctx.prisma, createSecretBox(secretsKey)).then(

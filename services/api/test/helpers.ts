@@ -8,11 +8,14 @@ import { type AuthConfig, createVerifier, signAdminToken } from '../src/auth';
 
 export const TEST_SECRETS_KEY = Buffer.alloc(32, 11);
 export const ADMIN_SECRET = 'api-test-admin-secret-0123456789abcdef0123456';
+export const METRICS_TOKEN = 'api-test-metrics-token-0123456789abcdef012345';
 
 export interface ApiHarness {
   db: TestDatabase;
   prefix: string;
   app: ReturnType<typeof createApp>;
+  /** What `app` was made with: for another app over the same queues and database. */
+  deps: ApiDeps;
   queues: ReturnType<typeof createQueues>;
   invalidations: Array<[string, string | number | undefined]>;
   token: string;
@@ -29,7 +32,7 @@ export async function startApi(auth: AuthConfig = { secret: ADMIN_SECRET }, db?:
   const queues = createQueues(redis, prefix, ignoreErrors);
   if (!options.redisUrl) await whenReady(redis);
   const invalidations: Array<[string, string | number | undefined]> = [];
-  const app = createApp({
+  const deps: ApiDeps = {
     prisma: database.prisma,
     pool: database.pool,
     queues,
@@ -43,12 +46,15 @@ export async function startApi(auth: AuthConfig = { secret: ADMIN_SECRET }, db?:
     metrics: createMetrics('api'),
     health: { accepting: true, checks: {} },
     frontDoor: options.frontDoor,
-  });
+    metricsToken: METRICS_TOKEN,
+  };
+  const app = createApp(deps);
   const token = await signAdminToken(ADMIN_SECRET);
   return {
     db: database,
     prefix,
     app,
+    deps,
     queues,
     invalidations,
     token,

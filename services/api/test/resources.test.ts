@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createFixture, type Fixture } from '@trackway/testing';
 import request from 'supertest';
-import { type ApiHarness, startApi } from './helpers';
+import { type ApiHarness, METRICS_TOKEN, startApi } from './helpers';
 
 let h: ApiHarness;
 beforeAll(async () => {
@@ -363,7 +363,7 @@ describe('dates the admin API accepts', () => {
 describe('metrics', () => {
   it('labels requests by route pattern, one series whatever the case of the path', async () => {
     const listSeries = async () =>
-      (await request(h.app).get('/metrics').expect(200)).text
+      (await request(h.app).get('/metrics').set('Authorization', `Bearer ${METRICS_TOKEN}`).expect(200)).text
         .split('\n')
         .filter((l) => l.startsWith('trackway_http_requests_total{method="GET"') && /affiliates/i.test(l) && !l.includes(':id'));
     const before = await listSeries();

@@ -4,7 +4,7 @@ import { destinationFor, effectiveRateLimit, hashPostbackKey, signatureCheck } f
 import { HttpError, badRequest, errorHandler, errorReply, notFoundHandler, rateLimited, textProblem, tooManyFailures, unavailable } from '@trackway/http';
 import { type Logger, redactUrl } from '@trackway/logger';
 import type { TypedQueue } from '@trackway/queues';
-import { type HealthState, type Metrics, type TrustProxy, authFailureGuard, clientAddress, closeConnectionsWhenDraining, compileTrust, healthRouter, metricsHandler, postbackRateLimiter } from '@trackway/runtime';
+import { type HealthState, type Metrics, STATIC_SECURITY_HEADERS, type TrustProxy, authFailureGuard, bearerMatches, clientAddress, closeConnectionsWhenDraining, compileTrust, healthRouter, postbackRateLimiter, protectedMetricsHandler, securityHeaders } from '@trackway/runtime';
 import { WebhookVerificationError, verifySignature } from '@trackway/webhooks';
 import encodeUrl from 'encodeurl';
 import express from 'express';
@@ -26,6 +26,8 @@ export interface IngestDeps {
   health: HealthState;
   /** TRUST_PROXY, POSTBACK_RATE_LIMIT, AUTH_FAILURE_LIMIT and the Redis prefix of their counters (defaults: false, 0, 30, the queues' prefix). */
   frontDoor?: { trustProxy?: TrustProxy; postbackRateLimit?: number; authFailureLimit?: number; prefix?: string };
+  /** METRICS_TOKEN: /metrics (and /readyz's details) need it as a bearer token; unset, no /metrics. */
+  metricsToken?: string;
 }
 
 export const MAX_BODY = '16kb';
@@ -70,9 +72,10 @@ export function createApp(deps: IngestDeps): RequestListener {
 
   const others = express();
   others.disable('x-powered-by');
+  others.use(securityHeaders());
   others.use(closeConnectionsWhenDraining(health));
-  others.use(healthRouter(health));
-  others.get('/metrics', metricsHandler(metrics));
+  others.use(healthRouter(health, { details: bearerMatches(deps.metricsToken) }));
+  others.get('/metrics', protectedMetricsHandler(metrics, deps.metricsToken));
   others.use(notFoundHandler);
   others.use(errorHandler({ onServerError: (error) => logger.error({ err: error }, 'unhandled error') }));
 
@@ -145,7 +148,7 @@ export function createApp(deps: IngestDeps): RequestListener {
     metrics.clicks.inc({ outcome: 'redirected' });
     const location = encodeUrl(destination);
     const body = `Found. Redirecting to ${location}`;
-    res.writeHead(302, { location, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer', 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    res.writeHead(302, { ...STATIC_SECURITY_HEADERS, location, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer', 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
     res.end(body);
   };
 
@@ -318,7 +321,8 @@ function send(res: ServerResponse, status: number, body: unknown, headers?: Reco
     return;
   }
   const text = JSON.stringify(body);
-  res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  // helmet's headers and no-store, computed once (these answers never run Express or helmet).
+  res.writeHead(status, { ...STATIC_SECURITY_HEADERS, ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
 

@@ -163,28 +163,28 @@ describe('POSTBACK_RATE_LIMIT and postback_rate_limit_per_second', () => {
       await other.db.prisma.advertiser.update({ where: { id: twin.advertiserId }, data: { id: fx.advertiserId, postbackKeyHash: hashPostbackKey(fx.postbackKey), postbackRateLimitPerSecond: 20 } });
       // Wait for the start of a fresh second so the whole burst falls in one window.
       await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000)));
-      const statuses: number[] = [];
-      let retryAfter: string | undefined;
-      for (let i = 0; i < 30; i++) {
-        const res = await request(h.app).get(`/postback?key=${fx.postbackKey}&click_id=${clickId}&order_id=${nextOrder()}`).set('X-Forwarded-For', nextAddress());
-        statuses.push(res.status);
-        if (res.status === 429) {
-          expect(res.body.error.code).toBe('rate_limited');
-          retryAfter = res.headers['retry-after'];
-        }
+      // 30 at once, so that all fall into one window however slow the machine is.
+      const answers = await Promise.all(
+        Array.from({ length: 30 }, () => request(h.app).get(`/postback?key=${fx.postbackKey}&click_id=${clickId}&order_id=${nextOrder()}`).set('X-Forwarded-For', nextAddress())),
+      );
+      expect(answers.filter((r) => r.status === 202)).toHaveLength(20);
+      const refused = answers.filter((r) => r.status === 429);
+      expect(refused).toHaveLength(10);
+      for (const r of refused) {
+        expect(r.body.error.code).toBe('rate_limited');
+        expect(Number(r.headers['retry-after'])).toBeGreaterThanOrEqual(1);
       }
-      expect(statuses.filter((s) => s === 202)).toHaveLength(20);
-      expect(statuses.filter((s) => s === 429)).toHaveLength(10);
-      expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
       // Once this replica has synced its counts (every 100 ms), the other one learns the shared
       // count from Redis on its first postback (which it may still accept: the documented
       // overshoot of one sync interval), and refuses the next.
       await new Promise((resolve) => setTimeout(resolve, 150));
-      await request(other.app).get(`/postback?key=${fx.postbackKey}&click_id=${otherClick}&order_id=${nextOrder()}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      const next = await request(other.app).get(`/postback?key=${fx.postbackKey}&click_id=${otherClick}&order_id=${nextOrder()}`);
-      expect(next.status).toBe(429);
-      expect(next.body.error.code).toBe('rate_limited');
+      const atOther: number[] = [];
+      for (let i = 0; i < 10 && !atOther.includes(429); i++) {
+        atOther.push((await request(other.app).get(`/postback?key=${fx.postbackKey}&click_id=${otherClick}&order_id=${nextOrder()}`)).status);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(atOther).toContain(429);
+      expect(atOther.filter((s) => s === 202).length).toBeLessThanOrEqual(2);
       // A second later, the window is open again.
       await new Promise((resolve) => setTimeout(resolve, 1100));
       await request(h.app).get(`/postback?key=${fx.postbackKey}&click_id=${clickId}&order_id=${nextOrder()}`).set('X-Forwarded-For', nextAddress()).expect(202);
@@ -202,13 +202,8 @@ describe('POSTBACK_RATE_LIMIT and postback_rate_limit_per_second', () => {
       const id = limited.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId });
       await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000)));
       const send = (key: string) => request(limited.app).get(`/postback?key=${key}&click_id=${id}&order_id=${nextOrder()}`).then((r) => r.status);
-      const global: number[] = [];
-      const own: number[] = [];
-      for (let i = 0; i < 6; i++) {
-        global.push(await send(fx.postbackKey));
-        own.push(await send(unlimited.postbackKey));
-      }
-      expect(global).toEqual([202, 202, 202, 429, 429, 429]);
+      const [global, own] = await Promise.all([fx.postbackKey, unlimited.postbackKey].map((key) => Promise.all(Array.from({ length: 6 }, () => send(key)))));
+      expect(global.sort()).toEqual([202, 202, 202, 429, 429, 429]);
       expect(own).toEqual([202, 202, 202, 202, 202, 202]);
     } finally {
       await limited.close();

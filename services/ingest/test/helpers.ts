@@ -9,11 +9,14 @@ import { createLookups } from '../src/lookups';
 
 export const CLICK_SECRET = 'test-click-secret-0123456789abcdef0123456789';
 export const SECRETS_KEY = Buffer.alloc(32, 7);
+export const METRICS_TOKEN = 'test-metrics-token-0123456789abcdef0123456789';
 
 export interface IngestHarness {
   db: TestDatabase;
   prefix: string;
   app: ReturnType<typeof createApp>;
+  /** What `app` was made with: for another app over the same queues and database. */
+  deps: IngestDeps;
   queues: { postbacks: ReturnType<typeof createQueue<'postbacks'>>; clicks: ReturnType<typeof createQueue<'clicks'>> };
   clickIds: ReturnType<typeof createClickIdCodec>;
   health: { accepting: boolean; checks: Record<string, () => Promise<unknown>> };
@@ -34,7 +37,7 @@ export async function startIngest(options: { redisUrl?: string; frontDoor?: Inge
   const clickIds = createClickIdCodec(CLICK_SECRET);
   const health = { accepting: true, checks: {} };
   const errors: string[] = [];
-  const app = createApp({
+  const deps: IngestDeps = {
     queues,
     redis,
     lookups: createLookups(db.prisma, createSecretBox(SECRETS_KEY)),
@@ -43,11 +46,14 @@ export async function startIngest(options: { redisUrl?: string; frontDoor?: Inge
     metrics: createMetrics('ingest'),
     health,
     frontDoor: options.frontDoor,
-  });
+    metricsToken: METRICS_TOKEN,
+  };
+  const app = createApp(deps);
   return {
     db,
     prefix,
     app,
+    deps,
     queues,
     clickIds,
     health,
