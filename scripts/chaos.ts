@@ -9,6 +9,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { createClickIdCodec } from '@trackway/clickid';
 import { ensureDatabase } from '@trackway/db';
@@ -78,6 +79,8 @@ interface Window {
 }
 
 async function main(): Promise<number> {
+  const loopDelay = monitorEventLoopDelay({ resolution: 20 });
+  loopDelay.enable();
   const random = seeded(SEED);
   const workersRandom = seeded(SEED + 1);
   console.log(machineNote());
@@ -185,7 +188,7 @@ async function main(): Promise<number> {
     const redisFault = async (kind: 'SHUTDOWN' | 'kill -9') => {
       // An acknowledged write just before the fault: the AOF must bring it back.
       const sentinel = `${kind}@${Date.now()}`;
-      await own.set(`chaos:sentinel:${kind}`, sentinel).catch(() => undefined);
+      const written = await own.set(`chaos:sentinel:${kind}`, sentinel).then(() => true, () => false);
       redisDown = true;
       say(`Redis: ${kind}`);
       await (kind === 'SHUTDOWN' ? redis.shutdown() : redis.kill());
@@ -199,7 +202,7 @@ async function main(): Promise<number> {
       windows.push({ kind: `Redis ${kind}`, downAt, upAt, readyAt });
       await whenReady(own, 10_000);
       const back = await own.get(`chaos:sentinel:${kind}`).catch(() => null);
-      if (back !== sentinel) sentinels.push(`the write acknowledged just before Redis ${kind} is ${back === null ? 'gone' : `"${back}"`} after its restart`);
+      if (written && back !== sentinel) sentinels.push(`the write acknowledged just before Redis ${kind} is ${back === null ? 'gone' : `"${back}"`} after its restart`);
       say(`Redis: back after ${kind} (down ${seconds(upAt - downAt)}, AOF loaded and answering ${seconds(readyAt - upAt)} later)`);
     };
     const postgresFault = async (ms: number) => {
@@ -244,25 +247,22 @@ async function main(): Promise<number> {
       }
     })();
 
-    const answers: Answer[] = [];
-    let accepted202 = 0;
-    let answered503 = 0;
-    let answeredOther = 0;
+    const counts = { all: 0, 202: 0, 503: 0, other: 0 };
     const reporter = setInterval(() => {
       const logs = receivers.map((r) => `${r.name.split(' ')[0]} ${n(r.log.length)}`).join(', ');
-      say(`stream: ${n(answers.length)} answers (202 ${n(accepted202)}, 503 ${n(answered503)}, other ${answeredOther}); webhooks received: ${logs}`);
+      say(`stream: ${n(counts.all)} answers (202 ${n(counts[202])}, 503 ${n(counts[503])}, other ${counts.other}); webhooks received: ${logs}`);
     }, QUICK ? 10_000 : 15_000);
     const stream = await streamPostbacks(
       { origin: `http://127.0.0.1:${ingest.port()}`, plan, keys: fixtures.map((f) => f.postbackKey), rate: RATE, maxInFlight: 64, maxAttempts: 60, random, deadline: streamStart + 3 * STREAM_MS + 120_000 },
       (answer) => {
-        answers.push(answer);
-        if (answer.status === 202) accepted202 += 1;
-        else if (answer.status === 503) answered503 += 1;
-        else answeredOther += 1;
+        counts.all += 1;
+        if (answer.status === 202 || answer.status === 503) counts[answer.status] += 1;
+        else counts.other += 1;
       },
     );
+    const answers = stream.answers;
     await Promise.all([faults, killing]);
-    const last202 = Math.max(...stream.answers.filter((a) => a.status === 202).map((a) => a.answeredAt));
+    const last202 = Math.max(...answers.filter((a) => a.status === 202).map((a) => a.answeredAt));
     say(`stream done: every postback answered 202 but ${stream.gaveUp.length}; waiting for quiescence (at most ${seconds(QUIESCENCE_MS)})`);
 
     // Quiescence: every outcome, event and delivery done, no job left.
@@ -326,6 +326,7 @@ async function main(): Promise<number> {
       ['requests sent (with re-sends)', `${n(answers.length)} over ${seconds(stream.endedAt - stream.startedAt)} (${RATE}/s planned)`],
       ['answered 202', n(answers.filter((a) => a.status === 202).length)],
       ['answered 503', `${n(fives.length)} (${n(fives.filter((a) => during(redisWindows, a)).length)} while Redis was down, ${n(fives.filter((a) => during(pgWindows, a)).length)} while Postgres was, ${n(fives.filter((a) => !during(redisWindows, a) && !during(pgWindows, a)).length)} otherwise)`],
+      ['503 reasons (ingest\'s message)', Object.entries(countBy(fives, (a) => reasonOf(a.body))).map(([k, v]) => `"${k}" ${n(v)}`).join(', ')],
       ['other answers / connection errors', `${others.length} / ${connectionErrors}`],
       ['answers inside Redis outages', redisWindows.map((w) => `${w.kind}: ${inside(w).length} (${[...new Set(inside(w).map((a) => a.status))].join(', ') || '-'})`).join('; ')],
       ['outcomes of the 202s', Object.entries(figures.outcomes).map(([k, v]) => `${k} ${n(v)}`).join(', ')],
@@ -338,11 +339,12 @@ async function main(): Promise<number> {
         `${receivers[i].name}`,
         `${n(a.requests)} requests, ${n(a.answered500)} answered 500, ${n(a.delivered.size)} events delivered; repeats: ${n(a.repeatsAfterFailure)} after a 500, ${n(a.repeatsAfterKill)} after a killed sender, ${a.unexplained.length} unexplained; ${a.untraced} untraced`,
       ]),
-      ['kill -9s', `${kills.length}: ${Object.entries(kills.reduce<Record<string, number>>((acc, k) => ({ ...acc, [k.service]: (acc[k.service] ?? 0) + 1 }), {})).map(([k, v]) => `${k} ${v}`).join(', ')}`],
+      ['kill -9s', `${kills.length}: ${Object.entries(countBy(kills, (k) => k.service)).map(([k, v]) => `${k} ${v}`).join(', ')}`],
       ['unexpected exits', `${unexpected.length}${unexpected.length ? `: ${unexpected.map((u) => `${u.name} (${u.code})`).join(', ')}` : ''}`],
       ['outages', windows.map((w) => `${w.kind} ${seconds(w.upAt - w.downAt)}${w.readyAt > w.upAt ? ` (+${seconds(w.readyAt - w.upAt)} to load)` : ''}`).join('; ')],
       ['scheduler ticks failed in outages', `${figures.failedTicks} (the next tick runs again)`],
       ['time to quiescence after the last 202', quietAt ? seconds(quietAt - last202) : `not within ${seconds(QUIESCENCE_MS)}`],
+      ['this process: event-loop delay', `p99 ${(loopDelay.percentile(99) / 1e6).toFixed(0)} ms, max ${(loopDelay.max / 1e6).toFixed(0)} ms (receivers, proxy and load share it)`],
       ['wall time', seconds(Date.now() - started)],
     ];
     console.log('\nchaos figures');
@@ -354,7 +356,12 @@ async function main(): Promise<number> {
     for (const v of violations) console.log(`VIOLATION ${v}`);
     if (connectionErrors > 0) console.log(`note: ${connectionErrors} postbacks got no answer (connection error) and were sent again`);
     console.log(violations.length === 0 ? `\nchaos: all ${checks.length} checks passed` : `\nchaos: ${violations.length} violations in ${checks.filter((c) => c.violations.length).length} of ${checks.length} checks`);
-    keepLogs ||= violations.length > 0;
+    if (violations.length > 0) {
+      keepLogs = true;
+      // Everything the checks read, beside the service logs, for the investigation.
+      const run = { seed: SEED, prefix, schema: db.schema, kills, windows, unexpected, answers, receivers: receivers.map((r) => ({ name: r.name, endpointId: r.endpointId, log: r.log })) };
+      fs.writeFileSync(path.join(logDir, 'run.json'), JSON.stringify(run));
+    }
     return violations.length === 0 ? 0 : 1;
   } catch (error) {
     keepLogs = true;
@@ -363,6 +370,15 @@ async function main(): Promise<number> {
     await cleanup();
   }
 }
+
+const countBy = <T>(list: readonly T[], key: (item: T) => string) => list.reduce<Record<string, number>>((acc, item) => ({ ...acc, [key(item)]: (acc[key(item)] ?? 0) + 1 }), {});
+const reasonOf = (body: string | undefined) => {
+  try {
+    return (JSON.parse(body ?? '') as { error: { message: string } }).error.message;
+  } catch {
+    return body ?? '';
+  }
+};
 
 /** A sample of the 202s read back as an advertiser would, `GET /v1/postbacks/{id}`, against the table. */
 async function apiSample(port: number, pool: import('@trackway/db').PgPool, ids: readonly string[], random: () => number): Promise<Check> {

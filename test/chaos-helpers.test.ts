@@ -49,17 +49,28 @@ describe('analyseDeliveries', () => {
     const a = analyseDeliveries([r('e1', 10, 500, 1), r('e1', 20, 200, 1), r('e2', 100, 200, 2), r('e2', 200, 200, 1)], kills);
     expect(a).toMatchObject({ requests: 4, answered500: 1, repeatsAfterFailure: 1, repeatsAfterKill: 1, unexplained: [] });
     expect([...a.delivered].sort()).toEqual(['e1', 'e2']);
+    expect(a.byId.get('e2')).toMatchObject({ afterSuccess: 1, killedSenders: 1 });
+    expect(a.byId.get('e1')).toMatchObject({ afterSuccess: 0, killedSenders: 0 });
   });
 
-  it('flags a repeat after a 2xx that no kill of its sender explains', () => {
-    const a = analyseDeliveries([r('e1', 100, 200, 1), r('e1', 200, 200, 2), r('e2', 160, 200, 2), r('e2', 300, 200, 2)], kills);
+  it('reads a request of a killed sender after the kill (the run lags behind a burst) as sent before it', () => {
+    const a = analyseDeliveries([r('e3', 160, 200, 2), r('e3', 300, 200, 1)], kills);
+    expect(a).toMatchObject({ repeatsAfterKill: 1, unexplained: [] });
+  });
+
+  it('flags a repeat after a 2xx whose sender was not killed, or was killed only after the repeat', () => {
+    const a = analyseDeliveries([r('e1', 100, 200, 1), r('e1', 200, 200, 2), r('e2', 100, 200, 2), r('e2', 120, 200, 2)], kills);
     expect(a.unexplained.map((u) => u.id)).toEqual(['e1', 'e2']);
   });
 
-  it('explains an untraced sender by any delivery kill in between, and notes changed bodies', () => {
-    const a = analyseDeliveries([r('e1', 100, 200), r('e1', 200, 200, 1), { ...r('e1', 300, 500, 1), bodyHash: 'other' }], [...kills, { at: 250, pid: 9, service: 'attribution' }]);
-    expect(a).toMatchObject({ repeatsAfterKill: 1, untraced: 1, changedBodies: ['e1'] });
-    expect(a.unexplained).toHaveLength(1);
+  it('takes an untraced sender for one killed shortly before the request was read; notes changed bodies', () => {
+    const log = [r('e1', 200, 200), r('e1', 300, 200, 1), { ...r('e1', 400, 500, 1), bodyHash: 'other' }, r('e2', 6_000, 200), r('e2', 6_100, 200, 1)];
+    const a = analyseDeliveries(log, [...kills, { at: 250, pid: 9, service: 'attribution' }]);
+    expect(a).toMatchObject({ repeatsAfterKill: 1, untraced: 2, changedBodies: ['e1'] });
+    expect(a.unexplained.map((u) => [u.id, u.repeat.at])).toEqual([
+      ['e1', 400],
+      ['e2', 6_100],
+    ]);
   });
 });
 

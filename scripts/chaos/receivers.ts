@@ -69,18 +69,34 @@ export interface KillRecord {
   service: string;
 }
 
+/**
+ * How long before the chaos process read a request its untraced sender may have been killed.
+ * A request is untraced when its connection was gone by the time the receiver read it: its
+ * process had died, with the request still in the receiver's socket buffer (the run's own event
+ * loop lags behind a burst of webhooks by up to a second or so).
+ */
+export const UNTRACED_LAG_MS = 5_000;
+
+export interface IdLog {
+  requests: Received[];
+  /** Requests after a 2xx to the one before them. */
+  afterSuccess: number;
+  /** Requests whose sender was killed -9 (later, necessarily: a dead process sends nothing). */
+  killedSenders: number;
+}
+
 export interface DeliveryAnalysis {
   /** webhook-ids that got at least one 2xx. */
   delivered: Set<string>;
   /** Every request per webhook-id, in arrival order. */
-  byId: Map<string, Received[]>;
+  byId: Map<string, IdLog>;
   requests: number;
   answered500: number;
   /** A request again after a non-2xx answer to the one before: the retry schedule. */
   repeatsAfterFailure: number;
-  /** Again after a 2xx, whose sender was killed (kill -9) before it could record the answer. */
+  /** Again after a 2xx, whose sender was killed (kill -9) before the repeat. */
   repeatsAfterKill: number;
-  /** Again after a 2xx with no kill to explain it: a violation. */
+  /** Again after a 2xx with no kill of its sender to explain it: a violation. */
   unexplained: Array<{ id: string; previous: Received; repeat: Received }>;
   /** A repeat whose body differs from the first request's. */
   changedBodies: string[];
@@ -91,21 +107,24 @@ export interface DeliveryAnalysis {
 /**
  * Classifies each receiver's requests per webhook-id: every request after the first is a repeat,
  * allowed after a non-2xx answer (the schedule), or after a 2xx whose sending process was killed
- * between that request and the repeat (at least once: the answer came, the record did not). A
- * request whose sender could not be traced counts as explained only if some delivery process
- * was killed in that interval.
+ * before the repeat (at least once: the answer came, the record did not; the checks also require
+ * that attempt to be missing from the delivery log). An untraced sender counts as killed if a
+ * delivery process was killed in the UNTRACED_LAG_MS before the request was read.
  */
 export function analyseDeliveries(log: readonly Received[], kills: readonly KillRecord[]): DeliveryAnalysis {
-  const byId = new Map<string, Received[]>();
-  for (const r of log) {
-    const list = byId.get(r.id);
-    if (list) list.push(r);
-    else byId.set(r.id, [r]);
-  }
   const deliveryKills = kills.filter((k) => k.service === 'delivery');
-  const result: DeliveryAnalysis = { delivered: new Set(), byId, requests: log.length, answered500: 0, repeatsAfterFailure: 0, repeatsAfterKill: 0, unexplained: [], changedBodies: [], unsigned: 0, untraced: 0 };
+  const killedBy = (r: Received, until: number) =>
+    deliveryKills.some((k) => (r.sender === undefined ? k.at <= r.at && k.at >= r.at - UNTRACED_LAG_MS : k.pid === r.sender) && k.at <= until);
   const ok = (r: Received) => r.status >= 200 && r.status < 300;
-  for (const [id, list] of byId) {
+  const byId = new Map<string, IdLog>();
+  for (const r of log) {
+    const entry = byId.get(r.id);
+    if (entry) entry.requests.push(r);
+    else byId.set(r.id, { requests: [r], afterSuccess: 0, killedSenders: 0 });
+  }
+  const result: DeliveryAnalysis = { delivered: new Set(), byId, requests: log.length, answered500: 0, repeatsAfterFailure: 0, repeatsAfterKill: 0, unexplained: [], changedBodies: [], unsigned: 0, untraced: 0 };
+  for (const [id, entry] of byId) {
+    const list = entry.requests;
     if (list.some(ok)) result.delivered.add(id);
     if (list.some((r) => r.bodyHash !== list[0].bodyHash)) result.changedBodies.push(id);
     for (let i = 0; i < list.length; i++) {
@@ -113,14 +132,15 @@ export function analyseDeliveries(log: readonly Received[], kills: readonly Kill
       if (!ok(r)) result.answered500 += 1;
       if (!r.signed) result.unsigned += 1;
       if (r.sender === undefined) result.untraced += 1;
+      if (killedBy(r, Number.POSITIVE_INFINITY)) entry.killedSenders += 1;
       if (i === 0) continue;
       const previous = list[i - 1];
       if (!ok(previous)) {
         result.repeatsAfterFailure += 1;
         continue;
       }
-      const killed = deliveryKills.some((k) => (previous.sender === undefined || k.pid === previous.sender) && k.at >= previous.at && k.at <= r.at);
-      if (killed) result.repeatsAfterKill += 1;
+      entry.afterSuccess += 1;
+      if (killedBy(previous, r.at)) result.repeatsAfterKill += 1;
       else result.unexplained.push({ id, previous, repeat: r });
     }
   }
