@@ -1,8 +1,8 @@
 // The chaos run's own redis-server: AOF on, in a temporary directory, on a spare port, so that
 // shutting it down (SHUTDOWN, or kill -9) and starting it again on the same port and directory
-// brings back every write it acknowledged. With appendfsync everysec Redis writes each command
-// to the AOF (the page cache) before it answers, so a killed process loses nothing it answered;
-// only a machine crash could lose the last second.
+// brings back every write it acknowledged. With appendfsync everysec (the default, and the
+// production setting) Redis writes each command to the AOF (the page cache) before it answers,
+// so a killed process loses nothing it answered; a machine crash could lose the last second.
 import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
