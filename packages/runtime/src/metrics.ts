@@ -99,7 +99,7 @@ export function createMetrics(service: string) {
     }),
     deliveries: new Counter({
       name: 'trackway_deliveries_total',
-      help: 'Webhook delivery attempts by result and HTTP status class.',
+      help: 'Webhook delivery attempts by result and HTTP status class; result deferred (put back for an outage) and record_retried (an attempt waiting for Postgres to log it) spend no attempt.',
       labelNames: ['result', 'status_class'],
       registers,
     }),

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PgPool, PrismaClient } from '@trackway/db';
 import type { EventEnvelope } from '@trackway/domain';
-import type { Logger } from '@trackway/logger';
+import { type Logger, errorReporter } from '@trackway/logger';
 import type { DeliveryJob, TypedQueue } from '@trackway/queues';
 import { type Metrics, jobIds } from '@trackway/runtime';
 import { RESERVED_HEADERS, signedHeaders } from '@trackway/webhooks';
@@ -108,6 +108,9 @@ export function createDeliverHandler(deps: DeliverDeps) {
   const { prisma, endpoints, isolation, logger, metrics, settings } = deps;
   const readDelivery = createDeliveryReader(deps.pool);
   const recordAttempt = createAttemptRecorder({ pool: deps.pool, eventsQueue: deps.eventsQueue, invalidateEndpoint: deps.invalidateEndpoint, logger, disableAfterMs: settings.disableAfterMs });
+  // During an outage every job says the same: one warning per kind every 10 s (with how many
+  // were folded in), each job's own line at debug level.
+  const reportOutage = errorReporter(logger, { level: 'warn' });
 
   // Recent attempt duration per endpoint (EWMA, this process): whether a job may wait for its
   // endpoint in-process, and how long a parked one stays away.
@@ -128,7 +131,8 @@ export function createDeliverHandler(deps: DeliverDeps) {
     deferrals.set(job.id!, n + 1);
     const delay = outageDelay(n);
     metrics.deliveries.inc({ result: 'deferred', status_class: 'none' });
-    logger.warn({ ...jobIds(job), stage: failure.stage, err: failure.cause, retry_in_ms: delay }, 'delivery put back: a dependency is unavailable (no attempt spent)');
+    reportOutage({ stage: failure.stage }, failure.cause, 'delivery put back: a dependency is unavailable (no attempt spent)');
+    logger.debug({ ...jobIds(job), stage: failure.stage, retry_in_ms: delay }, 'delivery put back');
     // Redis is up (the job can be moved): the attempt's result goes with it. If it is not, the
     // job stalls and runs again, sending again: at least once, never lost.
     if (failure.unrecorded) await job.updateData({ ...job.data, unrecorded: failure.unrecorded }).catch(() => undefined);
@@ -150,7 +154,9 @@ export function createDeliverHandler(deps: DeliverDeps) {
           throw new DependencyUnavailable('record', error, { key: attempt.key, at: attempt.at.toISOString(), durationMs: result.durationMs, statusCode: result.statusCode, error: result.error, responseBody: result.responseBody, retryAfterMs: result.retryAfterMs });
         }
         const wait = outageDelay(failures);
-        logger.warn({ ...jobIds(job), err: error, retry_in_ms: wait }, 'attempt not recorded yet; retrying');
+        metrics.deliveries.inc({ result: 'record_retried', status_class: 'none' });
+        reportOutage({ stage: 'record' }, error, 'attempt not recorded yet; retrying');
+        logger.debug({ ...jobIds(job), retry_in_ms: wait }, 'attempt not recorded yet');
         await sleep(wait, undefined, { signal: deps.closing }).catch(() => undefined);
       }
     }

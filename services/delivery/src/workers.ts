@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { PgPool, PrismaClient } from '@trackway/db';
 import type { SecretBox } from '@trackway/domain';
 import type { Logger } from '@trackway/logger';
@@ -69,7 +70,9 @@ export function createDeliveryWorkers(deps: DeliveryDeps, queues: readonly Deliv
   deps.metrics.setBreakerSource(() => isolation.snapshot(MAX_BREAKER_SERIES));
   const fanOut = createFanOut({ pool: deps.pool, endpoints, deliveriesQueue: deps.queues.deliveries, schedule: settings.schedule });
   const sender = createSender(settings.policy, { connectionsPerOrigin: deps.concurrency.deliveries });
+  // Every job waiting out an outage listens on it: as many listeners as jobs, not a leak.
   const closing = new AbortController();
+  setMaxListeners(0, closing.signal);
   const deliver = createDeliverHandler({
     prisma: deps.prisma,
     pool: deps.pool,

@@ -63,7 +63,7 @@ export function createLookups(prisma: PrismaClient, box?: SecretBox): IngestLook
           postbackRateLimitPerSecond: row.postbackRateLimitPerSecond,
         };
       },
-      { ttlMs: TTL_MS, missTtlMs: TTL_MS },
+      { ttlMs: TTL_MS, missTtlMs: TTL_MS, staleOnError: true },
     ),
     offer: cachedLookup(
       async (key) =>
@@ -73,11 +73,11 @@ export function createLookups(prisma: PrismaClient, box?: SecretBox): IngestLook
               where: { id: id(key)! },
               select: { id: true, advertiserId: true, destinationUrl: true, status: true },
             }),
-      { ttlMs: TTL_MS },
+      { ttlMs: TTL_MS, staleOnError: true },
     ),
     affiliate: cachedLookup(
       async (key) => (id(key) === null ? null : prisma.affiliate.findUnique({ where: { id: id(key)! }, select: { id: true, status: true } })),
-      { ttlMs: TTL_MS },
+      { ttlMs: TTL_MS, staleOnError: true },
     ),
   };
 }
