@@ -124,7 +124,7 @@ describe('docker-compose.yml', () => {
     server.close();
     const child = spawn(process.execPath, [path.join(out, 'dist', 'main.js')], {
       cwd: out,
-      env: { PATH: process.env.PATH, NODE_ENV: 'production', INGEST_PORT: String(port), CLICK_SECRET: 'c'.repeat(40), MIGRATIONS_DIR: path.join(ROOT, 'prisma', 'migrations'), DATABASE_URL: TEST_DATABASE_URL, REDIS_URL: TEST_REDIS_URL },
+      env: { PATH: process.env.PATH, NODE_ENV: 'production', INGEST_PORT: String(port), CLICK_SECRET: 'c'.repeat(40), SECRETS_KEY: Buffer.alloc(32, 3).toString('base64'), MIGRATIONS_DIR: path.join(ROOT, 'prisma', 'migrations'), DATABASE_URL: TEST_DATABASE_URL, REDIS_URL: TEST_REDIS_URL },
       stdio: 'ignore',
     });
     try {
