@@ -15,22 +15,17 @@ import {
   type Refusal,
   type Served,
   type UrlEncoding,
-  answerProblem,
   createClient,
-  describeRequest,
   encodeBody,
   encodeComponent,
-  fuzzParameters,
+  fuzzInBatches,
   hostileBytes,
   hostileString,
-  newTally,
   oddJsonText,
   rawRequest,
   readableText,
   serve,
   urlEncoding,
-  watchProcess,
-  withFullRequest,
 } from './support/fuzz';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 600); // FUZZ_RUNS: fewer, while debugging a failure
@@ -531,36 +526,15 @@ async function successProblem(req: FuzzRequest, status: number, headers: Record<
 
 describe('ingest under fuzzing', () => {
   it(`answers ${TOTAL.toLocaleString('en')} generated requests (postbacks, clicks, any method, path, header, body and raw bytes) with no 5xx, the envelope on every 4xx, and stays alive`, async () => {
-    const tally = newTally();
-    const watch = watchProcess();
-    const started = Date.now();
-    try {
-      await fc.assert(
-        fc.asyncProperty(fc.array(requestArb, { minLength: BATCH, maxLength: BATCH }), async (batch) => {
-          const answers = await Promise.all(batch.map((req) => client.send(req)));
-          for (const [i, req] of batch.entries()) {
-            const problem = answerProblem(req, answers[i], tally);
-            if (problem) throw new Error(withFullRequest('fuzz-ingest', problem, req));
-            const result = answers[i];
-            if (result instanceof Error || result.length === 0 || req.raw) continue;
-            const a = result[0];
-            const success = await successProblem(req, a.status, a.headers, a.body);
-            if (success) throw new Error(withFullRequest('fuzz-ingest', `${success}\n  request: ${describeRequest(req)}`, req));
-          }
-          const health = await client.send({ kind: 'healthz', method: 'GET', path: '/healthz', headers: {} });
-          if (health instanceof Error || health[0]?.status !== 200) throw new Error(`/healthz did not answer 200 after the batch: ${String(health instanceof Error ? health.message : health[0]?.status)}`);
-          if (watch.escaped.length > 0) throw new Error(`escaped to the process (it would have died): ${watch.escaped[0]}`);
-        }),
-        fuzzParameters(RUNS),
-      );
-    } finally {
-      watch.stop();
-    }
-    const seconds = (Date.now() - started) / 1000;
-    const healthChecks = RUNS;
-    console.log(`fuzz-ingest: ${TOTAL} generated requests (+${healthChecks} /healthz checks) in ${seconds.toFixed(1)} s\n  by kind ${JSON.stringify(tally.kinds)}\n  by status ${JSON.stringify(tally.statuses)}\n  known defects hit ${JSON.stringify(tally.known)}`);
-    expect(client.sent).toBe(TOTAL + healthChecks);
-    expect(watch.escaped).toEqual([]);
+    const { tally } = await fuzzInBatches({
+      name: 'fuzz-ingest',
+      client,
+      arb: requestArb,
+      runs: RUNS,
+      batch: BATCH,
+      check: (req, a) => successProblem(req, a.status, a.headers, a.body),
+    });
+    expect(client.sent).toBe(TOTAL + RUNS); // and one /healthz per batch
     // The app logged no error (an unexpected error is logged before its 5xx).
     expect(h.errors).toEqual([]);
     // The fuzz reached every answer it is meant to reach: accepted postbacks and clicks, and each refusal.
