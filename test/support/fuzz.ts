@@ -9,52 +9,16 @@ import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { listen } from '@trackway/runtime';
+import { envSchema } from '@trackway/config';
+import { httpLimits, listen } from '@trackway/runtime';
 import fc from 'fast-check';
 import { Agent } from 'undici';
 
-/** Why a request must not be answered 2xx/3xx; `known` names a known defect being fixed elsewhere. */
+/** Why a request must not be answered 2xx/3xx. */
 export interface Refusal {
   why: string;
-  known?: KnownDefect;
 }
 
-/**
- * Input classes whose expected refusal is not implemented on main yet (issue 8 §3, being fixed on
- * other branches). A request of such a class that is accepted is counted, not failed.
- * KNOWN DEFECT: each entry below — remove it (and its tag in the generators) when its fix is merged.
- */
-export const KNOWN_DEFECTS = {
-  // KNOWN DEFECT: invalid UTF-8 in a postback field becomes U+FFFD and is accepted (issue 8 §3.2) — remove when fixed
-  'invalid-utf8': 'invalid UTF-8 in a postback field is accepted as U+FFFD (issue 8 §3.2)',
-  // KNOWN DEFECT: duplicate keys in a JSON postback body are accepted, the last one wins (issue 8 §3.12) — remove when fixed
-  'json-duplicate-keys': 'duplicate keys in a JSON postback body are accepted (issue 8 §3.12)',
-  // KNOWN DEFECT: X-Postback-Key silently overrides a different `key` parameter (issue 8 §3.12) — remove when fixed
-  'key-header-overrides-param': 'X-Postback-Key silently overrides a different key parameter (issue 8 §3.12)',
-  // KNOWN DEFECT: query parameters past the 1,000th are dropped (issue 8 §3.12) — remove when fixed
-  'over-1000-params': 'query parameters past the 1,000th are dropped (issue 8 §3.12)',
-  // KNOWN DEFECT: unknown admin-API query filters are dropped (issue 8 §3.12) — remove when fixed
-  'unknown-query-filter': 'unknown admin-API query filters are silently dropped (issue 8 §3.12)',
-  // KNOWN DEFECT: admin JWTs with exp far out or iat in the future are accepted (issue 8 §3.11) — remove when fixed
-  'jwt-lifetime': 'admin JWTs with exp a thousand years out, or iat in the future, are accepted (issue 8 §3.11)',
-  // KNOWN DEFECT: out-of-range dates answer 500 on recover (issue 8 §3.5) — remove when fixed
-  'out-of-range-date': 'POST …/recover with a date Postgres cannot store answers 500 (issue 8 §3.5)',
-  // KNOWN DEFECT: a payout whose commissions sum past numeric(18,4) answers 500 (issue 8 §3.1) — remove when fixed
-  'payout-overflow': 'POST /v1/payouts over commissions summing past numeric(18,4) answers 500 (issue 8 §3.1)',
-  // KNOWN DEFECT: an offer destination with a macro in the scheme, host, port or userinfo is accepted (issue 8 §3.4) — remove when fixed
-  'macro-in-host': 'an offer destination whose host a macro can change is accepted: /click becomes an open redirect (issue 8 §3.4)',
-  // KNOWN DEFECT: CR, LF and TAB inside offer destination and endpoint URLs are accepted (issue 8 §3.8) — remove when fixed
-  'url-control-chars': 'CR, LF or TAB inside an offer destination or endpoint URL is accepted (issue 8 §3.8)',
-  // KNOWN DEFECT: custom endpoint headers are stored in plaintext and returned by every GET (issue 8 §3.3) — remove when fixed
-  'endpoint-headers-plaintext': 'custom endpoint header values are shown in API answers (issue 8 §3.3)',
-  // KNOWN DEFECT (found by this fuzz): bytes that are not UTF-8 in an admin API JSON body are stored as U+FFFD — remove when fixed
-  'api-invalid-utf8': 'PATCH /v1/advertisers/3 {"name":"x\\xFF\\xFEy"} answers 200 with name "x\uFFFD\uFFFDy" (invariant 8; issue 8 §3.2 names postbacks only)',
-  // KNOWN DEFECT (found by this fuzz): a NUL in a Bull Board API query value answers 500 — remove when fixed
-  'board-nul-query': 'GET /admin/queues/api/queues?status=%00 (signed in) answers 500: @bull-board/api splits its error keys on U+0000',
-  // KNOWN DEFECT (found by this fuzz): an absolute-form target with a "[" host gets Express's HTML 404, not the envelope — remove when fixed
-  'bad-absolute-url-html-404': 'PUT http://[::1/v1 gets finalhandler\'s HTML 404 (the router cannot parse the URL), not the JSON envelope',
-} as const;
-export type KnownDefect = keyof typeof KNOWN_DEFECTS;
 
 export interface FuzzRequest {
   /** The generator that made it, for the counts printed at the end. */
@@ -71,10 +35,6 @@ export interface FuzzRequest {
   refuse?: Refusal[];
   /** A 3xx is a refusal too (a redirect to a login page), not an acceptance. */
   redirectIsRefusal?: boolean;
-  /** A 5xx this request may get because of a known defect (the property counts it instead). */
-  known5xx?: KnownDefect;
-  /** A 4xx without the envelope this request may get because of a known defect (counted instead). */
-  knownNonEnvelope?: KnownDefect;
   /** Checked on a 2xx: fields the queued job must carry exactly as sent. */
   faithful?: Record<string, string>;
 }
@@ -94,7 +54,7 @@ export interface Served {
 
 /** Serves a request listener on a real local port, as the services' main does (runtime's listen). */
 export async function serve(app: RequestListener): Promise<Served> {
-  const server = await listen(app, 0, '127.0.0.1');
+  const server = await listen(app, 0, httpLimits(envSchema.parse({})), '127.0.0.1');
   const { port } = server.address() as AddressInfo;
   return {
     origin: `http://127.0.0.1:${port}`,
@@ -247,21 +207,26 @@ const describeAnswer = (a: FuzzAnswer) => `${a.status} ${JSON.stringify(a.header
 export interface Tally {
   statuses: Record<string, number>;
   kinds: Record<string, number>;
-  known: Partial<Record<KnownDefect, number>>;
 }
-export const newTally = (): Tally => ({ statuses: {}, kinds: {}, known: {} });
+export const newTally = (): Tally => ({ statuses: {}, kinds: {} });
 
 const isJson = (a: FuzzAnswer) => /^application\/([\w.+-]+\+)?json\b/i.test(String(a.headers['content-type'] ?? ''));
 
 /**
- * Node's own answer, before any app code runs, to bytes its HTTP parser refuses (400, or 431 for
- * oversized headers: no body, the connection closed) or to an Expect other than 100-continue
- * (417, no body). The app never answers without a JSON body, so nothing else passes.
+ * The answer, before any app code runs, to bytes Node's HTTP parser refuses: the servers'
+ * clientError handler (runtime's answerClientErrors) writes the envelope with code
+ * malformed_request / request_timeout / headers_too_large and closes the connection; or Node's
+ * own answers without a body: 400 to an HTTP/1.1 request without Host, 417 to an Expect other
+ * than 100-continue.
  */
 export const isParserAnswer = (req: FuzzRequest, a: FuzzAnswer) =>
-  a.body.length === 0 &&
-  a.headers['content-type'] === undefined &&
-  (((a.status === 400 || a.status === 431) && a.headers.connection === 'close') || (a.status === 417 && /^expect: (?!100-continue\r)/im.test(req.raw?.toString('latin1') ?? '')));
+  ([400, 408, 413, 431].includes(a.status) && a.headers.connection === 'close' && /^\{"error":\{"code":"(malformed_request|request_timeout|headers_too_large|payload_too_large)"/.test(a.body.toString('utf8'))) ||
+  (a.body.length === 0 &&
+    a.headers['content-type'] === undefined &&
+    ((a.status === 400 && a.headers.connection === 'close' && !/\r\nhost:/i.test(req.raw?.toString('latin1') ?? '')) || (a.status === 417 && /^expect: (?!100-continue\r)/im.test(req.raw?.toString('latin1') ?? ''))));
+
+/** Whether `overlong` encoding writes anything overlong for these bytes (it re-encodes only ASCII that is not unreserved). */
+export const writesOverlong = (bytes: Buffer) => [...bytes].some((b) => b < 0x80 && !UNRESERVED.test(String.fromCharCode(b)));
 
 /** `{"error": {"code": string, "message": string, "fields"?: {name: string}}}` and nothing else. */
 export function envelopeProblem(body: unknown): string | null {
@@ -293,13 +258,7 @@ export function answerProblem(req: FuzzRequest, result: FuzzAnswer[] | Error, ta
   if (result.length === 0) return req.mayGoUnanswered ? null : fail('no answer (the connection closed without an HTTP response)');
   for (const a of result) {
     tally.statuses[a.status] = (tally.statuses[a.status] ?? 0) + 1;
-    if (a.status >= 500) {
-      if (req.known5xx) {
-        tally.known[req.known5xx] = (tally.known[req.known5xx] ?? 0) + 1;
-        continue;
-      }
-      return fail(`answered ${a.status}`, a);
-    }
+    if (a.status >= 500) return fail(`answered ${a.status}`, a);
     const head = req.method === 'HEAD' && !req.raw;
     let parsed: unknown;
     if (isJson(a) && !head) {
@@ -311,18 +270,13 @@ export function answerProblem(req: FuzzRequest, result: FuzzAnswer[] | Error, ta
     }
     if (a.status >= 400 && !head) {
       const problem = isJson(a) ? envelopeProblem(parsed) : isParserAnswer(req, a) ? null : 'not JSON';
-      if (problem && !options.nonEnvelope?.(req, a)) {
-        if (!req.knownNonEnvelope) return fail(`a ${a.status} without the error envelope: ${problem}`, a);
-        tally.known[req.knownNonEnvelope] = (tally.known[req.knownNonEnvelope] ?? 0) + 1;
-      }
+      if (problem && !options.nonEnvelope?.(req, a)) return fail(`a ${a.status} without the error envelope: ${problem}`, a);
     }
   }
   const first = result[0];
   const accepted = first.status < (req.redirectIsRefusal ? 300 : 400);
   if (accepted && req.refuse && req.refuse.length > 0) {
-    const unknown = req.refuse.filter((r) => !r.known);
-    if (unknown.length > 0) return fail(`answered ${first.status} although it must be refused: ${unknown.map((r) => r.why).join('; ')}`, first);
-    for (const r of req.refuse) tally.known[r.known!] = (tally.known[r.known!] ?? 0) + 1;
+    return fail(`answered ${first.status} although it must be refused: ${req.refuse.map((r) => r.why).join('; ')}`, first);
   }
   return null;
 }
@@ -358,7 +312,7 @@ export async function fuzzInBatches(options: {
   /** The order in which a batch's answers are checked (default: as sent). */
   order?: (batch: FuzzRequest[]) => number[];
   nonEnvelope?: (req: FuzzRequest, a: FuzzAnswer) => boolean;
-  /** Where the counts go (a `check` may count known defects in it too). */
+  /** Where the counts go. */
   tally?: Tally;
 }): Promise<{ tally: Tally; seconds: number }> {
   const { name, client } = options;
@@ -388,7 +342,7 @@ export async function fuzzInBatches(options: {
     watch.stop();
   }
   const seconds = (Date.now() - started) / 1000;
-  console.log(`${name}: ${options.runs * options.batch} generated requests (+${options.runs} /healthz checks) in ${seconds.toFixed(1)} s\n  by kind ${JSON.stringify(tally.kinds)}\n  by status ${JSON.stringify(tally.statuses)}\n  known defects hit ${JSON.stringify(tally.known)}`);
+  console.log(`${name}: ${options.runs * options.batch} generated requests (+${options.runs} /healthz checks) in ${seconds.toFixed(1)} s\n  by kind ${JSON.stringify(tally.kinds)}\n  by status ${JSON.stringify(tally.statuses)}`);
   return { tally, seconds };
 }
 

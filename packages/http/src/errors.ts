@@ -1,3 +1,6 @@
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { isUtf8 } from 'node:buffer';
+import parseUrl from 'parseurl';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { z } from 'zod';
 
@@ -104,4 +107,40 @@ export function errorHandler(options: ErrorHandlerOptions = {}): ErrorRequestHan
     if (reply.headers) res.set(reply.headers);
     res.status(reply.status).json(reply.body);
   };
+}
+
+/**
+ * A request target that Node accepted but no URL parser here can read (`GET http://[::1/`):
+ * answered 400 with the envelope before the app sees it. Without this, parseurl throws out of
+ * ingest's handler (an uncaught exception) and Express's router falls through to finalhandler's
+ * HTML 404.
+ */
+export function malformedUrl(req: IncomingMessage): boolean {
+  try {
+    parseUrl(req);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/** Writes the 400 `malformed_url` envelope on a plain node:http response. */
+export function answerMalformedUrl(res: ServerResponse): void {
+  const reply = errorReply(new URIError('malformed'));
+  const text = JSON.stringify(reply.body);
+  res.writeHead(reply.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'x-content-type-options': 'nosniff', 'cache-control': 'no-store', connection: 'close' });
+  res.end(text);
+}
+
+/** A request listener that answers unparsable targets itself (see malformedUrl). */
+export function guardUrl(listener: RequestListener): RequestListener {
+  return (req, res) => {
+    if (malformedUrl(req)) answerMalformedUrl(res);
+    else listener(req, res);
+  };
+}
+
+/** body-parser's `verify`: a body whose bytes are not UTF-8 is a 400 (the parser would store U+FFFD in their place). */
+export function refuseNonUtf8Body(_req: IncomingMessage, _res: ServerResponse, buf: Buffer): void {
+  if (!isUtf8(buf)) throw badRequest({ _: 'the body holds bytes that are not UTF-8' }, 'The request body is not valid UTF-8.');
 }

@@ -1,6 +1,6 @@
 import express, { type Express, type Request, type RequestHandler, Router } from 'express';
 import { type RequestListener, type Server, createServer } from 'node:http';
-import { errorHandler, notFoundHandler } from '@trackway/http';
+import { errorHandler, guardUrl, notFoundHandler } from '@trackway/http';
 import type { Logger } from '@trackway/logger';
 import { type HttpLimits, answerClientErrors, applyConnectionCap, serverOptions } from './http-limits';
 import { type Metrics, metricsHandler } from './metrics';
@@ -88,7 +88,8 @@ export function createOpsApp(state: HealthState, metrics: Metrics, logger?: Logg
  */
 export function listen(app: RequestListener, port: number, limits: HttpLimits, host?: string): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = createServer(serverOptions(limits), app);
+    // A target no parser here can read is answered 400 before the app (Express would send HTML).
+    const server = createServer(serverOptions(limits), guardUrl(app));
     applyConnectionCap(server, limits);
     answerClientErrors(server);
     server.once('error', reject);

@@ -140,7 +140,17 @@ export function adminBoardRouter(deps: { queues: Queues; redis: Redis; verifier:
   };
   // The adapter mounts an Express app of its own, which would add X-Powered-By back.
   const board = (serverAdapter.getRouter() as express.Express).disable('x-powered-by');
-  router.use(BOARD_PATH, requireSession, requireRedis, board);
+  // Bull Board's API cannot take control characters in its query (a NUL answered 500): refused first.
+  const plainQuery: RequestHandler = (req, res, next) => {
+    const at = req.originalUrl.indexOf('?');
+    // eslint-disable-next-line no-control-regex
+    if (at !== -1 && /%[01][0-9a-fA-F]|%7[fF]|[\u0000-\u001f\u007f]/.test(req.originalUrl.slice(at))) {
+      res.status(400).json(envelope('invalid_request', 'The query string must not contain control characters.'));
+      return;
+    }
+    next();
+  };
+  router.use(BOARD_PATH, plainQuery, requireSession, requireRedis, board);
   return router;
 }
 

@@ -1,5 +1,5 @@
 import { EVENT_CATALOG } from '@trackway/domain';
-import { errorHandler, notFoundHandler, parseQueryString } from '@trackway/http';
+import { errorHandler, notFoundHandler, parseQueryString, refuseNonUtf8Body } from '@trackway/http';
 import { authFailureGuard, bearerMatches, closeConnectionsWhenDraining, healthRouter, httpMetrics, protectedMetricsHandler, securityHeaders } from '@trackway/runtime';
 import express, { type Express, Router } from 'express';
 import { pinoHttp } from 'pino-http';
@@ -43,7 +43,7 @@ export function createApp(deps: ApiDeps): Express {
 
   const v1 = Router();
   v1.use(requireAdmin(deps.verifier, authFailures));
-  v1.use(express.json({ limit: '100kb' }));
+  v1.use(express.json({ limit: '100kb', verify: refuseNonUtf8Body }));
   v1.use('/advertisers', advertisersRouter(deps));
   v1.use('/affiliates', affiliatesRouter(deps));
   v1.use('/offers', offersRouter(deps));

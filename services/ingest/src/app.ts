@@ -1,7 +1,7 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { ClickIdCodec } from '@trackway/clickid';
 import { destinationFor, effectiveRateLimit, hashPostbackKey, signatureCheck } from '@trackway/domain';
-import { HttpError, badRequest, errorHandler, errorReply, notFoundHandler, rateLimited, textProblem, tooManyFailures, unavailable } from '@trackway/http';
+import { HttpError, answerMalformedUrl, badRequest, errorHandler, errorReply, notFoundHandler, rateLimited, textProblem, tooManyFailures, unavailable } from '@trackway/http';
 import { type Logger, redactUrl } from '@trackway/logger';
 import type { TypedQueue } from '@trackway/queues';
 import { type HealthState, type Metrics, STATIC_SECURITY_HEADERS, type TrustProxy, authFailureGuard, bearerMatches, clientAddress, closeConnectionsWhenDraining, compileTrust, healthRouter, postbackRateLimiter, protectedMetricsHandler, securityHeaders } from '@trackway/runtime';
@@ -278,8 +278,15 @@ export function createApp(deps: IngestDeps): RequestListener {
   };
 
   return (req, res) => {
-    // The same URL parsing as Express (parseurl): origin-form and absolute-form alike.
-    const url = parseUrl(req);
+    // The same URL parsing as Express (parseurl): origin-form and absolute-form alike; a target
+    // it cannot read (`GET http://[::1/`) is a 400, not an exception out of the handler.
+    let url: ReturnType<typeof parseUrl>;
+    try {
+      url = parseUrl(req);
+    } catch {
+      answerMalformedUrl(res);
+      return;
+    }
     const path = normalizePath(url?.pathname ?? '/');
     const route = path === '/postback' || (path === '/click' && (req.method === 'GET' || req.method === 'HEAD')) ? path : null;
     if (!route) {
