@@ -49,6 +49,18 @@ export function securityHeaders(kind: 'api' | 'ui' = 'api'): RequestHandler {
  */
 export const STATIC_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze(recordHeaders(securityHeaders('api')));
 
+/**
+ * What ingest's JSON answers to advertiser servers (`/postback`'s 202 and errors) carry: the
+ * headers that matter for a JSON answer — nosniff, a CSP that lets it run nothing and be framed
+ * nowhere, no-store — taken from helmet's set. The browser-only rest of that set (HSTS,
+ * cross-origin and legacy-browser headers, about 400 bytes) cost ingest a tenth of its rate
+ * (`pnpm bench ingest`: 1.53× bare Express with it, 1.70× without) on answers no browser renders.
+ * The click redirect, which browsers follow, carries the full set.
+ */
+export const JSON_ANSWER_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze(
+  Object.fromEntries(['x-content-type-options', 'content-security-policy', 'cache-control'].map((name) => [name, STATIC_SECURITY_HEADERS[name]])),
+);
+
 function recordHeaders(middleware: RequestHandler): Record<string, string> {
   const headers: Record<string, string> = {};
   const res = {

@@ -4,7 +4,7 @@ import { destinationFor, effectiveRateLimit, hashPostbackKey, signatureCheck } f
 import { HttpError, answerMalformedUrl, badRequest, errorHandler, errorReply, notFoundHandler, rateLimited, textProblem, tooManyFailures, unavailable } from '@trackway/http';
 import { type Logger, redactUrl } from '@trackway/logger';
 import type { TypedQueue } from '@trackway/queues';
-import { type HealthState, type Metrics, STATIC_SECURITY_HEADERS, type TrustProxy, authFailureGuard, bearerMatches, clientAddress, closeConnectionsWhenDraining, compileTrust, healthRouter, postbackRateLimiter, protectedMetricsHandler, securityHeaders } from '@trackway/runtime';
+import { type HealthState, JSON_ANSWER_SECURITY_HEADERS, type Metrics, STATIC_SECURITY_HEADERS, type TrustProxy, authFailureGuard, bearerMatches, clientAddress, closeConnectionsWhenDraining, compileTrust, healthRouter, postbackRateLimiter, protectedMetricsHandler, securityHeaders } from '@trackway/runtime';
 import { WebhookVerificationError, verifySignature } from '@trackway/webhooks';
 import encodeUrl from 'encodeurl';
 import express from 'express';
@@ -329,7 +329,7 @@ function send(res: ServerResponse, status: number, body: unknown, headers?: Reco
   }
   const text = JSON.stringify(body);
   // helmet's headers and no-store, computed once (these answers never run Express or helmet).
-  res.writeHead(status, { ...STATIC_SECURITY_HEADERS, ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, { ...JSON_ANSWER_SECURITY_HEADERS, ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
 
