@@ -86,6 +86,11 @@ export function errorReply(error: unknown): ErrorReply {
   if (error instanceof z.ZodError) return { status: 400, body: envelope('invalid_request', 'The request has invalid fields.', zodFields(error)) };
   // URIError from a malformed percent-encoding in the path is the client's too.
   if (error instanceof URIError) return { status: 400, body: envelope('malformed_url', 'The URL is not correctly encoded.') };
+  // Prisma's "record to update or delete does not exist": a row read a moment ago and deleted
+  // by a concurrent request before this one's write (e.g. disable beside DELETE) is gone.
+  if ((error as { code?: unknown })?.code === 'P2025' && (error as Error)?.name === 'PrismaClientKnownRequestError') {
+    return { status: 404, body: envelope('not_found', 'The resource was deleted meanwhile.') };
+  }
   // Any other error the body parser marks as the client's (e.g. a body that claims gzip but
   // is not) keeps its 4xx.
   const status = (error as { status?: unknown; expose?: unknown })?.status;
