@@ -550,7 +550,7 @@ function bullBoardOwnError(req: FuzzRequest, a: FuzzAnswer): boolean {
 function specificProblem(req: FuzzRequest & { authFailure?: boolean; failedLogin?: boolean }, a: FuzzAnswer, issued: Set<string>, tally: Tally): string | null {
   // (Bytes Node's parser refuses never reach the app, credential or not; nor does a query string
   // of more than 1,000 parameters, which the query parser refuses first.)
-  const tooManyParameters = a.status === 400 && a.body.toString('utf8').includes('"code":"too_many_parameters"');
+  const tooManyParameters = a.status === 400 && (a.body.toString('utf8').includes('"code":"too_many_parameters"') || (req.method === 'HEAD' && (req.path.split('?')[1] ?? '').split('&').length > 1000));
   if (req.authFailure && ![401, 403, 429, 431].includes(a.status) && !isParserAnswer(req, a) && !tooManyParameters) return `a request with a bad credential answered ${a.status}, not 401/403`;
   if (req.failedLogin && /trackway_admin=[^;\s]+/.test(String(a.headers['set-cookie'] ?? ''))) return 'a failed login set a session cookie';
   const text = a.body.toString('utf8');
