@@ -133,7 +133,7 @@ export function malformedUrl(req: IncomingMessage): boolean {
 export function answerMalformedUrl(res: ServerResponse): void {
   const reply = errorReply(new URIError('malformed'));
   const text = JSON.stringify(reply.body);
-  res.writeHead(reply.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'x-content-type-options': 'nosniff', 'cache-control': 'no-store', connection: 'close' });
+  res.writeHead(reply.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'x-content-type-options': 'nosniff', 'content-security-policy': "default-src 'none'; frame-ancestors 'none'", 'cache-control': 'no-store', connection: 'close' });
   res.end(text);
 }
 

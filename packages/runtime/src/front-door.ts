@@ -45,16 +45,17 @@ export interface AuthFailureGuard {
 /**
  * AUTH_FAILURE_LIMIT: failed authentications per client address per minute, counted in Redis
  * across replicas (rate-limiter-flexible). An address over the limit is remembered in memory
- * until its minute ends, so it is refused without a Redis round trip, and so is every other
- * attempt from it: a valid key sent from a blocked address gets the same 429 (an attacker
- * learns nothing). When Redis cannot be reached, each process counts alone (the insurance
- * limiter): never a 5xx.
+ * until its minute ends: its failures are then answered 429 without a Redis round trip (and,
+ * on ingest, an unknown key without a lookup), while credentials that check out still pass, so
+ * an attacker sharing an address with an advertiser or an admin cannot lock them out. When
+ * Redis cannot be reached, each process counts alone (the insurance limiter): never a 5xx.
  */
-export function authFailureGuard(options: { redis: Redis; prefix: string; perMinute: number }): AuthFailureGuard {
+export function authFailureGuard(options: { redis: Redis; prefix: string; scope: 'postback' | 'admin'; perMinute: number }): AuthFailureGuard {
   const limits = { points: options.perMinute, duration: 60 };
   const limiter = new RateLimiterRedis({
     storeClient: options.redis,
-    keyPrefix: `${options.prefix}:auth-failures`,
+    // Postback keys and admin credentials are counted apart: noise against one never blocks the other.
+    keyPrefix: `${options.prefix}:auth-failures:${options.scope}`,
     rejectIfRedisNotReady: true,
     insuranceLimiter: new RateLimiterMemory(limits),
     ...limits,
@@ -138,15 +139,18 @@ export function postbackRateLimiter(options: { redis: Redis; prefix: string; syn
       // An advertiser this replica has not seen lately: learn the shared count at once.
       const first = !window;
       if (!window) windows.set(advertiserId, (window = { used: 0, pending: 0, endsAt: now + 1000 }));
-      if (now >= window.endsAt) {
+      // A new window here: learn the shared count at once, as for a first sighting.
+      const rolled = !first && now >= window.endsAt;
+      if (rolled) {
         window.used = 0;
         window.endsAt = now + 1000;
       }
       const wait = rateLimitWait({ limit, used: window.used + window.pending, msLeft: window.endsAt - now });
       if (wait > 0) return wait;
       window.pending += 1;
-      if (first && timer) clearTimeout(timer);
-      if (first || !timer) timer = setTimeout(sync, first ? 0 : (options.syncMs ?? 100)).unref();
+      const now0 = first || rolled;
+      if (now0 && timer) clearTimeout(timer);
+      if (now0 || !timer) timer = setTimeout(sync, now0 ? 0 : (options.syncMs ?? 100)).unref();
       return 0;
     },
     close() {

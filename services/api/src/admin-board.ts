@@ -2,14 +2,14 @@ import { hkdfSync, randomUUID } from 'node:crypto';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
-import { HttpError, envelope, tooManyFailures } from '@trackway/http';
+import { HttpError, envelope } from '@trackway/http';
 import type { Queues } from '@trackway/queues';
 import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
 import express, { type Request, type RequestHandler, type Response, Router } from 'express';
 import type { Redis } from 'ioredis';
 import { SignJWT, jwtVerify } from 'jose';
 import type { AuthFailureGuard } from '@trackway/runtime';
-import { type AdminVerifier, hasAdminScope } from './auth';
+import { type AdminVerifier, failedAdminAuth, hasAdminScope } from './auth';
 
 export const BOARD_PATH = '/admin/queues';
 export const LOGIN_PATH = '/admin/login';
@@ -63,8 +63,8 @@ export function adminBoardRouter(deps: { queues: Queues; redis: Redis; verifier:
     try {
       return hasAdminScope(await deps.verifier.verify(bearer));
     } catch {
-      const wait = (await deps.authFailures?.fail(req.ip)) ?? 0;
-      if (wait > 0) throw tooManyFailures(wait);
+      const limited = await failedAdminAuth(deps.authFailures, req.ip);
+      if (limited) throw limited;
       return false;
     }
   };
@@ -77,9 +77,6 @@ export function adminBoardRouter(deps: { queues: Queues; redis: Redis; verifier:
 
   router.post(LOGIN_PATH, express.urlencoded({ extended: false, limit: '16kb' }), async (req, res) => {
     const token = typeof req.body?.token === 'string' ? req.body.token.trim() : '';
-    // AUTH_FAILURE_LIMIT: an address that failed too often is refused before its token is tried.
-    const blocked = deps.authFailures?.blockedFor(req.ip) ?? 0;
-    if (blocked > 0) throw tooManyFailures(blocked);
     try {
       const claims = await deps.verifier.verify(token);
       if (!hasAdminScope(claims) || typeof claims.exp !== 'number') throw new Error('not an admin token');
@@ -87,8 +84,9 @@ export function adminBoardRouter(deps: { queues: Queues; redis: Redis; verifier:
       res.setHeader('Set-Cookie', serializeCookie(COOKIE, session, { ...cookieOptions(req), maxAge: SESSION_MAX_S }));
       res.redirect(303, BOARD_PATH);
     } catch {
-      const wait = (await deps.authFailures?.fail(req.ip)) ?? 0;
-      if (wait > 0) throw tooManyFailures(wait);
+      // AUTH_FAILURE_LIMIT, as on /v1: failures past it are 429; a valid token still logs in.
+      const limited = await failedAdminAuth(deps.authFailures, req.ip);
+      if (limited) throw limited;
       res.redirect(303, `${LOGIN_PATH}?error=1`);
     }
   });
@@ -108,8 +106,6 @@ export function adminBoardRouter(deps: { queues: Queues; redis: Redis; verifier:
   });
 
   const requireSession: RequestHandler = async (req, res, next) => {
-    const blocked = deps.authFailures?.blockedFor(req.ip) ?? 0;
-    if (blocked > 0) throw tooManyFailures(blocked);
     let allowed: boolean;
     try {
       allowed = await sessionOf(req);

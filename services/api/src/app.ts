@@ -2,6 +2,7 @@ import { EVENT_CATALOG } from '@trackway/domain';
 import { errorHandler, notFoundHandler, parseQueryString, refuseNonUtf8Body } from '@trackway/http';
 import { authFailureGuard, bearerMatches, closeConnectionsWhenDraining, healthRouter, httpMetrics, protectedMetricsHandler, securityHeaders } from '@trackway/runtime';
 import express, { type Express, Router } from 'express';
+import { redactUrl } from '@trackway/logger';
 import { pinoHttp } from 'pino-http';
 import { adminBoardRouter } from './admin-board';
 import { requireAdmin } from './auth';
@@ -23,7 +24,7 @@ export function createApp(deps: ApiDeps): Express {
   app.set('query parser', parseQueryString);
   // The client's address (AUTH_FAILURE_LIMIT) is the socket's unless TRUST_PROXY says to read X-Forwarded-For.
   app.set('trust proxy', deps.frontDoor?.trustProxy ?? false);
-  const authFailures = authFailureGuard({ redis: deps.redis, prefix: deps.frontDoor?.prefix ?? deps.queues.postbacks.opts.prefix ?? 'trackway', perMinute: deps.frontDoor?.authFailureLimit ?? 30 });
+  const authFailures = authFailureGuard({ redis: deps.redis, prefix: deps.frontDoor?.prefix ?? deps.queues.postbacks.opts.prefix ?? 'trackway', scope: 'admin', perMinute: deps.frontDoor?.authFailureLimit ?? 30 });
   // helmet and no-store on every answer; Bull Board and its login page load their own scripts and styles.
   app.use(securityHeaders());
   app.use('/admin', securityHeaders('ui'));
@@ -35,7 +36,8 @@ export function createApp(deps: ApiDeps): Express {
     pinoHttp({
       logger: deps.logger,
       autoLogging: { ignore: (req) => req.url === '/metrics' || req.url?.startsWith('/healthz') || req.url?.startsWith('/readyz') || false },
-      serializers: { req: (req) => ({ method: req.method, url: req.url }) },
+      // Credentials in a URL (a key or secret under any parameter name) never reach the log.
+      serializers: { req: (req) => ({ method: req.method, url: redactUrl(req.url) }) },
     }),
   );
 

@@ -62,9 +62,6 @@ const challenge = { 'WWW-Authenticate': 'Bearer realm="trackway"' };
 /** Every admin route: a Bearer JWT with `iat`, `exp` (within ADMIN_JWT_MAX_AGE) and an `admin` scope. */
 export function requireAdmin(verifier: AdminVerifier, failures?: AuthFailureGuard): RequestHandler {
   return async (req, res, next) => {
-    // An address over AUTH_FAILURE_LIMIT is refused before its token is looked at (from memory).
-    const blocked = failures?.blockedFor(req.ip) ?? 0;
-    if (blocked > 0) throw tooManyFailures(blocked);
     const header = req.get('authorization') ?? '';
     const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/.exec(header);
     const token = match?.[1];
@@ -73,13 +70,22 @@ export function requireAdmin(verifier: AdminVerifier, failures?: AuthFailureGuar
     try {
       claims = await verifier.verify(token);
     } catch {
-      const wait = (await failures?.fail(req.ip)) ?? 0;
-      throw wait > 0 ? tooManyFailures(wait) : new HttpError(401, 'unauthorized', 'The token is invalid or expired.', undefined, challenge);
+      // AUTH_FAILURE_LIMIT: an address over it gets 429 for its failures (from memory); a
+      // token that checks out still passes, so nobody sharing the address can lock an admin out.
+      throw (await failedAdminAuth(failures, req.ip)) ?? new HttpError(401, 'unauthorized', 'The token is invalid or expired.', undefined, challenge);
     }
     if (!hasAdminScope(claims)) throw new HttpError(403, 'forbidden', 'The token lacks the admin scope.');
     res.locals.admin = claims;
     next();
   };
+}
+
+/** Counts a failed admin authentication: the 429 to answer instead of the 401, if any. */
+export async function failedAdminAuth(failures: AuthFailureGuard | undefined, address: string | undefined): Promise<HttpError | undefined> {
+  if (!failures) return undefined;
+  const blocked = failures.blockedFor(address);
+  const wait = blocked > 0 ? blocked : await failures.fail(address);
+  return wait > 0 ? tooManyFailures(wait) : undefined;
 }
 
 /** An HS256 admin token, as `pnpm token` prints for local use. */

@@ -13,15 +13,16 @@ afterAll(() => h.close());
 
 const BAD = 'Bearer eyJhbGciOiJIUzI1NiJ9.eyJzY29wZSI6ImFkbWluIn0.bad';
 
-it('answers 429 with Retry-After after AUTH_FAILURE_LIMIT bad tokens, then to a valid token from that address too, but not from another', async () => {
+it('answers 429 with Retry-After after AUTH_FAILURE_LIMIT bad tokens, while a valid token from that address still passes', async () => {
   const from = '198.51.100.10';
   const statuses: number[] = [];
   for (let i = 0; i < 4; i++) statuses.push((await request(h.app).get('/v1/advertisers').set('Authorization', BAD).set('X-Forwarded-For', from)).status);
   expect(statuses).toEqual([401, 401, 401, 429]);
-  const valid = await request(h.app).get('/v1/advertisers').set(h.auth).set('X-Forwarded-For', from).expect(429);
-  expect(valid.body.error.code).toBe('rate_limited');
-  expect(Number(valid.headers['retry-after'])).toBeGreaterThan(0);
-  await request(h.app).get('/v1/advertisers').set(h.auth).set('X-Forwarded-For', '198.51.100.11').expect(200);
+  const limited = await request(h.app).get('/v1/advertisers').set('Authorization', BAD).set('X-Forwarded-For', from).expect(429);
+  expect(limited.body.error.code).toBe('rate_limited');
+  expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+  // Someone failing from an admin's address (a NAT, an office) cannot lock the admin out.
+  await request(h.app).get('/v1/advertisers').set(h.auth).set('X-Forwarded-For', from).expect(200);
 });
 
 it('does not count requests that carry no token', async () => {
@@ -35,9 +36,10 @@ it('counts failed /admin/login attempts', async () => {
   const statuses: number[] = [];
   for (let i = 0; i < 4; i++) statuses.push((await request(h.app).post('/admin/login').type('form').send({ token: 'not-a-token' }).set('X-Forwarded-For', from)).status);
   expect(statuses).toEqual([303, 303, 303, 429]);
-  const refused = await request(h.app).post('/admin/login').type('form').send({ token: h.token }).set('X-Forwarded-For', from).expect(429);
+  const refused = await request(h.app).post('/admin/login').type('form').send({ token: 'still-not-a-token' }).set('X-Forwarded-For', from).expect(429);
   expect(refused.body.error.code).toBe('rate_limited');
-  await request(h.app).post('/admin/login').type('form').send({ token: h.token }).set('X-Forwarded-For', '198.51.100.31').expect(303);
+  const valid = await request(h.app).post('/admin/login').type('form').send({ token: h.token }).set('X-Forwarded-For', from).expect(303);
+  expect(valid.headers.location).toBe('/admin/queues');
 });
 
 it('shares the count between replicas through Redis', async () => {

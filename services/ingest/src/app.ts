@@ -34,11 +34,12 @@ export const MAX_BODY = '16kb';
 const SUB_KEYS = ['sub1', 'sub2', 'sub3', 'sub4', 'sub5'] as const;
 const POSITIVE_INT = /^[1-9]\d{0,9}$/;
 const BODY_TYPES = ['application/json', 'application/*+json', 'application/x-www-form-urlencoded'];
-// Signed postbacks' webhook-ids are remembered this long: beyond it, the timestamp is refused anyway.
-const SIGNED_ID_TTL_MS = 10 * 60_000;
-const SIGNATURE_HEADERS = ['webhook-id', 'webhook-timestamp', 'webhook-signature'] as const;
-// Query parameters past this many are refused, not dropped.
-const MAX_PARAMS = 1000;
+// Signed postbacks' webhook-ids are remembered this long: the ±5 min tolerance on both sides
+// and a minute for clocks that differ between replicas; beyond it, the timestamp is refused.
+const SIGNED_ID_TTL_MS = 11 * 60_000;
+// How long an id is held while its postback is being queued (see the postback handler).
+const SIGNED_ID_HOLD_MS = 30_000;
+const MAX_WEBHOOK_ID = 256;
 
 type Query = Record<string, string | string[] | undefined>;
 type RawRequest = IncomingMessage & { rawBody?: Buffer };
@@ -54,7 +55,7 @@ export function createApp(deps: IngestDeps): RequestListener {
   const enqueue = createEnqueuers(deps);
   const prefix = deps.frontDoor?.prefix ?? deps.queues.postbacks.opts.prefix ?? 'trackway';
   const trust = compileTrust(deps.frontDoor?.trustProxy ?? false);
-  const authFailures = authFailureGuard({ redis, prefix, perMinute: deps.frontDoor?.authFailureLimit ?? 30 });
+  const authFailures = authFailureGuard({ redis, prefix, scope: 'postback', perMinute: deps.frontDoor?.authFailureLimit ?? 30 });
   const postbackRate = postbackRateLimiter({ redis, prefix, onError: (error) => logger.warn({ err: error }, 'postback rate not synced; limiting per replica') });
   const globalRateLimit = deps.frontDoor?.postbackRateLimit ?? 0;
   // The raw body is kept: a signature is over the bytes as sent.
@@ -177,10 +178,12 @@ export function createApp(deps: IngestDeps): RequestListener {
       metrics.postbacks.inc({ stage: 'ingest', outcome: 'unauthorized', reason: 'missing_key' });
       throw new HttpError(401, 'unauthorized', 'A postback key is required, as `key` or the X-Postback-Key header.');
     }
-    // An address over AUTH_FAILURE_LIMIT is refused before its key is looked at: from memory.
+    // An address over AUTH_FAILURE_LIMIT gets no lookup of a key the cache does not know
+    // (answered from memory); a key it knows is served as ever, so an attacker behind the same
+    // address (a NAT, a proxy TRUST_PROXY does not name) cannot lock known advertisers out.
     const address = clientAddress(req, trust);
     const blocked = authFailures.blockedFor(address);
-    if (blocked > 0) throw tooManyFailures(blocked);
+    if (blocked > 0 && (key === null || !lookups.advertiserByKeyHash.peek(hashPostbackKey(key)))) throw tooManyFailures(blocked);
     const advertiser = key === null ? null : await lookupAdvertiser(key);
     if (!advertiser || advertiser.status !== 'active') {
       metrics.postbacks.inc({ stage: 'ingest', outcome: 'unauthorized', reason: 'unknown_key' });
@@ -192,36 +195,44 @@ export function createApp(deps: IngestDeps): RequestListener {
       throw new HttpError(403, 'ip_not_allowed', `Postbacks for this advertiser are not accepted from ${address ?? 'this address'}.`);
     }
     const signedId = await checkSignature(req, advertiser!, address, rawQuery, rawBody, query);
-
-    const wait = postbackRate.take(advertiserId, effectiveRateLimit(globalRateLimit, advertiser!.postbackRateLimitPerSecond));
-    if (wait > 0) {
-      metrics.postbacks.inc({ stage: 'ingest', outcome: 'rate_limited', reason: 'advertiser' });
-      throw rateLimited('Too many postbacks for this advertiser; retry after Retry-After seconds.', wait);
-    }
     const input = validatePostback(values, fields);
     if (!input) {
       metrics.postbacks.inc({ stage: 'ingest', outcome: 'invalid', reason: 'validation' });
       throw badRequest(fields);
     }
 
-    // A signed postback's webhook-id is used once: remembered before the enqueue, forgotten
-    // again when the enqueue fails (the advertiser's retry carries the same id).
+    // A signed postback's webhook-id is used once. It is held for 30 s first and remembered for
+    // the tolerance window only once the job is in Redis, so an advertiser's retry after a 5xx
+    // (same id) is accepted at the latest 30 s later even if the release below cannot reach Redis.
+    // A replay counts as a failed authentication, and is refused before it takes any of the
+    // advertiser's rate.
     const replayKey = signedId === undefined ? undefined : `${prefix}:signed-postback-ids:${advertiserId}:${signedId}`;
     if (replayKey) {
-      const fresh = await redis.set(replayKey, '1', 'PX', SIGNED_ID_TTL_MS, 'NX').catch((error: unknown) => {
+      const fresh = await redis.set(replayKey, '1', 'PX', SIGNED_ID_HOLD_MS, 'NX').catch((error: unknown) => {
         logger.error({ err: error }, 'webhook-id not checked');
         throw unavailable('The postback could not be queued; retry later.', 5);
       });
       if (fresh === null) {
         metrics.postbacks.inc({ stage: 'ingest', outcome: 'unauthorized', reason: 'replayed' });
-        throw new HttpError(401, 'invalid_signature', 'This webhook-id was already used: a signed postback is accepted once.');
+        await failedAuth(address, new HttpError(401, 'invalid_signature', 'This webhook-id was already used: a signed postback is accepted once.'));
       }
+    }
+    const release = () => {
+      if (replayKey) redis.del(replayKey).catch(() => undefined);
+    };
+
+    const wait = postbackRate.take(advertiserId, effectiveRateLimit(globalRateLimit, advertiser!.postbackRateLimitPerSecond));
+    if (wait > 0) {
+      release();
+      metrics.postbacks.inc({ stage: 'ingest', outcome: 'rate_limited', reason: 'advertiser' });
+      throw rateLimited('Too many postbacks for this advertiser; retry after Retry-After seconds.', wait);
     }
     let postbackId: string;
     try {
       postbackId = await enqueue.postback({ advertiserId, receivedAt: new Date().toISOString(), ...input });
+      if (replayKey) redis.pexpire(replayKey, SIGNED_ID_TTL_MS).catch(() => undefined);
     } catch (error) {
-      if (replayKey) redis.del(replayKey).catch(() => undefined);
+      release();
       metrics.postbacks.inc({ stage: 'ingest', outcome: 'unavailable', reason: 'queue' });
       logger.error({ err: error }, 'postback not queued');
       throw unavailable('The postback could not be queued; retry later.', 5);
@@ -243,7 +254,8 @@ export function createApp(deps: IngestDeps): RequestListener {
    * correctly signed postback, undefined for an unsigned one the advertiser accepts.
    */
   const checkSignature = async (req: IncomingMessage, advertiser: AdvertiserSummary, address: string | undefined, rawQuery: string, rawBody: Buffer | undefined, query: Query) => {
-    const headersSent = SIGNATURE_HEADERS.some((name) => req.headers[name] !== undefined);
+    // Signed means a webhook-signature was sent; a stray webhook-id alone is not a signature.
+    const headersSent = req.headers['webhook-signature'] !== undefined;
     const now = Date.now();
     const secrets = advertiser.signingSecrets.filter((s) => s.expiresAt === null || s.expiresAt > now).map((s) => s.secret);
     const check = signatureCheck({ required: advertiser.requireSignedPostbacks, hasSecret: secrets.length > 0, headersSent });
@@ -256,6 +268,8 @@ export function createApp(deps: IngestDeps): RequestListener {
     }
     // GET: the query string as sent; POST: the body's bytes. A signed POST's fields are all in
     // its body: the query may carry only the key.
+    const webhookId = req.headers['webhook-id'];
+    if (typeof webhookId === 'string' && webhookId.length > MAX_WEBHOOK_ID) throw refuse(`The webhook-id is longer than ${MAX_WEBHOOK_ID} characters.`);
     if (req.method === 'POST' && Object.keys(query).some((name) => name !== 'key')) {
       throw badRequest({ _: 'a signed POST carries its fields in the body; the query string may hold only `key`' }, 'A signed POST carries its fields in the body.');
     }

@@ -159,7 +159,7 @@ const NON_ASCII = /%[89a-fA-F]|[^\x00-\x7f]/;
  * raw non-ASCII characters, and parameters past the 1,000th (it drops them).
  */
 export function parseQuery(raw: string): Record<string, string | string[] | undefined> {
-  if (raw.length > MAX_QUERY_PARAMS * 2 && raw.split('&').length > MAX_QUERY_PARAMS) {
+  if (raw.length > MAX_QUERY_PARAMS * 2 && raw.split('&').filter(Boolean).length > MAX_QUERY_PARAMS) {
     throw badRequest({ _: `more than ${MAX_QUERY_PARAMS} query parameters` }, `At most ${MAX_QUERY_PARAMS} query parameters are accepted.`);
   }
   refuseNonUtf8(raw, false);

@@ -83,6 +83,14 @@ describe('signed postbacks (Standard Webhooks)', () => {
     expect(res.body.error.message).toEqual(expect.any(String));
   });
 
+  it('takes a stray webhook-id without a webhook-signature as unsigned, not as a bad signature', async () => {
+    const fx = await advertiser();
+    await request(h.app).get(`/postback?key=${fx.postbackKey}&click_id=${clickId}&order_id=${nextOrder()}`).set('webhook-id', 'msg_stray').set('X-Forwarded-For', nextAddress()).expect(202);
+    const required = await advertiser({ requireSignedPostbacks: true });
+    const res = await request(h.app).get(`/postback?key=${required.postbackKey}&click_id=${clickId}&order_id=${nextOrder()}`).set('webhook-id', 'msg_stray').set('X-Forwarded-For', nextAddress()).expect(401);
+    expect(res.body.error.code).toBe('invalid_signature');
+  });
+
   it('refuses a present but wrong signature even when signing is not required, and accepts an unsigned postback then', async () => {
     const fx = await advertiser();
     const query = `key=${fx.postbackKey}&click_id=${clickId}&order_id=${nextOrder()}`;
@@ -163,13 +171,18 @@ describe('POSTBACK_RATE_LIMIT and postback_rate_limit_per_second', () => {
       await other.db.prisma.advertiser.update({ where: { id: twin.advertiserId }, data: { id: fx.advertiserId, postbackKeyHash: hashPostbackKey(fx.postbackKey), postbackRateLimitPerSecond: 20 } });
       // Wait for the start of a fresh second so the whole burst falls in one window.
       await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000)));
-      // 30 at once, so that all fall into one window however slow the machine is.
+      // 30 at once, so that all fall into one window (unless the machine stalls for a second:
+      // then at most one more window's worth).
+      const started = Date.now();
       const answers = await Promise.all(
         Array.from({ length: 30 }, () => request(h.app).get(`/postback?key=${fx.postbackKey}&click_id=${clickId}&order_id=${nextOrder()}`).set('X-Forwarded-For', nextAddress())),
       );
-      expect(answers.filter((r) => r.status === 202)).toHaveLength(20);
+      const accepted = answers.filter((r) => r.status === 202).length;
+      if (Date.now() - started < 900) expect(accepted).toBe(20);
+      else expect(accepted).toBeLessThanOrEqual(30);
       const refused = answers.filter((r) => r.status === 429);
-      expect(refused).toHaveLength(10);
+      expect(refused.length + accepted).toBe(30);
+      expect(refused.length).toBeGreaterThan(0);
       for (const r of refused) {
         expect(r.body.error.code).toBe('rate_limited');
         expect(Number(r.headers['retry-after'])).toBeGreaterThanOrEqual(1);
@@ -212,7 +225,7 @@ describe('POSTBACK_RATE_LIMIT and postback_rate_limit_per_second', () => {
 });
 
 describe('AUTH_FAILURE_LIMIT', () => {
-  it('answers 429 with Retry-After once an address has failed too often, then refuses even a valid key from it, but not from other addresses', async () => {
+  it('answers 429 with Retry-After once an address has failed too often, without looking its keys up, while keys ingest knows still pass', async () => {
     const fx = await advertiser();
     const from = nextAddress();
     const unknown = () => request(h.app).get(`/postback?key=pk_unknown${nextOrder()}&click_id=${clickId}&order_id=1`).set('X-Forwarded-For', from);
@@ -221,9 +234,27 @@ describe('AUTH_FAILURE_LIMIT', () => {
     expect(limited.status).toBe(429);
     expect(limited.body.error.code).toBe('rate_limited');
     expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
-    const valid = `/postback?key=${fx.postbackKey}&click_id=${clickId}&order_id=${nextOrder()}`;
-    expect((await request(h.app).get(valid).set('X-Forwarded-For', from)).status).toBe(429);
-    await request(h.app).get(valid).set('X-Forwarded-For', nextAddress()).expect(202);
+    const valid = () => `/postback?key=${fx.postbackKey}&click_id=${clickId}&order_id=${nextOrder()}`;
+    // A key ingest has not looked up yet is not looked up for a blocked address.
+    expect((await request(h.app).get(valid()).set('X-Forwarded-For', from)).status).toBe(429);
+    // Once known (here: posted from elsewhere), it passes from the blocked address too: an
+    // attacker sharing an advertiser's address cannot lock it out.
+    await request(h.app).get(valid()).set('X-Forwarded-For', nextAddress()).expect(202);
+    await request(h.app).get(valid()).set('X-Forwarded-For', from).expect(202);
+    expect((await unknown()).status).toBe(429);
+  });
+
+  it('counts a replayed webhook-id as a failed authentication, before it takes any of the advertiser\'s rate', async () => {
+    const fx = await advertiser({ postbackRateLimitPerSecond: 3 });
+    const from = nextAddress();
+    const sent = signedGet(`key=${fx.postbackKey}&click_id=${clickId}&order_id=${nextOrder()}`, fx.secret);
+    await request(h.app).get(sent.path).set(sent.headers).set('X-Forwarded-For', from).expect(202);
+    const replays: number[] = [];
+    for (let i = 0; i < 6; i++) replays.push((await request(h.app).get(sent.path).set(sent.headers).set('X-Forwarded-For', from)).status);
+    expect(replays).toEqual([401, 401, 401, 401, 401, 429]);
+    // The advertiser's own next postbacks were not rate-limited by the replays.
+    const fresh = signedGet(`key=${fx.postbackKey}&click_id=${clickId}&order_id=${nextOrder()}`, fx.secret);
+    await request(h.app).get(fresh.path).set(fresh.headers).set('X-Forwarded-For', nextAddress()).expect(202);
   });
 
   it('counts bad signatures too', async () => {
@@ -246,7 +277,8 @@ describe('negative cache of unknown keys', () => {
     expect(await lookups.advertiserByKeyHash.get(hashPostbackKey(key))).toBeNull();
     const fx = await createFixture(h.db.prisma);
     await h.db.prisma.advertiser.update({ where: { id: fx.advertiserId }, data: { postbackKeyHash: hashPostbackKey(key) } });
-    // Still the cached miss: Postgres was not asked again.
+    // Still the cached miss, seconds later (misses used to live 2 s): Postgres was not asked again.
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
     expect(await lookups.advertiserByKeyHash.get(hashPostbackKey(key))).toBeNull();
     lookups.advertiserByKeyHash.clear();
     expect(await lookups.advertiserByKeyHash.get(hashPostbackKey(key))).toMatchObject({ id: fx.advertiserId });
@@ -302,7 +334,8 @@ describe('inputs that would be altered silently are refused (400 naming the fiel
     const filler = (n: number) => Array.from({ length: n }, (_, i) => `f${i}=1`).join('&');
     const res = await request(h.app).get(`/postback?key=${key}&${base()}&${filler(999)}`).expect(400);
     expect(res.body.error.fields).toHaveProperty('_');
-    await request(h.app).get(`/postback?key=${key}&${base()}&${filler(997)}`).expect(202);
+    // 1,000 exactly, and empty pairs (a trailing &) are no parameters.
+    await request(h.app).get(`/postback?key=${key}&${base()}&${filler(997)}&`).expect(202);
   });
 });
 

@@ -49,4 +49,28 @@ describe('ingest with Redis unreachable', () => {
       await limited.close();
     }
   });
+
+  it('answers a signed postback 503, never a 5xx of another kind, when its webhook-id cannot be checked', async () => {
+    const { createSecretBox } = await import('@trackway/domain');
+    const { generateSecret } = await import('@trackway/webhooks');
+    const { Webhook } = await import('standardwebhooks');
+    const { SECRETS_KEY } = await import('./helpers');
+    // A harness of its own: the test above has this address over AUTH_FAILURE_LIMIT.
+    const own = await startIngest({ redisUrl: 'redis://127.0.0.1:1' });
+    try {
+    const fx = await createFixture(own.db.prisma);
+    const secret = generateSecret();
+    await own.db.prisma.advertiser.update({ where: { id: fx.advertiserId }, data: { signingSecretSealed: createSecretBox(SECRETS_KEY).seal(secret), requireSignedPostbacks: true } });
+    const clickId = own.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId });
+    const query = `key=${fx.postbackKey}&click_id=${clickId}&order_id=SIGNED-1`;
+    const now = new Date();
+    const res = await request(own.app)
+      .get(`/postback?${query}`)
+      .set({ 'webhook-id': 'msg_down', 'webhook-timestamp': String(Math.floor(now.getTime() / 1000)), 'webhook-signature': new Webhook(secret).sign('msg_down', now, query) });
+    expect(res.status).toBe(503);
+    expect(res.body.error.code).toBe('unavailable');
+    } finally {
+      await own.close();
+    }
+  });
 });

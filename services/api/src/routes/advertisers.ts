@@ -37,7 +37,7 @@ const advertiserJson = (row: AdvertiserRow) => ({
 const frontDoorFields = {
   require_signed_postbacks: z.boolean().optional(),
   allowed_ips: z
-    .array(z.string().trim().refine(isAddressOrCidr, 'must be an IP address or a CIDR such as 203.0.113.0/24'))
+    .array(z.string().refine(isAddressOrCidr, 'must be an IP address or a CIDR such as 203.0.113.0/24'))
     .max(100, 'at most 100 entries')
     .optional(),
   postback_rate_limit_per_second: z.number().int().min(0).max(1_000_000).nullable().optional(),
@@ -63,7 +63,7 @@ export function advertisersRouter(deps: ApiDeps): Router {
         return {
           ...rest,
           ...(requireSigned === undefined ? {} : { requireSignedPostbacks: requireSigned }),
-          ...(allowedIps === undefined ? {} : { allowedIps: [...new Set(allowedIps)] }),
+          ...(allowedIps === undefined ? {} : { allowedIps }),
           ...(rateLimit === undefined ? {} : { postbackRateLimitPerSecond: rateLimit }),
         };
       },
