@@ -7,7 +7,9 @@ import { findQueuedPostback } from '@trackway/queues';
 import { type Fixture, createFixture } from '@trackway/testing';
 import fc from 'fast-check';
 import { POSTBACK_ALIASES } from '../services/ingest/src/postback-input';
-import { type IngestHarness, startIngest } from '../services/ingest/test/helpers';
+import { createSecretBox } from '@trackway/domain';
+import { generateSecret } from '@trackway/webhooks';
+import { type IngestHarness, SECRETS_KEY, startIngest } from '../services/ingest/test/helpers';
 import {
   CONTENT_ENCODINGS,
   CONTENT_TYPES,
@@ -44,6 +46,8 @@ beforeAll(async () => {
   // AUTH_FAILURE_LIMIT off: thousands of bad keys come from one address here (the limiter has tests of its own).
   h = await startIngest({ frontDoor: { authFailureLimit: 1_000_000 } });
   fx = await createFixture(h.db.prisma, { destinationUrl: 'https://shop.example/land?c={click_id}&s={sub1}&t={sub2}' });
+  // A signing secret (not required): postbacks carrying webhook-* headers reach the verification.
+  await h.db.prisma.advertiser.update({ where: { id: fx.advertiserId }, data: { signingSecretSealed: createSecretBox(SECRETS_KEY).seal(generateSecret()) } });
   inactive = await createFixture(h.db.prisma);
   await h.db.prisma.advertiser.update({ where: { id: inactive.advertiserId }, data: { status: 'inactive' } });
   await h.db.prisma.offer.update({ where: { id: inactive.offerId }, data: { status: 'inactive' } });

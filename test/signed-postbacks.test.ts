@@ -78,3 +78,22 @@ it('validates allowed_ips and postback_rate_limit_per_second, and shows them', a
   expect(cleared.body).toMatchObject({ allowed_ips: [], postback_rate_limit_per_second: null });
   await admin.post('/v1/advertisers/999999/rotate-signing-secret').expect(404);
 });
+
+it('of two concurrent rotations, one wins and the other is told (409): no returned secret goes unstored', async () => {
+  const { id } = (await admin.post('/v1/advertisers', { name: 'Racing Shop' }).expect(201)).body as { id: number };
+  await admin.post(`/v1/advertisers/${id}/rotate-signing-secret`).expect(200);
+  for (let round = 0; round < 5; round++) {
+    const answers = await Promise.all([admin.post(`/v1/advertisers/${id}/rotate-signing-secret`), admin.post(`/v1/advertisers/${id}/rotate-signing-secret`)]);
+    const ok = answers.filter((a) => a.status === 200);
+    expect(ok.length).toBeGreaterThanOrEqual(1);
+    for (const a of answers) expect([200, 409]).toContain(a.status);
+    for (const a of answers.filter((x) => x.status === 409)) expect(a.body.error.code).toBe('conflict');
+    // Whatever was answered last with 200 is the stored secret.
+    const row = await stack.db.prisma.advertiser.findUniqueOrThrow({ where: { id } });
+    const { createSecretBox } = await import('@trackway/domain');
+    const { SECRETS_KEY } = await import('./support/stack');
+    const stored = createSecretBox(SECRETS_KEY).open(row.signingSecretSealed!);
+    expect(ok.map((a) => a.body.signing_secret)).toContain(stored);
+    if (ok.length === 1) expect(ok[0].body.signing_secret).toBe(stored);
+  }
+});

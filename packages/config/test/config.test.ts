@@ -491,3 +491,35 @@ describe('an identity provider for admin tokens', () => {
     expect(loadConfig({ env: { ADMIN_JWKS_URL: 'https://idp.example/jwks.json', ADMIN_JWT_AUDIENCE: 'trackway' } }).ADMIN_JWT_AUDIENCE).toBe('trackway');
   });
 });
+
+describe('loadConfig: the front door', () => {
+  it('defaults: TRUST_PROXY false, POSTBACK_RATE_LIMIT 0, AUTH_FAILURE_LIMIT 30, ADMIN_JWT_MAX_AGE 24 h', () => {
+    const config = loadConfig({ env: {} });
+    expect({ trust: config.TRUST_PROXY, rate: config.POSTBACK_RATE_LIMIT, failures: config.AUTH_FAILURE_LIMIT, maxAge: config.ADMIN_JWT_MAX_AGE }).toEqual({ trust: false, rate: 0, failures: 30, maxAge: DAY });
+  });
+
+  it.each([
+    ['false', false],
+    ['true', true],
+    ['TRUE', true],
+    ['2', 2],
+    ['loopback', 'loopback'],
+    ['loopback, 10.0.0.0/8', 'loopback, 10.0.0.0/8'],
+    ['uniquelocal,linklocal,192.0.2.7,2001:db8::/32', 'uniquelocal,linklocal,192.0.2.7,2001:db8::/32'],
+  ])('TRUST_PROXY=%p -> %p', (value, expected) => {
+    expect(loadConfig({ env: { TRUST_PROXY: value } }).TRUST_PROXY).toEqual(expected);
+  });
+
+  it.each(['yes please', '10.0.0.0/33', 'loopback,', 'localhost', '-1', '::1/129'])('TRUST_PROXY=%p is refused, naming it', (value) => {
+    expect(problemNames(configError({ TRUST_PROXY: value }))).toEqual(['TRUST_PROXY']);
+  });
+
+  it.each([
+    ['POSTBACK_RATE_LIMIT', '-1'],
+    ['POSTBACK_RATE_LIMIT', '1.5'],
+    ['AUTH_FAILURE_LIMIT', '0'],
+    ['AUTH_FAILURE_LIMIT', 'lots'],
+  ])('%s=%p is refused, naming it', (name, value) => {
+    expect(problemNames(configError({ [name]: value }))).toEqual([name]);
+  });
+});

@@ -64,3 +64,11 @@ it('answers 401, never a 5xx, when the limiter cannot reach Redis (each process 
     await down.close();
   }
 });
+
+it('counts bad Bearer tokens on Bull Board too', async () => {
+  const from = '198.51.100.50';
+  const statuses: number[] = [];
+  for (let i = 0; i < 4; i++) statuses.push((await request(h.app).get('/admin/queues/api/queues').set('Authorization', BAD).set('X-Forwarded-For', from)).status);
+  expect(statuses).toEqual([401, 401, 401, 429]);
+  await request(h.app).get('/admin/queues/api/queues').set(h.auth).set('X-Forwarded-For', from).expect(200);
+});

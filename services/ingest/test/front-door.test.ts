@@ -159,6 +159,25 @@ describe('allowed_ips and TRUST_PROXY', () => {
   });
 });
 
+describe('TRUST_PROXY values', () => {
+  it.each([
+    ['a CIDR naming the proxy', '127.0.0.0/8', '203.0.113.9', 202],
+    ['a hop count: the address the one trusted hop saw', 1, '198.51.100.1, 203.0.113.9', 202],
+    ['a hop count: an address put in front by the client is not believed', 1, '203.0.113.9, 198.51.100.1', 403],
+    ['a CIDR that does not name the proxy', '10.0.0.0/8', '203.0.113.9', 403],
+  ])('%s (%p, X-Forwarded-For %p) → %p', async (_what, trustProxy, forwarded, status) => {
+    const proxied = await startIngest({ frontDoor: { trustProxy } });
+    try {
+      const fx = await createFixture(proxied.db.prisma);
+      await proxied.db.prisma.advertiser.update({ where: { id: fx.advertiserId }, data: { allowedIps: ['203.0.113.0/24'] } });
+      const id = proxied.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId });
+      await request(proxied.app).get(`/postback?key=${fx.postbackKey}&click_id=${id}&order_id=${nextOrder()}`).set('X-Forwarded-For', forwarded).expect(status);
+    } finally {
+      await proxied.close();
+    }
+  });
+});
+
 describe('POSTBACK_RATE_LIMIT and postback_rate_limit_per_second', () => {
   it('answers 429 rate_limited with Retry-After past the limit, and counts across replicas through Redis', async () => {
     const fx = await advertiser({ postbackRateLimitPerSecond: 20 });
