@@ -36,3 +36,29 @@ export function signatureCheck(input: { required: boolean; hasSecret: boolean; h
   if (!input.hasSecret) return { verdict: 'refuse', reason: 'The postback is signed, but this advertiser has no signing secret; rotate one first.' };
   return { verdict: 'verify' };
 }
+
+export type KeyChoice = { kind: 'missing' } | { kind: 'malformed'; problem?: string } | { kind: 'key'; key: string };
+
+/**
+ * Which postback key a request carries: the X-Postback-Key header or the `key` parameter. Both
+ * given with different values is a problem named on `key`, never a silent choice.
+ */
+export function choosePostbackKey(header: string | string[] | undefined, param: unknown): KeyChoice {
+  const fromHeader = Array.isArray(header) ? header[0] : header || undefined;
+  if (fromHeader !== undefined && param !== undefined && param !== '' && param !== fromHeader) {
+    return { kind: 'malformed', problem: 'given as the X-Postback-Key header and as a parameter, with different values' };
+  }
+  const key = fromHeader ?? param;
+  if (key === undefined || key === '') return { kind: 'missing' };
+  if (typeof key !== 'string' || key.length > 128) return { kind: 'malformed' };
+  return { kind: 'key', key };
+}
+
+/**
+ * Whether a request from an address over AUTH_FAILURE_LIMIT is refused before its credential is
+ * looked up: only when the credential is not one already known to be good (then it passes, so
+ * an attacker sharing the address cannot lock its owner out). Returns the seconds to wait, or 0.
+ */
+export function blockedBeforeLookup(input: { blockedForSeconds: number; credentialKnownGood: boolean }): number {
+  return input.blockedForSeconds > 0 && !input.credentialKnownGood ? input.blockedForSeconds : 0;
+}

@@ -1,4 +1,4 @@
-import { effectiveRateLimit, rateLimitWait, signatureCheck } from '../src/front-door';
+import { blockedBeforeLookup, choosePostbackKey, effectiveRateLimit, rateLimitWait, signatureCheck } from '../src/front-door';
 
 describe('effectiveRateLimit', () => {
   test.each([
@@ -38,5 +38,36 @@ describe('signatureCheck', () => {
     [{ required: false, hasSecret: false, headersSent: true }, 'refuse'],
   ])('%p → %p', (input, verdict) => {
     expect(signatureCheck(input).verdict).toBe(verdict);
+  });
+});
+
+describe('choosePostbackKey', () => {
+  test.each([
+    [undefined, undefined, { kind: 'missing' }],
+    ['', '', { kind: 'missing' }],
+    ['pk_a', undefined, { kind: 'key', key: 'pk_a' }],
+    [undefined, 'pk_b', { kind: 'key', key: 'pk_b' }],
+    ['pk_a', 'pk_a', { kind: 'key', key: 'pk_a' }],
+    ['pk_a', '', { kind: 'key', key: 'pk_a' }],
+    [['pk_a', 'pk_x'], undefined, { kind: 'key', key: 'pk_a' }],
+    [undefined, 42, { kind: 'malformed' }],
+    [undefined, 'k'.repeat(129), { kind: 'malformed' }],
+  ])('header %p, param %p → %p', (header, param, expected) => {
+    expect(choosePostbackKey(header as string | undefined, param)).toEqual(expected);
+  });
+
+  it('names a header and a different parameter as a problem', () => {
+    expect(choosePostbackKey('pk_a', 'pk_b')).toMatchObject({ kind: 'malformed', problem: expect.stringContaining('X-Postback-Key') });
+  });
+});
+
+describe('blockedBeforeLookup', () => {
+  test.each([
+    [{ blockedForSeconds: 0, credentialKnownGood: false }, 0],
+    [{ blockedForSeconds: 0, credentialKnownGood: true }, 0],
+    [{ blockedForSeconds: 42, credentialKnownGood: false }, 42],
+    [{ blockedForSeconds: 42, credentialKnownGood: true }, 0],
+  ])('%p → %p', (input, expected) => {
+    expect(blockedBeforeLookup(input)).toBe(expected);
   });
 });

@@ -1,6 +1,6 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { ClickIdCodec } from '@trackway/clickid';
-import { destinationFor, effectiveRateLimit, hashPostbackKey, signatureCheck } from '@trackway/domain';
+import { blockedBeforeLookup, choosePostbackKey, destinationFor, effectiveRateLimit, hashPostbackKey, signatureCheck } from '@trackway/domain';
 import { HttpError, answerMalformedUrl, badRequest, errorHandler, errorReply, notFoundHandler, rateLimited, textProblem, tooManyFailures, unavailable } from '@trackway/http';
 import { type Logger, redactUrl } from '@trackway/logger';
 import type { TypedQueue } from '@trackway/queues';
@@ -183,7 +183,9 @@ export function createApp(deps: IngestDeps): RequestListener {
     // address (a NAT, a proxy TRUST_PROXY does not name) cannot lock known advertisers out.
     const address = clientAddress(req, trust);
     const blocked = authFailures.blockedFor(address);
-    if (blocked > 0 && (key === null || !lookups.advertiserByKeyHash.peek(hashPostbackKey(key)))) throw tooManyFailures(blocked);
+    const knownGood = blocked > 0 && key !== null && Boolean(lookups.advertiserByKeyHash.peek(hashPostbackKey(key)));
+    const refuseFor = blockedBeforeLookup({ blockedForSeconds: blocked, credentialKnownGood: knownGood });
+    if (refuseFor > 0) throw tooManyFailures(refuseFor);
     const advertiser = key === null ? null : await lookupAdvertiser(key);
     if (!advertiser || advertiser.status !== 'active') {
       metrics.postbacks.inc({ stage: 'ingest', outcome: 'unauthorized', reason: 'unknown_key' });
@@ -350,15 +352,11 @@ function send(res: ServerResponse, status: number, body: unknown, headers?: Reco
 /** A key from the header or the `key` parameter: undefined when absent, null when malformed. */
 function postbackKey(req: IncomingMessage, param: unknown, fields: Record<string, string>): string | null | undefined {
   if (fields.key) return null;
-  const header = req.headers['x-postback-key'] || undefined;
-  if (header !== undefined && param !== undefined && param !== '' && param !== header) {
-    fields.key = 'given as the X-Postback-Key header and as a parameter, with different values';
-    return null;
-  }
-  const key = header ?? param;
-  if (key === undefined || key === '') return undefined;
-  if (typeof key !== 'string' || key.length > 128) return null;
-  return key;
+  const choice = choosePostbackKey(req.headers['x-postback-key'], param);
+  if (choice.kind === 'key') return choice.key;
+  if (choice.kind === 'missing') return undefined;
+  if (choice.problem) fields.key = choice.problem;
+  return null;
 }
 
 function single(query: Query, name: string, fields: Record<string, string>): string | undefined {
