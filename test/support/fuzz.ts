@@ -220,7 +220,10 @@ const isJson = (a: FuzzAnswer) => /^application\/([\w.+-]+\+)?json\b/i.test(Stri
  * than 100-continue.
  */
 export const isParserAnswer = (req: FuzzRequest, a: FuzzAnswer) =>
-  ([400, 408, 413, 431].includes(a.status) && a.headers.connection === 'close' && /^\{"error":\{"code":"(malformed_request|request_timeout|headers_too_large|payload_too_large)"/.test(a.body.toString('utf8'))) ||
+  ([400, 408, 413, 431].includes(a.status) &&
+    a.headers.connection === 'close' &&
+    // (The answer to a HEAD is read without its body.)
+    ((req.method === 'HEAD' && a.body.length === 0 && isJson(a)) || /^\{"error":\{"code":"(malformed_request|request_timeout|headers_too_large|payload_too_large)"/.test(a.body.toString('utf8')))) ||
   (a.body.length === 0 &&
     a.headers['content-type'] === undefined &&
     ((a.status === 400 && a.headers.connection === 'close' && !/\r\nhost:/i.test(req.raw?.toString('latin1') ?? '')) || (a.status === 417 && /^expect: (?!100-continue\r)/im.test(req.raw?.toString('latin1') ?? ''))));
