@@ -174,6 +174,8 @@ export const envSchema = z.object({
 
   DELIVERY_TIMEOUT_MS: int(15_000, 1),
   DELIVERY_RETRY_SCHEDULE: retrySchedule,
+  // A 429/503's Retry-After is honoured up to this long (never sooner than the schedule's delay).
+  DELIVERY_RETRY_AFTER_MAX: duration('1h'),
   DELIVERY_BREAKER_THRESHOLD: int(5, 1),
   DELIVERY_BREAKER_COOLDOWN: duration('30s'),
   DELIVERY_DISABLE_AFTER: duration('5d'),

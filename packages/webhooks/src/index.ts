@@ -39,10 +39,18 @@ export interface SignInput {
 
 const unix = (t: number | Date) => (t instanceof Date ? Math.floor(t.getTime() / 1000) : t);
 
-/** One `v1,<base64>` signature per secret, space-separated (the webhook-signature header). */
+/**
+ * One `v1,<base64>` signature per secret, space-separated (the webhook-signature header).
+ * Refuses (RangeError) what a receiver could not verify: a timestamp that is not a whole,
+ * non-negative number of seconds, or an id that is empty or holds a `.` or whitespace (the
+ * signed content is `${id}.${timestamp}.${body}`, and headers cannot carry whitespace safely).
+ */
 export function sign(input: SignInput, secrets: string | string[]): string {
   const list = Array.isArray(secrets) ? secrets : [secrets];
-  const message = `${input.id}.${unix(input.timestamp)}.${input.body}`;
+  const timestamp = unix(input.timestamp);
+  if (!Number.isSafeInteger(timestamp) || timestamp < 0) throw new RangeError(`webhook-timestamp must be whole seconds since 1970, not ${String(input.timestamp)}`);
+  if (input.id === '' || /[.\s]/.test(input.id)) throw new RangeError(`webhook-id must be non-empty, without "." or whitespace: ${JSON.stringify(input.id)}`);
+  const message = `${input.id}.${timestamp}.${input.body}`;
   return list.map((secret) => `v1,${createHmac('sha256', secretKey(secret)).update(message).digest('base64')}`).join(' ');
 }
 

@@ -1,7 +1,7 @@
 // The delivery decisions, as pure functions: what an attempt's result means for the delivery,
 // for the endpoint's breaker, and for the endpoint's failing clock. The worker loads, sends,
 // calls these, and writes.
-import { delayBeforeAttempt } from './schedule';
+import { DEFAULT_RETRY_AFTER_MAX_MS, delayBeforeAttempt } from './schedule';
 import type { AttemptResult } from './sender';
 
 export interface AttemptDecision {
@@ -30,6 +30,7 @@ export function decideAttempt(
   attempts: number,
   schedule: readonly number[],
   random: () => number = Math.random,
+  retryAfterMaxMs = DEFAULT_RETRY_AFTER_MAX_MS,
 ): AttemptDecision {
   const succeeded = isSuccess(result);
   const gone = result.statusCode === 410;
@@ -38,7 +39,7 @@ export function decideAttempt(
   return {
     status: succeeded ? 'succeeded' : final ? 'failed' : 'pending',
     final,
-    nextDelayMs: final ? null : delayBeforeAttempt(schedule, attemptsMade + 2, result.retryAfterMs, random),
+    nextDelayMs: final ? null : delayBeforeAttempt(schedule, attemptsMade + 2, result.retryAfterMs, random, retryAfterMaxMs),
     succeeded,
     gone,
     blocked,

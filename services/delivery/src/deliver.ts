@@ -51,6 +51,8 @@ export interface DeliverDeps {
     timeoutMs: number;
     schedule: readonly number[];
     disableAfterMs: number;
+    /** DELIVERY_RETRY_AFTER_MAX (default 1 h). */
+    retryAfterMaxMs?: number;
   };
 }
 
@@ -211,7 +213,7 @@ export function createDeliverHandler(deps: DeliverDeps) {
       }
     }
 
-    const decision = decideAttempt(result, job.attemptsMade, job.opts.attempts ?? 1, settings.schedule);
+    const decision = decideAttempt(result, job.attemptsMade, job.opts.attempts ?? 1, settings.schedule, Math.random, settings.retryAfterMaxMs);
     // The attempt, the delivery's new state (a dead letter included) and the endpoint's failing
     // clock, with any disabling, commit together before the job moves on.
     const logged = await record(

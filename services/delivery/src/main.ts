@@ -36,6 +36,7 @@ runMain(async () => {
       settings: {
         timeoutMs: config.DELIVERY_TIMEOUT_MS,
         schedule: config.DELIVERY_RETRY_SCHEDULE,
+        retryAfterMaxMs: config.DELIVERY_RETRY_AFTER_MAX,
         breakerThreshold: config.DELIVERY_BREAKER_THRESHOLD,
         breakerCooldownMs: config.DELIVERY_BREAKER_COOLDOWN,
         disableAfterMs: config.DELIVERY_DISABLE_AFTER,

@@ -1,15 +1,18 @@
 /**
  * The retry schedule (DELIVERY_RETRY_SCHEDULE: the delay before each attempt, the first
  * normally 0), with ±20 % jitter so retries to one endpoint do not arrive in lockstep, and a
- * Retry-After from a 429/503 honoured within 1×–2× the scheduled delay.
+ * Retry-After from a 429/503 honoured as sent, never sooner than the scheduled delay and never
+ * later than DELIVERY_RETRY_AFTER_MAX (default 1 h).
  */
 export const JITTER = 0.2;
+export const DEFAULT_RETRY_AFTER_MAX_MS = 3_600_000;
 
-export function delayBeforeAttempt(schedule: readonly number[], attemptNumber: number, retryAfterMs: number | null, random = Math.random): number {
+export function delayBeforeAttempt(schedule: readonly number[], attemptNumber: number, retryAfterMs: number | null, random = Math.random, retryAfterMaxMs = DEFAULT_RETRY_AFTER_MAX_MS): number {
   const base = schedule[Math.min(attemptNumber - 1, schedule.length - 1)] ?? 0;
   const jittered = Math.round(base * (1 - JITTER + 2 * JITTER * random()));
-  if (retryAfterMs === null) return jittered;
-  return Math.min(Math.max(retryAfterMs, base), 2 * base);
+  // The first attempt follows no answer, and an empty schedule has no retries: nothing to defer.
+  if (retryAfterMs === null || attemptNumber <= 1 || schedule.length === 0) return jittered;
+  return Math.max(Math.min(retryAfterMs, retryAfterMaxMs), base);
 }
 
 /**

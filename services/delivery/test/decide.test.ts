@@ -19,7 +19,7 @@ describe('decideAttempt', () => {
     ['410 Gone, attempts left: final', http(410), 0, 'failed', true, null],
     ['SSRF-blocked, attempts left: final', failure('ssrf_blocked'), 0, 'failed', true, null],
     ['a 3xx is not a success', http(302), 0, 'pending', false, 1_000],
-    ['429 with Retry-After beyond 2× the step: clamped to 2×', http(429, 60_000), 0, 'pending', false, 2_000],
+    ['429 with Retry-After beyond 2× the step: honoured (up to DELIVERY_RETRY_AFTER_MAX)', http(429, 60_000), 0, 'pending', false, 60_000],
     ['503 with Retry-After below the step: raised to 1×', http(503, 0), 1, 'pending', false, 10_000],
     ['attempts made past the budget (a swept job) is final', http(500), 5, 'failed', true, null],
   ] as const)('%s', (_name, result, attemptsMade, status, final, nextDelayMs) => {

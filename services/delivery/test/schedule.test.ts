@@ -70,37 +70,42 @@ describe('delayBeforeAttempt with the default schedule', () => {
     expect(seen.size).toBeGreaterThan(50);
   });
 
-  describe('Retry-After is honoured within [1×, 2×] of the base', () => {
+  describe('Retry-After is honoured as sent, from the base up to DELIVERY_RETRY_AFTER_MAX (1 h)', () => {
     it.each([
       // attempt, retryAfterMs, expected
       [2, 0, 5 * S], // below → base
       [2, 1 * S, 5 * S],
       [2, 5 * S, 5 * S], // at the lower bound
       [2, 7_500, 7_500], // within → as given
-      [2, 10 * S, 10 * S], // at the upper bound
-      [2, 10 * S + 1, 10 * S], // above → 2× base
-      [2, 3_600 * S, 10 * S],
+      [2, 10 * S + 1, 10 * S + 1], // past 2× the base: still as given (it used to be clamped to 10 s)
+      [2, 3_600 * S, 3_600 * S], // Retry-After: 3600 on attempt 2 → an hour
+      [2, 3_601 * S, 3_600 * S], // above the maximum → the maximum
       [3, 6 * MIN, 6 * MIN],
-      [3, 60 * MIN, 10 * MIN],
+      [3, 60 * MIN, 60 * MIN],
       [4, 45 * MIN, 45 * MIN],
       [6, 0, 5 * H],
-      [8, 15 * H, 15 * H],
-      [8, 48 * H, 20 * H],
-      [20, 48 * H, 20 * H], // past the end: the last entry's bounds
+      [6, 2 * H, 5 * H], // the base is above the maximum: the base
+      [8, 48 * H, 10 * H],
+      [20, 48 * H, 10 * H], // past the end: the last entry's base
     ] as const)('attempt %i, Retry-After %i ms → %i ms', (attempt, retryAfterMs, expected) => {
       expect(delayBeforeAttempt(SCHEDULE, attempt, retryAfterMs, fixed(0))).toBe(expected);
       // No jitter on top of an honoured Retry-After.
       expect(delayBeforeAttempt(SCHEDULE, attempt, retryAfterMs, fixed(1))).toBe(expected);
     });
 
-    it('property: the result is always within [base, 2 × base]', () => {
+    it('takes another maximum', () => {
+      expect(delayBeforeAttempt(SCHEDULE, 2, 3_600 * S, fixed(0), 10 * MIN)).toBe(10 * MIN);
+      expect(delayBeforeAttempt(SCHEDULE, 2, 3_600 * S, fixed(0), 2 * H)).toBe(3_600 * S);
+    });
+
+    it('property: the result is the Retry-After within [base, max(base, 1 h)]', () => {
       fc.assert(
         fc.property(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 0, max: 100 * H }), (attempt, retryAfterMs) => {
           const base = SCHEDULE[Math.min(attempt, SCHEDULE.length) - 1];
           const delay = delayBeforeAttempt(SCHEDULE, attempt, retryAfterMs, Math.random);
           expect(delay).toBeGreaterThanOrEqual(base);
-          expect(delay).toBeLessThanOrEqual(2 * base);
-          if (retryAfterMs >= base && retryAfterMs <= 2 * base) expect(delay).toBe(retryAfterMs);
+          expect(delay).toBeLessThanOrEqual(Math.max(base, H));
+          if (retryAfterMs >= base && retryAfterMs <= H) expect(delay).toBe(retryAfterMs);
         }),
       );
     });
