@@ -13,3 +13,4 @@ export * from './attribution';
 export * from './front-door';
 export * from './destination';
 export * from './endpoint-headers';
+export * from './placeholders';

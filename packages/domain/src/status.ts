@@ -33,3 +33,31 @@ export function decideRepeat(current: ConversionStatus, requested: ConversionSta
 export function commissionStatusFor(status: ConversionStatus): 'pending' | 'approved' | 'voided' {
   return status === 'approved' ? 'approved' : status === 'pending' ? 'pending' : 'voided';
 }
+
+/**
+ * The status vocabularies trackers send, understood case-insensitively. Numeric codes mean
+ * different things per tracker: they are never guessed here (a per-advertiser map decides).
+ */
+export const STATUS_VOCABULARY: Readonly<Record<string, ConversionStatus>> = Object.freeze({
+  approved: 'approved',
+  sale: 'approved',
+  confirmed: 'approved',
+  paid: 'approved',
+  pending: 'pending',
+  lead: 'pending',
+  hold: 'pending',
+  on_hold: 'pending',
+  rejected: 'rejected',
+  declined: 'rejected',
+  cancelled: 'rejected',
+  canceled: 'rejected',
+  refunded: 'rejected',
+  reversed: 'rejected',
+  chargeback: 'rejected',
+  fraud: 'rejected',
+});
+
+/** A postback's status word as a conversion status, or null when it is not one of the vocabulary. */
+export function postbackStatus(value: string): ConversionStatus | null {
+  return STATUS_VOCABULARY[value.trim().toLowerCase()] ?? null;
+}

@@ -168,7 +168,7 @@ export function createApp(deps: IngestDeps): RequestListener {
       if (body) sources.push(body as Record<string, unknown>);
     }
 
-    const { values, fields } = collectParams(sources);
+    const { values, fields, sentAs } = collectParams(sources);
     const key = postbackKey(req, values.key, fields);
     if (fields.key) {
       metrics.postbacks.inc({ stage: 'ingest', outcome: 'invalid', reason: 'validation' });
@@ -197,7 +197,7 @@ export function createApp(deps: IngestDeps): RequestListener {
       throw new HttpError(403, 'ip_not_allowed', `Postbacks for this advertiser are not accepted from ${address ?? 'this address'}.`);
     }
     const signedId = await checkSignature(req, advertiser!, address, rawQuery, rawBody, query);
-    const input = validatePostback(values, fields);
+    const input = validatePostback(values, fields, sentAs);
     if (!input) {
       metrics.postbacks.inc({ stage: 'ingest', outcome: 'invalid', reason: 'validation' });
       throw badRequest(fields);

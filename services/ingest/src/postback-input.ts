@@ -1,4 +1,4 @@
-import { CONVERSION_STATUSES, type ConversionStatus, MONEY_PATTERN, isCurrency } from '@trackway/domain';
+import { type ConversionStatus, MONEY_PATTERN, STATUS_VOCABULARY, isCurrency, postbackStatus, unreplacedPlaceholder } from '@trackway/domain';
 import { isUtf8 } from 'node:buffer';
 import querystring from 'node:querystring';
 import { type FieldErrors, badRequest, textProblem } from '@trackway/http';
@@ -41,7 +41,7 @@ type Raw = Record<string, unknown>;
  * Collects canonical fields from query and body, under any alias. A parameter given twice (in
  * the query, or under two names with different values) is an error, not a guess.
  */
-export function collectParams(sources: Raw[]): { values: Partial<Record<PostbackField, unknown>>; fields: FieldErrors } {
+export function collectParams(sources: Raw[]): { values: Partial<Record<PostbackField, unknown>>; fields: FieldErrors; sentAs: Partial<Record<PostbackField, string>> } {
   const values: Partial<Record<PostbackField, unknown>> = {};
   const seenAs: Partial<Record<PostbackField, string>> = {};
   const fields: FieldErrors = {};
@@ -63,7 +63,7 @@ export function collectParams(sources: Raw[]): { values: Partial<Record<Postback
       }
     }
   }
-  return { values, fields };
+  return { values, fields, sentAs: seenAs };
 }
 
 // Only strings and numbers are compared: anything else is refused later as "must be a string".
@@ -91,20 +91,26 @@ function asText(value: unknown, field: string, fields: FieldErrors): string | un
   return undefined;
 }
 
-export function validatePostback(values: Partial<Record<PostbackField, unknown>>, fields: FieldErrors): PostbackInput | null {
+export function validatePostback(values: Partial<Record<PostbackField, unknown>>, fields: FieldErrors, sentAs: Partial<Record<PostbackField, string>> = {}): PostbackInput | null {
   const text = (field: PostbackField): string | undefined => {
     const value = values[field];
     if (value === undefined || value === null || value === '') return undefined;
-    return asText(value, field, fields);
+    const read = asText(value, field, fields);
+    // A placeholder the advertiser's tracker left unreplaced is no value: named as it was sent.
+    const placeholder = read === undefined || fields[field] ? null : unreplacedPlaceholder(read);
+    if (placeholder !== null) {
+      const name = sentAs[field] ?? field;
+      fields[field] = `is an unreplaced placeholder: ${name}=${read} was sent${name === field ? '' : ` (${name} is read as ${field})`}`;
+      return undefined;
+    }
+    return read;
   };
 
   const clickId = text('click_id');
   if (!fields.click_id) {
     if (!clickId) fields.click_id = 'is required';
     else if (!CLICK_ID.test(clickId)) {
-      fields.click_id = clickId.includes('{')
-        ? 'is not a click ID: the {click_id} macro was sent unreplaced'
-        : 'is not a click ID (URL-safe characters, at most 64)';
+      fields.click_id = 'is not a click ID (URL-safe characters, at most 64)';
     }
   }
 
@@ -129,16 +135,17 @@ export function validatePostback(values: Partial<Record<PostbackField, unknown>>
     fields.currency = 'must be an ISO 4217 currency code such as USD';
   }
 
-  const statusRaw = (text('status') ?? 'approved').toLowerCase();
-  if (!fields.status && !(CONVERSION_STATUSES as readonly string[]).includes(statusRaw)) {
-    fields.status = `must be one of ${CONVERSION_STATUSES.join(', ')}`;
+  const statusText = text('status');
+  const status = statusText === undefined ? 'approved' : postbackStatus(statusText);
+  if (!fields.status && status === null) {
+    fields.status = `must be one of ${Object.keys(STATUS_VOCABULARY).join(', ')} (any case)`;
   }
 
   const event = text('event') ?? 'conversion';
   if (!fields.event && !EVENT.test(event)) fields.event = 'must be 1-64 letters, digits, or _ . : -';
 
   if (Object.keys(fields).length > 0) return null;
-  return { clickId: clickId!, orderId: orderId!, amount, currency, status: statusRaw as ConversionStatus, event };
+  return { clickId: clickId!, orderId: orderId!, amount, currency, status: status as ConversionStatus, event };
 }
 
 function normalizeDecimal(value: string): string {

@@ -376,3 +376,40 @@ async function rawPost(path: string, contentType: string, body: Buffer): Promise
     server.close();
   }
 }
+
+describe('status vocabularies and unreplaced placeholders (issue 9 §1)', () => {
+  let key: string;
+  beforeAll(async () => {
+    key = (await advertiser()).postbackKey;
+  });
+
+  it.each([
+    ['Sale', 'approved'],
+    ['confirmed', 'approved'],
+    ['LEAD', 'pending'],
+    ['on_hold', 'pending'],
+    ['Declined', 'rejected'],
+    ['chargeback', 'rejected'],
+  ])('status=%s is queued as %s', async (sent, expected) => {
+    const res = await request(h.app).get(`/postback?key=${key}&click_id=${clickId}&order_id=${nextOrder()}&status=${sent}`).expect(202);
+    const { findQueuedPostback } = await import('@trackway/queues');
+    const queued = await findQueuedPostback(h.queues.postbacks, res.body.postback_id);
+    expect(queued?.postback.status).toBe(expected);
+  });
+
+  it.each([
+    ['txid', '{transaction_id}', 'order_id'],
+    ['order_id', 'OPTIONAL', 'order_id'],
+    ['clickid', '[CLICK_ID]', 'click_id'],
+    ['payout', '%payout%', 'amount'],
+    ['currency', 'null', 'currency'],
+  ])('%s=%s is refused, naming the parameter as sent', async (name, value, field) => {
+    const params = new URLSearchParams({ key, click_id: clickId, order_id: nextOrder() });
+    if (field === 'click_id') params.delete('click_id');
+    if (field === 'order_id') params.delete('order_id');
+    params.set(name, value);
+    const res = await request(h.app).get(`/postback?${params.toString()}`).expect(400);
+    expect(res.body.error.fields[field]).toContain(`${name}=${value}`);
+    expect(res.body.error.fields[field]).toContain('placeholder');
+  });
+});
