@@ -90,3 +90,22 @@ it('answers 404, not 500, when a row read a moment ago was deleted before the wr
     await h.close();
   }
 });
+
+it("the api's request log redacts credentials in URLs, under any parameter name", async () => {
+  const lines: string[] = [];
+  const h = await startApi(undefined, undefined, { logLines: lines });
+  try {
+    const key = 'pk_abcdefghijklmnopqrstuvwxyz012345';
+    await request(h.app).get(`/v1/advertisers?api_key=${key}&token=t0ps3cret`).set(h.auth);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const logged = lines.filter((line) => line.includes('/v1/advertisers'));
+    expect(logged.length).toBeGreaterThan(0);
+    for (const line of logged) {
+      expect(line).not.toContain(key);
+      expect(line).not.toContain('t0ps3cret');
+      expect(line).toContain('api_key=[redacted]');
+    }
+  } finally {
+    await h.close();
+  }
+});

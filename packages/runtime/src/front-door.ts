@@ -10,9 +10,11 @@ export type TrustProxy = boolean | number | string;
 type TrustFn = (address: string, hop: number) => boolean;
 
 /** The same trust function Express compiles from a `trust proxy` value, for node:http paths. */
+const TRUST_NONE: TrustFn = () => false;
+
 export function compileTrust(value: TrustProxy): TrustFn {
   if (value === true) return () => true;
-  if (value === false) return () => false;
+  if (value === false) return TRUST_NONE;
   if (typeof value === 'number') return (_address, hop) => hop < value;
   return proxyAddr.compile(value.split(',').map((s) => s.trim()).filter(Boolean));
 }
@@ -20,6 +22,8 @@ export function compileTrust(value: TrustProxy): TrustFn {
 /** The client's address under TRUST_PROXY; undefined once the socket has gone. */
 export function clientAddress(req: IncomingMessage, trust: TrustFn): string | undefined {
   if (!req.socket.remoteAddress) return undefined;
+  // The default: the socket's address, without parsing X-Forwarded-For on every request.
+  if (trust === TRUST_NONE) return req.socket.remoteAddress;
   return proxyAddr(req, trust) as string | undefined;
 }
 
@@ -136,21 +140,16 @@ export function postbackRateLimiter(options: { redis: Redis; prefix: string; syn
       if (limit <= 0) return 0;
       const now = Date.now();
       let window = windows.get(advertiserId);
-      // An advertiser this replica has not seen lately: learn the shared count at once.
-      const first = !window;
-      if (!window) windows.set(advertiserId, (window = { used: 0, pending: 0, endsAt: now + 1000 }));
-      // A new window here: learn the shared count at once, as for a first sighting.
-      const rolled = !first && now >= window.endsAt;
-      if (rolled) {
-        window.used = 0;
-        window.endsAt = now + 1000;
-      }
+      // A window this replica has not counted in yet (a new advertiser, or a new second): it
+      // starts from nothing known and learns the shared count at once.
+      const fresh = window === undefined || now >= window.endsAt;
+      if (window === undefined) windows.set(advertiserId, (window = { used: 0, pending: 0, endsAt: now + 1000 }));
+      else if (fresh) Object.assign(window, { used: 0, endsAt: now + 1000 });
       const wait = rateLimitWait({ limit, used: window.used + window.pending, msLeft: window.endsAt - now });
       if (wait > 0) return wait;
       window.pending += 1;
-      const now0 = first || rolled;
-      if (now0 && timer) clearTimeout(timer);
-      if (now0 || !timer) timer = setTimeout(sync, now0 ? 0 : (options.syncMs ?? 100)).unref();
+      if (fresh) clearTimeout(timer);
+      if (fresh || !timer) timer = setTimeout(sync, fresh ? 0 : (options.syncMs ?? 100)).unref();
       return 0;
     },
     close() {

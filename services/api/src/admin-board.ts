@@ -2,10 +2,10 @@ import { hkdfSync, randomUUID } from 'node:crypto';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
-import { HttpError, envelope } from '@trackway/http';
+import { HttpError, envelope, unavailable } from '@trackway/http';
 import type { Queues } from '@trackway/queues';
 import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
-import express, { type Request, type RequestHandler, type Response, Router } from 'express';
+import express, { type Request, type RequestHandler, Router } from 'express';
 import type { Redis } from 'ioredis';
 import { SignJWT, jwtVerify } from 'jose';
 import type { AuthFailureGuard } from '@trackway/runtime';
@@ -98,8 +98,7 @@ export function adminBoardRouter(deps: { queues: Queues; redis: Redis; verifier:
       try {
         await deps.redis.set(revokedKey(session.jti), '1', 'EXAT', session.exp);
       } catch {
-        redisDown(res, 'Redis is unreachable; the session could not be ended everywhere. Log out again shortly.');
-        return;
+        throw unavailable('Redis is unreachable; the session could not be ended everywhere. Log out again shortly.');
       }
     }
     res.redirect(303, LOGIN_PATH);
@@ -111,8 +110,7 @@ export function adminBoardRouter(deps: { queues: Queues; redis: Redis; verifier:
       allowed = await sessionOf(req);
     } catch (error) {
       if (error instanceof HttpError) throw error;
-      redisDown(res, 'Redis is unreachable; the session cannot be checked right now.');
-      return;
+      throw unavailable('Redis is unreachable; the session cannot be checked right now.');
     }
     if (allowed) return next();
     // The board's JSON API answers 401; a browser asking for the page goes to the login.
@@ -130,9 +128,9 @@ export function adminBoardRouter(deps: { queues: Queues; redis: Redis; verifier:
     options: { uiConfig: { boardTitle: 'Trackway queues' } },
   });
   // Bull Board waits for Redis without a deadline; answer 503 at once instead of hanging.
-  const requireRedis: RequestHandler = (_req, res, next) => {
-    if (deps.redis.status === 'ready') return next();
-    redisDown(res, 'Redis is unreachable; the queues cannot be shown right now.');
+  const requireRedis: RequestHandler = (_req, _res, next) => {
+    if (deps.redis.status !== 'ready') throw unavailable('Redis is unreachable; the queues cannot be shown right now.');
+    next();
   };
   // The adapter mounts an Express app of its own, which would add X-Powered-By back.
   const board = (serverAdapter.getRouter() as express.Express).disable('x-powered-by');
@@ -150,9 +148,6 @@ export function adminBoardRouter(deps: { queues: Queues; redis: Redis; verifier:
   return router;
 }
 
-function redisDown(res: Response, message: string): void {
-  res.status(503).set('Retry-After', '5').json(envelope('unavailable', message));
-}
 
 function loginPage(failed: boolean): string {
   return `<!doctype html>

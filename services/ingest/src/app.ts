@@ -244,7 +244,6 @@ export function createApp(deps: IngestDeps): RequestListener {
     send(res, 202, { postback_id: postbackId, status: 'queued' });
   };
 
-
   /** Counts a failed authentication: throws `error`, or a 429 once the address is over its limit. */
   const failedAuth = async (address: string | undefined, error: HttpError): Promise<never> => {
     const blockedFor = await authFailures.fail(address);
@@ -258,6 +257,7 @@ export function createApp(deps: IngestDeps): RequestListener {
   const checkSignature = async (req: IncomingMessage, advertiser: AdvertiserSummary, address: string | undefined, rawQuery: string, rawBody: Buffer | undefined, query: Query) => {
     // Signed means a webhook-signature was sent; a stray webhook-id alone is not a signature.
     const headersSent = req.headers['webhook-signature'] !== undefined;
+    if (!headersSent && !advertiser.requireSignedPostbacks) return undefined;
     const now = Date.now();
     const secrets = advertiser.signingSecrets.filter((s) => s.expiresAt === null || s.expiresAt > now).map((s) => s.secret);
     const check = signatureCheck({ required: advertiser.requireSignedPostbacks, hasSecret: secrets.length > 0, headersSent });
@@ -344,7 +344,7 @@ function send(res: ServerResponse, status: number, body: unknown, headers?: Reco
     return;
   }
   const text = JSON.stringify(body);
-  // helmet's headers and no-store, computed once (these answers never run Express or helmet).
+  // helmet's nosniff, CSP and no-store, computed once (these answers never run Express or helmet).
   res.writeHead(status, { ...JSON_ANSWER_SECURITY_HEADERS, ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }

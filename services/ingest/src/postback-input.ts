@@ -1,7 +1,7 @@
 import { type ConversionStatus, MONEY_PATTERN, STATUS_VOCABULARY, isCurrency, postbackStatus, unreplacedPlaceholder } from '@trackway/domain';
 import { isUtf8 } from 'node:buffer';
 import querystring from 'node:querystring';
-import { type FieldErrors, badRequest, textProblem } from '@trackway/http';
+import { type FieldErrors, badRequest, parseQueryString, textProblem } from '@trackway/http';
 import { visit } from 'jsonc-parser';
 
 /**
@@ -154,23 +154,19 @@ function normalizeDecimal(value: string): string {
   return frac ? `${intPart}.${frac}` : intPart;
 }
 
-/** Query parameters past this many are refused, not dropped (node:querystring drops them). */
-export const MAX_QUERY_PARAMS = 1000;
 // A percent-encoded byte of 0x80 or more, or a raw non-ASCII character: the only ways to send
 // text that may not be UTF-8.
 const NON_ASCII = /%[89a-fA-F]|[^\x00-\x7f]/;
 
 /**
- * The query string, parsed as node:querystring does, but refusing (400) what it would alter
- * silently: bytes that are not UTF-8 (it makes them U+FFFD, so distinct orders would collide),
- * raw non-ASCII characters, and parameters past the 1,000th (it drops them).
+ * The query string, parsed as the api parses it (parseQueryString: more than 1,000 parameters
+ * is a 400, not the rest dropped), refusing too what node:querystring would alter silently:
+ * bytes that are not UTF-8 (it makes them U+FFFD, so distinct orders would collide) and raw
+ * non-ASCII characters.
  */
 export function parseQuery(raw: string): Record<string, string | string[] | undefined> {
-  if (raw.length > MAX_QUERY_PARAMS * 2 && raw.split('&').filter(Boolean).length > MAX_QUERY_PARAMS) {
-    throw badRequest({ _: `more than ${MAX_QUERY_PARAMS} query parameters` }, `At most ${MAX_QUERY_PARAMS} query parameters are accepted.`);
-  }
   refuseNonUtf8(raw, false);
-  return querystring.parse(raw, '&', '=', { maxKeys: MAX_QUERY_PARAMS });
+  return parseQueryString(raw);
 }
 
 /** Throws a 400 naming each parameter whose percent-encoded bytes are not UTF-8 (or that holds a raw non-ASCII character, unless allowed). */

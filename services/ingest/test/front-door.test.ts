@@ -352,7 +352,8 @@ describe('inputs that would be altered silently are refused (400 naming the fiel
   it('more than 1,000 query parameters (node:querystring would drop the rest)', async () => {
     const filler = (n: number) => Array.from({ length: n }, (_, i) => `f${i}=1`).join('&');
     const res = await request(h.app).get(`/postback?key=${key}&${base()}&${filler(999)}`).expect(400);
-    expect(res.body.error.fields).toHaveProperty('_');
+    // The api's code for it, from the same parser.
+    expect(res.body.error.code).toBe('too_many_parameters');
     // 1,000 exactly, and empty pairs (a trailing &) are no parameters.
     await request(h.app).get(`/postback?key=${key}&${base()}&${filler(997)}&`).expect(202);
   });
