@@ -21,6 +21,8 @@ export interface PostbackFacts {
   amount: string;
   currency?: string;
   status: ConversionStatus;
+  /** Parameters Trackway does not read, as sent: kept on the outcome row. */
+  ignoredParams?: Record<string, unknown>;
 }
 
 /** The claims of a click ID whose signature verified. */

@@ -40,15 +40,22 @@ export function signatureCheck(input: { required: boolean; hasSecret: boolean; h
 export type KeyChoice = { kind: 'missing' } | { kind: 'malformed'; problem?: string } | { kind: 'key'; key: string };
 
 /**
- * Which postback key a request carries: the X-Postback-Key header or the `key` parameter. Both
- * given with different values is a problem named on `key`, never a silent choice.
+ * Which postback key a request carries: the X-Postback-Key header, the path (`/postback/{key}`)
+ * or the `key` parameter. Two of them with different values is a problem named on `key`, never
+ * a silent choice.
  */
-export function choosePostbackKey(header: string | string[] | undefined, param: unknown): KeyChoice {
+export function choosePostbackKey(header: string | string[] | undefined, param: unknown, path?: string): KeyChoice {
   const fromHeader = Array.isArray(header) ? header[0] : header || undefined;
-  if (fromHeader !== undefined && param !== undefined && param !== '' && param !== fromHeader) {
-    return { kind: 'malformed', problem: 'given as the X-Postback-Key header and as a parameter, with different values' };
+  const fromParam = param === '' ? undefined : param;
+  const given = [
+    ['the X-Postback-Key header', fromHeader],
+    ['the path', path || undefined],
+    ['a parameter', fromParam],
+  ].filter(([, value]) => value !== undefined) as [string, unknown][];
+  if (given.some(([, value]) => value !== given[0][1])) {
+    return { kind: 'malformed', problem: `given as ${given.map(([where]) => where).join(' and as ')}, with different values` };
   }
-  const key = fromHeader ?? param;
+  const key = given[0]?.[1];
   if (key === undefined || key === '') return { kind: 'missing' };
   if (typeof key !== 'string' || key.length > 128) return { kind: 'malformed' };
   return { kind: 'key', key };

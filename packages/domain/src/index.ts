@@ -14,3 +14,4 @@ export * from './front-door';
 export * from './destination';
 export * from './endpoint-headers';
 export * from './placeholders';
+export * from './postback-formats';

@@ -1,5 +1,6 @@
 import { type EndpointHeaderColumns, maskHeaders } from './endpoint-headers';
 import { formatMoney } from './money';
+import { sentOrderId } from './postback-formats';
 
 // The JSON shapes shared by the admin API and by event payloads: snake_case, money as strings.
 type DecimalLike = { toString(): string };
@@ -30,7 +31,8 @@ export function conversionJson(row: ConversionRow, fraudFlags: string[] = []) {
     offer_id: row.offerId,
     affiliate_id: row.affiliateId,
     click_id: row.clickId,
-    order_id: row.orderId,
+    // null: deduplicated by its click (the advertiser's format has dedupe "click_id" and sent no order).
+    order_id: sentOrderId(row.orderId),
     event: row.event,
     status: row.status,
     hold_reason: row.holdReason,

@@ -56,8 +56,3 @@ export const STATUS_VOCABULARY: Readonly<Record<string, ConversionStatus>> = Obj
   chargeback: 'rejected',
   fraud: 'rejected',
 });
-
-/** A postback's status word as a conversion status, or null when it is not one of the vocabulary. */
-export function postbackStatus(value: string): ConversionStatus | null {
-  return STATUS_VOCABULARY[value.trim().toLowerCase()] ?? null;
-}

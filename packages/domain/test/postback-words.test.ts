@@ -1,7 +1,7 @@
-import { postbackStatus } from '../src/status';
+import { resolveFormat, statusFor } from '../src/postback-formats';
 import { unreplacedPlaceholder } from '../src/placeholders';
 
-describe('postbackStatus', () => {
+describe('statusFor, with Trackway\'s format (the shared vocabulary)', () => {
   test.each([
     ['approved', 'approved'], ['Sale', 'approved'], ['CONFIRMED', 'approved'], ['paid', 'approved'],
     ['pending', 'pending'], ['lead', 'pending'], ['hold', 'pending'], ['On_Hold', 'pending'],
@@ -10,7 +10,7 @@ describe('postbackStatus', () => {
     [' sale ', 'approved'],
     ['1', null], ['2', null], ['5', null], ['ok', null], ['', null], ['approve', null],
   ])('%p → %p', (value, expected) => {
-    expect(postbackStatus(value)).toBe(expected);
+    expect(statusFor(value, resolveFormat(null))).toBe(expected);
   });
 });
 

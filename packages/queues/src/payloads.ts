@@ -25,6 +25,8 @@ export const postbackJobSchema = z.object({
   amount: z.string().regex(MONEY_PATTERN),
   currency: z.string().regex(/^[A-Z]{3}$/).optional(),
   status: z.enum(CONVERSION_STATUSES),
+  /** Parameters the postback carried that Trackway does not read, as sent (kept on the postback). */
+  ignoredParams: z.record(z.string(), z.unknown()).optional(),
 });
 /** One postback, as ingest accepted it. */
 export type PostbackJob = z.infer<typeof postbackJobSchema>;

@@ -27,6 +27,7 @@ describe('advertisers and affiliates', () => {
       signing_secret_set: false,
       previous_signing_secret_expires_at: null,
       allowed_ips: [],
+      postback_format: { preset: 'trackway' },
       postback_rate_limit_per_second: null,
       created_at: expect.any(String),
       updated_at: expect.any(String),

@@ -13,7 +13,7 @@ import typeIs from 'type-is';
 import type { Redis } from 'ioredis';
 import { createEnqueuers } from './enqueue';
 import type { AdvertiserSummary, IngestLookups } from './lookups';
-import { checkBody, collectParams, parseQuery, validatePostback } from './postback-input';
+import { checkBody, collectKey, collectParams, parseQuery, validatePostback } from './postback-input';
 
 export interface IngestDeps {
   queues: { postbacks: TypedQueue<'postbacks'>; clicks: TypedQueue<'clicks'> };
@@ -153,7 +153,7 @@ export function createApp(deps: IngestDeps): RequestListener {
     res.end(body);
   };
 
-  const postback = async (req: IncomingMessage, res: ServerResponse, rawQuery: string, query: Query, ids: { postbackId?: string }) => {
+  const postback = async (req: IncomingMessage, res: ServerResponse, rawQuery: string, query: Query, pathKey: string | undefined, ids: { postbackId?: string }) => {
     const sources: Record<string, unknown>[] = [query];
     let rawBody: Buffer | undefined;
     if (req.method === 'POST') {
@@ -168,15 +168,15 @@ export function createApp(deps: IngestDeps): RequestListener {
       if (body) sources.push(body as Record<string, unknown>);
     }
 
-    const { values, fields, sentAs } = collectParams(sources);
-    const key = postbackKey(req, values.key, fields);
-    if (fields.key) {
+    const keyFields: Record<string, string> = {};
+    const key = postbackKey(req, collectKey(sources, keyFields), pathKey, keyFields);
+    if (keyFields.key) {
       metrics.postbacks.inc({ stage: 'ingest', outcome: 'invalid', reason: 'validation' });
-      throw badRequest({ key: fields.key });
+      throw badRequest({ key: keyFields.key });
     }
     if (key === undefined) {
       metrics.postbacks.inc({ stage: 'ingest', outcome: 'unauthorized', reason: 'missing_key' });
-      throw new HttpError(401, 'unauthorized', 'A postback key is required, as `key` or the X-Postback-Key header.');
+      throw new HttpError(401, 'unauthorized', 'A postback key is required, as `key`, in the path (/postback/{key}) or as the X-Postback-Key header.');
     }
     // An address over AUTH_FAILURE_LIMIT gets no lookup of a key the cache does not know
     // (answered from memory); a key it knows is served as ever, so an attacker behind the same
@@ -197,7 +197,9 @@ export function createApp(deps: IngestDeps): RequestListener {
       throw new HttpError(403, 'ip_not_allowed', `Postbacks for this advertiser are not accepted from ${address ?? 'this address'}.`);
     }
     const signedId = await checkSignature(req, advertiser!, address, rawQuery, rawBody, query);
-    const input = validatePostback(values, fields, sentAs);
+    // Read in the advertiser's dialect (its postback_format); what it does not read is kept.
+    const { values, fields, sentAs, ignored } = collectParams(sources, advertiser!.format);
+    const input = validatePostback(values, fields, sentAs, advertiser!.format);
     if (!input) {
       metrics.postbacks.inc({ stage: 'ingest', outcome: 'invalid', reason: 'validation' });
       throw badRequest(fields);
@@ -231,7 +233,8 @@ export function createApp(deps: IngestDeps): RequestListener {
     }
     let postbackId: string;
     try {
-      postbackId = await enqueue.postback({ advertiserId, receivedAt: new Date().toISOString(), ...input });
+      const ignoredParams = Object.keys(ignored).length > 0 ? ignored : undefined;
+      postbackId = await enqueue.postback({ advertiserId, receivedAt: new Date().toISOString(), ...input, ...(ignoredParams ? { ignoredParams } : {}) });
       if (replayKey) redis.pexpire(replayKey, SIGNED_ID_TTL_MS).catch(() => undefined);
     } catch (error) {
       release();
@@ -241,7 +244,7 @@ export function createApp(deps: IngestDeps): RequestListener {
     }
     ids.postbackId = postbackId;
     metrics.postbacks.inc({ stage: 'ingest', outcome: 'queued', reason: '' });
-    send(res, 202, { postback_id: postbackId, status: 'queued' });
+    send(res, 202, { postback_id: postbackId, status: 'queued', ignored_params: Object.keys(ignored) });
   };
 
   /** Counts a failed authentication: throws `error`, or a 429 once the address is over its limit. */
@@ -304,7 +307,9 @@ export function createApp(deps: IngestDeps): RequestListener {
       return;
     }
     const path = normalizePath(url?.pathname ?? '/');
-    const route = path === '/postback' || (path === '/click' && (req.method === 'GET' || req.method === 'HEAD')) ? path : null;
+    // `/postback/{key}`: the key in the path, as it was sent (the path is matched in any case).
+    const pathKey = path.startsWith('/postback/') ? keyInPath(url!.pathname!) : undefined;
+    const route = path === '/postback' || pathKey !== undefined || (path === '/click' && (req.method === 'GET' || req.method === 'HEAD')) ? (pathKey === undefined ? path : '/postback/{key}') : null;
     if (!route) {
       others(req, res);
       return;
@@ -326,7 +331,7 @@ export function createApp(deps: IngestDeps): RequestListener {
     if (req.url?.includes('#')) handled = Promise.reject(badRequest({ _: 'the URL contains a raw "#"; percent-encode it as %23' }, 'The URL contains a raw "#".'));
     else if (route === '/click') handled = click(req, res, query);
     // A HEAD must never enqueue anything.
-    else if (req.method === 'GET' || req.method === 'POST') handled = postback(req, res, rawQuery, query, ids);
+    else if (req.method === 'GET' || req.method === 'POST') handled = postback(req, res, rawQuery, query, pathKey, ids);
     else handled = Promise.reject(new HttpError(405, 'method_not_allowed', 'Use GET or POST.', undefined, { Allow: 'GET, POST' }));
     handled.catch((error: unknown) => fail(res, error));
   };
@@ -349,10 +354,21 @@ function send(res: ServerResponse, status: number, body: unknown, headers?: Reco
   res.end(text);
 }
 
-/** A key from the header or the `key` parameter: undefined when absent, null when malformed. */
-function postbackKey(req: IncomingMessage, param: unknown, fields: Record<string, string>): string | null | undefined {
+/** The key of `/postback/{key}` (one segment, a trailing slash allowed), or undefined for any other path. */
+function keyInPath(pathname: string): string | undefined {
+  const match = /^\/postback\/([^/]+)\/?$/i.exec(pathname);
+  if (!match) return undefined;
+  try {
+    return decodeURIComponent(match[1]);
+  } catch {
+    return match[1];
+  }
+}
+
+/** A key from the header, the path or the `key` parameter: undefined when absent, null when malformed. */
+function postbackKey(req: IncomingMessage, param: unknown, pathKey: string | undefined, fields: Record<string, string>): string | null | undefined {
   if (fields.key) return null;
-  const choice = choosePostbackKey(req.headers['x-postback-key'], param);
+  const choice = choosePostbackKey(req.headers['x-postback-key'], param, pathKey);
   if (choice.kind === 'key') return choice.key;
   if (choice.kind === 'missing') return undefined;
   if (choice.problem) fields.key = choice.problem;

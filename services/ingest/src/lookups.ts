@@ -1,5 +1,5 @@
 import type { PrismaClient } from '@trackway/db';
-import type { SecretBox } from '@trackway/domain';
+import { type PostbackFormat, type ResolvedFormat, type SecretBox, resolveFormat } from '@trackway/domain';
 import { type CachedLookup, addressMatcher, cachedLookup } from '@trackway/runtime';
 
 export interface OfferSummary {
@@ -17,6 +17,8 @@ export interface AdvertiserSummary {
   /** Whether an address may post for it; null: any. */
   allows: ((address: string | undefined) => boolean) | null;
   postbackRateLimitPerSecond: number | null;
+  /** Its postback dialect, the preset filled in. */
+  format: ResolvedFormat;
 }
 export interface AffiliateSummary {
   id: number;
@@ -46,7 +48,7 @@ export function createLookups(prisma: PrismaClient, box?: SecretBox): IngestLook
       async (hash) => {
         const row = await prisma.advertiser.findUnique({
           where: { postbackKeyHash: hash },
-          select: { id: true, status: true, requireSignedPostbacks: true, signingSecretSealed: true, previousSigningSecretSealed: true, previousSigningSecretExpiresAt: true, allowedIps: true, postbackRateLimitPerSecond: true },
+          select: { id: true, status: true, requireSignedPostbacks: true, signingSecretSealed: true, previousSigningSecretSealed: true, previousSigningSecretExpiresAt: true, allowedIps: true, postbackRateLimitPerSecond: true, postbackFormat: true },
         });
         if (!row) return null;
         const secrets: AdvertiserSummary['signingSecrets'] = [];
@@ -61,6 +63,7 @@ export function createLookups(prisma: PrismaClient, box?: SecretBox): IngestLook
           signingSecrets: secrets,
           allows: addressMatcher(row.allowedIps ?? []),
           postbackRateLimitPerSecond: row.postbackRateLimitPerSecond,
+          format: resolveFormat(row.postbackFormat as PostbackFormat | null),
         };
       },
       { ttlMs: TTL_MS, missTtlMs: TTL_MS, staleOnError: true },

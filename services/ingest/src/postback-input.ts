@@ -1,27 +1,18 @@
-import { type ConversionStatus, MONEY_PATTERN, STATUS_VOCABULARY, isCurrency, postbackStatus, unreplacedPlaceholder } from '@trackway/domain';
+import { type ConversionStatus, MONEY_PATTERN, POSTBACK_FIELDS, PRESETS, type PostbackField, type ResolvedFormat, clickOrderKey, isCurrency, statusFor, statusWords, unreplacedPlaceholder, withDecimalPoint } from '@trackway/domain';
 import { isUtf8 } from 'node:buffer';
 import querystring from 'node:querystring';
 import { type FieldErrors, badRequest, parseQueryString, textProblem } from '@trackway/http';
 import { visit } from 'jsonc-parser';
 
 /**
- * Parameter names advertisers already send, mapped to Trackway's. The README's alias table is
- * this object; keep them in step.
+ * Parameter names advertisers already send, mapped to Trackway's: the `trackway` preset, what
+ * an advertiser without a postback_format is read with. The README's alias table is this one.
  */
-export const POSTBACK_ALIASES = {
-  click_id: ['transaction_id', 'clickid', 'cid', 'click'],
-  order_id: ['adv_sub', 'txid', 'tid', 'order', 'orderid'],
-  amount: ['payout', 'revenue', 'sale_amount', 'value'],
-  currency: ['cur', 'currency_code'],
-  status: ['conversion_status'],
-  event: ['goal', 'event_name'],
-  key: [],
-} as const satisfies Record<string, readonly string[]>;
-
-export type PostbackField = keyof typeof POSTBACK_ALIASES;
+export const POSTBACK_ALIASES = PRESETS.trackway.params;
 
 export interface PostbackInput {
   clickId: string;
+  /** The order reference; under dedupe "click_id" without one, the click's order key (clickOrderKey). */
   orderId: string;
   amount: string;
   currency?: string;
@@ -34,36 +25,72 @@ const EVENT = /^[A-Za-z0-9_.:-]{1,64}$/;
 // Printable text only: control characters in an order reference are a broken integration.
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
+const KEY = 'key';
 
 type Raw = Record<string, unknown>;
+type Values = Partial<Record<PostbackField, unknown>>;
+type SentAs = Partial<Record<PostbackField, string>>;
 
 /**
- * Collects canonical fields from query and body, under any alias. A parameter given twice (in
- * the query, or under two names with different values) is an error, not a guess.
+ * One field from query and body, under any of its names. A parameter given twice (in the
+ * query, or under two names with different values) is an error, not a guess. Returns the
+ * value and the name it came as.
  */
-export function collectParams(sources: Raw[]): { values: Partial<Record<PostbackField, unknown>>; fields: FieldErrors; sentAs: Partial<Record<PostbackField, string>> } {
-  const values: Partial<Record<PostbackField, unknown>> = {};
-  const seenAs: Partial<Record<PostbackField, string>> = {};
-  const fields: FieldErrors = {};
-  for (const [field, aliases] of Object.entries(POSTBACK_ALIASES) as [PostbackField, readonly string[]][]) {
-    for (const source of sources) {
-      for (const name of [field, ...aliases]) {
-        if (!Object.prototype.hasOwnProperty.call(source, name)) continue;
-        const value = source[name];
-        if (Array.isArray(value)) {
-          fields[field] = `given more than once (as ${name})`;
-          continue;
-        }
-        if (seenAs[field] !== undefined && !sameValue(values[field], value)) {
-          fields[field] = `given more than once with different values (as ${seenAs[field]} and ${name})`;
-          continue;
-        }
-        seenAs[field] ??= name;
-        values[field] = value;
+function collectField(sources: Raw[], field: string, names: readonly string[], fields: FieldErrors): { value?: unknown; as?: string } {
+  let value: unknown;
+  let as: string | undefined;
+  for (const source of sources) {
+    for (const name of names) {
+      if (!Object.prototype.hasOwnProperty.call(source, name)) continue;
+      const given = source[name];
+      if (Array.isArray(given)) {
+        fields[field] = `given more than once (as ${name})`;
+        continue;
       }
+      if (as !== undefined && !sameValue(value, given)) {
+        fields[field] = `given more than once with different values (as ${as} and ${name})`;
+        continue;
+      }
+      as ??= name;
+      value = given;
     }
   }
-  return { values, fields, sentAs: seenAs };
+  return { value, as };
+}
+
+/** The `key` parameter, from query or body. */
+export function collectKey(sources: Raw[], fields: FieldErrors): unknown {
+  return collectField(sources, KEY, [KEY], fields).value;
+}
+
+/**
+ * Trackway's fields from query and body, read with the advertiser's format, and every other
+ * parameter as sent (`ignored`: kept on the postback and named in the 202, never dropped
+ * silently). The key is not a field and not ignored.
+ */
+export function collectParams(sources: Raw[], format: ResolvedFormat): { values: Values; fields: FieldErrors; sentAs: SentAs; ignored: Record<string, unknown> } {
+  const values: Values = {};
+  const sentAs: SentAs = {};
+  const fields: FieldErrors = {};
+  const read = new Set<string>([KEY]);
+  for (const field of POSTBACK_FIELDS) {
+    const names = format.names[field];
+    for (const name of names) read.add(name);
+    const { value, as } = collectField(sources, field, names, fields);
+    if (as !== undefined) {
+      values[field] = value;
+      sentAs[field] = as;
+    }
+  }
+  const ignored: Record<string, unknown> = {};
+  for (const source of sources) {
+    for (const [name, value] of Object.entries(source)) {
+      if (read.has(name)) continue;
+      // The same name in the query and the body: both values kept.
+      ignored[name] = Object.prototype.hasOwnProperty.call(ignored, name) ? [ignored[name], value].flat() : value;
+    }
+  }
+  return { values, fields, sentAs, ignored };
 }
 
 // Only strings and numbers are compared: anything else is refused later as "must be a string".
@@ -91,7 +118,7 @@ function asText(value: unknown, field: string, fields: FieldErrors): string | un
   return undefined;
 }
 
-export function validatePostback(values: Partial<Record<PostbackField, unknown>>, fields: FieldErrors, sentAs: Partial<Record<PostbackField, string>> = {}): PostbackInput | null {
+export function validatePostback(values: Values, fields: FieldErrors, sentAs: SentAs, format: ResolvedFormat): PostbackInput | null {
   const text = (field: PostbackField): string | undefined => {
     const value = values[field];
     if (value === undefined || value === null || value === '') return undefined;
@@ -114,16 +141,20 @@ export function validatePostback(values: Partial<Record<PostbackField, unknown>>
     }
   }
 
-  const orderId = text('order_id');
+  let orderId = text('order_id');
   if (!fields.order_id) {
-    if (!orderId) fields.order_id = 'is required';
+    // Under dedupe "click_id", a postback without an order reference is one conversion per
+    // (advertiser, click, event); an order_id, when sent, still wins.
+    if (!orderId && format.dedupe === 'click_id') orderId = clickId && !fields.click_id ? clickOrderKey(clickId) : undefined;
+    else if (!orderId) fields.order_id = 'is required';
     else if (orderId.length > 255) fields.order_id = 'must be at most 255 characters';
     else if (CONTROL.test(orderId)) fields.order_id = 'must not contain control characters';
   }
 
-  let amount = text('amount') ?? '0';
+  let amount = withDecimalPoint(text('amount') ?? '0', format);
   if (!fields.amount) {
     if (/^-/.test(amount)) fields.amount = 'must not be negative';
+    else if (/^\d+,\d+$/.test(amount)) fields.amount = "must be a decimal number such as 49.90 (a decimal comma is read only when the advertiser's postback_format has decimal_comma: true)";
     else if (!/^\d+(\.\d+)?$/.test(amount)) fields.amount = 'must be a decimal number such as 49.90';
     else if (!MONEY_PATTERN.test(amount)) fields.amount = 'must have at most 14 digits before the point and 4 after';
     else amount = normalizeDecimal(amount);
@@ -136,9 +167,9 @@ export function validatePostback(values: Partial<Record<PostbackField, unknown>>
   }
 
   const statusText = text('status');
-  const status = statusText === undefined ? 'approved' : postbackStatus(statusText);
+  const status = statusText === undefined ? 'approved' : statusFor(statusText, format);
   if (!fields.status && status === null) {
-    fields.status = `must be one of ${Object.keys(STATUS_VOCABULARY).join(', ')} (any case)`;
+    fields.status = `must be one of ${statusWords(format).join(', ')} (any case)`;
   }
 
   const event = text('event') ?? 'conversion';

@@ -68,7 +68,7 @@ describe('/postback', () => {
       .get('/postback')
       .query({ click_id: clickId, order_id: 'ORD-1', amount: '49.90', currency: 'eur', key: fx.postbackKey })
       .expect(202);
-    expect(res.body).toEqual({ postback_id: expect.stringMatching(/^pb_[0-9A-Z]{26}$/), status: 'queued' });
+    expect(res.body).toEqual({ postback_id: expect.stringMatching(/^pb_[0-9A-Z]{26}$/), status: 'queued', ignored_params: [] });
     const job = await h.queues.postbacks.getJob(res.body.postback_id);
     expect(job?.data.postbacks[0]).toMatchObject({
       postbackId: res.body.postback_id,

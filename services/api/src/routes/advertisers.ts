@@ -1,4 +1,4 @@
-import { generatePostbackKey, hashPostbackKey } from '@trackway/domain';
+import { CONVERSION_STATUSES, DEDUPE_MODES, POSTBACK_FIELDS, PRESET_NAMES, type PostbackFormat, generatePostbackKey, hashPostbackKey, postbackFormatProblems } from '@trackway/domain';
 import { HttpError, badRequest, notFound } from '@trackway/http';
 import { isAddressOrCidr } from '@trackway/runtime';
 import { generateSecret } from '@trackway/webhooks';
@@ -23,6 +23,7 @@ interface AdvertiserRow {
   postbackRateLimitPerSecond: number | null;
   signingSecretSealed: string | null;
   previousSigningSecretExpiresAt: Date | null;
+  postbackFormat: unknown;
 }
 
 /** The front-door settings every advertiser answer shows (never the secret itself). */
@@ -32,7 +33,28 @@ const advertiserJson = (row: AdvertiserRow) => ({
   previous_signing_secret_expires_at: row.previousSigningSecretExpiresAt && row.previousSigningSecretExpiresAt > new Date() ? row.previousSigningSecretExpiresAt.toISOString() : null,
   allowed_ips: row.allowedIps ?? [],
   postback_rate_limit_per_second: row.postbackRateLimitPerSecond,
+  postback_format: (row.postbackFormat as PostbackFormat | null) ?? { preset: 'trackway' },
 });
+
+/**
+ * The advertiser's postback dialect: a preset, and what overrides it. Names are checked for
+ * clashes too (postbackFormatProblems): one name read for two fields is refused.
+ */
+const postbackFormat = z
+  .strictObject({
+    preset: z.enum(PRESET_NAMES),
+    params: z.partialRecord(z.enum(POSTBACK_FIELDS), z.array(z.string()).min(1, 'lists at least one name').max(20, 'at most 20 names')).optional(),
+    status_values: z
+      .record(z.string().trim().min(1).max(64), z.enum(CONVERSION_STATUSES))
+      .refine((values) => Object.keys(values).length <= 50, 'at most 50 values')
+      .optional(),
+    decimal_comma: z.boolean().optional(),
+    dedupe: z.enum(DEDUPE_MODES).optional(),
+  })
+  .superRefine((format, ctx) => {
+    for (const [path, message] of Object.entries(postbackFormatProblems(format))) ctx.addIssue({ code: 'custom', path: path.split('.').slice(1), message });
+  });
+const formatField = { postback_format: postbackFormat.optional() };
 
 const frontDoorFields = {
   require_signed_postbacks: z.boolean().optional(),
@@ -41,6 +63,7 @@ const frontDoorFields = {
     .max(100, 'at most 100 entries')
     .optional(),
   postback_rate_limit_per_second: z.number().int().min(0).max(1_000_000).nullable().optional(),
+  ...formatField,
 };
 
 export function advertisersRouter(deps: ApiDeps): Router {
@@ -50,11 +73,12 @@ export function advertisersRouter(deps: ApiDeps): Router {
     kind: 'advertiser',
     delegate: deps.prisma.advertiser as never,
     onCreate: newKey,
+    create: { fields: formatField, toData: (input) => (input.postback_format === undefined ? {} : { postbackFormat: input.postback_format }) },
     json: advertiserJson,
     update: {
       fields: frontDoorFields,
       async toData(id, input) {
-        const { require_signed_postbacks: requireSigned, allowed_ips: allowedIps, postback_rate_limit_per_second: rateLimit, ...rest } = input as z.infer<z.ZodObject<typeof frontDoorFields>> & Record<string, unknown>;
+        const { require_signed_postbacks: requireSigned, allowed_ips: allowedIps, postback_rate_limit_per_second: rateLimit, postback_format: format, ...rest } = input as z.infer<z.ZodObject<typeof frontDoorFields>> & Record<string, unknown>;
         if (requireSigned === true) {
           const row = await prisma.advertiser.findUnique({ where: { id }, select: { signingSecretSealed: true } });
           if (!row) throw notFound('Advertiser');
@@ -65,6 +89,7 @@ export function advertisersRouter(deps: ApiDeps): Router {
           ...(requireSigned === undefined ? {} : { requireSignedPostbacks: requireSigned }),
           ...(allowedIps === undefined ? {} : { allowedIps }),
           ...(rateLimit === undefined ? {} : { postbackRateLimitPerSecond: rateLimit }),
+          ...(format === undefined ? {} : { postbackFormat: format }),
         };
       },
     },

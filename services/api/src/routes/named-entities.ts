@@ -40,6 +40,8 @@ export function namedEntityRouter(
     delegate: EntityDelegate;
     /** Extra columns for a new row, and extra fields shown once in the 201 response. */
     onCreate?: () => { data: Record<string, unknown>; shown: Record<string, unknown> };
+    /** Fields POST accepts beyond name, and the columns they become. */
+    create?: { fields: z.ZodRawShape; toData: (input: Record<string, unknown>) => Record<string, unknown> };
     /** Fields PATCH accepts beyond name and status, and the columns they become (checked against the row). */
     update?: { fields: z.ZodRawShape; toData: (id: number, input: Record<string, unknown>) => Promise<Record<string, unknown>> };
     /** Fields every answer shows beyond entityJson's. */
@@ -49,6 +51,7 @@ export function namedEntityRouter(
   const { what, kind, delegate } = config;
   const router = Router();
   const patchSchema = config.update ? updateSchema.extend(config.update.fields) : updateSchema;
+  const postSchema = config.create ? createSchema.extend(config.create.fields) : createSchema;
   const toJson = (row: EntityRow) => ({ ...entityJson(row), ...config.json?.(row as never) });
   const update = async (id: number, data: Record<string, unknown>) => {
     const { count } = await delegate.updateMany({ where: { id }, data });
@@ -58,9 +61,9 @@ export function namedEntityRouter(
   };
 
   router.post('/', async (req, res) => {
-    const input = parseInput(createSchema, req.body);
+    const input = parseInput(postSchema, req.body) as Record<string, unknown> & { name: string };
     const extra = config.onCreate?.() ?? { data: {}, shown: {} };
-    const row = await delegate.create({ data: { name: input.name, ...extra.data } as never });
+    const row = await delegate.create({ data: { name: input.name, ...config.create?.toData(input), ...extra.data } as never });
     res.status(201).json({ ...toJson(row), ...extra.shown });
   });
 

@@ -21,6 +21,8 @@ export function postbacksRouter({ prisma, queues, redis }: ApiDeps): Router {
         conversion_id: row.conversionId,
         advertiser_id: row.advertiserId,
         params: row.params,
+        // Parameters Trackway does not read, as sent: an integrator's mistake shows here.
+        ignored_params: row.ignoredParams ?? {},
         received_at: row.receivedAt.toISOString(),
         processed_at: row.processedAt.toISOString(),
       });
@@ -43,6 +45,7 @@ export function postbacksRouter({ prisma, queues, redis }: ApiDeps): Router {
       reason: state === 'failed' ? 'processing_failed' : job.attemptsMade > 0 ? 'retrying' : null,
       conversion_id: null,
       advertiser_id: postback.advertiserId,
+      ignored_params: postback.ignoredParams ?? {},
       received_at: postback.receivedAt,
       processed_at: null,
     });

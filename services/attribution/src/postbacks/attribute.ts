@@ -10,6 +10,7 @@ import {
   commissionStatusFor,
   conversionKey,
   planBatch,
+  sentOrderId,
 } from '@trackway/domain';
 import { insertEvents } from '@trackway/outbox';
 import type { PostbackJob } from '@trackway/queues';
@@ -78,7 +79,7 @@ async function attributeIn(
   if (fresh.length > 0) {
     const rows = plan.plans.map(({ outcome }, i) => {
       const p = fresh[i];
-      return { id: p.postbackId, advertiser_id: p.advertiserId, status: outcome.status, reason: outcome.reason, conversion_id: outcome.conversionId, params: paramsOf(p), received_at: p.receivedAt, processed_at: now };
+      return { id: p.postbackId, advertiser_id: p.advertiserId, status: outcome.status, reason: outcome.reason, conversion_id: outcome.conversionId, params: paramsOf(p), ignored_params: p.ignoredParams ?? null, received_at: p.receivedAt, processed_at: now };
     });
     const inserted = await sql.insertOutcomes(client, [JSON.stringify(rows)]);
     // Another run of one of these jobs committed first: look again, and its outcome stands.
@@ -187,7 +188,7 @@ function toState(row: sql.ConversionRecord): ConversionState {
 function paramsOf(p: PostbackFacts) {
   return {
     click_id: p.clickId,
-    order_id: p.orderId,
+    order_id: sentOrderId(p.orderId),
     amount: new Decimal(p.amount).toString(),
     currency: p.currency ?? null,
     status: p.status,

@@ -64,10 +64,10 @@ export const insertConversions = statement<{ id: string }>(
 /** The outcome rows: a skipped one means another run of the same job committed first. */
 export const insertOutcomes = statement<{ id: string }>(
   'attr-insert-outcomes',
-  `INSERT INTO postbacks (id, advertiser_id, status, reason, conversion_id, params, received_at, processed_at)
-   SELECT id, advertiser_id, status::"PostbackStatus", reason, conversion_id, params, received_at, processed_at
+  `INSERT INTO postbacks (id, advertiser_id, status, reason, conversion_id, params, ignored_params, received_at, processed_at)
+   SELECT id, advertiser_id, status::"PostbackStatus", reason, conversion_id, params, ignored_params, received_at, processed_at
      FROM json_to_recordset($1::json) AS r(id varchar, advertiser_id int, status text, reason varchar, conversion_id varchar, params jsonb,
-          received_at timestamptz, processed_at timestamptz)
+          ignored_params jsonb, received_at timestamptz, processed_at timestamptz)
     ORDER BY id
    ON CONFLICT (id) DO NOTHING
    RETURNING id`,

@@ -1,0 +1,225 @@
+import { type ConversionStatus, STATUS_VOCABULARY } from './status';
+
+/**
+ * Postback dialects: which parameter names an advertiser's tracker sends for each of
+ * Trackway's fields, the status values it uses, whether its amounts may have a decimal comma,
+ * and what a conversion is unique on when it sends no order reference. An advertiser's
+ * `postback_format` names a preset and overrides parts of it; `resolveFormat` turns it into
+ * what ingest reads a postback with. The README's table of presets is PRESETS.
+ */
+export const POSTBACK_FIELDS = ['click_id', 'order_id', 'amount', 'currency', 'status', 'event'] as const;
+export type PostbackField = (typeof POSTBACK_FIELDS)[number];
+
+export const PRESET_NAMES = ['trackway', 'everflow', 'tune', 'voluum', 'binom', 'keitaro', 'redtrack', 'affise', 'cake', 'offer18'] as const;
+export type PresetName = (typeof PRESET_NAMES)[number];
+
+export const DEDUPE_MODES = ['order_id', 'click_id'] as const;
+export type DedupeMode = (typeof DEDUPE_MODES)[number];
+
+/** An advertiser's setting, as the admin API takes and shows it. */
+export interface PostbackFormat {
+  preset: PresetName;
+  /** Per field, the names read for it instead of the preset's (Trackway's own name is always read too). */
+  params?: Partial<Record<PostbackField, string[]>>;
+  /** Status values (case-insensitive) over the preset's: e.g. {"1": "approved", "2": "pending"}. */
+  status_values?: Record<string, ConversionStatus>;
+  decimal_comma?: boolean;
+  dedupe?: DedupeMode;
+}
+
+export interface Preset {
+  params: Readonly<Record<PostbackField, readonly string[]>>;
+  status_values: Readonly<Record<string, ConversionStatus>>;
+  decimal_comma: boolean;
+  dedupe: DedupeMode;
+  /** The tracker's documentation of the postback this preset reads. */
+  source: string | null;
+}
+
+const none: readonly string[] = [];
+
+/** The dialects. `trackway` is the global alias table: what an advertiser without a format is read with. */
+export const PRESETS: Readonly<Record<PresetName, Preset>> = {
+  trackway: {
+    params: {
+      click_id: ['transaction_id', 'clickid', 'cid', 'click'],
+      order_id: ['adv_sub', 'txid', 'tid', 'order', 'orderid'],
+      amount: ['payout', 'revenue', 'sale_amount', 'value'],
+      currency: ['cur', 'currency_code'],
+      status: ['conversion_status'],
+      event: ['goal', 'event_name'],
+    },
+    status_values: {},
+    decimal_comma: false,
+    dedupe: 'order_id',
+    source: null,
+  },
+  // transaction_id is the click; an order reference is optional. "&amount=12,34" is read as 12.34.
+  everflow: {
+    params: { click_id: ['transaction_id'], order_id: ['order_id'], amount: ['amount'], currency: none, status: none, event: ['adv_event_id', 'event_id'] },
+    status_values: {},
+    decimal_comma: true,
+    dedupe: 'click_id',
+    source: 'https://helpdesk.everflow.io/customer/accessing-editing-s2s-postback-urls',
+  },
+  // transaction_id is the session (the click); the default template carries no order reference.
+  tune: {
+    params: { click_id: ['transaction_id'], order_id: ['adv_sub'], amount: ['amount'], currency: none, status: none, event: ['goal_id'] },
+    status_values: {},
+    decimal_comma: false,
+    dedupe: 'click_id',
+    source: 'https://support.tune.com/hc/en-us/articles/4413247665431-Receiving-Conversions-via-Postback-URL',
+  },
+  voluum: {
+    params: { click_id: ['cid'], order_id: ['txid'], amount: ['payout'], currency: ['currency'], status: none, event: ['et'] },
+    status_values: {},
+    decimal_comma: false,
+    dedupe: 'click_id',
+    source: 'https://doc.voluum.com/en/tracking_conversions_postback.html',
+  },
+  // No order reference: a status change (cnv_status) is a repeat of the click's conversion.
+  binom: {
+    params: { click_id: ['cnv_id'], order_id: none, amount: ['payout'], currency: ['cnv_currency'], status: ['cnv_status'], event: none },
+    status_values: {},
+    decimal_comma: false,
+    dedupe: 'click_id',
+    source: 'https://docs.binom.org/postback-url.php',
+  },
+  // Keitaro's tid is the order (transaction); its status is lead, sale or rejected.
+  keitaro: {
+    params: { click_id: ['subid', 'sub_id'], order_id: ['tid'], amount: ['payout', 'revenue'], currency: ['currency'], status: ['status'], event: none },
+    status_values: {},
+    decimal_comma: false,
+    dedupe: 'click_id',
+    source: 'https://docs.keitaro.io/en/conversions-and-postback/postback.html',
+  },
+  // rdtk_event_id is the reference RedTrack deduplicates by, when it sends one.
+  redtrack: {
+    params: { click_id: ['clickid'], order_id: ['rdtk_event_id'], amount: ['sum'], currency: none, status: ['status'], event: ['type'] },
+    status_values: {},
+    decimal_comma: false,
+    dedupe: 'click_id',
+    source: 'https://docs.redtrack.io/knowledgebase/tracking-event-types/',
+  },
+  // Numeric statuses: 1 approved, 2 pending, 3 declined, 5 hold.
+  affise: {
+    params: { click_id: ['clickid'], order_id: ['action_id'], amount: ['sum'], currency: none, status: ['status'], event: ['goal'] },
+    status_values: { '1': 'approved', '2': 'pending', '3': 'rejected', '5': 'pending' },
+    decimal_comma: false,
+    dedupe: 'click_id',
+    source: 'https://help-center.affise.com/en/articles/6475468-affise-postback-url-parameters',
+  },
+  // r is the request (session) id, t the advertiser's transaction id, p the price, e the event.
+  cake: {
+    params: { click_id: ['r'], order_id: ['t'], amount: ['p'], currency: ['eccu'], status: none, event: ['e'] },
+    status_values: {},
+    decimal_comma: false,
+    dedupe: 'click_id',
+    source: 'https://support.getcake.com/support/solutions/articles/5000546124-conversion-pixel-variables',
+  },
+  // Offer18's tid is the click (Keitaro's is the order); adv_sub1 the advertiser's order id.
+  offer18: {
+    params: { click_id: ['tid'], order_id: ['adv_sub1'], amount: ['sale'], currency: none, status: none, event: ['event'] },
+    status_values: {},
+    decimal_comma: false,
+    dedupe: 'click_id',
+    source: 'https://offer18.gitbook.io/knowledge-base/global-postback-parameters',
+  },
+};
+
+/** What ingest reads a postback with. */
+export interface ResolvedFormat {
+  preset: PresetName;
+  /** Per field, the names read for it, in order of preference. */
+  names: Readonly<Record<PostbackField, readonly string[]>>;
+  /** Status values by their lower-case text. */
+  statusValues: Readonly<Record<string, ConversionStatus>>;
+  decimalComma: boolean;
+  dedupe: DedupeMode;
+}
+
+/** A parameter name as trackers send them: letters, digits, `_ . -`, at most 64. */
+export const PARAM_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+const RESERVED = new Set(['key']);
+
+/** What is wrong with a format beyond its shape (a name read for two fields, a reserved name), by path. */
+export function postbackFormatProblems(format: PostbackFormat): Record<string, string> {
+  const problems: Record<string, string> = {};
+  const claimed = new Map<string, PostbackField>();
+  for (const field of POSTBACK_FIELDS) {
+    for (const name of format.params?.[field] ?? []) {
+      const path = `postback_format.params.${field}`;
+      if (!PARAM_NAME.test(name)) problems[path] ??= `"${name}" is not a parameter name (letters, digits, _ . -, at most 64)`;
+      else if (RESERVED.has(name)) problems[path] ??= `"${name}" is the postback key's parameter`;
+      else if (POSTBACK_FIELDS.includes(name as PostbackField) && name !== field) problems[path] ??= `"${name}" is Trackway's name for ${name}`;
+      else if (claimed.has(name) && claimed.get(name) !== field) problems[path] ??= `"${name}" is read for ${claimed.get(name)} too`;
+      claimed.set(name, field);
+    }
+  }
+  return problems;
+}
+
+const cache = new Map<string, ResolvedFormat>();
+
+/**
+ * A format with its preset filled in. A field's names are Trackway's own name for it (unless
+ * the format reads that name for another field), then the override's or the preset's.
+ * Status values: the override's over the preset's over the shared vocabulary (statusFor).
+ */
+export function resolveFormat(format: PostbackFormat | null | undefined): ResolvedFormat {
+  const setting = format ?? { preset: 'trackway' };
+  const memo = JSON.stringify(setting);
+  const hit = cache.get(memo);
+  if (hit) return hit;
+  const preset = PRESETS[setting.preset];
+  const lists = Object.fromEntries(POSTBACK_FIELDS.map((field) => [field, setting.params?.[field] ?? preset.params[field]])) as Record<PostbackField, readonly string[]>;
+  const claimedElsewhere = (name: string, field: PostbackField) => POSTBACK_FIELDS.some((other) => other !== field && lists[other].includes(name));
+  const names = Object.fromEntries(
+    POSTBACK_FIELDS.map((field): [PostbackField, readonly string[]] => [field, [...new Set([...(claimedElsewhere(field, field) ? [] : [field]), ...lists[field]])]]),
+  ) as unknown as Record<PostbackField, readonly string[]>;
+  const statusValues: Record<string, ConversionStatus> = {};
+  for (const [value, status] of Object.entries({ ...preset.status_values, ...setting.status_values })) statusValues[value.trim().toLowerCase()] = status;
+  const resolved: ResolvedFormat = {
+    preset: setting.preset,
+    names,
+    statusValues,
+    decimalComma: setting.decimal_comma ?? preset.decimal_comma,
+    dedupe: setting.dedupe ?? preset.dedupe,
+  };
+  if (cache.size < 1000) cache.set(memo, resolved);
+  return resolved;
+}
+
+/** A status value as a conversion status: the format's values first, then the shared vocabulary; null when neither knows it. */
+export function statusFor(value: string, format: ResolvedFormat): ConversionStatus | null {
+  const word = value.trim().toLowerCase();
+  return format.statusValues[word] ?? STATUS_VOCABULARY[word] ?? null;
+}
+
+/** The status values a format understands, for an error message. */
+export function statusWords(format: ResolvedFormat): string[] {
+  return [...new Set([...Object.keys(STATUS_VOCABULARY), ...Object.keys(format.statusValues)])];
+}
+
+/**
+ * An amount's text with a decimal comma made a point, when the format allows one (`12,50`).
+ * Only a single comma between digits: `1.234,56` (a thousands separator too) stays as sent and
+ * is refused as not a decimal number.
+ */
+export function withDecimalPoint(amount: string, format: ResolvedFormat): string {
+  return format.decimalComma && /^\d+,\d+$/.test(amount) ? amount.replace(',', '.') : amount;
+}
+
+// A conversion deduplicated by its click (dedupe "click_id", no order reference sent) is stored
+// under an order key no postback can send: order_id values never hold control characters.
+const BY_CLICK = '\u001fclick:';
+
+/** The order key of a postback with no order reference, under dedupe "click_id": one conversion per (advertiser, click, event). */
+export function clickOrderKey(clickId: string): string {
+  return `${BY_CLICK}${clickId}`;
+}
+
+/** The order_id a client sent for a stored order key: null for a conversion deduplicated by its click. */
+export function sentOrderId(orderKey: string): string | null {
+  return orderKey.startsWith(BY_CLICK) ? null : orderKey;
+}
