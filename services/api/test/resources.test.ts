@@ -218,7 +218,16 @@ describe('conversions and postback outcomes', () => {
     expect(queued.body).toMatchObject({ id, status: 'queued', reason: null, conversion_id: null, processed_at: null });
     await h.db.prisma.postback.create({ data: { id, advertiserId: fx.advertiserId, status: 'rejected', reason: 'unknown_click', params: {}, receivedAt: new Date() } });
     const done = await api().get(`/v1/postbacks/${id}`).expect(200);
-    expect(done.body).toMatchObject({ id, status: 'rejected', reason: 'unknown_click', conversion_id: null, processed_at: expect.any(String) });
+    expect(done.body).toMatchObject({ id, status: 'rejected', reason: 'unknown_click', conversion_id: null, processed_at: expect.any(String), ignored_params: {} });
+  });
+
+  it('shows the parameters a postback carried that Trackway does not read, queued and recorded', async () => {
+    const id = 'pb_01J00000000000000000000009';
+    const postback = { postbackId: id, advertiserId: fx.advertiserId, receivedAt: new Date().toISOString(), clickId: 'c', orderId: 'o', event: 'conversion', amount: '1', status: 'approved', ignoredParams: { sum: '30.00', et: 'lead' } };
+    await h.queues.postbacks.add('postbacks', { postbacks: [postback] } as never, { jobId: id });
+    expect((await api().get(`/v1/postbacks/${id}`).expect(200)).body).toMatchObject({ status: 'queued', ignored_params: { sum: '30.00', et: 'lead' } });
+    await h.db.prisma.postback.create({ data: { id, advertiserId: fx.advertiserId, status: 'accepted', params: {}, ignoredParams: { sum: '30.00' }, receivedAt: new Date() } });
+    expect((await api().get(`/v1/postbacks/${id}`).expect(200)).body).toMatchObject({ status: 'accepted', ignored_params: { sum: '30.00' } });
   });
 });
 
