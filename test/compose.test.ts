@@ -2,9 +2,10 @@
 // Specification's JSON schema (as shipped by Debian's docker-compose package) and by
 // `docker-compose config`, and everything it names is checked to exist.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { isBuiltin } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import Ajv2019 from 'ajv/dist/2019';
@@ -135,6 +136,34 @@ describe('docker-compose.yml', () => {
       rmSync(out, { recursive: true, force: true });
     }
   }, 120_000);
+
+  // The bundles inline the workspace packages and require their npm dependencies at run time:
+  // each must come with the service's pruned install (its own or a workspace package's
+  // dependency), or the image would fail at start-up. Read from the bundle, not from a list.
+  it("resolves every module a service's bundle requires from that service's pruned production install", () => {
+    execFileSync('pnpm', ['turbo', 'run', 'build', '--output-logs=errors-only'], { cwd: ROOT, stdio: 'pipe' });
+    for (const name of SERVICES) {
+      const out = mkdtempSync(path.join(os.tmpdir(), `deploy-${name}-`));
+      try {
+        execFileSync('pnpm', [`--filter=@trackway/${name}`, 'deploy', '--prod', '--config.node-linker=hoisted', out], { cwd: ROOT, stdio: 'pipe' });
+        const bundles = readdirSync(path.join(out, 'dist')).filter((file) => file.endsWith('.js'));
+        const required = new Set(bundles.flatMap((file) => [...readFileSync(path.join(out, 'dist', file), 'utf8').matchAll(/\brequire\("([^".][^"]*)"\)/g)].map((m) => m[1])));
+        const external = [...required].filter((id) => !isBuiltin(id));
+        expect(external).toEqual(expect.arrayContaining(['bullmq', 'ioredis', 'pg'])); // the scan finds what every service needs
+        const missing = external.filter((id) => {
+          try {
+            require.resolve(id, { paths: [out] });
+            return false;
+          } catch {
+            return true;
+          }
+        });
+        expect({ name, missing }).toEqual({ name, missing: [] });
+      } finally {
+        rmSync(out, { recursive: true, force: true });
+      }
+    }
+  }, 180_000);
 
   it('builds every service bundle the Dockerfiles copy', () => {
     execFileSync('pnpm', ['turbo', 'run', 'build', '--output-logs=errors-only'], { cwd: ROOT, stdio: 'pipe' });
