@@ -9,7 +9,8 @@ import { isBuiltin } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import Ajv2019 from 'ajv/dist/2019';
-import { TEST_DATABASE_URL, TEST_REDIS_URL, waitFor } from '@trackway/testing';
+import { TEST_DATABASE_URL, TEST_REDIS_URL, randomSuffix, waitFor } from '@trackway/testing';
+import pg from 'pg';
 import { parse } from 'yaml';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -205,5 +206,30 @@ describe('docker-compose.yml', () => {
     execFileSync('pnpm', ['turbo', 'run', 'build', '--output-logs=errors-only'], { cwd: ROOT, stdio: 'pipe' });
     for (const name of SERVICES) expect(existsSync(path.join(ROOT, 'services', name, 'dist', 'main.js'))).toBe(true);
     expect(existsSync(path.join(ROOT, 'services', 'api', 'dist', 'migrate.js'))).toBe(true);
+  }, 120_000);
+
+  it("runs the migrate step's bundle as the compose migrate service does (`node dist/migrate.js` in the api image)", async () => {
+    execFileSync('pnpm', ['turbo', 'run', 'build', '--filter=@trackway/api', '--output-logs=errors-only'], { cwd: ROOT, stdio: 'pipe' });
+    const out = mkdtempSync(path.join(os.tmpdir(), 'deploy-api-'));
+    const schema = `t_migrate_bundle_${randomSuffix()}`;
+    const url = new URL(TEST_DATABASE_URL);
+    url.searchParams.set('schema', schema);
+    try {
+      execFileSync('pnpm', ['--filter=@trackway/api', 'deploy', '--prod', '--config.node-linker=hoisted', out], { cwd: ROOT, stdio: 'pipe' });
+      const run = spawnSync(process.execPath, ['dist/migrate.js'], {
+        cwd: out,
+        env: { PATH: process.env.PATH!, NODE_ENV: 'production', DATABASE_URL: url.toString(), MIGRATIONS_DIR: path.join(ROOT, 'prisma', 'migrations') },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: '' });
+      expect(run.stdout).toMatch(/^applied \d+_init$/m);
+    } finally {
+      const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+      await admin.connect();
+      await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await admin.end();
+      rmSync(out, { recursive: true, force: true });
+    }
   }, 120_000);
 });
