@@ -1,7 +1,6 @@
 // Start-up steps that need the installed dependencies: database, migrations, demo seed.
 import { loadConfig, loadDotEnv } from '@trackway/config';
-import { createPrisma } from '@trackway/db';
-import { migrateDatabase } from './migrate';
+import { createPrisma, migrateDatabase } from '@trackway/db';
 import { seedIfEmpty } from './seed';
 
 async function main() {

@@ -156,3 +156,26 @@ it('honours LOG_LEVEL', async () => {
   expect(quiet.output()).not.toContain('"level":"info"');
   expect(quiet.output().trim()).toBe('');
 }, 60_000);
+
+it('starts every service beside a bad setting of another one; only the service that reads it refuses to start, naming it', async () => {
+  const bad = { DELIVERY_ENDPOINT_CONCURRENCY: 'abc', INGEST_PORT: '0x10' };
+  const outcomes = await Promise.all(
+    (['ingest', 'attribution', 'delivery', 'api'] as const).map(async (service) => {
+      const p = spawnService(service, env(bad));
+      running.push(p);
+      const started = await Promise.race([p.waitForOutput(/listening|worker running/, 30_000).then(() => 'started'), p.exited.then((code) => `exited ${code}`)]);
+      return { service, started, output: p.output() };
+    }),
+  );
+  expect(outcomes.map(({ service, started }) => ({ service, started }))).toEqual([
+    { service: 'ingest', started: 'exited 1' },
+    { service: 'attribution', started: 'started' },
+    { service: 'delivery', started: 'exited 1' },
+    { service: 'api', started: 'started' },
+  ]);
+  const [ingest, , delivery] = outcomes.map((o) => o.output);
+  expect(ingest).toContain('Invalid environment:\n  - INGEST_PORT: must be a whole number\n');
+  expect(ingest).not.toContain('DELIVERY_ENDPOINT_CONCURRENCY');
+  expect(delivery).toContain('Invalid environment:\n  - DELIVERY_ENDPOINT_CONCURRENCY: must be a whole number\n');
+  expect(delivery).not.toContain('INGEST_PORT');
+}, 60_000);

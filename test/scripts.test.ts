@@ -1,16 +1,15 @@
 // What `pnpm start` does before the services run: write .env with development secrets, create
 // and migrate the database, seed a demo on an empty one and print what a new user needs.
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
 import { loadConfig } from '@trackway/config';
-import { createPrisma } from '@trackway/db';
+import { createPrisma, migrateDatabase } from '@trackway/db';
 import { hashPostbackKey } from '@trackway/domain';
 import { TEST_DATABASE_URL, randomSuffix } from '@trackway/testing';
 import pg from 'pg';
-import { migrateDatabase } from '../scripts/migrate';
 import { seedIfEmpty } from '../scripts/seed';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -78,3 +77,33 @@ it('creates and migrates a missing database, then seeds a demo once and prints i
     await admin.end();
   }
 });
+
+it('`pnpm db:migrate` runs the one migrate entry point, the module the api image runs as its migrate step', async () => {
+  const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+  expect(pkg.scripts['db:migrate']).toBe('node scripts/prepare.mjs --quiet && tsx services/api/src/migrate.ts');
+  expect(readFileSync(path.join(ROOT, 'services/api/tsup.config.ts'), 'utf8')).toContain("migrate: 'src/migrate.ts'"); // → dist/migrate.js
+  const name = `trackway_migrate_${randomSuffix()}`;
+  const url = new URL(TEST_DATABASE_URL);
+  url.pathname = `/${name}`;
+  // NODE_ENV=test: the entry point reads no .env, only what is passed here.
+  const run = (env: Record<string, string>) =>
+    spawnSync(process.execPath, ['--import', 'tsx', 'services/api/src/migrate.ts'], { cwd: ROOT, env: { PATH: process.env.PATH!, NODE_ENV: 'test', ...env }, encoding: 'utf8', timeout: 60_000 });
+  try {
+    // A bad setting of a service (here delivery's) is not the migration's business.
+    const first = run({ DATABASE_URL: url.toString(), DELIVERY_ENDPOINT_CONCURRENCY: 'abc', INGEST_PORT: 'abc' });
+    expect({ status: first.status, stderr: first.stderr }).toEqual({ status: 0, stderr: '' });
+    const lines = first.stdout.trim().split('\n');
+    expect(lines[0]).toBe(`created database ${name}`);
+    expect(lines.slice(1)).toEqual(readdirSync(path.join(ROOT, 'prisma/migrations'), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => `applied ${e.name}`).sort());
+    const again = run({ DATABASE_URL: url.toString() });
+    expect({ status: again.status, stdout: again.stdout }).toEqual({ status: 0, stdout: `database is up to date (${lines.length - 1} migrations)\n` });
+    const bad = run({ DATABASE_URL: 'mysql://db/x' });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain('DATABASE_URL: must be a postgresql:// URL');
+  } finally {
+    const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await admin.connect();
+    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    await admin.end();
+  }
+}, 90_000);

@@ -1,4 +1,4 @@
 import { serviceBuild } from '../../tsup.base';
 
-// main: the API; migrate: the one-shot migration step of docker-compose.
+// main: the API; migrate: the one migrate entry point (`pnpm db:migrate`, the compose `migrate` step).
 export default serviceBuild({ main: 'src/main.ts', migrate: 'src/migrate.ts' });

@@ -100,6 +100,7 @@ export type SecretName = (typeof SECRET_NAMES)[number];
 
 const secret = (minLength: number) => z.string().min(minLength, `must be at least ${minLength} characters`).optional();
 
+/** Every variable Trackway reads, each once. A process parses only its own part (below). */
 export const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -197,8 +198,88 @@ export const envSchema = z.object({
   AUTH_FAILURE_LIMIT: int(30, 1, 1_000_000),
 });
 
-export type Env = z.infer<typeof envSchema>;
-export type Config = Env & Required<Pick<Env, SecretName>>;
+type Variable = keyof typeof envSchema.shape;
+const names = <K extends Variable>(...keys: K[]) => Object.fromEntries(keys.map((key) => [key, true])) as { [P in K]: true };
+
+// Each service parses only the variables it reads, so a bad DELIVERY_* value stops delivery
+// (and the api, for the two it shares), never ingest. docs/operations.md lists them ("used by").
+/** Every process: its stores, logging, the limits of every HTTP server (health ports too), shutdown. */
+const COMMON = names(
+  'NODE_ENV',
+  'LOG_LEVEL',
+  'DATABASE_URL',
+  'REDIS_URL',
+  'REDIS_CLUSTER',
+  'QUEUE_PREFIX',
+  'HTTP_REQUEST_TIMEOUT',
+  'HTTP_HEADERS_TIMEOUT',
+  'HTTP_KEEP_ALIVE_TIMEOUT',
+  'HTTP_MAX_CONNECTIONS',
+  'SHUTDOWN_TIMEOUT_MS',
+);
+/** The public HTTP services, ingest and api. */
+const FRONT_DOOR = names('METRICS_TOKEN', 'SHUTDOWN_DRAIN_MS', 'TRUST_PROXY', 'AUTH_FAILURE_LIMIT');
+/** The BullMQ worker processes, attribution and delivery. */
+const WORKER = names('HEALTH_PORT', 'WORKER_LOCK_DURATION', 'WORKER_STALLED_INTERVAL');
+
+/** What a process that only needs the stores reads (the migrate entry point). */
+export const commonEnvSchema = envSchema.pick(COMMON);
+
+/** Each service's variables. Its secrets (ADMIN_JWT_SECRET, CLICK_SECRET, SECRETS_KEY) are required of it. */
+export const serviceEnvSchemas = {
+  ingest: envSchema.pick({ ...COMMON, ...FRONT_DOOR, ...names('INGEST_PORT', 'POSTBACK_RATE_LIMIT', 'CLICK_SECRET', 'SECRETS_KEY') }),
+  attribution: envSchema.pick({
+    ...COMMON,
+    ...WORKER,
+    ...names('ATTRIBUTION_CONCURRENCY', 'ATTRIBUTION_BATCH_SIZE', 'ATTRIBUTION_BATCH_WAIT', 'CLICKS_CONCURRENCY', 'ATTRIBUTION_QUEUES', 'OUTBOX_RELAY_INTERVAL', 'CLICK_SECRET'),
+  }),
+  delivery: envSchema.pick({
+    ...COMMON,
+    ...WORKER,
+    ...names(
+      'DELIVERY_CONCURRENCY',
+      'DELIVERY_FANOUT_CONCURRENCY',
+      'DELIVERY_ENDPOINT_CONCURRENCY',
+      'DELIVERY_QUEUES',
+      'DELIVERY_TIMEOUT_MS',
+      'DELIVERY_RETRY_SCHEDULE',
+      'DELIVERY_RETRY_AFTER_MAX',
+      'DELIVERY_BREAKER_THRESHOLD',
+      'DELIVERY_BREAKER_COOLDOWN',
+      'DELIVERY_DISABLE_AFTER',
+      'DELIVERY_LOG_RETENTION_DAYS',
+      'WEBHOOK_ALLOWED_CIDRS',
+      'SECRETS_KEY',
+    ),
+  }),
+  // The api checks endpoint URLs when they are saved, and shows the retry schedule.
+  api: envSchema.pick({
+    ...COMMON,
+    ...FRONT_DOOR,
+    ...names(
+      'API_PORT',
+      'ADMIN_JWT_SECRET',
+      'ADMIN_JWKS_URL',
+      'ADMIN_JWT_AUDIENCE',
+      'ADMIN_JWT_ISSUER',
+      'ADMIN_JWT_MAX_AGE',
+      'SECRETS_KEY',
+      'DELIVERY_RETRY_SCHEDULE',
+      'WEBHOOK_ALLOW_HTTP',
+      'WEBHOOK_ALLOWED_CIDRS',
+    ),
+  }),
+};
+export type ServiceName = keyof typeof serviceEnvSchemas;
+export const SERVICE_NAMES = Object.keys(serviceEnvSchemas) as ServiceName[];
+
+type AnyEnvSchema = z.ZodObject<z.ZodRawShape>;
+/** A parsed schema, its secrets present: required ones are set or generated (see LoadOptions). */
+export type ConfigOf<S extends AnyEnvSchema> = z.output<S> & Required<Pick<z.output<S>, Extract<keyof z.output<S>, SecretName>>>;
+/** Every variable (the scripts: setup, seed, token). */
+export type Config = ConfigOf<typeof envSchema>;
+export type CommonConfig = ConfigOf<typeof commonEnvSchema>;
+export type ServiceConfig<N extends ServiceName> = ConfigOf<(typeof serviceEnvSchemas)[N]>;
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -234,39 +315,48 @@ export function loadDotEnv(start = process.cwd()): void {
   }
 }
 
-export interface LoadOptions {
+export interface LoadOptions<S extends AnyEnvSchema = typeof envSchema> {
+  /** The variables to parse (default: all of them); any others are ignored. */
+  schema?: S;
   /** Secrets this process needs. Required in production; generated (per process) otherwise. */
   require?: readonly SecretName[];
   env?: NodeJS.ProcessEnv;
   onGeneratedSecret?: (name: SecretName) => void;
 }
 
-/** Parses the environment once, naming every bad variable. */
-export function loadConfig(options: LoadOptions = {}): Config {
+/** Parses the environment once, naming every bad variable of the schema. */
+export function loadConfig<S extends AnyEnvSchema = typeof envSchema>(options: LoadOptions<S> = {}): ConfigOf<S> {
+  const schema: AnyEnvSchema = options.schema ?? envSchema;
   const source = options.env ?? process.env;
   const raw = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ''));
-  const result = envSchema.safeParse(raw);
+  const result = schema.safeParse(raw);
   const problems: string[] = [];
   if (!result.success) {
     for (const issue of result.error.issues) problems.push(`${issue.path.join('.')}: ${issue.message}`);
   }
-  const env = (result.success ? result.data : {}) as Env;
+  const env = (result.success ? result.data : {}) as Record<string, unknown>;
   const production = raw.NODE_ENV === 'production';
   // An identity provider issues tokens for many applications: without an audience, any of its
   // tokens with an "admin" scope would be an admin token here.
-  if (raw.ADMIN_JWKS_URL && !raw.ADMIN_JWT_AUDIENCE) problems.push('ADMIN_JWT_AUDIENCE: required with ADMIN_JWKS_URL (the audience of tokens meant for Trackway)');
+  if ('ADMIN_JWKS_URL' in schema.shape && raw.ADMIN_JWKS_URL && !raw.ADMIN_JWT_AUDIENCE) problems.push('ADMIN_JWT_AUDIENCE: required with ADMIN_JWKS_URL (the audience of tokens meant for Trackway)');
   for (const name of options.require ?? []) {
     if (name === 'ADMIN_JWT_SECRET' && raw.ADMIN_JWKS_URL) continue;
     if (raw[name] !== undefined) continue;
     if (production) {
       problems.push(`${name}: required when NODE_ENV=production`);
     } else if (result.success) {
-      (env as Record<string, unknown>)[name] = generateSecret(name);
+      env[name] = generateSecret(name);
       options.onGeneratedSecret?.(name);
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  return env as Config;
+  return env as ConfigOf<S>;
+}
+
+/** A service's variables, and only those; the secrets in its schema are required of it. */
+export function loadServiceConfig<N extends ServiceName>(service: N, options: Omit<LoadOptions, 'schema' | 'require'> = {}): ServiceConfig<N> {
+  const schema = serviceEnvSchemas[service];
+  return loadConfig({ ...options, schema, require: SECRET_NAMES.filter((name) => name in schema.shape) }) as ServiceConfig<N>;
 }
 
 export function generateSecret(name: SecretName): string {

@@ -1,5 +1,21 @@
 import fc from 'fast-check';
-import { type Config, ConfigError, type LoadOptions, SECRET_NAMES, type SecretName, decodeKey, envSchema, generateSecret, loadConfig, parseDuration } from '../src';
+import {
+  type Config,
+  ConfigError,
+  type LoadOptions,
+  SECRET_NAMES,
+  SERVICE_NAMES,
+  type SecretName,
+  type ServiceName,
+  commonEnvSchema,
+  decodeKey,
+  envSchema,
+  generateSecret,
+  loadConfig,
+  loadServiceConfig,
+  parseDuration,
+  serviceEnvSchemas,
+} from '../src';
 
 // Every test passes an explicit `env`: process.env is never read or mutated here.
 type Env = Record<string, string | undefined>;
@@ -482,6 +498,121 @@ describe('documentation', () => {
   it.each(names)('%s is listed in .env.example and described in docs/operations.md', (name) => {
     expect(read('.env.example')).toMatch(new RegExp(`^${name}=`, 'm'));
     expect(read('docs/operations.md')).toContain(`| \`${name}\` |`);
+  });
+
+  // The "used by" column is what an operator goes by when a service refuses to start.
+  it.each(names)("%s: docs/operations.md's \"used by\" names exactly the services that parse it", (name) => {
+    const row = read('docs/operations.md').split('\n').find((line) => line.startsWith(`| \`${name}\` |`))!;
+    const usedBy = row.split(' | ')[2];
+    // `all`, or a list of services (`seed`: the demo seed of `pnpm start` and `pnpm db:seed`).
+    const words = usedBy === 'all' ? [...SERVICE_NAMES] : usedBy.split(', ');
+    for (const word of words) expect([...SERVICE_NAMES, 'seed']).toContain(word);
+    const documented = words.filter((word) => word !== 'seed');
+    expect(documented.sort()).toEqual(SERVICE_NAMES.filter((service) => name in serviceEnvSchemas[service].shape).sort());
+  });
+});
+
+describe('each service parses only its own variables', () => {
+  const parses = (service: ServiceName, env: Env) => {
+    try {
+      loadServiceConfig(service, { env });
+      return 'ok';
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      return (error as ConfigError).problems;
+    }
+  };
+  const outcomes = (env: Env) => Object.fromEntries(SERVICE_NAMES.map((service) => [service, parses(service, env)]));
+
+  it('a bad DELIVERY_* value stops delivery, naming it, and not ingest, attribution or api', () => {
+    expect(outcomes({ DELIVERY_ENDPOINT_CONCURRENCY: 'abc' })).toEqual({
+      ingest: 'ok',
+      attribution: 'ok',
+      delivery: ['DELIVERY_ENDPOINT_CONCURRENCY: must be a whole number'],
+      api: 'ok',
+    });
+    expect(outcomes({ DELIVERY_TIMEOUT_MS: '1.5', DELIVERY_BREAKER_COOLDOWN: 'later' })).toEqual({
+      ingest: 'ok',
+      attribution: 'ok',
+      delivery: ['DELIVERY_TIMEOUT_MS: must be a whole number', 'DELIVERY_BREAKER_COOLDOWN: "later" is not a duration (e.g. 500ms, 5s, 30min, 2h, 5d)'],
+      api: 'ok',
+    });
+  });
+
+  it('a bad ingest-only value stops ingest, naming it, and no other service', () => {
+    expect(outcomes({ INGEST_PORT: 'abc', POSTBACK_RATE_LIMIT: '-1' })).toEqual({
+      ingest: ['INGEST_PORT: must be a whole number', 'POSTBACK_RATE_LIMIT: must be a whole number'],
+      attribution: 'ok',
+      delivery: 'ok',
+      api: 'ok',
+    });
+  });
+
+  it('an attribution-only and an api-only value stop only their service', () => {
+    expect(outcomes({ ATTRIBUTION_BATCH_WAIT: 'soon' })).toEqual({ ingest: 'ok', attribution: ['ATTRIBUTION_BATCH_WAIT: "soon" is not a duration (e.g. 500ms, 5s, 30min, 2h, 5d)'], delivery: 'ok', api: 'ok' });
+    expect(outcomes({ ADMIN_JWKS_URL: 'https://idp.example/jwks.json' })).toEqual({ ingest: 'ok', attribution: 'ok', delivery: 'ok', api: ['ADMIN_JWT_AUDIENCE: required with ADMIN_JWKS_URL (the audience of tokens meant for Trackway)'] });
+    expect(outcomes({ API_PORT: '65536' })).toMatchObject({ ingest: 'ok', attribution: 'ok', delivery: 'ok', api: [expect.stringMatching(/^API_PORT: /)] });
+  });
+
+  it('a shared value stops every service that reads it, and only those', () => {
+    expect(outcomes({ REDIS_URL: 'http://cache:6379' })).toEqual(Object.fromEntries(SERVICE_NAMES.map((s) => [s, ['REDIS_URL: must be a redis:// URL (or, with REDIS_CLUSTER, a comma-separated list)']])));
+    expect(outcomes({ DELIVERY_RETRY_SCHEDULE: 'soon' })).toEqual({ ingest: 'ok', attribution: 'ok', delivery: ['DELIVERY_RETRY_SCHEDULE: "soon" is not a duration'], api: ['DELIVERY_RETRY_SCHEDULE: "soon" is not a duration'] });
+    expect(outcomes({ TRUST_PROXY: 'localhost' })).toMatchObject({ ingest: [expect.stringMatching(/^TRUST_PROXY: /)], attribution: 'ok', delivery: 'ok', api: [expect.stringMatching(/^TRUST_PROXY: /)] });
+    expect(outcomes({ HEALTH_PORT: '-1' })).toMatchObject({ ingest: 'ok', attribution: [expect.stringMatching(/^HEALTH_PORT: /)], delivery: [expect.stringMatching(/^HEALTH_PORT: /)], api: 'ok' });
+  });
+
+  it("gives a service its own variables and no one else's", () => {
+    const env = { INGEST_PORT: '4000', DELIVERY_CONCURRENCY: '7', ATTRIBUTION_BATCH_SIZE: '9', API_PORT: '4001', DATABASE_URL: 'postgresql://db/x' };
+    const ingest = loadServiceConfig('ingest', { env });
+    expect(ingest).toMatchObject({ INGEST_PORT: 4000, DATABASE_URL: 'postgresql://db/x' });
+    expect(ingest).not.toHaveProperty('DELIVERY_CONCURRENCY');
+    expect(ingest).not.toHaveProperty('API_PORT');
+    const delivery = loadServiceConfig('delivery', { env });
+    expect(delivery).toMatchObject({ DELIVERY_CONCURRENCY: 7, DATABASE_URL: 'postgresql://db/x' });
+    expect(delivery).not.toHaveProperty('INGEST_PORT');
+    expect(delivery).not.toHaveProperty('ATTRIBUTION_BATCH_SIZE');
+  });
+
+  it('requires of a service, in production, exactly the secrets it uses', () => {
+    const missing = (service: ServiceName) => (parses(service, { NODE_ENV: 'production' }) as string[]).map((p) => p.slice(0, p.indexOf(':')));
+    expect(Object.fromEntries(SERVICE_NAMES.map((s) => [s, missing(s)]))).toEqual({
+      ingest: ['CLICK_SECRET', 'SECRETS_KEY'],
+      attribution: ['CLICK_SECRET'],
+      delivery: ['SECRETS_KEY'],
+      api: ['ADMIN_JWT_SECRET', 'SECRETS_KEY'],
+    });
+    // …and, outside production, generates those and no others.
+    const onGeneratedSecret = jest.fn();
+    const attribution = loadServiceConfig('attribution', { env: {}, onGeneratedSecret });
+    expect(onGeneratedSecret.mock.calls).toEqual([['CLICK_SECRET']]);
+    expect(attribution.CLICK_SECRET.length).toBeGreaterThanOrEqual(32);
+    expect(attribution).not.toHaveProperty('SECRETS_KEY');
+  });
+
+  it('keeps every variable as the full schema defines it: same defaults, same messages', () => {
+    for (const service of SERVICE_NAMES) {
+      for (const [name, type] of Object.entries(serviceEnvSchemas[service].shape)) expect({ service, name, same: type === envSchema.shape[name as keyof typeof envSchema.shape] }).toEqual({ service, name, same: true });
+    }
+    const all = loadConfig({ env: {} });
+    for (const service of SERVICE_NAMES) {
+      const own = loadServiceConfig(service, { env: {}, onGeneratedSecret: () => undefined });
+      for (const [name, value] of Object.entries(own)) if (!(SECRET_NAMES as readonly string[]).includes(name)) expect({ service, name, value }).toEqual({ service, name, value: all[name as keyof Config] });
+    }
+  });
+
+  it('every variable is read by some service, or by the scripts (PUBLIC_INGEST_URL: the printed demo URLs)', () => {
+    const read = new Set(SERVICE_NAMES.flatMap((service) => Object.keys(serviceEnvSchemas[service].shape)));
+    expect(Object.keys(envSchema.shape).filter((name) => !read.has(name))).toEqual(['PUBLIC_INGEST_URL']);
+  });
+
+  it('the common part is what every service reads, and what the migrate entry point parses', () => {
+    const common = Object.keys(commonEnvSchema.shape);
+    expect(common).toEqual(expect.arrayContaining(['NODE_ENV', 'LOG_LEVEL', 'DATABASE_URL', 'REDIS_URL', 'QUEUE_PREFIX']));
+    for (const service of SERVICE_NAMES) expect(Object.keys(serviceEnvSchemas[service].shape)).toEqual(expect.arrayContaining(common));
+    const everywhere = Object.keys(envSchema.shape).filter((name) => SERVICE_NAMES.every((service) => name in serviceEnvSchemas[service].shape));
+    expect(everywhere.sort()).toEqual([...common].sort());
+    expect(() => loadConfig({ schema: commonEnvSchema, env: { DELIVERY_ENDPOINT_CONCURRENCY: 'abc', INGEST_PORT: 'abc' } })).not.toThrow();
+    expect(() => loadConfig({ schema: commonEnvSchema, env: { DATABASE_URL: 'mysql://db/x' } })).toThrow('DATABASE_URL: must be a postgresql:// URL');
   });
 });
 

@@ -55,10 +55,6 @@ export function createPrisma(databaseUrl: string, options: { poolSize?: number; 
   return createDatabase(databaseUrl, options).prisma;
 }
 
-export function isUniqueViolation(error: unknown): boolean {
-  return error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002';
-}
-
 /**
  * Runs a Prisma transaction again when Postgres chose it as a deadlock victim or it lost a
  * serialization race (P2034): the admin paths lock rows the workers lock too.

@@ -114,6 +114,17 @@ export async function migrate(
   }
 }
 
+/**
+ * What the migrate entry point (services/api/src/migrate.ts: `pnpm db:migrate` and the
+ * compose `migrate` step) does: creates the database if missing, then applies the migrations.
+ */
+export async function migrateDatabase(databaseUrl: string, log: (line: string) => void = console.log): Promise<MigrateResult> {
+  if (await ensureDatabase(databaseUrl)) log(`created database ${new URL(databaseUrl).pathname.slice(1)}`);
+  const result = await migrate(databaseUrl, { log });
+  if (result.applied.length === 0) log(`database is up to date (${result.skipped.length} migrations)`);
+  return result;
+}
+
 /** True when every migration folder has been applied (used by readiness checks). */
 export async function pendingMigrations(query: (sql: string) => Promise<Array<{ migration_name: string }>>): Promise<string[]> {
   const applied = new Set((await query('SELECT migration_name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL')).map((r) => r.migration_name));

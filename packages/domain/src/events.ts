@@ -19,10 +19,6 @@ export interface EventEnvelope<T = Record<string, unknown>> {
   data: T;
 }
 
-export function isEventType(value: string): value is EventType {
-  return (EVENT_TYPES as readonly string[]).includes(value);
-}
-
 /** A new event: its id is fixed here and never changes across retries and replays. */
 export function createEvent<T extends Record<string, unknown>>(type: EventType, data: T, at = new Date()): EventEnvelope<T> {
   return { id: newId('event'), type, timestamp: at.toISOString(), data };

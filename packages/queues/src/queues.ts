@@ -26,10 +26,6 @@ export function createQueues(connection: Redis, prefix: string, onError: QueueEr
   return Object.fromEntries(QUEUE_NAMES.map((name) => [name, createQueue(name, connection, prefix, onError)])) as unknown as Queues;
 }
 
-export async function closeQueues(queues: Partial<Queues>): Promise<void> {
-  await Promise.all(Object.values(queues).map((q) => q?.close()));
-}
-
 export { QUEUE };
 
 /**

@@ -1,4 +1,4 @@
-import { type Config, type SecretName, loadConfig, loadDotEnv } from '@trackway/config';
+import { type CommonConfig, type ServiceConfig, type ServiceName, loadDotEnv, loadServiceConfig } from '@trackway/config';
 import { type PgPool, type PrismaClient, createDatabase, pendingMigrations } from '@trackway/db';
 import { type ErrorReporter, type Logger, createLogger, errorReporter, stdoutDestination } from '@trackway/logger';
 import { createProducerConnection, createWorkerConnection, whenReady } from '@trackway/queues';
@@ -6,8 +6,9 @@ import type { Redis } from 'ioredis';
 import type { HealthState } from './health';
 import { type Metrics, createMetrics } from './metrics';
 
-export interface ServiceContext {
-  config: Config;
+export interface ServiceContext<C extends CommonConfig = CommonConfig> {
+  /** The service's own variables only (packages/config: serviceEnvSchemas). */
+  config: C;
   logger: Logger;
   /** Rate-limited structured lines for errors that repeat during an outage (queues, workers, connections). */
   reportError: ErrorReporter;
@@ -27,16 +28,14 @@ export interface ServiceContext {
 }
 
 /** What every service process starts with: parsed config, logger, metrics, Postgres, Redis, health checks. */
-export function createServiceContext(service: string, options: { require: readonly SecretName[]; poolSize?: number | ((config: Config) => number) }): ServiceContext {
+export function createServiceContext<N extends ServiceName>(service: N, options: { poolSize?: number } = {}): ServiceContext<ServiceConfig<N>> {
   loadDotEnv();
-  const config = loadConfig({
-    require: options.require,
+  const config = loadServiceConfig(service, {
     onGeneratedSecret: (name) => console.warn(`${service}: ${name} is not set; using a random one for this process only`),
   });
   const logger = createLogger({ service, level: config.LOG_LEVEL, destination: stdoutDestination() });
   const metrics = createMetrics(service);
-  const poolSize = typeof options.poolSize === 'function' ? options.poolSize(config) : (options.poolSize ?? 10);
-  const { prisma, pool } = createDatabase(config.DATABASE_URL, { poolSize });
+  const { prisma, pool } = createDatabase(config.DATABASE_URL, { poolSize: options.poolSize ?? 10 });
   const connections: Redis[] = [];
   const reportError = errorReporter(logger);
   const track = (redis: Redis, role: string) => {

@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Worker } from 'bullmq';
 import type { RequestListener } from 'node:http';
+import type { CommonConfig, Config } from '@trackway/config';
 import type { ServiceContext } from './context';
 import { createOpsApp, listen } from './health';
 import { httpLimits } from './http-limits';
@@ -19,7 +20,7 @@ export function queueList<Q extends string>(value: string, allowed: readonly Q[]
  * then on SIGTERM/SIGINT mark unready → wait SHUTDOWN_DRAIN_MS (load balancers see the 503) →
  * stop accepting and finish in-flight requests → close queues → disconnect.
  */
-export async function serveHttp(ctx: ServiceContext, opts: { name: string; app: RequestListener; port: number; close: () => Promise<unknown> }) {
+export async function serveHttp(ctx: ServiceContext<CommonConfig & Pick<Config, 'SHUTDOWN_DRAIN_MS'>>, opts: { name: string; app: RequestListener; port: number; close: () => Promise<unknown> }) {
   await ctx.producerReady;
   const server = await listen(opts.app, opts.port, httpLimits(ctx.config));
   ctx.logger.info({ port: (server.address() as AddressInfo).port }, `${opts.name} listening`);
@@ -41,7 +42,7 @@ export async function serveHttp(ctx: ServiceContext, opts: { name: string; app: 
  * runs), then on SIGTERM/SIGINT mark unready → stop taking jobs and finish the active ones
  * (BullMQ close) → close queues → close the health server → disconnect.
  */
-export async function serveWorkers(ctx: ServiceContext, opts: { name: string; workers: Worker[]; queues: string[]; close: () => Promise<unknown> }) {
+export async function serveWorkers(ctx: ServiceContext<CommonConfig & Pick<Config, 'HEALTH_PORT'>>, opts: { name: string; workers: Worker[]; queues: string[]; close: () => Promise<unknown> }) {
   ctx.health.checks.workers = async () => {
     const stopped = opts.workers.filter((w) => !w.isRunning()).map((w) => w.name);
     if (stopped.length > 0) throw new Error(`not running: ${stopped.join(', ')}`);

@@ -7,7 +7,7 @@ import { createApp } from './app';
 import { createVerifier } from './auth';
 
 runMain(async () => {
-  const ctx = createServiceContext('api', { require: ['ADMIN_JWT_SECRET', 'SECRETS_KEY'] });
+  const ctx = createServiceContext('api');
   const { config, logger, producer } = ctx;
   const queues = createQueues(producer, config.QUEUE_PREFIX, ctx.reportError);
   ctx.metrics.trackQueues(Object.values(queues));

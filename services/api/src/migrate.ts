@@ -1,14 +1,13 @@
-// The one-shot migrate step (docker-compose `migrate` service, or a release job): creates the
+// The one migrate entry point: `pnpm db:migrate` runs this file, and the compose `migrate`
+// step (or a release job) runs its bundle, `node dist/migrate.js` in the api image. Creates the
 // database if missing and applies prisma/migrations, keeping `_prisma_migrations` bookkeeping.
-import { loadConfig, loadDotEnv } from '@trackway/config';
-import { ensureDatabase, migrate } from '@trackway/db';
+import { commonEnvSchema, loadConfig, loadDotEnv } from '@trackway/config';
+import { migrateDatabase } from '@trackway/db';
 
 async function main() {
   loadDotEnv();
-  const { DATABASE_URL } = loadConfig();
-  if (await ensureDatabase(DATABASE_URL)) console.log('created the database');
-  const result = await migrate(DATABASE_URL, { log: console.log });
-  console.log(`migrations: ${result.applied.length} applied, ${result.skipped.length} already applied`);
+  // Only the common variables: a bad service setting must not stop a migration.
+  await migrateDatabase(loadConfig({ schema: commonEnvSchema }).DATABASE_URL);
 }
 
 main().catch((error) => {

@@ -5,7 +5,7 @@ import { ATTRIBUTION_QUEUES, createWorkers } from './workers';
 
 runMain(async () => {
   // One postback batch and one click batch write at a time; the relay and offer lookups share the rest.
-  const ctx = createServiceContext('attribution', { require: ['CLICK_SECRET'], poolSize: 6 });
+  const ctx = createServiceContext('attribution', { poolSize: 6 });
   const { config, producer } = ctx;
   const consumed = queueList(config.ATTRIBUTION_QUEUES, ATTRIBUTION_QUEUES, 'ATTRIBUTION_QUEUES');
   const queues = {

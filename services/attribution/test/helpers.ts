@@ -7,7 +7,7 @@ import { newId } from '@trackway/domain';
 import type { PostbackJob } from '@trackway/queues';
 import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { AttributeDeps } from '../src/postbacks/attribute';
+import { type AttributeDeps, attributeBatch } from '../src/postbacks/attribute';
 import { type AttributionDeps, createWorkers } from '../src/workers';
 
 export const CLICK_SECRET = 'attribution-test-secret-0123456789abcdef0123';
@@ -101,4 +101,10 @@ export function postbackJob(overrides: Partial<PostbackJob> & Pick<PostbackJob, 
 /** The same postback sent again by the advertiser: a new postback id, optionally other fields. */
 export function again(job: PostbackJob, changes: Partial<PostbackJob> = {}): PostbackJob {
   return { ...job, ...changes, postbackId: newId('postback') };
+}
+
+/** One postback, as a batch of one (the worker always attributes batches). */
+export async function processPostback(deps: AttributeDeps, job: PostbackJob) {
+  const [result] = await attributeBatch(deps, [job]);
+  return result;
 }

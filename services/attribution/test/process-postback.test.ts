@@ -1,6 +1,5 @@
 import { type Fixture, createFixture } from '@trackway/testing';
-import { processPostback } from '../src/postbacks/attribute';
-import { type AttributionHarness, again, postbackJob, startAttribution } from './helpers';
+import { type AttributionHarness, again, postbackJob, processPostback, startAttribution } from './helpers';
 
 let h: AttributionHarness;
 beforeAll(async () => {

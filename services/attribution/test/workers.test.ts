@@ -3,8 +3,7 @@ import { createPrisma } from '@trackway/db';
 import { createWorkerConnection } from '@trackway/queues';
 import { TEST_REDIS_URL, createFixture, waitFor } from '@trackway/testing';
 import { createWorkers } from '../src/workers';
-import { processPostback } from '../src/postbacks/attribute';
-import { type AttributionHarness, again, postbackJob, startAttribution } from './helpers';
+import { type AttributionHarness, again, postbackJob, processPostback, startAttribution } from './helpers';
 
 let h: AttributionHarness;
 beforeAll(async () => {

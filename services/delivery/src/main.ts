@@ -6,7 +6,7 @@ import { scheduleHousekeeping } from './housekeeping';
 import { DELIVERY_QUEUES, createDeliveryWorkers } from './workers';
 
 runMain(async () => {
-  const ctx = createServiceContext('delivery', { require: ['SECRETS_KEY'], poolSize: 20 });
+  const ctx = createServiceContext('delivery', { poolSize: 20 });
   const { config, logger, producer } = ctx;
   const consumed = queueList(config.DELIVERY_QUEUES, DELIVERY_QUEUES, 'DELIVERY_QUEUES');
 

@@ -41,5 +41,3 @@ export function createEnqueuers(deps: { redis: Redis; queues: { postbacks: Typed
     click: (click: ClickJob) => clicks.add(click),
   };
 }
-
-export type Enqueuers = ReturnType<typeof createEnqueuers>;

@@ -7,7 +7,7 @@ import { createApp } from './app';
 import { createLookups } from './lookups';
 
 runMain(async () => {
-  const ctx = createServiceContext('ingest', { require: ['CLICK_SECRET', 'SECRETS_KEY'], poolSize: 5 });
+  const ctx = createServiceContext('ingest', { poolSize: 5 });
   const { config, producer } = ctx;
   const queues = {
     postbacks: createQueue('postbacks', producer, config.QUEUE_PREFIX, ctx.reportError),

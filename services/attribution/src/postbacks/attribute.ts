@@ -152,12 +152,6 @@ export async function attributeIsolated(deps: AttributeDeps, jobs: PostbackJob[]
   }
 }
 
-/** One postback, as a batch of one. */
-export async function processPostback(deps: AttributeDeps, job: PostbackJob): Promise<AttributionResult> {
-  const [result] = await attributeBatch(deps, [job]);
-  return result;
-}
-
 function toFacts(job: PostbackJob): PostbackFacts {
   return { ...job, receivedAt: new Date(job.receivedAt) };
 }
