@@ -1,10 +1,9 @@
 import { generatePostbackKey, hashPostbackKey } from '@trackway/domain';
 import { HttpError, badRequest, notFound } from '@trackway/http';
-import { isAddressOrCidr } from '@trackway/runtime';
 import { generateSecret } from '@trackway/webhooks';
 import type { Router } from 'express';
-import { z } from 'zod';
 import type { ApiDeps } from '../deps';
+import { AdvertiserCreate, AdvertiserUpdate, type AdvertiserSettingsInput, advertiserJson } from '../representations';
 import { namedEntityRouter } from './named-entities';
 import { intId } from './params';
 
@@ -17,44 +16,19 @@ function newKey() {
   return { data: { postbackKeyHash: hashPostbackKey(postbackKey) }, shown: { postback_key: postbackKey } };
 }
 
-interface AdvertiserRow {
-  requireSignedPostbacks: boolean;
-  allowedIps: string[] | null;
-  postbackRateLimitPerSecond: number | null;
-  signingSecretSealed: string | null;
-  previousSigningSecretExpiresAt: Date | null;
-}
-
-/** The front-door settings every advertiser answer shows (never the secret itself). */
-const advertiserJson = (row: AdvertiserRow) => ({
-  require_signed_postbacks: row.requireSignedPostbacks,
-  signing_secret_set: row.signingSecretSealed !== null,
-  previous_signing_secret_expires_at: row.previousSigningSecretExpiresAt && row.previousSigningSecretExpiresAt > new Date() ? row.previousSigningSecretExpiresAt.toISOString() : null,
-  allowed_ips: row.allowedIps ?? [],
-  postback_rate_limit_per_second: row.postbackRateLimitPerSecond,
-});
-
-const frontDoorFields = {
-  require_signed_postbacks: z.boolean().optional(),
-  allowed_ips: z
-    .array(z.string().refine(isAddressOrCidr, 'must be an IP address or a CIDR such as 203.0.113.0/24'))
-    .max(100, 'at most 100 entries')
-    .optional(),
-  postback_rate_limit_per_second: z.number().int().min(0).max(1_000_000).nullable().optional(),
-};
-
 export function advertisersRouter(deps: ApiDeps): Router {
   const { prisma, box, invalidate } = deps;
   const router = namedEntityRouter(deps, {
     what: 'Advertiser',
     kind: 'advertiser',
     delegate: deps.prisma.advertiser as never,
+    createSchema: AdvertiserCreate,
     onCreate: newKey,
     json: advertiserJson,
     update: {
-      fields: frontDoorFields,
+      schema: AdvertiserUpdate,
       async toData(id, input) {
-        const { require_signed_postbacks: requireSigned, allowed_ips: allowedIps, postback_rate_limit_per_second: rateLimit, ...rest } = input as z.infer<z.ZodObject<typeof frontDoorFields>> & Record<string, unknown>;
+        const { require_signed_postbacks: requireSigned, allowed_ips: allowedIps, postback_rate_limit_per_second: rateLimit, ...rest } = input as AdvertiserSettingsInput & Record<string, unknown>;
         if (requireSigned === true) {
           const row = await prisma.advertiser.findUnique({ where: { id }, select: { signingSecretSealed: true } });
           if (!row) throw notFound('Advertiser');
