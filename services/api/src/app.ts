@@ -6,6 +6,7 @@ import { pinoHttp } from 'pino-http';
 import { adminBoardRouter } from './admin-board';
 import { requireAdmin } from './auth';
 import type { ApiDeps } from './deps';
+import { docsRouter } from './docs';
 import { eventTypesJson } from './representations';
 import { advertisersRouter, affiliatesRouter } from './routes/advertisers';
 import { conversionsRouter } from './routes/conversions';
@@ -41,6 +42,8 @@ export function createApp(deps: ApiDeps): Express {
     }),
   );
 
+  // The public contract: the OpenAPI document and its rendered reference, without auth.
+  app.use(docsRouter());
   app.use(adminBoardRouter({ queues: deps.queues, redis: deps.redis, verifier: deps.verifier, sessionKey: deps.sessionKey, authFailures }));
 
   const v1 = Router();

@@ -57,13 +57,13 @@ export const ids = {
 
 /** A page of a list: newest first; `next_cursor` is null on the last page. */
 export const pageOf = <S extends z.ZodType>(item: S, id: string) =>
-  z.object({ data: z.array(item), next_cursor: z.string().nullable().meta({ description: 'Pass as `cursor` for the next page; null on the last.' }) }).meta({ id });
+  z.strictObject({ data: z.array(item), next_cursor: z.string().nullable().meta({ description: 'Pass as `cursor` for the next page; null on the last.' }) }).meta({ id });
 
 // ——— The error envelope (packages/http errors.ts writes it) ———
 
 export const ErrorEnvelope = z
-  .object({
-    error: z.object({
+  .strictObject({
+    error: z.strictObject({
       code: z.string().meta({ description: 'Stable, machine-readable: invalid_request, unauthorized, not_found, conflict, rate_limited, unavailable…', example: 'invalid_request' }),
       message: z.string().meta({ example: 'The request has invalid fields.' }),
       fields: z.record(z.string(), z.string()).optional().meta({ description: 'For invalid_request: each field (dotted path, or `_` for the whole body) with the reason it was refused.', example: { name: 'is required' } }),
@@ -82,7 +82,7 @@ const entityFields = {
 };
 export type EntityRow = { id: number; name: string; status: 'active' | 'inactive'; createdAt: Date; updatedAt: Date };
 
-export const Affiliate = z.object(entityFields).meta({ id: 'Affiliate' });
+export const Affiliate = z.strictObject(entityFields).meta({ id: 'Affiliate' });
 export function entityJson(a: EntityRow): Out<typeof Affiliate> {
   return {
     id: a.id,
@@ -115,7 +115,7 @@ export const AdvertiserUpdate = EntityUpdate.extend(advertiserSettings).meta({ i
 export type AdvertiserSettingsInput = z.infer<z.ZodObject<typeof advertiserSettings>>;
 
 export const Advertiser = z
-  .object({
+  .strictObject({
     ...entityFields,
     require_signed_postbacks: z.boolean(),
     signing_secret_set: z.boolean(),
@@ -127,7 +127,7 @@ export const Advertiser = z
 const postbackKey = { postback_key: z.string().meta({ description: 'Shown in this answer only; Trackway stores its hash.', example: 'pk_3xJ9yq0Z7C2hV5mN8pR1tW4bK6dF0gHs' }) };
 export const AdvertiserWithKey = Advertiser.extend(postbackKey).meta({ id: 'AdvertiserWithKey' });
 export const SigningSecretRotated = z
-  .object({ signing_secret: z.string().meta({ description: 'Shown in this answer only.' }), previous_signing_secret_expires_at: timestamp.nullable() })
+  .strictObject({ signing_secret: z.string().meta({ description: 'Shown in this answer only.' }), previous_signing_secret_expires_at: timestamp.nullable() })
   .meta({ id: 'SigningSecretRotated' });
 
 export interface AdvertiserRow extends EntityRow {
@@ -193,13 +193,13 @@ export const OfferUpdate = z.strictObject({ ...offerSettings, status: entityStat
 export const OfferList = listQuery({ advertiser_id: intIdQuery.optional(), status: entityStatus.optional() });
 
 export const Offer = z
-  .object({
+  .strictObject({
     id: intId,
     advertiser_id: intId,
     name: z.string(),
     destination_url: z.string(),
     currency: currencyOut,
-    payout: z.discriminatedUnion('type', [z.object({ type: z.literal('fixed'), amount: moneyOut }), z.object({ type: z.literal('percent'), percent: z.string().regex(PERCENT_PATTERN) })]),
+    payout: z.discriminatedUnion('type', [z.strictObject({ type: z.literal('fixed'), amount: moneyOut }), z.strictObject({ type: z.literal('percent'), percent: z.string().regex(PERCENT_PATTERN) })]),
     attribution_window_days: z.number().int(),
     min_ctit_seconds: z.number().int(),
     amount_cap: moneyOut.nullable(),
@@ -230,7 +230,7 @@ export function offerJson(o: OfferRow): Out<typeof Offer> {
 // ——— Conversions, commissions, fraud flags (shaped in @trackway/domain, for events too) ———
 
 export const Conversion = z
-  .object({
+  .strictObject({
     id: ids.conversion,
     advertiser_id: intId,
     offer_id: intId,
@@ -262,7 +262,7 @@ export const ConversionReview = z.strictObject({ status: z.enum(['approved', 're
 export const conversionResponse = (row: Parameters<typeof conversionJson>[0], fraudFlags: string[]): Out<typeof Conversion> => conversionJson(row, fraudFlags);
 
 export const Commission = z
-  .object({
+  .strictObject({
     id: ids.commission,
     conversion_id: ids.conversion,
     affiliate_id: intId,
@@ -274,7 +274,7 @@ export const Commission = z
   .meta({ id: 'Commission' });
 
 export const FraudFlag = z
-  .object({
+  .strictObject({
     id: ids.fraudFlag,
     rule: z.string().meta({ description: 'unknown_click, click_expired, ctit_too_short or amount_over_cap.', example: 'ctit_too_short' }),
     postback_id: ids.postback,
@@ -287,7 +287,7 @@ export const FraudFlag = z
 // ——— Postbacks (outcomes) ———
 
 export const Postback = z
-  .object({
+  .strictObject({
     id: ids.postback,
     status: z.enum(['queued', 'accepted', 'duplicate', 'rejected']),
     reason: z.string().nullable().meta({ description: 'Why it was rejected, or why it is still queued (retrying, processing_failed).' }),
@@ -349,7 +349,7 @@ export const EndpointDeliveriesList = listQuery({ status: z.enum(['pending', 'su
 export const EndpointRecover = z.strictObject({ since: dateTimeInput.meta({ description: 'ISO 8601 with a time zone.', example: '2026-12-01T09:30:00Z' }) }).meta({ id: 'WebhookEndpointRecover' });
 
 export const WebhookEndpoint = z
-  .object({
+  .strictObject({
     id: ids.endpoint,
     url: z.string(),
     description: z.string().nullable(),
@@ -364,15 +364,15 @@ export const WebhookEndpoint = z
   .meta({ id: 'WebhookEndpoint' });
 const signingSecret = z.string().meta({ description: 'Standard Webhooks signing secret, shown in this answer and on rotation only.', example: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' });
 export const WebhookEndpointWithSecret = WebhookEndpoint.extend({ secret: signingSecret }).meta({ id: 'WebhookEndpointWithSecret' });
-export const EndpointSecretRotated = z.object({ id: ids.endpoint, secret: signingSecret, previous_secret_expires_at: timestamp }).meta({ id: 'WebhookEndpointSecretRotated' });
-export const EndpointTestSent = z.object({ event_id: ids.event, delivery_id: ids.delivery }).meta({ id: 'WebhookTestSent' });
-export const EndpointRecovered = z.object({ recovered: z.number().int().min(0), has_more: z.boolean().meta({ description: 'More than 10,000 failed deliveries matched: call again.' }) }).meta({ id: 'WebhookEndpointRecovered' });
+export const EndpointSecretRotated = z.strictObject({ id: ids.endpoint, secret: signingSecret, previous_secret_expires_at: timestamp }).meta({ id: 'WebhookEndpointSecretRotated' });
+export const EndpointTestSent = z.strictObject({ event_id: ids.event, delivery_id: ids.delivery }).meta({ id: 'WebhookTestSent' });
+export const EndpointRecovered = z.strictObject({ recovered: z.number().int().min(0), has_more: z.boolean().meta({ description: 'More than 10,000 failed deliveries matched: call again.' }) }).meta({ id: 'WebhookEndpointRecovered' });
 
 /** endpointJson (domain), checked against its schema. */
 export const endpointResponse = (row: Parameters<typeof endpointJson>[0]): Out<typeof WebhookEndpoint> => endpointJson(row);
 
 export const Delivery = z
-  .object({
+  .strictObject({
     id: ids.delivery,
     event_id: ids.event,
     endpoint_id: ids.endpoint,
@@ -385,7 +385,7 @@ export const Delivery = z
   })
   .meta({ id: 'Delivery' });
 export const DeliveryAttempt = z
-  .object({
+  .strictObject({
     number: z.number().int().min(1),
     at: timestamp,
     duration_ms: z.number().int(),
@@ -395,7 +395,7 @@ export const DeliveryAttempt = z
   })
   .meta({ id: 'DeliveryAttempt' });
 export const DeliveryWithAttempts = Delivery.extend({ attempts: z.array(DeliveryAttempt) }).meta({ id: 'DeliveryWithAttempts' });
-export const DeliveryRetried = z.object({ id: ids.delivery, status: z.literal('pending') }).meta({ id: 'DeliveryRetried' });
+export const DeliveryRetried = z.strictObject({ id: ids.delivery, status: z.literal('pending') }).meta({ id: 'DeliveryRetried' });
 
 type DeliveryRow = { id: string; eventId: string; endpointId: string; eventType: string; status: 'pending' | 'succeeded' | 'failed'; attemptCount: number; nextAttemptAt: Date | null; createdAt: Date; updatedAt: Date };
 export function deliveryJson(d: DeliveryRow): Out<typeof Delivery> {
@@ -446,8 +446,8 @@ const payoutFields = {
   created_at: timestamp,
   updated_at: timestamp,
 };
-export const Payout = z.object(payoutFields).meta({ id: 'Payout', description: 'A payout as lists show it.' });
-export const PayoutWithCommissions = z.object({ ...payoutFields, commission_ids: z.array(ids.commission) }).meta({ id: 'PayoutWithCommissions' });
+export const Payout = z.strictObject(payoutFields).meta({ id: 'Payout', description: 'A payout as lists show it.' });
+export const PayoutWithCommissions = z.strictObject({ ...payoutFields, commission_ids: z.array(ids.commission) }).meta({ id: 'PayoutWithCommissions' });
 export const PayoutCreated = PayoutWithCommissions.extend({
   has_more: z.boolean().meta({ description: 'The payout is full (PAYOUT_AMOUNT_MAX): ask again for the next one.' }),
 }).meta({ id: 'PayoutCreated' });
@@ -465,14 +465,14 @@ export const payoutWithCommissionsResponse = (row: PayoutRow, commissionIds: str
 const previousStatus = z.enum(CONVERSION_STATUSES).nullable().meta({ description: 'null when the conversion was created in this status.' });
 /** Each event type's `data`, keyed by type: exhaustive over EVENT_TYPES. */
 export const EVENT_DATA = {
-  'conversion.created': z.object({ conversion: Conversion }),
-  'conversion.approved': z.object({ conversion: Conversion, previous_status: previousStatus }),
-  'conversion.rejected': z.object({ conversion: Conversion, previous_status: previousStatus }),
-  'commission.created': z.object({ commission: Commission }),
-  'fraud.flagged': z.object({ fraud_flag: FraudFlag }),
-  'payout.sent': z.object({ payout: PayoutWithCommissions }),
-  'endpoint.disabled': z.object({ endpoint: WebhookEndpoint }),
-  'webhook.test': z.object({ endpoint_id: ids.endpoint, message: z.string() }),
+  'conversion.created': z.strictObject({ conversion: Conversion }),
+  'conversion.approved': z.strictObject({ conversion: Conversion, previous_status: previousStatus }),
+  'conversion.rejected': z.strictObject({ conversion: Conversion, previous_status: previousStatus }),
+  'commission.created': z.strictObject({ commission: Commission }),
+  'fraud.flagged': z.strictObject({ fraud_flag: FraudFlag }),
+  'payout.sent': z.strictObject({ payout: PayoutWithCommissions }),
+  'endpoint.disabled': z.strictObject({ endpoint: WebhookEndpoint }),
+  'webhook.test': z.strictObject({ endpoint_id: ids.endpoint, message: z.string() }),
 } satisfies Record<EventType, z.ZodType>;
 
 const eventComponentId = (type: EventType) => `${type.split('.').map((w) => w[0].toUpperCase() + w.slice(1)).join('')}Event`;
@@ -480,7 +480,7 @@ const eventComponentId = (type: EventType) => `${type.split('.').map((w) => w[0]
 /** The body of every webhook: Standard Webhooks' envelope around the event's data. */
 export const eventEnvelope = <T extends EventType>(type: T) =>
   z
-    .object({
+    .strictObject({
       id: ids.event.meta({ description: 'Also the webhook-id header: the same across retries and replays, so receivers deduplicate on it.' }),
       type: z.literal(type),
       timestamp,
@@ -504,9 +504,9 @@ export const eventTypesJson = (): Out<typeof EventTypeList> => ({
 });
 
 export const EventTypeList = z
-  .object({
+  .strictObject({
     data: z.array(
-      z.object({
+      z.strictObject({
         type: z.enum(EVENT_TYPES),
         description: z.string(),
         example: z.record(z.string(), z.unknown()).meta({ description: "An example of the event's `data` (see the webhooks of this document)." }),
@@ -548,7 +548,7 @@ export const PostbackHeaders = z.object({
 });
 export const PostbackKeyPath = z.object({ key: postbackKeyParam });
 export const PostbackAccepted = z
-  .object({
+  .strictObject({
     postback_id: ids.postback,
     status: z.literal('queued'),
     ignored_params: z.array(z.string()).optional().meta({ description: 'Names of the parameters Trackway did not use, as sent.', example: ['sum', 'et'] }),
