@@ -26,8 +26,9 @@ export function docsRouter(): Router {
     res.type('json').send(document);
   });
 
+  // No fonts, telemetry or AI agent from Scalar's servers: nothing the page needs is off this host.
   const render = (nonce: string) =>
-    apiReference({ url: OPENAPI_PATH, cdn: SCRIPT_PATH, nonce, pageTitle: 'Trackway API reference', withDefaultFonts: false, telemetry: false }) as unknown as RequestHandler;
+    apiReference({ url: OPENAPI_PATH, cdn: SCRIPT_PATH, nonce, pageTitle: 'Trackway API reference', withDefaultFonts: false, telemetry: false, showDeveloperTools: 'never', agent: { disabled: true } }) as unknown as RequestHandler;
   router.get(DOCS_PATH, (req, res, next) => {
     const nonce = randomBytes(16).toString('base64');
     res.setHeader(
@@ -52,7 +53,8 @@ export function docsRouter(): Router {
   router.get(SCRIPT_PATH, (_req, res) => {
     // The bundle changes only with the package: let browsers keep it for a day.
     res.setHeader('Cache-Control', 'public, max-age=86400');
-    res.type('js').sendFile(bundle);
+    // pnpm keeps packages under node_modules/.pnpm, a dot-directory send() would refuse.
+    res.type('js').sendFile(bundle, { dotfiles: 'allow' });
   });
   return router;
 }
