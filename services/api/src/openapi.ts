@@ -301,7 +301,11 @@ const ingestPaths: ZodOpenApiPathsObject = {
       description: "Issues a click ID and redirects to the offer's destination with it (and the sub values) filled in.",
       requestParams: { query: r.ClickQuery },
       responses: {
-        302: { description: "Found: to the offer's destination URL.", headers: z.object({ Location: z.string().meta({ description: 'The destination, with {click_id} and the others replaced.' }) }) },
+        302: {
+          description: "Found: to the offer's destination URL.",
+          headers: z.object({ Location: z.string().meta({ description: 'The destination, with {click_id} and the others replaced.' }) }),
+          content: { 'text/plain': { schema: z.string().meta({ example: 'Found. Redirecting to https://shop.example/landing?clickid=AQAAAAEAAAAHZ0k2AJx1n3Qd8fV0m2Yc5Jk3a1Rw' }) } },
+        },
         400: errorResponse(400, 'invalid_request naming each bad parameter.'),
         404: errorResponse(404, 'offer_not_found or affiliate_not_found (none active with this id).'),
         409: errorResponse(409, "destination_refused: these values would take the redirect off the destination's host."),
