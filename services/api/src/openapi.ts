@@ -54,17 +54,17 @@ function crud(o: {
   what: string;
   params: z.ZodObject;
   item: z.ZodType;
-  list: z.ZodType;
   query: z.ZodObject;
   create?: { body: z.ZodType; answer: z.ZodType; description?: string; errors?: RouteSpec['errors'] };
   update?: { body: z.ZodType; description?: string; errors?: RouteSpec['errors'] };
 }): RouteSpec[] {
   const routes: RouteSpec[] = [];
+  const list = r.pageOf(o.item, `${o.item.meta()?.id}Page`);
   if (o.create) {
     routes.push({ method: 'post', path: o.base, tag: o.tag, summary: `Create ${article(o.what)}`, description: o.create.description, body: o.create.body, ok: { status: 201, description: `The new ${o.what}.`, schema: o.create.answer }, errors: { ...withBody, ...o.create.errors } });
   }
   routes.push(
-    { method: 'get', path: o.base, tag: o.tag, summary: `List ${o.tag.toLowerCase()}`, query: o.query, ok: { status: 200, description: 'A page, newest first.', schema: o.list }, errors: listQueryErrors },
+    { method: 'get', path: o.base, tag: o.tag, summary: `List ${o.tag.toLowerCase()}`, query: o.query, ok: { status: 200, description: 'A page, newest first.', schema: list }, errors: listQueryErrors },
     { method: 'get', path: `${o.base}/{id}`, tag: o.tag, summary: `Get ${article(o.what)}`, params: o.params, ok: { status: 200, description: `The ${o.what}.`, schema: o.item }, errors: { 404: `No ${o.what} has this id.` } },
   );
   if (o.update) {
@@ -86,7 +86,6 @@ export const ADMIN_ROUTES: RouteSpec[] = [
     what: 'advertiser',
     params: advertiserId,
     item: r.Advertiser,
-    list: r.pageOf(r.Advertiser, 'AdvertiserPage'),
     query: r.EntityList,
     create: { body: r.AdvertiserCreate, answer: r.AdvertiserWithKey, description: 'The answer shows the postback key this once; Trackway keeps only its hash.' },
     update: { body: r.AdvertiserUpdate, description: 'require_signed_postbacks needs a signing secret first (rotate-signing-secret).' },
@@ -108,7 +107,6 @@ export const ADMIN_ROUTES: RouteSpec[] = [
     what: 'affiliate',
     params: intPath('affiliate'),
     item: r.Affiliate,
-    list: r.pageOf(r.Affiliate, 'AffiliatePage'),
     query: r.EntityList,
     create: { body: r.AffiliateCreate, answer: r.Affiliate },
     update: { body: r.AffiliateUpdate },
@@ -119,7 +117,6 @@ export const ADMIN_ROUTES: RouteSpec[] = [
     what: 'offer',
     params: intPath('offer'),
     item: r.Offer,
-    list: r.pageOf(r.Offer, 'OfferPage'),
     query: r.OfferList,
     create: { body: r.OfferCreate, answer: r.Offer, errors: { 400: `${ERRORS[400]} advertiser_id names no advertiser.` } },
     update: { body: r.OfferUpdate },
@@ -130,7 +127,6 @@ export const ADMIN_ROUTES: RouteSpec[] = [
     what: 'conversion',
     params: prefixedPath(r.ids.conversion, 'conversion'),
     item: r.Conversion,
-    list: r.pageOf(r.Conversion, 'ConversionPage'),
     query: r.ConversionList,
     update: {
       body: r.ConversionReview,
@@ -145,7 +141,6 @@ export const ADMIN_ROUTES: RouteSpec[] = [
     what: 'webhook endpoint',
     params: endpointId,
     item: r.WebhookEndpoint,
-    list: r.pageOf(r.WebhookEndpoint, 'WebhookEndpointPage'),
     query: r.EndpointList,
     create: { body: r.EndpointCreate, answer: r.WebhookEndpointWithSecret, description: 'The answer shows the signing secret this once.' },
     update: { body: r.EndpointUpdate, description: 'headers, when given, replace every custom header.' },
