@@ -12,8 +12,9 @@ module.exports = {
     '^.+\\.ts$': swc('typescript'),
     '^.+\\.m?js$': swc('ecmascript'),
   },
-  // jose ships ESM only: let swc turn it into CommonJS like our own code.
-  transformIgnorePatterns: ['/node_modules/(?!(\\.pnpm/)?(jose)[@/])'],
+  // jose, Scalar's Express middleware and the OpenAPI validator ship ESM only: let swc turn them
+  // into CommonJS like our own code.
+  transformIgnorePatterns: ['/node_modules/(?!(\\.pnpm/)?(jose|@scalar|@readme|@apidevtools|@humanwhocodes)[@+/])'],
   globalSetup: '<rootDir>/test/global-setup.ts',
   testTimeout: 30_000,
   maxWorkers: 2,

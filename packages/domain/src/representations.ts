@@ -1,6 +1,7 @@
 import { type EndpointHeaderColumns, maskHeaders } from './endpoint-headers';
 import { formatMoney } from './money';
 import { sentOrderId } from './postback-formats';
+import type { ConversionStatus } from './status';
 
 // The JSON shapes shared by the admin API and by event payloads: snake_case, money as strings.
 type DecimalLike = { toString(): string };
@@ -13,7 +14,7 @@ export interface ConversionRow {
   clickId: string;
   orderId: string;
   event: string;
-  status: string;
+  status: ConversionStatus;
   holdReason: string | null;
   amount: DecimalLike;
   currency: string;
@@ -53,7 +54,7 @@ export interface CommissionRow {
   affiliateId: number;
   amount: DecimalLike;
   currency: string;
-  status: string;
+  status: 'pending' | 'approved' | 'voided';
   createdAt: Date;
 }
 

@@ -1,4 +1,3 @@
-import { EVENT_CATALOG } from '@trackway/domain';
 import { errorHandler, notFoundHandler, parseQueryString, refuseNonUtf8Body } from '@trackway/http';
 import { authFailureGuard, bearerMatches, closeConnectionsWhenDraining, healthRouter, httpMetrics, protectedMetricsHandler, securityHeaders } from '@trackway/runtime';
 import express, { type Express, Router } from 'express';
@@ -7,6 +6,8 @@ import { pinoHttp } from 'pino-http';
 import { adminBoardRouter } from './admin-board';
 import { requireAdmin } from './auth';
 import type { ApiDeps } from './deps';
+import { docsRouter } from './docs';
+import { eventTypesJson } from './representations';
 import { advertisersRouter, affiliatesRouter } from './routes/advertisers';
 import { conversionsRouter } from './routes/conversions';
 import { offersRouter } from './routes/offers';
@@ -41,6 +42,8 @@ export function createApp(deps: ApiDeps): Express {
     }),
   );
 
+  // The public contract: the OpenAPI document and its rendered reference, without auth.
+  app.use(docsRouter());
   app.use(adminBoardRouter({ queues: deps.queues, redis: deps.redis, verifier: deps.verifier, sessionKey: deps.sessionKey, authFailures }));
 
   const v1 = Router();
@@ -55,7 +58,7 @@ export function createApp(deps: ApiDeps): Express {
   v1.use('/deliveries', deliveriesRouter(deps));
   v1.use('/payouts', payoutsRouter(deps));
   v1.get('/event-types', (_req, res) => {
-    res.json({ data: Object.entries(EVENT_CATALOG).map(([type, { description, example }]) => ({ type, description, example })) });
+    res.json(eventTypesJson());
   });
   app.use('/v1', v1);
 

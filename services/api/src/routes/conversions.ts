@@ -1,31 +1,23 @@
 import { retryOnConflict } from '@trackway/db';
-import { CONVERSION_STATUSES, canTransition, conversionJson } from '@trackway/domain';
-import { HttpError, intIdQuery, notFound, parseInput, text } from '@trackway/http';
+import { canTransition } from '@trackway/domain';
+import { HttpError, notFound, parseInput } from '@trackway/http';
 import { ConcurrentUpdateError, transitionConversion } from '@trackway/ledger';
 import { publishEvents, writeEvents } from '@trackway/outbox';
 import { Router } from 'express';
-import { z } from 'zod';
 import type { ApiDeps } from '../deps';
-import { decodeCursor, listQuery, page, parseListQuery } from '../pagination';
+import { decodeCursor, page, parseListQuery } from '../pagination';
+import { ConversionList, ConversionReview, conversionResponse } from '../representations';
 import { prefixedId } from './params';
 
-const listSchema = listQuery({
-  order_id: text({ max: 255 }).optional(),
-  advertiser_id: intIdQuery.optional(),
-  affiliate_id: intIdQuery.optional(),
-  status: z.enum(CONVERSION_STATUSES).optional(),
-});
-const reviewSchema = z.strictObject({ status: z.enum(['approved', 'rejected']) });
-
 const withFlags = { fraudFlags: { select: { rule: true }, orderBy: { createdAt: 'asc' } } } as const;
-const json = (row: Parameters<typeof conversionJson>[0] & { fraudFlags: { rule: string }[] }) =>
-  conversionJson(row, row.fraudFlags.map((f) => f.rule));
+const json = (row: Parameters<typeof conversionResponse>[0] & { fraudFlags: { rule: string }[] }) =>
+  conversionResponse(row, row.fraudFlags.map((f) => f.rule));
 
 export function conversionsRouter({ prisma, pool, queues, logger }: ApiDeps): Router {
   const router = Router();
 
   router.get('/', async (req, res) => {
-    const q = parseListQuery(listSchema, req.query);
+    const q = parseListQuery(ConversionList, req.query);
     const cursor = decodeCursor<string>(q.cursor, 'string');
     const rows = await prisma.conversion.findMany({
       where: {
@@ -52,7 +44,7 @@ export function conversionsRouter({ prisma, pool, queues, logger }: ApiDeps): Ro
   // commission rule and outbox as an advertiser's postback.
   router.patch('/:id', async (req, res) => {
     const id = prefixedId(req.params.id, 'cnv', 'Conversion');
-    const { status } = parseInput(reviewSchema, req.body);
+    const { status } = parseInput(ConversionReview, req.body);
     const now = new Date();
     const events = await retryOnConflict(() =>
       prisma.$transaction(async (tx) => {

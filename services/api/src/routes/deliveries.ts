@@ -3,8 +3,8 @@ import { LIVE_JOB_STATES, deliveryJobId, failFast, replayJobId } from '@trackway
 import { Router } from 'express';
 import type { ApiDeps } from '../deps';
 import { prefixedId } from './params';
-import { deliveryJson, replayDeliveries } from './webhook-endpoints';
-
+import { deliveryWithAttemptsJson } from '../representations';
+import { replayDeliveries } from './webhook-endpoints';
 
 export function deliveriesRouter(deps: ApiDeps): Router {
   const router = Router();
@@ -18,18 +18,7 @@ export function deliveriesRouter(deps: ApiDeps): Router {
   };
 
   router.get('/:id', async (req, res) => {
-    const d = await load(req.params.id);
-    res.json({
-      ...deliveryJson(d),
-      attempts: d.attempts.map((a) => ({
-        number: a.number,
-        at: a.at.toISOString(),
-        duration_ms: a.durationMs,
-        status_code: a.statusCode,
-        error: a.error,
-        response_body: a.responseBody,
-      })),
-    });
+    res.json(deliveryWithAttemptsJson(await load(req.params.id)));
   });
 
   // Is a job for this delivery still queued or running (its first send, or its latest replay)?

@@ -1,12 +1,12 @@
-import { notFound, parseInput, text } from '@trackway/http';
+import { notFound, parseInput } from '@trackway/http';
 import type { InvalidationKind } from '@trackway/queues';
 import { Router } from 'express';
-import { z } from 'zod';
+import type { z } from 'zod';
 import type { ApiDeps } from '../deps';
-import { decodeCursor, listQuery, page, parseListQuery } from '../pagination';
+import { decodeCursor, page, parseListQuery } from '../pagination';
+import { EntityCreate, EntityList, EntityUpdate, type EntityRow, entityJson } from '../representations';
 import { intId } from './params';
 
-export type EntityRow = { id: number; name: string; status: string; createdAt: Date; updatedAt: Date };
 type Status = 'active' | 'inactive';
 
 // The slice of a Prisma delegate that advertisers and affiliates share.
@@ -18,19 +18,6 @@ interface EntityDelegate {
   updateMany(args: { where: { id: number }; data: Record<string, unknown> }): Promise<{ count: number }>;
 }
 
-export const entityJson = (a: EntityRow) => ({
-  id: a.id,
-  name: a.name,
-  status: a.status,
-  created_at: a.createdAt.toISOString(),
-  updated_at: a.updatedAt.toISOString(),
-});
-
-const name = text({ trim: true, min: 1, max: 200 });
-const createSchema = z.strictObject({ name });
-const updateSchema = z.strictObject({ name: name.optional(), status: z.enum(['active', 'inactive']).optional() });
-const listSchema = listQuery({ status: z.enum(['active', 'inactive']).optional() });
-
 /** Create, list, get and update for a named entity (advertisers, affiliates). */
 export function namedEntityRouter(
   { invalidate }: ApiDeps,
@@ -38,21 +25,20 @@ export function namedEntityRouter(
     what: string;
     kind: InvalidationKind;
     delegate: EntityDelegate;
-    /** Extra columns for a new row, and extra fields shown once in the 201 response. */
-    onCreate?: () => { data: Record<string, unknown>; shown: Record<string, unknown> };
-    /** Fields POST accepts beyond name, and the columns they become. */
-    create?: { fields: z.ZodRawShape; toData: (input: Record<string, unknown>) => Record<string, unknown> };
-    /** Fields PATCH accepts beyond name and status, and the columns they become (checked against the row). */
-    update?: { fields: z.ZodRawShape; toData: (id: number, input: Record<string, unknown>) => Promise<Record<string, unknown>> };
-    /** Fields every answer shows beyond entityJson's. */
+    /** POST's schema when it is not EntityCreate's (representations.ts). */
+    createSchema?: z.ZodType<{ name: string }>;
+    /** Extra columns for a new row (from the parsed input beyond name), and extra fields shown once in the 201 response. */
+    onCreate?: (input: Record<string, unknown>) => { data: Record<string, unknown>; shown: Record<string, unknown> };
+    /** PATCH's schema when it takes more than name and status (representations.ts), and the columns its fields become (checked against the row). */
+    update?: { schema: z.ZodType<Record<string, unknown>>; toData: (id: number, input: Record<string, unknown>) => Promise<Record<string, unknown>> };
+    /** The answer's shape when it shows more than entityJson (representations.ts). */
     json?: (row: never) => Record<string, unknown>;
   },
 ): Router & { update: (id: number, data: Record<string, unknown>) => Promise<EntityRow>; toJson: (row: EntityRow) => Record<string, unknown> } {
   const { what, kind, delegate } = config;
   const router = Router();
-  const patchSchema = config.update ? updateSchema.extend(config.update.fields) : updateSchema;
-  const postSchema = config.create ? createSchema.extend(config.create.fields) : createSchema;
-  const toJson = (row: EntityRow) => ({ ...entityJson(row), ...config.json?.(row as never) });
+  const patchSchema = config.update?.schema ?? EntityUpdate;
+  const toJson = (row: EntityRow) => (config.json ? config.json(row as never) : entityJson(row));
   const update = async (id: number, data: Record<string, unknown>) => {
     const { count } = await delegate.updateMany({ where: { id }, data });
     if (count === 0) throw notFound(what);
@@ -61,14 +47,14 @@ export function namedEntityRouter(
   };
 
   router.post('/', async (req, res) => {
-    const input = parseInput(postSchema, req.body) as Record<string, unknown> & { name: string };
-    const extra = config.onCreate?.() ?? { data: {}, shown: {} };
-    const row = await delegate.create({ data: { name: input.name, ...config.create?.toData(input), ...extra.data } as never });
+    const input = parseInput(config.createSchema ?? EntityCreate, req.body);
+    const extra = config.onCreate?.(input) ?? { data: {}, shown: {} };
+    const row = await delegate.create({ data: { name: input.name, ...extra.data } as never });
     res.status(201).json({ ...toJson(row), ...extra.shown });
   });
 
   router.get('/', async (req, res) => {
-    const q = parseListQuery(listSchema, req.query);
+    const q = parseListQuery(EntityList, req.query);
     const cursor = decodeCursor<number>(q.cursor, 'int');
     const rows = await delegate.findMany({
       where: { status: q.status, id: cursor === undefined ? undefined : { lt: cursor } },

@@ -1,27 +1,19 @@
 import { retryOnConflict } from '@trackway/db';
-import { isCurrency } from '@trackway/domain';
-import { HttpError, badRequest, intIdQuery, intIdSchema, notFound, parseInput, text } from '@trackway/http';
-import { createPayout, markPayoutSent, payoutJson } from '@trackway/ledger';
+import { HttpError, badRequest, notFound, parseInput } from '@trackway/http';
+import { createPayout, markPayoutSent } from '@trackway/ledger';
 import { publishEvents, writeEvents } from '@trackway/outbox';
 import { Router } from 'express';
-import { z } from 'zod';
 import type { ApiDeps } from '../deps';
-import { decodeCursor, listQuery, page, parseListQuery } from '../pagination';
+import { decodeCursor, page, parseListQuery } from '../pagination';
+import { PayoutCreate, PayoutList, PayoutMarkSent, payoutResponse, payoutWithCommissionsResponse } from '../representations';
 import { prefixedId } from './params';
-
-const createSchema = z.strictObject({
-  affiliate_id: intIdSchema,
-  currency: z.string().refine(isCurrency, 'must be an ISO 4217 code such as USD'),
-});
-const sentSchema = z.strictObject({ reference: text({ trim: true, min: 1, max: 255 }) });
-const listSchema = listQuery({ affiliate_id: intIdQuery.optional(), status: z.enum(['pending', 'sent']).optional() });
 
 export function payoutsRouter({ prisma, pool, queues, logger }: ApiDeps): Router {
   const router = Router();
   const withCommissions = { commissions: { select: { id: true }, orderBy: { id: 'asc' } } } as const;
 
   router.post('/', async (req, res) => {
-    const input = parseInput(createSchema, req.body);
+    const input = parseInput(PayoutCreate, req.body);
     if (!(await prisma.affiliate.findUnique({ where: { id: input.affiliate_id } }))) throw badRequest({ affiliate_id: 'no affiliate has this id' });
     const { payout, hasMore } = await retryOnConflict(() =>
       prisma.$transaction(async (tx) => {
@@ -32,29 +24,29 @@ export function payoutsRouter({ prisma, pool, queues, logger }: ApiDeps): Router
       }),
     );
     // has_more: the payout is full (PAYOUT_AMOUNT_MAX); ask again for the next one.
-    res.status(201).json({ ...payoutJson(payout, payout.commissions.map((c) => c.id)), has_more: hasMore });
+    res.status(201).json({ ...payoutWithCommissionsResponse(payout, payout.commissions.map((c) => c.id)), has_more: hasMore });
   });
 
   router.get('/', async (req, res) => {
-    const q = parseListQuery(listSchema, req.query);
+    const q = parseListQuery(PayoutList, req.query);
     const cursor = decodeCursor<string>(q.cursor, 'string');
     const rows = await prisma.payout.findMany({
       where: { affiliateId: q.affiliate_id, status: q.status, id: cursor === undefined ? undefined : { lt: cursor } },
       orderBy: { id: 'desc' },
       take: q.limit + 1,
     });
-    res.json(page(rows, q.limit, (p) => payoutJson(p)));
+    res.json(page(rows, q.limit, payoutResponse));
   });
 
   router.get('/:id', async (req, res) => {
     const payout = await prisma.payout.findUnique({ where: { id: prefixedId(req.params.id, 'po', 'Payout') }, include: withCommissions });
     if (!payout) throw notFound('Payout');
-    res.json(payoutJson(payout, payout.commissions.map((c) => c.id)));
+    res.json(payoutWithCommissionsResponse(payout, payout.commissions.map((c) => c.id)));
   });
 
   router.post('/:id/mark-sent', async (req, res) => {
     const id = prefixedId(req.params.id, 'po', 'Payout');
-    const { reference } = parseInput(sentSchema, req.body);
+    const { reference } = parseInput(PayoutMarkSent, req.body);
     const result = await retryOnConflict(() =>
       prisma.$transaction(async (tx) => {
         const marked = await markPayoutSent(tx, id, reference, new Date());

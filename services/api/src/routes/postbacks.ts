@@ -2,6 +2,7 @@ import { notFound, unavailable } from '@trackway/http';
 import { RedisUnavailableError, failFast, findQueuedPostback } from '@trackway/queues';
 import { Router } from 'express';
 import type { ApiDeps } from '../deps';
+import { postbackJson, queuedPostbackJson } from '../representations';
 import { prefixedId } from './params';
 
 /**
@@ -14,18 +15,7 @@ export function postbacksRouter({ prisma, queues, redis }: ApiDeps): Router {
     const id = prefixedId(req.params.id, 'pb', 'Postback');
     const row = await prisma.postback.findUnique({ where: { id } });
     if (row) {
-      res.json({
-        id: row.id,
-        status: row.status,
-        reason: row.reason,
-        conversion_id: row.conversionId,
-        advertiser_id: row.advertiserId,
-        params: row.params,
-        // Parameters Trackway does not read, as sent: an integrator's mistake shows here.
-        ignored_params: row.ignoredParams ?? {},
-        received_at: row.receivedAt.toISOString(),
-        processed_at: row.processedAt.toISOString(),
-      });
+      res.json(postbackJson(row));
       return;
     }
     const [found, state] = await failFast(redis, async () => {
@@ -37,18 +27,9 @@ export function postbacksRouter({ prisma, queues, redis }: ApiDeps): Router {
     });
     if (!found) throw notFound('Postback');
     const { job, postback } = found;
-    res.json({
-      id,
-      status: 'queued',
-      // Why it is still queued, when there is a reason: a failed attempt awaiting retry, or
-      // retries exhausted (the job can be retried from Bull Board).
-      reason: state === 'failed' ? 'processing_failed' : job.attemptsMade > 0 ? 'retrying' : null,
-      conversion_id: null,
-      advertiser_id: postback.advertiserId,
-      ignored_params: postback.ignoredParams ?? {},
-      received_at: postback.receivedAt,
-      processed_at: null,
-    });
+    // Why it is still queued, when there is a reason: a failed attempt awaiting retry, or
+    // retries exhausted (the job can be retried from Bull Board).
+    res.json(queuedPostbackJson(id, postback, state === 'failed' ? 'processing_failed' : job.attemptsMade > 0 ? 'retrying' : null));
   });
   return router;
 }

@@ -1,55 +1,15 @@
-import { SUBSCRIBABLE_EVENT_TYPES, createEvent, endpointJson, newId, sealHeaders } from '@trackway/domain';
-import { HttpError, badRequest, dateTimeInput, notFound, parseInput, text, unavailable, urlText } from '@trackway/http';
+import { createEvent, newId, sealHeaders } from '@trackway/domain';
+import { HttpError, badRequest, notFound, parseInput, unavailable } from '@trackway/http';
 import { publishEvents, writeEvents } from '@trackway/outbox';
 import { deliveryJobOptions, replayJobId } from '@trackway/queues';
-import { RESERVED_HEADERS, checkLiteralHost, generateSecret } from '@trackway/webhooks';
+import { checkLiteralHost, generateSecret } from '@trackway/webhooks';
 import { Router } from 'express';
-import { z } from 'zod';
 import type { ApiDeps } from '../deps';
-import { decodeCursor, listQuery, page, parseListQuery } from '../pagination';
+import { decodeCursor, page, parseListQuery } from '../pagination';
+import { EndpointCreate, EndpointDeliveriesList, EndpointList, EndpointRecover, EndpointUpdate, deliveryJson, endpointResponse } from '../representations';
 import { prefixedId } from './params';
 
 const OVERLAP_MS = 24 * 3600 * 1000;
-
-const eventTypes = z
-  .array(z.string())
-  .min(1, 'subscribe to at least one event type, or ["*"]')
-  .max(50)
-  .superRefine((types, ctx) => {
-    const unknown = types.filter((t) => t !== '*' && !(SUBSCRIBABLE_EVENT_TYPES as string[]).includes(t));
-    if (unknown.length > 0) ctx.addIssue({ code: 'custom', message: `unknown event types: ${unknown.join(', ')} (see GET /v1/event-types)` });
-  })
-  .transform((types) => (types.includes('*') ? ['*'] : [...new Set(types)]));
-const headers = z
-  .record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/, 'is not a header name'), z.string().max(1024).regex(/^[\x20-\x7e\t]*$/, 'must be printable ASCII on one line'))
-  .refine((h) => Object.keys(h).length <= 20, 'at most 20 headers')
-  .refine((h) => Object.keys(h).every((name) => !RESERVED_HEADERS.has(name.toLowerCase())), 'may not set content-type, user-agent or the webhook-* headers');
-const endpointFields = {
-  url: urlText({ max: 2048 }),
-  event_types: eventTypes,
-  description: text({ max: 500 }).nullable().optional(),
-  headers: headers.optional(),
-  rate_limit_per_second: z.number().int().min(1).max(10_000).nullable().optional(),
-};
-const createSchema = z.strictObject(endpointFields);
-const updateSchema = z.strictObject(endpointFields).partial();
-const listSchema = listQuery({ enabled: z.enum(['true', 'false']).optional() });
-const deliveriesSchema = listQuery({ status: z.enum(['pending', 'succeeded', 'failed']).optional() });
-const recoverSchema = z.strictObject({ since: dateTimeInput });
-
-export function deliveryJson(d: { id: string; eventId: string; endpointId: string; eventType: string; status: string; attemptCount: number; nextAttemptAt: Date | null; createdAt: Date; updatedAt: Date }) {
-  return {
-    id: d.id,
-    event_id: d.eventId,
-    endpoint_id: d.endpointId,
-    event_type: d.eventType,
-    status: d.status,
-    attempt_count: d.attemptCount,
-    next_attempt_at: d.nextAttemptAt?.toISOString() ?? null,
-    created_at: d.createdAt.toISOString(),
-    updated_at: d.updatedAt.toISOString(),
-  };
-}
 
 const REPLAY_PAGE = 500;
 export const RECOVER_MAX = 10_000;
@@ -125,11 +85,11 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
   };
   const changed = async (id: string) => {
     await invalidate('endpoint', id);
-    return endpointJson(await prisma.webhookEndpoint.findUniqueOrThrow({ where: { id } }));
+    return endpointResponse(await prisma.webhookEndpoint.findUniqueOrThrow({ where: { id } }));
   };
 
   router.post('/', async (req, res) => {
-    const input = parseInput(createSchema, req.body);
+    const input = parseInput(EndpointCreate, req.body);
     const secret = generateSecret();
     const endpoint = await prisma.webhookEndpoint.create({
       data: {
@@ -145,27 +105,27 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
     await invalidate('endpoint', endpoint.id);
     // The secret is shown here and on rotation only; it is stored encrypted, like header values
     // (which no answer shows).
-    res.status(201).json({ ...endpointJson(endpoint), secret });
+    res.status(201).json({ ...endpointResponse(endpoint), secret });
   });
 
   router.get('/', async (req, res) => {
-    const q = parseListQuery(listSchema, req.query);
+    const q = parseListQuery(EndpointList, req.query);
     const cursor = decodeCursor<string>(q.cursor, 'string');
     const rows = await prisma.webhookEndpoint.findMany({
       where: { enabled: q.enabled === undefined ? undefined : q.enabled === 'true', id: cursor === undefined ? undefined : { lt: cursor } },
       orderBy: { id: 'desc' },
       take: q.limit + 1,
     });
-    res.json(page(rows, q.limit, endpointJson));
+    res.json(page(rows, q.limit, endpointResponse));
   });
 
   router.get('/:id', async (req, res) => {
-    res.json(endpointJson(await load(req.params.id)));
+    res.json(endpointResponse(await load(req.params.id)));
   });
 
   router.patch('/:id', async (req, res) => {
     const { id } = await load(req.params.id);
-    const input = parseInput(updateSchema, req.body);
+    const input = parseInput(EndpointUpdate, req.body);
     await prisma.webhookEndpoint.update({
       where: { id },
       data: {
@@ -231,7 +191,7 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
 
   router.get('/:id/deliveries', async (req, res) => {
     const { id } = await load(req.params.id);
-    const q = parseListQuery(deliveriesSchema, req.query);
+    const q = parseListQuery(EndpointDeliveriesList, req.query);
     const cursor = decodeCursor<string>(q.cursor, 'string');
     const rows = await prisma.delivery.findMany({
       where: { endpointId: id, status: q.status, id: cursor === undefined ? undefined : { lt: cursor } },
@@ -244,7 +204,7 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
   // Like Svix's recover: re-send every failed delivery of this endpoint since a time.
   router.post('/:id/recover', async (req, res) => {
     const endpoint = await load(req.params.id);
-    const { since } = parseInput(recoverSchema, req.body);
+    const { since } = parseInput(EndpointRecover, req.body);
     if (!endpoint.enabled) throw new HttpError(409, 'endpoint_disabled', 'Enable the endpoint before recovering its deliveries.');
     const failed = await prisma.delivery.findMany({
       where: { endpointId: endpoint.id, status: 'failed', createdAt: { gte: since } },

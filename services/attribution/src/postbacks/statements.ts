@@ -1,4 +1,5 @@
 import { statement } from '@trackway/db';
+import type { ConversionStatus } from '@trackway/domain';
 import { DETACH_FROM_PENDING_PAYOUTS_SQL, RECOMPUTE_PAYOUTS_SQL } from '@trackway/ledger';
 
 // The attribution hot path's statements: named (planned once per connection) and multi-row (a
@@ -18,7 +19,8 @@ export interface ConversionRecord {
   click_id: string;
   order_id: string;
   event: string;
-  status: string;
+  // The column's enum: Postgres returns nothing else.
+  status: ConversionStatus;
   hold_reason: string | null;
   amount: string;
   currency: string;

@@ -1,0 +1,601 @@
+import {
+  CONVERSION_STATUSES,
+  DEDUPE_MODES,
+  EVENT_CATALOG,
+  EVENT_TYPES,
+  type EventType,
+  MONEY_PATTERN,
+  PERCENT_PATTERN,
+  POSTBACK_FIELDS,
+  PRESET_NAMES,
+  type PostbackFormat,
+  SUBSCRIBABLE_EVENT_TYPES,
+  commissionJson,
+  conversionJson,
+  destinationTemplateProblem,
+  endpointJson,
+  formatDecimal,
+  formatMoney,
+  fraudFlagJson,
+  isCurrency,
+  postbackFormatProblems,
+} from '@trackway/domain';
+import { dateTimeInput, intIdQuery, intIdSchema, text, urlText } from '@trackway/http';
+import { payoutJson } from '@trackway/ledger';
+import { isAddressOrCidr } from '@trackway/runtime';
+import { RESERVED_HEADERS } from '@trackway/webhooks';
+import { z } from 'zod';
+import type { ApiDeps } from './deps';
+import { listQuery } from './pagination';
+
+/*
+ * Every JSON shape of the admin API, and of the events its webhooks carry: the zod schemas that
+ * parse requests, the schemas of the answers with the functions that shape them (typed by their
+ * schema, so an answer cannot drift from its documentation), and the event payloads. The OpenAPI
+ * document (openapi.ts) is generated from these; nothing in it is written by hand.
+ *
+ * Schemas with an `id` become components of the document. Request schemas keep the exact
+ * messages clients have always been given.
+ */
+
+type Out<S extends z.ZodType> = z.output<S>;
+
+// ——— Shared pieces ———
+
+const timestamp = z.iso.datetime().meta({ description: 'ISO 8601, UTC, millisecond precision.', example: '2026-11-27T10:14:52.318Z' });
+const moneyOut = z.string().regex(MONEY_PATTERN).meta({ description: 'A decimal amount as a string (at most 14 digits before the point and 4 after).', example: '49.90' });
+const currencyOut = z.string().regex(/^[A-Z]{3}$/).meta({ description: 'ISO 4217 currency code.', example: 'USD' });
+const prefixed = (prefix: string, example: string) => z.string().regex(new RegExp(`^${prefix}_[0-9A-Z]{26}$`)).meta({ example });
+const intId = z.number().int().min(1).max(2_147_483_647);
+const entityStatus = z.enum(['active', 'inactive']);
+
+export const ids = {
+  conversion: prefixed('cnv', 'cnv_01JD8Z6Q5W3M0T9XK2V7R4N1BC'),
+  commission: prefixed('com', 'com_01JD8Z6Q5XG1S7C2W9E4K8M3PA'),
+  fraudFlag: prefixed('ff', 'ff_01JD8Z6Q5Y0N4B6D1H8T2R5V7X'),
+  postback: prefixed('pb', 'pb_01JD8Z6Q4Z2K9M1P5S3W7Y0B2D'),
+  event: prefixed('evt', 'evt_01JD8Z6Q62B4D6F8H0K2M4P6R8'),
+  endpoint: prefixed('ep', 'ep_01JD8Z6Q61A2C4E6G8J0L2N4Q6'),
+  delivery: prefixed('dlv', 'dlv_01JD8Z6Q63C5E7G9J1L3N5Q7S9'),
+  payout: prefixed('po', 'po_01JD8Z6Q60F3H5J7L9N1Q3S5U7'),
+};
+
+/** A page of a list: newest first; `next_cursor` is null on the last page. */
+export const pageOf = <S extends z.ZodType>(item: S, id: string) =>
+  z.strictObject({ data: z.array(item), next_cursor: z.string().nullable().meta({ description: 'Pass as `cursor` for the next page; null on the last.' }) }).meta({ id });
+
+// ——— The error envelope (packages/http errors.ts writes it) ———
+
+export const ErrorEnvelope = z
+  .strictObject({
+    error: z.strictObject({
+      code: z.string().meta({ description: 'Stable, machine-readable: invalid_request, unauthorized, not_found, conflict, rate_limited, unavailable…', example: 'invalid_request' }),
+      message: z.string().meta({ example: 'The request has invalid fields.' }),
+      fields: z.record(z.string(), z.string()).optional().meta({ description: 'For invalid_request: each field (dotted path, or `_` for the whole body) with the reason it was refused.', example: { name: 'is required' } }),
+    }),
+  })
+  .meta({ id: 'Error', description: 'Every 4xx and 5xx answer.' });
+
+// ——— Advertisers and affiliates (named entities) ———
+
+const entityFields = {
+  id: intId,
+  name: z.string(),
+  status: entityStatus,
+  created_at: timestamp,
+  updated_at: timestamp,
+};
+export type EntityRow = { id: number; name: string; status: 'active' | 'inactive'; createdAt: Date; updatedAt: Date };
+
+export const Affiliate = z.strictObject(entityFields).meta({ id: 'Affiliate' });
+export function entityJson(a: EntityRow): Out<typeof Affiliate> {
+  return {
+    id: a.id,
+    name: a.name,
+    status: a.status,
+    created_at: a.createdAt.toISOString(),
+    updated_at: a.updatedAt.toISOString(),
+  };
+}
+
+const entityName = text({ trim: true, min: 1, max: 200 });
+export const EntityCreate = z.strictObject({ name: entityName });
+export const EntityUpdate = z.strictObject({ name: entityName.optional(), status: entityStatus.optional() });
+export const EntityList = listQuery({ status: entityStatus.optional() });
+export const AffiliateCreate = EntityCreate.meta({ id: 'AffiliateCreate' });
+export const AffiliateUpdate = EntityUpdate.meta({ id: 'AffiliateUpdate' });
+
+/**
+ * The advertiser's postback dialect (README, "Postback formats"): a preset, and what overrides
+ * it. Names are checked for clashes too (postbackFormatProblems): one name read for two fields
+ * is refused.
+ */
+const postbackFormatFields = {
+  preset: z.enum(PRESET_NAMES).meta({ description: "The tracker whose documented postback parameters are read; trackway: Trackway's names and aliases." }),
+  params: z
+    .partialRecord(z.enum(POSTBACK_FIELDS), z.array(z.string()).min(1, 'lists at least one name').max(20, 'at most 20 names'))
+    .optional()
+    .meta({ description: "Per field, the parameter names read for it instead of the preset's (Trackway's own name is read too).", example: { amount: ['rev'] } }),
+  status_values: z
+    .record(z.string().trim().min(1).max(64), z.enum(CONVERSION_STATUSES))
+    .refine((values) => Object.keys(values).length <= 50, 'at most 50 values')
+    .optional()
+    .meta({ description: "Status values (any case) over the preset's and the shared vocabulary.", example: { '1': 'approved', '2': 'pending' } }),
+  decimal_comma: z.boolean().optional().meta({ description: 'Read 12,34 as 12.34.' }),
+  dedupe: z.enum(DEDUPE_MODES).optional().meta({ description: 'click_id: a postback without order_id is one conversion per (advertiser, click, event).' }),
+};
+const PostbackFormatInput = z
+  .strictObject(postbackFormatFields)
+  .superRefine((format, ctx) => {
+    for (const [path, message] of Object.entries(postbackFormatProblems(format))) ctx.addIssue({ code: 'custom', path: path.split('.').slice(1), message });
+  })
+  .meta({ id: 'PostbackFormatInput' });
+export const PostbackFormatSetting = z.strictObject(postbackFormatFields).meta({ id: 'PostbackFormat' });
+
+// An advertiser's settings beyond name and status: every answer shows them, PATCH takes them.
+// A new setting is one line in each of advertiserSettings, Advertiser and advertiserJson.
+const advertiserSettings = {
+  postback_format: PostbackFormatInput.optional(),
+  require_signed_postbacks: z.boolean().optional(),
+  allowed_ips: z
+    .array(z.string().refine(isAddressOrCidr, 'must be an IP address or a CIDR such as 203.0.113.0/24'))
+    .max(100, 'at most 100 entries')
+    .optional(),
+  postback_rate_limit_per_second: z.number().int().min(0).max(1_000_000).nullable().optional(),
+};
+export const AdvertiserCreate = EntityCreate.extend({ postback_format: advertiserSettings.postback_format }).meta({ id: 'AdvertiserCreate' });
+export const AdvertiserUpdate = EntityUpdate.extend(advertiserSettings).meta({ id: 'AdvertiserUpdate' });
+export type AdvertiserSettingsInput = z.infer<z.ZodObject<typeof advertiserSettings>>;
+
+export const Advertiser = z
+  .strictObject({
+    ...entityFields,
+    require_signed_postbacks: z.boolean(),
+    signing_secret_set: z.boolean(),
+    previous_signing_secret_expires_at: timestamp.nullable().meta({ description: 'Until then the previous signing secret still verifies; null when none does.' }),
+    allowed_ips: z.array(z.string()).meta({ description: 'Addresses and CIDRs postbacks may come from; empty: any.' }),
+    postback_rate_limit_per_second: z.number().int().nullable().meta({ description: 'null: the deployment-wide POSTBACK_RATE_LIMIT; 0: no limit.' }),
+    postback_format: PostbackFormatSetting.meta({ description: 'As set; {"preset": "trackway"} when never set.' }),
+  })
+  .meta({ id: 'Advertiser' });
+const postbackKey = { postback_key: z.string().meta({ description: 'Shown in this answer only; Trackway stores its hash.', example: 'pk_3xJ9yq0Z7C2hV5mN8pR1tW4bK6dF0gHs' }) };
+export const AdvertiserWithKey = Advertiser.extend(postbackKey).meta({ id: 'AdvertiserWithKey' });
+export const SigningSecretRotated = z
+  .strictObject({ signing_secret: z.string().meta({ description: 'Shown in this answer only.' }), previous_signing_secret_expires_at: timestamp.nullable() })
+  .meta({ id: 'SigningSecretRotated' });
+
+export interface AdvertiserRow extends EntityRow {
+  requireSignedPostbacks: boolean;
+  allowedIps: string[] | null;
+  postbackRateLimitPerSecond: number | null;
+  signingSecretSealed: string | null;
+  previousSigningSecretExpiresAt: Date | null;
+  postbackFormat: unknown;
+}
+
+/** The front-door settings every advertiser answer shows (never the secret itself). */
+export function advertiserJson(row: AdvertiserRow): Out<typeof Advertiser> {
+  return {
+    ...entityJson(row),
+    require_signed_postbacks: row.requireSignedPostbacks,
+    signing_secret_set: row.signingSecretSealed !== null,
+    previous_signing_secret_expires_at: row.previousSigningSecretExpiresAt && row.previousSigningSecretExpiresAt > new Date() ? row.previousSigningSecretExpiresAt.toISOString() : null,
+    allowed_ips: row.allowedIps ?? [],
+    postback_rate_limit_per_second: row.postbackRateLimitPerSecond,
+    postback_format: (row.postbackFormat as PostbackFormat | null) ?? { preset: 'trackway' },
+  };
+}
+
+// ——— Offers ———
+
+const money = z.string().regex(MONEY_PATTERN, 'must be a decimal string such as "5.00"');
+const currency = z.string().refine(isCurrency, 'must be an ISO 4217 code such as USD').meta({ description: 'ISO 4217 currency code.', example: 'USD' });
+const destinationUrl = urlText({ max: 2048 })
+  .superRefine((value, ctx) => {
+    const problem = destinationTemplateProblem(value);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  })
+  .meta({ description: 'Where /click redirects; {click_id}, {offer_id}, {affiliate_id} and {sub1}…{sub5} are replaced.', example: 'https://shop.example/landing?clickid={click_id}' });
+const payoutInput = z.discriminatedUnion(
+  'type',
+  [
+    z.strictObject({ type: z.literal('fixed'), amount: money }),
+    z.strictObject({
+      type: z.literal('percent'),
+      percent: z.string().regex(PERCENT_PATTERN, 'must be a decimal string such as "10"').refine((p) => Number(p) <= 100, 'must be at most 100'),
+    }),
+  ],
+  { error: 'must be {"type": "fixed", "amount"} or {"type": "percent", "percent"}' },
+);
+const offerSettings = {
+  name: text({ trim: true, min: 1, max: 200 }),
+  destination_url: destinationUrl,
+  currency,
+  payout: payoutInput,
+  attribution_window_days: z.number().int().min(1).max(365),
+  min_ctit_seconds: z.number().int().min(0).max(86_400),
+  amount_cap: money.nullable(),
+};
+export const OfferCreate = z
+  .strictObject({
+    advertiser_id: intIdSchema,
+    ...offerSettings,
+    attribution_window_days: offerSettings.attribution_window_days.optional(),
+    min_ctit_seconds: offerSettings.min_ctit_seconds.optional(),
+    amount_cap: offerSettings.amount_cap.optional(),
+  })
+  .meta({ id: 'OfferCreate' });
+export const OfferUpdate = z.strictObject({ ...offerSettings, status: entityStatus }).partial().meta({ id: 'OfferUpdate' });
+export const OfferList = listQuery({ advertiser_id: intIdQuery.optional(), status: entityStatus.optional() });
+
+export const Offer = z
+  .strictObject({
+    id: intId,
+    advertiser_id: intId,
+    name: z.string(),
+    destination_url: z.string(),
+    currency: currencyOut,
+    payout: z.discriminatedUnion('type', [z.strictObject({ type: z.literal('fixed'), amount: moneyOut }), z.strictObject({ type: z.literal('percent'), percent: z.string().regex(PERCENT_PATTERN) })]),
+    attribution_window_days: z.number().int(),
+    min_ctit_seconds: z.number().int(),
+    amount_cap: moneyOut.nullable(),
+    status: entityStatus,
+    created_at: timestamp,
+    updated_at: timestamp,
+  })
+  .meta({ id: 'Offer' });
+
+type OfferRow = Awaited<ReturnType<ApiDeps['prisma']['offer']['findUniqueOrThrow']>>;
+export function offerJson(o: OfferRow): Out<typeof Offer> {
+  return {
+    id: o.id,
+    advertiser_id: o.advertiserId,
+    name: o.name,
+    destination_url: o.destinationUrl,
+    currency: o.currency,
+    payout: o.payoutType === 'fixed' ? { type: 'fixed', amount: formatMoney(o.payoutAmount!) } : { type: 'percent', percent: formatDecimal(o.payoutPercent!) },
+    attribution_window_days: o.attributionWindowDays,
+    min_ctit_seconds: o.minCtitSeconds,
+    amount_cap: o.amountCap === null ? null : formatMoney(o.amountCap),
+    status: o.status,
+    created_at: o.createdAt.toISOString(),
+    updated_at: o.updatedAt.toISOString(),
+  };
+}
+
+// ——— Conversions, commissions, fraud flags (shaped in @trackway/domain, for events too) ———
+
+export const Conversion = z
+  .strictObject({
+    id: ids.conversion,
+    advertiser_id: intId,
+    offer_id: intId,
+    affiliate_id: intId,
+    click_id: z.string(),
+    order_id: z.string().nullable().meta({ description: "The advertiser's order reference; null for a conversion deduplicated by its click (postback_format dedupe \"click_id\", no order sent)." }),
+    event: z.string().meta({ example: 'conversion' }),
+    status: z.enum(CONVERSION_STATUSES),
+    hold_reason: z.string().nullable().meta({ description: 'Why a fraud rule held the conversion pending, if one did.' }),
+    amount: moneyOut,
+    currency: currencyOut,
+    payout: moneyOut,
+    payout_currency: currencyOut,
+    fraud_flags: z.array(z.string()).meta({ description: 'The rules that flagged it, oldest first.' }),
+    clicked_at: timestamp,
+    created_at: timestamp,
+    updated_at: timestamp,
+  })
+  .meta({ id: 'Conversion' });
+export const ConversionList = listQuery({
+  order_id: text({ max: 255 }).optional(),
+  advertiser_id: intIdQuery.optional(),
+  affiliate_id: intIdQuery.optional(),
+  status: z.enum(CONVERSION_STATUSES).optional(),
+});
+export const ConversionReview = z.strictObject({ status: z.enum(['approved', 'rejected']) }).meta({ id: 'ConversionReview' });
+
+/** conversionJson (domain), checked against its schema. */
+export const conversionResponse = (row: Parameters<typeof conversionJson>[0], fraudFlags: string[]): Out<typeof Conversion> => conversionJson(row, fraudFlags);
+
+export const Commission = z
+  .strictObject({
+    id: ids.commission,
+    conversion_id: ids.conversion,
+    affiliate_id: intId,
+    amount: moneyOut,
+    currency: currencyOut,
+    status: z.enum(['pending', 'approved', 'voided']),
+    created_at: timestamp,
+  })
+  .meta({ id: 'Commission' });
+
+export const FraudFlag = z
+  .strictObject({
+    id: ids.fraudFlag,
+    rule: z.string().meta({ description: 'unknown_click, click_expired, ctit_too_short or amount_over_cap.', example: 'ctit_too_short' }),
+    postback_id: ids.postback,
+    conversion_id: ids.conversion.nullable(),
+    details: z.unknown().meta({ description: "The rule's figures, e.g. {\"ctit_seconds\": 3, \"min_ctit_seconds\": 10}." }),
+    created_at: timestamp,
+  })
+  .meta({ id: 'FraudFlag' });
+
+// ——— Postbacks (outcomes) ———
+
+export const Postback = z
+  .strictObject({
+    id: ids.postback,
+    status: z.enum(['queued', 'accepted', 'duplicate', 'rejected']),
+    reason: z.string().nullable().meta({ description: 'Why it was rejected, or why it is still queued (retrying, processing_failed).' }),
+    conversion_id: ids.conversion.nullable(),
+    advertiser_id: intId,
+    params: z.record(z.string(), z.unknown()).optional().meta({ description: 'The fields Trackway read from it; absent while queued.' }),
+    ignored_params: z.record(z.string(), z.unknown()).meta({ description: 'The parameters it carried that Trackway does not read, as sent.', example: { sum: '30.00', et: 'lead' } }),
+    received_at: timestamp,
+    processed_at: timestamp.nullable(),
+  })
+  .meta({ id: 'Postback' });
+
+type PostbackRow = NonNullable<Awaited<ReturnType<ApiDeps['prisma']['postback']['findUnique']>>>;
+export function postbackJson(row: PostbackRow): Out<typeof Postback> {
+  return {
+    id: row.id,
+    status: row.status,
+    reason: row.reason,
+    conversion_id: row.conversionId,
+    advertiser_id: row.advertiserId,
+    params: row.params as Record<string, unknown>,
+    ignored_params: (row.ignoredParams as Record<string, unknown> | null) ?? {},
+    received_at: row.receivedAt.toISOString(),
+    processed_at: row.processedAt.toISOString(),
+  };
+}
+
+/** A postback whose job is still in Redis: no outcome yet. */
+export function queuedPostbackJson(id: string, postback: { advertiserId: number; receivedAt: string; ignoredParams?: Record<string, unknown> }, reason: 'processing_failed' | 'retrying' | null): Out<typeof Postback> {
+  return { id, status: 'queued', reason, conversion_id: null, advertiser_id: postback.advertiserId, ignored_params: postback.ignoredParams ?? {}, received_at: postback.receivedAt, processed_at: null };
+}
+
+// ——— Webhook endpoints and deliveries ———
+
+const eventTypes = z
+  .array(z.string())
+  .min(1, 'subscribe to at least one event type, or ["*"]')
+  .max(50)
+  .superRefine((types, ctx) => {
+    const unknown = types.filter((t) => t !== '*' && !(SUBSCRIBABLE_EVENT_TYPES as string[]).includes(t));
+    if (unknown.length > 0) ctx.addIssue({ code: 'custom', message: `unknown event types: ${unknown.join(', ')} (see GET /v1/event-types)` });
+  })
+  .transform((types) => (types.includes('*') ? ['*'] : [...new Set(types)]))
+  .meta({ description: `Event types to receive, or ["*"] for all: ${SUBSCRIBABLE_EVENT_TYPES.join(', ')}.`, example: ['conversion.approved'] });
+const customHeaders = z
+  .record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/, 'is not a header name'), z.string().max(1024).regex(/^[\x20-\x7e\t]*$/, 'must be printable ASCII on one line'))
+  .refine((h) => Object.keys(h).length <= 20, 'at most 20 headers')
+  .refine((h) => Object.keys(h).every((name) => !RESERVED_HEADERS.has(name.toLowerCase())), 'may not set content-type, user-agent or the webhook-* headers')
+  .meta({ description: 'Sent with every delivery (at most 20; not content-type, user-agent or webhook-*). Stored encrypted; answers show only the names.' });
+const endpointFields = {
+  url: urlText({ max: 2048 }).meta({ description: 'https (http only where WEBHOOK_ALLOW_HTTP); no credentials; not a private address.' }),
+  event_types: eventTypes,
+  description: text({ max: 500 }).nullable().optional(),
+  headers: customHeaders.optional(),
+  rate_limit_per_second: z.number().int().min(1).max(10_000).nullable().optional(),
+};
+export const EndpointCreate = z.strictObject(endpointFields).meta({ id: 'WebhookEndpointCreate' });
+export const EndpointUpdate = z.strictObject(endpointFields).partial().meta({ id: 'WebhookEndpointUpdate' });
+export const EndpointList = listQuery({ enabled: z.enum(['true', 'false']).optional() });
+export const EndpointDeliveriesList = listQuery({ status: z.enum(['pending', 'succeeded', 'failed']).optional() });
+export const EndpointRecover = z.strictObject({ since: dateTimeInput.meta({ description: 'ISO 8601 with a time zone.', example: '2026-12-01T09:30:00Z' }) }).meta({ id: 'WebhookEndpointRecover' });
+
+export const WebhookEndpoint = z
+  .strictObject({
+    id: ids.endpoint,
+    url: z.string(),
+    description: z.string().nullable(),
+    event_types: z.array(z.string()),
+    headers: z.record(z.string(), z.string()).meta({ description: 'Custom header names; every value is shown masked.' }),
+    rate_limit_per_second: z.number().int().nullable(),
+    enabled: z.boolean(),
+    disabled_reason: z.string().nullable(),
+    created_at: timestamp,
+    updated_at: timestamp,
+  })
+  .meta({ id: 'WebhookEndpoint' });
+const signingSecret = z.string().meta({ description: 'Standard Webhooks signing secret, shown in this answer and on rotation only.', example: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' });
+export const WebhookEndpointWithSecret = WebhookEndpoint.extend({ secret: signingSecret }).meta({ id: 'WebhookEndpointWithSecret' });
+export const EndpointSecretRotated = z.strictObject({ id: ids.endpoint, secret: signingSecret, previous_secret_expires_at: timestamp }).meta({ id: 'WebhookEndpointSecretRotated' });
+export const EndpointTestSent = z.strictObject({ event_id: ids.event, delivery_id: ids.delivery }).meta({ id: 'WebhookTestSent' });
+export const EndpointRecovered = z.strictObject({ recovered: z.number().int().min(0), has_more: z.boolean().meta({ description: 'More than 10,000 failed deliveries matched: call again.' }) }).meta({ id: 'WebhookEndpointRecovered' });
+
+/** endpointJson (domain), checked against its schema. */
+export const endpointResponse = (row: Parameters<typeof endpointJson>[0]): Out<typeof WebhookEndpoint> => endpointJson(row);
+
+export const Delivery = z
+  .strictObject({
+    id: ids.delivery,
+    event_id: ids.event,
+    endpoint_id: ids.endpoint,
+    event_type: z.enum(EVENT_TYPES),
+    status: z.enum(['pending', 'succeeded', 'failed']),
+    attempt_count: z.number().int().min(0),
+    next_attempt_at: timestamp.nullable(),
+    created_at: timestamp,
+    updated_at: timestamp,
+  })
+  .meta({ id: 'Delivery' });
+export const DeliveryAttempt = z
+  .strictObject({
+    number: z.number().int().min(1),
+    at: timestamp,
+    duration_ms: z.number().int(),
+    status_code: z.number().int().nullable(),
+    error: z.string().nullable().meta({ description: 'When there was no HTTP answer: timeout, dns, refused, reset, tls, ssrf_blocked, network.' }),
+    response_body: z.string().nullable(),
+  })
+  .meta({ id: 'DeliveryAttempt' });
+export const DeliveryWithAttempts = Delivery.extend({ attempts: z.array(DeliveryAttempt) }).meta({ id: 'DeliveryWithAttempts' });
+export const DeliveryRetried = z.strictObject({ id: ids.delivery, status: z.literal('pending') }).meta({ id: 'DeliveryRetried' });
+
+type DeliveryRow = { id: string; eventId: string; endpointId: string; eventType: string; status: 'pending' | 'succeeded' | 'failed'; attemptCount: number; nextAttemptAt: Date | null; createdAt: Date; updatedAt: Date };
+export function deliveryJson(d: DeliveryRow): Out<typeof Delivery> {
+  return {
+    id: d.id,
+    event_id: d.eventId,
+    endpoint_id: d.endpointId,
+    event_type: d.eventType as EventType,
+    status: d.status,
+    attempt_count: d.attemptCount,
+    next_attempt_at: d.nextAttemptAt?.toISOString() ?? null,
+    created_at: d.createdAt.toISOString(),
+    updated_at: d.updatedAt.toISOString(),
+  };
+}
+
+type AttemptRow = { number: number; at: Date; durationMs: number; statusCode: number | null; error: string | null; responseBody: string | null };
+export function deliveryWithAttemptsJson(d: DeliveryRow & { attempts: AttemptRow[] }): Out<typeof DeliveryWithAttempts> {
+  return {
+    ...deliveryJson(d),
+    attempts: d.attempts.map((a) => ({
+      number: a.number,
+      at: a.at.toISOString(),
+      duration_ms: a.durationMs,
+      status_code: a.statusCode,
+      error: a.error,
+      response_body: a.responseBody,
+    })),
+  };
+}
+
+// ——— Payouts (shaped in @trackway/ledger, for payout.sent too) ———
+
+export const PayoutCreate = z
+  .strictObject({ affiliate_id: intIdSchema, currency: z.string().refine(isCurrency, 'must be an ISO 4217 code such as USD').meta({ example: 'USD' }) })
+  .meta({ id: 'PayoutCreate' });
+export const PayoutMarkSent = z.strictObject({ reference: text({ trim: true, min: 1, max: 255 }).meta({ example: 'WIRE-2026-11-27-001' }) }).meta({ id: 'PayoutMarkSent' });
+export const PayoutList = listQuery({ affiliate_id: intIdQuery.optional(), status: z.enum(['pending', 'sent']).optional() });
+
+const payoutFields = {
+  id: ids.payout,
+  affiliate_id: intId,
+  currency: currencyOut,
+  amount: moneyOut,
+  status: z.enum(['pending', 'sent']),
+  reference: z.string().nullable(),
+  sent_at: timestamp.nullable(),
+  created_at: timestamp,
+  updated_at: timestamp,
+};
+export const Payout = z.strictObject(payoutFields).meta({ id: 'Payout', description: 'A payout as lists show it.' });
+export const PayoutWithCommissions = z.strictObject({ ...payoutFields, commission_ids: z.array(ids.commission) }).meta({ id: 'PayoutWithCommissions' });
+export const PayoutCreated = PayoutWithCommissions.extend({
+  has_more: z.boolean().meta({ description: 'The payout is full (PAYOUT_AMOUNT_MAX): ask again for the next one.' }),
+}).meta({ id: 'PayoutCreated' });
+
+type PayoutRow = Parameters<typeof payoutJson>[0];
+/** payoutJson (ledger), checked against its schemas. */
+export const payoutResponse = (row: PayoutRow): Out<typeof Payout> => payoutJson(row);
+export const payoutWithCommissionsResponse = (row: PayoutRow, commissionIds: string[]): Out<typeof PayoutWithCommissions> => {
+  const json = payoutJson(row, commissionIds);
+  return { ...json, commission_ids: commissionIds };
+};
+
+// ——— Events: the webhooks' payloads ———
+
+const previousStatus = z.enum(CONVERSION_STATUSES).nullable().meta({ description: 'null when the conversion was created in this status.' });
+/** Each event type's `data`, keyed by type: exhaustive over EVENT_TYPES. */
+export const EVENT_DATA = {
+  'conversion.created': z.strictObject({ conversion: Conversion }),
+  'conversion.approved': z.strictObject({ conversion: Conversion, previous_status: previousStatus }),
+  'conversion.rejected': z.strictObject({ conversion: Conversion, previous_status: previousStatus }),
+  'commission.created': z.strictObject({ commission: Commission }),
+  'fraud.flagged': z.strictObject({ fraud_flag: FraudFlag }),
+  'payout.sent': z.strictObject({ payout: PayoutWithCommissions }),
+  'endpoint.disabled': z.strictObject({ endpoint: WebhookEndpoint }),
+  'webhook.test': z.strictObject({ endpoint_id: ids.endpoint, message: z.string() }),
+} satisfies Record<EventType, z.ZodType>;
+
+const eventComponentId = (type: EventType) => `${type.split('.').map((w) => w[0].toUpperCase() + w.slice(1)).join('')}Event`;
+
+/** The body of every webhook: Standard Webhooks' envelope around the event's data. */
+export const eventEnvelope = <T extends EventType>(type: T) =>
+  z
+    .strictObject({
+      id: ids.event.meta({ description: 'Also the webhook-id header: the same across retries and replays, so receivers deduplicate on it.' }),
+      type: z.literal(type),
+      timestamp,
+      data: EVENT_DATA[type],
+    })
+    .meta({ id: eventComponentId(type) });
+
+// The shapers that build events outside this service (conversionJson, commissionJson,
+// fraudFlagJson in domain, endpointJson, payoutJson in ledger) must produce these schemas' types:
+// a compile error otherwise. The tests validate real emitted events against the document too.
+const produces = <S extends z.ZodType>(_schema: S, _shaper: (...args: never[]) => z.output<S>) => undefined;
+produces(Conversion, conversionJson);
+produces(Commission, commissionJson);
+produces(FraudFlag, fraudFlagJson);
+produces(WebhookEndpoint, endpointJson);
+produces(Payout, payoutJson);
+
+/** GET /v1/event-types: the catalog, with an example of each type's data. */
+export const eventTypesJson = (): Out<typeof EventTypeList> => ({
+  data: (Object.entries(EVENT_CATALOG) as [EventType, (typeof EVENT_CATALOG)[EventType]][]).map(([type, { description, example }]) => ({ type, description, example })),
+});
+
+export const EventTypeList = z
+  .strictObject({
+    data: z.array(
+      z.strictObject({
+        type: z.enum(EVENT_TYPES),
+        description: z.string(),
+        example: z.record(z.string(), z.unknown()).meta({ description: "An example of the event's `data` (see the webhooks of this document)." }),
+      }),
+    ),
+  })
+  .meta({ id: 'EventTypeList' });
+
+// ——— Ingest: /click and /postback (a second server) ———
+// Ingest reads its hot paths by hand (no zod per request, see services/ingest/src/app.ts); these
+// schemas document what it takes and answers, and the tests hold its real answers to them.
+
+const postbackParam = (description: string, example: string) => z.string().meta({ description, example });
+const postbackFields = {
+  click_id: postbackParam('The click ID Trackway put in the landing URL (URL-safe, at most 64). Aliases such as transaction_id or clickid are read too (see the README).', 'AQAAAAEAAAAHZ0k2AJx1n3Qd8fV0m2Yc5Jk3a1Rw'),
+  order_id: postbackParam("The advertiser's order reference (at most 255); with event, what makes a conversion unique. Optional when the advertiser's postback_format has dedupe click_id.", 'ORDER-1001'),
+  amount: postbackParam('Decimal, at most 14 digits before the point and 4 after; default 0.', '49.90'),
+  currency: postbackParam("ISO 4217; default the offer's currency.", 'USD'),
+  status: postbackParam('approved (default), pending or rejected, or a word trackers send for them (sale, lead, hold, declined, chargeback…), any case.', 'approved'),
+  event: postbackParam('The conversion event: letters, digits, _ . : - (at most 64); default conversion.', 'conversion'),
+};
+const postbackKeyParam = postbackParam('The postback key (or the X-Postback-Key header).', 'pk_3xJ9yq0Z7C2hV5mN8pR1tW4bK6dF0gHs');
+export const PostbackQuery = z.object({ ...postbackFields, click_id: postbackFields.click_id.optional(), order_id: postbackFields.order_id.optional(), amount: postbackFields.amount.optional(), currency: postbackFields.currency.optional(), status: postbackFields.status.optional(), event: postbackFields.event.optional(), key: postbackKeyParam.optional() });
+export const PostbackBody = z
+  .object({
+    ...postbackFields,
+    amount: z.union([z.string(), z.number()]).optional().meta({ description: 'A string, or a JSON number below 10^11.' }),
+    currency: postbackFields.currency.optional(),
+    status: postbackFields.status.optional(),
+    event: postbackFields.event.optional(),
+    key: postbackKeyParam.optional(),
+  })
+  .meta({ id: 'PostbackRequest', description: 'click_id and order_id (unless the advertiser dedupes by click) are required, in the body or the query string; other names are read per the advertiser\'s postback_format, and anything unread is reported in ignored_params. A signed POST carries every field in its body.' });
+export const PostbackHeaders = z.object({
+  'x-postback-key': postbackParam('The postback key (instead of `key`).', 'pk_3xJ9yq0Z7C2hV5mN8pR1tW4bK6dF0gHs').optional(),
+  'webhook-id': postbackParam('Standard Webhooks: a unique id for this postback (at most 256); a signed postback is accepted once.', 'msg_2KWPBgLlAfxdpx2AI54pPJ85f4W').optional(),
+  'webhook-timestamp': postbackParam('Standard Webhooks: Unix seconds, within 5 minutes of now.', '1764238492').optional(),
+  'webhook-signature': postbackParam("Standard Webhooks: v1,<base64 HMAC-SHA256> of `id.timestamp.payload` (GET: the query string as sent; POST: the body's bytes) with the advertiser's signing secret.", 'v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=').optional(),
+});
+export const PostbackKeyPath = z.object({ key: postbackKeyParam });
+export const PostbackAccepted = z
+  .strictObject({
+    postback_id: ids.postback,
+    status: z.literal('queued'),
+    ignored_params: z.array(z.string()).meta({ description: 'Names of the parameters Trackway did not read (kept on the postback), as sent.', example: ['sum', 'et'] }),
+  })
+  .meta({ id: 'PostbackAccepted', description: 'The postback is durably queued; GET /v1/postbacks/{postback_id} tells its outcome.' });
+
+const clickId = z.string().regex(/^[1-9]\d{0,9}$/);
+export const ClickQuery = z.object({
+  offer_id: clickId.meta({ description: 'The offer (positive integer).', example: '1' }),
+  affiliate_id: clickId.meta({ description: 'The affiliate sending the traffic (positive integer).', example: '7' }),
+  ...Object.fromEntries(['sub1', 'sub2', 'sub3', 'sub4', 'sub5'].map((name) => [name, z.string().max(255).optional().meta({ description: "The affiliate's own value, passed to the destination's {" + name + '} (at most 255).' })])),
+});
