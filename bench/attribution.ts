@@ -111,7 +111,8 @@ async function main() {
       console.log(machineNote());
       console.log(`attribution bench: ${N} postbacks (85 % new orders, 10 % duplicates, 5 % status changes), worker concurrency ${CONCURRENCY}`);
       const addOnePerJob = async (queue: typeof baselineQueue, list: PostbackJob[]) => {
-        for (const part of chunk(list, 1000)) await queue.addBulk(part.map((p) => ({ name: 'postback', data: { postbacks: [p] }, opts: { jobId: p.postbackId } })));
+        for (const part of chunk(list, 1000))
+          await queue.addBulk(part.map((p) => ({ name: 'postback', data: { postbacks: [p] }, opts: { jobId: p.postbackId } })));
       };
 
       // --- baseline: a no-op worker draining one-postback jobs -----------------------------
@@ -133,7 +134,13 @@ async function main() {
       // --- the real worker, in its own process(es) -----------------------------------------
       const drain = async (label: string, fx: Fixture, expected: Stream, processes: number) => {
         const workers = Array.from({ length: processes }, () =>
-          forkTs('bench/worker-child.ts', { BENCH_DATABASE_URL: stack.db.url, BENCH_PREFIX: stack.prefix, BENCH_CLICK_SECRET: STACK_SECRET, BENCH_QUEUES: 'postbacks', BENCH_CONCURRENCY: String(CONCURRENCY) }),
+          forkTs('bench/worker-child.ts', {
+            BENCH_DATABASE_URL: stack.db.url,
+            BENCH_PREFIX: stack.prefix,
+            BENCH_CLICK_SECRET: STACK_SECRET,
+            BENCH_QUEUES: 'postbacks',
+            BENCH_CONCURRENCY: String(CONCURRENCY),
+          }),
         );
         children.push(...workers);
         await Promise.all(workers.map((w) => nextMessage(w, 'ready')));
@@ -146,15 +153,18 @@ async function main() {
           outcomes = await stack.db.prisma.postback.count({ where: { advertiserId: fx.advertiserId } });
         }
         const elapsed = performance.now() - t0;
-        const cpu = await Promise.all(workers.map(async (w) => {
-          w.send({ type: 'stop' });
-          return (await nextMessage<{ cpu: number }>(w, 'stopped')).cpu;
-        }));
+        const cpu = await Promise.all(
+          workers.map(async (w) => {
+            w.send({ type: 'stop' });
+            return (await nextMessage<{ cpu: number }>(w, 'stopped')).cpu;
+          }),
+        );
         const perSecond = total / (elapsed / 1000);
         const conversions = await stack.db.prisma.conversion.count({ where: { advertiserId: fx.advertiserId } });
         const byStatus = await stack.db.prisma.postback.groupBy({ by: ['status'], where: { advertiserId: fx.advertiserId }, _count: true });
         const count = (s: string) => byStatus.find((b) => b.status === s)?._count ?? 0;
-        const ok = outcomes === total && conversions === expected.orders && count('accepted') === expected.accepted && count('duplicate') === expected.duplicates;
+        const ok =
+          outcomes === total && conversions === expected.orders && count('accepted') === expected.accepted && count('duplicate') === expected.duplicates;
         if (!ok) problems += 1;
         console.log(
           `${label.padEnd(30)} ${rate(perSecond, 'postbacks/s').padStart(18)}  ${total} in ${ms(elapsed)}; worker CPU ${(cpu.reduce((a, b) => a + b, 0) / elapsed).toFixed(2)} core; ` +
@@ -168,7 +178,9 @@ async function main() {
       const a = stream(stack, fxA, N, 'http');
       const server = http.createServer(stack.ingest).listen(0, '127.0.0.1');
       await new Promise((resolve) => server.once('listening', resolve));
-      const paths = a.postbacks.map((p) => `/postback?key=${fxA.postbackKey}&click_id=${p.clickId}&order_id=${p.orderId}&amount=${p.amount}&currency=USD&status=${p.status}`);
+      const paths = a.postbacks.map(
+        (p) => `/postback?key=${fxA.postbackKey}&click_id=${p.clickId}&order_id=${p.orderId}&amount=${p.amount}&currency=USD&status=${p.status}`,
+      );
       const sent = await runHttpLoadInChild({ port: (server.address() as AddressInfo).port, warmup: [], paths, concurrency: 32 });
       server.close();
       const jobs = await stack.queues.postbacks.count();
@@ -190,10 +202,32 @@ async function main() {
 
       const baseline = `${rate(baselineRate, 'jobs/s')} no-op worker, 1 postback per job`;
       rows.push(
-        row('attribution', `postbacks/s as ingest enqueues them (${(N / jobs).toFixed(1)} per job)`, { measured: rate(coalesced.perSecond, 'postbacks/s'), baseline, ratio: ratio(coalesced.perSecond, baselineRate), target: '≥ 0.35× (stretch 0.5×)', met: coalesced.perSecond >= 0.35 * baselineRate, values: { measured: coalesced.perSecond, baseline: baselineRate, per_job: N / jobs } }),
-        row('attribution', 'postbacks/s, 1 postback per job', { measured: rate(onePerJob.perSecond, 'postbacks/s'), baseline, ratio: ratio(onePerJob.perSecond, baselineRate), target: '≥ 0.35×', met: onePerJob.perSecond >= 0.35 * baselineRate, values: { measured: onePerJob.perSecond, baseline: baselineRate } }),
-        row('attribution', 'postbacks/s, 2 processes, 1 per job', { measured: rate(twoProcesses.perSecond, 'postbacks/s'), baseline: `${rate(onePerJob.perSecond, 'postbacks/s')} with 1 process`, ratio: ratio(twoProcesses.perSecond, onePerJob.perSecond), values: { measured: twoProcesses.perSecond, baseline: onePerJob.perSecond } }),
-        row('attribution', 'outcomes = stream (conversions, duplicates)', { measured: [coalesced, onePerJob, twoProcesses].every((r) => r.ok) ? 'all 3 runs' : 'MISMATCH', met: [coalesced, onePerJob, twoProcesses].every((r) => r.ok) }),
+        row('attribution', `postbacks/s as ingest enqueues them (${(N / jobs).toFixed(1)} per job)`, {
+          measured: rate(coalesced.perSecond, 'postbacks/s'),
+          baseline,
+          ratio: ratio(coalesced.perSecond, baselineRate),
+          target: '≥ 0.35× (stretch 0.5×)',
+          met: coalesced.perSecond >= 0.35 * baselineRate,
+          values: { measured: coalesced.perSecond, baseline: baselineRate, per_job: N / jobs },
+        }),
+        row('attribution', 'postbacks/s, 1 postback per job', {
+          measured: rate(onePerJob.perSecond, 'postbacks/s'),
+          baseline,
+          ratio: ratio(onePerJob.perSecond, baselineRate),
+          target: '≥ 0.35×',
+          met: onePerJob.perSecond >= 0.35 * baselineRate,
+          values: { measured: onePerJob.perSecond, baseline: baselineRate },
+        }),
+        row('attribution', 'postbacks/s, 2 processes, 1 per job', {
+          measured: rate(twoProcesses.perSecond, 'postbacks/s'),
+          baseline: `${rate(onePerJob.perSecond, 'postbacks/s')} with 1 process`,
+          ratio: ratio(twoProcesses.perSecond, onePerJob.perSecond),
+          values: { measured: twoProcesses.perSecond, baseline: onePerJob.perSecond },
+        }),
+        row('attribution', 'outcomes = stream (conversions, duplicates)', {
+          measured: [coalesced, onePerJob, twoProcesses].every((r) => r.ok) ? 'all 3 runs' : 'MISMATCH',
+          met: [coalesced, onePerJob, twoProcesses].every((r) => r.ok),
+        }),
       );
       report('attribution', rows);
       if (problems > 0) process.exitCode = 1;

@@ -23,7 +23,24 @@ import request from 'supertest';
 import { USER_AGENT, bodyOf } from '../services/delivery/src/deliver';
 import { createSender } from '../services/delivery/src/sender';
 import { type Stack, startStack } from '../test/support/stack';
-import { type Row, cleanupOnInterrupt, machineNote, ms, once, pct, pool, rate, ratio, report, row, runBench, size, sleep, summarize, withDeadline } from './lib';
+import {
+  type Row,
+  cleanupOnInterrupt,
+  machineNote,
+  ms,
+  once,
+  pct,
+  pool,
+  rate,
+  ratio,
+  report,
+  row,
+  runBench,
+  size,
+  sleep,
+  summarize,
+  withDeadline,
+} from './lib';
 
 const N = size(Number(process.env.DELIVERY_N ?? 10_000), 1_000);
 const ENDPOINT_CONCURRENCY = 10;
@@ -32,7 +49,9 @@ const PACED = size(100, 25);
 const PACED_RATE = 25;
 
 const makeEvents = (n: number, tag: string) =>
-  Array.from({ length: n }, (_, i) => createEvent('conversion.approved', { conversion: { id: `cnv_${tag}_${i}`, amount: '49.90', currency: 'USD' }, previous_status: null }));
+  Array.from({ length: n }, (_, i) =>
+    createEvent('conversion.approved', { conversion: { id: `cnv_${tag}_${i}`, amount: '49.90', currency: 'USD' }, previous_status: null }),
+  );
 
 /** Writes events to the outbox and publishes them as the attribution worker does: 500 per transaction. */
 async function publishBurst(stack: Stack, events: EventEnvelope[]) {
@@ -89,14 +108,24 @@ async function main() {
       console.log(`delivery bench: ${N} events to one endpoint; worker concurrency ${WORKER_CONCURRENCY}, endpoint concurrency ${ENDPOINT_CONCURRENCY}`);
       const receiver = await startReceiver();
       receivers.push(receiver);
-      const endpoint = (await request(stack.api).post('/v1/webhook-endpoints').set(stack.auth).send({ url: receiver.url, event_types: ['*'] }).expect(201)).body as { id: string; secret: string };
+      const endpoint = (
+        await request(stack.api)
+          .post('/v1/webhook-endpoints')
+          .set(stack.auth)
+          .send({ url: receiver.url, event_types: ['*'] })
+          .expect(201)
+      ).body as { id: string; secret: string };
 
       // --- baseline: direct signed POSTs, the worker's own keep-alive sender -----------------
       const sender = createSender({ allowedCidrs: ['127.0.0.0/8'] });
       const direct = makeEvents(N, 'direct');
       const sendOne = async (event: EventEnvelope) => {
         const body = bodyOf(event);
-        const headers = { 'content-type': 'application/json', 'user-agent': USER_AGENT, ...signedHeaders({ id: event.id, timestamp: new Date(), body }, [endpoint.secret]) };
+        const headers = {
+          'content-type': 'application/json',
+          'user-agent': USER_AGENT,
+          ...signedHeaders({ id: event.id, timestamp: new Date(), body }, [endpoint.secret]),
+        };
         const result = await sender.send(receiver.url, body, headers, { timeoutMs: 15_000 });
         if (result.statusCode !== 200) throw new Error(`direct send: ${result.statusCode ?? result.error}`);
       };
@@ -108,7 +137,10 @@ async function main() {
       receiver.requests.length = 0;
 
       // --- the delivery path -----------------------------------------------------------------
-      await stack.startDelivery({ endpointConcurrency: ENDPOINT_CONCURRENCY, timeoutMs: 15_000, schedule: [0, 1_000, 5_000] }, { concurrency: WORKER_CONCURRENCY });
+      await stack.startDelivery(
+        { endpointConcurrency: ENDPOINT_CONCURRENCY, timeoutMs: 15_000, schedule: [0, 1_000, 5_000] },
+        { concurrency: WORKER_CONCURRENCY },
+      );
       // Warm-up: connections, prepared statements, JIT.
       const warm = makeEvents(200, 'warm');
       const warmed = tally(receiver, warm);
@@ -134,10 +166,14 @@ async function main() {
         const [ats, atm] = (value as [string | null, string | null]).map(Number);
         return sum + Math.max(0, ats - Math.max(atm, 1));
       }, 0);
-      const succeeded = await stack.db.prisma.delivery.count({ where: { endpointId: endpoint.id, status: 'succeeded', eventId: { in: events.map((e) => e.id) } } });
+      const succeeded = await stack.db.prisma.delivery.count({
+        where: { endpointId: endpoint.id, status: 'succeeded', eventId: { in: events.map((e) => e.id) } },
+      });
       const ok = got.count === N && succeeded === N;
       if (!ok) problems += 1;
-      console.log(`delivery path, ${N}-event burst        ${rate(deliveredRate, '/s')}  arrived ${got.count}/${N}, recorded succeeded ${succeeded}, repeats ${got.repeats}, parked ${parked}; event → arrival ${pct(latency)}`);
+      console.log(
+        `delivery path, ${N}-event burst        ${rate(deliveredRate, '/s')}  arrived ${got.count}/${N}, recorded succeeded ${succeeded}, repeats ${got.repeats}, parked ${parked}; event → arrival ${pct(latency)}`,
+      );
 
       // --- light load: one event at a time, 25 per second -----------------------------------
       const paced: EventEnvelope[] = [];
@@ -160,10 +196,29 @@ async function main() {
       await sender.close();
 
       rows.push(
-        row('delivery', `deliveries/s, 1 endpoint, ${N} events`, { measured: rate(deliveredRate, '/s'), baseline: `${rate(directRate, '/s')} direct signed POSTs, same keep-alive client, ${ENDPOINT_CONCURRENCY} at once`, ratio: ratio(deliveredRate, directRate), target: '≥ 0.25×', met: deliveredRate >= 0.25 * directRate, values: { measured: deliveredRate, baseline: directRate } }),
-        row('delivery', 'jobs parked in the burst', { measured: String(parked), baseline: `worker concurrency ${WORKER_CONCURRENCY} > endpoint cap ${ENDPOINT_CONCURRENCY}`, ratio: `${(parked / N).toFixed(2)}/delivery`, values: { measured: parked } }),
-        row('delivery', `latency at ${PACED_RATE} events/s`, { measured: `p50 ${ms(lightLatency.p50)}, p95 ${ms(lightLatency.p95)}`, values: { p50: lightLatency.p50, p95: lightLatency.p95 } }),
-        row('delivery', 'every event delivered once, recorded succeeded', { measured: `${got.count}/${N}, ${succeeded} succeeded, ${got.repeats} repeats`, met: ok, values: { measured: got.count } }),
+        row('delivery', `deliveries/s, 1 endpoint, ${N} events`, {
+          measured: rate(deliveredRate, '/s'),
+          baseline: `${rate(directRate, '/s')} direct signed POSTs, same keep-alive client, ${ENDPOINT_CONCURRENCY} at once`,
+          ratio: ratio(deliveredRate, directRate),
+          target: '≥ 0.25×',
+          met: deliveredRate >= 0.25 * directRate,
+          values: { measured: deliveredRate, baseline: directRate },
+        }),
+        row('delivery', 'jobs parked in the burst', {
+          measured: String(parked),
+          baseline: `worker concurrency ${WORKER_CONCURRENCY} > endpoint cap ${ENDPOINT_CONCURRENCY}`,
+          ratio: `${(parked / N).toFixed(2)}/delivery`,
+          values: { measured: parked },
+        }),
+        row('delivery', `latency at ${PACED_RATE} events/s`, {
+          measured: `p50 ${ms(lightLatency.p50)}, p95 ${ms(lightLatency.p95)}`,
+          values: { p50: lightLatency.p50, p95: lightLatency.p95 },
+        }),
+        row('delivery', 'every event delivered once, recorded succeeded', {
+          measured: `${got.count}/${N}, ${succeeded} succeeded, ${got.repeats} repeats`,
+          met: ok,
+          values: { measured: got.count },
+        }),
       );
       report('delivery', rows);
       if (problems > 0) process.exitCode = 1;

@@ -35,7 +35,26 @@ import { createApp as createIngest } from '../services/ingest/src/app';
 import { createLookups } from '../services/ingest/src/lookups';
 import { STACK_SECRET, type Stack, startStack } from '../test/support/stack';
 import { type LoadResult, runHttpLoadInChild } from './http-load';
-import { ROOT, type Row, bytes, cleanupOnInterrupt, forkTs, machineNote, ms, nextMessage, once, pct, rate, ratio, report, row, runBench, size, sleep, withDeadline } from './lib';
+import {
+  ROOT,
+  type Row,
+  bytes,
+  cleanupOnInterrupt,
+  forkTs,
+  machineNote,
+  ms,
+  nextMessage,
+  once,
+  pct,
+  rate,
+  ratio,
+  report,
+  row,
+  runBench,
+  size,
+  sleep,
+  withDeadline,
+} from './lib';
 
 const N = size(Number(process.env.INGEST_N ?? 20_000), 2_000);
 const WARMUP = size(2_000, 300);
@@ -189,14 +208,17 @@ async function main() {
           order += 1;
           return `/postback?key=${fx.postbackKey}&click_id=${clickId}&order_id=bench-${order}&amount=49.90&currency=USD&status=approved`;
         });
-      const clicks = (n: number, fx: Fixture = fixture) => Array.from({ length: n }, (_, i) => `/click?offer_id=${fx.offerId}&affiliate_id=${fx.affiliateId}&sub1=s${i}`);
+      const clicks = (n: number, fx: Fixture = fixture) =>
+        Array.from({ length: n }, (_, i) => `/click?offer_id=${fx.offerId}&affiliate_id=${fx.affiliateId}&sub1=s${i}`);
 
       const run = async (label: string, app: RequestListener, paths: string[], warmup: string[]) => {
         const server = await listen(app);
         servers.push(server);
         const result = await runHttpLoadInChild({ port: server.port, warmup, paths, concurrency: CONCURRENCY });
         await server.close();
-        const statuses = Object.entries(result.statuses).map(([s, c]) => `${s}×${c}`).join(' ');
+        const statuses = Object.entries(result.statuses)
+          .map(([s, c]) => `${s}×${c}`)
+          .join(' ');
         console.log(
           `${label.padEnd(36)} ${rate(result.rps, 'req/s').padStart(12)}  ${pct(result.latency)}  (${result.requests} req in ${ms(result.durationMs)}; ` +
             `status ${statuses}; errors ${result.errors}; CPU: server ${result.serverCpu.toFixed(2)} core, load generator ${result.clientCpu.toFixed(2)} core)`,
@@ -219,7 +241,15 @@ async function main() {
       cleanups.push(async () => dest.end());
       const logged = await run(
         'ingest + info logs → /dev/null',
-        createIngest({ queues: stack.queues, redis: stack.producer, lookups: createLookups(stack.db.prisma), clickIds: stack.clickIds, logger: createLogger({ service: 'ingest', level: 'info', destination: dest }), metrics: createMetrics('ingest'), health: { accepting: true, checks: {} } }),
+        createIngest({
+          queues: stack.queues,
+          redis: stack.producer,
+          lookups: createLookups(stack.db.prisma),
+          clickIds: stack.clickIds,
+          logger: createLogger({ service: 'ingest', level: 'info', destination: dest }),
+          metrics: createMetrics('ingest'),
+          health: { accepting: true, checks: {} },
+        }),
         postbacks(N),
         postbacks(WARMUP),
       );
@@ -227,7 +257,16 @@ async function main() {
       // postback and syncing the counts with Redis in the background costs.
       const limited = await run(
         'ingest, POSTBACK_RATE_LIMIT set',
-        createIngest({ queues: stack.queues, redis: stack.producer, lookups: createLookups(stack.db.prisma), clickIds: stack.clickIds, logger: createLogger({ service: 'ingest', level: 'silent' }), metrics: createMetrics('ingest'), health: { accepting: true, checks: {} }, frontDoor: { postbackRateLimit: 1_000_000 } }),
+        createIngest({
+          queues: stack.queues,
+          redis: stack.producer,
+          lookups: createLookups(stack.db.prisma),
+          clickIds: stack.clickIds,
+          logger: createLogger({ service: 'ingest', level: 'silent' }),
+          metrics: createMetrics('ingest'),
+          health: { accepting: true, checks: {} },
+          frontDoor: { postbackRateLimit: 1_000_000 },
+        }),
         postbacks(N),
         postbacks(WARMUP),
       );
@@ -240,13 +279,50 @@ async function main() {
       if (!jobsOk) problems += 1;
       const [e, nd, i] = [best(express202), best(node202), best(ingest)];
       rows.push(
-        row('ingest', 'GET /postback req/s, 32 connections', { measured: rate(i.rps, 'req/s'), baseline: `${rate(e.rps, 'req/s')} bare Express 202`, ratio: ratio(i.rps, e.rps), target: '≥ 1.0×', met: i.rps >= e.rps, values: { measured: i.rps, baseline: e.rps } }),
-        row('ingest', 'GET /postback p99, 32 connections', { measured: ms(i.latency.p99), baseline: ms(e.latency.p99), ratio: ratio(i.latency.p99, e.latency.p99), target: '≤ 20 ms', met: i.latency.p99 <= 20, values: { measured: i.latency.p99, baseline: e.latency.p99 } }),
-        row('ingest', 'GET /postback req/s vs bare node:http', { measured: rate(i.rps, 'req/s'), baseline: `${rate(nd.rps, 'req/s')} bare node:http 202`, ratio: ratio(i.rps, nd.rps), values: { measured: i.rps, baseline: nd.rps } }),
-        row('ingest', 'req/s with POSTBACK_RATE_LIMIT set', { measured: rate(limited.rps, 'req/s'), baseline: `${rate(e.rps, 'req/s')} bare Express 202`, ratio: ratio(limited.rps, e.rps), values: { measured: limited.rps, baseline: e.rps } }),
-        row('ingest', 'req/s with info request logs', { measured: rate(logged.rps, 'req/s'), baseline: `${rate(e.rps, 'req/s')} bare Express 202`, ratio: ratio(logged.rps, e.rps), values: { measured: logged.rps, baseline: e.rps } }),
-        row('ingest', 'postbacks per job (one per event-loop turn)', { measured: (queued / Math.max(1, jobs.length)).toFixed(1), values: { measured: queued / Math.max(1, jobs.length) } }),
-        row('ingest', 'every 202 has its postback in Redis', { measured: `${queued}/${accepted}`, baseline: `${sent} sent`, met: jobsOk, values: { measured: queued, baseline: accepted } }),
+        row('ingest', 'GET /postback req/s, 32 connections', {
+          measured: rate(i.rps, 'req/s'),
+          baseline: `${rate(e.rps, 'req/s')} bare Express 202`,
+          ratio: ratio(i.rps, e.rps),
+          target: '≥ 1.0×',
+          met: i.rps >= e.rps,
+          values: { measured: i.rps, baseline: e.rps },
+        }),
+        row('ingest', 'GET /postback p99, 32 connections', {
+          measured: ms(i.latency.p99),
+          baseline: ms(e.latency.p99),
+          ratio: ratio(i.latency.p99, e.latency.p99),
+          target: '≤ 20 ms',
+          met: i.latency.p99 <= 20,
+          values: { measured: i.latency.p99, baseline: e.latency.p99 },
+        }),
+        row('ingest', 'GET /postback req/s vs bare node:http', {
+          measured: rate(i.rps, 'req/s'),
+          baseline: `${rate(nd.rps, 'req/s')} bare node:http 202`,
+          ratio: ratio(i.rps, nd.rps),
+          values: { measured: i.rps, baseline: nd.rps },
+        }),
+        row('ingest', 'req/s with POSTBACK_RATE_LIMIT set', {
+          measured: rate(limited.rps, 'req/s'),
+          baseline: `${rate(e.rps, 'req/s')} bare Express 202`,
+          ratio: ratio(limited.rps, e.rps),
+          values: { measured: limited.rps, baseline: e.rps },
+        }),
+        row('ingest', 'req/s with info request logs', {
+          measured: rate(logged.rps, 'req/s'),
+          baseline: `${rate(e.rps, 'req/s')} bare Express 202`,
+          ratio: ratio(logged.rps, e.rps),
+          values: { measured: logged.rps, baseline: e.rps },
+        }),
+        row('ingest', 'postbacks per job (one per event-loop turn)', {
+          measured: (queued / Math.max(1, jobs.length)).toFixed(1),
+          values: { measured: queued / Math.max(1, jobs.length) },
+        }),
+        row('ingest', 'every 202 has its postback in Redis', {
+          measured: `${queued}/${accepted}`,
+          baseline: `${sent} sent`,
+          met: jobsOk,
+          values: { measured: queued, baseline: accepted },
+        }),
       );
 
       // --- clicks ---------------------------------------------------------------------------
@@ -259,7 +335,12 @@ async function main() {
       }
       // The clicks of the runs above wait in the queue: start from an empty one.
       await stack.queues.clicks.obliterate({ force: true });
-      const worker = forkTs('bench/worker-child.ts', { BENCH_DATABASE_URL: stack.db.url, BENCH_PREFIX: stack.prefix, BENCH_CLICK_SECRET: STACK_SECRET, BENCH_QUEUES: 'clicks' });
+      const worker = forkTs('bench/worker-child.ts', {
+        BENCH_DATABASE_URL: stack.db.url,
+        BENCH_PREFIX: stack.prefix,
+        BENCH_CLICK_SECRET: STACK_SECRET,
+        BENCH_QUEUES: 'clicks',
+      });
       children.push(worker);
       await nextMessage(worker, 'ready');
       worker.send({ type: 'start' });
@@ -282,8 +363,20 @@ async function main() {
       const keptUp = drained === redirected && drainMs < 2_000;
       if (drained !== redirected) problems += 1;
       rows.push(
-        row('clicks', 'GET /click req/s, 32 connections', { measured: rate(c.rps, 'req/s'), baseline: `${rate(e3.rps, 'req/s')} bare Express 302`, ratio: ratio(c.rps, e3.rps), target: '≥ 1.0×', met: c.rps >= e3.rps, values: { measured: c.rps, baseline: e3.rps } }),
-        row('clicks', 'GET /click req/s, clicks worker running', { measured: `${rate(withWorker.rps, 'req/s')} (p99 ${ms(withWorker.latency.p99)})`, baseline: `${rate(e3.rps, 'req/s')} bare Express 302`, ratio: ratio(withWorker.rps, e3.rps), values: { measured: withWorker.rps, baseline: e3.rps, p99: withWorker.latency.p99 } }),
+        row('clicks', 'GET /click req/s, 32 connections', {
+          measured: rate(c.rps, 'req/s'),
+          baseline: `${rate(e3.rps, 'req/s')} bare Express 302`,
+          ratio: ratio(c.rps, e3.rps),
+          target: '≥ 1.0×',
+          met: c.rps >= e3.rps,
+          values: { measured: c.rps, baseline: e3.rps },
+        }),
+        row('clicks', 'GET /click req/s, clicks worker running', {
+          measured: `${rate(withWorker.rps, 'req/s')} (p99 ${ms(withWorker.latency.p99)})`,
+          baseline: `${rate(e3.rps, 'req/s')} bare Express 302`,
+          ratio: ratio(withWorker.rps, e3.rps),
+          values: { measured: withWorker.rps, baseline: e3.rps, p99: withWorker.latency.p99 },
+        }),
         row('clicks', 'click rows written during the load', {
           measured: `${written - rowsBefore}/${redirected}; the rest ${drainMs < 20_000 ? `in ${ms(drainMs)}` : 'never'} after`,
           baseline: `${rate(redirected / (withWorker.durationMs / 1000), 'clicks/s')} answered`,
@@ -297,7 +390,14 @@ async function main() {
       console.log('\nnaive: an Express handler writing the conversion with Prisma before it answers');
       const naiveFixture = await createFixture(stack.db.prisma);
       const naive = await run('naive sync Prisma handler', naiveApp(stack), postbacks(size(5_000, 500), naiveFixture), postbacks(size(500, 100), naiveFixture));
-      rows.push(row('naive', 'sync Prisma write per request: req/s, p99', { measured: `${rate(naive.rps, 'req/s')}, p99 ${ms(naive.latency.p99)}`, baseline: `ingest ${rate(i.rps, 'req/s')}, p99 ${ms(i.latency.p99)}`, ratio: ratio(naive.rps, i.rps), values: { measured: naive.rps, baseline: i.rps, p99: naive.latency.p99 } }));
+      rows.push(
+        row('naive', 'sync Prisma write per request: req/s, p99', {
+          measured: `${rate(naive.rps, 'req/s')}, p99 ${ms(naive.latency.p99)}`,
+          baseline: `ingest ${rate(i.rps, 'req/s')}, p99 ${ms(i.latency.p99)}`,
+          ratio: ratio(naive.rps, i.rps),
+          values: { measured: naive.rps, baseline: i.rps, p99: naive.latency.p99 },
+        }),
+      );
 
       // --- redis bytes ----------------------------------------------------------------------
       console.log(`\nredis: ${BYTES_N} postbacks, then ${BYTES_N} clicks, through ingest into a private redis-server`);
@@ -305,8 +405,19 @@ async function main() {
       cleanups.push(() => redis.stop());
       const producer = createProducerConnection(redis.url);
       await whenReady(producer);
-      const queues = { postbacks: createQueue('postbacks', producer, 'bytes', () => undefined), clicks: createQueue('clicks', producer, 'bytes', () => undefined) };
-      const bytesApp = createIngest({ queues, redis: producer, lookups: createLookups(stack.db.prisma), clickIds: stack.clickIds, logger: createLogger({ service: 'bench', level: 'silent' }), metrics: createMetrics('ingest'), health: { accepting: true, checks: {} } });
+      const queues = {
+        postbacks: createQueue('postbacks', producer, 'bytes', () => undefined),
+        clicks: createQueue('clicks', producer, 'bytes', () => undefined),
+      };
+      const bytesApp = createIngest({
+        queues,
+        redis: producer,
+        lookups: createLookups(stack.db.prisma),
+        clickIds: stack.clickIds,
+        logger: createLogger({ service: 'bench', level: 'silent' }),
+        metrics: createMetrics('ingest'),
+        health: { accepting: true, checks: {} },
+      });
       const used = async () => Number(/used_memory:(\d+)/.exec(await producer.info('memory'))![1]);
       const measure = async (label: string, paths: string[]) => {
         const before = await used();
@@ -322,8 +433,20 @@ async function main() {
       producer.disconnect();
       if (!perPostback.ok || !perClick.ok) problems += 1;
       rows.push(
-        row('redis', 'bytes per queued postback', { measured: bytes(perPostback.per), baseline: `${BYTES_N} postbacks via ingest`, target: '≤ 1 KiB', met: perPostback.per <= 1024, values: { measured: perPostback.per } }),
-        row('redis', 'bytes per queued click', { measured: bytes(perClick.per), baseline: `${BYTES_N} clicks via ingest`, target: '≤ 512 B', met: perClick.per <= 512, values: { measured: perClick.per } }),
+        row('redis', 'bytes per queued postback', {
+          measured: bytes(perPostback.per),
+          baseline: `${BYTES_N} postbacks via ingest`,
+          target: '≤ 1 KiB',
+          met: perPostback.per <= 1024,
+          values: { measured: perPostback.per },
+        }),
+        row('redis', 'bytes per queued click', {
+          measured: bytes(perClick.per),
+          baseline: `${BYTES_N} clicks via ingest`,
+          target: '≤ 512 B',
+          met: perClick.per <= 512,
+          values: { measured: perClick.per },
+        }),
       );
       report('ingest', rows);
       if (problems > 0) process.exitCode = 1;

@@ -47,7 +47,8 @@ export const ms = (v: number) => (Number.isNaN(v) ? 'n/a' : v < 10 ? `${v.toFixe
 export const rate = (v: number, unit: string) => `${v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(1)} ${unit}`;
 export const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
 export const pct = (l: LatencySummary) => `p50 ${ms(l.p50)} / p95 ${ms(l.p95)} / p99 ${ms(l.p99)}`;
-export const bytes = (v: number) => (v >= 1024 * 1024 ? `${(v / 1024 / 1024).toFixed(1)} MiB` : v >= 1024 ? `${(v / 1024).toFixed(2)} KiB` : `${Math.round(v)} B`);
+export const bytes = (v: number) =>
+  v >= 1024 * 1024 ? `${(v / 1024 / 1024).toFixed(1)} MiB` : v >= 1024 ? `${(v / 1024).toFixed(2)} KiB` : `${Math.round(v)} B`;
 
 /** Cores and load average, printed with each bench: figures from a busy machine are not comparable. */
 export function machineNote(): string {

@@ -20,9 +20,30 @@ import request from 'supertest';
 import { stackEnv } from '../test/support/processes';
 import { startStack } from '../test/support/stack';
 import { runHttpLoadInChild } from './http-load';
-import { QUICK, ROOT, type Row, bytes, cleanupOnInterrupt, machineNote, ms, once, rate, report, row, runBench, size, sleep, summarize, withDeadline } from './lib';
+import {
+  QUICK,
+  ROOT,
+  type Row,
+  bytes,
+  cleanupOnInterrupt,
+  machineNote,
+  ms,
+  once,
+  rate,
+  report,
+  row,
+  runBench,
+  size,
+  sleep,
+  summarize,
+  withDeadline,
+} from './lib';
 
-const STEPS = process.env.PIPELINE_STEPS ? process.env.PIPELINE_STEPS.split(',').map(Number) : QUICK ? [60, 250] : [100, 150, 200, 250, 300, 400, 500, 650, 800, 1000];
+const STEPS = process.env.PIPELINE_STEPS
+  ? process.env.PIPELINE_STEPS.split(',').map(Number)
+  : QUICK
+    ? [60, 250]
+    : [100, 150, 200, 250, 300, 400, 500, 650, 800, 1000];
 const STEP_SECONDS = size(5, 2);
 const HALF_SECONDS = size(10, 3);
 const WEBHOOKS_PER_POSTBACK = 6;
@@ -101,13 +122,17 @@ const cpuOf = (pid: number) => {
 };
 /** Pids of the shared servers (Redis, PostgreSQL backends), to show where the cores went. */
 const serverPids = (name: string) =>
-  fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
-    try {
-      return fs.readFileSync(`/proc/${d}/comm`, 'utf8').trim().startsWith(name);
-    } catch {
-      return false;
-    }
-  }).map(Number);
+  fs
+    .readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        return fs.readFileSync(`/proc/${d}/comm`, 'utf8').trim().startsWith(name);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 
 async function main() {
   const stack = await startStack();
@@ -126,7 +151,12 @@ async function main() {
   try {
     await withDeadline('pipeline bench', size(300_000, 45_000), async () => {
       console.log(machineNote());
-      for (const r of receivers) await request(stack.api).post('/v1/webhook-endpoints').set(stack.auth).send({ url: r.url, event_types: ['*'] }).expect(201);
+      for (const r of receivers)
+        await request(stack.api)
+          .post('/v1/webhook-endpoints')
+          .set(stack.auth)
+          .send({ url: r.url, event_types: ['*'] })
+          .expect(201);
       const fx = await createFixture(stack.db.prisma);
       const env = stackEnv(stack, { DELIVERY_RETRY_SCHEDULE: '0,1s,5s,30s', ...(process.env.PIPELINE_ENV ? JSON.parse(process.env.PIPELINE_ENV) : {}) });
       const ingest = spawnLogged('ingest', env, logDir);
@@ -135,7 +165,13 @@ async function main() {
       const workers = ['attribution', 'delivery'].map((name) => spawnLogged(name, env, logDir).child);
       for (let i = 0; i < extra; i++) workers.push(spawnLogged(`delivery`, { ...env }, path.join(logDir, `d${i}`)).child);
       services.push(...workers);
-      const processes = { ingest: ingest.child.pid!, attribution: workers[0].pid!, delivery: workers[1].pid!, ...Object.fromEntries(workers.slice(2).map((w, i) => [`delivery${i + 2}`, w.pid!])), bench: process.pid };
+      const processes = {
+        ingest: ingest.child.pid!,
+        attribution: workers[0].pid!,
+        delivery: workers[1].pid!,
+        ...Object.fromEntries(workers.slice(2).map((w, i) => [`delivery${i + 2}`, w.pid!])),
+        bench: process.pid,
+      };
       const usage = () => ({
         ...Object.fromEntries(Object.entries(processes).map(([name, pid]) => [name, cpuOf(pid)])),
         redis: serverPids('redis-server').reduce((sum, pid) => sum + cpuOf(pid), 0),
@@ -201,7 +237,9 @@ async function main() {
         clearInterval(sampler);
         const cpuAfter = usage();
         const elapsed = performance.now() - stepStarted;
-        const cores = Object.entries(cpuAfter).map(([name, ms]) => `${name} ${((ms - cpuBefore[name as keyof typeof cpuBefore]) / elapsed).toFixed(2)}`).join(', ');
+        const cores = Object.entries(cpuAfter)
+          .map(([name, ms]) => `${name} ${((ms - cpuBefore[name as keyof typeof cpuBefore]) / elapsed).toFixed(2)}`)
+          .join(', ');
         const accepted = sent.statuses['202'] ?? 0;
         const outstanding = accepted * WEBHOOKS_PER_POSTBACK - (arrivals.total - before);
         expected += accepted * WEBHOOKS_PER_POSTBACK;
@@ -213,7 +251,9 @@ async function main() {
           `${rate(perSecond, 'postbacks/s offered').padStart(24)}: ${accepted}/${step.length} × 202 (p99 ${ms(sent.latency.p99)}), ` +
             `${outstanding} webhooks outstanding at the last 202 (${(outstanding / (perSecond * WEBHOOKS_PER_POSTBACK)).toFixed(2)} s of work), ${drained ? `all in ${ms(drainMs)} later` : 'not all within 5 s'} → ${ok ? 'sustained' : 'backlog grows'}; ingest RSS ${bytes(peak)}; cores: ${cores}`,
         );
-        console.log(`${' '.repeat(26)}stages (p50 / p95): ${await stages(step.map((p) => p.order))}; delivery jobs delayed (parked) at most ${delayedPeak} at once`);
+        console.log(
+          `${' '.repeat(26)}stages (p50 / p95): ${await stages(step.map((p) => p.order))}; delivery jobs delayed (parked) at most ${delayedPeak} at once`,
+        );
         if (!ok) break;
         sustained = perSecond;
         rss = Math.max(rss, peak);
@@ -237,8 +277,20 @@ async function main() {
         console.log(`at ${half} postbacks/s: ${e2e.length} webhooks, 202 → conversion.created p50 ${ms(latency.p50)}, p99 ${ms(latency.p99)}`);
       }
       rows.push(
-        row('pipeline', 'sustained postbacks/s, 2 endpoints, 1 process per service', { measured: rate(sustained, 'postbacks/s'), baseline: `steps ${STEPS.filter((s) => s <= sustained * 2).join(', ')}`, target: '≥ 250 postbacks/s', met: sustained >= 250, values: { measured: sustained } }),
-        row('pipeline', `e2e 202 → webhook at ${half}/s (half)`, { measured: `p50 ${ms(latency.p50)}, p99 ${ms(latency.p99)}`, baseline: `${latency.count} webhooks`, target: 'p99 ≤ 250 ms', met: latency.count > 0 && latency.p99 <= 250, values: { p50: latency.p50, p99: latency.p99 } }),
+        row('pipeline', 'sustained postbacks/s, 2 endpoints, 1 process per service', {
+          measured: rate(sustained, 'postbacks/s'),
+          baseline: `steps ${STEPS.filter((s) => s <= sustained * 2).join(', ')}`,
+          target: '≥ 250 postbacks/s',
+          met: sustained >= 250,
+          values: { measured: sustained },
+        }),
+        row('pipeline', `e2e 202 → webhook at ${half}/s (half)`, {
+          measured: `p50 ${ms(latency.p50)}, p99 ${ms(latency.p99)}`,
+          baseline: `${latency.count} webhooks`,
+          target: 'p99 ≤ 250 ms',
+          met: latency.count > 0 && latency.p99 <= 250,
+          values: { p50: latency.p50, p99: latency.p99 },
+        }),
         row('pipeline', 'ingest RSS under the sustained load', { measured: bytes(rss), values: { measured: rss } }),
       );
       report('pipeline', rows);

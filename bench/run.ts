@@ -56,7 +56,9 @@ async function main() {
     status.push(`${name} ${result.code === 0 ? 'ok' : `FAILED (exit ${result.code})`} in ${(result.ms / 1000).toFixed(1)} s`);
     if (result.code !== 0) process.exitCode = 1;
   }
-  console.log(`\n=== summary${quick ? ' (quick: small counts, for the smoke test)' : ''}: measured vs the baseline measured in the same run; ratio = measured / baseline ===`);
+  console.log(
+    `\n=== summary${quick ? ' (quick: small counts, for the smoke test)' : ''}: measured vs the baseline measured in the same run; ratio = measured / baseline ===`,
+  );
   console.log(machineNote());
   printTable(rows);
   console.log(status.join('; '));
@@ -64,7 +66,10 @@ async function main() {
   if (missed.length > 0) console.log(`targets missed: ${missed.join('; ')}`);
   const out = path.join(ROOT, 'bench/results', quick ? 'latest-quick.json' : 'latest.json');
   fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(out, `${JSON.stringify({ at: new Date().toISOString(), quick, machine: machineNote(), seconds: (performance.now() - started) / 1000, status, rows }, null, 2)}\n`);
+  fs.writeFileSync(
+    out,
+    `${JSON.stringify({ at: new Date().toISOString(), quick, machine: machineNote(), seconds: (performance.now() - started) / 1000, status, rows }, null, 2)}\n`,
+  );
   console.log(`written: ${path.relative(ROOT, out)} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
 }
 

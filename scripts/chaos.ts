@@ -88,7 +88,8 @@ async function main(): Promise<number> {
     `chaos: ${n(POSTBACKS)} postbacks at ${RATE}/s (about ${seconds(STREAM_MS)}), ${KILLS} kill -9s, Redis SHUTDOWN and kill -9 (${seconds(REDIS_DOWN_MS)} down each), ` +
       `Postgres cut for ${seconds(SHORT_OUTAGE_MS)} and ${seconds(LONG_OUTAGE_MS)}; DELIVERY_RETRY_SCHEDULE=${RETRY_SCHEDULE}; seed ${SEED}`,
   );
-  if (RATE < REQUESTED_RATE) console.log(`chaos: ${RATE}/s instead of ${REQUESTED_RATE}/s, so that the stream lasts the ${seconds(MIN_STREAM_MS)} its faults need`);
+  if (RATE < REQUESTED_RATE)
+    console.log(`chaos: ${RATE}/s instead of ${REQUESTED_RATE}/s, so that the stream lasts the ${seconds(MIN_STREAM_MS)} its faults need`);
 
   await ensureDatabase(TEST_DATABASE_URL);
   const db = await createTestDatabase();
@@ -147,10 +148,14 @@ async function main(): Promise<number> {
     };
     const ingest = new Supervised('ingest', 'ingest', env, logDir, onExit);
     const api = new Supervised('api', 'api', env, logDir, onExit);
-    const workers = ['attribution', 'attribution', 'delivery', 'delivery'].map((s, i) => new Supervised(`${s}-${(i % 2) + 1}`, s as 'attribution' | 'delivery', env, logDir, onExit));
+    const workers = ['attribution', 'attribution', 'delivery', 'delivery'].map(
+      (s, i) => new Supervised(`${s}-${(i % 2) + 1}`, s as 'attribution' | 'delivery', env, logDir, onExit),
+    );
     services.push(ingest, api, ...workers);
     await Promise.all(services.map((s) => s.start()));
-    say(`services running (pids ${services.map((s) => `${s.name} ${s.pid}`).join(', ')}); Redis ${redis.url} (AOF in ${redisDir}); Postgres through 127.0.0.1:${pg.port}; schema ${db.schema}; prefix ${prefix}`);
+    say(
+      `services running (pids ${services.map((s) => `${s.name} ${s.pid}`).join(', ')}); Redis ${redis.url} (AOF in ${redisDir}); Postgres through 127.0.0.1:${pg.port}; schema ${db.schema}; prefix ${prefix}`,
+    );
 
     // Fixtures written directly, as the tests do; the endpoints through the API (their secrets are sealed there).
     const fixtures = [await createFixture(db.prisma), await createFixture(db.prisma)];
@@ -173,7 +178,11 @@ async function main(): Promise<number> {
 
     const clickIds = createClickIdCodec(STACK_SECRET);
     const plan = planPostbacks(POSTBACKS, fixtures.length, random, (a) =>
-      clickIds.issue({ offerId: fixtures[a].offerId, affiliateId: fixtures[a].affiliateId, clickedAt: new Date(Date.now() - (60 + Math.floor(random() * 3_600)) * 1_000) }),
+      clickIds.issue({
+        offerId: fixtures[a].offerId,
+        affiliateId: fixtures[a].affiliateId,
+        clickedAt: new Date(Date.now() - (60 + Math.floor(random() * 3_600)) * 1_000),
+      }),
     );
     const kinds = { new: 0, duplicate: 0, status_change: 0 };
     for (const p of plan) kinds[p.kind] += 1;
@@ -188,7 +197,10 @@ async function main(): Promise<number> {
     const redisFault = async (kind: 'SHUTDOWN' | 'kill -9') => {
       // An acknowledged write just before the fault: the AOF must bring it back.
       const sentinel = `${kind}@${Date.now()}`;
-      const written = await own.set(`chaos:sentinel:${kind}`, sentinel).then(() => true, () => false);
+      const written = await own.set(`chaos:sentinel:${kind}`, sentinel).then(
+        () => true,
+        () => false,
+      );
       redisDown = true;
       say(`Redis: ${kind}`);
       await (kind === 'SHUTDOWN' ? redis.shutdown() : redis.kill());
@@ -202,7 +214,8 @@ async function main(): Promise<number> {
       windows.push({ kind: `Redis ${kind}`, downAt, upAt, readyAt });
       await whenReady(own, 10_000);
       const back = await own.get(`chaos:sentinel:${kind}`).catch(() => null);
-      if (written && back !== sentinel) sentinels.push(`the write acknowledged just before Redis ${kind} is ${back === null ? 'gone' : `"${back}"`} after its restart`);
+      if (written && back !== sentinel)
+        sentinels.push(`the write acknowledged just before Redis ${kind} is ${back === null ? 'gone' : `"${back}"`} after its restart`);
       say(`Redis: back after ${kind} (down ${seconds(upAt - downAt)}, AOF loaded and answering ${seconds(readyAt - upAt)} later)`);
     };
     const postgresFault = async (ms: number) => {
@@ -248,12 +261,24 @@ async function main(): Promise<number> {
     })();
 
     const counts = { all: 0, 202: 0, 503: 0, other: 0 };
-    const reporter = setInterval(() => {
-      const logs = receivers.map((r) => `${r.name.split(' ')[0]} ${n(r.log.length)}`).join(', ');
-      say(`stream: ${n(counts.all)} answers (202 ${n(counts[202])}, 503 ${n(counts[503])}, other ${counts.other}); webhooks received: ${logs}`);
-    }, QUICK ? 10_000 : 15_000);
+    const reporter = setInterval(
+      () => {
+        const logs = receivers.map((r) => `${r.name.split(' ')[0]} ${n(r.log.length)}`).join(', ');
+        say(`stream: ${n(counts.all)} answers (202 ${n(counts[202])}, 503 ${n(counts[503])}, other ${counts.other}); webhooks received: ${logs}`);
+      },
+      QUICK ? 10_000 : 15_000,
+    );
     const stream = await streamPostbacks(
-      { origin: `http://127.0.0.1:${ingest.port()}`, plan, keys: fixtures.map((f) => f.postbackKey), rate: RATE, maxInFlight: 64, maxAttempts: 60, random, deadline: streamStart + 3 * STREAM_MS + 120_000 },
+      {
+        origin: `http://127.0.0.1:${ingest.port()}`,
+        plan,
+        keys: fixtures.map((f) => f.postbackKey),
+        rate: RATE,
+        maxInFlight: 64,
+        maxAttempts: 60,
+        random,
+        deadline: streamStart + 3 * STREAM_MS + 120_000,
+      },
       (answer) => {
         counts.all += 1;
         if (answer.status === 202 || answer.status === 503) counts[answer.status] += 1;
@@ -278,8 +303,14 @@ async function main(): Promise<number> {
       }
       if (Date.now() - lastReport > 10_000) {
         lastReport = Date.now();
-        const work = Object.entries(p.queues.work).filter(([, v]) => v > 0).map(([q, v]) => `${q} ${v}`).join(', ') || 'none';
-        say(`waiting: outcomes ${n(p.outcomes)}/${n(acceptedIds.length)}, events ${n(p.events)} (unpublished ${p.unpublished}), deliveries ${n(p.deliveries)} (pending ${p.pendingDeliveries}), delivered ${p.delivered.join('/')} of ${n(p.events)}; jobs: ${work}`);
+        const work =
+          Object.entries(p.queues.work)
+            .filter(([, v]) => v > 0)
+            .map(([q, v]) => `${q} ${v}`)
+            .join(', ') || 'none';
+        say(
+          `waiting: outcomes ${n(p.outcomes)}/${n(acceptedIds.length)}, events ${n(p.events)} (unpublished ${p.unpublished}), deliveries ${n(p.deliveries)} (pending ${p.pendingDeliveries}), delivered ${p.delivered.join('/')} of ${n(p.events)}; jobs: ${work}`,
+        );
       }
       await sleep(1_000);
     }
@@ -287,8 +318,20 @@ async function main(): Promise<number> {
     say(quietAt ? `quiescent ${seconds(quietAt - last202)} after the last 202` : `NOT quiescent within ${seconds(QUIESCENCE_MS)}`);
 
     // The checks.
-    const { checks, figures } = await finalChecks({ pool: db.pool, queues, plan, advertiserIds: fixtures.map((f) => f.advertiserId), accepted: stream.accepted, gaveUp: stream.gaveUp, receivers, kills });
-    checks.unshift({ name: `quiescent within ${seconds(QUIESCENCE_MS)} of the last 202`, violations: quietAt ? [] : ['the pipeline did not settle; see the checks below'] });
+    const { checks, figures } = await finalChecks({
+      pool: db.pool,
+      queues,
+      plan,
+      advertiserIds: fixtures.map((f) => f.advertiserId),
+      accepted: stream.accepted,
+      gaveUp: stream.gaveUp,
+      receivers,
+      kills,
+    });
+    checks.unshift({
+      name: `quiescent within ${seconds(QUIESCENCE_MS)} of the last 202`,
+      violations: quietAt ? [] : ['the pipeline did not settle; see the checks below'],
+    });
     checks.push(await apiSample(api.port(), db.pool, acceptedIds, random));
 
     // While Redis was down: 503, never 202.
@@ -299,7 +342,10 @@ async function main(): Promise<number> {
       const wrong = list.filter((a) => a.status !== 503);
       return [
         ...(list.length === 0 ? [`no postback was answered while Redis was down (${w.kind}): the check saw nothing`] : []),
-        ...wrong.map((a) => `while Redis was down (${w.kind}) ingest answered ${a.status || 'no answer'} to postback seq ${a.seq} (sent ${new Date(a.sentAt).toISOString()})`),
+        ...wrong.map(
+          (a) =>
+            `while Redis was down (${w.kind}) ingest answered ${a.status || 'no answer'} to postback seq ${a.seq} (sent ${new Date(a.sentAt).toISOString()})`,
+        ),
       ];
     });
     checks.push({ name: 'ingest answered 503, never 202, while Redis was down', violations: redisViolations });
@@ -325,26 +371,63 @@ async function main(): Promise<number> {
       ['postbacks planned', `${n(POSTBACKS)} (${n(kinds.new)} new, ${n(kinds.duplicate)} duplicates, ${n(kinds.status_change)} status changes), seed ${SEED}`],
       ['requests sent (with re-sends)', `${n(answers.length)} over ${seconds(stream.endedAt - stream.startedAt)} (${RATE}/s planned)`],
       ['answered 202', n(answers.filter((a) => a.status === 202).length)],
-      ['answered 503', `${n(fives.length)} (${n(fives.filter((a) => during(redisWindows, a)).length)} while Redis was down, ${n(fives.filter((a) => during(pgWindows, a)).length)} while Postgres was, ${n(fives.filter((a) => !during(redisWindows, a) && !during(pgWindows, a)).length)} otherwise)`],
-      ['503 reasons (ingest\'s message)', Object.entries(countBy(fives, (a) => reasonOf(a.body))).map(([k, v]) => `"${k}" ${n(v)}`).join(', ')],
+      [
+        'answered 503',
+        `${n(fives.length)} (${n(fives.filter((a) => during(redisWindows, a)).length)} while Redis was down, ${n(fives.filter((a) => during(pgWindows, a)).length)} while Postgres was, ${n(fives.filter((a) => !during(redisWindows, a) && !during(pgWindows, a)).length)} otherwise)`,
+      ],
+      [
+        "503 reasons (ingest's message)",
+        Object.entries(countBy(fives, (a) => reasonOf(a.body)))
+          .map(([k, v]) => `"${k}" ${n(v)}`)
+          .join(', '),
+      ],
       ['other answers / connection errors', `${others.length} / ${connectionErrors}`],
-      ['answers inside Redis outages', redisWindows.map((w) => `${w.kind}: ${inside(w).length} (${[...new Set(inside(w).map((a) => a.status))].join(', ') || '-'})`).join('; ')],
-      ['outcomes of the 202s', Object.entries(figures.outcomes).map(([k, v]) => `${k} ${n(v)}`).join(', ')],
+      [
+        'answers inside Redis outages',
+        redisWindows.map((w) => `${w.kind}: ${inside(w).length} (${[...new Set(inside(w).map((a) => a.status))].join(', ') || '-'})`).join('; '),
+      ],
+      [
+        'outcomes of the 202s',
+        Object.entries(figures.outcomes)
+          .map(([k, v]) => `${k} ${n(v)}`)
+          .join(', '),
+      ],
       ['postbacks queued despite a non-202', n(figures.queuedDespiteNon202)],
       ['conversions / commissions', `${n(figures.conversions)} / ${n(figures.commissions)}`],
-      ['outbox events', Object.entries(figures.events).map(([k, v]) => `${k} ${n(v)}`).join(', ')],
-      ['deliveries', Object.entries(figures.deliveries).map(([k, v]) => `${k} ${n(v)}`).join(', ')],
+      [
+        'outbox events',
+        Object.entries(figures.events)
+          .map(([k, v]) => `${k} ${n(v)}`)
+          .join(', '),
+      ],
+      [
+        'deliveries',
+        Object.entries(figures.deliveries)
+          .map(([k, v]) => `${k} ${n(v)}`)
+          .join(', '),
+      ],
       ['attempts logged / lost with a killed sender', `${n(figures.attemptsLogged)} / ${n(figures.attemptsLost)}`],
       ...figures.analyses.map((a, i): [string, string] => [
         `${receivers[i].name}`,
         `${n(a.requests)} requests, ${n(a.answered500)} answered 500, ${n(a.delivered.size)} events delivered; repeats: ${n(a.repeatsAfterFailure)} after a 500, ${n(a.repeatsAfterKill)} after a killed sender, ${a.unexplained.length} unexplained; ${a.untraced} untraced`,
       ]),
-      ['kill -9s', `${kills.length}: ${Object.entries(countBy(kills, (k) => k.service)).map(([k, v]) => `${k} ${v}`).join(', ')}`],
+      [
+        'kill -9s',
+        `${kills.length}: ${Object.entries(countBy(kills, (k) => k.service))
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')}`,
+      ],
       ['unexpected exits', `${unexpected.length}${unexpected.length ? `: ${unexpected.map((u) => `${u.name} (${u.code})`).join(', ')}` : ''}`],
-      ['outages', windows.map((w) => `${w.kind} ${seconds(w.upAt - w.downAt)}${w.readyAt > w.upAt ? ` (+${seconds(w.readyAt - w.upAt)} to load)` : ''}`).join('; ')],
+      [
+        'outages',
+        windows.map((w) => `${w.kind} ${seconds(w.upAt - w.downAt)}${w.readyAt > w.upAt ? ` (+${seconds(w.readyAt - w.upAt)} to load)` : ''}`).join('; '),
+      ],
       ['scheduler ticks failed in outages', `${figures.failedTicks} (the next tick runs again)`],
       ['time to quiescence after the last 202', quietAt ? seconds(quietAt - last202) : `not within ${seconds(QUIESCENCE_MS)}`],
-      ['this process: event-loop delay', `p99 ${(loopDelay.percentile(99) / 1e6).toFixed(0)} ms, max ${(loopDelay.max / 1e6).toFixed(0)} ms (receivers, proxy and load share it)`],
+      [
+        'this process: event-loop delay',
+        `p99 ${(loopDelay.percentile(99) / 1e6).toFixed(0)} ms, max ${(loopDelay.max / 1e6).toFixed(0)} ms (receivers, proxy and load share it)`,
+      ],
       ['wall time', seconds(Date.now() - started)],
     ];
     console.log('\nchaos figures');
@@ -355,11 +438,24 @@ async function main(): Promise<number> {
     const violations = checks.flatMap((c) => c.violations.map((v) => `${c.name}: ${v}`));
     for (const v of violations) console.log(`VIOLATION ${v}`);
     if (connectionErrors > 0) console.log(`note: ${connectionErrors} postbacks got no answer (connection error) and were sent again`);
-    console.log(violations.length === 0 ? `\nchaos: all ${checks.length} checks passed` : `\nchaos: ${violations.length} violations in ${checks.filter((c) => c.violations.length).length} of ${checks.length} checks`);
+    console.log(
+      violations.length === 0
+        ? `\nchaos: all ${checks.length} checks passed`
+        : `\nchaos: ${violations.length} violations in ${checks.filter((c) => c.violations.length).length} of ${checks.length} checks`,
+    );
     if (violations.length > 0) {
       keepLogs = true;
       // Everything the checks read, beside the service logs, for the investigation.
-      const run = { seed: SEED, prefix, schema: db.schema, kills, windows, unexpected, answers, receivers: receivers.map((r) => ({ name: r.name, endpointId: r.endpointId, log: r.log })) };
+      const run = {
+        seed: SEED,
+        prefix,
+        schema: db.schema,
+        kills,
+        windows,
+        unexpected,
+        answers,
+        receivers: receivers.map((r) => ({ name: r.name, endpointId: r.endpointId, log: r.log })),
+      };
       fs.writeFileSync(path.join(logDir, 'run.json'), JSON.stringify(run));
     }
     return violations.length === 0 ? 0 : 1;
@@ -371,7 +467,8 @@ async function main(): Promise<number> {
   }
 }
 
-const countBy = <T>(list: readonly T[], key: (item: T) => string) => list.reduce<Record<string, number>>((acc, item) => ({ ...acc, [key(item)]: (acc[key(item)] ?? 0) + 1 }), {});
+const countBy = <T>(list: readonly T[], key: (item: T) => string) =>
+  list.reduce<Record<string, number>>((acc, item) => ({ ...acc, [key(item)]: (acc[key(item)] ?? 0) + 1 }), {});
 const reasonOf = (body: string | undefined) => {
   try {
     return (JSON.parse(body ?? '') as { error: { message: string } }).error.message;
@@ -383,13 +480,19 @@ const reasonOf = (body: string | undefined) => {
 /** A sample of the 202s read back as an advertiser would, `GET /v1/postbacks/{id}`, against the table. */
 async function apiSample(port: number, pool: import('@trackway/db').PgPool, ids: readonly string[], random: () => number): Promise<Check> {
   const sample = Array.from({ length: Math.min(ids.length, 50) }, () => ids[Math.floor(random() * ids.length)]);
-  const rows = new Map((await pool.query<{ id: string; status: string }>('SELECT id, status FROM postbacks WHERE id = ANY($1::varchar[])', [sample])).rows.map((r) => [r.id, r.status]));
+  const rows = new Map(
+    (await pool.query<{ id: string; status: string }>('SELECT id, status FROM postbacks WHERE id = ANY($1::varchar[])', [sample])).rows.map((r) => [
+      r.id,
+      r.status,
+    ]),
+  );
   const token = await signAdminToken(STACK_SECRET);
   const violations: string[] = [];
   for (const id of sample) {
     const res = await fetch(`http://127.0.0.1:${port}/v1/postbacks/${id}`, { headers: { authorization: `Bearer ${token}` } });
     const body = (await res.json()) as { status?: string };
-    if (res.status !== 200 || body.status !== rows.get(id)) violations.push(`GET /v1/postbacks/${id}: ${res.status} ${JSON.stringify(body)}, table says ${rows.get(id)}`);
+    if (res.status !== 200 || body.status !== rows.get(id))
+      violations.push(`GET /v1/postbacks/${id}: ${res.status} ${JSON.stringify(body)}, table says ${rows.get(id)}`);
   }
   return { name: `GET /v1/postbacks/{id} agrees with the table (${sample.length} sampled)`, violations };
 }

@@ -28,7 +28,16 @@ beforeAll(async () => {
   token = stack.auth.Authorization.slice('Bearer '.length);
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 }, 60_000);
 
@@ -68,7 +77,11 @@ it('logs in, lists every queue with counts, and retries a failed job from the pa
     },
     { connection, prefix: stack.prefix },
   );
-  const job = await stack.queues.clicks.add('click', { clicks: [{ clickId: 'c', offerId: 1, affiliateId: 1, clickedAt: new Date().toISOString(), subs: {} }] }, { attempts: 1 });
+  const job = await stack.queues.clicks.add(
+    'click',
+    { clicks: [{ clickId: 'c', offerId: 1, affiliateId: 1, clickedAt: new Date().toISOString(), subs: {} }] },
+    { attempts: 1 },
+  );
   await waitFor(async () => (await stack.queues.clicks.getJobState(job.id!)) === 'failed', { what: 'the job to fail' });
 
   const context = await browser.newContext();
@@ -93,7 +106,10 @@ it('logs in, lists every queue with counts, and retries a failed job from the pa
   // is the one labelled "Retry" before clicking it.
   const retry = page.locator('[data-base-ui-tooltip-trigger] button:has(svg.lucide-refresh-cw)').first();
   await retry.hover();
-  await page.getByText(/^Retry$/).first().waitFor({ state: 'visible' });
+  await page
+    .getByText(/^Retry$/)
+    .first()
+    .waitFor({ state: 'visible' });
   await retry.click();
   const confirm = page.getByRole('button', { name: /^(confirm|retry)$/i }).last();
   if (await confirm.isVisible().catch(() => false)) await confirm.click();

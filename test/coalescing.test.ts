@@ -23,7 +23,9 @@ it('finds every postback of a coalesced job by its id, queued and then attribute
   const receivedAt = new Date().toISOString();
   // Accepted in one turn: one job, one Redis round trip.
   const ids = await Promise.all(
-    Array.from({ length: 40 }, (_, i) => enqueue.postback({ advertiserId: fx.advertiserId, receivedAt, clickId, orderId: `CO-${i}`, event: 'conversion', amount: '10', status: 'approved' })),
+    Array.from({ length: 40 }, (_, i) =>
+      enqueue.postback({ advertiserId: fx.advertiserId, receivedAt, clickId, orderId: `CO-${i}`, event: 'conversion', amount: '10', status: 'approved' }),
+    ),
   );
   expect(new Set(ids).size).toBe(40);
   // 32 ids fit a block: two jobs, each named by its block.
@@ -41,17 +43,24 @@ it('finds every postback of a coalesced job by its id, queued and then attribute
   const workers = stack.startAttribution();
   try {
     for (const id of ids) {
-      const body = await waitFor(async () => {
-        const res = (await outcome(id).expect(200)).body;
-        return res.status === 'queued' ? null : res;
-      }, { what: `the outcome of ${id}` });
+      const body = await waitFor(
+        async () => {
+          const res = (await outcome(id).expect(200)).body;
+          return res.status === 'queued' ? null : res;
+        },
+        { what: `the outcome of ${id}` },
+      );
       expect(body).toMatchObject({ id, status: 'accepted', conversion_id: expect.stringMatching(/^cnv_/) });
     }
     // Retried from Bull Board: harmless.
     const conversions = await stack.db.prisma.conversion.count({ where: { advertiserId: fx.advertiserId } });
     const events = await stack.db.prisma.outboxEvent.count();
     await jobs[0]!.retry('completed');
-    await waitFor(async () => (await stack.queues.postbacks.getJob(jobIds[0]))?.attemptsStarted === 2 && (await stack.queues.postbacks.getJobState(jobIds[0])) === 'completed', { what: 'the retried job to complete' });
+    await waitFor(
+      async () =>
+        (await stack.queues.postbacks.getJob(jobIds[0]))?.attemptsStarted === 2 && (await stack.queues.postbacks.getJobState(jobIds[0])) === 'completed',
+      { what: 'the retried job to complete' },
+    );
     expect(await stack.db.prisma.conversion.count({ where: { advertiserId: fx.advertiserId } })).toBe(conversions);
     expect(await stack.db.prisma.outboxEvent.count()).toBe(events);
   } finally {

@@ -51,7 +51,11 @@ describe('docker-compose.yml', () => {
       Array.isArray(node)
         ? node.map(withoutIds)
         : node && typeof node === 'object'
-          ? Object.fromEntries(Object.entries(node).filter(([k, v]) => !(k === 'id' && typeof v === 'string')).map(([k, v]) => [k, withoutIds(v)]))
+          ? Object.fromEntries(
+              Object.entries(node)
+                .filter(([k, v]) => !(k === 'id' && typeof v === 'string'))
+                .map(([k, v]) => [k, withoutIds(v)]),
+            )
           : node;
     const { $schema: _draft, ...schema } = withoutIds(JSON.parse(readFileSync(SCHEMA, 'utf8'))) as Record<string, unknown>;
     const validate = ajv.compile(schema);
@@ -66,7 +70,10 @@ describe('docker-compose.yml', () => {
   it('passes `docker-compose config`, and refuses to start without the secrets', () => {
     const project = mkdtempSync(path.join(os.tmpdir(), 'compose-')); // no .env there
     const run = (env: Record<string, string>) =>
-      spawnSync('docker-compose', ['--project-directory', project, '-f', COMPOSE, 'config', '-q'], { env: { PATH: process.env.PATH!, ...env }, encoding: 'utf8' });
+      spawnSync('docker-compose', ['--project-directory', project, '-f', COMPOSE, 'config', '-q'], {
+        env: { PATH: process.env.PATH!, ...env },
+        encoding: 'utf8',
+      });
     const ok = run({ ADMIN_JWT_SECRET: 'a'.repeat(32), CLICK_SECRET: 'b'.repeat(32), SECRETS_KEY: Buffer.alloc(32).toString('base64') });
     expect({ status: ok.status, stderr: ok.stderr }).toEqual({ status: 0, stderr: '' });
     const missing = run({});
@@ -100,7 +107,8 @@ describe('docker-compose.yml', () => {
     // The Dockerfile's check, run as the build would run it (sh, SERVICE from the build arg).
     const check = /^RUN (case "\$SERVICE" in .*esac)$/m.exec(DOCKERFILE)?.[1];
     expect(check).toBeDefined();
-    const run = (service?: string) => spawnSync('sh', ['-c', check!], { env: { PATH: process.env.PATH!, ...(service === undefined ? {} : { SERVICE: service }) }, encoding: 'utf8' });
+    const run = (service?: string) =>
+      spawnSync('sh', ['-c', check!], { env: { PATH: process.env.PATH!, ...(service === undefined ? {} : { SERVICE: service }) }, encoding: 'utf8' });
     for (const name of SERVICES) expect(run(name).status).toBe(0);
     for (const wrong of [undefined, '', 'redis', 'Ingest', 'ingest ', 'services/ingest']) {
       const result = run(wrong);
@@ -138,7 +146,8 @@ describe('docker-compose.yml', () => {
       expect(compose.services[name].ports).toBeUndefined();
       expect(compose.services[name].container_name).toBeUndefined();
     }
-    for (const [name, service] of Object.entries(compose.services)) expect({ name, container_name: service.container_name }).toEqual({ name, container_name: undefined });
+    for (const [name, service] of Object.entries(compose.services))
+      expect({ name, container_name: service.container_name }).toEqual({ name, container_name: undefined });
   });
 
   it("runs a service's bundle from the pruned production install, as the image does", async () => {
@@ -149,17 +158,30 @@ describe('docker-compose.yml', () => {
     const port = await freePort();
     const child = spawn(process.execPath, [path.join(out, 'dist', 'main.js')], {
       cwd: out,
-      env: { PATH: process.env.PATH, NODE_ENV: 'production', INGEST_PORT: String(port), CLICK_SECRET: 'c'.repeat(40), SECRETS_KEY: Buffer.alloc(32, 3).toString('base64'), MIGRATIONS_DIR: path.join(ROOT, 'prisma', 'migrations'), DATABASE_URL: TEST_DATABASE_URL, REDIS_URL: TEST_REDIS_URL },
+      env: {
+        PATH: process.env.PATH,
+        NODE_ENV: 'production',
+        INGEST_PORT: String(port),
+        CLICK_SECRET: 'c'.repeat(40),
+        SECRETS_KEY: Buffer.alloc(32, 3).toString('base64'),
+        MIGRATIONS_DIR: path.join(ROOT, 'prisma', 'migrations'),
+        DATABASE_URL: TEST_DATABASE_URL,
+        REDIS_URL: TEST_REDIS_URL,
+      },
       stdio: 'ignore',
     });
     try {
-      const healthy = await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null))?.ok, { timeoutMs: 20_000, what: 'the bundled ingest' });
+      const healthy = await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null))?.ok, {
+        timeoutMs: 20_000,
+        what: 'the bundled ingest',
+      });
       expect(healthy).toBe(true);
       // The image's HEALTHCHECK (one for all four services) asks the port of the service it runs in.
       const healthcheck = /^HEALTHCHECK .*\\\n\s+CMD (.+)$/m.exec(DOCKERFILE)?.[1];
       expect(healthcheck).toBeDefined();
       const closed = String(await freePort());
-      const probe = (env: Record<string, string>) => spawnSync('sh', ['-c', healthcheck!], { env: { PATH: process.env.PATH!, ...env }, timeout: 10_000 }).status;
+      const probe = (env: Record<string, string>) =>
+        spawnSync('sh', ['-c', healthcheck!], { env: { PATH: process.env.PATH!, ...env }, timeout: 10_000 }).status;
       expect(probe({ SERVICE: 'ingest', INGEST_PORT: String(port), API_PORT: closed, HEALTH_PORT: closed })).toBe(0);
       expect(probe({ SERVICE: 'ingest', INGEST_PORT: closed, HEALTH_PORT: String(port) })).toBe(1);
       expect(probe({ SERVICE: 'api', API_PORT: String(port), INGEST_PORT: closed })).toBe(0);
@@ -184,7 +206,9 @@ describe('docker-compose.yml', () => {
       try {
         execFileSync('pnpm', [`--filter=@trackway/${name}`, 'deploy', '--prod', '--config.node-linker=hoisted', out], { cwd: ROOT, stdio: 'pipe' });
         const bundles = readdirSync(path.join(out, 'dist')).filter((file) => file.endsWith('.js'));
-        const required = new Set(bundles.flatMap((file) => [...readFileSync(path.join(out, 'dist', file), 'utf8').matchAll(/\brequire\("([^".][^"]*)"\)/g)].map((m) => m[1])));
+        const required = new Set(
+          bundles.flatMap((file) => [...readFileSync(path.join(out, 'dist', file), 'utf8').matchAll(/\brequire\("([^".][^"]*)"\)/g)].map((m) => m[1])),
+        );
         const external = [...required].filter((id) => !isBuiltin(id));
         expect(external).toEqual(expect.arrayContaining(['bullmq', 'ioredis', 'pg'])); // the scan finds what every service needs
         const missing = external.filter((id) => {

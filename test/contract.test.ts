@@ -27,7 +27,16 @@ const admin = (method: 'get' | 'post', path: string, body?: object) => request(s
 it('ingest answers, outcomes and delivered events conform to the document', async () => {
   const advertiser = (await admin('post', '/v1/advertisers', { name: 'Shop' }).expect(201)).body;
   const affiliate = (await admin('post', '/v1/affiliates', { name: 'Blog' }).expect(201)).body;
-  const offer = (await admin('post', '/v1/offers', { advertiser_id: advertiser.id, name: 'Sale', destination_url: 'https://shop.example/?cid={click_id}', currency: 'USD', payout: { type: 'fixed', amount: '5.00' }, min_ctit_seconds: 0 }).expect(201)).body;
+  const offer = (
+    await admin('post', '/v1/offers', {
+      advertiser_id: advertiser.id,
+      name: 'Sale',
+      destination_url: 'https://shop.example/?cid={click_id}',
+      currency: 'USD',
+      payout: { type: 'fixed', amount: '5.00' },
+      min_ctit_seconds: 0,
+    }).expect(201)
+  ).body;
   await admin('post', '/v1/webhook-endpoints', { url: `${receiver.url}/hook`, event_types: ['*'] }).expect(201);
 
   const click = await request(stack.ingest).get(`/click?offer_id=${offer.id}&affiliate_id=${affiliate.id}&sub1=a`);
@@ -41,7 +50,11 @@ it('ingest answers, outcomes and delivered events conform to the document', asyn
     ['get', '/postback', request(stack.ingest).get('/postback').query({ click_id: clickId, order_id: 'O-1' })],
     ['get', '/postback', request(stack.ingest).get('/postback').query({ key: 'pk_nope', click_id: clickId, order_id: 'O-1' })],
     ['post', '/postback', request(stack.ingest).post('/postback').set('X-Postback-Key', advertiser.postback_key).send({ order_id: 'O-1' })],
-    ['post', '/postback', request(stack.ingest).post('/postback').set('X-Postback-Key', advertiser.postback_key).set('content-type', 'text/plain').send('click_id=x')],
+    [
+      'post',
+      '/postback',
+      request(stack.ingest).post('/postback').set('X-Postback-Key', advertiser.postback_key).set('content-type', 'text/plain').send('click_id=x'),
+    ],
   ];
   const statuses: number[] = [];
   for (const [method, path, sent] of refusals) {
@@ -51,7 +64,10 @@ it('ingest answers, outcomes and delivered events conform to the document', asyn
   }
   expect(statuses).toEqual([400, 401, 401, 400, 415]);
 
-  const posted = await request(stack.ingest).post('/postback').set('X-Postback-Key', advertiser.postback_key).send({ click_id: clickId, order_id: 'ORDER-1', amount: '49.90', status: 'approved' });
+  const posted = await request(stack.ingest)
+    .post('/postback')
+    .set('X-Postback-Key', advertiser.postback_key)
+    .send({ click_id: clickId, order_id: 'ORDER-1', amount: '49.90', status: 'approved' });
   expect(posted.status).toBe(202);
   expect(check.conforms('post', '/postback', posted)).toEqual([]);
   const get = await request(stack.ingest).get('/postback').query({ key: advertiser.postback_key, click_id: clickId, order_id: 'ORDER-2', amount: '1' });
@@ -63,18 +79,24 @@ it('ingest answers, outcomes and delivered events conform to the document', asyn
   const postedInPath = await request(stack.ingest).post(`/postback/${advertiser.postback_key}`).send({ click_id: clickId, order_id: 'ORDER-4' });
   expect(check.conforms('post', `/postback/${advertiser.postback_key}`, postedInPath)).toEqual([]);
 
-  const outcome = await waitFor(async () => {
-    const res = await admin('get', `/v1/postbacks/${posted.body.postback_id}`).expect(200);
-    return res.body.status === 'queued' ? null : res;
-  }, { what: 'the outcome' });
+  const outcome = await waitFor(
+    async () => {
+      const res = await admin('get', `/v1/postbacks/${posted.body.postback_id}`).expect(200);
+      return res.body.status === 'queued' ? null : res;
+    },
+    { what: 'the outcome' },
+  );
   expect(outcome.body.status).toBe('accepted');
   expect(check.conforms('get', `/v1/postbacks/${posted.body.postback_id}`, outcome)).toEqual([]);
 
   // What subscribers receive: conversion.created, conversion.approved, commission.created…
-  const delivered = await waitFor(() => {
-    const types = receiver.requests.map((r) => JSON.parse(r.body).type as string);
-    return ['conversion.created', 'conversion.approved', 'commission.created'].every((t) => types.includes(t)) ? receiver.requests : null;
-  }, { what: 'the events to be delivered' });
+  const delivered = await waitFor(
+    () => {
+      const types = receiver.requests.map((r) => JSON.parse(r.body).type as string);
+      return ['conversion.created', 'conversion.approved', 'commission.created'].every((t) => types.includes(t)) ? receiver.requests : null;
+    },
+    { what: 'the events to be delivered' },
+  );
   for (const req of delivered) {
     const event = JSON.parse(req.body);
     expect({ type: event.type, problems: check.eventProblems(event) }).toEqual({ type: event.type, problems: [] });

@@ -26,7 +26,13 @@ const workerEnv = () =>
 
 it('delivers after the worker is killed mid-delivery and another starts, with the same webhook-id', async () => {
   const receiver = await startReceiver((_req, n) => (n === 1 ? { hang: true } : { status: 200 }));
-  const ep = (await request(stack.api).post('/v1/webhook-endpoints').set(stack.auth).send({ url: receiver.url, event_types: ['*'] }).expect(201)).body;
+  const ep = (
+    await request(stack.api)
+      .post('/v1/webhook-endpoints')
+      .set(stack.auth)
+      .send({ url: receiver.url, event_types: ['*'] })
+      .expect(201)
+  ).body;
 
   const first = spawnService('delivery', workerEnv());
   processes.push(first);
@@ -39,10 +45,13 @@ it('delivers after the worker is killed mid-delivery and another starts, with th
   const second = spawnService('delivery', workerEnv());
   processes.push(second);
   await waitFor(() => receiver.requests.length === 2, { timeoutMs: 20_000, what: 'the request after restart' });
-  const delivery = await waitFor(async () => {
-    const res = await request(stack.api).get(`/v1/deliveries/${test.delivery_id}`).set(stack.auth).expect(200);
-    return res.body.status === 'succeeded' ? res.body : null;
-  }, { what: 'the delivery to succeed' });
+  const delivery = await waitFor(
+    async () => {
+      const res = await request(stack.api).get(`/v1/deliveries/${test.delivery_id}`).set(stack.auth).expect(200);
+      return res.body.status === 'succeeded' ? res.body : null;
+    },
+    { what: 'the delivery to succeed' },
+  );
   expect(receiver.requests.map((r) => r.headers['webhook-id'])).toEqual([test.event_id, test.event_id]);
   expect(receiver.requests[0].body).toBe(receiver.requests[1].body);
   // The killed attempt never finished, so it was never logged; the one that did is.

@@ -26,7 +26,13 @@ afterEach(async () => {
 afterAll(() => stack.close());
 
 const createEndpoint = async (url: string, body: Record<string, unknown> = {}) =>
-  (await request(stack.api).post('/v1/webhook-endpoints').set(stack.auth).send({ url, event_types: ['conversion.approved'], ...body }).expect(201)).body as { id: string };
+  (
+    await request(stack.api)
+      .post('/v1/webhook-endpoints')
+      .set(stack.auth)
+      .send({ url, event_types: ['conversion.approved'], ...body })
+      .expect(201)
+  ).body as { id: string };
 
 async function emit(count = 1) {
   const events = Array.from({ length: count }, () => createEvent('conversion.approved', { conversion: { id: 'cnv_x' } }));
@@ -43,10 +49,13 @@ it('disables an endpoint whose every attempt failed for DELIVERY_DISABLE_AFTER, 
   const ep = await createEndpoint(failing.url);
   await createEndpoint(watcher.url, { event_types: ['endpoint.disabled'] });
   await emit();
-  const disabled = await waitFor(async () => {
-    const row = await stack.db.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id: ep.id } });
-    return row.enabled ? null : row;
-  }, { what: 'the endpoint to be disabled' });
+  const disabled = await waitFor(
+    async () => {
+      const row = await stack.db.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id: ep.id } });
+      return row.enabled ? null : row;
+    },
+    { what: 'the endpoint to be disabled' },
+  );
   expect(disabled.disabledReason).toMatch(/^Every attempt failed since /);
   // Disabled after ~400 ms of failures: the third attempt (at ~500 ms), not the last one.
   expect(failing.requests.length).toBeGreaterThanOrEqual(2);
@@ -133,14 +142,30 @@ it('delivers a burst to an endpoint at its concurrency cap without parking a job
 it('prunes the delivery log older than the retention, keeping pending deliveries', async () => {
   const ep = await createEndpoint('https://retention.example/hook');
   const old = new Date(Date.now() - 31 * 86_400_000);
-  const [oldEvent, newEvent, pendingEvent] = [createEvent('conversion.approved', {}, old), createEvent('conversion.approved', {}), createEvent('conversion.approved', {}, old)];
+  const [oldEvent, newEvent, pendingEvent] = [
+    createEvent('conversion.approved', {}, old),
+    createEvent('conversion.approved', {}),
+    createEvent('conversion.approved', {}, old),
+  ];
   await stack.db.prisma.$transaction((tx) => writeEvents(tx, [oldEvent, newEvent, pendingEvent]));
   await stack.db.prisma.outboxEvent.updateMany({ where: { id: { in: [oldEvent.id, newEvent.id, pendingEvent.id] } }, data: { publishedAt: new Date() } });
   const make = (eventId: string, status: 'succeeded' | 'pending', createdAt: Date) =>
     stack.db.prisma.delivery.create({
-      data: { id: newId('delivery'), eventId, endpointId: ep.id, eventType: 'conversion.approved', status, createdAt, attempts: { create: { number: 1, at: createdAt, durationMs: 5, statusCode: 200 } } },
+      data: {
+        id: newId('delivery'),
+        eventId,
+        endpointId: ep.id,
+        eventType: 'conversion.approved',
+        status,
+        createdAt,
+        attempts: { create: { number: 1, at: createdAt, durationMs: 5, statusCode: 200 } },
+      },
     });
-  const [oldDelivery, newDelivery, pending] = [await make(oldEvent.id, 'succeeded', old), await make(newEvent.id, 'succeeded', new Date()), await make(pendingEvent.id, 'pending', old)];
+  const [oldDelivery, newDelivery, pending] = [
+    await make(oldEvent.id, 'succeeded', old),
+    await make(newEvent.id, 'succeeded', new Date()),
+    await make(pendingEvent.id, 'pending', old),
+  ];
 
   expect(await pruneDeliveryLog(stack.db.prisma, 30)).toEqual({ deliveries: 1, events: 1 });
   expect(await stack.db.prisma.delivery.findUnique({ where: { id: oldDelivery.id } })).toBeNull();
@@ -157,8 +182,12 @@ describe('deliveries never stay pending with nothing left to run them', () => {
     receivers.push(r);
     const ep = await createEndpoint(r.url);
     // A real database error while recording the attempt.
-    await stack.db.prisma.$executeRawUnsafe(`CREATE FUNCTION refuse_attempts() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$ LANGUAGE plpgsql`);
-    await stack.db.prisma.$executeRawUnsafe('CREATE TRIGGER refuse_attempts BEFORE INSERT ON delivery_attempts FOR EACH ROW EXECUTE FUNCTION refuse_attempts()');
+    await stack.db.prisma.$executeRawUnsafe(
+      `CREATE FUNCTION refuse_attempts() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$ LANGUAGE plpgsql`,
+    );
+    await stack.db.prisma.$executeRawUnsafe(
+      'CREATE TRIGGER refuse_attempts BEFORE INSERT ON delivery_attempts FOR EACH ROW EXECUTE FUNCTION refuse_attempts()',
+    );
     try {
       const [event] = await emit();
       await waitFor(() => r.requests.length === 1, { what: 'the attempt' });
@@ -168,7 +197,9 @@ describe('deliveries never stay pending with nothing left to run them', () => {
       expect(await stack.db.prisma.delivery.findFirstOrThrow({ where })).toMatchObject({ status: 'pending', attemptCount: 0 });
       expect(r.requests).toHaveLength(1);
       await stack.db.prisma.$executeRawUnsafe('DROP TRIGGER refuse_attempts ON delivery_attempts');
-      const delivered = await waitFor(() => stack.db.prisma.delivery.findFirst({ where: { ...where, status: 'succeeded' }, include: { attempts: true } }), { what: 'the attempt recorded' });
+      const delivered = await waitFor(() => stack.db.prisma.delivery.findFirst({ where: { ...where, status: 'succeeded' }, include: { attempts: true } }), {
+        what: 'the attempt recorded',
+      });
       expect(delivered.attempts.map((a) => [a.number, a.statusCode])).toEqual([[1, 200]]);
       expect(r.requests).toHaveLength(1);
     } finally {
@@ -184,7 +215,9 @@ describe('deliveries never stay pending with nothing left to run them', () => {
     const ep = await createEndpoint(r.url);
     const orphan = createEvent('conversion.approved', { conversion: { id: 'cnv_orphan' } });
     await stack.db.prisma.$transaction((tx) => writeEvents(tx, [orphan]));
-    const stuck = await stack.db.prisma.delivery.create({ data: { id: newId('delivery'), eventId: orphan.id, endpointId: ep.id, eventType: orphan.type, status: 'pending' } });
+    const stuck = await stack.db.prisma.delivery.create({
+      data: { id: newId('delivery'), eventId: orphan.id, endpointId: ep.id, eventType: orphan.type, status: 'pending' },
+    });
     await request(stack.api).post(`/v1/deliveries/${stuck.id}/retry`).set(stack.auth).expect(202);
     await waitFor(async () => (await stack.db.prisma.delivery.findUniqueOrThrow({ where: { id: stuck.id } })).status === 'succeeded', { what: 'the replay' });
     expect(r.requests.map((q) => q.headers['webhook-id'])).toEqual([orphan.id]);
@@ -197,7 +230,9 @@ describe('deliveries never stay pending with nothing left to run them', () => {
     receivers.push(r);
     const ep = await createEndpoint(r.url);
     const [event] = await emit();
-    const dead = await waitFor(() => stack.db.prisma.delivery.findFirst({ where: { eventId: event.id, endpointId: ep.id, status: 'failed' } }), { what: 'the dead letter' });
+    const dead = await waitFor(() => stack.db.prisma.delivery.findFirst({ where: { eventId: event.id, endpointId: ep.id, status: 'failed' } }), {
+      what: 'the dead letter',
+    });
     healthy = true;
     const answers = await Promise.all([1, 2].map(() => request(stack.api).post(`/v1/deliveries/${dead.id}/retry`).set(stack.auth)));
     expect(answers.map((a) => a.status).sort()).toEqual([202, 409]);
@@ -215,25 +250,37 @@ describe('deliveries never stay pending with nothing left to run them', () => {
     // Written to the outbox (not published): the deliveries below are all these events have.
     const [failedEvent, missingEvent, liveEvent] = [1, 2, 3].map(() => createEvent('conversion.approved', { conversion: { id: 'cnv_swept' } }));
     await stack.db.prisma.$transaction((tx) => writeEvents(tx, [failedEvent, missingEvent, liveEvent]));
-    const row = (eventId: string) => stack.db.prisma.delivery.create({ data: { id: newId('delivery'), eventId, endpointId: ep.id, eventType: 'conversion.approved' } });
+    const row = (eventId: string) =>
+      stack.db.prisma.delivery.create({ data: { id: newId('delivery'), eventId, endpointId: ep.id, eventType: 'conversion.approved' } });
     const [failed, missing, live] = [await row(failedEvent.id), await row(missingEvent.id), await row(liveEvent.id)];
     const data = (d: { id: string; eventId: string }) => ({ deliveryId: d.id, endpointId: ep.id, eventId: d.eventId });
     // As in the fault run: every attempt of the job died on a database error, the job failed.
     await stack.queues.deliveries.add('conversion.approved', data(failed), { jobId: deliveryJobId(failedEvent.id, ep.id), attempts: 2 });
     const connection = createWorkerConnection(TEST_REDIS_URL);
-    const broken = new BullWorker('deliveries', async () => {
-      throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
-    }, { connection, prefix: stack.prefix });
+    const broken = new BullWorker(
+      'deliveries',
+      async () => {
+        throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
+      },
+      { connection, prefix: stack.prefix },
+    );
     await waitFor(async () => (await stack.queues.deliveries.getJobState(deliveryJobId(failedEvent.id, ep.id))) === 'failed', { what: 'the job to fail' });
     await broken.close();
     connection.disconnect();
     await stack.queues.deliveries.add('conversion.approved', data(live), { jobId: deliveryJobId(liveEvent.id, ep.id), delay: 3_600_000 });
 
     workers = await stack.startDelivery();
-    const sweep = createSweeper({ pool: stack.db.pool, deliveriesQueue: stack.queues.deliveries, schedule: [0, 50, 100], logger: createLogger({ service: 'test', level: 'silent' }) });
+    const sweep = createSweeper({
+      pool: stack.db.pool,
+      deliveriesQueue: stack.queues.deliveries,
+      schedule: [0, 50, 100],
+      logger: createLogger({ service: 'test', level: 'silent' }),
+    });
     expect(await sweep(new Date(Date.now() + 1_000), 0)).toEqual({ checked: 3, requeued: 2 });
     for (const d of [failed, missing]) {
-      await waitFor(async () => (await stack.db.prisma.delivery.findUniqueOrThrow({ where: { id: d.id } })).status === 'succeeded', { what: `${d.id} delivered` });
+      await waitFor(async () => (await stack.db.prisma.delivery.findUniqueOrThrow({ where: { id: d.id } })).status === 'succeeded', {
+        what: `${d.id} delivered`,
+      });
     }
     expect(new Set(r.requests.map((q) => q.headers['webhook-id']))).toEqual(new Set([failedEvent.id, missingEvent.id]));
     expect(await stack.db.prisma.delivery.findUniqueOrThrow({ where: { id: live.id } })).toMatchObject({ status: 'pending', attemptCount: 0 });
@@ -264,7 +311,10 @@ describe('deliveries never stay pending with nothing left to run them', () => {
     receivers.push(r);
     const ep = await createEndpoint(r.url);
     const [event] = await emit();
-    const delivery = await waitFor(() => stack.db.prisma.delivery.findFirst({ where: { eventId: event.id, endpointId: ep.id, status: 'succeeded' }, include: { attempts: true } }), { what: 'the delivery' });
+    const delivery = await waitFor(
+      () => stack.db.prisma.delivery.findFirst({ where: { eventId: event.id, endpointId: ep.id, status: 'succeeded' }, include: { attempts: true } }),
+      { what: 'the delivery' },
+    );
     expect(delivery.attempts.map((a) => a.responseBody)).toEqual(['accepted\uFFFD']);
     expect(r.requests).toHaveLength(1);
   });

@@ -31,7 +31,14 @@ const receiver = async (reply?: Receiver['reply']) => {
   receivers.push(r);
   return r;
 };
-const endpoint = async (url: string) => (await request(stack.api).post('/v1/webhook-endpoints').set(stack.auth).send({ url, event_types: ['conversion.approved'] }).expect(201)).body as { id: string };
+const endpoint = async (url: string) =>
+  (
+    await request(stack.api)
+      .post('/v1/webhook-endpoints')
+      .set(stack.auth)
+      .send({ url, event_types: ['conversion.approved'] })
+      .expect(201)
+  ).body as { id: string };
 async function emit(count = 1) {
   const events = Array.from({ length: count }, (_, i) => createEvent('conversion.approved', { conversion: { id: `cnv_${i}` } }));
   await stack.db.prisma.$transaction((tx) => writeEvents(tx, events));
@@ -118,10 +125,13 @@ it('records, after a shutdown during a Postgres outage, the 2xx it got, instead 
     expect(await stack.queues.deliveries.getJobState(deliveryJobId(event.id, ep.id))).toBe('delayed');
     await proxy.start();
     workers = await stack.startDelivery({}, { database: proxied });
-    const d = await waitFor(async () => {
-      const row = await deliveryOf(ep.id);
-      return row?.status === 'succeeded' ? row : null;
-    }, { timeoutMs: 20_000, what: 'the delivery to succeed' });
+    const d = await waitFor(
+      async () => {
+        const row = await deliveryOf(ep.id);
+        return row?.status === 'succeeded' ? row : null;
+      },
+      { timeoutMs: 20_000, what: 'the delivery to succeed' },
+    );
     expect(r.requests).toHaveLength(1);
     expect(d.attempts.map((a) => [a.number, a.statusCode])).toEqual([[1, 200]]);
     await stack.stopWorkers(workers);
@@ -143,20 +153,32 @@ it('sweeps a job that stalled out back with what is left of its schedule, not a 
   const jobId = deliveryJobId(event.id, ep.id);
   await (await stack.queues.deliveries.getJob(jobId))!.promote();
   const connection = createWorkerConnection(TEST_REDIS_URL);
-  const stalling = new BullWorker('deliveries', async () => {
-    throw new UnrecoverableError('job stalled more than allowable limit');
-  }, { connection, prefix: stack.prefix });
+  const stalling = new BullWorker(
+    'deliveries',
+    async () => {
+      throw new UnrecoverableError('job stalled more than allowable limit');
+    },
+    { connection, prefix: stack.prefix },
+  );
   await waitFor(async () => (await stack.queues.deliveries.getJobState(jobId)) === 'failed', { what: 'the job to fail' });
   await stalling.close();
   connection.disconnect();
   expect((await deliveryOf(ep.id))?.status).toBe('pending');
-  const sweep = createSweeper({ pool: stack.db.pool, deliveriesQueue: stack.queues.deliveries, schedule, logger: createLogger({ service: 'test', level: 'silent' }) });
+  const sweep = createSweeper({
+    pool: stack.db.pool,
+    deliveriesQueue: stack.queues.deliveries,
+    schedule,
+    logger: createLogger({ service: 'test', level: 'silent' }),
+  });
   expect((await sweep(new Date(Date.now() + 60_000), 0)).requeued).toBe(1);
   await stack.startDelivery({ schedule: [0, 50, 100] });
-  const d = await waitFor(async () => {
-    const row = await deliveryOf(ep.id);
-    return row?.status === 'failed' ? row : null;
-  }, { timeoutMs: 20_000, what: 'the dead letter' });
+  const d = await waitFor(
+    async () => {
+      const row = await deliveryOf(ep.id);
+      return row?.status === 'failed' ? row : null;
+    },
+    { timeoutMs: 20_000, what: 'the dead letter' },
+  );
   expect(d.attemptCount).toBe(schedule.length);
   expect(r.requests).toHaveLength(schedule.length);
 }, 60_000);
@@ -190,7 +212,10 @@ it('puts jobs back when the isolation Redis goes away, with the fail-fast connec
     expect((await deferred()) - before).toBeGreaterThan(0);
     expect((await stack.queues.deliveries.getJobCounts('active')).active).toBeLessThan(4);
     start();
-    await waitFor(async () => (await stack.db.prisma.delivery.count({ where: { endpointId: ep.id, status: 'succeeded' } })) === 100, { timeoutMs: 40_000, what: 'every delivery' });
+    await waitFor(async () => (await stack.db.prisma.delivery.count({ where: { endpointId: ep.id, status: 'succeeded' } })) === 100, {
+      timeoutMs: 40_000,
+      what: 'every delivery',
+    });
     const attempts = await stack.db.prisma.deliveryAttempt.count({ where: { delivery: { endpointId: ep.id } } });
     expect(attempts).toBe(r.requests.length);
   } finally {

@@ -30,17 +30,31 @@ async function setUp(offer: Record<string, unknown> = {}) {
   const affiliate = (await api.post('/v1/affiliates', { name: 'Blog' }).expect(201)).body;
   const created = (
     await api
-      .post('/v1/offers', { advertiser_id: advertiser.id, name: 'Sale', destination_url: 'https://shop.example/', currency: 'USD', payout: { type: 'fixed', amount: '5.00' }, min_ctit_seconds: 0, ...offer })
+      .post('/v1/offers', {
+        advertiser_id: advertiser.id,
+        name: 'Sale',
+        destination_url: 'https://shop.example/',
+        currency: 'USD',
+        payout: { type: 'fixed', amount: '5.00' },
+        min_ctit_seconds: 0,
+        ...offer,
+      })
       .expect(201)
   ).body;
   const click = await request(stack.ingest).get(`/click?offer_id=${created.id}&affiliate_id=${affiliate.id}`).expect(302);
   const clickId = new URL(click.headers.location).searchParams.get('click_id')!;
   const postback = async (params: Record<string, string>) => {
-    const res = await request(stack.ingest).get('/postback').query({ key: advertiser.postback_key, click_id: clickId, ...params }).expect(202);
-    return waitFor(async () => {
-      const outcome = (await api.get(`/v1/postbacks/${res.body.postback_id}`).expect(200)).body;
-      return outcome.status === 'queued' ? null : outcome;
-    }, { what: 'postback outcome' });
+    const res = await request(stack.ingest)
+      .get('/postback')
+      .query({ key: advertiser.postback_key, click_id: clickId, ...params })
+      .expect(202);
+    return waitFor(
+      async () => {
+        const outcome = (await api.get(`/v1/postbacks/${res.body.postback_id}`).expect(200)).body;
+        return outcome.status === 'queued' ? null : outcome;
+      },
+      { what: 'postback outcome' },
+    );
   };
   return { advertiser, affiliate, offer: created, postback };
 }
@@ -65,10 +79,13 @@ describe('events reach subscribers', () => {
     // …webhook.test; endpoint.disabled comes from the 410 endpoint.
     await api.post(`/v1/webhook-endpoints/${all.id}/test`).expect(202);
 
-    const seen = await waitFor(() => {
-      const types = new Set(everything.requests.map((r) => JSON.parse(r.body).type));
-      return EVENT_TYPES.every((t) => types.has(t)) ? types : null;
-    }, { timeoutMs: 20_000, what: 'every event type' });
+    const seen = await waitFor(
+      () => {
+        const types = new Set(everything.requests.map((r) => JSON.parse(r.body).type));
+        return EVENT_TYPES.every((t) => types.has(t)) ? types : null;
+      },
+      { timeoutMs: 20_000, what: 'every event type' },
+    );
     expect([...seen].sort()).toEqual([...EVENT_TYPES].sort());
     const hook = new Webhook(all.secret);
     for (const r of everything.requests) {
@@ -91,7 +108,14 @@ describe('payouts', () => {
     // A fixed payout is in the offer's currency (USD), whatever the order's currency.
     await postback({ order_id: 'P-4', currency: 'EUR' });
     const created = await api.post('/v1/payouts', { affiliate_id: affiliate.id, currency: 'USD' }).expect(201);
-    expect(created.body).toMatchObject({ id: expect.stringMatching(/^po_/), affiliate_id: affiliate.id, currency: 'USD', amount: '15.00', status: 'pending', reference: null });
+    expect(created.body).toMatchObject({
+      id: expect.stringMatching(/^po_/),
+      affiliate_id: affiliate.id,
+      currency: 'USD',
+      amount: '15.00',
+      status: 'pending',
+      reference: null,
+    });
     expect(created.body.commission_ids).toHaveLength(3);
     // A commission belongs to at most one payout: nothing is left to gather.
     const again = await api.post('/v1/payouts', { affiliate_id: affiliate.id, currency: 'USD' }).expect(422);

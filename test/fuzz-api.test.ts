@@ -63,7 +63,12 @@ let foreignCookie: string;
 const SECRET_MARK = 'hdrsecret-';
 
 async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(`${served.origin}${path}`, { method, headers: { ...h.auth, 'content-type': 'application/json', ...headers }, body: body === undefined ? undefined : JSON.stringify(body), redirect: 'manual' });
+  const res = await fetch(`${served.origin}${path}`, {
+    method,
+    headers: { ...h.auth, 'content-type': 'application/json', ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    redirect: 'manual',
+  });
   const text = await res.text();
   if (res.status >= 400) throw new Error(`seeding ${method} ${path}: ${res.status} ${text}`);
   return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
@@ -79,12 +84,22 @@ beforeAll(async () => {
   for (const name of ['Acme', 'Müller GmbH', 'Shop 3']) pools.advertisers.push((await call('POST', '/v1/advertisers', { name })).body.id);
   for (const name of ['Blog', 'Deals', 'Coupons']) pools.affiliates.push((await call('POST', '/v1/affiliates', { name })).body.id);
   for (const advertiser_id of pools.advertisers) {
-    const offer = { advertiser_id, name: 'Spring', destination_url: 'https://shop.example/?c={click_id}&s={sub1}', currency: 'USD', payout: { type: 'fixed', amount: '5.00' } };
+    const offer = {
+      advertiser_id,
+      name: 'Spring',
+      destination_url: 'https://shop.example/?c={click_id}&s={sub1}',
+      currency: 'USD',
+      payout: { type: 'fixed', amount: '5.00' },
+    };
     pools.offers.push((await call('POST', '/v1/offers', offer)).body.id);
     pools.offers.push((await call('POST', '/v1/offers', { ...offer, payout: { type: 'percent', percent: '10' }, amount_cap: '1000' })).body.id);
   }
   for (let i = 0; i < 10; i++) {
-    const { body } = await call('POST', '/v1/webhook-endpoints', { url: `https://hooks.example/${i}`, event_types: ['*'], headers: { Authorization: `Bearer ${SECRET_MARK}${i}` } });
+    const { body } = await call('POST', '/v1/webhook-endpoints', {
+      url: `https://hooks.example/${i}`,
+      event_types: ['*'],
+      headers: { Authorization: `Bearer ${SECRET_MARK}${i}` },
+    });
     (i < 7 ? pools.endpoints : pools.deletable).push(body.id);
   }
 
@@ -93,12 +108,30 @@ beforeAll(async () => {
   const other = await createFixture(h.db.prisma);
   const prisma = h.db.prisma;
   const now = new Date();
-  const conversion = async (affiliateId: number, status: 'pending' | 'approved', amount: string, currency: string, commission: 'approved' | 'pending' | null) => {
+  const conversion = async (
+    affiliateId: number,
+    status: 'pending' | 'approved',
+    amount: string,
+    currency: string,
+    commission: 'approved' | 'pending' | null,
+  ) => {
     const id = newId('conversion');
     await prisma.conversion.create({
       data: {
-        id, advertiserId: fx.advertiserId, offerId: fx.offerId, affiliateId, clickId: 'c', orderId: `O-${id}`, event: 'conversion', status,
-        holdReason: status === 'pending' ? 'ctit_too_short' : null, amount, currency, payout: amount, payoutCurrency: currency, clickedAt: now,
+        id,
+        advertiserId: fx.advertiserId,
+        offerId: fx.offerId,
+        affiliateId,
+        clickId: 'c',
+        orderId: `O-${id}`,
+        event: 'conversion',
+        status,
+        holdReason: status === 'pending' ? 'ctit_too_short' : null,
+        amount,
+        currency,
+        payout: amount,
+        payoutCurrency: currency,
+        clickedAt: now,
         commission: commission ? { create: { id: newId('commission'), affiliateId, amount, currency, status: commission } } : undefined,
       },
     });
@@ -116,13 +149,25 @@ beforeAll(async () => {
   for (const [i, endpointId] of pools.endpoints.entries()) {
     for (const status of ['failed', 'failed', 'succeeded', 'pending'] as const) {
       const event = await prisma.outboxEvent.create({ data: { id: newId('event'), type: 'conversion.created', payload: {}, publishedAt: now } });
-      const delivery = await prisma.delivery.create({ data: { id: newId('delivery'), eventId: event.id, endpointId, eventType: event.type, status, attemptCount: status === 'pending' ? 0 : 1, createdAt: new Date(now.getTime() - i * 86_400_000) } });
+      const delivery = await prisma.delivery.create({
+        data: {
+          id: newId('delivery'),
+          eventId: event.id,
+          endpointId,
+          eventType: event.type,
+          status,
+          attemptCount: status === 'pending' ? 0 : 1,
+          createdAt: new Date(now.getTime() - i * 86_400_000),
+        },
+      });
       pools.deliveries.push(delivery.id);
     }
   }
   for (const status of ['accepted', 'duplicate', 'rejected'] as const) {
     const id = newId('postback');
-    await prisma.postback.create({ data: { id, advertiserId: fx.advertiserId, status, reason: status === 'rejected' ? 'unknown_click' : null, params: { order_id: 'x' }, receivedAt: now } });
+    await prisma.postback.create({
+      data: { id, advertiserId: fx.advertiserId, status, reason: status === 'rejected' ? 'unknown_click' : null, params: { order_id: 'x' }, receivedAt: now },
+    });
     pools.postbacks.push(id);
   }
 
@@ -130,22 +175,49 @@ beforeAll(async () => {
   const t = Math.floor(Date.now() / 1000);
   const sign = async (claims: Record<string, unknown>, alg = 'HS256', secret = ADMIN_SECRET) => hs256(claims, secret, { alg, typ: 'JWT' });
   const [header, payload, signature] = h.token.split('.');
-  tokens.valid.push(`Bearer ${h.token}`, `Bearer ${await sign({ scope: ['admin'], iat: t, exp: t + 600 })}`, `Bearer ${await sign({ scope: 'read admin', iat: t, exp: t + 600, sub: "'; DROP TABLE x; --" })}`);
+  tokens.valid.push(
+    `Bearer ${h.token}`,
+    `Bearer ${await sign({ scope: ['admin'], iat: t, exp: t + 600 })}`,
+    `Bearer ${await sign({ scope: 'read admin', iat: t, exp: t + 600, sub: "'; DROP TABLE x; --" })}`,
+  );
   tokens.refused.push(
-    '', 'Bearer', 'Bearer ', 'Basic YWRtaW46YWRtaW4=', 'Token x', `Bearer ${h.token.slice(0, -2)}`, // (The signature's first char is changed: its last one carries 2 padding bits, and a change there may decode to the same bytes.)
+    '',
+    'Bearer',
+    'Bearer ',
+    'Basic YWRtaW46YWRtaW4=',
+    'Token x',
+    `Bearer ${h.token.slice(0, -2)}`, // (The signature's first char is changed: its last one carries 2 padding bits, and a change there may decode to the same bytes.)
     `Bearer ${header}.${payload}.${signature.startsWith('A') ? 'B' : 'A'}${signature.slice(1)}`,
-    `Bearer ${header}.${b64url({ scope: 'admin', exp: t + 99_999, sub: 'forged' })}.${signature}`, `Bearer ${b64url({ alg: 'none', typ: 'JWT' })}.${b64url({ scope: 'admin', exp: t + 600 })}.`,
-    `Bearer ${b64url({ alg: 'RS256' })}.${payload}.${signature}`, `Bearer ${b64url({ alg: 'HS512' })}.${payload}.${signature}`, 'Bearer bm90anNvbg.e30.x', 'Bearer a.b.c', 'Bearer ..', `Bearer ${'a'.repeat(9_000)}.b.c`,
-    `Bearer ${await sign({ scope: 'admin', exp: t - 60, iat: t - 3600 })}`, `Bearer ${await sign({ scope: 'read', iat: t, exp: t + 600 })}`, `Bearer ${await sign({ scope: ['reader', 'administrator'], iat: t, exp: t + 600 })}`,
+    `Bearer ${header}.${b64url({ scope: 'admin', exp: t + 99_999, sub: 'forged' })}.${signature}`,
+    `Bearer ${b64url({ alg: 'none', typ: 'JWT' })}.${b64url({ scope: 'admin', exp: t + 600 })}.`,
+    `Bearer ${b64url({ alg: 'RS256' })}.${payload}.${signature}`,
+    `Bearer ${b64url({ alg: 'HS512' })}.${payload}.${signature}`,
+    'Bearer bm90anNvbg.e30.x',
+    'Bearer a.b.c',
+    'Bearer ..',
+    `Bearer ${'a'.repeat(9_000)}.b.c`,
+    `Bearer ${await sign({ scope: 'admin', exp: t - 60, iat: t - 3600 })}`,
+    `Bearer ${await sign({ scope: 'read', iat: t, exp: t + 600 })}`,
+    `Bearer ${await sign({ scope: ['reader', 'administrator'], iat: t, exp: t + 600 })}`,
     // Without iat: refused since ADMIN_JWT_MAX_AGE.
     `Bearer ${await sign({ scope: 'admin', exp: t + 600 })}`,
-    `Bearer ${await sign({ scope: 'admin' })}`, `Bearer ${await sign({ scope: 'admin', exp: t + 600, nbf: t + 3600 })}`, `Bearer ${await sign({ scope: 'admin', exp: t + 600 }, 'HS256', 'another-secret-0123456789abcdef0123456789')}`,
+    `Bearer ${await sign({ scope: 'admin' })}`,
+    `Bearer ${await sign({ scope: 'admin', exp: t + 600, nbf: t + 3600 })}`,
+    `Bearer ${await sign({ scope: 'admin', exp: t + 600 }, 'HS256', 'another-secret-0123456789abcdef0123456789')}`,
     `Bearer ${await sign({ scope: 'admin', exp: 'never' })}`,
   );
-  tokens.overlong.push(`Bearer ${await sign({ scope: 'admin', iat: t, exp: t + 1000 * 365 * 86_400 })}`, `Bearer ${await sign({ scope: 'admin', iat: t + 86_400, exp: t + 2 * 86_400 })}`);
+  tokens.overlong.push(
+    `Bearer ${await sign({ scope: 'admin', iat: t, exp: t + 1000 * 365 * 86_400 })}`,
+    `Bearer ${await sign({ scope: 'admin', iat: t + 86_400, exp: t + 2 * 86_400 })}`,
+  );
 
   // A Bull Board session, and one signed with another key.
-  const login = await fetch(`${served.origin}/admin/login`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${h.token}`, redirect: 'manual' });
+  const login = await fetch(`${served.origin}/admin/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: `token=${h.token}`,
+    redirect: 'manual',
+  });
   sessionCookie = /trackway_admin=[^;]+/.exec(login.headers.get('set-cookie') ?? '')![0];
   foreignCookie = `trackway_admin=${hs256({ scope: 'admin', iss: 'trackway-admin-session', exp: t + 600 }, 'not-the-session-key-0123456789abcdef', { alg: 'HS256' })}`;
 }, 120_000);
@@ -173,19 +245,65 @@ const hostileJson: fc.Arbitrary<unknown> = fc.oneof(
 );
 const or = <T>(valid: fc.Arbitrary<T>, weight = 4): fc.Arbitrary<unknown> => fc.oneof({ weight, arbitrary: valid }, { weight: 1, arbitrary: hostileJson });
 
-const nameArb = fc.oneof(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 60 }), fc.constantFrom('Acme', 'Müller GmbH', '日本の店', '🙂 shop', 'x'.repeat(200), '  padded  ', "O'Brien & Co", '<b>bold</b>'));
-const moneyArb = fc.oneof(fc.tuple(fc.nat({ max: 99_999 }), fc.nat({ max: 99 })).map(([a, b]) => `${a}.${String(b).padStart(2, '0')}`), fc.constantFrom('0', '5', '5.00', '99999999999999.9999', '0.0001'));
+const nameArb = fc.oneof(
+  fc.string({ unit: 'grapheme', minLength: 1, maxLength: 60 }),
+  fc.constantFrom('Acme', 'Müller GmbH', '日本の店', '🙂 shop', 'x'.repeat(200), '  padded  ', "O'Brien & Co", '<b>bold</b>'),
+);
+const moneyArb = fc.oneof(
+  fc.tuple(fc.nat({ max: 99_999 }), fc.nat({ max: 99 })).map(([a, b]) => `${a}.${String(b).padStart(2, '0')}`),
+  fc.constantFrom('0', '5', '5.00', '99999999999999.9999', '0.0001'),
+);
 const currencyArb = fc.constantFrom('USD', 'EUR', 'JPY', 'GBP');
-const idOf = <T>(pool: () => T[]) => fc.oneof({ weight: 6, arbitrary: fc.nat().map((i) => pool()[i % pool().length]) }, { weight: 1, arbitrary: fc.constantFrom(0, -1, 1.5, 2_147_483_647, 2_147_483_648, 1e21, '1', null) });
+const idOf = <T>(pool: () => T[]) =>
+  fc.oneof(
+    { weight: 6, arbitrary: fc.nat().map((i) => pool()[i % pool().length]) },
+    { weight: 1, arbitrary: fc.constantFrom(0, -1, 1.5, 2_147_483_647, 2_147_483_648, 1e21, '1', null) },
+  );
 
 const destinationArb = fc.constantFrom(
-  'https://shop.example/?c={click_id}', 'https://shop.example/p/{sub1}?a={affiliate_id}&o={offer_id}', 'http://a.example', 'https://shop.example/?x={sub5}#frag', 'https://xn--mller-kva.example/', 'https://shop.example/' + 'a'.repeat(2000),
+  'https://shop.example/?c={click_id}',
+  'https://shop.example/p/{sub1}?a={affiliate_id}&o={offer_id}',
+  'http://a.example',
+  'https://shop.example/?x={sub5}#frag',
+  'https://xn--mller-kva.example/',
+  'https://shop.example/' + 'a'.repeat(2000),
 );
 /** Destinations that must be refused: macros that can change the host (open redirect), control characters the URL parser strips. */
-const MACRO_IN_HOST = ['https://{sub1}/', 'https://shop.example{sub1}/', 'https://{sub1}@shop.example/', '{sub1}://shop.example/', 'https://shop.{click_id}.example/', 'https://shop.example:{sub2}/', 'http{sub1}://x.example/'];
-const CONTROL_IN_URL = ['https://shop.example/\r\nx', 'https://shop.exa\tmple/', 'https://shop.example/a\nb', 'https://shop.example/?c={click_id}\r', '\thttps://shop.example/'];
+const MACRO_IN_HOST = [
+  'https://{sub1}/',
+  'https://shop.example{sub1}/',
+  'https://{sub1}@shop.example/',
+  '{sub1}://shop.example/',
+  'https://shop.{click_id}.example/',
+  'https://shop.example:{sub2}/',
+  'http{sub1}://x.example/',
+];
+const CONTROL_IN_URL = [
+  'https://shop.example/\r\nx',
+  'https://shop.exa\tmple/',
+  'https://shop.example/a\nb',
+  'https://shop.example/?c={click_id}\r',
+  '\thttps://shop.example/',
+];
 /** Endpoint URLs whose literal address is private, loopback-but-not-allowed, link-local…: refused at creation. */
-const PRIVATE_URLS = ['http://10.0.0.1/', 'http://169.254.169.254/latest/meta-data/', 'http://[::1]/', 'http://0.0.0.0/', 'http://[::ffff:10.0.0.1]/', 'http://0x0a000001/', 'http://167772161/', 'http://012.0.0.1/', 'http://[fd00::1]/', 'http://100.64.0.1/', 'http://192.168.1.1:8080/', 'http://[fe80::1]/', 'http://224.0.0.1/', 'http://[::]/', 'http://172.16.0.1/', 'https://[::ffff:a9fe:a9fe]/'];
+const PRIVATE_URLS = [
+  'http://10.0.0.1/',
+  'http://169.254.169.254/latest/meta-data/',
+  'http://[::1]/',
+  'http://0.0.0.0/',
+  'http://[::ffff:10.0.0.1]/',
+  'http://0x0a000001/',
+  'http://167772161/',
+  'http://012.0.0.1/',
+  'http://[fd00::1]/',
+  'http://100.64.0.1/',
+  'http://192.168.1.1:8080/',
+  'http://[fe80::1]/',
+  'http://224.0.0.1/',
+  'http://[::]/',
+  'http://172.16.0.1/',
+  'https://[::ffff:a9fe:a9fe]/',
+];
 
 type Body = Record<string, unknown>;
 interface BodyPlan {
@@ -196,7 +314,9 @@ interface BodyPlan {
 const plain = (body: Body): BodyPlan => ({ body, refuse: [] });
 
 const namedBody = (partial: boolean) =>
-  fc.record({ name: or(nameArb), status: or(fc.constantFrom('active', 'inactive')) }, { requiredKeys: partial ? [] : ['name'] }).map((b) => plain(partial ? b : { name: b.name }));
+  fc
+    .record({ name: or(nameArb), status: or(fc.constantFrom('active', 'inactive')) }, { requiredKeys: partial ? [] : ['name'] })
+    .map((b) => plain(partial ? b : { name: b.name }));
 
 const offerBody = (partial: boolean) =>
   fc
@@ -204,9 +324,26 @@ const offerBody = (partial: boolean) =>
       {
         advertiser_id: or(idOf(() => pools.advertisers)),
         name: or(nameArb),
-        destination_url: fc.oneof({ weight: 6, arbitrary: destinationArb.map((url) => ({ url, refuse: [] as Refusal[] })) }, { weight: 1, arbitrary: fc.constantFrom(...MACRO_IN_HOST).map((url) => ({ url, refuse: [{ why: `a destination whose host a macro can change: ${url}` }] })) }, { weight: 1, arbitrary: fc.constantFrom(...CONTROL_IN_URL).map((url) => ({ url, refuse: [{ why: `a destination with CR/LF/TAB: ${JSON.stringify(url)}` }] })) }, { weight: 1, arbitrary: hostileJson.map((url) => ({ url, refuse: [] as Refusal[] })) }),
+        destination_url: fc.oneof(
+          { weight: 6, arbitrary: destinationArb.map((url) => ({ url, refuse: [] as Refusal[] })) },
+          {
+            weight: 1,
+            arbitrary: fc.constantFrom(...MACRO_IN_HOST).map((url) => ({ url, refuse: [{ why: `a destination whose host a macro can change: ${url}` }] })),
+          },
+          {
+            weight: 1,
+            arbitrary: fc.constantFrom(...CONTROL_IN_URL).map((url) => ({ url, refuse: [{ why: `a destination with CR/LF/TAB: ${JSON.stringify(url)}` }] })),
+          },
+          { weight: 1, arbitrary: hostileJson.map((url) => ({ url, refuse: [] as Refusal[] })) },
+        ),
         currency: or(currencyArb),
-        payout: or(fc.oneof(moneyArb.map((amount) => ({ type: 'fixed', amount })), fc.constantFrom('0', '10', '12.5', '100', '100.0001', '101', '-1').map((percent) => ({ type: 'percent', percent })), fc.record({ type: fc.constantFrom('fixed', 'percent', 'tiered'), amount: hostileJson, percent: hostileJson }))),
+        payout: or(
+          fc.oneof(
+            moneyArb.map((amount) => ({ type: 'fixed', amount })),
+            fc.constantFrom('0', '10', '12.5', '100', '100.0001', '101', '-1').map((percent) => ({ type: 'percent', percent })),
+            fc.record({ type: fc.constantFrom('fixed', 'percent', 'tiered'), amount: hostileJson, percent: hostileJson }),
+          ),
+        ),
         attribution_window_days: or(fc.integer({ min: 1, max: 365 })),
         min_ctit_seconds: or(fc.integer({ min: 0, max: 86_400 })),
         amount_cap: or(fc.option(moneyArb)),
@@ -222,15 +359,53 @@ const offerBody = (partial: boolean) =>
     });
 
 const endpointUrlArb = fc.oneof(
-  { weight: 6, arbitrary: fc.constantFrom('https://hooks.example/in', 'http://127.0.0.1:9/hook', 'https://hooks.example:8443/a?b=c', 'https://xn--mller-kva.example/', 'http://localhost:1/').map((url) => ({ url, refuse: [] as Refusal[] })) },
+  {
+    weight: 6,
+    arbitrary: fc
+      .constantFrom(
+        'https://hooks.example/in',
+        'http://127.0.0.1:9/hook',
+        'https://hooks.example:8443/a?b=c',
+        'https://xn--mller-kva.example/',
+        'http://localhost:1/',
+      )
+      .map((url) => ({ url, refuse: [] as Refusal[] })),
+  },
   { weight: 2, arbitrary: fc.constantFrom(...PRIVATE_URLS).map((url) => ({ url, refuse: [{ why: `an endpoint at a private address literal: ${url}` }] })) },
-  { weight: 1, arbitrary: fc.constantFrom('https://user:pass@hooks.example/', 'ftp://hooks.example/', 'javascript:alert(1)', 'hooks.example', '//hooks.example/', 'https://', 'file:///etc/passwd').map((url) => ({ url, refuse: [{ why: `not an http(s) URL without credentials: ${url}` }] })) },
-  { weight: 1, arbitrary: fc.constantFrom(...CONTROL_IN_URL).map((url) => ({ url, refuse: [{ why: `an endpoint URL with CR/LF/TAB: ${JSON.stringify(url)}` }] })) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .constantFrom(
+        'https://user:pass@hooks.example/',
+        'ftp://hooks.example/',
+        'javascript:alert(1)',
+        'hooks.example',
+        '//hooks.example/',
+        'https://',
+        'file:///etc/passwd',
+      )
+      .map((url) => ({ url, refuse: [{ why: `not an http(s) URL without credentials: ${url}` }] })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(...CONTROL_IN_URL).map((url) => ({ url, refuse: [{ why: `an endpoint URL with CR/LF/TAB: ${JSON.stringify(url)}` }] })),
+  },
   { weight: 1, arbitrary: hostileJson.map((url) => ({ url, refuse: [] as Refusal[] })) },
 );
 const headersArb = fc.oneof(
-  fc.dictionary(fc.constantFrom('Authorization', 'X-Api-Key', 'X-Team', 'x-a', 'X_B'), fc.nat().map((n) => `${SECRET_MARK}${n}`), { maxKeys: 3 }),
-  fc.dictionary(fc.oneof(fc.constantFrom('content-type', 'User-Agent', 'webhook-signature', 'Webhook-Id', 'Host', '', 'a b', 'x\r\ny', 'é', 'a'.repeat(65)), fc.string({ maxLength: 10 })), hostileJson, { maxKeys: 3 }),
+  fc.dictionary(
+    fc.constantFrom('Authorization', 'X-Api-Key', 'X-Team', 'x-a', 'X_B'),
+    fc.nat().map((n) => `${SECRET_MARK}${n}`),
+    { maxKeys: 3 },
+  ),
+  fc.dictionary(
+    fc.oneof(
+      fc.constantFrom('content-type', 'User-Agent', 'webhook-signature', 'Webhook-Id', 'Host', '', 'a b', 'x\r\ny', 'é', 'a'.repeat(65)),
+      fc.string({ maxLength: 10 }),
+    ),
+    hostileJson,
+    { maxKeys: 3 },
+  ),
   fc.integer({ min: 19, max: 25 }).map((n) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`x-h${i}`, 'v']))),
   hostileJson,
 );
@@ -239,7 +414,22 @@ const endpointBody = (partial: boolean) =>
     .record(
       {
         url: endpointUrlArb,
-        event_types: or(fc.oneof(fc.constant(['*']), fc.subarray(['conversion.created', 'conversion.approved', 'conversion.rejected', 'commission.created', 'fraud.flagged', 'payout.sent', 'endpoint.disabled'], { minLength: 1 }), fc.constantFrom([], ['webhook.test'], ['nope'], ['*', 'conversion.created'], Array.from({ length: 51 }, () => '*')))),
+        event_types: or(
+          fc.oneof(
+            fc.constant(['*']),
+            fc.subarray(
+              ['conversion.created', 'conversion.approved', 'conversion.rejected', 'commission.created', 'fraud.flagged', 'payout.sent', 'endpoint.disabled'],
+              { minLength: 1 },
+            ),
+            fc.constantFrom(
+              [],
+              ['webhook.test'],
+              ['nope'],
+              ['*', 'conversion.created'],
+              Array.from({ length: 51 }, () => '*'),
+            ),
+          ),
+        ),
         description: or(fc.option(nameArb)),
         headers: headersArb,
         rate_limit_per_second: or(fc.option(fc.integer({ min: 1, max: 10_000 }))),
@@ -248,15 +438,51 @@ const endpointBody = (partial: boolean) =>
     )
     .map(({ url, ...rest }) => ({ body: url ? { url: url.url, ...rest } : rest, refuse: url?.refuse ?? [] }));
 
-const DATES = ['2024-01-01T00:00:00Z', '1970-01-01T00:00:00Z', '2000-02-29T12:00:00.123+05:30', '9999-12-31T23:59:59.999Z', '0001-01-01T00:00:00Z', '2024-02-30T00:00:00Z', '2024-13-01T00:00:00Z', '2024-01-01T24:00:00Z', '2024-01-01T00:00:60Z', '2024-01-01T00:00:00+25:00', '2024-01-01', '+275760-09-13T00:00:00Z', '2024-01-01T00:00:00.123456789Z', '0000-01-01T00:00:00Z', '0000-12-31T23:59:59-01:00', '0001-01-01T00:00:00+01:00', '0000-06-15T12:00:00Z', 'now', '', '1700000000'];
+const DATES = [
+  '2024-01-01T00:00:00Z',
+  '1970-01-01T00:00:00Z',
+  '2000-02-29T12:00:00.123+05:30',
+  '9999-12-31T23:59:59.999Z',
+  '0001-01-01T00:00:00Z',
+  '2024-02-30T00:00:00Z',
+  '2024-13-01T00:00:00Z',
+  '2024-01-01T24:00:00Z',
+  '2024-01-01T00:00:60Z',
+  '2024-01-01T00:00:00+25:00',
+  '2024-01-01',
+  '+275760-09-13T00:00:00Z',
+  '2024-01-01T00:00:00.123456789Z',
+  '0000-01-01T00:00:00Z',
+  '0000-12-31T23:59:59-01:00',
+  '0001-01-01T00:00:00+01:00',
+  '0000-06-15T12:00:00Z',
+  'now',
+  '',
+  '1700000000',
+];
 const recoverBody = fc
-  .oneof({ weight: 4, arbitrary: fc.date({ min: new Date('1970-01-01'), max: new Date('2100-01-01'), noInvalidDate: true }).map((d) => d.toISOString()) }, { weight: 3, arbitrary: fc.constantFrom(...DATES) }, { weight: 1, arbitrary: hostileJson })
+  .oneof(
+    { weight: 4, arbitrary: fc.date({ min: new Date('1970-01-01'), max: new Date('2100-01-01'), noInvalidDate: true }).map((d) => d.toISOString()) },
+    { weight: 3, arbitrary: fc.constantFrom(...DATES) },
+    { weight: 1, arbitrary: hostileJson },
+  )
   .map((since): BodyPlan => {
     return { body: { since }, refuse: [] };
   });
 
 const payoutBody = fc
-  .record({ affiliate_id: or(fc.oneof(idOf(() => pools.affiliates), fc.constant('overflow'))), currency: or(fc.oneof(currencyArb, fc.constantFrom('usd', 'XXX', 'US'))) }, { requiredKeys: ['affiliate_id', 'currency'] })
+  .record(
+    {
+      affiliate_id: or(
+        fc.oneof(
+          idOf(() => pools.affiliates),
+          fc.constant('overflow'),
+        ),
+      ),
+      currency: or(fc.oneof(currencyArb, fc.constantFrom('usd', 'XXX', 'US'))),
+    },
+    { requiredKeys: ['affiliate_id', 'currency'] },
+  )
   .map(({ affiliate_id, currency }): BodyPlan => {
     const body = { affiliate_id: affiliate_id === 'overflow' ? overflow.affiliateId : affiliate_id, currency };
     return { body, refuse: [] };
@@ -275,10 +501,48 @@ interface Route {
   cursor?: 'int' | 'string';
 }
 
-const MALFORMED_IDS = ['0', '-1', '1.5', '2147483648', '99999999999', '1e3', '0x1', '%31', '%2531', ' 1', '1%00', 'abc', '..', '%2e%2e', 'null', '__proto__', 'constructor', '1;drop', '%E9', '%FF', '1%2F2', 'ep_', 'ep_01ARZ3NDEKTSV4RRFFQ69G5FAV', 'EP_01ARZ3NDEKTSV4RRFFQ69G5FAV', 'ep_01arz3ndektsv4rrffq69g5fav', `ep_${'0'.repeat(40)}`, '%', '%zz'];
-const intIdArb = (pool: () => number[]) => fc.oneof({ weight: 6, arbitrary: fc.nat().map((i) => String(pool()[i % pool().length])) }, { weight: 2, arbitrary: fc.constantFrom(...MALFORMED_IDS) }, { weight: 1, arbitrary: fc.nat().map(String) });
+const MALFORMED_IDS = [
+  '0',
+  '-1',
+  '1.5',
+  '2147483648',
+  '99999999999',
+  '1e3',
+  '0x1',
+  '%31',
+  '%2531',
+  ' 1',
+  '1%00',
+  'abc',
+  '..',
+  '%2e%2e',
+  'null',
+  '__proto__',
+  'constructor',
+  '1;drop',
+  '%E9',
+  '%FF',
+  '1%2F2',
+  'ep_',
+  'ep_01ARZ3NDEKTSV4RRFFQ69G5FAV',
+  'EP_01ARZ3NDEKTSV4RRFFQ69G5FAV',
+  'ep_01arz3ndektsv4rrffq69g5fav',
+  `ep_${'0'.repeat(40)}`,
+  '%',
+  '%zz',
+];
+const intIdArb = (pool: () => number[]) =>
+  fc.oneof(
+    { weight: 6, arbitrary: fc.nat().map((i) => String(pool()[i % pool().length])) },
+    { weight: 2, arbitrary: fc.constantFrom(...MALFORMED_IDS) },
+    { weight: 1, arbitrary: fc.nat().map(String) },
+  );
 const strIdArb = (prefix: string, pool: () => string[]) =>
-  fc.oneof({ weight: 6, arbitrary: fc.nat().map((i) => pool()[i % pool().length] ?? `${prefix}_01ARZ3NDEKTSV4RRFFQ69G5FAV`) }, { weight: 2, arbitrary: fc.constantFrom(...MALFORMED_IDS) }, { weight: 1, arbitrary: fc.stringMatching(/^[0-9A-Z]{26}$/).map((u) => `${prefix}_${u}`) });
+  fc.oneof(
+    { weight: 6, arbitrary: fc.nat().map((i) => pool()[i % pool().length] ?? `${prefix}_01ARZ3NDEKTSV4RRFFQ69G5FAV`) },
+    { weight: 2, arbitrary: fc.constantFrom(...MALFORMED_IDS) },
+    { weight: 1, arbitrary: fc.stringMatching(/^[0-9A-Z]{26}$/).map((u) => `${prefix}_${u}`) },
+  );
 
 const filterValue = (valid: fc.Arbitrary<string>) => fc.oneof({ weight: 4, arbitrary: valid }, { weight: 1, arbitrary: hostileString });
 const statusFilter = (...values: string[]) => filterValue(fc.constantFrom(...values));
@@ -295,12 +559,32 @@ const ROUTES: Route[] = [
   { method: 'GET', path: '/v1/affiliates/{id}', id: intIdArb(() => pools.affiliates) },
   { method: 'PATCH', path: '/v1/affiliates/{id}', id: intIdArb(() => pools.affiliates), body: namedBody(true) },
   { method: 'POST', path: '/v1/offers', body: offerBody(false) },
-  { method: 'GET', path: '/v1/offers', filters: { advertiser_id: idFilter(() => pools.advertisers), status: statusFilter('active', 'inactive') }, cursor: 'int' },
+  {
+    method: 'GET',
+    path: '/v1/offers',
+    filters: { advertiser_id: idFilter(() => pools.advertisers), status: statusFilter('active', 'inactive') },
+    cursor: 'int',
+  },
   { method: 'GET', path: '/v1/offers/{id}', id: intIdArb(() => pools.offers) },
   { method: 'PATCH', path: '/v1/offers/{id}', id: intIdArb(() => pools.offers), body: offerBody(true) },
-  { method: 'GET', path: '/v1/conversions', filters: { order_id: filterValue(fc.constantFrom('O-1', 'x')), advertiser_id: idFilter(() => pools.advertisers), affiliate_id: idFilter(() => pools.affiliates), status: statusFilter('pending', 'approved', 'rejected') }, cursor: 'string' },
+  {
+    method: 'GET',
+    path: '/v1/conversions',
+    filters: {
+      order_id: filterValue(fc.constantFrom('O-1', 'x')),
+      advertiser_id: idFilter(() => pools.advertisers),
+      affiliate_id: idFilter(() => pools.affiliates),
+      status: statusFilter('pending', 'approved', 'rejected'),
+    },
+    cursor: 'string',
+  },
   { method: 'GET', path: '/v1/conversions/{id}', id: strIdArb('cnv', () => pools.conversions) },
-  { method: 'PATCH', path: '/v1/conversions/{id}', id: strIdArb('cnv', () => pools.conversions), body: fc.record({ status: or(fc.constantFrom('approved', 'rejected', 'pending')) }).map(plain) },
+  {
+    method: 'PATCH',
+    path: '/v1/conversions/{id}',
+    id: strIdArb('cnv', () => pools.conversions),
+    body: fc.record({ status: or(fc.constantFrom('approved', 'rejected', 'pending')) }).map(plain),
+  },
   { method: 'GET', path: '/v1/postbacks/{id}', id: strIdArb('pb', () => pools.postbacks) },
   { method: 'POST', path: '/v1/webhook-endpoints', body: endpointBody(false) },
   { method: 'GET', path: '/v1/webhook-endpoints', filters: { enabled: statusFilter('true', 'false') }, cursor: 'string' },
@@ -311,12 +595,23 @@ const ROUTES: Route[] = [
   { method: 'POST', path: '/v1/webhook-endpoints/{id}/disable', id: strIdArb('ep', () => pools.endpoints) },
   { method: 'POST', path: '/v1/webhook-endpoints/{id}/rotate-secret', id: strIdArb('ep', () => pools.endpoints) },
   { method: 'POST', path: '/v1/webhook-endpoints/{id}/test', id: strIdArb('ep', () => pools.endpoints) },
-  { method: 'GET', path: '/v1/webhook-endpoints/{id}/deliveries', id: strIdArb('ep', () => pools.endpoints), filters: { status: statusFilter('pending', 'succeeded', 'failed') }, cursor: 'string' },
+  {
+    method: 'GET',
+    path: '/v1/webhook-endpoints/{id}/deliveries',
+    id: strIdArb('ep', () => pools.endpoints),
+    filters: { status: statusFilter('pending', 'succeeded', 'failed') },
+    cursor: 'string',
+  },
   { method: 'POST', path: '/v1/webhook-endpoints/{id}/recover', id: strIdArb('ep', () => pools.endpoints), body: recoverBody },
   { method: 'GET', path: '/v1/deliveries/{id}', id: strIdArb('dlv', () => pools.deliveries) },
   { method: 'POST', path: '/v1/deliveries/{id}/retry', id: strIdArb('dlv', () => pools.deliveries) },
   { method: 'POST', path: '/v1/payouts', body: payoutBody },
-  { method: 'GET', path: '/v1/payouts', filters: { affiliate_id: idFilter(() => pools.affiliates), status: statusFilter('pending', 'sent') }, cursor: 'string' },
+  {
+    method: 'GET',
+    path: '/v1/payouts',
+    filters: { affiliate_id: idFilter(() => pools.affiliates), status: statusFilter('pending', 'sent') },
+    cursor: 'string',
+  },
   { method: 'GET', path: '/v1/payouts/{id}', id: strIdArb('po', () => pools.payouts) },
   { method: 'POST', path: '/v1/payouts/{id}/mark-sent', id: strIdArb('po', () => pools.payouts), body: fc.record({ reference: or(nameArb) }).map(plain) },
   { method: 'GET', path: '/v1/event-types' },
@@ -325,23 +620,64 @@ const ROUTES: Route[] = [
 /** Routes whose body has a schema (the others ignore it). */
 const READS_BODY = (route: Route) => route.body !== undefined;
 
-const UNKNOWN_FILTERS = ['order_id[$ne]', 'a[b]', '__proto__', 'constructor', 'sort', 'offset', 'page', 'where', 'Status', 'STATUS', 'status ', 'limit[]', 'q', ''];
+const UNKNOWN_FILTERS = [
+  'order_id[$ne]',
+  'a[b]',
+  '__proto__',
+  'constructor',
+  'sort',
+  'offset',
+  'page',
+  'where',
+  'Status',
+  'STATUS',
+  'status ',
+  'limit[]',
+  'q',
+  '',
+];
 
 const queryArb = (route: Route) => {
   const names = [...Object.keys(route.filters ?? {}), 'cursor', 'limit'];
   const valueFor = (name: string): fc.Arbitrary<string> =>
     name === 'cursor'
       ? fc.oneof(
-          fc.nat().map((i) => encodeCursor(route.cursor === 'int' ? [...pools.advertisers, ...pools.affiliates, ...pools.offers][i % 9] : [...pools.conversions, ...pools.endpoints, ...pools.payouts][i % 9])),
-          fc.constantFrom('garbage', '', 'e30', b64url({ id: -1 }), b64url({ id: 2 ** 31 }), b64url({ id: 'x' }), b64url({ id: { lt: 1 } }), b64url('[1]'), b64url({ id: 'cnv_01ARZ3NDEKTSV4RRFFQ69G5FAV' }), 'A'.repeat(201)),
+          fc
+            .nat()
+            .map((i) =>
+              encodeCursor(
+                route.cursor === 'int'
+                  ? [...pools.advertisers, ...pools.affiliates, ...pools.offers][i % 9]
+                  : [...pools.conversions, ...pools.endpoints, ...pools.payouts][i % 9],
+              ),
+            ),
+          fc.constantFrom(
+            'garbage',
+            '',
+            'e30',
+            b64url({ id: -1 }),
+            b64url({ id: 2 ** 31 }),
+            b64url({ id: 'x' }),
+            b64url({ id: { lt: 1 } }),
+            b64url('[1]'),
+            b64url({ id: 'cnv_01ARZ3NDEKTSV4RRFFQ69G5FAV' }),
+            'A'.repeat(201),
+          ),
           hostileString,
         )
       : name === 'limit'
-        ? fc.oneof(fc.integer({ min: 1, max: 200 }).map(String), fc.constantFrom('0', '201', '-1', '1e2', '5.5', ' 5', 'NaN', 'Infinity', '0x10', '', '99999999999999999999'), hostileString)
+        ? fc.oneof(
+            fc.integer({ min: 1, max: 200 }).map(String),
+            fc.constantFrom('0', '201', '-1', '1e2', '5.5', ' 5', 'NaN', 'Infinity', '0x10', '', '99999999999999999999'),
+            hostileString,
+          )
         : route.filters![name];
   return fc
     .record({
-      pairs: fc.array(fc.constantFrom(...names).chain((n) => valueFor(n).map((v) => [n, v] as const)), { maxLength: 4 }),
+      pairs: fc.array(
+        fc.constantFrom(...names).chain((n) => valueFor(n).map((v) => [n, v] as const)),
+        { maxLength: 4 },
+      ),
       unknown: fc.option(fc.tuple(fc.constantFrom(...UNKNOWN_FILTERS), hostileString), { freq: 8 }),
       repeat: fc.option(fc.constantFrom(...names), { freq: 10 }),
       filler: fc.oneof({ weight: 30, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.constantFrom(1_001, 1_500) }),
@@ -386,7 +722,12 @@ function authorization(choice: string): { value: string | undefined; kind: AuthK
   if (kind === 'refused') return { value: pick(tokens.refused, i) || undefined, kind: 'refused' };
   if (kind === 'overlong') return { value: pick(tokens.overlong, i), kind: 'overlong' };
   const token = tokens.valid[0].slice('Bearer '.length);
-  const odd: Record<string, string> = { 'bearer-lower': `bearer ${token}`, 'bearer-double-space': `Bearer  ${token}`, 'bearer-twice': `Bearer ${token}, Bearer ${token}`, 'bearer-tab': `Bearer ${token}\t` };
+  const odd: Record<string, string> = {
+    'bearer-lower': `bearer ${token}`,
+    'bearer-double-space': `Bearer  ${token}`,
+    'bearer-twice': `Bearer ${token}, Bearer ${token}`,
+    'bearer-tab': `Bearer ${token}\t`,
+  };
   return { value: odd[choice], kind: 'odd' };
 }
 
@@ -408,9 +749,15 @@ const routeArb: fc.Arbitrary<FuzzRequest> = fc
     pathCase: fc.constantFrom('as-is', 'as-is', 'as-is', 'as-is', 'upper', 'trailing-slash', 'double-slash', 'encoded'),
     shape: fc.constantFrom('planned', 'planned', 'planned', 'planned', 'planned', 'odd-json', 'no-body', 'duplicate-key', 'big'),
     contentType: fc.oneof({ weight: 12, arbitrary: fc.constant('application/json') }, { weight: 1, arbitrary: fc.constantFrom(...CONTENT_TYPES, undefined) }),
-    encoding: fc.oneof({ weight: 12, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.tuple(fc.constantFrom(...CONTENT_ENCODINGS), fc.boolean()) }),
+    encoding: fc.oneof(
+      { weight: 12, arbitrary: fc.constant(undefined) },
+      { weight: 1, arbitrary: fc.tuple(fc.constantFrom(...CONTENT_ENCODINGS), fc.boolean()) },
+    ),
     odd: oddJsonText,
-    method: fc.oneof({ weight: 20, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.constantFrom('GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'HEAD', 'QUERY', 'FOO') }),
+    method: fc.oneof(
+      { weight: 20, arbitrary: fc.constant(null) },
+      { weight: 1, arbitrary: fc.constantFrom('GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'HEAD', 'QUERY', 'FOO') },
+    ),
   })
   .chain((g) =>
     fc
@@ -474,9 +821,24 @@ const routeArb: fc.Arbitrary<FuzzRequest> = fc
 // Bull Board and its login: no way in without a valid token or session; a failed login sets no cookie.
 
 const BOARD_PATHS = [
-  '/admin/queues', '/admin/queues/', '/admin/queues/api/queues', '/admin/queues/api/queues?activeQueue=postbacks&status=latest&page=1&jobsPerPage=10', '/admin/queues/api/queues?activeQueue=nope&status=%00&page=-1',
-  '/admin/queues/api/queues/postbacks/retry/failed', '/admin/queues/api/queues/nope/clean/failed', '/admin/queues/api/queues/postbacks/pb_x', '/admin/queues/api/queues/postbacks/pb_x/logs', '/admin/queues/api/redis/stats',
-  '/admin/queues/static/..%2f..%2fpackage.json', '/admin/queues/queue/postbacks', '/admin/queues/%2e%2e/%2e%2e/etc/passwd', '/admin/queues/api/queues/postbacks/pause', '/admin/QUEUES', '/admin/login', '/admin/login?error=1', '/admin/logout',
+  '/admin/queues',
+  '/admin/queues/',
+  '/admin/queues/api/queues',
+  '/admin/queues/api/queues?activeQueue=postbacks&status=latest&page=1&jobsPerPage=10',
+  '/admin/queues/api/queues?activeQueue=nope&status=%00&page=-1',
+  '/admin/queues/api/queues/postbacks/retry/failed',
+  '/admin/queues/api/queues/nope/clean/failed',
+  '/admin/queues/api/queues/postbacks/pb_x',
+  '/admin/queues/api/queues/postbacks/pb_x/logs',
+  '/admin/queues/api/redis/stats',
+  '/admin/queues/static/..%2f..%2fpackage.json',
+  '/admin/queues/queue/postbacks',
+  '/admin/queues/%2e%2e/%2e%2e/etc/passwd',
+  '/admin/queues/api/queues/postbacks/pause',
+  '/admin/QUEUES',
+  '/admin/login',
+  '/admin/login?error=1',
+  '/admin/logout',
 ];
 const boardArb: fc.Arbitrary<FuzzRequest> = fc
   .record({
@@ -484,7 +846,11 @@ const boardArb: fc.Arbitrary<FuzzRequest> = fc
     method: fc.constantFrom('GET', 'GET', 'POST', 'PUT', 'DELETE'),
     cred: fc.constantFrom('none', 'none', 'valid-bearer', 'session', 'foreign-session', 'refused-bearer', 'expired-cookie-shape'),
     accept: fc.constantFrom('text/html', 'application/json', '*/*', undefined),
-    loginToken: fc.oneof(fc.constant('valid'), fc.nat().map((i) => `refused:${i}`), hostileString),
+    loginToken: fc.oneof(
+      fc.constant('valid'),
+      fc.nat().map((i) => `refused:${i}`),
+      hostileString,
+    ),
   })
   .map((g) => {
     const headers: Record<string, string> = {};
@@ -500,21 +866,59 @@ const boardArb: fc.Arbitrary<FuzzRequest> = fc
     let body: Buffer | undefined;
     let failedLogin = false;
     if (g.path === '/admin/login' && g.method === 'POST') {
-      const token = g.loginToken === 'valid' ? h.token : g.loginToken.startsWith('refused:') ? tokens.refused[Number(g.loginToken.slice(8)) % tokens.refused.length].replace(/^Bearer ?/, '') : g.loginToken;
+      const token =
+        g.loginToken === 'valid'
+          ? h.token
+          : g.loginToken.startsWith('refused:')
+            ? tokens.refused[Number(g.loginToken.slice(8)) % tokens.refused.length].replace(/^Bearer ?/, '')
+            : g.loginToken;
       body = Buffer.from(`token=${encodeURIComponent(token)}`);
       headers['content-type'] = 'application/x-www-form-urlencoded';
       failedLogin = g.loginToken !== 'valid';
     }
-    return { kind: `board ${g.method} ${g.path.split('?')[0]}`, method: g.method, path: g.path, headers, body, refuse, redirectIsRefusal: true, failedLogin } satisfies FuzzRequest & { failedLogin: boolean };
+    return {
+      kind: `board ${g.method} ${g.path.split('?')[0]}`,
+      method: g.method,
+      path: g.path,
+      headers,
+      body,
+      refuse,
+      redirectIsRefusal: true,
+      failedLogin,
+    } satisfies FuzzRequest & { failedLogin: boolean };
   });
 
 // Anything else: health, metrics, unknown paths, odd methods and headers.
 const otherArb: fc.Arbitrary<FuzzRequest> = fc
   .record({
-    path: fc.constantFrom('/healthz', '/readyz', '/metrics', '/', '/v1', '/v1/', '/v2/advertisers', '/v1/nope', '/%', '/%zz', '/v1/%E9', '/V1/EVENT-TYPES', '/v1/advertisers;x', '/v1/advertisers%2F1', '/..%2fv1/advertisers', 'http://x/v1/advertisers', 'http://[::1/v1', '/v1/advertisers/1/../2'),
+    path: fc.constantFrom(
+      '/healthz',
+      '/readyz',
+      '/metrics',
+      '/',
+      '/v1',
+      '/v1/',
+      '/v2/advertisers',
+      '/v1/nope',
+      '/%',
+      '/%zz',
+      '/v1/%E9',
+      '/V1/EVENT-TYPES',
+      '/v1/advertisers;x',
+      '/v1/advertisers%2F1',
+      '/..%2fv1/advertisers',
+      'http://x/v1/advertisers',
+      'http://[::1/v1',
+      '/v1/advertisers/1/../2',
+    ),
     method: fc.constantFrom('GET', 'POST', 'HEAD', 'OPTIONS', 'PUT', 'TRACE', 'PROPFIND', 'get'),
     auth: authArb,
-    header: fc.option(fc.tuple(fc.constantFrom('x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-http-method-override', 'accept', 'origin', 'cookie'), hostileString.map((s) => s.replace(/[^\t\x20-\x7e\x80-\xff]/g, '?')))),
+    header: fc.option(
+      fc.tuple(
+        fc.constantFrom('x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-http-method-override', 'accept', 'origin', 'cookie'),
+        hostileString.map((s) => s.replace(/[^\t\x20-\x7e\x80-\xff]/g, '?')),
+      ),
+    ),
   })
   .map((g) => {
     const auth = authorization(g.auth);
@@ -524,13 +928,23 @@ const otherArb: fc.Arbitrary<FuzzRequest> = fc
     return { kind: 'other', method: g.method, path: g.path, headers } satisfies FuzzRequest;
   });
 
-const rawArb = rawRequest(fc.constantFrom('/v1/advertisers', '/v1/offers', '/healthz', '/admin/queues'), () => 'limit=5', () => [`Authorization: ${tokens.valid[0]}`]);
+const rawArb = rawRequest(
+  fc.constantFrom('/v1/advertisers', '/v1/offers', '/healthz', '/admin/queues'),
+  () => 'limit=5',
+  () => [`Authorization: ${tokens.valid[0]}`],
+);
 
-const requestArb = fc.oneof({ weight: 14, arbitrary: routeArb }, { weight: 2, arbitrary: boardArb }, { weight: 1, arbitrary: otherArb }, { weight: 1, arbitrary: rawArb });
+const requestArb = fc.oneof(
+  { weight: 14, arbitrary: routeArb },
+  { weight: 2, arbitrary: boardArb },
+  { weight: 1, arbitrary: otherArb },
+  { weight: 1, arbitrary: rawArb },
+);
 
 // ---------------------------------------------------------------------------------------------
 
-const ISSUES_SECRETS = /^(POST \/v1\/advertisers|POST \/v1\/advertisers\/\{id\}\/rotate-key|POST \/v1\/webhook-endpoints|POST \/v1\/webhook-endpoints\/\{id\}\/rotate-secret)$/;
+const ISSUES_SECRETS =
+  /^(POST \/v1\/advertisers|POST \/v1\/advertisers\/\{id\}\/rotate-key|POST \/v1\/webhook-endpoints|POST \/v1\/webhook-endpoints\/\{id\}\/rotate-secret)$/;
 const SECRET_SHAPES = /pk_[A-Za-z0-9_-]{32}|whsec_[A-Za-z0-9+/=]{16,}/g;
 
 /**
@@ -550,14 +964,18 @@ function bullBoardOwnError(req: FuzzRequest, a: FuzzAnswer): boolean {
 function specificProblem(req: FuzzRequest & { authFailure?: boolean; failedLogin?: boolean }, a: FuzzAnswer, issued: Set<string>, tally: Tally): string | null {
   // (Bytes Node's parser refuses never reach the app, credential or not; nor does a query string
   // of more than 1,000 parameters, which the query parser refuses first.)
-  const tooManyParameters = a.status === 400 && (a.body.toString('utf8').includes('"code":"too_many_parameters"') || (req.method === 'HEAD' && (req.path.split('?')[1] ?? '').split('&').length > 1000));
-  if (req.authFailure && ![401, 403, 429, 431].includes(a.status) && !isParserAnswer(req, a) && !tooManyParameters) return `a request with a bad credential answered ${a.status}, not 401/403`;
+  const tooManyParameters =
+    a.status === 400 &&
+    (a.body.toString('utf8').includes('"code":"too_many_parameters"') || (req.method === 'HEAD' && (req.path.split('?')[1] ?? '').split('&').length > 1000));
+  if (req.authFailure && ![401, 403, 429, 431].includes(a.status) && !isParserAnswer(req, a) && !tooManyParameters)
+    return `a request with a bad credential answered ${a.status}, not 401/403`;
   if (req.failedLogin && /trackway_admin=[^;\s]+/.test(String(a.headers['set-cookie'] ?? ''))) return 'a failed login set a session cookie';
   const text = a.body.toString('utf8');
   if (ISSUES_SECRETS.test(req.kind) && req.method === req.kind.split(' ')[0] && a.status < 300) {
     for (const s of text.match(SECRET_SHAPES) ?? []) issued.add(s);
   } else {
-    for (const s of text.match(SECRET_SHAPES) ?? []) if (issued.has(s)) return `an answer shows the secret ${s.slice(0, 12)}… again, outside the answer that issued it`;
+    for (const s of text.match(SECRET_SHAPES) ?? [])
+      if (issued.has(s)) return `an answer shows the secret ${s.slice(0, 12)}… again, outside the answer that issued it`;
   }
   // A custom endpoint header's value is sealed and shown masked: never in an answer.
   if (text.includes(SECRET_MARK)) return `an answer shows a custom endpoint header's value (${SECRET_MARK})`;
@@ -582,7 +1000,8 @@ describe('the admin API under fuzzing', () => {
     });
     expect(client.sent).toBe(TOTAL + RUNS); // and one /healthz per batch
     // The fuzz got past authentication and into the handlers: rows read, created, refused, missing, in conflict.
-    for (const status of ['200', '201', '202', '204', '302', '400', '401', '403', '404', '409', '413', '415', '422']) expect(tally.statuses[status] ?? 0).toBeGreaterThan(0);
+    for (const status of ['200', '201', '202', '204', '302', '400', '401', '403', '404', '409', '413', '415', '422'])
+      expect(tally.statuses[status] ?? 0).toBeGreaterThan(0);
     expect((tally.statuses['200'] ?? 0) + (tally.statuses['201'] ?? 0)).toBeGreaterThan(TOTAL * 0.15);
     // Afterwards an ordinary request still works.
     const after = await client.send({ kind: 'after', method: 'GET', path: '/v1/advertisers?limit=1', headers: { authorization: tokens.valid[0] } });

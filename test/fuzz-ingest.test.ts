@@ -51,7 +51,11 @@ beforeAll(async () => {
   inactive = await createFixture(h.db.prisma);
   await h.db.prisma.advertiser.update({ where: { id: inactive.advertiserId }, data: { status: 'inactive' } });
   await h.db.prisma.offer.update({ where: { id: inactive.offerId }, data: { status: 'inactive' } });
-  clickIds = [h.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId }), h.clickIds.issue({ offerId: 1, affiliateId: 1, clickedAt: new Date(0) }), h.clickIds.issue({ offerId: 0xffffffff, affiliateId: 0xffffffff })];
+  clickIds = [
+    h.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId }),
+    h.clickIds.issue({ offerId: 1, affiliateId: 1, clickedAt: new Date(0) }),
+    h.clickIds.issue({ offerId: 0xffffffff, affiliateId: 0xffffffff }),
+  ];
   served = await serve(h.app);
   client = createClient(served, { connections: 8 });
 }, 60_000);
@@ -82,26 +86,113 @@ interface Param {
 
 const text = (s: string): Value => ({ bytes: Buffer.from(s, 'utf8') });
 
-const UNKNOWN_NAMES = ['api_key', 'token', 'secret', 'a[b]', 'order_id[]', 'order_id[$ne]', 'click_id.x', '__proto__', 'constructor', 'prototype', 'hasOwnProperty', 'toString', 'KEY', 'Key', 'key ', ' key', 'ORDER_ID', 'sub1', 'aff_sub', 'x', '', '[]', '=', '&', 'é', '\u0000'];
+const UNKNOWN_NAMES = [
+  'api_key',
+  'token',
+  'secret',
+  'a[b]',
+  'order_id[]',
+  'order_id[$ne]',
+  'click_id.x',
+  '__proto__',
+  'constructor',
+  'prototype',
+  'hasOwnProperty',
+  'toString',
+  'KEY',
+  'Key',
+  'key ',
+  ' key',
+  'ORDER_ID',
+  'sub1',
+  'aff_sub',
+  'x',
+  '',
+  '[]',
+  '=',
+  '&',
+  'é',
+  '\u0000',
+];
 
 const money = fc.oneof(
-  fc.tuple(fc.bigInt({ min: 0n, max: 10n ** 14n - 1n }), fc.option(fc.integer({ min: 0, max: 9999 }))).map(([i, f]) => (f === null ? `${i}` : `${i}.${String(f).padStart(4, '0').replace(/0+$/, '') || '0'}`)),
+  fc
+    .tuple(fc.bigInt({ min: 0n, max: 10n ** 14n - 1n }), fc.option(fc.integer({ min: 0, max: 9999 })))
+    .map(([i, f]) => (f === null ? `${i}` : `${i}.${String(f).padStart(4, '0').replace(/0+$/, '') || '0'}`)),
   fc.constantFrom('0', '0.0', '00049.90', '49.90', '99999999999999.9999', '100000000000000', '-1', '1e3', '1.23456', ' 5 ', '5,00'),
 );
 
-const JSON_TYPES = ['application/json', 'application/json; charset=utf-8', 'application/json;charset=UTF-8', 'APPLICATION/JSON', 'application/json; charset="utf-8"', 'application/vnd.api+json'];
+const JSON_TYPES = [
+  'application/json',
+  'application/json; charset=utf-8',
+  'application/json;charset=UTF-8',
+  'APPLICATION/JSON',
+  'application/json; charset="utf-8"',
+  'application/vnd.api+json',
+];
 const FORM_TYPES = ['application/x-www-form-urlencoded', 'application/x-www-form-urlencoded; charset=utf-8'];
 
 const bytes = (arb: fc.Arbitrary<Buffer>): fc.Arbitrary<Value> => arb.map((b) => ({ bytes: b }));
 const JSON_LITERALS: Value[] = [
   { literal: '"A\\ud800"', refuse: 'a lone surrogate in a JSON string' },
   { literal: '"\\udfff"', refuse: 'a lone surrogate in a JSON string' },
-  { literal: 'true' }, { literal: 'false' }, { literal: '{}' }, { literal: '{"a":1}' }, { literal: '[]' }, { literal: '[1,2]' }, { literal: 'null' }, { literal: '"\\u0000"' }, { literal: '1e400' }, { literal: '-0' },
+  { literal: 'true' },
+  { literal: 'false' },
+  { literal: '{}' },
+  { literal: '{"a":1}' },
+  { literal: '[]' },
+  { literal: '[1,2]' },
+  { literal: 'null' },
+  { literal: '"\\u0000"' },
+  { literal: '1e400' },
+  { literal: '-0' },
 ];
 
 /** Numbers as clients get them wrong: signs, exponents, separators, other digits, too many digits. */
 const numberish = fc.oneof(
-  { weight: 4, arbitrary: fc.constantFrom('NaN', 'Infinity', '-Infinity', '-0', '-0.0', '1e3', '1E3', '1e-7', '0x10', '0b1', '0o7', '1,5', '1 000', '١٢', '１２', '²', '+1', '.5', '5.', '00.0', '-1', '- 1', '1-', '..1', '1..2', '9'.repeat(15), `${'9'.repeat(14)}.99999`, `${'9'.repeat(15)}.9`, '100000000000000', '0.00001', '1.23456', ' 5 ', '\t5', '5\u0000', '5%', '$5', '€5', '5 EUR') },
+  {
+    weight: 4,
+    arbitrary: fc.constantFrom(
+      'NaN',
+      'Infinity',
+      '-Infinity',
+      '-0',
+      '-0.0',
+      '1e3',
+      '1E3',
+      '1e-7',
+      '0x10',
+      '0b1',
+      '0o7',
+      '1,5',
+      '1 000',
+      '١٢',
+      '１２',
+      '²',
+      '+1',
+      '.5',
+      '5.',
+      '00.0',
+      '-1',
+      '- 1',
+      '1-',
+      '..1',
+      '1..2',
+      '9'.repeat(15),
+      `${'9'.repeat(14)}.99999`,
+      `${'9'.repeat(15)}.9`,
+      '100000000000000',
+      '0.00001',
+      '1.23456',
+      ' 5 ',
+      '\t5',
+      '5\u0000',
+      '5%',
+      '$5',
+      '€5',
+      '5 EUR',
+    ),
+  },
   fc.double().map(String),
   fc.bigInt({ min: -(10n ** 20n), max: 10n ** 20n }).map(String),
   fc.tuple(fc.nat(), fc.nat()).map(([i, f]) => `${i}.${f}`),
@@ -114,17 +205,49 @@ const hostileValueOf: Record<Field, fc.Arbitrary<Value>> = {
     fc.tuple(fc.integer({ min: 0, max: 2 }), fc.nat(), fc.constantFrom('flip', 'cut', 'grow', 'case', 'pad')).map(([i, at, how]) => {
       const id = clickIds[i];
       const k = at % id.length;
-      const mutated = how === 'flip' ? `${id.slice(0, k)}${id[k] === 'A' ? 'B' : 'A'}${id.slice(k + 1)}` : how === 'cut' ? id.slice(0, k) : how === 'grow' ? `${id}${'A'.repeat(k)}` : how === 'case' ? id.toLowerCase() : `${id}==`;
+      const mutated =
+        how === 'flip'
+          ? `${id.slice(0, k)}${id[k] === 'A' ? 'B' : 'A'}${id.slice(k + 1)}`
+          : how === 'cut'
+            ? id.slice(0, k)
+            : how === 'grow'
+              ? `${id}${'A'.repeat(k)}`
+              : how === 'case'
+                ? id.toLowerCase()
+                : `${id}==`;
       return text(mutated);
     }),
     fc.stringMatching(/^[A-Za-z0-9_-]{0,70}$/).map(text),
     fc.constantFrom('{click_id}', '{clickid}', '${click_id}', '%7Bclick_id%7D', '[click_id]').map(text),
     bytes(hostileBytes),
   ),
-  order_id: fc.oneof(bytes(hostileBytes), fc.integer().map((number) => ({ number })), fc.constantFrom(...JSON_LITERALS), fc.integer({ min: 250, max: 260 }).map((n) => text('x'.repeat(n))), fc.constantFrom('a\u0000b', 'a\rb', 'a\nb', 'a\tb', '\u007f', ' ', '\u00a0', '\ufeff').map(text)),
-  amount: fc.oneof({ weight: 4, arbitrary: numberish.map(text) }, { weight: 1, arbitrary: fc.double().map((number) => ({ number })) }, { weight: 1, arbitrary: bytes(hostileBytes) }, { weight: 1, arbitrary: fc.constantFrom(...JSON_LITERALS) }),
-  currency: fc.oneof(fc.stringMatching(/^[A-Za-z]{0,5}$/).map(text), fc.constantFrom(' usd ', 'US D', 'usd\u0000', 'ＵＳＤ', 'XXX', 'XTS').map(text), bytes(hostileBytes), fc.constantFrom(...JSON_LITERALS)),
-  status: fc.oneof(fc.tuple(fc.constantFrom('approved', 'pending', 'rejected'), fc.array(fc.boolean(), { maxLength: 8 })).map(([w, up]) => text([...w].map((c, i) => (up[i] ? c.toUpperCase() : c)).join(''))), fc.constantFrom('paid', 'approve', 'approved ', ' pending', 'approved\u0000', 'rejected,approved', '1', '0', 'APPROVED\u0130').map(text), bytes(hostileBytes), fc.constantFrom(...JSON_LITERALS)),
+  order_id: fc.oneof(
+    bytes(hostileBytes),
+    fc.integer().map((number) => ({ number })),
+    fc.constantFrom(...JSON_LITERALS),
+    fc.integer({ min: 250, max: 260 }).map((n) => text('x'.repeat(n))),
+    fc.constantFrom('a\u0000b', 'a\rb', 'a\nb', 'a\tb', '\u007f', ' ', '\u00a0', '\ufeff').map(text),
+  ),
+  amount: fc.oneof(
+    { weight: 4, arbitrary: numberish.map(text) },
+    { weight: 1, arbitrary: fc.double().map((number) => ({ number })) },
+    { weight: 1, arbitrary: bytes(hostileBytes) },
+    { weight: 1, arbitrary: fc.constantFrom(...JSON_LITERALS) },
+  ),
+  currency: fc.oneof(
+    fc.stringMatching(/^[A-Za-z]{0,5}$/).map(text),
+    fc.constantFrom(' usd ', 'US D', 'usd\u0000', 'ＵＳＤ', 'XXX', 'XTS').map(text),
+    bytes(hostileBytes),
+    fc.constantFrom(...JSON_LITERALS),
+  ),
+  status: fc.oneof(
+    fc
+      .tuple(fc.constantFrom('approved', 'pending', 'rejected'), fc.array(fc.boolean(), { maxLength: 8 }))
+      .map(([w, up]) => text([...w].map((c, i) => (up[i] ? c.toUpperCase() : c)).join(''))),
+    fc.constantFrom('paid', 'approve', 'approved ', ' pending', 'approved\u0000', 'rejected,approved', '1', '0', 'APPROVED\u0130').map(text),
+    bytes(hostileBytes),
+    fc.constantFrom(...JSON_LITERALS),
+  ),
   event: fc.oneof(fc.stringMatching(/^[A-Za-z0-9_.:\- ]{0,70}$/).map(text), bytes(hostileBytes), fc.constantFrom(...JSON_LITERALS)),
 };
 
@@ -139,16 +262,32 @@ const keyValue = fc.oneof(
 );
 const resolveKey = (k: string) => (k === 'valid' ? fx.postbackKey : k === 'inactive' ? inactive.postbackKey : k);
 
-const CLEAN_TEXT = ['Müller-7', 'café', 'ORDER 1', 'a+b', 'a&b=c', '50%', '#1', '日本語-1', '🙂', 'x'.repeat(255), "O'Brien", '<b>', '/a/b?c', 'Ünïcödé', 'a=b', '?', '~'];
+const CLEAN_TEXT = [
+  'Müller-7',
+  'café',
+  'ORDER 1',
+  'a+b',
+  'a&b=c',
+  '50%',
+  '#1',
+  '日本語-1',
+  '🙂',
+  'x'.repeat(255),
+  "O'Brien",
+  '<b>',
+  '/a/b?c',
+  'Ünïcödé',
+  'a=b',
+  '?',
+  '~',
+];
 
 /** Values a well-integrated advertiser sends: still every script, space, symbol and encoding. */
 const cleanValueOf: Record<Field, fc.Arbitrary<Value>> = {
   click_id: fc.integer({ min: 0, max: 2 }).map((i) => text(clickIds[i])),
-  order_id: fc.oneof(
-    fc.string({ unit: 'grapheme', minLength: 1, maxLength: 40 }),
-    fc.stringMatching(/^[A-Za-z0-9-]{1,20}$/),
-    fc.constantFrom(...CLEAN_TEXT),
-  ).map(text),
+  order_id: fc
+    .oneof(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 40 }), fc.stringMatching(/^[A-Za-z0-9-]{1,20}$/), fc.constantFrom(...CLEAN_TEXT))
+    .map(text),
   amount: money.filter((m) => /^\d{1,14}(\.\d{1,4})?$/.test(m)).map(text),
   currency: fc.constantFrom('USD', 'usd', 'EUR', 'JPY').map(text),
   status: fc.constantFrom('approved', 'pending', 'rejected', 'APPROVED').map(text),
@@ -158,7 +297,10 @@ const cleanEncoding = fc.constantFrom<UrlEncoding>('percent', 'percent-lower', '
 
 const fieldsOf = (values: Record<Field, fc.Arbitrary<Value>>, how: fc.Arbitrary<UrlEncoding>, presence: (f: Field) => number) =>
   fc.record(
-    Object.fromEntries(FIELDS.map((f) => [f, fc.option(fc.record({ alias: fc.nat(), value: values[f], how }), { freq: presence(f) })])) as Record<Field, fc.Arbitrary<{ alias: number; value: Value; how: UrlEncoding } | null>>,
+    Object.fromEntries(FIELDS.map((f) => [f, fc.option(fc.record({ alias: fc.nat(), value: values[f], how }), { freq: presence(f) })])) as Record<
+      Field,
+      fc.Arbitrary<{ alias: number; value: Value; how: UrlEncoding } | null>
+    >,
     { requiredKeys: FIELDS },
   );
 
@@ -179,7 +321,9 @@ const hostileFields = fc
 const hostilePostback = fc.record({
   fields: hostileFields,
   duplicate: fc.option(fc.record({ field: fc.constantFrom(...FIELDS), alias: fc.nat(), same: fc.boolean() }), { freq: 6 }),
-  extras: fc.array(fc.record({ name: fc.oneof(fc.constantFrom(...UNKNOWN_NAMES), fc.string({ maxLength: 12 })), value: hostileBytes, how: urlEncoding }), { maxLength: 4 }),
+  extras: fc.array(fc.record({ name: fc.oneof(fc.constantFrom(...UNKNOWN_NAMES), fc.string({ maxLength: 12 })), value: hostileBytes, how: urlEncoding }), {
+    maxLength: 4,
+  }),
   keyAt: fc.constantFrom<KeyAt>('param', 'param', 'header', 'header', 'both-same', 'both-different', 'none'),
   key: keyValue,
   otherKey: keyValue,
@@ -200,7 +344,14 @@ const hostilePostback = fc.record({
 const cleanPostback = fc.record({
   fields: fieldsOf(cleanValueOf, cleanEncoding, (f) => (f === 'click_id' || f === 'order_id' ? Number.MAX_SAFE_INTEGER : 2)),
   duplicate: fc.constant(null),
-  extras: fc.array(fc.record({ name: fc.constantFrom('sub1', 'aff_sub', 'utm_source', 'x'), value: fc.string({ maxLength: 12 }).map((v) => Buffer.from(v)), how: cleanEncoding }), { maxLength: 3 }),
+  extras: fc.array(
+    fc.record({
+      name: fc.constantFrom('sub1', 'aff_sub', 'utm_source', 'x'),
+      value: fc.string({ maxLength: 12 }).map((v) => Buffer.from(v)),
+      how: cleanEncoding,
+    }),
+    { maxLength: 3 },
+  ),
   keyAt: fc.constantFrom<KeyAt>('param', 'header', 'both-same'),
   key: fc.constant('valid'),
   otherKey: fc.constant('valid'),
@@ -216,129 +367,138 @@ const cleanPostback = fc.record({
   path: fc.constantFrom('/postback', '/postback/', '/POSTBACK'),
 });
 
-const postbackArb: fc.Arbitrary<FuzzRequest> = fc
-  .oneof(cleanPostback, hostilePostback)
-  .map((g) => {
-    const params: Param[] = [];
-    for (const field of FIELDS) {
-      const f = g.fields[field];
-      if (!f) continue;
-      const names = namesOf(field);
-      params.push({ name: names[f.alias % names.length], value: f.value, how: f.how, field });
-    }
-    const refuse: Refusal[] = [];
-    if (g.duplicate && g.fields[g.duplicate.field]) {
-      const field = g.duplicate.field;
-      const first = params.find((p) => p.field === field)!;
-      const names = namesOf(field);
-      const name = names[g.duplicate.alias % names.length];
-      // A deliberate duplicate: the very same value, or one that surely differs.
-      params.push(g.duplicate.same ? { ...first, name } : { name, value: text(`DUP-${field}-${g.duplicate.alias}`), how: 'percent', field });
-    }
-    for (const e of g.extras) params.push({ name: e.name, value: { bytes: e.value }, how: e.how });
-    // Rotate the order: where a field comes in the request must not matter.
-    const rotated = params.length === 0 ? params : [...params.slice(g.order % params.length), ...params.slice(0, g.order % params.length)];
+const postbackArb: fc.Arbitrary<FuzzRequest> = fc.oneof(cleanPostback, hostilePostback).map((g) => {
+  const params: Param[] = [];
+  for (const field of FIELDS) {
+    const f = g.fields[field];
+    if (!f) continue;
+    const names = namesOf(field);
+    params.push({ name: names[f.alias % names.length], value: f.value, how: f.how, field });
+  }
+  const refuse: Refusal[] = [];
+  if (g.duplicate && g.fields[g.duplicate.field]) {
+    const field = g.duplicate.field;
+    const first = params.find((p) => p.field === field)!;
+    const names = namesOf(field);
+    const name = names[g.duplicate.alias % names.length];
+    // A deliberate duplicate: the very same value, or one that surely differs.
+    params.push(g.duplicate.same ? { ...first, name } : { name, value: text(`DUP-${field}-${g.duplicate.alias}`), how: 'percent', field });
+  }
+  for (const e of g.extras) params.push({ name: e.name, value: { bytes: e.value }, how: e.how });
+  // Rotate the order: where a field comes in the request must not matter.
+  const rotated = params.length === 0 ? params : [...params.slice(g.order % params.length), ...params.slice(0, g.order % params.length)];
 
-    const key = resolveKey(g.key);
-    const otherKey = g.keyAt === 'both-same' ? key : resolveKey(g.otherKey);
-    const keyParam = g.keyAt === 'param' ? key : g.keyAt === 'both-same' || g.keyAt === 'both-different' ? otherKey : undefined;
-    const keyHeader = g.keyAt === 'header' || g.keyAt === 'both-same' || g.keyAt === 'both-different' ? key : undefined;
-    if (keyParam !== undefined) rotated.push({ name: 'key', value: text(keyParam), how: 'percent', field: 'key' });
+  const key = resolveKey(g.key);
+  const otherKey = g.keyAt === 'both-same' ? key : resolveKey(g.otherKey);
+  const keyParam = g.keyAt === 'param' ? key : g.keyAt === 'both-same' || g.keyAt === 'both-different' ? otherKey : undefined;
+  const keyHeader = g.keyAt === 'header' || g.keyAt === 'both-same' || g.keyAt === 'both-different' ? key : undefined;
+  if (keyParam !== undefined) rotated.push({ name: 'key', value: text(keyParam), how: 'percent', field: 'key' });
 
-    // Which params travel in the query and which in the body.
-    const inBody = (i: number) => g.transport === 'post-json' || g.transport === 'post-form' || (g.transport === 'post-split' && i % 2 === 1);
-    const queryParams = rotated.filter((_, i) => !inBody(i));
-    const bodyParams = rotated.filter((_, i) => inBody(i));
-    const bodyKind = g.transport === 'post-form' ? 'form' : g.transport === 'post-json' || g.transport === 'post-split' ? 'json' : null;
+  // Which params travel in the query and which in the body.
+  const inBody = (i: number) => g.transport === 'post-json' || g.transport === 'post-form' || (g.transport === 'post-split' && i % 2 === 1);
+  const queryParams = rotated.filter((_, i) => !inBody(i));
+  const bodyParams = rotated.filter((_, i) => inBody(i));
+  const bodyKind = g.transport === 'post-form' ? 'form' : g.transport === 'post-json' || g.transport === 'post-split' ? 'json' : null;
 
-    if (g.pad > 0) bodyParams.push({ name: 'pad', value: { bytes: Buffer.alloc(g.pad, 'x') }, how: 'percent' });
-    const queryPairs = queryParams.map((p) => `${encodeComponent(Buffer.from(p.name), p.how === 'raw' ? 'raw' : 'percent')}=${encodeComponent(valueBytes(p.value), p.how, g.breakAt)}`);
-    // Many parameters: in the form body when there is one (past 200 it is refused), else in the query.
-    if (bodyKind === 'form') for (let i = 0; i < g.filler; i++) bodyParams.push({ name: `f${i}`, value: { bytes: Buffer.alloc(0) }, how: 'percent' });
-    else for (let i = 0; i < g.filler; i++) queryPairs.push(`f${i}=`);
-    const query = queryPairs.join('&');
-    const path = query ? `${g.path}?${query}` : g.path;
+  if (g.pad > 0) bodyParams.push({ name: 'pad', value: { bytes: Buffer.alloc(g.pad, 'x') }, how: 'percent' });
+  const queryPairs = queryParams.map(
+    (p) => `${encodeComponent(Buffer.from(p.name), p.how === 'raw' ? 'raw' : 'percent')}=${encodeComponent(valueBytes(p.value), p.how, g.breakAt)}`,
+  );
+  // Many parameters: in the form body when there is one (past 200 it is refused), else in the query.
+  if (bodyKind === 'form') for (let i = 0; i < g.filler; i++) bodyParams.push({ name: `f${i}`, value: { bytes: Buffer.alloc(0) }, how: 'percent' });
+  else for (let i = 0; i < g.filler; i++) queryPairs.push(`f${i}=`);
+  const query = queryPairs.join('&');
+  const path = query ? `${g.path}?${query}` : g.path;
 
-    const headers: Record<string, string> = {};
-    if (keyHeader !== undefined) headers['x-postback-key'] = keyHeader;
-    let body: Buffer | undefined;
-    let contentType: string | undefined;
-    if (bodyKind === 'json') {
-      body = jsonBody(bodyParams, g.jsonEscapes);
-      contentType = g.contentType ?? 'application/json';
-    } else if (bodyKind === 'form') {
-      body = Buffer.from(bodyParams.map((p) => `${encodeComponent(Buffer.from(p.name), 'percent')}=${encodeComponent(valueBytes(p.value), p.how, g.breakAt)}`).join('&'), 'latin1');
-      contentType = g.contentType ?? 'application/x-www-form-urlencoded';
-    }
-    if (body && contentType !== undefined) headers['content-type'] = contentType;
-    if (body && g.encoding !== null) {
-      headers['content-encoding'] = g.encoding;
-      body = encodeBody(body, g.encoding, g.lie);
-    }
-    const method = g.transport === 'get' ? 'GET' : 'POST';
+  const headers: Record<string, string> = {};
+  if (keyHeader !== undefined) headers['x-postback-key'] = keyHeader;
+  let body: Buffer | undefined;
+  let contentType: string | undefined;
+  if (bodyKind === 'json') {
+    body = jsonBody(bodyParams, g.jsonEscapes);
+    contentType = g.contentType ?? 'application/json';
+  } else if (bodyKind === 'form') {
+    body = Buffer.from(
+      bodyParams.map((p) => `${encodeComponent(Buffer.from(p.name), 'percent')}=${encodeComponent(valueBytes(p.value), p.how, g.breakAt)}`).join('&'),
+      'latin1',
+    );
+    contentType = g.contentType ?? 'application/x-www-form-urlencoded';
+  }
+  if (body && contentType !== undefined) headers['content-type'] = contentType;
+  if (body && g.encoding !== null) {
+    headers['content-encoding'] = g.encoding;
+    body = encodeBody(body, g.encoding, g.lie);
+  }
+  const method = g.transport === 'get' ? 'GET' : 'POST';
 
-    // Where the server reads each param: the query always; the body only when its type and
-    // encoding are ones the server decodes (else it is refused, or read as something else).
-    const bodyRead =
-      (contentType === undefined || (bodyKind === 'json' ? JSON_TYPES : FORM_TYPES).includes(contentType)) &&
-      (g.encoding === null || (!g.lie && ['identity', 'gzip', 'deflate'].includes(g.encoding)));
-    const readAs = (p: Param): 'query' | 'json' | 'form' | null => (!inBody(rotated.indexOf(p)) ? 'query' : bodyRead ? bodyKind : null);
+  // Where the server reads each param: the query always; the body only when its type and
+  // encoding are ones the server decodes (else it is refused, or read as something else).
+  const bodyRead =
+    (contentType === undefined || (bodyKind === 'json' ? JSON_TYPES : FORM_TYPES).includes(contentType)) &&
+    (g.encoding === null || (!g.lie && ['identity', 'gzip', 'deflate'].includes(g.encoding)));
+  const readAs = (p: Param): 'query' | 'json' | 'form' | null => (!inBody(rotated.indexOf(p)) ? 'query' : bodyRead ? bodyKind : null);
 
-    // What must be refused, whatever else is wrong with the request.
-    // Node trims header values; an empty header is no header.
-    const header = keyHeader?.trim() || undefined;
-    const validKey = header ? header === fx.postbackKey : keyParam === fx.postbackKey;
-    if (!validKey) refuse.push({ why: 'no valid, active postback key' });
-    if (header && keyParam && header !== keyParam) refuse.push({ why: 'X-Postback-Key and key differ' });
-    if (!g.fields.order_id) refuse.push({ why: 'order_id is missing' });
-    if (!g.fields.click_id) refuse.push({ why: 'click_id is missing' });
-    if (queryPairs.length > 1_000) refuse.push({ why: `${queryPairs.length} query parameters (past the 1,000th are dropped)` });
-    // In JSON the last of two equal names wins (JSON.parse): the first is never read.
-    const shadowed = (p: Param) => readAs(p) === 'json' && rotated.slice(rotated.indexOf(p) + 1).some((q) => q.name === p.name && readAs(q) === 'json');
-    for (const p of rotated) {
-      if (!p.field || p.field === 'key') continue;
-      const where = readAs(p);
-      if (!where || shadowed(p)) continue;
-      const read = readsAs(p, where);
-      if (read && !isUtf8(read)) refuse.push({ why: `${p.name} is not UTF-8` });
-      if ('literal' in p.value && p.value.refuse && where === 'json') refuse.push({ why: `${p.name}: ${p.value.refuse}` });
-    }
-    if (g.duplicate && g.fields[g.duplicate.field]) {
-      const both = rotated.filter((p) => p.field === g.duplicate!.field);
-      const where = both.map(readAs);
-      if (where.every((w) => w !== null)) {
-        if (!g.duplicate.same) {
-          const inJson = where.every((w) => w === 'json') && both[0].name === both[1].name;
-          refuse.push(inJson ? { why: `${both[0].name} twice in the JSON body with different values` } : { why: `${g.duplicate.field} given twice with different values` });
-        } else if (both[0].name === both[1].name && where[0] === where[1] && where[0] !== 'json') {
-          // The same name twice in one query string (or form body) is refused even with equal values.
-          refuse.push({ why: `${both[0].name} twice in one ${where[0]}` });
-        }
+  // What must be refused, whatever else is wrong with the request.
+  // Node trims header values; an empty header is no header.
+  const header = keyHeader?.trim() || undefined;
+  const validKey = header ? header === fx.postbackKey : keyParam === fx.postbackKey;
+  if (!validKey) refuse.push({ why: 'no valid, active postback key' });
+  if (header && keyParam && header !== keyParam) refuse.push({ why: 'X-Postback-Key and key differ' });
+  if (!g.fields.order_id) refuse.push({ why: 'order_id is missing' });
+  if (!g.fields.click_id) refuse.push({ why: 'click_id is missing' });
+  if (queryPairs.length > 1_000) refuse.push({ why: `${queryPairs.length} query parameters (past the 1,000th are dropped)` });
+  // In JSON the last of two equal names wins (JSON.parse): the first is never read.
+  const shadowed = (p: Param) => readAs(p) === 'json' && rotated.slice(rotated.indexOf(p) + 1).some((q) => q.name === p.name && readAs(q) === 'json');
+  for (const p of rotated) {
+    if (!p.field || p.field === 'key') continue;
+    const where = readAs(p);
+    if (!where || shadowed(p)) continue;
+    const read = readsAs(p, where);
+    if (read && !isUtf8(read)) refuse.push({ why: `${p.name} is not UTF-8` });
+    if ('literal' in p.value && p.value.refuse && where === 'json') refuse.push({ why: `${p.name}: ${p.value.refuse}` });
+  }
+  if (g.duplicate && g.fields[g.duplicate.field]) {
+    const both = rotated.filter((p) => p.field === g.duplicate!.field);
+    const where = both.map(readAs);
+    if (where.every((w) => w !== null)) {
+      if (!g.duplicate.same) {
+        const inJson = where.every((w) => w === 'json') && both[0].name === both[1].name;
+        refuse.push(
+          inJson ? { why: `${both[0].name} twice in the JSON body with different values` } : { why: `${g.duplicate.field} given twice with different values` },
+        );
+      } else if (both[0].name === both[1].name && where[0] === where[1] && where[0] !== 'json') {
+        // The same name twice in one query string (or form body) is refused even with equal values.
+        refuse.push({ why: `${both[0].name} twice in one ${where[0]}` });
       }
     }
+  }
 
-    // What a 202 must have queued: each field as sent (trimmed), when the test can say what was meant.
-    const faithful: Record<string, string> = {};
-    const intended = (field: Field) => {
-      const p = rotated.find((q) => q.field === field);
-      const where = p && readAs(p);
-      if (!p || !where) return undefined;
-      if ('number' in p.value) return where === 'json' ? String(p.value.number) : undefined;
-      if ('literal' in p.value) return undefined;
-      if (where === 'json') return readableText(p.value.bytes) ?? undefined;
-      if (p.how === 'broken' || p.how === 'overlong') return undefined;
-      // Encoded twice, decoded once: the server reads the once-encoded text.
-      if (p.how === 'double') return encodeComponent(p.value.bytes, 'percent');
-      return readableText(p.value.bytes) ?? undefined;
-    };
-    for (const [field, as] of [['click_id', 'clickId'], ['order_id', 'orderId'], ['event', 'event']] as const) {
-      const value = intended(field);
-      // An empty value is no value (the field's default applies).
-      if (value !== undefined && value !== '') faithful[as] = value.trim();
-    }
-    const req: FuzzRequest = { kind: `postback:${g.transport}`, method, path, headers, body, refuse, faithful };
-    return req;
-  });
+  // What a 202 must have queued: each field as sent (trimmed), when the test can say what was meant.
+  const faithful: Record<string, string> = {};
+  const intended = (field: Field) => {
+    const p = rotated.find((q) => q.field === field);
+    const where = p && readAs(p);
+    if (!p || !where) return undefined;
+    if ('number' in p.value) return where === 'json' ? String(p.value.number) : undefined;
+    if ('literal' in p.value) return undefined;
+    if (where === 'json') return readableText(p.value.bytes) ?? undefined;
+    if (p.how === 'broken' || p.how === 'overlong') return undefined;
+    // Encoded twice, decoded once: the server reads the once-encoded text.
+    if (p.how === 'double') return encodeComponent(p.value.bytes, 'percent');
+    return readableText(p.value.bytes) ?? undefined;
+  };
+  for (const [field, as] of [
+    ['click_id', 'clickId'],
+    ['order_id', 'orderId'],
+    ['event', 'event'],
+  ] as const) {
+    const value = intended(field);
+    // An empty value is no value (the field's default applies).
+    if (value !== undefined && value !== '') faithful[as] = value.trim();
+  }
+  const req: FuzzRequest = { kind: `postback:${g.transport}`, method, path, headers, body, refuse, faithful };
+  return req;
+});
 
 function valueBytes(value: Value): Buffer {
   if ('bytes' in value) return value.bytes;
@@ -389,9 +549,28 @@ function jsonString(bytes: Buffer, escapes: boolean): Buffer {
 
 const clickArb: fc.Arbitrary<FuzzRequest> = fc
   .record({
-    offer: fc.oneof({ weight: 6, arbitrary: fc.constant('valid') }, { weight: 1, arbitrary: fc.constant('inactive') }, { weight: 2, arbitrary: fc.constantFrom('0', '-1', '1.5', '2147483647', '2147483648', '99999999999', '1e3', '0x1', ' 1', '01', 'abc', '') }, { weight: 1, arbitrary: hostileString }),
-    affiliate: fc.oneof({ weight: 6, arbitrary: fc.constant('valid') }, { weight: 1, arbitrary: fc.constant('inactive') }, { weight: 1, arbitrary: hostileString }),
-    subs: fc.array(fc.record({ n: fc.integer({ min: 1, max: 5 }), value: fc.oneof(fc.oneof(fc.constantFrom(...CLEAN_TEXT), fc.string({ unit: 'grapheme', maxLength: 20 })).map((t) => Buffer.from(t)), hostileBytes), how: urlEncoding }), { maxLength: 4 }),
+    offer: fc.oneof(
+      { weight: 6, arbitrary: fc.constant('valid') },
+      { weight: 1, arbitrary: fc.constant('inactive') },
+      { weight: 2, arbitrary: fc.constantFrom('0', '-1', '1.5', '2147483647', '2147483648', '99999999999', '1e3', '0x1', ' 1', '01', 'abc', '') },
+      { weight: 1, arbitrary: hostileString },
+    ),
+    affiliate: fc.oneof(
+      { weight: 6, arbitrary: fc.constant('valid') },
+      { weight: 1, arbitrary: fc.constant('inactive') },
+      { weight: 1, arbitrary: hostileString },
+    ),
+    subs: fc.array(
+      fc.record({
+        n: fc.integer({ min: 1, max: 5 }),
+        value: fc.oneof(
+          fc.oneof(fc.constantFrom(...CLEAN_TEXT), fc.string({ unit: 'grapheme', maxLength: 20 })).map((t) => Buffer.from(t)),
+          hostileBytes,
+        ),
+        how: urlEncoding,
+      }),
+      { maxLength: 4 },
+    ),
     repeat: fc.constantFrom('', '', '', '', 'offer_id', 'sub1'),
     method: fc.constantFrom('GET', 'GET', 'GET', 'HEAD'),
     filler: fc.oneof({ weight: 20, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.constantFrom(1_000, 1_001, 2_000) }),
@@ -437,19 +616,87 @@ const clickArb: fc.Arbitrary<FuzzRequest> = fc
 const latin1Value = fc.oneof(hostileString, fc.string({ unit: 'binary', maxLength: 20 })).map((s) => s.replace(/[^\t\x20-\x7e\x80-\xff]/g, '?'));
 
 const PATHS = [
-  '/postback', '/click', '/postback/', '//postback', '/postback//', '/postback/x', '/postback;a=b', '/postback%2F', '/%70ostback', '/post%62ack', '/postback.json', '/postback%00',
-  '/healthz', '/readyz', '/metrics', '/metrics/', '/', '/nope', '/%', '/%zz', '/%00', '/%C0%AE%C0%AE/%C0%AE%C0%AE/etc/passwd', '/..%2f..%2fetc%2fpasswd', '/./postback', '/a/../postback',
-  '/\u00e9', '/\u00ff\u00fe', '/%FF', '/click%3Foffer_id=1', 'http://x/postback', 'http://127.0.0.1/click', 'https://evil.example/postback', 'http://[::1]:99999/metrics', '/admin/queues', '/v1/advertisers',
+  '/postback',
+  '/click',
+  '/postback/',
+  '//postback',
+  '/postback//',
+  '/postback/x',
+  '/postback;a=b',
+  '/postback%2F',
+  '/%70ostback',
+  '/post%62ack',
+  '/postback.json',
+  '/postback%00',
+  '/healthz',
+  '/readyz',
+  '/metrics',
+  '/metrics/',
+  '/',
+  '/nope',
+  '/%',
+  '/%zz',
+  '/%00',
+  '/%C0%AE%C0%AE/%C0%AE%C0%AE/etc/passwd',
+  '/..%2f..%2fetc%2fpasswd',
+  '/./postback',
+  '/a/../postback',
+  '/\u00e9',
+  '/\u00ff\u00fe',
+  '/%FF',
+  '/click%3Foffer_id=1',
+  'http://x/postback',
+  'http://127.0.0.1/click',
+  'https://evil.example/postback',
+  'http://[::1]:99999/metrics',
+  '/admin/queues',
+  '/v1/advertisers',
 ];
 
 const headerArb = fc.dictionary(
   fc.oneof(
-    fc.constantFrom('content-type', 'content-encoding', 'x-postback-key', 'authorization', 'webhook-id', 'webhook-timestamp', 'webhook-signature', 'accept', 'accept-encoding', 'accept-charset', 'x-forwarded-for', 'forwarded', 'x-real-ip', 'cookie', 'user-agent', 'referer', 'origin', 'x-http-method-override', 'range', 'if-none-match', 'content-language'),
+    fc.constantFrom(
+      'content-type',
+      'content-encoding',
+      'x-postback-key',
+      'authorization',
+      'webhook-id',
+      'webhook-timestamp',
+      'webhook-signature',
+      'accept',
+      'accept-encoding',
+      'accept-charset',
+      'x-forwarded-for',
+      'forwarded',
+      'x-real-ip',
+      'cookie',
+      'user-agent',
+      'referer',
+      'origin',
+      'x-http-method-override',
+      'range',
+      'if-none-match',
+      'content-language',
+    ),
     fc.stringMatching(/^[a-z0-9!#$%&'*+.^_`|~-]{1,20}$/),
   ),
   fc.oneof(
     latin1Value,
-    fc.constantFrom(...CONTENT_TYPES.filter((c) => /^[\t\x20-\x7e\x80-\xff]*$/.test(c)), ...CONTENT_ENCODINGS, 'v1,AAAA', 'v1,' + 'A'.repeat(44), 'v1a,xx v1,yy', '1700000000', '-1', '99999999999999999999', 'msg_x', '1.2.3.4', '::1, 10.0.0.1', 'unknown', 'for="[::1]";proto=https'),
+    fc.constantFrom(
+      ...CONTENT_TYPES.filter((c) => /^[\t\x20-\x7e\x80-\xff]*$/.test(c)),
+      ...CONTENT_ENCODINGS,
+      'v1,AAAA',
+      'v1,' + 'A'.repeat(44),
+      'v1a,xx v1,yy',
+      '1700000000',
+      '-1',
+      '99999999999999999999',
+      'msg_x',
+      '1.2.3.4',
+      '::1, 10.0.0.1',
+      'unknown',
+      'for="[::1]";proto=https',
+    ),
     fc.integer({ min: 1_000, max: 12_000 }).map((n) => 'a'.repeat(n)),
   ),
   { maxKeys: 6 },
@@ -458,7 +705,14 @@ const headerArb = fc.dictionary(
 const bodyArb: fc.Arbitrary<Buffer | undefined> = fc.oneof(
   { weight: 3, arbitrary: fc.constant(undefined) },
   { weight: 3, arbitrary: oddJsonText.map((s) => Buffer.from(s, 'utf8')) },
-  { weight: 2, arbitrary: fc.array(fc.tuple(fc.oneof(fc.constantFrom(...UNKNOWN_NAMES, 'click_id', 'order_id', 'key'), fc.string({ maxLength: 8 })), hostileBytes, urlEncoding), { maxLength: 8 }).map((pairs) => Buffer.from(pairs.map(([n, v, how]) => `${encodeComponent(Buffer.from(n), 'percent')}=${encodeComponent(v, how)}`).join('&'), 'latin1')) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .array(fc.tuple(fc.oneof(fc.constantFrom(...UNKNOWN_NAMES, 'click_id', 'order_id', 'key'), fc.string({ maxLength: 8 })), hostileBytes, urlEncoding), {
+        maxLength: 8,
+      })
+      .map((pairs) => Buffer.from(pairs.map(([n, v, how]) => `${encodeComponent(Buffer.from(n), 'percent')}=${encodeComponent(v, how)}`).join('&'), 'latin1')),
+  },
   { weight: 1, arbitrary: fc.uint8Array({ maxLength: 512 }).map((a) => Buffer.from(a)) },
   { weight: 1, arbitrary: fc.integer({ min: 16 * 1024 - 8, max: 40 * 1024 }).map((n) => Buffer.from(`{"order_id":"${'x'.repeat(n)}"}`)) },
   { weight: 1, arbitrary: fc.integer({ min: 150, max: 400 }).map((n) => Buffer.from(Array.from({ length: n }, (_, i) => `p${i}=${i}`).join('&'))) },
@@ -466,8 +720,23 @@ const bodyArb: fc.Arbitrary<Buffer | undefined> = fc.oneof(
 
 const queryArb = fc.oneof(
   { weight: 3, arbitrary: fc.constant('') },
-  { weight: 4, arbitrary: fc.array(fc.tuple(fc.oneof(fc.constantFrom(...UNKNOWN_NAMES, ...FIELDS, 'key', 'offer_id', 'affiliate_id', 'sub1'), fc.string({ maxLength: 10 })), hostileBytes, urlEncoding), { maxLength: 10 }).map((pairs) => pairs.map(([n, v, how]) => `${encodeComponent(Buffer.from(n), how)}=${encodeComponent(v, how)}`).join('&')) },
-  { weight: 1, arbitrary: fc.constantFrom('&&&', '=', '==', '&=&', 'a', 'a=1=2', ';a=1', '?a=1', '#frag', '%', 'a%=b', 'key', 'key=', `key=${'%00'.repeat(50)}`) },
+  {
+    weight: 4,
+    arbitrary: fc
+      .array(
+        fc.tuple(
+          fc.oneof(fc.constantFrom(...UNKNOWN_NAMES, ...FIELDS, 'key', 'offer_id', 'affiliate_id', 'sub1'), fc.string({ maxLength: 10 })),
+          hostileBytes,
+          urlEncoding,
+        ),
+        { maxLength: 10 },
+      )
+      .map((pairs) => pairs.map(([n, v, how]) => `${encodeComponent(Buffer.from(n), how)}=${encodeComponent(v, how)}`).join('&')),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom('&&&', '=', '==', '&=&', 'a', 'a=1=2', ';a=1', '?a=1', '#frag', '%', 'a%=b', 'key', 'key=', `key=${'%00'.repeat(50)}`),
+  },
   { weight: 1, arbitrary: fc.integer({ min: 900, max: 4_000 }).map((n) => Array.from({ length: n }, () => 'a=1').join('&')) },
 );
 
@@ -495,7 +764,12 @@ const chaosArb: fc.Arbitrary<FuzzRequest> = fc
 
 const rawArb = rawRequest(fc.constantFrom('/postback', '/click', '/healthz', '/nope'), () => `key=${fx.postbackKey}&click_id=${clickIds[0]}&order_id=RAW-1`);
 
-const requestArb = fc.oneof({ weight: 10, arbitrary: postbackArb }, { weight: 3, arbitrary: clickArb }, { weight: 5, arbitrary: chaosArb }, { weight: 2, arbitrary: rawArb });
+const requestArb = fc.oneof(
+  { weight: 10, arbitrary: postbackArb },
+  { weight: 3, arbitrary: clickArb },
+  { weight: 5, arbitrary: chaosArb },
+  { weight: 2, arbitrary: rawArb },
+);
 
 // ---------------------------------------------------------------------------------------------
 
@@ -543,7 +817,12 @@ describe('ingest under fuzzing', () => {
     expect(tally.statuses['202']).toBeGreaterThan(TOTAL * 0.08);
 
     // And afterwards an ordinary postback is still queued.
-    const after = await client.send({ kind: 'after', method: 'GET', path: `/postback?key=${fx.postbackKey}&click_id=${clickIds[0]}&order_id=AFTER-FUZZ`, headers: {} });
+    const after = await client.send({
+      kind: 'after',
+      method: 'GET',
+      path: `/postback?key=${fx.postbackKey}&click_id=${clickIds[0]}&order_id=AFTER-FUZZ`,
+      headers: {},
+    });
     expect(after instanceof Error ? after.message : after[0].status).toBe(202);
   }, 180_000);
 });

@@ -2,7 +2,15 @@
 // HTTP_REQUEST_TIMEOUT, HTTP_HEADERS_TIMEOUT and HTTP_MAX_CONNECTIONS: a request sent halfway
 // is answered 408 and closed (the probe saw one held for 321 s), and connections past the cap
 // are refused.
-import { type TestDatabase, createTestDatabase, deleteRedisPrefix, parseRawResponse, probeConnectionCap, randomPrefix, sendAndAwaitClose } from '@trackway/testing';
+import {
+  type TestDatabase,
+  createTestDatabase,
+  deleteRedisPrefix,
+  parseRawResponse,
+  probeConnectionCap,
+  randomPrefix,
+  sendAndAwaitClose,
+} from '@trackway/testing';
 import { type ServiceProcess, startService, stackEnv } from './support/processes';
 
 type Service = 'ingest' | 'api' | 'attribution' | 'delivery';
@@ -41,7 +49,8 @@ afterAll(async () => {
   await db?.drop();
 });
 
-const halfABody = (path: string, type = 'application/json') => `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: ${type}\r\nContent-Length: 64\r\n\r\n{"order_id":`;
+const halfABody = (path: string, type = 'application/json') =>
+  `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: ${type}\r\nContent-Length: 64\r\n\r\n{"order_id":`;
 const HALF_THE_HEADERS = 'GET /healthz HTTP/1.1\r\nHost: x\r\nUser-Agent: slo';
 
 function expect408(response: string) {

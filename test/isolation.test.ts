@@ -47,7 +47,12 @@ it('keeps a healthy endpoint fast while another hangs, and recovers the hanging 
   const healthy = await startReceiver(() => ({ status: 200 }));
   let hanging = true;
   const slow = await startReceiver(() => (hanging ? { hang: true } : { status: 200 }));
-  const post = (url: string) => request(stack.api).post('/v1/webhook-endpoints').set(stack.auth).send({ url, event_types: ['conversion.approved'] }).expect(201);
+  const post = (url: string) =>
+    request(stack.api)
+      .post('/v1/webhook-endpoints')
+      .set(stack.auth)
+      .send({ url, event_types: ['conversion.approved'] })
+      .expect(201);
   const healthyEp = (await post(healthy.url)).body;
 
   // Warm up (connections, prepared queries), then the baseline: the healthy endpoint alone.
@@ -79,7 +84,9 @@ it('keeps a healthy endpoint fast while another hangs, and recovers the hanging 
   await waitFor(async () => (await breaker()) === 2, { what: 'the breaker to open (metric = 2)' });
   // Before the breaker opened: at most threshold (3) + the other in-flight slot (1) attempts.
   // After: only half-open probes, each at least a cooldown (2.5 s) after the previous attempt.
-  const attempts = (await stack.db.prisma.deliveryAttempt.findMany({ where: { delivery: { endpointId: slowEp.id } }, orderBy: { at: 'asc' } })).map((a) => a.at.getTime());
+  const attempts = (await stack.db.prisma.deliveryAttempt.findMany({ where: { delivery: { endpointId: slowEp.id } }, orderBy: { at: 'asc' } })).map((a) =>
+    a.at.getTime(),
+  );
   expect(attempts.length).toBeLessThan(10);
   for (let i = 4; i < attempts.length; i++) expect(attempts[i] - attempts[i - 1]).toBeGreaterThanOrEqual(2_400);
   expect(await stack.db.prisma.delivery.count({ where: { endpointId: slowEp.id, attemptCount: 0 } })).toBeGreaterThan(30);

@@ -76,13 +76,24 @@ it('answers 404, not 500, when a row read a moment ago was deleted before the wr
   const h = await startApi();
   try {
     // The error Prisma raises for that write, for real.
-    const error = await h.db.prisma.webhookEndpoint.update({ where: { id: 'ep_01ARZ3NDEKTSV4RRFFQ69G5FAV' }, data: { enabled: false } }).catch((e: unknown) => e);
+    const error = await h.db.prisma.webhookEndpoint
+      .update({ where: { id: 'ep_01ARZ3NDEKTSV4RRFFQ69G5FAV' }, data: { enabled: false } })
+      .catch((e: unknown) => e);
     expect(errorReply(error)).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } });
     // And the race itself, through the API: never a 5xx.
     const statuses: number[] = [];
     for (let i = 0; i < 10; i++) {
-      const ep = (await request(h.app).post('/v1/webhook-endpoints').set(h.auth).send({ url: 'https://receiver.example/hook', event_types: ['*'] }).expect(201)).body as { id: string };
-      const answers = await Promise.all([request(h.app).post(`/v1/webhook-endpoints/${ep.id}/disable`).set(h.auth), request(h.app).delete(`/v1/webhook-endpoints/${ep.id}`).set(h.auth)]);
+      const ep = (
+        await request(h.app)
+          .post('/v1/webhook-endpoints')
+          .set(h.auth)
+          .send({ url: 'https://receiver.example/hook', event_types: ['*'] })
+          .expect(201)
+      ).body as { id: string };
+      const answers = await Promise.all([
+        request(h.app).post(`/v1/webhook-endpoints/${ep.id}/disable`).set(h.auth),
+        request(h.app).delete(`/v1/webhook-endpoints/${ep.id}`).set(h.auth),
+      ]);
       statuses.push(...answers.map((a) => a.status));
     }
     expect(statuses.filter((s) => s >= 500)).toEqual([]);

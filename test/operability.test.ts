@@ -49,10 +49,13 @@ it('serves health, readiness and metrics on every service, and logs one postback
   for (const service of [ingest, api, attribution, delivery]) {
     await request(service.url).get('/healthz').expect(200, { status: 'ok' });
     // Public ports (ingest, api) show the checks only with the metrics token; health ports always.
-    const ready = await waitFor(async () => {
-      const res = await request(service.url).get('/readyz').set(withToken);
-      return res.status === 200 ? res : null;
-    }, { timeoutMs: 20_000, what: 'readiness' });
+    const ready = await waitFor(
+      async () => {
+        const res = await request(service.url).get('/readyz').set(withToken);
+        return res.status === 200 ? res : null;
+      },
+      { timeoutMs: 20_000, what: 'readiness' },
+    );
     expect(ready.body.checks).toMatchObject({ redis: 'ok', postgres: 'ok', migrations: 'ok' });
   }
   for (const service of [ingest, api]) {
@@ -64,13 +67,33 @@ it('serves health, readiness and metrics on every service, and logs one postback
 
   // One postback through the whole system, over HTTP to the real processes.
   const auth = stack.auth;
-  await request(api.url).post('/v1/webhook-endpoints').set(auth).send({ url: receiver.url, event_types: ['*'] }).expect(201);
+  await request(api.url)
+    .post('/v1/webhook-endpoints')
+    .set(auth)
+    .send({ url: receiver.url, event_types: ['*'] })
+    .expect(201);
   const advertiser = (await request(api.url).post('/v1/advertisers').set(auth).send({ name: 'Shop' }).expect(201)).body;
   const affiliate = (await request(api.url).post('/v1/affiliates').set(auth).send({ name: 'Blog' }).expect(201)).body;
-  const offer = (await request(api.url).post('/v1/offers').set(auth).send({ advertiser_id: advertiser.id, name: 'Sale', destination_url: 'https://shop.example/', currency: 'USD', payout: { type: 'fixed', amount: '2.00' }, min_ctit_seconds: 0 }).expect(201)).body;
+  const offer = (
+    await request(api.url)
+      .post('/v1/offers')
+      .set(auth)
+      .send({
+        advertiser_id: advertiser.id,
+        name: 'Sale',
+        destination_url: 'https://shop.example/',
+        currency: 'USD',
+        payout: { type: 'fixed', amount: '2.00' },
+        min_ctit_seconds: 0,
+      })
+      .expect(201)
+  ).body;
   const click = await request(ingest.url).get(`/click?offer_id=${offer.id}&affiliate_id=${affiliate.id}`).expect(302);
   const clickId = new URL(click.headers.location).searchParams.get('click_id')!;
-  const posted = await request(ingest.url).get('/postback').query({ key: advertiser.postback_key, click_id: clickId, order_id: 'OBS-1', amount: '20' }).expect(202);
+  const posted = await request(ingest.url)
+    .get('/postback')
+    .query({ key: advertiser.postback_key, click_id: clickId, order_id: 'OBS-1', amount: '20' })
+    .expect(202);
   const postbackId = posted.body.postback_id as string;
   await waitFor(() => receiver.requests.length >= 3, { timeoutMs: 20_000, what: 'the three events delivered' });
 
@@ -85,7 +108,8 @@ it('serves health, readiness and metrics on every service, and logs one postback
   expect(attributed.event_ids).toHaveLength(3);
   const delivered = logLines(delivery.p).filter((l) => l.msg === 'delivered' && attributed.event_ids.includes(l.event_id as string));
   expect(delivered).toHaveLength(3);
-  for (const line of delivered) expect(line).toMatchObject({ delivery_id: expect.stringMatching(/^dlv_/), endpoint_id: expect.stringMatching(/^ep_/), status_code: 200 });
+  for (const line of delivered)
+    expect(line).toMatchObject({ delivery_id: expect.stringMatching(/^dlv_/), endpoint_id: expect.stringMatching(/^ep_/), status_code: 200 });
   for (const p of [ingest.p, api.p, attribution.p, delivery.p]) expect(p.output()).not.toMatch(/whsec_|Bearer ey/);
 
   // Metrics moved.
@@ -96,10 +120,13 @@ it('serves health, readiness and metrics on every service, and logs one postback
   expect(metric(ingestMetrics, 'trackway_clicks_total', { outcome: 'redirected' })).toBe(1);
   expect(ingestMetrics).toMatch(/^process_cpu_user_seconds_total\{service="ingest"\} /m);
   // The job's "completed" event can trail its deliveries: wait for it to be counted.
-  const attributionMetrics = await waitFor(async () => {
-    const text = (await request(attribution.url).get('/metrics').expect(200)).text;
-    return metric(text, 'trackway_job_duration_seconds_count', { queue: 'postbacks', result: 'completed' }) === 1 ? text : null;
-  }, { what: 'the postback job in the metrics' });
+  const attributionMetrics = await waitFor(
+    async () => {
+      const text = (await request(attribution.url).get('/metrics').expect(200)).text;
+      return metric(text, 'trackway_job_duration_seconds_count', { queue: 'postbacks', result: 'completed' }) === 1 ? text : null;
+    },
+    { what: 'the postback job in the metrics' },
+  );
   expect(metric(attributionMetrics, 'trackway_postbacks_total', { stage: 'attribution', outcome: 'accepted' })).toBe(1);
   expect(metric(attributionMetrics, 'trackway_conversions_total', { status: 'approved' })).toBe(1);
   expect(metric(attributionMetrics, 'trackway_job_duration_seconds_count', { queue: 'postbacks', result: 'completed' })).toBe(1);
@@ -112,10 +139,16 @@ it('serves health, readiness and metrics on every service, and logs one postback
   // Changes made through the api process reach ingest's caches at once (Redis pub/sub), not
   // after their 30 s TTL: a rotated key stops working, a paused offer stops redirecting.
   const rotated = (await request(api.url).post(`/v1/advertisers/${advertiser.id}/rotate-key`).set(auth).expect(200)).body;
-  await waitFor(async () => (await request(ingest.url).get('/postback').query({ key: advertiser.postback_key, click_id: clickId, order_id: 'OBS-2' })).status === 401, { timeoutMs: 2_000, what: 'the old key to be refused' });
+  await waitFor(
+    async () => (await request(ingest.url).get('/postback').query({ key: advertiser.postback_key, click_id: clickId, order_id: 'OBS-2' })).status === 401,
+    { timeoutMs: 2_000, what: 'the old key to be refused' },
+  );
   await request(ingest.url).get('/postback').query({ key: rotated.postback_key, click_id: clickId, order_id: 'OBS-2' }).expect(202);
   await request(api.url).patch(`/v1/offers/${offer.id}`).set(auth).send({ status: 'inactive' }).expect(200);
-  await waitFor(async () => (await request(ingest.url).get(`/click?offer_id=${offer.id}&affiliate_id=${affiliate.id}`)).status === 404, { timeoutMs: 2_000, what: 'the paused offer to 404' });
+  await waitFor(async () => (await request(ingest.url).get(`/click?offer_id=${offer.id}&affiliate_id=${affiliate.id}`)).status === 404, {
+    timeoutMs: 2_000,
+    what: 'the paused offer to 404',
+  });
 
   // SIGTERM: readiness goes 503 before the process exits.
   api.p.child.kill('SIGTERM');
@@ -127,15 +160,23 @@ it('serves health, readiness and metrics on every service, and logs one postback
 it('is not ready while a migration is pending, and says which', async () => {
   const db = await createTestDatabase();
   try {
-    const [last] = await db.prisma.$queryRaw<{ migration_name: string }[]>`SELECT migration_name FROM "_prisma_migrations" ORDER BY migration_name DESC LIMIT 1`;
+    const [last] = await db.prisma.$queryRaw<
+      { migration_name: string }[]
+    >`SELECT migration_name FROM "_prisma_migrations" ORDER BY migration_name DESC LIMIT 1`;
     await db.prisma.$executeRaw`DELETE FROM "_prisma_migrations" WHERE migration_name = ${last.migration_name}`;
     const worker = await start('attribution', { DATABASE_URL: db.url, QUEUE_PREFIX: `${stack.prefix}-m` });
     // The first queries of a cold process can outlast a check's 2 s deadline on a busy machine.
-    const ready = await waitFor(async () => {
-      const res = await request(worker.url).get('/readyz').expect(503);
-      return res.body.checks.postgres === 'ok' ? res : null;
-    }, { timeoutMs: 20_000, what: 'readiness checks to settle' });
-    expect(ready.body).toMatchObject({ status: 'not_ready', checks: { migrations: `pending migrations: ${last.migration_name}`, redis: 'ok', postgres: 'ok' } });
+    const ready = await waitFor(
+      async () => {
+        const res = await request(worker.url).get('/readyz').expect(503);
+        return res.body.checks.postgres === 'ok' ? res : null;
+      },
+      { timeoutMs: 20_000, what: 'readiness checks to settle' },
+    );
+    expect(ready.body).toMatchObject({
+      status: 'not_ready',
+      checks: { migrations: `pending migrations: ${last.migration_name}`, redis: 'ok', postgres: 'ok' },
+    });
     worker.p.child.kill('SIGTERM');
     await worker.p.exited;
   } finally {
@@ -150,7 +191,15 @@ it('honours LOG_LEVEL', async () => {
   free.close();
   const quiet = spawnService('attribution', env({ LOG_LEVEL: 'warn', QUEUE_PREFIX: `${stack.prefix}-q`, HEALTH_PORT: String(port) }));
   running.push(quiet);
-  await waitFor(async () => (await request(`http://127.0.0.1:${port}`).get('/readyz').catch(() => null))?.status === 200, { timeoutMs: 30_000, what: 'readiness' });
+  await waitFor(
+    async () =>
+      (
+        await request(`http://127.0.0.1:${port}`)
+          .get('/readyz')
+          .catch(() => null)
+      )?.status === 200,
+    { timeoutMs: 30_000, what: 'readiness' },
+  );
   quiet.child.kill('SIGTERM');
   expect(await quiet.exited).toBe(0);
   expect(quiet.output()).not.toContain('"level":"info"');
@@ -163,7 +212,10 @@ it('starts every service beside a bad setting of another one; only the service t
     (['ingest', 'attribution', 'delivery', 'api'] as const).map(async (service) => {
       const p = spawnService(service, env(bad));
       running.push(p);
-      const started = await Promise.race([p.waitForOutput(/listening|worker running/, 30_000).then(() => 'started'), p.exited.then((code) => `exited ${code}`)]);
+      const started = await Promise.race([
+        p.waitForOutput(/listening|worker running/, 30_000).then(() => 'started'),
+        p.exited.then((code) => `exited ${code}`),
+      ]);
       return { service, started, output: p.output() };
     }),
   );

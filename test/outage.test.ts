@@ -33,14 +33,24 @@ afterAll(async () => {
   await stack.close();
 });
 
-const deferredCount = async () => (await stack.metrics.deliveries.get()).values.filter((v) => v.labels.result === 'deferred').reduce((sum, v) => sum + v.value, 0);
+const deferredCount = async () =>
+  (await stack.metrics.deliveries.get()).values.filter((v) => v.labels.result === 'deferred').reduce((sum, v) => sum + v.value, 0);
 // The outage reached the delivery path: a job put back, or an attempt waiting to be logged.
-const outageCount = async () => (await stack.metrics.deliveries.get()).values.filter((v) => v.labels.result === 'deferred' || v.labels.result === 'record_retried').reduce((sum, v) => sum + v.value, 0);
+const outageCount = async () =>
+  (await stack.metrics.deliveries.get()).values
+    .filter((v) => v.labels.result === 'deferred' || v.labels.result === 'record_retried')
+    .reduce((sum, v) => sum + v.value, 0);
 
 it('delivers every event after a Postgres outage longer than the retry schedule, spending no attempt on it', async () => {
   await stack.startDelivery({ schedule: [0, 100, 200], endpointConcurrency: 4 }, { database: proxied });
   const receiver = await startReceiver(() => ({ status: 200, delayMs: 30 }));
-  const ep = (await request(stack.api).post('/v1/webhook-endpoints').set(stack.auth).send({ url: receiver.url, event_types: ['conversion.approved'] }).expect(201)).body;
+  const ep = (
+    await request(stack.api)
+      .post('/v1/webhook-endpoints')
+      .set(stack.auth)
+      .send({ url: receiver.url, event_types: ['conversion.approved'] })
+      .expect(201)
+  ).body;
 
   // Events written and published by the rest of the system (which still reaches Postgres): a
   // burst that leaves delivery jobs queued behind the endpoint's concurrency cap, then one every
@@ -82,7 +92,12 @@ it('delivers every event after a Postgres outage longer than the retry schedule,
   for (const r of receiver.requests) sent.set(String(r.headers['webhook-id']), (sent.get(String(r.headers['webhook-id'])) ?? 0) + 1);
   const deliveries = await stack.db.prisma.delivery.findMany({ where, include: { _count: { select: { attempts: true } } } });
   expect(deliveries).toHaveLength(events.length);
-  for (const d of deliveries) expect({ event: d.eventId, attempts: d.attemptCount, logged: d._count.attempts }).toEqual({ event: d.eventId, attempts: sent.get(d.eventId), logged: sent.get(d.eventId) });
+  for (const d of deliveries)
+    expect({ event: d.eventId, attempts: d.attemptCount, logged: d._count.attempts }).toEqual({
+      event: d.eventId,
+      attempts: sent.get(d.eventId),
+      logged: sent.get(d.eventId),
+    });
   expect(await stack.db.prisma.delivery.count({ where: { ...where, status: { not: 'succeeded' } } })).toBe(0);
   const counts = () => stack.queues.deliveries.getJobCounts('failed', 'waiting', 'delayed', 'active');
   await waitFor(async () => Object.values(await counts()).every((n) => n === 0), { what: 'the deliveries queue to drain' }).catch(() => undefined);
@@ -118,7 +133,13 @@ it('delivers every event after its Redis for the breaker and slots went away, sp
     await stack.startDelivery({ schedule: [0, 100, 200], endpointConcurrency: 4 }, { isolationRedis });
     const receiver = await startReceiver(() => ({ status: 200, delayMs: 30 }));
     receivers.push(receiver);
-    const ep = (await request(stack.api).post('/v1/webhook-endpoints').set(stack.auth).send({ url: receiver.url, event_types: ['conversion.approved'] }).expect(201)).body;
+    const ep = (
+      await request(stack.api)
+        .post('/v1/webhook-endpoints')
+        .set(stack.auth)
+        .send({ url: receiver.url, event_types: ['conversion.approved'] })
+        .expect(201)
+    ).body;
     const deferredBefore = await deferredCount();
     const events = Array.from({ length: 100 }, (_, i) => createEvent('conversion.approved', { conversion: { id: `cnv_r${i}` } }));
     await stack.db.prisma.$transaction((tx) => writeEvents(tx, events));

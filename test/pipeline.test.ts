@@ -36,12 +36,35 @@ beforeAll(async () => {
   const clickIds = createClickIdCodec(SECRET);
   const health = { accepting: true, checks: {} };
   ingest = createIngest({ queues, redis: producer, lookups: createLookups(db.prisma), clickIds, logger, metrics: createMetrics('ingest'), health });
-  api = createApi({ prisma: db.prisma, pool: db.pool, queues, redis: producer, box: createSecretBox(Buffer.alloc(32, 3)), sessionKey: Buffer.alloc(32, 3), webhooks: { schedule: [0], allowHttp: true, allowedCidrs: ['127.0.0.0/8'] }, invalidate: async () => undefined, verifier: createVerifier({ secret: SECRET }), logger, metrics: createMetrics('api'), health });
+  api = createApi({
+    prisma: db.prisma,
+    pool: db.pool,
+    queues,
+    redis: producer,
+    box: createSecretBox(Buffer.alloc(32, 3)),
+    sessionKey: Buffer.alloc(32, 3),
+    webhooks: { schedule: [0], allowHttp: true, allowedCidrs: ['127.0.0.0/8'] },
+    invalidate: async () => undefined,
+    verifier: createVerifier({ secret: SECRET }),
+    logger,
+    metrics: createMetrics('api'),
+    health,
+  });
   auth = { Authorization: `Bearer ${await signAdminToken(SECRET)}` };
   workerConnections = [createWorkerConnection(TEST_REDIS_URL), createWorkerConnection(TEST_REDIS_URL)];
   workers = workerConnections.flatMap((connection) =>
     createWorkers(
-      { prisma: db.prisma, pool: db.pool, clickIds, eventsQueue: queues.events, connection, prefix, logger, metrics: createMetrics('attribution'), concurrency: { postbacks: 16, clicks: 50 } },
+      {
+        prisma: db.prisma,
+        pool: db.pool,
+        clickIds,
+        eventsQueue: queues.events,
+        connection,
+        prefix,
+        logger,
+        metrics: createMetrics('attribution'),
+        concurrency: { postbacks: 16, clicks: 50 },
+      },
       ['postbacks', 'clicks'],
     ),
   );
@@ -63,7 +86,14 @@ async function setUpOffer() {
     await request(api)
       .post('/v1/offers')
       .set(auth)
-      .send({ advertiser_id: advertiser.id, name: 'Sale', destination_url: 'https://shop.example/?cid={click_id}', currency: 'USD', payout: { type: 'percent', percent: '10' }, min_ctit_seconds: 0 })
+      .send({
+        advertiser_id: advertiser.id,
+        name: 'Sale',
+        destination_url: 'https://shop.example/?cid={click_id}',
+        currency: 'USD',
+        payout: { type: 'percent', percent: '10' },
+        min_ctit_seconds: 0,
+      })
       .expect(201)
   ).body;
   const click = await request(ingest).get(`/click?offer_id=${offer.id}&affiliate_id=${affiliate.id}`).expect(302);
@@ -72,21 +102,38 @@ async function setUpOffer() {
 }
 
 const outcome = (id: string) =>
-  waitFor(async () => {
-    const res = await request(api).get(`/v1/postbacks/${id}`).set(auth).expect(200);
-    return res.body.status === 'queued' ? null : res.body;
-  }, { what: `outcome of ${id}` });
+  waitFor(
+    async () => {
+      const res = await request(api).get(`/v1/postbacks/${id}`).set(auth).expect(200);
+      return res.body.status === 'queued' ? null : res.body;
+    },
+    { what: `outcome of ${id}` },
+  );
 
 describe('the conversion pipeline', () => {
   it('records a conversion from a click and a postback, visible through the API', async () => {
     const { advertiser, affiliate, offer, clickId } = await setUpOffer();
-    const posted = await request(ingest).post('/postback').set('X-Postback-Key', advertiser.postback_key).send({ transaction_id: clickId, adv_sub: 'ORDER-1', sale_amount: '49.90' }).expect(202);
+    const posted = await request(ingest)
+      .post('/postback')
+      .set('X-Postback-Key', advertiser.postback_key)
+      .send({ transaction_id: clickId, adv_sub: 'ORDER-1', sale_amount: '49.90' })
+      .expect(202);
     const result = await outcome(posted.body.postback_id);
     expect(result).toMatchObject({ status: 'accepted', reason: null, conversion_id: expect.stringMatching(/^cnv_/) });
 
     const list = await request(api).get('/v1/conversions?order_id=ORDER-1').set(auth).expect(200);
     expect(list.body.data).toEqual([
-      expect.objectContaining({ id: result.conversion_id, advertiser_id: advertiser.id, offer_id: offer.id, affiliate_id: affiliate.id, click_id: clickId, status: 'approved', amount: '49.90', payout: '4.99', currency: 'USD' }),
+      expect.objectContaining({
+        id: result.conversion_id,
+        advertiser_id: advertiser.id,
+        offer_id: offer.id,
+        affiliate_id: affiliate.id,
+        click_id: clickId,
+        status: 'approved',
+        amount: '49.90',
+        payout: '4.99',
+        currency: 'USD',
+      }),
     ]);
     // The click itself was recorded too (asynchronously, in a batch).
     await waitFor(() => db.prisma.click.findUnique({ where: { id: clickId } }), { what: 'click row' });

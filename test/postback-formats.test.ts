@@ -33,10 +33,13 @@ async function advertiserWith(postbackFormat: object | null) {
 
 /** The conversion a postback became (waiting for attribution), with its postback. */
 async function outcomeOf(postbackId: string) {
-  const postback = await waitFor(async () => {
-    const res = await admin.get(`/v1/postbacks/${postbackId}`).expect(200);
-    return res.body.status === 'queued' ? undefined : res.body;
-  }, { what: `the outcome of ${postbackId}` });
+  const postback = await waitFor(
+    async () => {
+      const res = await admin.get(`/v1/postbacks/${postbackId}`).expect(200);
+      return res.body.status === 'queued' ? undefined : res.body;
+    },
+    { what: `the outcome of ${postbackId}` },
+  );
   const conversion = postback.conversion_id ? (await admin.get(`/v1/conversions/${postback.conversion_id}`).expect(200)).body : null;
   return { postback, conversion };
 }
@@ -109,10 +112,15 @@ const DOCUMENTED = [
 it.each(DOCUMENTED)('records a $preset postback sent as its tracker documents it', async ({ preset, query, expected, ignored }) => {
   const adv = await advertiserWith({ preset });
   const clickId = adv.click();
-  const res = await request(stack.ingest).get(`/postback/${adv.postbackKey}?${query.replace('CLICK', clickId)}`).expect(202);
+  const res = await request(stack.ingest)
+    .get(`/postback/${adv.postbackKey}?${query.replace('CLICK', clickId)}`)
+    .expect(202);
   expect(res.body).toEqual({ postback_id: expect.stringMatching(/^pb_/), status: 'queued', ignored_params: ignored });
   const { postback, conversion } = await outcomeOf(res.body.postback_id);
-  expect(postback).toMatchObject({ status: 'accepted', ignored_params: Object.fromEntries(ignored.map((name) => [name, new URLSearchParams(query).get(name)])) });
+  expect(postback).toMatchObject({
+    status: 'accepted',
+    ignored_params: Object.fromEntries(ignored.map((name) => [name, new URLSearchParams(query).get(name)])),
+  });
   expect(conversion).toMatchObject({ click_id: clickId, ...expected });
 });
 
@@ -120,7 +128,10 @@ it('names unread parameters in the 202 and keeps them on the postback, queued an
   const adv = await advertiserWith(null);
   const clickId = adv.click();
   // RedTrack's sum and Voluum's et sent to an advertiser read as Trackway: the mistake shows.
-  const res = await request(stack.ingest).post(`/postback?key=${adv.postbackKey}`).send({ click_id: clickId, order_id: 'IGN-1', sum: '30.00', et: 'lead', nested: { a: [1, 2] } }).expect(202);
+  const res = await request(stack.ingest)
+    .post(`/postback?key=${adv.postbackKey}`)
+    .send({ click_id: clickId, order_id: 'IGN-1', sum: '30.00', et: 'lead', nested: { a: [1, 2] } })
+    .expect(202);
   expect(res.body.ignored_params).toEqual(['sum', 'et', 'nested']);
   const { postback, conversion } = await outcomeOf(res.body.postback_id);
   expect(postback.ignored_params).toEqual({ sum: '30.00', et: 'lead', nested: { a: [1, 2] } });
@@ -130,7 +141,8 @@ it('names unread parameters in the 202 and keeps them on the postback, queued an
 it('with dedupe "click_id", a postback without an order is one conversion per click and event; an order_id still wins', async () => {
   const adv = await advertiserWith({ preset: 'redtrack' });
   const clickId = adv.click();
-  const send = async (query: string) => (await request(stack.ingest).get(`/postback/${adv.postbackKey}?clickid=${clickId}&${query}`).expect(202)).body.postback_id as string;
+  const send = async (query: string) =>
+    (await request(stack.ingest).get(`/postback/${adv.postbackKey}?clickid=${clickId}&${query}`).expect(202)).body.postback_id as string;
   const first = await outcomeOf(await send('type=Purchase&sum=10'));
   const again = await outcomeOf(await send('type=Purchase&sum=10'));
   const otherEvent = await outcomeOf(await send('type=Lead&sum=0'));
@@ -169,10 +181,13 @@ it('takes overrides over the preset, and reads a changed format at once (the cac
   expect(patched.body.postback_format).toEqual(format);
   expect((await admin.get(`/v1/advertisers/${adv.advertiserId}`)).body.postback_format).toEqual(format);
   const query = `clickid=${clickId}&action_id=OV-2&rev=7,5&status=7&sum=1`;
-  const res = await waitFor(async () => {
-    const r = await request(stack.ingest).get(`/postback/${adv.postbackKey}?${query}`);
-    return r.status === 202 ? r : undefined;
-  }, { what: 'ingest to read the new format' });
+  const res = await waitFor(
+    async () => {
+      const r = await request(stack.ingest).get(`/postback/${adv.postbackKey}?${query}`);
+      return r.status === 202 ? r : undefined;
+    },
+    { what: 'ingest to read the new format' },
+  );
   // `sum` is no longer the amount (params replaced it): it is reported, not read.
   expect(res.body.ignored_params).toEqual(['sum']);
   expect((await outcomeOf(res.body.postback_id)).conversion).toMatchObject({ order_id: 'OV-2', amount: '7.50', status: 'rejected' });
@@ -183,12 +198,19 @@ it('takes overrides over the preset, and reads a changed format at once (the cac
 
 it('refuses a format that reads one name for two fields, an unknown preset or a reserved name, naming the field', async () => {
   const adv = await advertiserWith(null);
-  const clash = await admin.patch(`/v1/advertisers/${adv.advertiserId}`, { postback_format: { preset: 'trackway', params: { click_id: ['cid'], order_id: ['cid'] } } }).expect(400);
+  const clash = await admin
+    .patch(`/v1/advertisers/${adv.advertiserId}`, { postback_format: { preset: 'trackway', params: { click_id: ['cid'], order_id: ['cid'] } } })
+    .expect(400);
   expect(clash.body.error.fields).toEqual({ 'postback_format.params.order_id': '"cid" is read for click_id too' });
   const unknown = await admin.patch(`/v1/advertisers/${adv.advertiserId}`, { postback_format: { preset: 'appsflyer' } }).expect(400);
   expect(Object.keys(unknown.body.error.fields)).toEqual(['postback_format.preset']);
-  const reserved = await admin.patch(`/v1/advertisers/${adv.advertiserId}`, { postback_format: { preset: 'trackway', params: { event: ['key'], amount: ['a b'] } } }).expect(400);
-  expect(reserved.body.error.fields).toEqual({ 'postback_format.params.event': '"key" is the postback key\'s parameter', 'postback_format.params.amount': '"a b" is not a parameter name (letters, digits, _ . -, at most 64)' });
+  const reserved = await admin
+    .patch(`/v1/advertisers/${adv.advertiserId}`, { postback_format: { preset: 'trackway', params: { event: ['key'], amount: ['a b'] } } })
+    .expect(400);
+  expect(reserved.body.error.fields).toEqual({
+    'postback_format.params.event': '"key" is the postback key\'s parameter',
+    'postback_format.params.amount': '"a b" is not a parameter name (letters, digits, _ . -, at most 64)',
+  });
   // A status value maps to a conversion status, not to another word.
   const word = await admin.patch(`/v1/advertisers/${adv.advertiserId}`, { postback_format: { preset: 'trackway', status_values: { x: 'paid' } } }).expect(400);
   expect(Object.keys(word.body.error.fields)).toEqual(['postback_format.status_values.x']);

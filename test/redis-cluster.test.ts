@@ -21,13 +21,45 @@ const seeds = ports.map((p) => `redis://127.0.0.1:${p}`).join(',');
 beforeAll(async () => {
   for (const port of ports) {
     nodes.push(
-      spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, `nodes-${port}.conf`), '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' }),
+      spawn(
+        'redis-server',
+        [
+          '--port',
+          String(port),
+          '--bind',
+          '127.0.0.1',
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          path.join(dir, `nodes-${port}.conf`),
+          '--dir',
+          dir,
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+        ],
+        { stdio: 'ignore' },
+      ),
     );
   }
   const cli = (...args: string[]) => execFileSync('redis-cli', args, { encoding: 'utf8' });
-  await waitFor(() => ports.every((p) => { try { return cli('-p', String(p), 'ping').trim() === 'PONG'; } catch { return false; } }), { what: 'three redis nodes' });
+  await waitFor(
+    () =>
+      ports.every((p) => {
+        try {
+          return cli('-p', String(p), 'ping').trim() === 'PONG';
+        } catch {
+          return false;
+        }
+      }),
+    { what: 'three redis nodes' },
+  );
   cli('--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes');
-  await waitFor(() => ports.every((p) => cli('-p', String(p), 'cluster', 'info').includes('cluster_state:ok')), { timeoutMs: 20_000, what: 'the cluster to be ok' });
+  await waitFor(() => ports.every((p) => cli('-p', String(p), 'cluster', 'info').includes('cluster_state:ok')), {
+    timeoutMs: 20_000,
+    what: 'the cluster to be ok',
+  });
 }, 60_000);
 
 afterAll(() => {
@@ -54,7 +86,13 @@ it('runs queues, a worker, the isolation scripts and invalidation on a cluster w
     expect(seen.sort()).toEqual(['job-0', 'job-1', 'job-2', 'job-3', 'job-4']);
 
     // The breaker/slot scripts touch three keys: legal only because they share the hash tag.
-    const isolation = createIsolation(connect('worker'), { prefix: PREFIX, breakerThreshold: 1, breakerCooldownMs: 60_000, endpointConcurrency: 1, attemptTimeoutMs: 1_000 });
+    const isolation = createIsolation(connect('worker'), {
+      prefix: PREFIX,
+      breakerThreshold: 1,
+      breakerCooldownMs: 60_000,
+      endpointConcurrency: 1,
+      attemptTimeoutMs: 1_000,
+    });
     expect(await isolation.admit('ep_1', null, 't1')).toEqual({ ok: true, probe: false });
     expect(await isolation.admit('ep_1', 2, 't2')).toMatchObject({ ok: false, reason: 'concurrency' });
     expect(await isolation.finish('ep_1', 't1', 'failed')).toBe('open');

@@ -28,7 +28,8 @@ const freePort = () =>
     });
   });
 
-const startRedis = (port: number) => spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+const startRedis = (port: number) =>
+  spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
 
 it('logs a Redis outage as structured JSON lines, folded, and recovers when Redis is back', async () => {
   const port = await freePort();
@@ -38,14 +39,24 @@ it('logs a Redis outage as structured JSON lines, folded, and recovers when Redi
   running.push(worker);
   await worker.waitForOutput(/attribution worker running/, 30_000);
   const health = Number(/"health_port":(\d+)/.exec(worker.output())![1]);
-  const ready = () => request(`http://127.0.0.1:${health}`).get('/readyz').then((res) => res.status, () => 0);
+  const ready = () =>
+    request(`http://127.0.0.1:${health}`)
+      .get('/readyz')
+      .then(
+        (res) => res.status,
+        () => 0,
+      );
   await waitFor(async () => (await ready()) === 200, { timeoutMs: 20_000, what: 'readiness' });
 
   const before = worker.output().length;
   redis.kill('SIGKILL');
   // Several reconnect rounds of every connection, queue and worker.
   await new Promise((resolve) => setTimeout(resolve, 6_000));
-  const lines = worker.output().slice(before).split('\n').filter((line) => line.trim() !== '');
+  const lines = worker
+    .output()
+    .slice(before)
+    .split('\n')
+    .filter((line) => line.trim() !== '');
   expect(lines.length).toBeGreaterThan(0);
   for (const line of lines) expect(() => JSON.parse(line)).not.toThrow();
   const parsed = lines.map((line) => JSON.parse(line) as { msg: string; level: string; err?: { message?: string } });

@@ -19,15 +19,24 @@ it.each([
   const workers = await stack.startDelivery({ schedule: [0, 50, 100], retryAfterMaxMs });
   const receiver = await startReceiver(() => ({ status: 429, headers: { 'retry-after': String(retryAfterSeconds) } }));
   try {
-    const ep = (await request(stack.api).post('/v1/webhook-endpoints').set(stack.auth).send({ url: receiver.url, event_types: ['conversion.approved'] }).expect(201)).body as { id: string };
+    const ep = (
+      await request(stack.api)
+        .post('/v1/webhook-endpoints')
+        .set(stack.auth)
+        .send({ url: receiver.url, event_types: ['conversion.approved'] })
+        .expect(201)
+    ).body as { id: string };
     const event = createEvent('conversion.approved', { conversion: { id: `cnv_ra_${retryAfterMaxMs}` } });
     await stack.db.prisma.$transaction((tx) => writeEvents(tx, [event]));
     const sentAt = Date.now();
     await publishEvents(stack.db.pool, stack.queues.events, [event]);
-    const delivery = await waitFor(async () => {
-      const row = await stack.db.prisma.delivery.findFirst({ where: { endpointId: ep.id, eventId: event.id } });
-      return row && row.attemptCount === 1 && row.nextAttemptAt ? row : undefined;
-    }, { what: 'the first attempt recorded' });
+    const delivery = await waitFor(
+      async () => {
+        const row = await stack.db.prisma.delivery.findFirst({ where: { endpointId: ep.id, eventId: event.id } });
+        return row && row.attemptCount === 1 && row.nextAttemptAt ? row : undefined;
+      },
+      { what: 'the first attempt recorded' },
+    );
     const waitMs = delivery.nextAttemptAt!.getTime() - sentAt;
     // (The schedule's own delay here is 50 ms: it used to be clamped to 100 ms.)
     expect(waitMs).toBeGreaterThan(expectedMs - 5_000);

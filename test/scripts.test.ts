@@ -60,7 +60,11 @@ it('creates and migrates a missing database, then seeds a demo once and prints i
     const prisma = createPrisma(url.toString());
     try {
       const printed = await seedIfEmpty(prisma, 'http://127.0.0.1:3000', 'http://127.0.0.1:3001');
-      const [advertiser, affiliate, offer] = [await prisma.advertiser.findFirstOrThrow(), await prisma.affiliate.findFirstOrThrow(), await prisma.offer.findFirstOrThrow()];
+      const [advertiser, affiliate, offer] = [
+        await prisma.advertiser.findFirstOrThrow(),
+        await prisma.affiliate.findFirstOrThrow(),
+        await prisma.offer.findFirstOrThrow(),
+      ];
       expect(printed).toContain(`advertiser_id  ${advertiser.id}`);
       expect(printed).toContain(`Click URL:     http://127.0.0.1:3000/click?offer_id=${offer.id}&affiliate_id=${affiliate.id}`);
       const key = /postback key {3}(pk_\S+)/.exec(printed!)![1];
@@ -87,14 +91,24 @@ it('`pnpm db:migrate` runs the one migrate entry point, the module the api image
   url.pathname = `/${name}`;
   // NODE_ENV=test: the entry point reads no .env, only what is passed here.
   const run = (env: Record<string, string>) =>
-    spawnSync(process.execPath, ['--import', 'tsx', 'services/api/src/migrate.ts'], { cwd: ROOT, env: { PATH: process.env.PATH!, NODE_ENV: 'test', ...env }, encoding: 'utf8', timeout: 60_000 });
+    spawnSync(process.execPath, ['--import', 'tsx', 'services/api/src/migrate.ts'], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH!, NODE_ENV: 'test', ...env },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
   try {
     // A bad setting of a service (here delivery's) is not the migration's business.
     const first = run({ DATABASE_URL: url.toString(), DELIVERY_ENDPOINT_CONCURRENCY: 'abc', INGEST_PORT: 'abc' });
     expect({ status: first.status, stderr: first.stderr }).toEqual({ status: 0, stderr: '' });
     const lines = first.stdout.trim().split('\n');
     expect(lines[0]).toBe(`created database ${name}`);
-    expect(lines.slice(1)).toEqual(readdirSync(path.join(ROOT, 'prisma/migrations'), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => `applied ${e.name}`).sort());
+    expect(lines.slice(1)).toEqual(
+      readdirSync(path.join(ROOT, 'prisma/migrations'), { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => `applied ${e.name}`)
+        .sort(),
+    );
     const again = run({ DATABASE_URL: url.toString() });
     expect({ status: again.status, stdout: again.stdout }).toEqual({ status: 0, stdout: `database is up to date (${lines.length - 1} migrations)\n` });
     const bad = run({ DATABASE_URL: 'mysql://db/x' });

@@ -49,7 +49,16 @@ it('loses nothing when each service is sent SIGTERM during a burst', async () =>
   await api.post('/v1/webhook-endpoints', { url: receiver.url, event_types: ['conversion.created'] });
   const advertiser = (await api.post('/v1/advertisers', { name: 'Shop' })).body;
   const affiliate = (await api.post('/v1/affiliates', { name: 'Blog' })).body;
-  const offer = (await api.post('/v1/offers', { advertiser_id: advertiser.id, name: 'Sale', destination_url: 'https://shop.example/', currency: 'USD', payout: { type: 'fixed', amount: '1.00' }, min_ctit_seconds: 0 })).body;
+  const offer = (
+    await api.post('/v1/offers', {
+      advertiser_id: advertiser.id,
+      name: 'Sale',
+      destination_url: 'https://shop.example/',
+      currency: 'USD',
+      payout: { type: 'fixed', amount: '1.00' },
+      min_ctit_seconds: 0,
+    })
+  ).body;
   const clickId = stack.clickIds.issue({ offerId: offer.id, affiliateId: affiliate.id, clickedAt: new Date(Date.now() - 60_000) });
 
   let ingest = await start('ingest');
@@ -63,7 +72,9 @@ it('loses nothing when each service is sent SIGTERM during a burst', async () =>
   const send = async (i: number) => {
     for (;;) {
       try {
-        const res = await request(`http://127.0.0.1:${portOf(ingest)}`).get('/postback').query({ key: advertiser.postback_key, click_id: clickId, order_id: `BURST-${i}` });
+        const res = await request(`http://127.0.0.1:${portOf(ingest)}`)
+          .get('/postback')
+          .query({ key: advertiser.postback_key, click_id: clickId, order_id: `BURST-${i}` });
         expect(res.status).toBe(202);
         accepted.push(res.body.postback_id);
         return;
@@ -98,7 +109,10 @@ it('loses nothing when each service is sent SIGTERM during a burst', async () =>
   await burst;
 
   expect(new Set(accepted).size).toBe(TOTAL);
-  await waitFor(async () => (await stack.db.prisma.postback.count({ where: { id: { in: accepted } } })) === TOTAL, { timeoutMs: 60_000, what: 'every postback processed' });
+  await waitFor(async () => (await stack.db.prisma.postback.count({ where: { id: { in: accepted } } })) === TOTAL, {
+    timeoutMs: 60_000,
+    what: 'every postback processed',
+  });
   const outcomes = await stack.db.prisma.postback.groupBy({ by: ['status'], where: { id: { in: accepted } }, _count: true });
   expect(outcomes).toEqual([{ status: 'accepted', _count: TOTAL }]);
   expect(await stack.db.prisma.conversion.count({ where: { advertiserId: advertiser.id } })).toBe(TOTAL);

@@ -22,7 +22,10 @@ let n = 0;
 function signed(query: string, secret: string) {
   const id = `msg_${Date.now()}_${++n}`;
   const now = new Date();
-  return { path: `/postback?${query}`, headers: { 'webhook-id': id, 'webhook-timestamp': String(Math.floor(now.getTime() / 1000)), 'webhook-signature': new Webhook(secret).sign(id, now, query) } };
+  return {
+    path: `/postback?${query}`,
+    headers: { 'webhook-id': id, 'webhook-timestamp': String(Math.floor(now.getTime() / 1000)), 'webhook-signature': new Webhook(secret).sign(id, now, query) },
+  };
 }
 
 it('rotates a signing secret shown once and stored sealed, verifies with it, and keeps the previous one for 24 h', async () => {
@@ -60,19 +63,26 @@ it('rotates a signing secret shown once and stored sealed, verifies with it, and
   expect(Math.abs(expiresAt - (Date.now() + 24 * 3600_000))).toBeLessThan(60_000);
   expect((await admin.get(`/v1/advertisers/${id}`)).body.previous_signing_secret_expires_at).toBe(second.body.previous_signing_secret_expires_at);
   // Both secrets verify, once ingest has the new one.
-  await waitFor(async () => {
-    const next = signed(query(), second.body.signing_secret);
-    return (await request(stack.ingest).get(next.path).set(next.headers)).status === 202 || undefined;
-  }, { what: 'ingest to take the new secret' });
+  await waitFor(
+    async () => {
+      const next = signed(query(), second.body.signing_secret);
+      return (await request(stack.ingest).get(next.path).set(next.headers)).status === 202 || undefined;
+    },
+    { what: 'ingest to take the new secret' },
+  );
   const old = signed(query(), first.body.signing_secret);
   await request(stack.ingest).get(old.path).set(old.headers).expect(202);
 });
 
 it('validates allowed_ips and postback_rate_limit_per_second, and shows them', async () => {
   const { id } = (await admin.post('/v1/advertisers', { name: 'Listed Shop' }).expect(201)).body as { id: number };
-  const bad = await admin.patch(`/v1/advertisers/${id}`, { allowed_ips: ['203.0.113.0/24', 'not-an-ip', '10.0.0.0/33'], postback_rate_limit_per_second: -1 }).expect(400);
+  const bad = await admin
+    .patch(`/v1/advertisers/${id}`, { allowed_ips: ['203.0.113.0/24', 'not-an-ip', '10.0.0.0/33'], postback_rate_limit_per_second: -1 })
+    .expect(400);
   expect(Object.keys(bad.body.error.fields).sort()).toEqual(['allowed_ips.1', 'allowed_ips.2', 'postback_rate_limit_per_second']);
-  const ok = await admin.patch(`/v1/advertisers/${id}`, { allowed_ips: ['203.0.113.0/24', '2001:db8::/32', '198.51.100.7'], postback_rate_limit_per_second: 50 }).expect(200);
+  const ok = await admin
+    .patch(`/v1/advertisers/${id}`, { allowed_ips: ['203.0.113.0/24', '2001:db8::/32', '198.51.100.7'], postback_rate_limit_per_second: 50 })
+    .expect(200);
   expect(ok.body).toMatchObject({ allowed_ips: ['203.0.113.0/24', '2001:db8::/32', '198.51.100.7'], postback_rate_limit_per_second: 50 });
   const cleared = await admin.patch(`/v1/advertisers/${id}`, { allowed_ips: [], postback_rate_limit_per_second: null }).expect(200);
   expect(cleared.body).toMatchObject({ allowed_ips: [], postback_rate_limit_per_second: null });

@@ -55,10 +55,13 @@ const deliveryOf = async (endpointId: string, eventId: string) => {
   return row;
 };
 const settled = (id: string, status: 'succeeded' | 'failed' = 'succeeded') =>
-  waitFor(async () => {
-    const res = await api.get(`/v1/deliveries/${id}`).expect(200);
-    return res.body.status === status ? res.body : null;
-  }, { timeoutMs: 15_000, what: `delivery ${id} ${status}` });
+  waitFor(
+    async () => {
+      const res = await api.get(`/v1/deliveries/${id}`).expect(200);
+      return res.body.status === status ? res.body : null;
+    },
+    { timeoutMs: 15_000, what: `delivery ${id} ${status}` },
+  );
 
 describe('webhook delivery', () => {
   it('signs requests so that the unmodified standardwebhooks library verifies them, with the documented headers', async () => {
@@ -81,7 +84,9 @@ describe('webhook delivery', () => {
   it("seals custom headers (a receiver's Authorization): stored sealed, masked on every read and in events, sent in clear", async () => {
     workers = await stack.startDelivery();
     const r = await receiver();
-    const created = await api.post('/v1/webhook-endpoints', { url: r.url, event_types: ['*'], headers: { Authorization: 'Bearer rcv-secret-1234', 'X-Team': 'growth' } }).expect(201);
+    const created = await api
+      .post('/v1/webhook-endpoints', { url: r.url, event_types: ['*'], headers: { Authorization: 'Bearer rcv-secret-1234', 'X-Team': 'growth' } })
+      .expect(201);
     const masked = { Authorization: '••••', 'X-Team': '••••' };
     expect(created.body.headers).toEqual(masked);
     expect((await api.get(`/v1/webhook-endpoints/${created.body.id}`).expect(200)).body.headers).toEqual(masked);
@@ -96,7 +101,10 @@ describe('webhook delivery', () => {
     // A new value replaces the old one (the masked form cannot be sent back as a value).
     const patched = await api.patch(`/v1/webhook-endpoints/${created.body.id}`, { headers: { Authorization: 'Bearer rcv-secret-5678' } }).expect(200);
     expect(patched.body.headers).toEqual({ Authorization: '••••' });
-    expect((await api.patch(`/v1/webhook-endpoints/${created.body.id}`, { headers: masked }).expect(400)).body.error.fields).toEqual({ 'headers.Authorization': 'must be printable ASCII on one line', 'headers.X-Team': 'must be printable ASCII on one line' });
+    expect((await api.patch(`/v1/webhook-endpoints/${created.body.id}`, { headers: masked }).expect(400)).body.error.fields).toEqual({
+      'headers.Authorization': 'must be printable ASCII on one line',
+      'headers.X-Team': 'must be printable ASCII on one line',
+    });
     await emit();
     await waitFor(() => r.requests.length === 2, { what: 'second request' });
     expect(r.requests[1].headers.authorization).toBe('Bearer rcv-secret-5678');
@@ -104,7 +112,11 @@ describe('webhook delivery', () => {
 
     // endpoint.disabled carries the endpoint as the API shows it: masked.
     const gone = await receiver(() => ({ status: 410 }));
-    const doomed = (await api.post('/v1/webhook-endpoints', { url: gone.url, event_types: ['conversion.created'], headers: { Authorization: 'Bearer gone-secret-9' } }).expect(201)).body;
+    const doomed = (
+      await api
+        .post('/v1/webhook-endpoints', { url: gone.url, event_types: ['conversion.created'], headers: { Authorization: 'Bearer gone-secret-9' } })
+        .expect(201)
+    ).body;
     await emit('conversion.created');
     const disabled = await waitFor(() => r.requests.map((q) => JSON.parse(q.body)).find((e) => e.type === 'endpoint.disabled'), { what: 'endpoint.disabled' });
     expect(disabled.data.endpoint).toMatchObject({ id: doomed.id, headers: { Authorization: '••••' } });
@@ -346,8 +358,16 @@ describe('webhook delivery', () => {
 
 describe('webhook endpoint API', () => {
   it('creates an endpoint with a whsec_ secret shown once and stored encrypted', async () => {
-    const res = await api.post('/v1/webhook-endpoints', { url: 'https://crm.example/hook', event_types: ['conversion.approved', 'conversion.approved'], description: 'CRM' }).expect(201);
-    expect(res.body).toMatchObject({ id: expect.stringMatching(/^ep_/), url: 'https://crm.example/hook', event_types: ['conversion.approved'], enabled: true, created_at: expect.any(String) });
+    const res = await api
+      .post('/v1/webhook-endpoints', { url: 'https://crm.example/hook', event_types: ['conversion.approved', 'conversion.approved'], description: 'CRM' })
+      .expect(201);
+    expect(res.body).toMatchObject({
+      id: expect.stringMatching(/^ep_/),
+      url: 'https://crm.example/hook',
+      event_types: ['conversion.approved'],
+      enabled: true,
+      created_at: expect.any(String),
+    });
     const key = Buffer.from(res.body.secret.slice('whsec_'.length), 'base64');
     expect(key.length).toBeGreaterThanOrEqual(24);
     expect(key.length).toBeLessThanOrEqual(64);

@@ -11,7 +11,11 @@ export interface Check {
 }
 
 /** At most `n` examples of a list, for a readable violation. */
-const some = (list: readonly unknown[], n = 5) => `${list.slice(0, n).map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join(', ')}${list.length > n ? `, … (${list.length} in all)` : ''}`;
+const some = (list: readonly unknown[], n = 5) =>
+  `${list
+    .slice(0, n)
+    .map((v) => (typeof v === 'string' ? v : JSON.stringify(v)))
+    .join(', ')}${list.length > n ? `, … (${list.length} in all)` : ''}`;
 
 const SCHEDULED_QUEUES: ReadonlySet<string> = new Set(['outbox', 'housekeeping']);
 
@@ -76,7 +80,14 @@ export async function progress(pool: PgPool, queues: Queues, acceptedIds: readon
 /** Nothing left to do: every outcome written, every event published and delivered to every endpoint, no job left. */
 export function quiescent(p: Progress, accepted: number, endpoints: number): boolean {
   const work = Object.values(p.queues.work).reduce((a, b) => a + b, 0);
-  return p.outcomes === accepted && p.unpublished === 0 && p.deliveries === p.events * endpoints && p.pendingDeliveries === 0 && work === 0 && p.delivered.every((n) => n === p.events);
+  return (
+    p.outcomes === accepted &&
+    p.unpublished === 0 &&
+    p.deliveries === p.events * endpoints &&
+    p.pendingDeliveries === 0 &&
+    work === 0 &&
+    p.delivered.every((n) => n === p.events)
+  );
 }
 
 export interface FinalInput {
@@ -110,11 +121,16 @@ export async function finalChecks(input: FinalInput): Promise<{ checks: Check[];
   const check = (name: string, violations: string[]) => checks.push({ name, violations });
 
   // Every order got in.
-  check('every postback got a 202 (re-sent after each non-202)', input.gaveUp.length > 0 ? [`${input.gaveUp.length} postbacks never got a 202: seq ${some(input.gaveUp)}`] : []);
+  check(
+    'every postback got a 202 (re-sent after each non-202)',
+    input.gaveUp.length > 0 ? [`${input.gaveUp.length} postbacks never got a 202: seq ${some(input.gaveUp)}`] : [],
+  );
 
   // Every 202 has a final outcome.
   const ids = [...accepted.values()];
-  const rows = (await pool.query<{ id: string; status: string; reason: string | null }>('SELECT id, status, reason FROM postbacks WHERE id = ANY($1::varchar[])', [ids])).rows;
+  const rows = (
+    await pool.query<{ id: string; status: string; reason: string | null }>('SELECT id, status, reason FROM postbacks WHERE id = ANY($1::varchar[])', [ids])
+  ).rows;
   const found = new Set(rows.map((r) => r.id));
   const missing = ids.filter((id) => !found.has(id));
   const outcomes: Record<string, number> = {};
@@ -123,11 +139,15 @@ export async function finalChecks(input: FinalInput): Promise<{ checks: Check[];
     outcomes[label] = (outcomes[label] ?? 0) + 1;
   }
   check('every 202 has a final outcome', missing.length > 0 ? [`${missing.length} postbacks answered 202 have no outcome: ${some(missing)}`] : []);
-  const queuedDespiteNon202 = Number((await pool.query<{ n: string }>('SELECT count(*) AS n FROM postbacks WHERE NOT (id = ANY($1::varchar[]))', [ids])).rows[0].n);
+  const queuedDespiteNon202 = Number(
+    (await pool.query<{ n: string }>('SELECT count(*) AS n FROM postbacks WHERE NOT (id = ANY($1::varchar[]))', [ids])).rows[0].n,
+  );
 
   // Conversions = distinct (advertiser, order_id, event) sent.
   const sent = new Set(plan.map((p) => `${advertiserIds[p.advertiser]}/${p.orderId}/${p.event}`));
-  const conversionRows = (await pool.query<{ key: string; n: string }>(`SELECT advertiser_id || '/' || order_id || '/' || event AS key, count(*) AS n FROM conversions GROUP BY 1`)).rows;
+  const conversionRows = (
+    await pool.query<{ key: string; n: string }>(`SELECT advertiser_id || '/' || order_id || '/' || event AS key, count(*) AS n FROM conversions GROUP BY 1`)
+  ).rows;
   const stored = new Set(conversionRows.map((r) => r.key));
   const absent = [...sent].filter((k) => !stored.has(k));
   const extra = [...stored].filter((k) => !sent.has(k));
@@ -138,7 +158,9 @@ export async function finalChecks(input: FinalInput): Promise<{ checks: Check[];
 
   // No duplicate conversion, commission or outbox row.
   const duplicateConversions = conversionRows.filter((r) => Number(r.n) > 1).map((r) => r.key);
-  const duplicateCommissions = (await pool.query<{ conversion_id: string }>('SELECT conversion_id FROM commissions GROUP BY 1 HAVING count(*) > 1')).rows.map((r) => r.conversion_id);
+  const duplicateCommissions = (await pool.query<{ conversion_id: string }>('SELECT conversion_id FROM commissions GROUP BY 1 HAVING count(*) > 1')).rows.map(
+    (r) => r.conversion_id,
+  );
   const commissions = Number((await pool.query<{ n: string }>('SELECT count(*) AS n FROM commissions')).rows[0].n);
   const events = (
     await pool.query<{ id: string; type: string; subject: string | null; previous: string | null; published: boolean }>(
@@ -192,7 +214,8 @@ export async function finalChecks(input: FinalInput): Promise<{ checks: Check[];
     ]);
     check(`${r.name}: repeats only as the same webhook-id after a non-2xx (or after its sender was killed -9)`, [
       ...a.unexplained.map(
-        ({ id, previous, repeat }) => `${id} sent again to ${r.name} at ${new Date(repeat.at).toISOString()} (pid ${repeat.sender ?? '?'}) after a ${previous.status} at ${new Date(previous.at).toISOString()} (pid ${previous.sender ?? '?'}), no kill between`,
+        ({ id, previous, repeat }) =>
+          `${id} sent again to ${r.name} at ${new Date(repeat.at).toISOString()} (pid ${repeat.sender ?? '?'}) after a ${previous.status} at ${new Date(previous.at).toISOString()} (pid ${previous.sender ?? '?'}), no kill between`,
       ),
       ...(a.changedBodies.length ? [`repeats with another body: ${some(a.changedBodies)}`] : []),
     ]);
@@ -213,9 +236,11 @@ export async function finalChecks(input: FinalInput): Promise<{ checks: Check[];
     attemptsLogged += logged;
     if (logged !== d.attempt_count) attemptProblems.push(`${d.id}: attempt_count ${d.attempt_count}, ${logged} attempts logged`);
     if (lost < 0) attemptProblems.push(`${d.id}: ${logged} attempts logged, ${received} received`);
-    else if (lost > (entry?.killedSenders ?? 0)) attemptProblems.push(`${d.id}: ${received} received, ${logged} logged, only ${entry?.killedSenders ?? 0} sent by a process killed -9`);
+    else if (lost > (entry?.killedSenders ?? 0))
+      attemptProblems.push(`${d.id}: ${received} received, ${logged} logged, only ${entry?.killedSenders ?? 0} sent by a process killed -9`);
     // A repeat after a 2xx is the crash case only if that 2xx was never recorded.
-    else if ((entry?.afterSuccess ?? 0) > lost) attemptProblems.push(`${d.id}: sent again after a 2xx that was logged (${received} received, ${logged} logged)`);
+    else if ((entry?.afterSuccess ?? 0) > lost)
+      attemptProblems.push(`${d.id}: sent again after a 2xx that was logged (${received} received, ${logged} logged)`);
     else attemptsLost += lost;
   }
   const missingDeliveries = eventIds.length * receivers.length - deliveryRows.length;
@@ -229,19 +254,40 @@ export async function finalChecks(input: FinalInput): Promise<{ checks: Check[];
 
   // Queues empty, and no delivery pending without a live job.
   const state = await queueState(queues);
-  const leftover = [...Object.entries(state.work).filter(([, n]) => n > 0).map(([q, n]) => `${n} jobs still to run in ${q}`), ...Object.entries(state.failed).filter(([, n]) => n > 0).map(([q, n]) => `${n} failed jobs in ${q}`)];
+  const leftover = [
+    ...Object.entries(state.work)
+      .filter(([, n]) => n > 0)
+      .map(([q, n]) => `${n} jobs still to run in ${q}`),
+    ...Object.entries(state.failed)
+      .filter(([, n]) => n > 0)
+      .map(([q, n]) => `${n} failed jobs in ${q}`),
+  ];
   const pending = deliveryRows.filter((d) => d.status === 'pending');
   const stranded: string[] = [];
   for (const d of pending) {
     const jobState = await queues.deliveries.getJobState(deliveryJobId(d.event_id, d.endpoint_id));
     if (!LIVE_JOB_STATES.has(jobState)) stranded.push(`${d.id} (job ${jobState})`);
   }
-  check('queues empty; no delivery pending without a live job', [...leftover, ...(stranded.length ? [`${stranded.length} deliveries pending without a live job: ${some(stranded)}`] : [])]);
+  check('queues empty; no delivery pending without a live job', [
+    ...leftover,
+    ...(stranded.length ? [`${stranded.length} deliveries pending without a live job: ${some(stranded)}`] : []),
+  ]);
 
   const eventCounts: Record<string, number> = {};
   for (const e of events) eventCounts[e.type] = (eventCounts[e.type] ?? 0) + 1;
   return {
     checks,
-    figures: { outcomes, queuedDespiteNon202, conversions: stored.size, commissions, events: eventCounts, deliveries, attemptsLogged, attemptsLost, failedTicks: state.failedTicks, analyses },
+    figures: {
+      outcomes,
+      queuedDespiteNon202,
+      conversions: stored.size,
+      commissions,
+      events: eventCounts,
+      deliveries,
+      attemptsLogged,
+      attemptsLost,
+      failedTicks: state.failedTicks,
+      analyses,
+    },
   };
 }

@@ -52,7 +52,14 @@ export async function startChaosReceiver(name: string, options: ReceiverOptions)
     const failed = failures.get(id) ?? 0;
     const status = failed < options.maxFailuresPerId && options.random() < options.failRate ? 500 : 200;
     if (status === 500) failures.set(id, failed + 1);
-    chaos.log.push({ id, at: req.at, status, sender: options.sender(req.remotePort, receiver.port), signed, bodyHash: createHash('sha1').update(req.body).digest('base64') });
+    chaos.log.push({
+      id,
+      at: req.at,
+      status,
+      sender: options.sender(req.remotePort, receiver.port),
+      signed,
+      bodyHash: createHash('sha1').update(req.body).digest('base64'),
+    });
     // The log above keeps what the checks need; the receiver's own list would keep every body.
     receiver.requests.length = 0;
     return { status, body: status === 200 ? 'ok' : 'try again' };
@@ -122,7 +129,18 @@ export function analyseDeliveries(log: readonly Received[], kills: readonly Kill
     if (entry) entry.requests.push(r);
     else byId.set(r.id, { requests: [r], afterSuccess: 0, killedSenders: 0 });
   }
-  const result: DeliveryAnalysis = { delivered: new Set(), byId, requests: log.length, answered500: 0, repeatsAfterFailure: 0, repeatsAfterKill: 0, unexplained: [], changedBodies: [], unsigned: 0, untraced: 0 };
+  const result: DeliveryAnalysis = {
+    delivered: new Set(),
+    byId,
+    requests: log.length,
+    answered500: 0,
+    repeatsAfterFailure: 0,
+    repeatsAfterKill: 0,
+    unexplained: [],
+    changedBodies: [],
+    unsigned: 0,
+    untraced: 0,
+  };
   for (const [id, entry] of byId) {
     const list = entry.requests;
     if (list.some(ok)) result.delivered.add(id);

@@ -46,7 +46,10 @@ export async function createOwnRedis(dir: string): Promise<OwnRedis> {
     for (;;) {
       const probe = connection();
       // PING answers LOADING while the AOF is read: only PONG means ready.
-      const pong = await probe.connect().then(() => probe.ping()).catch(() => null);
+      const pong = await probe
+        .connect()
+        .then(() => probe.ping())
+        .catch(() => null);
       probe.disconnect();
       if (pong === 'PONG') return;
       if (server?.exitCode !== null) throw new Error(`redis-server exited (code ${server?.exitCode}); see ${path.join(dir, 'redis.log')}`);
@@ -65,7 +68,11 @@ export async function createOwnRedis(dir: string): Promise<OwnRedis> {
     url,
     port,
     async start() {
-      server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--appendonly', 'yes', '--dir', dir, '--save', '', '--logfile', path.join(dir, 'redis.log')], { stdio: 'ignore' });
+      server = spawn(
+        'redis-server',
+        ['--port', String(port), '--bind', '127.0.0.1', '--appendonly', 'yes', '--dir', dir, '--save', '', '--logfile', path.join(dir, 'redis.log')],
+        { stdio: 'ignore' },
+      );
       const child = server;
       exited = new Promise((resolve) => child.once('exit', resolve));
       await ready(30_000);

@@ -73,7 +73,17 @@ export function planPostbacks(count: number, advertisers: number, random: () => 
     }
     keys.add(`${advertiser}/${orderId}/${event}`);
     const status: Status = random() < 0.7 ? 'approved' : 'pending';
-    const postback: PlannedPostback = { seq, kind: 'new', advertiser, orderId, event, status, clickId: issueClick(advertiser), amount: (10 + random() * 190).toFixed(2), method: method() };
+    const postback: PlannedPostback = {
+      seq,
+      kind: 'new',
+      advertiser,
+      orderId,
+      event,
+      status,
+      clickId: issueClick(advertiser),
+      amount: (10 + random() * 190).toFixed(2),
+      method: method(),
+    };
     plan.push(postback);
     conversions.push({ ...postback, current: status });
   }
@@ -117,7 +127,14 @@ export interface StreamResult {
 }
 
 function request(postback: PlannedPostback, key: string): { path: string; method: 'GET' | 'POST'; body?: string; headers?: Record<string, string> } {
-  const params = { click_id: postback.clickId, order_id: postback.orderId, amount: postback.amount, currency: 'USD', status: postback.status, event: postback.event };
+  const params = {
+    click_id: postback.clickId,
+    order_id: postback.orderId,
+    amount: postback.amount,
+    currency: 'USD',
+    status: postback.status,
+    event: postback.event,
+  };
   if (postback.method === 'GET') return { path: `/postback?${new URLSearchParams({ key, ...params })}`, method: 'GET' };
   return { path: `/postback?key=${encodeURIComponent(key)}`, method: 'POST', body: JSON.stringify(params), headers: { 'content-type': 'application/json' } };
 }

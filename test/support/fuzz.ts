@@ -19,7 +19,6 @@ export interface Refusal {
   why: string;
 }
 
-
 export interface FuzzRequest {
   /** The generator that made it, for the counts printed at the end. */
   kind: string;
@@ -103,14 +102,21 @@ const UNDICI_OWN = new Set(['host', 'content-length', 'transfer-encoding', 'conn
 function undiciCanSend(req: FuzzRequest): boolean {
   if (!TOKEN.test(req.method) || req.method === 'CONNECT') return false;
   if (!/^[\u0021-\u00ff]+$/.test(req.path) || !(req.path.startsWith('/') || /^https?:\/\//.test(req.path))) return false;
-  return Object.entries(req.headers).every(([name, value]) => TOKEN.test(name) && !UNDICI_OWN.has(name.toLowerCase()) && /^[\t\x20-\x7e\x80-\xff]*$/.test(value));
+  return Object.entries(req.headers).every(
+    ([name, value]) => TOKEN.test(name) && !UNDICI_OWN.has(name.toLowerCase()) && /^[\t\x20-\x7e\x80-\xff]*$/.test(value),
+  );
 }
 
 /** The request as the bytes of one HTTP/1.1 request on a connection of its own. */
 function asRawBytes(req: FuzzRequest): Buffer {
-  const headers = Object.entries(req.headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  const headers = Object.entries(req.headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
   const length = req.body ? `Content-Length: ${req.body.length}\r\n` : '';
-  return Buffer.concat([Buffer.from(`${req.method} ${req.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers}${length}Connection: close\r\n\r\n`, 'latin1'), req.body ?? Buffer.alloc(0)]);
+  return Buffer.concat([
+    Buffer.from(`${req.method} ${req.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers}${length}Connection: close\r\n\r\n`, 'latin1'),
+    req.body ?? Buffer.alloc(0),
+  ]);
 }
 
 /**
@@ -202,7 +208,8 @@ export function withFullRequest(name: string, message: string, req: FuzzRequest)
   return `${message}\n  (the whole request, bodies in base64: ${file})`;
 }
 
-const describeAnswer = (a: FuzzAnswer) => `${a.status} ${JSON.stringify(a.headers['content-type'] ?? null)} ${JSON.stringify(a.body.subarray(0, 1024).toString('utf8'))}`;
+const describeAnswer = (a: FuzzAnswer) =>
+  `${a.status} ${JSON.stringify(a.headers['content-type'] ?? null)} ${JSON.stringify(a.body.subarray(0, 1024).toString('utf8'))}`;
 
 export interface Tally {
   statuses: Record<string, number>;
@@ -223,10 +230,12 @@ export const isParserAnswer = (req: FuzzRequest, a: FuzzAnswer) =>
   ([400, 408, 413, 431].includes(a.status) &&
     a.headers.connection === 'close' &&
     // (The answer to a HEAD is read without its body.)
-    ((req.method === 'HEAD' && a.body.length === 0 && isJson(a)) || /^\{"error":\{"code":"(malformed_request|request_timeout|headers_too_large|payload_too_large)"/.test(a.body.toString('utf8')))) ||
+    ((req.method === 'HEAD' && a.body.length === 0 && isJson(a)) ||
+      /^\{"error":\{"code":"(malformed_request|request_timeout|headers_too_large|payload_too_large)"/.test(a.body.toString('utf8')))) ||
   (a.body.length === 0 &&
     a.headers['content-type'] === undefined &&
-    ((a.status === 400 && a.headers.connection === 'close' && !/\r\nhost:/i.test(req.raw?.toString('latin1') ?? '')) || (a.status === 417 && /^expect: (?!100-continue\r)/im.test(req.raw?.toString('latin1') ?? ''))));
+    ((a.status === 400 && a.headers.connection === 'close' && !/\r\nhost:/i.test(req.raw?.toString('latin1') ?? '')) ||
+      (a.status === 417 && /^expect: (?!100-continue\r)/im.test(req.raw?.toString('latin1') ?? ''))));
 
 /** Whether `overlong` encoding writes anything overlong for these bytes (it re-encodes only ASCII that is not unreserved). */
 export const writesOverlong = (bytes: Buffer) => [...bytes].some((b) => b < 0x80 && !UNRESERVED.test(String.fromCharCode(b)));
@@ -254,7 +263,12 @@ export function envelopeProblem(body: unknown): string | null {
  * HTTP); a JSON body parses; a request that must be refused is not answered 2xx/3xx. Returns the
  * violation, or null.
  */
-export function answerProblem(req: FuzzRequest, result: FuzzAnswer[] | Error, tally: Tally, options: { nonEnvelope?: (req: FuzzRequest, a: FuzzAnswer) => boolean } = {}): string | null {
+export function answerProblem(
+  req: FuzzRequest,
+  result: FuzzAnswer[] | Error,
+  tally: Tally,
+  options: { nonEnvelope?: (req: FuzzRequest, a: FuzzAnswer) => boolean } = {},
+): string | null {
   tally.kinds[req.kind] = (tally.kinds[req.kind] ?? 0) + 1;
   const fail = (why: string, a?: FuzzAnswer) => `${why}\n  request: ${describeRequest(req)}${a ? `\n  answer: ${describeAnswer(a)}` : ''}`;
   if (result instanceof Error) return fail(`no answer: ${result.name}: ${result.message} (${(result as { code?: string }).code ?? ''})`);
@@ -336,7 +350,8 @@ export async function fuzzInBatches(options: {
           if (specific) throw new Error(withFullRequest(name, `${specific}\n  request: ${describeRequest(req)}\n  answer: ${describeAnswer(result[0])}`, req));
         }
         const health = await client.send({ kind: 'healthz', method: 'GET', path: '/healthz', headers: {} });
-        if (health instanceof Error || health[0]?.status !== 200) throw new Error(`/healthz did not answer 200 after the batch: ${health instanceof Error ? health.message : health[0]?.status}`);
+        if (health instanceof Error || health[0]?.status !== 200)
+          throw new Error(`/healthz did not answer 200 after the batch: ${health instanceof Error ? health.message : health[0]?.status}`);
         if (watch.escaped.length > 0) throw new Error(`escaped to the process (it would have died): ${watch.escaped[0]}`);
       }),
       fuzzParameters(options.runs),
@@ -345,7 +360,9 @@ export async function fuzzInBatches(options: {
     watch.stop();
   }
   const seconds = (Date.now() - started) / 1000;
-  console.log(`${name}: ${options.runs * options.batch} generated requests (+${options.runs} /healthz checks) in ${seconds.toFixed(1)} s\n  by kind ${JSON.stringify(tally.kinds)}\n  by status ${JSON.stringify(tally.statuses)}`);
+  console.log(
+    `${name}: ${options.runs * options.batch} generated requests (+${options.runs} /healthz checks) in ${seconds.toFixed(1)} s\n  by kind ${JSON.stringify(tally.kinds)}\n  by status ${JSON.stringify(tally.statuses)}`,
+  );
   return { tally, seconds };
 }
 
@@ -364,20 +381,111 @@ export const fuzzParameters = (numRuns: number): fc.Parameters<unknown> => ({
 // Hostile pieces of input.
 
 export const HOSTILE_STRINGS = [
-  '', ' ', '  x  ', '-1', '-0', '0', '00', '1e9', '1E-7', '0x1F', 'NaN', 'Infinity', '-Infinity', '1,5', '1 000', '٣', '１２',
-  '99999999999999.9999', '100000000000000', '0.00001', '1.', '.5', '+1', '1e400', '9'.repeat(400),
-  '{click_id}', '${click_id}', '{{order_id}}', '[object Object]', 'null', 'undefined', 'true', '[]', '{}',
-  "' OR '1'='1", '"; DROP TABLE conversions; --', '<script>alert(1)</script>', '../../../etc/passwd', '..\\..\\win.ini',
-  '\u0000', 'a\u0000b', '\r\n', 'x\r\nSet-Cookie: a=b', '\t', '\u007f', '\u0085', '\u00a0', '\u2028', '\uFEFF', '\uFFFD', '\uFFFF',
-  'é', 'Müller', '日本語', '𝒳', '🙂', 'e\u0301', '\u202Eabc', 'ß', 'İ', 'ǅ',
-  'http://169.254.169.254/latest/meta-data/', 'javascript:alert(1)', '%', '%%', '%25', '%00', '%zz', '+', '&', '=', '#', '?', '/',
-  'A'.repeat(64), 'A'.repeat(65), 'A'.repeat(255), 'A'.repeat(256), 'A'.repeat(5000),
-  '__proto__', 'constructor', 'hasOwnProperty', 'toString', 'prototype',
-  'pk_0000000000000000000000000000000', 'whsec_AAAA', 'Bearer x',
+  '',
+  ' ',
+  '  x  ',
+  '-1',
+  '-0',
+  '0',
+  '00',
+  '1e9',
+  '1E-7',
+  '0x1F',
+  'NaN',
+  'Infinity',
+  '-Infinity',
+  '1,5',
+  '1 000',
+  '٣',
+  '１２',
+  '99999999999999.9999',
+  '100000000000000',
+  '0.00001',
+  '1.',
+  '.5',
+  '+1',
+  '1e400',
+  '9'.repeat(400),
+  '{click_id}',
+  '${click_id}',
+  '{{order_id}}',
+  '[object Object]',
+  'null',
+  'undefined',
+  'true',
+  '[]',
+  '{}',
+  "' OR '1'='1",
+  '"; DROP TABLE conversions; --',
+  '<script>alert(1)</script>',
+  '../../../etc/passwd',
+  '..\\..\\win.ini',
+  '\u0000',
+  'a\u0000b',
+  '\r\n',
+  'x\r\nSet-Cookie: a=b',
+  '\t',
+  '\u007f',
+  '\u0085',
+  '\u00a0',
+  '\u2028',
+  '\uFEFF',
+  '\uFFFD',
+  '\uFFFF',
+  'é',
+  'Müller',
+  '日本語',
+  '𝒳',
+  '🙂',
+  'e\u0301',
+  '\u202Eabc',
+  'ß',
+  'İ',
+  'ǅ',
+  'http://169.254.169.254/latest/meta-data/',
+  'javascript:alert(1)',
+  '%',
+  '%%',
+  '%25',
+  '%00',
+  '%zz',
+  '+',
+  '&',
+  '=',
+  '#',
+  '?',
+  '/',
+  'A'.repeat(64),
+  'A'.repeat(65),
+  'A'.repeat(255),
+  'A'.repeat(256),
+  'A'.repeat(5000),
+  '__proto__',
+  'constructor',
+  'hasOwnProperty',
+  'toString',
+  'prototype',
+  'pk_0000000000000000000000000000000',
+  'whsec_AAAA',
+  'Bearer x',
 ];
 
 /** Byte sequences that are not UTF-8: a lone continuation, overlongs, surrogates, past U+10FFFF, bare lead bytes. */
-export const INVALID_UTF8 = [[0xfc], [0xff], [0xfe], [0x80], [0xc0, 0xaf], [0xc1, 0xbf], [0xe0, 0x80, 0xaf], [0xed, 0xa0, 0x80], [0xed, 0xbf, 0xbf], [0xf4, 0x90, 0x80, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80], [0xc3], [0xe2, 0x82]].map((b) => Buffer.from(b));
+export const INVALID_UTF8 = [
+  [0xfc],
+  [0xff],
+  [0xfe],
+  [0x80],
+  [0xc0, 0xaf],
+  [0xc1, 0xbf],
+  [0xe0, 0x80, 0xaf],
+  [0xed, 0xa0, 0x80],
+  [0xed, 0xbf, 0xbf],
+  [0xf4, 0x90, 0x80, 0x80],
+  [0xf8, 0x88, 0x80, 0x80, 0x80],
+  [0xc3],
+  [0xe2, 0x82],
+].map((b) => Buffer.from(b));
 
 export const hostileString: fc.Arbitrary<string> = fc.oneof(
   { weight: 4, arbitrary: fc.constantFrom(...HOSTILE_STRINGS) },
@@ -392,14 +500,26 @@ export const hostileBytes: fc.Arbitrary<Buffer> = fc.oneof(
   { weight: 6, arbitrary: hostileString.map((s) => Buffer.from(s, 'utf8')) },
   {
     weight: 2,
-    arbitrary: fc.tuple(fc.string({ maxLength: 6 }), fc.constantFrom(...INVALID_UTF8), fc.string({ maxLength: 6 })).map(([a, bad, b]) => Buffer.concat([Buffer.from(a), bad, Buffer.from(b)])),
+    arbitrary: fc
+      .tuple(fc.string({ maxLength: 6 }), fc.constantFrom(...INVALID_UTF8), fc.string({ maxLength: 6 }))
+      .map(([a, bad, b]) => Buffer.concat([Buffer.from(a), bad, Buffer.from(b)])),
   },
   { weight: 1, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 24 }).map((a) => Buffer.from(a)) },
 );
 
 /** How a byte string is written into a URL: the ways clients do it right and wrong. */
 export type UrlEncoding = 'percent' | 'percent-lower' | 'plus' | 'raw' | 'broken' | 'double' | 'overlong';
-export const urlEncoding: fc.Arbitrary<UrlEncoding> = fc.constantFrom('percent', 'percent', 'percent', 'percent-lower', 'plus', 'raw', 'broken', 'double', 'overlong');
+export const urlEncoding: fc.Arbitrary<UrlEncoding> = fc.constantFrom(
+  'percent',
+  'percent',
+  'percent',
+  'percent-lower',
+  'plus',
+  'raw',
+  'broken',
+  'double',
+  'overlong',
+);
 
 const UNRESERVED = /[A-Za-z0-9\-._~]/;
 
@@ -430,11 +550,35 @@ export function readableText(bytes: Buffer): string | null {
 }
 
 export const CONTENT_TYPES = [
-  'application/json', 'application/json; charset=utf-8', 'application/json;charset=UTF-8', 'APPLICATION/JSON', 'application/json; charset="utf-8"',
-  'application/vnd.api+json', 'application/merge-patch+json', 'application/json; charset=utf-16', 'application/json; charset=latin1', 'application/json; charset=nope',
-  'application/json; charset=', 'application/json;;', 'application/json; boundary=x', 'application/x-www-form-urlencoded', 'application/x-www-form-urlencoded; charset=utf-8',
-  'application/x-www-form-urlencoded; charset=iso-8859-1', 'text/plain', 'text/json', 'multipart/form-data; boundary=xyz', 'application/xml', 'application/octet-stream',
-  '*/*', 'application/*', 'json', '', ';', 'application/json, text/plain', 'application/\u00e9', 'application/json; charset=utf-8; charset=latin1',
+  'application/json',
+  'application/json; charset=utf-8',
+  'application/json;charset=UTF-8',
+  'APPLICATION/JSON',
+  'application/json; charset="utf-8"',
+  'application/vnd.api+json',
+  'application/merge-patch+json',
+  'application/json; charset=utf-16',
+  'application/json; charset=latin1',
+  'application/json; charset=nope',
+  'application/json; charset=',
+  'application/json;;',
+  'application/json; boundary=x',
+  'application/x-www-form-urlencoded',
+  'application/x-www-form-urlencoded; charset=utf-8',
+  'application/x-www-form-urlencoded; charset=iso-8859-1',
+  'text/plain',
+  'text/json',
+  'multipart/form-data; boundary=xyz',
+  'application/xml',
+  'application/octet-stream',
+  '*/*',
+  'application/*',
+  'json',
+  '',
+  ';',
+  'application/json, text/plain',
+  'application/\u00e9',
+  'application/json; charset=utf-8; charset=latin1',
 ];
 
 export const CONTENT_ENCODINGS = ['identity', 'gzip', 'deflate', 'br', 'GZIP', 'x-gzip', 'zstd', 'compress', 'gzip, gzip', 'identity, gzip', 'nope', ''];
@@ -463,9 +607,36 @@ export function encodeBody(body: Buffer, encoding: string, lie: boolean): Buffer
 export const oddJsonText: fc.Arbitrary<string> = fc.oneof(
   fc.json({ maxDepth: 4 }),
   fc.constantFrom(
-    'null', 'true', '0', '-0', '1e999', '"x"', '[]', '{}', '[[[]]]', '{"a":', '{', '}', '', ' ', '\uFEFF{}', '{"__proto__":{"polluted":1}}',
-    '{"constructor":{"prototype":{"polluted":1}}}', '{"a":"\\ud800"}', '{"a":"\\udc00\\ud800"}', '{"a":"\\u0000"}', '{"a":1}garbage', '{"a":NaN}', "{'a':1}",
-    '{"a":1,}', '[1,2,]', '{"a" 1}', '{"a":9999999999999999999999999999999}', '{"a":1e-400}', '"\\u00e9"', '{"toString":1,"valueOf":2,"hasOwnProperty":3}',
+    'null',
+    'true',
+    '0',
+    '-0',
+    '1e999',
+    '"x"',
+    '[]',
+    '{}',
+    '[[[]]]',
+    '{"a":',
+    '{',
+    '}',
+    '',
+    ' ',
+    '\uFEFF{}',
+    '{"__proto__":{"polluted":1}}',
+    '{"constructor":{"prototype":{"polluted":1}}}',
+    '{"a":"\\ud800"}',
+    '{"a":"\\udc00\\ud800"}',
+    '{"a":"\\u0000"}',
+    '{"a":1}garbage',
+    '{"a":NaN}',
+    "{'a':1}",
+    '{"a":1,}',
+    '[1,2,]',
+    '{"a" 1}',
+    '{"a":9999999999999999999999999999999}',
+    '{"a":1e-400}',
+    '"\\u00e9"',
+    '{"toString":1,"valueOf":2,"hasOwnProperty":3}',
   ),
   fc.integer({ min: 100, max: 4_000 }).map((n) => `${'['.repeat(n)}${']'.repeat(n)}`),
   fc.integer({ min: 100, max: 3_000 }).map((n) => `${'{"a":'.repeat(n)}1${'}'.repeat(n)}`),
@@ -498,17 +669,81 @@ export function rawRequest(paths: fc.Arbitrary<string>, good: () => string, auth
     fc.record({ t: fc.constant('bare-lf' as const), path: paths }),
     fc.record({ t: fc.constant('ctl-in-target' as const), path: paths, c: ctl }),
     fc.record({ t: fc.constant('ctl-in-header' as const), path: paths, c: ctl }),
-    fc.record({ t: fc.constant('bad-header-line' as const), path: paths, line: fc.constantFrom('NoColon', 'Bad Name: x', ': empty-name', 'X-A : spaced', ' folded-first: x', 'X-A: a\r\n folded', 'X-\u00e9: latin1 name', 'Content-Type : application/json') }),
-    fc.record({ t: fc.constant('content-length' as const), path: paths, cl: fc.constantFrom('5, 6', '-1', '+5', '0x5', '5.0', ' 5', '99999999999999999999', '', 'abc', '5\u0000'), body: fc.constantFrom('{}', '{"a":1}', '') }),
+    fc.record({
+      t: fc.constant('bad-header-line' as const),
+      path: paths,
+      line: fc.constantFrom(
+        'NoColon',
+        'Bad Name: x',
+        ': empty-name',
+        'X-A : spaced',
+        ' folded-first: x',
+        'X-A: a\r\n folded',
+        'X-\u00e9: latin1 name',
+        'Content-Type : application/json',
+      ),
+    }),
+    fc.record({
+      t: fc.constant('content-length' as const),
+      path: paths,
+      cl: fc.constantFrom('5, 6', '-1', '+5', '0x5', '5.0', ' 5', '99999999999999999999', '', 'abc', '5\u0000'),
+      body: fc.constantFrom('{}', '{"a":1}', ''),
+    }),
     fc.record({ t: fc.constant('two-lengths' as const), path: paths, a: fc.nat(20), b: fc.nat(20) }),
     fc.record({ t: fc.constant('cl-and-te' as const), path: paths }),
-    fc.record({ t: fc.constant('chunked' as const), path: paths, te: fc.constantFrom('chunked', 'Chunked', 'gzip, chunked', 'chunked, gzip', 'chunked, chunked', 'identity', 'x', ' chunked'), chunks: fc.constantFrom('2\r\n{}\r\n0\r\n\r\n', 'zz\r\n{}\r\n0\r\n\r\n', '-1\r\n\r\n', 'ffffffffffffffff\r\n{}', '2;ext=1\r\n{}\r\n0\r\n\r\n', '2\r\n{}\r\n0\r\nTrailer: x\r\n\r\n', '2\r\n{}', '2\n{}\n0\n\n', '0\r\n\r\n', '1\r\n{}\r\n0\r\n\r\n') }),
+    fc.record({
+      t: fc.constant('chunked' as const),
+      path: paths,
+      te: fc.constantFrom('chunked', 'Chunked', 'gzip, chunked', 'chunked, gzip', 'chunked, chunked', 'identity', 'x', ' chunked'),
+      chunks: fc.constantFrom(
+        '2\r\n{}\r\n0\r\n\r\n',
+        'zz\r\n{}\r\n0\r\n\r\n',
+        '-1\r\n\r\n',
+        'ffffffffffffffff\r\n{}',
+        '2;ext=1\r\n{}\r\n0\r\n\r\n',
+        '2\r\n{}\r\n0\r\nTrailer: x\r\n\r\n',
+        '2\r\n{}',
+        '2\n{}\n0\n\n',
+        '0\r\n\r\n',
+        '1\r\n{}\r\n0\r\n\r\n',
+      ),
+    }),
     fc.record({ t: fc.constant('expect' as const), path: paths, value: fc.constantFrom('100-continue', '100-Continue', 'nonsense', '') }),
-    fc.record({ t: fc.constant('version' as const), path: paths, v: fc.constantFrom('HTTP/1.0', 'HTTP/0.9', 'HTTP/2.0', 'HTTP/9.9', 'HTTP/1.1 extra', 'http/1.1', 'HTTP/1', 'HTTP/1.1\u0000', '') }),
+    fc.record({
+      t: fc.constant('version' as const),
+      path: paths,
+      v: fc.constantFrom('HTTP/1.0', 'HTTP/0.9', 'HTTP/2.0', 'HTTP/9.9', 'HTTP/1.1 extra', 'http/1.1', 'HTTP/1', 'HTTP/1.1\u0000', ''),
+    }),
     fc.record({ t: fc.constant('no-host' as const), path: paths, v: fc.constantFrom('HTTP/1.1', 'HTTP/1.0') }),
     fc.record({ t: fc.constant('two-hosts' as const), path: paths }),
-    fc.record({ t: fc.constant('method' as const), path: paths, m: fc.constantFrom('get', 'G\u0000T', 'GET\t', 'CONNECT', 'PRI', 'GETT', '', '\u00e9', 'POST POST') }),
-    fc.record({ t: fc.constant('target' as const), target: fc.constantFrom('*', '//postback', 'postback', 'http://evil.example/postback', 'https://x:99999/', 'http://[::1/', 'http://a@b/postback', '/%', '/' + 'a'.repeat(20_000), '127.0.0.1:80', 'http://[::1/', 'http://[/postback', 'https://[fe80::1%25eth0]/click', 'http://[::1]:99999/', 'http://%zz/', 'http://[]/postback', '/\u00c3\u00a9', '/postback?' + '%FF'.repeat(100)) }),
+    fc.record({
+      t: fc.constant('method' as const),
+      path: paths,
+      m: fc.constantFrom('get', 'G\u0000T', 'GET\t', 'CONNECT', 'PRI', 'GETT', '', '\u00e9', 'POST POST'),
+    }),
+    fc.record({
+      t: fc.constant('target' as const),
+      target: fc.constantFrom(
+        '*',
+        '//postback',
+        'postback',
+        'http://evil.example/postback',
+        'https://x:99999/',
+        'http://[::1/',
+        'http://a@b/postback',
+        '/%',
+        '/' + 'a'.repeat(20_000),
+        '127.0.0.1:80',
+        'http://[::1/',
+        'http://[/postback',
+        'https://[fe80::1%25eth0]/click',
+        'http://[::1]:99999/',
+        'http://%zz/',
+        'http://[]/postback',
+        '/\u00c3\u00a9',
+        '/postback?' + '%FF'.repeat(100),
+      ),
+    }),
     fc.record({ t: fc.constant('big-header' as const), path: paths, n: fc.constantFrom(8_000, 16_000, 17_000, 70_000) }),
     fc.record({ t: fc.constant('many-headers' as const), path: paths, n: fc.constantFrom(100, 1_999, 2_001, 5_000) }),
     fc.record({ t: fc.constant('pipelined' as const), path: paths, n: fc.integer({ min: 2, max: 5 }) }),
@@ -521,7 +756,8 @@ export function rawRequest(paths: fc.Arbitrary<string>, good: () => string, auth
   return template.map((g) => {
     const q = good();
     const target = 'path' in g ? `${g.path}?${q}` : '';
-    const lines = (requestLine: string, headers: string[], body = '') => Buffer.from(`${requestLine}${CRLF}${headers.join(CRLF)}${CRLF}${CRLF}${body}`, 'latin1');
+    const lines = (requestLine: string, headers: string[], body = '') =>
+      Buffer.from(`${requestLine}${CRLF}${headers.join(CRLF)}${CRLF}${CRLF}${body}`, 'latin1');
     const base = ['Host: 127.0.0.1', ...auth()];
     let raw: Buffer;
     let mayGoUnanswered = false;
@@ -543,18 +779,30 @@ export function rawRequest(paths: fc.Arbitrary<string>, good: () => string, auth
         mayGoUnanswered = true; // a length longer than the body: the server waits for the rest, then sees the socket end
         break;
       case 'two-lengths':
-        raw = lines(`POST ${target} HTTP/1.1`, [...base, 'Content-Type: application/json', `Content-Length: ${g.a}`, `Content-Length: ${g.b}`, 'Connection: close'], '{}');
+        raw = lines(
+          `POST ${target} HTTP/1.1`,
+          [...base, 'Content-Type: application/json', `Content-Length: ${g.a}`, `Content-Length: ${g.b}`, 'Connection: close'],
+          '{}',
+        );
         mayGoUnanswered = g.a === g.b && g.a > 2;
         break;
       case 'cl-and-te':
-        raw = lines(`POST ${target} HTTP/1.1`, [...base, 'Content-Type: application/json', 'Content-Length: 2', 'Transfer-Encoding: chunked', 'Connection: close'], '2\r\n{}\r\n0\r\n\r\n');
+        raw = lines(
+          `POST ${target} HTTP/1.1`,
+          [...base, 'Content-Type: application/json', 'Content-Length: 2', 'Transfer-Encoding: chunked', 'Connection: close'],
+          '2\r\n{}\r\n0\r\n\r\n',
+        );
         break;
       case 'chunked':
         raw = lines(`POST ${target} HTTP/1.1`, [...base, 'Content-Type: application/json', `Transfer-Encoding: ${g.te}`, 'Connection: close'], g.chunks);
         mayGoUnanswered = true; // an unterminated chunked body ends with the socket
         break;
       case 'expect':
-        raw = lines(`POST ${target} HTTP/1.1`, [...base, 'Content-Type: application/json', 'Content-Length: 2', `Expect: ${g.value}`, 'Connection: close'], '{}');
+        raw = lines(
+          `POST ${target} HTTP/1.1`,
+          [...base, 'Content-Type: application/json', 'Content-Length: 2', `Expect: ${g.value}`, 'Connection: close'],
+          '{}',
+        );
         break;
       case 'version':
         raw = lines(`GET ${target} ${g.v}`, [...base, 'Connection: close']);
@@ -581,12 +829,17 @@ export function rawRequest(paths: fc.Arbitrary<string>, good: () => string, auth
         raw = lines(`GET ${target} HTTP/1.1`, [...base, ...Array.from({ length: g.n }, (_, i) => `X-H${i}: ${i}`), 'Connection: close']);
         break;
       case 'pipelined': {
-        const one = (i: number) => `GET ${g.path}?${q}&n=${i} HTTP/1.1${CRLF}${base.join(CRLF)}${CRLF}${i === g.n - 1 ? `Connection: close${CRLF}` : ''}${CRLF}`;
+        const one = (i: number) =>
+          `GET ${g.path}?${q}&n=${i} HTTP/1.1${CRLF}${base.join(CRLF)}${CRLF}${i === g.n - 1 ? `Connection: close${CRLF}` : ''}${CRLF}`;
         raw = Buffer.from(Array.from({ length: g.n }, (_, i) => one(i)).join(''), 'latin1');
         break;
       }
       case 'cut-body':
-        raw = lines(`POST ${target} HTTP/1.1`, [...base, 'Content-Type: application/json', `Content-Length: ${g.claimed}`, 'Connection: close'], '{"order_id":"x"}'.slice(0, g.sent));
+        raw = lines(
+          `POST ${target} HTTP/1.1`,
+          [...base, 'Content-Type: application/json', `Content-Length: ${g.claimed}`, 'Connection: close'],
+          '{"order_id":"x"}'.slice(0, g.sent),
+        );
         mayGoUnanswered = true;
         break;
       case 'garbage':
@@ -601,7 +854,13 @@ export function rawRequest(paths: fc.Arbitrary<string>, good: () => string, auth
         mayGoUnanswered = true;
         break;
       case 'upgrade':
-        raw = lines(`GET ${target} HTTP/1.1`, [...base, 'Connection: Upgrade', `Upgrade: ${g.to}`, 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==']);
+        raw = lines(`GET ${target} HTTP/1.1`, [
+          ...base,
+          'Connection: Upgrade',
+          `Upgrade: ${g.to}`,
+          'Sec-WebSocket-Version: 13',
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+        ]);
         mayGoUnanswered = true; // no upgrade listener: Node closes the socket
         break;
     }

@@ -40,7 +40,10 @@ export function spawnService(service: 'ingest' | 'api' | 'attribution' | 'delive
 }
 
 /** Spawns a service and waits until it listens; `port` is the one it chose (its port variable set to 0). */
-export async function startService(service: 'ingest' | 'api' | 'attribution' | 'delivery', env: Record<string, string>): Promise<ServiceProcess & { port: number }> {
+export async function startService(
+  service: 'ingest' | 'api' | 'attribution' | 'delivery',
+  env: Record<string, string>,
+): Promise<ServiceProcess & { port: number }> {
   const p = spawnService(service, env);
   try {
     await p.waitForOutput(/listening|worker running/, 30_000);

@@ -44,7 +44,10 @@ export interface Stack {
    * gives them a connection of their own (e.g. through a proxy a test cuts), `isolationRedis` a
    * Redis of their own for the breaker, slots and rate limits.
    */
-  startDelivery(settings?: Partial<DeliverySettings>, options?: { concurrency?: number; database?: Pick<TestDatabase, 'prisma' | 'pool'>; queues?: DeliveryQueue[]; isolationRedis?: Redis }): Promise<Worker[]>;
+  startDelivery(
+    settings?: Partial<DeliverySettings>,
+    options?: { concurrency?: number; database?: Pick<TestDatabase, 'prisma' | 'pool'>; queues?: DeliveryQueue[]; isolationRedis?: Redis },
+  ): Promise<Worker[]>;
   startAttribution(): Worker[];
   stopWorkers(workers?: Worker[]): Promise<void>;
   close(): Promise<void>;
@@ -130,7 +133,18 @@ export async function startStack(): Promise<Stack> {
     },
     startAttribution() {
       const started = createAttributionWorkers(
-        { prisma: db.prisma, pool: db.pool, clickIds, eventsQueue: queues.events, connection: connect(), prefix, logger, metrics, concurrency: { postbacks: 8, clicks: 50 }, relayGraceMs: 0 },
+        {
+          prisma: db.prisma,
+          pool: db.pool,
+          clickIds,
+          eventsQueue: queues.events,
+          connection: connect(),
+          prefix,
+          logger,
+          metrics,
+          concurrency: { postbacks: 8, clicks: 50 },
+          relayGraceMs: 0,
+        },
         ['postbacks', 'clicks'],
       );
       workers.push(...started);

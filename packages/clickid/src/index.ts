@@ -48,7 +48,10 @@ export function createClickIdCodec(secret: string): ClickIdCodec {
 
   return {
     issue({ offerId, affiliateId, clickedAt = new Date() }) {
-      for (const [name, value] of [['offerId', offerId], ['affiliateId', affiliateId]] as const) {
+      for (const [name, value] of [
+        ['offerId', offerId],
+        ['affiliateId', affiliateId],
+      ] as const) {
         if (!Number.isInteger(value) || value < 1 || value > U32_MAX) throw new RangeError(`${name} out of range`);
       }
       const seconds = Math.floor(clickedAt.getTime() / 1000);

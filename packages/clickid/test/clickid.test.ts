@@ -309,7 +309,11 @@ describe('verify: rejection', () => {
 });
 
 describe('clickedAt outside what the ID can carry', () => {
-  it.each([['an invalid date', new Date(Number.NaN)], ['before 1970', new Date(-1000)], ['after 2106', new Date((U32_MAX + 1) * 1000)]])('refuses %s with a RangeError', (_name, clickedAt) => {
+  it.each([
+    ['an invalid date', new Date(Number.NaN)],
+    ['before 1970', new Date(-1000)],
+    ['after 2106', new Date((U32_MAX + 1) * 1000)],
+  ])('refuses %s with a RangeError', (_name, clickedAt) => {
     expect(() => codec.issue({ offerId: 1, affiliateId: 1, clickedAt })).toThrow('clickedAt out of range');
   });
 });

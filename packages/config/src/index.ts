@@ -32,12 +32,7 @@ const positiveDuration = (fallback: string) => duration(fallback).pipe(z.number(
 
 // Digits only: " ", "0x10" or "1e3" are typos, not numbers.
 const int = (fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
-  z
-    .string()
-    .regex(/^\d+$/, 'must be a whole number')
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(max))
-    .default(fallback);
+  z.string().regex(/^\d+$/, 'must be a whole number').transform(Number).pipe(z.number().int().min(min).max(max)).default(fallback);
 
 const bool = (fallback: boolean) =>
   z
@@ -49,7 +44,10 @@ const cidrList = z
   .string()
   .default('')
   .transform((value, ctx) => {
-    const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+    const items = value
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     for (const item of items) {
       const [address, bits] = item.split('/');
       const version = isIP(address ?? '');
@@ -231,7 +229,15 @@ export const serviceEnvSchemas = {
   attribution: envSchema.pick({
     ...COMMON,
     ...WORKER,
-    ...names('ATTRIBUTION_CONCURRENCY', 'ATTRIBUTION_BATCH_SIZE', 'ATTRIBUTION_BATCH_WAIT', 'CLICKS_CONCURRENCY', 'ATTRIBUTION_QUEUES', 'OUTBOX_RELAY_INTERVAL', 'CLICK_SECRET'),
+    ...names(
+      'ATTRIBUTION_CONCURRENCY',
+      'ATTRIBUTION_BATCH_SIZE',
+      'ATTRIBUTION_BATCH_WAIT',
+      'CLICKS_CONCURRENCY',
+      'ATTRIBUTION_QUEUES',
+      'OUTBOX_RELAY_INTERVAL',
+      'CLICK_SECRET',
+    ),
   }),
   delivery: envSchema.pick({
     ...COMMON,
@@ -338,7 +344,8 @@ export function loadConfig<S extends AnyEnvSchema = typeof envSchema>(options: L
   const production = raw.NODE_ENV === 'production';
   // An identity provider issues tokens for many applications: without an audience, any of its
   // tokens with an "admin" scope would be an admin token here.
-  if ('ADMIN_JWKS_URL' in schema.shape && raw.ADMIN_JWKS_URL && !raw.ADMIN_JWT_AUDIENCE) problems.push('ADMIN_JWT_AUDIENCE: required with ADMIN_JWKS_URL (the audience of tokens meant for Trackway)');
+  if ('ADMIN_JWKS_URL' in schema.shape && raw.ADMIN_JWKS_URL && !raw.ADMIN_JWT_AUDIENCE)
+    problems.push('ADMIN_JWT_AUDIENCE: required with ADMIN_JWKS_URL (the audience of tokens meant for Trackway)');
   for (const name of options.require ?? []) {
     if (name === 'ADMIN_JWT_SECRET' && raw.ADMIN_JWKS_URL) continue;
     if (raw[name] !== undefined) continue;

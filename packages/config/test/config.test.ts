@@ -69,9 +69,12 @@ describe('parseDuration', () => {
     expect(parseDuration(input)).toBe(expected);
   });
 
-  it.each(['soon', 'abc', '-5s', '-1', '5 parsecs', '1e3', '5s5', 's', 'ms', '5,000', 'Infinity', 'NaN', `${'9'.repeat(101)}s`])('%p is not a duration', (input) => {
-    expect(parseDuration(input)).toBeUndefined();
-  });
+  it.each(['soon', 'abc', '-5s', '-1', '5 parsecs', '1e3', '5s5', 's', 'ms', '5,000', 'Infinity', 'NaN', `${'9'.repeat(101)}s`])(
+    '%p is not a duration',
+    (input) => {
+      expect(parseDuration(input)).toBeUndefined();
+    },
+  );
 
   it('parses any plain non-negative integer as milliseconds (property)', () => {
     fc.assert(
@@ -329,7 +332,10 @@ describe('loadConfig: errors name every bad variable at once', () => {
 
   it('names a bad CIDR once per bad item', () => {
     const error = configError({ WEBHOOK_ALLOWED_CIDRS: 'nope, 10.0.0.0/8, also-bad' });
-    expect(error.problems).toEqual(['WEBHOOK_ALLOWED_CIDRS: "nope" is not a CIDR such as 127.0.0.0/8', 'WEBHOOK_ALLOWED_CIDRS: "also-bad" is not a CIDR such as 127.0.0.0/8']);
+    expect(error.problems).toEqual([
+      'WEBHOOK_ALLOWED_CIDRS: "nope" is not a CIDR such as 127.0.0.0/8',
+      'WEBHOOK_ALLOWED_CIDRS: "also-bad" is not a CIDR such as 127.0.0.0/8',
+    ]);
   });
 
   // BUG (packages/config/src/index.ts:74-78): parseDuration('') calls ms(''), which throws
@@ -361,11 +367,16 @@ describe('loadConfig: secrets in production', () => {
   });
 
   it('an empty string does not count as set', () => {
-    expect(configError({ ...production, CLICK_SECRET: '' }, { require: ['CLICK_SECRET'] }).problems).toEqual(['CLICK_SECRET: required when NODE_ENV=production']);
+    expect(configError({ ...production, CLICK_SECRET: '' }, { require: ['CLICK_SECRET'] }).problems).toEqual([
+      'CLICK_SECRET: required when NODE_ENV=production',
+    ]);
   });
 
   it('does not require ADMIN_JWT_SECRET when ADMIN_JWKS_URL is set', () => {
-    const error = configError({ ...production, ADMIN_JWKS_URL: 'https://idp.example.com/.well-known/jwks.json', ADMIN_JWT_AUDIENCE: 'trackway' }, { require: ['ADMIN_JWT_SECRET', 'CLICK_SECRET', 'SECRETS_KEY'] });
+    const error = configError(
+      { ...production, ADMIN_JWKS_URL: 'https://idp.example.com/.well-known/jwks.json', ADMIN_JWT_AUDIENCE: 'trackway' },
+      { require: ['ADMIN_JWT_SECRET', 'CLICK_SECRET', 'SECRETS_KEY'] },
+    );
     expect(problemNames(error)).toEqual(['CLICK_SECRET', 'SECRETS_KEY']);
   });
 
@@ -378,7 +389,13 @@ describe('loadConfig: secrets in production', () => {
 
   it('loads with ADMIN_JWKS_URL instead of ADMIN_JWT_SECRET', () => {
     const config = loadConfig({
-      env: { ...production, ADMIN_JWKS_URL: 'https://idp.example.com/jwks', ADMIN_JWT_AUDIENCE: 'trackway', CLICK_SECRET: GOOD_SECRETS.CLICK_SECRET, SECRETS_KEY: B64_KEY },
+      env: {
+        ...production,
+        ADMIN_JWKS_URL: 'https://idp.example.com/jwks',
+        ADMIN_JWT_AUDIENCE: 'trackway',
+        CLICK_SECRET: GOOD_SECRETS.CLICK_SECRET,
+        SECRETS_KEY: B64_KEY,
+      },
       require: SECRET_NAMES,
     });
     expect(config.ADMIN_JWKS_URL).toBe('https://idp.example.com/jwks');
@@ -443,7 +460,11 @@ describe('loadConfig: secrets outside production', () => {
 
   it('does not generate ADMIN_JWT_SECRET when ADMIN_JWKS_URL is set', () => {
     const onGeneratedSecret = jest.fn();
-    const config = loadConfig({ env: { ADMIN_JWKS_URL: 'https://idp.example.com/jwks', ADMIN_JWT_AUDIENCE: 'trackway' }, require: SECRET_NAMES, onGeneratedSecret });
+    const config = loadConfig({
+      env: { ADMIN_JWKS_URL: 'https://idp.example.com/jwks', ADMIN_JWT_AUDIENCE: 'trackway' },
+      require: SECRET_NAMES,
+      onGeneratedSecret,
+    });
     expect(config.ADMIN_JWT_SECRET).toBeUndefined();
     expect(onGeneratedSecret.mock.calls).toEqual([['CLICK_SECRET'], ['SECRETS_KEY']]);
   });
@@ -480,9 +501,12 @@ describe('strict parsing of numbers, keys and CIDRs', () => {
   it.each([' ', '0x10', '1e3', '12.5', '-1'])('rejects INGEST_PORT=%p', (value) => {
     expect(() => loadConfig({ env: { INGEST_PORT: value } })).toThrow(/INGEST_PORT/);
   });
-  it.each(['!!!!' + Buffer.alloc(32, 7).toString('base64'), Buffer.alloc(32, 7).toString('base64url'), Buffer.alloc(32, 7).toString('base64').slice(0, 43)])('rejects SECRETS_KEY=%p', (value) => {
-    expect(() => loadConfig({ env: { SECRETS_KEY: value } })).toThrow(/SECRETS_KEY/);
-  });
+  it.each(['!!!!' + Buffer.alloc(32, 7).toString('base64'), Buffer.alloc(32, 7).toString('base64url'), Buffer.alloc(32, 7).toString('base64').slice(0, 43)])(
+    'rejects SECRETS_KEY=%p',
+    (value) => {
+      expect(() => loadConfig({ env: { SECRETS_KEY: value } })).toThrow(/SECRETS_KEY/);
+    },
+  );
   it.each(['999.999.999.999/8', '10.0.0.0/33', 'fc00::/129', 'host/8'])('rejects WEBHOOK_ALLOWED_CIDRS=%p', (value) => {
     expect(() => loadConfig({ env: { WEBHOOK_ALLOWED_CIDRS: value } })).toThrow(/WEBHOOK_ALLOWED_CIDRS/);
   });
@@ -501,8 +525,10 @@ describe('documentation', () => {
   });
 
   // The "used by" column is what an operator goes by when a service refuses to start.
-  it.each(names)("%s: docs/operations.md's \"used by\" names exactly the services that parse it", (name) => {
-    const row = read('docs/operations.md').split('\n').find((line) => line.startsWith(`| \`${name}\` |`))!;
+  it.each(names)('%s: docs/operations.md\'s "used by" names exactly the services that parse it', (name) => {
+    const row = read('docs/operations.md')
+      .split('\n')
+      .find((line) => line.startsWith(`| \`${name}\` |`))!;
     const usedBy = row.split(' | ')[2];
     // `all`, or a list of services (`seed`: the demo seed of `pnpm start` and `pnpm db:seed`).
     const words = usedBy === 'all' ? [...SERVICE_NAMES] : usedBy.split(', ');
@@ -549,16 +575,43 @@ describe('each service parses only its own variables', () => {
   });
 
   it('an attribution-only and an api-only value stop only their service', () => {
-    expect(outcomes({ ATTRIBUTION_BATCH_WAIT: 'soon' })).toEqual({ ingest: 'ok', attribution: ['ATTRIBUTION_BATCH_WAIT: "soon" is not a duration (e.g. 500ms, 5s, 30min, 2h, 5d)'], delivery: 'ok', api: 'ok' });
-    expect(outcomes({ ADMIN_JWKS_URL: 'https://idp.example/jwks.json' })).toEqual({ ingest: 'ok', attribution: 'ok', delivery: 'ok', api: ['ADMIN_JWT_AUDIENCE: required with ADMIN_JWKS_URL (the audience of tokens meant for Trackway)'] });
+    expect(outcomes({ ATTRIBUTION_BATCH_WAIT: 'soon' })).toEqual({
+      ingest: 'ok',
+      attribution: ['ATTRIBUTION_BATCH_WAIT: "soon" is not a duration (e.g. 500ms, 5s, 30min, 2h, 5d)'],
+      delivery: 'ok',
+      api: 'ok',
+    });
+    expect(outcomes({ ADMIN_JWKS_URL: 'https://idp.example/jwks.json' })).toEqual({
+      ingest: 'ok',
+      attribution: 'ok',
+      delivery: 'ok',
+      api: ['ADMIN_JWT_AUDIENCE: required with ADMIN_JWKS_URL (the audience of tokens meant for Trackway)'],
+    });
     expect(outcomes({ API_PORT: '65536' })).toMatchObject({ ingest: 'ok', attribution: 'ok', delivery: 'ok', api: [expect.stringMatching(/^API_PORT: /)] });
   });
 
   it('a shared value stops every service that reads it, and only those', () => {
-    expect(outcomes({ REDIS_URL: 'http://cache:6379' })).toEqual(Object.fromEntries(SERVICE_NAMES.map((s) => [s, ['REDIS_URL: must be a redis:// URL (or, with REDIS_CLUSTER, a comma-separated list)']])));
-    expect(outcomes({ DELIVERY_RETRY_SCHEDULE: 'soon' })).toEqual({ ingest: 'ok', attribution: 'ok', delivery: ['DELIVERY_RETRY_SCHEDULE: "soon" is not a duration'], api: ['DELIVERY_RETRY_SCHEDULE: "soon" is not a duration'] });
-    expect(outcomes({ TRUST_PROXY: 'localhost' })).toMatchObject({ ingest: [expect.stringMatching(/^TRUST_PROXY: /)], attribution: 'ok', delivery: 'ok', api: [expect.stringMatching(/^TRUST_PROXY: /)] });
-    expect(outcomes({ HEALTH_PORT: '-1' })).toMatchObject({ ingest: 'ok', attribution: [expect.stringMatching(/^HEALTH_PORT: /)], delivery: [expect.stringMatching(/^HEALTH_PORT: /)], api: 'ok' });
+    expect(outcomes({ REDIS_URL: 'http://cache:6379' })).toEqual(
+      Object.fromEntries(SERVICE_NAMES.map((s) => [s, ['REDIS_URL: must be a redis:// URL (or, with REDIS_CLUSTER, a comma-separated list)']])),
+    );
+    expect(outcomes({ DELIVERY_RETRY_SCHEDULE: 'soon' })).toEqual({
+      ingest: 'ok',
+      attribution: 'ok',
+      delivery: ['DELIVERY_RETRY_SCHEDULE: "soon" is not a duration'],
+      api: ['DELIVERY_RETRY_SCHEDULE: "soon" is not a duration'],
+    });
+    expect(outcomes({ TRUST_PROXY: 'localhost' })).toMatchObject({
+      ingest: [expect.stringMatching(/^TRUST_PROXY: /)],
+      attribution: 'ok',
+      delivery: 'ok',
+      api: [expect.stringMatching(/^TRUST_PROXY: /)],
+    });
+    expect(outcomes({ HEALTH_PORT: '-1' })).toMatchObject({
+      ingest: 'ok',
+      attribution: [expect.stringMatching(/^HEALTH_PORT: /)],
+      delivery: [expect.stringMatching(/^HEALTH_PORT: /)],
+      api: 'ok',
+    });
   });
 
   it("gives a service its own variables and no one else's", () => {
@@ -591,12 +644,14 @@ describe('each service parses only its own variables', () => {
 
   it('keeps every variable as the full schema defines it: same defaults, same messages', () => {
     for (const service of SERVICE_NAMES) {
-      for (const [name, type] of Object.entries(serviceEnvSchemas[service].shape)) expect({ service, name, same: type === envSchema.shape[name as keyof typeof envSchema.shape] }).toEqual({ service, name, same: true });
+      for (const [name, type] of Object.entries(serviceEnvSchemas[service].shape))
+        expect({ service, name, same: type === envSchema.shape[name as keyof typeof envSchema.shape] }).toEqual({ service, name, same: true });
     }
     const all = loadConfig({ env: {} });
     for (const service of SERVICE_NAMES) {
       const own = loadServiceConfig(service, { env: {}, onGeneratedSecret: () => undefined });
-      for (const [name, value] of Object.entries(own)) if (!(SECRET_NAMES as readonly string[]).includes(name)) expect({ service, name, value }).toEqual({ service, name, value: all[name as keyof Config] });
+      for (const [name, value] of Object.entries(own))
+        if (!(SECRET_NAMES as readonly string[]).includes(name)) expect({ service, name, value }).toEqual({ service, name, value: all[name as keyof Config] });
     }
   });
 
@@ -626,7 +681,12 @@ describe('an identity provider for admin tokens', () => {
 describe('loadConfig: the front door', () => {
   it('defaults: TRUST_PROXY false, POSTBACK_RATE_LIMIT 0, AUTH_FAILURE_LIMIT 30, ADMIN_JWT_MAX_AGE 24 h', () => {
     const config = loadConfig({ env: {} });
-    expect({ trust: config.TRUST_PROXY, rate: config.POSTBACK_RATE_LIMIT, failures: config.AUTH_FAILURE_LIMIT, maxAge: config.ADMIN_JWT_MAX_AGE }).toEqual({ trust: false, rate: 0, failures: 30, maxAge: DAY });
+    expect({ trust: config.TRUST_PROXY, rate: config.POSTBACK_RATE_LIMIT, failures: config.AUTH_FAILURE_LIMIT, maxAge: config.ADMIN_JWT_MAX_AGE }).toEqual({
+      trust: false,
+      rate: 0,
+      failures: 30,
+      maxAge: DAY,
+    });
   });
 
   it.each([

@@ -93,10 +93,11 @@ export async function migrate(
       await client.query('BEGIN');
       try {
         const id = randomUUID();
-        await client.query(
-          'INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at) VALUES ($1, $2, $3, now())',
-          [id, migration.checksum, migration.name],
-        );
+        await client.query('INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at) VALUES ($1, $2, $3, now())', [
+          id,
+          migration.checksum,
+          migration.name,
+        ]);
         await client.query(migration.sql);
         await client.query('UPDATE "_prisma_migrations" SET finished_at = clock_timestamp(), applied_steps_count = 1 WHERE id = $1', [id]);
         await client.query('COMMIT');
@@ -127,8 +128,12 @@ export async function migrateDatabase(databaseUrl: string, log: (line: string) =
 
 /** True when every migration folder has been applied (used by readiness checks). */
 export async function pendingMigrations(query: (sql: string) => Promise<Array<{ migration_name: string }>>): Promise<string[]> {
-  const applied = new Set((await query('SELECT migration_name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL')).map((r) => r.migration_name));
-  return readMigrations().map((m) => m.name).filter((name) => !applied.has(name));
+  const applied = new Set(
+    (await query('SELECT migration_name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL')).map((r) => r.migration_name),
+  );
+  return readMigrations()
+    .map((m) => m.name)
+    .filter((name) => !applied.has(name));
 }
 
 /** Creates the database named in the URL when it does not exist yet. */

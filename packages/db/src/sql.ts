@@ -86,7 +86,12 @@ export function classifyDbError(error: unknown): 'unavailable' | 'data' | 'other
     if (/^(22|23)/.test(c)) return 'data';
   }
   const message = (error as Error)?.message ?? '';
-  if (/timeout exceeded when trying to connect|Connection terminated|connection is closed|Client has encountered a connection error|Cannot use a pool after calling end/i.test(message)) return 'unavailable';
+  if (
+    /timeout exceeded when trying to connect|Connection terminated|connection is closed|Client has encountered a connection error|Cannot use a pool after calling end/i.test(
+      message,
+    )
+  )
+    return 'unavailable';
   return 'other';
 }
 

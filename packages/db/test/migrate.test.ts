@@ -18,7 +18,12 @@ function migrationFolders(dir = REAL_MIGRATIONS): Array<{ name: string; checksum
     .filter((entry) => entry.isDirectory() && existsSync(path.join(dir, entry.name, 'migration.sql')))
     .map((entry) => entry.name)
     .sort()
-    .map((name) => ({ name, checksum: createHash('sha256').update(readFileSync(path.join(dir, name, 'migration.sql'))).digest('hex') }));
+    .map((name) => ({
+      name,
+      checksum: createHash('sha256')
+        .update(readFileSync(path.join(dir, name, 'migration.sql')))
+        .digest('hex'),
+    }));
 }
 const names = () => migrationFolders().map((m) => m.name);
 

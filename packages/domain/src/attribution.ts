@@ -104,7 +104,9 @@ export function planConversion({ postback, click, offer, existing, now }: PlanIn
 
   const currency = postback.currency ?? offer.currency;
   const payout = computePayout(
-    offer.payoutType === 'fixed' ? { type: 'fixed', amount: offer.payoutAmount ?? 0, currency: offer.currency } : { type: 'percent', percent: offer.payoutPercent ?? 0 },
+    offer.payoutType === 'fixed'
+      ? { type: 'fixed', amount: offer.payoutAmount ?? 0, currency: offer.currency }
+      : { type: 'percent', percent: offer.payoutPercent ?? 0 },
     postback.amount,
     currency,
   );

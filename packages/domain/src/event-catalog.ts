@@ -35,20 +35,65 @@ export const EVENT_CATALOG: Record<EventType, { description: string; example: Re
     example: { conversion: { ...conversion, status: 'rejected' }, previous_status: 'approved' },
   },
   'commission.created': {
-    description: "A new, non-rejected conversion earned the affiliate a payout greater than zero.",
-    example: { commission: { id: 'com_01JD8Z6Q5XG1S7C2W9E4K8M3PA', conversion_id: conversion.id, affiliate_id: 7, amount: '5.00', currency: 'USD', status: 'approved', created_at: conversion.created_at } },
+    description: 'A new, non-rejected conversion earned the affiliate a payout greater than zero.',
+    example: {
+      commission: {
+        id: 'com_01JD8Z6Q5XG1S7C2W9E4K8M3PA',
+        conversion_id: conversion.id,
+        affiliate_id: 7,
+        amount: '5.00',
+        currency: 'USD',
+        status: 'approved',
+        created_at: conversion.created_at,
+      },
+    },
   },
   'fraud.flagged': {
     description: 'A fraud rule hit a postback: unknown_click, click_expired, ctit_too_short or amount_over_cap.',
-    example: { fraud_flag: { id: 'ff_01JD8Z6Q5Y0N4B6D1H8T2R5V7X', rule: 'ctit_too_short', postback_id: 'pb_01JD8Z6Q4Z2K9M1P5S3W7Y0B2D', conversion_id: conversion.id, details: { ctit_seconds: 3, min_ctit_seconds: 10 }, created_at: conversion.created_at } },
+    example: {
+      fraud_flag: {
+        id: 'ff_01JD8Z6Q5Y0N4B6D1H8T2R5V7X',
+        rule: 'ctit_too_short',
+        postback_id: 'pb_01JD8Z6Q4Z2K9M1P5S3W7Y0B2D',
+        conversion_id: conversion.id,
+        details: { ctit_seconds: 3, min_ctit_seconds: 10 },
+        created_at: conversion.created_at,
+      },
+    },
   },
   'payout.sent': {
     description: "A payout of an affiliate's approved commissions was marked sent.",
-    example: { payout: { id: 'po_01JD8Z6Q60F3H5J7L9N1Q3S5U7', affiliate_id: 7, currency: 'USD', amount: '125.00', status: 'sent', reference: 'WIRE-2026-11-27-001', sent_at: '2026-11-27T12:00:00.000Z', created_at: '2026-11-27T11:58:00.000Z', updated_at: '2026-11-27T12:00:00.000Z', commission_ids: ['com_01JD8Z6Q5XG1S7C2W9E4K8M3PA'] } },
+    example: {
+      payout: {
+        id: 'po_01JD8Z6Q60F3H5J7L9N1Q3S5U7',
+        affiliate_id: 7,
+        currency: 'USD',
+        amount: '125.00',
+        status: 'sent',
+        reference: 'WIRE-2026-11-27-001',
+        sent_at: '2026-11-27T12:00:00.000Z',
+        created_at: '2026-11-27T11:58:00.000Z',
+        updated_at: '2026-11-27T12:00:00.000Z',
+        commission_ids: ['com_01JD8Z6Q5XG1S7C2W9E4K8M3PA'],
+      },
+    },
   },
   'endpoint.disabled': {
     description: 'A webhook endpoint was disabled automatically: it answered 410 Gone, or every attempt failed for DELIVERY_DISABLE_AFTER.',
-    example: { endpoint: { id: 'ep_01JD8Z6Q61A2C4E6G8J0L2N4Q6', url: 'https://crm.example/hooks/trackway', description: 'CRM', event_types: ['conversion.approved'], headers: {}, rate_limit_per_second: null, enabled: false, disabled_reason: 'The endpoint answered 410 Gone.', created_at: '2026-11-01T09:00:00.000Z', updated_at: '2026-11-27T12:00:00.000Z' } },
+    example: {
+      endpoint: {
+        id: 'ep_01JD8Z6Q61A2C4E6G8J0L2N4Q6',
+        url: 'https://crm.example/hooks/trackway',
+        description: 'CRM',
+        event_types: ['conversion.approved'],
+        headers: {},
+        rate_limit_per_second: null,
+        enabled: false,
+        disabled_reason: 'The endpoint answered 410 Gone.',
+        created_at: '2026-11-01T09:00:00.000Z',
+        updated_at: '2026-11-27T12:00:00.000Z',
+      },
+    },
   },
   'webhook.test': {
     description: 'Sent to one endpoint on request (POST /v1/webhook-endpoints/{id}/test); cannot be subscribed to.',

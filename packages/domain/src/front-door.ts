@@ -19,10 +19,7 @@ export function rateLimitWait(input: { limit: number; used: number; msLeft: numb
   return Math.max(1, Math.ceil(input.msLeft / 1000));
 }
 
-export type SignatureCheck =
-  | { verdict: 'unsigned' }
-  | { verdict: 'verify' }
-  | { verdict: 'refuse'; reason: string };
+export type SignatureCheck = { verdict: 'unsigned' } | { verdict: 'verify' } | { verdict: 'refuse'; reason: string };
 
 /**
  * What to do with a postback's Standard Webhooks headers: verify them whenever any is sent
@@ -31,7 +28,9 @@ export type SignatureCheck =
  */
 export function signatureCheck(input: { required: boolean; hasSecret: boolean; headersSent: boolean }): SignatureCheck {
   if (!input.headersSent) {
-    return input.required ? { verdict: 'refuse', reason: 'This advertiser requires signed postbacks: send webhook-id, webhook-timestamp and webhook-signature.' } : { verdict: 'unsigned' };
+    return input.required
+      ? { verdict: 'refuse', reason: 'This advertiser requires signed postbacks: send webhook-id, webhook-timestamp and webhook-signature.' }
+      : { verdict: 'unsigned' };
   }
   if (!input.hasSecret) return { verdict: 'refuse', reason: 'The postback is signed, but this advertiser has no signing secret; rotate one first.' };
   return { verdict: 'verify' };

@@ -4,9 +4,7 @@ import Decimal from 'decimal.js';
 // only rounding is the final half-up to 4 places.
 const Exact = Decimal.clone({ precision: 40 });
 
-export type PayoutRule =
-  | { type: 'fixed'; amount: Decimal.Value; currency: string }
-  | { type: 'percent'; percent: Decimal.Value };
+export type PayoutRule = { type: 'fixed'; amount: Decimal.Value; currency: string } | { type: 'percent'; percent: Decimal.Value };
 
 export interface Payout {
   amount: Decimal;

@@ -172,10 +172,16 @@ export function resolveFormat(format: PostbackFormat | null | undefined): Resolv
   const hit = cache.get(memo);
   if (hit) return hit;
   const preset = PRESETS[setting.preset];
-  const lists = Object.fromEntries(POSTBACK_FIELDS.map((field) => [field, setting.params?.[field] ?? preset.params[field]])) as Record<PostbackField, readonly string[]>;
+  const lists = Object.fromEntries(POSTBACK_FIELDS.map((field) => [field, setting.params?.[field] ?? preset.params[field]])) as Record<
+    PostbackField,
+    readonly string[]
+  >;
   const claimedElsewhere = (name: string, field: PostbackField) => POSTBACK_FIELDS.some((other) => other !== field && lists[other].includes(name));
   const names = Object.fromEntries(
-    POSTBACK_FIELDS.map((field): [PostbackField, readonly string[]] => [field, [...new Set([...(claimedElsewhere(field, field) ? [] : [field]), ...lists[field]])]]),
+    POSTBACK_FIELDS.map((field): [PostbackField, readonly string[]] => [
+      field,
+      [...new Set([...(claimedElsewhere(field, field) ? [] : [field]), ...lists[field]])],
+    ]),
   ) as unknown as Record<PostbackField, readonly string[]>;
   const statusValues: Record<string, ConversionStatus> = {};
   for (const [value, status] of Object.entries({ ...preset.status_values, ...setting.status_values })) statusValues[value.trim().toLowerCase()] = status;

@@ -1,12 +1,4 @@
-import {
-  type ClickClaims,
-  type ConversionState,
-  type OfferTerms,
-  type PostbackFacts,
-  conversionKey,
-  planBatch,
-  planConversion,
-} from '../src';
+import { type ClickClaims, type ConversionState, type OfferTerms, type PostbackFacts, conversionKey, planBatch, planConversion } from '../src';
 
 const DAY_MS = 86_400_000;
 const now = new Date('2026-11-30T12:00:00.000Z');
@@ -57,21 +49,84 @@ const existing = (overrides: Partial<ConversionState> = {}): ConversionState => 
 const types = (events: { type: string }[]) => events.map((e) => e.type);
 
 describe('planConversion: a new order', () => {
-  type Case = [string, { postback?: Partial<PostbackFacts>; offer?: Partial<OfferTerms>; clickAgeMs?: number }, { status: string; holdReason: string | null; commission: string | null; events: string[]; flags: string[] }];
+  type Case = [
+    string,
+    { postback?: Partial<PostbackFacts>; offer?: Partial<OfferTerms>; clickAgeMs?: number },
+    { status: string; holdReason: string | null; commission: string | null; events: string[]; flags: string[] },
+  ];
   const cases: Case[] = [
-    ['approved, fixed payout', {}, { status: 'approved', holdReason: null, commission: 'approved', events: ['conversion.created', 'conversion.approved', 'commission.created'], flags: [] }],
-    ['pending', { postback: { status: 'pending' } }, { status: 'pending', holdReason: null, commission: 'pending', events: ['conversion.created', 'commission.created'], flags: [] }],
-    ['rejected: no commission', { postback: { status: 'rejected' } }, { status: 'rejected', holdReason: null, commission: null, events: ['conversion.created', 'conversion.rejected'], flags: [] }],
-    ['zero payout: no commission', { offer: { payoutType: 'percent', payoutAmount: null, payoutPercent: '10' }, postback: { amount: '0' } }, { status: 'approved', holdReason: null, commission: null, events: ['conversion.created', 'conversion.approved'], flags: [] }],
-    ['CTIT too short: held pending', { clickAgeMs: 3_000 }, { status: 'pending', holdReason: 'ctit_too_short', commission: 'pending', events: ['conversion.created', 'fraud.flagged', 'commission.created'], flags: ['ctit_too_short'] }],
-    ['CTIT too short but rejected: not held', { clickAgeMs: 3_000, postback: { status: 'rejected' } }, { status: 'rejected', holdReason: null, commission: null, events: ['conversion.created', 'fraud.flagged', 'conversion.rejected'], flags: ['ctit_too_short'] }],
-    ['over the cap: flagged, kept', { postback: { amount: '1000.01' } }, { status: 'approved', holdReason: null, commission: 'approved', events: ['conversion.created', 'fraud.flagged', 'conversion.approved', 'commission.created'], flags: ['amount_over_cap'] }],
+    [
+      'approved, fixed payout',
+      {},
+      { status: 'approved', holdReason: null, commission: 'approved', events: ['conversion.created', 'conversion.approved', 'commission.created'], flags: [] },
+    ],
+    [
+      'pending',
+      { postback: { status: 'pending' } },
+      { status: 'pending', holdReason: null, commission: 'pending', events: ['conversion.created', 'commission.created'], flags: [] },
+    ],
+    [
+      'rejected: no commission',
+      { postback: { status: 'rejected' } },
+      { status: 'rejected', holdReason: null, commission: null, events: ['conversion.created', 'conversion.rejected'], flags: [] },
+    ],
+    [
+      'zero payout: no commission',
+      { offer: { payoutType: 'percent', payoutAmount: null, payoutPercent: '10' }, postback: { amount: '0' } },
+      { status: 'approved', holdReason: null, commission: null, events: ['conversion.created', 'conversion.approved'], flags: [] },
+    ],
+    [
+      'CTIT too short: held pending',
+      { clickAgeMs: 3_000 },
+      {
+        status: 'pending',
+        holdReason: 'ctit_too_short',
+        commission: 'pending',
+        events: ['conversion.created', 'fraud.flagged', 'commission.created'],
+        flags: ['ctit_too_short'],
+      },
+    ],
+    [
+      'CTIT too short but rejected: not held',
+      { clickAgeMs: 3_000, postback: { status: 'rejected' } },
+      {
+        status: 'rejected',
+        holdReason: null,
+        commission: null,
+        events: ['conversion.created', 'fraud.flagged', 'conversion.rejected'],
+        flags: ['ctit_too_short'],
+      },
+    ],
+    [
+      'over the cap: flagged, kept',
+      { postback: { amount: '1000.01' } },
+      {
+        status: 'approved',
+        holdReason: null,
+        commission: 'approved',
+        events: ['conversion.created', 'fraud.flagged', 'conversion.approved', 'commission.created'],
+        flags: ['amount_over_cap'],
+      },
+    ],
   ];
 
   it.each(cases)('%s', (_name, input, expected) => {
-    const plan = planConversion({ postback: postback(input.postback), click: click(input.clickAgeMs), offer: { ...offer, ...input.offer }, existing: null, now });
+    const plan = planConversion({
+      postback: postback(input.postback),
+      click: click(input.clickAgeMs),
+      offer: { ...offer, ...input.offer },
+      existing: null,
+      now,
+    });
     expect(plan.outcome).toEqual({ status: 'accepted', reason: null, conversionId: plan.created!.conversion.id, conversionStatus: expected.status });
-    expect(plan.created!.conversion).toMatchObject({ status: expected.status, holdReason: expected.holdReason, affiliateId: 3, offerId: 7, fraudFlags: expected.flags, createdAt: now });
+    expect(plan.created!.conversion).toMatchObject({
+      status: expected.status,
+      holdReason: expected.holdReason,
+      affiliateId: 3,
+      offerId: 7,
+      fraudFlags: expected.flags,
+      createdAt: now,
+    });
     expect(plan.created!.commission?.status ?? null).toBe(expected.commission);
     expect(types(plan.events)).toEqual(expected.events);
     expect(plan.fraudFlags.map((f) => [f.rule, f.conversionId])).toEqual(expected.flags.map((rule) => [rule, plan.created!.conversion.id]));
@@ -91,7 +146,9 @@ describe('planConversion: a new order', () => {
 
   it('shows the conversion in its events as created: money as decimal strings, flags by rule', () => {
     const plan = planConversion({ postback: postback({ amount: '1500' }), click: click(), offer, existing: null, now });
-    expect(plan.events[0].data).toMatchObject({ conversion: { amount: '1500.00', payout: '5.00', status: 'approved', fraud_flags: ['amount_over_cap'], created_at: now.toISOString() } });
+    expect(plan.events[0].data).toMatchObject({
+      conversion: { amount: '1500.00', payout: '5.00', status: 'approved', fraud_flags: ['amount_over_cap'], created_at: now.toISOString() },
+    });
     expect(plan.events[2].data).toMatchObject({ previous_status: null });
     for (const event of plan.events) expect(event).toMatchObject({ id: expect.stringMatching(/^evt_[0-9A-Z]{26}$/), timestamp: now.toISOString() });
   });
@@ -149,13 +206,25 @@ describe('planConversion: a repeat of an existing order', () => {
   });
 
   it('accepts a status change after the window closed: only new conversions expire', () => {
-    const plan = planConversion({ postback: postback({ status: 'approved' }), click: click(40 * DAY_MS), offer, existing: existing({ status: 'pending' }), now });
+    const plan = planConversion({
+      postback: postback({ status: 'approved' }),
+      click: click(40 * DAY_MS),
+      offer,
+      existing: existing({ status: 'pending' }),
+      now,
+    });
     expect(plan.outcome.status).toBe('accepted');
     expect(plan.fraudFlags).toEqual([]);
   });
 
   it("keeps the conversion's fraud flags in its JSON", () => {
-    const plan = planConversion({ postback: postback({ status: 'rejected' }), click: click(), offer, existing: existing({ status: 'approved', fraudFlags: ['amount_over_cap'] }), now });
+    const plan = planConversion({
+      postback: postback({ status: 'rejected' }),
+      click: click(),
+      offer,
+      existing: existing({ status: 'approved', fraudFlags: ['amount_over_cap'] }),
+      now,
+    });
     expect(plan.events[0].data).toMatchObject({ conversion: { fraud_flags: ['amount_over_cap'], amount: '49.90', payout: '5.00' } });
   });
 });
@@ -218,12 +287,20 @@ describe('planBatch', () => {
     expect(keys).toEqual([...keys].sort());
     expect(batch.newConversions.map((c) => `${c.orderId}/${c.event}`)).toEqual(['A/conversion', 'B/conversion', 'C/conversion', 'C/lead']);
     // Events stay in queue order.
-    expect(batch.events.filter((e) => e.type === 'conversion.created').map((e) => (e.data as { conversion: { order_id: string } }).conversion.order_id)).toEqual(['B', 'A', 'C', 'C']);
+    expect(
+      batch.events.filter((e) => e.type === 'conversion.created').map((e) => (e.data as { conversion: { order_id: string } }).conversion.order_id),
+    ).toEqual(['B', 'A', 'C', 'C']);
   });
 
   it('records rejected postbacks with their flags and no conversion', () => {
     const forged = postback({ orderId: 'X' });
-    const batch = planBatch({ postbacks: [postback(), forged], click: (p) => (p.orderId === 'X' ? null : click()), offer: () => offer, existing: new Map(), now });
+    const batch = planBatch({
+      postbacks: [postback(), forged],
+      click: (p) => (p.orderId === 'X' ? null : click()),
+      offer: () => offer,
+      existing: new Map(),
+      now,
+    });
     expect(batch.plans.map((p) => [p.outcome.status, p.outcome.reason])).toEqual([
       ['accepted', null],
       ['rejected', 'unknown_click'],

@@ -48,7 +48,12 @@ describe('destinationFor', () => {
     ['appends it to a query', 'https://shop.example/p?x=1', values, 'https://shop.example/p?x=1&click_id=CID'],
     ['appends it after a trailing "?" or "&"', 'https://shop.example/p?x=1&', values, 'https://shop.example/p?x=1&click_id=CID'],
     ['appends it before the fragment', 'https://shop.example/p?x=1#top', values, 'https://shop.example/p?x=1&click_id=CID#top'],
-    ['encodes characters that would end the path or query', 'https://shop.example/{sub1}', { click_id: 'C', sub1: '/../x?y#z@w:1' }, 'https://shop.example/%2F..%2Fx%3Fy%23z%40w%3A1?click_id=C'],
+    [
+      'encodes characters that would end the path or query',
+      'https://shop.example/{sub1}',
+      { click_id: 'C', sub1: '/../x?y#z@w:1' },
+      'https://shop.example/%2F..%2Fx%3Fy%23z%40w%3A1?click_id=C',
+    ],
   ])('%s', (_name, template, given, expected) => {
     expect(destinationFor(template, given)).toBe(expected);
   });
@@ -66,7 +71,13 @@ describe('destinationFor', () => {
   it('never changes the host, whatever the values', () => {
     const nasty = ['//evil.example', '@evil.example', 'evil.example/', '\\\\evil.example', '%2F%2Fevil.example', '?x', '#y', ':80', '\r\nLocation: x'];
     for (const sub1 of nasty) {
-      for (const template of ['https://shop.example/{sub1}', 'https://shop.example/?s={sub1}', 'https://shop.example/#{sub1}', 'https://shop.example{sub1}', 'https://{sub1}@shop.example/']) {
+      for (const template of [
+        'https://shop.example/{sub1}',
+        'https://shop.example/?s={sub1}',
+        'https://shop.example/#{sub1}',
+        'https://shop.example{sub1}',
+        'https://{sub1}@shop.example/',
+      ]) {
         const url = destinationFor(template, { click_id: 'C', sub1 });
         if (url !== null) expect(new URL(url).host).toBe('shop.example');
       }
@@ -74,7 +85,12 @@ describe('destinationFor', () => {
   });
 
   it('keeps the host of every accepted template, for any values (property)', () => {
-    const template = fc.constantFrom('https://shop.example/{sub1}/{sub2}', 'https://shop.example/?a={sub1}&b={sub2}&c={click_id}', 'https://shop.example#{sub1}{sub2}', 'https://shop.example?{sub1}');
+    const template = fc.constantFrom(
+      'https://shop.example/{sub1}/{sub2}',
+      'https://shop.example/?a={sub1}&b={sub2}&c={click_id}',
+      'https://shop.example#{sub1}{sub2}',
+      'https://shop.example?{sub1}',
+    );
     fc.assert(
       fc.property(template, fc.string({ unit: 'binary' }), fc.string(), (t, sub1, sub2) => {
         expect(destinationTemplateProblem(t)).toBeNull();

@@ -355,7 +355,11 @@ describe('evaluateFraud', () => {
   it.each([
     ['unknown click (signature)', context({ click: null }, { amountCap: '1' }), 'unknown_click'],
     ['unknown click (no offer)', context({ offer: null }), 'unknown_click'],
-    ['unknown click (other advertiser), also expired, too quick and over cap', context({ advertiserId: 2, amount: '5', receivedAt: after(-5_000) }, { attributionWindowDays: 0, minCtitSeconds: 10, amountCap: '1' }), 'unknown_click'],
+    [
+      'unknown click (other advertiser), also expired, too quick and over cap',
+      context({ advertiserId: 2, amount: '5', receivedAt: after(-5_000) }, { attributionWindowDays: 0, minCtitSeconds: 10, amountCap: '1' }),
+      'unknown_click',
+    ],
     ['expired and over cap', context({ amount: '500', receivedAt: after(31 * DAY_MS) }, { amountCap: '100', minCtitSeconds: 10 }), 'click_expired'],
   ])('a reject ends evaluation: %s', (_label, ctx, ruleName) => {
     const verdict = evaluateFraud(ctx);
@@ -549,7 +553,16 @@ describe('newId', () => {
   });
 
   it('uses the documented prefixes', () => {
-    expect(ID_PREFIX).toEqual({ postback: 'pb', conversion: 'cnv', commission: 'com', fraudFlag: 'ff', event: 'evt', endpoint: 'ep', delivery: 'dlv', payout: 'po' });
+    expect(ID_PREFIX).toEqual({
+      postback: 'pb',
+      conversion: 'cnv',
+      commission: 'com',
+      fraudFlag: 'ff',
+      event: 'evt',
+      endpoint: 'ep',
+      delivery: 'dlv',
+      payout: 'po',
+    });
   });
 
   it('encodes the creation time in its first 10 characters', () => {
@@ -585,7 +598,12 @@ describe('createEvent', () => {
     const data = { conversion: { id: 'cnv_1' } };
     const at = new Date('2025-01-02T03:04:05.678Z');
     const event = createEvent('conversion.created', data, at);
-    expect(event).toEqual({ id: expect.stringMatching(/^evt_[0-9A-HJKMNP-TV-Z]{26}$/), type: 'conversion.created', timestamp: '2025-01-02T03:04:05.678Z', data });
+    expect(event).toEqual({
+      id: expect.stringMatching(/^evt_[0-9A-HJKMNP-TV-Z]{26}$/),
+      type: 'conversion.created',
+      timestamp: '2025-01-02T03:04:05.678Z',
+      data,
+    });
     expect(event.data).toBe(data);
     expect(Object.keys(event).sort()).toEqual(['data', 'id', 'timestamp', 'type']);
   });
@@ -639,7 +657,11 @@ describe('hashPostbackKey', () => {
   });
 
   it('hashes the UTF-8 bytes of the key', () => {
-    expect(hashPostbackKey('é')).toBe(createHash('sha256').update(Buffer.from([0xc3, 0xa9])).digest('hex'));
+    expect(hashPostbackKey('é')).toBe(
+      createHash('sha256')
+        .update(Buffer.from([0xc3, 0xa9]))
+        .digest('hex'),
+    );
   });
 
   it('is a 64-character lowercase hex digest, deterministic, and different keys differ (property)', () => {
@@ -739,14 +761,44 @@ describe('conversionJson', () => {
 describe('commissionJson and fraudFlagJson', () => {
   it('commissionJson is snake_case with money as a string', () => {
     expect(
-      commissionJson({ id: 'com_1', conversionId: 'cnv_1', affiliateId: 3, amount: new Decimal('5'), currency: 'USD', status: 'voided', createdAt: new Date('2025-01-01T00:00:00Z') }),
-    ).toStrictEqual({ id: 'com_1', conversion_id: 'cnv_1', affiliate_id: 3, amount: '5.00', currency: 'USD', status: 'voided', created_at: '2025-01-01T00:00:00.000Z' });
+      commissionJson({
+        id: 'com_1',
+        conversionId: 'cnv_1',
+        affiliateId: 3,
+        amount: new Decimal('5'),
+        currency: 'USD',
+        status: 'voided',
+        createdAt: new Date('2025-01-01T00:00:00Z'),
+      }),
+    ).toStrictEqual({
+      id: 'com_1',
+      conversion_id: 'cnv_1',
+      affiliate_id: 3,
+      amount: '5.00',
+      currency: 'USD',
+      status: 'voided',
+      created_at: '2025-01-01T00:00:00.000Z',
+    });
   });
 
   it('fraudFlagJson is snake_case and passes details through', () => {
     const details = { ctit_seconds: 2, min_ctit_seconds: 5 };
-    const json = fraudFlagJson({ id: 'ff_1', postbackId: 'pb_1', conversionId: null, rule: 'ctit_too_short', details, createdAt: new Date('2025-01-01T00:00:00Z') });
-    expect(json).toStrictEqual({ id: 'ff_1', rule: 'ctit_too_short', postback_id: 'pb_1', conversion_id: null, details, created_at: '2025-01-01T00:00:00.000Z' });
+    const json = fraudFlagJson({
+      id: 'ff_1',
+      postbackId: 'pb_1',
+      conversionId: null,
+      rule: 'ctit_too_short',
+      details,
+      createdAt: new Date('2025-01-01T00:00:00Z'),
+    });
+    expect(json).toStrictEqual({
+      id: 'ff_1',
+      rule: 'ctit_too_short',
+      postback_id: 'pb_1',
+      conversion_id: null,
+      details,
+      created_at: '2025-01-01T00:00:00.000Z',
+    });
   });
 });
 

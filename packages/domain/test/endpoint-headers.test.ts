@@ -29,7 +29,17 @@ describe('endpoint headers', () => {
 
   it('never puts a value into the JSON representation', () => {
     const now = new Date();
-    const row = { id: 'ep_1', url: 'https://a.example/', description: null, eventTypes: ['*'], rateLimitPerSecond: null, enabled: true, disabledReason: null, createdAt: now, updatedAt: now };
+    const row = {
+      id: 'ep_1',
+      url: 'https://a.example/',
+      description: null,
+      eventTypes: ['*'],
+      rateLimitPerSecond: null,
+      enabled: true,
+      disabledReason: null,
+      createdAt: now,
+      updatedAt: now,
+    };
     expect(endpointJson({ ...row, sealedHeaders: sealed, plaintextHeaders: {} }).headers).toEqual({ Authorization: '••••', 'X-Team': '••••' });
     expect(JSON.stringify(endpointJson({ ...row, sealedHeaders: {}, plaintextHeaders: headers }))).not.toMatch(/s3cret|growth/);
   });

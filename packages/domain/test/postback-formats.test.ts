@@ -1,4 +1,14 @@
-import { PRESETS, PRESET_NAMES, POSTBACK_FIELDS, clickOrderKey, postbackFormatProblems, resolveFormat, sentOrderId, statusFor, withDecimalPoint } from '../src/postback-formats';
+import {
+  PRESETS,
+  PRESET_NAMES,
+  POSTBACK_FIELDS,
+  clickOrderKey,
+  postbackFormatProblems,
+  resolveFormat,
+  sentOrderId,
+  statusFor,
+  withDecimalPoint,
+} from '../src/postback-formats';
 
 describe('resolveFormat', () => {
   it('reads an advertiser without a format with the trackway preset: Trackway’s name first, then the aliases', () => {
@@ -33,7 +43,13 @@ describe('resolveFormat', () => {
   });
 
   it('replaces a preset’s names for a field, merges status values over the preset’s, and takes decimal_comma and dedupe', () => {
-    const format = resolveFormat({ preset: 'affise', params: { amount: ['rev'] }, status_values: { ' Seven ': 'rejected', '1': 'pending' }, decimal_comma: true, dedupe: 'order_id' });
+    const format = resolveFormat({
+      preset: 'affise',
+      params: { amount: ['rev'] },
+      status_values: { ' Seven ': 'rejected', '1': 'pending' },
+      decimal_comma: true,
+      dedupe: 'order_id',
+    });
     expect(format.names.amount).toEqual(['amount', 'rev']);
     expect(format.names.click_id).toEqual(['click_id', 'clickid']);
     expect(format.statusValues).toEqual({ '1': 'pending', '2': 'pending', '3': 'rejected', '5': 'pending', seven: 'rejected' });
@@ -61,13 +77,21 @@ describe('statusFor', () => {
   const affise = resolveFormat({ preset: 'affise' });
   const mapped = resolveFormat({ preset: 'trackway', status_values: { Approved: 'pending', '9': 'rejected' } });
   test.each([
-    [affise, '1', 'approved'], [affise, '2', 'pending'], [affise, '3', 'rejected'], [affise, '5', 'pending'], [affise, '4', null],
+    [affise, '1', 'approved'],
+    [affise, '2', 'pending'],
+    [affise, '3', 'rejected'],
+    [affise, '5', 'pending'],
+    [affise, '4', null],
     [affise, 'Declined', 'rejected'],
-    [resolveFormat({ preset: 'redtrack' }), 'Approved', 'approved'], [resolveFormat({ preset: 'redtrack' }), 'Pending', 'pending'],
-    [resolveFormat({ preset: 'keitaro' }), 'sale', 'approved'], [resolveFormat({ preset: 'keitaro' }), 'lead', 'pending'],
+    [resolveFormat({ preset: 'redtrack' }), 'Approved', 'approved'],
+    [resolveFormat({ preset: 'redtrack' }), 'Pending', 'pending'],
+    [resolveFormat({ preset: 'keitaro' }), 'sale', 'approved'],
+    [resolveFormat({ preset: 'keitaro' }), 'lead', 'pending'],
     [resolveFormat(null), '1', null],
     // The advertiser's own values win over the vocabulary, in any case.
-    [mapped, 'APPROVED', 'pending'], [mapped, '9', 'rejected'], [mapped, 'sale', 'approved'],
+    [mapped, 'APPROVED', 'pending'],
+    [mapped, '9', 'rejected'],
+    [mapped, 'sale', 'approved'],
   ] as const)('%#: %p', (format, value, expected) => {
     expect(statusFor(value, format)).toBe(expected);
   });
@@ -77,7 +101,11 @@ describe('withDecimalPoint', () => {
   const comma = resolveFormat({ preset: 'everflow' });
   const point = resolveFormat(null);
   test.each([
-    [comma, '12,34', '12.34'], [comma, '12.34', '12.34'], [comma, '1.234,56', '1.234,56'], [comma, '12,', '12,'], [comma, ',5', ',5'],
+    [comma, '12,34', '12.34'],
+    [comma, '12.34', '12.34'],
+    [comma, '1.234,56', '1.234,56'],
+    [comma, '12,', '12,'],
+    [comma, ',5', ',5'],
     [point, '12,34', '12,34'],
   ])('%#: %p', (format, amount, expected) => {
     expect(withDecimalPoint(amount, format)).toBe(expected);

@@ -1,14 +1,31 @@
 import { resolveFormat, statusFor } from '../src/postback-formats';
 import { unreplacedPlaceholder } from '../src/placeholders';
 
-describe('statusFor, with Trackway\'s format (the shared vocabulary)', () => {
+describe("statusFor, with Trackway's format (the shared vocabulary)", () => {
   test.each([
-    ['approved', 'approved'], ['Sale', 'approved'], ['CONFIRMED', 'approved'], ['paid', 'approved'],
-    ['pending', 'pending'], ['lead', 'pending'], ['hold', 'pending'], ['On_Hold', 'pending'],
-    ['rejected', 'rejected'], ['declined', 'rejected'], ['cancelled', 'rejected'], ['canceled', 'rejected'],
-    ['refunded', 'rejected'], ['reversed', 'rejected'], ['chargeback', 'rejected'], ['fraud', 'rejected'],
+    ['approved', 'approved'],
+    ['Sale', 'approved'],
+    ['CONFIRMED', 'approved'],
+    ['paid', 'approved'],
+    ['pending', 'pending'],
+    ['lead', 'pending'],
+    ['hold', 'pending'],
+    ['On_Hold', 'pending'],
+    ['rejected', 'rejected'],
+    ['declined', 'rejected'],
+    ['cancelled', 'rejected'],
+    ['canceled', 'rejected'],
+    ['refunded', 'rejected'],
+    ['reversed', 'rejected'],
+    ['chargeback', 'rejected'],
+    ['fraud', 'rejected'],
     [' sale ', 'approved'],
-    ['1', null], ['2', null], ['5', null], ['ok', null], ['', null], ['approve', null],
+    ['1', null],
+    ['2', null],
+    ['5', null],
+    ['ok', null],
+    ['', null],
+    ['approve', null],
   ])('%p → %p', (value, expected) => {
     expect(statusFor(value, resolveFormat(null))).toBe(expected);
   });

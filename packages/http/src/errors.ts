@@ -20,8 +20,7 @@ export class HttpError extends Error {
   }
 }
 
-export const badRequest = (fields: FieldErrors, message = 'The request has invalid fields.') =>
-  new HttpError(400, 'invalid_request', message, fields);
+export const badRequest = (fields: FieldErrors, message = 'The request has invalid fields.') => new HttpError(400, 'invalid_request', message, fields);
 export const notFound = (what = 'Resource') => new HttpError(404, 'not_found', `${what} not found.`);
 /** 429 rate_limited: over a rate limit, or too many failed authentications; retry after the given seconds. */
 export const rateLimited = (message: string, retryAfterSeconds: number) =>
@@ -133,7 +132,14 @@ export function malformedUrl(req: IncomingMessage): boolean {
 export function answerMalformedUrl(res: ServerResponse): void {
   const reply = errorReply(new URIError('malformed'));
   const text = JSON.stringify(reply.body);
-  res.writeHead(reply.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'x-content-type-options': 'nosniff', 'content-security-policy': "default-src 'none'; frame-ancestors 'none'", 'cache-control': 'no-store', connection: 'close' });
+  res.writeHead(reply.status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'x-content-type-options': 'nosniff',
+    'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+    'cache-control': 'no-store',
+    connection: 'close',
+  });
   res.end(text);
 }
 

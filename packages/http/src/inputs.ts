@@ -49,8 +49,8 @@ export const DATE_TIME_MAX = new Date('9999-12-31T23:59:59.999Z');
  * Every date-time the admin API accepts: ISO 8601 with a time zone (Z or ±hh:mm), a real
  * calendar day, within DATE_TIME_MIN…DATE_TIME_MAX once in UTC. Parsed to a Date.
  */
-export const dateTimeInput = z
-  .iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time with a time zone, such as 2026-12-01T09:30:00Z' })
+export const dateTimeInput = z.iso
+  .datetime({ offset: true, error: 'must be an ISO 8601 date-time with a time zone, such as 2026-12-01T09:30:00Z' })
   .transform((value) => new Date(value))
   .refine(
     (date) => date >= DATE_TIME_MIN && date <= DATE_TIME_MAX,

@@ -28,7 +28,13 @@ export async function transitionConversion(
   return [
     createEvent(
       `conversion.${change.to}`,
-      { conversion: conversionJson(updated, updated.fraudFlags.map((f) => f.rule)), previous_status: change.from },
+      {
+        conversion: conversionJson(
+          updated,
+          updated.fraudFlags.map((f) => f.rule),
+        ),
+        previous_status: change.from,
+      },
       now,
     ),
   ];

@@ -6,7 +6,10 @@ import { type EventEnvelope, type HeaderMap, type SecretBox, createEvent, endpoi
  * `endpoint.disabled` event to write in the same transaction; nothing if it was already off.
  */
 export async function disableEndpoint(tx: Tx, endpointId: string, reason: string, now: Date): Promise<EventEnvelope[]> {
-  const { count } = await tx.webhookEndpoint.updateMany({ where: { id: endpointId, enabled: true }, data: { enabled: false, disabledReason: reason, updatedAt: now } });
+  const { count } = await tx.webhookEndpoint.updateMany({
+    where: { id: endpointId, enabled: true },
+    data: { enabled: false, disabledReason: reason, updatedAt: now },
+  });
   if (count === 0) return [];
   const endpoint = await tx.webhookEndpoint.findUniqueOrThrow({ where: { id: endpointId } });
   return [createEvent('endpoint.disabled', { endpoint: endpointJson(endpoint) }, now)];

@@ -45,7 +45,10 @@ async function recomputeAmount(tx: Tx, payoutId: string, now: Date): Promise<Pay
 
 /** Marks a pending payout sent and returns the `payout.sent` event, or null if it was not pending. */
 export async function markPayoutSent(tx: Tx, payoutId: string, reference: string, now: Date): Promise<{ payout: PayoutRow; event: EventEnvelope } | null> {
-  const { count } = await tx.payout.updateMany({ where: { id: payoutId, status: 'pending' }, data: { status: 'sent', reference, sentAt: now, updatedAt: now } });
+  const { count } = await tx.payout.updateMany({
+    where: { id: payoutId, status: 'pending' },
+    data: { status: 'sent', reference, sentAt: now, updatedAt: now },
+  });
   if (count === 0) return null;
   const payout = await tx.payout.findUniqueOrThrow({ where: { id: payoutId }, include: { commissions: { select: { id: true } } } });
   const commissionIds = payout.commissions.map((c) => c.id);
@@ -72,5 +75,10 @@ export const RECOMPUTE_PAYOUTS_SQL = `
 
 export async function detachFromPendingPayout(tx: Tx, conversionId: string, now: Date): Promise<void> {
   const payouts = await tx.$queryRawUnsafe<{ id: string }[]>(DETACH_FROM_PENDING_PAYOUTS_SQL, [conversionId], now);
-  if (payouts.length > 0) await tx.$executeRawUnsafe(RECOMPUTE_PAYOUTS_SQL, payouts.map((p) => p.id), now);
+  if (payouts.length > 0)
+    await tx.$executeRawUnsafe(
+      RECOMPUTE_PAYOUTS_SQL,
+      payouts.map((p) => p.id),
+      now,
+    );
 }

@@ -86,7 +86,11 @@ export function errorReporter(logger: Pick<Logger, 'error' | 'warn'>, options: {
     }
     if (seen.size > 1_000) seen.clear();
     seen.set(kind, { at: now, suppressed: 0 });
-    const line = { ...context, err: { type: (error as Error)?.name, code: err?.code, message: err?.message ?? String(error) }, ...(last?.suppressed ? { repeated: last.suppressed } : {}) };
+    const line = {
+      ...context,
+      err: { type: (error as Error)?.name, code: err?.code, message: err?.message ?? String(error) },
+      ...(last?.suppressed ? { repeated: last.suppressed } : {}),
+    };
     logger[level](line, message);
   };
 }

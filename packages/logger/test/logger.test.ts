@@ -37,7 +37,19 @@ describe('logger', () => {
       'request',
     );
     const text = JSON.stringify(lines[0]);
-    for (const secret of ['pk_secret', 'pk_secret2', 'whsec_abc', 'whsec_def', 'v1,xyz', 'eyJ.jwt', 'trackway_admin=abc', 'pk_header', 'pk_query', 'Bearer x', 'v1,abc']) {
+    for (const secret of [
+      'pk_secret',
+      'pk_secret2',
+      'whsec_abc',
+      'whsec_def',
+      'v1,xyz',
+      'eyJ.jwt',
+      'trackway_admin=abc',
+      'pk_header',
+      'pk_query',
+      'Bearer x',
+      'v1,abc',
+    ]) {
       expect(text).not.toContain(secret);
     }
     expect(text).toContain('[redacted]');

@@ -32,7 +32,10 @@ const mark = statement('outbox-mark-published', `UPDATE outbox_events SET publis
 /** Enqueues committed events: one queue call, JOB_BATCH.events per job. */
 export async function enqueueEvents(queue: TypedQueue<'events'>, events: EventEnvelope[]): Promise<void> {
   if (events.length === 0) return;
-  await addJobs(queue, chunk(events, JOB_BATCH.events).map((list) => ({ name: list.length === 1 ? list[0].type : 'events', data: { events: list } })));
+  await addJobs(
+    queue,
+    chunk(events, JOB_BATCH.events).map((list) => ({ name: list.length === 1 ? list[0].type : 'events', data: { events: list } })),
+  );
 }
 
 /**
@@ -47,7 +50,10 @@ export async function markPublished(db: Queryable, ids: string[]): Promise<void>
 /** Enqueues committed events and marks them published. */
 export async function publishEvents(db: Queryable, queue: TypedQueue<'events'>, events: EventEnvelope[]): Promise<void> {
   await enqueueEvents(queue, events);
-  await markPublished(db, events.map((e) => e.id));
+  await markPublished(
+    db,
+    events.map((e) => e.id),
+  );
 }
 
 export interface RelayOptions {
@@ -69,7 +75,11 @@ export async function relayOutbox(db: Queryable, queue: TypedQueue<'events'>, op
   for (;;) {
     const rows = await unpublished(db, [new Date(Date.now() - graceMs).toISOString(), batchSize]);
     if (rows.length === 0) return total;
-    await publishEvents(db, queue, rows.map((row) => row.payload));
+    await publishEvents(
+      db,
+      queue,
+      rows.map((row) => row.payload),
+    );
     total += rows.length;
     if (rows.length < batchSize) return total;
   }

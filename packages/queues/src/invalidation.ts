@@ -11,11 +11,7 @@ export async function publishInvalidation(redis: Redis, prefix: string, kind: In
 }
 
 /** Subscribes on a dedicated connection (a subscribed ioredis client can run nothing else). */
-export async function subscribeInvalidations(
-  subscriber: Redis,
-  prefix: string,
-  onChange: (kind: InvalidationKind, id: string | null) => void,
-): Promise<void> {
+export async function subscribeInvalidations(subscriber: Redis, prefix: string, onChange: (kind: InvalidationKind, id: string | null) => void): Promise<void> {
   const channel = invalidationChannel(prefix);
   subscriber.on('message', (received, message) => {
     if (received !== channel) return;

@@ -23,7 +23,10 @@ export const postbackJobSchema = z.object({
   orderId: z.string().min(1).max(255),
   event: z.string().min(1).max(64),
   amount: z.string().regex(MONEY_PATTERN),
-  currency: z.string().regex(/^[A-Z]{3}$/).optional(),
+  currency: z
+    .string()
+    .regex(/^[A-Z]{3}$/)
+    .optional(),
   status: z.enum(CONVERSION_STATUSES),
   /** Parameters the postback carried that Trackway does not read, as sent (kept on the postback). */
   ignoredParams: z.record(z.string(), z.unknown()).optional(),
@@ -85,7 +88,10 @@ export type ScheduledJob = z.infer<typeof scheduledJobSchema>;
 
 /** A list of items, or (from an earlier version) a single item, parsed to the list. */
 const many = <S extends z.ZodObject, K extends string>(key: K, item: S, max: number) =>
-  z.union([z.object({ [key]: z.array(item).min(1).max(max) } as { [P in K]: z.ZodArray<S> }), item.transform((one) => ({ [key]: [one] }) as { [P in K]: z.output<S>[] })]);
+  z.union([
+    z.object({ [key]: z.array(item).min(1).max(max) } as { [P in K]: z.ZodArray<S> }),
+    item.transform((one) => ({ [key]: [one] }) as { [P in K]: z.output<S>[] }),
+  ]);
 
 export const JOB_SCHEMAS = {
   postbacks: many('postbacks', postbackJobSchema, JOB_BATCH.postbacks),
@@ -112,7 +118,8 @@ export interface JobPayloads {
  */
 export function parseJob<N extends QueueName>(queue: N, job: Job): JobPayloads[N] {
   const result = JOB_SCHEMAS[queue].safeParse(job.data);
-  if (!result.success) throw new UnrecoverableError(`invalid ${queue} payload: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!result.success)
+    throw new UnrecoverableError(`invalid ${queue} payload: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   return result.data as JobPayloads[N];
 }
 

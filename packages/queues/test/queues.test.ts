@@ -1,6 +1,18 @@
 import { TEST_REDIS_URL, deleteRedisPrefix, randomSuffix } from '@trackway/testing';
 import { Worker } from 'bullmq';
-import { DEFAULT_JOB_OPTIONS, JOB_SCHEMAS, QUEUE_NAMES, RedisUnavailableError, createProducerConnection, createQueue, createWorkerConnection, deliveryJobId, deliveryJobOptions, failFast, whenReady } from '../src';
+import {
+  DEFAULT_JOB_OPTIONS,
+  JOB_SCHEMAS,
+  QUEUE_NAMES,
+  RedisUnavailableError,
+  createProducerConnection,
+  createQueue,
+  createWorkerConnection,
+  deliveryJobId,
+  deliveryJobOptions,
+  failFast,
+  whenReady,
+} from '../src';
 
 describe('queues', () => {
   it('has one payload schema and one set of default options per queue', () => {
@@ -50,12 +62,26 @@ describe('queues', () => {
   });
 
   it('gives a delivery one attempt per schedule entry and a stable job id', () => {
-    expect(deliveryJobOptions([0, 50, 100], deliveryJobId('evt_1', 'ep_1'))).toEqual({ jobId: 'evt_1-ep_1', attempts: 3, delay: 0, backoff: { type: 'webhook-schedule' } });
+    expect(deliveryJobOptions([0, 50, 100], deliveryJobId('evt_1', 'ep_1'))).toEqual({
+      jobId: 'evt_1-ep_1',
+      attempts: 3,
+      delay: 0,
+      backoff: { type: 'webhook-schedule' },
+    });
     expect(deliveryJobOptions([], 'x').attempts).toBe(1);
   });
 
   describe('payloads only widen: a job an earlier version enqueued still parses', () => {
-    const postback = { postbackId: 'pb_01JD8Z6Q4Z2K9M1P5S3W7Y0B2D', advertiserId: 1, receivedAt: '2026-11-27T10:14:52.318Z', clickId: 'c', orderId: 'o', event: 'conversion', amount: '1', status: 'approved' };
+    const postback = {
+      postbackId: 'pb_01JD8Z6Q4Z2K9M1P5S3W7Y0B2D',
+      advertiserId: 1,
+      receivedAt: '2026-11-27T10:14:52.318Z',
+      clickId: 'c',
+      orderId: 'o',
+      event: 'conversion',
+      amount: '1',
+      status: 'approved',
+    };
     const click = { clickId: 'c', offerId: 1, affiliateId: 1, clickedAt: '2026-11-27T10:14:52.318Z', subs: {} };
     const event = { id: 'evt_01JD8Z6Q4Z2K9M1P5S3W7Y0B2D', type: 'conversion.created', timestamp: '2026-11-27T10:14:52.318Z', data: {} };
     it.each([

@@ -16,7 +16,12 @@ export function compileTrust(value: TrustProxy): TrustFn {
   if (value === true) return () => true;
   if (value === false) return TRUST_NONE;
   if (typeof value === 'number') return (_address, hop) => hop < value;
-  return proxyAddr.compile(value.split(',').map((s) => s.trim()).filter(Boolean));
+  return proxyAddr.compile(
+    value
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
 }
 
 /** The client's address under TRUST_PROXY; undefined once the socket has gone. */
@@ -109,7 +114,13 @@ interface Window {
  * the window filled elsewhere. Without Redis, each replica limits alone.
  */
 export function postbackRateLimiter(options: { redis: Redis; prefix: string; syncMs?: number; onError?: (error: unknown) => void }): PostbackRateLimiter {
-  const limiter = new RateLimiterRedis({ storeClient: options.redis, keyPrefix: `${options.prefix}:postback-rate`, points: Number.MAX_SAFE_INTEGER, duration: 1, rejectIfRedisNotReady: true });
+  const limiter = new RateLimiterRedis({
+    storeClient: options.redis,
+    keyPrefix: `${options.prefix}:postback-rate`,
+    points: Number.MAX_SAFE_INTEGER,
+    duration: 1,
+    rejectIfRedisNotReady: true,
+  });
   const windows = new Map<number, Window>();
   let timer: NodeJS.Timeout | undefined;
 

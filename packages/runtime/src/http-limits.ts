@@ -12,7 +12,9 @@ export interface HttpLimits {
   maxConnections: number;
 }
 
-export const httpLimits = (config: Pick<Config, 'HTTP_REQUEST_TIMEOUT' | 'HTTP_HEADERS_TIMEOUT' | 'HTTP_KEEP_ALIVE_TIMEOUT' | 'HTTP_MAX_CONNECTIONS'>): HttpLimits => ({
+export const httpLimits = (
+  config: Pick<Config, 'HTTP_REQUEST_TIMEOUT' | 'HTTP_HEADERS_TIMEOUT' | 'HTTP_KEEP_ALIVE_TIMEOUT' | 'HTTP_MAX_CONNECTIONS'>,
+): HttpLimits => ({
   requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT,
   headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT,
   keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT,
@@ -52,8 +54,15 @@ const MALFORMED: [number, string, string, string] = [400, 'Bad Request', 'malfor
 
 function rawAnswer(status: number, reason: string, code: string, message: string): string {
   const body = JSON.stringify(envelope(code, message));
-  const headers = { ...STATIC_SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(body)), connection: 'close' };
-  return `HTTP/1.1 ${status} ${reason}\r\n${Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('')}\r\n${body}`;
+  const headers = {
+    ...STATIC_SECURITY_HEADERS,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(Buffer.byteLength(body)),
+    connection: 'close',
+  };
+  return `HTTP/1.1 ${status} ${reason}\r\n${Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('')}\r\n${body}`;
 }
 const ANSWERS = new Map(Object.entries(CLIENT_ERRORS).map(([error, answer]) => [error, rawAnswer(...answer)]));
 const MALFORMED_ANSWER = rawAnswer(...MALFORMED);

@@ -160,7 +160,9 @@ export function protectedMetricsHandler(metrics: Metrics, token: string | undefi
   return (req, res, next) => {
     if (!token) return next();
     if (!authorized(req)) {
-      return next(new HttpError(401, 'unauthorized', 'Metrics need Authorization: Bearer <METRICS_TOKEN>.', undefined, { 'WWW-Authenticate': 'Bearer realm="metrics"' }));
+      return next(
+        new HttpError(401, 'unauthorized', 'Metrics need Authorization: Bearer <METRICS_TOKEN>.', undefined, { 'WWW-Authenticate': 'Bearer realm="metrics"' }),
+      );
     }
     return serve(req, res, next);
   };

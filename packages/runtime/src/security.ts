@@ -4,7 +4,10 @@ import helmet, { type HelmetOptions } from 'helmet';
 
 // A JSON API loads nothing and is framed by no one.
 const API_POLICY: HelmetOptions = {
-  contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], baseUri: ["'none'"], formAction: ["'none'"], frameAncestors: ["'none'"] } },
+  contentSecurityPolicy: {
+    useDefaults: false,
+    directives: { defaultSrc: ["'none'"], baseUri: ["'none'"], formAction: ["'none'"], frameAncestors: ["'none'"] },
+  },
   xFrameOptions: { action: 'deny' },
 };
 
@@ -71,10 +74,14 @@ function recordHeaders(middleware: RequestHandler): Record<string, string> {
     removeHeader: () => undefined,
   };
   let done = false;
-  (middleware as unknown as (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void)({} as IncomingMessage, res as unknown as ServerResponse, (error) => {
-    if (error) throw error;
-    done = true;
-  });
+  (middleware as unknown as (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void)(
+    {} as IncomingMessage,
+    res as unknown as ServerResponse,
+    (error) => {
+      if (error) throw error;
+      done = true;
+    },
+  );
   if (!done) throw new Error('security headers: the middleware did not finish synchronously');
   return headers;
 }

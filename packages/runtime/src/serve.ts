@@ -9,7 +9,10 @@ import { closeServer, installShutdown } from './shutdown';
 
 /** The queues a worker process consumes (ATTRIBUTION_QUEUES, DELIVERY_QUEUES), checked. */
 export function queueList<Q extends string>(value: string, allowed: readonly Q[], variable: string): Q[] {
-  const names = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const names = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const unknown = names.filter((name) => !(allowed as readonly string[]).includes(name));
   if (unknown.length > 0) throw new Error(`${variable}: unknown queue(s) ${unknown.join(', ')}; choose from ${allowed.join(', ')}`);
   return names as Q[];
@@ -20,7 +23,10 @@ export function queueList<Q extends string>(value: string, allowed: readonly Q[]
  * then on SIGTERM/SIGINT mark unready → wait SHUTDOWN_DRAIN_MS (load balancers see the 503) →
  * stop accepting and finish in-flight requests → close queues → disconnect.
  */
-export async function serveHttp(ctx: ServiceContext<CommonConfig & Pick<Config, 'SHUTDOWN_DRAIN_MS'>>, opts: { name: string; app: RequestListener; port: number; close: () => Promise<unknown> }) {
+export async function serveHttp(
+  ctx: ServiceContext<CommonConfig & Pick<Config, 'SHUTDOWN_DRAIN_MS'>>,
+  opts: { name: string; app: RequestListener; port: number; close: () => Promise<unknown> },
+) {
   await ctx.producerReady;
   const server = await listen(opts.app, opts.port, httpLimits(ctx.config));
   ctx.logger.info({ port: (server.address() as AddressInfo).port }, `${opts.name} listening`);
@@ -42,7 +48,10 @@ export async function serveHttp(ctx: ServiceContext<CommonConfig & Pick<Config, 
  * runs), then on SIGTERM/SIGINT mark unready → stop taking jobs and finish the active ones
  * (BullMQ close) → close queues → close the health server → disconnect.
  */
-export async function serveWorkers(ctx: ServiceContext<CommonConfig & Pick<Config, 'HEALTH_PORT'>>, opts: { name: string; workers: Worker[]; queues: string[]; close: () => Promise<unknown> }) {
+export async function serveWorkers(
+  ctx: ServiceContext<CommonConfig & Pick<Config, 'HEALTH_PORT'>>,
+  opts: { name: string; workers: Worker[]; queues: string[]; close: () => Promise<unknown> },
+) {
   ctx.health.checks.workers = async () => {
     const stopped = opts.workers.filter((w) => !w.isRunning()).map((w) => w.name);
     if (stopped.length > 0) throw new Error(`not running: ${stopped.join(', ')}`);

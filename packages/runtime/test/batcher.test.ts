@@ -64,13 +64,19 @@ describe('MicroBatcher', () => {
   });
 
   it('settles each item as the writer says, and fails the whole batch when the writer throws', async () => {
-    const mixed = new MicroBatcher<number, string>(async (items) => items.map((n) => (n % 2 ? ok(`odd ${n}`) : { ok: false, error: new Error(`even ${n}`) })), { maxSize: 10, maxWaitMs: 0 });
+    const mixed = new MicroBatcher<number, string>(async (items) => items.map((n) => (n % 2 ? ok(`odd ${n}`) : { ok: false, error: new Error(`even ${n}`) })), {
+      maxSize: 10,
+      maxWaitMs: 0,
+    });
     const settled = await Promise.allSettled([1, 2, 3].map((n) => mixed.add(n)));
     expect(settled.map((s) => (s.status === 'fulfilled' ? s.value : (s.reason as Error).message))).toEqual(['odd 1', 'even 2', 'odd 3']);
 
-    const broken = new MicroBatcher<number, string>(async () => {
-      throw new Error('database down');
-    }, { maxSize: 10, maxWaitMs: 0 });
+    const broken = new MicroBatcher<number, string>(
+      async () => {
+        throw new Error('database down');
+      },
+      { maxSize: 10, maxWaitMs: 0 },
+    );
     const failed = await Promise.allSettled([1, 2].map((n) => broken.add(n)));
     expect(failed.map((s) => s.status === 'rejected' && (s.reason as Error).message)).toEqual(['database down', 'database down']);
   });

@@ -4,10 +4,13 @@ import { cachedLookup } from '../src/cache';
 describe('cachedLookup', () => {
   it('shares one load between concurrent misses and caches misses for missTtlMs', async () => {
     let loads = 0;
-    const lookup = cachedLookup(async (key) => {
-      loads += 1;
-      return key === 'known' ? { id: 1 } : null;
-    }, { ttlMs: 1_000, missTtlMs: 1_000 });
+    const lookup = cachedLookup(
+      async (key) => {
+        loads += 1;
+        return key === 'known' ? { id: 1 } : null;
+      },
+      { ttlMs: 1_000, missTtlMs: 1_000 },
+    );
     await Promise.all([lookup.get('known'), lookup.get('known'), lookup.get('unknown'), lookup.get('unknown')]);
     expect(loads).toBe(2);
     expect(await lookup.get('unknown')).toBeNull();
@@ -17,10 +20,13 @@ describe('cachedLookup', () => {
   it('serves the last value read when a refresh fails, until one succeeds; clear() still forgets it', async () => {
     let failing = false;
     let version = 1;
-    const lookup = cachedLookup(async () => {
-      if (failing) throw new Error('connection refused');
-      return { version };
-    }, { ttlMs: 30, staleOnError: true });
+    const lookup = cachedLookup(
+      async () => {
+        if (failing) throw new Error('connection refused');
+        return { version };
+      },
+      { ttlMs: 30, staleOnError: true },
+    );
     expect(await lookup.get('k')).toEqual({ version: 1 });
     failing = true;
     await sleep(50);
@@ -40,10 +46,13 @@ describe('cachedLookup', () => {
 
 it('without staleOnError, a failed refresh is the caller’s error', async () => {
   let failing = false;
-  const lookup = cachedLookup(async () => {
-    if (failing) throw new Error('connection refused');
-    return { ok: true };
-  }, { ttlMs: 20 });
+  const lookup = cachedLookup(
+    async () => {
+      if (failing) throw new Error('connection refused');
+      return { ok: true };
+    },
+    { ttlMs: 20 },
+  );
   await lookup.get('k');
   failing = true;
   await sleep(40);

@@ -16,7 +16,12 @@ const echo: RequestListener = (req, res) => {
 
 const servers: Server[] = [];
 async function serve(limits: Partial<HttpLimits>) {
-  const server = await listen(echo, 0, { requestTimeoutMs: 1_000, headersTimeoutMs: 1_000, keepAliveTimeoutMs: 5_000, maxConnections: 100, ...limits }, '127.0.0.1');
+  const server = await listen(
+    echo,
+    0,
+    { requestTimeoutMs: 1_000, headersTimeoutMs: 1_000, keepAliveTimeoutMs: 5_000, maxConnections: 100, ...limits },
+    '127.0.0.1',
+  );
   servers.push(server);
   return (server.address() as AddressInfo).port;
 }
@@ -34,14 +39,22 @@ describe('listen', () => {
     const port = await serve({ requestTimeoutMs: 1_000 });
     const { response, ms } = await sendAndAwaitClose(port, HALF_A_BODY, 10_000);
     const answer = parseRawResponse(response);
-    expect(answer).toMatchObject({ status: 408, headers: { connection: 'close', 'content-type': 'application/json; charset=utf-8', 'x-content-type-options': 'nosniff' } });
+    expect(answer).toMatchObject({
+      status: 408,
+      headers: { connection: 'close', 'content-type': 'application/json; charset=utf-8', 'x-content-type-options': 'nosniff' },
+    });
     expect(answer.body).toEqual({ error: { code: 'request_timeout', message: expect.any(String) } });
     // Node sweeps for expired requests every half timeout here (not every 30 s).
     expect(ms).toBeLessThan(1_000 + 500 + 1_000);
   });
 
   it('closes a connection whose request was answered before its body came, without a second answer', async () => {
-    const server = await listen((_req, res) => res.writeHead(401).end('no'), 0, { requestTimeoutMs: 1_000, headersTimeoutMs: 1_000, keepAliveTimeoutMs: 5_000, maxConnections: 100 }, '127.0.0.1');
+    const server = await listen(
+      (_req, res) => res.writeHead(401).end('no'),
+      0,
+      { requestTimeoutMs: 1_000, headersTimeoutMs: 1_000, keepAliveTimeoutMs: 5_000, maxConnections: 100 },
+      '127.0.0.1',
+    );
     servers.push(server);
     const { response } = await sendAndAwaitClose((server.address() as AddressInfo).port, HALF_A_BODY, 10_000);
     expect(response).toMatch(/^HTTP\/1\.1 401 /);
@@ -84,7 +97,9 @@ describe('HTTP limits from the environment', () => {
   });
 
   it('reads durations, caps the headers timeout at the request timeout, and refuses zero or nonsense', () => {
-    const limits = httpLimits(loadConfig({ env: { HTTP_REQUEST_TIMEOUT: '2s', HTTP_HEADERS_TIMEOUT: '1min', HTTP_KEEP_ALIVE_TIMEOUT: '65s', HTTP_MAX_CONNECTIONS: '500' } }));
+    const limits = httpLimits(
+      loadConfig({ env: { HTTP_REQUEST_TIMEOUT: '2s', HTTP_HEADERS_TIMEOUT: '1min', HTTP_KEEP_ALIVE_TIMEOUT: '65s', HTTP_MAX_CONNECTIONS: '500' } }),
+    );
     expect(limits).toEqual({ requestTimeoutMs: 2_000, headersTimeoutMs: 60_000, keepAliveTimeoutMs: 65_000, maxConnections: 500 });
     expect(serverOptions(limits)).toMatchObject({ requestTimeout: 2_000, headersTimeout: 2_000 });
     const problems = (() => {

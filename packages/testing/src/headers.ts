@@ -12,7 +12,8 @@ export function securityHeaderProblems(headers: Headers, { cache = true } = {}):
   };
   const problems: string[] = [];
   if (get('x-content-type-options') !== 'nosniff') problems.push(`x-content-type-options: ${get('x-content-type-options')}`);
-  if (!/(^|;)\s*frame-ancestors 'none'\s*(;|$)/.test(get('content-security-policy') ?? '')) problems.push(`content-security-policy: ${get('content-security-policy')}`);
+  if (!/(^|;)\s*frame-ancestors 'none'\s*(;|$)/.test(get('content-security-policy') ?? ''))
+    problems.push(`content-security-policy: ${get('content-security-policy')}`);
   if (cache && get('cache-control') !== 'no-store') problems.push(`cache-control: ${get('cache-control')}`);
   if (get('x-powered-by') !== undefined) problems.push(`x-powered-by: ${get('x-powered-by')}`);
   return problems;

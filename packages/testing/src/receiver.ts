@@ -46,7 +46,14 @@ export async function startReceiver(reply: Receiver['reply'] = () => ({ status: 
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const request: ReceivedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), at: Date.now(), remotePort: req.socket.remotePort ?? 0 };
+      const request: ReceivedRequest = {
+        method: req.method ?? '',
+        path: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+        at: Date.now(),
+        remotePort: req.socket.remotePort ?? 0,
+      };
       requests.push(request);
       const answer = receiver.reply(request, requests.length);
       if (answer.hang) return;

@@ -10,7 +10,17 @@ export const SECRET_PREFIX = 'whsec_';
 export const DEFAULT_TOLERANCE_SECONDS = 5 * 60;
 
 /** Headers Trackway sets on every request: an endpoint's custom headers may not replace them. */
-export const RESERVED_HEADERS: ReadonlySet<string> = new Set(['content-type', 'content-length', 'user-agent', 'webhook-id', 'webhook-timestamp', 'webhook-signature', 'host', 'connection', 'transfer-encoding']);
+export const RESERVED_HEADERS: ReadonlySet<string> = new Set([
+  'content-type',
+  'content-length',
+  'user-agent',
+  'webhook-id',
+  'webhook-timestamp',
+  'webhook-signature',
+  'host',
+  'connection',
+  'transfer-encoding',
+]);
 
 export class WebhookVerificationError extends Error {
   override name = 'WebhookVerificationError';
@@ -48,7 +58,8 @@ const unix = (t: number | Date) => (t instanceof Date ? Math.floor(t.getTime() /
 export function sign(input: SignInput, secrets: string | string[]): string {
   const list = Array.isArray(secrets) ? secrets : [secrets];
   const timestamp = unix(input.timestamp);
-  if (!Number.isSafeInteger(timestamp) || timestamp < 0) throw new RangeError(`webhook-timestamp must be whole seconds since 1970, not ${String(input.timestamp)}`);
+  if (!Number.isSafeInteger(timestamp) || timestamp < 0)
+    throw new RangeError(`webhook-timestamp must be whole seconds since 1970, not ${String(input.timestamp)}`);
   if (input.id === '' || /[.\s]/.test(input.id)) throw new RangeError(`webhook-id must be non-empty, without "." or whitespace: ${JSON.stringify(input.id)}`);
   const message = `${input.id}.${timestamp}.${input.body}`;
   return list.map((secret) => `v1,${createHmac('sha256', secretKey(secret)).update(message).digest('base64')}`).join(' ');
@@ -74,7 +85,12 @@ export interface VerifyOptions {
  * tolerance (±5 min). `payload` is what was signed, as text or the raw bytes. Returns the
  * message id and timestamp; throws WebhookVerificationError saying why otherwise.
  */
-export function verifySignature(payload: string | Buffer, headers: Record<string, string | string[] | undefined>, secrets: string | string[], options: VerifyOptions = {}): { id: string; timestamp: number } {
+export function verifySignature(
+  payload: string | Buffer,
+  headers: Record<string, string | string[] | undefined>,
+  secrets: string | string[],
+  options: VerifyOptions = {},
+): { id: string; timestamp: number } {
   const header = (name: string) => {
     const value = Object.entries(headers).find(([k]) => k.toLowerCase() === name)?.[1];
     return Array.isArray(value) ? value[0] : value;
@@ -104,7 +120,12 @@ export function verifySignature(payload: string | Buffer, headers: Record<string
 }
 
 /** Verifies a webhook (see verifySignature) and returns its parsed JSON body. */
-export function verify(body: string | Buffer, headers: Record<string, string | string[] | undefined>, secrets: string | string[], options: VerifyOptions = {}): unknown {
+export function verify(
+  body: string | Buffer,
+  headers: Record<string, string | string[] | undefined>,
+  secrets: string | string[],
+  options: VerifyOptions = {},
+): unknown {
   verifySignature(body, headers, secrets, options);
   const text = typeof body === 'string' ? body : body.toString('utf8');
   return text === '' ? undefined : JSON.parse(text);

@@ -1,16 +1,7 @@
 import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import { Webhook } from 'standardwebhooks';
-import {
-  DEFAULT_TOLERANCE_SECONDS,
-  SECRET_PREFIX,
-  WebhookVerificationError,
-  generateSecret,
-  secretKey,
-  sign,
-  signedHeaders,
-  verify,
-} from '../src';
+import { DEFAULT_TOLERANCE_SECONDS, SECRET_PREFIX, WebhookVerificationError, generateSecret, secretKey, sign, signedHeaders, verify } from '../src';
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 const b64 = (secret: string) => secret.slice(SECRET_PREFIX.length);
@@ -94,12 +85,16 @@ describe('interop with the unmodified standardwebhooks library', () => {
 
   it('property: full-unicode (incl. astral) bodies sign identically on both sides', () => {
     fc.assert(
-      fc.property(fc.string({ unit: 'binary', maxLength: 100 }), fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 20 }).map(signableId), (text, id) => {
-        const secret = SECRETS[0];
-        const ts = nowSeconds();
-        const body = JSON.stringify([text]);
-        expect(sign({ id, timestamp: ts, body }, secret)).toBe(new Webhook(secret).sign(id, new Date(ts * 1000), body));
-      }),
+      fc.property(
+        fc.string({ unit: 'binary', maxLength: 100 }),
+        fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 20 }).map(signableId),
+        (text, id) => {
+          const secret = SECRETS[0];
+          const ts = nowSeconds();
+          const body = JSON.stringify([text]);
+          expect(sign({ id, timestamp: ts, body }, secret)).toBe(new Webhook(secret).sign(id, new Date(ts * 1000), body));
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -143,7 +138,9 @@ describe('known-answer vectors (computed with standardwebhooks 1.1.1, hardcoded)
     expect(sign({ id, timestamp: new Date(timestamp * 1000), body }, secret)).toBe(expected);
     expect(new Webhook(secret).sign(id, new Date(timestamp * 1000), body)).toBe(expected);
     // And it is plain HMAC-SHA256 over `${id}.${ts}.${body}` with the base64-decoded key.
-    const raw = createHmac('sha256', Buffer.from(b64(secret), 'base64')).update(`${id}.${timestamp}.${body}`).digest('base64');
+    const raw = createHmac('sha256', Buffer.from(b64(secret), 'base64'))
+      .update(`${id}.${timestamp}.${body}`)
+      .digest('base64');
     expect(`v1,${raw}`).toBe(expected);
     const headers = { 'webhook-id': id, 'webhook-timestamp': String(timestamp), 'webhook-signature': expected };
     expect(verify(body, headers, secret, { now: new Date(timestamp * 1000) })).toEqual(JSON.parse(body));
@@ -346,10 +343,13 @@ describe('secretKey', () => {
     expect(secretKey('AAEC').equals(Buffer.from([0, 1, 2]))).toBe(true);
   });
 
-  it.each(['whsec_abc$def', 'whsec_ab cd', 'whsec_abc-_def', 'whsec_abc===', 'whsec_=abc', 'whsec_héllo', 'WHSEC_abcd', 'abc\n'])('rejects the non-base64 secret %j', (s) => {
-    expect(() => secretKey(s)).toThrow(WebhookVerificationError);
-    expect(() => secretKey(s)).toThrow(/not base64/);
-  });
+  it.each(['whsec_abc$def', 'whsec_ab cd', 'whsec_abc-_def', 'whsec_abc===', 'whsec_=abc', 'whsec_héllo', 'WHSEC_abcd', 'abc\n'])(
+    'rejects the non-base64 secret %j',
+    (s) => {
+      expect(() => secretKey(s)).toThrow(WebhookVerificationError);
+      expect(() => secretKey(s)).toThrow(/not base64/);
+    },
+  );
 
   it.each(['', 'whsec_'])('rejects the empty secret %j', (s) => {
     expect(() => secretKey(s)).toThrow(WebhookVerificationError);

@@ -72,7 +72,10 @@ export function adminBoardRouter(deps: { queues: Queues; redis: Redis; verifier:
   const cookieOptions = (req: Request) => ({ httpOnly: true, sameSite: 'strict' as const, secure: req.secure, path: '/admin' });
 
   router.get(LOGIN_PATH, (req, res) => {
-    res.set('Cache-Control', 'no-store').type('html').send(loginPage(typeof req.query.error === 'string'));
+    res
+      .set('Cache-Control', 'no-store')
+      .type('html')
+      .send(loginPage(typeof req.query.error === 'string'));
   });
 
   router.post(LOGIN_PATH, express.urlencoded({ extended: false, limit: '16kb' }), async (req, res) => {
@@ -147,7 +150,6 @@ export function adminBoardRouter(deps: { queues: Queues; redis: Redis; verifier:
   router.use(BOARD_PATH, plainQuery, requireSession, requireRedis, board);
   return router;
 }
-
 
 function loginPage(failed: boolean): string {
   return `<!doctype html>

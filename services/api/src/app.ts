@@ -1,5 +1,13 @@
 import { errorHandler, notFoundHandler, parseQueryString, refuseNonUtf8Body } from '@trackway/http';
-import { authFailureGuard, bearerMatches, closeConnectionsWhenDraining, healthRouter, httpMetrics, protectedMetricsHandler, securityHeaders } from '@trackway/runtime';
+import {
+  authFailureGuard,
+  bearerMatches,
+  closeConnectionsWhenDraining,
+  healthRouter,
+  httpMetrics,
+  protectedMetricsHandler,
+  securityHeaders,
+} from '@trackway/runtime';
 import express, { type Express, Router } from 'express';
 import { redactUrl } from '@trackway/logger';
 import { pinoHttp } from 'pino-http';
@@ -25,7 +33,12 @@ export function createApp(deps: ApiDeps): Express {
   app.set('query parser', parseQueryString);
   // The client's address (AUTH_FAILURE_LIMIT) is the socket's unless TRUST_PROXY says to read X-Forwarded-For.
   app.set('trust proxy', deps.frontDoor?.trustProxy ?? false);
-  const authFailures = authFailureGuard({ redis: deps.redis, prefix: deps.frontDoor?.prefix ?? deps.queues.postbacks.opts.prefix ?? 'trackway', scope: 'admin', perMinute: deps.frontDoor?.authFailureLimit ?? 30 });
+  const authFailures = authFailureGuard({
+    redis: deps.redis,
+    prefix: deps.frontDoor?.prefix ?? deps.queues.postbacks.opts.prefix ?? 'trackway',
+    scope: 'admin',
+    perMinute: deps.frontDoor?.authFailureLimit ?? 30,
+  });
   // helmet and no-store on every answer; Bull Board and its login page load their own scripts and styles.
   app.use(securityHeaders());
   app.use('/admin', securityHeaders('ui'));

@@ -28,7 +28,16 @@ export function docsRouter(): Router {
 
   // No fonts, telemetry or AI agent from Scalar's servers: nothing the page needs is off this host.
   const render = (nonce: string) =>
-    apiReference({ url: OPENAPI_PATH, cdn: SCRIPT_PATH, nonce, pageTitle: 'Trackway API reference', withDefaultFonts: false, telemetry: false, showDeveloperTools: 'never', agent: { disabled: true } }) as unknown as RequestHandler;
+    apiReference({
+      url: OPENAPI_PATH,
+      cdn: SCRIPT_PATH,
+      nonce,
+      pageTitle: 'Trackway API reference',
+      withDefaultFonts: false,
+      telemetry: false,
+      showDeveloperTools: 'never',
+      agent: { disabled: true },
+    }) as unknown as RequestHandler;
   router.get(DOCS_PATH, (req, res, next) => {
     const nonce = randomBytes(16).toString('base64');
     res.setHeader(

@@ -22,7 +22,13 @@ runMain(async () => {
     webhooks: { schedule: config.DELIVERY_RETRY_SCHEDULE, allowHttp: config.WEBHOOK_ALLOW_HTTP, allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS },
     invalidate: (kind, id) =>
       publishInvalidation(producer, config.QUEUE_PREFIX, kind, id).catch((error) => logger.warn({ err: error, kind }, 'cache invalidation not sent')),
-    verifier: createVerifier({ secret: config.ADMIN_JWT_SECRET, jwksUrl: config.ADMIN_JWKS_URL, audience: config.ADMIN_JWT_AUDIENCE, issuer: config.ADMIN_JWT_ISSUER, maxAgeMs: config.ADMIN_JWT_MAX_AGE }),
+    verifier: createVerifier({
+      secret: config.ADMIN_JWT_SECRET,
+      jwksUrl: config.ADMIN_JWKS_URL,
+      audience: config.ADMIN_JWT_AUDIENCE,
+      issuer: config.ADMIN_JWT_ISSUER,
+      maxAgeMs: config.ADMIN_JWT_MAX_AGE,
+    }),
     logger,
     metrics: ctx.metrics,
     health: ctx.health,

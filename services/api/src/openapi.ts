@@ -42,7 +42,13 @@ const ERRORS: Record<ErrorStatus, string> = {
   503: 'unavailable: Redis or Postgres cannot be reached; retry after Retry-After seconds.',
 };
 
-const intPath = (what: string) => z.object({ id: z.string().regex(/^[1-9]\d{0,9}$/).meta({ description: `The ${what}'s id.`, example: '1' }) });
+const intPath = (what: string) =>
+  z.object({
+    id: z
+      .string()
+      .regex(/^[1-9]\d{0,9}$/)
+      .meta({ description: `The ${what}'s id.`, example: '1' }),
+  });
 const prefixedPath = (schema: z.ZodString, what: string) => z.object({ id: schema.meta({ description: `The ${what}'s id.` }) });
 const withBody = { 400: ERRORS[400], 413: ERRORS[413], 415: ERRORS[415] };
 const listQueryErrors = { 400: 'invalid_request: an unknown or repeated parameter, a bad cursor or limit.' };
@@ -61,14 +67,49 @@ function crud(o: {
   const routes: RouteSpec[] = [];
   const list = r.pageOf(o.item, `${o.item.meta()?.id}Page`);
   if (o.create) {
-    routes.push({ method: 'post', path: o.base, tag: o.tag, summary: `Create ${article(o.what)}`, description: o.create.description, body: o.create.body, ok: { status: 201, description: `The new ${o.what}.`, schema: o.create.answer }, errors: { ...withBody, ...o.create.errors } });
+    routes.push({
+      method: 'post',
+      path: o.base,
+      tag: o.tag,
+      summary: `Create ${article(o.what)}`,
+      description: o.create.description,
+      body: o.create.body,
+      ok: { status: 201, description: `The new ${o.what}.`, schema: o.create.answer },
+      errors: { ...withBody, ...o.create.errors },
+    });
   }
   routes.push(
-    { method: 'get', path: o.base, tag: o.tag, summary: `List ${o.tag.toLowerCase()}`, query: o.query, ok: { status: 200, description: 'A page, newest first.', schema: list }, errors: listQueryErrors },
-    { method: 'get', path: `${o.base}/{id}`, tag: o.tag, summary: `Get ${article(o.what)}`, params: o.params, ok: { status: 200, description: `The ${o.what}.`, schema: o.item }, errors: { 404: `No ${o.what} has this id.` } },
+    {
+      method: 'get',
+      path: o.base,
+      tag: o.tag,
+      summary: `List ${o.tag.toLowerCase()}`,
+      query: o.query,
+      ok: { status: 200, description: 'A page, newest first.', schema: list },
+      errors: listQueryErrors,
+    },
+    {
+      method: 'get',
+      path: `${o.base}/{id}`,
+      tag: o.tag,
+      summary: `Get ${article(o.what)}`,
+      params: o.params,
+      ok: { status: 200, description: `The ${o.what}.`, schema: o.item },
+      errors: { 404: `No ${o.what} has this id.` },
+    },
   );
   if (o.update) {
-    routes.push({ method: 'patch', path: `${o.base}/{id}`, tag: o.tag, summary: `Update ${article(o.what)}`, description: o.update.description, params: o.params, body: o.update.body, ok: { status: 200, description: `The ${o.what}, updated.`, schema: o.item }, errors: { ...withBody, 404: `No ${o.what} has this id.`, ...o.update.errors } });
+    routes.push({
+      method: 'patch',
+      path: `${o.base}/{id}`,
+      tag: o.tag,
+      summary: `Update ${article(o.what)}`,
+      description: o.update.description,
+      params: o.params,
+      body: o.update.body,
+      ok: { status: 200, description: `The ${o.what}, updated.`, schema: o.item },
+      errors: { ...withBody, 404: `No ${o.what} has this id.`, ...o.update.errors },
+    });
   }
   return routes;
 }
@@ -87,10 +128,23 @@ export const ADMIN_ROUTES: RouteSpec[] = [
     params: advertiserId,
     item: r.Advertiser,
     query: r.EntityList,
-    create: { body: r.AdvertiserCreate, answer: r.AdvertiserWithKey, description: 'The answer shows the postback key this once; Trackway keeps only its hash.' },
+    create: {
+      body: r.AdvertiserCreate,
+      answer: r.AdvertiserWithKey,
+      description: 'The answer shows the postback key this once; Trackway keeps only its hash.',
+    },
     update: { body: r.AdvertiserUpdate, description: 'require_signed_postbacks needs a signing secret first (rotate-signing-secret).' },
   }),
-  { method: 'post', path: '/v1/advertisers/{id}/rotate-key', tag: 'Advertisers', summary: 'Replace the postback key', description: 'The old key stops working everywhere within a cache TTL.', params: advertiserId, ok: { status: 200, description: 'The advertiser, with its new key (shown this once).', schema: r.AdvertiserWithKey }, errors: { 404: 'No advertiser has this id.' } },
+  {
+    method: 'post',
+    path: '/v1/advertisers/{id}/rotate-key',
+    tag: 'Advertisers',
+    summary: 'Replace the postback key',
+    description: 'The old key stops working everywhere within a cache TTL.',
+    params: advertiserId,
+    ok: { status: 200, description: 'The advertiser, with its new key (shown this once).', schema: r.AdvertiserWithKey },
+    errors: { 404: 'No advertiser has this id.' },
+  },
   {
     method: 'post',
     path: '/v1/advertisers/{id}/rotate-signing-secret',
@@ -134,7 +188,16 @@ export const ADMIN_ROUTES: RouteSpec[] = [
       errors: { 409: 'invalid_transition (this status cannot become that one) or conflict (changed meanwhile; retry).' },
     },
   }),
-  { method: 'get', path: '/v1/postbacks/{id}', tag: 'Postbacks', summary: "Get a postback's outcome", description: 'queued until the attribution worker has processed it.', params: prefixedPath(r.ids.postback, 'postback'), ok: { status: 200, description: 'The outcome.', schema: r.Postback }, errors: { 404: 'No postback has this id.', 503: ERRORS[503] } },
+  {
+    method: 'get',
+    path: '/v1/postbacks/{id}',
+    tag: 'Postbacks',
+    summary: "Get a postback's outcome",
+    description: 'queued until the attribution worker has processed it.',
+    params: prefixedPath(r.ids.postback, 'postback'),
+    ok: { status: 200, description: 'The outcome.', schema: r.Postback },
+    errors: { 404: 'No postback has this id.', 503: ERRORS[503] },
+  },
   ...crud({
     base: '/v1/webhook-endpoints',
     tag: 'Webhook endpoints',
@@ -145,9 +208,33 @@ export const ADMIN_ROUTES: RouteSpec[] = [
     create: { body: r.EndpointCreate, answer: r.WebhookEndpointWithSecret, description: 'The answer shows the signing secret this once.' },
     update: { body: r.EndpointUpdate, description: 'headers, when given, replace every custom header.' },
   }),
-  { method: 'delete', path: '/v1/webhook-endpoints/{id}', tag: 'Webhook endpoints', summary: 'Delete a webhook endpoint', params: endpointId, ok: { status: 204, description: 'Deleted.' }, errors: { 404: 'No webhook endpoint has this id.' } },
-  { method: 'post', path: '/v1/webhook-endpoints/{id}/enable', tag: 'Webhook endpoints', summary: 'Enable a webhook endpoint', params: endpointId, ok: { status: 200, description: 'The endpoint.', schema: r.WebhookEndpoint }, errors: { 404: 'No webhook endpoint has this id.' } },
-  { method: 'post', path: '/v1/webhook-endpoints/{id}/disable', tag: 'Webhook endpoints', summary: 'Disable a webhook endpoint', params: endpointId, ok: { status: 200, description: 'The endpoint.', schema: r.WebhookEndpoint }, errors: { 404: 'No webhook endpoint has this id.' } },
+  {
+    method: 'delete',
+    path: '/v1/webhook-endpoints/{id}',
+    tag: 'Webhook endpoints',
+    summary: 'Delete a webhook endpoint',
+    params: endpointId,
+    ok: { status: 204, description: 'Deleted.' },
+    errors: { 404: 'No webhook endpoint has this id.' },
+  },
+  {
+    method: 'post',
+    path: '/v1/webhook-endpoints/{id}/enable',
+    tag: 'Webhook endpoints',
+    summary: 'Enable a webhook endpoint',
+    params: endpointId,
+    ok: { status: 200, description: 'The endpoint.', schema: r.WebhookEndpoint },
+    errors: { 404: 'No webhook endpoint has this id.' },
+  },
+  {
+    method: 'post',
+    path: '/v1/webhook-endpoints/{id}/disable',
+    tag: 'Webhook endpoints',
+    summary: 'Disable a webhook endpoint',
+    params: endpointId,
+    ok: { status: 200, description: 'The endpoint.', schema: r.WebhookEndpoint },
+    errors: { 404: 'No webhook endpoint has this id.' },
+  },
   {
     method: 'post',
     path: '/v1/webhook-endpoints/{id}/rotate-secret',
@@ -158,8 +245,25 @@ export const ADMIN_ROUTES: RouteSpec[] = [
     ok: { status: 200, description: 'The new secret, shown this once.', schema: r.EndpointSecretRotated },
     errors: { 404: 'No webhook endpoint has this id.', 409: 'conflict: rotated concurrently; fetch the endpoint and retry.' },
   },
-  { method: 'post', path: '/v1/webhook-endpoints/{id}/test', tag: 'Webhook endpoints', summary: 'Send a webhook.test event', params: endpointId, ok: { status: 202, description: 'The event and its delivery are queued.', schema: r.EndpointTestSent }, errors: { 404: 'No webhook endpoint has this id.', 409: 'endpoint_disabled.' } },
-  { method: 'get', path: '/v1/webhook-endpoints/{id}/deliveries', tag: 'Webhook endpoints', summary: "List an endpoint's deliveries", params: endpointId, query: r.EndpointDeliveriesList, ok: { status: 200, description: 'A page, newest first.', schema: r.pageOf(r.Delivery, 'DeliveryPage') }, errors: { ...listQueryErrors, 404: 'No webhook endpoint has this id.' } },
+  {
+    method: 'post',
+    path: '/v1/webhook-endpoints/{id}/test',
+    tag: 'Webhook endpoints',
+    summary: 'Send a webhook.test event',
+    params: endpointId,
+    ok: { status: 202, description: 'The event and its delivery are queued.', schema: r.EndpointTestSent },
+    errors: { 404: 'No webhook endpoint has this id.', 409: 'endpoint_disabled.' },
+  },
+  {
+    method: 'get',
+    path: '/v1/webhook-endpoints/{id}/deliveries',
+    tag: 'Webhook endpoints',
+    summary: "List an endpoint's deliveries",
+    params: endpointId,
+    query: r.EndpointDeliveriesList,
+    ok: { status: 200, description: 'A page, newest first.', schema: r.pageOf(r.Delivery, 'DeliveryPage') },
+    errors: { ...listQueryErrors, 404: 'No webhook endpoint has this id.' },
+  },
   {
     method: 'post',
     path: '/v1/webhook-endpoints/{id}/recover',
@@ -171,7 +275,15 @@ export const ADMIN_ROUTES: RouteSpec[] = [
     ok: { status: 202, description: 'The deliveries are queued again.', schema: r.EndpointRecovered },
     errors: { ...withBody, 404: 'No webhook endpoint has this id.', 409: 'endpoint_disabled.', 503: ERRORS[503] },
   },
-  { method: 'get', path: '/v1/deliveries/{id}', tag: 'Deliveries', summary: 'Get a delivery and its attempts', params: deliveryId, ok: { status: 200, description: 'The delivery.', schema: r.DeliveryWithAttempts }, errors: { 404: 'No delivery has this id.' } },
+  {
+    method: 'get',
+    path: '/v1/deliveries/{id}',
+    tag: 'Deliveries',
+    summary: 'Get a delivery and its attempts',
+    params: deliveryId,
+    ok: { status: 200, description: 'The delivery.', schema: r.DeliveryWithAttempts },
+    errors: { 404: 'No delivery has this id.' },
+  },
   {
     method: 'post',
     path: '/v1/deliveries/{id}/retry',
@@ -192,8 +304,24 @@ export const ADMIN_ROUTES: RouteSpec[] = [
     ok: { status: 201, description: 'The payout.', schema: r.PayoutCreated },
     errors: { ...withBody, 422: 'no_commissions: nothing approved and unpaid in this currency.' },
   },
-  { method: 'get', path: '/v1/payouts', tag: 'Payouts', summary: 'List payouts', query: r.PayoutList, ok: { status: 200, description: 'A page, newest first.', schema: r.pageOf(r.Payout, 'PayoutPage') }, errors: listQueryErrors },
-  { method: 'get', path: '/v1/payouts/{id}', tag: 'Payouts', summary: 'Get a payout', params: payoutId, ok: { status: 200, description: 'The payout.', schema: r.PayoutWithCommissions }, errors: { 404: 'No payout has this id.' } },
+  {
+    method: 'get',
+    path: '/v1/payouts',
+    tag: 'Payouts',
+    summary: 'List payouts',
+    query: r.PayoutList,
+    ok: { status: 200, description: 'A page, newest first.', schema: r.pageOf(r.Payout, 'PayoutPage') },
+    errors: listQueryErrors,
+  },
+  {
+    method: 'get',
+    path: '/v1/payouts/{id}',
+    tag: 'Payouts',
+    summary: 'Get a payout',
+    params: payoutId,
+    ok: { status: 200, description: 'The payout.', schema: r.PayoutWithCommissions },
+    errors: { 404: 'No payout has this id.' },
+  },
   {
     method: 'post',
     path: '/v1/payouts/{id}/mark-sent',
@@ -205,7 +333,14 @@ export const ADMIN_ROUTES: RouteSpec[] = [
     ok: { status: 200, description: 'The payout, sent.', schema: r.PayoutWithCommissions },
     errors: { ...withBody, 404: 'No payout has this id.', 409: 'already_sent.' },
   },
-  { method: 'get', path: '/v1/event-types', tag: 'Events', summary: 'List event types', description: 'Each with an example of its data; the webhooks of this document give their schemas.', ok: { status: 200, description: 'Every event type.', schema: r.EventTypeList } },
+  {
+    method: 'get',
+    path: '/v1/event-types',
+    tag: 'Events',
+    summary: 'List event types',
+    description: 'Each with an example of its data; the webhooks of this document give their schemas.',
+    ok: { status: 200, description: 'Every event type.', schema: r.EventTypeList },
+  },
 ];
 
 /** Routes of the api's Express app that are not the admin API, and why (docs/api.md). */
@@ -259,9 +394,18 @@ const operationId = (route: RouteSpec) =>
 
 // ——— Ingest ———
 
-const INGEST_SERVER = [{ url: '{ingest}', description: 'The ingest service (postbacks and clicks): its own host and port.', variables: { ingest: { default: 'http://localhost:3000' } } }];
+const INGEST_SERVER = [
+  {
+    url: '{ingest}',
+    description: 'The ingest service (postbacks and clicks): its own host and port.',
+    variables: { ingest: { default: 'http://localhost:3000' } },
+  },
+];
 const postbackErrors = {
-  400: errorResponse(400, 'invalid_request naming each field (a missing click_id, an unreplaced placeholder, bytes that are not UTF-8…), malformed_body or too_many_parameters.'),
+  400: errorResponse(
+    400,
+    'invalid_request naming each field (a missing click_id, an unreplaced placeholder, bytes that are not UTF-8…), malformed_body or too_many_parameters.',
+  ),
   401: errorResponse(401, 'unauthorized (no key, or an unknown one) or invalid_signature.'),
   403: errorResponse(403, 'ip_not_allowed: the advertiser accepts postbacks only from its allowed_ips.'),
   413: errorResponse(413, 'payload_too_large: the body is over 16 kB, or has too many parameters.'),
@@ -278,7 +422,11 @@ function postbackOperation(method: 'get' | 'post', keyInPath: boolean): ZodOpenA
     summary: `Report a conversion (${method.toUpperCase()}${keyInPath ? ', key in the path' : ''})`,
     description: `An advertiser's server reports a conversion, with ${where}. A 202 means it is durably queued; anything else means it was not recorded and may be sent again. Parameters Trackway does not read are reported back in ignored_params.`,
     security: keyInPath ? [] : [{ postbackKeyHeader: [] }, { postbackKeyQuery: [] }],
-    requestParams: { ...(keyInPath ? { path: r.PostbackKeyPath } : {}), query: keyInPath ? r.PostbackQuery.omit({ key: true }) : r.PostbackQuery, header: r.PostbackHeaders },
+    requestParams: {
+      ...(keyInPath ? { path: r.PostbackKeyPath } : {}),
+      query: keyInPath ? r.PostbackQuery.omit({ key: true }) : r.PostbackQuery,
+      header: r.PostbackHeaders,
+    },
     ...(method === 'post'
       ? { requestBody: { content: { 'application/json': { schema: r.PostbackBody }, 'application/x-www-form-urlencoded': { schema: r.PostbackBody } } } }
       : {}),
@@ -299,7 +447,11 @@ const ingestPaths: ZodOpenApiPathsObject = {
         302: {
           description: "Found: to the offer's destination URL.",
           headers: z.object({ Location: z.string().meta({ description: 'The destination, with {click_id} and the others replaced.' }) }),
-          content: { 'text/plain': { schema: z.string().meta({ example: 'Found. Redirecting to https://shop.example/landing?clickid=AQAAAAEAAAAHZ0k2AJx1n3Qd8fV0m2Yc5Jk3a1Rw' }) } },
+          content: {
+            'text/plain': {
+              schema: z.string().meta({ example: 'Found. Redirecting to https://shop.example/landing?clickid=AQAAAAEAAAAHZ0k2AJx1n3Qd8fV0m2Yc5Jk3a1Rw' }),
+            },
+          },
         },
         400: errorResponse(400, 'invalid_request naming each bad parameter.'),
         404: errorResponse(404, 'offer_not_found or affiliate_not_found (none active with this id).'),
@@ -317,7 +469,9 @@ const ingestPaths: ZodOpenApiPathsObject = {
 const webhookHeaders = z.object({
   'webhook-id': z.string().meta({ description: "The event's id: the same across retries and replays." }),
   'webhook-timestamp': z.string().meta({ description: 'Unix seconds when this attempt was signed.' }),
-  'webhook-signature': z.string().meta({ description: "Standard Webhooks: space-separated v1,<base64 HMAC-SHA256> of `id.timestamp.body`, one per active secret." }),
+  'webhook-signature': z
+    .string()
+    .meta({ description: 'Standard Webhooks: space-separated v1,<base64 HMAC-SHA256> of `id.timestamp.body`, one per active secret.' }),
 });
 
 function webhooks(): ZodOpenApiObject['webhooks'] {
@@ -326,13 +480,29 @@ function webhooks(): ZodOpenApiObject['webhooks'] {
       type,
       {
         post: {
-          operationId: `webhook${type.split('.').map((w) => w[0].toUpperCase() + w.slice(1)).join('')}`,
+          operationId: `webhook${type
+            .split('.')
+            .map((w) => w[0].toUpperCase() + w.slice(1))
+            .join('')}`,
           tags: ['Events'],
           summary: type,
           description: `${EVENT_CATALOG[type].description} Sent as a signed POST to every enabled endpoint subscribed to it; retried until a 2xx.`,
           requestParams: { header: webhookHeaders },
-          requestBody: { required: true, content: { 'application/json': { schema: r.eventEnvelope(type), examples: { example: { value: { id: 'evt_01JD8Z6Q62B4D6F8H0K2M4P6R8', type, timestamp: '2026-11-27T10:14:52.318Z', data: EVENT_CATALOG[type].example } } } } } },
-          responses: { '2XX': { description: 'Received: no retry.' }, default: { description: 'Anything else (or no answer in time) is retried on the schedule; 410 Gone disables the endpoint.' } },
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: r.eventEnvelope(type),
+                examples: {
+                  example: { value: { id: 'evt_01JD8Z6Q62B4D6F8H0K2M4P6R8', type, timestamp: '2026-11-27T10:14:52.318Z', data: EVENT_CATALOG[type].example } },
+                },
+              },
+            },
+          },
+          responses: {
+            '2XX': { description: 'Received: no retry.' },
+            default: { description: 'Anything else (or no answer in time) is retried on the schedule; 410 Gone disables the endpoint.' },
+          },
         },
       },
     ]),
@@ -344,23 +514,37 @@ export function buildDocument(): ReturnType<typeof createDocument> {
   const paths: ZodOpenApiPathsObject = { ...ingestPaths };
   for (const route of ADMIN_ROUTES) paths[route.path] = { ...paths[route.path], [route.method]: operation(route) };
   paths['/openapi.json'] = {
-    get: { operationId: 'getOpenApi', tags: ['Meta'], summary: 'This document', security: [], responses: { 200: { description: 'The OpenAPI 3.1 document.', content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } } } } },
+    get: {
+      operationId: 'getOpenApi',
+      tags: ['Meta'],
+      summary: 'This document',
+      security: [],
+      responses: { 200: { description: 'The OpenAPI 3.1 document.', content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } } } },
+    },
   };
   return createDocument({
     openapi: '3.1.0',
     info: {
       title: 'Trackway',
       version: '1',
-      description: 'Server-to-server conversion tracking: postbacks in (ingest), signed webhooks out, and the admin API. Every error answer is the envelope `{"error": {"code", "message", "fields"?}}`.',
+      description:
+        'Server-to-server conversion tracking: postbacks in (ingest), signed webhooks out, and the admin API. Every error answer is the envelope `{"error": {"code", "message", "fields"?}}`.',
       license: { name: 'MIT', identifier: 'MIT' },
     },
     servers: [{ url: '/', description: 'The api service (admin API).' }],
-    tags: ['Advertisers', 'Affiliates', 'Offers', 'Conversions', 'Postbacks', 'Webhook endpoints', 'Deliveries', 'Payouts', 'Events', 'Ingest', 'Meta'].map((name) => ({ name })),
+    tags: ['Advertisers', 'Affiliates', 'Offers', 'Conversions', 'Postbacks', 'Webhook endpoints', 'Deliveries', 'Payouts', 'Events', 'Ingest', 'Meta'].map(
+      (name) => ({ name }),
+    ),
     paths,
     webhooks: webhooks(),
     components: {
       securitySchemes: {
-        adminBearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A JWT with iat, exp (at most ADMIN_JWT_MAX_AGE) and the admin scope.' },
+        adminBearer: {
+          type: 'http',
+          scheme: 'bearer',
+          bearerFormat: 'JWT',
+          description: 'A JWT with iat, exp (at most ADMIN_JWT_MAX_AGE) and the admin scope.',
+        },
         postbackKeyHeader: { type: 'apiKey', in: 'header', name: 'X-Postback-Key' },
         postbackKeyQuery: { type: 'apiKey', in: 'query', name: 'key' },
       },

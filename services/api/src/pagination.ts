@@ -42,7 +42,12 @@ export function decodeCursor<T extends string | number>(cursor: string | undefin
   if (cursor === undefined) return undefined;
   try {
     const { id } = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { id: unknown };
-    if (kind === 'int' ? Number.isInteger(id) && (id as number) > 0 && (id as number) <= INT_ID_MAX : typeof id === 'string' && /^[a-z]{2,3}_[0-9A-Z]{26}$/.test(id)) return id as T;
+    if (
+      kind === 'int'
+        ? Number.isInteger(id) && (id as number) > 0 && (id as number) <= INT_ID_MAX
+        : typeof id === 'string' && /^[a-z]{2,3}_[0-9A-Z]{26}$/.test(id)
+    )
+      return id as T;
   } catch {
     // fall through to the 400 below
   }

@@ -43,9 +43,19 @@ type Out<S extends z.ZodType> = z.output<S>;
 // ——— Shared pieces ———
 
 const timestamp = z.iso.datetime().meta({ description: 'ISO 8601, UTC, millisecond precision.', example: '2026-11-27T10:14:52.318Z' });
-const moneyOut = z.string().regex(MONEY_PATTERN).meta({ description: 'A decimal amount as a string (at most 14 digits before the point and 4 after).', example: '49.90' });
-const currencyOut = z.string().regex(/^[A-Z]{3}$/).meta({ description: 'ISO 4217 currency code.', example: 'USD' });
-const prefixed = (prefix: string, example: string) => z.string().regex(new RegExp(`^${prefix}_[0-9A-Z]{26}$`)).meta({ example });
+const moneyOut = z
+  .string()
+  .regex(MONEY_PATTERN)
+  .meta({ description: 'A decimal amount as a string (at most 14 digits before the point and 4 after).', example: '49.90' });
+const currencyOut = z
+  .string()
+  .regex(/^[A-Z]{3}$/)
+  .meta({ description: 'ISO 4217 currency code.', example: 'USD' });
+const prefixed = (prefix: string, example: string) =>
+  z
+    .string()
+    .regex(new RegExp(`^${prefix}_[0-9A-Z]{26}$`))
+    .meta({ example });
 const intId = z.number().int().min(1).max(2_147_483_647);
 const entityStatus = z.enum(['active', 'inactive']);
 
@@ -62,16 +72,29 @@ export const ids = {
 
 /** A page of a list: newest first; `next_cursor` is null on the last page. */
 export const pageOf = <S extends z.ZodType>(item: S, id: string) =>
-  z.strictObject({ data: z.array(item), next_cursor: z.string().nullable().meta({ description: 'Pass as `cursor` for the next page; null on the last.' }) }).meta({ id });
+  z
+    .strictObject({ data: z.array(item), next_cursor: z.string().nullable().meta({ description: 'Pass as `cursor` for the next page; null on the last.' }) })
+    .meta({ id });
 
 // ——— The error envelope (packages/http errors.ts writes it) ———
 
 export const ErrorEnvelope = z
   .strictObject({
     error: z.strictObject({
-      code: z.string().meta({ description: 'Stable, machine-readable: invalid_request, unauthorized, not_found, conflict, rate_limited, unavailable…', example: 'invalid_request' }),
+      code: z
+        .string()
+        .meta({
+          description: 'Stable, machine-readable: invalid_request, unauthorized, not_found, conflict, rate_limited, unavailable…',
+          example: 'invalid_request',
+        }),
       message: z.string().meta({ example: 'The request has invalid fields.' }),
-      fields: z.record(z.string(), z.string()).optional().meta({ description: 'For invalid_request: each field (dotted path, or `_` for the whole body) with the reason it was refused.', example: { name: 'is required' } }),
+      fields: z
+        .record(z.string(), z.string())
+        .optional()
+        .meta({
+          description: 'For invalid_request: each field (dotted path, or `_` for the whole body) with the reason it was refused.',
+          example: { name: 'is required' },
+        }),
     }),
   })
   .meta({ id: 'Error', description: 'Every 4xx and 5xx answer.' });
@@ -115,7 +138,10 @@ const postbackFormatFields = {
   params: z
     .partialRecord(z.enum(POSTBACK_FIELDS), z.array(z.string()).min(1, 'lists at least one name').max(20, 'at most 20 names'))
     .optional()
-    .meta({ description: "Per field, the parameter names read for it instead of the preset's (Trackway's own name is read too).", example: { amount: ['rev'] } }),
+    .meta({
+      description: "Per field, the parameter names read for it instead of the preset's (Trackway's own name is read too).",
+      example: { amount: ['rev'] },
+    }),
   status_values: z
     .record(z.string().trim().min(1).max(64), z.enum(CONVERSION_STATUSES))
     .refine((values) => Object.keys(values).length <= 50, 'at most 50 values')
@@ -137,10 +163,7 @@ export const PostbackFormatSetting = z.strictObject(postbackFormatFields).meta({
 const advertiserSettings = {
   postback_format: PostbackFormatInput.optional(),
   require_signed_postbacks: z.boolean().optional(),
-  allowed_ips: z
-    .array(z.string().refine(isAddressOrCidr, 'must be an IP address or a CIDR such as 203.0.113.0/24'))
-    .max(100, 'at most 100 entries')
-    .optional(),
+  allowed_ips: z.array(z.string().refine(isAddressOrCidr, 'must be an IP address or a CIDR such as 203.0.113.0/24')).max(100, 'at most 100 entries').optional(),
   postback_rate_limit_per_second: z.number().int().min(0).max(1_000_000).nullable().optional(),
 };
 export const AdvertiserCreate = EntityCreate.extend({ postback_format: advertiserSettings.postback_format }).meta({ id: 'AdvertiserCreate' });
@@ -152,13 +175,17 @@ export const Advertiser = z
     ...entityFields,
     require_signed_postbacks: z.boolean(),
     signing_secret_set: z.boolean(),
-    previous_signing_secret_expires_at: timestamp.nullable().meta({ description: 'Until then the previous signing secret still verifies; null when none does.' }),
+    previous_signing_secret_expires_at: timestamp
+      .nullable()
+      .meta({ description: 'Until then the previous signing secret still verifies; null when none does.' }),
     allowed_ips: z.array(z.string()).meta({ description: 'Addresses and CIDRs postbacks may come from; empty: any.' }),
     postback_rate_limit_per_second: z.number().int().nullable().meta({ description: 'null: the deployment-wide POSTBACK_RATE_LIMIT; 0: no limit.' }),
     postback_format: PostbackFormatSetting.meta({ description: 'As set; {"preset": "trackway"} when never set.' }),
   })
   .meta({ id: 'Advertiser' });
-const postbackKey = { postback_key: z.string().meta({ description: 'Shown in this answer only; Trackway stores its hash.', example: 'pk_3xJ9yq0Z7C2hV5mN8pR1tW4bK6dF0gHs' }) };
+const postbackKey = {
+  postback_key: z.string().meta({ description: 'Shown in this answer only; Trackway stores its hash.', example: 'pk_3xJ9yq0Z7C2hV5mN8pR1tW4bK6dF0gHs' }),
+};
 export const AdvertiserWithKey = Advertiser.extend(postbackKey).meta({ id: 'AdvertiserWithKey' });
 export const SigningSecretRotated = z
   .strictObject({ signing_secret: z.string().meta({ description: 'Shown in this answer only.' }), previous_signing_secret_expires_at: timestamp.nullable() })
@@ -179,7 +206,8 @@ export function advertiserJson(row: AdvertiserRow): Out<typeof Advertiser> {
     ...entityJson(row),
     require_signed_postbacks: row.requireSignedPostbacks,
     signing_secret_set: row.signingSecretSealed !== null,
-    previous_signing_secret_expires_at: row.previousSigningSecretExpiresAt && row.previousSigningSecretExpiresAt > new Date() ? row.previousSigningSecretExpiresAt.toISOString() : null,
+    previous_signing_secret_expires_at:
+      row.previousSigningSecretExpiresAt && row.previousSigningSecretExpiresAt > new Date() ? row.previousSigningSecretExpiresAt.toISOString() : null,
     allowed_ips: row.allowedIps ?? [],
     postback_rate_limit_per_second: row.postbackRateLimitPerSecond,
     postback_format: (row.postbackFormat as PostbackFormat | null) ?? { preset: 'trackway' },
@@ -195,14 +223,20 @@ const destinationUrl = urlText({ max: 2048 })
     const problem = destinationTemplateProblem(value);
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
   })
-  .meta({ description: 'Where /click redirects; {click_id}, {offer_id}, {affiliate_id} and {sub1}…{sub5} are replaced.', example: 'https://shop.example/landing?clickid={click_id}' });
+  .meta({
+    description: 'Where /click redirects; {click_id}, {offer_id}, {affiliate_id} and {sub1}…{sub5} are replaced.',
+    example: 'https://shop.example/landing?clickid={click_id}',
+  });
 const payoutInput = z.discriminatedUnion(
   'type',
   [
     z.strictObject({ type: z.literal('fixed'), amount: money }),
     z.strictObject({
       type: z.literal('percent'),
-      percent: z.string().regex(PERCENT_PATTERN, 'must be a decimal string such as "10"').refine((p) => Number(p) <= 100, 'must be at most 100'),
+      percent: z
+        .string()
+        .regex(PERCENT_PATTERN, 'must be a decimal string such as "10"')
+        .refine((p) => Number(p) <= 100, 'must be at most 100'),
     }),
   ],
   { error: 'must be {"type": "fixed", "amount"} or {"type": "percent", "percent"}' },
@@ -225,7 +259,10 @@ export const OfferCreate = z
     amount_cap: offerSettings.amount_cap.optional(),
   })
   .meta({ id: 'OfferCreate' });
-export const OfferUpdate = z.strictObject({ ...offerSettings, status: entityStatus }).partial().meta({ id: 'OfferUpdate' });
+export const OfferUpdate = z
+  .strictObject({ ...offerSettings, status: entityStatus })
+  .partial()
+  .meta({ id: 'OfferUpdate' });
 export const OfferList = listQuery({ advertiser_id: intIdQuery.optional(), status: entityStatus.optional() });
 
 export const Offer = z
@@ -235,7 +272,10 @@ export const Offer = z
     name: z.string(),
     destination_url: z.string(),
     currency: currencyOut,
-    payout: z.discriminatedUnion('type', [z.strictObject({ type: z.literal('fixed'), amount: moneyOut }), z.strictObject({ type: z.literal('percent'), percent: z.string().regex(PERCENT_PATTERN) })]),
+    payout: z.discriminatedUnion('type', [
+      z.strictObject({ type: z.literal('fixed'), amount: moneyOut }),
+      z.strictObject({ type: z.literal('percent'), percent: z.string().regex(PERCENT_PATTERN) }),
+    ]),
     attribution_window_days: z.number().int(),
     min_ctit_seconds: z.number().int(),
     amount_cap: moneyOut.nullable(),
@@ -272,7 +312,12 @@ export const Conversion = z
     offer_id: intId,
     affiliate_id: intId,
     click_id: z.string(),
-    order_id: z.string().nullable().meta({ description: "The advertiser's order reference; null for a conversion deduplicated by its click (postback_format dedupe \"click_id\", no order sent)." }),
+    order_id: z
+      .string()
+      .nullable()
+      .meta({
+        description: 'The advertiser\'s order reference; null for a conversion deduplicated by its click (postback_format dedupe "click_id", no order sent).',
+      }),
     event: z.string().meta({ example: 'conversion' }),
     status: z.enum(CONVERSION_STATUSES),
     hold_reason: z.string().nullable().meta({ description: 'Why a fraud rule held the conversion pending, if one did.' }),
@@ -315,7 +360,7 @@ export const FraudFlag = z
     rule: z.string().meta({ description: 'unknown_click, click_expired, ctit_too_short or amount_over_cap.', example: 'ctit_too_short' }),
     postback_id: ids.postback,
     conversion_id: ids.conversion.nullable(),
-    details: z.unknown().meta({ description: "The rule's figures, e.g. {\"ctit_seconds\": 3, \"min_ctit_seconds\": 10}." }),
+    details: z.unknown().meta({ description: 'The rule\'s figures, e.g. {"ctit_seconds": 3, "min_ctit_seconds": 10}.' }),
     created_at: timestamp,
   })
   .meta({ id: 'FraudFlag' });
@@ -330,7 +375,9 @@ export const Postback = z
     conversion_id: ids.conversion.nullable(),
     advertiser_id: intId,
     params: z.record(z.string(), z.unknown()).optional().meta({ description: 'The fields Trackway read from it; absent while queued.' }),
-    ignored_params: z.record(z.string(), z.unknown()).meta({ description: 'The parameters it carried that Trackway does not read, as sent.', example: { sum: '30.00', et: 'lead' } }),
+    ignored_params: z
+      .record(z.string(), z.unknown())
+      .meta({ description: 'The parameters it carried that Trackway does not read, as sent.', example: { sum: '30.00', et: 'lead' } }),
     received_at: timestamp,
     processed_at: timestamp.nullable(),
   })
@@ -352,8 +399,21 @@ export function postbackJson(row: PostbackRow): Out<typeof Postback> {
 }
 
 /** A postback whose job is still in Redis: no outcome yet. */
-export function queuedPostbackJson(id: string, postback: { advertiserId: number; receivedAt: string; ignoredParams?: Record<string, unknown> }, reason: 'processing_failed' | 'retrying' | null): Out<typeof Postback> {
-  return { id, status: 'queued', reason, conversion_id: null, advertiser_id: postback.advertiserId, ignored_params: postback.ignoredParams ?? {}, received_at: postback.receivedAt, processed_at: null };
+export function queuedPostbackJson(
+  id: string,
+  postback: { advertiserId: number; receivedAt: string; ignoredParams?: Record<string, unknown> },
+  reason: 'processing_failed' | 'retrying' | null,
+): Out<typeof Postback> {
+  return {
+    id,
+    status: 'queued',
+    reason,
+    conversion_id: null,
+    advertiser_id: postback.advertiserId,
+    ignored_params: postback.ignoredParams ?? {},
+    received_at: postback.receivedAt,
+    processed_at: null,
+  };
 }
 
 // ——— Webhook endpoints and deliveries ———
@@ -369,7 +429,13 @@ const eventTypes = z
   .transform((types) => (types.includes('*') ? ['*'] : [...new Set(types)]))
   .meta({ description: `Event types to receive, or ["*"] for all: ${SUBSCRIBABLE_EVENT_TYPES.join(', ')}.`, example: ['conversion.approved'] });
 const customHeaders = z
-  .record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/, 'is not a header name'), z.string().max(1024).regex(/^[\x20-\x7e\t]*$/, 'must be printable ASCII on one line'))
+  .record(
+    z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/, 'is not a header name'),
+    z
+      .string()
+      .max(1024)
+      .regex(/^[\x20-\x7e\t]*$/, 'must be printable ASCII on one line'),
+  )
   .refine((h) => Object.keys(h).length <= 20, 'at most 20 headers')
   .refine((h) => Object.keys(h).every((name) => !RESERVED_HEADERS.has(name.toLowerCase())), 'may not set content-type, user-agent or the webhook-* headers')
   .meta({ description: 'Sent with every delivery (at most 20; not content-type, user-agent or webhook-*). Stored encrypted; answers show only the names.' });
@@ -384,7 +450,9 @@ export const EndpointCreate = z.strictObject(endpointFields).meta({ id: 'Webhook
 export const EndpointUpdate = z.strictObject(endpointFields).partial().meta({ id: 'WebhookEndpointUpdate' });
 export const EndpointList = listQuery({ enabled: z.enum(['true', 'false']).optional() });
 export const EndpointDeliveriesList = listQuery({ status: z.enum(['pending', 'succeeded', 'failed']).optional() });
-export const EndpointRecover = z.strictObject({ since: dateTimeInput.meta({ description: 'ISO 8601 with a time zone.', example: '2026-12-01T09:30:00Z' }) }).meta({ id: 'WebhookEndpointRecover' });
+export const EndpointRecover = z
+  .strictObject({ since: dateTimeInput.meta({ description: 'ISO 8601 with a time zone.', example: '2026-12-01T09:30:00Z' }) })
+  .meta({ id: 'WebhookEndpointRecover' });
 
 export const WebhookEndpoint = z
   .strictObject({
@@ -400,11 +468,17 @@ export const WebhookEndpoint = z
     updated_at: timestamp,
   })
   .meta({ id: 'WebhookEndpoint' });
-const signingSecret = z.string().meta({ description: 'Standard Webhooks signing secret, shown in this answer and on rotation only.', example: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' });
+const signingSecret = z
+  .string()
+  .meta({ description: 'Standard Webhooks signing secret, shown in this answer and on rotation only.', example: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' });
 export const WebhookEndpointWithSecret = WebhookEndpoint.extend({ secret: signingSecret }).meta({ id: 'WebhookEndpointWithSecret' });
-export const EndpointSecretRotated = z.strictObject({ id: ids.endpoint, secret: signingSecret, previous_secret_expires_at: timestamp }).meta({ id: 'WebhookEndpointSecretRotated' });
+export const EndpointSecretRotated = z
+  .strictObject({ id: ids.endpoint, secret: signingSecret, previous_secret_expires_at: timestamp })
+  .meta({ id: 'WebhookEndpointSecretRotated' });
 export const EndpointTestSent = z.strictObject({ event_id: ids.event, delivery_id: ids.delivery }).meta({ id: 'WebhookTestSent' });
-export const EndpointRecovered = z.strictObject({ recovered: z.number().int().min(0), has_more: z.boolean().meta({ description: 'More than 10,000 failed deliveries matched: call again.' }) }).meta({ id: 'WebhookEndpointRecovered' });
+export const EndpointRecovered = z
+  .strictObject({ recovered: z.number().int().min(0), has_more: z.boolean().meta({ description: 'More than 10,000 failed deliveries matched: call again.' }) })
+  .meta({ id: 'WebhookEndpointRecovered' });
 
 /** endpointJson (domain), checked against its schema. */
 export const endpointResponse = (row: Parameters<typeof endpointJson>[0]): Out<typeof WebhookEndpoint> => endpointJson(row);
@@ -435,7 +509,17 @@ export const DeliveryAttempt = z
 export const DeliveryWithAttempts = Delivery.extend({ attempts: z.array(DeliveryAttempt) }).meta({ id: 'DeliveryWithAttempts' });
 export const DeliveryRetried = z.strictObject({ id: ids.delivery, status: z.literal('pending') }).meta({ id: 'DeliveryRetried' });
 
-type DeliveryRow = { id: string; eventId: string; endpointId: string; eventType: string; status: 'pending' | 'succeeded' | 'failed'; attemptCount: number; nextAttemptAt: Date | null; createdAt: Date; updatedAt: Date };
+type DeliveryRow = {
+  id: string;
+  eventId: string;
+  endpointId: string;
+  eventType: string;
+  status: 'pending' | 'succeeded' | 'failed';
+  attemptCount: number;
+  nextAttemptAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+};
 export function deliveryJson(d: DeliveryRow): Out<typeof Delivery> {
   return {
     id: d.id,
@@ -470,7 +554,9 @@ export function deliveryWithAttemptsJson(d: DeliveryRow & { attempts: AttemptRow
 export const PayoutCreate = z
   .strictObject({ affiliate_id: intIdSchema, currency: z.string().refine(isCurrency, 'must be an ISO 4217 code such as USD').meta({ example: 'USD' }) })
   .meta({ id: 'PayoutCreate' });
-export const PayoutMarkSent = z.strictObject({ reference: text({ trim: true, min: 1, max: 255 }).meta({ example: 'WIRE-2026-11-27-001' }) }).meta({ id: 'PayoutMarkSent' });
+export const PayoutMarkSent = z
+  .strictObject({ reference: text({ trim: true, min: 1, max: 255 }).meta({ example: 'WIRE-2026-11-27-001' }) })
+  .meta({ id: 'PayoutMarkSent' });
 export const PayoutList = listQuery({ affiliate_id: intIdQuery.optional(), status: z.enum(['pending', 'sent']).optional() });
 
 const payoutFields = {
@@ -513,7 +599,11 @@ export const EVENT_DATA = {
   'webhook.test': z.strictObject({ endpoint_id: ids.endpoint, message: z.string() }),
 } satisfies Record<EventType, z.ZodType>;
 
-const eventComponentId = (type: EventType) => `${type.split('.').map((w) => w[0].toUpperCase() + w.slice(1)).join('')}Event`;
+const eventComponentId = (type: EventType) =>
+  `${type
+    .split('.')
+    .map((w) => w[0].toUpperCase() + w.slice(1))
+    .join('')}Event`;
 
 /** The body of every webhook: Standard Webhooks' envelope around the event's data. */
 export const eventEnvelope = <T extends EventType>(type: T) =>
@@ -538,7 +628,11 @@ produces(Payout, payoutJson);
 
 /** GET /v1/event-types: the catalog, with an example of each type's data. */
 export const eventTypesJson = (): Out<typeof EventTypeList> => ({
-  data: (Object.entries(EVENT_CATALOG) as [EventType, (typeof EVENT_CATALOG)[EventType]][]).map(([type, { description, example }]) => ({ type, description, example })),
+  data: (Object.entries(EVENT_CATALOG) as [EventType, (typeof EVENT_CATALOG)[EventType]][]).map(([type, { description, example }]) => ({
+    type,
+    description,
+    example,
+  })),
 });
 
 export const EventTypeList = z
@@ -559,15 +653,33 @@ export const EventTypeList = z
 
 const postbackParam = (description: string, example: string) => z.string().meta({ description, example });
 const postbackFields = {
-  click_id: postbackParam('The click ID Trackway put in the landing URL (URL-safe, at most 64). Aliases such as transaction_id or clickid are read too (see the README).', 'AQAAAAEAAAAHZ0k2AJx1n3Qd8fV0m2Yc5Jk3a1Rw'),
-  order_id: postbackParam("The advertiser's order reference (at most 255); with event, what makes a conversion unique. Optional when the advertiser's postback_format has dedupe click_id.", 'ORDER-1001'),
+  click_id: postbackParam(
+    'The click ID Trackway put in the landing URL (URL-safe, at most 64). Aliases such as transaction_id or clickid are read too (see the README).',
+    'AQAAAAEAAAAHZ0k2AJx1n3Qd8fV0m2Yc5Jk3a1Rw',
+  ),
+  order_id: postbackParam(
+    "The advertiser's order reference (at most 255); with event, what makes a conversion unique. Optional when the advertiser's postback_format has dedupe click_id.",
+    'ORDER-1001',
+  ),
   amount: postbackParam('Decimal, at most 14 digits before the point and 4 after; default 0.', '49.90'),
   currency: postbackParam("ISO 4217; default the offer's currency.", 'USD'),
-  status: postbackParam('approved (default), pending or rejected, or a word trackers send for them (sale, lead, hold, declined, chargeback…), any case.', 'approved'),
+  status: postbackParam(
+    'approved (default), pending or rejected, or a word trackers send for them (sale, lead, hold, declined, chargeback…), any case.',
+    'approved',
+  ),
   event: postbackParam('The conversion event: letters, digits, _ . : - (at most 64); default conversion.', 'conversion'),
 };
 const postbackKeyParam = postbackParam('The postback key (or the X-Postback-Key header).', 'pk_3xJ9yq0Z7C2hV5mN8pR1tW4bK6dF0gHs');
-export const PostbackQuery = z.object({ ...postbackFields, click_id: postbackFields.click_id.optional(), order_id: postbackFields.order_id.optional(), amount: postbackFields.amount.optional(), currency: postbackFields.currency.optional(), status: postbackFields.status.optional(), event: postbackFields.event.optional(), key: postbackKeyParam.optional() });
+export const PostbackQuery = z.object({
+  ...postbackFields,
+  click_id: postbackFields.click_id.optional(),
+  order_id: postbackFields.order_id.optional(),
+  amount: postbackFields.amount.optional(),
+  currency: postbackFields.currency.optional(),
+  status: postbackFields.status.optional(),
+  event: postbackFields.event.optional(),
+  key: postbackKeyParam.optional(),
+});
 export const PostbackBody = z
   .object({
     ...postbackFields,
@@ -577,19 +689,31 @@ export const PostbackBody = z
     event: postbackFields.event.optional(),
     key: postbackKeyParam.optional(),
   })
-  .meta({ id: 'PostbackRequest', description: 'click_id and order_id (unless the advertiser dedupes by click) are required, in the body or the query string; other names are read per the advertiser\'s postback_format, and anything unread is reported in ignored_params. A signed POST carries every field in its body.' });
+  .meta({
+    id: 'PostbackRequest',
+    description:
+      "click_id and order_id (unless the advertiser dedupes by click) are required, in the body or the query string; other names are read per the advertiser's postback_format, and anything unread is reported in ignored_params. A signed POST carries every field in its body.",
+  });
 export const PostbackHeaders = z.object({
   'x-postback-key': postbackParam('The postback key (instead of `key`).', 'pk_3xJ9yq0Z7C2hV5mN8pR1tW4bK6dF0gHs').optional(),
-  'webhook-id': postbackParam('Standard Webhooks: a unique id for this postback (at most 256); a signed postback is accepted once.', 'msg_2KWPBgLlAfxdpx2AI54pPJ85f4W').optional(),
+  'webhook-id': postbackParam(
+    'Standard Webhooks: a unique id for this postback (at most 256); a signed postback is accepted once.',
+    'msg_2KWPBgLlAfxdpx2AI54pPJ85f4W',
+  ).optional(),
   'webhook-timestamp': postbackParam('Standard Webhooks: Unix seconds, within 5 minutes of now.', '1764238492').optional(),
-  'webhook-signature': postbackParam("Standard Webhooks: v1,<base64 HMAC-SHA256> of `id.timestamp.payload` (GET: the query string as sent; POST: the body's bytes) with the advertiser's signing secret.", 'v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=').optional(),
+  'webhook-signature': postbackParam(
+    "Standard Webhooks: v1,<base64 HMAC-SHA256> of `id.timestamp.payload` (GET: the query string as sent; POST: the body's bytes) with the advertiser's signing secret.",
+    'v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=',
+  ).optional(),
 });
 export const PostbackKeyPath = z.object({ key: postbackKeyParam });
 export const PostbackAccepted = z
   .strictObject({
     postback_id: ids.postback,
     status: z.literal('queued'),
-    ignored_params: z.array(z.string()).meta({ description: 'Names of the parameters Trackway did not read (kept on the postback), as sent.', example: ['sum', 'et'] }),
+    ignored_params: z
+      .array(z.string())
+      .meta({ description: 'Names of the parameters Trackway did not read (kept on the postback), as sent.', example: ['sum', 'et'] }),
   })
   .meta({ id: 'PostbackAccepted', description: 'The postback is durably queued; GET /v1/postbacks/{postback_id} tells its outcome.' });
 
@@ -597,5 +721,14 @@ const clickId = z.string().regex(/^[1-9]\d{0,9}$/);
 export const ClickQuery = z.object({
   offer_id: clickId.meta({ description: 'The offer (positive integer).', example: '1' }),
   affiliate_id: clickId.meta({ description: 'The affiliate sending the traffic (positive integer).', example: '7' }),
-  ...Object.fromEntries(['sub1', 'sub2', 'sub3', 'sub4', 'sub5'].map((name) => [name, z.string().max(255).optional().meta({ description: "The affiliate's own value, passed to the destination's {" + name + '} (at most 255).' })])),
+  ...Object.fromEntries(
+    ['sub1', 'sub2', 'sub3', 'sub4', 'sub5'].map((name) => [
+      name,
+      z
+        .string()
+        .max(255)
+        .optional()
+        .meta({ description: "The affiliate's own value, passed to the destination's {" + name + '} (at most 255).' }),
+    ]),
+  ),
 });

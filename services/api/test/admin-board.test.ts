@@ -12,7 +12,11 @@ beforeAll(async () => {
 afterAll(() => h.close());
 
 async function logIn(): Promise<string> {
-  const res = await request(h.app).post('/admin/login').type('form').send({ token: await signAdminToken(ADMIN_SECRET) }).expect(303);
+  const res = await request(h.app)
+    .post('/admin/login')
+    .type('form')
+    .send({ token: await signAdminToken(ADMIN_SECRET) })
+    .expect(303);
   expect(res.headers.location).toBe('/admin/queues');
   const cookie = ([] as string[]).concat(res.headers['set-cookie'] ?? []).find((c) => c.startsWith('trackway_admin='));
   expect(cookie).toBeDefined();

@@ -34,7 +34,8 @@ it('does not count requests that carry no token', async () => {
 it('counts failed /admin/login attempts', async () => {
   const from = '198.51.100.30';
   const statuses: number[] = [];
-  for (let i = 0; i < 4; i++) statuses.push((await request(h.app).post('/admin/login').type('form').send({ token: 'not-a-token' }).set('X-Forwarded-For', from)).status);
+  for (let i = 0; i < 4; i++)
+    statuses.push((await request(h.app).post('/admin/login').type('form').send({ token: 'not-a-token' }).set('X-Forwarded-For', from)).status);
   expect(statuses).toEqual([303, 303, 303, 429]);
   const refused = await request(h.app).post('/admin/login').type('form').send({ token: 'still-not-a-token' }).set('X-Forwarded-For', from).expect(429);
   expect(refused.body.error.code).toBe('rate_limited');
@@ -68,7 +69,8 @@ it('answers 401, never a 5xx, when the limiter cannot reach Redis (each process 
 it('counts bad Bearer tokens on Bull Board too', async () => {
   const from = '198.51.100.50';
   const statuses: number[] = [];
-  for (let i = 0; i < 4; i++) statuses.push((await request(h.app).get('/admin/queues/api/queues').set('Authorization', BAD).set('X-Forwarded-For', from)).status);
+  for (let i = 0; i < 4; i++)
+    statuses.push((await request(h.app).get('/admin/queues/api/queues').set('Authorization', BAD).set('X-Forwarded-For', from)).status);
   expect(statuses).toEqual([401, 401, 401, 429]);
   await request(h.app).get('/admin/queues/api/queues').set(h.auth).set('X-Forwarded-For', from).expect(200);
 });

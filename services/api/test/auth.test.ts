@@ -27,7 +27,12 @@ describe('admin auth (HS256 under ADMIN_JWT_SECRET)', () => {
     ['an expired token', async () => hs({ scope: 'admin' }, Math.floor(Date.now() / 1000) - 60), 401],
     ['a token without exp', async () => hs({ scope: 'admin' }, null), 401],
     ['a token without the admin scope', async () => hs({ scope: 'read' }), 403],
-    ['an unsigned (alg none) token', async () => `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ scope: 'admin', exp: 9999999999 })).toString('base64url')}.`, 401],
+    [
+      'an unsigned (alg none) token',
+      async () =>
+        `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ scope: 'admin', exp: 9999999999 })).toString('base64url')}.`,
+      401,
+    ],
     ['a token with exp a thousand years out', async () => hs({ scope: 'admin' }, '1000y'), 401],
     ['a token living longer than ADMIN_JWT_MAX_AGE (24 h)', async () => hs({ scope: 'admin' }, now() + 24 * 3600 + 1), 401],
     ['a token without iat', async () => hs({ scope: 'admin' }, '5m', ADMIN_SECRET, null), 401],
@@ -42,8 +47,14 @@ describe('admin auth (HS256 under ADMIN_JWT_SECRET)', () => {
   });
 
   it('accepts an admin token, with scope as a string or an array', async () => {
-    await request(h.app).get('/v1/advertisers').set('Authorization', `Bearer ${await hs({ scope: 'read admin' })}`).expect(200);
-    await request(h.app).get('/v1/advertisers').set('Authorization', `Bearer ${await hs({ scope: ['admin'] })}`).expect(200);
+    await request(h.app)
+      .get('/v1/advertisers')
+      .set('Authorization', `Bearer ${await hs({ scope: 'read admin' })}`)
+      .expect(200);
+    await request(h.app)
+      .get('/v1/advertisers')
+      .set('Authorization', `Bearer ${await hs({ scope: ['admin'] })}`)
+      .expect(200);
   });
 
   it('accepts tokens within ADMIN_JWT_MAX_AGE, a little clock skew, and what `pnpm run token` signs', async () => {
@@ -81,7 +92,11 @@ describe('admin auth (keys from ADMIN_JWKS_URL)', () => {
       res.end(JSON.stringify(jwks));
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    h = await startApi({ jwksUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/.well-known/jwks.json`, audience: 'trackway-admin', issuer: 'https://idp.example' });
+    h = await startApi({
+      jwksUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/.well-known/jwks.json`,
+      audience: 'trackway-admin',
+      issuer: 'https://idp.example',
+    });
   });
   afterAll(async () => {
     await h.close();
@@ -98,18 +113,36 @@ describe('admin auth (keys from ADMIN_JWKS_URL)', () => {
       .sign(key);
 
   it('accepts RS256 and EdDSA tokens signed by the provider', async () => {
-    await request(h.app).get('/v1/affiliates').set('Authorization', `Bearer ${await signed('RS256', 'rs', keys.rs.privateKey)}`).expect(200);
-    await request(h.app).get('/v1/affiliates').set('Authorization', `Bearer ${await signed('EdDSA', 'ed', keys.ed.privateKey)}`).expect(200);
+    await request(h.app)
+      .get('/v1/affiliates')
+      .set('Authorization', `Bearer ${await signed('RS256', 'rs', keys.rs.privateKey)}`)
+      .expect(200);
+    await request(h.app)
+      .get('/v1/affiliates')
+      .set('Authorization', `Bearer ${await signed('EdDSA', 'ed', keys.ed.privateKey)}`)
+      .expect(200);
   });
 
   it("refuses the provider's tokens for another audience or from another issuer", async () => {
-    await request(h.app).get('/v1/affiliates').set('Authorization', `Bearer ${await signed('RS256', 'rs', keys.rs.privateKey, { aud: 'some-other-app' })}`).expect(401);
-    await request(h.app).get('/v1/affiliates').set('Authorization', `Bearer ${await signed('RS256', 'rs', keys.rs.privateKey, { iss: 'https://other.example' })}`).expect(401);
+    await request(h.app)
+      .get('/v1/affiliates')
+      .set('Authorization', `Bearer ${await signed('RS256', 'rs', keys.rs.privateKey, { aud: 'some-other-app' })}`)
+      .expect(401);
+    await request(h.app)
+      .get('/v1/affiliates')
+      .set('Authorization', `Bearer ${await signed('RS256', 'rs', keys.rs.privateKey, { iss: 'https://other.example' })}`)
+      .expect(401);
   });
 
   it('refuses a token signed by another key, and HS256 when no shared secret is configured', async () => {
     const stranger = await generateKeyPair('RS256');
-    await request(h.app).get('/v1/affiliates').set('Authorization', `Bearer ${await signed('RS256', 'rs', stranger.privateKey)}`).expect(401);
-    await request(h.app).get('/v1/affiliates').set('Authorization', `Bearer ${await hs({ scope: 'admin' })}`).expect(401);
+    await request(h.app)
+      .get('/v1/affiliates')
+      .set('Authorization', `Bearer ${await signed('RS256', 'rs', stranger.privateKey)}`)
+      .expect(401);
+    await request(h.app)
+      .get('/v1/affiliates')
+      .set('Authorization', `Bearer ${await hs({ scope: 'admin' })}`)
+      .expect(401);
   });
 });

@@ -21,7 +21,16 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 }, 60_000);
 
@@ -32,7 +41,10 @@ afterAll(async () => {
 });
 
 it('serves the page without auth, under a CSP that allows only its own nonce-carrying scripts', async () => {
-  const res = await request(h.app).get('/docs').expect(200).expect('content-type', /text\/html/);
+  const res = await request(h.app)
+    .get('/docs')
+    .expect(200)
+    .expect('content-type', /text\/html/);
   const csp = res.headers['content-security-policy'];
   const nonce = /'nonce-([^']+)'/.exec(csp)?.[1];
   expect(nonce).toBeDefined();
@@ -43,7 +55,10 @@ it('serves the page without auth, under a CSP that allows only its own nonce-car
   // A new nonce every time.
   const again = await request(h.app).get('/docs').expect(200);
   expect(again.headers['content-security-policy']).not.toContain(nonce);
-  await request(h.app).get('/docs/scalar.js').expect(200).expect('content-type', /javascript/);
+  await request(h.app)
+    .get('/docs/scalar.js')
+    .expect(200)
+    .expect('content-type', /javascript/);
 });
 
 it('renders the reference: operations, paths and webhooks appear in the page', async () => {
@@ -58,7 +73,10 @@ it('renders the reference: operations, paths and webhooks appear in the page', a
     if (/Content.Security.Policy|Refused to/i.test(message.text())) problems.push(message.text());
   });
   page.on('pageerror', (error) => problems.push(String(error)));
-  await page.route((url) => !url.href.startsWith(base), (route) => route.abort());
+  await page.route(
+    (url) => !url.href.startsWith(base),
+    (route) => route.abort(),
+  );
 
   await page.goto(`${base}/docs`);
   // Scalar builds the page from /openapi.json: these come from the document, not the HTML.
@@ -67,9 +85,15 @@ it('renders the reference: operations, paths and webhooks appear in the page', a
   expect(text).toContain('Trackway');
   expect(text).toContain('POST\n/v1/advertisers');
   // Sections render as they are opened: ingest's operations and the webhooks are there too.
-  await page.getByRole('button', { name: /Ingest/ }).first().click();
+  await page
+    .getByRole('button', { name: /Ingest/ })
+    .first()
+    .click();
   await page.getByText('Report a conversion (GET)').first().waitFor({ timeout: 10_000 });
-  await page.getByRole('button', { name: /Events/ }).first().click();
+  await page
+    .getByRole('button', { name: /Events/ })
+    .first()
+    .click();
   await page.getByText('conversion.approved').first().waitFor({ timeout: 10_000 });
   expect(await page.getByText('Ask AI').count()).toBe(0);
   await page.screenshot({ path: process.env.DOCS_SCREENSHOT ?? '/tmp/trackway-docs.png' });

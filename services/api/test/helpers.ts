@@ -24,7 +24,11 @@ export interface ApiHarness {
   close(): Promise<void>;
 }
 
-export async function startApi(auth: AuthConfig = { secret: ADMIN_SECRET }, db?: TestDatabase, options: { frontDoor?: ApiDeps['frontDoor']; redisUrl?: string; logLines?: string[] } = {}): Promise<ApiHarness> {
+export async function startApi(
+  auth: AuthConfig = { secret: ADMIN_SECRET },
+  db?: TestDatabase,
+  options: { frontDoor?: ApiDeps['frontDoor']; redisUrl?: string; logLines?: string[] } = {},
+): Promise<ApiHarness> {
   const database = db ?? (await createTestDatabase());
   const prefix = randomPrefix();
   const redis = createProducerConnection(options.redisUrl ?? TEST_REDIS_URL);
@@ -42,7 +46,9 @@ export async function startApi(auth: AuthConfig = { secret: ADMIN_SECRET }, db?:
     webhooks: { schedule: [0, 50, 100], allowHttp: true, allowedCidrs: ['127.0.0.0/8'] },
     invalidate: async (kind, id) => void invalidations.push([kind, id]),
     verifier: createVerifier(auth),
-    logger: options.logLines ? createLogger({ service: 'test', level: 'info', destination: { write: (line: string) => void options.logLines!.push(line) } }) : createLogger({ service: 'test', level: 'silent' }),
+    logger: options.logLines
+      ? createLogger({ service: 'test', level: 'info', destination: { write: (line: string) => void options.logLines!.push(line) } })
+      : createLogger({ service: 'test', level: 'silent' }),
     metrics: createMetrics('api'),
     health: { accepting: true, checks: {} },
     frontDoor: options.frontDoor,

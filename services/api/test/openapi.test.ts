@@ -25,13 +25,19 @@ const call = async (method: 'get' | 'post' | 'patch' | 'delete', path: string, b
   let req = request(h.app)[method](path);
   if (auth) req = req.set(h.auth);
   const res = body === undefined ? await req : await req.send(body);
-  expect({ call: `${method.toUpperCase()} ${path} → ${res.status}`, problems: conforms(method, path, res) }).toEqual({ call: expect.any(String), problems: [] });
+  expect({ call: `${method.toUpperCase()} ${path} → ${res.status}`, problems: conforms(method, path, res) }).toEqual({
+    call: expect.any(String),
+    problems: [],
+  });
   return res;
 };
 
 describe('the document', () => {
   it('is served without auth, generated from the registry', async () => {
-    const res = await request(h.app).get('/openapi.json').expect(200).expect('content-type', /application\/json/);
+    const res = await request(h.app)
+      .get('/openapi.json')
+      .expect(200)
+      .expect('content-type', /application\/json/);
     expect(res.body).toEqual(JSON.parse(JSON.stringify(buildDocument())));
     expect(res.body.openapi).toBe('3.1.0');
   });
@@ -84,7 +90,11 @@ describe('parity with the Express routers', () => {
     const excluded = new Set(UNDOCUMENTED_ROUTES.map((r) => `${r.method} ${r.path}`));
     const documented = Object.entries(doc.paths)
       .filter(([, item]) => !(item as { servers?: unknown }).servers) // ingest's, on its own server
-      .flatMap(([path, item]) => Object.keys(item).filter((k) => ['get', 'post', 'patch', 'put', 'delete'].includes(k)).map((method) => `${method} ${path}`));
+      .flatMap(([path, item]) =>
+        Object.keys(item)
+          .filter((k) => ['get', 'post', 'patch', 'put', 'delete'].includes(k))
+          .map((method) => `${method} ${path}`),
+      );
     expect(app.length).toBeGreaterThan(40);
     expect(app.filter((route) => !excluded.has(route) && !documented.includes(route)).sort()).toEqual([]);
     expect(documented.filter((route) => !app.includes(route)).sort()).toEqual([]);
@@ -154,13 +164,27 @@ describe('real answers conform to the document', () => {
     await call('post', `/v1/payouts/${payout.id}/mark-sent`, { reference: 'WIRE-1' });
     await call('post', `/v1/payouts/${payout.id}/mark-sent`, { reference: 'WIRE-1' }).then((res) => expect(res.status).toBe(409));
     await call('post', '/v1/payouts', { affiliate_id: fx.affiliateId, currency: 'USD' }).then((res) => expect(res.status).toBe(422));
-    await h.db.prisma.postback.create({ data: { id: 'pb_01J0000000000000000000OA01', advertiserId: fx.advertiserId, status: 'accepted', conversionId: 'cnv_01J0000000000000000000OA01', params: { order_id: 'O-1' }, receivedAt: new Date() } });
+    await h.db.prisma.postback.create({
+      data: {
+        id: 'pb_01J0000000000000000000OA01',
+        advertiserId: fx.advertiserId,
+        status: 'accepted',
+        conversionId: 'cnv_01J0000000000000000000OA01',
+        params: { order_id: 'O-1' },
+        receivedAt: new Date(),
+      },
+    });
     await call('get', '/v1/postbacks/pb_01J0000000000000000000OA01');
     await call('get', '/v1/postbacks/pb_01J0000000000000000000OA02').then((res) => expect(res.status).toBe(404));
   });
 
   it('webhook endpoints and deliveries', async () => {
-    const { body: endpoint } = await call('post', '/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/hook', event_types: ['*'], headers: { 'X-Token': 'secret' }, description: 'contract' });
+    const { body: endpoint } = await call('post', '/v1/webhook-endpoints', {
+      url: 'http://127.0.0.1:9/hook',
+      event_types: ['*'],
+      headers: { 'X-Token': 'secret' },
+      description: 'contract',
+    });
     await call('get', '/v1/webhook-endpoints');
     await call('get', `/v1/webhook-endpoints/${endpoint.id}`);
     await call('patch', `/v1/webhook-endpoints/${endpoint.id}`, { rate_limit_per_second: 5 });
@@ -214,6 +238,7 @@ describe('events conform to the webhooks', () => {
     const rows = await h.db.prisma.outboxEvent.findMany();
     const types = new Set(rows.map((row) => row.type));
     for (const type of ['webhook.test', 'conversion.approved', 'payout.sent']) expect(types).toContain(type);
-    for (const row of rows) expect({ type: row.type, problems: check.eventProblems(row.payload as { type: string }) }).toEqual({ type: row.type, problems: [] });
+    for (const row of rows)
+      expect({ type: row.type, problems: check.eventProblems(row.payload as { type: string }) }).toEqual({ type: row.type, problems: [] });
   });
 });

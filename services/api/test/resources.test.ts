@@ -77,7 +77,13 @@ describe('offers', () => {
 
   it('creates fixed and percent offers with defaults, money as strings', async () => {
     const fixed = await api()
-      .post('/v1/offers', { advertiser_id: advertiserId, name: 'Spring', destination_url: 'https://shop.example/?c={click_id}', currency: 'USD', payout: { type: 'fixed', amount: '5.00' } })
+      .post('/v1/offers', {
+        advertiser_id: advertiserId,
+        name: 'Spring',
+        destination_url: 'https://shop.example/?c={click_id}',
+        currency: 'USD',
+        payout: { type: 'fixed', amount: '5.00' },
+      })
       .expect(201);
     expect(fixed.body).toMatchObject({
       advertiser_id: advertiserId,
@@ -89,18 +95,45 @@ describe('offers', () => {
       status: 'active',
     });
     const percent = await api()
-      .post('/v1/offers', { advertiser_id: advertiserId, name: 'Rev share', destination_url: 'https://shop.example/', currency: 'EUR', payout: { type: 'percent', percent: '12.5' }, attribution_window_days: 7, min_ctit_seconds: 0, amount_cap: '1000' })
+      .post('/v1/offers', {
+        advertiser_id: advertiserId,
+        name: 'Rev share',
+        destination_url: 'https://shop.example/',
+        currency: 'EUR',
+        payout: { type: 'percent', percent: '12.5' },
+        attribution_window_days: 7,
+        min_ctit_seconds: 0,
+        amount_cap: '1000',
+      })
       .expect(201);
-    expect(percent.body).toMatchObject({ payout: { type: 'percent', percent: '12.5' }, attribution_window_days: 7, min_ctit_seconds: 0, amount_cap: '1000.00' });
+    expect(percent.body).toMatchObject({
+      payout: { type: 'percent', percent: '12.5' },
+      attribution_window_days: 7,
+      min_ctit_seconds: 0,
+      amount_cap: '1000.00',
+    });
   });
 
   it('names every bad field', async () => {
     const res = await api()
-      .post('/v1/offers', { advertiser_id: 'x', name: '', destination_url: 'ftp://x', currency: 'usd', payout: { type: 'fixed', amount: 5 }, min_ctit_seconds: -1 })
+      .post('/v1/offers', {
+        advertiser_id: 'x',
+        name: '',
+        destination_url: 'ftp://x',
+        currency: 'usd',
+        payout: { type: 'fixed', amount: 5 },
+        min_ctit_seconds: -1,
+      })
       .expect(400);
     expect(Object.keys(res.body.error.fields).sort()).toEqual(['advertiser_id', 'currency', 'destination_url', 'min_ctit_seconds', 'name', 'payout.amount']);
     const percent = await api()
-      .post('/v1/offers', { advertiser_id: advertiserId, name: 'n', destination_url: 'https://a.example', currency: 'USD', payout: { type: 'percent', percent: '150' } })
+      .post('/v1/offers', {
+        advertiser_id: advertiserId,
+        name: 'n',
+        destination_url: 'https://a.example',
+        currency: 'USD',
+        payout: { type: 'percent', percent: '150' },
+      })
       .expect(400);
     expect(percent.body.error.fields).toEqual({ 'payout.percent': 'must be at most 100' });
     const unknown = await api()
@@ -120,7 +153,9 @@ describe('offers', () => {
     const created = await api().post('/v1/offers', offer);
     expect(created.status).toBe(400);
     expect(created.body.error.fields).toEqual({ destination_url: expect.stringMatching(/path, query or fragment/) });
-    const { body } = await api().post('/v1/offers', { ...offer, destination_url: 'https://shop.example/?s={sub1}' }).expect(201);
+    const { body } = await api()
+      .post('/v1/offers', { ...offer, destination_url: 'https://shop.example/?s={sub1}' })
+      .expect(201);
     const updated = await api().patch(`/v1/offers/${body.id}`, { destination_url: destination });
     expect(updated.status).toBe(400);
     expect(updated.body.error.fields).toEqual({ destination_url: expect.stringMatching(/path, query or fragment/) });
@@ -129,9 +164,17 @@ describe('offers', () => {
 
   it('updates an offer (switching payout type) and filters the list', async () => {
     const { body } = await api()
-      .post('/v1/offers', { advertiser_id: advertiserId, name: 'Switch', destination_url: 'https://a.example', currency: 'USD', payout: { type: 'fixed', amount: '1' } })
+      .post('/v1/offers', {
+        advertiser_id: advertiserId,
+        name: 'Switch',
+        destination_url: 'https://a.example',
+        currency: 'USD',
+        payout: { type: 'fixed', amount: '1' },
+      })
       .expect(201);
-    const res = await api().patch(`/v1/offers/${body.id}`, { payout: { type: 'percent', percent: '5' }, status: 'inactive' }).expect(200);
+    const res = await api()
+      .patch(`/v1/offers/${body.id}`, { payout: { type: 'percent', percent: '5' }, status: 'inactive' })
+      .expect(200);
     expect(res.body).toMatchObject({ payout: { type: 'percent', percent: '5' }, status: 'inactive' });
     expect(h.invalidations).toContainEqual(['offer', body.id]);
     const list = await api().get(`/v1/offers?advertiser_id=${advertiserId}&status=inactive`).expect(200);
@@ -161,7 +204,18 @@ describe('conversions and postback outcomes', () => {
           payout: '5',
           payoutCurrency: 'USD',
           clickedAt: now,
-          commission: status === 'rejected' ? undefined : { create: { id: `com_01J0000000000000000000000${i}`, affiliateId: fx.affiliateId, amount: '5', currency: 'USD', status: status === 'approved' ? 'approved' : 'pending' } },
+          commission:
+            status === 'rejected'
+              ? undefined
+              : {
+                  create: {
+                    id: `com_01J0000000000000000000000${i}`,
+                    affiliateId: fx.affiliateId,
+                    amount: '5',
+                    currency: 'USD',
+                    status: status === 'approved' ? 'approved' : 'pending',
+                  },
+                },
         },
       });
     }
@@ -212,21 +266,51 @@ describe('conversions and postback outcomes', () => {
     const id = 'pb_01J00000000000000000000000';
     await api().get(`/v1/postbacks/${id}`).expect(404);
     // A job of the shape earlier versions enqueued (one postback under its own id) is still found.
-    const legacy = { postbackId: id, advertiserId: fx.advertiserId, receivedAt: new Date().toISOString(), clickId: 'c', orderId: 'o', event: 'conversion', amount: '1', status: 'approved' };
+    const legacy = {
+      postbackId: id,
+      advertiserId: fx.advertiserId,
+      receivedAt: new Date().toISOString(),
+      clickId: 'c',
+      orderId: 'o',
+      event: 'conversion',
+      amount: '1',
+      status: 'approved',
+    };
     await h.queues.postbacks.add('postback', legacy as never, { jobId: id });
     const queued = await api().get(`/v1/postbacks/${id}`).expect(200);
     expect(queued.body).toMatchObject({ id, status: 'queued', reason: null, conversion_id: null, processed_at: null });
-    await h.db.prisma.postback.create({ data: { id, advertiserId: fx.advertiserId, status: 'rejected', reason: 'unknown_click', params: {}, receivedAt: new Date() } });
+    await h.db.prisma.postback.create({
+      data: { id, advertiserId: fx.advertiserId, status: 'rejected', reason: 'unknown_click', params: {}, receivedAt: new Date() },
+    });
     const done = await api().get(`/v1/postbacks/${id}`).expect(200);
-    expect(done.body).toMatchObject({ id, status: 'rejected', reason: 'unknown_click', conversion_id: null, processed_at: expect.any(String), ignored_params: {} });
+    expect(done.body).toMatchObject({
+      id,
+      status: 'rejected',
+      reason: 'unknown_click',
+      conversion_id: null,
+      processed_at: expect.any(String),
+      ignored_params: {},
+    });
   });
 
   it('shows the parameters a postback carried that Trackway does not read, queued and recorded', async () => {
     const id = 'pb_01J00000000000000000000009';
-    const postback = { postbackId: id, advertiserId: fx.advertiserId, receivedAt: new Date().toISOString(), clickId: 'c', orderId: 'o', event: 'conversion', amount: '1', status: 'approved', ignoredParams: { sum: '30.00', et: 'lead' } };
+    const postback = {
+      postbackId: id,
+      advertiserId: fx.advertiserId,
+      receivedAt: new Date().toISOString(),
+      clickId: 'c',
+      orderId: 'o',
+      event: 'conversion',
+      amount: '1',
+      status: 'approved',
+      ignoredParams: { sum: '30.00', et: 'lead' },
+    };
     await h.queues.postbacks.add('postbacks', { postbacks: [postback] } as never, { jobId: id });
     expect((await api().get(`/v1/postbacks/${id}`).expect(200)).body).toMatchObject({ status: 'queued', ignored_params: { sum: '30.00', et: 'lead' } });
-    await h.db.prisma.postback.create({ data: { id, advertiserId: fx.advertiserId, status: 'accepted', params: {}, ignoredParams: { sum: '30.00' }, receivedAt: new Date() } });
+    await h.db.prisma.postback.create({
+      data: { id, advertiserId: fx.advertiserId, status: 'accepted', params: {}, ignoredParams: { sum: '30.00' }, receivedAt: new Date() },
+    });
     expect((await api().get(`/v1/postbacks/${id}`).expect(200)).body).toMatchObject({ status: 'accepted', ignored_params: { sum: '30.00' } });
   });
 });
@@ -251,7 +335,11 @@ describe('list filters are never dropped silently', () => {
   const lists = ['/v1/advertisers', '/v1/affiliates', '/v1/offers', '/v1/conversions', '/v1/payouts', '/v1/webhook-endpoints'];
   let endpointId: string;
   beforeAll(async () => {
-    endpointId = (await api().post('/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/filters', event_types: ['*'] }).expect(201)).body.id;
+    endpointId = (
+      await api()
+        .post('/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/filters', event_types: ['*'] })
+        .expect(201)
+    ).body.id;
     lists.push(`/v1/webhook-endpoints/${endpointId}/deliveries`);
   });
 
@@ -260,7 +348,9 @@ describe('list filters are never dropped silently', () => {
     expect(res.body.error).toEqual({
       code: 'invalid_request',
       message: expect.any(String),
-      fields: { 'order_id[$ne]': expect.stringMatching(/^is not a parameter of this list \(it takes cursor, limit, order_id, advertiser_id, affiliate_id, status\)$/) },
+      fields: {
+        'order_id[$ne]': expect.stringMatching(/^is not a parameter of this list \(it takes cursor, limit, order_id, advertiser_id, affiliate_id, status\)$/),
+      },
     });
   });
 
@@ -273,7 +363,11 @@ describe('list filters are never dropped silently', () => {
   });
 
   it('refuses a filter given twice, naming it, rather than picking one', async () => {
-    for (const [path, name, value] of [['/v1/conversions', 'status', 'approved'], ['/v1/offers', 'advertiser_id', '1'], ['/v1/affiliates', 'limit', '2']]) {
+    for (const [path, name, value] of [
+      ['/v1/conversions', 'status', 'approved'],
+      ['/v1/offers', 'advertiser_id', '1'],
+      ['/v1/affiliates', 'limit', '2'],
+    ]) {
       const res = await api().get(`${path}?${name}=${value}&${name}=${value}`).expect(400);
       expect(res.body.error.fields).toEqual({ [name]: 'must be given once, as a single value' });
     }
@@ -287,10 +381,14 @@ describe('list filters are never dropped silently', () => {
 
   it('refuses more than 1,000 query parameters with a 400, instead of dropping the rest', async () => {
     const many = (n: number) => Array.from({ length: n }, (_, i) => `p${i}=1`).join('&');
-    const over = await api().get(`/v1/affiliates?${many(1001)}`).expect(400);
+    const over = await api()
+      .get(`/v1/affiliates?${many(1001)}`)
+      .expect(400);
     expect(over.body.error).toEqual({ code: 'too_many_parameters', message: 'The query string has more than 1000 parameters.' });
     // At the limit the parameters are all read (and here refused as unknown, every one of them).
-    const at = await api().get(`/v1/affiliates?${many(1000)}`).expect(400);
+    const at = await api()
+      .get(`/v1/affiliates?${many(1000)}`)
+      .expect(400);
     expect(Object.keys(at.body.error.fields)).toHaveLength(1000);
   });
 });
@@ -301,9 +399,19 @@ describe('URLs a parser would change are refused, not stored', () => {
   let endpointId: string;
   beforeAll(async () => {
     advertiserId = (await api().post('/v1/advertisers', { name: 'URL owner' }).expect(201)).body.id;
-    const offer = { advertiser_id: advertiserId, name: 'URLs', destination_url: 'https://shop.example/', currency: 'USD', payout: { type: 'fixed', amount: '1' } };
+    const offer = {
+      advertiser_id: advertiserId,
+      name: 'URLs',
+      destination_url: 'https://shop.example/',
+      currency: 'USD',
+      payout: { type: 'fixed', amount: '1' },
+    };
     offerId = (await api().post('/v1/offers', offer).expect(201)).body.id;
-    endpointId = (await api().post('/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/hook', event_types: ['*'] }).expect(201)).body.id;
+    endpointId = (
+      await api()
+        .post('/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/hook', event_types: ['*'] })
+        .expect(201)
+    ).body.id;
   });
 
   // The WHATWG URL parser drops tabs and line breaks anywhere, and spaces at either end: what
@@ -319,7 +427,13 @@ describe('URLs a parser would change are refused, not stored', () => {
   const reason = 'must not contain tabs or line breaks, or begin or end with a space';
 
   it.each(urls)('offer destination: refuses %s on create and update', async (_name, url) => {
-    const created = await api().post('/v1/offers', { advertiser_id: advertiserId, name: 'n', destination_url: url, currency: 'USD', payout: { type: 'fixed', amount: '1' } });
+    const created = await api().post('/v1/offers', {
+      advertiser_id: advertiserId,
+      name: 'n',
+      destination_url: url,
+      currency: 'USD',
+      payout: { type: 'fixed', amount: '1' },
+    });
     expect(created.status).toBe(400);
     expect(created.body.error.fields).toEqual({ destination_url: reason });
     const updated = await api().patch(`/v1/offers/${offerId}`, { destination_url: url });
@@ -345,7 +459,11 @@ describe('URLs a parser would change are refused, not stored', () => {
 describe('dates the admin API accepts', () => {
   let endpointId: string;
   beforeAll(async () => {
-    endpointId = (await api().post('/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/hook', event_types: ['*'] }).expect(201)).body.id;
+    endpointId = (
+      await api()
+        .post('/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/hook', event_types: ['*'] })
+        .expect(201)
+    ).body.id;
   });
   const recover = (since: unknown) => api().post(`/v1/webhook-endpoints/${endpointId}/recover`, { since });
 
@@ -362,12 +480,14 @@ describe('dates the admin API accepts', () => {
     expect(res.body.error).toEqual({ code: 'invalid_request', message: expect.any(String), fields: { since: reason } });
   });
 
-  it.each([['the lower bound', '1970-01-01T00:00:00Z'], ['the upper bound', '9999-12-31T23:59:59.999Z'], ['an offset', '2026-12-01T09:30:00+05:30'], ['microseconds', '2026-12-01T09:30:00.123456Z']])(
-    'accepts %s',
-    async (_name, since) => {
-      expect((await recover(since).expect(202)).body).toEqual({ recovered: 0, has_more: false });
-    },
-  );
+  it.each([
+    ['the lower bound', '1970-01-01T00:00:00Z'],
+    ['the upper bound', '9999-12-31T23:59:59.999Z'],
+    ['an offset', '2026-12-01T09:30:00+05:30'],
+    ['microseconds', '2026-12-01T09:30:00.123456Z'],
+  ])('accepts %s', async (_name, since) => {
+    expect((await recover(since).expect(202)).body).toEqual({ recovered: 0, has_more: false });
+  });
 });
 
 describe('metrics', () => {

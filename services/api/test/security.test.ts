@@ -57,7 +57,18 @@ describe('Bull Board in a browser, under its CSP', () => {
     server = h.app.listen(0, '127.0.0.1');
     await new Promise((resolve) => server.once('listening', resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
   }, 60_000);
   afterAll(async () => {
     await browser?.close();
@@ -70,7 +81,9 @@ describe('Bull Board in a browser, under its CSP', () => {
     const violations: string[] = [];
     await page.exposeFunction('reportViolation', (text: string) => violations.push(text));
     // Runs in the page (a string: this project's TypeScript has no DOM types).
-    await page.addInitScript({ content: "document.addEventListener('securitypolicyviolation', (e) => window.reportViolation(e.violatedDirective + ' ' + e.blockedURI))" });
+    await page.addInitScript({
+      content: "document.addEventListener('securitypolicyviolation', (e) => window.reportViolation(e.violatedDirective + ' ' + e.blockedURI))",
+    });
     page.on('console', (message) => {
       if (/Content Security Policy/i.test(message.text())) violations.push(message.text());
     });
@@ -86,7 +99,9 @@ describe('Bull Board in a browser, under its CSP', () => {
     const refused: string[] = [];
     framing.on('console', (message) => refused.push(message.text()));
     await framing.setContent(`<iframe src="${base}/admin/login"></iframe>`);
-    await waitFor(() => refused.some((text) => text.includes(`violates the following Content Security Policy directive: "frame-ancestors 'none'"`)), { what: 'the frame to be refused' });
+    await waitFor(() => refused.some((text) => text.includes(`violates the following Content Security Policy directive: "frame-ancestors 'none'"`)), {
+      what: 'the frame to be refused',
+    });
     const frame = framing.frames().find((f) => f !== framing.mainFrame())!;
     expect(await frame.$('#token')).toBeNull();
     await context.close();
@@ -113,7 +128,10 @@ describe('GET /readyz', () => {
     try {
       expect((await request(h.app).get('/readyz').expect(503)).body).toEqual({ status: 'not_ready' });
       expect((await request(h.app).get('/readyz').set(h.auth).expect(503)).body).toEqual({ status: 'not_ready' });
-      expect((await request(h.app).get('/readyz').set(bearer(METRICS_TOKEN)).expect(503)).body).toEqual({ status: 'not_ready', checks: { redis: 'connect ECONNREFUSED 10.0.0.8:6379' } });
+      expect((await request(h.app).get('/readyz').set(bearer(METRICS_TOKEN)).expect(503)).body).toEqual({
+        status: 'not_ready',
+        checks: { redis: 'connect ECONNREFUSED 10.0.0.8:6379' },
+      });
     } finally {
       delete h.deps.health.checks.redis;
     }

@@ -102,7 +102,14 @@ export function createHandlers(deps: AttributionDeps) {
           const { outcome, events, replayed } = result.value;
           // The line that links a postback to the events (and so the deliveries) it caused.
           logger.info(
-            { postback_id: list[i].postbackId, outcome: outcome.status, reason: outcome.reason, conversion_id: outcome.conversionId, event_ids: events.map((e) => e.id), replayed },
+            {
+              postback_id: list[i].postbackId,
+              outcome: outcome.status,
+              reason: outcome.reason,
+              conversion_id: outcome.conversionId,
+              event_ids: events.map((e) => e.id),
+              replayed,
+            },
             'postback attributed',
           );
           counts[outcome.status] = (counts[outcome.status] ?? 0) + 1;
@@ -131,7 +138,10 @@ export function createHandlers(deps: AttributionDeps) {
 // postbacks and clicks are idempotent, so running one again is always safe.
 const MAX_STALLED_COUNT = 20;
 
-export function createWorkers(deps: AttributionDeps, queues: readonly AttributionQueue[] = ATTRIBUTION_QUEUES): Worker[] & { offers: CachedLookup<object>; drain: () => Promise<void> } {
+export function createWorkers(
+  deps: AttributionDeps,
+  queues: readonly AttributionQueue[] = ATTRIBUTION_QUEUES,
+): Worker[] & { offers: CachedLookup<object>; drain: () => Promise<void> } {
   const { handlers, offers, drain } = createHandlers(deps);
   const concurrency: Record<AttributionQueue, number> = {
     postbacks: deps.concurrency.postbacks,

@@ -90,7 +90,9 @@ it('applies several changes of an existing conversion in one batch, and its reve
   const b = postbackJob({ advertiserId: fx.advertiserId, clickId: clickOf(fx), orderId: 'PAY-B' });
   await attributeBatch(h.attribution, [a, b]);
   const payout = await h.db.prisma.$transaction(async (tx) => {
-    const po = await tx.payout.create({ data: { id: 'po_01JD8Z6Q60F3H5J7L9N1Q3S5U7', affiliateId: fx.affiliateId, currency: 'USD', amount: 10, updatedAt: new Date() } });
+    const po = await tx.payout.create({
+      data: { id: 'po_01JD8Z6Q60F3H5J7L9N1Q3S5U7', affiliateId: fx.affiliateId, currency: 'USD', amount: 10, updatedAt: new Date() },
+    });
     await tx.commission.updateMany({ where: { affiliateId: fx.affiliateId }, data: { payoutId: po.id } });
     return po;
   });
@@ -185,8 +187,13 @@ it('attributes the postbacks of many-postback jobs across two worker processes o
     // Every order three times, in jobs of 30 postbacks, as ingest coalesces them.
     const copies = [...orders, ...orders.map((o) => again(o)), ...orders.map((o) => again(o, { status: 'rejected' }))];
     const jobs = Array.from({ length: 6 }, (_, i) => copies.slice(i * 30, i * 30 + 30));
-    const added = await h.queues.postbacks.addBulk(jobs.map((postbacks, i) => ({ name: 'postbacks', data: { postbacks }, opts: { jobId: `many-${fx.advertiserId}-${i}` } })));
-    await waitFor(async () => (await h.db.prisma.postback.count({ where: { id: { in: copies.map((c) => c.postbackId) } } })) === 180, { timeoutMs: 20_000, what: '180 outcomes' });
+    const added = await h.queues.postbacks.addBulk(
+      jobs.map((postbacks, i) => ({ name: 'postbacks', data: { postbacks }, opts: { jobId: `many-${fx.advertiserId}-${i}` } })),
+    );
+    await waitFor(async () => (await h.db.prisma.postback.count({ where: { id: { in: copies.map((c) => c.postbackId) } } })) === 180, {
+      timeoutMs: 20_000,
+      what: '180 outcomes',
+    });
     expect(await h.db.prisma.conversion.count({ where: { advertiserId: fx.advertiserId } })).toBe(60);
     // Two processes take jobs in no guaranteed order relative to each other, so each order's
     // three postbacks (approved, approved again, rejected) must come out as some sequential run
@@ -206,7 +213,9 @@ it('attributes the postbacks of many-postback jobs across two worker processes o
     await waitFor(async () => (await job.getState()) === 'completed', { what: 'the first job to complete' });
     const outbox = await h.db.prisma.outboxEvent.count();
     await job.retry('completed');
-    await waitFor(async () => (await job.getState()) === 'completed' && (await h.queues.postbacks.getJob(job.id!))!.attemptsStarted >= 2, { what: 'the retried job to complete' });
+    await waitFor(async () => (await job.getState()) === 'completed' && (await h.queues.postbacks.getJob(job.id!))!.attemptsStarted >= 2, {
+      what: 'the retried job to complete',
+    });
     expect(await h.db.prisma.outboxEvent.count()).toBe(outbox);
     expect(await h.db.prisma.conversion.count({ where: { advertiserId: fx.advertiserId } })).toBe(60);
   } finally {
@@ -225,11 +234,23 @@ it('decides the postbacks of one order in queue order across batches in flight a
       const base = postbackJob({ advertiserId: fx.advertiserId, clickId: clickOf(fx), orderId: `SEQ-${i}`, status: 'pending' });
       return [base, again(base, { status: 'approved' }), again(base, { status: 'rejected' })];
     });
-    const queued = steps.flatMap((s, i) => s.map((p, k) => ({ p, at: k * 40 + i }))).sort((a, b) => a.at - b.at).map((x) => x.p);
+    const queued = steps
+      .flatMap((s, i) => s.map((p, k) => ({ p, at: k * 40 + i })))
+      .sort((a, b) => a.at - b.at)
+      .map((x) => x.p);
     await h.queues.postbacks.addBulk(queued.map((p) => ({ name: 'postbacks', data: { postbacks: [p] }, opts: { jobId: p.postbackId } })));
-    await waitFor(async () => (await h.db.prisma.postback.count({ where: { id: { in: queued.map((p) => p.postbackId) } } })) === 120, { timeoutMs: 20_000, what: '120 outcomes' });
+    await waitFor(async () => (await h.db.prisma.postback.count({ where: { id: { in: queued.map((p) => p.postbackId) } } })) === 120, {
+      timeoutMs: 20_000,
+      what: '120 outcomes',
+    });
     const results = await outcomes(steps.flat());
-    expect(results).toEqual(steps.flatMap(() => [['accepted', null], ['accepted', null], ['accepted', null]]));
+    expect(results).toEqual(
+      steps.flatMap(() => [
+        ['accepted', null],
+        ['accepted', null],
+        ['accepted', null],
+      ]),
+    );
     expect(await h.db.prisma.conversion.count({ where: { advertiserId: fx.advertiserId, status: 'rejected' } })).toBe(40);
   } finally {
     await Promise.all(workers.map((w) => w.close()));
@@ -243,7 +264,10 @@ it('lets a later batch decide only after the batch before it has claimed its ord
   const base = postbackJob({ advertiserId: fx.advertiserId, clickId: clickOf(fx), status: 'pending' });
   // The first batch waits 200 ms for its offer (a cold cache); the second one has it at once.
   const slow = { ...h.attribution, offers: async (id: number) => (await new Promise((r) => setTimeout(r, 200)), h.attribution.offers(id)) };
-  const [first, second] = await Promise.all([attributeIsolated(slow, [base], next()), attributeIsolated(h.attribution, [again(base, { status: 'approved' })], next())]);
+  const [first, second] = await Promise.all([
+    attributeIsolated(slow, [base], next()),
+    attributeIsolated(h.attribution, [again(base, { status: 'approved' })], next()),
+  ]);
   expect([first, second].map((r) => r[0].ok && [r[0].value.outcome.status, r[0].value.outcome.reason])).toEqual([
     ['accepted', null],
     ['accepted', null],
@@ -262,7 +286,10 @@ it('keeps queue order when the batch before runs its transaction again (a copy o
   const other = await h.db.pool.connect();
   try {
     await other.query('BEGIN');
-    await other.query(`INSERT INTO postbacks (id, advertiser_id, status, params, received_at) VALUES ($1, $2, 'rejected', '{}', now())`, [x.postbackId, fx.advertiserId]);
+    await other.query(`INSERT INTO postbacks (id, advertiser_id, status, params, received_at) VALUES ($1, $2, 'rejected', '{}', now())`, [
+      x.postbackId,
+      fx.advertiserId,
+    ]);
     const first = attributeIsolated(h.attribution, [p1, x], next());
     const second = attributeIsolated(h.attribution, [p2], next());
     await new Promise((resolve) => setTimeout(resolve, 500));

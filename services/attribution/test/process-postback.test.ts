@@ -39,7 +39,11 @@ describe('a new conversion', () => {
     expect(conversion.commission).toMatchObject({ status: 'approved', currency: 'USD' });
     expect(conversion.commission!.amount.toString()).toBe('5');
     expect(events.map((e) => e.type)).toEqual(['conversion.created', 'conversion.approved', 'commission.created']);
-    expect(events[0]).toMatchObject({ id: expect.stringMatching(/^evt_/), timestamp: expect.any(String), data: { conversion: { amount: '49.99', payout: '5.00' } } });
+    expect(events[0]).toMatchObject({
+      id: expect.stringMatching(/^evt_/),
+      timestamp: expect.any(String),
+      data: { conversion: { amount: '49.99', payout: '5.00' } },
+    });
     const postback = await h.db.prisma.postback.findUniqueOrThrow({ where: { id: job.postbackId } });
     expect(postback).toMatchObject({ status: 'accepted', conversionId: conversion.id });
     expect(await h.db.prisma.outboxEvent.count({ where: { id: { in: events.map((e) => e.id) } } })).toBe(3);
@@ -106,7 +110,10 @@ describe('rejections and fraud rules', () => {
     const job = postbackJob({ advertiserId: fx.advertiserId, clickId: click(fx, 2_000) });
     const { outcome, events } = await processPostback(h.attribution, job);
     expect(outcome.status).toBe('accepted');
-    const conversion = await h.db.prisma.conversion.findUniqueOrThrow({ where: { id: outcome.conversionId! }, include: { commission: true, fraudFlags: true } });
+    const conversion = await h.db.prisma.conversion.findUniqueOrThrow({
+      where: { id: outcome.conversionId! },
+      include: { commission: true, fraudFlags: true },
+    });
     expect(conversion).toMatchObject({ status: 'pending', holdReason: 'ctit_too_short' });
     expect(conversion.commission?.status).toBe('pending');
     expect(conversion.fraudFlags.map((f) => f.rule)).toEqual(['ctit_too_short']);

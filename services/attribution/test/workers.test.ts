@@ -17,7 +17,10 @@ describe('attribution workers', () => {
   it('turns 200 concurrent copies of one postback into exactly one conversion, commission and conversion.created', async () => {
     const fx = await createFixture(h.db.prisma);
     h.startWorkers(2); // two workers on separate connections, 16 jobs each at a time
-    const first = postbackJob({ advertiserId: fx.advertiserId, clickId: h.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId, clickedAt: new Date(Date.now() - 60_000) }) });
+    const first = postbackJob({
+      advertiserId: fx.advertiserId,
+      clickId: h.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId, clickedAt: new Date(Date.now() - 60_000) }),
+    });
     const copies = Array.from({ length: 200 }, () => again(first));
     await h.queues.postbacks.addBulk(copies.map((data) => ({ name: 'postback', data: { postbacks: [data] }, opts: { jobId: data.postbackId } })));
 
@@ -37,16 +40,24 @@ describe('attribution workers', () => {
     );
     expect(created).toHaveLength(1);
     // …and it reached the events queue once.
-    const published = await waitFor(async () => {
-      const events = (await h.queues.events.getJobs(['waiting', 'delayed', 'completed', 'active'])).flatMap((j) => j.data.events);
-      return events.some((e) => e.id === created[0].id) ? events : null;
-    }, { what: 'the event in the events queue' });
-    expect(published.filter((e) => e.type === 'conversion.created' && (e.data as { conversion: { id: string } }).conversion.id === conversions[0].id)).toHaveLength(1);
+    const published = await waitFor(
+      async () => {
+        const events = (await h.queues.events.getJobs(['waiting', 'delayed', 'completed', 'active'])).flatMap((j) => j.data.events);
+        return events.some((e) => e.id === created[0].id) ? events : null;
+      },
+      { what: 'the event in the events queue' },
+    );
+    expect(
+      published.filter((e) => e.type === 'conversion.created' && (e.data as { conversion: { id: string } }).conversion.id === conversions[0].id),
+    ).toHaveLength(1);
   });
 
   it('publishes events through the relay, exactly once, after a crash between commit and enqueue', async () => {
     const fx = await createFixture(h.db.prisma);
-    const job = postbackJob({ advertiserId: fx.advertiserId, clickId: h.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId, clickedAt: new Date(Date.now() - 60_000) }) });
+    const job = postbackJob({
+      advertiserId: fx.advertiserId,
+      clickId: h.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId, clickedAt: new Date(Date.now() - 60_000) }),
+    });
     // processPostback commits; the "crash" is that publishEvents never runs.
     const { events } = await processPostback(h.attribution, job);
     const ids = events.map((e) => e.id);
@@ -73,7 +84,10 @@ describe('attribution workers', () => {
     const broken = createPrisma('postgresql://postgres@127.0.0.1:1/nowhere');
     const connection = createWorkerConnection(TEST_REDIS_URL);
     const [worker] = createWorkers({ ...h.deps, prisma: broken, connection }, ['postbacks']);
-    const job = postbackJob({ advertiserId: fx.advertiserId, clickId: h.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId, clickedAt: new Date(Date.now() - 60_000) }) });
+    const job = postbackJob({
+      advertiserId: fx.advertiserId,
+      clickId: h.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId, clickedAt: new Date(Date.now() - 60_000) }),
+    });
     await h.queues.postbacks.add('postback', { postbacks: [job] }, { jobId: job.postbackId });
     await waitFor(async () => (await h.queues.postbacks.getJobState(job.postbackId)) === 'delayed', { what: 'the retry to be scheduled' });
     const delayed = (await h.queues.postbacks.getJob(job.postbackId))!;
@@ -102,7 +116,13 @@ describe('attribution workers', () => {
     const fx = await createFixture(h.db.prisma);
     const make = (sub1: string) => {
       const clickedAt = new Date();
-      return { clickId: h.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId, clickedAt }), offerId: fx.offerId, affiliateId: fx.affiliateId, clickedAt: clickedAt.toISOString(), subs: { sub1 } };
+      return {
+        clickId: h.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId, clickedAt }),
+        offerId: fx.offerId,
+        affiliateId: fx.affiliateId,
+        clickedAt: clickedAt.toISOString(),
+        subs: { sub1 },
+      };
     };
     const clicks = [make('ok-1'), make('bad\u0000'), make('ok-2')];
     await h.queues.clicks.addBulk(clicks.map((data) => ({ name: 'click', data: { clicks: [data] }, opts: { jobId: data.clickId, attempts: 1 } })));
@@ -115,7 +135,13 @@ describe('attribution workers', () => {
     const fx = await createFixture(h.db.prisma);
     const clicks = Array.from({ length: 250 }, (_, i) => {
       const clickedAt = new Date();
-      return { clickId: h.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId, clickedAt }), offerId: fx.offerId, affiliateId: fx.affiliateId, clickedAt: clickedAt.toISOString(), subs: { sub1: `s${i}` } };
+      return {
+        clickId: h.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId, clickedAt }),
+        offerId: fx.offerId,
+        affiliateId: fx.affiliateId,
+        clickedAt: clickedAt.toISOString(),
+        subs: { sub1: `s${i}` },
+      };
     });
     await h.queues.clicks.addBulk(clicks.map((data) => ({ name: 'click', data: { clicks: [data] }, opts: { jobId: data.clickId } })));
     await waitFor(async () => (await h.db.prisma.click.count({ where: { offerId: fx.offerId } })) === 250, { what: '250 clicks' });

@@ -109,7 +109,13 @@ const during = async <T>(stage: DependencyUnavailable['stage'], work: () => Prom
 export function createDeliverHandler(deps: DeliverDeps) {
   const { prisma, endpoints, isolation, logger, metrics, settings } = deps;
   const readDelivery = createDeliveryReader(deps.pool);
-  const recordAttempt = createAttemptRecorder({ pool: deps.pool, eventsQueue: deps.eventsQueue, invalidateEndpoint: deps.invalidateEndpoint, logger, disableAfterMs: settings.disableAfterMs });
+  const recordAttempt = createAttemptRecorder({
+    pool: deps.pool,
+    eventsQueue: deps.eventsQueue,
+    invalidateEndpoint: deps.invalidateEndpoint,
+    logger,
+    disableAfterMs: settings.disableAfterMs,
+  });
   // During an outage every job says the same: one warning per kind every 10 s (with how many
   // were folded in), each job's own line at debug level.
   const reportOutage = errorReporter(logger, { level: 'warn' });
@@ -153,7 +159,15 @@ export function createDeliverHandler(deps: DeliverDeps) {
         return await recordAttempt(attempt);
       } catch (error) {
         if (Date.now() >= deadline || deps.closing?.aborted) {
-          throw new DependencyUnavailable('record', error, { key: attempt.key, at: attempt.at.toISOString(), durationMs: result.durationMs, statusCode: result.statusCode, error: result.error, responseBody: result.responseBody, retryAfterMs: result.retryAfterMs });
+          throw new DependencyUnavailable('record', error, {
+            key: attempt.key,
+            at: attempt.at.toISOString(),
+            durationMs: result.durationMs,
+            statusCode: result.statusCode,
+            error: result.error,
+            responseBody: result.responseBody,
+            retryAfterMs: result.retryAfterMs,
+          });
         }
         const wait = outageDelay(failures);
         metrics.deliveries.inc({ result: 'record_retried', status_class: 'none' });
@@ -169,7 +183,9 @@ export function createDeliverHandler(deps: DeliverDeps) {
     const endpoint = await during('endpoint', () => endpoints.get(endpointId));
     if (!endpoint || !endpoint.enabled) {
       // Invariant 4: retried until 2xx, its schedule ends, or its endpoint is disabled.
-      await during('endpoint', () => prisma.delivery.updateMany({ where: { id: deliveryId, status: 'pending' }, data: { status: 'failed', nextAttemptAt: null } }));
+      await during('endpoint', () =>
+        prisma.delivery.updateMany({ where: { id: deliveryId, status: 'pending' }, data: { status: 'failed', nextAttemptAt: null } }),
+      );
       metrics.deliveries.inc({ result: 'endpoint_disabled', status_class: 'none' });
       return { skipped: 'endpoint_disabled' };
     }
@@ -180,7 +196,13 @@ export function createDeliverHandler(deps: DeliverDeps) {
     const carried = job.data.unrecorded;
     if (carried) {
       // A run before this one made the attempt and could not record it: record it now.
-      result = { statusCode: carried.statusCode, error: carried.error as AttemptResult['error'], responseBody: carried.responseBody, durationMs: carried.durationMs, retryAfterMs: carried.retryAfterMs };
+      result = {
+        statusCode: carried.statusCode,
+        error: carried.error as AttemptResult['error'],
+        responseBody: carried.responseBody,
+        durationMs: carried.durationMs,
+        retryAfterMs: carried.retryAfterMs,
+      };
       at = new Date(carried.at);
       key = carried.key;
     } else {
@@ -197,7 +219,9 @@ export function createDeliverHandler(deps: DeliverDeps) {
       const slotToken = `${job.id}:${token ?? ''}`;
       // A parked job comes back as a new start that is not an attempt: starts − attempts − 1 = times parked.
       const timesParked = Math.max(0, (job.attemptsStarted ?? 0) - job.attemptsMade - 1);
-      const admission = await during('admission', () => isolation.admit(endpointId, endpoint.rateLimitPerSecond, slotToken, typicalMs.get(endpointId), timesParked));
+      const admission = await during('admission', () =>
+        isolation.admit(endpointId, endpoint.rateLimitPerSecond, slotToken, typicalMs.get(endpointId), timesParked),
+      );
       if (!admission.ok) return delayJob(job, token, admission.retryAt, admission.reason);
       at = new Date();
       // This run of this job (a job added anew under the same id has another timestamp): a record
@@ -209,7 +233,9 @@ export function createDeliverHandler(deps: DeliverDeps) {
       } finally {
         // The slot goes back at once, without holding up the record; a breaker update lost to a
         // Redis outage only costs accuracy.
-        isolation.finish(endpointId, slotToken, breakerOutcome(result), admission.probe).catch((error: unknown) => logger.warn({ ...jobIds(job), err: error }, 'breaker not updated'));
+        isolation
+          .finish(endpointId, slotToken, breakerOutcome(result), admission.probe)
+          .catch((error: unknown) => logger.warn({ ...jobIds(job), err: error }, 'breaker not updated'));
       }
     }
 
@@ -252,7 +278,9 @@ export function createDeliverHandler(deps: DeliverDeps) {
     logger.warn({ ...logLine, next_attempt_in_ms: decision.nextDelayMs }, decision.final ? 'delivery failed for good' : 'delivery attempt failed');
     const reason = result.error ?? `HTTP ${result.statusCode}`;
     if (decision.final) {
-      throw new UnrecoverableError(decision.gone ? 'endpoint gone (410); endpoint disabled' : decision.blocked ? 'destination blocked (ssrf_blocked)' : `last attempt failed: ${reason}`);
+      throw new UnrecoverableError(
+        decision.gone ? 'endpoint gone (410); endpoint disabled' : decision.blocked ? 'destination blocked (ssrf_blocked)' : `last attempt failed: ${reason}`,
+      );
     }
     throw new DeliveryAttemptFailed(reason, decision.nextDelayMs!);
   }

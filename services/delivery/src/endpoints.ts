@@ -39,11 +39,17 @@ export function createEndpointDirectory(prisma: PrismaClient, box: SecretBox) {
       row.previousSecretSealed && row.previousSecretExpiresAt ? { secret: box.open(row.previousSecretSealed), expiresAt: row.previousSecretExpiresAt } : null,
     failingSince: row.failingSince,
   });
-  const enabled = cachedLookup(async () => ({ list: (await prisma.webhookEndpoint.findMany({ where: { enabled: true } })).map(toLive) }), { ttlMs: TTL_MS, max: 1 });
-  const byId = cachedLookup(async (id) => {
-    const row = await prisma.webhookEndpoint.findUnique({ where: { id } });
-    return row ? toLive(row) : null;
-  }, { ttlMs: TTL_MS });
+  const enabled = cachedLookup(async () => ({ list: (await prisma.webhookEndpoint.findMany({ where: { enabled: true } })).map(toLive) }), {
+    ttlMs: TTL_MS,
+    max: 1,
+  });
+  const byId = cachedLookup(
+    async (id) => {
+      const row = await prisma.webhookEndpoint.findUnique({ where: { id } });
+      return row ? toLive(row) : null;
+    },
+    { ttlMs: TTL_MS },
+  );
 
   return {
     /** Enabled endpoints subscribed to an event type (or to "*"). */

@@ -54,11 +54,18 @@ export function createFanOut(deps: FanOutDeps) {
     const key = (eventId: string, endpointId: string) => `${eventId} ${endpointId}`;
     // One row per pair (an event published twice at once is in the batch twice), sorted by the
     // unique key so that concurrent batches take row locks in one order (no deadlock).
-    const pairs = [...new Map(events.flatMap((event, i) => targets[i].map((endpointId) => [key(event.id, endpointId), { event, endpointId }] as const))).entries()]
+    const pairs = [
+      ...new Map(events.flatMap((event, i) => targets[i].map((endpointId) => [key(event.id, endpointId), { event, endpointId }] as const))).entries(),
+    ]
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([, pair]) => pair);
     if (pairs.length === 0) return events.map(() => 0);
-    const created = await insertDeliveries(pool, [pairs.map(() => newId('delivery')), pairs.map((p) => p.event.id), pairs.map((p) => p.endpointId), pairs.map((p) => p.event.type)]);
+    const created = await insertDeliveries(pool, [
+      pairs.map(() => newId('delivery')),
+      pairs.map((p) => p.event.id),
+      pairs.map((p) => p.endpointId),
+      pairs.map((p) => p.event.type),
+    ]);
     const createdKeys = new Set(created.map((d) => key(d.event_id, d.endpoint_id)));
     const existing = pairs.filter((p) => !createdKeys.has(key(p.event.id, p.endpointId)));
     const pending = existing.length === 0 ? [] : await pendingDeliveries(pool, [existing.map((p) => p.event.id), existing.map((p) => p.endpointId)]);
@@ -77,10 +84,11 @@ export function createFanOut(deps: FanOutDeps) {
     return events.map((event) => counts.get(event.id) ?? 0);
   }
 
-  const batcher = new MicroBatcher<EventJob, number>(
-    (events) => writeIsolated(events, fanOutAll, (_event, error) => error),
-    { maxSize: FAN_OUT_BATCH, maxWaitMs: 0, maxInFlight: 2 },
-  );
+  const batcher = new MicroBatcher<EventJob, number>((events) => writeIsolated(events, fanOutAll, (_event, error) => error), {
+    maxSize: FAN_OUT_BATCH,
+    maxWaitMs: 0,
+    maxInFlight: 2,
+  });
 
   /** Fans out one job's events; fails (to be retried) if any of them could not be written. */
   return async function fanOut(events: EventJob[]): Promise<{ deliveries: number }> {

@@ -108,7 +108,10 @@ export interface GatedIsolation {
   finish(endpointId: string, token: string, outcome: 'succeeded' | 'failed' | 'neutral', wasProbe: boolean): Promise<void>;
 }
 
-export function createGatedIsolation(isolation: Isolation, options: { endpointConcurrency: number; workerConcurrency: number; attemptTimeoutMs: number }): GatedIsolation {
+export function createGatedIsolation(
+  isolation: Isolation,
+  options: { endpointConcurrency: number; workerConcurrency: number; attemptTimeoutMs: number },
+): GatedIsolation {
   const permits = options.endpointConcurrency;
   // Per endpoint at most `permits` running plus this many waiting: the worker's other slots may
   // all wait behind a fast endpoint's cap (its turn comes within milliseconds, and a freed slot
@@ -139,9 +142,12 @@ export function createGatedIsolation(isolation: Isolation, options: { endpointCo
       // passes the stuck mark, not at the end of its budget.
       const watchdog =
         wait > 0
-          ? setTimeout(() => {
-              if (gate.active(endpointId) >= permits && isStuck(typicalAttemptMs, oldestInFlight(endpointId))) gate.evict(endpointId);
-            }, stuckAfterMs(typicalAttemptMs) - oldest + 1)
+          ? setTimeout(
+              () => {
+                if (gate.active(endpointId) >= permits && isStuck(typicalAttemptMs, oldestInFlight(endpointId))) gate.evict(endpointId);
+              },
+              stuckAfterMs(typicalAttemptMs) - oldest + 1,
+            )
           : undefined;
       const granted = await gate.acquire(endpointId, wait);
       clearTimeout(watchdog);

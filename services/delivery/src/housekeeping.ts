@@ -75,7 +75,10 @@ export function createSweeper(deps: SweepDeps) {
       const replay = d.replay_count > 0 ? { replay: true, replayCount: d.replay_count } : {};
       await queue.add(d.event_type, { deliveryId: d.id, endpointId: d.endpoint_id, eventId: d.event_id, ...replay }, deliveryJobOptions(schedule, latest));
     }
-    logger.warn({ delivery_id: d.id, event_id: d.event_id, endpoint_id: d.endpoint_id, job_id: latest, previous_state: states.at(-1) }, 'pending delivery had no live job: put back');
+    logger.warn(
+      { delivery_id: d.id, event_id: d.event_id, endpoint_id: d.endpoint_id, job_id: latest, previous_state: states.at(-1) },
+      'pending delivery had no live job: put back',
+    );
     return true;
   }
 

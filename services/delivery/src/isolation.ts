@@ -10,7 +10,9 @@ import { parkUntil } from './schedule';
  * job that may not run soon is parked as delayed by the caller (no attempt spent).
  */
 export type BreakerState = 'closed' | 'open' | 'half_open';
-export type Admission = { ok: true; probe: boolean } | { ok: false; retryAt: number; reason: 'breaker_open' | 'probe_in_flight' | 'concurrency' | 'rate_limit' };
+export type Admission =
+  | { ok: true; probe: boolean }
+  | { ok: false; retryAt: number; reason: 'breaker_open' | 'probe_in_flight' | 'concurrency' | 'rate_limit' };
 
 // One round trip to admit: breaker (closed / open / half-open with one probe), then a slot.
 // KEYS: breaker hash, probe key, slots zset. ARGV: now, hold ms, token, concurrency cap.
@@ -98,7 +100,8 @@ export function createIsolation(redis: Redis, options: IsolationOptions) {
           await limiter(rateLimitPerSecond).consume(endpointId);
         } catch (rejection) {
           await redis.zrem(keys[2], token);
-          if (rejection instanceof RateLimiterRes) return { ok: false, retryAt: Date.now() + rejection.msBeforeNext + Math.round(Math.random() * 50), reason: 'rate_limit' };
+          if (rejection instanceof RateLimiterRes)
+            return { ok: false, retryAt: Date.now() + rejection.msBeforeNext + Math.round(Math.random() * 50), reason: 'rate_limit' };
           throw rejection;
         }
       }
@@ -118,7 +121,15 @@ export function createIsolation(redis: Redis, options: IsolationOptions) {
         return this.state(endpointId);
       }
       const ttl = options.breakerCooldownMs * 10 + 86_400_000;
-      const open = await scripts.trackwayFinish(...keys, token, outcome === 'succeeded' ? 1 : 0, options.breakerThreshold, Date.now(), options.breakerCooldownMs, ttl);
+      const open = await scripts.trackwayFinish(
+        ...keys,
+        token,
+        outcome === 'succeeded' ? 1 : 0,
+        options.breakerThreshold,
+        Date.now(),
+        options.breakerCooldownMs,
+        ttl,
+      );
       return open === 1 ? 'open' : 'closed';
     },
 
@@ -140,7 +151,6 @@ export function createIsolation(redis: Redis, options: IsolationOptions) {
       }
       return found;
     },
-
   };
 }
 

@@ -76,7 +76,10 @@ const recordAttempts = statement<{ attempt_key: string }>('attempts-record', `${
 
 // The common case, a group in which no attempt failed: the attempts, the deliveries they settle
 // and the failing clocks they stop, in one statement (one round trip, atomic on its own).
-const recordSuccesses = statement<{ attempt_key: string }>('attempts-record-successes', `${ATTEMPTS_SQL}, c AS (${clearFailingSql('$10')} RETURNING 1) SELECT attempt_key FROM a`);
+const recordSuccesses = statement<{ attempt_key: string }>(
+  'attempts-record-successes',
+  `${ATTEMPTS_SQL}, c AS (${clearFailingSql('$10')} RETURNING 1) SELECT attempt_key FROM a`,
+);
 
 const lockEndpoints = statement<{ id: string; failing_since: Date | null }>(
   'endpoints-lock-failing',
@@ -144,7 +147,8 @@ async function writeSuccesses(pool: PgPool, records: AttemptRecord[]): Promise<S
 
 async function writeAttempts(client: PgClient, records: AttemptRecord[], disableAfterMs: number): Promise<{ logged: Set<string>; events: EventEnvelope[] }> {
   const logged = new Set<string>();
-  for (const round of rounds([...records].sort(byDeliveryId))) for (const row of await recordAttempts(client, attemptColumns(round))) logged.add(row.attempt_key);
+  for (const round of rounds([...records].sort(byDeliveryId)))
+    for (const row of await recordAttempts(client, attemptColumns(round))) logged.add(row.attempt_key);
 
   const byEndpoint = new Map<string, AttemptRecord[]>();
   for (const r of records) {
@@ -161,7 +165,9 @@ async function writeAttempts(client: PgClient, records: AttemptRecord[], disable
   if (failing.size === 0) return { logged, events: [] };
 
   // The clock of an endpoint with a failure is folded from its locked value, attempt by attempt.
-  const clocks = locked.filter((row) => failing.has(row.id)).map((row) => ({ id: row.id, ...foldFailingSince(row.failing_since, byEndpoint.get(row.id)!, disableAfterMs) }));
+  const clocks = locked
+    .filter((row) => failing.has(row.id))
+    .map((row) => ({ id: row.id, ...foldFailingSince(row.failing_since, byEndpoint.get(row.id)!, disableAfterMs) }));
   await setFailingSince(client, [clocks.map((c) => c.id), clocks.map((c) => c.failingSince)]);
   const events: EventEnvelope[] = [];
   const now = new Date();
@@ -199,7 +205,10 @@ export function createAttemptRecorder(deps: RecorderDeps) {
     }
     return records.map((r) => logged.has(r.key));
   };
-  const batcher = new MicroBatcher<AttemptRecord, boolean>((records) => writeIsolated(records, writeAll, (_record, error) => error), { maxSize: BATCH, maxWaitMs: 0 });
+  const batcher = new MicroBatcher<AttemptRecord, boolean>((records) => writeIsolated(records, writeAll, (_record, error) => error), {
+    maxSize: BATCH,
+    maxWaitMs: 0,
+  });
   /** Resolves true once the attempt is logged, false if it was logged before (by an earlier try). */
   return (record: AttemptRecord) => batcher.add(record);
 }

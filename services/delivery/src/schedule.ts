@@ -7,7 +7,13 @@
 export const JITTER = 0.2;
 export const DEFAULT_RETRY_AFTER_MAX_MS = 3_600_000;
 
-export function delayBeforeAttempt(schedule: readonly number[], attemptNumber: number, retryAfterMs: number | null, random = Math.random, retryAfterMaxMs = DEFAULT_RETRY_AFTER_MAX_MS): number {
+export function delayBeforeAttempt(
+  schedule: readonly number[],
+  attemptNumber: number,
+  retryAfterMs: number | null,
+  random = Math.random,
+  retryAfterMaxMs = DEFAULT_RETRY_AFTER_MAX_MS,
+): number {
   const base = schedule[Math.min(attemptNumber - 1, schedule.length - 1)] ?? 0;
   const jittered = Math.round(base * (1 - JITTER + 2 * JITTER * random()));
   // The first attempt follows no answer, and an empty schedule has no retries: nothing to defer.

@@ -113,7 +113,9 @@ export function createSender(policy: AddressPolicy, options: { connectionsPerOri
         error: null,
         // Stored in a text column: NUL and broken UTF-8 (a multi-byte character cut at 4 KiB)
         // become U+FFFD instead of failing the insert.
-        responseBody: Buffer.concat(chunks).toString('utf8').replace(/\u0000/g, '\uFFFD'),
+        responseBody: Buffer.concat(chunks)
+          .toString('utf8')
+          .replace(/\u0000/g, '\uFFFD'),
         retryAfterMs: res.statusCode === 429 || res.statusCode === 503 ? parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter) : null,
       });
     } catch (error) {

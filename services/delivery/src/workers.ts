@@ -59,7 +59,10 @@ export interface DeliveryDeps {
   workerOptions?: { lockDuration?: number; stalledInterval?: number };
 }
 
-export function createDeliveryWorkers(deps: DeliveryDeps, queues: readonly DeliveryQueue[] = DELIVERY_QUEUES): { workers: Worker[]; endpoints: EndpointDirectory } {
+export function createDeliveryWorkers(
+  deps: DeliveryDeps,
+  queues: readonly DeliveryQueue[] = DELIVERY_QUEUES,
+): { workers: Worker[]; endpoints: EndpointDirectory } {
   const { settings } = deps;
   const endpoints = createEndpointDirectory(deps.prisma, deps.box);
   const isolation = createIsolation(deps.redis, {
@@ -79,7 +82,11 @@ export function createDeliveryWorkers(deps: DeliveryDeps, queues: readonly Deliv
     prisma: deps.prisma,
     pool: deps.pool,
     endpoints,
-    isolation: createGatedIsolation(isolation, { endpointConcurrency: settings.endpointConcurrency, workerConcurrency: deps.concurrency.deliveries, attemptTimeoutMs: settings.timeoutMs }),
+    isolation: createGatedIsolation(isolation, {
+      endpointConcurrency: settings.endpointConcurrency,
+      workerConcurrency: deps.concurrency.deliveries,
+      attemptTimeoutMs: settings.timeoutMs,
+    }),
     sender,
     eventsQueue: deps.queues.events,
     invalidateEndpoint: deps.invalidateEndpoint,

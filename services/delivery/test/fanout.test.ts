@@ -58,7 +58,8 @@ it('writes the events of concurrent jobs with one insert and one addBulk', async
 it('enqueues pairs that existed and are still pending (a crash between insert and enqueue), and only those', async () => {
   const endpointId = await h.endpoint();
   const [stranded, done, replaying, fresh] = await h.events(4);
-  const row = (eventId: string, data: object = {}) => h.db.prisma.delivery.create({ data: { id: newId('delivery'), eventId, endpointId, eventType: 'conversion.approved', ...data } });
+  const row = (eventId: string, data: object = {}) =>
+    h.db.prisma.delivery.create({ data: { id: newId('delivery'), eventId, endpointId, eventType: 'conversion.approved', ...data } });
   const strandedRow = await row(stranded.id);
   await row(done.id, { status: 'succeeded', attemptCount: 1 });
   await row(replaying.id, { replayCount: 1 }); // a replay in flight has its own job

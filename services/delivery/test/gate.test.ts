@@ -88,8 +88,21 @@ describe('gated admission (Redis)', () => {
   afterEach(() => deleteRedisPrefix(prefix));
 
   const gated = (redis: Redis, over: { endpointConcurrency?: number; workerConcurrency?: number; breakerThreshold?: number } = {}) => {
-    const isolation = createIsolation(redis, { prefix, breakerThreshold: over.breakerThreshold ?? 5, breakerCooldownMs: 60_000, endpointConcurrency: over.endpointConcurrency ?? 1, attemptTimeoutMs: 5_000 });
-    return { isolation, gated: createGatedIsolation(isolation, { endpointConcurrency: over.endpointConcurrency ?? 1, workerConcurrency: over.workerConcurrency ?? 8, attemptTimeoutMs: 5_000 }) };
+    const isolation = createIsolation(redis, {
+      prefix,
+      breakerThreshold: over.breakerThreshold ?? 5,
+      breakerCooldownMs: 60_000,
+      endpointConcurrency: over.endpointConcurrency ?? 1,
+      attemptTimeoutMs: 5_000,
+    });
+    return {
+      isolation,
+      gated: createGatedIsolation(isolation, {
+        endpointConcurrency: over.endpointConcurrency ?? 1,
+        workerConcurrency: over.workerConcurrency ?? 8,
+        attemptTimeoutMs: 5_000,
+      }),
+    };
   };
 
   it('a job finding the endpoint at its cap waits for the slot instead of parking', async () => {

@@ -55,7 +55,14 @@ const attempt = (d: { id: string; endpointId: string }, over: Partial<AttemptRec
   gone: false,
   ...over,
 });
-const failed = (over: Partial<AttemptRecord> = {}): Partial<AttemptRecord> => ({ statusCode: 500, responseBody: 'boom', status: 'pending', nextAttemptAt: new Date(Date.now() + 5_000), succeeded: false, ...over });
+const failed = (over: Partial<AttemptRecord> = {}): Partial<AttemptRecord> => ({
+  statusCode: 500,
+  responseBody: 'boom',
+  status: 'pending',
+  nextAttemptAt: new Date(Date.now() + 5_000),
+  succeeded: false,
+  ...over,
+});
 
 const xmins = async (table: 'deliveries' | 'delivery_attempts' | 'webhook_endpoints' | 'outbox_events', column: string, ids: string[]) =>
   new Set((await h.db.pool.query<{ xmin: string }>(`SELECT xmin::text FROM ${table} WHERE ${column} = ANY($1)`, [ids])).rows.map((r) => r.xmin));
@@ -79,14 +86,21 @@ describe('group-committed attempts', () => {
     const [e1, e2] = [await h.endpoint(), await h.endpoint()];
     const ds = [await delivery(e1), await delivery(e1, 2), await delivery(e2), await delivery(e2)];
     const record = recorder();
-    await Promise.all([record(attempt(ds[0])), record(attempt(ds[1], failed())), record(attempt(ds[2])), record(attempt(ds[3], failed({ status: 'failed', nextAttemptAt: null })))]);
+    await Promise.all([
+      record(attempt(ds[0])),
+      record(attempt(ds[1], failed())),
+      record(attempt(ds[2])),
+      record(attempt(ds[3], failed({ status: 'failed', nextAttemptAt: null }))),
+    ]);
 
     const ids = ds.map((d) => d.id);
     expect((await xmins('deliveries', 'id', ids)).size).toBe(1);
     expect(await xmins('delivery_attempts', 'delivery_id', ids)).toEqual(await xmins('deliveries', 'id', ids));
     const rows = await h.db.prisma.delivery.findMany({ where: { id: { in: ids } }, include: { attempts: true } });
     const byId = new Map(rows.map((r) => [r.id, r]));
-    expect(ids.map((id) => [byId.get(id)!.status, byId.get(id)!.attemptCount, byId.get(id)!.attempts.map((a) => [a.number, a.statusCode, a.responseBody])])).toEqual([
+    expect(
+      ids.map((id) => [byId.get(id)!.status, byId.get(id)!.attemptCount, byId.get(id)!.attempts.map((a) => [a.number, a.statusCode, a.responseBody])]),
+    ).toEqual([
       ['succeeded', 1, [[1, 200, 'ok']]],
       ['pending', 3, [[3, 500, 'boom']]],
       ['succeeded', 1, [[1, 200, 'ok']]],
@@ -134,8 +148,13 @@ describe('group-committed attempts', () => {
     await recorder()(attempt(d, failed({ statusCode: 410, status: 'failed', nextAttemptAt: null, gone: true })));
     const endpoint = await h.db.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id: endpointId } });
     expect(endpoint).toMatchObject({ enabled: false, disabledReason: 'The endpoint answered 410 Gone.' });
-    const [event] = (await h.db.prisma.outboxEvent.findMany({ where: { type: 'endpoint.disabled' } })).filter((e) => (e.payload as { data: { endpoint: { id: string } } }).data.endpoint.id === endpointId);
-    expect(event.payload).toMatchObject({ type: 'endpoint.disabled', data: { endpoint: { id: endpointId, enabled: false, disabled_reason: 'The endpoint answered 410 Gone.' } } });
+    const [event] = (await h.db.prisma.outboxEvent.findMany({ where: { type: 'endpoint.disabled' } })).filter(
+      (e) => (e.payload as { data: { endpoint: { id: string } } }).data.endpoint.id === endpointId,
+    );
+    expect(event.payload).toMatchObject({
+      type: 'endpoint.disabled',
+      data: { endpoint: { id: endpointId, enabled: false, disabled_reason: 'The endpoint answered 410 Gone.' } },
+    });
     expect(await xmins('webhook_endpoints', 'id', [endpointId])).toEqual(await xmins('delivery_attempts', 'delivery_id', [d.id]));
     expect(event.publishedAt).not.toBeNull(); // published after the commit (which changed its xmin)
     expect((await eventsQueue.getJobs(['waiting'])).some((job) => job.data.events.some((e) => e.id === event.id))).toBe(true);
@@ -147,7 +166,10 @@ describe('group-committed attempts', () => {
     const since = new Date(Date.now() - DISABLE_AFTER - 1_000);
     await h.db.prisma.webhookEndpoint.update({ where: { id: endpointId }, data: { failingSince: since } });
     await recorder()(attempt(await delivery(endpointId), failed()));
-    expect(await h.db.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id: endpointId } })).toMatchObject({ enabled: false, disabledReason: `Every attempt failed since ${since.toISOString()}.` });
+    expect(await h.db.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id: endpointId } })).toMatchObject({
+      enabled: false,
+      disabledReason: `Every attempt failed since ${since.toISOString()}.`,
+    });
   });
 
   it('a record Postgres refuses fails alone: its neighbours in the batch commit', async () => {
@@ -184,7 +206,14 @@ describe('group-committed attempts', () => {
     // commit locks its endpoints in id order before it writes.
     const deadlocks = { count: 0 };
     const watched = watchDeadlocks(h.db.pool, deadlocks);
-    const make = () => createAttemptRecorder({ pool: watched, eventsQueue, invalidateEndpoint: async () => {}, logger: createLogger({ service: 'test', level: 'silent' }), disableAfterMs: DISABLE_AFTER });
+    const make = () =>
+      createAttemptRecorder({
+        pool: watched,
+        eventsQueue,
+        invalidateEndpoint: async () => {},
+        logger: createLogger({ service: 'test', level: 'silent' }),
+        disableAfterMs: DISABLE_AFTER,
+      });
     const [r1, r2] = [make(), make()];
     for (let round = 0; round < 5; round++) {
       const [a, b] = [await h.endpoint(), await h.endpoint()];
@@ -224,6 +253,8 @@ function watchDeadlocks(pool: typeof h.db.pool, seen: { count: number }): typeof
   return new Proxy(pool, {
     // Only the promise form (inTransaction's); pool.query checks a client out with a callback.
     get: (target, prop, receiver) =>
-      prop === 'connect' ? (...args: unknown[]) => (args.length > 0 ? target.connect(...(args as [never])) : target.connect().then(watch)) : Reflect.get(target, prop, receiver),
+      prop === 'connect'
+        ? (...args: unknown[]) => (args.length > 0 ? target.connect(...(args as [never])) : target.connect().then(watch))
+        : Reflect.get(target, prop, receiver),
   });
 }

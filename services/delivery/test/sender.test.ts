@@ -258,9 +258,23 @@ describe('send: failures are classified', () => {
       if (!HAS_OPENSSL) return;
       dir = mkdtempSync(join(tmpdir(), 'trackway-tls-'));
       const made = spawnSync('openssl', [
-        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-        '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-        '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
       ]);
       if (made.status !== 0) throw new Error(`openssl failed: ${made.stderr}`);
       tls = { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) };
@@ -393,7 +407,13 @@ describe('send: the request', () => {
     const r = await receiver();
     const body = JSON.stringify({ type: 'conversion.approved', data: { note: 'héllo 👋 世界', amount: '12.50 €', combining: 'e\u0301' } });
     const signed = signedHeaders({ id: 'msg_sender_1', timestamp: new Date(), body }, 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw');
-    const headers = { 'content-type': 'application/json', 'user-agent': 'Trackway-Webhooks/0.1.0 (test)', 'x-team': 'growth', 'X-Mixed-Case': 'Value With  Spaces', ...signed };
+    const headers = {
+      'content-type': 'application/json',
+      'user-agent': 'Trackway-Webhooks/0.1.0 (test)',
+      'x-team': 'growth',
+      'X-Mixed-Case': 'Value With  Spaces',
+      ...signed,
+    };
     const result = await post(`${r.url}?tenant=a%20b&x=1`, body, headers);
     expect(result).toMatchObject({ statusCode: 200, error: null });
     expect(r.requests).toHaveLength(1);
@@ -472,7 +492,6 @@ describe('send: the request', () => {
     expect(result.statusCode).toBeNull();
     expect(result.error).toBe('network');
   });
-
 });
 
 describe('classifyError', () => {

@@ -43,7 +43,13 @@ async function listen(host: string): Promise<Target> {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      target.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), remote: req.socket.remoteAddress });
+      target.requests.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+        remote: req.socket.remoteAddress,
+      });
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.end('reached');
     });
@@ -69,7 +75,8 @@ const TIMEOUT_MS = 5_000;
 // never reused under another.
 const senders = new Map<AddressPolicy, Sender>();
 const senderFor = (policy: AddressPolicy) => senders.get(policy) ?? senders.set(policy, createSender(policy)).get(policy)!;
-const post = (url: string, policy: AddressPolicy, timeoutMs = TIMEOUT_MS) => senderFor(policy).send(url, '{"event":"x"}', { 'content-type': 'application/json' }, { timeoutMs });
+const post = (url: string, policy: AddressPolicy, timeoutMs = TIMEOUT_MS) =>
+  senderFor(policy).send(url, '{"event":"x"}', { 'content-type': 'application/json' }, { timeoutMs });
 
 let v4: Target; // 127.0.0.1
 let v4b: Target; // 127.1.2.3 (another loopback address of 127/8)
@@ -117,7 +124,21 @@ describe('the resolver on this machine', () => {
 
 describe('isAllowedAddress with allowedCidrs: []', () => {
   // The table required by the product issue.
-  const required = ['127.0.0.1', '10.0.0.1', '172.16.0.1', '192.168.1.1', '169.254.169.254', '100.64.0.1', '[::1]', '::1', '[fc00::1]', 'fc00::1', '[::ffff:127.0.0.1]', '::ffff:127.0.0.1', '::ffff:7f00:1'];
+  const required = [
+    '127.0.0.1',
+    '10.0.0.1',
+    '172.16.0.1',
+    '192.168.1.1',
+    '169.254.169.254',
+    '100.64.0.1',
+    '[::1]',
+    '::1',
+    '[fc00::1]',
+    'fc00::1',
+    '[::ffff:127.0.0.1]',
+    '::ffff:127.0.0.1',
+    '::ffff:7f00:1',
+  ];
   it.each(required)('blocks %s (product issue table)', (address) => {
     expect(isAllowedAddress(address, NONE)).toBe(false);
   });
@@ -317,8 +338,14 @@ describe('keep-alive connections', () => {
     const policy: AddressPolicy = { allowedCidrs: ['127.0.0.0/8'] };
     const sender = createSender(policy);
     try {
-      expect(await sender.send(`http://rebind.example:${port}/`, '{}', {}, { timeoutMs: TIMEOUT_MS })).toMatchObject({ statusCode: 200, responseBody: 'reached' });
-      expect(await sender.send(`http://rebind.example:${port}/`, '{}', {}, { timeoutMs: TIMEOUT_MS })).toMatchObject({ statusCode: null, error: 'ssrf_blocked' });
+      expect(await sender.send(`http://rebind.example:${port}/`, '{}', {}, { timeoutMs: TIMEOUT_MS })).toMatchObject({
+        statusCode: 200,
+        responseBody: 'reached',
+      });
+      expect(await sender.send(`http://rebind.example:${port}/`, '{}', {}, { timeoutMs: TIMEOUT_MS })).toMatchObject({
+        statusCode: null,
+        error: 'ssrf_blocked',
+      });
       expect(lookup).toHaveBeenCalledTimes(2);
     } finally {
       await sender.close();
@@ -330,10 +357,12 @@ describe('keep-alive connections', () => {
   it('a reused connection is the one that was checked: no new lookup while it stays open', async () => {
     const sender = createSender(LOOPBACK_BOTH);
     try {
-      for (let i = 0; i < 2; i++) expect(await sender.send(`http://localhost:${v4.port}/again`, '{}', {}, { timeoutMs: TIMEOUT_MS })).toMatchObject({ statusCode: 200 });
+      for (let i = 0; i < 2; i++)
+        expect(await sender.send(`http://localhost:${v4.port}/again`, '{}', {}, { timeoutMs: TIMEOUT_MS })).toMatchObject({ statusCode: 200 });
       const warm = v4.connections;
       const lookup = jest.spyOn(dns, 'lookup');
-      for (let i = 0; i < 5; i++) expect(await sender.send(`http://localhost:${v4.port}/again`, '{}', {}, { timeoutMs: TIMEOUT_MS })).toMatchObject({ statusCode: 200 });
+      for (let i = 0; i < 5; i++)
+        expect(await sender.send(`http://localhost:${v4.port}/again`, '{}', {}, { timeoutMs: TIMEOUT_MS })).toMatchObject({ statusCode: 200 });
       expect(v4.connections).toBe(warm);
       expect(lookup).not.toHaveBeenCalled();
     } finally {
@@ -409,8 +438,10 @@ describe('allowedCidrs', () => {
 /** guardedLookup with a node-style callback, as a promise of [error, address | list, family]. */
 const lookupWith = (policy: AddressPolicy, hostname: string, options: dns.LookupOptions) =>
   new Promise<{ error: (Error & { code?: string; address?: string }) | null; address: unknown; family: unknown }>((resolve) => {
-    (guardedLookup(policy) as unknown as (h: string, o: dns.LookupOptions, cb: (...args: unknown[]) => void) => void)(hostname, options, (error, address, family) =>
-      resolve({ error: error as never, address, family }),
+    (guardedLookup(policy) as unknown as (h: string, o: dns.LookupOptions, cb: (...args: unknown[]) => void) => void)(
+      hostname,
+      options,
+      (error, address, family) => resolve({ error: error as never, address, family }),
     );
   });
 

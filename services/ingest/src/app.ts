@@ -1,10 +1,36 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { ClickIdCodec } from '@trackway/clickid';
 import { blockedBeforeLookup, choosePostbackKey, destinationFor, effectiveRateLimit, hashPostbackKey, signatureCheck } from '@trackway/domain';
-import { HttpError, answerMalformedUrl, badRequest, errorHandler, errorReply, notFoundHandler, rateLimited, textProblem, tooManyFailures, unavailable } from '@trackway/http';
+import {
+  HttpError,
+  answerMalformedUrl,
+  badRequest,
+  errorHandler,
+  errorReply,
+  notFoundHandler,
+  rateLimited,
+  textProblem,
+  tooManyFailures,
+  unavailable,
+} from '@trackway/http';
 import { type Logger, redactUrl } from '@trackway/logger';
 import type { TypedQueue } from '@trackway/queues';
-import { type HealthState, JSON_ANSWER_SECURITY_HEADERS, type Metrics, STATIC_SECURITY_HEADERS, type TrustProxy, authFailureGuard, bearerMatches, clientAddress, closeConnectionsWhenDraining, compileTrust, healthRouter, postbackRateLimiter, protectedMetricsHandler, securityHeaders } from '@trackway/runtime';
+import {
+  type HealthState,
+  JSON_ANSWER_SECURITY_HEADERS,
+  type Metrics,
+  STATIC_SECURITY_HEADERS,
+  type TrustProxy,
+  authFailureGuard,
+  bearerMatches,
+  clientAddress,
+  closeConnectionsWhenDraining,
+  compileTrust,
+  healthRouter,
+  postbackRateLimiter,
+  protectedMetricsHandler,
+  securityHeaders,
+} from '@trackway/runtime';
 import { WebhookVerificationError, verifySignature } from '@trackway/webhooks';
 import encodeUrl from 'encodeurl';
 import express from 'express';
@@ -56,7 +82,11 @@ export function createApp(deps: IngestDeps): RequestListener {
   const prefix = deps.frontDoor?.prefix ?? deps.queues.postbacks.opts.prefix ?? 'trackway';
   const trust = compileTrust(deps.frontDoor?.trustProxy ?? false);
   const authFailures = authFailureGuard({ redis, prefix, scope: 'postback', perMinute: deps.frontDoor?.authFailureLimit ?? 30 });
-  const postbackRate = postbackRateLimiter({ redis, prefix, onError: (error) => logger.warn({ err: error }, 'postback rate not synced; limiting per replica') });
+  const postbackRate = postbackRateLimiter({
+    redis,
+    prefix,
+    onError: (error) => logger.warn({ err: error }, 'postback rate not synced; limiting per replica'),
+  });
   const globalRateLimit = deps.frontDoor?.postbackRateLimit ?? 0;
   // The raw body is kept: a signature is over the bytes as sent.
   const keepRaw = (req: IncomingMessage, _res: ServerResponse, buf: Buffer) => void ((req as RawRequest).rawBody = buf);
@@ -67,7 +97,10 @@ export function createApp(deps: IngestDeps): RequestListener {
     new Promise<unknown>((resolve, reject) => {
       jsonBody(req as express.Request, res as express.Response, (error?: unknown) => {
         if (error) reject(error);
-        else formBody(req as express.Request, res as express.Response, (formError?: unknown) => (formError ? reject(formError) : resolve((req as { body?: unknown }).body)));
+        else
+          formBody(req as express.Request, res as express.Response, (formError?: unknown) =>
+            formError ? reject(formError) : resolve((req as { body?: unknown }).body),
+          );
       });
     });
 
@@ -90,7 +123,12 @@ export function createApp(deps: IngestDeps): RequestListener {
       metrics.httpDuration.observe(labels, seconds);
       const level = res.statusCode >= 500 ? 'error' : 'info';
       if (!logger.isLevelEnabled(level)) return;
-      const line = { req: { method: req.method, url: redactUrl(req.url) }, res: { statusCode: res.statusCode }, responseTime: Math.round(seconds * 1000), ...(ids.postbackId ? { postback_id: ids.postbackId } : {}) };
+      const line = {
+        req: { method: req.method, url: redactUrl(req.url) },
+        res: { statusCode: res.statusCode },
+        responseTime: Math.round(seconds * 1000),
+        ...(ids.postbackId ? { postback_id: ids.postbackId } : {}),
+      };
       logger[level](line, level === 'error' ? 'request errored' : 'request completed');
     });
   };
@@ -135,13 +173,22 @@ export function createApp(deps: IngestDeps): RequestListener {
     const clickId = clickIds.issue({ offerId: offer.id, affiliateId: affiliate.id, clickedAt });
     const destination = destinationFor(offer.destinationUrl, { click_id: clickId, offer_id: String(offer.id), affiliate_id: String(affiliate.id), ...subs });
     // A template stored before macros in the host were refused: never redirect off its host.
-    if (destination === null) throw new HttpError(409, 'destination_refused', "The offer's destination would leave its host with these values; its advertiser must fix it.");
+    if (destination === null)
+      throw new HttpError(409, 'destination_refused', "The offer's destination would leave its host with these values; its advertiser must fix it.");
     // Recording the click is for reporting only: the click ID is self-verifying, so the
     // redirect never waits on (or fails with) the clicks queue.
     const userAgent = req.headers['user-agent'];
     enqueue
       // proxy-addr finds no address once the client has gone (its socket closed meanwhile).
-      .click({ clickId, offerId: offer.id, affiliateId: affiliate.id, clickedAt: clickedAt.toISOString(), subs, ip: clientAddress(req, trust)?.slice(0, 45), userAgent: userAgent?.slice(0, 512) })
+      .click({
+        clickId,
+        offerId: offer.id,
+        affiliateId: affiliate.id,
+        clickedAt: clickedAt.toISOString(),
+        subs,
+        ip: clientAddress(req, trust)?.slice(0, 45),
+        userAgent: userAgent?.slice(0, 512),
+      })
       .catch((error: unknown) => {
         metrics.clicks.inc({ outcome: 'enqueue_failed' });
         logger.warn({ err: error, click_id: clickId }, 'click not recorded');
@@ -149,11 +196,25 @@ export function createApp(deps: IngestDeps): RequestListener {
     metrics.clicks.inc({ outcome: 'redirected' });
     const location = encodeUrl(destination);
     const body = `Found. Redirecting to ${location}`;
-    res.writeHead(302, { ...STATIC_SECURITY_HEADERS, location, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer', 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    res.writeHead(302, {
+      ...STATIC_SECURITY_HEADERS,
+      location,
+      'cache-control': 'no-store',
+      'referrer-policy': 'no-referrer',
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+    });
     res.end(body);
   };
 
-  const postback = async (req: IncomingMessage, res: ServerResponse, rawQuery: string, query: Query, pathKey: string | undefined, ids: { postbackId?: string }) => {
+  const postback = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    rawQuery: string,
+    query: Query,
+    pathKey: string | undefined,
+    ids: { postbackId?: string },
+  ) => {
     const sources: Record<string, unknown>[] = [query];
     let rawBody: Buffer | undefined;
     if (req.method === 'POST') {
@@ -257,7 +318,14 @@ export function createApp(deps: IngestDeps): RequestListener {
    * Standard Webhooks headers, checked (see signatureCheck): returns the webhook-id of a
    * correctly signed postback, undefined for an unsigned one the advertiser accepts.
    */
-  const checkSignature = async (req: IncomingMessage, advertiser: AdvertiserSummary, address: string | undefined, rawQuery: string, rawBody: Buffer | undefined, query: Query) => {
+  const checkSignature = async (
+    req: IncomingMessage,
+    advertiser: AdvertiserSummary,
+    address: string | undefined,
+    rawQuery: string,
+    rawBody: Buffer | undefined,
+    query: Query,
+  ) => {
     // Signed means a webhook-signature was sent; a stray webhook-id alone is not a signature.
     const headersSent = req.headers['webhook-signature'] !== undefined;
     if (!headersSent && !advertiser.requireSignedPostbacks) return undefined;
@@ -276,7 +344,10 @@ export function createApp(deps: IngestDeps): RequestListener {
     const webhookId = req.headers['webhook-id'];
     if (typeof webhookId === 'string' && webhookId.length > MAX_WEBHOOK_ID) throw refuse(`The webhook-id is longer than ${MAX_WEBHOOK_ID} characters.`);
     if (req.method === 'POST' && Object.keys(query).some((name) => name !== 'key')) {
-      throw badRequest({ _: 'a signed POST carries its fields in the body; the query string may hold only `key`' }, 'A signed POST carries its fields in the body.');
+      throw badRequest(
+        { _: 'a signed POST carries its fields in the body; the query string may hold only `key`' },
+        'A signed POST carries its fields in the body.',
+      );
     }
     try {
       return verifySignature(req.method === 'POST' ? (rawBody ?? '') : rawQuery, req.headers, secrets).id;
@@ -309,7 +380,12 @@ export function createApp(deps: IngestDeps): RequestListener {
     const path = normalizePath(url?.pathname ?? '/');
     // `/postback/{key}`: the key in the path, as it was sent (the path is matched in any case).
     const pathKey = path.startsWith('/postback/') ? keyInPath(url!.pathname!) : undefined;
-    const route = path === '/postback' || pathKey !== undefined || (path === '/click' && (req.method === 'GET' || req.method === 'HEAD')) ? (pathKey === undefined ? path : '/postback/{key}') : null;
+    const route =
+      path === '/postback' || pathKey !== undefined || (path === '/click' && (req.method === 'GET' || req.method === 'HEAD'))
+        ? pathKey === undefined
+          ? path
+          : '/postback/{key}'
+        : null;
     if (!route) {
       others(req, res);
       return;
@@ -328,7 +404,8 @@ export function createApp(deps: IngestDeps): RequestListener {
     }
     // A client never sends a fragment: a raw "#" is part of a value that was not percent-encoded,
     // and reading the URL up to it would cut that value short.
-    if (req.url?.includes('#')) handled = Promise.reject(badRequest({ _: 'the URL contains a raw "#"; percent-encode it as %23' }, 'The URL contains a raw "#".'));
+    if (req.url?.includes('#'))
+      handled = Promise.reject(badRequest({ _: 'the URL contains a raw "#"; percent-encode it as %23' }, 'The URL contains a raw "#".'));
     else if (route === '/click') handled = click(req, res, query);
     // A HEAD must never enqueue anything.
     else if (req.method === 'GET' || req.method === 'POST') handled = postback(req, res, rawQuery, query, pathKey, ids);
@@ -350,7 +427,12 @@ function send(res: ServerResponse, status: number, body: unknown, headers?: Reco
   }
   const text = JSON.stringify(body);
   // helmet's nosniff, CSP and no-store, computed once (these answers never run Express or helmet).
-  res.writeHead(status, { ...JSON_ANSWER_SECURITY_HEADERS, ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    ...JSON_ANSWER_SECURITY_HEADERS,
+    ...headers,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 

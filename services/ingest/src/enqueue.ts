@@ -20,7 +20,12 @@ export function createEnqueuers(deps: { redis: Redis; queues: { postbacks: Typed
         const block = newIdBlock('postback');
         return { jobId: block.id, postbacks: list.map((p, i) => ({ postbackId: block.member(i), ...p })) };
       });
-      await failFast(redis, () => addJobs(queues.postbacks, jobs.map(({ jobId, postbacks }) => ({ name: 'postbacks', data: { postbacks }, opts: { jobId } }))));
+      await failFast(redis, () =>
+        addJobs(
+          queues.postbacks,
+          jobs.map(({ jobId, postbacks }) => ({ name: 'postbacks', data: { postbacks }, opts: { jobId } })),
+        ),
+      );
       return jobs.flatMap((job) => job.postbacks.map((p) => ({ ok: true as const, value: p.postbackId })));
     },
     // Every turn's postbacks go out at the end of that turn, whatever is still in flight
@@ -30,7 +35,12 @@ export function createEnqueuers(deps: { redis: Redis; queues: { postbacks: Typed
   );
   const clicks = new MicroBatcher<ClickJob, void>(
     async (list) => {
-      await failFast(redis, () => addJobs(queues.clicks, chunk(list, JOB_BATCH.clicks).map((part) => ({ name: 'clicks', data: { clicks: part } }))));
+      await failFast(redis, () =>
+        addJobs(
+          queues.clicks,
+          chunk(list, JOB_BATCH.clicks).map((part) => ({ name: 'clicks', data: { clicks: part } })),
+        ),
+      );
       return list.map(() => ({ ok: true as const, value: undefined }));
     },
     { maxSize: JOB_BATCH.clicks * 4, maxWaitMs: 0, maxInFlight: Number.POSITIVE_INFINITY },

@@ -48,7 +48,17 @@ export function createLookups(prisma: PrismaClient, box?: SecretBox): IngestLook
       async (hash) => {
         const row = await prisma.advertiser.findUnique({
           where: { postbackKeyHash: hash },
-          select: { id: true, status: true, requireSignedPostbacks: true, signingSecretSealed: true, previousSigningSecretSealed: true, previousSigningSecretExpiresAt: true, allowedIps: true, postbackRateLimitPerSecond: true, postbackFormat: true },
+          select: {
+            id: true,
+            status: true,
+            requireSignedPostbacks: true,
+            signingSecretSealed: true,
+            previousSigningSecretSealed: true,
+            previousSigningSecretExpiresAt: true,
+            allowedIps: true,
+            postbackRateLimitPerSecond: true,
+            postbackFormat: true,
+          },
         });
         if (!row) return null;
         const secrets: AdvertiserSummary['signingSecrets'] = [];

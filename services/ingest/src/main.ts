@@ -29,7 +29,12 @@ runMain(async () => {
     logger: ctx.logger,
     metrics: ctx.metrics,
     health: ctx.health,
-    frontDoor: { trustProxy: config.TRUST_PROXY, postbackRateLimit: config.POSTBACK_RATE_LIMIT, authFailureLimit: config.AUTH_FAILURE_LIMIT, prefix: config.QUEUE_PREFIX },
+    frontDoor: {
+      trustProxy: config.TRUST_PROXY,
+      postbackRateLimit: config.POSTBACK_RATE_LIMIT,
+      authFailureLimit: config.AUTH_FAILURE_LIMIT,
+      prefix: config.QUEUE_PREFIX,
+    },
     metricsToken: config.METRICS_TOKEN,
   });
   await serveHttp(ctx, { name: 'ingest', app, port: config.INGEST_PORT, close: () => Promise.all([queues.postbacks.close(), queues.clicks.close()]) });

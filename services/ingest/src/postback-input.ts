@@ -1,4 +1,17 @@
-import { type ConversionStatus, MONEY_PATTERN, POSTBACK_FIELDS, PRESETS, type PostbackField, type ResolvedFormat, clickOrderKey, isCurrency, statusFor, statusWords, unreplacedPlaceholder, withDecimalPoint } from '@trackway/domain';
+import {
+  type ConversionStatus,
+  MONEY_PATTERN,
+  POSTBACK_FIELDS,
+  PRESETS,
+  type PostbackField,
+  type ResolvedFormat,
+  clickOrderKey,
+  isCurrency,
+  statusFor,
+  statusWords,
+  unreplacedPlaceholder,
+  withDecimalPoint,
+} from '@trackway/domain';
 import { isUtf8 } from 'node:buffer';
 import querystring from 'node:querystring';
 import { type FieldErrors, badRequest, parseQueryString, textProblem } from '@trackway/http';
@@ -68,7 +81,10 @@ export function collectKey(sources: Raw[], fields: FieldErrors): unknown {
  * parameter as sent (`ignored`: kept on the postback and named in the 202, never dropped
  * silently). The key is not a field and not ignored.
  */
-export function collectParams(sources: Raw[], format: ResolvedFormat): { values: Values; fields: FieldErrors; sentAs: SentAs; ignored: Record<string, unknown> } {
+export function collectParams(
+  sources: Raw[],
+  format: ResolvedFormat,
+): { values: Values; fields: FieldErrors; sentAs: SentAs; ignored: Record<string, unknown> } {
   const values: Values = {};
   const sentAs: SentAs = {};
   const fields: FieldErrors = {};
@@ -154,7 +170,8 @@ export function validatePostback(values: Values, fields: FieldErrors, sentAs: Se
   let amount = withDecimalPoint(text('amount') ?? '0', format);
   if (!fields.amount) {
     if (/^-/.test(amount)) fields.amount = 'must not be negative';
-    else if (/^\d+,\d+$/.test(amount)) fields.amount = "must be a decimal number such as 49.90 (a decimal comma is read only when the advertiser's postback_format has decimal_comma: true)";
+    else if (/^\d+,\d+$/.test(amount))
+      fields.amount = "must be a decimal number such as 49.90 (a decimal comma is read only when the advertiser's postback_format has decimal_comma: true)";
     else if (!/^\d+(\.\d+)?$/.test(amount)) fields.amount = 'must be a decimal number such as 49.90';
     else if (!MONEY_PATTERN.test(amount)) fields.amount = 'must have at most 14 digits before the point and 4 after';
     else amount = normalizeDecimal(amount);

@@ -76,7 +76,10 @@ describe('the advertiser’s format', () => {
     expect(job?.orderId).not.toBe(click);
     expect(job?.orderId.endsWith(click)).toBe(true);
     const bad = await request(h.app).get(`/postback/${other.postbackKey}?clickid=${click}&sum=1.234,50&status=4`).expect(400);
-    expect(bad.body.error.fields).toEqual({ amount: 'must be a decimal number such as 49.90', status: expect.stringMatching(/^must be one of .*, 1, 2, 3, 5 \(any case\)$/) });
+    expect(bad.body.error.fields).toEqual({
+      amount: 'must be a decimal number such as 49.90',
+      status: expect.stringMatching(/^must be one of .*, 1, 2, 3, 5 \(any case\)$/),
+    });
   });
 
   it('refuses a decimal comma an advertiser’s format does not allow, saying how to allow it', async () => {

@@ -39,7 +39,10 @@ function signedGet(query: string, secret: string, options: { id?: string; at?: D
   const id = options.id ?? `msg_${nextOrder()}`;
   const at = options.at ?? new Date();
   const signature = new Webhook(secret).sign(id, at, query);
-  return { path: `/postback?${query}`, headers: { 'webhook-id': id, 'webhook-timestamp': String(Math.floor(at.getTime() / 1000)), 'webhook-signature': signature } };
+  return {
+    path: `/postback?${query}`,
+    headers: { 'webhook-id': id, 'webhook-timestamp': String(Math.floor(at.getTime() / 1000)), 'webhook-signature': signature },
+  };
 }
 
 describe('signed postbacks (Standard Webhooks)', () => {
@@ -56,7 +59,12 @@ describe('signed postbacks (Standard Webhooks)', () => {
     const signature = new Webhook(fx.secret).sign(id, now, body);
     await request(h.app)
       .post(`/postback?key=${fx.postbackKey}`)
-      .set({ 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(Math.floor(now.getTime() / 1000)), 'webhook-signature': signature })
+      .set({
+        'content-type': 'application/json',
+        'webhook-id': id,
+        'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+        'webhook-signature': signature,
+      })
       .send(body)
       .expect(202);
 
@@ -64,7 +72,12 @@ describe('signed postbacks (Standard Webhooks)', () => {
     const formId = `msg_${nextOrder()}`;
     await request(h.app)
       .post('/postback')
-      .set({ 'content-type': 'application/x-www-form-urlencoded', 'webhook-id': formId, 'webhook-timestamp': String(Math.floor(now.getTime() / 1000)), 'webhook-signature': new Webhook(fx.secret).sign(formId, now, form) })
+      .set({
+        'content-type': 'application/x-www-form-urlencoded',
+        'webhook-id': formId,
+        'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+        'webhook-signature': new Webhook(fx.secret).sign(formId, now, form),
+      })
       .send(form)
       .expect(202);
   });
@@ -85,9 +98,17 @@ describe('signed postbacks (Standard Webhooks)', () => {
 
   it('takes a stray webhook-id without a webhook-signature as unsigned, not as a bad signature', async () => {
     const fx = await advertiser();
-    await request(h.app).get(`/postback?key=${fx.postbackKey}&click_id=${clickId}&order_id=${nextOrder()}`).set('webhook-id', 'msg_stray').set('X-Forwarded-For', nextAddress()).expect(202);
+    await request(h.app)
+      .get(`/postback?key=${fx.postbackKey}&click_id=${clickId}&order_id=${nextOrder()}`)
+      .set('webhook-id', 'msg_stray')
+      .set('X-Forwarded-For', nextAddress())
+      .expect(202);
     const required = await advertiser({ requireSignedPostbacks: true });
-    const res = await request(h.app).get(`/postback?key=${required.postbackKey}&click_id=${clickId}&order_id=${nextOrder()}`).set('webhook-id', 'msg_stray').set('X-Forwarded-For', nextAddress()).expect(401);
+    const res = await request(h.app)
+      .get(`/postback?key=${required.postbackKey}&click_id=${clickId}&order_id=${nextOrder()}`)
+      .set('webhook-id', 'msg_stray')
+      .set('X-Forwarded-For', nextAddress())
+      .expect(401);
     expect(res.body.error.code).toBe('invalid_signature');
   });
 
@@ -95,7 +116,9 @@ describe('signed postbacks (Standard Webhooks)', () => {
     const fx = await advertiser();
     const query = `key=${fx.postbackKey}&click_id=${clickId}&order_id=${nextOrder()}`;
     const wrong = signedGet(query, generateSecret());
-    expect((await request(h.app).get(wrong.path).set(wrong.headers).set('X-Forwarded-For', nextAddress()).expect(401)).body.error.code).toBe('invalid_signature');
+    expect((await request(h.app).get(wrong.path).set(wrong.headers).set('X-Forwarded-For', nextAddress()).expect(401)).body.error.code).toBe(
+      'invalid_signature',
+    );
     await request(h.app).get(`/postback?${query}`).set('X-Forwarded-For', nextAddress()).expect(202);
   });
 
@@ -109,11 +132,19 @@ describe('signed postbacks (Standard Webhooks)', () => {
 
   it('verifies with the previous secret until it expires', async () => {
     const previous = generateSecret();
-    const fx = await advertiser({ requireSignedPostbacks: true, previousSigningSecretSealed: box.seal(previous), previousSigningSecretExpiresAt: new Date(Date.now() + 3_600_000) });
+    const fx = await advertiser({
+      requireSignedPostbacks: true,
+      previousSigningSecretSealed: box.seal(previous),
+      previousSigningSecretExpiresAt: new Date(Date.now() + 3_600_000),
+    });
     const ok = signedGet(`key=${fx.postbackKey}&click_id=${clickId}&order_id=${nextOrder()}`, previous);
     await request(h.app).get(ok.path).set(ok.headers).set('X-Forwarded-For', nextAddress()).expect(202);
 
-    const expired = await advertiser({ requireSignedPostbacks: true, previousSigningSecretSealed: box.seal(previous), previousSigningSecretExpiresAt: new Date(Date.now() - 1000) });
+    const expired = await advertiser({
+      requireSignedPostbacks: true,
+      previousSigningSecretSealed: box.seal(previous),
+      previousSigningSecretExpiresAt: new Date(Date.now() - 1000),
+    });
     const late = signedGet(`key=${expired.postbackKey}&click_id=${clickId}&order_id=${nextOrder()}`, previous);
     await request(h.app).get(late.path).set(late.headers).set('X-Forwarded-For', nextAddress()).expect(401);
   });
@@ -125,7 +156,12 @@ describe('signed postbacks (Standard Webhooks)', () => {
     const now = new Date();
     const res = await request(h.app)
       .post(`/postback?key=${fx.postbackKey}&amount=999`)
-      .set({ 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(Math.floor(now.getTime() / 1000)), 'webhook-signature': new Webhook(fx.secret).sign(id, now, body) })
+      .set({
+        'content-type': 'application/json',
+        'webhook-id': id,
+        'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+        'webhook-signature': new Webhook(fx.secret).sign(id, now, body),
+      })
       .send(body)
       .expect(400);
     expect(res.body.error.code).toBe('invalid_request');
@@ -152,7 +188,10 @@ describe('allowed_ips and TRUST_PROXY', () => {
       expect((await request(strict.app).get(path()).set('X-Forwarded-For', '203.0.113.9').expect(403)).body.error.code).toBe('ip_not_allowed');
       const local = await createFixture(strict.db.prisma);
       await strict.db.prisma.advertiser.update({ where: { id: local.advertiserId }, data: { allowedIps: ['127.0.0.0/8', '::1'] } });
-      await request(strict.app).get(`/postback?key=${local.postbackKey}&click_id=${id}&order_id=${nextOrder()}`).set('X-Forwarded-For', '203.0.113.9').expect(202);
+      await request(strict.app)
+        .get(`/postback?key=${local.postbackKey}&click_id=${id}&order_id=${nextOrder()}`)
+        .set('X-Forwarded-For', '203.0.113.9')
+        .expect(202);
     } finally {
       await strict.close();
     }
@@ -187,14 +226,19 @@ describe('POSTBACK_RATE_LIMIT and postback_rate_limit_per_second', () => {
       const otherClick = other.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId });
       // The other replica has its own database: give it the same advertiser key.
       const twin = await createFixture(other.db.prisma);
-      await other.db.prisma.advertiser.update({ where: { id: twin.advertiserId }, data: { id: fx.advertiserId, postbackKeyHash: hashPostbackKey(fx.postbackKey), postbackRateLimitPerSecond: 20 } });
+      await other.db.prisma.advertiser.update({
+        where: { id: twin.advertiserId },
+        data: { id: fx.advertiserId, postbackKeyHash: hashPostbackKey(fx.postbackKey), postbackRateLimitPerSecond: 20 },
+      });
       // Wait for the start of a fresh second so the whole burst falls in one window.
       await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000)));
       // 30 at once, so that all fall into one window (unless the machine stalls for a second:
       // then at most one more window's worth).
       const started = Date.now();
       const answers = await Promise.all(
-        Array.from({ length: 30 }, () => request(h.app).get(`/postback?key=${fx.postbackKey}&click_id=${clickId}&order_id=${nextOrder()}`).set('X-Forwarded-For', nextAddress())),
+        Array.from({ length: 30 }, () =>
+          request(h.app).get(`/postback?key=${fx.postbackKey}&click_id=${clickId}&order_id=${nextOrder()}`).set('X-Forwarded-For', nextAddress()),
+        ),
       );
       const accepted = answers.filter((r) => r.status === 202).length;
       if (Date.now() - started < 900) expect(accepted).toBe(20);
@@ -233,7 +277,10 @@ describe('POSTBACK_RATE_LIMIT and postback_rate_limit_per_second', () => {
       await limited.db.prisma.advertiser.update({ where: { id: unlimited.advertiserId }, data: { postbackRateLimitPerSecond: 0 } });
       const id = limited.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId });
       await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000)));
-      const send = (key: string) => request(limited.app).get(`/postback?key=${key}&click_id=${id}&order_id=${nextOrder()}`).then((r) => r.status);
+      const send = (key: string) =>
+        request(limited.app)
+          .get(`/postback?key=${key}&click_id=${id}&order_id=${nextOrder()}`)
+          .then((r) => r.status);
       const [global, own] = await Promise.all([fx.postbackKey, unlimited.postbackKey].map((key) => Promise.all(Array.from({ length: 6 }, () => send(key)))));
       expect(global.sort()).toEqual([202, 202, 202, 429, 429, 429]);
       expect(own).toEqual([202, 202, 202, 202, 202, 202]);
@@ -263,7 +310,7 @@ describe('AUTH_FAILURE_LIMIT', () => {
     expect((await unknown()).status).toBe(429);
   });
 
-  it('counts a replayed webhook-id as a failed authentication, before it takes any of the advertiser\'s rate', async () => {
+  it("counts a replayed webhook-id as a failed authentication, before it takes any of the advertiser's rate", async () => {
     const fx = await advertiser({ postbackRateLimitPerSecond: 3 });
     const from = nextAddress();
     const sent = signedGet(`key=${fx.postbackKey}&click_id=${clickId}&order_id=${nextOrder()}`, fx.secret);
@@ -338,7 +385,11 @@ describe('inputs that would be altered silently are refused (400 naming the fiel
   });
 
   it('a JSON body with a key given twice', async () => {
-    const res = await request(h.app).post(`/postback?key=${key}`).set('content-type', 'application/json').send(`{"click_id":"${clickId}","order_id":"A-${nextOrder()}","order_id":"B"}`).expect(400);
+    const res = await request(h.app)
+      .post(`/postback?key=${key}`)
+      .set('content-type', 'application/json')
+      .send(`{"click_id":"${clickId}","order_id":"A-${nextOrder()}","order_id":"B"}`)
+      .expect(400);
     expect(res.body.error.fields).toHaveProperty('order_id');
   });
 
@@ -351,11 +402,15 @@ describe('inputs that would be altered silently are refused (400 naming the fiel
 
   it('more than 1,000 query parameters (node:querystring would drop the rest)', async () => {
     const filler = (n: number) => Array.from({ length: n }, (_, i) => `f${i}=1`).join('&');
-    const res = await request(h.app).get(`/postback?key=${key}&${base()}&${filler(999)}`).expect(400);
+    const res = await request(h.app)
+      .get(`/postback?key=${key}&${base()}&${filler(999)}`)
+      .expect(400);
     // The api's code for it, from the same parser.
     expect(res.body.error.code).toBe('too_many_parameters');
     // 1,000 exactly, and empty pairs (a trailing &) are no parameters.
-    await request(h.app).get(`/postback?key=${key}&${base()}&${filler(997)}&`).expect(202);
+    await request(h.app)
+      .get(`/postback?key=${key}&${base()}&${filler(997)}&`)
+      .expect(202);
   });
 });
 
@@ -365,11 +420,20 @@ async function rawPost(path: string, contentType: string, body: Buffer): Promise
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   try {
     return await new Promise((resolve, reject) => {
-      const req = http.request({ port: (server.address() as AddressInfo).port, host: '127.0.0.1', path, method: 'POST', headers: { 'content-type': contentType, 'content-length': body.length } }, (res) => {
-        let text = '';
-        res.on('data', (chunk) => (text += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
-      });
+      const req = http.request(
+        {
+          port: (server.address() as AddressInfo).port,
+          host: '127.0.0.1',
+          path,
+          method: 'POST',
+          headers: { 'content-type': contentType, 'content-length': body.length },
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (chunk) => (text += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+        },
+      );
       req.on('error', reject);
       req.end(body);
     });

@@ -89,33 +89,37 @@ describe('/postback', () => {
       .send({ click_id: clickId, order_id: 'ORD-J', amount: 12.5, status: 'pending', event: 'sale' })
       .expect(202);
     expect((await h.queues.postbacks.getJob(json.body.postback_id))?.data.postbacks[0]).toMatchObject({ amount: '12.5', status: 'pending', event: 'sale' });
-    const form = await request(h.app)
-      .post('/postback')
-      .type('form')
-      .send(`click_id=${clickId}&order_id=ORD-F&amount=0.10&key=${fx.postbackKey}`)
-      .expect(202);
+    const form = await request(h.app).post('/postback').type('form').send(`click_id=${clickId}&order_id=ORD-F&amount=0.10&key=${fx.postbackKey}`).expect(202);
     expect((await h.queues.postbacks.getJob(form.body.postback_id))?.data.postbacks[0]).toMatchObject({ orderId: 'ORD-F', amount: '0.10' });
   });
 
-  it.each(
-    Object.entries(POSTBACK_ALIASES).flatMap(([field, aliases]) => aliases.map((alias) => [alias, field] as const)),
-  )('accepts the alias %s for %s', async (alias, field) => {
-    const sample: Record<string, string> = { click_id: clickId, order_id: `ALIAS-${alias}`, amount: '7.25', currency: 'GBP', status: 'pending', event: 'lead' };
-    const params: Record<string, string> = { ...sample, key: fx.postbackKey };
-    delete params[field];
-    params[alias] = sample[field];
-    const res = await request(h.app).get('/postback').query(params).expect(202);
-    const data = (await h.queues.postbacks.getJob(res.body.postback_id))!.data.postbacks[0];
-    const canonical: Record<string, string | undefined> = {
-      click_id: data.clickId,
-      order_id: data.orderId,
-      amount: data.amount,
-      currency: data.currency,
-      status: data.status,
-      event: data.event,
-    };
-    expect(canonical[field]).toBe(sample[field]);
-  });
+  it.each(Object.entries(POSTBACK_ALIASES).flatMap(([field, aliases]) => aliases.map((alias) => [alias, field] as const)))(
+    'accepts the alias %s for %s',
+    async (alias, field) => {
+      const sample: Record<string, string> = {
+        click_id: clickId,
+        order_id: `ALIAS-${alias}`,
+        amount: '7.25',
+        currency: 'GBP',
+        status: 'pending',
+        event: 'lead',
+      };
+      const params: Record<string, string> = { ...sample, key: fx.postbackKey };
+      delete params[field];
+      params[alias] = sample[field];
+      const res = await request(h.app).get('/postback').query(params).expect(202);
+      const data = (await h.queues.postbacks.getJob(res.body.postback_id))!.data.postbacks[0];
+      const canonical: Record<string, string | undefined> = {
+        click_id: data.clickId,
+        order_id: data.orderId,
+        amount: data.amount,
+        currency: data.currency,
+        status: data.status,
+        event: data.event,
+      };
+      expect(canonical[field]).toBe(sample[field]);
+    },
+  );
 
   it('answers 401 for a missing or unknown key', async () => {
     const missing = await request(h.app).get('/postback').query({ click_id: clickId, order_id: 'X' }).expect(401);
@@ -143,7 +147,7 @@ describe('/postback', () => {
     ['exponent amount', { amount: '1e5' }, 400, ['amount']],
     ['huge amount', { amount: '1'.repeat(20) }, 400, ['amount']],
     ['too many decimals', { amount: '1.123456' }, 400, ['amount']],
-    ['SQL in amount', { amount: "1; DROP TABLE conversions;--" }, 400, ['amount']],
+    ['SQL in amount', { amount: '1; DROP TABLE conversions;--' }, 400, ['amount']],
     ['SQL in currency', { currency: "' OR 1=1 --" }, 400, ['currency']],
     ['unknown currency', { currency: 'XYZ' }, 400, ['currency']],
     ['bad status', { status: 'shipped' }, 400, ['status']],
@@ -174,32 +178,69 @@ describe('/postback', () => {
     expectEnvelope(text.body);
     const array = await request(h.app).post('/postback').set('X-Postback-Key', fx.postbackKey).send([1, 2]).expect(400);
     expectEnvelope(array.body);
-    const broken = await request(h.app).post('/postback').set('X-Postback-Key', fx.postbackKey).set('Content-Type', 'application/json').send('{"click_id":').expect(400);
+    const broken = await request(h.app)
+      .post('/postback')
+      .set('X-Postback-Key', fx.postbackKey)
+      .set('Content-Type', 'application/json')
+      .send('{"click_id":')
+      .expect(400);
     expect(broken.body.error.code).toBe('malformed_body');
-    const obj = await request(h.app).post('/postback').set('X-Postback-Key', fx.postbackKey).send({ click_id: { $gt: '' }, order_id: ['a'] }).expect(400);
+    const obj = await request(h.app)
+      .post('/postback')
+      .set('X-Postback-Key', fx.postbackKey)
+      .send({ click_id: { $gt: '' }, order_id: ['a'] })
+      .expect(400);
     expect(Object.keys(obj.body.error.fields).sort()).toEqual(['click_id', 'order_id']);
   });
 
   it('refuses bodies and values Postgres or JSON could not store, with 4xx not 5xx', async () => {
-    const gzip = await request(h.app).post('/postback').set('X-Postback-Key', fx.postbackKey).set('Content-Type', 'application/json').set('Content-Encoding', 'gzip').send('{"not":"gzipped"}');
+    const gzip = await request(h.app)
+      .post('/postback')
+      .set('X-Postback-Key', fx.postbackKey)
+      .set('Content-Type', 'application/json')
+      .set('Content-Encoding', 'gzip')
+      .send('{"not":"gzipped"}');
     expect(gzip.status).toBe(400);
     expectEnvelope(gzip.body);
-    const toString = await request(h.app).post('/postback').set('X-Postback-Key', fx.postbackKey).send({ click_id: { toString: 1 }, cid: 'x', order_id: 'o1' }).expect(400);
+    const toString = await request(h.app)
+      .post('/postback')
+      .set('X-Postback-Key', fx.postbackKey)
+      .send({ click_id: { toString: 1 }, cid: 'x', order_id: 'o1' })
+      .expect(400);
     expect(toString.body.error.fields.click_id).toBeDefined();
-    const keyObject = await request(h.app).post(`/postback?key=${fx.postbackKey}`).send({ key: { toString: 1 }, click_id: clickId, order_id: 'o1' });
+    const keyObject = await request(h.app)
+      .post(`/postback?key=${fx.postbackKey}`)
+      .send({ key: { toString: 1 }, click_id: clickId, order_id: 'o1' });
     expect(keyObject.status).toBe(400);
-    const surrogate = await request(h.app).post('/postback').set('X-Postback-Key', fx.postbackKey).set('Content-Type', 'application/json').send('{"click_id":"' + clickId + '","order_id":"A\\ud800"}').expect(400);
+    const surrogate = await request(h.app)
+      .post('/postback')
+      .set('X-Postback-Key', fx.postbackKey)
+      .set('Content-Type', 'application/json')
+      .send('{"click_id":"' + clickId + '","order_id":"A\\ud800"}')
+      .expect(400);
     expect(surrogate.body.error.fields).toEqual({ order_id: 'must be valid Unicode text' });
     const nul = await request(h.app).get(`/click?offer_id=${fx.offerId}&affiliate_id=${fx.affiliateId}&sub1=%00`).expect(400);
     expect(nul.body.error.fields).toEqual({ sub1: 'must not contain control characters' });
   });
 
   it('keeps JSON amounts exact: a number JSON may already have rounded must come as a string', async () => {
-    const big = await request(h.app).post('/postback').set('X-Postback-Key', fx.postbackKey).send({ click_id: clickId, order_id: 'EXACT-1', amount: 1234567890123.0001 }).expect(400);
+    const big = await request(h.app)
+      .post('/postback')
+      .set('X-Postback-Key', fx.postbackKey)
+      .send({ click_id: clickId, order_id: 'EXACT-1', amount: 1234567890123.0001 })
+      .expect(400);
     expect(big.body.error.fields.amount).toMatch(/as a string/);
-    const ok = await request(h.app).post('/postback').set('X-Postback-Key', fx.postbackKey).send({ click_id: clickId, order_id: 'EXACT-2', amount: 99999999999.9999 }).expect(202);
+    const ok = await request(h.app)
+      .post('/postback')
+      .set('X-Postback-Key', fx.postbackKey)
+      .send({ click_id: clickId, order_id: 'EXACT-2', amount: 99999999999.9999 })
+      .expect(202);
     expect((await h.queues.postbacks.getJob(ok.body.postback_id))?.data.postbacks[0].amount).toBe('99999999999.9999');
-    const asString = await request(h.app).post('/postback').set('X-Postback-Key', fx.postbackKey).send({ click_id: clickId, order_id: 'EXACT-3', amount: '1234567890123.0001' }).expect(202);
+    const asString = await request(h.app)
+      .post('/postback')
+      .set('X-Postback-Key', fx.postbackKey)
+      .send({ click_id: clickId, order_id: 'EXACT-3', amount: '1234567890123.0001' })
+      .expect(202);
     expect((await h.queues.postbacks.getJob(asString.body.postback_id))?.data.postbacks[0].amount).toBe('1234567890123.0001');
   });
 
@@ -222,7 +263,13 @@ describe('/postback', () => {
     const names = ['click_id', 'cid', 'order_id', 'txid', 'amount', 'payout', 'currency', 'status', 'event', 'key', 'x'];
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.tuple(fc.constantFrom(...names), fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.constantFrom('-1', '1e9', '0.00001', 'NaN', '%', '{click_id}'))), { maxLength: 8 }),
+        fc.array(
+          fc.tuple(
+            fc.constantFrom(...names),
+            fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.constantFrom('-1', '1e9', '0.00001', 'NaN', '%', '{click_id}')),
+          ),
+          { maxLength: 8 },
+        ),
         async (pairs) => {
           const qs = pairs.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&');
           const res = await request(h.app).get(`/postback?${qs}&key=${fx.postbackKey}`);
@@ -241,7 +288,9 @@ describe('/postback', () => {
     const agent = new http.Agent({ keepAlive: true });
     const get = (path: string) =>
       new Promise<http.IncomingMessage>((resolve, reject) => {
-        http.get({ host: '127.0.0.1', port: (server.address() as { port: number }).port, path, agent }, (res) => res.resume().on('end', () => resolve(res))).on('error', reject);
+        http
+          .get({ host: '127.0.0.1', port: (server.address() as { port: number }).port, path, agent }, (res) => res.resume().on('end', () => resolve(res)))
+          .on('error', reject);
       });
     try {
       expect((await get('/healthz')).headers.connection).toBe('keep-alive');
@@ -276,14 +325,17 @@ describe('/postback', () => {
       const before = await h.queues.postbacks.count();
       const fragment = await raw(`/postback?key=${fx.postbackKey}&click_id=${clickId}&order_id=FRAG#1`);
       expect(fragment).toMatch(/^HTTP\/1\.1 400/);
-      expect(JSON.parse(fragment.slice(fragment.indexOf('\r\n\r\n') + 4)).error).toMatchObject({ code: 'invalid_request', fields: { _: expect.stringMatching(/%23/) } });
+      expect(JSON.parse(fragment.slice(fragment.indexOf('\r\n\r\n') + 4)).error).toMatchObject({
+        code: 'invalid_request',
+        fields: { _: expect.stringMatching(/%23/) },
+      });
       expect(await h.queues.postbacks.count()).toBe(before);
     } finally {
       server.close();
     }
   });
 
-  it('redirects nobody and logs no error when a click\'s client goes away before the answer', async () => {
+  it("redirects nobody and logs no error when a click's client goes away before the answer", async () => {
     const cold = await createFixture(h.db.prisma);
     const server = http.createServer(h.app).listen(0, '127.0.0.1');
     await new Promise((resolve) => server.once('listening', resolve));
@@ -312,7 +364,9 @@ describe('/postback', () => {
 
 /** The queued click with this id (clicks travel many per job). */
 async function waitForClick(harness: IngestHarness, id: string) {
-  return waitFor(async () => (await harness.queues.clicks.getJobs(['waiting'])).flatMap((job) => job.data.clicks).find((click) => click.clickId === id), { what: `click ${id} in the queue` });
+  return waitFor(async () => (await harness.queues.clicks.getJobs(['waiting'])).flatMap((job) => job.data.clicks).find((click) => click.clickId === id), {
+    what: `click ${id} in the queue`,
+  });
 }
 
 describe('request logs', () => {

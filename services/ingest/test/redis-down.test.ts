@@ -28,7 +28,14 @@ describe('ingest with Redis unreachable', () => {
     const fx = await createFixture(h.db.prisma);
     const clickId = h.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId });
     const statuses: number[] = [];
-    for (let i = 0; i < 31; i++) statuses.push((await request(h.app).get('/postback').query({ click_id: clickId, order_id: 'O-2', key: `pk_unknown${i}` })).status);
+    for (let i = 0; i < 31; i++)
+      statuses.push(
+        (
+          await request(h.app)
+            .get('/postback')
+            .query({ click_id: clickId, order_id: 'O-2', key: `pk_unknown${i}` })
+        ).status,
+      );
     expect(statuses.slice(0, 30).every((status) => status === 401)).toBe(true);
     expect(statuses[30]).toBe(429);
   });
@@ -40,7 +47,11 @@ describe('ingest with Redis unreachable', () => {
       const clickId = limited.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId });
       // Warm the key cache, then three at once: one is admitted (and cannot be queued: 503, as
       // before), the others are over the limit.
-      const send = (i: number) => request(limited.app).get('/postback').query({ click_id: clickId, order_id: `O-${i}`, key: fx.postbackKey }).then((r) => r.status);
+      const send = (i: number) =>
+        request(limited.app)
+          .get('/postback')
+          .query({ click_id: clickId, order_id: `O-${i}`, key: fx.postbackKey })
+          .then((r) => r.status);
       await send(0);
       await new Promise((resolve) => setTimeout(resolve, 1100));
       const statuses = await Promise.all([1, 2, 3].map(send));
@@ -58,17 +69,24 @@ describe('ingest with Redis unreachable', () => {
     // A harness of its own: the test above has this address over AUTH_FAILURE_LIMIT.
     const own = await startIngest({ redisUrl: 'redis://127.0.0.1:1' });
     try {
-    const fx = await createFixture(own.db.prisma);
-    const secret = generateSecret();
-    await own.db.prisma.advertiser.update({ where: { id: fx.advertiserId }, data: { signingSecretSealed: createSecretBox(SECRETS_KEY).seal(secret), requireSignedPostbacks: true } });
-    const clickId = own.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId });
-    const query = `key=${fx.postbackKey}&click_id=${clickId}&order_id=SIGNED-1`;
-    const now = new Date();
-    const res = await request(own.app)
-      .get(`/postback?${query}`)
-      .set({ 'webhook-id': 'msg_down', 'webhook-timestamp': String(Math.floor(now.getTime() / 1000)), 'webhook-signature': new Webhook(secret).sign('msg_down', now, query) });
-    expect(res.status).toBe(503);
-    expect(res.body.error.code).toBe('unavailable');
+      const fx = await createFixture(own.db.prisma);
+      const secret = generateSecret();
+      await own.db.prisma.advertiser.update({
+        where: { id: fx.advertiserId },
+        data: { signingSecretSealed: createSecretBox(SECRETS_KEY).seal(secret), requireSignedPostbacks: true },
+      });
+      const clickId = own.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId });
+      const query = `key=${fx.postbackKey}&click_id=${clickId}&order_id=SIGNED-1`;
+      const now = new Date();
+      const res = await request(own.app)
+        .get(`/postback?${query}`)
+        .set({
+          'webhook-id': 'msg_down',
+          'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+          'webhook-signature': new Webhook(secret).sign('msg_down', now, query),
+        });
+      expect(res.status).toBe(503);
+      expect(res.body.error.code).toBe('unavailable');
     } finally {
       await own.close();
     }

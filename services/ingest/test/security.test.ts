@@ -35,9 +35,13 @@ describe('security headers', () => {
 
     // The redirect browsers follow carries exactly what helmet sets on the Express paths; the
     // JSON answers to advertiser servers carry helmet's nosniff, CSP and no-store, the same values.
-    const helmetNames = (headers: Record<string, string>) => Object.keys(headers).filter((name) => !['content-type', 'content-length', 'date', 'connection', 'keep-alive', 'etag', 'location', 'referrer-policy'].includes(name)).sort();
+    const helmetNames = (headers: Record<string, string>) =>
+      Object.keys(headers)
+        .filter((name) => !['content-type', 'content-length', 'date', 'connection', 'keep-alive', 'etag', 'location', 'referrer-policy'].includes(name))
+        .sort();
     expect(helmetNames(answers['click 302'].headers)).toEqual(helmetNames(answers.healthz.headers).filter((name) => name !== 'referrer-policy'));
-    for (const name of helmetNames(answers.healthz.headers)) expect({ name, value: answers['click 302'].headers[name] }).toEqual({ name, value: answers.healthz.headers[name] });
+    for (const name of helmetNames(answers.healthz.headers))
+      expect({ name, value: answers['click 302'].headers[name] }).toEqual({ name, value: answers.healthz.headers[name] });
     for (const name of ['x-content-type-options', 'content-security-policy', 'cache-control']) {
       expect({ name, value: answers['postback 202'].headers[name] }).toEqual({ name, value: answers.healthz.headers[name] });
     }

@@ -32,11 +32,18 @@ export function advertisersRouter(deps: ApiDeps): Router {
     update: {
       schema: AdvertiserUpdate,
       async toData(id, input) {
-        const { require_signed_postbacks: requireSigned, allowed_ips: allowedIps, postback_rate_limit_per_second: rateLimit, postback_format: format, ...rest } = input as AdvertiserSettingsInput & Record<string, unknown>;
+        const {
+          require_signed_postbacks: requireSigned,
+          allowed_ips: allowedIps,
+          postback_rate_limit_per_second: rateLimit,
+          postback_format: format,
+          ...rest
+        } = input as AdvertiserSettingsInput & Record<string, unknown>;
         if (requireSigned === true) {
           const row = await prisma.advertiser.findUnique({ where: { id }, select: { signingSecretSealed: true } });
           if (!row) throw notFound('Advertiser');
-          if (!row.signingSecretSealed) throw badRequest({ require_signed_postbacks: 'the advertiser has no signing secret yet: POST /v1/advertisers/{id}/rotate-signing-secret first' });
+          if (!row.signingSecretSealed)
+            throw badRequest({ require_signed_postbacks: 'the advertiser has no signing secret yet: POST /v1/advertisers/{id}/rotate-signing-secret first' });
         }
         return {
           ...rest,

@@ -11,7 +11,10 @@ import { prefixedId } from './params';
 
 const withFlags = { fraudFlags: { select: { rule: true }, orderBy: { createdAt: 'asc' } } } as const;
 const json = (row: Parameters<typeof conversionResponse>[0] & { fraudFlags: { rule: string }[] }) =>
-  conversionResponse(row, row.fraudFlags.map((f) => f.rule));
+  conversionResponse(
+    row,
+    row.fraudFlags.map((f) => f.rule),
+  );
 
 export function conversionsRouter({ prisma, pool, queues, logger }: ApiDeps): Router {
   const router = Router();

@@ -36,7 +36,10 @@ export function deliveriesRouter(deps: ApiDeps): Router {
     if (d.status === 'pending') {
       if (await liveJob(d)) throw new HttpError(409, 'delivery_pending', 'The delivery is still pending; it will be attempted on its schedule.');
       // Pending with no job left (its worker crashed past the stall limit): settle it, then replay.
-      await deps.prisma.delivery.updateMany({ where: { id: d.id, status: 'pending', replayCount: d.replayCount }, data: { status: 'failed', nextAttemptAt: null } });
+      await deps.prisma.delivery.updateMany({
+        where: { id: d.id, status: 'pending', replayCount: d.replayCount },
+        data: { status: 'failed', nextAttemptAt: null },
+      });
     }
     if ((await replayDeliveries(deps, [d.id])) === 0) throw new HttpError(409, 'delivery_pending', 'A replay of this delivery was just requested.');
     res.status(202).json({ id: d.id, status: 'pending' });

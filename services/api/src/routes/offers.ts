@@ -31,7 +31,14 @@ export function offersRouter({ prisma, invalidate }: ApiDeps): Router {
     const advertiser = await prisma.advertiser.findUnique({ where: { id: input.advertiser_id } });
     if (!advertiser) throw badRequest({ advertiser_id: 'no advertiser has this id' });
     const offer = await prisma.offer.create({
-      data: { advertiserId: input.advertiser_id, ...columns(input), name: input.name, destinationUrl: input.destination_url, currency: input.currency, payoutType: input.payout.type },
+      data: {
+        advertiserId: input.advertiser_id,
+        ...columns(input),
+        name: input.name,
+        destinationUrl: input.destination_url,
+        currency: input.currency,
+        payoutType: input.payout.type,
+      },
     });
     res.status(201).json(offerJson(offer));
   });

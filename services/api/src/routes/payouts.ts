@@ -24,7 +24,13 @@ export function payoutsRouter({ prisma, pool, queues, logger }: ApiDeps): Router
       }),
     );
     // has_more: the payout is full (PAYOUT_AMOUNT_MAX); ask again for the next one.
-    res.status(201).json({ ...payoutWithCommissionsResponse(payout, payout.commissions.map((c) => c.id)), has_more: hasMore });
+    res.status(201).json({
+      ...payoutWithCommissionsResponse(
+        payout,
+        payout.commissions.map((c) => c.id),
+      ),
+      has_more: hasMore,
+    });
   });
 
   router.get('/', async (req, res) => {
@@ -41,7 +47,12 @@ export function payoutsRouter({ prisma, pool, queues, logger }: ApiDeps): Router
   router.get('/:id', async (req, res) => {
     const payout = await prisma.payout.findUnique({ where: { id: prefixedId(req.params.id, 'po', 'Payout') }, include: withCommissions });
     if (!payout) throw notFound('Payout');
-    res.json(payoutWithCommissionsResponse(payout, payout.commissions.map((c) => c.id)));
+    res.json(
+      payoutWithCommissionsResponse(
+        payout,
+        payout.commissions.map((c) => c.id),
+      ),
+    );
   });
 
   router.post('/:id/mark-sent', async (req, res) => {

@@ -22,7 +22,9 @@ export const RECOVER_MAX = 10_000;
 export async function replayDeliveries(deps: ApiDeps, ids: string[]): Promise<number> {
   if (ids.length === 0) return 0;
   if (deps.redis.status !== 'ready') throw unavailable('The replay could not be queued; retry later.');
-  const flipped = await deps.prisma.$queryRaw<{ id: string; event_id: string; endpoint_id: string; event_type: string; replay_count: number; previous: string }[]>`
+  const flipped = await deps.prisma.$queryRaw<
+    { id: string; event_id: string; endpoint_id: string; event_type: string; replay_count: number; previous: string }[]
+  >`
     WITH old AS (
       SELECT id, status FROM deliveries WHERE id = ANY(${ids}::varchar[]) AND status <> 'pending' FOR UPDATE
     )
@@ -41,7 +43,10 @@ export async function replayDeliveries(deps: ApiDeps, ids: string[]): Promise<nu
   } catch (error) {
     // Not queued: put the statuses back (unless a later replay took over meanwhile).
     for (const d of flipped) {
-      await deps.prisma.delivery.updateMany({ where: { id: d.id, replayCount: d.replay_count, status: 'pending' }, data: { status: d.previous as 'failed' | 'succeeded' } });
+      await deps.prisma.delivery.updateMany({
+        where: { id: d.id, replayCount: d.replay_count, status: 'pending' },
+        data: { status: d.previous as 'failed' | 'succeeded' },
+      });
     }
     deps.logger.warn({ err: error }, 'replay not queued');
     throw unavailable('The replay could not be queued; retry later.');
@@ -185,7 +190,9 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
       await writeEvents(tx, [event]);
       await tx.delivery.create({ data: { id: deliveryId, eventId: event.id, endpointId: endpoint.id, eventType: event.type } });
     });
-    await publishEvents(deps.pool, deps.queues.events, [event]).catch((error: unknown) => deps.logger.warn({ err: error }, 'test event left for the outbox relay'));
+    await publishEvents(deps.pool, deps.queues.events, [event]).catch((error: unknown) =>
+      deps.logger.warn({ err: error }, 'test event left for the outbox relay'),
+    );
     res.status(202).json({ event_id: event.id, delivery_id: deliveryId });
   });
 

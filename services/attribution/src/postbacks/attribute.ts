@@ -46,7 +46,15 @@ export async function attributeBatch(deps: AttributeDeps, jobs: PostbackJob[], a
   const clicks = new Map(facts.map((p) => [p.postbackId, deps.clickIds.verify(p.clickId)]));
   const offerIds = [...new Set([...clicks.values()].flatMap((c) => (c ? [c.offerId] : [])))];
   const offers = new Map(await Promise.all(offerIds.map(async (id) => [id, await deps.offers(id)] as const)));
-  return inTransaction(deps.pool, (client) => attributeIn(client, facts, (p) => clicks.get(p.postbackId) ?? null, (id) => offers.get(id) ?? null, after));
+  return inTransaction(deps.pool, (client) =>
+    attributeIn(
+      client,
+      facts,
+      (p) => clicks.get(p.postbackId) ?? null,
+      (id) => offers.get(id) ?? null,
+      after,
+    ),
+  );
 }
 
 async function attributeIn(
@@ -79,7 +87,17 @@ async function attributeIn(
   if (fresh.length > 0) {
     const rows = plan.plans.map(({ outcome }, i) => {
       const p = fresh[i];
-      return { id: p.postbackId, advertiser_id: p.advertiserId, status: outcome.status, reason: outcome.reason, conversion_id: outcome.conversionId, params: paramsOf(p), ignored_params: p.ignoredParams ?? null, received_at: p.receivedAt, processed_at: now };
+      return {
+        id: p.postbackId,
+        advertiser_id: p.advertiserId,
+        status: outcome.status,
+        reason: outcome.reason,
+        conversion_id: outcome.conversionId,
+        params: paramsOf(p),
+        ignored_params: p.ignoredParams ?? null,
+        received_at: p.receivedAt,
+        processed_at: now,
+      };
     });
     const inserted = await sql.insertOutcomes(client, [JSON.stringify(rows)]);
     // Another run of one of these jobs committed first: look again, and its outcome stands.
