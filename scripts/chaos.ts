@@ -467,8 +467,11 @@ async function main(): Promise<number> {
   }
 }
 
-const countBy = <T>(list: readonly T[], key: (item: T) => string) =>
-  list.reduce<Record<string, number>>((acc, item) => ({ ...acc, [key(item)]: (acc[key(item)] ?? 0) + 1 }), {});
+const countBy = <T>(list: readonly T[], key: (item: T) => string) => {
+  const counts: Record<string, number> = {};
+  for (const item of list) counts[key(item)] = (counts[key(item)] ?? 0) + 1;
+  return counts;
+};
 const reasonOf = (body: string | undefined) => {
   try {
     return (JSON.parse(body ?? '') as { error: { message: string } }).error.message;

@@ -35,7 +35,7 @@ for (const [name, env] of SERVICES) {
       buffered += chunk;
       const lines = buffered.split('\n');
       buffered = lines.pop();
-      for (const line of lines) process.stdout.write(prefix + line + '\n');
+      for (const line of lines) process.stdout.write(`${prefix + line}\n`);
     });
   }
   child.on('exit', (code, signal) => {

@@ -266,7 +266,7 @@ const destinationArb = fc.constantFrom(
   'http://a.example',
   'https://shop.example/?x={sub5}#frag',
   'https://xn--mller-kva.example/',
-  'https://shop.example/' + 'a'.repeat(2000),
+  `https://shop.example/${'a'.repeat(2000)}`,
 );
 /** Destinations that must be refused: macros that can change the host (open redirect), control characters the URL parser strips. */
 const MACRO_IN_HOST = [
@@ -961,7 +961,12 @@ function bullBoardOwnError(req: FuzzRequest, a: FuzzAnswer): boolean {
 }
 
 /** What a request-specific property says about its answer, or null. Records issued secrets. */
-function specificProblem(req: FuzzRequest & { authFailure?: boolean; failedLogin?: boolean }, a: FuzzAnswer, issued: Set<string>, tally: Tally): string | null {
+function specificProblem(
+  req: FuzzRequest & { authFailure?: boolean; failedLogin?: boolean },
+  a: FuzzAnswer,
+  issued: Set<string>,
+  _tally: Tally,
+): string | null {
   // (Bytes Node's parser refuses never reach the app, credential or not; nor does a query string
   // of more than 1,000 parameters, which the query parser refuses first.)
   const tooManyParameters =

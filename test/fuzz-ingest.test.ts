@@ -686,7 +686,7 @@ const headerArb = fc.dictionary(
       ...CONTENT_TYPES.filter((c) => /^[\t\x20-\x7e\x80-\xff]*$/.test(c)),
       ...CONTENT_ENCODINGS,
       'v1,AAAA',
-      'v1,' + 'A'.repeat(44),
+      `v1,${'A'.repeat(44)}`,
       'v1a,xx v1,yy',
       '1700000000',
       '-1',

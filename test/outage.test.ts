@@ -15,7 +15,7 @@ import { type Stack, startStack } from './support/stack';
 import { type TcpProxy, startTcpProxy } from './support/tcp-proxy';
 
 let stack: Stack;
-let receivers: Awaited<ReturnType<typeof startReceiver>>[] = [];
+const receivers: Awaited<ReturnType<typeof startReceiver>>[] = [];
 let proxy: TcpProxy;
 let proxied: Database;
 beforeAll(async () => {

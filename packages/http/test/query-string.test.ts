@@ -1,5 +1,5 @@
 import querystring from 'node:querystring';
-import { HttpError, MAX_QUERY_PARAMETERS, parseQueryString } from '../src';
+import { type HttpError, MAX_QUERY_PARAMETERS, parseQueryString } from '../src';
 
 const pairs = (n: number) => Array.from({ length: n }, (_, i) => `p${i}=${i}`).join('&');
 

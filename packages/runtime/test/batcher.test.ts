@@ -13,7 +13,14 @@ function recorder<T>(answer: (item: T) => Settled<string> = (item) => ok(`done:$
     if (hold) await new Promise<void>((resolve) => gates.push(resolve));
     return items.map(answer);
   };
-  return { batches, write, hold: (on: boolean) => (hold = on), release: () => gates.splice(0).forEach((g) => g()) };
+  return {
+    batches,
+    write,
+    hold: (on: boolean) => (hold = on),
+    release: () => {
+      for (const g of gates.splice(0)) g();
+    },
+  };
 }
 
 describe('MicroBatcher', () => {

@@ -3,7 +3,7 @@
 // past the cap are refused. Real sockets against a real server; the timeouts are set short.
 import type { RequestListener, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ConfigError, loadConfig } from '@trackway/config';
+import { type ConfigError, loadConfig } from '@trackway/config';
 import { parseRawResponse, probeConnectionCap, sendAndAwaitClose } from '@trackway/testing';
 import { type HttpLimits, httpLimits, listen, serverOptions } from '../src';
 

@@ -81,12 +81,10 @@ export const pageOf = <S extends z.ZodType>(item: S, id: string) =>
 export const ErrorEnvelope = z
   .strictObject({
     error: z.strictObject({
-      code: z
-        .string()
-        .meta({
-          description: 'Stable, machine-readable: invalid_request, unauthorized, not_found, conflict, rate_limited, unavailable…',
-          example: 'invalid_request',
-        }),
+      code: z.string().meta({
+        description: 'Stable, machine-readable: invalid_request, unauthorized, not_found, conflict, rate_limited, unavailable…',
+        example: 'invalid_request',
+      }),
       message: z.string().meta({ example: 'The request has invalid fields.' }),
       fields: z
         .record(z.string(), z.string())
@@ -312,12 +310,9 @@ export const Conversion = z
     offer_id: intId,
     affiliate_id: intId,
     click_id: z.string(),
-    order_id: z
-      .string()
-      .nullable()
-      .meta({
-        description: 'The advertiser\'s order reference; null for a conversion deduplicated by its click (postback_format dedupe "click_id", no order sent).',
-      }),
+    order_id: z.string().nullable().meta({
+      description: 'The advertiser\'s order reference; null for a conversion deduplicated by its click (postback_format dedupe "click_id", no order sent).',
+    }),
     event: z.string().meta({ example: 'conversion' }),
     status: z.enum(CONVERSION_STATUSES),
     hold_reason: z.string().nullable().meta({ description: 'Why a fraud rule held the conversion pending, if one did.' }),
@@ -728,7 +723,7 @@ export const ClickQuery = z.object({
         .string()
         .max(255)
         .optional()
-        .meta({ description: "The affiliate's own value, passed to the destination's {" + name + '} (at most 255).' }),
+        .meta({ description: `The affiliate's own value, passed to the destination's {${name}} (at most 255).` }),
     ]),
   ),
 });

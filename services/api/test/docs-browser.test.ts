@@ -81,6 +81,8 @@ it('renders the reference: operations, paths and webhooks appear in the page', a
   await page.goto(`${base}/docs`);
   // Scalar builds the page from /openapi.json: these come from the document, not the HTML.
   await page.getByText('Create an advertiser').first().waitFor({ timeout: 20_000 });
+  // The text as rendered (innerText), not textContent: the document's JSON is in the page too.
+  // biome-ignore lint/performance/useDomNodeTextContent: what a reader sees is the point
   const text = await page.locator('body').innerText();
   expect(text).toContain('Trackway');
   expect(text).toContain('POST\n/v1/advertisers');

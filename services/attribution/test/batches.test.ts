@@ -263,7 +263,13 @@ it('lets a later batch decide only after the batch before it has claimed its ord
   const next = turns();
   const base = postbackJob({ advertiserId: fx.advertiserId, clickId: clickOf(fx), status: 'pending' });
   // The first batch waits 200 ms for its offer (a cold cache); the second one has it at once.
-  const slow = { ...h.attribution, offers: async (id: number) => (await new Promise((r) => setTimeout(r, 200)), h.attribution.offers(id)) };
+  const slow = {
+    ...h.attribution,
+    offers: async (id: number) => {
+      await new Promise((r) => setTimeout(r, 200));
+      return h.attribution.offers(id);
+    },
+  };
   const [first, second] = await Promise.all([
     attributeIsolated(slow, [base], next()),
     attributeIsolated(h.attribution, [again(base, { status: 'approved' })], next()),

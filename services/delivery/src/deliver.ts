@@ -181,7 +181,7 @@ export function createDeliverHandler(deps: DeliverDeps) {
   async function attempt(job: Job<DeliveryJob>, token?: string) {
     const { deliveryId, endpointId, eventId, replay } = job.data;
     const endpoint = await during('endpoint', () => endpoints.get(endpointId));
-    if (!endpoint || !endpoint.enabled) {
+    if (!endpoint?.enabled) {
       // Invariant 4: retried until 2xx, its schedule ends, or its endpoint is disabled.
       await during('endpoint', () =>
         prisma.delivery.updateMany({ where: { id: deliveryId, status: 'pending' }, data: { status: 'failed', nextAttemptAt: null } }),

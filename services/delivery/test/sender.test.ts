@@ -285,7 +285,7 @@ describe('send: failures are classified', () => {
 
     itTls('a self-signed https server → tls, and the handler never runs', async () => {
       let handled = 0;
-      const s = createHttpsServer(tls!, (req, res) => {
+      const s = createHttpsServer(tls!, (_req, res) => {
         handled += 1;
         res.end('secret');
       });
@@ -307,7 +307,7 @@ describe('send: failures are classified', () => {
 
     it('https:// to a plain-http port fails without a status and without reaching the handler', async () => {
       let handled = 0;
-      const { port } = await server((req, res) => {
+      const { port } = await server((_req, res) => {
         handled += 1;
         res.end('plain');
       });
@@ -319,7 +319,7 @@ describe('send: failures are classified', () => {
     });
 
     it('https:// to a plain-http port is classified tls', async () => {
-      const { port } = await server((req, res) => res.end('plain'));
+      const { port } = await server((_req, res) => res.end('plain'));
       const result = await post(`https://127.0.0.1:${port}/hooks`);
       expect(result.statusCode).toBeNull();
       expect(result.error).toBe('tls');

@@ -160,11 +160,11 @@ export function createApp(deps: IngestDeps): RequestListener {
       logger.error({ err: error }, 'offer or affiliate lookup failed');
       throw unavailable('Clicks cannot be resolved right now; retry later.', 5);
     });
-    if (!offer || offer.status !== 'active') {
+    if (offer?.status !== 'active') {
       metrics.clicks.inc({ outcome: 'not_found' });
       throw new HttpError(404, 'offer_not_found', 'No active offer has this offer_id.');
     }
-    if (!affiliate || affiliate.status !== 'active') {
+    if (affiliate?.status !== 'active') {
       metrics.clicks.inc({ outcome: 'not_found' });
       throw new HttpError(404, 'affiliate_not_found', 'No active affiliate has this affiliate_id.');
     }
@@ -248,7 +248,7 @@ export function createApp(deps: IngestDeps): RequestListener {
     const refuseFor = blockedBeforeLookup({ blockedForSeconds: blocked, credentialKnownGood: knownGood });
     if (refuseFor > 0) throw tooManyFailures(refuseFor);
     const advertiser = key === null ? null : await lookupAdvertiser(key);
-    if (!advertiser || advertiser.status !== 'active') {
+    if (advertiser?.status !== 'active') {
       metrics.postbacks.inc({ stage: 'ingest', outcome: 'unauthorized', reason: 'unknown_key' });
       await failedAuth(address, new HttpError(401, 'unauthorized', 'The postback key is not valid.'));
     }

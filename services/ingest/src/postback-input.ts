@@ -54,7 +54,7 @@ function collectField(sources: Raw[], field: string, names: readonly string[], f
   let as: string | undefined;
   for (const source of sources) {
     for (const name of names) {
-      if (!Object.prototype.hasOwnProperty.call(source, name)) continue;
+      if (!Object.hasOwn(source, name)) continue;
       const given = source[name];
       if (Array.isArray(given)) {
         fields[field] = `given more than once (as ${name})`;
@@ -103,7 +103,7 @@ export function collectParams(
     for (const [name, value] of Object.entries(source)) {
       if (read.has(name)) continue;
       // The same name in the query and the body: both values kept.
-      ignored[name] = Object.prototype.hasOwnProperty.call(ignored, name) ? [ignored[name], value].flat() : value;
+      ignored[name] = Object.hasOwn(ignored, name) ? [ignored[name], value].flat() : value;
     }
   }
   return { values, fields, sentAs, ignored };

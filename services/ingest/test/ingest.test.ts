@@ -202,12 +202,12 @@ describe('/postback', () => {
       .send('{"not":"gzipped"}');
     expect(gzip.status).toBe(400);
     expectEnvelope(gzip.body);
-    const toString = await request(h.app)
+    const objectValue = await request(h.app)
       .post('/postback')
       .set('X-Postback-Key', fx.postbackKey)
       .send({ click_id: { toString: 1 }, cid: 'x', order_id: 'o1' })
       .expect(400);
-    expect(toString.body.error.fields.click_id).toBeDefined();
+    expect(objectValue.body.error.fields.click_id).toBeDefined();
     const keyObject = await request(h.app)
       .post(`/postback?key=${fx.postbackKey}`)
       .send({ key: { toString: 1 }, click_id: clickId, order_id: 'o1' });
@@ -216,7 +216,7 @@ describe('/postback', () => {
       .post('/postback')
       .set('X-Postback-Key', fx.postbackKey)
       .set('Content-Type', 'application/json')
-      .send('{"click_id":"' + clickId + '","order_id":"A\\ud800"}')
+      .send(`{"click_id":"${clickId}","order_id":"A\\ud800"}`)
       .expect(400);
     expect(surrogate.body.error.fields).toEqual({ order_id: 'must be valid Unicode text' });
     const nul = await request(h.app).get(`/click?offer_id=${fx.offerId}&affiliate_id=${fx.affiliateId}&sub1=%00`).expect(400);
@@ -227,6 +227,7 @@ describe('/postback', () => {
     const big = await request(h.app)
       .post('/postback')
       .set('X-Postback-Key', fx.postbackKey)
+      // biome-ignore lint/correctness/noPrecisionLoss: the point: JSON.parse rounds this number
       .send({ click_id: clickId, order_id: 'EXACT-1', amount: 1234567890123.0001 })
       .expect(400);
     expect(big.body.error.fields.amount).toMatch(/as a string/);
