@@ -139,16 +139,18 @@ export function createGatedIsolation(
       if (busy && isStuck(typicalAttemptMs, oldest)) gate.evict(endpointId);
       const wait = busy && worthWaiting(typicalAttemptMs, gate.waiting(endpointId), permits, budget, oldest) ? budget : 0;
       // If the attempts ahead stop answering while this job waits, it learns so when the oldest
-      // passes the stuck mark, not at the end of its budget.
-      const watchdog =
-        wait > 0
-          ? setTimeout(
-              () => {
-                if (gate.active(endpointId) >= permits && isStuck(typicalAttemptMs, oldestInFlight(endpointId))) gate.evict(endpointId);
-              },
-              stuckAfterMs(typicalAttemptMs) - oldest + 1,
-            )
-          : undefined;
+      // passes the stuck mark, not at the end of its budget. A timer may fire a millisecond
+      // before Date.now() says the mark is passed: it then looks again.
+      let watchdog: NodeJS.Timeout | undefined;
+      const watch = (inMs: number) => {
+        watchdog = setTimeout(() => {
+          if (gate.active(endpointId) < permits) return;
+          const now = oldestInFlight(endpointId);
+          if (isStuck(typicalAttemptMs, now)) gate.evict(endpointId);
+          else if (now > 0) watch(stuckAfterMs(typicalAttemptMs) - now + 1);
+        }, Math.max(1, inMs));
+      };
+      if (wait > 0) watch(stuckAfterMs(typicalAttemptMs) - oldest + 1);
       const granted = await gate.acquire(endpointId, wait);
       clearTimeout(watchdog);
       if (!granted) {
