@@ -103,3 +103,52 @@ it('ingest answers, outcomes and delivered events conform to the document', asyn
     expect(req.headers['webhook-id']).toBe(event.id);
   }
 }, 60_000);
+
+it('an advertiser with a postback format, a conversion without an order and the parameters left unread conform too', async () => {
+  const format = { preset: 'redtrack', status_values: { ok: 'approved' }, decimal_comma: true };
+  const created = await admin('post', '/v1/advertisers', { name: 'Moved', postback_format: format }).expect(201);
+  expect(check.conforms('post', '/v1/advertisers', created)).toEqual([]);
+  expect(created.body.postback_format).toEqual(format);
+  const affiliate = (await admin('post', '/v1/affiliates', { name: 'Blog 2' }).expect(201)).body;
+  const offer = (
+    await admin('post', '/v1/offers', {
+      advertiser_id: created.body.id,
+      name: 'Moved sale',
+      destination_url: 'https://shop.example/?cid={click_id}',
+      currency: 'USD',
+      payout: { type: 'fixed', amount: '1.00' },
+      min_ctit_seconds: 0,
+    }).expect(201)
+  ).body;
+  const clickId = stack.clickIds.issue({ offerId: offer.id, affiliateId: affiliate.id });
+  // RedTrack's own postback: no order reference, so the conversion is the click's.
+  const accepted = await request(stack.ingest)
+    .get(`/postback/${created.body.postback_key}`)
+    .query({ clickid: clickId, sum: '7,50', type: 'Purchase', status: 'ok', rdtk_campaign: 'c-1' });
+  expect(accepted.body.ignored_params).toEqual(['rdtk_campaign']);
+  expect(check.conforms('get', `/postback/${created.body.postback_key}`, accepted)).toEqual([]);
+  const outcome = await waitFor(
+    async () => {
+      const res = await admin('get', `/v1/postbacks/${accepted.body.postback_id}`).expect(200);
+      return res.body.status === 'queued' ? null : res;
+    },
+    { what: 'the outcome' },
+  );
+  expect(outcome.body).toMatchObject({ status: 'accepted', ignored_params: { rdtk_campaign: 'c-1' }, params: { order_id: null, amount: '7.5' } });
+  expect(check.conforms('get', `/v1/postbacks/${accepted.body.postback_id}`, outcome)).toEqual([]);
+  const conversion = await admin('get', `/v1/conversions/${outcome.body.conversion_id}`).expect(200);
+  expect(conversion.body).toMatchObject({ order_id: null, amount: '7.50', event: 'Purchase', status: 'approved' });
+  expect(check.conforms('get', `/v1/conversions/${outcome.body.conversion_id}`, conversion)).toEqual([]);
+  // Its events, as subscribers receive them, carry order_id null.
+  const events = await waitFor(
+    () => {
+      const mine = receiver.requests.map((r) => JSON.parse(r.body)).filter((e) => e.data?.conversion?.id === outcome.body.conversion_id);
+      return mine.length > 0 ? mine : null;
+    },
+    { what: "the conversion's events" },
+  );
+  for (const event of events) {
+    expect(event.data.conversion.order_id).toBeNull();
+    expect({ type: event.type, problems: check.eventProblems(event) }).toEqual({ type: event.type, problems: [] });
+  }
+}, 60_000);

@@ -3,6 +3,9 @@
 // network moves an advertiser over by changing host and path), attribution records it, and the
 // conversion has the amount, status, event, currency and order the tracker meant. Whatever
 // Trackway does not read is named in the 202 and kept on the postback.
+import fs from 'node:fs';
+import path from 'node:path';
+import { PRESETS, PRESET_NAMES } from '@trackway/domain';
 import { createFixture, waitFor } from '@trackway/testing';
 import type { Worker } from 'bullmq';
 import request from 'supertest';
@@ -73,20 +76,20 @@ const DOCUMENTED = [
   },
   {
     preset: 'binom',
-    query: 'cnv_id=CLICK&payout=3.20&cnv_status=approved&cnv_currency=EUR',
-    expected: { order_id: null, amount: '3.20', currency: 'EUR', status: 'approved', event: 'conversion' },
+    query: 'cnv_id=CLICK&payout=3.20&cnv_status=hold&cnv_currency=EUR',
+    expected: { order_id: null, amount: '3.20', currency: 'EUR', status: 'pending', event: 'conversion' },
     ignored: [],
   },
   {
     preset: 'keitaro',
-    query: 'subid=CLICK&status=lead&payout=15.00&tid=K-5&currency=USD',
-    expected: { order_id: 'K-5', amount: '15.00', currency: 'USD', status: 'pending', event: 'conversion' },
+    query: 'subid=CLICK&status=lead&payout=15.00&tid=K-5&currency=EUR',
+    expected: { order_id: 'K-5', amount: '15.00', currency: 'EUR', status: 'pending', event: 'conversion' },
     ignored: [],
   },
   {
     preset: 'redtrack',
-    query: 'clickid=CLICK&sum=30.00&type=Purchase&status=Approved',
-    expected: { order_id: null, amount: '30.00', currency: 'USD', status: 'approved', event: 'Purchase' },
+    query: 'clickid=CLICK&sum=30.00&type=Purchase&status=Pending',
+    expected: { order_id: null, amount: '30.00', currency: 'USD', status: 'pending', event: 'Purchase' },
     ignored: [],
   },
   {
@@ -97,8 +100,8 @@ const DOCUMENTED = [
   },
   {
     preset: 'cake',
-    query: 'o=1001083&e=123&r=CLICK&t=a1b2c3&p=61.00&f=pb',
-    expected: { order_id: 'a1b2c3', amount: '61.00', currency: 'USD', status: 'approved', event: '123' },
+    query: 'o=1001083&e=123&r=CLICK&t=a1b2c3&p=61.00&f=pb&eccu=EUR',
+    expected: { order_id: 'a1b2c3', amount: '61.00', currency: 'EUR', status: 'approved', event: '123' },
     ignored: ['o', 'f'],
   },
   {
@@ -214,5 +217,80 @@ it('refuses a format that reads one name for two fields, an unknown preset or a 
   // A status value maps to a conversion status, not to another word.
   const word = await admin.patch(`/v1/advertisers/${adv.advertiserId}`, { postback_format: { preset: 'trackway', status_values: { x: 'paid' } } }).expect(400);
   expect(Object.keys(word.body.error.fields)).toEqual(['postback_format.status_values.x']);
+  // A name the preset reads for another field; one status word in two cases; __proto__.
+  const preset = await admin
+    .patch(`/v1/advertisers/${adv.advertiserId}`, { postback_format: { preset: 'keitaro', params: { click_id: ['tid'] } } })
+    .expect(400);
+  expect(preset.body.error.fields).toEqual({
+    'postback_format.params.click_id': '"tid" is read for order_id too (by the keitaro preset; override order_id as well)',
+  });
+  const cases = await admin
+    .patch(`/v1/advertisers/${adv.advertiserId}`, { postback_format: { preset: 'trackway', status_values: { Sale: 'rejected', sale: 'approved' } } })
+    .expect(400);
+  expect(Object.keys(cases.body.error.fields)).toEqual(['postback_format.status_values.sale']);
+  const proto = await request(stack.api)
+    .patch(`/v1/advertisers/${adv.advertiserId}`)
+    .set(stack.auth)
+    .set('content-type', 'application/json')
+    .send('{"postback_format": {"preset": "trackway", "status_values": {"__proto__": "approved"}}}')
+    .expect(400);
+  expect(proto.body.error.fields).toEqual({ 'postback_format.status_values.__proto__': 'a key named __proto__ is not accepted' });
   expect((await admin.get(`/v1/advertisers/${adv.advertiserId}`)).body.postback_format).toEqual({ preset: 'trackway' });
+});
+
+it('sets a format on creation, and shows a stored format this version cannot read as the trackway preset ingest reads it with', async () => {
+  const created = await request(stack.api)
+    .post('/v1/advertisers')
+    .set(stack.auth)
+    .send({ name: 'Moved', postback_format: { preset: 'binom' } })
+    .expect(201);
+  expect(created.body.postback_format).toEqual({ preset: 'binom' });
+  expect((await admin.get(`/v1/advertisers/${created.body.id}`)).body.postback_format).toEqual({ preset: 'binom' });
+  await stack.db.prisma.advertiser.update({ where: { id: created.body.id }, data: { postbackFormat: { preset: 'appsflyer' } } });
+  expect((await admin.get(`/v1/advertisers/${created.body.id}`)).body.postback_format).toEqual({ preset: 'trackway' });
+});
+
+it('documents every preset in the README exactly as PRESETS reads it', () => {
+  const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
+  const rows = readme.split('\n').filter((line) => PRESET_NAMES.some((name) => line.startsWith(`| \`${name}\``)) && line.split('|').length === 12);
+  const names = (cell: string) => [...cell.matchAll(/`([^`]+)`/g)].map((m) => m[1]).filter((n) => /^[A-Za-z0-9_.-]+$/.test(n));
+  const documented = Object.fromEntries(
+    rows.map((line) => {
+      const cells = line
+        .split('|')
+        .slice(1, -1)
+        .map((c) => c.trim());
+      const [preset, click, order, amount, currency, status, event, comma, dedupe] = cells;
+      return [
+        names(preset)[0],
+        {
+          click: names(click),
+          order: names(order),
+          amount: names(amount),
+          currency: names(currency),
+          status: names(status.split(/[:(]/)[0]),
+          event: names(event),
+          comma: comma.includes('yes'),
+          dedupe: names(dedupe)[0],
+        },
+      ];
+    }),
+  );
+  expect(Object.keys(documented).sort()).toEqual([...PRESET_NAMES].sort());
+  for (const name of PRESET_NAMES) {
+    const p = PRESETS[name];
+    const withOwn = (field: keyof typeof p.params) => (name === 'trackway' ? [field, ...p.params[field]] : [...p.params[field]]);
+    expect({ name, ...documented[name] }).toEqual({
+      name,
+      click: withOwn('click_id'),
+      order: withOwn('order_id'),
+      amount: withOwn('amount'),
+      currency: withOwn('currency'),
+      status: withOwn('status'),
+      event: withOwn('event'),
+      comma: p.decimal_comma,
+      dedupe: p.dedupe,
+    });
+    if (p.source) expect(readme).toContain(`(${p.source})`);
+  }
 });

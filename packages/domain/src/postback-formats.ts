@@ -142,24 +142,43 @@ export interface ResolvedFormat {
 export const PARAM_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 const RESERVED = new Set(['key']);
 
-/** What is wrong with a format beyond its shape (a name read for two fields, a reserved name), by path. */
+/**
+ * What is wrong with a format beyond its shape, by path: a name that is no parameter name, the
+ * key's, or read for two fields (an override against another override or against the preset's
+ * names for another field), and status values that are the same once lower-cased.
+ */
 export function postbackFormatProblems(format: PostbackFormat): Record<string, string> {
   const problems: Record<string, string> = {};
+  const preset = PRESETS[format.preset];
   const claimed = new Map<string, PostbackField>();
-  for (const field of POSTBACK_FIELDS) {
-    for (const name of format.params?.[field] ?? []) {
+  // The fields the format overrides first, so a clash is named on the override.
+  const overridden = POSTBACK_FIELDS.filter((field) => format.params?.[field] !== undefined);
+  for (const field of [...overridden, ...POSTBACK_FIELDS.filter((f) => !overridden.includes(f))]) {
+    const override = format.params?.[field];
+    for (const name of override ?? preset?.params[field] ?? []) {
       const path = `postback_format.params.${field}`;
-      if (!PARAM_NAME.test(name)) problems[path] ??= `"${name}" is not a parameter name (letters, digits, _ . -, at most 64)`;
-      else if (RESERVED.has(name)) problems[path] ??= `"${name}" is the postback key's parameter`;
-      else if (POSTBACK_FIELDS.includes(name as PostbackField) && name !== field) problems[path] ??= `"${name}" is Trackway's name for ${name}`;
-      else if (claimed.has(name) && claimed.get(name) !== field) problems[path] ??= `"${name}" is read for ${claimed.get(name)} too`;
-      claimed.set(name, field);
+      if (override && !PARAM_NAME.test(name)) problems[path] ??= `"${name}" is not a parameter name (letters, digits, _ . -, at most 64)`;
+      else if (override && RESERVED.has(name)) problems[path] ??= `"${name}" is the postback key's parameter`;
+      else if (override && POSTBACK_FIELDS.includes(name as PostbackField) && name !== field) problems[path] ??= `"${name}" is Trackway's name for ${name}`;
+      else if (claimed.has(name) && claimed.get(name) !== field) {
+        const other = claimed.get(name)!;
+        // Overrides come first: `other` is an override; this field is one too, or the preset's.
+        if (override) problems[path] ??= `"${name}" is read for ${other} too`;
+        else problems[`postback_format.params.${other}`] ??= `"${name}" is read for ${field} too (by the ${format.preset} preset; override ${field} as well)`;
+      }
+      if (!claimed.has(name)) claimed.set(name, field);
     }
+  }
+  const seen = new Map<string, string>();
+  for (const value of Object.keys(format.status_values ?? {})) {
+    const word = value.trim().toLowerCase();
+    const path = `postback_format.status_values.${value}`;
+    if (word === '__proto__') problems[path] ??= 'is not a status value';
+    else if (seen.has(word)) problems[path] ??= `is "${seen.get(word)}" in another case: status values are read in any case`;
+    seen.set(word, value);
   }
   return problems;
 }
-
-const cache = new Map<string, ResolvedFormat>();
 
 /**
  * A format with its preset filled in. A field's names are Trackway's own name for it (unless
@@ -168,9 +187,6 @@ const cache = new Map<string, ResolvedFormat>();
  */
 export function resolveFormat(format: PostbackFormat | null | undefined): ResolvedFormat {
   const setting = format ?? { preset: 'trackway' };
-  const memo = JSON.stringify(setting);
-  const hit = cache.get(memo);
-  if (hit) return hit;
   const preset = PRESETS[setting.preset];
   const lists = Object.fromEntries(POSTBACK_FIELDS.map((field) => [field, setting.params?.[field] ?? preset.params[field]])) as Record<
     PostbackField,
@@ -183,23 +199,54 @@ export function resolveFormat(format: PostbackFormat | null | undefined): Resolv
       [...new Set([...(claimedElsewhere(field, field) ? [] : [field]), ...lists[field]])],
     ]),
   ) as unknown as Record<PostbackField, readonly string[]>;
-  const statusValues: Record<string, ConversionStatus> = {};
-  for (const [value, status] of Object.entries({ ...preset.status_values, ...setting.status_values })) statusValues[value.trim().toLowerCase()] = status;
-  const resolved: ResolvedFormat = {
+  // Own properties only (fromEntries, looked up with hasOwn): a status word such as
+  // `constructor` or `__proto__` is no status.
+  const statusValues = Object.fromEntries(
+    Object.entries({ ...preset.status_values, ...setting.status_values }).map(([value, status]) => [value.trim().toLowerCase(), status]),
+  );
+  return {
     preset: setting.preset,
     names,
     statusValues,
     decimalComma: setting.decimal_comma ?? preset.decimal_comma,
     dedupe: setting.dedupe ?? preset.dedupe,
   };
-  if (cache.size < 1000) cache.set(memo, resolved);
-  return resolved;
+}
+
+/**
+ * A stored postback_format, checked: the format, or why it is not one (a row written by hand,
+ * or by a later version with a preset this one does not know). The api refuses such a format
+ * on the way in; this guards the way out.
+ */
+export function readPostbackFormat(stored: unknown): { format: PostbackFormat | null; problem: string | null } {
+  if (stored === null || stored === undefined) return { format: null, problem: null };
+  const value = stored as Partial<PostbackFormat>;
+  const strings = (list: unknown) => Array.isArray(list) && list.every((name) => typeof name === 'string');
+  const problem =
+    typeof stored !== 'object' || Array.isArray(stored)
+      ? 'is not an object'
+      : !PRESET_NAMES.includes(value.preset as PresetName)
+        ? `has an unknown preset ${JSON.stringify(value.preset)}`
+        : value.params !== undefined &&
+            (typeof value.params !== 'object' ||
+              !Object.entries(value.params).every(([field, names]) => POSTBACK_FIELDS.includes(field as PostbackField) && strings(names)))
+          ? 'has params that are not lists of names per field'
+          : value.status_values !== undefined &&
+              (typeof value.status_values !== 'object' ||
+                !Object.values(value.status_values).every((s) => ['approved', 'pending', 'rejected'].includes(s as string)))
+            ? 'has status_values that are not statuses'
+            : (value.decimal_comma !== undefined && typeof value.decimal_comma !== 'boolean') ||
+                (value.dedupe !== undefined && !DEDUPE_MODES.includes(value.dedupe))
+              ? 'has a decimal_comma or dedupe that is not one'
+              : (Object.values(postbackFormatProblems(value as PostbackFormat))[0] ?? null);
+  return problem ? { format: null, problem } : { format: value as PostbackFormat, problem: null };
 }
 
 /** A status value as a conversion status: the format's values first, then the shared vocabulary; null when neither knows it. */
 export function statusFor(value: string, format: ResolvedFormat): ConversionStatus | null {
   const word = value.trim().toLowerCase();
-  return format.statusValues[word] ?? STATUS_VOCABULARY[word] ?? null;
+  if (Object.hasOwn(format.statusValues, word)) return format.statusValues[word];
+  return Object.hasOwn(STATUS_VOCABULARY, word) ? STATUS_VOCABULARY[word] : null;
 }
 
 /** The status values a format understands, for an error message. */

@@ -71,6 +71,22 @@ describe('postbackFormatProblems', () => {
   ])('%p → %p', (params, problems) => {
     expect(postbackFormatProblems({ preset: 'trackway', params })).toEqual(problems);
   });
+
+  it('refuses an override that takes a name the preset reads for another field, unless that field is overridden too', () => {
+    expect(postbackFormatProblems({ preset: 'keitaro', params: { click_id: ['tid'] } })).toEqual({
+      'postback_format.params.click_id': '"tid" is read for order_id too (by the keitaro preset; override order_id as well)',
+    });
+    expect(postbackFormatProblems({ preset: 'keitaro', params: { click_id: ['tid'], order_id: ['txn'] } })).toEqual({});
+  });
+
+  it('refuses status values that are one word in two cases, and __proto__', () => {
+    expect(postbackFormatProblems({ preset: 'trackway', status_values: { Sale: 'rejected', sale: 'approved' } })).toEqual({
+      'postback_format.status_values.sale': 'is "Sale" in another case: status values are read in any case',
+    });
+    expect(postbackFormatProblems({ preset: 'trackway', status_values: JSON.parse('{"__proto__": "approved"}') })).toEqual({
+      'postback_format.status_values.__proto__': 'is not a status value',
+    });
+  });
 });
 
 describe('statusFor', () => {
@@ -92,6 +108,11 @@ describe('statusFor', () => {
     [mapped, 'APPROVED', 'pending'],
     [mapped, '9', 'rejected'],
     [mapped, 'sale', 'approved'],
+    // Words that are properties of every object are no status.
+    [affise, 'constructor', null],
+    [affise, '__proto__', null],
+    [resolveFormat(null), 'toString', null],
+    [resolveFormat(null), 'hasOwnProperty', null],
   ] as const)('%#: %p', (format, value, expected) => {
     expect(statusFor(value, format)).toBe(expected);
   });

@@ -46,9 +46,23 @@ export function zodFields(error: z.ZodError): FieldErrors {
 
 /** Parses input with a schema at the boundary, or throws a 400 naming every bad field. */
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
+  // zod drops a `__proto__` key of a record without a word: it is refused instead.
+  const proto = protoKeyPath(input, 0);
+  if (proto !== null) throw badRequest({ [proto]: 'a key named __proto__ is not accepted' });
   const result = schema.safeParse(input);
   if (!result.success) throw badRequest(zodFields(result.error));
   return result.data;
+}
+
+/** The dotted path of a `__proto__` key in a JSON value (looked for 64 levels deep at most), or null. */
+function protoKeyPath(value: unknown, depth: number): string | null {
+  if (value === null || typeof value !== 'object' || depth > 64) return null;
+  for (const [key, inner] of Object.entries(value)) {
+    if (key === '__proto__') return key;
+    const below = protoKeyPath(inner, depth + 1);
+    if (below !== null) return `${key}.${below}`;
+  }
+  return null;
 }
 
 export const notFoundHandler: RequestHandler = (req, _res, next) => {

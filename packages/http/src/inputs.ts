@@ -4,7 +4,6 @@ import { HttpError } from './errors';
 
 // What Postgres can store and a client can mean: no NUL or other C0 control characters (text
 // columns refuse NUL), and no unpaired surrogates (not valid UTF-8, refused by jsonb).
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
 
 /** The reason a piece of client text cannot be stored, or null when it can. */
@@ -73,3 +72,6 @@ export function parseQueryString(query: string | undefined): querystring.ParsedU
   if (count > MAX_QUERY_PARAMETERS) throw new HttpError(400, 'too_many_parameters', `The query string has more than ${MAX_QUERY_PARAMETERS} parameters.`);
   return querystring.parse(query, '&', '=', { maxKeys: 0 });
 }
+
+/** The largest request bodies: the admin API's JSON, and a postback's (one place: the apps and the OpenAPI document read them). */
+export const BODY_LIMITS = { admin: '100kb', postback: '16kb' } as const;

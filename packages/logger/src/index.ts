@@ -110,12 +110,14 @@ const decodeLoosely = (text: string) => {
 
 /**
  * A request URL for logs: every query parameter named like a credential, or whose value is
- * shaped like one (under any name, e.g. `api_key=pk_…` or `x=whsec_…`), becomes `[redacted]`.
+ * shaped like one (under any name, e.g. `api_key=pk_…` or `x=whsec_…`), becomes `[redacted]`;
+ * so does a path segment shaped like one (the key of `/postback/{key}`).
  */
 export function redactUrl(url: string | undefined): string | undefined {
   if (!url) return url;
   const at = url.indexOf('?');
-  if (at === -1) return url;
+  const path = redactPath(at === -1 ? url : url.slice(0, at));
+  if (at === -1) return path;
   const parts = url
     .slice(at + 1)
     .split('&')
@@ -126,5 +128,13 @@ export function redactUrl(url: string | undefined): string | undefined {
       const secret = SECRET_NAME.test(decodeLoosely(name)) || SECRET_VALUE.test(decodeLoosely(value)) || SECRET_VALUE.test(decodeLoosely(name));
       return secret ? `${SECRET_VALUE.test(decodeLoosely(name)) ? '[redacted]' : name}=[redacted]` : pair;
     });
-  return `${url.slice(0, at)}?${parts.join('&')}`;
+  return `${path}?${parts.join('&')}`;
+}
+
+function redactPath(path: string): string {
+  if (!SECRET_VALUE.test(decodeLoosely(path))) return path;
+  return path
+    .split('/')
+    .map((segment) => (SECRET_VALUE.test(decodeLoosely(segment)) ? '[redacted]' : segment))
+    .join('/');
 }

@@ -1,4 +1,4 @@
-import { errorHandler, notFoundHandler, parseQueryString, refuseNonUtf8Body } from '@trackway/http';
+import { BODY_LIMITS, errorHandler, notFoundHandler, parseQueryString, refuseNonUtf8Body } from '@trackway/http';
 import {
   authFailureGuard,
   bearerMatches,
@@ -61,7 +61,7 @@ export function createApp(deps: ApiDeps): Express {
 
   const v1 = Router();
   v1.use(requireAdmin(deps.verifier, authFailures));
-  v1.use(express.json({ limit: '100kb', verify: refuseNonUtf8Body }));
+  v1.use(express.json({ limit: BODY_LIMITS.admin, verify: refuseNonUtf8Body }));
   v1.use('/advertisers', advertisersRouter(deps));
   v1.use('/affiliates', affiliatesRouter(deps));
   v1.use('/offers', offersRouter(deps));

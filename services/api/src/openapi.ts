@@ -1,4 +1,5 @@
 import { EVENT_CATALOG, EVENT_TYPES } from '@trackway/domain';
+import { BODY_LIMITS } from '@trackway/http';
 import { z } from 'zod';
 import { type ZodOpenApiObject, type ZodOpenApiOperationObject, type ZodOpenApiPathsObject, type ZodOpenApiResponsesObject, createDocument } from 'zod-openapi';
 import * as r from './representations';
@@ -34,7 +35,7 @@ const ERRORS: Record<ErrorStatus, string> = {
   403: 'forbidden: the token lacks the admin scope.',
   404: 'not_found.',
   409: 'conflict.',
-  413: 'payload_too_large: the body is over 100 kB.',
+  413: `payload_too_large: the body is over ${BODY_LIMITS.admin}.`,
   415: 'unsupported_charset or unsupported_encoding.',
   422: 'Unprocessable.',
   429: 'rate_limited: too many failed authentications from this address; retry after Retry-After seconds.',
@@ -408,7 +409,7 @@ const postbackErrors = {
   ),
   401: errorResponse(401, 'unauthorized (no key, or an unknown one) or invalid_signature.'),
   403: errorResponse(403, 'ip_not_allowed: the advertiser accepts postbacks only from its allowed_ips.'),
-  413: errorResponse(413, 'payload_too_large: the body is over 16 kB, or has too many parameters.'),
+  413: errorResponse(413, `payload_too_large: the body is over ${BODY_LIMITS.postback}, or has too many parameters.`),
   415: errorResponse(415, 'unsupported_media_type: send JSON or application/x-www-form-urlencoded.'),
   429: errorResponse(429, "rate_limited: over the advertiser's rate, or too many failed authentications; retry after Retry-After seconds."),
   503: errorResponse(503, 'unavailable: the postback could not be queued (nothing was recorded); retry after Retry-After seconds.'),

@@ -8,7 +8,6 @@ import {
   PERCENT_PATTERN,
   POSTBACK_FIELDS,
   PRESET_NAMES,
-  type PostbackFormat,
   SUBSCRIBABLE_EVENT_TYPES,
   commissionJson,
   conversionJson,
@@ -19,6 +18,7 @@ import {
   fraudFlagJson,
   isCurrency,
   postbackFormatProblems,
+  readPostbackFormat,
 } from '@trackway/domain';
 import { dateTimeInput, intIdQuery, intIdSchema, text, urlText } from '@trackway/http';
 import { payoutJson } from '@trackway/ledger';
@@ -208,7 +208,8 @@ export function advertiserJson(row: AdvertiserRow): Out<typeof Advertiser> {
       row.previousSigningSecretExpiresAt && row.previousSigningSecretExpiresAt > new Date() ? row.previousSigningSecretExpiresAt.toISOString() : null,
     allowed_ips: row.allowedIps ?? [],
     postback_rate_limit_per_second: row.postbackRateLimitPerSecond,
-    postback_format: (row.postbackFormat as PostbackFormat | null) ?? { preset: 'trackway' },
+    // What ingest reads its postbacks with: a stored format this version cannot read is read as Trackway's.
+    postback_format: readPostbackFormat(row.postbackFormat).format ?? { preset: 'trackway' },
   };
 }
 

@@ -143,12 +143,15 @@ export function createGatedIsolation(
       // before Date.now() says the mark is passed: it then looks again.
       let watchdog: NodeJS.Timeout | undefined;
       const watch = (inMs: number) => {
-        watchdog = setTimeout(() => {
-          if (gate.active(endpointId) < permits) return;
-          const now = oldestInFlight(endpointId);
-          if (isStuck(typicalAttemptMs, now)) gate.evict(endpointId);
-          else if (now > 0) watch(stuckAfterMs(typicalAttemptMs) - now + 1);
-        }, Math.max(1, inMs));
+        watchdog = setTimeout(
+          () => {
+            if (gate.active(endpointId) < permits) return;
+            const now = oldestInFlight(endpointId);
+            if (isStuck(typicalAttemptMs, now)) gate.evict(endpointId);
+            else if (now > 0) watch(stuckAfterMs(typicalAttemptMs) - now + 1);
+          },
+          Math.max(1, inMs),
+        );
       };
       if (wait > 0) watch(stuckAfterMs(typicalAttemptMs) - oldest + 1);
       const granted = await gate.acquire(endpointId, wait);

@@ -2,6 +2,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import type { ClickIdCodec } from '@trackway/clickid';
 import { blockedBeforeLookup, choosePostbackKey, destinationFor, effectiveRateLimit, hashPostbackKey, signatureCheck } from '@trackway/domain';
 import {
+  BODY_LIMITS,
   HttpError,
   answerMalformedUrl,
   badRequest,
@@ -56,7 +57,7 @@ export interface IngestDeps {
   metricsToken?: string;
 }
 
-export const MAX_BODY = '16kb';
+const MAX_BODY = BODY_LIMITS.postback;
 const SUB_KEYS = ['sub1', 'sub2', 'sub3', 'sub4', 'sub5'] as const;
 const POSITIVE_INT = /^[1-9]\d{0,9}$/;
 const BODY_TYPES = ['application/json', 'application/*+json', 'application/x-www-form-urlencoded'];
@@ -124,7 +125,7 @@ export function createApp(deps: IngestDeps): RequestListener {
       const level = res.statusCode >= 500 ? 'error' : 'info';
       if (!logger.isLevelEnabled(level)) return;
       const line = {
-        req: { method: req.method, url: redactUrl(req.url) },
+        req: { method: req.method, url: redactUrl(route === '/postback/{key}' ? req.url?.replace(/^(\/postback\/)[^/?]+/i, '$1[redacted]') : req.url) },
         res: { statusCode: res.statusCode },
         responseTime: Math.round(seconds * 1000),
         ...(ids.postbackId ? { postback_id: ids.postbackId } : {}),

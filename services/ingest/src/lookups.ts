@@ -1,5 +1,5 @@
 import type { PrismaClient } from '@trackway/db';
-import { type PostbackFormat, type ResolvedFormat, type SecretBox, resolveFormat } from '@trackway/domain';
+import { type ResolvedFormat, type SecretBox, readPostbackFormat, resolveFormat } from '@trackway/domain';
 import { type CachedLookup, addressMatcher, cachedLookup } from '@trackway/runtime';
 
 export interface OfferSummary {
@@ -37,8 +37,15 @@ const TTL_MS = 30_000;
 // for a warm key, offer or affiliate. Unknown keys are cached too (for missTtlMs), so a client
 // repeating a wrong key does not reach Postgres each time; random keys are bounded by
 // AUTH_FAILURE_LIMIT. `box` opens signing secrets (SECRETS_KEY).
-export function createLookups(prisma: PrismaClient, box?: SecretBox): IngestLookups {
+// A stored format this version cannot read (written by hand, or by a later version) is read as
+// Trackway's own, and reported through `onInvalidFormat` each time the advertiser is loaded.
+export function createLookups(prisma: PrismaClient, box?: SecretBox, onInvalidFormat?: (advertiserId: number, problem: string) => void): IngestLookups {
   const id = (key: string) => (/^\d{1,9}$/.test(key) ? Number(key) : null);
+  const formatOf = (advertiserId: number, stored: unknown) => {
+    const { format, problem } = readPostbackFormat(stored);
+    if (problem) onInvalidFormat?.(advertiserId, problem);
+    return format;
+  };
   const open = (sealed: string) => {
     if (!box) throw new Error('signing secrets cannot be opened: ingest has no SECRETS_KEY');
     return box.open(sealed);
@@ -73,7 +80,7 @@ export function createLookups(prisma: PrismaClient, box?: SecretBox): IngestLook
           signingSecrets: secrets,
           allows: addressMatcher(row.allowedIps ?? []),
           postbackRateLimitPerSecond: row.postbackRateLimitPerSecond,
-          format: resolveFormat(row.postbackFormat as PostbackFormat | null),
+          format: resolveFormat(formatOf(row.id, row.postbackFormat)),
         };
       },
       { ttlMs: TTL_MS, missTtlMs: TTL_MS, staleOnError: true },

@@ -14,7 +14,12 @@ runMain(async () => {
     clicks: createQueue('clicks', producer, config.QUEUE_PREFIX, ctx.reportError),
   };
   // SECRETS_KEY opens advertisers' signing secrets (signed postbacks).
-  const lookups = createLookups(ctx.prisma, createSecretBox(decodeKey(config.SECRETS_KEY)!));
+  const lookups = createLookups(ctx.prisma, createSecretBox(decodeKey(config.SECRETS_KEY)!), (advertiserId, problem) =>
+    ctx.logger.error(
+      { advertiser_id: advertiserId, problem },
+      "the advertiser's stored postback_format cannot be read: its postbacks are read with the trackway preset",
+    ),
+  );
   await subscribeInvalidations(ctx.newWorkerConnection(), config.QUEUE_PREFIX, (kind) => {
     if (kind === 'advertiser') lookups.advertiserByKeyHash.clear();
     if (kind === 'offer') lookups.offer.clear();

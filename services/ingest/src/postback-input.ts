@@ -36,7 +36,6 @@ export interface PostbackInput {
 const CLICK_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const EVENT = /^[A-Za-z0-9_.:-]{1,64}$/;
 // Printable text only: control characters in an order reference are a broken integration.
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
 const KEY = 'key';
 
@@ -98,15 +97,37 @@ export function collectParams(
       sentAs[field] = as;
     }
   }
-  const ignored: Record<string, unknown> = {};
+  // Kept as sent, so stored as sent: text Postgres can store (no NUL, no lone surrogate), no
+  // `__proto__` (an object would lose it), nesting bounded. A Map, then own properties only.
+  const unread = new Map<string, unknown[]>();
   for (const source of sources) {
     for (const [name, value] of Object.entries(source)) {
       if (read.has(name)) continue;
-      // The same name in the query and the body: both values kept.
-      ignored[name] = Object.hasOwn(ignored, name) ? [ignored[name], value].flat() : value;
+      const problem = name === '__proto__' ? 'is a name Trackway cannot keep; rename the parameter' : (textProblem(name) ?? unreadValueProblem(value, 1));
+      // As an own property: `fields.__proto__ = …` would set the prototype, not a field.
+      if (problem && !Object.hasOwn(fields, name))
+        Object.defineProperty(fields, JSON.stringify(name).slice(1, -1), { value: problem, enumerable: true, writable: true, configurable: true });
+      else unread.set(name, [...(unread.get(name) ?? []), value]);
     }
   }
+  // The same name in the query and the body: both values kept, [query's, body's].
+  const ignored = Object.fromEntries([...unread].map(([name, values]) => [name, values.length === 1 ? values[0] : values]));
   return { values, fields, sentAs, ignored };
+}
+
+/** How deep a value Trackway does not read may nest (a body nests no deeper than this, see checkBody). */
+export const MAX_NESTING = 32;
+
+/** Why a parameter Trackway does not read cannot be kept as sent, or null. */
+function unreadValueProblem(value: unknown, depth: number): string | null {
+  if (typeof value === 'string') return textProblem(value);
+  if (value === null || typeof value !== 'object') return null;
+  if (depth > MAX_NESTING) return `nests deeper than ${MAX_NESTING} levels`;
+  for (const [key, inner] of Object.entries(value)) {
+    const problem = key === '__proto__' ? 'holds a key named __proto__' : (textProblem(key) ?? unreadValueProblem(inner, depth + 1));
+    if (problem) return problem;
+  }
+  return null;
 }
 
 // Only strings and numbers are compared: anything else is refused later as "must be a string".
@@ -263,10 +284,19 @@ export function checkBody(raw: Buffer, parsed: Record<string, unknown> | undefin
     refuseNonUtf8(raw.toString('utf8'), true);
     return;
   }
+  // Before anything walks it recursively (a 12 KB body can nest 6,000 levels).
+  if (nestsDeeper(parsed, MAX_NESTING)) throw badRequest({ _: `the JSON body nests deeper than ${MAX_NESTING} levels` }, 'The JSON body nests too deep.');
   const duplicates = duplicateJsonKeys(raw.toString('utf8'));
   if (duplicates.length > 0) {
     throw badRequest(Object.fromEntries(duplicates.map((name) => [name, 'given more than once in the JSON body'])), 'The JSON body has a key more than once.');
   }
+}
+
+/** Whether a parsed JSON value nests deeper than `levels` (walking no deeper than that). */
+function nestsDeeper(value: unknown, levels: number): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  if (levels === 0) return true;
+  return Object.values(value).some((inner) => nestsDeeper(inner, levels - 1));
 }
 
 /** Keys that appear twice in one object of a JSON text. */

@@ -87,3 +87,83 @@ describe('the advertiser’s format', () => {
     expect(res.body.error.fields.amount).toMatch(/decimal_comma: true/);
   });
 });
+
+describe('what cannot be kept as sent is refused, never dropped or stored wrong', () => {
+  const base = () => `click_id=${clickId}&order_id=K-${Math.random().toString(36).slice(2)}`;
+
+  it('refuses status words that are properties of every object', async () => {
+    for (const word of ['constructor', '__proto__', 'toString']) {
+      const res = await request(h.app).get(`/postback/${fx.postbackKey}?${base()}&status=${word}`).expect(400);
+      expect(res.body.error.fields.status).toMatch(/^must be one of /);
+    }
+  });
+
+  it('refuses unread parameters Postgres could not store, naming them', async () => {
+    const nul = await request(h.app).get(`/postback/${fx.postbackKey}?${base()}&foo=%00`).expect(400);
+    expect(nul.body.error.fields).toEqual({ foo: 'must not contain control characters' });
+    const nulName = await request(h.app).get(`/postback/${fx.postbackKey}?${base()}&fo%00o=1`).expect(400);
+    expect(Object.keys(nulName.body.error.fields)).toEqual(['fo\\u0000o']);
+    const surrogate = await request(h.app)
+      .post(`/postback/${fx.postbackKey}`)
+      .set('content-type', 'application/json')
+      .send(`{"click_id":"${clickId}","order_id":"K-s","x":{"y":["\\ud800"]}}`)
+      .expect(400);
+    expect(surrogate.body.error.fields).toEqual({ x: 'must be valid Unicode text' });
+  });
+
+  it('refuses a parameter named __proto__, in the query or the body, at any depth', async () => {
+    const query = await request(h.app).get(`/postback/${fx.postbackKey}?${base()}&__proto__=1`).expect(400);
+    expect(Object.keys(query.body.error.fields)).toEqual(['__proto__']);
+    const body = await request(h.app)
+      .post(`/postback/${fx.postbackKey}`)
+      .set('content-type', 'application/json')
+      .send(`{"click_id":"${clickId}","order_id":"K-p","__proto__":{"a":1}}`)
+      .expect(400);
+    expect(Object.keys(body.body.error.fields)).toEqual(['__proto__']);
+    const nested = await request(h.app)
+      .post(`/postback/${fx.postbackKey}`)
+      .set('content-type', 'application/json')
+      .send(`{"click_id":"${clickId}","order_id":"K-n","meta":{"__proto__":{"a":1}}}`)
+      .expect(400);
+    expect(nested.body.error.fields).toEqual({ meta: 'holds a key named __proto__' });
+  });
+
+  it('answers a deeply nested JSON body with a 400, not a 500', async () => {
+    const deep = `${'['.repeat(6000)}${']'.repeat(6000)}`;
+    const res = await request(h.app)
+      .post(`/postback/${fx.postbackKey}`)
+      .set('content-type', 'application/json')
+      .send(`{"click_id":"${clickId}","order_id":"K-d","x":${deep}}`)
+      .expect(400);
+    expect(res.body.error.fields).toEqual({ _: 'the JSON body nests deeper than 32 levels' });
+    // Within the bound, kept as sent.
+    const ok = await request(h.app)
+      .post(`/postback/${fx.postbackKey}`)
+      .send({ click_id: clickId, order_id: 'K-d2', x: [[[1]]] })
+      .expect(202);
+    expect((await jobOf(ok.body.postback_id))?.ignoredParams).toEqual({ x: [[[1]]] });
+  });
+
+  it('keeps both values of a name sent in the query and the body as they were, arrays and all', async () => {
+    const res = await request(h.app)
+      .post(`/postback/${fx.postbackKey}?foo=1`)
+      .send({ click_id: clickId, order_id: 'K-b', foo: [4, 5] })
+      .expect(202);
+    expect((await jobOf(res.body.postback_id))?.ignoredParams).toEqual({ foo: ['1', [4, 5]] });
+  });
+});
+
+describe('a stored format this version cannot read', () => {
+  it('reads the postback with the trackway preset and reports the format, never a 5xx', async () => {
+    const { createLookups } = await import('../src/lookups');
+    const { createApp } = await import('../src/app');
+    const reported: [number, string][] = [];
+    const app = createApp({ ...h.deps, lookups: createLookups(h.db.prisma, undefined, (id, problem) => void reported.push([id, problem])) });
+    const other = await createFixture(h.db.prisma);
+    await h.db.prisma.advertiser.update({ where: { id: other.advertiserId }, data: { postbackFormat: { preset: 'appsflyer' } } });
+    const click = h.clickIds.issue({ offerId: other.offerId, affiliateId: other.affiliateId });
+    const res = await request(app).get(`/postback/${other.postbackKey}?click_id=${click}&order_id=S-1`).expect(202);
+    expect(await jobOf(res.body.postback_id)).toMatchObject({ clickId: click, orderId: 'S-1' });
+    expect(reported).toEqual([[other.advertiserId, 'has an unknown preset "appsflyer"']]);
+  });
+});

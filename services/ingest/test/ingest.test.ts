@@ -383,6 +383,10 @@ describe('request logs', () => {
     ['/postback?pk_abcdefghijklmnopqrstuvwx', '/postback?[redacted]=[redacted]'],
     ['/postback?access_token=abc&password=x&click_id=c1', '/postback?access_token=[redacted]&password=[redacted]&click_id=c1'],
     ['/click?offer_id=1', '/click?offer_id=1'],
+    // The key in the path, and any path segment shaped like a key.
+    ['/postback/pk_abcdefghijklmnopqrstuvwx?click_id=c1', '/postback/[redacted]?click_id=c1'],
+    ['/postback/pk_abcdefghijklmnopqrstuvwx', '/postback/[redacted]'],
+    ['/x/whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw/y', '/x/[redacted]/y'],
   ])('redact the key in %s', (url, expected) => {
     expect(redactUrl(url)).toBe(expected);
   });
