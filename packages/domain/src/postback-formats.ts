@@ -16,6 +16,11 @@ export type PresetName = (typeof PRESET_NAMES)[number];
 export const DEDUPE_MODES = ['order_id', 'click_id'] as const;
 export type DedupeMode = (typeof DEDUPE_MODES)[number];
 
+/** What a postback's fields may hold (ingest checks them; the OpenAPI document shows them). */
+export const CLICK_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+export const EVENT_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+export const ORDER_ID_MAX = 255;
+
 /** An advertiser's setting, as the admin API takes and shows it. */
 export interface PostbackFormat {
   preset: PresetName;

@@ -1,10 +1,13 @@
 import {
+  CLICK_ID_PATTERN,
   CONVERSION_STATUSES,
   DEDUPE_MODES,
+  EVENT_PATTERN,
   EVENT_CATALOG,
   EVENT_TYPES,
   type EventType,
   MONEY_PATTERN,
+  ORDER_ID_MAX,
   PERCENT_PATTERN,
   POSTBACK_FIELDS,
   PRESET_NAMES,
@@ -649,21 +652,26 @@ export const EventTypeList = z
 
 const postbackParam = (description: string, example: string) => z.string().meta({ description, example });
 const postbackFields = {
-  click_id: postbackParam(
-    'The click ID Trackway put in the landing URL (URL-safe, at most 64). Aliases such as transaction_id or clickid are read too (see the README).',
-    'AQAAAAEAAAAHZ0k2AJx1n3Qd8fV0m2Yc5Jk3a1Rw',
-  ),
-  order_id: postbackParam(
-    "The advertiser's order reference (at most 255); with event, what makes a conversion unique. Optional when the advertiser's postback_format has dedupe click_id.",
-    'ORDER-1001',
-  ),
+  click_id: z.string().regex(CLICK_ID_PATTERN).meta({
+    description:
+      "The click ID Trackway put in the landing URL (URL-safe, at most 64). Aliases such as transaction_id or clickid are read too, and other names per the advertiser's postback_format (see the README).",
+    example: 'AQAAAAEAAAAHZ0k2AJx1n3Qd8fV0m2Yc5Jk3a1Rw',
+  }),
+  order_id: z.string().max(ORDER_ID_MAX).meta({
+    description:
+      "The advertiser's order reference; with event, what makes a conversion unique. Optional when the advertiser's postback_format has dedupe click_id.",
+    example: 'ORDER-1001',
+  }),
   amount: postbackParam('Decimal, at most 14 digits before the point and 4 after; default 0.', '49.90'),
   currency: postbackParam("ISO 4217; default the offer's currency.", 'USD'),
   status: postbackParam(
     'approved (default), pending or rejected, or a word trackers send for them (sale, lead, hold, declined, chargeback…), any case.',
     'approved',
   ),
-  event: postbackParam('The conversion event: letters, digits, _ . : - (at most 64); default conversion.', 'conversion'),
+  event: z
+    .string()
+    .regex(EVENT_PATTERN)
+    .meta({ description: 'The conversion event: letters, digits, _ . : - (at most 64); default conversion.', example: 'conversion' }),
 };
 const postbackKeyParam = postbackParam('The postback key (or the X-Postback-Key header).', 'pk_3xJ9yq0Z7C2hV5mN8pR1tW4bK6dF0gHs');
 export const PostbackQuery = z.object({

@@ -1,5 +1,8 @@
 import {
+  CLICK_ID_PATTERN,
   type ConversionStatus,
+  EVENT_PATTERN,
+  ORDER_ID_MAX,
   MONEY_PATTERN,
   POSTBACK_FIELDS,
   PRESETS,
@@ -33,8 +36,8 @@ export interface PostbackInput {
   event: string;
 }
 
-const CLICK_ID = /^[A-Za-z0-9_-]{1,64}$/;
-const EVENT = /^[A-Za-z0-9_.:-]{1,64}$/;
+const CLICK_ID = CLICK_ID_PATTERN;
+const EVENT = EVENT_PATTERN;
 // Printable text only: control characters in an order reference are a broken integration.
 const CONTROL = /[\u0000-\u001f\u007f]/;
 const KEY = 'key';
@@ -184,7 +187,7 @@ export function validatePostback(values: Values, fields: FieldErrors, sentAs: Se
     // (advertiser, click, event); an order_id, when sent, still wins.
     if (!orderId && format.dedupe === 'click_id') orderId = clickId && !fields.click_id ? clickOrderKey(clickId) : undefined;
     else if (!orderId) fields.order_id = 'is required';
-    else if (orderId.length > 255) fields.order_id = 'must be at most 255 characters';
+    else if (orderId.length > ORDER_ID_MAX) fields.order_id = `must be at most ${ORDER_ID_MAX} characters`;
     else if (CONTROL.test(orderId)) fields.order_id = 'must not contain control characters';
   }
 
