@@ -252,7 +252,7 @@ const hostileValueOf: Record<Field, fc.Arbitrary<Value>> = {
 };
 
 type Transport = 'get' | 'post-query' | 'post-json' | 'post-form' | 'post-split';
-type KeyAt = 'param' | 'header' | 'both-same' | 'both-different' | 'none';
+type KeyAt = 'param' | 'header' | 'both-same' | 'both-different' | 'path' | 'none';
 
 const keyValue = fc.oneof(
   { weight: 10, arbitrary: fc.constant('valid') },
@@ -324,7 +324,7 @@ const hostilePostback = fc.record({
   extras: fc.array(fc.record({ name: fc.oneof(fc.constantFrom(...UNKNOWN_NAMES), fc.string({ maxLength: 12 })), value: hostileBytes, how: urlEncoding }), {
     maxLength: 4,
   }),
-  keyAt: fc.constantFrom<KeyAt>('param', 'param', 'header', 'header', 'both-same', 'both-different', 'none'),
+  keyAt: fc.constantFrom<KeyAt>('param', 'param', 'header', 'header', 'both-same', 'both-different', 'path', 'none'),
   key: keyValue,
   otherKey: keyValue,
   transport: fc.constantFrom<Transport>('get', 'get', 'post-query', 'post-json', 'post-json', 'post-form', 'post-split'),
@@ -352,7 +352,7 @@ const cleanPostback = fc.record({
     }),
     { maxLength: 3 },
   ),
-  keyAt: fc.constantFrom<KeyAt>('param', 'header', 'both-same'),
+  keyAt: fc.constantFrom<KeyAt>('param', 'header', 'both-same', 'path'),
   key: fc.constant('valid'),
   otherKey: fc.constant('valid'),
   transport: fc.constantFrom<Transport>('get', 'post-query', 'post-json', 'post-form', 'post-split'),
@@ -392,6 +392,8 @@ const postbackArb: fc.Arbitrary<FuzzRequest> = fc.oneof(cleanPostback, hostilePo
   const otherKey = g.keyAt === 'both-same' ? key : resolveKey(g.otherKey);
   const keyParam = g.keyAt === 'param' ? key : g.keyAt === 'both-same' || g.keyAt === 'both-different' ? otherKey : undefined;
   const keyHeader = g.keyAt === 'header' || g.keyAt === 'both-same' || g.keyAt === 'both-different' ? key : undefined;
+  // /postback/{key}: the key as a path segment, percent-encoded.
+  const keyPath = g.keyAt === 'path' ? key : undefined;
   if (keyParam !== undefined) rotated.push({ name: 'key', value: text(keyParam), how: 'percent', field: 'key' });
 
   // Which params travel in the query and which in the body.
@@ -408,7 +410,8 @@ const postbackArb: fc.Arbitrary<FuzzRequest> = fc.oneof(cleanPostback, hostilePo
   if (bodyKind === 'form') for (let i = 0; i < g.filler; i++) bodyParams.push({ name: `f${i}`, value: { bytes: Buffer.alloc(0) }, how: 'percent' });
   else for (let i = 0; i < g.filler; i++) queryPairs.push(`f${i}=`);
   const query = queryPairs.join('&');
-  const path = query ? `${g.path}?${query}` : g.path;
+  const base = keyPath === undefined ? g.path : `${g.path.replace(/\/$/, '')}/${encodeURIComponent(keyPath)}`;
+  const path = query ? `${base}?${query}` : base;
 
   const headers: Record<string, string> = {};
   if (keyHeader !== undefined) headers['x-postback-key'] = keyHeader;
@@ -441,7 +444,7 @@ const postbackArb: fc.Arbitrary<FuzzRequest> = fc.oneof(cleanPostback, hostilePo
   // What must be refused, whatever else is wrong with the request.
   // Node trims header values; an empty header is no header.
   const header = keyHeader?.trim() || undefined;
-  const validKey = header ? header === fx.postbackKey : keyParam === fx.postbackKey;
+  const validKey = header ? header === fx.postbackKey : keyPath !== undefined ? keyPath === fx.postbackKey : keyParam === fx.postbackKey;
   if (!validKey) refuse.push({ why: 'no valid, active postback key' });
   if (header && keyParam && header !== keyParam) refuse.push({ why: 'X-Postback-Key and key differ' });
   if (!g.fields.order_id) refuse.push({ why: 'order_id is missing' });
