@@ -107,10 +107,13 @@ export function collectParams(
     for (const [name, value] of Object.entries(source)) {
       if (read.has(name)) continue;
       const problem = name === '__proto__' ? 'is a name Trackway cannot keep; rename the parameter' : (textProblem(name) ?? unreadValueProblem(value, 1));
-      // As an own property: `fields.__proto__ = …` would set the prototype, not a field.
-      if (problem && !Object.hasOwn(fields, name))
-        Object.defineProperty(fields, JSON.stringify(name).slice(1, -1), { value: problem, enumerable: true, writable: true, configurable: true });
-      else unread.set(name, [...(unread.get(name) ?? []), value]);
+      if (problem) {
+        // As an own property: `fields.__proto__ = …` would set the prototype, not a field.
+        const shown = JSON.stringify(name).slice(1, -1);
+        if (!Object.hasOwn(fields, shown)) Object.defineProperty(fields, shown, { value: problem, enumerable: true, writable: true, configurable: true });
+        continue;
+      }
+      unread.set(name, [...(unread.get(name) ?? []), value]);
     }
   }
   // The same name in the query and the body: both values kept, [query's, body's].
