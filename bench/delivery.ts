@@ -19,7 +19,6 @@ import { insertEvents, publishEvents } from '@trackway/outbox';
 import { chunk, deliveryJobId } from '@trackway/queues';
 import { type Receiver, startReceiver } from '@trackway/testing';
 import { signedHeaders } from '@trackway/webhooks';
-import request from 'supertest';
 import { USER_AGENT, bodyOf } from '../services/delivery/src/deliver';
 import { createSender } from '../services/delivery/src/sender';
 import { type Stack, startStack } from '../test/support/stack';
@@ -108,13 +107,7 @@ async function main() {
       console.log(`delivery bench: ${N} events to one endpoint; worker concurrency ${WORKER_CONCURRENCY}, endpoint concurrency ${ENDPOINT_CONCURRENCY}`);
       const receiver = await startReceiver();
       receivers.push(receiver);
-      const endpoint = (
-        await request(stack.api)
-          .post('/v1/webhook-endpoints')
-          .set(stack.auth)
-          .send({ url: receiver.url, event_types: ['*'] })
-          .expect(201)
-      ).body as { id: string; secret: string };
+      const endpoint = await stack.subscribe(receiver.url, ['*']);
 
       // --- baseline: direct signed POSTs, the worker's own keep-alive sender -----------------
       const sender = createSender({ allowedCidrs: ['127.0.0.0/8'] });

@@ -16,7 +16,6 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createFixture } from '@trackway/testing';
-import request from 'supertest';
 import { stackEnv } from '../test/support/processes';
 import { startStack } from '../test/support/stack';
 import { runHttpLoadInChild } from './http-load';
@@ -151,12 +150,7 @@ async function main() {
   try {
     await withDeadline('pipeline bench', size(300_000, 45_000), async () => {
       console.log(machineNote());
-      for (const r of receivers)
-        await request(stack.api)
-          .post('/v1/webhook-endpoints')
-          .set(stack.auth)
-          .send({ url: r.url, event_types: ['*'] })
-          .expect(201);
+      for (const r of receivers) await stack.subscribe(r.url);
       const fx = await createFixture(stack.db.prisma);
       const env = stackEnv(stack, { DELIVERY_RETRY_SCHEDULE: '0,1s,5s,30s', ...(process.env.PIPELINE_ENV ? JSON.parse(process.env.PIPELINE_ENV) : {}) });
       const ingest = spawnLogged('ingest', env, logDir);

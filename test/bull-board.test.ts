@@ -2,14 +2,12 @@
 // in without logging in; after login the queues and their counts are listed, and a failed
 // job can be retried from the page and then succeeds.
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createWorkerConnection } from '@trackway/queues';
-import { TEST_REDIS_URL, waitFor } from '@trackway/testing';
+import { launchChromium, listenLocally, TEST_REDIS_URL, waitFor } from '@trackway/testing';
 import { Worker } from 'bullmq';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { type Stack, startStack } from './support/stack';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const QUEUES = ['postbacks', 'clicks', 'events', 'deliveries', 'outbox', 'housekeeping'];
 
 let stack: Stack;
@@ -22,23 +20,9 @@ let token: string;
 
 beforeAll(async () => {
   stack = await startStack();
-  server = stack.api.listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  ({ server, base } = await listenLocally(stack.api));
   token = stack.auth.Authorization.slice('Bearer '.length);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {

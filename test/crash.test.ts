@@ -26,13 +26,7 @@ const workerEnv = () =>
 
 it('delivers after the worker is killed mid-delivery and another starts, with the same webhook-id', async () => {
   const receiver = await startReceiver((_req, n) => (n === 1 ? { hang: true } : { status: 200 }));
-  const ep = (
-    await request(stack.api)
-      .post('/v1/webhook-endpoints')
-      .set(stack.auth)
-      .send({ url: receiver.url, event_types: ['*'] })
-      .expect(201)
-  ).body;
+  const ep = await stack.subscribe(receiver.url, ['*']);
 
   const first = spawnService('delivery', workerEnv());
   processes.push(first);

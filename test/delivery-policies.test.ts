@@ -25,14 +25,7 @@ afterEach(async () => {
 });
 afterAll(() => stack.close());
 
-const createEndpoint = async (url: string, body: Record<string, unknown> = {}) =>
-  (
-    await request(stack.api)
-      .post('/v1/webhook-endpoints')
-      .set(stack.auth)
-      .send({ url, event_types: ['conversion.approved'], ...body })
-      .expect(201)
-  ).body as { id: string };
+const createEndpoint = async (url: string, body: Record<string, unknown> = {}) => stack.subscribe(url, ['conversion.approved'], body);
 
 async function emit(count = 1) {
   const events = Array.from({ length: count }, () => createEvent('conversion.approved', { conversion: { id: 'cnv_x' } }));

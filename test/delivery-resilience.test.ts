@@ -9,7 +9,6 @@ import { publishEvents, writeEvents } from '@trackway/outbox';
 import { createProducerConnection, createWorkerConnection, deliveryJobId } from '@trackway/queues';
 import { type Receiver, TEST_REDIS_URL, startReceiver, waitFor } from '@trackway/testing';
 import { UnrecoverableError, Worker as BullWorker } from 'bullmq';
-import request from 'supertest';
 import { createSweeper } from '../services/delivery/src/housekeeping';
 import { type Stack, startStack } from './support/stack';
 import { type TcpProxy, startTcpProxy } from './support/tcp-proxy';
@@ -31,14 +30,7 @@ const receiver = async (reply?: Receiver['reply']) => {
   receivers.push(r);
   return r;
 };
-const endpoint = async (url: string) =>
-  (
-    await request(stack.api)
-      .post('/v1/webhook-endpoints')
-      .set(stack.auth)
-      .send({ url, event_types: ['conversion.approved'] })
-      .expect(201)
-  ).body as { id: string };
+const endpoint = async (url: string) => stack.subscribe(url, ['conversion.approved']);
 async function emit(count = 1) {
   const events = Array.from({ length: count }, (_, i) => createEvent('conversion.approved', { conversion: { id: `cnv_${i}` } }));
   await stack.db.prisma.$transaction((tx) => writeEvents(tx, events));

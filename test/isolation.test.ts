@@ -4,7 +4,6 @@
 import { createEvent } from '@trackway/domain';
 import { publishEvents, writeEvents } from '@trackway/outbox';
 import { startReceiver, waitFor } from '@trackway/testing';
-import request from 'supertest';
 import { type Stack, startStack } from './support/stack';
 
 let stack: Stack;
@@ -47,13 +46,7 @@ it('keeps a healthy endpoint fast while another hangs, and recovers the hanging 
   const healthy = await startReceiver(() => ({ status: 200 }));
   let hanging = true;
   const slow = await startReceiver(() => (hanging ? { hang: true } : { status: 200 }));
-  const post = (url: string) =>
-    request(stack.api)
-      .post('/v1/webhook-endpoints')
-      .set(stack.auth)
-      .send({ url, event_types: ['conversion.approved'] })
-      .expect(201);
-  const healthyEp = (await post(healthy.url)).body;
+  const healthyEp = await stack.subscribe(healthy.url, ['conversion.approved']);
 
   // Warm up (connections, prepared queries), then the baseline: the healthy endpoint alone.
   await emitMany(10);
@@ -64,7 +57,7 @@ it('keeps a healthy endpoint fast while another hangs, and recovers the hanging 
   const baseline = latencies(healthy.requests, new Set(baselineEvents.map((e) => e.id)));
 
   // Now a hanging endpoint subscribes to the same events.
-  const slowEp = (await post(slow.url)).body;
+  const slowEp = await stack.subscribe(slow.url, ['conversion.approved']);
   await new Promise((resolve) => setTimeout(resolve, 100));
   const before = healthy.requests.length;
   const contended = await emitMany(40);
@@ -114,9 +107,8 @@ it('keeps a healthy endpoint fast when an endpoint it has seen fast starts hangi
   let hanging = false;
   const a = await startReceiver(() => (hanging ? { hang: true } : { status: 200 }));
   const b = await startReceiver(() => ({ status: 200 }));
-  const post = (url: string, types: string[]) => request(stack.api).post('/v1/webhook-endpoints').set(stack.auth).send({ url, event_types: types }).expect(201);
-  await post(a.url, ['commission.created']);
-  await post(b.url, ['conversion.rejected']);
+  await stack.subscribe(a.url, ['commission.created']);
+  await stack.subscribe(b.url, ['conversion.rejected']);
   const emit = async (count: number, type: 'commission.created' | 'conversion.rejected') => {
     const list = Array.from({ length: count }, (_, i) => createEvent(type, { conversion: { id: `cnv_${i}` } }));
     await stack.db.prisma.$transaction((tx) => writeEvents(tx, list));

@@ -10,7 +10,6 @@ import { createEvent } from '@trackway/domain';
 import { publishEvents, writeEvents } from '@trackway/outbox';
 import { createWorkerConnection } from '@trackway/queues';
 import { startReceiver, waitFor } from '@trackway/testing';
-import request from 'supertest';
 import { type Stack, startStack } from './support/stack';
 import { type TcpProxy, startTcpProxy } from './support/tcp-proxy';
 
@@ -44,13 +43,7 @@ const outageCount = async () =>
 it('delivers every event after a Postgres outage longer than the retry schedule, spending no attempt on it', async () => {
   await stack.startDelivery({ schedule: [0, 100, 200], endpointConcurrency: 4 }, { database: proxied });
   const receiver = await startReceiver(() => ({ status: 200, delayMs: 30 }));
-  const ep = (
-    await request(stack.api)
-      .post('/v1/webhook-endpoints')
-      .set(stack.auth)
-      .send({ url: receiver.url, event_types: ['conversion.approved'] })
-      .expect(201)
-  ).body;
+  const ep = await stack.subscribe(receiver.url, ['conversion.approved']);
 
   // Events written and published by the rest of the system (which still reaches Postgres): a
   // burst that leaves delivery jobs queued behind the endpoint's concurrency cap, then one every
@@ -133,13 +126,7 @@ it('delivers every event after its Redis for the breaker and slots went away, sp
     await stack.startDelivery({ schedule: [0, 100, 200], endpointConcurrency: 4 }, { isolationRedis });
     const receiver = await startReceiver(() => ({ status: 200, delayMs: 30 }));
     receivers.push(receiver);
-    const ep = (
-      await request(stack.api)
-        .post('/v1/webhook-endpoints')
-        .set(stack.auth)
-        .send({ url: receiver.url, event_types: ['conversion.approved'] })
-        .expect(201)
-    ).body;
+    const ep = await stack.subscribe(receiver.url, ['conversion.approved']);
     const deferredBefore = await deferredCount();
     const events = Array.from({ length: 100 }, (_, i) => createEvent('conversion.approved', { conversion: { id: `cnv_r${i}` } }));
     await stack.db.prisma.$transaction((tx) => writeEvents(tx, events));

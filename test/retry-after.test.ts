@@ -19,13 +19,7 @@ it.each([
   const workers = await stack.startDelivery({ schedule: [0, 50, 100], retryAfterMaxMs });
   const receiver = await startReceiver(() => ({ status: 429, headers: { 'retry-after': String(retryAfterSeconds) } }));
   try {
-    const ep = (
-      await request(stack.api)
-        .post('/v1/webhook-endpoints')
-        .set(stack.auth)
-        .send({ url: receiver.url, event_types: ['conversion.approved'] })
-        .expect(201)
-    ).body as { id: string };
+    const ep = await stack.subscribe(receiver.url, ['conversion.approved']);
     const event = createEvent('conversion.approved', { conversion: { id: `cnv_ra_${retryAfterMaxMs}` } });
     await stack.db.prisma.$transaction((tx) => writeEvents(tx, [event]));
     const sentAt = Date.now();

@@ -8,6 +8,7 @@ import { createMetrics } from '@trackway/runtime';
 import { TEST_REDIS_URL, type TestDatabase, createTestDatabase, deleteRedisPrefix, ignoreErrors, randomPrefix } from '@trackway/testing';
 import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import request from 'supertest';
 import { createApp as createApi } from '../../services/api/src/app';
 import { createVerifier, signAdminToken } from '../../services/api/src/auth';
 import { createWorkers as createAttributionWorkers } from '../../services/attribution/src/workers';
@@ -50,6 +51,8 @@ export interface Stack {
   ): Promise<Worker[]>;
   startAttribution(): Worker[];
   stopWorkers(workers?: Worker[]): Promise<void>;
+  /** Subscribes a webhook endpoint through the admin API (201 expected): its answer, secret included. */
+  subscribe(url: string, eventTypes?: string[], fields?: Record<string, unknown>): Promise<{ id: string; secret: string; [field: string]: unknown }>;
   close(): Promise<void>;
 }
 
@@ -153,6 +156,15 @@ export async function startStack(): Promise<Stack> {
     async stopWorkers(list = workers) {
       await Promise.all(list.map((w) => w.close()));
       for (const w of list) workers.splice(workers.indexOf(w), 1);
+    },
+    async subscribe(url, eventTypes = ['*'], fields = {}) {
+      return (
+        await request(api)
+          .post('/v1/webhook-endpoints')
+          .set(stack.auth)
+          .send({ url, event_types: eventTypes, ...fields })
+          .expect(201)
+      ).body;
     },
     async close() {
       await stack.stopWorkers([...workers]);

@@ -2,12 +2,10 @@
 // reference renders from /openapi.json with nothing loaded from outside this server, and
 // without a Content-Security-Policy violation.
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { type Browser, chromium } from 'playwright-core';
+import { launchChromium, listenLocally } from '@trackway/testing';
+import type { Browser } from 'playwright-core';
 import request from 'supertest';
 import { type ApiHarness, startApi } from './helpers';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 let h: ApiHarness;
 let server: Server;
@@ -16,22 +14,8 @@ let browser: Browser;
 
 beforeAll(async () => {
   h = await startApi();
-  server = h.app.listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  ({ server, base } = await listenLocally(h.app));
+  browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {

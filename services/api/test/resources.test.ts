@@ -262,20 +262,23 @@ describe('conversions and postback outcomes', () => {
     expect(refused.body.error.code).toBe('invalid_transition');
   });
 
+  /** A postback as ingest queues it. */
+  const queuedPostback = (id: string) => ({
+    postbackId: id,
+    advertiserId: fx.advertiserId,
+    receivedAt: new Date().toISOString(),
+    clickId: 'c',
+    orderId: 'o',
+    event: 'conversion',
+    amount: '1',
+    status: 'approved',
+  });
+
   it('shows a queued postback from Redis, then its outcome from Postgres', async () => {
     const id = 'pb_01J00000000000000000000000';
     await api().get(`/v1/postbacks/${id}`).expect(404);
     // A job of the shape earlier versions enqueued (one postback under its own id) is still found.
-    const legacy = {
-      postbackId: id,
-      advertiserId: fx.advertiserId,
-      receivedAt: new Date().toISOString(),
-      clickId: 'c',
-      orderId: 'o',
-      event: 'conversion',
-      amount: '1',
-      status: 'approved',
-    };
+    const legacy = queuedPostback(id);
     await h.queues.postbacks.add('postback', legacy as never, { jobId: id });
     const queued = await api().get(`/v1/postbacks/${id}`).expect(200);
     expect(queued.body).toMatchObject({ id, status: 'queued', reason: null, conversion_id: null, processed_at: null });
@@ -295,17 +298,7 @@ describe('conversions and postback outcomes', () => {
 
   it('shows the parameters a postback carried that Trackway does not read, queued and recorded', async () => {
     const id = 'pb_01J00000000000000000000009';
-    const postback = {
-      postbackId: id,
-      advertiserId: fx.advertiserId,
-      receivedAt: new Date().toISOString(),
-      clickId: 'c',
-      orderId: 'o',
-      event: 'conversion',
-      amount: '1',
-      status: 'approved',
-      ignoredParams: { sum: '30.00', et: 'lead' },
-    };
+    const postback = { ...queuedPostback(id), ignoredParams: { sum: '30.00', et: 'lead' } };
     await h.queues.postbacks.add('postbacks', { postbacks: [postback] } as never, { jobId: id });
     expect((await api().get(`/v1/postbacks/${id}`).expect(200)).body).toMatchObject({ status: 'queued', ignored_params: { sum: '30.00', et: 'lead' } });
     await h.db.prisma.postback.create({

@@ -3,14 +3,11 @@
 // working under its own CSP in a real browser, never framed; /metrics behind METRICS_TOKEN;
 // /readyz without details.
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { securityHeaderProblems, waitFor } from '@trackway/testing';
-import { type Browser, chromium } from 'playwright-core';
+import { launchChromium, listenLocally, securityHeaderProblems, waitFor } from '@trackway/testing';
+import type { Browser } from 'playwright-core';
 import request from 'supertest';
 import { createApp } from '../src/app';
 import { type ApiHarness, METRICS_TOKEN, startApi } from './helpers';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 let h: ApiHarness;
 beforeAll(async () => {
@@ -54,21 +51,8 @@ describe('Bull Board in a browser, under its CSP', () => {
   let server: Server;
   let base: string;
   beforeAll(async () => {
-    server = h.app.listen(0, '127.0.0.1');
-    await new Promise((resolve) => server.once('listening', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    ({ server, base } = await listenLocally(h.app));
+    browser = await launchChromium();
   }, 60_000);
   afterAll(async () => {
     await browser?.close();
