@@ -10,6 +10,7 @@ import { createProducerConnection, createWorkerConnection, deliveryJobId } from 
 import { type Receiver, TEST_REDIS_URL, startReceiver, waitFor } from '@trackway/testing';
 import { UnrecoverableError, Worker as BullWorker } from 'bullmq';
 import { createSweeper } from '../services/delivery/src/housekeeping';
+import request from 'supertest';
 import { type Stack, startStack } from './support/stack';
 import { type TcpProxy, startTcpProxy } from './support/tcp-proxy';
 
@@ -92,46 +93,55 @@ it('logs one HTTP attempt once when the answer to its commit was lost', async ()
   }
 }, 60_000);
 
-it('records, after a shutdown during a Postgres outage, the 2xx it got, instead of sending again', async () => {
-  const proxy: TcpProxy = await startTcpProxy(5432);
-  const url = new URL(stack.db.url);
-  url.port = String(proxy.port);
-  const proxied: Database = createDatabase(url.toString(), { poolSize: 5 });
-  try {
-    let workers = await stack.startDelivery({}, { database: proxied });
-    let cutOnNext = true;
-    const r = await receiver(() => {
-      // Postgres goes away while the request is being answered: the attempt cannot be recorded.
-      if (cutOnNext) {
-        cutOnNext = false;
-        void proxy.stop();
-      }
-      return { status: 200, delayMs: 100 };
-    });
-    const ep = await endpoint(r.url);
-    const [event] = await emit();
-    await waitFor(() => r.requests.length === 1, { what: 'the request' });
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    // SIGTERM while the record is being retried: the job goes back carrying the result.
-    await stack.stopWorkers(workers);
-    expect(await stack.queues.deliveries.getJobState(deliveryJobId(event.id, ep.id))).toBe('delayed');
-    await proxy.start();
-    workers = await stack.startDelivery({}, { database: proxied });
-    const d = await waitFor(
-      async () => {
-        const row = await deliveryOf(ep.id);
-        return row?.status === 'succeeded' ? row : null;
-      },
-      { timeoutMs: 20_000, what: 'the delivery to succeed' },
-    );
-    expect(r.requests).toHaveLength(1);
-    expect(d.attempts.map((a) => [a.number, a.statusCode])).toEqual([[1, 200]]);
-    await stack.stopWorkers(workers);
-  } finally {
-    await proxied.prisma.$disconnect();
-    await proxy.stop();
-  }
-}, 60_000);
+it.each([
+  ['', false],
+  [', even when its endpoint was disabled meanwhile', true],
+])(
+  'records, after a shutdown during a Postgres outage, the 2xx it got, instead of sending again%s',
+  async (_title, disable) => {
+    const proxy: TcpProxy = await startTcpProxy(5432);
+    const url = new URL(stack.db.url);
+    url.port = String(proxy.port);
+    const proxied: Database = createDatabase(url.toString(), { poolSize: 5 });
+    try {
+      let workers = await stack.startDelivery({}, { database: proxied });
+      let cutOnNext = true;
+      const r = await receiver(() => {
+        // Postgres goes away while the request is being answered: the attempt cannot be recorded.
+        if (cutOnNext) {
+          cutOnNext = false;
+          void proxy.stop();
+        }
+        return { status: 200, delayMs: 100 };
+      });
+      const ep = await endpoint(r.url);
+      const [event] = await emit();
+      await waitFor(() => r.requests.length === 1, { what: 'the request' });
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      // SIGTERM while the record is being retried: the job goes back carrying the result.
+      await stack.stopWorkers(workers);
+      expect(await stack.queues.deliveries.getJobState(deliveryJobId(event.id, ep.id))).toBe('delayed');
+      // Every attempt is logged: one made before its endpoint was disabled too.
+      if (disable) await request(stack.api).post(`/v1/webhook-endpoints/${ep.id}/disable`).set(stack.auth).expect(200);
+      await proxy.start();
+      workers = await stack.startDelivery({}, { database: proxied });
+      const d = await waitFor(
+        async () => {
+          const row = await deliveryOf(ep.id);
+          return row?.status === 'succeeded' ? row : null;
+        },
+        { timeoutMs: 20_000, what: 'the delivery to succeed' },
+      );
+      expect(r.requests).toHaveLength(1);
+      expect(d.attempts.map((a) => [a.number, a.statusCode])).toEqual([[1, 200]]);
+      await stack.stopWorkers(workers);
+    } finally {
+      await proxied.prisma.$disconnect();
+      await proxy.stop();
+    }
+  },
+  60_000,
+);
 
 it('sweeps a job that stalled out back with what is left of its schedule, not a new one', async () => {
   const schedule = [0, 50, 5_000];

@@ -17,7 +17,8 @@ export const USER_AGENT = `Trackway-Webhooks/${process.env.npm_package_version ?
 
 /**
  * How long a job holding an attempt's result keeps trying to record it (Postgres down) before it
- * gives up and is put back, to send again later. Long enough for a database failover or restart.
+ * is put back carrying the result, to record it on its next run (never to send it again).
+ * Long enough for a database failover or restart.
  */
 export const RECORD_PATIENCE_MS = 10 * 60_000;
 
@@ -150,25 +151,15 @@ export function createDeliverHandler(deps: DeliverDeps) {
   /**
    * Records an attempt already made, retrying through an outage (sending again would be a second
    * attempt); past RECORD_PATIENCE_MS, or when the worker closes, the job goes back carrying the
-   * result. True once logged; false if an earlier try had logged it already.
+   * result. An attempt an earlier try had logged already (its answer was lost) is not logged again.
    */
-  async function record(job: Job<DeliveryJob>, attempt: Parameters<typeof recordAttempt>[0], result: AttemptResult) {
+  async function record(job: Job<DeliveryJob>, attempt: Parameters<typeof recordAttempt>[0], made: Unrecorded) {
     const deadline = Date.now() + RECORD_PATIENCE_MS;
     for (let failures = 0; ; failures++) {
       try {
         return await recordAttempt(attempt);
       } catch (error) {
-        if (Date.now() >= deadline || deps.closing?.aborted) {
-          throw new DependencyUnavailable('record', error, {
-            key: attempt.key,
-            at: attempt.at.toISOString(),
-            durationMs: result.durationMs,
-            statusCode: result.statusCode,
-            error: result.error,
-            responseBody: result.responseBody,
-            retryAfterMs: result.retryAfterMs,
-          });
-        }
+        if (Date.now() >= deadline || deps.closing?.aborted) throw new DependencyUnavailable('record', error, made);
         const wait = outageDelay(failures);
         metrics.deliveries.inc({ result: 'record_retried', status_class: 'none' });
         reportOutage({ stage: 'record' }, error, 'attempt not recorded yet; retrying');
@@ -179,6 +170,10 @@ export function createDeliverHandler(deps: DeliverDeps) {
   }
 
   async function attempt(job: Job<DeliveryJob>, token?: string) {
+    // A run before this one made an attempt and could not record it: it is recorded now, before
+    // anything else (even if the endpoint was disabled meanwhile: every attempt is logged).
+    if (job.data.unrecorded) return settle(job, job.data.unrecorded, true);
+
     const { deliveryId, endpointId, eventId, replay } = job.data;
     const endpoint = await during('endpoint', () => endpoints.get(endpointId));
     if (!endpoint?.enabled) {
@@ -190,65 +185,56 @@ export function createDeliverHandler(deps: DeliverDeps) {
       return { skipped: 'endpoint_disabled' };
     }
 
+    // The delivery (its status, the event's payload) is read before the endpoint's turn, so the
+    // turn is held only for the request itself: an endpoint's cap bounds its requests in flight,
+    // and the faster each turn ends, the more of them the cap allows.
+    const delivery = await during('read', () => readDelivery(deliveryId));
+    if (!delivery) return { skipped: 'delivery_pruned' };
+    if (delivery.status !== 'pending' && !replay) return { skipped: `already_${delivery.status}` };
+    const body = bodyOf(delivery.payload);
+
+    // Isolation: a busy or rate-limited endpoint makes this job wait its turn in-process
+    // (bounded); a paused one parks it as delayed, without spending an attempt.
+    const slotToken = `${job.id}:${token ?? ''}`;
+    // A parked job comes back as a new start that is not an attempt: starts − attempts − 1 = times parked.
+    const timesParked = Math.max(0, (job.attemptsStarted ?? 0) - job.attemptsMade - 1);
+    const admission = await during('admission', () =>
+      isolation.admit(endpointId, endpoint.rateLimitPerSecond, slotToken, typicalMs.get(endpointId), timesParked),
+    );
+    if (!admission.ok) return delayJob(job, token, admission.retryAt, admission.reason);
+    const at = new Date();
     let result: AttemptResult | undefined;
-    let at: Date;
-    let key: string;
-    const carried = job.data.unrecorded;
-    if (carried) {
-      // A run before this one made the attempt and could not record it: record it now.
-      result = {
-        statusCode: carried.statusCode,
-        error: carried.error as AttemptResult['error'],
-        responseBody: carried.responseBody,
-        durationMs: carried.durationMs,
-        retryAfterMs: carried.retryAfterMs,
-      };
-      at = new Date(carried.at);
-      key = carried.key;
-    } else {
-      // The delivery (its status, the event's payload) is read before the endpoint's turn, so the
-      // turn is held only for the request itself: an endpoint's cap bounds its requests in flight,
-      // and the faster each turn ends, the more of them the cap allows.
-      const delivery = await during('read', () => readDelivery(deliveryId));
-      if (!delivery) return { skipped: 'delivery_pruned' };
-      if (delivery.status !== 'pending' && !replay) return { skipped: `already_${delivery.status}` };
-      const body = bodyOf(delivery.payload);
-
-      // Isolation: a busy or rate-limited endpoint makes this job wait its turn in-process
-      // (bounded); a paused one parks it as delayed, without spending an attempt.
-      const slotToken = `${job.id}:${token ?? ''}`;
-      // A parked job comes back as a new start that is not an attempt: starts − attempts − 1 = times parked.
-      const timesParked = Math.max(0, (job.attemptsStarted ?? 0) - job.attemptsMade - 1);
-      const admission = await during('admission', () =>
-        isolation.admit(endpointId, endpoint.rateLimitPerSecond, slotToken, typicalMs.get(endpointId), timesParked),
-      );
-      if (!admission.ok) return delayJob(job, token, admission.retryAt, admission.reason);
-      at = new Date();
-      // This run of this job (a job added anew under the same id has another timestamp): a record
-      // retried after a lost answer, or carried to the next run, is this one attempt.
-      key = `${job.id}:${job.timestamp}:${job.attemptsStarted ?? 0}`;
-      try {
-        result = await deps.sender.send(endpoint.url, body, requestHeaders(endpoint, eventId, body, at), { timeoutMs: settings.timeoutMs });
-        observe(endpointId, result.durationMs);
-      } finally {
-        // The slot goes back at once, without holding up the record; a breaker update lost to a
-        // Redis outage only costs accuracy.
-        isolation
-          .finish(endpointId, slotToken, breakerOutcome(result), admission.probe)
-          .catch((error: unknown) => logger.warn({ ...jobIds(job), err: error }, 'breaker not updated'));
-      }
+    try {
+      result = await deps.sender.send(endpoint.url, body, requestHeaders(endpoint, eventId, body, at), { timeoutMs: settings.timeoutMs });
+      observe(endpointId, result.durationMs);
+    } finally {
+      // The slot goes back at once, without holding up the record; a breaker update lost to a
+      // Redis outage only costs accuracy.
+      isolation
+        .finish(endpointId, slotToken, breakerOutcome(result), admission.probe)
+        .catch((error: unknown) => logger.warn({ ...jobIds(job), err: error }, 'breaker not updated'));
     }
+    // This run of this job (a job added anew under the same id has another timestamp): a record
+    // retried after a lost answer, or carried to the next run, is this one attempt.
+    return settle(job, { key: `${job.id}:${job.timestamp}:${job.attemptsStarted ?? 0}`, at: at.toISOString(), ...result }, false);
+  }
 
+  /** Decides what an attempt made means, records it, and moves the job on (completes, retries with backoff, or fails for good). */
+  async function settle(job: Job<DeliveryJob>, made: Unrecorded, carried: boolean) {
+    const { deliveryId, endpointId } = job.data;
+    const { key, at, ...rest } = made;
+    const result: AttemptResult = { ...rest, error: rest.error as AttemptResult['error'] };
     const decision = decideAttempt(result, job.attemptsMade, job.opts.attempts ?? 1, settings.schedule, Math.random, settings.retryAfterMaxMs);
     // The attempt, the delivery's new state (a dead letter included) and the endpoint's failing
-    // clock, with any disabling, commit together before the job moves on.
-    const logged = await record(
+    // clock, with any disabling, commit together before the job moves on. Carried, it may have
+    // been logged by the run that carried it (its answer was lost): that run decided the same.
+    await record(
       job,
       {
         key,
         deliveryId,
         endpointId,
-        at,
+        at: new Date(at),
         durationMs: result.durationMs,
         statusCode: result.statusCode,
         error: result.error,
@@ -259,16 +245,11 @@ export function createDeliverHandler(deps: DeliverDeps) {
         blocked: decision.blocked,
         gone: decision.gone,
       },
-      result,
+      made,
     );
-    if (carried) {
-      // The result travelled with the job: it is recorded now, and the job's next run (a retry)
-      // must make a new attempt, not record this one again.
-      await during('record', () => job.updateData({ ...job.data, unrecorded: undefined }));
-      // Logged already, by the run that carried it (its answer was lost): that run's decision
-      // stands in the delivery's row; this run starts afresh.
-      if (!logged) return attempt(job, token);
-    }
+    // The result travelled with the job: it is recorded now, and the job's next run (a retry)
+    // must make a new attempt, not record this one again.
+    if (carried) await during('record', () => job.updateData({ ...job.data, unrecorded: undefined }));
     metrics.deliveries.inc({ result: decision.succeeded ? 'succeeded' : decision.final ? 'failed' : 'retry', status_class: statusClass(result) });
     const logLine = { ...jobIds(job), attempt: job.attemptsMade + 1, status_code: result.statusCode, error: result.error, duration_ms: result.durationMs };
     if (decision.succeeded) {

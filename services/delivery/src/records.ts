@@ -58,27 +58,28 @@ const ATTEMPTS_SQL = `
     SELECT u.* FROM u WHERE NOT EXISTS (SELECT 1 FROM delivery_attempts x WHERE x.attempt_key = u.attempt_key)
   ), d AS (
     UPDATE deliveries d SET attempt_count = d.attempt_count + 1, status = u.status::"DeliveryStatus", next_attempt_at = u.next_attempt_at, updated_at = now()
-    FROM fresh u WHERE d.id = u.id RETURNING d.id, d.attempt_count
+    FROM fresh u WHERE d.id = u.id RETURNING d.id, d.attempt_count, d.endpoint_id
   ), a AS (
     INSERT INTO delivery_attempts (delivery_id, number, at, duration_ms, status_code, error, response_body, attempt_key)
     SELECT d.id, d.attempt_count, u.at, u.duration_ms, u.status_code, u.error, u.response_body, u.attempt_key FROM d JOIN fresh u ON u.id = d.id
     RETURNING attempt_key
   )`;
 
-// Endpoints whose attempts succeeded stop their failing clock, if it was running; locked in id
-// order, as every group commit locks the endpoints it touches.
-const clearFailingSql = (param: string) =>
-  `UPDATE webhook_endpoints SET failing_since = NULL
-    WHERE id IN (SELECT id FROM webhook_endpoints WHERE id = ANY(${param}::varchar[]) AND failing_since IS NOT NULL ORDER BY id FOR UPDATE)`;
-
 /** Returns the keys of the attempts it logged (not those logged before). */
 const recordAttempts = statement<{ attempt_key: string }>('attempts-record', `${ATTEMPTS_SQL} SELECT attempt_key FROM a`);
 
 // The common case, a group in which no attempt failed: the attempts, the deliveries they settle
-// and the failing clocks they stop, in one statement (one round trip, atomic on its own).
+// and the failing clocks they stop, in one statement (one round trip, atomic on its own). Only
+// the endpoints of attempts logged now: one logged before (a retry after a commit whose answer
+// was lost) must not stop a clock a later failure started. Locked in id order, as every group
+// commit locks the endpoints it touches.
 const recordSuccesses = statement<{ attempt_key: string }>(
   'attempts-record-successes',
-  `${ATTEMPTS_SQL}, c AS (${clearFailingSql('$10')} RETURNING 1) SELECT attempt_key FROM a`,
+  `${ATTEMPTS_SQL}, c AS (
+     UPDATE webhook_endpoints SET failing_since = NULL
+      WHERE id IN (SELECT id FROM webhook_endpoints WHERE id IN (SELECT endpoint_id FROM d) AND failing_since IS NOT NULL ORDER BY id FOR UPDATE)
+     RETURNING 1)
+   SELECT attempt_key FROM a`,
 );
 
 const lockEndpoints = statement<{ id: string; failing_since: Date | null }>(
@@ -91,8 +92,6 @@ const setFailingSince = statement(
   `UPDATE webhook_endpoints e SET failing_since = u.failing_since FROM unnest($1::varchar[], $2::timestamptz[]) AS u(id, failing_since)
    WHERE e.id = u.id AND e.failing_since IS DISTINCT FROM u.failing_since`,
 );
-
-const clearFailingSince = statement('endpoints-clear-failing', clearFailingSql('$1'));
 
 const disableEndpoint = statement<Parameters<typeof endpointJson>[0]>(
   'endpoints-disable',
@@ -141,7 +140,7 @@ function allSucceeded(records: AttemptRecord[]): boolean {
 }
 
 async function writeSuccesses(pool: PgPool, records: AttemptRecord[]): Promise<Set<string>> {
-  const logged = await recordSuccesses(pool, [...attemptColumns([...records].sort(byDeliveryId)), [...new Set(records.map((r) => r.endpointId))].sort()]);
+  const logged = await recordSuccesses(pool, attemptColumns([...records].sort(byDeliveryId)));
   return new Set(logged.map((row) => row.attempt_key));
 }
 
@@ -150,24 +149,20 @@ async function writeAttempts(client: PgClient, records: AttemptRecord[], disable
   for (const round of rounds([...records].sort(byDeliveryId)))
     for (const row of await recordAttempts(client, attemptColumns(round))) logged.add(row.attempt_key);
 
+  // Only attempts logged now move a failing clock: one logged before already moved it.
   const byEndpoint = new Map<string, AttemptRecord[]>();
   for (const r of records) {
+    if (!logged.has(r.key)) continue;
     const list = byEndpoint.get(r.endpointId);
     if (list) list.push(r);
     else byEndpoint.set(r.endpointId, [r]);
   }
+  if (byEndpoint.size === 0) return { logged, events: [] };
   // Every endpoint of the group locked at once, in id order: concurrent group commits (other
-  // processes) wait for each other instead of deadlocking.
+  // processes) wait for each other instead of deadlocking. Each clock is folded from its locked
+  // value, attempt by attempt, and written where it changed.
   const locked = await lockEndpoints(client, [[...byEndpoint.keys()].sort()]);
-  const failing = new Set([...byEndpoint.keys()].filter((id) => byEndpoint.get(id)!.some((r) => !r.succeeded && !r.blocked)));
-  const recovered = [...byEndpoint.keys()].filter((id) => !failing.has(id) && byEndpoint.get(id)!.some((r) => r.succeeded));
-  if (recovered.length > 0) await clearFailingSince(client, [recovered]);
-  if (failing.size === 0) return { logged, events: [] };
-
-  // The clock of an endpoint with a failure is folded from its locked value, attempt by attempt.
-  const clocks = locked
-    .filter((row) => failing.has(row.id))
-    .map((row) => ({ id: row.id, ...foldFailingSince(row.failing_since, byEndpoint.get(row.id)!, disableAfterMs) }));
+  const clocks = locked.map((row) => ({ id: row.id, ...foldFailingSince(row.failing_since, byEndpoint.get(row.id)!, disableAfterMs) }));
   await setFailingSince(client, [clocks.map((c) => c.id), clocks.map((c) => c.failingSince)]);
   const events: EventEnvelope[] = [];
   const now = new Date();

@@ -198,6 +198,30 @@ describe('group-committed attempts', () => {
     expect(numbers).toEqual([1, 2]);
   });
 
+  it('an attempt recorded again never moves the failing clock: neither a success over a later failure nor a failure over a later success', async () => {
+    const clock = async (id: string) => (await h.db.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id } })).failingSince?.getTime() ?? null;
+    const record = recorder();
+    // A success, logged; then a failure starts the clock; then the success again (its commit answer was lost).
+    const a = await h.endpoint();
+    const [a1, a2] = [await delivery(a), await delivery(a)];
+    const success = attempt(a1, { at: new Date(Date.now() - 2_000) });
+    expect(await record(success)).toBe(true);
+    const failure = failed({ at: new Date(Date.now() - 1_000) });
+    expect(await record(attempt(a2, failure))).toBe(true);
+    expect(await record({ ...success })).toBe(false);
+    expect(await clock(a)).toBe(failure.at!.getTime());
+    // A failure, logged; then a success clears the clock; then the failure again, in a group with a failure elsewhere.
+    const [b, other] = [await h.endpoint(), await h.endpoint()];
+    const [b1, b2, o1] = [await delivery(b), await delivery(b), await delivery(other)];
+    const old = attempt(b1, failed({ at: new Date(Date.now() - 30_000) }));
+    expect(await record(old)).toBe(true);
+    expect(await record(attempt(b2))).toBe(true);
+    expect(await clock(b)).toBeNull();
+    const [again] = await Promise.all([record({ ...old }), record(attempt(o1, failed()))]);
+    expect(again).toBe(false);
+    expect(await clock(b)).toBeNull();
+  });
+
   it('two group commits (two processes) settling crossed outcomes on the same two endpoints never deadlock', async () => {
     // Both endpoints have been failing past DELIVERY_DISABLE_AFTER: a success clears a clock, a
     // failure disables the endpoint, and each writes the endpoint's row. Process 1 (A succeeded,
