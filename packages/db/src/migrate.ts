@@ -38,15 +38,19 @@ export interface Migration {
   checksum: string;
 }
 
-export function readMigrations(dir = MIGRATIONS_DIR): Migration[] {
+/** The migration folders' names, in the order they apply. */
+function migrationNames(dir = MIGRATIONS_DIR): string[] {
   return readdirSync(dir, { withFileTypes: true })
     .filter((entry) => entry.isDirectory() && existsSync(path.join(dir, entry.name, 'migration.sql')))
     .map((entry) => entry.name)
-    .sort()
-    .map((name) => {
-      const sql = readFileSync(path.join(dir, name, 'migration.sql'), 'utf8');
-      return { name, sql, checksum: createHash('sha256').update(sql).digest('hex') };
-    });
+    .sort();
+}
+
+export function readMigrations(dir = MIGRATIONS_DIR): Migration[] {
+  return migrationNames(dir).map((name) => {
+    const sql = readFileSync(path.join(dir, name, 'migration.sql'), 'utf8');
+    return { name, sql, checksum: createHash('sha256').update(sql).digest('hex') };
+  });
 }
 
 export interface MigrateResult {
@@ -131,9 +135,8 @@ export async function pendingMigrations(query: (sql: string) => Promise<Array<{ 
   const applied = new Set(
     (await query('SELECT migration_name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL')).map((r) => r.migration_name),
   );
-  return readMigrations()
-    .map((m) => m.name)
-    .filter((name) => !applied.has(name));
+  // Names only (a readiness check runs this often): nothing read or hashed.
+  return migrationNames().filter((name) => !applied.has(name));
 }
 
 /** Creates the database named in the URL when it does not exist yet. */

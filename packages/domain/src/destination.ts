@@ -2,11 +2,11 @@
 // A macro may only ever fill the path, query or fragment: if it could reach the scheme,
 // credentials, host or port, whoever builds a click link would choose where it redirects.
 
-export const DESTINATION_MACROS = ['click_id', 'offer_id', 'affiliate_id', 'sub1', 'sub2', 'sub3', 'sub4', 'sub5'] as const;
-export type DestinationMacro = (typeof DESTINATION_MACROS)[number];
+const DESTINATION_MACROS = ['click_id', 'offer_id', 'affiliate_id', 'sub1', 'sub2', 'sub3', 'sub4', 'sub5'] as const;
+type DestinationMacro = (typeof DESTINATION_MACROS)[number];
 export type DestinationValues = { click_id: string } & Partial<Record<DestinationMacro, string>>;
 
-const MACRO = /\{(click_id|offer_id|affiliate_id|sub[1-5])\}/g;
+const MACRO = new RegExp(`\\{(${DESTINATION_MACROS.join('|')})\\}`, 'g');
 
 // Values are percent-encoded (encodeURIComponent): none can bring a "/", "?", "#", "@" or ":".
 const fill = (template: string, value: (name: DestinationMacro) => string) =>

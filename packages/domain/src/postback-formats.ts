@@ -1,4 +1,4 @@
-import { type ConversionStatus, STATUS_VOCABULARY } from './status';
+import { CONVERSION_STATUSES, type ConversionStatus, STATUS_VOCABULARY } from './status';
 
 /**
  * Postback dialects: which parameter names an advertiser's tracker sends for each of
@@ -137,6 +137,8 @@ export interface ResolvedFormat {
   preset: PresetName;
   /** Per field, the names read for it, in order of preference. */
   names: Readonly<Record<PostbackField, readonly string[]>>;
+  /** Every name read for a field, and `key`: the parameters that are not ignored. */
+  readNames: ReadonlySet<string>;
   /** Status values by their lower-case text. */
   statusValues: Readonly<Record<string, ConversionStatus>>;
   decimalComma: boolean;
@@ -144,7 +146,7 @@ export interface ResolvedFormat {
 }
 
 /** A parameter name as trackers send them: letters, digits, `_ . -`, at most 64. */
-export const PARAM_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+const PARAM_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 const RESERVED = new Set(['key']);
 
 /**
@@ -212,6 +214,7 @@ export function resolveFormat(format: PostbackFormat | null | undefined): Resolv
   return {
     preset: setting.preset,
     names,
+    readNames: new Set(['key', ...POSTBACK_FIELDS.flatMap((field) => names[field])]),
     statusValues,
     decimalComma: setting.decimal_comma ?? preset.decimal_comma,
     dedupe: setting.dedupe ?? preset.dedupe,
@@ -237,8 +240,7 @@ export function readPostbackFormat(stored: unknown): { format: PostbackFormat | 
               !Object.entries(value.params).every(([field, names]) => POSTBACK_FIELDS.includes(field as PostbackField) && strings(names)))
           ? 'has params that are not lists of names per field'
           : value.status_values !== undefined &&
-              (typeof value.status_values !== 'object' ||
-                !Object.values(value.status_values).every((s) => ['approved', 'pending', 'rejected'].includes(s as string)))
+              (typeof value.status_values !== 'object' || !Object.values(value.status_values).every((s) => CONVERSION_STATUSES.includes(s as ConversionStatus)))
             ? 'has status_values that are not statuses'
             : (value.decimal_comma !== undefined && typeof value.decimal_comma !== 'boolean') ||
                 (value.dedupe !== undefined && !DEDUPE_MODES.includes(value.dedupe))

@@ -41,8 +41,8 @@ export const intIdQuery = z.coerce.number().int().positive().max(INT_ID_MAX, 'is
 
 // What both Postgres timestamptz and a JS Date hold, and a client can mean: Postgres has no
 // year 0 and JS Dates end in year 275760, so the ends are the epoch and the last of year 9999.
-export const DATE_TIME_MIN = new Date('1970-01-01T00:00:00.000Z');
-export const DATE_TIME_MAX = new Date('9999-12-31T23:59:59.999Z');
+const DATE_TIME_MIN = new Date('1970-01-01T00:00:00.000Z');
+const DATE_TIME_MAX = new Date('9999-12-31T23:59:59.999Z');
 
 /**
  * Every date-time the admin API accepts: ISO 8601 with a time zone (Z or ±hh:mm), a real

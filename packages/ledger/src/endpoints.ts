@@ -1,19 +1,5 @@
-import type { PrismaClient, Tx } from '@trackway/db';
-import { type EventEnvelope, type HeaderMap, type SecretBox, createEvent, endpointJson, sealHeaders } from '@trackway/domain';
-
-/**
- * Disables an endpoint (410 Gone, or failing for DELIVERY_DISABLE_AFTER) and returns the
- * `endpoint.disabled` event to write in the same transaction; nothing if it was already off.
- */
-export async function disableEndpoint(tx: Tx, endpointId: string, reason: string, now: Date): Promise<EventEnvelope[]> {
-  const { count } = await tx.webhookEndpoint.updateMany({
-    where: { id: endpointId, enabled: true },
-    data: { enabled: false, disabledReason: reason, updatedAt: now },
-  });
-  if (count === 0) return [];
-  const endpoint = await tx.webhookEndpoint.findUniqueOrThrow({ where: { id: endpointId } });
-  return [createEvent('endpoint.disabled', { endpoint: endpointJson(endpoint) }, now)];
-}
+import type { PrismaClient } from '@trackway/db';
+import { type HeaderMap, type SecretBox, sealHeaders } from '@trackway/domain';
 
 /**
  * Seals the custom headers still stored in plaintext (rows from before the

@@ -20,27 +20,30 @@ export function payoutJson(p: PayoutRow, commissionIds?: string[]) {
 
 /**
  * Gathers an affiliate's approved, unpaid commissions in one currency into a new payout, or
- * returns null when there are none. The conditional UPDATE is the guard: a commission already
- * in a payout, or voided by a concurrent reversal, is never taken. A payout holds at most
+ * returns null when there are none. The row locks are the guard: a commission already in a
+ * payout, or voided by a concurrent reversal, is not among those read, and none of those read
+ * can change before this commits. A payout holds at most
  * PAYOUT_AMOUNT_MAX: the oldest commissions that fit go in, and `hasMore` says that others wait
  * for the next payout (planPayoutBatch).
  */
-export async function createPayout(tx: Tx, affiliateId: number, currency: string, now: Date): Promise<{ payout: PayoutRow; hasMore: boolean } | null> {
-  const id = newId('payout');
-  await tx.payout.create({ data: { id, affiliateId, currency, amount: 0, createdAt: now, updatedAt: now } });
+export async function createPayout(
+  tx: Tx,
+  affiliateId: number,
+  currency: string,
+  now: Date,
+): Promise<{ payout: PayoutRow; commissionIds: string[]; hasMore: boolean } | null> {
   // Locked in id order, as the attribution worker locks the commissions a batch changes: two
-  // transactions taking the same commissions never wait for each other in a cycle.
+  // transactions taking the same commissions never wait for each other in a cycle. Locked, they
+  // all stay approved and unpaid until this commits, so the batch's sum is the payout's amount.
   const unpaid = await tx.$queryRaw<{ id: string; amount: string }[]>`
     SELECT id, amount::text AS amount FROM commissions WHERE affiliate_id = ${affiliateId} AND currency = ${currency} AND status = 'approved' AND payout_id IS NULL ORDER BY id FOR UPDATE`;
   if (unpaid.length === 0) return null;
   const batch = planPayoutBatch(unpaid);
-  await tx.commission.updateMany({ where: { id: { in: batch.ids }, status: 'approved', payoutId: null }, data: { payoutId: id, updatedAt: now } });
-  return { payout: await recomputeAmount(tx, id, now), hasMore: batch.remaining > 0 };
-}
-
-async function recomputeAmount(tx: Tx, payoutId: string, now: Date): Promise<PayoutRow> {
-  await tx.$executeRawUnsafe(RECOMPUTE_PAYOUTS_SQL, [payoutId], now);
-  return tx.payout.findUniqueOrThrow({ where: { id: payoutId } });
+  const payout = await tx.payout.create({
+    data: { id: newId('payout'), affiliateId, currency, amount: batch.amount.toFixed(), createdAt: now, updatedAt: now },
+  });
+  await tx.commission.updateMany({ where: { id: { in: batch.ids } }, data: { payoutId: payout.id, updatedAt: now } });
+  return { payout, commissionIds: batch.ids, hasMore: batch.remaining > 0 };
 }
 
 /** Marks a pending payout sent and returns the `payout.sent` event, or null if it was not pending. */

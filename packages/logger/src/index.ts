@@ -125,8 +125,10 @@ export function redactUrl(url: string | undefined): string | undefined {
       const eq = pair.indexOf('=');
       const name = eq === -1 ? pair : pair.slice(0, eq);
       const value = eq === -1 ? '' : pair.slice(eq + 1);
-      const secret = SECRET_NAME.test(decodeLoosely(name)) || SECRET_VALUE.test(decodeLoosely(value)) || SECRET_VALUE.test(decodeLoosely(name));
-      return secret ? `${SECRET_VALUE.test(decodeLoosely(name)) ? '[redacted]' : name}=[redacted]` : pair;
+      const decodedName = decodeLoosely(name);
+      const nameIsSecret = SECRET_VALUE.test(decodedName);
+      const secret = nameIsSecret || SECRET_NAME.test(decodedName) || SECRET_VALUE.test(decodeLoosely(value));
+      return secret ? `${nameIsSecret ? '[redacted]' : name}=[redacted]` : pair;
     });
   return `${path}?${parts.join('&')}`;
 }

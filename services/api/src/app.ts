@@ -70,8 +70,9 @@ export function createApp(deps: ApiDeps): Express {
   v1.use('/webhook-endpoints', webhookEndpointsRouter(deps));
   v1.use('/deliveries', deliveriesRouter(deps));
   v1.use('/payouts', payoutsRouter(deps));
+  const eventTypes = eventTypesJson();
   v1.get('/event-types', (_req, res) => {
-    res.json(eventTypesJson());
+    res.json(eventTypes);
   });
   app.use('/v1', v1);
 

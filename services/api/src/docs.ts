@@ -4,26 +4,29 @@ import { apiReference } from '@scalar/express-api-reference';
 import { type RequestHandler, Router } from 'express';
 import { buildDocument } from './openapi';
 
-export const OPENAPI_PATH = '/openapi.json';
-export const DOCS_PATH = '/docs';
+const OPENAPI_PATH = '/openapi.json';
+const DOCS_PATH = '/docs';
 const SCRIPT_PATH = `${DOCS_PATH}/scalar.js`;
 
 // The reference's browser bundle, from node_modules: the page must render on a network that
 // reaches no CDN. The package exports no path to it, so it is found beside one it does export.
 const standaloneBundle = () => path.join(path.dirname(require.resolve('@scalar/api-reference/style.css')), 'browser', 'standalone.js');
 
+// Generated once per process, on the first request for it (it does not change while it runs).
+let documentText: string | undefined;
+const documentJson = () => (documentText ??= JSON.stringify(buildDocument()));
+
 /**
- * The public contract, without auth: `GET /openapi.json` (generated once, at start-up) and
+ * The public contract, without auth: `GET /openapi.json` (generated once per process) and
  * `GET /docs`, Scalar's rendering of it. The page's inline script carries a per-request nonce;
  * its styles are inline (Scalar sets style attributes, which a nonce cannot cover).
  */
 export function docsRouter(): Router {
-  const document = JSON.stringify(buildDocument());
   const bundle = standaloneBundle();
   const router = Router();
 
   router.get(OPENAPI_PATH, (_req, res) => {
-    res.type('json').send(document);
+    res.type('json').send(documentJson());
   });
 
   // No fonts, telemetry or AI agent from Scalar's servers: nothing the page needs is off this host.

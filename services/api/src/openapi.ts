@@ -61,6 +61,8 @@ function crud(o: {
   what: string;
   params: z.ZodObject;
   item: z.ZodType;
+  /** What GET /{id} answers when it shows more than the list's items. */
+  detail?: z.ZodType;
   query: z.ZodObject;
   create?: { body: z.ZodType; answer: z.ZodType; description?: string; errors?: RouteSpec['errors'] };
   update?: { body: z.ZodType; description?: string; errors?: RouteSpec['errors'] };
@@ -95,7 +97,7 @@ function crud(o: {
       tag: o.tag,
       summary: `Get ${article(o.what)}`,
       params: o.params,
-      ok: { status: 200, description: `The ${o.what}.`, schema: o.item },
+      ok: { status: 200, description: `The ${o.what}.`, schema: o.detail ?? o.item },
       errors: { 404: `No ${o.what} has this id.` },
     },
   );
@@ -295,34 +297,21 @@ export const ADMIN_ROUTES: RouteSpec[] = [
     ok: { status: 202, description: 'Queued again.', schema: r.DeliveryRetried },
     errors: { 404: 'No delivery has this id.', 409: 'endpoint_disabled or delivery_pending.', 503: ERRORS[503] },
   },
-  {
-    method: 'post',
-    path: '/v1/payouts',
+  ...crud({
+    base: '/v1/payouts',
     tag: 'Payouts',
-    summary: 'Create a payout',
-    description: "Gathers the affiliate's approved, unpaid commissions in one currency.",
-    body: r.PayoutCreate,
-    ok: { status: 201, description: 'The payout.', schema: r.PayoutCreated },
-    errors: { ...withBody, 422: 'no_commissions: nothing approved and unpaid in this currency.' },
-  },
-  {
-    method: 'get',
-    path: '/v1/payouts',
-    tag: 'Payouts',
-    summary: 'List payouts',
-    query: r.PayoutList,
-    ok: { status: 200, description: 'A page, newest first.', schema: r.pageOf(r.Payout, 'PayoutPage') },
-    errors: listQueryErrors,
-  },
-  {
-    method: 'get',
-    path: '/v1/payouts/{id}',
-    tag: 'Payouts',
-    summary: 'Get a payout',
+    what: 'payout',
     params: payoutId,
-    ok: { status: 200, description: 'The payout.', schema: r.PayoutWithCommissions },
-    errors: { 404: 'No payout has this id.' },
-  },
+    item: r.Payout,
+    detail: r.PayoutWithCommissions,
+    query: r.PayoutList,
+    create: {
+      body: r.PayoutCreate,
+      answer: r.PayoutCreated,
+      description: "Gathers the affiliate's approved, unpaid commissions in one currency.",
+      errors: { 422: 'no_commissions: nothing approved and unpaid in this currency.' },
+    },
+  }),
   {
     method: 'post',
     path: '/v1/payouts/{id}/mark-sent',

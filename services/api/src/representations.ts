@@ -157,7 +157,7 @@ const PostbackFormatInput = z
     for (const [path, message] of Object.entries(postbackFormatProblems(format))) ctx.addIssue({ code: 'custom', path: path.split('.').slice(1), message });
   })
   .meta({ id: 'PostbackFormatInput' });
-export const PostbackFormatSetting = z.strictObject(postbackFormatFields).meta({ id: 'PostbackFormat' });
+const PostbackFormatSetting = z.strictObject(postbackFormatFields).meta({ id: 'PostbackFormat' });
 
 // An advertiser's settings beyond name and status: every answer shows them, PATCH takes them.
 // A new setting is one line in each of advertiserSettings, Advertiser and advertiserJson.
@@ -192,7 +192,7 @@ export const SigningSecretRotated = z
   .strictObject({ signing_secret: z.string().meta({ description: 'Shown in this answer only.' }), previous_signing_secret_expires_at: timestamp.nullable() })
   .meta({ id: 'SigningSecretRotated' });
 
-export interface AdvertiserRow extends EntityRow {
+interface AdvertiserRow extends EntityRow {
   requireSignedPostbacks: boolean;
   allowedIps: string[] | null;
   postbackRateLimitPerSecond: number | null;
@@ -339,9 +339,8 @@ export const ConversionList = listQuery({
 export const ConversionReview = z.strictObject({ status: z.enum(['approved', 'rejected']) }).meta({ id: 'ConversionReview' });
 
 /** conversionJson (domain), checked against its schema. */
-export const conversionResponse = (row: Parameters<typeof conversionJson>[0], fraudFlags: string[]): Out<typeof Conversion> => conversionJson(row, fraudFlags);
 
-export const Commission = z
+const Commission = z
   .strictObject({
     id: ids.commission,
     conversion_id: ids.conversion,
@@ -353,7 +352,7 @@ export const Commission = z
   })
   .meta({ id: 'Commission' });
 
-export const FraudFlag = z
+const FraudFlag = z
   .strictObject({
     id: ids.fraudFlag,
     rule: z.string().meta({ description: 'unknown_click, click_expired, ctit_too_short or amount_over_cap.', example: 'ctit_too_short' }),
@@ -480,7 +479,6 @@ export const EndpointRecovered = z
   .meta({ id: 'WebhookEndpointRecovered' });
 
 /** endpointJson (domain), checked against its schema. */
-export const endpointResponse = (row: Parameters<typeof endpointJson>[0]): Out<typeof WebhookEndpoint> => endpointJson(row);
 
 export const Delivery = z
   .strictObject({
@@ -495,7 +493,7 @@ export const Delivery = z
     updated_at: timestamp,
   })
   .meta({ id: 'Delivery' });
-export const DeliveryAttempt = z
+const DeliveryAttempt = z
   .strictObject({
     number: z.number().int().min(1),
     at: timestamp,
@@ -577,7 +575,6 @@ export const PayoutCreated = PayoutWithCommissions.extend({
 
 type PayoutRow = Parameters<typeof payoutJson>[0];
 /** payoutJson (ledger), checked against its schemas. */
-export const payoutResponse = (row: PayoutRow): Out<typeof Payout> => payoutJson(row);
 export const payoutWithCommissionsResponse = (row: PayoutRow, commissionIds: string[]): Out<typeof PayoutWithCommissions> => {
   const json = payoutJson(row, commissionIds);
   return { ...json, commission_ids: commissionIds };
@@ -587,7 +584,7 @@ export const payoutWithCommissionsResponse = (row: PayoutRow, commissionIds: str
 
 const previousStatus = z.enum(CONVERSION_STATUSES).nullable().meta({ description: 'null when the conversion was created in this status.' });
 /** Each event type's `data`, keyed by type: exhaustive over EVENT_TYPES. */
-export const EVENT_DATA = {
+const EVENT_DATA = {
   'conversion.created': z.strictObject({ conversion: Conversion }),
   'conversion.approved': z.strictObject({ conversion: Conversion, previous_status: previousStatus }),
   'conversion.rejected': z.strictObject({ conversion: Conversion, previous_status: previousStatus }),

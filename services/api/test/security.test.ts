@@ -37,8 +37,22 @@ describe('security headers', () => {
       'board script': await request(h.app).get(`/admin/queues/${script}`).set(h.auth).expect(200),
       'board api': await request(h.app).get('/admin/queues/api/queues').set(h.auth).expect(200),
       'board api without a session': await request(h.app).get('/admin/queues/api/queues').expect(401),
+      'openapi document': await request(h.app).get('/openapi.json').expect(200),
+      'api reference page': await request(h.app).get('/docs').expect(200),
     };
     for (const [name, res] of Object.entries(answers)) expect({ name, problems: securityHeaderProblems(res.headers) }).toEqual({ name, problems: [] });
+    // The one answer browsers may keep: the reference's static script (no secret in it).
+    const reference = await request(h.app).get('/docs/scalar.js').expect(200);
+    expect(securityHeaderProblems(reference.headers, { cache: false })).toEqual([]);
+    expect(reference.headers['cache-control']).toBe('public, max-age=86400');
+    // No CORS: no answer lets another origin read it, asked (a preflight, an Origin) or not.
+    const origin = { Origin: 'https://elsewhere.example' };
+    const preflight = await request(h.app)
+      .options('/v1/advertisers')
+      .set({ ...origin, 'Access-Control-Request-Method': 'POST' });
+    const fromElsewhere = await request(h.app).get('/openapi.json').set(origin).expect(200);
+    for (const res of [...Object.values(answers), reference, preflight, fromElsewhere])
+      expect(Object.keys(res.headers).filter((name) => name.startsWith('access-control-'))).toEqual([]);
     // The JSON API loads nothing; Bull Board's pages load only their own scripts.
     expect(answers['list advertisers'].headers['content-security-policy']).toMatch(/default-src 'none'/);
     expect(answers['board page'].headers['content-security-policy']).toMatch(/script-src 'self'(;|$)/);

@@ -87,7 +87,7 @@ export function worthWaiting(typicalAttemptMs: number | undefined, waitersAhead:
 
 /** An attempt in flight four times as long as the endpoint's usual ones, and at least 250 ms. */
 const stuckAfterMs = (typicalAttemptMs: number | undefined) => Math.max(250, 4 * (typicalAttemptMs ?? 0));
-export function isStuck(typicalAttemptMs: number | undefined, oldestInFlightMs: number): boolean {
+function isStuck(typicalAttemptMs: number | undefined, oldestInFlightMs: number): boolean {
   return oldestInFlightMs > stuckAfterMs(typicalAttemptMs);
 }
 

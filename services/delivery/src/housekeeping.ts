@@ -66,7 +66,8 @@ export function createSweeper(deps: SweepDeps) {
     const states = await Promise.all([...new Set([first, latest])].map((id) => queue.getJobState(id)));
     if (states.some((state) => LIVE_JOB_STATES.has(state))) return false;
     const job = await queue.getJob(latest);
-    if (job && (await job.getState()) === 'failed') {
+    // The latest job's state is the last one read (getJobState of a missing job is 'unknown').
+    if (job && states.at(-1) === 'failed') {
       // Its count of HTTP attempts stands (it failed for another reason, e.g. stalling too often):
       // the retry goes on with what is left of the schedule, not a new one.
       await job.retry('failed');

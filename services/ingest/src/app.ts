@@ -200,8 +200,6 @@ export function createApp(deps: IngestDeps): RequestListener {
     res.writeHead(302, {
       ...STATIC_SECURITY_HEADERS,
       location,
-      'cache-control': 'no-store',
-      'referrer-policy': 'no-referrer',
       'content-type': 'text/plain; charset=utf-8',
       'content-length': Buffer.byteLength(body),
     });
@@ -261,6 +259,7 @@ export function createApp(deps: IngestDeps): RequestListener {
     const signedId = await checkSignature(req, advertiser!, address, rawQuery, rawBody, query);
     // Read in the advertiser's dialect (its postback_format); what it does not read is kept.
     const { values, fields, sentAs, ignored } = collectParams(sources, advertiser!.format);
+    const ignoredNames = Object.keys(ignored);
     const input = validatePostback(values, fields, sentAs, advertiser!.format);
     if (!input) {
       metrics.postbacks.inc({ stage: 'ingest', outcome: 'invalid', reason: 'validation' });
@@ -295,7 +294,7 @@ export function createApp(deps: IngestDeps): RequestListener {
     }
     let postbackId: string;
     try {
-      const ignoredParams = Object.keys(ignored).length > 0 ? ignored : undefined;
+      const ignoredParams = ignoredNames.length > 0 ? ignored : undefined;
       postbackId = await enqueue.postback({ advertiserId, receivedAt: new Date().toISOString(), ...input, ...(ignoredParams ? { ignoredParams } : {}) });
       if (replayKey) redis.pexpire(replayKey, SIGNED_ID_TTL_MS).catch(() => undefined);
     } catch (error) {
@@ -306,7 +305,7 @@ export function createApp(deps: IngestDeps): RequestListener {
     }
     ids.postbackId = postbackId;
     metrics.postbacks.inc({ stage: 'ingest', outcome: 'queued', reason: '' });
-    send(res, 202, { postback_id: postbackId, status: 'queued', ignored_params: Object.keys(ignored) });
+    send(res, 202, { postback_id: postbackId, status: 'queued', ignored_params: ignoredNames });
   };
 
   /** Counts a failed authentication: throws `error`, or a 429 once the address is over its limit. */

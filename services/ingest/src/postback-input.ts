@@ -36,8 +36,6 @@ export interface PostbackInput {
   event: string;
 }
 
-const CLICK_ID = CLICK_ID_PATTERN;
-const EVENT = EVENT_PATTERN;
 // Printable text only: control characters in an order reference are a broken integration.
 const CONTROL = /[\u0000-\u001f\u007f]/;
 const KEY = 'key';
@@ -90,10 +88,8 @@ export function collectParams(
   const values: Values = {};
   const sentAs: SentAs = {};
   const fields: FieldErrors = {};
-  const read = new Set<string>([KEY]);
   for (const field of POSTBACK_FIELDS) {
     const names = format.names[field];
-    for (const name of names) read.add(name);
     const { value, as } = collectField(sources, field, names, fields);
     if (as !== undefined) {
       values[field] = value;
@@ -105,7 +101,7 @@ export function collectParams(
   const unread = new Map<string, unknown[]>();
   for (const source of sources) {
     for (const [name, value] of Object.entries(source)) {
-      if (read.has(name)) continue;
+      if (format.readNames.has(name)) continue;
       const problem = name === '__proto__' ? 'is a name Trackway cannot keep; rename the parameter' : (textProblem(name) ?? unreadValueProblem(value, 1));
       if (problem) {
         // As an own property: `fields.__proto__ = …` would set the prototype, not a field.
@@ -122,7 +118,7 @@ export function collectParams(
 }
 
 /** How deep a value Trackway does not read may nest (a body nests no deeper than this, see checkBody). */
-export const MAX_NESTING = 32;
+const MAX_NESTING = 32;
 
 /** Why a parameter Trackway does not read cannot be kept as sent, or null. */
 function unreadValueProblem(value: unknown, depth: number): string | null {
@@ -179,7 +175,7 @@ export function validatePostback(values: Values, fields: FieldErrors, sentAs: Se
   const clickId = text('click_id');
   if (!fields.click_id) {
     if (!clickId) fields.click_id = 'is required';
-    else if (!CLICK_ID.test(clickId)) {
+    else if (!CLICK_ID_PATTERN.test(clickId)) {
       fields.click_id = 'is not a click ID (URL-safe characters, at most 64)';
     }
   }
@@ -217,7 +213,7 @@ export function validatePostback(values: Values, fields: FieldErrors, sentAs: Se
   }
 
   const event = text('event') ?? 'conversion';
-  if (!fields.event && !EVENT.test(event)) fields.event = 'must be 1-64 letters, digits, or _ . : -';
+  if (!fields.event && !EVENT_PATTERN.test(event)) fields.event = 'must be 1-64 letters, digits, or _ . : -';
 
   if (Object.keys(fields).length > 0) return null;
   return { clickId: clickId!, orderId: orderId!, amount, currency, status: status as ConversionStatus, event };
@@ -306,7 +302,7 @@ function nestsDeeper(value: unknown, levels: number): boolean {
 }
 
 /** Keys that appear twice in one object of a JSON text. */
-export function duplicateJsonKeys(text: string): string[] {
+function duplicateJsonKeys(text: string): string[] {
   const objects: Set<string>[] = [];
   const duplicates: string[] = [];
   visit(text, {

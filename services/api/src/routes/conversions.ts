@@ -1,17 +1,17 @@
 import { retryOnConflict } from '@trackway/db';
-import { canTransition } from '@trackway/domain';
+import { canTransition, conversionJson } from '@trackway/domain';
 import { HttpError, notFound, parseInput } from '@trackway/http';
 import { ConcurrentUpdateError, transitionConversion } from '@trackway/ledger';
 import { publishEvents, writeEvents } from '@trackway/outbox';
 import { Router } from 'express';
 import type { ApiDeps } from '../deps';
 import { decodeCursor, page, parseListQuery } from '../pagination';
-import { ConversionList, ConversionReview, conversionResponse } from '../representations';
+import { ConversionList, ConversionReview } from '../representations';
 import { prefixedId } from './params';
 
 const withFlags = { fraudFlags: { select: { rule: true }, orderBy: { createdAt: 'asc' } } } as const;
-const json = (row: Parameters<typeof conversionResponse>[0] & { fraudFlags: { rule: string }[] }) =>
-  conversionResponse(
+const json = (row: Parameters<typeof conversionJson>[0] & { fraudFlags: { rule: string }[] }) =>
+  conversionJson(
     row,
     row.fraudFlags.map((f) => f.rule),
   );

@@ -1,11 +1,11 @@
 import { retryOnConflict } from '@trackway/db';
 import { HttpError, badRequest, notFound, parseInput } from '@trackway/http';
-import { createPayout, markPayoutSent } from '@trackway/ledger';
+import { createPayout, markPayoutSent, payoutJson } from '@trackway/ledger';
 import { publishEvents, writeEvents } from '@trackway/outbox';
 import { Router } from 'express';
 import type { ApiDeps } from '../deps';
 import { decodeCursor, page, parseListQuery } from '../pagination';
-import { PayoutCreate, PayoutList, PayoutMarkSent, payoutResponse, payoutWithCommissionsResponse } from '../representations';
+import { PayoutCreate, PayoutList, PayoutMarkSent, payoutWithCommissionsResponse } from '../representations';
 import { prefixedId } from './params';
 
 export function payoutsRouter({ prisma, pool, queues, logger }: ApiDeps): Router {
@@ -15,20 +15,12 @@ export function payoutsRouter({ prisma, pool, queues, logger }: ApiDeps): Router
   router.post('/', async (req, res) => {
     const input = parseInput(PayoutCreate, req.body);
     if (!(await prisma.affiliate.findUnique({ where: { id: input.affiliate_id } }))) throw badRequest({ affiliate_id: 'no affiliate has this id' });
-    const { payout, hasMore } = await retryOnConflict(() =>
-      prisma.$transaction(async (tx) => {
-        const created = await createPayout(tx, input.affiliate_id, input.currency, new Date());
-        // Throwing rolls the empty payout back.
-        if (!created) throw new HttpError(422, 'no_commissions', `Affiliate ${input.affiliate_id} has no approved, unpaid commissions in ${input.currency}.`);
-        return { payout: await tx.payout.findUniqueOrThrow({ where: { id: created.payout.id }, include: withCommissions }), hasMore: created.hasMore };
-      }),
-    );
+    const created = await retryOnConflict(() => prisma.$transaction((tx) => createPayout(tx, input.affiliate_id, input.currency, new Date())));
+    if (!created) throw new HttpError(422, 'no_commissions', `Affiliate ${input.affiliate_id} has no approved, unpaid commissions in ${input.currency}.`);
+    const { payout, commissionIds, hasMore } = created;
     // has_more: the payout is full (PAYOUT_AMOUNT_MAX); ask again for the next one.
     res.status(201).json({
-      ...payoutWithCommissionsResponse(
-        payout,
-        payout.commissions.map((c) => c.id),
-      ),
+      ...payoutWithCommissionsResponse(payout, commissionIds),
       has_more: hasMore,
     });
   });
@@ -41,7 +33,7 @@ export function payoutsRouter({ prisma, pool, queues, logger }: ApiDeps): Router
       orderBy: { id: 'desc' },
       take: q.limit + 1,
     });
-    res.json(page(rows, q.limit, payoutResponse));
+    res.json(page(rows, q.limit, (row) => payoutJson(row)));
   });
 
   router.get('/:id', async (req, res) => {

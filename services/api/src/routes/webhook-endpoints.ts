@@ -1,4 +1,4 @@
-import { createEvent, newId, sealHeaders } from '@trackway/domain';
+import { createEvent, endpointJson, newId, sealHeaders } from '@trackway/domain';
 import { HttpError, badRequest, notFound, parseInput, unavailable } from '@trackway/http';
 import { publishEvents, writeEvents } from '@trackway/outbox';
 import { deliveryJobOptions, replayJobId } from '@trackway/queues';
@@ -6,7 +6,7 @@ import { checkLiteralHost, generateSecret } from '@trackway/webhooks';
 import { Router } from 'express';
 import type { ApiDeps } from '../deps';
 import { decodeCursor, page, parseListQuery } from '../pagination';
-import { EndpointCreate, EndpointDeliveriesList, EndpointList, EndpointRecover, EndpointUpdate, deliveryJson, endpointResponse } from '../representations';
+import { EndpointCreate, EndpointDeliveriesList, EndpointList, EndpointRecover, EndpointUpdate, deliveryJson } from '../representations';
 import { prefixedId } from './params';
 
 const OVERLAP_MS = 24 * 3600 * 1000;
@@ -90,7 +90,7 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
   };
   const changed = async (id: string) => {
     await invalidate('endpoint', id);
-    return endpointResponse(await prisma.webhookEndpoint.findUniqueOrThrow({ where: { id } }));
+    return endpointJson(await prisma.webhookEndpoint.findUniqueOrThrow({ where: { id } }));
   };
 
   router.post('/', async (req, res) => {
@@ -110,7 +110,7 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
     await invalidate('endpoint', endpoint.id);
     // The secret is shown here and on rotation only; it is stored encrypted, like header values
     // (which no answer shows).
-    res.status(201).json({ ...endpointResponse(endpoint), secret });
+    res.status(201).json({ ...endpointJson(endpoint), secret });
   });
 
   router.get('/', async (req, res) => {
@@ -121,11 +121,11 @@ export function webhookEndpointsRouter(deps: ApiDeps): Router {
       orderBy: { id: 'desc' },
       take: q.limit + 1,
     });
-    res.json(page(rows, q.limit, endpointResponse));
+    res.json(page(rows, q.limit, endpointJson));
   });
 
   router.get('/:id', async (req, res) => {
-    res.json(endpointResponse(await load(req.params.id)));
+    res.json(endpointJson(await load(req.params.id)));
   });
 
   router.patch('/:id', async (req, res) => {
