@@ -72,6 +72,21 @@ it('rotates a signing secret shown once and stored sealed, verifies with it, and
   );
   const old = signed(query(), first.body.signing_secret);
   await request(stack.ingest).get(old.path).set(old.headers).expect(202);
+
+  // A leaked secret is revoked at once by rotating twice: only the last two verify.
+  const third = await admin.post(`/v1/advertisers/${id}/rotate-signing-secret`).expect(200);
+  await waitFor(
+    async () => {
+      const next = signed(query(), third.body.signing_secret);
+      return (await request(stack.ingest).get(next.path).set(next.headers)).status === 202 || undefined;
+    },
+    { what: 'ingest to take the third secret' },
+  );
+  const leaked = signed(query(), first.body.signing_secret);
+  const refused = await request(stack.ingest).get(leaked.path).set(leaked.headers).expect(401);
+  expect(refused.body.error.code).toBe('invalid_signature');
+  const previous = signed(query(), second.body.signing_secret);
+  await request(stack.ingest).get(previous.path).set(previous.headers).expect(202);
 });
 
 it('validates allowed_ips and postback_rate_limit_per_second, and shows them', async () => {

@@ -24,44 +24,49 @@ export function cachedLookup<V extends object>(
 ): CachedLookup<V> {
   const missTtl = options.missTtlMs ?? Math.min(options.ttlMs, 2_000);
   const misses = new LRUCache<string, true>({ max: options.max ?? 10_000, ttl: missTtl });
-  const cache = new LRUCache<string, { value: V | null }>({
-    max: options.max ?? 10_000,
-    ttl: options.ttlMs,
-    fetchMethod: async (key, stale, { options: fetchOptions }) => {
-      let value: V | null;
-      try {
-        value = await load(key);
-      } catch (error) {
-        // Nothing known about this key: the caller says so (503), never a guess.
-        if (stale === undefined || !options.staleOnError) throw error;
-        // The last value read, tried again in a second.
-        fetchOptions.ttl = Math.min(options.ttlMs, STALE_RETRY_MS);
-        return stale;
-      }
-      // A miss lives in `misses`; here only as long as concurrent callers share the load.
-      if (value === null) fetchOptions.ttl = 1;
-      return { value };
-    },
-  });
+  // Only values found enter this cache: a key is inserted once its load found it, so a load
+  // that finds nothing never takes (or evicts) a known key's place.
+  const found = new LRUCache<string, V>({ max: options.max ?? 10_000, ttl: options.ttlMs, allowStale: false, noDeleteOnStaleGet: true });
+  // Concurrent callers of one key share its load.
+  const loading = new Map<string, Promise<V | null>>();
+  const refresh = async (k: string): Promise<V | null> => {
+    let value: V | null;
+    try {
+      value = await load(k);
+    } catch (error) {
+      // Nothing known about this key: the caller says so (503), never a guess.
+      const stale = found.get(k, { allowStale: true });
+      if (stale === undefined || !options.staleOnError) throw error;
+      // The last value read, tried again in a second.
+      found.set(k, stale, { ttl: Math.min(options.ttlMs, STALE_RETRY_MS) });
+      return stale;
+    }
+    if (value === null) {
+      found.delete(k);
+      misses.set(k, true);
+    } else found.set(k, value);
+    return value;
+  };
   return {
     async get(key) {
       const k = String(key);
       if (misses.has(k)) return null;
-      const entry = await cache.fetch(k);
-      const value = entry?.value ?? null;
-      if (value === null) {
-        cache.delete(k);
-        misses.set(k, true);
+      const hit = found.get(k);
+      if (hit !== undefined) return hit;
+      let pending = loading.get(k);
+      if (!pending) {
+        pending = refresh(k).finally(() => loading.delete(k));
+        loading.set(k, pending);
       }
-      return value;
+      return pending;
     },
     peek(key) {
       const k = String(key);
       if (misses.has(k)) return null;
-      return cache.get(k, { allowStale: true })?.value ?? undefined;
+      return found.get(k, { allowStale: true });
     },
     clear() {
-      cache.clear();
+      found.clear();
       misses.clear();
     },
   };

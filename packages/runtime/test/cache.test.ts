@@ -58,3 +58,19 @@ it('without staleOnError, a failed refresh is the caller’s error', async () =>
   await sleep(40);
   await expect(lookup.get('k')).rejects.toThrow('connection refused');
 });
+
+it('a stream of unknown keys never pushes known ones out, even when the cache is full', async () => {
+  const loads = new Map<string, number>();
+  const lookup = cachedLookup(
+    async (key) => {
+      loads.set(key, (loads.get(key) ?? 0) + 1);
+      return key.startsWith('known') ? { key } : null;
+    },
+    { ttlMs: 60_000, missTtlMs: 60_000, max: 3 },
+  );
+  for (const key of ['known-1', 'known-2', 'known-3']) await lookup.get(key);
+  for (let i = 0; i < 20; i++) expect(await lookup.get(`random-${i}`)).toBeNull();
+  for (const key of ['known-1', 'known-2', 'known-3']) expect(await lookup.get(key)).toEqual({ key });
+  expect([loads.get('known-1'), loads.get('known-2'), loads.get('known-3')]).toEqual([1, 1, 1]);
+  expect(lookup.peek('known-1')).toEqual({ key: 'known-1' });
+});

@@ -130,6 +130,22 @@ describe('signed postbacks (Standard Webhooks)', () => {
     expect(replay.body.error).toMatchObject({ code: 'invalid_signature', message: expect.stringContaining('webhook-id') });
   });
 
+  it('lets a postback refused 429 be retried with the same webhook-id (the id is released, not used up)', async () => {
+    const fx = await advertiser({ postbackRateLimitPerSecond: 1 });
+    let limited: ReturnType<typeof signedGet> | undefined;
+    for (let i = 0; i < 5 && !limited; i++) {
+      const sent = signedGet(`key=${fx.postbackKey}&click_id=${clickId}&order_id=${nextOrder()}`, fx.secret);
+      const res = await request(h.app).get(sent.path).set(sent.headers).set('X-Forwarded-For', nextAddress());
+      if (res.status === 429) limited = sent;
+      else expect(res.status).toBe(202);
+    }
+    expect(limited).toBeDefined();
+    // The next window: the same request, same webhook-id, is accepted once.
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    await request(h.app).get(limited!.path).set(limited!.headers).set('X-Forwarded-For', nextAddress()).expect(202);
+    await request(h.app).get(limited!.path).set(limited!.headers).set('X-Forwarded-For', nextAddress()).expect(401);
+  });
+
   it('verifies with the previous secret until it expires', async () => {
     const previous = generateSecret();
     const fx = await advertiser({
