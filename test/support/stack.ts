@@ -22,6 +22,7 @@ export const SECRETS_KEY = Buffer.alloc(32, 9);
 export const FAST_DELIVERY: DeliverySettings = {
   timeoutMs: 1_000,
   schedule: [0, 50, 100],
+  retryAfterMaxMs: 3_600_000,
   breakerThreshold: 5,
   breakerCooldownMs: 1_000,
   disableAfterMs: 5 * 86_400_000,

@@ -91,3 +91,18 @@ export const replayJobId = (eventId: string, endpointId: string, replayCount: nu
 
 /** Job states in which a job will still run: a delivery with such a job is not stranded. */
 export const LIVE_JOB_STATES: ReadonlySet<string> = new Set(['waiting', 'delayed', 'active', 'prioritized', 'waiting-children']);
+
+/**
+ * The jobs a delivery may be queued under — its first send, then its latest replay — with their
+ * states, in that order; `live` when one of them is still queued or running.
+ */
+export async function deliveryJobStates(
+  queue: { getJobState(id: string): Promise<string> },
+  eventId: string,
+  endpointId: string,
+  replayCount: number,
+): Promise<{ ids: string[]; states: string[]; live: boolean }> {
+  const ids = [deliveryJobId(eventId, endpointId), ...(replayCount > 0 ? [replayJobId(eventId, endpointId, replayCount)] : [])];
+  const states = await Promise.all(ids.map((id) => queue.getJobState(id)));
+  return { ids, states, live: states.some((state) => LIVE_JOB_STATES.has(state)) };
+}

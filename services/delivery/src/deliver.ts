@@ -4,7 +4,7 @@ import type { EventEnvelope } from '@trackway/domain';
 import { type Logger, errorReporter } from '@trackway/logger';
 import type { DeliveryJob, TypedQueue } from '@trackway/queues';
 import { type Metrics, jobIds } from '@trackway/runtime';
-import { RESERVED_HEADERS, signedHeaders } from '@trackway/webhooks';
+import { signedHeaders } from '@trackway/webhooks';
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
 import { breakerOutcome, decideAttempt } from './decide';
 import { type EndpointDirectory, type LiveEndpoint, liveSecrets } from './endpoints';
@@ -52,8 +52,8 @@ export interface DeliverDeps {
     timeoutMs: number;
     schedule: readonly number[];
     disableAfterMs: number;
-    /** DELIVERY_RETRY_AFTER_MAX (default 1 h). */
-    retryAfterMaxMs?: number;
+    /** DELIVERY_RETRY_AFTER_MAX. */
+    retryAfterMaxMs: number;
   };
 }
 
@@ -66,9 +66,8 @@ export function bodyOf(payload: unknown): string {
 const statusClass = (result: AttemptResult) => (result.statusCode ? `${Math.floor(result.statusCode / 100)}xx` : 'none');
 
 function requestHeaders(endpoint: LiveEndpoint, eventId: string, body: string, at: Date): Record<string, string> {
-  const custom = Object.fromEntries(Object.entries(endpoint.headers).filter(([name]) => !RESERVED_HEADERS.has(name.toLowerCase())));
   return {
-    ...custom,
+    ...endpoint.headers,
     'content-type': 'application/json',
     'user-agent': USER_AGENT,
     ...signedHeaders({ id: eventId, timestamp: at, body }, liveSecrets(endpoint, at)),

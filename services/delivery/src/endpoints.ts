@@ -1,11 +1,13 @@
 import type { PrismaClient } from '@trackway/db';
 import { type SecretBox, openHeaders } from '@trackway/domain';
 import { cachedLookup } from '@trackway/runtime';
+import { RESERVED_HEADERS } from '@trackway/webhooks';
 
 export interface LiveEndpoint {
   id: string;
   url: string;
   eventTypes: string[];
+  /** The custom headers to send, reserved names (the signature's, content-type…) already left out. */
   headers: Record<string, string>;
   rateLimitPerSecond: number | null;
   enabled: boolean;
@@ -31,7 +33,8 @@ export function createEndpointDirectory(prisma: PrismaClient, box: SecretBox) {
     id: row.id,
     url: row.url,
     eventTypes: row.eventTypes,
-    headers: openHeaders(box, row),
+    // Filtered once per load: a reserved name (stored before the api refused them) never overrides ours.
+    headers: Object.fromEntries(Object.entries(openHeaders(box, row)).filter(([name]) => !RESERVED_HEADERS.has(name.toLowerCase()))),
     rateLimitPerSecond: row.rateLimitPerSecond,
     enabled: row.enabled,
     secret: box.open(row.secretSealed),

@@ -126,7 +126,8 @@ export function createGatedIsolation(
   const oldestInFlight = (endpointId: string) => {
     const started = inFlight.get(endpointId);
     if (!started || started.size === 0) return 0;
-    return Date.now() - Math.min(...started.values());
+    // A Map keeps insertion order: the first entry is the attempt that began first.
+    return Date.now() - started.values().next().value!;
   };
 
   return {

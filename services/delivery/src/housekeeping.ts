@@ -1,6 +1,6 @@
 import { type PgPool, type PrismaClient, statement } from '@trackway/db';
 import type { Logger } from '@trackway/logger';
-import { LIVE_JOB_STATES, type TypedQueue, deliveryJobId, deliveryJobOptions, replayJobId } from '@trackway/queues';
+import { type TypedQueue, deliveryJobOptions, deliveryJobStates } from '@trackway/queues';
 
 const DAY_MS = 86_400_000;
 
@@ -61,10 +61,9 @@ export function createSweeper(deps: SweepDeps) {
   let cursor = ['', ''];
 
   async function putBack(d: Overdue): Promise<boolean> {
-    const first = deliveryJobId(d.event_id, d.endpoint_id);
-    const latest = d.replay_count > 0 ? replayJobId(d.event_id, d.endpoint_id, d.replay_count) : first;
-    const states = await Promise.all([...new Set([first, latest])].map((id) => queue.getJobState(id)));
-    if (states.some((state) => LIVE_JOB_STATES.has(state))) return false;
+    const { ids, states, live } = await deliveryJobStates(queue, d.event_id, d.endpoint_id, d.replay_count);
+    if (live) return false;
+    const latest = ids.at(-1)!;
     const job = await queue.getJob(latest);
     // The latest job's state is the last one read (getJobState of a missing job is 'unknown').
     if (job && states.at(-1) === 'failed') {

@@ -29,8 +29,8 @@ export const MAX_STALLED_COUNT = 20;
 export interface DeliverySettings {
   timeoutMs: number;
   schedule: readonly number[];
-  /** DELIVERY_RETRY_AFTER_MAX: the longest a receiver's Retry-After defers the next attempt (default 1 h). */
-  retryAfterMaxMs?: number;
+  /** DELIVERY_RETRY_AFTER_MAX: the longest a receiver's Retry-After defers the next attempt. */
+  retryAfterMaxMs: number;
   breakerThreshold: number;
   breakerCooldownMs: number;
   disableAfterMs: number;

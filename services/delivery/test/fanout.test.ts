@@ -122,3 +122,15 @@ it('two processes fanning out the same events in opposite orders do not deadlock
     await expect(Promise.all([a(events), b([...events].reverse())])).resolves.toEqual([{ deliveries: 600 }, { deliveries: 600 }]);
   }
 });
+
+it('loads an endpoint without the reserved headers a row may hold (stored before the api refused them): they never override the signature', async () => {
+  const { sealHeaders } = await import('@trackway/domain');
+  const { box } = await import('./support');
+  const id = await h.endpoint();
+  await h.db.prisma.webhookEndpoint.update({
+    where: { id },
+    data: { sealedHeaders: sealHeaders(box, { 'Content-Type': 'text/plain', 'Webhook-Signature': 'v1,forged', 'X-Team': 'growth' }) },
+  });
+  h.endpoints.clear();
+  expect((await h.endpoints.get(id))?.headers).toEqual({ 'X-Team': 'growth' });
+});

@@ -1,5 +1,5 @@
 import { HttpError, notFound, unavailable } from '@trackway/http';
-import { LIVE_JOB_STATES, deliveryJobId, failFast, replayJobId } from '@trackway/queues';
+import { deliveryJobStates, failFast } from '@trackway/queues';
 import { Router } from 'express';
 import type { ApiDeps } from '../deps';
 import { prefixedId } from './params';
@@ -23,11 +23,10 @@ export function deliveriesRouter(deps: ApiDeps): Router {
 
   // Is a job for this delivery still queued or running (its first send, or its latest replay)?
   const liveJob = async (d: { eventId: string; endpointId: string; replayCount: number }) => {
-    const ids = [deliveryJobId(d.eventId, d.endpointId), ...(d.replayCount > 0 ? [replayJobId(d.eventId, d.endpointId, d.replayCount)] : [])];
-    const states = await failFast(deps.redis, () => Promise.all(ids.map((id) => deps.queues.deliveries.getJobState(id)))).catch(() => {
+    const { live } = await failFast(deps.redis, () => deliveryJobStates(deps.queues.deliveries, d.eventId, d.endpointId, d.replayCount)).catch(() => {
       throw unavailable('The queue cannot be checked right now; retry later.');
     });
-    return states.some((state) => LIVE_JOB_STATES.has(state));
+    return live;
   };
 
   router.post('/:id/retry', async (req, res) => {
