@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { type ServiceProcess, spawnService } from '../../test/support/processes';
 
-export type ServiceName = 'ingest' | 'api' | 'attribution' | 'delivery';
+import type { ServiceName } from '@trackway/config';
 
 export interface Kill {
   at: number;

@@ -1,6 +1,7 @@
 // Services as real child processes (tsx, as `pnpm start` runs them), for crash and shutdown tests.
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
+import type { ServiceName } from '@trackway/config';
 import { TEST_REDIS_URL } from '@trackway/testing';
 import { SECRETS_KEY, STACK_SECRET, type Stack } from './stack';
 
@@ -14,7 +15,7 @@ export interface ServiceProcess {
   waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<void>;
 }
 
-export function spawnService(service: 'ingest' | 'api' | 'attribution' | 'delivery', env: Record<string, string>): ServiceProcess {
+export function spawnService(service: ServiceName, env: Record<string, string>): ServiceProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', `services/${service}/src/main.ts`], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, NODE_ENV: 'test', LOG_LEVEL: 'info', ...env },

@@ -522,9 +522,7 @@ export function buildDocument(): ReturnType<typeof createDocument> {
       license: { name: 'MIT', identifier: 'MIT' },
     },
     servers: [{ url: '/', description: 'The api service (admin API).' }],
-    tags: ['Advertisers', 'Affiliates', 'Offers', 'Conversions', 'Postbacks', 'Webhook endpoints', 'Deliveries', 'Payouts', 'Events', 'Ingest', 'Meta'].map(
-      (name) => ({ name }),
-    ),
+    tags: [...new Set(ADMIN_ROUTES.map((route) => route.tag)), 'Ingest', 'Meta'].map((name) => ({ name })),
     paths,
     webhooks: webhooks(),
     components: {

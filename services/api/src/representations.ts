@@ -5,6 +5,7 @@ import {
   EVENT_PATTERN,
   EVENT_CATALOG,
   EVENT_TYPES,
+  ID_PREFIX,
   type EventType,
   MONEY_PATTERN,
   ORDER_ID_MAX,
@@ -23,7 +24,7 @@ import {
   postbackFormatProblems,
   readPostbackFormat,
 } from '@trackway/domain';
-import { dateTimeInput, intIdQuery, intIdSchema, text, urlText } from '@trackway/http';
+import { INT_ID_MAX, dateTimeInput, intIdQuery, intIdSchema, text, urlText } from '@trackway/http';
 import { payoutJson } from '@trackway/ledger';
 import { isAddressOrCidr } from '@trackway/runtime';
 import { RESERVED_HEADERS } from '@trackway/webhooks';
@@ -54,23 +55,23 @@ const currencyOut = z
   .string()
   .regex(/^[A-Z]{3}$/)
   .meta({ description: 'ISO 4217 currency code.', example: 'USD' });
-const prefixed = (prefix: string, example: string) =>
+const prefixed = (kind: keyof typeof ID_PREFIX, example: string) =>
   z
     .string()
-    .regex(new RegExp(`^${prefix}_[0-9A-Z]{26}$`))
+    .regex(new RegExp(`^${ID_PREFIX[kind]}_[0-9A-Z]{26}$`))
     .meta({ example });
-const intId = z.number().int().min(1).max(2_147_483_647);
+const intId = z.number().int().min(1).max(INT_ID_MAX);
 const entityStatus = z.enum(['active', 'inactive']);
 
 export const ids = {
-  conversion: prefixed('cnv', 'cnv_01JD8Z6Q5W3M0T9XK2V7R4N1BC'),
-  commission: prefixed('com', 'com_01JD8Z6Q5XG1S7C2W9E4K8M3PA'),
-  fraudFlag: prefixed('ff', 'ff_01JD8Z6Q5Y0N4B6D1H8T2R5V7X'),
-  postback: prefixed('pb', 'pb_01JD8Z6Q4Z2K9M1P5S3W7Y0B2D'),
-  event: prefixed('evt', 'evt_01JD8Z6Q62B4D6F8H0K2M4P6R8'),
-  endpoint: prefixed('ep', 'ep_01JD8Z6Q61A2C4E6G8J0L2N4Q6'),
-  delivery: prefixed('dlv', 'dlv_01JD8Z6Q63C5E7G9J1L3N5Q7S9'),
-  payout: prefixed('po', 'po_01JD8Z6Q60F3H5J7L9N1Q3S5U7'),
+  conversion: prefixed('conversion', 'cnv_01JD8Z6Q5W3M0T9XK2V7R4N1BC'),
+  commission: prefixed('commission', 'com_01JD8Z6Q5XG1S7C2W9E4K8M3PA'),
+  fraudFlag: prefixed('fraudFlag', 'ff_01JD8Z6Q5Y0N4B6D1H8T2R5V7X'),
+  postback: prefixed('postback', 'pb_01JD8Z6Q4Z2K9M1P5S3W7Y0B2D'),
+  event: prefixed('event', 'evt_01JD8Z6Q62B4D6F8H0K2M4P6R8'),
+  endpoint: prefixed('endpoint', 'ep_01JD8Z6Q61A2C4E6G8J0L2N4Q6'),
+  delivery: prefixed('delivery', 'dlv_01JD8Z6Q63C5E7G9J1L3N5Q7S9'),
+  payout: prefixed('payout', 'po_01JD8Z6Q60F3H5J7L9N1Q3S5U7'),
 };
 
 /** A page of a list: newest first; `next_cursor` is null on the last page. */
@@ -244,7 +245,7 @@ const payoutInput = z.discriminatedUnion(
   { error: 'must be {"type": "fixed", "amount"} or {"type": "percent", "percent"}' },
 );
 const offerSettings = {
-  name: text({ trim: true, min: 1, max: 200 }),
+  name: entityName,
   destination_url: destinationUrl,
   currency,
   payout: payoutInput,
@@ -331,7 +332,7 @@ export const Conversion = z
   })
   .meta({ id: 'Conversion' });
 export const ConversionList = listQuery({
-  order_id: text({ max: 255 }).optional(),
+  order_id: text({ max: ORDER_ID_MAX }).optional(),
   advertiser_id: intIdQuery.optional(),
   affiliate_id: intIdQuery.optional(),
   status: z.enum(CONVERSION_STATUSES).optional(),
@@ -548,9 +549,7 @@ export function deliveryWithAttemptsJson(d: DeliveryRow & { attempts: AttemptRow
 
 // ——— Payouts (shaped in @trackway/ledger, for payout.sent too) ———
 
-export const PayoutCreate = z
-  .strictObject({ affiliate_id: intIdSchema, currency: z.string().refine(isCurrency, 'must be an ISO 4217 code such as USD').meta({ example: 'USD' }) })
-  .meta({ id: 'PayoutCreate' });
+export const PayoutCreate = z.strictObject({ affiliate_id: intIdSchema, currency }).meta({ id: 'PayoutCreate' });
 export const PayoutMarkSent = z
   .strictObject({ reference: text({ trim: true, min: 1, max: 255 }).meta({ example: 'WIRE-2026-11-27-001' }) })
   .meta({ id: 'PayoutMarkSent' });

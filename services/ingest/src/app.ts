@@ -60,7 +60,8 @@ export interface IngestDeps {
 const MAX_BODY = BODY_LIMITS.postback;
 const SUB_KEYS = ['sub1', 'sub2', 'sub3', 'sub4', 'sub5'] as const;
 const POSITIVE_INT = /^[1-9]\d{0,9}$/;
-const BODY_TYPES = ['application/json', 'application/*+json', 'application/x-www-form-urlencoded'];
+const JSON_TYPES = ['application/json', 'application/*+json'];
+const BODY_TYPES = [...JSON_TYPES, 'application/x-www-form-urlencoded'];
 // Signed postbacks' webhook-ids are remembered this long: the ±5 min tolerance on both sides
 // and a minute for clocks that differ between replicas; beyond it, the timestamp is refused.
 const SIGNED_ID_TTL_MS = 11 * 60_000;
@@ -91,7 +92,7 @@ export function createApp(deps: IngestDeps): RequestListener {
   const globalRateLimit = deps.frontDoor?.postbackRateLimit ?? 0;
   // The raw body is kept: a signature is over the bytes as sent.
   const keepRaw = (req: IncomingMessage, _res: ServerResponse, buf: Buffer) => void ((req as RawRequest).rawBody = buf);
-  const jsonBody = express.json({ limit: MAX_BODY, strict: false, type: ['application/json', 'application/*+json'], verify: keepRaw });
+  const jsonBody = express.json({ limit: MAX_BODY, strict: false, type: JSON_TYPES, verify: keepRaw });
   const formBody = express.urlencoded({ limit: MAX_BODY, extended: false, parameterLimit: 200, verify: keepRaw });
   // body-parser's own middlewares work on plain node requests: one of them takes the body.
   const readBody = (req: IncomingMessage, res: ServerResponse) =>
@@ -224,7 +225,7 @@ export function createApp(deps: IngestDeps): RequestListener {
       if (body !== undefined && body !== null && (typeof body !== 'object' || Array.isArray(body))) {
         throw badRequest({ _: 'the JSON body must be an object' }, 'The request body must be a JSON object.');
       }
-      if (rawBody) checkBody(rawBody, body as Record<string, unknown>, typeIs(req, ['application/json', 'application/*+json']) !== false);
+      if (rawBody) checkBody(rawBody, body as Record<string, unknown>, typeIs(req, JSON_TYPES) !== false);
       if (body) sources.push(body as Record<string, unknown>);
     }
 

@@ -23,10 +23,10 @@ export function advertisersRouter(deps: ApiDeps): Router {
     kind: 'advertiser',
     delegate: deps.prisma.advertiser as never,
     createSchema: AdvertiserCreate,
+    // Prisma leaves a field that is undefined out of the write.
     onCreate: (input) => {
       const key = newKey();
-      const format = (input as AdvertiserSettingsInput).postback_format;
-      return format === undefined ? key : { ...key, data: { ...key.data, postbackFormat: format } };
+      return { ...key, data: { ...key.data, postbackFormat: (input as AdvertiserSettingsInput).postback_format } };
     },
     json: advertiserJson,
     update: {
@@ -45,13 +45,7 @@ export function advertisersRouter(deps: ApiDeps): Router {
           if (!row.signingSecretSealed)
             throw badRequest({ require_signed_postbacks: 'the advertiser has no signing secret yet: POST /v1/advertisers/{id}/rotate-signing-secret first' });
         }
-        return {
-          ...rest,
-          ...(requireSigned === undefined ? {} : { requireSignedPostbacks: requireSigned }),
-          ...(allowedIps === undefined ? {} : { allowedIps }),
-          ...(rateLimit === undefined ? {} : { postbackRateLimitPerSecond: rateLimit }),
-          ...(format === undefined ? {} : { postbackFormat: format }),
-        };
+        return { ...rest, requireSignedPostbacks: requireSigned, allowedIps, postbackRateLimitPerSecond: rateLimit, postbackFormat: format };
       },
     },
   });

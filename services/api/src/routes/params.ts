@@ -1,8 +1,8 @@
-import { notFound } from '@trackway/http';
+import { INT_ID_MAX, notFound } from '@trackway/http';
 
 /** A numeric id from the path, or a 404 (a malformed id names nothing that exists). */
 export function intId(value: unknown, what: string): number {
-  if (typeof value !== 'string' || !/^[1-9]\d{0,9}$/.test(value) || Number(value) > 2_147_483_647) throw notFound(what);
+  if (typeof value !== 'string' || !/^[1-9]\d{0,9}$/.test(value) || Number(value) > INT_ID_MAX) throw notFound(what);
   return Number(value);
 }
 
