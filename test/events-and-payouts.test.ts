@@ -67,7 +67,7 @@ describe('events reach subscribers', () => {
     const all = (await api.post('/v1/webhook-endpoints', { url: everything.url, event_types: ['*'] }).expect(201)).body;
     await api.post('/v1/webhook-endpoints', { url: gone.url, event_types: ['conversion.created'] }).expect(201);
 
-    const { affiliate, postback } = await setUp({ amount_cap: '100' });
+    const { affiliate, postback } = await setUp({ amount_cap: '100', payout: { type: 'percent', percent: '10' } });
     // conversion.created, conversion.approved, commission.created, fraud.flagged (over the cap)…
     expect(await postback({ order_id: 'E-1', amount: '150.00' })).toMatchObject({ status: 'accepted' });
     // …conversion.rejected (a reversal)…
@@ -76,6 +76,9 @@ describe('events reach subscribers', () => {
     await postback({ order_id: 'E-2', amount: '20.00' });
     const payout = (await api.post('/v1/payouts', { affiliate_id: affiliate.id, currency: 'USD' }).expect(201)).body;
     await api.post(`/v1/payouts/${payout.id}/mark-sent`, { reference: 'WIRE-1' }).expect(200);
+    // …conversion.updated and commission.updated (a later postback's amount)…
+    await postback({ order_id: 'E-3', amount: '10.00' });
+    expect(await postback({ order_id: 'E-3', amount: '30.00' })).toMatchObject({ status: 'accepted' });
     // …webhook.test; endpoint.disabled comes from the 410 endpoint.
     await api.post(`/v1/webhook-endpoints/${all.id}/test`).expect(202);
 

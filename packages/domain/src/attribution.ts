@@ -1,13 +1,15 @@
-import type Decimal from 'decimal.js';
+import Decimal from 'decimal.js';
 import { type EventEnvelope, createEvent } from './events';
-import { type RuleHit, evaluateFraud } from './fraud';
+import { type RuleHit, amountOverCap, evaluateFraud, standingHolds } from './fraud';
 import { newId } from './ids';
+import { formatMoney } from './money';
 import { computePayout } from './payout';
 import { type CommissionRow, type ConversionRow, type FraudFlagRow, commissionJson, conversionJson, fraudFlagJson } from './representations';
-import { type ConversionStatus, commissionStatusFor, decideRepeat } from './status';
+import { type ConversionStatus, type PostbackStatus, canTransition, commissionStatusFor, decideRepeat } from './status';
 
-// What a postback causes, decided without I/O: the attribution worker loads the click's offer
-// and the existing conversions of a batch, calls planBatch, and writes what it returns.
+// What a postback (or a person's review) does to a conversion, decided without I/O: the
+// attribution worker and the api load the conversions concerned, call these, and write what
+// they return (packages/ledger's writer, the same for both).
 
 /** A postback as ingest accepted it. */
 export interface PostbackFacts {
@@ -17,8 +19,10 @@ export interface PostbackFacts {
   receivedAt: Date;
   clickId: string;
   orderId: string;
+  /** In its one normalized form (normalizeEvent): part of the dedupe key. */
   event: string;
-  amount: string;
+  /** Absent when the postback carried none: it then changes no amount (a new conversion records 0). */
+  amount?: string;
   currency?: string;
   status: ConversionStatus;
   /** Parameters Trackway does not read, as sent: kept on the outcome row. */
@@ -42,15 +46,25 @@ export interface OfferTerms {
   attributionWindowDays: number;
   minCtitSeconds: number;
   amountCap: Decimal.Value | null;
+  status: 'active' | 'inactive';
 }
 
-/** A conversion as it stands, with the rules of its fraud flags (shown in its JSON). */
+/** The click's affiliate as it stands now (null: no such affiliate). */
+export type AffiliateStanding = { status: 'active' | 'inactive' } | null;
+
+/** A commission as it stands, with what locks its amount: a payout already sent. */
+export interface CommissionState extends CommissionRow {
+  payoutId: string | null;
+  payoutSent: boolean;
+}
+
+/** A conversion as it stands, with its commission (if it earned one). */
 export interface ConversionState extends ConversionRow {
-  fraudFlags: string[];
+  commission: CommissionState | null;
 }
 
 export interface PostbackOutcome {
-  status: 'accepted' | 'duplicate' | 'rejected';
+  status: PostbackStatus;
   reason: string | null;
   conversionId: string | null;
   /** Set when the conversion entered a status (created or changed): for metrics. */
@@ -62,10 +76,6 @@ export interface ConversionPlan {
   /** Events to write with the outcome, in the order they happened. */
   events: EventEnvelope[];
   fraudFlags: FraudFlagRow[];
-  /** A new conversion (and its commission, when it earns one). */
-  created?: { conversion: ConversionState; commission: CommissionRow | null };
-  /** A status change of an existing conversion. */
-  transition?: { conversionId: string; from: ConversionStatus; to: ConversionStatus };
   /** The conversion of this postback's (advertiser, order_id, event) after it, or null if there is none. */
   after: ConversionState | null;
 }
@@ -76,6 +86,8 @@ export interface PlanInput {
   click: ClickClaims | null;
   /** The click's offer, or null when it does not exist. */
   offer: OfferTerms | null;
+  /** The click's affiliate. */
+  affiliate: AffiliateStanding;
   /** The conversion this postback's (advertiser, order_id, event) already has, if any. */
   existing: ConversionState | null;
   now: Date;
@@ -83,15 +95,18 @@ export interface PlanInput {
 
 /**
  * What one postback causes. A new order creates a conversion judged by the creation rules
- * (unknown click, window, CTIT, cap); a repeat of an existing one is a duplicate, a status
- * change or an invalid transition (decideRepeat), whatever the creation rules would say now —
- * except an unknown click, which is never attributed to anything.
+ * (unknown click, window, standing, CTIT, cap); a repeat of an existing one changes its status
+ * and amount (planRepeat), whatever the creation rules would say now — except an unknown
+ * click, which is never attributed to anything.
  */
-export function planConversion({ postback, click, offer, existing, now }: PlanInput): ConversionPlan {
-  const verdict = evaluateFraud({ click, offer, advertiserId: postback.advertiserId, receivedAt: postback.receivedAt, amount: postback.amount });
+export function planConversion({ postback, click, offer, affiliate, existing, now }: PlanInput): ConversionPlan {
+  const amount = postback.amount ?? '0';
+  const verdict = evaluateFraud({ click, offer, affiliate, advertiserId: postback.advertiserId, receivedAt: postback.receivedAt, amount });
   // A status update (a late approval, a refund) for an order converted inside the window still
   // counts after the window has closed: only a new conversion is refused as click_expired.
-  if (existing && (!verdict.rejection || verdict.rejection.rule === 'click_expired')) return planRepeat(postback, existing, now);
+  if (existing && click && offer && (!verdict.rejection || verdict.rejection.rule === 'click_expired')) {
+    return planRepeat(postback, existing, { click, offer, affiliate }, now);
+  }
   if (verdict.rejection || !click || !offer) {
     const fraudFlags = flagRows(verdict.hits, postback.postbackId, null, now);
     return {
@@ -107,13 +122,27 @@ export function planConversion({ postback, click, offer, existing, now }: PlanIn
     offer.payoutType === 'fixed'
       ? { type: 'fixed', amount: offer.payoutAmount ?? 0, currency: offer.currency }
       : { type: 'percent', percent: offer.payoutPercent ?? 0 },
-    postback.amount,
+    amount,
     currency,
   );
   const held = verdict.hold !== null && postback.status !== 'rejected';
   const status: ConversionStatus = held ? 'pending' : postback.status;
   const conversionId = newId('conversion');
   const fraudFlags = flagRows(verdict.hits, postback.postbackId, conversionId, now);
+  const commission: CommissionState | null =
+    payout.amount.gt(0) && status !== 'rejected'
+      ? {
+          id: newId('commission'),
+          conversionId,
+          affiliateId: click.affiliateId,
+          amount: payout.amount.toString(),
+          currency: payout.currency,
+          status: commissionStatusFor(status),
+          createdAt: now,
+          payoutId: null,
+          payoutSent: false,
+        }
+      : null;
   const conversion: ConversionState = {
     id: conversionId,
     advertiserId: postback.advertiserId,
@@ -123,8 +152,8 @@ export function planConversion({ postback, click, offer, existing, now }: PlanIn
     orderId: postback.orderId,
     event: postback.event,
     status,
-    holdReason: held ? verdict.hold!.rule : null,
-    amount: postback.amount,
+    holdReason: held ? holdReasonOf(verdict.hold!) : null,
+    amount,
     currency,
     payout: payout.amount.toString(),
     payoutCurrency: payout.currency,
@@ -132,48 +161,182 @@ export function planConversion({ postback, click, offer, existing, now }: PlanIn
     createdAt: now,
     updatedAt: now,
     fraudFlags: fraudFlags.map((f) => f.rule),
+    commission,
   };
-  const json = conversionJson(conversion, conversion.fraudFlags);
+  const json = conversionJson(conversion);
   const events: EventEnvelope[] = [createEvent('conversion.created', { conversion: json }, now), ...flagEvents(fraudFlags, now)];
   if (status !== 'pending') events.push(createEvent(`conversion.${status}`, { conversion: json, previous_status: null }, now));
-  let commission: CommissionRow | null = null;
-  if (payout.amount.gt(0) && status !== 'rejected') {
-    commission = {
-      id: newId('commission'),
-      conversionId,
-      affiliateId: click.affiliateId,
-      amount: payout.amount.toString(),
-      currency: payout.currency,
-      status: commissionStatusFor(status),
-      createdAt: now,
-    };
-    events.push(createEvent('commission.created', { commission: commissionJson(commission) }, now));
-  }
-  return {
-    outcome: { status: 'accepted', reason: null, conversionId, conversionStatus: status },
-    events,
-    fraudFlags,
-    created: { conversion, commission },
-    after: conversion,
-  };
+  if (commission) events.push(createEvent('commission.created', { commission: commissionJson(commission) }, now));
+  return { outcome: { status: 'accepted', reason: null, conversionId, conversionStatus: status }, events, fraudFlags, after: conversion };
 }
 
-function planRepeat(postback: PostbackFacts, current: ConversionState, now: Date): ConversionPlan {
-  const decision = decideRepeat(current.status as ConversionStatus, postback.status, current.holdReason);
-  const unchanged = { events: [], fraudFlags: [], after: current };
-  if (decision.kind === 'duplicate') return { outcome: { status: 'duplicate', reason: null, conversionId: current.id }, ...unchanged };
-  if (decision.kind === 'invalid_transition') return { outcome: { status: 'rejected', reason: 'invalid_transition', conversionId: current.id }, ...unchanged };
-  // decideRepeat only moves a conversion forward: to approved or rejected, never back to pending.
-  const to = decision.to as 'approved' | 'rejected';
-  const after: ConversionState = { ...current, status: to, updatedAt: now };
-  return {
-    outcome: { status: 'accepted', reason: null, conversionId: current.id, conversionStatus: to },
-    events: [createEvent(`conversion.${to}`, { conversion: conversionJson(after, after.fraudFlags), previous_status: decision.from }, now)],
+/**
+ * A later postback for an existing conversion: its status moves (decideRepeat) and its amount,
+ * when it carries one, is applied — the payout repriced for a percent offer, the commission
+ * created or adjusted. A different currency, an invalid transition, or a commission already in a
+ * sent payout whose amount would move refuse the whole postback, with the reason; nothing
+ * changed is a duplicate. An approval while the affiliate or the offer is inactive holds the
+ * conversion for review instead.
+ */
+function planRepeat(
+  postback: PostbackFacts,
+  current: ConversionState,
+  standing: { click: ClickClaims; offer: OfferTerms; affiliate: AffiliateStanding },
+  now: Date,
+): ConversionPlan {
+  const unchanged = (status: PostbackStatus, reason: string | null): ConversionPlan => ({
+    outcome: { status, reason, conversionId: current.id },
+    events: [],
     fraudFlags: [],
-    transition: { conversionId: current.id, from: decision.from, to },
+    after: current,
+  });
+  if (postback.currency !== undefined && postback.currency !== current.currency) return unchanged('rejected', 'currency_mismatch');
+  const decision = decideRepeat(current.status, postback.status, current.holdReason);
+  if (decision.kind === 'invalid_transition') return unchanged('rejected', 'invalid_transition');
+  const wanted = decision.kind === 'transition' ? decision.to : current.status;
+  const holds = wanted === 'approved' && current.status === 'pending' ? standingHolds(standing.click, standing.affiliate, standing.offer) : [];
+  // A new amount above the offer's cap is flagged, as at creation (once: not again while it stays above).
+  const capHit =
+    postback.amount !== undefined &&
+    !new Decimal(postback.amount).eq(current.amount.toString()) &&
+    !amountOverCap(standing.offer.amountCap, current.amount.toString())
+      ? amountOverCap(standing.offer.amountCap, postback.amount)
+      : null;
+  const fraudFlags = flagRows([...holds, ...(capHit ? [capHit] : [])], postback.postbackId, current.id, now);
+  const change = changeConversion(
+    current,
+    {
+      status: holds.length > 0 ? 'pending' : wanted,
+      holdReason: holds.length > 0 ? holdReasonOf(holds[0]) : current.holdReason,
+      amount: postback.amount === undefined ? undefined : { value: postback.amount, offer: standing.offer },
+      flags: fraudFlags.map((f) => f.rule),
+    },
+    now,
+  );
+  if (change.refused) return unchanged('rejected', change.refused);
+  if (!change.changed) return unchanged('duplicate', null);
+  const { after } = change;
+  return {
+    outcome: {
+      status: 'accepted',
+      reason: null,
+      conversionId: current.id,
+      ...(after.status !== current.status ? { conversionStatus: after.status } : {}),
+    },
+    events: [...change.events, ...flagEvents(fraudFlags, now)],
+    fraudFlags,
     after,
   };
 }
+
+/** What a conversion should become: its status and hold, and a new amount priced with its offer's payout rule. */
+export interface ConversionTarget {
+  status: ConversionStatus;
+  holdReason: string | null;
+  /** Absent: the amount stays. */
+  amount?: { value: string; offer: Pick<OfferTerms, 'payoutType' | 'payoutPercent'> };
+  /** Rules of fraud flags raised by this change. */
+  flags?: string[];
+}
+
+export type ConversionChange =
+  | { refused: 'amount_locked'; changed?: undefined }
+  | { refused?: undefined; changed: boolean; after: ConversionState; events: EventEnvelope[] };
+
+/**
+ * The one rule for changing an existing conversion, for postbacks and for a person's review
+ * alike: its status, hold and amount move together with its payout (repriced for a percent
+ * offer, kept for a fixed one) and its commission (its status following the conversion's, its
+ * amount the payout's; created when a payout above zero first appears on a conversion that is
+ * not rejected). A commission in a sent payout cannot change its amount: the change is refused.
+ * Events: conversion.updated (amount), conversion.<status> (status), commission.created or
+ * commission.updated, in that order.
+ */
+export function changeConversion(current: ConversionState, target: ConversionTarget, now: Date): ConversionChange {
+  const amount = target.amount === undefined ? null : new Decimal(target.amount.value);
+  const amountChanged = amount !== null && !amount.eq(current.amount.toString());
+  const payout = amountChanged ? repriced(current, amount!, target.amount!.offer) : new Decimal(current.payout.toString());
+  const status = target.status;
+  const statusChanged = status !== current.status;
+  if (statusChanged && !canTransition(current.status, status)) throw new RangeError(`a ${current.status} conversion cannot become ${status}`);
+
+  let commission = current.commission;
+  let commissionEvent: ((after: ConversionState) => EventEnvelope) | null = null;
+  if (commission) {
+    const previous = commission;
+    const moves = !payout.eq(previous.amount.toString());
+    if (moves && previous.payoutSent) return { refused: 'amount_locked' };
+    const commissionStatus = commissionStatusFor(status);
+    if (moves || previous.status !== commissionStatus) commission = { ...previous, amount: payout.toString(), status: commissionStatus };
+    if (moves)
+      commissionEvent = (after) =>
+        createEvent('commission.updated', { commission: commissionJson(after.commission!), previous_amount: formatMoney(previous.amount) }, now);
+  } else if (payout.gt(0) && status !== 'rejected') {
+    commission = {
+      id: newId('commission'),
+      conversionId: current.id,
+      affiliateId: current.affiliateId,
+      amount: payout.toString(),
+      currency: current.payoutCurrency,
+      status: commissionStatusFor(status),
+      createdAt: now,
+      payoutId: null,
+      payoutSent: false,
+    };
+    commissionEvent = (after) => createEvent('commission.created', { commission: commissionJson(after.commission!) }, now);
+  }
+
+  const flags = target.flags ?? [];
+  if (!amountChanged && !statusChanged && target.holdReason === current.holdReason && flags.length === 0) {
+    return { changed: false, after: current, events: [] };
+  }
+  const after: ConversionState = {
+    ...current,
+    status,
+    holdReason: target.holdReason,
+    ...(amountChanged ? { amount: amount!.toString(), payout: payout.toString() } : {}),
+    fraudFlags: [...current.fraudFlags, ...flags],
+    updatedAt: now,
+    commission,
+  };
+  const json = conversionJson(after);
+  const events: EventEnvelope[] = [];
+  if (amountChanged) {
+    events.push(
+      createEvent('conversion.updated', { conversion: json, previous_amount: formatMoney(current.amount), previous_payout: formatMoney(current.payout) }, now),
+    );
+  }
+  // Statuses only move forward (canTransition): a change is to approved or rejected.
+  if (statusChanged) events.push(createEvent(`conversion.${status as 'approved' | 'rejected'}`, { conversion: json, previous_status: current.status }, now));
+  if (commissionEvent) events.push(commissionEvent(after));
+  return { changed: true, after, events };
+}
+
+/** The payout for a new amount: a percent offer's is recomputed (in the conversion's currency); a fixed one's stays. */
+function repriced(current: ConversionRow, amount: Decimal, offer: Pick<OfferTerms, 'payoutType' | 'payoutPercent'>): Decimal {
+  if (offer.payoutType !== 'percent' || current.payoutCurrency !== current.currency) return new Decimal(current.payout.toString());
+  return computePayout({ type: 'percent', percent: offer.payoutPercent ?? 0 }, amount, current.currency).amount;
+}
+
+export type ReviewPlan =
+  | { kind: 'unchanged' }
+  | { kind: 'invalid_transition'; from: ConversionStatus }
+  | { kind: 'changed'; after: ConversionState; events: EventEnvelope[] };
+
+/**
+ * A person's review (PATCH /v1/conversions/{id}): approve a held conversion, or reject one. The
+ * same rule as a postback's status change; the hold is released either way.
+ */
+export function planReview(current: ConversionState, to: 'approved' | 'rejected', now: Date): ReviewPlan {
+  if (current.status === to) return { kind: 'unchanged' };
+  if (!canTransition(current.status, to)) return { kind: 'invalid_transition', from: current.status };
+  const change = changeConversion(current, { status: to, holdReason: null }, now);
+  // Without a new amount no commission amount moves: a review is never refused.
+  if (change.refused) throw new Error('a review changed a locked amount');
+  return { kind: 'changed', after: change.after, events: change.events };
+}
+
+const holdReasonOf = (hit: RuleHit) => hit.holdReason ?? hit.rule;
 
 function flagRows(hits: RuleHit[], postbackId: string, conversionId: string | null, now: Date): FraudFlagRow[] {
   return hits.map((hit) => ({ id: newId('fraudFlag'), postbackId, conversionId, rule: hit.rule, details: hit.details, createdAt: now }));
@@ -184,39 +347,51 @@ const flagEvents = (rows: FraudFlagRow[], now: Date) => rows.map((row) => create
 /** The dedupe key of a conversion: (advertiser, order_id, event). */
 export const conversionKey = (p: { advertiserId: number; orderId: string; event: string }) => `${p.advertiserId}\u0000${p.orderId}\u0000${p.event}`;
 
+/** An event name in its one form: event names are matched in any case, like status words. */
+export const normalizeEvent = (event: string) => event.toLowerCase();
+
 export interface BatchInput {
   /** In queue order: postbacks of one order are decided in the order they were queued. */
   postbacks: PostbackFacts[];
   click(postback: PostbackFacts): ClickClaims | null;
   offer(click: ClickClaims): OfferTerms | null;
+  affiliate(click: ClickClaims): AffiliateStanding;
   /** The existing conversions of the batch's keys (conversionKey), as loaded (and locked). */
   existing: ReadonlyMap<string, ConversionState>;
   now: Date;
 }
 
-/** Everything a batch writes, folded so that each row is written once, in its final state. */
-export interface BatchPlan {
-  /** One plan per postback, in input order. */
-  plans: ConversionPlan[];
-  /** New conversions in their state at the end of the batch, sorted by key. */
+/** Every row a set of planned changes writes, each once, in its final state. */
+export interface ConversionWrites {
+  /** New conversions in their final state, sorted by key. */
   newConversions: ConversionState[];
-  /** New commissions, their status following their conversion's final status. */
-  newCommissions: CommissionRow[];
-  /** Existing conversions whose status changed: their final status, sorted by id. */
-  changedConversions: Array<{ id: string; status: ConversionStatus; updatedAt: Date }>;
+  /** New commissions (of new or existing conversions) in their final state, sorted by id. */
+  newCommissions: CommissionState[];
+  /** Existing conversions that changed, in their final state, sorted by id. */
+  changedConversions: ConversionState[];
+  /** Existing commissions whose amount or status changed, in their final state, sorted by id. */
+  changedCommissions: CommissionState[];
+  /** What the plan read of those commissions' payouts (as loaded, not locked): checked again once they are locked. */
+  commissionsAsRead: Array<Pick<CommissionState, 'id' | 'payoutId' | 'payoutSent'>>;
   /** Existing conversions reversed to rejected: their commission leaves a payout not yet sent. */
   reversed: string[];
+  /** Payouts not yet sent whose commissions' amounts moved: their totals follow. */
+  repricedPayouts: string[];
   fraudFlags: FraudFlagRow[];
   events: EventEnvelope[];
+}
+
+export interface BatchPlan extends ConversionWrites {
+  /** One plan per postback, in input order. */
+  plans: ConversionPlan[];
 }
 
 /**
  * Plans a batch as if each postback ran alone, in order: a postback sees what the ones before
  * it in the batch did to its order (a creation, then an approval, then a reversal).
  */
-export function planBatch({ postbacks, click, offer, existing, now }: BatchInput): BatchPlan {
-  const state = new Map<string, ConversionState | null>();
-  const createdHere = new Map<string, { conversion: ConversionState; commission: CommissionRow | null }>();
+export function planBatch({ postbacks, click, offer, affiliate, existing, now }: BatchInput): BatchPlan {
+  const final = new Map<string, ConversionState | null>();
   const plans = postbacks.map((postback) => {
     const key = conversionKey(postback);
     const claims = click(postback);
@@ -224,38 +399,67 @@ export function planBatch({ postbacks, click, offer, existing, now }: BatchInput
       postback,
       click: claims,
       offer: claims ? offer(claims) : null,
-      existing: state.has(key) ? state.get(key)! : (existing.get(key) ?? null),
+      affiliate: claims ? affiliate(claims) : null,
+      existing: final.has(key) ? final.get(key)! : (existing.get(key) ?? null),
       now,
     });
-    state.set(key, plan.after);
-    if (plan.created) createdHere.set(key, plan.created);
+    final.set(key, plan.after);
     return plan;
   });
+  return { plans, ...conversionWrites(existing, final, plans) };
+}
 
-  const newConversions: ConversionState[] = [];
-  const newCommissions: CommissionRow[] = [];
-  const createdIds = new Set<string>();
-  for (const [key, { conversion, commission }] of [...createdHere].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    const final = state.get(key)!;
-    createdIds.add(conversion.id);
-    newConversions.push(final);
-    if (commission) newCommissions.push({ ...commission, status: commissionStatusFor(final.status as ConversionStatus) });
-  }
-  // Changes to conversions created in this batch are already in their inserted state.
-  const changed = new Map<string, { id: string; status: ConversionStatus; updatedAt: Date }>();
-  const reversed = new Set<string>();
-  for (const { transition: t } of plans) {
-    if (!t || createdIds.has(t.conversionId)) continue;
-    changed.set(t.conversionId, { id: t.conversionId, status: t.to, updatedAt: now });
-    if (t.to === 'rejected') reversed.add(t.conversionId);
-  }
-  return {
-    plans,
-    newConversions,
-    newCommissions,
-    changedConversions: [...changed.values()].sort((a, b) => (a.id < b.id ? -1 : 1)),
-    reversed: [...reversed].sort(),
-    fraudFlags: plans.flatMap((p) => p.fraudFlags),
+/**
+ * The rows to write for conversions that went from `before` (as loaded) to `after` (as planned),
+ * by key: what is new is inserted, what existed and changed is updated.
+ */
+export function conversionWrites(
+  before: ReadonlyMap<string, ConversionState>,
+  after: ReadonlyMap<string, ConversionState | null>,
+  plans: Array<{ events: EventEnvelope[]; fraudFlags?: FraudFlagRow[] }>,
+): ConversionWrites {
+  const writes: ConversionWrites = {
+    newConversions: [],
+    newCommissions: [],
+    changedConversions: [],
+    changedCommissions: [],
+    commissionsAsRead: [],
+    reversed: [],
+    repricedPayouts: [],
+    fraudFlags: plans.flatMap((p) => p.fraudFlags ?? []),
     events: plans.flatMap((p) => p.events),
   };
+  const repriced = new Set<string>();
+  for (const key of [...after.keys()].sort(compare)) {
+    const end = after.get(key);
+    if (!end) continue;
+    const start = before.get(key);
+    if (!start) {
+      writes.newConversions.push(end);
+      if (end.commission) writes.newCommissions.push(end.commission);
+      continue;
+    }
+    if (end !== start) writes.changedConversions.push(end);
+    if (start.status !== 'rejected' && end.status === 'rejected') writes.reversed.push(end.id);
+    const was = start.commission;
+    const is = end.commission;
+    if (!is || is === was) continue;
+    if (!was) {
+      writes.newCommissions.push(is);
+      continue;
+    }
+    writes.changedCommissions.push(is);
+    writes.commissionsAsRead.push({ id: was.id, payoutId: was.payoutId, payoutSent: was.payoutSent });
+    if (was.payoutId && !was.payoutSent && !new Decimal(was.amount.toString()).eq(is.amount.toString())) repriced.add(was.payoutId);
+  }
+  const byId = (a: { id: string }, b: { id: string }) => compare(a.id, b.id);
+  writes.newCommissions.sort(byId);
+  writes.changedConversions.sort(byId);
+  writes.changedCommissions.sort(byId);
+  writes.commissionsAsRead.sort(byId);
+  writes.reversed.sort(compare);
+  writes.repricedPayouts = [...repriced].sort(compare);
+  return writes;
 }
+
+const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

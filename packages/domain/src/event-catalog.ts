@@ -34,8 +34,13 @@ export const EVENT_CATALOG: Record<EventType, { description: string; example: Re
     description: 'A conversion entered the rejected status (new, pending → rejected, or an approved → rejected reversal that voids the commission).',
     example: { conversion: { ...conversion, status: 'rejected' }, previous_status: 'approved' },
   },
+  'conversion.updated': {
+    description:
+      "A later postback changed a conversion's amount (and with it its payout, for a percent offer): previous_amount and previous_payout are what it was. Sent before the status event when one postback changes both.",
+    example: { conversion: { ...conversion, amount: '100.00', payout: '10.00' }, previous_amount: '10.00', previous_payout: '1.00' },
+  },
   'commission.created': {
-    description: 'A new, non-rejected conversion earned the affiliate a payout greater than zero.',
+    description: 'A conversion that is not rejected earned the affiliate a payout greater than zero: when it was created, or when a later amount gave it one.',
     example: {
       commission: {
         id: 'com_01JD8Z6Q5XG1S7C2W9E4K8M3PA',
@@ -48,8 +53,24 @@ export const EVENT_CATALOG: Record<EventType, { description: string; example: Re
       },
     },
   },
+  'commission.updated': {
+    description:
+      "A commission's amount changed with its conversion's (a later postback's amount); a payout not yet sent that holds it moves with it. previous_amount is what it was.",
+    example: {
+      commission: {
+        id: 'com_01JD8Z6Q5XG1S7C2W9E4K8M3PA',
+        conversion_id: conversion.id,
+        affiliate_id: 7,
+        amount: '10.00',
+        currency: 'USD',
+        status: 'approved',
+        created_at: conversion.created_at,
+      },
+      previous_amount: '1.00',
+    },
+  },
   'fraud.flagged': {
-    description: 'A fraud rule hit a postback: unknown_click, click_expired, ctit_too_short or amount_over_cap.',
+    description: 'A fraud rule hit a postback: unknown_click, click_expired, inactive_affiliate, inactive_offer, ctit_too_short or amount_over_cap.',
     example: {
       fraud_flag: {
         id: 'ff_01JD8Z6Q5Y0N4B6D1H8T2R5V7X',

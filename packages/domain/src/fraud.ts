@@ -6,23 +6,28 @@ export interface FraudContext {
   /** The click's offer, or null when it does not exist. */
   offer: {
     advertiserId: number;
+    status: 'active' | 'inactive';
     attributionWindowDays: number;
     minCtitSeconds: number;
     amountCap: Decimal.Value | null;
   } | null;
+  /** The click's affiliate, or null when no such affiliate exists. */
+  affiliate: { status: 'active' | 'inactive' } | null;
   advertiserId: number;
   /** When Trackway received the postback: a queue backlog never expires a click. */
   receivedAt: Date;
   amount: Decimal.Value;
 }
 
-export type FraudRuleName = 'unknown_click' | 'click_expired' | 'ctit_too_short' | 'amount_over_cap';
+export type FraudRuleName = 'unknown_click' | 'click_expired' | 'inactive_affiliate' | 'inactive_offer' | 'ctit_too_short' | 'amount_over_cap';
 
 export interface RuleHit {
   rule: FraudRuleName;
   /** reject: the postback is rejected; hold: the conversion is kept but held pending; flag: recorded only. */
   action: 'reject' | 'hold' | 'flag';
   details: Record<string, string | number | null>;
+  /** For a hold: the conversion's hold_reason (the rule's name unless it says otherwise). */
+  holdReason?: string;
 }
 
 type Rule = (ctx: FraudContext) => RuleHit | null;
@@ -54,6 +59,16 @@ export const FRAUD_RULES: ReadonlyArray<{ name: FraudRuleName; check: Rule }> = 
       };
     },
   },
+  // A network stops a partner (or an offer) by making it inactive: what still arrives for its
+  // older clicks is recorded, never lost, but held for a person to approve or reject.
+  {
+    name: 'inactive_affiliate',
+    check: ({ click, affiliate }) => standingHold('affiliate', affiliate?.status ?? null, click!.affiliateId),
+  },
+  {
+    name: 'inactive_offer',
+    check: ({ click, offer }) => standingHold('offer', offer!.status, click!.offerId),
+  },
   {
     name: 'ctit_too_short',
     check: ({ click, offer, receivedAt }) => {
@@ -65,22 +80,43 @@ export const FRAUD_RULES: ReadonlyArray<{ name: FraudRuleName; check: Rule }> = 
   },
   {
     name: 'amount_over_cap',
-    check: ({ offer, amount }) => {
-      if (offer!.amountCap === null || new Decimal(amount).lte(offer!.amountCap)) return null;
-      return {
-        rule: 'amount_over_cap',
-        action: 'flag',
-        details: { amount: new Decimal(amount).toString(), amount_cap: new Decimal(offer!.amountCap).toString() },
-      };
-    },
+    check: ({ offer, amount }) => amountOverCap(offer!.amountCap, amount),
   },
 ];
+
+/** The flag an amount above the offer's cap earns (at creation, or when a later postback changes the amount), or null. */
+export function amountOverCap(cap: Decimal.Value | null, amount: Decimal.Value): RuleHit | null {
+  if (cap === null || new Decimal(amount).lte(cap)) return null;
+  return { rule: 'amount_over_cap', action: 'flag', details: { amount: new Decimal(amount).toString(), amount_cap: new Decimal(cap).toString() } };
+}
+
+/** The hold an inactive (or vanished) affiliate or offer puts on a conversion, or null. */
+export function standingHold(kind: 'affiliate' | 'offer', status: 'active' | 'inactive' | null, id: number): RuleHit | null {
+  if (status === 'active') return null;
+  return {
+    rule: kind === 'affiliate' ? 'inactive_affiliate' : 'inactive_offer',
+    action: 'hold',
+    holdReason: `${kind}_inactive`,
+    details: { [`${kind}_id`]: id, status: status ?? 'not_found' },
+  };
+}
+
+/** The holds of a conversion's standing: its affiliate's and its offer's. */
+export function standingHolds(
+  click: { offerId: number; affiliateId: number },
+  affiliate: FraudContext['affiliate'],
+  offer: { status: 'active' | 'inactive' },
+): RuleHit[] {
+  return [standingHold('affiliate', affiliate?.status ?? null, click.affiliateId), standingHold('offer', offer.status, click.offerId)].filter(
+    (hit): hit is RuleHit => hit !== null,
+  );
+}
 
 export interface FraudVerdict {
   hits: RuleHit[];
   /** The first rejecting hit, if any: the postback is rejected with its rule as reason. */
   rejection: RuleHit | null;
-  /** The first holding hit, if any: the conversion is held pending with its rule as hold reason. */
+  /** The first holding hit, if any: the conversion is held pending with its hold reason. */
   hold: RuleHit | null;
 }
 

@@ -1,11 +1,16 @@
 import { type EndpointHeaderColumns, maskHeaders } from './endpoint-headers';
 import { formatMoney } from './money';
 import { sentOrderId } from './postback-formats';
-import type { ConversionStatus } from './status';
+import type { CommissionStatus, ConversionStatus } from './status';
 
 // The JSON shapes shared by the admin API and by event payloads: snake_case, money as strings.
 type DecimalLike = { toString(): string };
 
+/**
+ * A conversion: the one shape the domain plans with, the hot path's statements read (their
+ * column aliases are these names) and Prisma's rows satisfy (money as Decimal). conversionJson
+ * is its one way out, to the API and to events.
+ */
 export interface ConversionRow {
   id: string;
   advertiserId: number;
@@ -23,9 +28,11 @@ export interface ConversionRow {
   clickedAt: Date;
   createdAt: Date;
   updatedAt: Date;
+  /** The rules of its fraud flags, oldest first. */
+  fraudFlags: string[];
 }
 
-export function conversionJson(row: ConversionRow, fraudFlags: string[] = []) {
+export function conversionJson(row: ConversionRow) {
   return {
     id: row.id,
     advertiser_id: row.advertiserId,
@@ -41,7 +48,7 @@ export function conversionJson(row: ConversionRow, fraudFlags: string[] = []) {
     currency: row.currency,
     payout: formatMoney(row.payout),
     payout_currency: row.payoutCurrency,
-    fraud_flags: fraudFlags,
+    fraud_flags: row.fraudFlags,
     clicked_at: row.clickedAt.toISOString(),
     created_at: row.createdAt.toISOString(),
     updated_at: row.updatedAt.toISOString(),
@@ -54,7 +61,7 @@ export interface CommissionRow {
   affiliateId: number;
   amount: DecimalLike;
   currency: string;
-  status: 'pending' | 'approved' | 'voided';
+  status: CommissionStatus;
   createdAt: Date;
 }
 

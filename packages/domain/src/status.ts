@@ -1,5 +1,10 @@
-export const CONVERSION_STATUSES = ['pending', 'approved', 'rejected'] as const;
-export type ConversionStatus = (typeof CONVERSION_STATUSES)[number];
+import { CommissionStatus, ConversionStatus, PostbackStatus } from '@trackway/db/enums';
+
+// The statuses are Prisma's generated enums (prisma/schema.prisma): the column types, the
+// domain and the API's schemas name the same values.
+export { CommissionStatus, ConversionStatus, PostbackStatus };
+
+export const CONVERSION_STATUSES = Object.values(ConversionStatus) as [ConversionStatus, ...ConversionStatus[]];
 
 // pending → approved, pending → rejected, approved → rejected (a reversal: voids the commission).
 const ALLOWED: Record<ConversionStatus, readonly ConversionStatus[]> = {
@@ -18,9 +23,9 @@ export function canTransition(from: ConversionStatus, to: ConversionStatus): boo
 }
 
 /**
- * What a repeated postback (same advertiser, order and event) does to the existing conversion.
- * A conversion held for review by a fraud rule cannot be approved by the advertiser's repeat:
- * that repeat is a duplicate of the approval the hold already overrode.
+ * What a repeated postback (same advertiser, order and event) asks of the existing conversion's
+ * status. A conversion held for review cannot be approved by the advertiser's repeat: that
+ * repeat is a duplicate of the approval the hold already overrode.
  */
 export function decideRepeat(current: ConversionStatus, requested: ConversionStatus, holdReason: string | null): RepeatDecision {
   if (current === requested) return { kind: 'duplicate' };
@@ -30,7 +35,7 @@ export function decideRepeat(current: ConversionStatus, requested: ConversionSta
 }
 
 /** The commission status that follows a conversion status. */
-export function commissionStatusFor(status: ConversionStatus): 'pending' | 'approved' | 'voided' {
+export function commissionStatusFor(status: ConversionStatus): CommissionStatus {
   return status === 'approved' ? 'approved' : status === 'pending' ? 'pending' : 'voided';
 }
 

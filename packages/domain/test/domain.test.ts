@@ -253,7 +253,8 @@ const CLICKED_AT = new Date('2025-03-01T12:00:00.000Z');
 function context(overrides: Partial<FraudContext> = {}, offer: Partial<NonNullable<FraudContext['offer']>> = {}): FraudContext {
   return {
     click: { offerId: 7, affiliateId: 3, clickedAt: CLICKED_AT },
-    offer: { advertiserId: 1, attributionWindowDays: 30, minCtitSeconds: 0, amountCap: null, ...offer },
+    offer: { advertiserId: 1, status: 'active', attributionWindowDays: 30, minCtitSeconds: 0, amountCap: null, ...offer },
+    affiliate: { status: 'active' },
     advertiserId: 1,
     receivedAt: new Date(CLICKED_AT.getTime() + 60_000),
     amount: '49.99',
@@ -266,7 +267,14 @@ const after = (ms: number) => new Date(CLICKED_AT.getTime() + ms);
 
 describe('FRAUD_RULES', () => {
   it('lists the rules in evaluation order', () => {
-    expect(FRAUD_RULES.map((r) => r.name)).toEqual(['unknown_click', 'click_expired', 'ctit_too_short', 'amount_over_cap']);
+    expect(FRAUD_RULES.map((r) => r.name)).toEqual([
+      'unknown_click',
+      'click_expired',
+      'inactive_affiliate',
+      'inactive_offer',
+      'ctit_too_short',
+      'amount_over_cap',
+    ]);
   });
 
   it('no rule fires on a clean conversion', () => {
@@ -344,6 +352,26 @@ describe('FRAUD_RULES', () => {
       const hit = rule('amount_over_cap')(context({ amount: '0.30000000000000001' }, { amountCap: '0.3' }));
       expect(hit?.action).toBe('flag');
     });
+  });
+});
+
+describe('inactive_affiliate and inactive_offer', () => {
+  it.each([
+    ['an active affiliate and offer', context(), null, null],
+    ['an inactive affiliate', context({ affiliate: { status: 'inactive' } }), { affiliate_id: 3, status: 'inactive' }, null],
+    ['an affiliate that no longer exists', context({ affiliate: null }), { affiliate_id: 3, status: 'not_found' }, null],
+    ['an inactive offer', context({}, { status: 'inactive' }), null, { offer_id: 7, status: 'inactive' }],
+  ])('%s', (_label, ctx, affiliateHit, offerHit) => {
+    expect(rule('inactive_affiliate')(ctx)).toEqual(
+      affiliateHit && { rule: 'inactive_affiliate', action: 'hold', holdReason: 'affiliate_inactive', details: affiliateHit },
+    );
+    expect(rule('inactive_offer')(ctx)).toEqual(offerHit && { rule: 'inactive_offer', action: 'hold', holdReason: 'offer_inactive', details: offerHit });
+  });
+
+  it('holds before CTIT: the first hold is the hold reason', () => {
+    const verdict = evaluateFraud(context({ affiliate: { status: 'inactive' } }, { status: 'inactive', minCtitSeconds: 3600 }));
+    expect(verdict.hits.map((h) => h.rule)).toEqual(['inactive_affiliate', 'inactive_offer', 'ctit_too_short']);
+    expect(verdict.hold).toMatchObject({ rule: 'inactive_affiliate', holdReason: 'affiliate_inactive' });
   });
 });
 
@@ -635,7 +663,9 @@ describe('EVENT_TYPES', () => {
       'conversion.created',
       'conversion.approved',
       'conversion.rejected',
+      'conversion.updated',
       'commission.created',
+      'commission.updated',
       'fraud.flagged',
       'payout.sent',
       'endpoint.disabled',
@@ -716,10 +746,11 @@ describe('conversionJson', () => {
     clickedAt: new Date('2025-03-01T12:00:00.000Z'),
     createdAt: new Date('2025-03-01T12:05:00.000Z'),
     updatedAt: new Date('2025-03-01T12:06:00.500Z'),
+    fraudFlags: ['amount_over_cap'],
   };
 
   it('is snake_case, with money as strings and dates as ISO strings', () => {
-    expect(conversionJson(row, ['amount_over_cap'])).toStrictEqual({
+    expect(conversionJson(row)).toStrictEqual({
       id: 'cnv_01HZX',
       advertiser_id: 1,
       offer_id: 7,
@@ -740,8 +771,8 @@ describe('conversionJson', () => {
     });
   });
 
-  it('defaults fraud_flags to an empty list and keeps a null hold_reason', () => {
-    const json = conversionJson({ ...row, holdReason: null, amount: '0', payout: new Decimal('2.4988') });
+  it('shows an empty list of flags and keeps a null hold_reason', () => {
+    const json = conversionJson({ ...row, holdReason: null, amount: '0', payout: new Decimal('2.4988'), fraudFlags: [] });
     expect(json.fraud_flags).toEqual([]);
     expect(json.hold_reason).toBeNull();
     expect(json.amount).toBe('0.00');
@@ -753,7 +784,7 @@ describe('conversionJson', () => {
   });
 
   it('survives JSON serialization unchanged (only strings, numbers, null and arrays)', () => {
-    const json = conversionJson(row, ['x']);
+    const json = conversionJson(row);
     expect(JSON.parse(JSON.stringify(json))).toStrictEqual(json);
   });
 });
@@ -807,7 +838,8 @@ describe('ctit under clock skew', () => {
     const receivedAt = new Date('2026-01-01T00:00:00Z');
     const ctx = {
       click: { offerId: 1, affiliateId: 1, clickedAt: new Date(receivedAt.getTime() + 2_000) },
-      offer: { advertiserId: 1, attributionWindowDays: 30, minCtitSeconds: 0, amountCap: null },
+      offer: { advertiserId: 1, status: 'active' as const, attributionWindowDays: 30, minCtitSeconds: 0, amountCap: null },
+      affiliate: { status: 'active' as const },
       advertiserId: 1,
       receivedAt,
       amount: '1',

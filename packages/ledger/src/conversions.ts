@@ -1,41 +1,171 @@
-import type { Tx } from '@trackway/db';
-import { type ConversionStatus, type EventEnvelope, commissionStatusFor, conversionJson, createEvent } from '@trackway/domain';
-import { detachFromPendingPayout } from './payouts';
+import { type PgClient, RetryTransaction, statement } from '@trackway/db';
+import type { CommissionState, ConversionState, ConversionStatus, ConversionWrites } from '@trackway/domain';
+import { DETACH_FROM_PENDING_PAYOUTS_SQL, RECOMPUTE_PAYOUTS_SQL } from './payouts';
 
-/** A concurrent status change won the race: the caller retries and decides again. */
-export class ConcurrentUpdateError extends Error {
-  override name = 'ConcurrentUpdateError';
+// Conversions and commissions are written here only, for the attribution worker's batches and
+// the api's review alike: named, multi-row statements (one round trip each, planned once per
+// connection), reading and writing the domain's own shapes (the column aliases are its names).
+
+/** A conversion's columns as ConversionRow names them, and its commission's, flat. */
+const CONVERSION_SELECT = `
+  SELECT c.id, c.advertiser_id AS "advertiserId", c.offer_id AS "offerId", c.affiliate_id AS "affiliateId", c.click_id AS "clickId",
+         c.order_id AS "orderId", c.event, c.status::text AS status, c.hold_reason AS "holdReason", c.amount::text AS amount, c.currency,
+         c.payout::text AS payout, c.payout_currency AS "payoutCurrency", c.clicked_at AS "clickedAt", c.created_at AS "createdAt",
+         c.updated_at AS "updatedAt",
+         COALESCE((SELECT array_agg(f.rule ORDER BY f.id) FROM fraud_flags f WHERE f.conversion_id = c.id), '{}') AS "fraudFlags",
+         m.id AS "commissionId", m.amount::text AS "commissionAmount", m.currency AS "commissionCurrency",
+         m.status::text AS "commissionStatus", m.created_at AS "commissionCreatedAt", m.payout_id AS "payoutId",
+         COALESCE(p.status = 'sent', false) AS "payoutSent"
+    FROM conversions c
+    LEFT JOIN commissions m ON m.conversion_id = c.id
+    LEFT JOIN payouts p ON p.id = m.payout_id`;
+
+type ConversionRecord = Omit<ConversionState, 'commission' | 'status'> & {
+  status: ConversionStatus;
+  commissionId: string | null;
+  commissionAmount: string | null;
+  commissionCurrency: string | null;
+  commissionStatus: CommissionState['status'] | null;
+  commissionCreatedAt: Date | null;
+  payoutId: string | null;
+  payoutSent: boolean;
+};
+
+/** A record as the domain's state: the commission's columns nested (the one converter from the database). */
+function toState(record: ConversionRecord): ConversionState {
+  const { commissionId, commissionAmount, commissionCurrency, commissionStatus, commissionCreatedAt, payoutId, payoutSent, ...row } = record;
+  return {
+    ...row,
+    commission:
+      commissionId === null
+        ? null
+        : {
+            id: commissionId,
+            conversionId: row.id,
+            affiliateId: row.affiliateId,
+            amount: commissionAmount!,
+            currency: commissionCurrency!,
+            status: commissionStatus!,
+            createdAt: commissionCreatedAt!,
+            payoutId,
+            payoutSent,
+          },
+  };
 }
 
+const lockByKeys = statement<ConversionRecord>(
+  'ledger-lock-conversions-by-key',
+  `${CONVERSION_SELECT}
+    JOIN json_to_recordset($1::json) AS k("advertiserId" int, "orderId" varchar, event varchar)
+      ON c.advertiser_id = k."advertiserId" AND c.order_id = k."orderId" AND c.event = k.event
+   ORDER BY c.advertiser_id, c.order_id, c.event
+     FOR UPDATE OF c`,
+);
+
 /**
- * Moves a conversion from one status to another inside the caller's transaction: a
- * compare-and-set on the status (never a lost update), the commission following (a reversal
- * voids it), and the `conversion.<status>` event to write to the outbox.
+ * The conversions of these (advertiser, order_id, event) keys, locked in key order (concurrent
+ * batches wait for each other instead of deadlocking), with their commissions as they stand.
  */
-export async function transitionConversion(
-  tx: Tx,
-  change: { id: string; from: ConversionStatus; to: 'approved' | 'rejected'; releaseHold?: boolean },
-  now: Date,
-): Promise<EventEnvelope[]> {
-  const { count } = await tx.conversion.updateMany({
-    where: { id: change.id, status: change.from },
-    data: { status: change.to, updatedAt: now, ...(change.releaseHold ? { holdReason: null } : {}) },
-  });
-  if (count === 0) throw new ConcurrentUpdateError(`conversion ${change.id} changed concurrently`);
-  await tx.commission.updateMany({ where: { conversionId: change.id }, data: { status: commissionStatusFor(change.to), updatedAt: now } });
-  if (change.to === 'rejected') await detachFromPendingPayout(tx, change.id, now);
-  const updated = await tx.conversion.findUniqueOrThrow({ where: { id: change.id }, include: { fraudFlags: { select: { rule: true } } } });
-  return [
-    createEvent(
-      `conversion.${change.to}`,
-      {
-        conversion: conversionJson(
-          updated,
-          updated.fraudFlags.map((f) => f.rule),
-        ),
-        previous_status: change.from,
-      },
-      now,
-    ),
-  ];
+export async function lockConversionsByKey(db: PgClient, keys: Array<{ advertiserId: number; orderId: string; event: string }>): Promise<ConversionState[]> {
+  if (keys.length === 0) return [];
+  return (await lockByKeys(db, [JSON.stringify(keys)])).map(toState);
+}
+
+const lockById = statement<ConversionRecord>('ledger-lock-conversion-by-id', `${CONVERSION_SELECT} WHERE c.id = $1 FOR UPDATE OF c`);
+
+/** One conversion, locked, with its commission; null when there is none. */
+export async function lockConversion(db: PgClient, id: string): Promise<ConversionState | null> {
+  const [record] = await lockById(db, [id]);
+  return record ? toState(record) : null;
+}
+
+/** ON CONFLICT DO NOTHING: the unique index decides; a skipped row means another transaction won the race. */
+const insertConversions = statement<{ id: string }>(
+  'ledger-insert-conversions',
+  `INSERT INTO conversions (id, advertiser_id, offer_id, affiliate_id, click_id, order_id, event, status, hold_reason,
+                            amount, currency, payout, payout_currency, clicked_at, created_at, updated_at)
+   SELECT id, "advertiserId", "offerId", "affiliateId", "clickId", "orderId", event, status::"ConversionStatus", "holdReason",
+          amount, currency, payout, "payoutCurrency", "clickedAt", "createdAt", "updatedAt"
+     FROM json_to_recordset($1::json) AS r(id varchar, "advertiserId" int, "offerId" int, "affiliateId" int, "clickId" varchar, "orderId" varchar,
+          event varchar, status text, "holdReason" varchar, amount numeric, currency varchar, payout numeric, "payoutCurrency" varchar,
+          "clickedAt" timestamptz, "createdAt" timestamptz, "updatedAt" timestamptz)
+   ON CONFLICT (advertiser_id, order_id, event) DO NOTHING
+   RETURNING id`,
+);
+
+const updateConversions = statement(
+  'ledger-update-conversions',
+  `UPDATE conversions c SET status = r.status::"ConversionStatus", hold_reason = r."holdReason", amount = r.amount, payout = r.payout, updated_at = r."updatedAt"
+     FROM json_to_recordset($1::json) AS r(id varchar, status text, "holdReason" varchar, amount numeric, payout numeric, "updatedAt" timestamptz)
+    WHERE c.id = r.id`,
+);
+
+const insertCommissions = statement(
+  'ledger-insert-commissions',
+  `INSERT INTO commissions (id, conversion_id, affiliate_id, amount, currency, status, created_at, updated_at)
+   SELECT id, "conversionId", "affiliateId", amount, currency, status::"CommissionStatus", "createdAt", "createdAt"
+     FROM json_to_recordset($1::json) AS r(id varchar, "conversionId" varchar, "affiliateId" int, amount numeric, currency varchar, status text, "createdAt" timestamptz)`,
+);
+
+const updateCommissions = statement(
+  'ledger-update-commissions',
+  `UPDATE commissions m SET amount = r.amount, status = r.status::"CommissionStatus", updated_at = $2::timestamptz
+     FROM json_to_recordset($1::json) AS r(id varchar, amount numeric, status text)
+    WHERE m.id = r.id`,
+);
+
+/**
+ * Commissions about to change, locked in id order (createPayout locks the commissions it gathers
+ * in the same order, so the two never wait for each other in a cycle), with the payout each is in.
+ */
+const lockCommissions = statement<{ id: string; payoutId: string | null }>(
+  'ledger-lock-commissions',
+  `SELECT id, payout_id AS "payoutId" FROM commissions WHERE id = ANY($1::varchar[]) ORDER BY id FOR UPDATE`,
+);
+
+/** Their payouts, locked in id order after them: none can be marked sent before this commits. */
+const lockPayouts = statement<{ id: string; sent: boolean }>(
+  'ledger-lock-payouts',
+  `SELECT id, status = 'sent' AS sent FROM payouts WHERE id = ANY($1::varchar[]) ORDER BY id FOR UPDATE`,
+);
+
+const detachFromPendingPayouts = statement<{ id: string }>('ledger-detach-from-pending-payouts', DETACH_FROM_PENDING_PAYOUTS_SQL);
+const recomputePayouts = statement('ledger-recompute-payouts', RECOMPUTE_PAYOUTS_SQL);
+
+const insertFraudFlags = statement(
+  'ledger-insert-fraud-flags',
+  `INSERT INTO fraud_flags (id, postback_id, conversion_id, rule, details, created_at)
+   SELECT id, "postbackId", "conversionId", rule, details, "createdAt"
+     FROM json_to_recordset($1::json) AS r(id varchar, "postbackId" varchar, "conversionId" varchar, rule varchar, details jsonb, "createdAt" timestamptz)`,
+);
+
+/**
+ * Writes planned conversion changes (conversionWrites) inside the caller's transaction, the
+ * conversions locked by it beforehand. The commissions the plan changes are locked, with their
+ * payouts, and must still be where the plan read them (a payout created or sent meanwhile would
+ * make the plan wrong): if not, the transaction is run again (RetryTransaction), as it is when
+ * another transaction created one of the new conversions first.
+ */
+export async function writeConversions(db: PgClient, writes: ConversionWrites, now: Date): Promise<void> {
+  if (writes.newConversions.length > 0) {
+    const inserted = await insertConversions(db, [JSON.stringify(writes.newConversions)]);
+    if (inserted.length < writes.newConversions.length) throw new RetryTransaction('a conversion of this batch was created concurrently');
+  }
+  if (writes.commissionsAsRead.length > 0) {
+    const locked = new Map((await lockCommissions(db, [writes.commissionsAsRead.map((c) => c.id)])).map((c) => [c.id, c.payoutId]));
+    const payoutIds = [...new Set([...locked.values()].filter((id): id is string => id !== null))].sort();
+    const sent = new Map(payoutIds.length > 0 ? (await lockPayouts(db, [payoutIds])).map((p) => [p.id, p.sent]) : []);
+    const moved = writes.commissionsAsRead.some((read) => {
+      const payoutId = locked.get(read.id) ?? null;
+      return payoutId !== read.payoutId || (payoutId !== null && sent.get(payoutId) !== read.payoutSent);
+    });
+    if (moved) throw new RetryTransaction('a commission of this batch joined a payout, or its payout was sent, concurrently');
+  }
+  if (writes.changedConversions.length > 0) await updateConversions(db, [JSON.stringify(writes.changedConversions)]);
+  if (writes.newCommissions.length > 0) await insertCommissions(db, [JSON.stringify(writes.newCommissions)]);
+  if (writes.changedCommissions.length > 0) await updateCommissions(db, [JSON.stringify(writes.changedCommissions), now]);
+  const payouts = new Set(writes.repricedPayouts);
+  if (writes.reversed.length > 0) for (const { id } of await detachFromPendingPayouts(db, [writes.reversed, now])) payouts.add(id);
+  if (payouts.size > 0) await recomputePayouts(db, [[...payouts].sort(), now]);
+  if (writes.fraudFlags.length > 0) await insertFraudFlags(db, [JSON.stringify(writes.fraudFlags)]);
 }

@@ -21,8 +21,12 @@ export const postbackJobSchema = z.object({
   receivedAt: z.iso.datetime(),
   clickId: z.string().min(1).max(64),
   orderId: z.string().min(1).max(255),
+  /** Normalized (lower case) by ingest; a job from an earlier version may carry another case, normalized where it is read. */
   event: z.string().min(1).max(64),
-  amount: z.string().regex(MONEY_PATTERN),
+  /** The event as the advertiser sent it, when that differs from `event` (the postback's params keep it). */
+  eventAsSent: z.string().min(1).max(64).optional(),
+  /** Absent when the postback carried no amount: it then changes no amount. */
+  amount: z.string().regex(MONEY_PATTERN).optional(),
   currency: z
     .string()
     .regex(/^[A-Z]{3}$/)

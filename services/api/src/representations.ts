@@ -587,7 +587,13 @@ const EVENT_DATA = {
   'conversion.created': z.strictObject({ conversion: Conversion }),
   'conversion.approved': z.strictObject({ conversion: Conversion, previous_status: previousStatus }),
   'conversion.rejected': z.strictObject({ conversion: Conversion, previous_status: previousStatus }),
+  'conversion.updated': z.strictObject({
+    conversion: Conversion,
+    previous_amount: moneyOut.meta({ description: 'The amount before this change.' }),
+    previous_payout: moneyOut.meta({ description: 'The payout before this change.' }),
+  }),
   'commission.created': z.strictObject({ commission: Commission }),
+  'commission.updated': z.strictObject({ commission: Commission, previous_amount: moneyOut.meta({ description: 'The amount before this change.' }) }),
   'fraud.flagged': z.strictObject({ fraud_flag: FraudFlag }),
   'payout.sent': z.strictObject({ payout: PayoutWithCommissions }),
   'endpoint.disabled': z.strictObject({ endpoint: WebhookEndpoint }),

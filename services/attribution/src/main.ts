@@ -32,7 +32,7 @@ runMain(async () => {
     },
     consumed,
   );
-  await subscribeInvalidations(ctx.newWorkerConnection(), config.QUEUE_PREFIX, (kind) => kind === 'offer' && workers.offers.clear());
+  await subscribeInvalidations(ctx.newWorkerConnection(), config.QUEUE_PREFIX, (kind) => workers.invalidate(kind));
   ctx.metrics.trackQueues(Object.values(queues));
   const close = async () => {
     await workers.drain();

@@ -2,8 +2,8 @@ import type { ClickIdCodec } from '@trackway/clickid';
 import type { PgPool, PrismaClient } from '@trackway/db';
 import type { Logger } from '@trackway/logger';
 import { enqueueEvents, markPublished, relayOutbox } from '@trackway/outbox';
-import { type ClickJob, type PostbackJob, QUEUE, type TypedQueue, cappedExponentialDelay, parseJob } from '@trackway/queues';
-import { type CachedLookup, type Metrics, MicroBatcher, cachedLookup, registerWorker } from '@trackway/runtime';
+import { type ClickJob, type InvalidationKind, type PostbackJob, QUEUE, type TypedQueue, cappedExponentialDelay, parseJob } from '@trackway/queues';
+import { type Metrics, MicroBatcher, cachedLookup, registerWorker } from '@trackway/runtime';
 import { type Processor, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { writeClicks } from './clicks/write-clicks';
@@ -52,8 +52,10 @@ function settleJob<T>(results: PromiseSettledResult<T>[]): T[] {
 export function createHandlers(deps: AttributionDeps) {
   const { prisma, pool, clickIds, eventsQueue, logger, metrics } = deps;
   const batches = { ...DEFAULT_BATCHES, ...deps.batches };
-  // Offers change rarely: cached for 30 s and cleared when the API announces a change.
+  // Offers and affiliates change rarely: cached for 30 s and cleared when the API announces a
+  // change (an affiliate made inactive holds its next conversions within that time at most).
   const offers = cachedLookup((id) => prisma.offer.findUnique({ where: { id: Number(id) } }), { ttlMs: 30_000 });
+  const affiliates = cachedLookup((id) => prisma.affiliate.findUnique({ where: { id: Number(id) }, select: { status: true } }), { ttlMs: 30_000 });
 
   // Marking events published only spares the relay work (it waits OUTBOX_RELAY grace before it
   // republishes): done in the background, one statement at a time, off the batch's path.
@@ -76,7 +78,7 @@ export function createHandlers(deps: AttributionDeps) {
   const nextTurn = turns();
   const postbacks = new MicroBatcher<PostbackJob, AttributionResult>(
     async (jobs) => {
-      const results = await attributeIsolated({ pool, clickIds, offers: (id) => offers.get(id) }, jobs, nextTurn());
+      const results = await attributeIsolated({ pool, clickIds, offers: (id) => offers.get(id), affiliates: (id) => affiliates.get(id) }, jobs, nextTurn());
       const events = results.flatMap((r) => (r.ok ? r.value.events : []));
       try {
         await enqueueEvents(eventsQueue, events);
@@ -128,7 +130,11 @@ export function createHandlers(deps: AttributionDeps) {
       },
       outbox: async () => ({ published: await relayOutbox(pool, eventsQueue, { graceMs: deps.relayGraceMs }) }),
     } satisfies Record<AttributionQueue, Processor>,
-    offers,
+    /** Clears the cache of a kind the API announced a change of (subscribeInvalidations). */
+    invalidate(kind: InvalidationKind) {
+      if (kind === 'offer') offers.clear();
+      if (kind === 'affiliate') affiliates.clear();
+    },
     /** Resolves once every background mark has run (for a graceful shutdown). */
     drain: () => marking,
   };
@@ -141,8 +147,8 @@ const MAX_STALLED_COUNT = 20;
 export function createWorkers(
   deps: AttributionDeps,
   queues: readonly AttributionQueue[] = ATTRIBUTION_QUEUES,
-): Worker[] & { offers: CachedLookup<object>; drain: () => Promise<void> } {
-  const { handlers, offers, drain } = createHandlers(deps);
+): Worker[] & { invalidate: (kind: InvalidationKind) => void; drain: () => Promise<void> } {
+  const { handlers, invalidate, drain } = createHandlers(deps);
   const concurrency: Record<AttributionQueue, number> = {
     postbacks: deps.concurrency.postbacks,
     clicks: deps.concurrency.clicks,
@@ -161,5 +167,5 @@ export function createWorkers(
       deps,
     ),
   );
-  return Object.assign(workers, { offers, drain });
+  return Object.assign(workers, { invalidate, drain });
 }

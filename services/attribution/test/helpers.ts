@@ -61,7 +61,12 @@ export async function startAttribution(): Promise<AttributionHarness> {
     redis,
     queues,
     deps,
-    attribution: { pool: db.pool, clickIds, offers: (id) => db.prisma.offer.findUnique({ where: { id } }) },
+    attribution: {
+      pool: db.pool,
+      clickIds,
+      offers: (id) => db.prisma.offer.findUnique({ where: { id } }),
+      affiliates: (id) => db.prisma.affiliate.findUnique({ where: { id }, select: { status: true } }),
+    },
     startWorkers(count = 1) {
       const started: Worker[] = [];
       for (let i = 0; i < count; i++) {

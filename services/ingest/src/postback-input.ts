@@ -9,6 +9,7 @@ import {
   type PostbackField,
   type ResolvedFormat,
   clickOrderKey,
+  normalizeEvent,
   isCurrency,
   statusFor,
   statusWords,
@@ -30,10 +31,14 @@ export interface PostbackInput {
   clickId: string;
   /** The order reference; under dedupe "click_id" without one, the click's order key (clickOrderKey). */
   orderId: string;
-  amount: string;
+  /** Absent when none was sent: absence travels as absence (it changes no amount). */
+  amount?: string;
   currency?: string;
   status: ConversionStatus;
+  /** In its one form (lower case). */
   event: string;
+  /** The event as sent, when that is not its one form. */
+  eventAsSent?: string;
 }
 
 // Printable text only: control characters in an order reference are a broken integration.
@@ -190,8 +195,9 @@ export function validatePostback(values: Values, fields: FieldErrors, sentAs: Se
     else if (CONTROL.test(orderId)) fields.order_id = 'must not contain control characters';
   }
 
-  let amount = withDecimalPoint(text('amount') ?? '0', format);
-  if (!fields.amount) {
+  const amountText = text('amount');
+  let amount = amountText === undefined ? undefined : withDecimalPoint(amountText, format);
+  if (amount !== undefined && !fields.amount) {
     if (/^-/.test(amount)) fields.amount = 'must not be negative';
     else if (/^\d+,\d+$/.test(amount))
       fields.amount = "must be a decimal number such as 49.90 (a decimal comma is read only when the advertiser's postback_format has decimal_comma: true)";
@@ -212,11 +218,21 @@ export function validatePostback(values: Values, fields: FieldErrors, sentAs: Se
     fields.status = `must be one of ${statusWords(format).join(', ')} (any case)`;
   }
 
-  const event = text('event') ?? 'conversion';
-  if (!fields.event && !EVENT_PATTERN.test(event)) fields.event = 'must be 1-64 letters, digits, or _ . : -';
+  const eventAsSent = text('event') ?? 'conversion';
+  if (!fields.event && !EVENT_PATTERN.test(eventAsSent)) fields.event = 'must be 1-64 letters, digits, or _ . : -';
+  // One form for the dedupe key and what is shown: sale, Sale and SALE are one event.
+  const event = normalizeEvent(eventAsSent);
 
   if (Object.keys(fields).length > 0) return null;
-  return { clickId: clickId!, orderId: orderId!, amount, currency, status: status as ConversionStatus, event };
+  return {
+    clickId: clickId!,
+    orderId: orderId!,
+    ...(amount === undefined ? {} : { amount }),
+    currency,
+    status: status as ConversionStatus,
+    event,
+    ...(eventAsSent === event ? {} : { eventAsSent }),
+  };
 }
 
 function normalizeDecimal(value: string): string {

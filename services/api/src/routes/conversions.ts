@@ -1,8 +1,8 @@
-import { retryOnConflict } from '@trackway/db';
-import { canTransition, conversionJson } from '@trackway/domain';
+import { inTransaction } from '@trackway/db';
+import { type ConversionState, conversionJson, conversionKey, conversionWrites, planReview } from '@trackway/domain';
 import { HttpError, notFound, parseInput } from '@trackway/http';
-import { ConcurrentUpdateError, transitionConversion } from '@trackway/ledger';
-import { publishEvents, writeEvents } from '@trackway/outbox';
+import { lockConversion, writeConversions } from '@trackway/ledger';
+import { insertEvents, publishEvents } from '@trackway/outbox';
 import { Router } from 'express';
 import type { ApiDeps } from '../deps';
 import { decodeCursor, page, parseListQuery } from '../pagination';
@@ -10,11 +10,9 @@ import { ConversionList, ConversionReview } from '../representations';
 import { prefixedId } from './params';
 
 const withFlags = { fraudFlags: { select: { rule: true }, orderBy: { createdAt: 'asc' } } } as const;
-const json = (row: Parameters<typeof conversionJson>[0] & { fraudFlags: { rule: string }[] }) =>
-  conversionJson(
-    row,
-    row.fraudFlags.map((f) => f.rule),
-  );
+/** A Prisma row with its flags' rules, as the one conversion shape. */
+const json = (row: Omit<Parameters<typeof conversionJson>[0], 'fraudFlags'> & { fraudFlags: { rule: string }[] }) =>
+  conversionJson({ ...row, fraudFlags: row.fraudFlags.map((f) => f.rule) });
 
 export function conversionsRouter({ prisma, pool, queues, logger }: ApiDeps): Router {
   const router = Router();
@@ -43,30 +41,25 @@ export function conversionsRouter({ prisma, pool, queues, logger }: ApiDeps): Ro
     res.json(json(row));
   });
 
-  // Fraud review: approve a conversion a rule held, or reject one. The same state machine,
-  // commission rule and outbox as an advertiser's postback.
+  // Fraud review: approve a conversion a rule held, or reject one. The same rule (planReview →
+  // changeConversion) and the same writer as an advertiser's postback.
   router.patch('/:id', async (req, res) => {
     const id = prefixedId(req.params.id, 'cnv', 'Conversion');
     const { status } = parseInput(ConversionReview, req.body);
     const now = new Date();
-    const events = await retryOnConflict(() =>
-      prisma.$transaction(async (tx) => {
-        const current = await tx.conversion.findUnique({ where: { id } });
-        if (!current) throw notFound('Conversion');
-        if (current.status === status) return [];
-        if (!canTransition(current.status, status)) {
-          throw new HttpError(409, 'invalid_transition', `A ${current.status} conversion cannot become ${status}.`);
-        }
-        const emitted = await transitionConversion(tx, { id, from: current.status, to: status, releaseHold: true }, now);
-        await writeEvents(tx, emitted);
-        return emitted;
-      }),
-    ).catch((error: unknown) => {
-      if (error instanceof ConcurrentUpdateError) throw new HttpError(409, 'conflict', 'The conversion changed meanwhile; retry.');
-      throw error;
+    const { conversion, events } = await inTransaction(pool, async (client) => {
+      const current = await lockConversion(client, id);
+      if (!current) throw notFound('Conversion');
+      const plan = planReview(current, status, now);
+      if (plan.kind === 'invalid_transition') throw new HttpError(409, 'invalid_transition', `A ${plan.from} conversion cannot become ${status}.`);
+      if (plan.kind === 'unchanged') return { conversion: current, events: [] };
+      const key = conversionKey(current);
+      await writeConversions(client, conversionWrites(new Map([[key, current]]), new Map<string, ConversionState>([[key, plan.after]]), [plan]), now);
+      await insertEvents(client, plan.events);
+      return { conversion: plan.after, events: plan.events };
     });
     await publishEvents(pool, queues.events, events).catch((error: unknown) => logger.warn({ err: error }, 'events left for the outbox relay'));
-    res.json(json(await prisma.conversion.findUniqueOrThrow({ where: { id }, include: withFlags })));
+    res.json(conversionJson(conversion));
   });
 
   return router;

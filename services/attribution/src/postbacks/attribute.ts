@@ -1,17 +1,19 @@
 import type { ClickIdCodec } from '@trackway/clickid';
 import { type PgClient, type PgPool, RetryTransaction, type Settled, inTransaction, writeIsolated } from '@trackway/db';
 import {
-  type ConversionState,
+  type AffiliateStanding,
+  type ClickClaims,
   Decimal,
   type EventEnvelope,
   type OfferTerms,
   type PostbackFacts,
   type PostbackOutcome,
-  commissionStatusFor,
   conversionKey,
+  normalizeEvent,
   planBatch,
   sentOrderId,
 } from '@trackway/domain';
+import { lockConversionsByKey, writeConversions } from '@trackway/ledger';
 import { insertEvents } from '@trackway/outbox';
 import type { PostbackJob } from '@trackway/queues';
 import { UnrecoverableError } from 'bullmq';
@@ -28,11 +30,13 @@ export interface AttributionResult {
 }
 
 export type OfferLookup = (id: number) => Promise<OfferTerms | null>;
+export type AffiliateLookup = (id: number) => Promise<AffiliateStanding>;
 
 export interface AttributeDeps {
   pool: PgPool;
   clickIds: ClickIdCodec;
   offers: OfferLookup;
+  affiliates: AffiliateLookup;
 }
 
 /**
@@ -44,26 +48,40 @@ export interface AttributeDeps {
 export async function attributeBatch(deps: AttributeDeps, jobs: PostbackJob[], after?: Promise<void>): Promise<AttributionResult[]> {
   const facts = jobs.map(toFacts);
   const clicks = new Map(facts.map((p) => [p.postbackId, deps.clickIds.verify(p.clickId)]));
-  const offerIds = [...new Set([...clicks.values()].flatMap((c) => (c ? [c.offerId] : [])))];
-  const offers = new Map(await Promise.all(offerIds.map(async (id) => [id, await deps.offers(id)] as const)));
+  const claims = [...clicks.values()].filter((c) => c !== null);
+  const load = async <T>(ids: number[], lookup: (id: number) => Promise<T>) =>
+    new Map(await Promise.all([...new Set(ids)].map(async (id) => [id, await lookup(id)] as const)));
+  const [offers, affiliates] = await Promise.all([
+    load(
+      claims.map((c) => c.offerId),
+      deps.offers,
+    ),
+    load(
+      claims.map((c) => c.affiliateId),
+      deps.affiliates,
+    ),
+  ]);
   return inTransaction(deps.pool, (client) =>
     attributeIn(
       client,
       facts,
-      (p) => clicks.get(p.postbackId) ?? null,
-      (id) => offers.get(id) ?? null,
+      {
+        click: (p) => clicks.get(p.postbackId) ?? null,
+        offer: (c) => offers.get(c.offerId) ?? null,
+        affiliate: (c) => affiliates.get(c.affiliateId) ?? null,
+      },
       after,
     ),
   );
 }
 
-async function attributeIn(
-  client: PgClient,
-  postbacks: PostbackFacts[],
-  click: (p: PostbackFacts) => ReturnType<ClickIdCodec['verify']>,
-  offer: (id: number) => OfferTerms | null,
-  after?: Promise<void>,
-): Promise<AttributionResult[]> {
+interface Loaded {
+  click(p: PostbackFacts): ClickClaims | null;
+  offer(c: ClickClaims): OfferTerms | null;
+  affiliate(c: ClickClaims): AffiliateStanding;
+}
+
+async function attributeIn(client: PgClient, postbacks: PostbackFacts[], loaded: Loaded, after?: Promise<void>): Promise<AttributionResult[]> {
   const now = new Date();
   // Postbacks already attributed (a job run again after a crash, or retried from Bull Board).
   const done = new Map((await sql.findOutcomes(client, [postbacks.map((p) => p.postbackId)])).map((r) => [r.id, r]));
@@ -73,16 +91,15 @@ async function attributeIn(
   const keys = [...new Map(fresh.map((p) => [conversionKey(p), p])).values()];
   // The batch before this one (of this process) has committed: its orders are decided.
   await after;
-  const locked = await sql.lockConversions(client, [JSON.stringify(keys.map(({ advertiserId, orderId, event }) => ({ advertiserId, orderId, event })))]);
-  const existing = new Map(locked.map((row) => [conversionKey({ advertiserId: row.advertiser_id, orderId: row.order_id, event: row.event }), toState(row)]));
-  const plan = planBatch({ postbacks: fresh, click, offer: (c) => offer(c.offerId), existing, now });
-
-  if (plan.newConversions.length > 0) {
-    const inserted = await sql.insertConversions(client, [JSON.stringify(plan.newConversions)]);
-    // Another batch created one of these orders after we looked: look again (it is then
-    // locked, and this batch's postbacks for it are repeats of it).
-    if (inserted.length < plan.newConversions.length) throw new RetryTransaction('a conversion of this batch was created concurrently');
-  }
+  const locked = await lockConversionsByKey(
+    client,
+    keys.map(({ advertiserId, orderId, event }) => ({ advertiserId, orderId, event })),
+  );
+  const existing = new Map(locked.map((row) => [conversionKey(row), row]));
+  const plan = planBatch({ postbacks: fresh, ...loaded, existing, now });
+  // Another batch created one of these orders after we looked, or a payout took one of the
+  // commissions: the writer throws RetryTransaction and we look again (then locked).
+  await writeConversions(client, plan, now);
 
   if (fresh.length > 0) {
     const rows = plan.plans.map(({ outcome }, i) => {
@@ -104,18 +121,6 @@ async function attributeIn(
     if (inserted.length < rows.length) throw new RetryTransaction('a postback of this batch was attributed concurrently');
   }
 
-  const changed = plan.changedConversions;
-  if (changed.length > 0) {
-    await sql.updateConversionStatuses(client, [changed.map((c) => c.id), changed.map((c) => c.status), changed.map((c) => c.updatedAt)]);
-    await sql.lockCommissions(client, [changed.map((c) => c.id)]);
-    await sql.updateCommissionStatuses(client, [changed.map((c) => c.id), changed.map((c) => commissionStatusFor(c.status)), now]);
-  }
-  if (plan.newCommissions.length > 0) await sql.insertCommissions(client, [JSON.stringify(plan.newCommissions)]);
-  if (plan.reversed.length > 0) {
-    const payouts = await sql.detachFromPendingPayouts(client, [plan.reversed, now]);
-    if (payouts.length > 0) await sql.recomputePayouts(client, [payouts.map((p) => p.id), now]);
-  }
-  if (plan.fraudFlags.length > 0) await sql.insertFraudFlags(client, [JSON.stringify(plan.fraudFlags)]);
   await insertEvents(client, plan.events);
 
   const planned = new Map(plan.plans.map((p, i) => [fresh[i].postbackId, p]));
@@ -170,40 +175,19 @@ export async function attributeIsolated(deps: AttributeDeps, jobs: PostbackJob[]
   }
 }
 
+/** A job as the planner reads it: events compared in their one form (a job from an earlier version may hold another case). */
 function toFacts(job: PostbackJob): PostbackFacts {
-  return { ...job, receivedAt: new Date(job.receivedAt) };
+  return { ...job, event: normalizeEvent(job.event), receivedAt: new Date(job.receivedAt) };
 }
 
-function toState(row: sql.ConversionRecord): ConversionState {
-  return {
-    id: row.id,
-    advertiserId: row.advertiser_id,
-    offerId: row.offer_id,
-    affiliateId: row.affiliate_id,
-    clickId: row.click_id,
-    orderId: row.order_id,
-    event: row.event,
-    status: row.status,
-    holdReason: row.hold_reason,
-    amount: row.amount,
-    currency: row.currency,
-    payout: row.payout,
-    payoutCurrency: row.payout_currency,
-    clickedAt: row.clicked_at,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    fraudFlags: row.fraud_flags,
-  };
-}
-
-/** What the advertiser sent, as the outcome row keeps it. */
-function paramsOf(p: PostbackFacts) {
+/** What the advertiser sent, as the outcome row keeps it: no amount is null, the event as it was sent. */
+function paramsOf(p: PostbackFacts & Pick<PostbackJob, 'eventAsSent'>) {
   return {
     click_id: p.clickId,
     order_id: sentOrderId(p.orderId),
-    amount: new Decimal(p.amount).toString(),
+    amount: p.amount === undefined ? null : new Decimal(p.amount).toString(),
     currency: p.currency ?? null,
     status: p.status,
-    event: p.event,
+    event: p.eventAsSent ?? p.event,
   };
 }
