@@ -134,7 +134,11 @@ it('an advertiser with a postback format, a conversion without an order and the 
     },
     { what: 'the outcome' },
   );
-  expect(outcome.body).toMatchObject({ status: 'accepted', ignored_params: { rdtk_campaign: 'c-1' }, params: { order_id: null, amount: '7.5', event: 'Purchase' } });
+  expect(outcome.body).toMatchObject({
+    status: 'accepted',
+    ignored_params: { rdtk_campaign: 'c-1' },
+    params: { order_id: null, amount: '7.5', event: 'Purchase' },
+  });
   expect(check.conforms('get', `/v1/postbacks/${accepted.body.postback_id}`, outcome)).toEqual([]);
   const conversion = await admin('get', `/v1/conversions/${outcome.body.conversion_id}`).expect(200);
   // Event names are matched in any case: the conversion shows the one form, the postback what was sent.

@@ -5,6 +5,7 @@ import { markPayoutSent } from '@trackway/ledger';
 import { type Receiver, startReceiver, waitFor } from '@trackway/testing';
 import { Webhook } from 'standardwebhooks';
 import request from 'supertest';
+import { adminApi, createProgram } from './support/program';
 import { type Stack, startStack } from './support/stack';
 
 let stack: Stack;
@@ -20,44 +21,8 @@ afterAll(async () => {
   await stack.close();
 });
 
-const api = {
-  get: (path: string) => request(stack.api).get(path).set(stack.auth),
-  post: (path: string, body?: object) => request(stack.api).post(path).set(stack.auth).send(body),
-};
-
-async function setUp(offer: Record<string, unknown> = {}) {
-  const advertiser = (await api.post('/v1/advertisers', { name: 'Shop' }).expect(201)).body;
-  const affiliate = (await api.post('/v1/affiliates', { name: 'Blog' }).expect(201)).body;
-  const created = (
-    await api
-      .post('/v1/offers', {
-        advertiser_id: advertiser.id,
-        name: 'Sale',
-        destination_url: 'https://shop.example/',
-        currency: 'USD',
-        payout: { type: 'fixed', amount: '5.00' },
-        min_ctit_seconds: 0,
-        ...offer,
-      })
-      .expect(201)
-  ).body;
-  const click = await request(stack.ingest).get(`/click?offer_id=${created.id}&affiliate_id=${affiliate.id}`).expect(302);
-  const clickId = new URL(click.headers.location).searchParams.get('click_id')!;
-  const postback = async (params: Record<string, string>) => {
-    const res = await request(stack.ingest)
-      .get('/postback')
-      .query({ key: advertiser.postback_key, click_id: clickId, ...params })
-      .expect(202);
-    return waitFor(
-      async () => {
-        const outcome = (await api.get(`/v1/postbacks/${res.body.postback_id}`).expect(200)).body;
-        return outcome.status === 'queued' ? null : outcome;
-      },
-      { what: 'postback outcome' },
-    );
-  };
-  return { advertiser, affiliate, offer: created, postback };
-}
+const api = { get: (path: string) => adminApi(stack).get(path), post: (path: string, body?: object) => adminApi(stack).post(path, body) };
+const setUp = (offer: Record<string, unknown> = {}) => createProgram(stack, offer);
 
 describe('events reach subscribers', () => {
   it('delivers every event type from the real flows, each verified by standardwebhooks', async () => {

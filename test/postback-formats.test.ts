@@ -89,7 +89,7 @@ const DOCUMENTED = [
   {
     preset: 'redtrack',
     query: 'clickid=CLICK&sum=30.00&type=Purchase&status=Pending',
-    expected: { order_id: null, amount: '30.00', currency: 'USD', status: 'pending', event: 'Purchase' },
+    expected: { order_id: null, amount: '30.00', currency: 'USD', status: 'pending', event: 'purchase' },
     ignored: [],
   },
   {
@@ -139,6 +139,20 @@ it('names unread parameters in the 202 and keeps them on the postback, queued an
   const { postback, conversion } = await outcomeOf(res.body.postback_id);
   expect(postback.ignored_params).toEqual({ sum: '30.00', et: 'lead', nested: { a: [1, 2] } });
   expect(conversion).toMatchObject({ amount: '0.00', event: 'conversion' });
+});
+
+it("keeps the advertiser's key out of every stored copy: sent under other names, it is named and redacted, queued and recorded", async () => {
+  const adv = await advertiserWith(null);
+  const res = await request(stack.ingest)
+    .get('/postback')
+    .query({ key: adv.postbackKey, api_key: adv.postbackKey, token: adv.postbackKey, click_id: adv.click(), order_id: 'KEY-1' })
+    .expect(202);
+  expect(res.body.ignored_params).toEqual(['api_key', 'token']);
+  const queued = (await admin.get(`/v1/postbacks/${res.body.postback_id}`).expect(200)).body;
+  const { postback } = await outcomeOf(res.body.postback_id);
+  for (const shown of [queued, postback]) expect(shown.ignored_params).toEqual({ api_key: '[redacted]', token: '[redacted]' });
+  const row = await stack.db.prisma.postback.findUniqueOrThrow({ where: { id: res.body.postback_id } });
+  expect(JSON.stringify(row)).not.toContain(adv.postbackKey);
 });
 
 it('with dedupe "click_id", a postback without an order is one conversion per click and event; an order_id still wins', async () => {

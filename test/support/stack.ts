@@ -151,6 +151,8 @@ export async function startStack(): Promise<Stack> {
         },
         ['postbacks', 'clicks'],
       );
+      // As attribution's main: announced changes (an offer or affiliate made inactive) clear its caches.
+      subscribeInvalidations(connect(), prefix, (kind) => started.invalidate(kind)).catch(ignoreErrors);
       workers.push(...started);
       return started;
     },

@@ -94,6 +94,14 @@ export async function migrate(
         continue;
       }
       // One transaction per migration: a failure leaves neither schema changes nor a row behind.
+      // What it says (RAISE NOTICE: e.g. rows it left for a person) is logged and kept in `logs`.
+      const notices: string[] = [];
+      const onNotice = (notice: { message?: string }) => {
+        if (!notice.message) return;
+        notices.push(notice.message);
+        options.log?.(`${migration.name}: ${notice.message}`);
+      };
+      client.on('notice', onNotice);
       await client.query('BEGIN');
       try {
         const id = randomUUID();
@@ -103,11 +111,16 @@ export async function migrate(
           migration.name,
         ]);
         await client.query(migration.sql);
-        await client.query('UPDATE "_prisma_migrations" SET finished_at = clock_timestamp(), applied_steps_count = 1 WHERE id = $1', [id]);
+        await client.query('UPDATE "_prisma_migrations" SET finished_at = clock_timestamp(), applied_steps_count = 1, logs = $2 WHERE id = $1', [
+          id,
+          notices.length > 0 ? notices.join('\n') : null,
+        ]);
         await client.query('COMMIT');
       } catch (error) {
         await client.query('ROLLBACK');
         throw new Error(`Migration ${migration.name} failed: ${(error as Error).message}`);
+      } finally {
+        client.off('notice', onNotice);
       }
       options.log?.(`applied ${migration.name}`);
       result.applied.push(migration.name);

@@ -237,6 +237,51 @@ describe('migrate()', () => {
   });
 });
 
+describe('20261206090000_normalize_event_names', () => {
+  const NAME = '20261206090000_normalize_event_names';
+
+  it('writes event names in lower case where no two conversions of an order would collide, and lists the collisions it leaves', async () => {
+    const schema = newSchema();
+    // The database as it was before this migration.
+    const before = mkdtempSync(path.join(tmpdir(), 'trackway-migrations-'));
+    tempDirs.push(before);
+    for (const name of names().filter((n) => n < NAME)) cpSync(path.join(REAL_MIGRATIONS, name), path.join(before, name), { recursive: true });
+    await migrate(TEST_DATABASE_URL, { schema, dir: before });
+    const insert = (id: string, order: string, event: string) =>
+      admin.query(
+        `INSERT INTO "${schema}".conversions (id, advertiser_id, offer_id, affiliate_id, click_id, order_id, event, status, amount, currency, payout, payout_currency, clicked_at, updated_at)
+         VALUES ($1, 1, 1, 1, 'c', $2, $3, 'approved', 1, 'USD', 1, 'USD', now(), now())`,
+        [id, order, event],
+      );
+    await insert('cnv_A', 'O-1', 'Sale'); // alone: normalized
+    await insert('cnv_B', 'O-2', 'Sale'); // beside its lower-case form: left
+    await insert('cnv_C', 'O-2', 'sale');
+    await insert('cnv_D', 'O-3', 'LEAD'); // two other cases: both left
+    await insert('cnv_E', 'O-3', 'Lead');
+    await insert('cnv_F', 'O-4', 'conversion'); // already in its form
+
+    const log: string[] = [];
+    await migrate(TEST_DATABASE_URL, { schema, log: (line) => log.push(line) });
+    const { rows: events } = await admin.query<{ id: string; event: string }>(`SELECT id, event FROM "${schema}".conversions ORDER BY id`);
+    expect(events.map((r) => [r.id, r.event])).toEqual([
+      ['cnv_A', 'sale'],
+      ['cnv_B', 'Sale'],
+      ['cnv_C', 'sale'],
+      ['cnv_D', 'LEAD'],
+      ['cnv_E', 'Lead'],
+      ['cnv_F', 'conversion'],
+    ]);
+    const said = [
+      `${NAME}: 1 conversion event name(s) written in lower case`,
+      `${NAME}: event name collision left as it is: advertiser 1, order O-2, event sale: conversions cnv_B (Sale), cnv_C (sale)`,
+      `${NAME}: event name collision left as it is: advertiser 1, order O-3, event lead: conversions cnv_D (LEAD), cnv_E (Lead)`,
+    ];
+    expect(log.filter((line) => line.startsWith(`${NAME}:`))).toEqual(said);
+    const row = (await rows(schema)).find((r) => r.migration_name === NAME)!;
+    expect(row.logs).toBe(said.map((line) => line.slice(NAME.length + 2)).join('\n'));
+  });
+});
+
 describe('pendingMigrations()', () => {
   let schema: string;
   let client: pg.Client;

@@ -15,3 +15,5 @@ export * from './destination';
 export * from './endpoint-headers';
 export * from './placeholders';
 export * from './postback-formats';
+export * from './text';
+export * from './postback-intake';

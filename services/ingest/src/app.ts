@@ -1,6 +1,15 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { ClickIdCodec } from '@trackway/clickid';
-import { blockedBeforeLookup, choosePostbackKey, destinationFor, effectiveRateLimit, hashPostbackKey, signatureCheck } from '@trackway/domain';
+import {
+  blockedBeforeLookup,
+  choosePostbackKey,
+  collectKey,
+  decidePostback,
+  destinationFor,
+  effectiveRateLimit,
+  hashPostbackKey,
+  secretsOf,
+} from '@trackway/domain';
 import {
   BODY_LIMITS,
   HttpError,
@@ -39,8 +48,8 @@ import parseUrl from 'parseurl';
 import typeIs from 'type-is';
 import type { Redis } from 'ioredis';
 import { createEnqueuers } from './enqueue';
-import type { AdvertiserSummary, IngestLookups } from './lookups';
-import { checkBody, collectKey, collectParams, parseQuery, validatePostback } from './postback-input';
+import type { IngestLookups } from './lookups';
+import { checkBody, parseQuery } from './postback-input';
 
 export interface IngestDeps {
   queues: { postbacks: TypedQueue<'postbacks'>; clicks: TypedQueue<'clicks'> };
@@ -180,21 +189,23 @@ export function createApp(deps: IngestDeps): RequestListener {
     // Recording the click is for reporting only: the click ID is self-verifying, so the
     // redirect never waits on (or fails with) the clicks queue.
     const userAgent = req.headers['user-agent'];
-    enqueue
-      // proxy-addr finds no address once the client has gone (its socket closed meanwhile).
-      .click({
-        clickId,
-        offerId: offer.id,
-        affiliateId: affiliate.id,
-        clickedAt: clickedAt.toISOString(),
-        subs,
-        ip: clientAddress(req, trust)?.slice(0, 45),
-        userAgent: userAgent?.slice(0, 512),
-      })
-      .catch((error: unknown) => {
-        metrics.clicks.inc({ outcome: 'enqueue_failed' });
-        logger.warn({ err: error, click_id: clickId }, 'click not recorded');
-      });
+    // A HEAD (a link checker, a preview) is answered like the GET but records no click.
+    if (req.method !== 'HEAD')
+      enqueue
+        // proxy-addr finds no address once the client has gone (its socket closed meanwhile).
+        .click({
+          clickId,
+          offerId: offer.id,
+          affiliateId: affiliate.id,
+          clickedAt: clickedAt.toISOString(),
+          subs,
+          ip: clientAddress(req, trust)?.slice(0, 45),
+          userAgent: userAgent?.slice(0, 512),
+        })
+        .catch((error: unknown) => {
+          metrics.clicks.inc({ outcome: 'enqueue_failed' });
+          logger.warn({ err: error, click_id: clickId }, 'click not recorded');
+        });
     metrics.clicks.inc({ outcome: 'redirected' });
     const location = encodeUrl(destination);
     const body = `Found. Redirecting to ${location}`;
@@ -215,22 +226,10 @@ export function createApp(deps: IngestDeps): RequestListener {
     pathKey: string | undefined,
     ids: { postbackId?: string },
   ) => {
-    const sources: Record<string, unknown>[] = [query];
-    let rawBody: Buffer | undefined;
-    if (req.method === 'POST') {
-      const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
-      if (hasBody && !typeIs(req, BODY_TYPES)) throw new HttpError(415, 'unsupported_media_type', 'Send JSON or application/x-www-form-urlencoded.');
-      const body = await readBody(req, res);
-      rawBody = (req as RawRequest).rawBody;
-      if (body !== undefined && body !== null && (typeof body !== 'object' || Array.isArray(body))) {
-        throw badRequest({ _: 'the JSON body must be an object' }, 'The request body must be a JSON object.');
-      }
-      if (rawBody) checkBody(rawBody, body as Record<string, unknown>, typeIs(req, JSON_TYPES) !== false);
-      if (body) sources.push(body as Record<string, unknown>);
-    }
-
+    const method = req.method === 'POST' ? 'POST' : 'GET';
+    const { body, rawBody, numberTexts } = method === 'POST' ? await readPostbackBody(req, res) : {};
     const keyFields: Record<string, string> = {};
-    const key = postbackKey(req, collectKey(sources, keyFields), pathKey, keyFields);
+    const key = postbackKey(req, collectKey(body ? [query, body] : [query], keyFields), pathKey, keyFields);
     if (keyFields.key) {
       metrics.postbacks.inc({ stage: 'ingest', outcome: 'invalid', reason: 'validation' });
       throw badRequest({ key: keyFields.key });
@@ -247,25 +246,49 @@ export function createApp(deps: IngestDeps): RequestListener {
     const knownGood = blocked > 0 && key !== null && Boolean(lookups.advertiserByKeyHash.peek(hashPostbackKey(key)));
     const refuseFor = blockedBeforeLookup({ blockedForSeconds: blocked, credentialKnownGood: knownGood });
     if (refuseFor > 0) throw tooManyFailures(refuseFor);
+
+    // Load what the decision needs (the advertiser, its live signing secrets, the signature's
+    // check), decide, then enqueue what it accepted.
     const advertiser = key === null ? null : await lookupAdvertiser(key);
-    if (advertiser?.status !== 'active') {
-      metrics.postbacks.inc({ stage: 'ingest', outcome: 'unauthorized', reason: 'unknown_key' });
-      await failedAuth(address, new HttpError(401, 'unauthorized', 'The postback key is not valid.'));
+    const now = Date.now();
+    const signingSecrets = advertiser?.signingSecrets.filter((s) => s.expiresAt === null || s.expiresAt > now).map((s) => s.secret) ?? [];
+    const signatureSent = req.headers['webhook-signature'] !== undefined;
+    const webhookId = req.headers['webhook-id'];
+    const idTooLong = typeof webhookId === 'string' && webhookId.length > MAX_WEBHOOK_ID;
+    const decision = decidePostback({
+      method,
+      query,
+      body,
+      numberTexts,
+      advertiser: advertiser && {
+        id: advertiser.id,
+        status: advertiser.status,
+        requireSignedPostbacks: advertiser.requireSignedPostbacks,
+        hasSigningSecret: signingSecrets.length > 0,
+        format: advertiser.format,
+        secrets: secretsOf(key!, signingSecrets),
+      },
+      address,
+      addressAllowed: !advertiser?.allows || advertiser.allows(address),
+      signature: {
+        sent: signatureSent,
+        idTooLong,
+        verified:
+          advertiser?.status === 'active' && signatureSent && signingSecrets.length > 0 && !idTooLong
+            ? verifyPostbackSignature(method === 'POST' ? (rawBody ?? '') : rawQuery, req, signingSecrets)
+            : undefined,
+      },
+      receivedAt: new Date(now),
+    });
+    if (!decision.accepted) {
+      const { refusal } = decision;
+      metrics.postbacks.inc({ stage: 'ingest', ...refusal.metric });
+      const error = refusal.status === 400 ? badRequest(refusal.fields ?? {}, refusal.message) : new HttpError(refusal.status, refusal.code, refusal.message);
+      if (refusal.authFailure) await failedAuth(address, error);
+      throw error;
     }
-    const { id: advertiserId } = advertiser!;
-    if (advertiser!.allows && !advertiser!.allows(address)) {
-      metrics.postbacks.inc({ stage: 'ingest', outcome: 'unauthorized', reason: 'ip_not_allowed' });
-      throw new HttpError(403, 'ip_not_allowed', `Postbacks for this advertiser are not accepted from ${address ?? 'this address'}.`);
-    }
-    const signedId = await checkSignature(req, advertiser!, address, rawQuery, rawBody, query);
-    // Read in the advertiser's dialect (its postback_format); what it does not read is kept.
-    const { values, fields, sentAs, ignored } = collectParams(sources, advertiser!.format);
-    const ignoredNames = Object.keys(ignored);
-    const input = validatePostback(values, fields, sentAs, advertiser!.format);
-    if (!input) {
-      metrics.postbacks.inc({ stage: 'ingest', outcome: 'invalid', reason: 'validation' });
-      throw badRequest(fields);
-    }
+    const { postback: accepted, ignoredNames, signedId } = decision;
+    const advertiserId = accepted.advertiserId;
 
     // A signed postback's webhook-id is used once. It is held for 30 s first and remembered for
     // the tolerance window only once the job is in Redis, so an advertiser's retry after a 5xx
@@ -295,8 +318,7 @@ export function createApp(deps: IngestDeps): RequestListener {
     }
     let postbackId: string;
     try {
-      const ignoredParams = ignoredNames.length > 0 ? ignored : undefined;
-      postbackId = await enqueue.postback({ advertiserId, receivedAt: new Date().toISOString(), ...input, ...(ignoredParams ? { ignoredParams } : {}) });
+      postbackId = await enqueue.postback(accepted);
       if (replayKey) redis.pexpire(replayKey, SIGNED_ID_TTL_MS).catch(() => undefined);
     } catch (error) {
       release();
@@ -309,54 +331,24 @@ export function createApp(deps: IngestDeps): RequestListener {
     send(res, 202, { postback_id: postbackId, status: 'queued', ignored_params: ignoredNames });
   };
 
+  /** A POST's body: parsed (JSON or a form), its bytes (a signature is over them) and its JSON numbers as written. */
+  const readPostbackBody = async (req: IncomingMessage, res: ServerResponse) => {
+    const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+    if (hasBody && !typeIs(req, BODY_TYPES)) throw new HttpError(415, 'unsupported_media_type', 'Send JSON or application/x-www-form-urlencoded.');
+    const parsed = await readBody(req, res);
+    const rawBody = (req as RawRequest).rawBody;
+    if (parsed !== undefined && parsed !== null && (typeof parsed !== 'object' || Array.isArray(parsed))) {
+      throw badRequest({ _: 'the JSON body must be an object' }, 'The request body must be a JSON object.');
+    }
+    const body = (parsed ?? undefined) as Record<string, unknown> | undefined;
+    const numberTexts = rawBody ? checkBody(rawBody, body, typeIs(req, JSON_TYPES) !== false) : {};
+    return { body, rawBody, numberTexts };
+  };
+
   /** Counts a failed authentication: throws `error`, or a 429 once the address is over its limit. */
   const failedAuth = async (address: string | undefined, error: HttpError): Promise<never> => {
     const blockedFor = await authFailures.fail(address);
     throw blockedFor > 0 ? tooManyFailures(blockedFor) : error;
-  };
-
-  /**
-   * Standard Webhooks headers, checked (see signatureCheck): returns the webhook-id of a
-   * correctly signed postback, undefined for an unsigned one the advertiser accepts.
-   */
-  const checkSignature = async (
-    req: IncomingMessage,
-    advertiser: AdvertiserSummary,
-    address: string | undefined,
-    rawQuery: string,
-    rawBody: Buffer | undefined,
-    query: Query,
-  ) => {
-    // Signed means a webhook-signature was sent; a stray webhook-id alone is not a signature.
-    const headersSent = req.headers['webhook-signature'] !== undefined;
-    if (!headersSent && !advertiser.requireSignedPostbacks) return undefined;
-    const now = Date.now();
-    const secrets = advertiser.signingSecrets.filter((s) => s.expiresAt === null || s.expiresAt > now).map((s) => s.secret);
-    const check = signatureCheck({ required: advertiser.requireSignedPostbacks, hasSecret: secrets.length > 0, headersSent });
-    const refuse = (reason: string) => new HttpError(401, 'invalid_signature', reason);
-    if (check.verdict === 'unsigned') return undefined;
-    if (check.verdict === 'refuse') {
-      metrics.postbacks.inc({ stage: 'ingest', outcome: 'unauthorized', reason: 'signature' });
-      if (headersSent) await failedAuth(address, refuse(check.reason));
-      throw refuse(check.reason);
-    }
-    // GET: the query string as sent; POST: the body's bytes. A signed POST's fields are all in
-    // its body: the query may carry only the key.
-    const webhookId = req.headers['webhook-id'];
-    if (typeof webhookId === 'string' && webhookId.length > MAX_WEBHOOK_ID) throw refuse(`The webhook-id is longer than ${MAX_WEBHOOK_ID} characters.`);
-    if (req.method === 'POST' && Object.keys(query).some((name) => name !== 'key')) {
-      throw badRequest(
-        { _: 'a signed POST carries its fields in the body; the query string may hold only `key`' },
-        'A signed POST carries its fields in the body.',
-      );
-    }
-    try {
-      return verifySignature(req.method === 'POST' ? (rawBody ?? '') : rawQuery, req.headers, secrets).id;
-    } catch (error) {
-      if (!(error instanceof WebhookVerificationError)) throw error;
-      metrics.postbacks.inc({ stage: 'ingest', outcome: 'unauthorized', reason: 'signature' });
-      return failedAuth(address, refuse(`The postback's signature is not valid: ${error.message}.`));
-    }
   };
 
   const lookupAdvertiser = async (key: string) => {
@@ -466,4 +458,14 @@ function single(query: Query, name: string, fields: Record<string, string>): str
     return undefined;
   }
   return value;
+}
+
+/** What checking a signed postback against the live secrets says: its webhook-id, or why not. */
+function verifyPostbackSignature(payload: string | Buffer, req: IncomingMessage, secrets: string[]): { id: string } | { error: string } {
+  try {
+    return { id: verifySignature(payload, req.headers, secrets).id };
+  } catch (error) {
+    if (error instanceof WebhookVerificationError) return { error: error.message };
+    throw error;
+  }
 }

@@ -1,12 +1,12 @@
 import http from 'node:http';
 import net from 'node:net';
-import { idBlockOf } from '@trackway/domain';
+import { createSecretBox, idBlockOf } from '@trackway/domain';
 import { createFixture, type Fixture, waitFor } from '@trackway/testing';
 import fc from 'fast-check';
 import request from 'supertest';
 import { redactUrl } from '@trackway/logger';
 import { POSTBACK_ALIASES } from '../src/postback-input';
-import { type IngestHarness, startIngest } from './helpers';
+import { type IngestHarness, SECRETS_KEY, startIngest } from './helpers';
 
 let h: IngestHarness;
 let fx: Fixture;
@@ -223,32 +223,80 @@ describe('/postback', () => {
     expect(nul.body.error.fields).toEqual({ sub1: 'must not contain control characters' });
   });
 
-  it('keeps JSON amounts exact: a number JSON may already have rounded must come as a string', async () => {
-    const big = await request(h.app)
-      .post('/postback')
-      .set('X-Postback-Key', fx.postbackKey)
-      // biome-ignore lint/correctness/noPrecisionLoss: the point: JSON.parse rounds this number
-      .send({ click_id: clickId, order_id: 'EXACT-1', amount: 1234567890123.0001 })
-      .expect(400);
-    expect(big.body.error.fields.amount).toMatch(/as a string/);
-    const ok = await request(h.app)
-      .post('/postback')
-      .set('X-Postback-Key', fx.postbackKey)
-      .send({ click_id: clickId, order_id: 'EXACT-2', amount: 99999999999.9999 })
+  it('reads JSON numbers from the text they were written as: exact amounts and order numbers, the same rules as strings', async () => {
+    const post = (body: string) =>
+      request(h.app).post('/postback').set('X-Postback-Key', fx.postbackKey).set('Content-Type', 'application/json').send(body.replace('CLICK', clickId));
+    const queued = async (res: request.Response) => (await h.queues.postbacks.getJob(res.body.postback_id))!.data.postbacks[0];
+    // Beyond 10^11 JSON.parse rounds: the text is what the client meant.
+    const big = await post('{"click_id":"CLICK","order_id":"EXACT-1","amount":1234567890123.0001}').expect(202);
+    expect((await queued(big)).amount).toBe('1234567890123.0001');
+    // More than 4 decimals is refused as the same string is, never rounded to 1.
+    const tooPrecise = await post('{"click_id":"CLICK","order_id":"EXACT-2","amount":0.99999999999999999}').expect(400);
+    expect(tooPrecise.body.error.fields).toEqual({ amount: 'must have at most 14 digits before the point and 4 after' });
+    const asString = await post('{"click_id":"CLICK","order_id":"EXACT-3","amount":"0.99999999999999999"}').expect(400);
+    expect(asString.body.error.fields).toEqual(tooPrecise.body.error.fields);
+    const exponent = await post('{"click_id":"CLICK","order_id":"EXACT-4","amount":1e3}').expect(400);
+    expect(exponent.body.error.fields.amount).toMatch(/plain decimal number/);
+    // An order number of 10^11 or more keeps every digit, and is not refused with words about amounts.
+    const order = await post('{"click_id":"CLICK","order_id":123456789012345678901,"amount":5}').expect(202);
+    expect(await queued(order)).toMatchObject({ orderId: '123456789012345678901', amount: '5' });
+  });
+
+  it('refuses white space around order_id (a 400 naming it, not trimmed silently) and currency codes that are not ASCII', async () => {
+    for (const orderId of [' ORD-1', 'ORD-1 ', '\u00a0ORD-1', 'ORD-1\u3000', '\ufeffORD-1']) {
+      const res = await request(h.app)
+        .post('/postback')
+        .set('X-Postback-Key', fx.postbackKey)
+        .set('Content-Type', 'application/json')
+        .send(`{"click_id":"${clickId}","order_id":"${orderId}"}`)
+        .expect(400);
+      expect(res.body.error.fields).toEqual({ order_id: 'must not begin or end with white space' });
+    }
+    const query = await request(h.app).get('/postback').query({ key: fx.postbackKey, click_id: clickId, order_id: 'ORD-2 ' }).expect(400);
+    expect(Object.keys(query.body.error.fields)).toEqual(['order_id']);
+    const longS = await request(h.app).get(`/postback?key=${fx.postbackKey}&click_id=${clickId}&order_id=ORD-3&currency=u%C5%BFd`).expect(400);
+    expect(longS.body.error.fields).toEqual({ currency: 'must be an ISO 4217 currency code such as USD' });
+  });
+
+  it("never stores the advertiser's key or signing secret, under any name: the name is listed, the value redacted", async () => {
+    const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+    await h.db.prisma.advertiser.update({ where: { id: fx.advertiserId }, data: { signingSecretSealed: createSecretBox(SECRETS_KEY).seal(secret) } });
+    h.deps.lookups.advertiserByKeyHash.clear();
+    const leaky = await request(h.app)
+      .post(`/postback?key=${fx.postbackKey}&api_key=${fx.postbackKey}`)
+      .send({ click_id: clickId, order_id: 'LEAK-1', token: fx.postbackKey, meta: { auth: `Bearer ${fx.postbackKey}`, list: [secret, 'kept'] }, note: 'kept' })
       .expect(202);
-    expect((await h.queues.postbacks.getJob(ok.body.postback_id))?.data.postbacks[0].amount).toBe('99999999999.9999');
-    const asString = await request(h.app)
-      .post('/postback')
-      .set('X-Postback-Key', fx.postbackKey)
-      .send({ click_id: clickId, order_id: 'EXACT-3', amount: '1234567890123.0001' })
-      .expect(202);
-    expect((await h.queues.postbacks.getJob(asString.body.postback_id))?.data.postbacks[0].amount).toBe('1234567890123.0001');
+    expect(leaky.body.ignored_params).toEqual(['api_key', 'token', 'meta', 'note']);
+    const job = await h.queues.postbacks.getJob(leaky.body.postback_id);
+    expect(JSON.stringify(job!.data)).not.toContain(fx.postbackKey);
+    expect(JSON.stringify(job!.data)).not.toContain(secret.slice('whsec_'.length));
+    expect(job!.data.postbacks[0].ignoredParams).toEqual({
+      api_key: '[redacted]',
+      token: '[redacted]',
+      meta: { auth: '[redacted]', list: ['[redacted]', 'kept'] },
+      note: 'kept',
+    });
+    // As a field Trackway would store, it is refused.
+    const asOrder = await request(h.app).get('/postback').query({ key: fx.postbackKey, click_id: clickId, order_id: fx.postbackKey }).expect(400);
+    expect(Object.keys(asOrder.body.error.fields)).toEqual(['order_id']);
+    await h.db.prisma.advertiser.update({ where: { id: fx.advertiserId }, data: { signingSecretSealed: null } });
+    h.deps.lookups.advertiserByKeyHash.clear();
   });
 
   it('never enqueues on HEAD, refuses a key given twice, and reads the key parameter behind an empty header', async () => {
     const before = await h.queues.postbacks.count();
     await request(h.app).head(`/postback?key=${fx.postbackKey}&click_id=${clickId}&order_id=HEAD-1`).expect(405);
     expect(await h.queues.postbacks.count()).toBe(before);
+    // HEAD /click answers like GET (302 to the destination) and records no click.
+    const clicksBefore = await h.queues.clicks.count();
+    const head = await request(h.app).head(`/click?offer_id=${fx.offerId}&affiliate_id=${fx.affiliateId}`).expect(302);
+    expect(head.headers.location).toMatch(/^https:\/\/shop\.example\/land\?c=/);
+    await request(h.app).get(`/click?offer_id=${fx.offerId}&affiliate_id=${fx.affiliateId}`).expect(302);
+    // The GET after it is recorded (a job), the HEAD was not: one more job, not two.
+    await waitFor(async () => (await h.queues.clicks.count()) > clicksBefore, { what: 'the GET click queued' });
+    const jobs = await h.queues.clicks.getJobs(['waiting', 'delayed', 'active', 'completed']);
+    const recorded = jobs.flatMap((j) => j.data.clicks).filter((c: { clickId: string }) => head.headers.location.includes(c.clickId));
+    expect(recorded).toEqual([]);
     const twice = await request(h.app).get(`/postback?key=${fx.postbackKey}&key=${fx.postbackKey}&click_id=${clickId}&order_id=K-1`).expect(400);
     expect(Object.keys(twice.body.error.fields)).toEqual(['key']);
     await request(h.app).get(`/postback?key=${fx.postbackKey}&click_id=${clickId}&order_id=K-2`).set('X-Postback-Key', '').expect(202);
