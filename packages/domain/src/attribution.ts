@@ -5,7 +5,7 @@ import { newId } from './ids';
 import { formatMoney } from './money';
 import { computePayout } from './payout';
 import { type CommissionRow, type ConversionRow, type FraudFlagRow, commissionJson, conversionJson, fraudFlagJson } from './representations';
-import { type ConversionStatus, type PostbackStatus, canTransition, commissionStatusFor, decideRepeat } from './status';
+import { type ConversionStatus, type EntityStatus, type PayoutType, type PostbackStatus, canTransition, commissionStatusFor, decideRepeat } from './status';
 
 // What a postback (or a person's review) does to a conversion, decided without I/O: the
 // attribution worker and the api load the conversions concerned, call these, and write what
@@ -40,17 +40,17 @@ export interface OfferTerms {
   id: number;
   advertiserId: number;
   currency: string;
-  payoutType: 'fixed' | 'percent';
+  payoutType: PayoutType;
   payoutAmount: Decimal.Value | null;
   payoutPercent: Decimal.Value | null;
   attributionWindowDays: number;
   minCtitSeconds: number;
   amountCap: Decimal.Value | null;
-  status: 'active' | 'inactive';
+  status: EntityStatus;
 }
 
 /** The click's affiliate as it stands now (null: no such affiliate). */
-export type AffiliateStanding = { status: 'active' | 'inactive' } | null;
+export type AffiliateStanding = { status: EntityStatus } | null;
 
 /** A commission as it stands, with what locks its amount: a payout already sent. */
 export interface CommissionState extends CommissionRow {

@@ -1,4 +1,5 @@
 import Decimal from 'decimal.js';
+import type { EntityStatus } from './status';
 
 export interface FraudContext {
   /** Claims of the click ID, or null when its signature did not verify. */
@@ -6,13 +7,13 @@ export interface FraudContext {
   /** The click's offer, or null when it does not exist. */
   offer: {
     advertiserId: number;
-    status: 'active' | 'inactive';
+    status: EntityStatus;
     attributionWindowDays: number;
     minCtitSeconds: number;
     amountCap: Decimal.Value | null;
   } | null;
   /** The click's affiliate, or null when no such affiliate exists. */
-  affiliate: { status: 'active' | 'inactive' } | null;
+  affiliate: { status: EntityStatus } | null;
   advertiserId: number;
   /** When Trackway received the postback: a queue backlog never expires a click. */
   receivedAt: Date;
@@ -91,7 +92,7 @@ export function amountOverCap(cap: Decimal.Value | null, amount: Decimal.Value):
 }
 
 /** The hold an inactive (or vanished) affiliate or offer puts on a conversion, or null. */
-export function standingHold(kind: 'affiliate' | 'offer', status: 'active' | 'inactive' | null, id: number): RuleHit | null {
+export function standingHold(kind: 'affiliate' | 'offer', status: EntityStatus | null, id: number): RuleHit | null {
   if (status === 'active') return null;
   return {
     rule: kind === 'affiliate' ? 'inactive_affiliate' : 'inactive_offer',
@@ -105,7 +106,7 @@ export function standingHold(kind: 'affiliate' | 'offer', status: 'active' | 'in
 export function standingHolds(
   click: { offerId: number; affiliateId: number },
   affiliate: FraudContext['affiliate'],
-  offer: { status: 'active' | 'inactive' },
+  offer: { status: EntityStatus },
 ): RuleHit[] {
   return [standingHold('affiliate', affiliate?.status ?? null, click.affiliateId), standingHold('offer', offer.status, click.offerId)].filter(
     (hit): hit is RuleHit => hit !== null,

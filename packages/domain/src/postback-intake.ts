@@ -14,7 +14,7 @@ import {
   statusWords,
   withDecimalPoint,
 } from './postback-formats';
-import type { ConversionStatus } from './status';
+import type { ConversionStatus, EntityStatus } from './status';
 import { textProblem } from './text';
 
 /*
@@ -298,7 +298,7 @@ export function secretsOf(key: string, signingSecrets: readonly string[]): strin
 /** The advertiser a postback's key names, as the decision needs it. */
 export interface IntakeAdvertiser {
   id: number;
-  status: 'active' | 'inactive';
+  status: EntityStatus;
   requireSignedPostbacks: boolean;
   /** Whether it has a live signing secret. */
   hasSigningSecret: boolean;

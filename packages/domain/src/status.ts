@@ -1,8 +1,8 @@
-import { CommissionStatus, ConversionStatus, PostbackStatus } from '@trackway/db/enums';
+import { CommissionStatus, ConversionStatus, DeliveryStatus, EntityStatus, PayoutStatus, PayoutType, PostbackStatus } from '@trackway/db/enums';
 
 // The statuses are Prisma's generated enums (prisma/schema.prisma): the column types, the
 // domain and the API's schemas name the same values.
-export { CommissionStatus, ConversionStatus, PostbackStatus };
+export { CommissionStatus, ConversionStatus, DeliveryStatus, EntityStatus, PayoutStatus, PayoutType, PostbackStatus };
 
 export const CONVERSION_STATUSES = Object.values(ConversionStatus) as [ConversionStatus, ...ConversionStatus[]];
 

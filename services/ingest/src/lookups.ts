@@ -1,16 +1,16 @@
 import type { PrismaClient } from '@trackway/db';
-import { type ResolvedFormat, type SecretBox, readPostbackFormat, resolveFormat } from '@trackway/domain';
+import { type EntityStatus, type ResolvedFormat, type SecretBox, readPostbackFormat, resolveFormat } from '@trackway/domain';
 import { type CachedLookup, addressMatcher, cachedLookup } from '@trackway/runtime';
 
 export interface OfferSummary {
   id: number;
   advertiserId: number;
   destinationUrl: string;
-  status: 'active' | 'inactive';
+  status: EntityStatus;
 }
 export interface AdvertiserSummary {
   id: number;
-  status: 'active' | 'inactive';
+  status: EntityStatus;
   requireSignedPostbacks: boolean;
   /** Its signing secrets, opened: the current one, and the previous one until it expires. */
   signingSecrets: { secret: string; expiresAt: number | null }[];
@@ -22,7 +22,7 @@ export interface AdvertiserSummary {
 }
 export interface AffiliateSummary {
   id: number;
-  status: 'active' | 'inactive';
+  status: EntityStatus;
 }
 
 export interface IngestLookups {
