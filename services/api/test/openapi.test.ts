@@ -12,8 +12,10 @@ let h: ApiHarness;
 let doc: OpenApiDoc;
 let check: ReturnType<typeof contract>;
 
+const INGEST_URL = 'https://ingest.example:8443';
+
 beforeAll(async () => {
-  h = await startApi();
+  h = await startApi(undefined, undefined, { deps: { publicIngestUrl: INGEST_URL } });
   doc = (await request(h.app).get('/openapi.json').expect(200)).body;
   check = contract(doc);
 });
@@ -33,12 +35,12 @@ const call = async (method: 'get' | 'post' | 'patch' | 'delete', path: string, b
 };
 
 describe('the document', () => {
-  it('is served without auth, generated from the registry', async () => {
+  it('is served without auth, generated from the route definitions', async () => {
     const res = await request(h.app)
       .get('/openapi.json')
       .expect(200)
       .expect('content-type', /application\/json/);
-    expect(res.body).toEqual(JSON.parse(JSON.stringify(buildDocument())));
+    expect(res.body).toEqual(JSON.parse(JSON.stringify(buildDocument({ ingestUrl: INGEST_URL }))));
     expect(res.body.openapi).toBe('3.1.0');
   });
 
@@ -56,15 +58,17 @@ describe('the document', () => {
   it('has the error envelope, the ingest server and every event type as a webhook', () => {
     expect(doc.components.schemas.Error).toBeDefined();
     const postback = doc.paths['/postback'] as unknown as { post: { responses: Record<string, unknown> } };
+    // The ingest server is this deployment's (PUBLIC_INGEST_URL), so the reference's curl lines reach it.
     for (const path of ['/click', '/postback', '/postback/{key}']) {
-      expect((doc.paths[path] as unknown as { servers: { url: string }[] }).servers[0].url).toBe('{ingest}');
+      const [server] = (doc.paths[path] as unknown as { servers: { url: string; variables: { ingest: { default: string } } }[] }).servers;
+      expect([server.url, server.variables.ingest.default]).toEqual(['{ingest}', INGEST_URL]);
     }
     for (const status of ['202', '400', '401', '403', '413', '415', '429', '503']) expect(postback.post.responses[status]).toBeDefined();
     expect(Object.keys(doc.webhooks).sort()).toEqual([...EVENT_TYPES].sort());
   });
 });
 
-describe('parity with the Express routers', () => {
+describe('the routes the app serves are the documented ones', () => {
   type Layer = { route?: { path: string; methods: Record<string, boolean> }; handle?: { stack?: Layer[] }; rawPath?: string | string[] };
 
   /** Every method and path the app's routers serve, in OpenAPI syntax. */
@@ -86,7 +90,8 @@ describe('parity with the Express routers', () => {
     return found;
   }
 
-  it('documents every route the app serves, and serves every route the document names', () => {
+  // Both come from the same definitions (route.ts); this holds against a route registered by hand.
+  it('serves exactly the documented routes under /v1, and elsewhere only the routes listed as undocumented', () => {
     const app = served((h.app as unknown as { router: { stack: Layer[] } }).router.stack);
     const excluded = new Set(UNDOCUMENTED_ROUTES.map((r) => `${r.method} ${r.path}`));
     const documented = Object.entries(doc.paths)
