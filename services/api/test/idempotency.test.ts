@@ -1,6 +1,7 @@
 // Idempotency-Key on admin POSTs (as Stripe), and X-Request-Id on every answer.
 import { signAdminToken } from '../src/auth';
-import { pruneIdempotencyKeys } from '../src/idempotency';
+import { unavailable } from '@trackway/http';
+import { pruneIdempotencyKeys, runIdempotent } from '../src/idempotency';
 import request from 'supertest';
 import { ADMIN_SECRET, type ApiHarness, startApi } from './helpers';
 
@@ -83,6 +84,28 @@ describe('Idempotency-Key', () => {
     const fixKey = newKey();
     await post('/v1/affiliates', fixKey, { name: '' }).expect(400);
     await post('/v1/affiliates', fixKey, { name: 'Fixed' }).expect(201);
+  });
+
+  it('an answer that says retry (503, 409 conflict) or a 5xx releases the key: the retry runs', async () => {
+    const key = newKey();
+    const request_ = { key, caller: { sub: 'releaser' }, route: 'post /v1/test', params: {}, body: { n: 1 } };
+    let runs = 0;
+    const failing = async () => {
+      runs += 1;
+      throw unavailable('Redis is down.');
+    };
+    await expect(runIdempotent(h.deps, request_, failing, () => 'rid')).rejects.toThrow('Redis is down.');
+    await expect(runIdempotent(h.deps, request_, failing, () => 'rid')).rejects.toThrow('Redis is down.');
+    expect(runs).toBe(2);
+    const done = await runIdempotent(
+      h.deps,
+      request_,
+      async () => ({ status: 201, body: { ok: true } }),
+      () => 'rid',
+    );
+    expect(done).toEqual({ status: 201, body: { ok: true }, replayed: false });
+    const again = await runIdempotent(h.deps, request_, failing, () => 'rid');
+    expect([again.replayed, JSON.parse(again.body as string), runs]).toEqual([true, { ok: true }, 2]);
   });
 
   it('a bad key is a 400 naming the header', async () => {
