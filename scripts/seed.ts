@@ -1,6 +1,6 @@
 // `pnpm db:seed` (and `pnpm start` on an empty database): a demo advertiser, affiliate and
 // offer, printed with the postback key and URLs ready to paste.
-import { loadConfig, loadDotEnv } from '@trackway/config';
+import { loadConfig, loadDotEnv, publicIngestUrl } from '@trackway/config';
 import { type PrismaClient, createPrisma } from '@trackway/db';
 import { generatePostbackKey, hashPostbackKey } from '@trackway/domain';
 
@@ -43,7 +43,7 @@ if (require.main === module) {
   loadDotEnv();
   const config = loadConfig();
   const prisma = createPrisma(config.DATABASE_URL);
-  const ingestUrl = config.PUBLIC_INGEST_URL ?? `http://127.0.0.1:${config.INGEST_PORT}`;
+  const ingestUrl = publicIngestUrl(config);
   seedIfEmpty(prisma, ingestUrl, `http://127.0.0.1:${config.API_PORT}`)
     .then((text) => console.log(text ?? 'The database already has advertisers; nothing seeded.'))
     .finally(() => prisma.$disconnect())

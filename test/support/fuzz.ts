@@ -240,15 +240,16 @@ export const isParserAnswer = (req: FuzzRequest, a: FuzzAnswer) =>
 /** Whether `overlong` encoding writes anything overlong for these bytes (it re-encodes only ASCII that is not unreserved). */
 export const writesOverlong = (bytes: Buffer) => [...bytes].some((b) => b < 0x80 && !UNRESERVED.test(String.fromCharCode(b)));
 
-/** `{"error": {"code": string, "message": string, "fields"?: {name: string}}}` and nothing else. */
+/** `{"error": {"code": string, "message": string, "fields"?: {name: string}, "request_id"?: string}}` and nothing else. */
 export function envelopeProblem(body: unknown): string | null {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return 'the body is not a JSON object';
   if (Object.keys(body).join() !== 'error') return `top-level keys ${JSON.stringify(Object.keys(body))}, expected ["error"]`;
   const error = (body as { error: unknown }).error;
   if (typeof error !== 'object' || error === null || Array.isArray(error)) return '"error" is not an object';
-  const { code, message, fields, ...rest } = error as Record<string, unknown>;
+  const { code, message, fields, request_id: requestId, ...rest } = error as Record<string, unknown>;
   if (typeof code !== 'string' || code === '') return '"error.code" is not a non-empty string';
   if (typeof message !== 'string' || message === '') return '"error.message" is not a non-empty string';
+  if (requestId !== undefined && (typeof requestId !== 'string' || requestId === '')) return '"error.request_id" is not a non-empty string';
   if (Object.keys(rest).length > 0) return `unexpected keys in "error": ${Object.keys(rest).join(', ')}`;
   if (fields !== undefined) {
     if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) return '"error.fields" is not an object';

@@ -119,7 +119,9 @@ export const envSchema = z.object({
   INGEST_PORT: int(3000, 0, 65535),
   API_PORT: int(3001, 0, 65535),
   HEALTH_PORT: int(9464, 0, 65535),
-  PUBLIC_INGEST_URL: z.url().optional(),
+  // Where clients reach ingest (the OpenAPI document's ingest server, the printed demo URLs):
+  // default http://127.0.0.1:$INGEST_PORT (publicIngestUrl).
+  PUBLIC_INGEST_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
   // Every HTTP server (ingest, api, the workers' health ports): a request's headers, then the
   // whole request, must arrive within these or it is answered 408 and closed (the headers'
   // limit is capped by the request's); an idle keep-alive connection closes after
@@ -264,6 +266,8 @@ export const serviceEnvSchemas = {
     ...FRONT_DOOR,
     ...names(
       'API_PORT',
+      'PUBLIC_INGEST_URL',
+      'INGEST_PORT',
       'ADMIN_JWT_SECRET',
       'ADMIN_JWKS_URL',
       'ADMIN_JWT_AUDIENCE',
@@ -286,6 +290,12 @@ export type ConfigOf<S extends AnyEnvSchema> = z.output<S> & Required<Pick<z.out
 export type Config = ConfigOf<typeof envSchema>;
 export type CommonConfig = ConfigOf<typeof commonEnvSchema>;
 export type ServiceConfig<N extends ServiceName> = ConfigOf<(typeof serviceEnvSchemas)[N]>;
+
+/** Where clients reach ingest: PUBLIC_INGEST_URL, else this host at INGEST_PORT (both defaulted as the schema says). */
+export function publicIngestUrl(config: { PUBLIC_INGEST_URL?: string; INGEST_PORT?: number }): string {
+  const url = config.PUBLIC_INGEST_URL ?? `http://127.0.0.1:${config.INGEST_PORT ?? envSchema.shape.INGEST_PORT.parse(undefined)}`;
+  return url.replace(/\/+$/, '');
+}
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {

@@ -5,6 +5,7 @@ import {
   type LoadOptions,
   SECRET_NAMES,
   SERVICE_NAMES,
+  publicIngestUrl,
   type SecretName,
   type ServiceName,
   commonEnvSchema,
@@ -566,11 +567,18 @@ describe('each service parses only its own variables', () => {
   });
 
   it('a bad ingest-only value stops ingest, naming it, and no other service', () => {
-    expect(outcomes({ INGEST_PORT: 'abc', POSTBACK_RATE_LIMIT: '-1' })).toEqual({
-      ingest: ['INGEST_PORT: must be a whole number', 'POSTBACK_RATE_LIMIT: must be a whole number'],
-      attribution: 'ok',
+    expect(outcomes({ CLICK_SECRET: 'short', POSTBACK_RATE_LIMIT: '-1' })).toEqual({
+      ingest: ['POSTBACK_RATE_LIMIT: must be a whole number', 'CLICK_SECRET: must be at least 32 characters'],
+      attribution: ['CLICK_SECRET: must be at least 32 characters'],
       delivery: 'ok',
       api: 'ok',
+    });
+    // INGEST_PORT is read by the api too (its document's ingest server, unless PUBLIC_INGEST_URL is set).
+    expect(outcomes({ INGEST_PORT: 'abc' })).toEqual({
+      ingest: ['INGEST_PORT: must be a whole number'],
+      attribution: 'ok',
+      delivery: 'ok',
+      api: ['INGEST_PORT: must be a whole number'],
     });
   });
 
@@ -655,9 +663,17 @@ describe('each service parses only its own variables', () => {
     }
   });
 
-  it('every variable is read by some service, or by the scripts (PUBLIC_INGEST_URL: the printed demo URLs)', () => {
+  it('every variable is read by some service', () => {
     const read = new Set(SERVICE_NAMES.flatMap((service) => Object.keys(serviceEnvSchemas[service].shape)));
-    expect(Object.keys(envSchema.shape).filter((name) => !read.has(name))).toEqual(['PUBLIC_INGEST_URL']);
+    expect(Object.keys(envSchema.shape).filter((name) => !read.has(name))).toEqual([]);
+  });
+
+  it("the api's ingest URL (its OpenAPI document's ingest server): PUBLIC_INGEST_URL, else this host at INGEST_PORT", () => {
+    expect(publicIngestUrl(loadServiceConfig('api', { env: {}, onGeneratedSecret: () => undefined }))).toBe('http://127.0.0.1:3000');
+    expect(publicIngestUrl(loadServiceConfig('api', { env: { INGEST_PORT: '4100' }, onGeneratedSecret: () => undefined }))).toBe('http://127.0.0.1:4100');
+    const env = { PUBLIC_INGEST_URL: 'https://track.example.com/', INGEST_PORT: '4100' };
+    expect(publicIngestUrl(loadServiceConfig('api', { env, onGeneratedSecret: () => undefined }))).toBe('https://track.example.com');
+    expect(outcomes({ PUBLIC_INGEST_URL: 'ftp://track.example.com' })).toMatchObject({ api: ['PUBLIC_INGEST_URL: must be an http(s) URL'], ingest: 'ok' });
   });
 
   it('the common part is what every service reads, and what the migrate entry point parses', () => {

@@ -3,10 +3,11 @@ import { isUtf8 } from 'node:buffer';
 import parseUrl from 'parseurl';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { z } from 'zod';
+import { inputErrorMap } from './input-messages';
 
 export type FieldErrors = Record<string, string>;
 
-/** An error that becomes `{"error": {"code", "message", "fields"?}}` with its status. */
+/** An error that becomes `{"error": {"code", "message", "fields"?, "request_id"?}}` with its status. */
 export class HttpError extends Error {
   constructor(
     readonly status: number,
@@ -30,14 +31,22 @@ export const tooManyFailures = (retryAfterSeconds: number) =>
 export const unavailable = (message: string, retryAfterSeconds = 5) =>
   new HttpError(503, 'unavailable', message, undefined, { 'Retry-After': String(retryAfterSeconds) });
 
-export function envelope(code: string, message: string, fields?: FieldErrors) {
-  return { error: fields && Object.keys(fields).length > 0 ? { code, message, fields } : { code, message } };
+/** The error envelope; `requestId` (the answer's X-Request-Id) when the server gave the request one. */
+export function envelope(code: string, message: string, fields?: FieldErrors, requestId?: string) {
+  const error: { code: string; message: string; fields?: FieldErrors; request_id?: string } = { code, message };
+  if (fields && Object.keys(fields).length > 0) error.fields = fields;
+  if (requestId !== undefined) error.request_id = requestId;
+  return { error };
 }
 
-/** Zod issues as `{field: reason}`, one reason per field (the first). */
+/** Zod issues as `{field: reason}`, one reason per field (the first); an unknown field is named itself. */
 export function zodFields(error: z.ZodError): FieldErrors {
   const fields: FieldErrors = {};
   for (const issue of error.issues) {
+    if (issue.code === 'unrecognized_keys') {
+      for (const name of issue.keys) fields[[...issue.path, name].join('.')] ??= 'is not a field this request takes';
+      continue;
+    }
     const key = issue.path.length > 0 ? issue.path.join('.') : '_';
     fields[key] ??= issue.message;
   }
@@ -49,7 +58,7 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.in
   // zod drops a `__proto__` key of a record without a word: it is refused instead.
   const proto = protoKeyPath(input, 0);
   if (proto !== null) throw badRequest({ [proto]: 'a key named __proto__ is not accepted' });
-  const result = schema.safeParse(input);
+  const result = schema.safeParse(input, { error: inputErrorMap });
   if (!result.success) throw badRequest(zodFields(result.error));
   return result.data;
 }
@@ -63,6 +72,12 @@ function protoKeyPath(value: unknown, depth: number): string | null {
     if (below !== null) return `${key}.${below}`;
   }
   return null;
+}
+
+/** The id requestId() gave this request, if it ran. */
+export function requestIdOf(res: { locals?: Record<string, unknown> }): string | undefined {
+  const id = res.locals?.requestId;
+  return typeof id === 'string' ? id : undefined;
 }
 
 export const notFoundHandler: RequestHandler = (req, _res, next) => {
@@ -90,27 +105,31 @@ export interface ErrorReply {
   unexpected?: boolean;
 }
 
-/** What a client sees for an error, on the Express paths and on ingest's plain node:http paths alike. */
-export function errorReply(error: unknown): ErrorReply {
-  if (error instanceof HttpError) return { status: error.status, body: envelope(error.code, error.message, error.fields), headers: error.headers };
+/**
+ * What a client sees for an error, on the Express paths and on ingest's plain node:http paths
+ * alike; `requestId`, when given, goes into the envelope.
+ */
+export function errorReply(error: unknown, requestId?: string): ErrorReply {
+  const envelope_ = (code: string, message: string, fields?: FieldErrors) => envelope(code, message, fields, requestId);
+  if (error instanceof HttpError) return { status: error.status, body: envelope_(error.code, error.message, error.fields), headers: error.headers };
   const type = (error as { type?: string })?.type;
   const known = type ? BODY_ERRORS[type] : undefined;
-  if (known) return { status: known[0], body: envelope(known[1], known[2]) };
-  if (error instanceof z.ZodError) return { status: 400, body: envelope('invalid_request', 'The request has invalid fields.', zodFields(error)) };
+  if (known) return { status: known[0], body: envelope_(known[1], known[2]) };
+  if (error instanceof z.ZodError) return { status: 400, body: envelope_('invalid_request', 'The request has invalid fields.', zodFields(error)) };
   // URIError from a malformed percent-encoding in the path is the client's too.
-  if (error instanceof URIError) return { status: 400, body: envelope('malformed_url', 'The URL is not correctly encoded.') };
+  if (error instanceof URIError) return { status: 400, body: envelope_('malformed_url', 'The URL is not correctly encoded.') };
   // Prisma's "record to update or delete does not exist": a row read a moment ago and deleted
   // by a concurrent request before this one's write (e.g. disable beside DELETE) is gone.
   if ((error as { code?: unknown })?.code === 'P2025' && (error as Error)?.name === 'PrismaClientKnownRequestError') {
-    return { status: 404, body: envelope('not_found', 'The resource was deleted meanwhile.') };
+    return { status: 404, body: envelope_('not_found', 'The resource was deleted meanwhile.') };
   }
   // Any other error the body parser marks as the client's (e.g. a body that claims gzip but
   // is not) keeps its 4xx.
   const status = (error as { status?: unknown; expose?: unknown })?.status;
   if (typeof status === 'number' && status >= 400 && status < 500 && (error as { expose?: unknown }).expose === true) {
-    return { status, body: envelope('malformed_body', 'The request body could not be read.') };
+    return { status, body: envelope_('malformed_body', 'The request body could not be read.') };
   }
-  return { status: 500, body: envelope('internal_error', 'Something went wrong on our side.'), unexpected: true };
+  return { status: 500, body: envelope_('internal_error', 'Something went wrong on our side.'), unexpected: true };
 }
 
 export interface ErrorHandlerOptions {
@@ -120,7 +139,7 @@ export interface ErrorHandlerOptions {
 export function errorHandler(options: ErrorHandlerOptions = {}): ErrorRequestHandler {
   return (error, req, res, next) => {
     if (res.headersSent) return next(error);
-    const reply = errorReply(error);
+    const reply = errorReply(error, requestIdOf(res));
     if (reply.unexpected) options.onServerError?.(error, req);
     if (reply.headers) res.set(reply.headers);
     res.status(reply.status).json(reply.body);

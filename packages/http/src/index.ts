@@ -1,2 +1,4 @@
 export * from './errors';
+export * from './input-messages';
 export * from './inputs';
+export * from './request-id';

@@ -5,11 +5,18 @@ import { HttpError } from './errors';
 
 export { textProblem };
 
-/** Client text: trimmed if asked, bounded, and storable (see textProblem). */
+/**
+ * Client text: trimmed if asked, bounded, and storable (see textProblem). A value that is there
+ * but empty, or only spaces once trimmed, is not "required": it is said to be empty or blank.
+ */
 export function text(options: { max: number; min?: number; trim?: boolean }) {
-  const base = options.trim ? z.string().trim() : z.string();
+  const min = options.min ?? 0;
+  let base = z.string();
+  if (min > 0) base = base.refine((value) => value.length > 0, { message: 'must not be empty', abort: true });
+  if (options.trim) base = base.trim();
+  const short = min === 1 ? (options.trim ? 'must not be blank (only spaces)' : 'must not be empty') : `must be at least ${min} characters`;
   return base
-    .min(options.min ?? 0, options.min ? 'is required' : undefined)
+    .min(min, min > 0 ? short : undefined)
     .max(options.max, `must be at most ${options.max} characters`)
     .superRefine((value, ctx) => {
       const problem = textProblem(value);

@@ -46,24 +46,41 @@ export async function createPayout(
   return { payout, commissionIds: batch.ids, hasMore: batch.remaining > 0 };
 }
 
-/** Marks a pending payout sent and returns the `payout.sent` event, or null if it was not pending. */
-export async function markPayoutSent(tx: Tx, payoutId: string, reference: string, now: Date): Promise<{ payout: PayoutRow; event: EventEnvelope } | null> {
-  const { count } = await tx.payout.updateMany({
-    where: { id: payoutId, status: 'pending' },
-    data: { status: 'sent', reference, sentAt: now, updatedAt: now },
-  });
-  if (count === 0) return null;
-  const payout = await tx.payout.findUniqueOrThrow({ where: { id: payoutId }, include: { commissions: { select: { id: true } } } });
-  const commissionIds = payout.commissions.map((c) => c.id);
-  return { payout, event: createEvent('payout.sent', { payout: payoutJson(payout, commissionIds) }, now) };
+/** mark-sent on a payout reversals emptied: nothing is owed, so nothing is sent (and no payout.sent emitted). */
+export class PayoutEmptyError extends Error {
+  constructor(readonly payoutId: string) {
+    super(`payout ${payoutId} has no commissions`);
+    this.name = 'PayoutEmptyError';
+  }
+}
+
+/**
+ * Marks a pending payout sent and returns the `payout.sent` event, or null if it was not
+ * pending; throws PayoutEmptyError when it has no commissions left. The payout row is locked
+ * before its commissions are counted: a reversal detaches commissions only after locking the
+ * payout (DETACH_FROM_PENDING_PAYOUTS_SQL), so none can leave between the count and the update.
+ */
+export async function markPayoutSent(
+  tx: Tx,
+  payoutId: string,
+  reference: string,
+  now: Date,
+): Promise<{ payout: PayoutRow; commissionIds: string[]; event: EventEnvelope } | null> {
+  const [locked] = await tx.$queryRaw<{ status: string }[]>`SELECT status::text AS status FROM payouts WHERE id = ${payoutId} FOR UPDATE`;
+  if (locked?.status !== 'pending') return null;
+  // A statement of its own, after the lock: it sees every detach committed before the lock was granted.
+  const commissionIds = (await tx.commission.findMany({ where: { payoutId }, select: { id: true }, orderBy: { id: 'asc' } })).map((c) => c.id);
+  if (commissionIds.length === 0) throw new PayoutEmptyError(payoutId);
+  const payout = await tx.payout.update({ where: { id: payoutId }, data: { status: 'sent', reference, sentAt: now, updatedAt: now } });
+  return { payout, commissionIds, event: createEvent('payout.sent', { payout: payoutJson(payout, commissionIds) }, now) };
 }
 
 /**
  * Reversed conversions' commissions leave payouts not yet sent (clawing back a sent payout is
  * out of scope). Each payout row is locked first: a concurrent mark-sent either committed
  * before (the payout is sent and stays as it was) or waits for us. Returns the payouts whose
- * amount must be recomputed. $1: conversion ids; $2: now. Shared by the admin path (Prisma)
- * and the attribution worker's batches (a pg named statement), so the rule is written once.
+ * amount must be recomputed. $1: conversion ids; $2: now. Run by writeConversions
+ * (conversions.ts), for postbacks and reviews alike.
  */
 export const DETACH_FROM_PENDING_PAYOUTS_SQL = `
   WITH c AS (SELECT id, payout_id FROM commissions WHERE conversion_id = ANY($1::varchar[]) AND payout_id IS NOT NULL),
@@ -75,13 +92,3 @@ export const DETACH_FROM_PENDING_PAYOUTS_SQL = `
 export const RECOMPUTE_PAYOUTS_SQL = `
   UPDATE payouts p SET amount = COALESCE((SELECT sum(m.amount) FROM commissions m WHERE m.payout_id = p.id), 0), updated_at = $2::timestamptz
    WHERE p.id = ANY($1::varchar[])`;
-
-export async function detachFromPendingPayout(tx: Tx, conversionId: string, now: Date): Promise<void> {
-  const payouts = await tx.$queryRawUnsafe<{ id: string }[]>(DETACH_FROM_PENDING_PAYOUTS_SQL, [conversionId], now);
-  if (payouts.length > 0)
-    await tx.$executeRawUnsafe(
-      RECOMPUTE_PAYOUTS_SQL,
-      payouts.map((p) => p.id),
-      now,
-    );
-}

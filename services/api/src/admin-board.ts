@@ -2,7 +2,7 @@ import { hkdfSync, randomUUID } from 'node:crypto';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
-import { HttpError, envelope, unavailable } from '@trackway/http';
+import { HttpError, envelope, requestIdOf, unavailable } from '@trackway/http';
 import type { Queues } from '@trackway/queues';
 import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
 import express, { type Request, type RequestHandler, Router } from 'express';
@@ -118,7 +118,10 @@ export function adminBoardRouter(deps: { queues: Queues; redis: Redis; verifier:
     if (allowed) return next();
     // The board's JSON API answers 401; a browser asking for the page goes to the login.
     if (req.path.startsWith('/api/') || !req.accepts('html')) {
-      res.status(401).set('WWW-Authenticate', 'Bearer realm="trackway"').json(envelope('unauthorized', 'Log in at /admin/login first.'));
+      res
+        .status(401)
+        .set('WWW-Authenticate', 'Bearer realm="trackway"')
+        .json(envelope('unauthorized', 'Log in at /admin/login first.', undefined, requestIdOf(res)));
       return;
     }
     res.redirect(302, LOGIN_PATH);
@@ -142,7 +145,7 @@ export function adminBoardRouter(deps: { queues: Queues; redis: Redis; verifier:
     const at = req.originalUrl.indexOf('?');
     // eslint-disable-next-line no-control-regex
     if (at !== -1 && /%[01][0-9a-fA-F]|%7[fF]|[\u0000-\u001f\u007f]/.test(req.originalUrl.slice(at))) {
-      res.status(400).json(envelope('invalid_request', 'The query string must not contain control characters.'));
+      res.status(400).json(envelope('invalid_request', 'The query string must not contain control characters.', undefined, requestIdOf(res)));
       return;
     }
     next();

@@ -1,4 +1,5 @@
-import { BODY_LIMITS, errorHandler, notFoundHandler, parseQueryString, refuseNonUtf8Body } from '@trackway/http';
+import { publicIngestUrl } from '@trackway/config';
+import { BODY_LIMITS, errorHandler, notFoundHandler, parseQueryString, refuseNonUtf8Body, requestId } from '@trackway/http';
 import {
   authFailureGuard,
   bearerMatches,
@@ -15,14 +16,8 @@ import { adminBoardRouter } from './admin-board';
 import { requireAdmin } from './auth';
 import type { ApiDeps } from './deps';
 import { docsRouter } from './docs';
-import { eventTypesJson } from './representations';
-import { advertisersRouter, affiliatesRouter } from './routes/advertisers';
-import { conversionsRouter } from './routes/conversions';
-import { offersRouter } from './routes/offers';
-import { deliveriesRouter } from './routes/deliveries';
-import { payoutsRouter } from './routes/payouts';
-import { postbacksRouter } from './routes/postbacks';
-import { webhookEndpointsRouter } from './routes/webhook-endpoints';
+import { ADMIN_RESOURCES } from './resources';
+import { mountResources } from './route';
 
 export type { ApiDeps };
 
@@ -39,6 +34,8 @@ export function createApp(deps: ApiDeps): Express {
     scope: 'admin',
     perMinute: deps.frontDoor?.authFailureLimit ?? 30,
   });
+  // X-Request-Id on every answer (and in the error envelope and the request's log lines).
+  app.use(requestId());
   // helmet and no-store on every answer; Bull Board and its login page load their own scripts and styles.
   app.use(securityHeaders());
   app.use('/admin', securityHeaders('ui'));
@@ -52,31 +49,22 @@ export function createApp(deps: ApiDeps): Express {
       autoLogging: { ignore: (req) => req.url === '/metrics' || req.url?.startsWith('/healthz') || req.url?.startsWith('/readyz') || false },
       // Credentials in a URL (a key or secret under any parameter name) never reach the log.
       serializers: { req: (req) => ({ method: req.method, url: redactUrl(req.url) }) },
+      customProps: (req) => ({ request_id: req.id }),
     }),
   );
 
   // The public contract: the OpenAPI document and its rendered reference, without auth.
-  app.use(docsRouter());
+  app.use(docsRouter({ ingestUrl: deps.publicIngestUrl ?? publicIngestUrl({}) }));
   app.use(adminBoardRouter({ queues: deps.queues, redis: deps.redis, verifier: deps.verifier, sessionKey: deps.sessionKey, authFailures }));
 
   const v1 = Router();
   v1.use(requireAdmin(deps.verifier, authFailures));
   v1.use(express.json({ limit: BODY_LIMITS.admin, verify: refuseNonUtf8Body }));
-  v1.use('/advertisers', advertisersRouter(deps));
-  v1.use('/affiliates', affiliatesRouter(deps));
-  v1.use('/offers', offersRouter(deps));
-  v1.use('/conversions', conversionsRouter(deps));
-  v1.use('/postbacks', postbacksRouter(deps));
-  v1.use('/webhook-endpoints', webhookEndpointsRouter(deps));
-  v1.use('/deliveries', deliveriesRouter(deps));
-  v1.use('/payouts', payoutsRouter(deps));
-  const eventTypes = eventTypesJson();
-  v1.get('/event-types', (_req, res) => {
-    res.json(eventTypes);
-  });
+  // Every admin route, from its definition (./resources): registered, validated and documented alike.
+  mountResources(v1, ADMIN_RESOURCES, deps);
   app.use('/v1', v1);
 
   app.use(notFoundHandler);
-  app.use(errorHandler({ onServerError: (error) => deps.logger.error({ err: error }, 'unhandled error') }));
+  app.use(errorHandler({ onServerError: (error, req) => deps.logger.error({ err: error, request_id: req.id }, 'unhandled error') }));
   return app;
 }

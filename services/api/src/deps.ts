@@ -33,4 +33,8 @@ export interface ApiDeps {
   frontDoor?: { trustProxy?: TrustProxy; authFailureLimit?: number; prefix?: string };
   /** METRICS_TOKEN: /metrics (and /readyz's details) need it as a bearer token; unset, no /metrics. */
   metricsToken?: string;
+  /** PUBLIC_INGEST_URL (default: this host at INGEST_PORT): the document's ingest server. */
+  publicIngestUrl?: string;
+  /** Check every answer against its route's schema before sending it (the tests do): one that strays is a 500. */
+  checkAnswers?: boolean;
 }

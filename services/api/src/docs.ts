@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { apiReference } from '@scalar/express-api-reference';
 import { type RequestHandler, Router } from 'express';
-import { buildDocument } from './openapi';
+import { type DocumentOptions, buildDocument } from './openapi';
 
 const OPENAPI_PATH = '/openapi.json';
 const DOCS_PATH = '/docs';
@@ -12,18 +12,17 @@ const SCRIPT_PATH = `${DOCS_PATH}/scalar.js`;
 // reaches no CDN. The package exports no path to it, so it is found beside one it does export.
 const standaloneBundle = () => path.join(path.dirname(require.resolve('@scalar/api-reference/style.css')), 'browser', 'standalone.js');
 
-// Generated once per process, on the first request for it (it does not change while it runs).
-let documentText: string | undefined;
-const documentJson = () => (documentText ??= JSON.stringify(buildDocument()));
-
 /**
- * The public contract, without auth: `GET /openapi.json` (generated once per process) and
+ * The public contract, without auth: `GET /openapi.json` (generated once per app) and
  * `GET /docs`, Scalar's rendering of it. The page's inline script carries a per-request nonce;
  * its styles are inline (Scalar sets style attributes, which a nonce cannot cover).
  */
-export function docsRouter(): Router {
+export function docsRouter(options: DocumentOptions): Router {
   const bundle = standaloneBundle();
   const router = Router();
+  // Generated once, on the first request for it (it does not change while the process runs).
+  let documentText: string | undefined;
+  const documentJson = () => (documentText ??= JSON.stringify(buildDocument(options)));
 
   router.get(OPENAPI_PATH, (_req, res) => {
     res.type('json').send(documentJson());

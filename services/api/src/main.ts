@@ -1,10 +1,11 @@
-import { decodeKey } from '@trackway/config';
+import { decodeKey, publicIngestUrl } from '@trackway/config';
 import { createSecretBox } from '@trackway/domain';
 import { sealPlaintextHeaders } from '@trackway/ledger';
 import { createQueues, publishInvalidation } from '@trackway/queues';
 import { createServiceContext, runMain, serveHttp } from '@trackway/runtime';
 import { createApp } from './app';
 import { createVerifier } from './auth';
+import { startIdempotencyPruning } from './idempotency';
 
 runMain(async () => {
   const ctx = createServiceContext('api');
@@ -34,7 +35,10 @@ runMain(async () => {
     health: ctx.health,
     frontDoor: { trustProxy: config.TRUST_PROXY, authFailureLimit: config.AUTH_FAILURE_LIMIT, prefix: config.QUEUE_PREFIX },
     metricsToken: config.METRICS_TOKEN,
+    publicIngestUrl: publicIngestUrl(config),
   });
+  // Expired Idempotency-Key answers (sealed secrets among them) are deleted every 10 minutes; the timer never holds the process up.
+  startIdempotencyPruning(ctx.prisma, logger);
   // Headers stored before they were sealed: sealed now, in the background (an outage only delays it).
   sealPlaintextHeaders(ctx.prisma, createSecretBox(secretsKey)).then(
     (count) => count > 0 && logger.info({ endpoints: count }, 'sealed plaintext webhook endpoint headers'),

@@ -2,336 +2,16 @@ import { EVENT_CATALOG, EVENT_TYPES } from '@trackway/domain';
 import { BODY_LIMITS } from '@trackway/http';
 import { z } from 'zod';
 import { type ZodOpenApiObject, type ZodOpenApiOperationObject, type ZodOpenApiPathsObject, type ZodOpenApiResponsesObject, createDocument } from 'zod-openapi';
+import { ClickQuery, PostbackAccepted, PostbackBody, PostbackHeaders, PostbackKeyPath, PostbackQuery } from './ingest-contract';
 import * as r from './representations';
+import { ADMIN_RESOURCES } from './resources';
+import { type ErrorStatus, type Method, type Resource, type Route, routeErrors } from './route';
 
 /*
- * The route registry: every admin route (method, path, request schemas, answers) in one table.
- * The OpenAPI document is built from it and representations.ts; a test walks the app's Express
- * routers and checks that they and this table name the same routes, in both directions.
+ * The OpenAPI 3.1 document, generated: the admin routes from their definitions (route.ts,
+ * ./resources), ingest's operations from ingest-contract.ts, the webhooks from the event
+ * catalog and representations.ts. Nothing in it is written twice.
  */
-
-export type Method = 'get' | 'post' | 'patch' | 'delete';
-type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 500 | 503;
-
-export interface RouteSpec {
-  method: Method;
-  /** OpenAPI syntax: /v1/offers/{id}. */
-  path: string;
-  summary: string;
-  tag: string;
-  description?: string;
-  params?: z.ZodObject;
-  query?: z.ZodObject;
-  body?: z.ZodType;
-  ok: { status: 200 | 201 | 202 | 204; description: string; schema?: z.ZodType };
-  /** Errors beyond those every admin route can answer (401, 403, 429, 500). */
-  errors?: Partial<Record<ErrorStatus, string>>;
-}
-
-/** Answers every route may give, with what each means. */
-const ERRORS: Record<ErrorStatus, string> = {
-  400: 'invalid_request (with `fields`), malformed_body, malformed_url or too_many_parameters.',
-  401: 'unauthorized: no Bearer token, or one that is invalid or expired.',
-  403: 'forbidden: the token lacks the admin scope.',
-  404: 'not_found.',
-  409: 'conflict.',
-  413: `payload_too_large: the body is over ${BODY_LIMITS.admin}.`,
-  415: 'unsupported_charset or unsupported_encoding.',
-  422: 'Unprocessable.',
-  429: 'rate_limited: too many failed authentications from this address; retry after Retry-After seconds.',
-  500: 'internal_error: a bug on our side.',
-  503: 'unavailable: Redis or Postgres cannot be reached; retry after Retry-After seconds.',
-};
-
-const intPath = (what: string) =>
-  z.object({
-    id: z
-      .string()
-      .regex(/^[1-9]\d{0,9}$/)
-      .meta({ description: `The ${what}'s id.`, example: '1' }),
-  });
-const prefixedPath = (schema: z.ZodString, what: string) => z.object({ id: schema.meta({ description: `The ${what}'s id.` }) });
-const withBody = { 400: ERRORS[400], 413: ERRORS[413], 415: ERRORS[415] };
-const listQueryErrors = { 400: 'invalid_request: an unknown or repeated parameter, a bad cursor or limit.' };
-
-/** Create, list, get and update of a resource: the routes most resources have. */
-function crud(o: {
-  base: string;
-  tag: string;
-  what: string;
-  params: z.ZodObject;
-  item: z.ZodType;
-  /** What GET /{id} answers when it shows more than the list's items. */
-  detail?: z.ZodType;
-  query: z.ZodObject;
-  create?: { body: z.ZodType; answer: z.ZodType; description?: string; errors?: RouteSpec['errors'] };
-  update?: { body: z.ZodType; description?: string; errors?: RouteSpec['errors'] };
-}): RouteSpec[] {
-  const routes: RouteSpec[] = [];
-  const list = r.pageOf(o.item, `${o.item.meta()?.id}Page`);
-  if (o.create) {
-    routes.push({
-      method: 'post',
-      path: o.base,
-      tag: o.tag,
-      summary: `Create ${article(o.what)}`,
-      description: o.create.description,
-      body: o.create.body,
-      ok: { status: 201, description: `The new ${o.what}.`, schema: o.create.answer },
-      errors: { ...withBody, ...o.create.errors },
-    });
-  }
-  routes.push(
-    {
-      method: 'get',
-      path: o.base,
-      tag: o.tag,
-      summary: `List ${o.tag.toLowerCase()}`,
-      query: o.query,
-      ok: { status: 200, description: 'A page, newest first.', schema: list },
-      errors: listQueryErrors,
-    },
-    {
-      method: 'get',
-      path: `${o.base}/{id}`,
-      tag: o.tag,
-      summary: `Get ${article(o.what)}`,
-      params: o.params,
-      ok: { status: 200, description: `The ${o.what}.`, schema: o.detail ?? o.item },
-      errors: { 404: `No ${o.what} has this id.` },
-    },
-  );
-  if (o.update) {
-    routes.push({
-      method: 'patch',
-      path: `${o.base}/{id}`,
-      tag: o.tag,
-      summary: `Update ${article(o.what)}`,
-      description: o.update.description,
-      params: o.params,
-      body: o.update.body,
-      ok: { status: 200, description: `The ${o.what}, updated.`, schema: o.item },
-      errors: { ...withBody, 404: `No ${o.what} has this id.`, ...o.update.errors },
-    });
-  }
-  return routes;
-}
-const article = (what: string) => (/^[aeiou]/i.test(what) ? `an ${what}` : `a ${what}`);
-
-const advertiserId = intPath('advertiser');
-const endpointId = prefixedPath(r.ids.endpoint, 'endpoint');
-const deliveryId = prefixedPath(r.ids.delivery, 'delivery');
-const payoutId = prefixedPath(r.ids.payout, 'payout');
-
-export const ADMIN_ROUTES: RouteSpec[] = [
-  ...crud({
-    base: '/v1/advertisers',
-    tag: 'Advertisers',
-    what: 'advertiser',
-    params: advertiserId,
-    item: r.Advertiser,
-    query: r.EntityList,
-    create: {
-      body: r.AdvertiserCreate,
-      answer: r.AdvertiserWithKey,
-      description: 'The answer shows the postback key this once; Trackway keeps only its hash.',
-    },
-    update: { body: r.AdvertiserUpdate, description: 'require_signed_postbacks needs a signing secret first (rotate-signing-secret).' },
-  }),
-  {
-    method: 'post',
-    path: '/v1/advertisers/{id}/rotate-key',
-    tag: 'Advertisers',
-    summary: 'Replace the postback key',
-    description: 'The old key stops working everywhere within a cache TTL.',
-    params: advertiserId,
-    ok: { status: 200, description: 'The advertiser, with its new key (shown this once).', schema: r.AdvertiserWithKey },
-    errors: { 404: 'No advertiser has this id.' },
-  },
-  {
-    method: 'post',
-    path: '/v1/advertisers/{id}/rotate-signing-secret',
-    tag: 'Advertisers',
-    summary: 'Replace the postback signing secret',
-    description: 'Signed postbacks (Standard Webhooks): the previous secret keeps verifying for 24 h.',
-    params: advertiserId,
-    ok: { status: 200, description: 'The new secret, shown this once.', schema: r.SigningSecretRotated },
-    errors: { 404: 'No advertiser has this id.', 409: 'conflict: rotated concurrently; fetch the advertiser and retry.' },
-  },
-  ...crud({
-    base: '/v1/affiliates',
-    tag: 'Affiliates',
-    what: 'affiliate',
-    params: intPath('affiliate'),
-    item: r.Affiliate,
-    query: r.EntityList,
-    create: { body: r.AffiliateCreate, answer: r.Affiliate },
-    update: { body: r.AffiliateUpdate },
-  }),
-  ...crud({
-    base: '/v1/offers',
-    tag: 'Offers',
-    what: 'offer',
-    params: intPath('offer'),
-    item: r.Offer,
-    query: r.OfferList,
-    create: { body: r.OfferCreate, answer: r.Offer, errors: { 400: `${ERRORS[400]} advertiser_id names no advertiser.` } },
-    update: { body: r.OfferUpdate },
-  }),
-  ...crud({
-    base: '/v1/conversions',
-    tag: 'Conversions',
-    what: 'conversion',
-    params: prefixedPath(r.ids.conversion, 'conversion'),
-    item: r.Conversion,
-    query: r.ConversionList,
-    update: {
-      body: r.ConversionReview,
-      description: 'Fraud review: approve a conversion a rule held, or reject one (the same state machine, commissions and events as a postback).',
-      errors: { 409: 'invalid_transition (this status cannot become that one) or conflict (changed meanwhile; retry).' },
-    },
-  }),
-  {
-    method: 'get',
-    path: '/v1/postbacks/{id}',
-    tag: 'Postbacks',
-    summary: "Get a postback's outcome",
-    description: 'queued until the attribution worker has processed it.',
-    params: prefixedPath(r.ids.postback, 'postback'),
-    ok: { status: 200, description: 'The outcome.', schema: r.Postback },
-    errors: { 404: 'No postback has this id.', 503: ERRORS[503] },
-  },
-  ...crud({
-    base: '/v1/webhook-endpoints',
-    tag: 'Webhook endpoints',
-    what: 'webhook endpoint',
-    params: endpointId,
-    item: r.WebhookEndpoint,
-    query: r.EndpointList,
-    create: { body: r.EndpointCreate, answer: r.WebhookEndpointWithSecret, description: 'The answer shows the signing secret this once.' },
-    update: { body: r.EndpointUpdate, description: 'headers, when given, replace every custom header.' },
-  }),
-  {
-    method: 'delete',
-    path: '/v1/webhook-endpoints/{id}',
-    tag: 'Webhook endpoints',
-    summary: 'Delete a webhook endpoint',
-    params: endpointId,
-    ok: { status: 204, description: 'Deleted.' },
-    errors: { 404: 'No webhook endpoint has this id.' },
-  },
-  {
-    method: 'post',
-    path: '/v1/webhook-endpoints/{id}/enable',
-    tag: 'Webhook endpoints',
-    summary: 'Enable a webhook endpoint',
-    params: endpointId,
-    ok: { status: 200, description: 'The endpoint.', schema: r.WebhookEndpoint },
-    errors: { 404: 'No webhook endpoint has this id.' },
-  },
-  {
-    method: 'post',
-    path: '/v1/webhook-endpoints/{id}/disable',
-    tag: 'Webhook endpoints',
-    summary: 'Disable a webhook endpoint',
-    params: endpointId,
-    ok: { status: 200, description: 'The endpoint.', schema: r.WebhookEndpoint },
-    errors: { 404: 'No webhook endpoint has this id.' },
-  },
-  {
-    method: 'post',
-    path: '/v1/webhook-endpoints/{id}/rotate-secret',
-    tag: 'Webhook endpoints',
-    summary: 'Replace the signing secret',
-    description: 'The old secret keeps signing beside the new one for 24 h.',
-    params: endpointId,
-    ok: { status: 200, description: 'The new secret, shown this once.', schema: r.EndpointSecretRotated },
-    errors: { 404: 'No webhook endpoint has this id.', 409: 'conflict: rotated concurrently; fetch the endpoint and retry.' },
-  },
-  {
-    method: 'post',
-    path: '/v1/webhook-endpoints/{id}/test',
-    tag: 'Webhook endpoints',
-    summary: 'Send a webhook.test event',
-    params: endpointId,
-    ok: { status: 202, description: 'The event and its delivery are queued.', schema: r.EndpointTestSent },
-    errors: { 404: 'No webhook endpoint has this id.', 409: 'endpoint_disabled.' },
-  },
-  {
-    method: 'get',
-    path: '/v1/webhook-endpoints/{id}/deliveries',
-    tag: 'Webhook endpoints',
-    summary: "List an endpoint's deliveries",
-    params: endpointId,
-    query: r.EndpointDeliveriesList,
-    ok: { status: 200, description: 'A page, newest first.', schema: r.pageOf(r.Delivery, 'DeliveryPage') },
-    errors: { ...listQueryErrors, 404: 'No webhook endpoint has this id.' },
-  },
-  {
-    method: 'post',
-    path: '/v1/webhook-endpoints/{id}/recover',
-    tag: 'Webhook endpoints',
-    summary: 'Re-send failed deliveries since a time',
-    description: 'At most 10,000 per call; has_more says whether more remain.',
-    params: endpointId,
-    body: r.EndpointRecover,
-    ok: { status: 202, description: 'The deliveries are queued again.', schema: r.EndpointRecovered },
-    errors: { ...withBody, 404: 'No webhook endpoint has this id.', 409: 'endpoint_disabled.', 503: ERRORS[503] },
-  },
-  {
-    method: 'get',
-    path: '/v1/deliveries/{id}',
-    tag: 'Deliveries',
-    summary: 'Get a delivery and its attempts',
-    params: deliveryId,
-    ok: { status: 200, description: 'The delivery.', schema: r.DeliveryWithAttempts },
-    errors: { 404: 'No delivery has this id.' },
-  },
-  {
-    method: 'post',
-    path: '/v1/deliveries/{id}/retry',
-    tag: 'Deliveries',
-    summary: 'Replay a delivery',
-    description: 'The same event and webhook-id, with the full retry schedule.',
-    params: deliveryId,
-    ok: { status: 202, description: 'Queued again.', schema: r.DeliveryRetried },
-    errors: { 404: 'No delivery has this id.', 409: 'endpoint_disabled or delivery_pending.', 503: ERRORS[503] },
-  },
-  ...crud({
-    base: '/v1/payouts',
-    tag: 'Payouts',
-    what: 'payout',
-    params: payoutId,
-    item: r.Payout,
-    detail: r.PayoutWithCommissions,
-    query: r.PayoutList,
-    create: {
-      body: r.PayoutCreate,
-      answer: r.PayoutCreated,
-      description: "Gathers the affiliate's approved, unpaid commissions in one currency.",
-      errors: { 422: 'no_commissions: nothing approved and unpaid in this currency.' },
-    },
-  }),
-  {
-    method: 'post',
-    path: '/v1/payouts/{id}/mark-sent',
-    tag: 'Payouts',
-    summary: 'Mark a payout sent',
-    description: 'Emits payout.sent.',
-    params: payoutId,
-    body: r.PayoutMarkSent,
-    ok: { status: 200, description: 'The payout, sent.', schema: r.PayoutWithCommissions },
-    errors: { ...withBody, 404: 'No payout has this id.', 409: 'already_sent.' },
-  },
-  {
-    method: 'get',
-    path: '/v1/event-types',
-    tag: 'Events',
-    summary: 'List event types',
-    description: 'Each with an example of its data; the webhooks of this document give their schemas.',
-    ok: { status: 200, description: 'Every event type.', schema: r.EventTypeList },
-  },
-];
 
 /** Routes of the api's Express app that are not the admin API, and why (docs/api.md). */
 export const UNDOCUMENTED_ROUTES: { method: Method; path: string; why: string }[] = [
@@ -347,19 +27,51 @@ export const UNDOCUMENTED_ROUTES: { method: Method; path: string; why: string }[
 /** Mounted sub-apps that are not the admin API (Bull Board's UI and its own API). */
 export const UNDOCUMENTED_MOUNTS = ['/admin/queues'];
 
-const retryAfter = z.object({ 'Retry-After': z.string().meta({ description: 'Seconds.' }) });
+// ——— Answers' parts ———
+
+const requestIdHeader = z.string().meta({
+  description: "The request's id: the client's X-Request-Id when it sent a sane one (at most 128 letters, digits and . _ : = + / @ -), else a new one.",
+});
+const retryAfterHeader = z.string().meta({ description: 'Seconds.' });
 const errorContent = { 'application/json': { schema: r.ErrorEnvelope } };
-const errorResponse = (status: ErrorStatus, description: string) => ({
-  description,
-  content: errorContent,
-  ...(status === 429 || status === 503 ? { headers: retryAfter } : {}),
+
+/** An error answer; the api's carry X-Request-Id (ingest's do not yet). */
+function errorResponse(status: ErrorStatus, description: string, api = true) {
+  const retry = status === 429 || status === 503 || (status === 409 && description.includes('Retry-After'));
+  const headers = { ...(api ? { 'X-Request-Id': requestIdHeader } : {}), ...(retry ? { 'Retry-After': retryAfterHeader.optional() } : {}) };
+  return { description, content: errorContent, ...(Object.keys(headers).length > 0 ? { headers: z.object(headers) } : {}) };
+}
+
+const idempotencyKeyHeader = z.object({
+  'Idempotency-Key': z
+    .string()
+    .min(1)
+    .max(255)
+    .regex(/^[\x20-\x7e]+$/)
+    .optional()
+    .meta({
+      description:
+        'Makes this POST safe to retry: the same key and request within 24 hours answer the first answer (marked Idempotent-Replayed: true) without doing anything again. Keys are per caller (the token subject).',
+      example: '5f1c2a9e-6d8b-4c1e-9a2f-7b3d4e5f6a7b',
+    }),
 });
 
-function operation(route: RouteSpec): ZodOpenApiOperationObject {
-  const errors: Partial<Record<ErrorStatus, string>> = { 401: ERRORS[401], 403: ERRORS[403], 429: ERRORS[429], ...route.errors, 500: ERRORS[500] };
+function operation(route: Route): ZodOpenApiOperationObject {
+  const okHeaders = {
+    'X-Request-Id': requestIdHeader,
+    ...(route.method === 'post'
+      ? { 'Idempotent-Replayed': z.literal('true').optional().meta({ description: 'Present on an answer replayed for an Idempotency-Key.' }) }
+      : {}),
+  };
   const responses: ZodOpenApiResponsesObject = {
-    [route.ok.status]: { description: route.ok.description, ...(route.ok.schema ? { content: { 'application/json': { schema: route.ok.schema } } } : {}) },
-    ...Object.fromEntries(Object.entries(errors).map(([status, description]) => [status, errorResponse(Number(status) as ErrorStatus, description)])),
+    [route.answer.status]: {
+      description: route.answer.description,
+      headers: z.object(okHeaders),
+      ...(route.answer.schema ? { content: { 'application/json': { schema: route.answer.schema } } } : {}),
+    },
+    ...Object.fromEntries(
+      Object.entries(routeErrors(route)).map(([status, description]) => [status, errorResponse(Number(status) as ErrorStatus, description)]),
+    ),
   };
   return {
     operationId: operationId(route),
@@ -367,13 +79,17 @@ function operation(route: RouteSpec): ZodOpenApiOperationObject {
     description: route.description,
     tags: [route.tag],
     security: [{ adminBearer: [] }],
-    requestParams: { ...(route.params ? { path: route.params } : {}), ...(route.query ? { query: route.query } : {}) },
+    requestParams: {
+      ...(route.params ? { path: route.params.schema } : {}),
+      ...(route.query ? { query: route.query } : {}),
+      ...(route.method === 'post' ? { header: idempotencyKeyHeader } : {}),
+    },
     ...(route.body ? { requestBody: { required: true, content: { 'application/json': { schema: route.body } } } } : {}),
     responses,
   };
 }
 
-const operationId = (route: RouteSpec) =>
+const operationId = (route: Route) =>
   route.method +
   route.path
     .replace(/^\/v1/, '')
@@ -384,24 +100,25 @@ const operationId = (route: RouteSpec) =>
 
 // ——— Ingest ———
 
-const INGEST_SERVER = [
+const ingestServer = (url: string) => [
   {
     url: '{ingest}',
-    description: 'The ingest service (postbacks and clicks): its own host and port.',
-    variables: { ingest: { default: 'http://localhost:3000' } },
+    description: 'The ingest service (postbacks and clicks): PUBLIC_INGEST_URL of this deployment.',
+    variables: { ingest: { default: url } },
   },
 ];
 const postbackErrors = {
   400: errorResponse(
     400,
     'invalid_request naming each field (a missing click_id, an unreplaced placeholder, bytes that are not UTF-8…), malformed_body or too_many_parameters.',
+    false,
   ),
-  401: errorResponse(401, 'unauthorized (no key, or an unknown one) or invalid_signature.'),
-  403: errorResponse(403, 'ip_not_allowed: the advertiser accepts postbacks only from its allowed_ips.'),
-  413: errorResponse(413, `payload_too_large: the body is over ${BODY_LIMITS.postback}, or has too many parameters.`),
-  415: errorResponse(415, 'unsupported_media_type: send JSON or application/x-www-form-urlencoded.'),
-  429: errorResponse(429, "rate_limited: over the advertiser's rate, or too many failed authentications; retry after Retry-After seconds."),
-  503: errorResponse(503, 'unavailable: the postback could not be queued (nothing was recorded); retry after Retry-After seconds.'),
+  401: errorResponse(401, 'unauthorized (no key, or an unknown one) or invalid_signature.', false),
+  403: errorResponse(403, 'ip_not_allowed: the advertiser accepts postbacks only from its allowed_ips.', false),
+  413: errorResponse(413, `payload_too_large: the body is over ${BODY_LIMITS.postback}, or has too many parameters.`, false),
+  415: errorResponse(415, 'unsupported_media_type: send JSON or application/x-www-form-urlencoded.', false),
+  429: errorResponse(429, "rate_limited: over the advertiser's rate, or too many failed authentications; retry after Retry-After seconds.", false),
+  503: errorResponse(503, 'unavailable: the postback could not be queued (nothing was recorded); retry after Retry-After seconds.', false),
 };
 
 function postbackOperation(method: 'get' | 'post', keyInPath: boolean): ZodOpenApiOperationObject {
@@ -411,48 +128,55 @@ function postbackOperation(method: 'get' | 'post', keyInPath: boolean): ZodOpenA
     tags: ['Ingest'],
     summary: `Report a conversion (${method.toUpperCase()}${keyInPath ? ', key in the path' : ''})`,
     description: `An advertiser's server reports a conversion, with ${where}. A 202 means it is durably queued; anything else means it was not recorded and may be sent again. Parameters Trackway does not read are reported back in ignored_params.`,
+    // The key in the path is the credential itself: no scheme describes it.
     security: keyInPath ? [] : [{ postbackKeyHeader: [] }, { postbackKeyQuery: [] }],
     requestParams: {
-      ...(keyInPath ? { path: r.PostbackKeyPath } : {}),
-      query: keyInPath ? r.PostbackQuery.omit({ key: true }) : r.PostbackQuery,
-      header: r.PostbackHeaders,
+      ...(keyInPath ? { path: PostbackKeyPath } : {}),
+      query: keyInPath ? PostbackQuery.omit({ key: true }) : PostbackQuery,
+      header: PostbackHeaders,
     },
     ...(method === 'post'
-      ? { requestBody: { content: { 'application/json': { schema: r.PostbackBody }, 'application/x-www-form-urlencoded': { schema: r.PostbackBody } } } }
+      ? { requestBody: { content: { 'application/json': { schema: PostbackBody }, 'application/x-www-form-urlencoded': { schema: PostbackBody } } } }
       : {}),
-    responses: { 202: { description: 'Queued.', content: { 'application/json': { schema: r.PostbackAccepted } } }, ...postbackErrors },
+    responses: { 202: { description: 'Queued.', content: { 'application/json': { schema: PostbackAccepted } } }, ...postbackErrors },
   };
 }
 
-const ingestPaths: ZodOpenApiPathsObject = {
-  '/click': {
-    servers: INGEST_SERVER,
-    get: {
-      operationId: 'getClick',
-      tags: ['Ingest'],
-      summary: 'Track a click and redirect',
-      description: "Issues a click ID and redirects to the offer's destination with it (and the sub values) filled in.",
-      requestParams: { query: r.ClickQuery },
-      responses: {
-        302: {
-          description: "Found: to the offer's destination URL.",
-          headers: z.object({ Location: z.string().meta({ description: 'The destination, with {click_id} and the others replaced.' }) }),
-          content: {
-            'text/plain': {
-              schema: z.string().meta({ example: 'Found. Redirecting to https://shop.example/landing?clickid=AQAAAAEAAAAHZ0k2AJx1n3Qd8fV0m2Yc5Jk3a1Rw' }),
+function ingestPaths(ingestUrl: string): ZodOpenApiPathsObject {
+  const servers = ingestServer(ingestUrl);
+  return {
+    '/click': {
+      servers,
+      get: {
+        operationId: 'getClick',
+        tags: ['Ingest'],
+        summary: 'Track a click and redirect',
+        description:
+          "Issues a click ID and redirects (302) to the offer's destination with it (and the sub values) filled in. The redirect is the success answer: a client that is not a browser should not follow it (fetch's redirect: 'manual') and read Location.",
+        // Anyone's browser follows an affiliate's link: no credential.
+        security: [],
+        requestParams: { query: ClickQuery },
+        responses: {
+          302: {
+            description: "Found: the click is recorded; Location is the offer's destination URL.",
+            headers: z.object({ Location: z.url().meta({ description: 'The destination, with {click_id} and the others replaced.' }) }),
+            content: {
+              'text/plain': {
+                schema: z.string().meta({ example: 'Found. Redirecting to https://shop.example/landing?clickid=AQAAAAEAAAAHZ0k2AJx1n3Qd8fV0m2Yc5Jk3a1Rw' }),
+              },
             },
           },
+          400: errorResponse(400, 'invalid_request naming each bad parameter.', false),
+          404: errorResponse(404, 'offer_not_found or affiliate_not_found (none active with this id).', false),
+          409: errorResponse(409, "destination_refused: these values would take the redirect off the destination's host.", false),
+          503: errorResponse(503, 'unavailable: the offer cannot be looked up right now.', false),
         },
-        400: errorResponse(400, 'invalid_request naming each bad parameter.'),
-        404: errorResponse(404, 'offer_not_found or affiliate_not_found (none active with this id).'),
-        409: errorResponse(409, "destination_refused: these values would take the redirect off the destination's host."),
-        503: errorResponse(503, 'unavailable: the offer cannot be looked up right now.'),
       },
     },
-  },
-  '/postback': { servers: INGEST_SERVER, get: postbackOperation('get', false), post: postbackOperation('post', false) },
-  '/postback/{key}': { servers: INGEST_SERVER, get: postbackOperation('get', true), post: postbackOperation('post', true) },
-};
+    '/postback': { servers, get: postbackOperation('get', false), post: postbackOperation('post', false) },
+    '/postback/{key}': { servers, get: postbackOperation('get', true), post: postbackOperation('post', true) },
+  };
+}
 
 // ——— Webhooks ———
 
@@ -477,6 +201,8 @@ function webhooks(): ZodOpenApiObject['webhooks'] {
           tags: ['Events'],
           summary: type,
           description: `${EVENT_CATALOG[type].description} Sent as a signed POST to every enabled endpoint subscribed to it; retried until a 2xx.`,
+          // The receiver authenticates Trackway by the signature headers, not by a scheme of this document.
+          security: [],
           requestParams: { header: webhookHeaders },
           requestBody: {
             required: true,
@@ -499,17 +225,32 @@ function webhooks(): ZodOpenApiObject['webhooks'] {
   );
 }
 
-/** The OpenAPI 3.1 document, generated from the registry and the representations. */
-export function buildDocument(): ReturnType<typeof createDocument> {
-  const paths: ZodOpenApiPathsObject = { ...ingestPaths };
-  for (const route of ADMIN_ROUTES) paths[route.path] = { ...paths[route.path], [route.method]: operation(route) };
+export interface DocumentOptions {
+  /** PUBLIC_INGEST_URL: where this deployment's ingest is reached (the document's second server). */
+  ingestUrl: string;
+  resources?: readonly Resource[];
+}
+
+/** The OpenAPI 3.1 document, generated from the route definitions, ingest's contract and the representations. */
+export function buildDocument(options: DocumentOptions): ReturnType<typeof createDocument> {
+  const resources = options.resources ?? ADMIN_RESOURCES;
+  const paths: ZodOpenApiPathsObject = { ...ingestPaths(options.ingestUrl) };
+  for (const route of resources.flatMap((res) => res.routes)) paths[route.path] = { ...paths[route.path], [route.method]: operation(route) };
   paths['/openapi.json'] = {
     get: {
       operationId: 'getOpenApi',
       tags: ['Meta'],
       summary: 'This document',
+      description: 'The OpenAPI 3.1 document of this deployment, without auth; GET /docs renders it.',
       security: [],
-      responses: { 200: { description: 'The OpenAPI 3.1 document.', content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } } } },
+      responses: {
+        200: {
+          description: 'The OpenAPI 3.1 document.',
+          headers: z.object({ 'X-Request-Id': requestIdHeader }),
+          content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } },
+        },
+        400: errorResponse(400, 'malformed_url or too_many_parameters: a request target no route can read.'),
+      },
     },
   };
   return createDocument({
@@ -518,11 +259,15 @@ export function buildDocument(): ReturnType<typeof createDocument> {
       title: 'Trackway',
       version: '1',
       description:
-        'Server-to-server conversion tracking: postbacks in (ingest), signed webhooks out, and the admin API. Every error answer is the envelope `{"error": {"code", "message", "fields"?}}`.',
+        'Server-to-server conversion tracking: postbacks in (ingest), signed webhooks out, and the admin API. Every error answer is the envelope `{"error": {"code", "message", "fields"?, "request_id"?}}`; every answer of the api carries X-Request-Id. Admin POSTs take an Idempotency-Key.',
       license: { name: 'MIT', identifier: 'MIT' },
     },
     servers: [{ url: '/', description: 'The api service (admin API).' }],
-    tags: [...new Set(ADMIN_ROUTES.map((route) => route.tag)), 'Ingest', 'Meta'].map((name) => ({ name })),
+    tags: [
+      ...resources.map((res) => ({ name: res.tag, description: res.description })),
+      { name: 'Ingest', description: 'The ingest service: clicks in (redirected to the offer) and postbacks in (queued for attribution).' },
+      { name: 'Meta', description: 'This document.' },
+    ].filter((tag, i, all) => all.findIndex((t) => t.name === tag.name) === i),
     paths,
     webhooks: webhooks(),
     components: {
@@ -533,8 +278,8 @@ export function buildDocument(): ReturnType<typeof createDocument> {
           bearerFormat: 'JWT',
           description: 'A JWT with iat, exp (at most ADMIN_JWT_MAX_AGE) and the admin scope.',
         },
-        postbackKeyHeader: { type: 'apiKey', in: 'header', name: 'X-Postback-Key' },
-        postbackKeyQuery: { type: 'apiKey', in: 'query', name: 'key' },
+        postbackKeyHeader: { type: 'apiKey', in: 'header', name: 'X-Postback-Key', description: "The advertiser's postback key, in a header." },
+        postbackKeyQuery: { type: 'apiKey', in: 'query', name: 'key', description: "The advertiser's postback key, as the `key` parameter." },
       },
     },
   });

@@ -1,4 +1,4 @@
-import { type FieldErrors, INT_ID_MAX, badRequest, zodFields } from '@trackway/http';
+import { type FieldErrors, INT_ID_MAX, badRequest, inputErrorMap, zodFields } from '@trackway/http';
 import { z } from 'zod';
 
 export const DEFAULT_LIMIT = 50;
@@ -20,7 +20,7 @@ export function listQuery<F extends z.ZodRawShape>(filters: F) {
  * parameter given twice would mean one of the two values was ignored.
  */
 export function parseListQuery<S extends z.ZodObject>(schema: S, query: Record<string, unknown>): z.infer<S> {
-  const result = schema.safeParse(query);
+  const result = schema.safeParse(query, { error: inputErrorMap });
   if (result.success) return result.data;
   const known = Object.keys(schema.shape);
   const fields: FieldErrors = {};
@@ -52,6 +52,20 @@ export function decodeCursor<T extends string | number>(cursor: string | undefin
     // fall through to the 400 below
   }
   throw badRequest({ cursor: 'is not a cursor this API returned' });
+}
+
+/**
+ * A list's page, newest first: `find` reads the rows with the list's filters and `keyset` (ids
+ * below the cursor's, newest first, limit + 1 of them); `toJson` shapes each.
+ */
+export async function listPage<R extends { id: string | number }, J>(
+  query: { cursor?: string; limit: number },
+  cursor: 'int' | 'string',
+  find: (keyset: { id: { lt: R['id'] } | undefined; orderBy: { id: 'desc' }; take: number }) => Promise<R[]>,
+  toJson: (row: R) => J,
+) {
+  const after = decodeCursor<R['id']>(query.cursor, cursor);
+  return page(await find({ id: after === undefined ? undefined : { lt: after }, orderBy: { id: 'desc' }, take: query.limit + 1 }), query.limit, toJson);
 }
 
 /** Keyset pagination, newest first: fetch limit + 1 rows to know whether there is a next page. */

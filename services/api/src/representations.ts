@@ -1,8 +1,6 @@
 import {
-  CLICK_ID_PATTERN,
   CONVERSION_STATUSES,
   DEDUPE_MODES,
-  EVENT_PATTERN,
   EVENT_CATALOG,
   EVENT_TYPES,
   ID_PREFIX,
@@ -61,6 +59,8 @@ const prefixed = (kind: keyof typeof ID_PREFIX, example: string) =>
     .regex(new RegExp(`^${ID_PREFIX[kind]}_[0-9A-Z]{26}$`))
     .meta({ example });
 const intId = z.number().int().min(1).max(INT_ID_MAX);
+/** Postgres `integer` counts: what an answer's count can hold. */
+const count = z.number().int().min(0).max(INT_ID_MAX);
 const entityStatus = z.enum(['active', 'inactive']);
 
 export const ids = {
@@ -97,6 +97,10 @@ export const ErrorEnvelope = z
           description: 'For invalid_request: each field (dotted path, or `_` for the whole body) with the reason it was refused.',
           example: { name: 'is required' },
         }),
+      request_id: z.string().optional().meta({
+        description: "The request's id, also its X-Request-Id header: quote it when reporting a problem (the api's answers always carry it).",
+        example: '0f9c5b1e-3c2a-4d47-9a41-6c2b8d1e7f30',
+      }),
     }),
   })
   .meta({ id: 'Error', description: 'Every 4xx and 5xx answer.' });
@@ -168,6 +172,8 @@ const advertiserSettings = {
   allowed_ips: z.array(z.string().refine(isAddressOrCidr, 'must be an IP address or a CIDR such as 203.0.113.0/24')).max(100, 'at most 100 entries').optional(),
   postback_rate_limit_per_second: z.number().int().min(0).max(1_000_000).nullable().optional(),
 };
+// Answers show what inputs take: the same bounds.
+const postbackRateLimit = advertiserSettings.postback_rate_limit_per_second.unwrap();
 export const AdvertiserCreate = EntityCreate.extend({ postback_format: advertiserSettings.postback_format }).meta({ id: 'AdvertiserCreate' });
 export const AdvertiserUpdate = EntityUpdate.extend(advertiserSettings).meta({ id: 'AdvertiserUpdate' });
 export type AdvertiserSettingsInput = z.infer<z.ZodObject<typeof advertiserSettings>>;
@@ -181,7 +187,7 @@ export const Advertiser = z
       .nullable()
       .meta({ description: 'Until then the previous signing secret still verifies; null when none does.' }),
     allowed_ips: z.array(z.string()).meta({ description: 'Addresses and CIDRs postbacks may come from; empty: any.' }),
-    postback_rate_limit_per_second: z.number().int().nullable().meta({ description: 'null: the deployment-wide POSTBACK_RATE_LIMIT; 0: no limit.' }),
+    postback_rate_limit_per_second: postbackRateLimit.meta({ description: 'null: the deployment-wide POSTBACK_RATE_LIMIT; 0: no limit.' }),
     postback_format: PostbackFormatSetting.meta({ description: 'As set; {"preset": "trackway"} when never set.' }),
   })
   .meta({ id: 'Advertiser' });
@@ -279,8 +285,8 @@ export const Offer = z
       z.strictObject({ type: z.literal('fixed'), amount: moneyOut }),
       z.strictObject({ type: z.literal('percent'), percent: z.string().regex(PERCENT_PATTERN) }),
     ]),
-    attribution_window_days: z.number().int(),
-    min_ctit_seconds: z.number().int(),
+    attribution_window_days: offerSettings.attribution_window_days,
+    min_ctit_seconds: offerSettings.min_ctit_seconds,
     amount_cap: moneyOut.nullable(),
     status: entityStatus,
     created_at: timestamp,
@@ -460,7 +466,7 @@ export const WebhookEndpoint = z
     description: z.string().nullable(),
     event_types: z.array(z.string()),
     headers: z.record(z.string(), z.string()).meta({ description: 'Custom header names; every value is shown masked.' }),
-    rate_limit_per_second: z.number().int().nullable(),
+    rate_limit_per_second: endpointFields.rate_limit_per_second.unwrap(),
     enabled: z.boolean(),
     disabled_reason: z.string().nullable(),
     created_at: timestamp,
@@ -475,8 +481,10 @@ export const EndpointSecretRotated = z
   .strictObject({ id: ids.endpoint, secret: signingSecret, previous_secret_expires_at: timestamp })
   .meta({ id: 'WebhookEndpointSecretRotated' });
 export const EndpointTestSent = z.strictObject({ event_id: ids.event, delivery_id: ids.delivery }).meta({ id: 'WebhookTestSent' });
+/** At most this many failed deliveries are re-sent per recover call. */
+export const RECOVER_MAX = 10_000;
 export const EndpointRecovered = z
-  .strictObject({ recovered: z.number().int().min(0), has_more: z.boolean().meta({ description: 'More than 10,000 failed deliveries matched: call again.' }) })
+  .strictObject({ recovered: count.max(RECOVER_MAX), has_more: z.boolean().meta({ description: 'More than 10,000 failed deliveries matched: call again.' }) })
   .meta({ id: 'WebhookEndpointRecovered' });
 
 /** endpointJson (domain), checked against its schema. */
@@ -488,7 +496,7 @@ export const Delivery = z
     endpoint_id: ids.endpoint,
     event_type: z.enum(EVENT_TYPES),
     status: z.enum(['pending', 'succeeded', 'failed']),
-    attempt_count: z.number().int().min(0),
+    attempt_count: count,
     next_attempt_at: timestamp.nullable(),
     created_at: timestamp,
     updated_at: timestamp,
@@ -496,10 +504,16 @@ export const Delivery = z
   .meta({ id: 'Delivery' });
 const DeliveryAttempt = z
   .strictObject({
-    number: z.number().int().min(1),
+    number: count.min(1),
     at: timestamp,
-    duration_ms: z.number().int(),
-    status_code: z.number().int().nullable(),
+    duration_ms: count,
+    status_code: z
+      .number()
+      .int()
+      .min(100)
+      .max(999)
+      .nullable()
+      .meta({ description: "The receiver's HTTP status (three digits); null when there was no answer." }),
     error: z.string().nullable().meta({ description: 'When there was no HTTP answer: timeout, dns, refused, reset, tls, ssrf_blocked, network.' }),
     response_body: z.string().nullable(),
   })
@@ -549,7 +563,23 @@ export function deliveryWithAttemptsJson(d: DeliveryRow & { attempts: AttemptRow
 
 // ——— Payouts (shaped in @trackway/ledger, for payout.sent too) ———
 
-export const PayoutCreate = z.strictObject({ affiliate_id: intIdSchema, currency }).meta({ id: 'PayoutCreate' });
+/**
+ * A payout's currency in any case, as postbacks take it ("usd" is USD). Only ASCII letters:
+ * "uſd" upper-cases to "USD" too, and is refused rather than read as USD.
+ */
+const anyCaseCurrency = z
+  .string()
+  .regex(/^[A-Za-z]{3}$/, 'must be three ASCII letters, an ISO 4217 code such as USD')
+  .transform((code) => code.toUpperCase())
+  .refine(isCurrency, 'must be an ISO 4217 code such as USD')
+  .meta({ description: 'ISO 4217 currency code, in any case (usd is USD).', example: 'USD' });
+export const PayoutCreate = z
+  .strictObject({
+    affiliate_id: intIdSchema,
+    currency: anyCaseCurrency,
+    allow_inactive: z.boolean().optional().meta({ description: 'Pay an affiliate whose status is inactive (otherwise 409 affiliate_inactive).' }),
+  })
+  .meta({ id: 'PayoutCreate' });
 export const PayoutMarkSent = z
   .strictObject({ reference: text({ trim: true, min: 1, max: 255 }).meta({ example: 'WIRE-2026-11-27-001' }) })
   .meta({ id: 'PayoutMarkSent' });
@@ -647,94 +677,3 @@ export const EventTypeList = z
     ),
   })
   .meta({ id: 'EventTypeList' });
-
-// ——— Ingest: /click and /postback (a second server) ———
-// Ingest reads its hot paths by hand (no zod per request, see services/ingest/src/app.ts); these
-// schemas document what it takes and answers, and the tests hold its real answers to them.
-
-const postbackParam = (description: string, example: string) => z.string().meta({ description, example });
-const postbackFields = {
-  click_id: z.string().regex(CLICK_ID_PATTERN).meta({
-    description:
-      "The click ID Trackway put in the landing URL (URL-safe, at most 64). Aliases such as transaction_id or clickid are read too, and other names per the advertiser's postback_format (see the README).",
-    example: 'AQAAAAEAAAAHZ0k2AJx1n3Qd8fV0m2Yc5Jk3a1Rw',
-  }),
-  order_id: z.string().max(ORDER_ID_MAX).meta({
-    description:
-      "The advertiser's order reference; with event, what makes a conversion unique. Optional when the advertiser's postback_format has dedupe click_id.",
-    example: 'ORDER-1001',
-  }),
-  amount: postbackParam('Decimal, at most 14 digits before the point and 4 after; default 0.', '49.90'),
-  currency: postbackParam("ISO 4217; default the offer's currency.", 'USD'),
-  status: postbackParam(
-    'approved (default), pending or rejected, or a word trackers send for them (sale, lead, hold, declined, chargeback…), any case.',
-    'approved',
-  ),
-  event: z
-    .string()
-    .regex(EVENT_PATTERN)
-    .meta({ description: 'The conversion event: letters, digits, _ . : - (at most 64); default conversion.', example: 'conversion' }),
-};
-const postbackKeyParam = postbackParam('The postback key (or the X-Postback-Key header).', 'pk_3xJ9yq0Z7C2hV5mN8pR1tW4bK6dF0gHs');
-export const PostbackQuery = z.object({
-  ...postbackFields,
-  click_id: postbackFields.click_id.optional(),
-  order_id: postbackFields.order_id.optional(),
-  amount: postbackFields.amount.optional(),
-  currency: postbackFields.currency.optional(),
-  status: postbackFields.status.optional(),
-  event: postbackFields.event.optional(),
-  key: postbackKeyParam.optional(),
-});
-export const PostbackBody = z
-  .object({
-    ...postbackFields,
-    amount: z.union([z.string(), z.number()]).optional().meta({ description: 'A string, or a JSON number below 10^11.' }),
-    currency: postbackFields.currency.optional(),
-    status: postbackFields.status.optional(),
-    event: postbackFields.event.optional(),
-    key: postbackKeyParam.optional(),
-  })
-  .meta({
-    id: 'PostbackRequest',
-    description:
-      "click_id and order_id (unless the advertiser dedupes by click) are required, in the body or the query string; other names are read per the advertiser's postback_format, and anything unread is reported in ignored_params. A signed POST carries every field in its body.",
-  });
-export const PostbackHeaders = z.object({
-  'x-postback-key': postbackParam('The postback key (instead of `key`).', 'pk_3xJ9yq0Z7C2hV5mN8pR1tW4bK6dF0gHs').optional(),
-  'webhook-id': postbackParam(
-    'Standard Webhooks: a unique id for this postback (at most 256); a signed postback is accepted once.',
-    'msg_2KWPBgLlAfxdpx2AI54pPJ85f4W',
-  ).optional(),
-  'webhook-timestamp': postbackParam('Standard Webhooks: Unix seconds, within 5 minutes of now.', '1764238492').optional(),
-  'webhook-signature': postbackParam(
-    "Standard Webhooks: v1,<base64 HMAC-SHA256> of `id.timestamp.payload` (GET: the query string as sent; POST: the body's bytes) with the advertiser's signing secret.",
-    'v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=',
-  ).optional(),
-});
-export const PostbackKeyPath = z.object({ key: postbackKeyParam });
-export const PostbackAccepted = z
-  .strictObject({
-    postback_id: ids.postback,
-    status: z.literal('queued'),
-    ignored_params: z
-      .array(z.string())
-      .meta({ description: 'Names of the parameters Trackway did not read (kept on the postback), as sent.', example: ['sum', 'et'] }),
-  })
-  .meta({ id: 'PostbackAccepted', description: 'The postback is durably queued; GET /v1/postbacks/{postback_id} tells its outcome.' });
-
-const clickId = z.string().regex(/^[1-9]\d{0,9}$/);
-export const ClickQuery = z.object({
-  offer_id: clickId.meta({ description: 'The offer (positive integer).', example: '1' }),
-  affiliate_id: clickId.meta({ description: 'The affiliate sending the traffic (positive integer).', example: '7' }),
-  ...Object.fromEntries(
-    ['sub1', 'sub2', 'sub3', 'sub4', 'sub5'].map((name) => [
-      name,
-      z
-        .string()
-        .max(255)
-        .optional()
-        .meta({ description: `The affiliate's own value, passed to the destination's {${name}} (at most 255).` }),
-    ]),
-  ),
-});

@@ -27,7 +27,7 @@ export interface ApiHarness {
 export async function startApi(
   auth: AuthConfig = { secret: ADMIN_SECRET },
   db?: TestDatabase,
-  options: { frontDoor?: ApiDeps['frontDoor']; redisUrl?: string; logLines?: string[] } = {},
+  options: { frontDoor?: ApiDeps['frontDoor']; redisUrl?: string; logLines?: string[]; deps?: Partial<ApiDeps> } = {},
 ): Promise<ApiHarness> {
   const database = db ?? (await createTestDatabase());
   const prefix = randomPrefix();
@@ -53,6 +53,9 @@ export async function startApi(
     health: { accepting: true, checks: {} },
     frontDoor: options.frontDoor,
     metricsToken: METRICS_TOKEN,
+    // An answer that strays from its route's schema is a 500 here, so every test that reaches it fails.
+    checkAnswers: true,
+    ...options.deps,
   };
   const app = createApp(deps);
   const token = await signAdminToken(ADMIN_SECRET);

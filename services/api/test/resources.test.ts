@@ -61,7 +61,7 @@ describe('advertisers and affiliates', () => {
     const { body } = await api().post('/v1/affiliates', { name: 'Blog' }).expect(201);
     const res = await api().patch(`/v1/affiliates/${body.id}`, { status: 'inactive' }).expect(200);
     expect(res.body.status).toBe('inactive');
-    expect((await api().post('/v1/affiliates', { name: '' }).expect(400)).body.error.fields).toEqual({ name: 'is required' });
+    expect((await api().post('/v1/affiliates', { name: '' }).expect(400)).body.error.fields).toEqual({ name: 'must not be empty' });
     expect((await api().post('/v1/affiliates', { name: 'x', extra: 1 }).expect(400)).body.error.code).toBe('invalid_request');
     expect((await api().get('/v1/affiliates/999999').expect(404)).body.error.code).toBe('not_found');
     await api().get('/v1/affiliates/abc').expect(404);
@@ -344,6 +344,7 @@ describe('list filters are never dropped silently', () => {
       fields: {
         'order_id[$ne]': expect.stringMatching(/^is not a parameter of this list \(it takes cursor, limit, order_id, advertiser_id, affiliate_id, status\)$/),
       },
+      request_id: res.headers['x-request-id'],
     });
   });
 
@@ -377,7 +378,11 @@ describe('list filters are never dropped silently', () => {
     const over = await api()
       .get(`/v1/affiliates?${many(1001)}`)
       .expect(400);
-    expect(over.body.error).toEqual({ code: 'too_many_parameters', message: 'The query string has more than 1000 parameters.' });
+    expect(over.body.error).toEqual({
+      code: 'too_many_parameters',
+      message: 'The query string has more than 1000 parameters.',
+      request_id: expect.any(String),
+    });
     // At the limit the parameters are all read (and here refused as unknown, every one of them).
     const at = await api()
       .get(`/v1/affiliates?${many(1000)}`)
@@ -470,7 +475,12 @@ describe('dates the admin API accepts', () => {
   ])('refuses %s with a 400 naming the field', async (_name, since, reason) => {
     const res = await recover(since);
     expect(res.status).toBe(400);
-    expect(res.body.error).toEqual({ code: 'invalid_request', message: expect.any(String), fields: { since: reason } });
+    expect(res.body.error).toEqual({
+      code: 'invalid_request',
+      message: expect.any(String),
+      fields: { since: reason },
+      request_id: res.headers['x-request-id'],
+    });
   });
 
   it.each([

@@ -110,7 +110,7 @@ describe('GET /metrics', () => {
   it('needs Authorization: Bearer <METRICS_TOKEN> (401 with the envelope), and is a 404 while METRICS_TOKEN is unset', async () => {
     for (const headers of [{}, bearer('wrong-token-0123456789abcdef0123456789'), h.auth]) {
       const res = await request(h.app).get('/metrics').set(headers).expect(401);
-      expect(res.body).toEqual({ error: { code: 'unauthorized', message: expect.any(String) } });
+      expect(res.body).toEqual({ error: { code: 'unauthorized', message: expect.any(String), request_id: res.headers['x-request-id'] } });
     }
     expect((await request(h.app).get('/metrics').set(bearer(METRICS_TOKEN)).expect(200)).text).toContain('trackway_http_requests_total');
     const open = createApp({ ...h.deps, metricsToken: undefined });

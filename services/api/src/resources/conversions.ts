@@ -1,0 +1,82 @@
+import { inTransaction } from '@trackway/db';
+import { type ConversionState, conversionJson, conversionKey, conversionWrites, planReview } from '@trackway/domain';
+import { HttpError, notFound } from '@trackway/http';
+import { lockConversion, writeConversions } from '@trackway/ledger';
+import { insertEvents, publishEvents } from '@trackway/outbox';
+import { listPage } from '../pagination';
+import { prefixedIdPath } from '../path-params';
+import { Conversion, ConversionList, ConversionReview, pageOf } from '../representations';
+import { resource, route } from '../route';
+
+const withFlags = { fraudFlags: { select: { rule: true }, orderBy: { createdAt: 'asc' } } } as const;
+/** A Prisma row with its flags' rules, as the one conversion shape. */
+const json = (row: Omit<Parameters<typeof conversionJson>[0], 'fraudFlags'> & { fraudFlags: { rule: string }[] }) =>
+  conversionJson({ ...row, fraudFlags: row.fraudFlags.map((f) => f.rule) });
+const id = prefixedIdPath('conversion', 'Conversion');
+
+export default resource(
+  { tag: 'Conversions', base: '/v1/conversions', description: 'What postbacks recorded: one per advertiser, order and event; fraud review.' },
+  [
+    route({
+      method: 'get',
+      path: '/v1/conversions',
+      summary: 'List conversions',
+      description: 'Newest first; filter by order, advertiser, affiliate and status.',
+      query: ConversionList,
+      answer: { status: 200, description: 'A page, newest first.', schema: pageOf(Conversion, 'ConversionPage') },
+      handler: async ({ query, deps }) => {
+        const { order_id: orderId, advertiser_id: advertiserId, affiliate_id: affiliateId, status } = query;
+        return listPage(
+          query,
+          'string',
+          ({ id, ...keyset }) => deps.prisma.conversion.findMany({ where: { orderId, advertiserId, affiliateId, status, id }, include: withFlags, ...keyset }),
+          json,
+        );
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/v1/conversions/{id}',
+      summary: 'Get a conversion',
+      description: 'With the fraud rules that flagged it.',
+      params: id,
+      answer: { status: 200, description: 'The conversion.', schema: Conversion },
+      handler: async ({ params, deps }) => {
+        const row = await deps.prisma.conversion.findUnique({ where: { id: params.id }, include: withFlags });
+        if (!row) throw notFound('Conversion');
+        return json(row);
+      },
+    }),
+    route({
+      method: 'patch',
+      path: '/v1/conversions/{id}',
+      summary: 'Review a conversion',
+      description:
+        'Fraud review: approve a conversion a rule held, or reject one (the same state machine, commissions and events as a postback; approving releases the hold).',
+      params: id,
+      body: ConversionReview,
+      answer: { status: 200, description: 'The conversion, updated.', schema: Conversion },
+      errors: { 409: 'invalid_transition: this status cannot become that one.' },
+      // The same rule (planReview → changeConversion) and the same writer as an advertiser's postback.
+      handler: async ({ params, body, deps }) => {
+        const { status } = body;
+        const now = new Date();
+        const { conversion, events } = await inTransaction(deps.pool, async (client) => {
+          const current = await lockConversion(client, params.id);
+          if (!current) throw notFound('Conversion');
+          const plan = planReview(current, status, now);
+          if (plan.kind === 'invalid_transition') throw new HttpError(409, 'invalid_transition', `A ${plan.from} conversion cannot become ${status}.`);
+          if (plan.kind === 'unchanged') return { conversion: current, events: [] };
+          const key = conversionKey(current);
+          await writeConversions(client, conversionWrites(new Map([[key, current]]), new Map<string, ConversionState>([[key, plan.after]]), [plan]), now);
+          await insertEvents(client, plan.events);
+          return { conversion: plan.after, events: plan.events };
+        });
+        await publishEvents(deps.pool, deps.queues.events, events).catch((error: unknown) =>
+          deps.logger.warn({ err: error }, 'events left for the outbox relay'),
+        );
+        return conversionJson(conversion);
+      },
+    }),
+  ],
+);

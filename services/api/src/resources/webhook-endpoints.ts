@@ -1,0 +1,268 @@
+import { createEvent, endpointJson, newId, sealHeaders } from '@trackway/domain';
+import { HttpError, badRequest, notFound } from '@trackway/http';
+import { publishEvents, writeEvents } from '@trackway/outbox';
+import { checkLiteralHost, generateSecret } from '@trackway/webhooks';
+import type { ApiDeps } from '../deps';
+import { listPage } from '../pagination';
+import { prefixedIdPath } from '../path-params';
+import {
+  Delivery,
+  EndpointCreate,
+  EndpointDeliveriesList,
+  EndpointList,
+  EndpointRecover,
+  EndpointRecovered,
+  EndpointSecretRotated,
+  EndpointTestSent,
+  EndpointUpdate,
+  RECOVER_MAX,
+  WebhookEndpoint,
+  WebhookEndpointWithSecret,
+  deliveryJson,
+  pageOf,
+} from '../representations';
+import { replayInPages } from '../replay';
+import { ERRORS, resource, route } from '../route';
+
+/** After a rotation, the old secret keeps signing beside the new one this long. */
+const OVERLAP_MS = 24 * 3600 * 1000;
+const id = prefixedIdPath('endpoint', 'Webhook endpoint');
+
+/** An endpoint's URL, or a 400: http(s) as allowed, no credentials, no private address literal. */
+function checkUrl(deps: ApiDeps, url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw badRequest({ url: 'is not a URL' });
+  }
+  const schemes = deps.webhooks.allowHttp ? ['https:', 'http:'] : ['https:'];
+  if (!schemes.includes(parsed.protocol)) throw badRequest({ url: deps.webhooks.allowHttp ? 'must be an http(s) URL' : 'must be an https URL' });
+  if (parsed.username || parsed.password) throw badRequest({ url: 'must not contain credentials; use custom headers' });
+  try {
+    // Names are resolved and checked at every attempt; an address literal can be refused now.
+    checkLiteralHost(parsed.hostname, { allowedCidrs: deps.webhooks.allowedCidrs });
+  } catch {
+    throw badRequest({ url: 'points to a private, loopback or otherwise non-public address' });
+  }
+  return url;
+}
+
+async function load(deps: ApiDeps, endpointId: string) {
+  const endpoint = await deps.prisma.webhookEndpoint.findUnique({ where: { id: endpointId } });
+  if (!endpoint) throw notFound('Webhook endpoint');
+  return endpoint;
+}
+
+/** Tells caching processes, and answers the endpoint as it is now. */
+async function changed(deps: ApiDeps, endpointId: string) {
+  await deps.invalidate('endpoint', endpointId);
+  return endpointJson(await deps.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id: endpointId } }));
+}
+
+/** Enables or disables an endpoint. */
+async function setEnabled(deps: ApiDeps, endpointId: string, enabled: boolean) {
+  const { id: found } = await load(deps, endpointId);
+  await deps.prisma.webhookEndpoint.update({
+    where: { id: found },
+    data: enabled ? { enabled: true, disabledReason: null, failingSince: null } : { enabled: false, disabledReason: 'Disabled by an administrator.' },
+  });
+  return changed(deps, found);
+}
+
+const disabled = (what: string) => new HttpError(409, 'endpoint_disabled', `Enable the endpoint before ${what}.`);
+
+export default resource(
+  {
+    tag: 'Webhook endpoints',
+    base: '/v1/webhook-endpoints',
+    description: 'Where events are delivered: signed (Standard Webhooks), retried, logged, replayable.',
+  },
+  [
+    route({
+      method: 'post',
+      path: '/v1/webhook-endpoints',
+      summary: 'Create a webhook endpoint',
+      description: 'The answer shows the signing secret this once; it is stored sealed, like custom header values (which no answer shows).',
+      body: EndpointCreate,
+      answer: { status: 201, description: 'The new webhook endpoint, with its signing secret.', schema: WebhookEndpointWithSecret },
+      handler: async ({ body, deps }) => {
+        const secret = generateSecret();
+        const endpoint = await deps.prisma.webhookEndpoint.create({
+          data: {
+            id: newId('endpoint'),
+            url: checkUrl(deps, body.url),
+            eventTypes: body.event_types,
+            description: body.description ?? null,
+            sealedHeaders: sealHeaders(deps.box, body.headers ?? {}),
+            rateLimitPerSecond: body.rate_limit_per_second ?? null,
+            secretSealed: deps.box.seal(secret),
+          },
+        });
+        await deps.invalidate('endpoint', endpoint.id);
+        return { ...endpointJson(endpoint), secret };
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/v1/webhook-endpoints',
+      summary: 'List webhook endpoints',
+      description: 'Newest first; filter by enabled.',
+      query: EndpointList,
+      answer: { status: 200, description: 'A page, newest first.', schema: pageOf(WebhookEndpoint, 'WebhookEndpointPage') },
+      handler: async ({ query, deps }) => {
+        const enabled = query.enabled === undefined ? undefined : query.enabled === 'true';
+        return listPage(query, 'string', ({ id, ...keyset }) => deps.prisma.webhookEndpoint.findMany({ where: { enabled, id }, ...keyset }), endpointJson);
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/v1/webhook-endpoints/{id}',
+      summary: 'Get a webhook endpoint',
+      description: 'Custom header values are shown masked.',
+      params: id,
+      answer: { status: 200, description: 'The webhook endpoint.', schema: WebhookEndpoint },
+      handler: async ({ params, deps }) => endpointJson(await load(deps, params.id)),
+    }),
+    route({
+      method: 'patch',
+      path: '/v1/webhook-endpoints/{id}',
+      summary: 'Update a webhook endpoint',
+      description: 'headers, when given, replace every custom header.',
+      params: id,
+      body: EndpointUpdate,
+      answer: { status: 200, description: 'The webhook endpoint, updated.', schema: WebhookEndpoint },
+      handler: async ({ params, body, deps }) => {
+        const { id: found } = await load(deps, params.id);
+        await deps.prisma.webhookEndpoint.update({
+          where: { id: found },
+          data: {
+            url: body.url === undefined ? undefined : checkUrl(deps, body.url),
+            eventTypes: body.event_types,
+            description: body.description,
+            ...(body.headers && { sealedHeaders: sealHeaders(deps.box, body.headers), plaintextHeaders: {} }),
+            rateLimitPerSecond: body.rate_limit_per_second,
+          },
+        });
+        return changed(deps, found);
+      },
+    }),
+    route({
+      method: 'delete',
+      path: '/v1/webhook-endpoints/{id}',
+      summary: 'Delete a webhook endpoint',
+      description: 'Its deliveries and their log go with it.',
+      params: id,
+      answer: { status: 204, description: 'Deleted.' },
+      handler: async ({ params, deps }) => {
+        const { id: found } = await load(deps, params.id);
+        await deps.prisma.webhookEndpoint.delete({ where: { id: found } });
+        await deps.invalidate('endpoint', found);
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/v1/webhook-endpoints/{id}/enable',
+      summary: 'Enable a webhook endpoint',
+      description: 'Deliveries start again (a disabled endpoint gets none); its failing clock starts afresh.',
+      params: id,
+      answer: { status: 200, description: 'The endpoint.', schema: WebhookEndpoint },
+      handler: ({ params, deps }) => setEnabled(deps, params.id, true),
+    }),
+    route({
+      method: 'post',
+      path: '/v1/webhook-endpoints/{id}/disable',
+      summary: 'Disable a webhook endpoint',
+      description: 'No more deliveries until it is enabled again.',
+      params: id,
+      answer: { status: 200, description: 'The endpoint.', schema: WebhookEndpoint },
+      handler: ({ params, deps }) => setEnabled(deps, params.id, false),
+    }),
+    route({
+      method: 'post',
+      path: '/v1/webhook-endpoints/{id}/rotate-secret',
+      summary: 'Replace the signing secret',
+      description: 'The old secret keeps signing beside the new one for 24 h, so receivers can switch over.',
+      params: id,
+      answer: { status: 200, description: 'The new secret, shown this once.', schema: EndpointSecretRotated },
+      errors: { 409: 'conflict: rotated concurrently; fetch the endpoint and retry.' },
+      handler: async ({ params, deps }) => {
+        const endpoint = await load(deps, params.id);
+        const secret = generateSecret();
+        const previousSecretExpiresAt = new Date(Date.now() + OVERLAP_MS);
+        // Conditional on the secret we read: two concurrent rotations cannot both "succeed" with
+        // one of the returned secrets never stored.
+        const { count } = await deps.prisma.webhookEndpoint.updateMany({
+          where: { id: endpoint.id, secretSealed: endpoint.secretSealed },
+          data: { secretSealed: deps.box.seal(secret), previousSecretSealed: endpoint.secretSealed, previousSecretExpiresAt },
+        });
+        if (count === 0) throw new HttpError(409, 'conflict', 'The secret was rotated concurrently; fetch the endpoint and retry.');
+        await deps.invalidate('endpoint', endpoint.id);
+        return { id: endpoint.id, secret, previous_secret_expires_at: previousSecretExpiresAt.toISOString() };
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/v1/webhook-endpoints/{id}/test',
+      summary: 'Send a webhook.test event',
+      description: 'A webhook.test event for this endpoint only: written with its delivery in one transaction, then published like every other event.',
+      params: id,
+      answer: { status: 202, description: 'The event and its delivery are queued.', schema: EndpointTestSent },
+      errors: { 409: 'endpoint_disabled.' },
+      handler: async ({ params, deps }) => {
+        const endpoint = await load(deps, params.id);
+        if (!endpoint.enabled) throw disabled('sending it a test event');
+        const event = createEvent('webhook.test', { endpoint_id: endpoint.id, message: 'This is a test event from Trackway.' });
+        const deliveryId = newId('delivery');
+        await deps.prisma.$transaction(async (tx) => {
+          await writeEvents(tx, [event]);
+          await tx.delivery.create({ data: { id: deliveryId, eventId: event.id, endpointId: endpoint.id, eventType: event.type } });
+        });
+        await publishEvents(deps.pool, deps.queues.events, [event]).catch((error: unknown) =>
+          deps.logger.warn({ err: error }, 'test event left for the outbox relay'),
+        );
+        return { event_id: event.id, delivery_id: deliveryId };
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/v1/webhook-endpoints/{id}/deliveries',
+      summary: "List an endpoint's deliveries",
+      description: 'The delivery log, newest first; filter by status.',
+      params: id,
+      query: EndpointDeliveriesList,
+      answer: { status: 200, description: 'A page, newest first.', schema: pageOf(Delivery, 'DeliveryPage') },
+      handler: async ({ params, query, deps }) => {
+        const { id: endpointId } = await load(deps, params.id);
+        return listPage(
+          query,
+          'string',
+          ({ id, ...keyset }) => deps.prisma.delivery.findMany({ where: { endpointId, status: query.status, id }, ...keyset }),
+          deliveryJson,
+        );
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/v1/webhook-endpoints/{id}/recover',
+      summary: 'Re-send failed deliveries since a time',
+      description: `Like Svix's recover: every failed delivery of this endpoint since a time, at most ${RECOVER_MAX.toLocaleString('en')} per call; has_more says whether more remain.`,
+      params: id,
+      body: EndpointRecover,
+      answer: { status: 202, description: 'The deliveries are queued again.', schema: EndpointRecovered },
+      errors: { 409: 'endpoint_disabled.', 503: ERRORS[503] },
+      handler: async ({ params, body, deps }) => {
+        const endpoint = await load(deps, params.id);
+        if (!endpoint.enabled) throw disabled('recovering its deliveries');
+        const failed = await deps.prisma.delivery.findMany({
+          where: { endpointId: endpoint.id, status: 'failed', createdAt: { gte: body.since } },
+          orderBy: { id: 'asc' },
+          take: RECOVER_MAX + 1,
+          select: { id: true },
+        });
+        const batch = failed.slice(0, RECOVER_MAX).map((d) => d.id);
+        return { recovered: await replayInPages(deps, batch), has_more: failed.length > RECOVER_MAX };
+      },
+    }),
+  ],
+);

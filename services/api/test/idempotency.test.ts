@@ -1,0 +1,201 @@
+// Idempotency-Key on admin POSTs (as Stripe), and X-Request-Id on every answer.
+import { signAdminToken } from '../src/auth';
+import { unavailable } from '@trackway/http';
+import { pruneIdempotencyKeys, runIdempotent } from '../src/idempotency';
+import request from 'supertest';
+import { ADMIN_SECRET, type ApiHarness, startApi } from './helpers';
+
+let h: ApiHarness;
+beforeAll(async () => {
+  h = await startApi();
+});
+afterAll(() => h.close());
+
+let n = 0;
+const newKey = () => `key-${process.pid}-${Date.now()}-${++n}`;
+const post = (path: string, key: string | undefined, body?: object, auth = h.auth) => {
+  const req = request(h.app).post(path).set(auth);
+  if (key !== undefined) req.set('Idempotency-Key', key);
+  return body === undefined ? req : req.send(body);
+};
+const affiliatesNamed = (name: string) => h.db.prisma.affiliate.count({ where: { name } });
+
+describe('Idempotency-Key', () => {
+  it('the same key and body answer the first answer, without doing it again', async () => {
+    const key = newKey();
+    const first = await post('/v1/affiliates', key, { name: 'Once' }).expect(201);
+    const again = await post('/v1/affiliates', key, { name: 'Once' }).expect(201);
+    expect(again.body).toEqual(first.body);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(first.headers['idempotent-replayed']).toBeUndefined();
+    expect(await affiliatesNamed('Once')).toBe(1);
+    // Key order in the body does not make it another request.
+    const { body: a } = await post('/v1/advertisers', newKey(), { name: 'Ordered' }).expect(201);
+    const offer = { advertiser_id: a.id, name: 'O', destination_url: 'https://shop.example/', currency: 'USD', payout: { type: 'fixed', amount: '1' } };
+    const offerKey = newKey();
+    const created = await post('/v1/offers', offerKey, offer).expect(201);
+    const reordered = Object.fromEntries(Object.entries(offer).reverse());
+    expect((await post('/v1/offers', offerKey, reordered).expect(201)).body.id).toBe(created.body.id);
+  });
+
+  it('without a key, every POST does its thing', async () => {
+    await post('/v1/affiliates', undefined, { name: 'Twice' }).expect(201);
+    await post('/v1/affiliates', undefined, { name: 'Twice' }).expect(201);
+    expect(await affiliatesNamed('Twice')).toBe(2);
+  });
+
+  it('the key with another body, or on another route, is 422 idempotency_key_reused', async () => {
+    const key = newKey();
+    await post('/v1/affiliates', key, { name: 'First' }).expect(201);
+    const other = await post('/v1/affiliates', key, { name: 'Second' }).expect(422);
+    expect(other.body.error.code).toBe('idempotency_key_reused');
+    const route = await post('/v1/advertisers', key, { name: 'First' }).expect(422);
+    expect(route.body.error.code).toBe('idempotency_key_reused');
+    expect(await affiliatesNamed('Second')).toBe(0);
+  });
+
+  it('two concurrent POSTs with one key create one affiliate; the other is replayed or told 409 idempotency_key_in_progress', async () => {
+    const key = newKey();
+    const answers = await Promise.all(Array.from({ length: 8 }, () => post('/v1/affiliates', key, { name: 'Concurrent' })));
+    expect(await affiliatesNamed('Concurrent')).toBe(1);
+    const created = answers.filter((res) => res.status === 201);
+    expect(created.length).toBeGreaterThanOrEqual(1);
+    for (const res of created) expect(res.body).toEqual(created[0].body);
+    for (const res of answers.filter((r) => r.status !== 201)) {
+      expect([res.status, res.body.error.code, res.headers['retry-after']]).toEqual([409, 'idempotency_key_in_progress', '1']);
+    }
+  });
+
+  it('keys are per caller: another subject with the same key does its own request', async () => {
+    const key = newKey();
+    await post('/v1/affiliates', key, { name: 'Per caller' }).expect(201);
+    const other = { Authorization: `Bearer ${await signAdminToken(ADMIN_SECRET, { subject: 'someone-else' })}` };
+    await post('/v1/affiliates', key, { name: 'Per caller' }, other).expect(201);
+    expect(await affiliatesNamed('Per caller')).toBe(2);
+  });
+
+  it('a final refusal is replayed too; input the route cannot parse claims no key', async () => {
+    const key = newKey();
+    const refused = await post('/v1/payouts', key, { affiliate_id: 2_147_483_000, currency: 'USD' }).expect(400);
+    const replayed = await post('/v1/payouts', key, { affiliate_id: 2_147_483_000, currency: 'USD' }).expect(400);
+    expect(replayed.body).toEqual(refused.body);
+    expect(replayed.headers['idempotent-replayed']).toBe('true');
+    // Input the route cannot parse claims no key: the same key then serves the corrected request.
+    const fixKey = newKey();
+    await post('/v1/affiliates', fixKey, { name: '' }).expect(400);
+    await post('/v1/affiliates', fixKey, { name: 'Fixed' }).expect(201);
+  });
+
+  it('an answer that says retry (503, 409 conflict) or a 5xx releases the key: the retry runs', async () => {
+    const key = newKey();
+    const request_ = { key, caller: { sub: 'releaser' }, route: 'post /v1/test', params: {}, body: { n: 1 } };
+    let runs = 0;
+    const failing = async () => {
+      runs += 1;
+      throw unavailable('Redis is down.');
+    };
+    await expect(runIdempotent(h.deps, request_, failing, () => 'rid')).rejects.toThrow('Redis is down.');
+    await expect(runIdempotent(h.deps, request_, failing, () => 'rid')).rejects.toThrow('Redis is down.');
+    expect(runs).toBe(2);
+    const done = await runIdempotent(
+      h.deps,
+      request_,
+      async () => ({ status: 201, body: { ok: true } }),
+      () => 'rid',
+    );
+    expect(done).toEqual({ status: 201, body: { ok: true }, replayed: false });
+    const again = await runIdempotent(h.deps, request_, failing, () => 'rid');
+    expect([again.replayed, JSON.parse(again.body as string), runs]).toEqual([true, { ok: true }, 2]);
+  });
+
+  it('a bad key is a 400 naming the header', async () => {
+    for (const key of ['', 'x'.repeat(256), 'tab\there', 'é']) {
+      const res = await request(h.app)
+        .post('/v1/affiliates')
+        .set(h.auth)
+        .set('Idempotency-Key', Buffer.from(key, 'latin1').toString('latin1'))
+        .send({ name: 'Bad key' });
+      expect([key.slice(0, 10), res.status, res.body.error?.fields]).toEqual([
+        key.slice(0, 10),
+        400,
+        { 'Idempotency-Key': 'must be 1 to 255 printable ASCII characters' },
+      ]);
+    }
+    expect(await affiliatesNamed('Bad key')).toBe(0);
+    await post('/v1/affiliates', 'x'.repeat(255), { name: 'Longest key' }).expect(201);
+  });
+
+  it('answers that show a secret once are stored only sealed', async () => {
+    const key = newKey();
+    const created = await post('/v1/advertisers', key, { name: 'Sealed' }).expect(201);
+    const { body: endpoint } = await post('/v1/webhook-endpoints', newKey(), { url: 'http://127.0.0.1:9/hook', event_types: ['*'] }).expect(201);
+    const rotateKey = newKey();
+    const rotated = await post(`/v1/webhook-endpoints/${endpoint.id}/rotate-secret`, rotateKey).expect(200);
+    const rows = await h.db.pool.query<{ body: string }>('SELECT body FROM idempotency_keys');
+    const stored = rows.rows.map((row) => row.body).join('\n');
+    for (const secret of [created.body.postback_key, endpoint.secret, rotated.body.secret]) expect(stored).not.toContain(secret);
+    expect(rows.rows.every((row) => row.body.startsWith('v1:'))).toBe(true);
+    // …and replayed as they were.
+    expect((await post('/v1/advertisers', key, { name: 'Sealed' }).expect(201)).body.postback_key).toBe(created.body.postback_key);
+    expect((await post(`/v1/webhook-endpoints/${endpoint.id}/rotate-secret`, rotateKey).expect(200)).body.secret).toBe(rotated.body.secret);
+  });
+
+  it('lasts 24 hours: an expired key is not replayed, and pruning removes it', async () => {
+    const key = newKey();
+    await post('/v1/affiliates', key, { name: 'Expiring' }).expect(201);
+    await h.db.pool.query("UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = $1", [key]);
+    // Expired: the request runs again (a second affiliate).
+    await post('/v1/affiliates', key, { name: 'Expiring' }).expect(201);
+    expect(await affiliatesNamed('Expiring')).toBe(2);
+    await h.db.pool.query("UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = $1", [key]);
+    const live = newKey();
+    await post('/v1/affiliates', live, { name: 'Live' }).expect(201);
+    expect(await pruneIdempotencyKeys(h.db.prisma, 1)).toBeGreaterThanOrEqual(1);
+    const left = await h.db.pool.query<{ key: string }>('SELECT key FROM idempotency_keys WHERE expires_at <= now()');
+    expect(left.rows).toEqual([]);
+    expect((await h.db.pool.query('SELECT 1 FROM idempotency_keys WHERE key = $1', [live])).rowCount).toBe(1);
+  });
+
+  it('a claim left by a process that died is taken over once stale', async () => {
+    const key = newKey();
+    const scope = (await h.db.pool.query<{ scope: string }>('SELECT scope FROM idempotency_keys LIMIT 1')).rows[0].scope;
+    await h.db.pool.query(
+      "INSERT INTO idempotency_keys (scope, key, fingerprint, created_at, expires_at) VALUES ($1, $2, 'x', now(), now() + interval '1 day')",
+      [scope, key],
+    );
+    // Someone else's claim, still fresh: the fingerprint differs, so this is another request.
+    expect((await post('/v1/affiliates', key, { name: 'Taken over' })).status).toBe(422);
+    await h.db.pool.query("UPDATE idempotency_keys SET created_at = now() - interval '6 minutes' WHERE key = $1", [key]);
+    await post('/v1/affiliates', key, { name: 'Taken over' }).expect(201);
+  });
+});
+
+describe('X-Request-Id', () => {
+  it('is on every answer, taken from the request when sane, and in the error envelope', async () => {
+    for (const path of ['/healthz', '/openapi.json', '/v1/affiliates', '/nope']) {
+      const res = await request(h.app).get(path).set(h.auth);
+      expect([path, res.headers['x-request-id']]).toEqual([path, expect.stringMatching(/^[0-9a-f-]{36}$/)]);
+    }
+    const mine = await request(h.app).get('/v1/affiliates/999999').set(h.auth).set('X-Request-Id', 'lb-7f3a:9c.1').expect(404);
+    expect(mine.headers['x-request-id']).toBe('lb-7f3a:9c.1');
+    expect(mine.body.error.request_id).toBe('lb-7f3a:9c.1');
+    const unauthenticated = await request(h.app).get('/v1/affiliates').expect(401);
+    expect(unauthenticated.body.error.request_id).toBe(unauthenticated.headers['x-request-id']);
+    for (const insane of ['x'.repeat(129), 'a b', 'a"b', 'a;b', '<script>']) {
+      const res = await request(h.app).get('/v1/affiliates/999999').set(h.auth).set('X-Request-Id', insane).expect(404);
+      expect([insane, res.headers['x-request-id']]).toEqual([insane, expect.stringMatching(/^[0-9a-f-]{36}$/)]);
+    }
+  });
+
+  it('is on the request’s log lines', async () => {
+    const lines: string[] = [];
+    const logged = await startApi(undefined, h.db, { logLines: lines });
+    try {
+      await request(logged.app).get('/v1/affiliates').set(logged.auth).set('X-Request-Id', 'trace-42').expect(200);
+      const line = lines.map((l) => JSON.parse(l)).find((l) => l.req?.url === '/v1/affiliates');
+      expect(line).toMatchObject({ request_id: 'trace-42' });
+    } finally {
+      await logged.close();
+    }
+  });
+});
