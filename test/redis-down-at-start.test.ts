@@ -1,0 +1,210 @@
+// The front door stays open: each service, run as its own process with Redis unreachable from
+// the start, listens and answers (503 with Retry-After where Redis is needed, /readyz 503 naming
+// the check, /healthz 200), logs the outage as one line per interval instead of a line per queue
+// per retry, and recovers by itself once a Redis appears on that port: postbacks are queued,
+// attributed and delivered, job schedulers are in place and cache invalidation works again.
+import { createClickIdCodec } from '@trackway/clickid';
+import { REPEAT_INTERVAL_MS } from '@trackway/logger';
+import { createProducerConnection, createQueue, whenReady } from '@trackway/queues';
+import { type Receiver, type TestDatabase, createFixture, createTestDatabase, randomPrefix, startReceiver, waitFor } from '@trackway/testing';
+import request from 'supertest';
+import { signAdminToken } from '../services/api/src/auth';
+import { type OwnRedis, freePort, ownRedis } from './support/own-redis';
+import { type ServiceProcess, startService, stackEnv } from './support/processes';
+import { STACK_SECRET } from './support/stack';
+
+const METRICS_TOKEN = 'front-door-metrics-token-0123456789abcdef';
+const SERVICES = ['ingest', 'api', 'attribution', 'delivery'] as const;
+type Service = (typeof SERVICES)[number];
+
+let db: TestDatabase;
+let redis: OwnRedis;
+let receiver: Receiver;
+const running: ServiceProcess[] = [];
+beforeAll(async () => {
+  db = await createTestDatabase();
+  redis = ownRedis(await freePort());
+  receiver = await startReceiver();
+});
+afterAll(async () => {
+  for (const p of running) p.child.kill('SIGKILL');
+  await redis.stop();
+  await receiver.close();
+  await db.drop();
+});
+
+const outageMessage = /^redis (still )?unavailable$/;
+
+const parse = (line: string): { level?: string; msg?: string } | null => {
+  try {
+    return JSON.parse(line);
+  } catch {
+    return null;
+  }
+};
+
+/** The lines a person would have to read: warnings, errors and anything that is not a JSON line. */
+const noisyLines = (output: string) =>
+  output
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .filter((line) => {
+      const parsed = parse(line);
+      return parsed === null || ['warn', 'error', 'fatal'].includes(parsed.level ?? '');
+    });
+
+const bearer = { Authorization: `Bearer ${METRICS_TOKEN}` };
+
+it('listens and answers with Redis unreachable from the start, logs one line per interval, and recovers by itself', async () => {
+  const fx = await createFixture(db.prisma);
+  const prefix = randomPrefix();
+  const env = stackEnv({ db, prefix }, { REDIS_URL: redis.url, METRICS_TOKEN, SHUTDOWN_DRAIN_MS: '0' });
+  const spawnedAt = Date.now();
+  const started = await Promise.allSettled(SERVICES.map((service) => startService(service, env)));
+  for (const s of started) if (s.status === 'fulfilled') running.push(s.value);
+  const failed = started.flatMap((s, i) => (s.status === 'rejected' ? [`${SERVICES[i]}: ${(s.reason as Error).message}`] : []));
+  expect(failed).toEqual([]);
+  const [ingest, api, attribution, delivery] = started.map((s) => (s as PromiseFulfilledResult<ServiceProcess & { port: number }>).value);
+  const base = (p: { port: number }) => `http://127.0.0.1:${p.port}`;
+  const admin = { Authorization: `Bearer ${await signAdminToken(STACK_SECRET)}` };
+  const clickId = createClickIdCodec(STACK_SECRET).issue({ offerId: fx.offerId, affiliateId: fx.affiliateId });
+
+  // Alive everywhere; not ready, and to whoever may see it, because of Redis.
+  for (const p of [ingest, api, attribution, delivery]) await request(base(p)).get('/healthz').expect(200);
+  for (const p of [ingest, api]) {
+    const anonymous = await request(base(p)).get('/readyz');
+    expect({ status: anonymous.status, body: anonymous.body }).toEqual({ status: 503, body: { status: 'not_ready' } });
+  }
+  for (const [p, headers] of [
+    [ingest, bearer],
+    [api, bearer],
+    [attribution, {}],
+    [delivery, {}],
+  ] as const) {
+    const res = await request(base(p)).get('/readyz').set(headers);
+    expect(res.status).toBe(503);
+    expect(res.body.checks.redis).toMatch(/unreachable/);
+    expect(res.body.checks.postgres).toBe('ok');
+  }
+  // Metrics answer too (the queue depths need Redis: left out until it answers).
+  for (const p of [attribution, delivery]) await request(base(p)).get('/metrics').expect(200);
+  await request(base(ingest)).get('/metrics').set(bearer).expect(200);
+
+  // The hot paths: a postback cannot be queued (503 at once, with Retry-After and the envelope);
+  // a click still redirects; the api's Redis-backed lookups say 503, its Postgres ones answer.
+  const refused = await request(base(ingest)).get('/postback').query({ key: fx.postbackKey, click_id: clickId, order_id: 'DOWN-1' });
+  expect({ status: refused.status, retryAfter: refused.headers['retry-after'], code: refused.body.error?.code }).toEqual({
+    status: 503,
+    retryAfter: '5',
+    code: 'unavailable',
+  });
+  const click = await request(base(ingest)).get('/click').query({ offer_id: fx.offerId, affiliate_id: fx.affiliateId });
+  expect(click.status).toBe(302);
+  expect(click.headers.location).toMatch(/^https:\/\/shop\.example\/landing\?/);
+  const queued = await request(base(api)).get('/v1/postbacks/pb_00000000000000000000000000').set(admin);
+  expect({ status: queued.status, retryAfter: queued.headers['retry-after'], code: queued.body.error?.code }).toEqual({
+    status: 503,
+    retryAfter: '5',
+    code: 'unavailable',
+  });
+  await request(base(api)).get('/v1/advertisers').set(admin).expect(200);
+
+  // Let every connection, queue and worker go through several reconnect rounds (each retries
+  // within 2 s), then count what a person would have to read: only outage lines, at most one
+  // at the start and one per interval after it.
+  await new Promise((resolve) => setTimeout(resolve, 4_000));
+  const bound = 1 + Math.floor((Date.now() - spawnedAt) / REPEAT_INTERVAL_MS);
+  const logs = (
+    [
+      ['ingest', ingest],
+      ['api', api],
+      ['attribution', attribution],
+      ['delivery', delivery],
+    ] as [Service, ServiceProcess][]
+  ).map(([service, p]) => {
+    const lines = noisyLines(p.output());
+    const outage = lines.filter((line) => outageMessage.test(parse(line)?.msg ?? ''));
+    return { service, outageLines: outage.length, otherLines: lines.filter((line) => !outage.includes(line)) };
+  });
+  expect(logs.filter((l) => l.outageLines === 0 || l.outageLines > bound || l.otherLines.length > 0)).toEqual([]);
+
+  // Redis appears: every service becomes ready by itself.
+  redis.start();
+  const ready = (p: { port: number }, headers: Record<string, string>) =>
+    request(base(p))
+      .get('/readyz')
+      .set(headers)
+      .then(
+        (res) => res.status === 200,
+        () => false,
+      );
+  for (const [p, headers] of [
+    [ingest, bearer],
+    [api, bearer],
+    [attribution, {}],
+    [delivery, {}],
+  ] as const)
+    await waitFor(() => ready(p, headers), { timeoutMs: 30_000, intervalMs: 200, what: 'readiness after Redis came' });
+  for (const p of [ingest, api, attribution, delivery]) expect(p.output()).toMatch(/"msg":"redis available again"/);
+
+  // The job schedulers were put in place once Redis answered.
+  const own = createProducerConnection(redis.url);
+  try {
+    expect(await whenReady(own)).toBe(true);
+    const schedulers = async (name: 'outbox' | 'housekeeping') => {
+      const queue = createQueue(name, own, prefix, () => undefined);
+      try {
+        return (await queue.getJobSchedulers()).map((s) => s.key).sort();
+      } finally {
+        await queue.close();
+      }
+    };
+    expect(await schedulers('outbox')).toEqual(['outbox-relay']);
+    expect(await schedulers('housekeeping')).toEqual(['prune-delivery-log', 'sweep-deliveries']);
+  } finally {
+    own.disconnect();
+  }
+
+  // A postback is queued, attributed and delivered.
+  await request(base(api))
+    .post('/v1/webhook-endpoints')
+    .set(admin)
+    .send({ url: receiver.url, event_types: ['conversion.created'] })
+    .expect(201);
+  const accepted = await request(base(ingest)).get('/postback').query({ key: fx.postbackKey, click_id: clickId, order_id: 'UP-1' }).expect(202);
+  await waitFor(async () => (await db.prisma.postback.findUnique({ where: { id: accepted.body.postback_id } }))?.status === 'accepted', {
+    timeoutMs: 20_000,
+    what: 'the postback to be attributed',
+  });
+  await waitFor(() => receiver.requests.some((r) => JSON.parse(r.body).type === 'conversion.created'), {
+    timeoutMs: 20_000,
+    what: 'conversion.created to be delivered',
+  });
+
+  // Cache invalidation works again: the key cached by the postback above stops working as soon
+  // as it is rotated (without the subscription it would keep working for the cache's 30 s).
+  const rotated = await request(base(api)).post(`/v1/advertisers/${fx.advertiserId}/rotate-key`).set(admin).expect(200);
+  const withKey = (key: string, order: string) =>
+    request(base(ingest))
+      .get('/postback')
+      .query({ key, click_id: clickId, order_id: order })
+      .then((res) => res.status);
+  await waitFor(async () => (await withKey(fx.postbackKey, 'UP-2')) === 401, { timeoutMs: 5_000, what: 'the old key to be refused' });
+  expect(await withKey(rotated.body.postback_key, 'UP-3')).toBe(202);
+
+  for (const p of [ingest, api, attribution, delivery]) p.child.kill('SIGTERM');
+  expect(await Promise.all([ingest, api, attribution, delivery].map((p) => p.exited))).toEqual([0, 0, 0, 0]);
+}, 120_000);
+
+it('stops cleanly on SIGTERM while Redis has never answered', async () => {
+  const never = `redis://127.0.0.1:${await freePort()}`;
+  const env = stackEnv({ db, prefix: randomPrefix() }, { REDIS_URL: never, SHUTDOWN_DRAIN_MS: '0', SHUTDOWN_TIMEOUT_MS: '20000' });
+  const started = await Promise.allSettled(SERVICES.map((service) => startService(service, env)));
+  for (const s of started) if (s.status === 'fulfilled') running.push(s.value);
+  expect(started.map((s) => s.status)).toEqual(SERVICES.map(() => 'fulfilled'));
+  const processes = started.map((s) => (s as PromiseFulfilledResult<ServiceProcess>).value);
+  for (const p of processes) p.child.kill('SIGTERM');
+  // Not the deadline's exit 1: every step finished, the workers' close included.
+  expect(await Promise.all(processes.map((p) => p.exited))).toEqual([0, 0, 0, 0]);
+  for (const p of processes) expect(p.output()).not.toMatch(/shutdown deadline passed|shutdown step failed/);
+}, 60_000);
