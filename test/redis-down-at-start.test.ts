@@ -6,7 +6,16 @@
 import { createClickIdCodec } from '@trackway/clickid';
 import { REPEAT_INTERVAL_MS } from '@trackway/logger';
 import { createProducerConnection, createQueue, whenReady } from '@trackway/queues';
-import { type Receiver, type TestDatabase, createFixture, createTestDatabase, randomPrefix, startReceiver, waitFor } from '@trackway/testing';
+import {
+  type Receiver,
+  type TestDatabase,
+  createFixture,
+  createTestDatabase,
+  deleteRedisPrefix,
+  randomPrefix,
+  startReceiver,
+  waitFor,
+} from '@trackway/testing';
 import request from 'supertest';
 import { signAdminToken } from '../services/api/src/auth';
 import { type OwnRedis, freePort, ownRedis } from './support/own-redis';
@@ -207,4 +216,41 @@ it('stops cleanly on SIGTERM while Redis has never answered', async () => {
   // Not the deadline's exit 1: every step finished, the workers' close included.
   expect(await Promise.all(processes.map((p) => p.exited))).toEqual([0, 0, 0, 0]);
   for (const p of processes) expect(p.output()).not.toMatch(/shutdown deadline passed|shutdown step failed/);
+}, 60_000);
+
+it('listens with Postgres unreachable from the start too, says so in /readyz and answers 503, not 500', async () => {
+  const prefix = randomPrefix();
+  const deadDatabase = `postgresql://postgres@127.0.0.1:${await freePort()}/trackway`;
+  const env = stackEnv({ db: { ...db, url: deadDatabase }, prefix }, { METRICS_TOKEN, SHUTDOWN_DRAIN_MS: '0' });
+  try {
+    const started = await Promise.allSettled(SERVICES.map((service) => startService(service, env)));
+    for (const s of started) if (s.status === 'fulfilled') running.push(s.value);
+    expect(started.map((s) => s.status)).toEqual(SERVICES.map(() => 'fulfilled'));
+    const [ingest, api, attribution, delivery] = started.map((s) => (s as PromiseFulfilledResult<ServiceProcess & { port: number }>).value);
+    const base = (p: { port: number }) => `http://127.0.0.1:${p.port}`;
+    for (const [p, headers] of [
+      [ingest, bearer],
+      [api, bearer],
+      [attribution, {}],
+      [delivery, {}],
+    ] as const) {
+      const res = await request(base(p)).get('/readyz').set(headers);
+      expect({ status: res.status, postgres: res.body.checks.postgres === 'ok' }).toEqual({ status: 503, postgres: false });
+    }
+    const admin = { Authorization: `Bearer ${await signAdminToken(STACK_SECRET)}` };
+    for (const res of [
+      await request(base(api)).get('/v1/advertisers').set(admin),
+      await request(base(ingest)).get('/postback').query({ key: 'pk_notcachedyet0123456789', click_id: 'c', order_id: 'o' }),
+    ])
+      expect({ status: res.status, retryAfter: res.headers['retry-after'], code: res.body.error?.code }).toEqual({
+        status: 503,
+        retryAfter: '5',
+        code: 'unavailable',
+      });
+    expect(api.output()).not.toMatch(/unhandled error/);
+    for (const p of [ingest, api, attribution, delivery]) p.child.kill('SIGTERM');
+    expect(await Promise.all([ingest, api, attribution, delivery].map((p) => p.exited))).toEqual([0, 0, 0, 0]);
+  } finally {
+    await deleteRedisPrefix(prefix);
+  }
 }, 60_000);
