@@ -63,18 +63,47 @@ const noisyLines = (output: string) =>
     });
 
 const bearer = { Authorization: `Bearer ${METRICS_TOKEN}` };
+const base = (p: { port: number }) => `http://127.0.0.1:${p.port}`;
+
+type Started = Record<Service, ServiceProcess & { port: number }>;
+
+/** The four services as processes, each once it listens (a service that never does fails the test, named). */
+async function startAll(env: Record<string, string>): Promise<Started> {
+  const started = await Promise.allSettled(SERVICES.map((service) => startService(service, env)));
+  for (const s of started) if (s.status === 'fulfilled') running.push(s.value);
+  const failed = started.flatMap((s, i) => (s.status === 'rejected' ? [`${SERVICES[i]}: ${(s.reason as Error).message}`] : []));
+  expect(failed).toEqual([]);
+  return Object.fromEntries(SERVICES.map((service, i) => [service, (started[i] as PromiseFulfilledResult<Started[Service]>).value])) as Started;
+}
+
+/** Each service's /readyz with its details: on the public ports they take the metrics token, on the health ports nothing. */
+const readiness = (all: Started) =>
+  Promise.all(
+    SERVICES.map(async (service) =>
+      request(base(all[service]))
+        .get('/readyz')
+        .set(service === 'ingest' || service === 'api' ? bearer : {})
+        .then(
+          (res) => ({ service, status: res.status, checks: (res.body.checks ?? {}) as Record<string, string> }),
+          () => ({ service, status: 0, checks: {} as Record<string, string> }),
+        ),
+    ),
+  );
+
+/** SIGTERM to each; every one must finish its shutdown steps (exit 0, not the deadline's 1). */
+async function stopAll(all: Started) {
+  for (const service of SERVICES) all[service].child.kill('SIGTERM');
+  expect(await Promise.all(SERVICES.map((service) => all[service].exited))).toEqual(SERVICES.map(() => 0));
+  for (const service of SERVICES) expect(all[service].output()).not.toMatch(/shutdown deadline passed|shutdown step failed/);
+}
 
 it('listens and answers with Redis unreachable from the start, logs one line per interval, and recovers by itself', async () => {
   const fx = await createFixture(db.prisma);
   const prefix = randomPrefix();
   const env = stackEnv({ db, prefix }, { REDIS_URL: redis.url, METRICS_TOKEN, SHUTDOWN_DRAIN_MS: '0' });
   const spawnedAt = Date.now();
-  const started = await Promise.allSettled(SERVICES.map((service) => startService(service, env)));
-  for (const s of started) if (s.status === 'fulfilled') running.push(s.value);
-  const failed = started.flatMap((s, i) => (s.status === 'rejected' ? [`${SERVICES[i]}: ${(s.reason as Error).message}`] : []));
-  expect(failed).toEqual([]);
-  const [ingest, api, attribution, delivery] = started.map((s) => (s as PromiseFulfilledResult<ServiceProcess & { port: number }>).value);
-  const base = (p: { port: number }) => `http://127.0.0.1:${p.port}`;
+  const all = await startAll(env);
+  const { ingest, api, attribution, delivery } = all;
   const admin = { Authorization: `Bearer ${await signAdminToken(STACK_SECRET)}` };
   const clickId = createClickIdCodec(STACK_SECRET).issue({ offerId: fx.offerId, affiliateId: fx.affiliateId });
 
@@ -84,16 +113,9 @@ it('listens and answers with Redis unreachable from the start, logs one line per
     const anonymous = await request(base(p)).get('/readyz');
     expect({ status: anonymous.status, body: anonymous.body }).toEqual({ status: 503, body: { status: 'not_ready' } });
   }
-  for (const [p, headers] of [
-    [ingest, bearer],
-    [api, bearer],
-    [attribution, {}],
-    [delivery, {}],
-  ] as const) {
-    const res = await request(base(p)).get('/readyz').set(headers);
-    expect(res.status).toBe(503);
-    expect(res.body.checks.redis).toMatch(/unreachable/);
-    expect(res.body.checks.postgres).toBe('ok');
+  for (const { service, status, checks } of await readiness(all)) {
+    expect({ service, status, postgres: checks.postgres }).toEqual({ service, status: 503, postgres: 'ok' });
+    expect(checks.redis).toMatch(/^unreachable/);
   }
   // Metrics answer too (the queue depths need Redis: left out until it answers).
   for (const p of [attribution, delivery]) await request(base(p)).get('/metrics').expect(200);
@@ -123,15 +145,8 @@ it('listens and answers with Redis unreachable from the start, logs one line per
   // at the start and one per interval after it.
   await new Promise((resolve) => setTimeout(resolve, 4_000));
   const bound = 1 + Math.floor((Date.now() - spawnedAt) / REPEAT_INTERVAL_MS);
-  const logs = (
-    [
-      ['ingest', ingest],
-      ['api', api],
-      ['attribution', attribution],
-      ['delivery', delivery],
-    ] as [Service, ServiceProcess][]
-  ).map(([service, p]) => {
-    const lines = noisyLines(p.output());
+  const logs = SERVICES.map((service) => {
+    const lines = noisyLines(all[service].output());
     const outage = lines.filter((line) => outageMessage.test(parse(line)?.msg ?? ''));
     return { service, outageLines: outage.length, otherLines: lines.filter((line) => !outage.includes(line)) };
   });
@@ -139,21 +154,11 @@ it('listens and answers with Redis unreachable from the start, logs one line per
 
   // Redis appears: every service becomes ready by itself.
   redis.start();
-  const ready = (p: { port: number }, headers: Record<string, string>) =>
-    request(base(p))
-      .get('/readyz')
-      .set(headers)
-      .then(
-        (res) => res.status === 200,
-        () => false,
-      );
-  for (const [p, headers] of [
-    [ingest, bearer],
-    [api, bearer],
-    [attribution, {}],
-    [delivery, {}],
-  ] as const)
-    await waitFor(() => ready(p, headers), { timeoutMs: 30_000, intervalMs: 200, what: 'readiness after Redis came' });
+  await waitFor(async () => (await readiness(all)).every((r) => r.status === 200), {
+    timeoutMs: 30_000,
+    intervalMs: 200,
+    what: 'every service to be ready after Redis came',
+  });
   for (const p of [ingest, api, attribution, delivery]) expect(p.output()).toMatch(/"msg":"redis available again"/);
 
   // The job schedulers were put in place once Redis answered.
@@ -201,21 +206,13 @@ it('listens and answers with Redis unreachable from the start, logs one line per
   await waitFor(async () => (await withKey(fx.postbackKey, 'UP-2')) === 401, { timeoutMs: 5_000, what: 'the old key to be refused' });
   expect(await withKey(rotated.body.postback_key, 'UP-3')).toBe(202);
 
-  for (const p of [ingest, api, attribution, delivery]) p.child.kill('SIGTERM');
-  expect(await Promise.all([ingest, api, attribution, delivery].map((p) => p.exited))).toEqual([0, 0, 0, 0]);
+  await stopAll(all);
 }, 120_000);
 
 it('stops cleanly on SIGTERM while Redis has never answered', async () => {
   const never = `redis://127.0.0.1:${await freePort()}`;
   const env = stackEnv({ db, prefix: randomPrefix() }, { REDIS_URL: never, SHUTDOWN_DRAIN_MS: '0', SHUTDOWN_TIMEOUT_MS: '20000' });
-  const started = await Promise.allSettled(SERVICES.map((service) => startService(service, env)));
-  for (const s of started) if (s.status === 'fulfilled') running.push(s.value);
-  expect(started.map((s) => s.status)).toEqual(SERVICES.map(() => 'fulfilled'));
-  const processes = started.map((s) => (s as PromiseFulfilledResult<ServiceProcess>).value);
-  for (const p of processes) p.child.kill('SIGTERM');
-  // Not the deadline's exit 1: every step finished, the workers' close included.
-  expect(await Promise.all(processes.map((p) => p.exited))).toEqual([0, 0, 0, 0]);
-  for (const p of processes) expect(p.output()).not.toMatch(/shutdown deadline passed|shutdown step failed/);
+  await stopAll(await startAll(env));
 }, 60_000);
 
 it('listens with Postgres unreachable from the start too, says so in /readyz and answers 503, not 500', async () => {
@@ -223,19 +220,11 @@ it('listens with Postgres unreachable from the start too, says so in /readyz and
   const deadDatabase = `postgresql://postgres@127.0.0.1:${await freePort()}/trackway`;
   const env = stackEnv({ db: { ...db, url: deadDatabase }, prefix }, { METRICS_TOKEN, SHUTDOWN_DRAIN_MS: '0' });
   try {
-    const started = await Promise.allSettled(SERVICES.map((service) => startService(service, env)));
-    for (const s of started) if (s.status === 'fulfilled') running.push(s.value);
-    expect(started.map((s) => s.status)).toEqual(SERVICES.map(() => 'fulfilled'));
-    const [ingest, api, attribution, delivery] = started.map((s) => (s as PromiseFulfilledResult<ServiceProcess & { port: number }>).value);
-    const base = (p: { port: number }) => `http://127.0.0.1:${p.port}`;
-    for (const [p, headers] of [
-      [ingest, bearer],
-      [api, bearer],
-      [attribution, {}],
-      [delivery, {}],
-    ] as const) {
-      const res = await request(base(p)).get('/readyz').set(headers);
-      expect({ status: res.status, postgres: res.body.checks.postgres === 'ok' }).toEqual({ status: 503, postgres: false });
+    const all = await startAll(env);
+    const { ingest, api } = all;
+    for (const { service, status, checks } of await readiness(all)) {
+      expect({ service, status }).toEqual({ service, status: 503 });
+      expect(checks.postgres).not.toBe('ok');
     }
     const admin = { Authorization: `Bearer ${await signAdminToken(STACK_SECRET)}` };
     for (const res of [
@@ -248,8 +237,7 @@ it('listens with Postgres unreachable from the start too, says so in /readyz and
         code: 'unavailable',
       });
     expect(api.output()).not.toMatch(/unhandled error/);
-    for (const p of [ingest, api, attribution, delivery]) p.child.kill('SIGTERM');
-    expect(await Promise.all([ingest, api, attribution, delivery].map((p) => p.exited))).toEqual([0, 0, 0, 0]);
+    await stopAll(all);
   } finally {
     await deleteRedisPrefix(prefix);
   }
