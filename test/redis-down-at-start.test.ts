@@ -113,10 +113,16 @@ it('listens and answers with Redis unreachable from the start, logs one line per
     const anonymous = await request(base(p)).get('/readyz');
     expect({ status: anonymous.status, body: anonymous.body }).toEqual({ status: 503, body: { status: 'not_ready' } });
   }
-  for (const { service, status, checks } of await readiness(all)) {
-    expect({ service, status, postgres: checks.postgres }).toEqual({ service, status: 503, postgres: 'ok' });
-    expect(checks.redis).toMatch(/^unreachable/);
-  }
+  // Redis alone is at fault (a check that took over its 2 s on a loaded machine is asked again).
+  const notReady = await waitFor(
+    async () => {
+      const results = await readiness(all);
+      return results.every((r) => r.checks.postgres === 'ok') ? results : null;
+    },
+    { timeoutMs: 15_000, intervalMs: 500, what: 'Postgres to be seen reachable by every service' },
+  );
+  for (const { service, status, checks } of notReady)
+    expect({ service, status, redis: /^unreachable \(/.test(checks.redis) }).toEqual({ service, status: 503, redis: true });
   // Metrics answer too (the queue depths need Redis: left out until it answers).
   for (const p of [attribution, delivery]) await request(base(p)).get('/metrics').expect(200);
   await request(base(ingest)).get('/metrics').set(bearer).expect(200);
@@ -159,7 +165,8 @@ it('listens and answers with Redis unreachable from the start, logs one line per
     intervalMs: 200,
     what: 'every service to be ready after Redis came',
   });
-  for (const p of [ingest, api, attribution, delivery]) expect(p.output()).toMatch(/"msg":"redis available again"/);
+  // Said once every connection is back (readiness needs only some of them).
+  await Promise.all([ingest, api, attribution, delivery].map((p) => p.waitForOutput(/"msg":"redis available again"/, 15_000)));
 
   // The job schedulers were put in place once Redis answered.
   const own = createProducerConnection(redis.url);

@@ -56,7 +56,7 @@ it('logs a Redis outage as structured JSON lines, one per interval, and recovers
 
   redis.start();
   await waitFor(async () => (await ready()) === 200, { timeoutMs: 30_000, what: 'readiness after Redis came back' });
-  expect(worker.output().slice(before)).toMatch(/"msg":"redis available again"/);
+  await worker.waitForOutput(/"msg":"redis available again"/, 15_000);
   worker.child.kill('SIGTERM');
   expect(await worker.exited).toBe(0);
 }, 90_000);
