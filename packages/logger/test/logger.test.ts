@@ -78,7 +78,12 @@ describe('outageLog', () => {
       jest.advanceTimersByTime(100);
     }
     expect(lines.map((l) => l.msg)).toEqual(['redis unavailable', ...Array.from({ length: 60_000 / REPEAT_INTERVAL_MS }, () => 'redis still unavailable')]);
-    expect(lines[0]).toMatchObject({ level: 'error', dependency: 'redis', source: 'producer connection', err: { code: 'ECONNREFUSED', message: refused.message } });
+    expect(lines[0]).toMatchObject({
+      level: 'error',
+      dependency: 'redis',
+      source: 'producer connection',
+      err: { code: 'ECONNREFUSED', message: refused.message },
+    });
     expect(lines[1]).toMatchObject({
       level: 'error',
       down_ms: REPEAT_INTERVAL_MS,
