@@ -99,7 +99,7 @@ it('runs queues, a worker, the isolation scripts and invalidation on a cluster w
     expect(await isolation.snapshot(10)).toEqual([{ endpoint: 'ep_1', state: 'open' }]);
 
     const received: string[] = [];
-    await subscribeInvalidations(connect('worker'), PREFIX, (kind, id) => received.push(`${kind}:${id}`));
+    await subscribeInvalidations(connect('worker'), PREFIX, (kind, id) => received.push(`${kind}:${id}`)).ready;
     await publishInvalidation(producer, PREFIX, 'offer', 7);
     await waitFor(() => received.length === 1, { what: 'the invalidation' });
     expect(received).toEqual(['offer:7']);

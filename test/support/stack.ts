@@ -94,7 +94,7 @@ export async function startStack(): Promise<Stack> {
     if (kind === 'advertiser') lookups.advertiserByKeyHash.clear();
     if (kind === 'offer') lookups.offer.clear();
     if (kind === 'affiliate') lookups.affiliate.clear();
-  });
+  }).ready;
   const ingest = createIngest({ queues, redis: producer, lookups, clickIds, logger, metrics, health });
   const auth = { Authorization: `Bearer ${await signAdminToken(STACK_SECRET)}` };
   const workers: Worker[] = [];
@@ -130,7 +130,7 @@ export async function startStack(): Promise<Stack> {
         },
         options.queues ?? ['events', 'deliveries'],
       );
-      await subscribeInvalidations(connect(), prefix, (kind) => kind === 'endpoint' && endpoints.clear());
+      await subscribeInvalidations(connect(), prefix, (kind) => kind === 'endpoint' && endpoints.clear()).ready;
       workers.push(...started);
       await Promise.all(started.map((w) => w.waitUntilReady()));
       return started;
@@ -152,7 +152,7 @@ export async function startStack(): Promise<Stack> {
         ['postbacks', 'clicks'],
       );
       // As attribution's main: announced changes (an offer or affiliate made inactive) clear its caches.
-      subscribeInvalidations(connect(), prefix, (kind) => started.invalidate(kind)).catch(ignoreErrors);
+      subscribeInvalidations(connect(), prefix, (kind) => started.invalidate(kind));
       workers.push(...started);
       return started;
     },

@@ -105,6 +105,32 @@ export interface ErrorReply {
   unexpected?: boolean;
 }
 
+// Prisma's codes for a database it cannot reach or that stopped answering (P1001 unreachable,
+// P1002/P1008 timed out, P1017 connection closed, P2024 no pool connection in time), and the
+// socket errors a driver passes on as they are.
+const UNREACHABLE_CODES = new Set([
+  'P1001',
+  'P1002',
+  'P1008',
+  'P1017',
+  'P2024',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+const UNREACHABLE_MESSAGE = /timeout exceeded when trying to connect|Connection terminated/;
+
+/** Whether an error says a store (Postgres, or Redis) could not be reached: the client may retry. */
+export function isStoreUnreachable(error: unknown): boolean {
+  const err = error as { code?: unknown; message?: unknown } | null;
+  if (!err || typeof err !== 'object') return false;
+  return (typeof err.code === 'string' && UNREACHABLE_CODES.has(err.code)) || (typeof err.message === 'string' && UNREACHABLE_MESSAGE.test(err.message));
+}
+
 /**
  * What a client sees for an error, on the Express paths and on ingest's plain node:http paths
  * alike; `requestId`, when given, goes into the envelope.
@@ -112,6 +138,9 @@ export interface ErrorReply {
 export function errorReply(error: unknown, requestId?: string): ErrorReply {
   const envelope_ = (code: string, message: string, fields?: FieldErrors) => envelope(code, message, fields, requestId);
   if (error instanceof HttpError) return { status: error.status, body: envelope_(error.code, error.message, error.fields), headers: error.headers };
+  // An outage, not a bug: 503 with Retry-After like every other outage answer, and no
+  // "unhandled error" line for each request while it lasts (readiness names the check).
+  if (isStoreUnreachable(error)) return errorReply(unavailable('A store Trackway needs cannot be reached right now; retry later.'), requestId);
   const type = (error as { type?: string })?.type;
   const known = type ? BODY_ERRORS[type] : undefined;
   if (known) return { status: known[0], body: envelope_(known[1], known[2]) };

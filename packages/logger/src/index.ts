@@ -66,13 +66,22 @@ export function createLogger({ service, level, destination }: LoggerOptions): Lo
 
 export type ErrorReporter = (context: Record<string, unknown>, error: unknown, message: string) => void;
 
+/** How often an error that keeps repeating (an outage's reconnects) is logged again at most. */
+export const REPEAT_INTERVAL_MS = 10_000;
+
+/** An error as a log field: its kind, code and message, without a stack for every repeat. */
+function errorFields(error: unknown) {
+  const err = error as { name?: string; message?: string; code?: string };
+  return { type: err?.name, code: err?.code, message: err?.message ?? String(error) };
+}
+
 /**
  * Structured, rate-limited error lines for errors that repeat while a dependency is down
  * (every reconnect of every Redis client, queue and worker): the first of a kind is logged at
  * once, repeats at most once per `intervalMs` with how many were folded in.
  */
 export function errorReporter(logger: Pick<Logger, 'error' | 'warn'>, options: { intervalMs?: number; level?: 'error' | 'warn' } = {}): ErrorReporter {
-  const intervalMs = options.intervalMs ?? 10_000;
+  const intervalMs = options.intervalMs ?? REPEAT_INTERVAL_MS;
   const level = options.level ?? 'error';
   const seen = new Map<string, { at: number; suppressed: number }>();
   return (context, error, message) => {
@@ -86,12 +95,84 @@ export function errorReporter(logger: Pick<Logger, 'error' | 'warn'>, options: {
     }
     if (seen.size > 1_000) seen.clear();
     seen.set(kind, { at: now, suppressed: 0 });
-    const line = {
-      ...context,
-      err: { type: (error as Error)?.name, code: err?.code, message: err?.message ?? String(error) },
-      ...(last?.suppressed ? { repeated: last.suppressed } : {}),
-    };
-    logger[level](line, message);
+    logger[level]({ ...context, err: errorFields(error), ...(last?.suppressed ? { repeated: last.suppressed } : {}) }, message);
+  };
+}
+
+export interface OutageLog {
+  /** An error from one of the dependency's users (a connection, a queue, a worker, a request). */
+  report(source: string, error: unknown): void;
+  /** The dependency answers again: says so once, with what was folded since the last line. */
+  recovered(): void;
+  /** Whether an outage is being told (from its first error until `recovered`). */
+  readonly down: boolean;
+}
+
+const MAX_SOURCES = 20;
+
+/**
+ * A dependency's outage told as a few lines, however many clients, queues and workers fail and
+ * retry meanwhile: `<dependency> unavailable` at its first error, `<dependency> still
+ * unavailable` at most once per interval while errors go on (how many, from which sources, the
+ * latest), `<dependency> available again` when it answers. `isUp` lets an interval with no
+ * error end the outage too (a recovery no event announced).
+ */
+export function outageLog(logger: Pick<Logger, 'error' | 'info'>, options: { dependency: string; intervalMs?: number; isUp?: () => boolean }): OutageLog {
+  const { dependency } = options;
+  const intervalMs = options.intervalMs ?? REPEAT_INTERVAL_MS;
+  let since = 0;
+  let down = false;
+  let folded = 0;
+  let sources = new Set<string>();
+  let latest: unknown;
+  let timer: NodeJS.Timeout | undefined;
+
+  const endInterval = () => {
+    timer = undefined;
+    if (folded === 0) {
+      if (options.isUp?.()) recovered();
+      else arm();
+      return;
+    }
+    logger.error(
+      { dependency, down_ms: Date.now() - since, errors: folded, sources: [...sources].sort(), err: errorFields(latest) },
+      `${dependency} still unavailable`,
+    );
+    folded = 0;
+    sources = new Set();
+    arm();
+  };
+  const arm = () => {
+    timer = setTimeout(endInterval, intervalMs);
+    timer.unref();
+  };
+  function recovered() {
+    if (!down) return;
+    clearTimeout(timer);
+    timer = undefined;
+    logger.info({ dependency, down_ms: Date.now() - since, ...(folded > 0 ? { errors: folded } : {}) }, `${dependency} available again`);
+    down = false;
+  }
+
+  return {
+    report(source, error) {
+      if (!down) {
+        down = true;
+        since = Date.now();
+        folded = 0;
+        sources = new Set();
+        logger.error({ dependency, source, err: errorFields(error) }, `${dependency} unavailable`);
+        arm();
+        return;
+      }
+      folded += 1;
+      latest = error;
+      if (sources.size < MAX_SOURCES) sources.add(source);
+    },
+    recovered,
+    get down() {
+      return down;
+    },
   };
 }
 

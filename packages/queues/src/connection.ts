@@ -59,6 +59,23 @@ export class RedisUnavailableError extends Error {
   override name = 'RedisUnavailableError';
 }
 
+const SOCKET_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ECONNABORTED']);
+const UNREACHABLE_NAMES = new Set(['RedisUnavailableError', 'MaxRetriesPerRequestError', 'ClusterAllFailedError', 'ConnectionClosedError']);
+// What ioredis and BullMQ say when a command meets a connection that is down or closing.
+const UNREACHABLE_MESSAGE =
+  /Stream isn't writeable|Connection is closed|Command timed out|connect ETIMEDOUT|None of startup nodes is available|Failed to refresh slots cache/i;
+
+/** Whether an error from a Redis operation means Redis cannot be reached (as opposed to a refusal or a bug). */
+export function isRedisUnreachable(error: unknown): boolean {
+  const err = error as { code?: unknown; name?: unknown; message?: unknown } | null;
+  if (!err || typeof err !== 'object') return false;
+  return (
+    (typeof err.code === 'string' && SOCKET_ERRORS.has(err.code)) ||
+    (typeof err.name === 'string' && UNREACHABLE_NAMES.has(err.name)) ||
+    (typeof err.message === 'string' && UNREACHABLE_MESSAGE.test(err.message))
+  );
+}
+
 /**
  * Runs a producer command only when the connection is up, and never longer than `timeoutMs`.
  * BullMQ waits for the first 'ready' before running anything, so without this guard a request
@@ -77,6 +94,31 @@ export async function failFast<T>(redis: Redis, run: () => Promise<T>, timeoutMs
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * Resolves true once the connection is ready, or false as soon as its first try fails (or after
+ * `timeoutMs`); it keeps retrying either way. A server waits for this before it listens: long
+ * enough not to answer 503 to the first requests of a normal start, never longer than Redis
+ * takes to refuse.
+ */
+export function whenFirstTried(redis: Redis, timeoutMs = 5_000): Promise<boolean> {
+  if (redis.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const settle = (ready: boolean) => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      redis.off('error', onError);
+      redis.off('end', onError);
+      resolve(ready);
+    };
+    const onReady = () => settle(true);
+    const onError = () => settle(false);
+    const timer = setTimeout(onError, timeoutMs);
+    redis.once('ready', onReady);
+    redis.once('error', onError);
+    redis.once('end', onError);
+  });
 }
 
 /** Resolves true once the connection is ready, or false after `timeoutMs` (it keeps retrying). */

@@ -1,5 +1,6 @@
-import { TEST_REDIS_URL, deleteRedisPrefix, randomSuffix } from '@trackway/testing';
+import { TEST_REDIS_URL, deleteRedisPrefix, randomSuffix, waitFor } from '@trackway/testing';
 import { Worker } from 'bullmq';
+import { freePort, ownRedis } from '../../../test/support/own-redis';
 import {
   DEFAULT_JOB_OPTIONS,
   JOB_SCHEMAS,
@@ -11,6 +12,10 @@ import {
   deliveryJobId,
   deliveryJobOptions,
   failFast,
+  isRedisUnreachable,
+  publishInvalidation,
+  subscribeInvalidations,
+  whenFirstTried,
   whenReady,
 } from '../src';
 
@@ -60,6 +65,67 @@ describe('queues', () => {
     expect(await failFast(up, () => up.ping())).toBe('PONG');
     up.disconnect();
   });
+
+  it('tells, at the first refusal, that Redis did not answer: a server then listens without waiting longer', async () => {
+    const down = createProducerConnection(`redis://127.0.0.1:${await freePort()}`);
+    down.on('error', () => undefined);
+    // ECONNREFUSED settles it, long before the test's own timeout or whenFirstTried's.
+    expect(await whenFirstTried(down, 60_000)).toBe(false);
+    down.disconnect();
+    const up = createProducerConnection(TEST_REDIS_URL);
+    expect(await whenFirstTried(up, 60_000)).toBe(true);
+    up.disconnect();
+  });
+
+  it.each([
+    ['a refused connection', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }), true],
+    ['a connect timeout', Object.assign(new Error('connect ETIMEDOUT'), { code: 'ETIMEDOUT' }), true],
+    ['failFast', new RedisUnavailableError('redis is reconnecting'), true],
+    ['no offline queue', new Error("Stream isn't writeable and enableOfflineQueue options is false"), true],
+    ['a closed connection', new Error('Connection is closed.'), true],
+    ['retries spent', Object.assign(new Error('Reached the max retries per request limit (which is 1).'), { name: 'MaxRetriesPerRequestError' }), true],
+    ['a full Redis', new Error("OOM command not allowed when used memory > 'maxmemory'."), false],
+    ['a lost lock', new Error('Missing lock for job 1. moveToFinished'), false],
+    ['not an error', 'ECONNREFUSED', false],
+  ])('tells whether %s means Redis cannot be reached', (_what, error, unreachable) => {
+    expect(isRedisUnreachable(error)).toBe(unreachable);
+  });
+
+  it('subscribes to invalidations without waiting for Redis, and again after Redis comes back', async () => {
+    const redis = ownRedis(await freePort());
+    const subscriber = createWorkerConnection(redis.url);
+    const publisher = createProducerConnection(redis.url);
+    for (const c of [subscriber, publisher]) c.on('error', () => undefined);
+    const received: string[] = [];
+    let confirmations = 0;
+    try {
+      // Redis is not there yet: the call returns at once, inactive.
+      const subscription = subscribeInvalidations(subscriber, 'inv', (kind, id) => received.push(`${kind}:${id}`), {
+        onSubscribed: () => void (confirmations += 1),
+      });
+      expect(subscription.active()).toBe(false);
+      redis.start();
+      await subscription.ready;
+      expect({ active: subscription.active(), confirmations }).toEqual({ active: true, confirmations: 1 });
+      await whenReady(publisher, 10_000);
+      await publishInvalidation(publisher, 'inv', 'offer', 7);
+      await waitFor(() => received.length === 1, { what: 'the first invalidation' });
+
+      await redis.stop();
+      await waitFor(() => !subscription.active(), { what: 'the subscription to be seen lost' });
+      redis.start();
+      // Confirmed again: the owner drops its caches then (what was published meanwhile is lost).
+      await waitFor(() => subscription.active() && confirmations === 2, { timeoutMs: 15_000, what: 'the subscription to be made again' });
+      await waitFor(() => publisher.status === 'ready', { timeoutMs: 15_000, what: 'the publisher to reconnect' });
+      await publishInvalidation(publisher, 'inv', 'advertiser', 3);
+      await waitFor(() => received.length === 2, { what: 'an invalidation after the restart' });
+      expect(received).toEqual(['offer:7', 'advertiser:3']);
+    } finally {
+      subscriber.disconnect();
+      publisher.disconnect();
+      await redis.stop();
+    }
+  }, 40_000);
 
   it('gives a delivery one attempt per schedule entry and a stable job id', () => {
     expect(deliveryJobOptions([0, 50, 100], deliveryJobId('evt_1', 'ep_1'))).toEqual({

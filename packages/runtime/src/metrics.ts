@@ -14,7 +14,13 @@ export interface QueueLike {
   getJobCounts(...types: string[]): Promise<Record<string, number>>;
 }
 
-export function createMetrics(service: string) {
+/**
+ * `redisReady`: whether Redis can answer now. The queue depths and breaker states are read from
+ * it at scrape time; while it cannot answer they are left out (readiness tells why), so the
+ * rest of /metrics is still served, at once.
+ */
+export function createMetrics(service: string, options: { redisReady?: () => boolean } = {}) {
+  const redisReady = options.redisReady ?? (() => true);
   const registry = new Registry();
   registry.setDefaultLabels({ service });
   collectDefaultMetrics({ register: registry });
@@ -28,8 +34,10 @@ export function createMetrics(service: string) {
     registers,
     async collect() {
       this.reset();
+      if (!redisReady()) return;
       for (const queue of trackedQueues) {
-        const counts = await queue.getJobCounts(...JOB_STATES);
+        const counts = await queue.getJobCounts(...JOB_STATES).catch(() => undefined);
+        if (!counts) return;
         for (const state of JOB_STATES) this.set({ queue: queue.name, state }, counts[state] ?? 0);
       }
     },
@@ -45,7 +53,9 @@ export function createMetrics(service: string) {
     registers,
     async collect() {
       this.reset();
-      for (const { endpoint, state } of (await breakerSource?.()) ?? []) this.set({ endpoint }, state === 'open' ? 2 : 1);
+      if (!redisReady()) return;
+      const breakers = await breakerSource?.().catch(() => undefined);
+      for (const { endpoint, state } of breakers ?? []) this.set({ endpoint }, state === 'open' ? 2 : 1);
     },
   });
 

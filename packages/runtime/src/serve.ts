@@ -19,7 +19,8 @@ export function queueList<Q extends string>(value: string, allowed: readonly Q[]
 }
 
 /**
- * An HTTP service's life: listen once Redis is up (or after 5 s without it: readiness tells),
+ * An HTTP service's life: listen once Redis is up, or as soon as it failed to answer (the hot
+ * paths then answer 503 and readiness tells why; nothing waits for Redis to come),
  * then on SIGTERM/SIGINT mark unready → wait SHUTDOWN_DRAIN_MS (load balancers see the 503) →
  * stop accepting and finish in-flight requests → close queues → disconnect.
  */
@@ -44,9 +45,9 @@ export async function serveHttp(
 }
 
 /**
- * A worker process's life: health and metrics on HEALTH_PORT (ready only while every worker
- * runs), then on SIGTERM/SIGINT mark unready → stop taking jobs and finish the active ones
- * (BullMQ close) → close queues → close the health server → disconnect.
+ * A worker process's life: health and metrics on HEALTH_PORT at once (ready only while every
+ * worker runs and Redis answers), then on SIGTERM/SIGINT mark unready → stop taking jobs and
+ * finish the active ones (BullMQ close) → close queues → close the health server → disconnect.
  */
 export async function serveWorkers(
   ctx: ServiceContext<CommonConfig & Pick<Config, 'HEALTH_PORT'>>,
@@ -63,7 +64,9 @@ export async function serveWorkers(
     timeoutMs: ctx.config.SHUTDOWN_TIMEOUT_MS,
     steps: [
       { name: 'mark unready', run: async () => void (ctx.health.accepting = false) },
-      { name: 'close workers', run: () => Promise.all(opts.workers.map((w) => w.close())) },
+      // While Redis cannot be reached no job can be finished, and BullMQ's graceful close would
+      // wait for it: the workers stop at once, and their active jobs run again (stalled) later.
+      { name: 'close workers', run: () => Promise.all(opts.workers.map((w) => w.close(ctx.producer.status !== 'ready'))) },
       { name: 'close queues', run: opts.close },
       { name: 'close health server', run: () => closeServer(server) },
       { name: 'disconnect', run: ctx.disconnect },

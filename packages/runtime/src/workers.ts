@@ -1,5 +1,5 @@
 import type { Job, Worker } from 'bullmq';
-import { type Logger, errorReporter } from '@trackway/logger';
+import { type ErrorReporter, type Logger, errorReporter } from '@trackway/logger';
 import type { Metrics } from './metrics';
 
 /** The ids that follow a postback from ingest through attribution to each delivery. */
@@ -30,7 +30,7 @@ export function jobIds(job: Job | undefined): Record<string, string> {
  */
 const QUIET_QUEUES: ReadonlySet<string> = new Set(['postbacks', 'clicks', 'events', 'deliveries']);
 
-export function registerWorker(worker: Worker, deps: { logger: Logger; metrics: Metrics }): Worker {
+export function registerWorker(worker: Worker, deps: { logger: Logger; metrics: Metrics; reportRedisError?: ErrorReporter }): Worker {
   const { logger, metrics } = deps;
   const queue = worker.name;
   const observe = (job: Job, result: 'completed' | 'failed') => {
@@ -49,8 +49,9 @@ export function registerWorker(worker: Worker, deps: { logger: Logger; metrics: 
     logger.warn({ queue, job_id: job?.id, attempts: job?.attemptsMade, ...jobIds(job), err: error }, 'job failed');
   });
   worker.on('stalled', (jobId) => logger.warn({ queue, job_id: jobId }, 'job stalled'));
-  // Repeats while Redis is down: one structured line per kind of error and interval.
-  const reportError = errorReporter(logger);
+  // Repeats while Redis is down: folded into the process's outage line (ServiceContext), or
+  // one structured line per kind of error and interval.
+  const reportError = deps.reportRedisError ?? errorReporter(logger);
   worker.on('error', (error) => reportError({ queue }, error, 'worker error'));
   return worker;
 }

@@ -10,7 +10,7 @@ import { startIdempotencyPruning } from './idempotency';
 runMain(async () => {
   const ctx = createServiceContext('api');
   const { config, logger, producer } = ctx;
-  const queues = createQueues(producer, config.QUEUE_PREFIX, ctx.reportError);
+  const queues = createQueues(producer, config.QUEUE_PREFIX, ctx.reportRedisError);
   ctx.metrics.trackQueues(Object.values(queues));
   const secretsKey = decodeKey(config.SECRETS_KEY)!;
   const app = createApp({

@@ -1,5 +1,5 @@
 import { createClickIdCodec } from '@trackway/clickid';
-import { createQueue, subscribeInvalidations } from '@trackway/queues';
+import { createQueue } from '@trackway/queues';
 import { createServiceContext, queueList, runMain, serveWorkers } from '@trackway/runtime';
 import { ATTRIBUTION_QUEUES, createWorkers } from './workers';
 
@@ -9,13 +9,14 @@ runMain(async () => {
   const { config, producer } = ctx;
   const consumed = queueList(config.ATTRIBUTION_QUEUES, ATTRIBUTION_QUEUES, 'ATTRIBUTION_QUEUES');
   const queues = {
-    postbacks: createQueue('postbacks', producer, config.QUEUE_PREFIX, ctx.reportError),
-    clicks: createQueue('clicks', producer, config.QUEUE_PREFIX, ctx.reportError),
-    events: createQueue('events', producer, config.QUEUE_PREFIX, ctx.reportError),
-    outbox: createQueue('outbox', producer, config.QUEUE_PREFIX, ctx.reportError),
+    postbacks: createQueue('postbacks', producer, config.QUEUE_PREFIX, ctx.reportRedisError),
+    clicks: createQueue('clicks', producer, config.QUEUE_PREFIX, ctx.reportRedisError),
+    events: createQueue('events', producer, config.QUEUE_PREFIX, ctx.reportRedisError),
+    outbox: createQueue('outbox', producer, config.QUEUE_PREFIX, ctx.reportRedisError),
   };
   // One scheduler for the whole cluster: each tick runs on exactly one attribution worker.
-  await queues.outbox.upsertJobScheduler('outbox-relay', { every: config.OUTBOX_RELAY_INTERVAL }, { name: 'relay' });
+  // Upserted in the background: the worker serves its health port while Redis is down.
+  ctx.startUpStep('schedulers', () => queues.outbox.upsertJobScheduler('outbox-relay', { every: config.OUTBOX_RELAY_INTERVAL }, { name: 'relay' }));
   const workers = createWorkers(
     {
       prisma: ctx.prisma,
@@ -26,13 +27,14 @@ runMain(async () => {
       prefix: config.QUEUE_PREFIX,
       logger: ctx.logger,
       metrics: ctx.metrics,
+      reportRedisError: ctx.reportRedisError,
       concurrency: { postbacks: config.ATTRIBUTION_CONCURRENCY, clicks: config.CLICKS_CONCURRENCY },
       batches: { postbacks: { size: config.ATTRIBUTION_BATCH_SIZE, waitMs: config.ATTRIBUTION_BATCH_WAIT } },
       workerOptions: { lockDuration: config.WORKER_LOCK_DURATION, stalledInterval: config.WORKER_STALLED_INTERVAL },
     },
     consumed,
   );
-  await subscribeInvalidations(ctx.newWorkerConnection(), config.QUEUE_PREFIX, (kind) => workers.invalidate(kind));
+  ctx.subscribeInvalidations((kind) => workers.invalidate(kind));
   ctx.metrics.trackQueues(Object.values(queues));
   const close = async () => {
     await workers.drain();

@@ -1,6 +1,6 @@
 import { decodeKey } from '@trackway/config';
 import { createSecretBox } from '@trackway/domain';
-import { createQueue, publishInvalidation, subscribeInvalidations } from '@trackway/queues';
+import { createQueue, publishInvalidation } from '@trackway/queues';
 import { createServiceContext, queueList, runMain, serveWorkers } from '@trackway/runtime';
 import { scheduleHousekeeping } from './housekeeping';
 import { DELIVERY_QUEUES, createDeliveryWorkers } from './workers';
@@ -11,11 +11,12 @@ runMain(async () => {
   const consumed = queueList(config.DELIVERY_QUEUES, DELIVERY_QUEUES, 'DELIVERY_QUEUES');
 
   const queues = {
-    events: createQueue('events', producer, config.QUEUE_PREFIX, ctx.reportError),
-    deliveries: createQueue('deliveries', producer, config.QUEUE_PREFIX, ctx.reportError),
-    housekeeping: createQueue('housekeeping', producer, config.QUEUE_PREFIX, ctx.reportError),
+    events: createQueue('events', producer, config.QUEUE_PREFIX, ctx.reportRedisError),
+    deliveries: createQueue('deliveries', producer, config.QUEUE_PREFIX, ctx.reportRedisError),
+    housekeeping: createQueue('housekeeping', producer, config.QUEUE_PREFIX, ctx.reportRedisError),
   };
-  await scheduleHousekeeping(queues.housekeeping);
+  // In the background: the worker serves its health port while Redis is down.
+  ctx.startUpStep('schedulers', () => scheduleHousekeeping(queues.housekeeping));
 
   const { workers, endpoints } = createDeliveryWorkers(
     {
@@ -31,6 +32,7 @@ runMain(async () => {
       invalidateEndpoint: (id) => publishInvalidation(producer, config.QUEUE_PREFIX, 'endpoint', id),
       logger,
       metrics: ctx.metrics,
+      reportRedisError: ctx.reportRedisError,
       concurrency: { events: config.DELIVERY_FANOUT_CONCURRENCY, deliveries: config.DELIVERY_CONCURRENCY },
       workerOptions: { lockDuration: config.WORKER_LOCK_DURATION, stalledInterval: config.WORKER_STALLED_INTERVAL },
       settings: {
@@ -47,7 +49,7 @@ runMain(async () => {
     },
     consumed,
   );
-  await subscribeInvalidations(ctx.newWorkerConnection(), config.QUEUE_PREFIX, (kind) => {
+  ctx.subscribeInvalidations((kind) => {
     if (kind === 'endpoint') endpoints.clear();
   });
   ctx.metrics.trackQueues(Object.values(queues));

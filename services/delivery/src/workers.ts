@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import type { PgPool, PrismaClient } from '@trackway/db';
 import type { SecretBox } from '@trackway/domain';
-import type { Logger } from '@trackway/logger';
+import type { ErrorReporter, Logger } from '@trackway/logger';
 import { DELIVERY_BACKOFF, type JobPayloads, QUEUE, type TypedQueue, cappedExponentialDelay, parseJob } from '@trackway/queues';
 import { MAX_BREAKER_SERIES, type Metrics, registerWorker } from '@trackway/runtime';
 import type { AddressPolicy } from '@trackway/webhooks';
@@ -53,6 +53,8 @@ export interface DeliveryDeps {
   invalidateEndpoint: (id: string) => Promise<void>;
   logger: Logger;
   metrics: Metrics;
+  /** Where the workers' errors go (ServiceContext.reportRedisError: an outage is one line per interval). */
+  reportRedisError?: ErrorReporter;
   concurrency: { events: number; deliveries: number };
   settings: DeliverySettings;
   /** Extra worker options (tests shorten lock durations to exercise stalled-job recovery). */

@@ -23,7 +23,7 @@ import {
   tooManyFailures,
   unavailable,
 } from '@trackway/http';
-import { type Logger, redactUrl } from '@trackway/logger';
+import { type ErrorReporter, type Logger, errorReporter, redactUrl } from '@trackway/logger';
 import type { TypedQueue } from '@trackway/queues';
 import {
   type HealthState,
@@ -58,6 +58,8 @@ export interface IngestDeps {
   lookups: IngestLookups;
   clickIds: ClickIdCodec;
   logger: Logger;
+  /** Where the hot paths' Redis errors go (ServiceContext.reportRedisError: an outage is one line per interval, not one per request). */
+  reportRedisError?: ErrorReporter;
   metrics: Metrics;
   health: HealthState;
   /** TRUST_PROXY, POSTBACK_RATE_LIMIT, AUTH_FAILURE_LIMIT and the Redis prefix of their counters (defaults: false, 0, 30, the queues' prefix). */
@@ -90,13 +92,14 @@ type RawRequest = IncomingMessage & { rawBody?: Buffer };
 export function createApp(deps: IngestDeps): RequestListener {
   const { redis, lookups, clickIds, logger, metrics, health } = deps;
   const enqueue = createEnqueuers(deps);
+  const reportRedisError = deps.reportRedisError ?? errorReporter(logger);
   const prefix = deps.frontDoor?.prefix ?? deps.queues.postbacks.opts.prefix ?? 'trackway';
   const trust = compileTrust(deps.frontDoor?.trustProxy ?? false);
   const authFailures = authFailureGuard({ redis, prefix, scope: 'postback', perMinute: deps.frontDoor?.authFailureLimit ?? 30 });
   const postbackRate = postbackRateLimiter({
     redis,
     prefix,
-    onError: (error) => logger.warn({ err: error }, 'postback rate not synced; limiting per replica'),
+    onError: (error) => reportRedisError({}, error, 'postback rate not synced; limiting per replica'),
   });
   const globalRateLimit = deps.frontDoor?.postbackRateLimit ?? 0;
   // The raw body is kept: a signature is over the bytes as sent.
@@ -132,7 +135,9 @@ export function createApp(deps: IngestDeps): RequestListener {
       const labels = { method: req.method ?? '', route, status: String(res.statusCode) };
       metrics.httpRequests.inc(labels);
       metrics.httpDuration.observe(labels, seconds);
-      const level = res.statusCode >= 500 ? 'error' : 'info';
+      // A 503 is the designed answer while a dependency is down (the outage has lines of its
+      // own, one per interval): at error level it would be one per request.
+      const level = res.statusCode >= 500 && res.statusCode !== 503 ? 'error' : 'info';
       if (!logger.isLevelEnabled(level)) return;
       const line = {
         req: { method: req.method, url: redactUrl(route === '/postback/{key}' ? req.url?.replace(/^(\/postback\/)[^/?]+/i, '$1[redacted]') : req.url) },
@@ -204,7 +209,7 @@ export function createApp(deps: IngestDeps): RequestListener {
         })
         .catch((error: unknown) => {
           metrics.clicks.inc({ outcome: 'enqueue_failed' });
-          logger.warn({ err: error, click_id: clickId }, 'click not recorded');
+          reportRedisError({}, error, 'click not recorded');
         });
     metrics.clicks.inc({ outcome: 'redirected' });
     const location = encodeUrl(destination);
@@ -298,7 +303,7 @@ export function createApp(deps: IngestDeps): RequestListener {
     const replayKey = signedId === undefined ? undefined : `${prefix}:signed-postback-ids:${advertiserId}:${signedId}`;
     if (replayKey) {
       const fresh = await redis.set(replayKey, '1', 'PX', SIGNED_ID_HOLD_MS, 'NX').catch((error: unknown) => {
-        logger.error({ err: error }, 'webhook-id not checked');
+        reportRedisError({}, error, 'webhook-id not checked');
         throw unavailable('The postback could not be queued; retry later.', 5);
       });
       if (fresh === null) {
@@ -323,7 +328,7 @@ export function createApp(deps: IngestDeps): RequestListener {
     } catch (error) {
       release();
       metrics.postbacks.inc({ stage: 'ingest', outcome: 'unavailable', reason: 'queue' });
-      logger.error({ err: error }, 'postback not queued');
+      reportRedisError({}, error, 'postback not queued');
       throw unavailable('The postback could not be queued; retry later.', 5);
     }
     ids.postbackId = postbackId;

@@ -1,7 +1,7 @@
 import { createClickIdCodec } from '@trackway/clickid';
 import { decodeKey } from '@trackway/config';
 import { createSecretBox } from '@trackway/domain';
-import { createQueue, subscribeInvalidations } from '@trackway/queues';
+import { createQueue } from '@trackway/queues';
 import { createServiceContext, runMain, serveHttp } from '@trackway/runtime';
 import { createApp } from './app';
 import { createLookups } from './lookups';
@@ -10,8 +10,8 @@ runMain(async () => {
   const ctx = createServiceContext('ingest', { poolSize: 5 });
   const { config, producer } = ctx;
   const queues = {
-    postbacks: createQueue('postbacks', producer, config.QUEUE_PREFIX, ctx.reportError),
-    clicks: createQueue('clicks', producer, config.QUEUE_PREFIX, ctx.reportError),
+    postbacks: createQueue('postbacks', producer, config.QUEUE_PREFIX, ctx.reportRedisError),
+    clicks: createQueue('clicks', producer, config.QUEUE_PREFIX, ctx.reportRedisError),
   };
   // SECRETS_KEY opens advertisers' signing secrets (signed postbacks).
   const lookups = createLookups(ctx.prisma, createSecretBox(decodeKey(config.SECRETS_KEY)!), (advertiserId, problem) =>
@@ -20,7 +20,8 @@ runMain(async () => {
       "the advertiser's stored postback_format cannot be read: its postbacks are read with the trackway preset",
     ),
   );
-  await subscribeInvalidations(ctx.newWorkerConnection(), config.QUEUE_PREFIX, (kind) => {
+  // Not awaited: ingest serves while Redis is down (503 on postbacks), and subscribes once it answers.
+  ctx.subscribeInvalidations((kind) => {
     if (kind === 'advertiser') lookups.advertiserByKeyHash.clear();
     if (kind === 'offer') lookups.offer.clear();
     if (kind === 'affiliate') lookups.affiliate.clear();
@@ -32,6 +33,7 @@ runMain(async () => {
     lookups,
     clickIds: createClickIdCodec(config.CLICK_SECRET),
     logger: ctx.logger,
+    reportRedisError: ctx.reportRedisError,
     metrics: ctx.metrics,
     health: ctx.health,
     frontDoor: {
