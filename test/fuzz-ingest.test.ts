@@ -476,7 +476,8 @@ const postbackArb: fc.Arbitrary<FuzzRequest> = fc.oneof(cleanPostback, hostilePo
     }
   }
 
-  // What a 202 must have queued: each field as sent (trimmed), when the test can say what was meant.
+  // What a 202 must have queued: each field as sent (trimmed, but order_id, which is taken
+  // exactly; the event in its one, lower-case form), when the test can say what was meant.
   const faithful: Record<string, string> = {};
   const intended = (field: Field) => {
     const p = rotated.find((q) => q.field === field);
@@ -497,7 +498,9 @@ const postbackArb: fc.Arbitrary<FuzzRequest> = fc.oneof(cleanPostback, hostilePo
   ] as const) {
     const value = intended(field);
     // An empty value is no value (the field's default applies).
-    if (value !== undefined && value !== '') faithful[as] = value.trim();
+    if (value === undefined || value === '') continue;
+    if (field === 'order_id' && value.trim() !== value) refuse.push({ why: 'white space around order_id' });
+    faithful[as] = field === 'order_id' ? value : field === 'event' ? value.trim().toLowerCase() : value.trim();
   }
   const req: FuzzRequest = { kind: `postback:${g.transport}`, method, path, headers, body, refuse, faithful };
   return req;

@@ -223,11 +223,14 @@ it('starts every service beside a bad setting of another one; only the service t
     { service: 'ingest', started: 'exited 1' },
     { service: 'attribution', started: 'started' },
     { service: 'delivery', started: 'exited 1' },
-    { service: 'api', started: 'started' },
+    // The api reads INGEST_PORT too: the OpenAPI document's ingest server (PUBLIC_INGEST_URL's default).
+    { service: 'api', started: 'exited 1' },
   ]);
-  const [ingest, , delivery] = outcomes.map((o) => o.output);
+  const [ingest, , delivery, api] = outcomes.map((o) => o.output);
   expect(ingest).toContain('Invalid environment:\n  - INGEST_PORT: must be a whole number\n');
   expect(ingest).not.toContain('DELIVERY_ENDPOINT_CONCURRENCY');
+  expect(api).toContain('Invalid environment:\n  - INGEST_PORT: must be a whole number\n');
+  expect(api).not.toContain('DELIVERY_ENDPOINT_CONCURRENCY');
   expect(delivery).toContain('Invalid environment:\n  - DELIVERY_ENDPOINT_CONCURRENCY: must be a whole number\n');
   expect(delivery).not.toContain('INGEST_PORT');
 }, 60_000);

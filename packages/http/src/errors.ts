@@ -2,6 +2,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import { isUtf8 } from 'node:buffer';
 import parseUrl from 'parseurl';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { REQUEST_ID_HEADER, requestIdFor } from './request-id';
 import { z } from 'zod';
 import { inputErrorMap } from './input-messages';
 
@@ -191,10 +192,11 @@ export function malformedUrl(req: IncomingMessage): boolean {
 }
 
 /** Writes the 400 `malformed_url` envelope on a plain node:http response. */
-export function answerMalformedUrl(res: ServerResponse): void {
-  const reply = errorReply(new URIError('malformed'));
+export function answerMalformedUrl(res: ServerResponse, requestId?: string): void {
+  const reply = errorReply(new URIError('malformed'), requestId);
   const text = JSON.stringify(reply.body);
   res.writeHead(reply.status, {
+    ...(requestId === undefined ? {} : { [REQUEST_ID_HEADER]: requestId }),
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),
     'x-content-type-options': 'nosniff',
@@ -208,7 +210,7 @@ export function answerMalformedUrl(res: ServerResponse): void {
 /** A request listener that answers unparsable targets itself (see malformedUrl). */
 export function guardUrl(listener: RequestListener): RequestListener {
   return (req, res) => {
-    if (malformedUrl(req)) answerMalformedUrl(res);
+    if (malformedUrl(req)) answerMalformedUrl(res, requestIdFor(req.headers['x-request-id']));
     else listener(req, res);
   };
 }

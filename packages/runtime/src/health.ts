@@ -1,6 +1,6 @@
 import express, { type Express, type Request, type RequestHandler, Router } from 'express';
 import { type RequestListener, type Server, createServer } from 'node:http';
-import { errorHandler, guardUrl, notFoundHandler } from '@trackway/http';
+import { errorHandler, guardUrl, notFoundHandler, requestId } from '@trackway/http';
 import type { Logger } from '@trackway/logger';
 import { type HttpLimits, answerClientErrors, applyConnectionCap, serverOptions } from './http-limits';
 import { type Metrics, metricsHandler } from './metrics';
@@ -74,6 +74,7 @@ export function closeConnectionsWhenDraining(state: HealthState): RequestHandler
 export function createOpsApp(state: HealthState, metrics: Metrics, logger?: Logger): Express {
   const app = express();
   app.disable('x-powered-by');
+  app.use(requestId());
   app.use(securityHeaders());
   app.use(healthRouter(state, { details: () => true }));
   app.get('/metrics', metricsHandler(metrics));

@@ -20,7 +20,7 @@ describe('GET /click with a stored destination whose macro reaches the host', ()
     const res = await request(h.app).get(`/click?offer_id=${fx.offerId}&affiliate_id=${fx.affiliateId}&sub1=${sub1}`);
     expect(res.headers.location).toBeUndefined();
     expect(res.status).toBe(409);
-    expect(res.body.error).toEqual({ code: 'destination_refused', message: expect.any(String) });
+    expect(res.body.error).toEqual({ code: 'destination_refused', message: expect.any(String), request_id: res.headers['x-request-id'] });
   });
 
   it('still redirects on the host when the macros are in the path and query', async () => {

@@ -4,7 +4,9 @@ import { createSecretBox, idBlockOf } from '@trackway/domain';
 import { createFixture, type Fixture, waitFor } from '@trackway/testing';
 import fc from 'fast-check';
 import request from 'supertest';
-import { redactUrl } from '@trackway/logger';
+import { guardUrl } from '@trackway/http';
+import { createLogger, redactUrl } from '@trackway/logger';
+import { createApp } from '../src/app';
 import { POSTBACK_ALIASES } from '../src/postback-input';
 import { type IngestHarness, SECRETS_KEY, startIngest } from './helpers';
 
@@ -437,5 +439,55 @@ describe('request logs', () => {
     ['/x/whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw/y', '/x/[redacted]/y'],
   ])('redact the key in %s', (url, expected) => {
     expect(redactUrl(url)).toBe(expected);
+  });
+});
+
+describe('X-Request-Id', () => {
+  const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+  it('is on every answer, in the error envelope and on the request log line; a sane incoming one is kept', async () => {
+    const lines: Array<{ msg: string; request_id?: string }> = [];
+    const app = createApp({
+      ...h.deps,
+      logger: createLogger({ service: 'test', level: 'info', destination: { write: (line: string) => void lines.push(JSON.parse(line)) } }),
+    });
+    const answers = [
+      await request(app).get('/postback').query({ key: fx.postbackKey, click_id: clickId, order_id: 'RID-1' }).expect(202),
+      await request(app).get('/postback').query({ key: fx.postbackKey, click_id: clickId }).expect(400),
+      await request(app).get(`/click?offer_id=${fx.offerId}&affiliate_id=${fx.affiliateId}`).expect(302),
+      await request(app).get('/healthz').expect(200),
+      await request(app).get('/nowhere').expect(404),
+    ];
+    for (const res of answers) expect(res.headers['x-request-id']).toMatch(uuid);
+    expect(new Set(answers.map((res) => res.headers['x-request-id'])).size).toBe(answers.length);
+    expect(answers[1].body.error.request_id).toBe(answers[1].headers['x-request-id']);
+    expect(answers[4].body.error.request_id).toBe(answers[4].headers['x-request-id']);
+    const logged = lines.filter((line) => line.msg === 'request completed').map((line) => line.request_id);
+    expect(logged).toEqual(answers.slice(0, 3).map((res) => res.headers['x-request-id']));
+
+    const kept = await request(app).get('/postback').set('X-Request-Id', 'edge-7f3a:2').query({ key: fx.postbackKey, click_id: clickId }).expect(400);
+    expect([kept.headers['x-request-id'], kept.body.error.request_id]).toEqual(['edge-7f3a:2', 'edge-7f3a:2']);
+    const insane = await request(app).get('/click').set('X-Request-Id', 'a b"c').expect(400);
+    expect(insane.headers['x-request-id']).toMatch(uuid);
+  });
+
+  it('is on the 400 for a target no parser can read', async () => {
+    const server = http.createServer(guardUrl(h.app));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as net.AddressInfo;
+      const raw = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect(port, '127.0.0.1', () => socket.end('GET http://[::1/ HTTP/1.1\r\nHost: x\r\nX-Request-Id: probe-1\r\n\r\n'));
+        let text = '';
+        socket.on('data', (chunk) => void (text += chunk));
+        socket.on('end', () => resolve(text));
+        socket.on('error', reject);
+      });
+      expect(raw).toMatch(/^HTTP\/1\.1 400/);
+      expect(raw.toLowerCase()).toContain('x-request-id: probe-1');
+      expect(raw).toContain('"request_id":"probe-1"');
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
