@@ -326,7 +326,10 @@ export const Conversion = z
     }),
     event: z.string().meta({ example: 'conversion' }),
     status: z.enum(CONVERSION_STATUSES),
-    hold_reason: z.string().nullable().meta({ description: 'Why a fraud rule held the conversion pending, if one did.' }),
+    hold_reason: z
+      .string()
+      .nullable()
+      .meta({ description: 'Why a rule held the conversion pending for review, if one did: ctit_too_short, affiliate_inactive or offer_inactive.' }),
     amount: moneyOut,
     currency: currencyOut,
     payout: moneyOut,
@@ -362,7 +365,9 @@ const Commission = z
 const FraudFlag = z
   .strictObject({
     id: ids.fraudFlag,
-    rule: z.string().meta({ description: 'unknown_click, click_expired, ctit_too_short or amount_over_cap.', example: 'ctit_too_short' }),
+    rule: z
+      .string()
+      .meta({ description: 'unknown_click, click_expired, inactive_affiliate, inactive_offer, ctit_too_short or amount_over_cap.', example: 'ctit_too_short' }),
     postback_id: ids.postback,
     conversion_id: ids.conversion.nullable(),
     details: z.unknown().meta({ description: 'The rule\'s figures, e.g. {"ctit_seconds": 3, "min_ctit_seconds": 10}.' }),
@@ -376,7 +381,10 @@ export const Postback = z
   .strictObject({
     id: ids.postback,
     status: z.enum(['queued', 'accepted', 'duplicate', 'rejected']),
-    reason: z.string().nullable().meta({ description: 'Why it was rejected, or why it is still queued (retrying, processing_failed).' }),
+    reason: z.string().nullable().meta({
+      description:
+        'Why it was rejected (unknown_click, click_expired, invalid_transition, amount_locked, currency_mismatch), or why it is still queued (retrying, processing_failed).',
+    }),
     conversion_id: ids.conversion.nullable(),
     advertiser_id: intId,
     params: z.record(z.string(), z.unknown()).optional().meta({ description: 'The fields Trackway read from it; absent while queued.' }),
