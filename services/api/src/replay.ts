@@ -7,16 +7,21 @@ const REPLAY_PAGE = 500;
 /**
  * Re-sends deliveries (same event, same webhook-id), each as a new job with the full schedule.
  * Only deliveries that are not pending are taken, by one conditional UPDATE that also counts the
- * replay: two concurrent requests cannot both replay a delivery. Returns how many were replayed.
+ * replay: two concurrent requests cannot both replay a delivery. With `asRead` (the replay count
+ * the caller read), only a delivery no replay has touched since is taken: of two retries that
+ * read it at once, the second is refused even when the first's replay has already finished.
+ * Returns how many were replayed.
  */
-export async function replayDeliveries(deps: ApiDeps, ids: string[]): Promise<number> {
+export async function replayDeliveries(deps: ApiDeps, ids: string[], asRead?: { replayCount: number }): Promise<number> {
   if (ids.length === 0) return 0;
   if (deps.redis.status !== 'ready') throw unavailable('The replay could not be queued; retry later.');
   const flipped = await deps.prisma.$queryRaw<
     { id: string; event_id: string; endpoint_id: string; event_type: string; replay_count: number; previous: string }[]
   >`
     WITH old AS (
-      SELECT id, status FROM deliveries WHERE id = ANY(${ids}::varchar[]) AND status <> 'pending' FOR UPDATE
+      SELECT id, status FROM deliveries
+       WHERE id = ANY(${ids}::varchar[]) AND status <> 'pending' AND (${asRead?.replayCount ?? null}::int IS NULL OR replay_count = ${asRead?.replayCount ?? null}::int)
+         FOR UPDATE
     )
     UPDATE deliveries d SET status = 'pending', replay_count = d.replay_count + 1, next_attempt_at = now(), updated_at = now()
     FROM old WHERE d.id = old.id

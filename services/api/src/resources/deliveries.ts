@@ -54,7 +54,8 @@ export default resource({ tag: 'Deliveries', base: '/v1/deliveries', description
           data: { status: 'failed', nextAttemptAt: null },
         });
       }
-      if ((await replayDeliveries(deps, [d.id])) === 0) throw new HttpError(409, 'delivery_pending', 'A replay of this delivery was just requested.');
+      if ((await replayDeliveries(deps, [d.id], { replayCount: d.replayCount })) === 0)
+        throw new HttpError(409, 'delivery_pending', 'A replay of this delivery was just requested.');
       return { id: d.id, status: 'pending' as const };
     },
   }),
