@@ -75,7 +75,7 @@ export class EndpointGate {
  * turn is expected well within the budget (one typical attempt per round of `permits` jobs
  * ahead, at most half the budget), and only once this process has seen how long the endpoint's
  * attempts take. An endpoint whose attempts take long (hanging until the timeout) gets no
- * waiters, so it holds no more of the worker's slots than its cap.
+ * waiters, so its jobs hold none of the worker's slots while their requests are out.
  */
 export function worthWaiting(typicalAttemptMs: number | undefined, waitersAhead: number, permits: number, budgetMs: number, oldestInFlightMs = 0): boolean {
   // The running average learns of a hang only when the hanging attempts end (at the timeout):
@@ -113,12 +113,13 @@ export function createGatedIsolation(
   options: { endpointConcurrency: number; workerConcurrency: number; attemptTimeoutMs: number },
 ): GatedIsolation {
   const permits = options.endpointConcurrency;
-  // Per endpoint at most `permits` running plus this many waiting: the worker's other slots may
-  // all wait behind a fast endpoint's cap (its turn comes within milliseconds, and a freed slot
-  // takes the next job in queue order, whichever endpoint it is for), so a deep backlog of one
-  // endpoint flows without parking. Only an endpoint whose turn would take long (a slow or
-  // hanging one, see worthWaiting) gets no waiters: it holds no more of the slots than its cap.
-  const maxWaiters = Math.max(1, options.workerConcurrency - permits);
+  // Per endpoint at most `permits` running plus this many waiting. The running ones hold no
+  // slot while their requests are out (in-flight.ts), so every slot may wait behind a fast
+  // endpoint's cap (its turn comes within milliseconds, and a freed slot takes the next job in
+  // queue order, whichever endpoint it is for): a deep backlog of one endpoint flows without
+  // parking. Only an endpoint whose turn would take long (a slow or hanging one, see
+  // worthWaiting) gets no waiters: its jobs hold no slot at all while its requests are out.
+  const maxWaiters = options.workerConcurrency;
   const gate = new EndpointGate({ permits, maxWaiters });
   const budget = Math.min(MAX_WAIT_MS, options.attemptTimeoutMs);
   // When each admitted attempt of an endpoint began (this process): how long the oldest has been out.

@@ -137,14 +137,17 @@ describe('gated admission (Redis)', () => {
   });
 
   it('bounds the waiters per endpoint: beyond them a job parks at once, and other endpoints are unaffected', async () => {
-    // Worker concurrency 2, endpoint cap 1: at most one waiter per endpoint (half the slots).
+    // Worker concurrency 2, endpoint cap 1: at most two waiters per endpoint (the job running
+    // holds no slot while its request is out, so both slots may wait).
     const { gated: g } = gated(connect(), { workerConcurrency: 2 });
     await g.admit('ep_a', null, 't1', 5);
-    const waiting = g.admit('ep_a', null, 't2', 5);
-    expect(await g.admit('ep_a', null, 't3', 5)).toMatchObject({ ok: false, reason: 'concurrency' });
-    expect(await g.admit('ep_b', null, 't4', 5)).toEqual({ ok: true, probe: false });
+    const waiting = [g.admit('ep_a', null, 't2', 5), g.admit('ep_a', null, 't3', 5)];
+    expect(await g.admit('ep_a', null, 't4', 5)).toMatchObject({ ok: false, reason: 'concurrency' });
+    expect(await g.admit('ep_b', null, 't5', 5)).toEqual({ ok: true, probe: false });
     await g.finish('ep_a', 't1', 'succeeded', false);
-    expect(await waiting).toEqual({ ok: true, probe: false });
+    expect(await waiting[0]).toEqual({ ok: true, probe: false });
+    await g.finish('ep_a', 't2', 'succeeded', false);
+    expect(await waiting[1]).toEqual({ ok: true, probe: false });
   });
 
   it('does not wait for an endpoint whose attempts take longer than the budget', async () => {
