@@ -13,12 +13,12 @@ const WORKER_CONCURRENCY = 50;
 
 let stack: Stack;
 const receivers: Receiver[] = [];
-beforeAll(async () => {
+beforeEach(async () => {
   stack = await startStack();
 });
-afterAll(async () => {
+afterEach(async () => {
   // The hanging sockets first: the workers' close waits for the jobs whose requests they hold.
-  await Promise.all(receivers.map((r) => r.close()));
+  await Promise.all(receivers.splice(0).map((r) => r.close()));
   await stack.close();
 });
 
@@ -29,12 +29,15 @@ async function emit(count: number, tag: string) {
   return events;
 }
 
-it('delivers every webhook to a healthy endpoint while twenty endpoints hold all their requests open', async () => {
-  // A long timeout and threshold: no hanging request ends, and no breaker opens, during the test.
-  await stack.startDelivery(
-    { timeoutMs: 60_000, breakerThreshold: 5, endpointConcurrency: ENDPOINT_CONCURRENCY, schedule: [0, 60_000] },
-    { concurrency: WORKER_CONCURRENCY },
-  );
+/** Twenty hanging endpoints and a healthy one, all subscribed, served by `processes` delivery workers with the default concurrency. */
+async function healthyBesideHanging(processes: number) {
+  // A long timeout: no hanging request ends, and so no breaker opens, during the test.
+  for (let i = 0; i < processes; i++) {
+    await stack.startDelivery(
+      { timeoutMs: 60_000, breakerThreshold: 5, endpointConcurrency: ENDPOINT_CONCURRENCY, schedule: [0, 60_000] },
+      { concurrency: WORKER_CONCURRENCY },
+    );
+  }
   const hanging = await Promise.all(Array.from({ length: HANGING }, () => startReceiver(() => ({ hang: true }))));
   const healthy = await startReceiver(() => ({ status: 200 }));
   receivers.push(...hanging, healthy);
@@ -62,4 +65,8 @@ it('delivers every webhook to a healthy endpoint while twenty endpoints hold all
   await waitFor(async () => (await stack.db.prisma.delivery.count({ where: { endpointId: healthyEndpoint.id, status: 'succeeded' } })) === wanted.size, {
     what: 'the healthy deliveries recorded succeeded',
   });
-}, 90_000);
+}
+
+it('delivers every webhook to a healthy endpoint while twenty endpoints hold all their requests open', () => healthyBesideHanging(1), 90_000);
+
+it('does so with two delivery processes, whose jobs find the hanging endpoints’ caps held by the other', () => healthyBesideHanging(2), 90_000);

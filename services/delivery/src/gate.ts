@@ -159,7 +159,16 @@ export function createGatedIsolation(
       const granted = await gate.acquire(endpointId, wait);
       clearTimeout(watchdog);
       if (!granted) {
-        return { ok: false, retryAt: parkUntil(typicalAttemptMs, timesParked, options.attemptTimeoutMs), reason: 'concurrency' };
+        const stuckFor = oldestInFlight(endpointId);
+        const retryAt = parkUntil(
+          typicalAttemptMs,
+          timesParked,
+          options.attemptTimeoutMs,
+          Date.now(),
+          Math.random,
+          isStuck(typicalAttemptMs, stuckFor) ? stuckFor : 0,
+        );
+        return { ok: false, retryAt, reason: 'concurrency' };
       }
       try {
         for (;;) {
@@ -172,7 +181,14 @@ export function createGatedIsolation(
           }
           // The slots are held by other processes (look again after about an attempt's time),
           // or the rate limit opens its next window at retryAt: wait here if that comes within
-          // the budget. An open breaker or a probe in flight parks at once.
+          // the budget. An open breaker or a probe in flight parks at once, and so does an
+          // endpoint whose oldest attempt (another process's) is stuck: waiting for it would
+          // hold this process's slot.
+          const stuckFor = admission.reason === 'concurrency' ? (admission.oldestInFlightMs ?? 0) : 0;
+          if (isStuck(typicalAttemptMs, stuckFor)) {
+            gate.release(endpointId);
+            return { ...admission, retryAt: parkUntil(typicalAttemptMs, timesParked, options.attemptTimeoutMs, Date.now(), Math.random, stuckFor) };
+          }
           const retryAt = admission.reason === 'concurrency' ? Date.now() + pollMs(typicalAttemptMs) : admission.retryAt;
           if ((admission.reason !== 'concurrency' && admission.reason !== 'rate_limit') || retryAt > deadline) {
             gate.release(endpointId);

@@ -69,6 +69,15 @@ describe('parkUntil', () => {
   ])('typical %p ms, parked %i times, timeout %i ms → %i ms (no jitter)', (typical, times, timeout, wait) => {
     expect(parkUntil(typical, times, timeout, 0, () => 0.5)).toBe(wait);
   });
+
+  it.each([
+    ['just stuck: the backoff', undefined, 0, 15_000, 300, 1_000],
+    ['out 5 s: 5 s more', undefined, 3, 15_000, 5_000, 5_000],
+    ['out 12 s of 15: until its deadline', 100, 10, 15_000, 12_000, 3_000],
+    ['out 14.5 s of 15: the backoff, not less', 100, 10, 15_000, 14_500, 2_000],
+  ])('a stuck endpoint, %s', (_name, typical, times, timeout, stuckFor, wait) => {
+    expect(parkUntil(typical, times, timeout, 0, () => 0.5, stuckFor)).toBe(wait);
+  });
 });
 
 describe('gated admission (Redis)', () => {
@@ -187,6 +196,25 @@ describe('gated admission (Redis)', () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     await one.finish('ep_a', 't1', 'succeeded', false);
     expect(await other).toEqual({ ok: true, probe: false });
+  });
+
+  it('parks at once, not after its budget, when the slot another process holds is stuck, until about as long again', async () => {
+    const one = gated(connect()).gated;
+    const two = gated(connect()).gated;
+    await one.admit('ep_a', null, 't1', 5);
+    // Attempts usually take 5 ms; the other process's one has been out 400 ms: stuck.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const started = Date.now();
+    const admission = await two.admit('ep_a', null, 't2', 5);
+    expect(admission).toMatchObject({ ok: false, reason: 'concurrency', oldestInFlightMs: expect.any(Number) });
+    if (admission.ok) throw new Error('admitted');
+    expect(admission.oldestInFlightMs).toBeGreaterThanOrEqual(400);
+    expect(Date.now() - started).toBeLessThan(MAX_WAIT_MS - 200);
+    // Back after about as long again as the stuck attempt has been out (±50 % jitter), not the 20 ms backoff.
+    expect(admission.retryAt - started).toBeGreaterThanOrEqual(0.5 * 400 - 20);
+    // Its permit went back: this process's other jobs for the endpoint are not held up by it.
+    await one.finish('ep_a', 't1', 'succeeded', false);
+    expect(await two.admit('ep_a', null, 't3', 5)).toEqual({ ok: true, probe: false });
   });
 
   it('runs its Lua scripts by SHA after their first use on a connection, not by sending them each time', async () => {
