@@ -187,6 +187,12 @@ export function createDeliverHandler(deps: DeliverDeps) {
       return { skipped: 'endpoint_disabled' };
     }
 
+    // A parked job comes back as a new start that is not an attempt: starts − attempts − 1 = times parked.
+    const timesParked = Math.max(0, (job.attemptsStarted ?? 0) - job.attemptsMade - 1);
+    // An endpoint that stopped answering parks its jobs before anything is read for them.
+    const stuckUntil = isolation.stuckUntil(endpointId, typicalMs.get(endpointId), timesParked);
+    if (stuckUntil !== null) return delayJob(job, token, stuckUntil, 'concurrency');
+
     // The delivery (its status, the event's payload) is read before the endpoint's turn, so the
     // turn is held only for the request itself: an endpoint's cap bounds its requests in flight,
     // and the faster each turn ends, the more of them the cap allows.
@@ -198,8 +204,6 @@ export function createDeliverHandler(deps: DeliverDeps) {
     // Isolation: a busy or rate-limited endpoint makes this job wait its turn in-process
     // (bounded); a paused one parks it as delayed, without spending an attempt.
     const slotToken = `${job.id}:${token ?? ''}`;
-    // A parked job comes back as a new start that is not an attempt: starts − attempts − 1 = times parked.
-    const timesParked = Math.max(0, (job.attemptsStarted ?? 0) - job.attemptsMade - 1);
     const admission = await during('admission', () =>
       isolation.admit(endpointId, endpoint.rateLimitPerSecond, slotToken, typicalMs.get(endpointId), timesParked),
     );

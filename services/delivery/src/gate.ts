@@ -104,6 +104,12 @@ export interface GatedIsolation {
    * probe is in flight, or the bounded wait ran out. A Redis error is thrown, nothing held.
    */
   admit(endpointId: string, rateLimitPerSecond: number | null, token: string, typicalAttemptMs?: number, timesParked?: number): Promise<Admission>;
+  /**
+   * When a job must park because its endpoint is stuck in this process (every permit taken, the
+   * oldest attempt out far longer than usual), or null. Asked before the delivery is read: most
+   * of a hanging endpoint's jobs are fetched only to be parked.
+   */
+  stuckUntil(endpointId: string, typicalAttemptMs?: number, timesParked?: number): number | null;
   /** Ends an admitted attempt: the Redis slot and breaker (Isolation.finish), then the permit. */
   finish(endpointId: string, token: string, outcome: 'succeeded' | 'failed' | 'neutral', wasProbe: boolean): Promise<void>;
 }
@@ -131,7 +137,14 @@ export function createGatedIsolation(
     return Date.now() - started.values().next().value!;
   };
 
+  const stuckUntil = (endpointId: string, typicalAttemptMs: number | undefined, timesParked = 0) => {
+    if (gate.active(endpointId) < permits) return null;
+    const oldest = oldestInFlight(endpointId);
+    return isStuck(typicalAttemptMs, oldest) ? parkUntil(typicalAttemptMs, timesParked, options.attemptTimeoutMs, Date.now(), Math.random, oldest) : null;
+  };
+
   return {
+    stuckUntil,
     async admit(endpointId, rateLimitPerSecond, token, typicalAttemptMs, timesParked = 0) {
       const deadline = Date.now() + budget;
       const busy = gate.active(endpointId) >= permits;
@@ -159,15 +172,7 @@ export function createGatedIsolation(
       const granted = await gate.acquire(endpointId, wait);
       clearTimeout(watchdog);
       if (!granted) {
-        const stuckFor = oldestInFlight(endpointId);
-        const retryAt = parkUntil(
-          typicalAttemptMs,
-          timesParked,
-          options.attemptTimeoutMs,
-          Date.now(),
-          Math.random,
-          isStuck(typicalAttemptMs, stuckFor) ? stuckFor : 0,
-        );
+        const retryAt = stuckUntil(endpointId, typicalAttemptMs, timesParked) ?? parkUntil(typicalAttemptMs, timesParked, options.attemptTimeoutMs);
         return { ok: false, retryAt, reason: 'concurrency' };
       }
       try {

@@ -180,6 +180,22 @@ describe('gated admission (Redis)', () => {
     expect(Date.now() - started).toBeLessThan(MAX_WAIT_MS);
   });
 
+  it('says when a job must park before anything is read for it: only when every permit is taken and the oldest attempt is stuck', async () => {
+    const { gated: g } = gated(connect(), { endpointConcurrency: 2 });
+    await g.admit('ep_a', null, 't1', 5);
+    expect(g.stuckUntil('ep_a', 5)).toBeNull(); // a permit is free
+    await g.admit('ep_a', null, 't2', 5);
+    expect(g.stuckUntil('ep_a', 5)).toBeNull(); // both taken, neither out long
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const now = Date.now();
+    // Out 300 ms where 5 ms is usual: back in about as long again (±50 % jitter).
+    expect(g.stuckUntil('ep_a', 5)).toBeGreaterThanOrEqual(now + 0.5 * 300 - 5);
+    expect(g.stuckUntil('ep_a', 1_000)).toBeNull(); // for an endpoint whose attempts take 1 s, not stuck yet
+    expect(g.stuckUntil('ep_b', 5)).toBeNull();
+    await g.finish('ep_a', 't1', 'succeeded', false);
+    expect(g.stuckUntil('ep_a', 5)).toBeNull();
+  });
+
   it('parks at once when the breaker is open, and frees the permit', async () => {
     const { gated: g } = gated(connect(), { breakerThreshold: 1, endpointConcurrency: 2 });
     await g.admit('ep_a', null, 't1', 5);
