@@ -62,6 +62,11 @@ async function healthyBesideHanging(processes: number) {
   expect(hanging.map((r) => r.requests.length)).toEqual(hanging.map(() => ENDPOINT_CONCURRENCY));
   expect(Math.max(...hanging.map((r) => r.maxActive))).toBe(ENDPOINT_CONCURRENCY);
   expect(await stack.db.prisma.deliveryAttempt.count({ where: { delivery: { endpointId: { not: healthyEndpoint.id } } } })).toBe(0);
+  if (processes === 1) {
+    // What an operator sees: the process's requests in flight, none waiting for one.
+    const gauge = Object.fromEntries((await stack.metrics.deliveryRequests.get()).values.map((v) => [v.labels.state, v.value]));
+    expect(gauge).toEqual({ in_flight: HANGING * ENDPOINT_CONCURRENCY, waiting: 0 });
+  }
   await waitFor(async () => (await stack.db.prisma.delivery.count({ where: { endpointId: healthyEndpoint.id, status: 'succeeded' } })) === wanted.size, {
     what: 'the healthy deliveries recorded succeeded',
   });
