@@ -12,7 +12,11 @@
 // Baseline: the same number of signed POSTs (same body, headers and signature the worker
 // builds) sent directly with the worker's own keep-alive sender (createSender, an undici Agent)
 // at the endpoint's concurrency (10): no queue, no database, no isolation gates.
-// Also: latency at a light load (25 events/s, one by one), event timestamp → arrival.
+// Also: latency at a light load (25 events/s, one by one), event timestamp → arrival; then the
+// same load again with 20 more endpoints subscribed that accept every request and never answer
+// (the default 15 s timeout and breaker threshold 5, so none times out or opens during the run):
+// the healthy endpoint's latency beside them, against the light load without them (same run).
+// Checked: all 20 × 10 hanging requests were still open when the last healthy webhook arrived.
 import { type EventEnvelope, createEvent } from '@trackway/domain';
 import { inTransaction } from '@trackway/db';
 import { insertEvents, publishEvents } from '@trackway/outbox';
@@ -44,8 +48,9 @@ import {
 const N = size(Number(process.env.DELIVERY_N ?? 10_000), 1_000);
 const ENDPOINT_CONCURRENCY = 10;
 const WORKER_CONCURRENCY = 50;
-const PACED = size(100, 25);
+const PACED = size(200, 50);
 const PACED_RATE = 25;
+const HANGING = 20;
 
 const makeEvents = (n: number, tag: string) =>
   Array.from({ length: n }, (_, i) =>
@@ -89,6 +94,26 @@ function tally(receiver: Receiver, events: EventEnvelope[]) {
     }
     return state;
   };
+}
+
+/** Events one at a time at PACED_RATE, as a light load: each event's timestamp → its first arrival at `receiver`. */
+async function pacedLatency(stack: Stack, receiver: Receiver, tag: string, deadline: number) {
+  const paced: EventEnvelope[] = [];
+  const pacedTally = tally(receiver, paced);
+  const started = performance.now();
+  for (let i = 0; i < PACED; i++) {
+    const wait = started + (i * 1000) / PACED_RATE - performance.now();
+    if (wait > 0) await sleep(wait);
+    const [event] = makeEvents(1, `${tag}${i}`);
+    paced.push(event);
+    void publishBurst(stack, [event]);
+  }
+  let got = pacedTally();
+  while (got.count < PACED && Date.now() < deadline) {
+    await sleep(20);
+    got = pacedTally();
+  }
+  return { count: got.count, latency: summarize(got.latencies) };
 }
 
 async function main() {
@@ -169,24 +194,24 @@ async function main() {
       );
 
       // --- light load: one event at a time, 25 per second -----------------------------------
-      const paced: EventEnvelope[] = [];
-      const pacedTally = tally(receiver, paced);
-      const pacedStarted = performance.now();
-      for (let i = 0; i < PACED; i++) {
-        const wait = pacedStarted + (i * 1000) / PACED_RATE - performance.now();
-        if (wait > 0) await sleep(wait);
-        const [event] = makeEvents(1, `paced${i}`);
-        paced.push(event);
-        void publishBurst(stack, [event]);
-      }
-      let light = pacedTally();
-      while (light.count < PACED && Date.now() < deadline + 10_000) {
-        await sleep(20);
-        light = pacedTally();
-      }
-      const lightLatency = summarize(light.latencies);
+      const light = await pacedLatency(stack, receiver, 'paced', deadline + 10_000);
+      const lightLatency = light.latency;
       console.log(`light load (${PACED_RATE} events/s)            event → arrival ${pct(lightLatency)}`);
       await sender.close();
+
+      // --- the same light load beside 20 endpoints that never answer ------------------------
+      const hanging = await Promise.all(Array.from({ length: HANGING }, () => startReceiver(() => ({ hang: true }))));
+      receivers.push(...hanging);
+      for (const r of hanging) await stack.subscribe(r.url, ['conversion.approved']);
+      const open = () => hanging.reduce((sum, r) => sum + r.active, 0);
+      const answered = () => hanging.reduce((sum, r) => sum + r.requests.length, 0) - open();
+      const beside = await pacedLatency(stack, receiver, 'beside', Date.now() + size(60_000, 20_000));
+      const openAtEnd = open();
+      const besideOk = beside.count === PACED && openAtEnd === HANGING * ENDPOINT_CONCURRENCY && answered() === 0;
+      if (!besideOk) problems += 1;
+      console.log(
+        `light load beside ${HANGING} hanging endpoints   event → arrival ${pct(beside.latency)}; arrived ${beside.count}/${PACED}, hanging requests open at the last arrival ${openAtEnd}`,
+      );
 
       rows.push(
         row('delivery', `deliveries/s, 1 endpoint, ${N} events`, {
@@ -204,8 +229,20 @@ async function main() {
           values: { measured: parked },
         }),
         row('delivery', `latency at ${PACED_RATE} events/s`, {
-          measured: `p50 ${ms(lightLatency.p50)}, p95 ${ms(lightLatency.p95)}`,
-          values: { p50: lightLatency.p50, p95: lightLatency.p95 },
+          measured: `p50 ${ms(lightLatency.p50)}, p99 ${ms(lightLatency.p99)}`,
+          values: { p50: lightLatency.p50, p95: lightLatency.p95, p99: lightLatency.p99 },
+        }),
+        row('delivery', `latency at ${PACED_RATE} events/s beside ${HANGING} hanging endpoints`, {
+          measured: `p50 ${ms(beside.latency.p50)}, p99 ${ms(beside.latency.p99)}`,
+          baseline: `p50 ${ms(lightLatency.p50)}, p99 ${ms(lightLatency.p99)} without them`,
+          ratio: `p99 ${ratio(beside.latency.p99, lightLatency.p99)}`,
+          values: { p50: beside.latency.p50, p99: beside.latency.p99, baselineP50: lightLatency.p50, baselineP99: lightLatency.p99 },
+        }),
+        row('delivery', `all ${HANGING * ENDPOINT_CONCURRENCY} hanging requests open at the last healthy webhook`, {
+          measured: `${openAtEnd} open, ${beside.count}/${PACED} arrived`,
+          baseline: `${HANGING} endpoints × cap ${ENDPOINT_CONCURRENCY}`,
+          met: besideOk,
+          values: { measured: openAtEnd },
         }),
         row('delivery', 'every event delivered once, recorded succeeded', {
           measured: `${got.count}/${N}, ${succeeded} succeeded, ${got.repeats} repeats`,

@@ -4,7 +4,8 @@
 // writes it to bench/results/latest.json.
 //   bench/ingest.ts       ingest and clicks vs bare Express / node:http, the naive design, Redis bytes
 //   bench/attribution.ts  50,000 postbacks through the attribution worker vs a no-op BullMQ worker
-//   bench/delivery.ts     10,000 events to one endpoint vs direct signed POSTs, same keep-alive client
+//   bench/delivery.ts     10,000 events to one endpoint vs direct signed POSTs, same keep-alive client;
+//                         a light load's latency beside 20 hanging endpoints vs without them
 //   bench/pipeline.ts     one process per service, two endpoints: the highest sustained rate, e2e latency
 // --quick: the same table from small counts (≤ 60 s), as CI's smoke test. A run fails (exit 1)
 // only when a figure could not be measured or a correctness check failed, never for a slow machine.

@@ -1,6 +1,7 @@
 // The whole system in one test process: API, ingest, attribution and delivery workers sharing
 // one Postgres schema and one random BullMQ prefix, with real Redis pub/sub invalidation.
 import { createClickIdCodec } from '@trackway/clickid';
+import { defaultMaxInFlight } from '@trackway/config';
 import { createSecretBox } from '@trackway/domain';
 import { createLogger } from '@trackway/logger';
 import { createProducerConnection, createQueues, createWorkerConnection, publishInvalidation, subscribeInvalidations, whenReady } from '@trackway/queues';
@@ -28,6 +29,7 @@ export const FAST_DELIVERY: DeliverySettings = {
   disableAfterMs: 5 * 86_400_000,
   retentionDays: 30,
   endpointConcurrency: 4,
+  maxInFlight: defaultMaxInFlight(),
   policy: { allowedCidrs: ['127.0.0.0/8'] },
 };
 

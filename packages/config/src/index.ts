@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import ms from 'ms';
@@ -31,8 +31,8 @@ const duration = (fallback: string) =>
 const positiveDuration = (fallback: string) => duration(fallback).pipe(z.number().int('must be whole milliseconds').min(1, 'must be more than 0'));
 
 // Digits only: " ", "0x10" or "1e3" are typos, not numbers.
-const int = (fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
-  z.string().regex(/^\d+$/, 'must be a whole number').transform(Number).pipe(z.number().int().min(min).max(max)).default(fallback);
+const int = (fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER, maxMessage?: string) =>
+  z.string().regex(/^\d+$/, 'must be a whole number').transform(Number).pipe(z.number().int().min(min).max(max, maxMessage)).default(fallback);
 
 const bool = (fallback: boolean) =>
   z
@@ -92,6 +92,37 @@ const retrySchedule = z
     }
     return out;
   });
+
+/**
+ * This process's limit on open files (sockets included): the soft limit, which Node raises to the
+ * hard limit at start-up. Read from /proc on Linux; elsewhere 1024, a common default, is assumed.
+ */
+export function openFileLimit(): number {
+  try {
+    const line = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
+    if (line) return line === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(line);
+  } catch {
+    // Not Linux: fall through.
+  }
+  return 1024;
+}
+
+/** Files kept for what a delivery process holds besides its requests: Postgres and Redis connections, logs, the health port. */
+export const RESERVED_FILES = 256;
+/** Above this, a process's memory, not its sockets, is what runs out first (docs/operations.md). */
+export const MAX_IN_FLIGHT_CEILING = 4096;
+
+/**
+ * DELIVERY_MAX_IN_FLIGHT's default: half the open files left beside the reserved ones (each
+ * request holds a socket, and as many idle kept-alive ones may linger after), at most 4,096.
+ */
+export function defaultMaxInFlight(files = openFileLimit()): number {
+  return Math.max(1, Math.min(MAX_IN_FLIGHT_CEILING, Math.floor((files - RESERVED_FILES) / 2)));
+}
+
+const openFiles = openFileLimit();
+// More requests in flight than the process has sockets for would fail as attempts (EMFILE), not wait.
+const inFlightCeiling = Math.max(1, openFiles - RESERVED_FILES);
 
 export const SECRET_NAMES = ['ADMIN_JWT_SECRET', 'CLICK_SECRET', 'SECRETS_KEY'] as const;
 export type SecretName = (typeof SECRET_NAMES)[number];
@@ -165,6 +196,14 @@ export const envSchema = z.object({
   DELIVERY_CONCURRENCY: int(50, 1, 5000),
   DELIVERY_FANOUT_CONCURRENCY: int(20, 1, 1000),
   DELIVERY_ENDPOINT_CONCURRENCY: int(10, 1, 5000),
+  // HTTP requests in flight at once per delivery process; a job whose request is out does not
+  // count against DELIVERY_CONCURRENCY. Default: from the open-file limit (defaultMaxInFlight).
+  DELIVERY_MAX_IN_FLIGHT: int(
+    defaultMaxInFlight(openFiles),
+    1,
+    inFlightCeiling,
+    `at most ${inFlightCeiling}: this process may open ${inFlightCeiling + RESERVED_FILES} files (ulimit -n), ${RESERVED_FILES} of them kept for its other connections`,
+  ),
   ATTRIBUTION_QUEUES: z.string().default('postbacks,clicks,outbox'),
   DELIVERY_QUEUES: z.string().default('events,deliveries,housekeeping'),
   OUTBOX_RELAY_INTERVAL: duration('5s'),
@@ -248,6 +287,7 @@ export const serviceEnvSchemas = {
       'DELIVERY_CONCURRENCY',
       'DELIVERY_FANOUT_CONCURRENCY',
       'DELIVERY_ENDPOINT_CONCURRENCY',
+      'DELIVERY_MAX_IN_FLIGHT',
       'DELIVERY_QUEUES',
       'DELIVERY_TIMEOUT_MS',
       'DELIVERY_RETRY_SCHEDULE',

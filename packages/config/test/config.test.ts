@@ -8,12 +8,15 @@ import {
   publicIngestUrl,
   type SecretName,
   type ServiceName,
+  RESERVED_FILES,
   commonEnvSchema,
   decodeKey,
+  defaultMaxInFlight,
   envSchema,
   generateSecret,
   loadConfig,
   loadServiceConfig,
+  openFileLimit,
   parseDuration,
   serviceEnvSchemas,
 } from '../src';
@@ -728,5 +731,32 @@ describe('loadConfig: the front door', () => {
     ['AUTH_FAILURE_LIMIT', 'lots'],
   ])('%s=%p is refused, naming it', (name, value) => {
     expect(problemNames(configError({ [name]: value }))).toEqual([name]);
+  });
+});
+
+describe('DELIVERY_MAX_IN_FLIGHT: requests in flight per delivery process, bounded by its sockets', () => {
+  it.each([
+    ['a common 1024', 1024, 384],
+    ['Docker and systemd services (1048576): the memory ceiling', 1_048_576, 4096],
+    ['just enough for the ceiling', 8448, 4096],
+    ['a small limit', 300, 22],
+    ['fewer files than the reserve: still one', 100, 1],
+  ])('the default from the open-file limit, %s', (_name, files, expected) => {
+    expect(defaultMaxInFlight(files)).toBe(expected);
+  });
+
+  it('defaults to what this process may open (Node raised its soft limit to the hard one)', () => {
+    const files = openFileLimit();
+    expect(files).toBeGreaterThanOrEqual(1);
+    expect(loadConfig({ env: {} }).DELIVERY_MAX_IN_FLIGHT).toBe(defaultMaxInFlight(files));
+    expect(loadConfig({ env: { DELIVERY_MAX_IN_FLIGHT: '100' } }).DELIVERY_MAX_IN_FLIGHT).toBe(100);
+  });
+
+  it('refuses more than the process has sockets for, and nonsense, naming it (delivery only)', () => {
+    const tooMany = String(openFileLimit() - RESERVED_FILES + 1);
+    const error = configError({ DELIVERY_MAX_IN_FLIGHT: tooMany });
+    expect(error.problems).toEqual([expect.stringMatching(/^DELIVERY_MAX_IN_FLIGHT: at most \d+: this process may open \d+ files \(ulimit -n\)/)]);
+    for (const value of ['0', '-1', 'many']) expect(problemNames(configError({ DELIVERY_MAX_IN_FLIGHT: value }))).toEqual(['DELIVERY_MAX_IN_FLIGHT']);
+    expect(() => loadServiceConfig('ingest', { env: { DELIVERY_MAX_IN_FLIGHT: '0' } })).not.toThrow();
   });
 });

@@ -59,6 +59,21 @@ export function createMetrics(service: string, options: { redisReady?: () => boo
     },
   });
 
+  // A delivery process's HTTP requests in flight and the jobs waiting for one: how close it is
+  // to DELIVERY_MAX_IN_FLIGHT.
+  let requestsSource: (() => { in_flight: number; waiting: number }) | undefined;
+  const deliveryRequests = new Gauge({
+    name: 'trackway_delivery_requests',
+    help: 'Webhook requests of this delivery process: in_flight (their jobs hold no worker slot meanwhile), waiting (jobs past DELIVERY_MAX_IN_FLIGHT).',
+    labelNames: ['state'],
+    registers,
+    collect() {
+      this.reset();
+      const counts = requestsSource?.();
+      if (counts) for (const [state, value] of Object.entries(counts)) this.set({ state }, value);
+    },
+  });
+
   return {
     registry,
     queueDepth,
@@ -116,6 +131,10 @@ export function createMetrics(service: string, options: { redisReady?: () => boo
     breakerState,
     setBreakerSource(source: typeof breakerSource) {
       breakerSource = source;
+    },
+    deliveryRequests,
+    setRequestsSource(source: typeof requestsSource) {
+      requestsSource = source;
     },
     trackQueues(queues: QueueLike[]) {
       trackedQueues.push(...queues);

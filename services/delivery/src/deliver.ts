@@ -9,6 +9,7 @@ import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
 import { breakerOutcome, decideAttempt } from './decide';
 import { type EndpointDirectory, type LiveEndpoint, liveSecrets } from './endpoints';
 import type { GatedIsolation } from './gate';
+import type { InFlightRequests } from './in-flight';
 import { createAttemptRecorder, createDeliveryReader } from './records';
 import { outageDelay } from './schedule';
 import type { AttemptResult, Sender } from './sender';
@@ -41,6 +42,8 @@ export interface DeliverDeps {
   isolation: GatedIsolation;
   /** The keep-alive HTTP client, SSRF-guarded by the address policy it was made with. */
   sender: Sender;
+  /** The process's requests in flight (DELIVERY_MAX_IN_FLIGHT): a job's slot is lent back while its request is out. */
+  inFlight: InFlightRequests;
   eventsQueue: TypedQueue<'events'>;
   /** Tells every process caching endpoints that one changed (e.g. was disabled). */
   invalidateEndpoint: (id: string) => Promise<void>;
@@ -184,6 +187,12 @@ export function createDeliverHandler(deps: DeliverDeps) {
       return { skipped: 'endpoint_disabled' };
     }
 
+    // A parked job comes back as a new start that is not an attempt: starts − attempts − 1 = times parked.
+    const timesParked = Math.max(0, (job.attemptsStarted ?? 0) - job.attemptsMade - 1);
+    // An endpoint that stopped answering parks its jobs before anything is read for them.
+    const stuckUntil = isolation.stuckUntil(endpointId, typicalMs.get(endpointId), timesParked);
+    if (stuckUntil !== null) return delayJob(job, token, stuckUntil, 'concurrency');
+
     // The delivery (its status, the event's payload) is read before the endpoint's turn, so the
     // turn is held only for the request itself: an endpoint's cap bounds its requests in flight,
     // and the faster each turn ends, the more of them the cap allows.
@@ -195,20 +204,23 @@ export function createDeliverHandler(deps: DeliverDeps) {
     // Isolation: a busy or rate-limited endpoint makes this job wait its turn in-process
     // (bounded); a paused one parks it as delayed, without spending an attempt.
     const slotToken = `${job.id}:${token ?? ''}`;
-    // A parked job comes back as a new start that is not an attempt: starts − attempts − 1 = times parked.
-    const timesParked = Math.max(0, (job.attemptsStarted ?? 0) - job.attemptsMade - 1);
     const admission = await during('admission', () =>
       isolation.admit(endpointId, endpoint.rateLimitPerSecond, slotToken, typicalMs.get(endpointId), timesParked),
     );
     if (!admission.ok) return delayJob(job, token, admission.retryAt, admission.reason);
+    // While the request is out, the job's worker slot serves other jobs: a receiver that never
+    // answers holds one of DELIVERY_MAX_IN_FLIGHT sockets until the deadline, not a slot.
+    // (Waiting for one never fails: every request in flight ends by its deadline.)
+    const requestEnded = await deps.inFlight.begin();
     const at = new Date();
     let result: AttemptResult | undefined;
     try {
       result = await deps.sender.send(endpoint.url, body, requestHeaders(endpoint, eventId, body, at), { timeoutMs: settings.timeoutMs });
       observe(endpointId, result.durationMs);
     } finally {
-      // The slot goes back at once, without holding up the record; a breaker update lost to a
-      // Redis outage only costs accuracy.
+      requestEnded();
+      // The endpoint's slot goes back at once, without holding up the record; a breaker update
+      // lost to a Redis outage only costs accuracy.
       isolation
         .finish(endpointId, slotToken, breakerOutcome(result), admission.probe)
         .catch((error: unknown) => logger.warn({ ...jobIds(job), err: error }, 'breaker not updated'));

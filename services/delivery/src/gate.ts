@@ -75,7 +75,7 @@ export class EndpointGate {
  * turn is expected well within the budget (one typical attempt per round of `permits` jobs
  * ahead, at most half the budget), and only once this process has seen how long the endpoint's
  * attempts take. An endpoint whose attempts take long (hanging until the timeout) gets no
- * waiters, so it holds no more of the worker's slots than its cap.
+ * waiters, so its jobs hold none of the worker's slots while their requests are out.
  */
 export function worthWaiting(typicalAttemptMs: number | undefined, waitersAhead: number, permits: number, budgetMs: number, oldestInFlightMs = 0): boolean {
   // The running average learns of a hang only when the hanging attempts end (at the timeout):
@@ -104,6 +104,12 @@ export interface GatedIsolation {
    * probe is in flight, or the bounded wait ran out. A Redis error is thrown, nothing held.
    */
   admit(endpointId: string, rateLimitPerSecond: number | null, token: string, typicalAttemptMs?: number, timesParked?: number): Promise<Admission>;
+  /**
+   * When a job must park because its endpoint is stuck in this process (every permit taken, the
+   * oldest attempt out far longer than usual), or null. Asked before the delivery is read: most
+   * of a hanging endpoint's jobs are fetched only to be parked.
+   */
+  stuckUntil(endpointId: string, typicalAttemptMs?: number, timesParked?: number): number | null;
   /** Ends an admitted attempt: the Redis slot and breaker (Isolation.finish), then the permit. */
   finish(endpointId: string, token: string, outcome: 'succeeded' | 'failed' | 'neutral', wasProbe: boolean): Promise<void>;
 }
@@ -113,12 +119,13 @@ export function createGatedIsolation(
   options: { endpointConcurrency: number; workerConcurrency: number; attemptTimeoutMs: number },
 ): GatedIsolation {
   const permits = options.endpointConcurrency;
-  // Per endpoint at most `permits` running plus this many waiting: the worker's other slots may
-  // all wait behind a fast endpoint's cap (its turn comes within milliseconds, and a freed slot
-  // takes the next job in queue order, whichever endpoint it is for), so a deep backlog of one
-  // endpoint flows without parking. Only an endpoint whose turn would take long (a slow or
-  // hanging one, see worthWaiting) gets no waiters: it holds no more of the slots than its cap.
-  const maxWaiters = Math.max(1, options.workerConcurrency - permits);
+  // Per endpoint at most `permits` running plus this many waiting. The running ones hold no
+  // slot while their requests are out (in-flight.ts), so every slot may wait behind a fast
+  // endpoint's cap (its turn comes within milliseconds, and a freed slot takes the next job in
+  // queue order, whichever endpoint it is for): a deep backlog of one endpoint flows without
+  // parking. Only an endpoint whose turn would take long (a slow or hanging one, see
+  // worthWaiting) gets no waiters: its jobs hold no slot at all while its requests are out.
+  const maxWaiters = options.workerConcurrency;
   const gate = new EndpointGate({ permits, maxWaiters });
   const budget = Math.min(MAX_WAIT_MS, options.attemptTimeoutMs);
   // When each admitted attempt of an endpoint began (this process): how long the oldest has been out.
@@ -130,7 +137,14 @@ export function createGatedIsolation(
     return Date.now() - started.values().next().value!;
   };
 
+  const stuckUntil = (endpointId: string, typicalAttemptMs: number | undefined, timesParked = 0) => {
+    if (gate.active(endpointId) < permits) return null;
+    const oldest = oldestInFlight(endpointId);
+    return isStuck(typicalAttemptMs, oldest) ? parkUntil(typicalAttemptMs, timesParked, options.attemptTimeoutMs, Date.now(), Math.random, oldest) : null;
+  };
+
   return {
+    stuckUntil,
     async admit(endpointId, rateLimitPerSecond, token, typicalAttemptMs, timesParked = 0) {
       const deadline = Date.now() + budget;
       const busy = gate.active(endpointId) >= permits;
@@ -158,7 +172,8 @@ export function createGatedIsolation(
       const granted = await gate.acquire(endpointId, wait);
       clearTimeout(watchdog);
       if (!granted) {
-        return { ok: false, retryAt: parkUntil(typicalAttemptMs, timesParked, options.attemptTimeoutMs), reason: 'concurrency' };
+        const retryAt = stuckUntil(endpointId, typicalAttemptMs, timesParked) ?? parkUntil(typicalAttemptMs, timesParked, options.attemptTimeoutMs);
+        return { ok: false, retryAt, reason: 'concurrency' };
       }
       try {
         for (;;) {
@@ -171,7 +186,14 @@ export function createGatedIsolation(
           }
           // The slots are held by other processes (look again after about an attempt's time),
           // or the rate limit opens its next window at retryAt: wait here if that comes within
-          // the budget. An open breaker or a probe in flight parks at once.
+          // the budget. An open breaker or a probe in flight parks at once, and so does an
+          // endpoint whose oldest attempt (another process's) is stuck: waiting for it would
+          // hold this process's slot.
+          const stuckFor = admission.reason === 'concurrency' ? (admission.oldestInFlightMs ?? 0) : 0;
+          if (isStuck(typicalAttemptMs, stuckFor)) {
+            gate.release(endpointId);
+            return { ...admission, retryAt: parkUntil(typicalAttemptMs, timesParked, options.attemptTimeoutMs, Date.now(), Math.random, stuckFor) };
+          }
           const retryAt = admission.reason === 'concurrency' ? Date.now() + pollMs(typicalAttemptMs) : admission.retryAt;
           if ((admission.reason !== 'concurrency' && admission.reason !== 'rate_limit') || retryAt > deadline) {
             gate.release(endpointId);

@@ -12,12 +12,19 @@ import { parkUntil } from './schedule';
 export type BreakerState = 'closed' | 'open' | 'half_open';
 export type Admission =
   | { ok: true; probe: boolean }
-  | { ok: false; retryAt: number; reason: 'breaker_open' | 'probe_in_flight' | 'concurrency' | 'rate_limit' };
+  | {
+      ok: false;
+      retryAt: number;
+      reason: 'breaker_open' | 'probe_in_flight' | 'concurrency' | 'rate_limit';
+      /** With `concurrency` from Redis: how long the endpoint's oldest attempt, in any process, has been out. */
+      oldestInFlightMs?: number;
+    };
 
 // One round trip to admit: breaker (closed / open / half-open with one probe), then a slot.
 // KEYS: breaker hash, probe key, slots zset. ARGV: now, hold ms, token, concurrency cap.
 // Returns {verdict, until}: 1 admitted, 2 admitted as the half-open probe, 0 open until
-// `until`, 3 probe in flight (retry at `until`), 4 no free slot.
+// `until`, 3 probe in flight (retry at `until`), 4 no free slot (`until`: when the oldest
+// slot's hold ends, so that it was taken at until − hold).
 const ADMIT = `
 local now = tonumber(ARGV[1])
 local hold = tonumber(ARGV[2])
@@ -29,7 +36,9 @@ if openUntil > 0 then
   probe = 1
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-if probe == 0 and redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[4]) then return {4, 0} end
+if probe == 0 and redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[4]) then
+  return {4, tonumber(redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')[2])}
+end
 redis.call('ZADD', KEYS[3], now + hold, ARGV[3])
 redis.call('PEXPIRE', KEYS[3], hold * 2)
 return {1 + probe, 0}
@@ -91,10 +100,14 @@ export function createIsolation(redis: Redis, options: IsolationOptions) {
   return {
     async admit(endpointId: string, rateLimitPerSecond: number | null, token: string, typicalAttemptMs?: number, timesParked = 0): Promise<Admission> {
       const keys = [key('breaker', endpointId), key('probe', endpointId), key('slots', endpointId)];
-      const [verdict, until] = await scripts.trackwayAdmit(...keys, Date.now(), holdMs, token, options.endpointConcurrency);
+      const now = Date.now();
+      const [verdict, until] = await scripts.trackwayAdmit(...keys, now, holdMs, token, options.endpointConcurrency);
       if (verdict === 0) return { ok: false, retryAt: until + Math.round(Math.random() * 250), reason: 'breaker_open' };
       if (verdict === 3) return { ok: false, retryAt: until + Math.round(Math.random() * 250), reason: 'probe_in_flight' };
-      if (verdict === 4) return { ok: false, retryAt: parkUntil(typicalAttemptMs, timesParked, options.attemptTimeoutMs), reason: 'concurrency' };
+      if (verdict === 4) {
+        const oldestInFlightMs = Math.max(0, now - (until - holdMs));
+        return { ok: false, retryAt: parkUntil(typicalAttemptMs, timesParked, options.attemptTimeoutMs), reason: 'concurrency', oldestInFlightMs };
+      }
       if (rateLimitPerSecond) {
         try {
           await limiter(rateLimitPerSecond).consume(endpointId);

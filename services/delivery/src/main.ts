@@ -44,6 +44,7 @@ runMain(async () => {
         disableAfterMs: config.DELIVERY_DISABLE_AFTER,
         retentionDays: config.DELIVERY_LOG_RETENTION_DAYS,
         endpointConcurrency: config.DELIVERY_ENDPOINT_CONCURRENCY,
+        maxInFlight: config.DELIVERY_MAX_IN_FLIGHT,
         policy: { allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS },
       },
     },

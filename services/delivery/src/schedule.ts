@@ -36,9 +36,20 @@ export function outageDelay(failures: number, random = Math.random): number {
 /**
  * When a job that found its endpoint busy comes back: after about one typical attempt,
  * doubling each time the same job is turned away (20 ms up to 2 s), jittered so parked jobs do
- * not return in lockstep.
+ * not return in lockstep. If the endpoint is stuck (its oldest attempt `stuckForMs` out, far
+ * longer than usual), not before about as long again, and at most until that attempt's
+ * deadline: an endpoint that stopped answering frees no turn sooner, and each of its jobs
+ * fetched again for nothing is work taken from the other endpoints' deliveries.
  */
-export function parkUntil(typicalAttemptMs: number | undefined, timesParked: number, attemptTimeoutMs: number, now = Date.now(), random = Math.random): number {
-  const wait = Math.min(Math.max(typicalAttemptMs ?? 1_000, 20) * 2 ** Math.min(timesParked, 10), 2_000, attemptTimeoutMs);
+export function parkUntil(
+  typicalAttemptMs: number | undefined,
+  timesParked: number,
+  attemptTimeoutMs: number,
+  now = Date.now(),
+  random = Math.random,
+  stuckForMs = 0,
+): number {
+  const backoff = Math.min(Math.max(typicalAttemptMs ?? 1_000, 20) * 2 ** Math.min(timesParked, 10), 2_000, attemptTimeoutMs);
+  const wait = Math.max(backoff, Math.min(stuckForMs, attemptTimeoutMs - stuckForMs));
   return now + Math.round(wait * (0.5 + random()));
 }

@@ -79,7 +79,8 @@ export function createSender(policy: AddressPolicy, options: { connectionsPerOri
     headersTimeout: 0,
     bodyTimeout: 0,
     // A bound keeps undici's pool reusing its connections (unbounded, it opens spare ones
-    // eagerly). The worker's concurrency is never exceeded, so nothing queues behind it.
+    // eagerly). The worker passes DELIVERY_MAX_IN_FLIGHT, which its requests never exceed, so
+    // nothing queues behind it.
     connections: options.connectionsPerOrigin ?? 64,
   });
 

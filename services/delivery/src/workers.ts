@@ -12,6 +12,7 @@ import { type EndpointDirectory, createEndpointDirectory } from './endpoints';
 import { createFanOut } from './fanout';
 import { createSweeper, pruneDeliveryLog } from './housekeeping';
 import { createGatedIsolation } from './gate';
+import { InFlightRequests } from './in-flight';
 import { createIsolation } from './isolation';
 import { delayBeforeAttempt } from './schedule';
 import { createSender } from './sender';
@@ -36,6 +37,8 @@ export interface DeliverySettings {
   disableAfterMs: number;
   retentionDays: number;
   endpointConcurrency: number;
+  /** DELIVERY_MAX_IN_FLIGHT: HTTP requests in flight at once in this process (their jobs' slots lent back). */
+  maxInFlight: number;
   policy: AddressPolicy;
 }
 
@@ -76,7 +79,11 @@ export function createDeliveryWorkers(
   });
   deps.metrics.setBreakerSource(() => isolation.snapshot(MAX_BREAKER_SERIES));
   const fanOut = createFanOut({ pool: deps.pool, endpoints, deliveriesQueue: deps.queues.deliveries, schedule: settings.schedule });
-  const sender = createSender(settings.policy, { connectionsPerOrigin: deps.concurrency.deliveries });
+  // One origin may serve many endpoints: its pool takes as many requests as the process may
+  // have in flight, so none waits inside undici (where its deadline would already run).
+  const sender = createSender(settings.policy, { connectionsPerOrigin: settings.maxInFlight });
+  const inFlight = new InFlightRequests(settings.maxInFlight);
+  deps.metrics.setRequestsSource(() => ({ in_flight: inFlight.inFlight, waiting: inFlight.waiting }));
   // Every job waiting out an outage listens on it: as many listeners as jobs, not a leak.
   const closing = new AbortController();
   setMaxListeners(0, closing.signal);
@@ -90,6 +97,7 @@ export function createDeliveryWorkers(
       attemptTimeoutMs: settings.timeoutMs,
     }),
     sender,
+    inFlight,
     eventsQueue: deps.queues.events,
     invalidateEndpoint: deps.invalidateEndpoint,
     logger: deps.logger,
@@ -130,6 +138,7 @@ export function createDeliveryWorkers(
     ),
   );
   const deliveriesWorker = workers.find((w) => w.name === QUEUE.deliveries);
+  if (deliveriesWorker) inFlight.lendSlotsOf(deliveriesWorker);
   // Jobs waiting out an outage stop waiting when the worker closes; the keep-alive connections
   // go once it has finished its last job.
   deliveriesWorker?.once('closing', () => closing.abort());

@@ -69,6 +69,15 @@ describe('parkUntil', () => {
   ])('typical %p ms, parked %i times, timeout %i ms → %i ms (no jitter)', (typical, times, timeout, wait) => {
     expect(parkUntil(typical, times, timeout, 0, () => 0.5)).toBe(wait);
   });
+
+  it.each([
+    ['just stuck: the backoff', undefined, 0, 15_000, 300, 1_000],
+    ['out 5 s: 5 s more', undefined, 3, 15_000, 5_000, 5_000],
+    ['out 12 s of 15: until its deadline', 100, 10, 15_000, 12_000, 3_000],
+    ['out 14.5 s of 15: the backoff, not less', 100, 10, 15_000, 14_500, 2_000],
+  ])('a stuck endpoint, %s', (_name, typical, times, timeout, stuckFor, wait) => {
+    expect(parkUntil(typical, times, timeout, 0, () => 0.5, stuckFor)).toBe(wait);
+  });
 });
 
 describe('gated admission (Redis)', () => {
@@ -137,14 +146,17 @@ describe('gated admission (Redis)', () => {
   });
 
   it('bounds the waiters per endpoint: beyond them a job parks at once, and other endpoints are unaffected', async () => {
-    // Worker concurrency 2, endpoint cap 1: at most one waiter per endpoint (half the slots).
+    // Worker concurrency 2, endpoint cap 1: at most two waiters per endpoint (the job running
+    // holds no slot while its request is out, so both slots may wait).
     const { gated: g } = gated(connect(), { workerConcurrency: 2 });
     await g.admit('ep_a', null, 't1', 5);
-    const waiting = g.admit('ep_a', null, 't2', 5);
-    expect(await g.admit('ep_a', null, 't3', 5)).toMatchObject({ ok: false, reason: 'concurrency' });
-    expect(await g.admit('ep_b', null, 't4', 5)).toEqual({ ok: true, probe: false });
+    const waiting = [g.admit('ep_a', null, 't2', 5), g.admit('ep_a', null, 't3', 5)];
+    expect(await g.admit('ep_a', null, 't4', 5)).toMatchObject({ ok: false, reason: 'concurrency' });
+    expect(await g.admit('ep_b', null, 't5', 5)).toEqual({ ok: true, probe: false });
     await g.finish('ep_a', 't1', 'succeeded', false);
-    expect(await waiting).toEqual({ ok: true, probe: false });
+    expect(await waiting[0]).toEqual({ ok: true, probe: false });
+    await g.finish('ep_a', 't2', 'succeeded', false);
+    expect(await waiting[1]).toEqual({ ok: true, probe: false });
   });
 
   it('does not wait for an endpoint whose attempts take longer than the budget', async () => {
@@ -168,6 +180,22 @@ describe('gated admission (Redis)', () => {
     expect(Date.now() - started).toBeLessThan(MAX_WAIT_MS);
   });
 
+  it('says when a job must park before anything is read for it: only when every permit is taken and the oldest attempt is stuck', async () => {
+    const { gated: g } = gated(connect(), { endpointConcurrency: 2 });
+    await g.admit('ep_a', null, 't1', 5);
+    expect(g.stuckUntil('ep_a', 5)).toBeNull(); // a permit is free
+    await g.admit('ep_a', null, 't2', 5);
+    expect(g.stuckUntil('ep_a', 5)).toBeNull(); // both taken, neither out long
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const now = Date.now();
+    // Out 300 ms where 5 ms is usual: back in about as long again (±50 % jitter).
+    expect(g.stuckUntil('ep_a', 5)).toBeGreaterThanOrEqual(now + 0.5 * 300 - 5);
+    expect(g.stuckUntil('ep_a', 1_000)).toBeNull(); // for an endpoint whose attempts take 1 s, not stuck yet
+    expect(g.stuckUntil('ep_b', 5)).toBeNull();
+    await g.finish('ep_a', 't1', 'succeeded', false);
+    expect(g.stuckUntil('ep_a', 5)).toBeNull();
+  });
+
   it('parks at once when the breaker is open, and frees the permit', async () => {
     const { gated: g } = gated(connect(), { breakerThreshold: 1, endpointConcurrency: 2 });
     await g.admit('ep_a', null, 't1', 5);
@@ -184,6 +212,25 @@ describe('gated admission (Redis)', () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     await one.finish('ep_a', 't1', 'succeeded', false);
     expect(await other).toEqual({ ok: true, probe: false });
+  });
+
+  it('parks at once, not after its budget, when the slot another process holds is stuck, until about as long again', async () => {
+    const one = gated(connect()).gated;
+    const two = gated(connect()).gated;
+    await one.admit('ep_a', null, 't1', 5);
+    // Attempts usually take 5 ms; the other process's one has been out 400 ms: stuck.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const started = Date.now();
+    const admission = await two.admit('ep_a', null, 't2', 5);
+    expect(admission).toMatchObject({ ok: false, reason: 'concurrency', oldestInFlightMs: expect.any(Number) });
+    if (admission.ok) throw new Error('admitted');
+    expect(admission.oldestInFlightMs).toBeGreaterThanOrEqual(400);
+    expect(Date.now() - started).toBeLessThan(MAX_WAIT_MS - 200);
+    // Back after about as long again as the stuck attempt has been out (±50 % jitter), not the 20 ms backoff.
+    expect(admission.retryAt - started).toBeGreaterThanOrEqual(0.5 * 400 - 20);
+    // Its permit went back: this process's other jobs for the endpoint are not held up by it.
+    await one.finish('ep_a', 't1', 'succeeded', false);
+    expect(await two.admit('ep_a', null, 't3', 5)).toEqual({ ok: true, probe: false });
   });
 
   it('runs its Lua scripts by SHA after their first use on a connection, not by sending them each time', async () => {
