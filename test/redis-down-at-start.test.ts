@@ -18,7 +18,7 @@ import {
 } from '@trackway/testing';
 import request from 'supertest';
 import { signAdminToken } from '../services/api/src/auth';
-import { type OwnRedis, freePort, ownRedis } from './support/own-redis';
+import { type OwnRedis, freePort, ownRedis } from '@trackway/testing';
 import { type ServiceProcess, startService, stackEnv } from './support/processes';
 import { STACK_SECRET } from './support/stack';
 

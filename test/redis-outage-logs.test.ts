@@ -4,7 +4,7 @@
 import { REPEAT_INTERVAL_MS } from '@trackway/logger';
 import { waitFor } from '@trackway/testing';
 import request from 'supertest';
-import { type OwnRedis, freePort, ownRedis } from './support/own-redis';
+import { type OwnRedis, freePort, ownRedis } from '@trackway/testing';
 import { spawnService, stackEnv, type ServiceProcess } from './support/processes';
 import { type Stack, startStack } from './support/stack';
 

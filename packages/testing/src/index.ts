@@ -79,3 +79,4 @@ export * from './headers';
 /** For queues in tests: errors (e.g. from a Redis a test stops on purpose) are expected there. */
 export const ignoreErrors = () => undefined;
 export * from './browser';
+export * from './own-redis';

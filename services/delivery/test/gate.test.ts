@@ -1,7 +1,7 @@
 // The in-process gate in front of the Redis admission: jobs wait their turn (bounded in time
 // and in number) instead of bouncing through `delayed`. Redis is real.
 import { createWorkerConnection } from '@trackway/queues';
-import { TEST_REDIS_URL, deleteRedisPrefix, randomPrefix } from '@trackway/testing';
+import { TEST_REDIS_URL, deleteRedisPrefix, freePort, ownRedis, randomPrefix, waitFor } from '@trackway/testing';
 import type { Redis } from 'ioredis';
 import { EndpointGate, MAX_WAIT_MS, createGatedIsolation, worthWaiting } from '../src/gate';
 import { createIsolation } from '../src/isolation';
@@ -234,20 +234,38 @@ describe('gated admission (Redis)', () => {
   });
 
   it('runs its Lua scripts by SHA after their first use on a connection, not by sending them each time', async () => {
-    const monitor = await connect().monitor();
-    const seen: string[] = [];
-    monitor.on('monitor', (_time: string, args: string[]) => {
-      if (args.some((a) => typeof a === 'string' && a.startsWith(`${prefix}:`))) seen.push(String(args[0]).toLowerCase());
-    });
-    const { gated: g } = gated(connect());
-    for (let i = 0; i < 3; i++) {
-      await g.admit('ep_a', null, `t${i}`, 5);
-      await g.finish('ep_a', `t${i}`, 'succeeded', false);
+    // On a Redis of its own: MONITOR on the shared one also streams other test files' BullMQ
+    // commands (msgpack bytes), which ioredis's monitor parser can choke on.
+    const own = ownRedis(await freePort());
+    own.start();
+    const clients: Redis[] = [];
+    try {
+      const client = () => {
+        const c = createWorkerConnection(own.url);
+        c.on('error', () => undefined);
+        clients.push(c);
+        return c;
+      };
+      const probe = client();
+      await waitFor(async () => (await probe.ping().catch(() => null)) === 'PONG', { what: 'its own redis-server' });
+      const monitor = await probe.monitor();
+      clients.push(monitor);
+      const seen: string[] = [];
+      monitor.on('monitor', (_time: string, args: string[]) => {
+        if (args.some((a) => typeof a === 'string' && a.startsWith(`${prefix}:`))) seen.push(String(args[0]).toLowerCase());
+      });
+      const { gated: g } = gated(client());
+      for (let i = 0; i < 3; i++) {
+        await g.admit('ep_a', null, `t${i}`, 5);
+        await g.finish('ep_a', `t${i}`, 'succeeded', false);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      // ioredis sends each script whole once per connection (EVAL, which caches it), then its SHA.
+      expect(seen.filter((c) => c === 'eval')).toHaveLength(2);
+      expect(seen.filter((c) => c === 'evalsha')).toHaveLength(4);
+    } finally {
+      for (const c of clients) c.disconnect();
+      await own.stop();
     }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    monitor.disconnect();
-    // ioredis sends each script whole once per connection (EVAL, which caches it), then its SHA.
-    expect(seen.filter((c) => c === 'eval')).toHaveLength(2);
-    expect(seen.filter((c) => c === 'evalsha')).toHaveLength(4);
   });
 });
