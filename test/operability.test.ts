@@ -169,7 +169,7 @@ it('is not ready while a migration is pending, and says which', async () => {
     const ready = await waitFor(
       async () => {
         const res = await request(worker.url).get('/readyz').expect(503);
-        return res.body.checks.postgres === 'ok' ? res : null;
+        return res.body.checks.postgres === 'ok' && res.body.checks.redis === 'ok' ? res : null;
       },
       { timeoutMs: 20_000, what: 'readiness checks to settle' },
     );

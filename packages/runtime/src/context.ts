@@ -93,7 +93,7 @@ export function createServiceContext<N extends ServiceName>(service: N, options:
     accepting: true,
     checks: {
       redis: async () => {
-        if (producer.status !== 'ready') throw new Error(`unreachable (${lastRedisError ?? producer.status})`);
+        if (producer.status !== 'ready') throw new Error(lastRedisError ? `unreachable (${lastRedisError})` : `not connected yet (${producer.status})`);
         await producer.ping();
       },
       postgres: () => prisma.$queryRaw`SELECT 1`,

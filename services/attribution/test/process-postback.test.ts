@@ -10,7 +10,7 @@ afterAll(() => h.close());
 const DAY = 86_400_000;
 
 async function eventsOf(conversionOrPostback: { conversionId?: string | null; postbackId?: string }) {
-  const rows = await h.db.prisma.outboxEvent.findMany({ orderBy: { createdAt: 'asc' } });
+  const rows = await h.db.prisma.outboxEvent.findMany({ orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] });
   return rows
     .map((r) => r.payload as { type: string; data: Record<string, { id?: string; conversion_id?: string; postback_id?: string }> })
     .filter((e) => {
