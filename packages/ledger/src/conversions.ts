@@ -53,30 +53,40 @@ function toState(record: ConversionRecord): ConversionState {
   };
 }
 
-const lockByKeys = statement<ConversionRecord>(
+const lockByKeys = statement<{ id: string }>(
   'ledger-lock-conversions-by-key',
-  `${CONVERSION_SELECT}
-    JOIN json_to_recordset($1::json) AS k("advertiserId" int, "orderId" varchar, event varchar)
-      ON c.advertiser_id = k."advertiserId" AND c.order_id = k."orderId" AND c.event = k.event
-   ORDER BY c.advertiser_id, c.order_id, c.event
-     FOR UPDATE OF c`,
+  `SELECT c.id FROM conversions c
+     JOIN json_to_recordset($1::json) AS k("advertiserId" int, "orderId" varchar, event varchar)
+       ON c.advertiser_id = k."advertiserId" AND c.order_id = k."orderId" AND c.event = k.event
+    ORDER BY c.advertiser_id, c.order_id, c.event
+      FOR UPDATE OF c`,
 );
+
+const lockById = statement<{ id: string }>('ledger-lock-conversion-by-id', `SELECT id FROM conversions WHERE id = $1 FOR UPDATE`);
+
+// Read in a statement of its own, after the lock: a statement that waited for a conversion's lock
+// re-reads only that row, so commissions joined in it would be as they were before the wait (a
+// commission another transaction created meanwhile would be missing). Every change to a
+// commission holds its conversion's lock, but for createPayout's, which writeConversions checks.
+const readByIds = statement<ConversionRecord>('ledger-read-conversions', `${CONVERSION_SELECT} WHERE c.id = ANY($1::varchar[])`);
 
 /**
  * The conversions of these (advertiser, order_id, event) keys, locked in key order (concurrent
- * batches wait for each other instead of deadlocking), with their commissions as they stand.
+ * batches wait for each other instead of deadlocking), then read with their commissions as they
+ * stand.
  */
 export async function lockConversionsByKey(db: PgClient, keys: Array<{ advertiserId: number; orderId: string; event: string }>): Promise<ConversionState[]> {
   if (keys.length === 0) return [];
-  return (await lockByKeys(db, [JSON.stringify(keys)])).map(toState);
+  const locked = await lockByKeys(db, [JSON.stringify(keys)]);
+  if (locked.length === 0) return [];
+  return (await readByIds(db, [locked.map((row) => row.id)])).map(toState);
 }
 
-const lockById = statement<ConversionRecord>('ledger-lock-conversion-by-id', `${CONVERSION_SELECT} WHERE c.id = $1 FOR UPDATE OF c`);
-
-/** One conversion, locked, with its commission; null when there is none. */
+/** One conversion, locked, then read with its commission; null when there is none. */
 export async function lockConversion(db: PgClient, id: string): Promise<ConversionState | null> {
-  const [record] = await lockById(db, [id]);
-  return record ? toState(record) : null;
+  if ((await lockById(db, [id])).length === 0) return null;
+  const [record] = await readByIds(db, [[id]]);
+  return toState(record);
 }
 
 /** ON CONFLICT DO NOTHING: the unique index decides; a skipped row means another transaction won the race. */
