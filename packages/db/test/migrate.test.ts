@@ -240,7 +240,7 @@ describe('migrate()', () => {
 describe('20261206090000_normalize_event_names', () => {
   const NAME = '20261206090000_normalize_event_names';
 
-  it('writes event names in lower case where no two conversions of an order would collide, and lists the collisions it leaves', async () => {
+  it('writes event names in lower case (in a collision, the oldest when none is), and lists the collisions it leaves', async () => {
     const schema = newSchema();
     // The database as it was before this migration.
     const before = mkdtempSync(path.join(tmpdir(), 'trackway-migrations-'));
@@ -256,7 +256,7 @@ describe('20261206090000_normalize_event_names', () => {
     await insert('cnv_A', 'O-1', 'Sale'); // alone: normalized
     await insert('cnv_B', 'O-2', 'Sale'); // beside its lower-case form: left
     await insert('cnv_C', 'O-2', 'sale');
-    await insert('cnv_D', 'O-3', 'LEAD'); // two other cases: both left
+    await insert('cnv_D', 'O-3', 'LEAD'); // two other cases: the oldest takes the lower case
     await insert('cnv_E', 'O-3', 'Lead');
     await insert('cnv_F', 'O-4', 'conversion'); // already in its form
 
@@ -267,18 +267,50 @@ describe('20261206090000_normalize_event_names', () => {
       ['cnv_A', 'sale'],
       ['cnv_B', 'Sale'],
       ['cnv_C', 'sale'],
-      ['cnv_D', 'LEAD'],
+      ['cnv_D', 'lead'],
       ['cnv_E', 'Lead'],
       ['cnv_F', 'conversion'],
     ]);
     const said = [
-      `${NAME}: 1 conversion event name(s) written in lower case`,
-      `${NAME}: event name collision left as it is: advertiser 1, order O-2, event sale: conversions cnv_B (Sale), cnv_C (sale)`,
-      `${NAME}: event name collision left as it is: advertiser 1, order O-3, event lead: conversions cnv_D (LEAD), cnv_E (Lead)`,
+      `${NAME}: 2 conversion event name(s) written in lower case`,
+      `${NAME}: event name collision: advertiser 1, order O-2, event sale: conversions cnv_B (Sale), cnv_C (sale) (new postbacks go to the one in lower case)`,
+      `${NAME}: event name collision: advertiser 1, order O-3, event lead: conversions cnv_D (lead), cnv_E (Lead) (new postbacks go to the one in lower case)`,
     ];
     expect(log.filter((line) => line.startsWith(`${NAME}:`))).toEqual(said);
     const row = (await rows(schema)).find((r) => r.migration_name === NAME)!;
     expect(row.logs).toBe(said.map((line) => line.slice(NAME.length + 2)).join('\n'));
+  });
+});
+
+describe('20261206110000_redact_stored_secrets', () => {
+  const NAME = '20261206110000_redact_stored_secrets';
+
+  it('replaces every stored parameter value shaped like a postback key or signing secret, and says how many postbacks held one', async () => {
+    const schema = newSchema();
+    const before = mkdtempSync(path.join(tmpdir(), 'trackway-migrations-'));
+    tempDirs.push(before);
+    for (const name of names().filter((n) => n < NAME)) cpSync(path.join(REAL_MIGRATIONS, name), path.join(before, name), { recursive: true });
+    await migrate(TEST_DATABASE_URL, { schema, dir: before });
+    const key = 'pk_3xJ9yq0Z7C2hV5mN8pR1tW4bK6dF0gHs';
+    const insert = (id: string, ignored: unknown) =>
+      admin.query(
+        `INSERT INTO "${schema}".postbacks (id, advertiser_id, status, params, ignored_params, received_at) VALUES ($1, 1, 'accepted', '{}', $2, now())`,
+        [id, JSON.stringify(ignored)],
+      );
+    await insert('pb_A', { api_key: key, note: 'say "hi"', nested: { auth: `Bearer ${key}`, list: ['whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'x'] } });
+    await insert('pb_B', { sum: '30.00' });
+    await insert('pb_C', null);
+    const log: string[] = [];
+    await migrate(TEST_DATABASE_URL, { schema, log: (line) => log.push(line) });
+    const { rows: stored } = await admin.query<{ id: string; ignored_params: unknown }>(`SELECT id, ignored_params FROM "${schema}".postbacks ORDER BY id`);
+    expect(stored).toEqual([
+      { id: 'pb_A', ignored_params: { api_key: '[redacted]', note: 'say "hi"', nested: { auth: '[redacted]', list: ['[redacted]', 'x'] } } },
+      { id: 'pb_B', ignored_params: { sum: '30.00' } },
+      { id: 'pb_C', ignored_params: null },
+    ]);
+    expect(log.filter((line) => line.startsWith(`${NAME}:`))).toEqual([
+      `${NAME}: 1 postback(s) kept a value shaped like a postback key or signing secret: redacted; rotate the keys of their advertisers`,
+    ]);
   });
 });
 

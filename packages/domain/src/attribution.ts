@@ -172,11 +172,11 @@ export function planConversion({ postback, click, offer, affiliate, existing, no
 
 /**
  * A later postback for an existing conversion: its status moves (decideRepeat) and its amount,
- * when it carries one, is applied — the payout repriced for a percent offer, the commission
- * created or adjusted. A different currency, an invalid transition, or a commission already in a
- * sent payout whose amount would move refuse the whole postback, with the reason; nothing
- * changed is a duplicate. An approval while the affiliate or the offer is inactive holds the
- * conversion for review instead.
+ * when it carries one and does not reject, is applied — the payout repriced with the offer's
+ * current percent, the commission created or adjusted. An amount in another currency, an invalid
+ * transition, or a commission already in a sent payout whose amount would move refuse the whole
+ * postback, with the reason; nothing changed is a duplicate. An approval while the affiliate or
+ * the offer is inactive holds the conversion for review instead.
  */
 function planRepeat(
   postback: PostbackFacts,
@@ -190,17 +190,18 @@ function planRepeat(
     fraudFlags: [],
     after: current,
   });
-  if (postback.currency !== undefined && postback.currency !== current.currency) return unchanged('rejected', 'currency_mismatch');
   const decision = decideRepeat(current.status, postback.status, current.holdReason);
   if (decision.kind === 'invalid_transition') return unchanged('rejected', 'invalid_transition');
   const wanted = decision.kind === 'transition' ? decision.to : current.status;
+  // A rejection (a refund, a chargeback, often carrying 0 or the refunded sum) applies its status
+  // only: the conversion earns nothing either way, and its amount stays as recorded.
+  const amount = wanted === 'rejected' ? undefined : postback.amount;
+  if (amount !== undefined && postback.currency !== undefined && postback.currency !== current.currency) return unchanged('rejected', 'currency_mismatch');
   const holds = wanted === 'approved' && current.status === 'pending' ? standingHolds(standing.click, standing.affiliate, standing.offer) : [];
   // A new amount above the offer's cap is flagged, as at creation (once: not again while it stays above).
   const capHit =
-    postback.amount !== undefined &&
-    !new Decimal(postback.amount).eq(current.amount.toString()) &&
-    !amountOverCap(standing.offer.amountCap, current.amount.toString())
-      ? amountOverCap(standing.offer.amountCap, postback.amount)
+    amount !== undefined && !new Decimal(amount).eq(current.amount.toString()) && !amountOverCap(standing.offer.amountCap, current.amount.toString())
+      ? amountOverCap(standing.offer.amountCap, amount)
       : null;
   const fraudFlags = flagRows([...holds, ...(capHit ? [capHit] : [])], postback.postbackId, current.id, now);
   const change = changeConversion(
@@ -208,7 +209,7 @@ function planRepeat(
     {
       status: holds.length > 0 ? 'pending' : wanted,
       holdReason: holds.length > 0 ? holdReasonOf(holds[0]) : current.holdReason,
-      amount: postback.amount === undefined ? undefined : { value: postback.amount, offer: standing.offer },
+      amount: amount === undefined ? undefined : { value: amount, offer: standing.offer },
       flags: fraudFlags.map((f) => f.rule),
     },
     now,

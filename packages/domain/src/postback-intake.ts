@@ -287,6 +287,20 @@ export function redactSecrets<T>(value: T, secrets: readonly string[]): T {
   return value;
 }
 
+// Values shaped like Trackway's postback keys and signing secrets, whoever's they are.
+const SECRET_SHAPE = /(?:pk|whsec)_[A-Za-z0-9+/_=-]{12,}/;
+
+/**
+ * Parameters of a postback queued before ingest redacted the advertiser's own secrets: any text
+ * shaped like a postback key or signing secret is replaced by REDACTED (at any depth).
+ */
+export function redactSecretShapes<T>(value: T): T {
+  if (typeof value === 'string') return (SECRET_SHAPE.test(value) ? REDACTED : value) as T;
+  if (Array.isArray(value)) return value.map((inner) => redactSecretShapes(inner)) as T;
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, inner]) => [k, redactSecretShapes(inner)])) as T;
+  return value;
+}
+
 /**
  * The values no stored parameter may hold for an advertiser: its key as sent, and its live
  * signing secrets with and without their `whsec_` prefix.

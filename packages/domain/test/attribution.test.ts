@@ -477,6 +477,29 @@ describe('planConversion: a later amount', () => {
       { outcome: ['rejected', 'currency_mismatch'], events: [] },
     ],
     [
+      'a refund carrying 0 after the payout was sent: the reversal applies, the amount stays as recorded',
+      {
+        current: { status: 'approved', ...tenPercent, commission: commission({ amount: '1.0000', status: 'approved', payoutId: 'po_1', payoutSent: true }) },
+        sent: { amount: '0', status: 'rejected' },
+      },
+      {
+        outcome: ['accepted', null],
+        events: ['conversion.rejected'],
+        conversion: { status: 'rejected', amount: '10.0000', payout: '1.0000' },
+        commission: { amount: '1', status: 'voided' },
+      },
+    ],
+    [
+      'a rejection in another currency: its status applies (no amount is)',
+      { current: { ...tenPercent, commission: commission({ amount: '1.0000' }) }, sent: { amount: '10.00', currency: 'EUR', status: 'rejected' } },
+      { outcome: ['accepted', null], events: ['conversion.rejected'], conversion: { status: 'rejected', amount: '10.0000', payout: '1.0000' } },
+    ],
+    [
+      'a currency without an amount changes nothing and refuses nothing',
+      { current: { status: 'approved', ...tenPercent }, sent: { amount: undefined, currency: 'EUR' } },
+      { outcome: ['duplicate', null], events: [] },
+    ],
+    [
       'an invalid transition with a new amount: refused, nothing applied',
       { current: { status: 'rejected', ...tenPercent }, sent: { amount: '100.00', status: 'approved' } },
       { outcome: ['rejected', 'invalid_transition'], events: [] },

@@ -15,8 +15,17 @@ export const JOB_BATCH = {
   events: 100,
 } as const;
 
+/** The postback job's shape version: from 2 on, an amount in it was sent (absent: none was). */
+export const POSTBACK_JOB_VERSION = 2 as const;
+
 export const postbackJobSchema = z.object({
   postbackId: z.string().regex(/^pb_[0-9A-Z]{26}$/),
+  /**
+   * POSTBACK_JOB_VERSION, set by ingest. Absent in jobs of earlier versions, whose amount is 0
+   * when none was sent, and whose ignored parameters were not redacted: the worker reads those
+   * as such (an amount of 0 as none, secrets by their shape).
+   */
+  v: z.literal(POSTBACK_JOB_VERSION).optional(),
   advertiserId: z.number().int().positive(),
   receivedAt: z.iso.datetime(),
   clickId: z.string().min(1).max(64),

@@ -1,8 +1,9 @@
 -- Event names are matched in any case: ingest stores a postback's event in its one, lower-case
--- form, so existing conversions take that form too, except where another conversion of the same
--- advertiser and order already holds it in another case (the two would collide on the unique
--- key). Those are left as they are and listed (NOTICE: in the migrate output and in
--- _prisma_migrations.logs) for a person to resolve; README, "Upgrading".
+-- form, so existing conversions take that form too. Where several conversions of one advertiser
+-- and order hold one event name in different cases, only one can: the one already in lower case,
+-- else the oldest (so later postbacks for that order find it). The others are left as they are
+-- and listed (NOTICE: in the migrate output and in _prisma_migrations.logs) for a person to
+-- resolve; README, "Upgrading".
 DO $$
 DECLARE
   collision record;
@@ -13,7 +14,8 @@ BEGIN
    WHERE c.event <> lower(c.event)
      AND NOT EXISTS (
        SELECT 1 FROM conversions o
-        WHERE o.advertiser_id = c.advertiser_id AND o.order_id = c.order_id AND lower(o.event) = lower(c.event) AND o.id <> c.id);
+        WHERE o.advertiser_id = c.advertiser_id AND o.order_id = c.order_id AND lower(o.event) = lower(c.event)
+          AND (o.event = lower(o.event) OR o.id < c.id));
   GET DIAGNOSTICS normalized = ROW_COUNT;
   IF normalized > 0 THEN
     RAISE NOTICE '% conversion event name(s) written in lower case', normalized;
@@ -28,7 +30,7 @@ BEGIN
   LOOP
     listed := listed + 1;
     IF listed <= 100 THEN
-      RAISE NOTICE 'event name collision left as it is: advertiser %, order %, event %: conversions %',
+      RAISE NOTICE 'event name collision: advertiser %, order %, event %: conversions % (new postbacks go to the one in lower case)',
         collision.advertiser_id, collision.order_id, collision.event, collision.conversions;
     END IF;
   END LOOP;

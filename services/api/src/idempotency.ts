@@ -17,8 +17,6 @@ import type { ApiDeps } from './deps';
  */
 
 export const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
-/** A claim still in progress after this long was left by a process that died: the next request with its key runs. */
-export const IDEMPOTENCY_STALE_CLAIM_MS = 5 * 60 * 1000;
 export const IDEMPOTENCY_KEY_MAX = 255;
 const KEY_PATTERN = new RegExp(`^[\\x20-\\x7e]{1,${IDEMPOTENCY_KEY_MAX}}$`);
 
@@ -58,9 +56,13 @@ export interface Answer {
   replayed: boolean;
 }
 
-/** Whether a refusal is the request's final answer (kept for replays), or one that says to retry (not kept). */
+/**
+ * Whether an error is the request's final answer (kept for replays, as Stripe keeps even a 500:
+ * the request may have done its work before failing), or one that says nothing was done and to
+ * retry (not kept): 503 (a store unreachable), 429, and 409 conflict (changed concurrently).
+ */
 function isFinal(reply: { status: number; body: { error: { code: string } } }): boolean {
-  return reply.status < 500 && reply.status !== 429 && reply.body.error.code !== 'conflict';
+  return reply.status !== 503 && reply.status !== 429 && reply.body.error.code !== 'conflict';
 }
 
 type Claimed = { created_at: Date };
@@ -83,7 +85,6 @@ export async function runIdempotent(
       ON CONFLICT (scope, key) DO UPDATE
         SET fingerprint = EXCLUDED.fingerprint, status = NULL, body = NULL, created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
         WHERE idempotency_keys.expires_at <= now()
-           OR (idempotency_keys.status IS NULL AND idempotency_keys.created_at <= now() - ${IDEMPOTENCY_STALE_CLAIM_MS}::int * interval '1 millisecond')
       RETURNING created_at`;
     if (claimed.length > 0) {
       claimedAt = claimed[0].created_at;
@@ -100,10 +101,16 @@ export async function runIdempotent(
         'This Idempotency-Key was used with another route or body in the last 24 hours; use a new key for a new request.',
       );
     }
+    // Never taken over, even long after: its action may have committed with its answer unrecorded
+    // (the process died, or recording failed), and running it again would do it twice.
     if (existing.status === null || existing.body === null) {
-      throw new HttpError(409, 'idempotency_key_in_progress', 'A request with this Idempotency-Key is still being processed; retry shortly.', undefined, {
-        'Retry-After': '1',
-      });
+      throw new HttpError(
+        409,
+        'idempotency_key_in_progress',
+        'A request with this Idempotency-Key is being processed, or was interrupted before its answer was recorded; retry shortly, and if this persists, check whether it took effect and use a new key.',
+        undefined,
+        { 'Retry-After': '1' },
+      );
     }
     return { status: existing.status, body: box.open(existing.body), replayed: true };
   }
@@ -117,7 +124,9 @@ export async function runIdempotent(
     prisma.$executeRaw`DELETE FROM idempotency_keys WHERE scope = ${scope} AND key = ${request.key} AND created_at = ${claimedAt} AND status IS NULL`;
   // The work is done (or refused for good) by now: failing to record it must not turn its answer into an error.
   const settle = (write: () => Promise<unknown>) =>
-    write().catch((error: unknown) => deps.logger.warn({ err: error }, 'idempotency key not settled; it is released when its claim goes stale'));
+    write().catch((error: unknown) =>
+      deps.logger.warn({ err: error }, 'idempotency key not settled; it answers 409 idempotency_key_in_progress until it expires'),
+    );
 
   let answer: { status: number; body: unknown };
   try {

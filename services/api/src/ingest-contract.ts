@@ -93,7 +93,7 @@ export const PostbackQuery = z.object({ ...postbackParameters(false), key: keyPa
 export const PostbackBody = z.looseObject({ ...postbackParameters(true), key: keyParam.optional() }).meta({
   id: 'PostbackRequest',
   description:
-    "The fields of a postback, in the body or the query string, under Trackway's names or the names of the advertiser's postback_format (its preset, and the names its params override). Nothing is required by the document: a postback needs a click ID and, unless the format deduplicates by click, an order ID, under any name read for them; a missing one is a 400 naming it. Names not read are reported in ignored_params. amount may be a JSON number below 10^11 with at most 4 decimals. A signed POST carries every field in its body.",
+    "The fields of a postback, in the body or the query string, under Trackway's names or the names of the advertiser's postback_format (its preset, and the names its params override). Nothing is required by the document: a postback needs a click ID and, unless the format deduplicates by click, an order ID, under any name read for them; a missing one is a 400 naming it. Names not read are reported in ignored_params. A JSON number (amount, or an order number) is read from the text it is written as: a plain decimal, never rounded; amount has at most 14 digits before the point and 4 after. A signed POST carries every field in its body.",
 });
 
 const header = (description: string, example: string) => z.string().optional().meta({ description, example });

@@ -1,4 +1,6 @@
 // Idempotency-Key on admin POSTs (as Stripe), and X-Request-Id on every answer.
+import { createHash } from 'node:crypto';
+import { decodeJwt } from 'jose';
 import { signAdminToken } from '../src/auth';
 import { unavailable } from '@trackway/http';
 import { pruneIdempotencyKeys, runIdempotent } from '../src/idempotency';
@@ -86,7 +88,7 @@ describe('Idempotency-Key', () => {
     await post('/v1/affiliates', fixKey, { name: 'Fixed' }).expect(201);
   });
 
-  it('an answer that says retry (503, 409 conflict) or a 5xx releases the key: the retry runs', async () => {
+  it('an answer that says nothing was done (503, 429, 409 conflict) releases the key: the retry runs', async () => {
     const key = newKey();
     const request_ = { key, caller: { sub: 'releaser' }, route: 'post /v1/test', params: {}, body: { n: 1 } };
     let runs = 0;
@@ -106,6 +108,19 @@ describe('Idempotency-Key', () => {
     expect(done).toEqual({ status: 201, body: { ok: true }, replayed: false });
     const again = await runIdempotent(h.deps, request_, failing, () => 'rid');
     expect([again.replayed, JSON.parse(again.body as string), runs]).toEqual([true, { ok: true }, 2]);
+  });
+
+  it('keeps a 500 as the answer (as Stripe does): the request may have done its work before it failed', async () => {
+    const request_ = { key: newKey(), caller: { sub: 'bug' }, route: 'post /v1/test', params: {}, body: { n: 2 } };
+    let runs = 0;
+    const buggy = async (): Promise<{ status: number; body: unknown }> => {
+      runs += 1;
+      throw new TypeError("Cannot read properties of undefined (reading 'id')");
+    };
+    await expect(runIdempotent(h.deps, request_, buggy, () => 'rid-1')).rejects.toThrow(TypeError);
+    const replayed = await runIdempotent(h.deps, request_, buggy, () => 'rid-2');
+    expect([replayed.status, replayed.replayed, runs]).toEqual([500, true, 1]);
+    expect(JSON.parse(replayed.body as string)).toMatchObject({ error: { code: 'internal_error', request_id: 'rid-1' } });
   });
 
   it('a bad key is a 400 naming the header', async () => {
@@ -156,17 +171,22 @@ describe('Idempotency-Key', () => {
     expect((await h.db.pool.query('SELECT 1 FROM idempotency_keys WHERE key = $1', [live])).rowCount).toBe(1);
   });
 
-  it('a claim left by a process that died is taken over once stale', async () => {
+  it('never takes over a claim left without an answer (its action may have committed): 409 until the key expires', async () => {
     const key = newKey();
-    const scope = (await h.db.pool.query<{ scope: string }>('SELECT scope FROM idempotency_keys LIMIT 1')).rows[0].scope;
-    await h.db.pool.query(
-      "INSERT INTO idempotency_keys (scope, key, fingerprint, created_at, expires_at) VALUES ($1, $2, 'x', now(), now() + interval '1 day')",
-      [scope, key],
-    );
-    // Someone else's claim, still fresh: the fingerprint differs, so this is another request.
-    expect((await post('/v1/affiliates', key, { name: 'Taken over' })).status).toBe(422);
-    await h.db.pool.query("UPDATE idempotency_keys SET created_at = now() - interval '6 minutes' WHERE key = $1", [key]);
-    await post('/v1/affiliates', key, { name: 'Taken over' }).expect(201);
+    const scope = createHash('sha256')
+      .update(String(decodeJwt(h.auth.Authorization.slice('Bearer '.length)).sub))
+      .digest('hex');
+    const body = { name: 'Interrupted' };
+    const created = await post('/v1/affiliates', key, body).expect(201);
+    // As if the process had died after the affiliate was created, before its answer was recorded.
+    await h.db.pool.query("UPDATE idempotency_keys SET status = NULL, body = NULL, created_at = now() - interval '1 day' WHERE scope = $1 AND key = $2", [
+      scope,
+      key,
+    ]);
+    const refused = await post('/v1/affiliates', key, body).expect(409);
+    expect(refused.body.error.code).toBe('idempotency_key_in_progress');
+    expect(await affiliatesNamed('Interrupted')).toBe(1);
+    expect(created.body.name).toBe('Interrupted');
   });
 });
 

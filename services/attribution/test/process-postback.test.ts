@@ -205,3 +205,39 @@ describe('repeats: duplicates and the status machine', () => {
     expect(await eventsOf({ conversionId: first.outcome.conversionId })).toEqual(['conversion.created', 'conversion.approved', 'commission.created']);
   });
 });
+
+describe('jobs queued by an earlier version (no v)', () => {
+  const percent = () => createFixture(h.db.prisma, { payoutType: 'percent', payoutPercent: '10' });
+  const conversion = (id: string | null) => h.db.prisma.conversion.findUniqueOrThrow({ where: { id: id! }, include: { commission: true } });
+
+  it('reads their amount of 0 as none (that ingest filled 0 in for a missing amount): a status-only postback keeps the amount', async () => {
+    const fx = await percent();
+    const lead = postbackJob({ advertiserId: fx.advertiserId, clickId: click(fx), amount: '10.00', status: 'pending', v: 2 });
+    const first = await processPostback(h.attribution, lead);
+    const approval = await processPostback(h.attribution, again(lead, { amount: '0', status: 'approved', v: undefined }));
+    expect(approval.outcome).toMatchObject({ status: 'accepted', conversionStatus: 'approved' });
+    const row = await conversion(first.outcome.conversionId);
+    expect([row.status, row.amount.toString(), row.payout.toString(), row.commission?.amount.toString()]).toEqual(['approved', '10', '1', '1']);
+  });
+
+  it('applies an amount of 0 that a job of this version carries: it was sent', async () => {
+    const fx = await percent();
+    const lead = postbackJob({ advertiserId: fx.advertiserId, clickId: click(fx), amount: '10.00', status: 'pending', v: 2 });
+    const first = await processPostback(h.attribution, lead);
+    await processPostback(h.attribution, again(lead, { amount: '0', v: 2 }));
+    const row = await conversion(first.outcome.conversionId);
+    expect([row.amount.toString(), row.payout.toString(), row.commission?.amount.toString()]).toEqual(['0', '0', '0']);
+  });
+
+  it('stores their unread parameters with anything shaped like a key or signing secret redacted', async () => {
+    const fx = await percent();
+    const job = postbackJob({
+      advertiserId: fx.advertiserId,
+      clickId: click(fx),
+      ignoredParams: { api_key: fx.postbackKey, nested: { auth: `Bearer ${fx.postbackKey}`, kept: 'x' } },
+    });
+    await processPostback(h.attribution, job);
+    const row = await h.db.prisma.postback.findUniqueOrThrow({ where: { id: job.postbackId } });
+    expect(row.ignoredParams).toEqual({ api_key: '[redacted]', nested: { auth: '[redacted]', kept: 'x' } });
+  });
+});

@@ -1,5 +1,5 @@
 import { ID_BLOCK_SIZE, newIdBlock } from '@trackway/domain';
-import { type ClickJob, JOB_BATCH, type PostbackJob, type TypedQueue, addJobs, chunk, failFast } from '@trackway/queues';
+import { type ClickJob, JOB_BATCH, POSTBACK_JOB_VERSION, type PostbackJob, type TypedQueue, addJobs, chunk, failFast } from '@trackway/queues';
 import { MicroBatcher } from '@trackway/runtime';
 import type { Redis } from 'ioredis';
 
@@ -18,7 +18,7 @@ export function createEnqueuers(deps: { redis: Redis; queues: { postbacks: Typed
     async (accepted) => {
       const jobs = chunk(accepted, Math.min(JOB_BATCH.postbacks, ID_BLOCK_SIZE)).map((list) => {
         const block = newIdBlock('postback');
-        return { jobId: block.id, postbacks: list.map((p, i) => ({ postbackId: block.member(i), ...p })) };
+        return { jobId: block.id, postbacks: list.map((p, i) => ({ postbackId: block.member(i), v: POSTBACK_JOB_VERSION, ...p })) };
       });
       await failFast(redis, () =>
         addJobs(

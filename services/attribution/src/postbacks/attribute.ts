@@ -11,6 +11,7 @@ import {
   conversionKey,
   normalizeEvent,
   planBatch,
+  redactSecretShapes,
   sentOrderId,
 } from '@trackway/domain';
 import { lockConversionsByKey, writeConversions } from '@trackway/ledger';
@@ -175,9 +176,21 @@ export async function attributeIsolated(deps: AttributeDeps, jobs: PostbackJob[]
   }
 }
 
-/** A job as the planner reads it: events compared in their one form (a job from an earlier version may hold another case). */
+/**
+ * A job as the planner reads it. One from an earlier version (no `v`) may hold an event in
+ * another case, an amount of 0 that ingest filled in for none (so 0 there changes no amount), and
+ * secrets among its unread parameters (redacted by their shape).
+ */
 function toFacts(job: PostbackJob): PostbackFacts {
-  return { ...job, event: normalizeEvent(job.event), receivedAt: new Date(job.receivedAt) };
+  const earlier = job.v === undefined;
+  const { v: _version, ...fields } = job;
+  return {
+    ...fields,
+    ...(earlier && job.amount !== undefined && new Decimal(job.amount).isZero() ? { amount: undefined } : {}),
+    ...(earlier && job.ignoredParams ? { ignoredParams: redactSecretShapes(job.ignoredParams) } : {}),
+    event: normalizeEvent(job.event),
+    receivedAt: new Date(job.receivedAt),
+  };
 }
 
 /** What the advertiser sent, as the outcome row keeps it: no amount is null, the event as it was sent. */
