@@ -110,7 +110,7 @@ export function openFileLimit(): number {
 /** Files kept for what a delivery process holds besides its requests: Postgres and Redis connections, logs, the health port. */
 export const RESERVED_FILES = 256;
 /** Above this, a process's memory, not its sockets, is what runs out first (docs/operations.md). */
-export const MAX_IN_FLIGHT_CEILING = 4096;
+const MAX_IN_FLIGHT_CEILING = 4096;
 
 /**
  * DELIVERY_MAX_IN_FLIGHT's default: half the open files left beside the reserved ones (each

@@ -92,7 +92,7 @@ export function amountOverCap(cap: Decimal.Value | null, amount: Decimal.Value):
 }
 
 /** The hold an inactive (or vanished) affiliate or offer puts on a conversion, or null. */
-export function standingHold(kind: 'affiliate' | 'offer', status: EntityStatus | null, id: number): RuleHit | null {
+function standingHold(kind: 'affiliate' | 'offer', status: EntityStatus | null, id: number): RuleHit | null {
   if (status === 'active') return null;
   return {
     rule: kind === 'affiliate' ? 'inactive_affiliate' : 'inactive_offer',

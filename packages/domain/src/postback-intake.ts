@@ -67,7 +67,7 @@ export function collectKey(sources: Raw[], fields: FieldErrors): unknown {
  * parameter as sent (`ignored`: kept on the postback and named in the 202, never dropped
  * silently). The key is not a field and not ignored.
  */
-export function collectParams(sources: Raw[], format: ResolvedFormat): { values: Values; fields: FieldErrors; sentAs: SentAs; ignored: Raw } {
+function collectParams(sources: Raw[], format: ResolvedFormat): { values: Values; fields: FieldErrors; sentAs: SentAs; ignored: Raw } {
   const values: Values = {};
   const sentAs: SentAs = {};
   const fields: FieldErrors = {};
@@ -186,7 +186,7 @@ function fieldText(field: PostbackField, value: unknown, ctx: FieldContext): str
  * holds one of `secrets` (the advertiser's postback key or signing secret) is refused: it would
  * be stored.
  */
-export function validatePostback(
+function validatePostback(
   values: Values,
   fields: FieldErrors,
   sentAs: SentAs,
@@ -199,7 +199,7 @@ export function validatePostback(
     if (value === undefined || value === null || value === '') return undefined;
     const read = fieldText(field, value, ctx);
     if (read === undefined || fields[field]) return read;
-    if (ctx.secrets.some((secret) => read.includes(secret))) {
+    if (holdsSecret(read, ctx.secrets)) {
       fields[field] =
         "holds the advertiser's postback key or signing secret, which Trackway never stores: send the key only as `key`, in the path or in X-Postback-Key";
       return undefined;
@@ -275,15 +275,23 @@ function normalizeDecimal(value: string): string {
   return frac ? `${intPart}.${frac}` : intPart;
 }
 
-export const REDACTED = '[redacted]';
+const REDACTED = '[redacted]';
 
-/** Parameters kept as sent, except that any text holding one of `secrets` is replaced by REDACTED (at any depth). */
+const holdsSecret = (text: string, secrets: readonly string[]) => secrets.some((secret) => text.includes(secret));
+
+/**
+ * Parameters kept as sent, except that any text holding one of `secrets` is replaced by REDACTED,
+ * at any depth, in a nested object's keys as in values.
+ */
 export function redactSecrets<T>(value: T, secrets: readonly string[]): T {
   if (secrets.length === 0) return value;
-  if (typeof value === 'string') return (secrets.some((secret) => value.includes(secret)) ? REDACTED : value) as T;
+  if (typeof value === 'string') return (holdsSecret(value, secrets) ? REDACTED : value) as T;
   if (Array.isArray(value)) return value.map((inner) => redactSecrets(inner, secrets)) as T;
-  if (value !== null && typeof value === 'object')
-    return Object.fromEntries(Object.entries(value).map(([k, inner]) => [k, redactSecrets(inner, secrets)])) as T;
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, inner]) => (holdsSecret(k, secrets) ? [REDACTED, REDACTED] : [k, redactSecrets(inner, secrets)])),
+    ) as T;
+  }
   return value;
 }
 
@@ -419,6 +427,10 @@ export function decidePostback(facts: PostbackRequestFacts): PostbackDecision {
   // Read in the advertiser's dialect (its postback_format); what it does not read is kept.
   const sources = facts.body ? [facts.query, facts.body] : [facts.query];
   const { values, fields, sentAs, ignored } = collectParams(sources, advertiser.format);
+  // A secret used as a parameter's name (`?pk_…` without `key=`) would be listed and stored.
+  if (Object.keys(ignored).some((name) => holdsSecret(name, advertiser.secrets))) {
+    fields[REDACTED] = "is a parameter named with the advertiser's postback key or signing secret, which Trackway never stores: send the key as `key`";
+  }
   const input = validatePostback(values, fields, sentAs, advertiser.format, { numberTexts: facts.numberTexts, secrets: advertiser.secrets });
   if (!input) {
     return refuse({

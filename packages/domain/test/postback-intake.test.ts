@@ -82,6 +82,11 @@ describe('decidePostback: refusals', () => {
       { status: 400, code: 'invalid_request', reason: 'validation', authFailure: false, fields: { event: expect.stringMatching(/never stores/) } },
     ],
     [
+      'the key used as a parameter name',
+      { query: { key: KEY, click_id: CLICK, order_id: 'O', [KEY]: '' } },
+      { status: 400, code: 'invalid_request', reason: 'validation', authFailure: false, fields: { '[redacted]': expect.stringMatching(/named with/) } },
+    ],
+    [
       'white space around the order reference',
       { query: { key: KEY, click_id: CLICK, order_id: '\u00a0ORD-1' } },
       { status: 400, code: 'invalid_request', reason: 'validation', authFailure: false, fields: { order_id: 'must not begin or end with white space' } },
@@ -170,6 +175,7 @@ describe('redactSecrets', () => {
     ['a string holding a secret', `Bearer ${KEY}`, '[redacted]'],
     ['one without', 'plain', 'plain'],
     ['nested values', { a: [KEY, 1, { b: `x${KEY}` }], c: null }, { a: ['[redacted]', 1, { b: '[redacted]' }], c: null }],
+    ['a nested key named with a secret', { meta: { [KEY]: 1, kept: 2 } }, { meta: { '[redacted]': '[redacted]', kept: 2 } }],
   ])('%s', (_name, value, expected) => {
     expect(redactSecrets(value, [KEY])).toEqual(expected);
   });

@@ -50,7 +50,7 @@ const presetList = (presets: PresetName[]) => {
 };
 
 /** Every name a preset reads, with the field it is read as under each preset (in PRESETS' order). */
-export function presetParameterNames(): Map<string, Map<PostbackField, PresetName[]>> {
+function presetParameterNames(): Map<string, Map<PostbackField, PresetName[]>> {
   const names = new Map<string, Map<PostbackField, PresetName[]>>();
   for (const preset of PRESET_NAMES) {
     for (const field of POSTBACK_FIELDS) {

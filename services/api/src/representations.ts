@@ -1,6 +1,7 @@
 import {
   CONVERSION_STATUSES,
   DEDUPE_MODES,
+  EntityStatus,
   EVENT_CATALOG,
   EVENT_TYPES,
   ID_PREFIX,
@@ -61,7 +62,7 @@ const prefixed = (kind: keyof typeof ID_PREFIX, example: string) =>
 const intId = z.number().int().min(1).max(INT_ID_MAX);
 /** Postgres `integer` counts: what an answer's count can hold. */
 const count = z.number().int().min(0).max(INT_ID_MAX);
-const entityStatus = z.enum(['active', 'inactive']);
+const entityStatus = z.enum(EntityStatus);
 
 export const ids = {
   conversion: prefixed('conversion', 'cnv_01JD8Z6Q5W3M0T9XK2V7R4N1BC'),
@@ -114,7 +115,7 @@ const entityFields = {
   created_at: timestamp,
   updated_at: timestamp,
 };
-export type EntityRow = { id: number; name: string; status: 'active' | 'inactive'; createdAt: Date; updatedAt: Date };
+export type EntityRow = { id: number; name: string; status: EntityStatus; createdAt: Date; updatedAt: Date };
 
 export const Affiliate = z.strictObject(entityFields).meta({ id: 'Affiliate' });
 export function entityJson(a: EntityRow): Out<typeof Affiliate> {
@@ -226,7 +227,16 @@ export function advertiserJson(row: AdvertiserRow): Out<typeof Advertiser> {
 // ——— Offers ———
 
 const money = z.string().regex(MONEY_PATTERN, 'must be a decimal string such as "5.00"');
-const currency = z.string().refine(isCurrency, 'must be an ISO 4217 code such as USD').meta({ description: 'ISO 4217 currency code.', example: 'USD' });
+/**
+ * A currency in any case, as postbacks take it ("usd" is USD), for offers and payouts alike. Only
+ * ASCII letters: "uſd" upper-cases to "USD" too, and is refused rather than read as USD.
+ */
+const currency = z
+  .string()
+  .regex(/^[A-Za-z]{3}$/, 'must be three ASCII letters, an ISO 4217 code such as USD')
+  .transform((code) => code.toUpperCase())
+  .refine(isCurrency, 'must be an ISO 4217 code such as USD')
+  .meta({ description: 'ISO 4217 currency code, in any case (usd is USD).', example: 'USD' });
 const destinationUrl = urlText({ max: 2048 })
   .superRefine((value, ctx) => {
     const problem = destinationTemplateProblem(value);
@@ -571,20 +581,10 @@ export function deliveryWithAttemptsJson(d: DeliveryRow & { attempts: AttemptRow
 
 // ——— Payouts (shaped in @trackway/ledger, for payout.sent too) ———
 
-/**
- * A payout's currency in any case, as postbacks take it ("usd" is USD). Only ASCII letters:
- * "uſd" upper-cases to "USD" too, and is refused rather than read as USD.
- */
-const anyCaseCurrency = z
-  .string()
-  .regex(/^[A-Za-z]{3}$/, 'must be three ASCII letters, an ISO 4217 code such as USD')
-  .transform((code) => code.toUpperCase())
-  .refine(isCurrency, 'must be an ISO 4217 code such as USD')
-  .meta({ description: 'ISO 4217 currency code, in any case (usd is USD).', example: 'USD' });
 export const PayoutCreate = z
   .strictObject({
     affiliate_id: intIdSchema,
-    currency: anyCaseCurrency,
+    currency,
     allow_inactive: z.boolean().optional().meta({ description: 'Pay an affiliate whose status is inactive (otherwise 409 affiliate_inactive).' }),
   })
   .meta({ id: 'PayoutCreate' });

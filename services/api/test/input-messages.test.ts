@@ -45,6 +45,7 @@ describe('refusals name the field and the rule, never in zod’s words', () => {
     let refusals = 0;
     const check = async (r: Route, label: string, send: () => request.Test) => {
       const res = await send();
+      if (res.status >= 500) leaks.push(`${r.method.toUpperCase()} ${r.path} ${label}: answered ${res.status}`);
       if (res.status !== 400) return;
       refusals += 1;
       const { message, fields } = res.body.error as { message: string; fields?: Record<string, string> };

@@ -99,7 +99,8 @@ describe('offers', () => {
         advertiser_id: advertiserId,
         name: 'Rev share',
         destination_url: 'https://shop.example/',
-        currency: 'EUR',
+        // Any case, as postbacks and payouts take it.
+        currency: 'eur',
         payout: { type: 'percent', percent: '12.5' },
         attribution_window_days: 7,
         min_ctit_seconds: 0,
@@ -107,6 +108,7 @@ describe('offers', () => {
       })
       .expect(201);
     expect(percent.body).toMatchObject({
+      currency: 'EUR',
       payout: { type: 'percent', percent: '12.5' },
       attribution_window_days: 7,
       min_ctit_seconds: 0,
@@ -120,7 +122,7 @@ describe('offers', () => {
         advertiser_id: 'x',
         name: '',
         destination_url: 'ftp://x',
-        currency: 'usd',
+        currency: 'uſd',
         payout: { type: 'fixed', amount: 5 },
         min_ctit_seconds: -1,
       })

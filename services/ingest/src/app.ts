@@ -82,7 +82,7 @@ export function createApp(deps: IngestDeps): RequestListener {
   others.use(errorHandler({ onServerError: (error, req) => logger.error({ err: error, request_id: (req as { id?: unknown }).id }, 'unhandled error') }));
 
   /** One log line and the request metrics, when the answer is sent. */
-  const observe = (req: IncomingMessage, res: ServerResponse, route: string, ids: { requestId: string; postbackId?: string }) => {
+  const observe = (req: IncomingMessage, res: ServerResponse, route: string, ids: RequestIds) => {
     const started = performance.now();
     res.once('finish', () => {
       const seconds = (performance.now() - started) / 1000;
@@ -94,7 +94,10 @@ export function createApp(deps: IngestDeps): RequestListener {
       const level = res.statusCode >= 500 && res.statusCode !== 503 ? 'error' : 'info';
       if (!logger.isLevelEnabled(level)) return;
       const line = {
-        req: { method: req.method, url: redactUrl(route === '/postback/{key}' ? req.url?.replace(/^(\/postback\/)[^/?]+/i, '$1[redacted]') : req.url) },
+        req: {
+          method: req.method,
+          url: withoutSecrets(redactUrl(route === '/postback/{key}' ? req.url?.replace(/^(\/postback\/)[^/?]+/i, '$1[redacted]') : req.url), ids.secrets),
+        },
         res: { statusCode: res.statusCode },
         responseTime: Math.round(seconds * 1000),
         request_id: ids.requestId,
@@ -133,7 +136,7 @@ export function createApp(deps: IngestDeps): RequestListener {
       others(req, res);
       return;
     }
-    const ids: { requestId: string; postbackId?: string } = { requestId: requestIdFor(req.headers['x-request-id']) };
+    const ids: RequestIds = { requestId: requestIdFor(req.headers['x-request-id']) };
     res.setHeader(REQUEST_ID_HEADER, ids.requestId);
     if (!health.accepting) res.setHeader('connection', 'close');
     observe(req, res, route, ids);
@@ -156,6 +159,21 @@ export function createApp(deps: IngestDeps): RequestListener {
     else handled = Promise.reject(new HttpError(405, 'method_not_allowed', 'Use GET or POST.', undefined, { Allow: 'GET, POST' }));
     handled.catch((error: unknown) => fail(res, error, ids.requestId));
   };
+}
+
+/** What a request's log line names: its id, the postback it queued, and the advertiser's secrets (never logged, whatever their shape). */
+interface RequestIds {
+  requestId: string;
+  postbackId?: string;
+  secrets?: readonly string[];
+}
+
+/** A logged URL with the advertiser's own key and secrets taken out, as sent or percent-encoded. */
+function withoutSecrets(url: string | undefined, secrets: readonly string[] | undefined): string | undefined {
+  if (!url || !secrets) return url;
+  let clean = url;
+  for (const secret of secrets) for (const form of new Set([secret, encodeURIComponent(secret)])) clean = clean.split(form).join('[redacted]');
+  return clean;
 }
 
 /** Express matches paths without regard to case or a trailing slash: so do the fast paths. */

@@ -82,7 +82,14 @@ export function createPostbackHandler({ deps, enqueue, trust, reportRedisError, 
     }
   };
 
-  return async (req: IncomingMessage, res: ServerResponse, rawQuery: string, query: Query, pathKey: string | undefined, ids: { postbackId?: string }) => {
+  return async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    rawQuery: string,
+    query: Query,
+    pathKey: string | undefined,
+    ids: { postbackId?: string; secrets?: readonly string[] },
+  ) => {
     const method = req.method === 'POST' ? 'POST' : 'GET';
     const { body, rawBody, numberTexts } = method === 'POST' ? await readPostbackBody(req, res) : {};
     const keyFields: Record<string, string> = {};
@@ -123,7 +130,7 @@ export function createPostbackHandler({ deps, enqueue, trust, reportRedisError, 
         requireSignedPostbacks: advertiser.requireSignedPostbacks,
         hasSigningSecret: signingSecrets.length > 0,
         format: advertiser.format,
-        secrets: secretsOf(key!, signingSecrets),
+        secrets: (ids.secrets = secretsOf(key!, signingSecrets)),
       },
       address,
       addressAllowed: !advertiser?.allows || advertiser.allows(address),

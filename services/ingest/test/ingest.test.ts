@@ -281,6 +281,16 @@ describe('/postback', () => {
     // As a field Trackway would store, it is refused.
     const asOrder = await request(h.app).get('/postback').query({ key: fx.postbackKey, click_id: clickId, order_id: fx.postbackKey }).expect(400);
     expect(Object.keys(asOrder.body.error.fields)).toEqual(['order_id']);
+    // Nor is it logged, even in a shape the log's redaction does not know (the secret without its prefix).
+    const lines: string[] = [];
+    const logged = createApp({
+      ...h.deps,
+      logger: createLogger({ service: 'test', level: 'info', destination: { write: (line: string) => void lines.push(line) } }),
+    });
+    const bare = secret.slice('whsec_'.length);
+    await request(logged).get('/postback').query({ key: fx.postbackKey, click_id: clickId, order_id: 'LEAK-2', note: bare }).expect(202);
+    expect(lines.join('\n')).toContain('note=[redacted]');
+    expect(lines.join('\n')).not.toContain(bare);
     await h.db.prisma.advertiser.update({ where: { id: fx.advertiserId }, data: { signingSecretSealed: null } });
     h.deps.lookups.advertiserByKeyHash.clear();
   });

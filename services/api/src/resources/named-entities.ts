@@ -1,3 +1,4 @@
+import type { EntityStatus } from '@trackway/domain';
 import { notFound } from '@trackway/http';
 import type { InvalidationKind } from '@trackway/queues';
 import type { ApiDeps } from '../deps';
@@ -9,11 +10,9 @@ import type { EntityRow } from '../representations';
  * list, get and update rows of their table. Their routes are in advertisers.ts and affiliates.ts.
  */
 
-type Status = 'active' | 'inactive';
-
 /** The slice of a Prisma delegate that advertisers and affiliates share. */
 export interface EntityDelegate<Row extends EntityRow> {
-  findMany(args: { where: { status?: Status; id?: { lt: number } }; orderBy: { id: 'desc' }; take: number }): Promise<Row[]>;
+  findMany(args: { where: { status?: EntityStatus; id?: { lt: number } }; orderBy: { id: 'desc' }; take: number }): Promise<Row[]>;
   findUnique(args: { where: { id: number } }): Promise<Row | null>;
   findUniqueOrThrow(args: { where: { id: number } }): Promise<Row>;
   updateMany(args: { where: { id: number }; data: Record<string, unknown> }): Promise<{ count: number }>;
@@ -26,7 +25,7 @@ export function namedEntities<Row extends EntityRow, J>(o: {
   json: (row: Row) => J;
 }) {
   return {
-    async list(deps: ApiDeps, query: { cursor?: string; limit: number; status?: Status }) {
+    async list(deps: ApiDeps, query: { cursor?: string; limit: number; status?: EntityStatus }) {
       return listPage(query, 'int', ({ id, ...keyset }) => o.delegate(deps).findMany({ where: { status: query.status, id }, ...keyset }), o.json);
     },
     async get(deps: ApiDeps, id: number) {
