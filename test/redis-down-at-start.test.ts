@@ -7,18 +7,20 @@ import { createClickIdCodec } from '@trackway/clickid';
 import { REPEAT_INTERVAL_MS } from '@trackway/logger';
 import { createProducerConnection, createQueue, whenReady } from '@trackway/queues';
 import {
-  type Receiver,
-  type TestDatabase,
   createFixture,
   createTestDatabase,
   deleteRedisPrefix,
+  freePort,
+  type OwnRedis,
+  ownRedis,
   randomPrefix,
+  type Receiver,
   startReceiver,
+  type TestDatabase,
   waitFor,
 } from '@trackway/testing';
 import request from 'supertest';
 import { signAdminToken } from '../services/api/src/auth';
-import { type OwnRedis, freePort, ownRedis } from '@trackway/testing';
 import { type ServiceProcess, startService, stackEnv } from './support/processes';
 import { STACK_SECRET } from './support/stack';
 

@@ -2,9 +2,8 @@
 // line per connection, queue and worker: every error of every one of them is folded into one
 // outage line per interval, and its end is one line too.
 import { REPEAT_INTERVAL_MS } from '@trackway/logger';
-import { waitFor } from '@trackway/testing';
 import request from 'supertest';
-import { type OwnRedis, freePort, ownRedis } from '@trackway/testing';
+import { type OwnRedis, freePort, ownRedis, waitFor } from '@trackway/testing';
 import { spawnService, stackEnv, type ServiceProcess } from './support/processes';
 import { type Stack, startStack } from './support/stack';
 

@@ -82,6 +82,16 @@ function migrationsCopy({ broken }: { broken?: string } = {}): string {
   return dir;
 }
 
+/** A new schema migrated up to (not including) the migration `name`: the database as it was before it. */
+async function schemaBefore(name: string): Promise<string> {
+  const schema = newSchema();
+  const dir = mkdtempSync(path.join(tmpdir(), 'trackway-migrations-'));
+  tempDirs.push(dir);
+  for (const earlier of names().filter((n) => n < name)) cpSync(path.join(REAL_MIGRATIONS, earlier), path.join(dir, earlier), { recursive: true });
+  await migrate(TEST_DATABASE_URL, { schema, dir });
+  return schema;
+}
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 describe('migrate()', () => {
@@ -241,12 +251,7 @@ describe('20261206090000_normalize_event_names', () => {
   const NAME = '20261206090000_normalize_event_names';
 
   it('writes event names in lower case (in a collision, the oldest when none is), and lists the collisions it leaves', async () => {
-    const schema = newSchema();
-    // The database as it was before this migration.
-    const before = mkdtempSync(path.join(tmpdir(), 'trackway-migrations-'));
-    tempDirs.push(before);
-    for (const name of names().filter((n) => n < NAME)) cpSync(path.join(REAL_MIGRATIONS, name), path.join(before, name), { recursive: true });
-    await migrate(TEST_DATABASE_URL, { schema, dir: before });
+    const schema = await schemaBefore(NAME);
     const insert = (id: string, order: string, event: string) =>
       admin.query(
         `INSERT INTO "${schema}".conversions (id, advertiser_id, offer_id, affiliate_id, click_id, order_id, event, status, amount, currency, payout, payout_currency, clicked_at, updated_at)
@@ -286,11 +291,7 @@ describe('20261206110000_redact_stored_secrets', () => {
   const NAME = '20261206110000_redact_stored_secrets';
 
   it('replaces every stored parameter value shaped like a postback key or signing secret, and says how many postbacks held one', async () => {
-    const schema = newSchema();
-    const before = mkdtempSync(path.join(tmpdir(), 'trackway-migrations-'));
-    tempDirs.push(before);
-    for (const name of names().filter((n) => n < NAME)) cpSync(path.join(REAL_MIGRATIONS, name), path.join(before, name), { recursive: true });
-    await migrate(TEST_DATABASE_URL, { schema, dir: before });
+    const schema = await schemaBefore(NAME);
     const key = 'pk_3xJ9yq0Z7C2hV5mN8pR1tW4bK6dF0gHs';
     const insert = (id: string, ignored: unknown) =>
       admin.query(

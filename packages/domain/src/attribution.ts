@@ -129,20 +129,9 @@ export function planConversion({ postback, click, offer, affiliate, existing, no
   const status: ConversionStatus = held ? 'pending' : postback.status;
   const conversionId = newId('conversion');
   const fraudFlags = flagRows(verdict.hits, postback.postbackId, conversionId, now);
-  const commission: CommissionState | null =
-    payout.amount.gt(0) && status !== 'rejected'
-      ? {
-          id: newId('commission'),
-          conversionId,
-          affiliateId: click.affiliateId,
-          amount: payout.amount.toString(),
-          currency: payout.currency,
-          status: commissionStatusFor(status),
-          createdAt: now,
-          payoutId: null,
-          payoutSent: false,
-        }
-      : null;
+  const commission = earnsCommission(payout.amount, status)
+    ? newCommission({ id: conversionId, affiliateId: click.affiliateId, payoutCurrency: payout.currency }, payout.amount, status, now)
+    : null;
   const conversion: ConversionState = {
     id: conversionId,
     advertiserId: postback.advertiserId,
@@ -261,30 +250,18 @@ export function changeConversion(current: ConversionState, target: ConversionTar
   const statusChanged = status !== current.status;
   if (statusChanged && !canTransition(current.status, status)) throw new RangeError(`a ${current.status} conversion cannot become ${status}`);
 
-  let commission = current.commission;
-  let commissionEvent: ((after: ConversionState) => EventEnvelope) | null = null;
-  if (commission) {
-    const previous = commission;
+  const previous = current.commission;
+  let commission = previous;
+  let commissionEvent: 'created' | 'updated' | null = null;
+  if (previous) {
     const moves = !payout.eq(previous.amount.toString());
     if (moves && previous.payoutSent) return { refused: 'amount_locked' };
     const commissionStatus = commissionStatusFor(status);
     if (moves || previous.status !== commissionStatus) commission = { ...previous, amount: payout.toString(), status: commissionStatus };
-    if (moves)
-      commissionEvent = (after) =>
-        createEvent('commission.updated', { commission: commissionJson(after.commission!), previous_amount: formatMoney(previous.amount) }, now);
-  } else if (payout.gt(0) && status !== 'rejected') {
-    commission = {
-      id: newId('commission'),
-      conversionId: current.id,
-      affiliateId: current.affiliateId,
-      amount: payout.toString(),
-      currency: current.payoutCurrency,
-      status: commissionStatusFor(status),
-      createdAt: now,
-      payoutId: null,
-      payoutSent: false,
-    };
-    commissionEvent = (after) => createEvent('commission.created', { commission: commissionJson(after.commission!) }, now);
+    if (moves) commissionEvent = 'updated';
+  } else if (earnsCommission(payout, status)) {
+    commission = newCommission(current, payout, status, now);
+    commissionEvent = 'created';
   }
 
   const flags = target.flags ?? [];
@@ -309,8 +286,34 @@ export function changeConversion(current: ConversionState, target: ConversionTar
   }
   // Statuses only move forward (canTransition): a change is to approved or rejected.
   if (statusChanged) events.push(createEvent(`conversion.${status as 'approved' | 'rejected'}`, { conversion: json, previous_status: current.status }, now));
-  if (commissionEvent) events.push(commissionEvent(after));
+  if (commissionEvent === 'created') events.push(createEvent('commission.created', { commission: commissionJson(commission!) }, now));
+  if (commissionEvent === 'updated') {
+    events.push(createEvent('commission.updated', { commission: commissionJson(commission!), previous_amount: formatMoney(previous!.amount) }, now));
+  }
   return { changed: true, after, events };
+}
+
+/** A conversion earns a commission when its payout is above zero and it is not rejected. */
+const earnsCommission = (payout: Decimal, status: ConversionStatus) => payout.gt(0) && status !== 'rejected';
+
+/** A conversion's new commission: its payout, in the payout's currency, its status following the conversion's. */
+function newCommission(
+  conversion: Pick<ConversionRow, 'id' | 'affiliateId' | 'payoutCurrency'>,
+  payout: Decimal,
+  status: ConversionStatus,
+  now: Date,
+): CommissionState {
+  return {
+    id: newId('commission'),
+    conversionId: conversion.id,
+    affiliateId: conversion.affiliateId,
+    amount: payout.toString(),
+    currency: conversion.payoutCurrency,
+    status: commissionStatusFor(status),
+    createdAt: now,
+    payoutId: null,
+    payoutSent: false,
+  };
 }
 
 /** The payout for a new amount: a percent offer's is recomputed (in the conversion's currency); a fixed one's stays. */
@@ -322,7 +325,7 @@ function repriced(current: ConversionRow, amount: Decimal, offer: Pick<OfferTerm
 export type ReviewPlan =
   | { kind: 'unchanged' }
   | { kind: 'invalid_transition'; from: ConversionStatus }
-  | { kind: 'changed'; after: ConversionState; events: EventEnvelope[] };
+  | { kind: 'changed'; after: ConversionState; events: EventEnvelope[]; writes: ConversionWrites };
 
 /**
  * A person's review (PATCH /v1/conversions/{id}): approve a held conversion, or reject one. The
@@ -334,7 +337,9 @@ export function planReview(current: ConversionState, to: 'approved' | 'rejected'
   const change = changeConversion(current, { status: to, holdReason: null }, now);
   // Without a new amount no commission amount moves: a review is never refused.
   if (change.refused) throw new Error('a review changed a locked amount');
-  return { kind: 'changed', after: change.after, events: change.events };
+  const key = conversionKey(current);
+  const writes = conversionWrites(new Map([[key, current]]), new Map([[key, change.after]]), [change]);
+  return { kind: 'changed', after: change.after, events: change.events, writes };
 }
 
 const holdReasonOf = (hit: RuleHit) => hit.holdReason ?? hit.rule;

@@ -77,7 +77,7 @@ const readByIds = statement<ConversionRecord>('ledger-read-conversions', `${CONV
  */
 export async function lockConversionsByKey(db: PgClient, keys: Array<{ advertiserId: number; orderId: string; event: string }>): Promise<ConversionState[]> {
   if (keys.length === 0) return [];
-  const locked = await lockByKeys(db, [JSON.stringify(keys)]);
+  const locked = await lockByKeys(db, [JSON.stringify(keys.map(({ advertiserId, orderId, event }) => ({ advertiserId, orderId, event })))]);
   if (locked.length === 0) return [];
   return (await readByIds(db, [locked.map((row) => row.id)])).map(toState);
 }
@@ -149,6 +149,11 @@ const insertFraudFlags = statement(
      FROM json_to_recordset($1::json) AS r(id varchar, "postbackId" varchar, "conversionId" varchar, rule varchar, details jsonb, "createdAt" timestamptz)`,
 );
 
+// A statement's rows carry its own columns only: a conversion's commission and flags, and a
+// commission's payout as read, would be serialized and parsed by Postgres for nothing.
+const conversionRows = (list: ConversionState[]) => JSON.stringify(list.map(({ commission: _commission, fraudFlags: _flags, ...row }) => row));
+const commissionRows = (list: CommissionState[]) => JSON.stringify(list.map(({ payoutId: _payout, payoutSent: _sent, ...row }) => row));
+
 /**
  * Writes planned conversion changes (conversionWrites) inside the caller's transaction, the
  * conversions locked by it beforehand. The commissions the plan changes are locked, with their
@@ -158,7 +163,7 @@ const insertFraudFlags = statement(
  */
 export async function writeConversions(db: PgClient, writes: ConversionWrites, now: Date): Promise<void> {
   if (writes.newConversions.length > 0) {
-    const inserted = await insertConversions(db, [JSON.stringify(writes.newConversions)]);
+    const inserted = await insertConversions(db, [conversionRows(writes.newConversions)]);
     if (inserted.length < writes.newConversions.length) throw new RetryTransaction('a conversion of this batch was created concurrently');
   }
   if (writes.commissionsAsRead.length > 0) {
@@ -171,9 +176,9 @@ export async function writeConversions(db: PgClient, writes: ConversionWrites, n
     });
     if (moved) throw new RetryTransaction('a commission of this batch joined a payout, or its payout was sent, concurrently');
   }
-  if (writes.changedConversions.length > 0) await updateConversions(db, [JSON.stringify(writes.changedConversions)]);
-  if (writes.newCommissions.length > 0) await insertCommissions(db, [JSON.stringify(writes.newCommissions)]);
-  if (writes.changedCommissions.length > 0) await updateCommissions(db, [JSON.stringify(writes.changedCommissions), now]);
+  if (writes.changedConversions.length > 0) await updateConversions(db, [conversionRows(writes.changedConversions)]);
+  if (writes.newCommissions.length > 0) await insertCommissions(db, [commissionRows(writes.newCommissions)]);
+  if (writes.changedCommissions.length > 0) await updateCommissions(db, [commissionRows(writes.changedCommissions), now]);
   const payouts = new Set(writes.repricedPayouts);
   if (writes.reversed.length > 0) for (const { id } of await detachFromPendingPayouts(db, [writes.reversed, now])) payouts.add(id);
   if (payouts.size > 0) await recomputePayouts(db, [[...payouts].sort(), now]);

@@ -192,12 +192,17 @@ const decodeLoosely = (text: string) => {
 /**
  * A request URL for logs: every query parameter named like a credential, or whose value is
  * shaped like one (under any name, e.g. `api_key=pk_…` or `x=whsec_…`), becomes `[redacted]`;
- * so does a path segment shaped like one (the key of `/postback/{key}`).
+ * so does a path segment shaped like one (the key of `/postback/{key}`). `known` secrets (an
+ * advertiser's own key and signing secrets) are taken out whatever their shape.
  */
-export function redactUrl(url: string | undefined): string | undefined {
+export function redactUrl(url: string | undefined, known: readonly string[] = []): string | undefined {
   if (!url) return url;
+  const secret = (text: string) => {
+    const decoded = decodeLoosely(text);
+    return SECRET_VALUE.test(decoded) || known.some((k) => decoded.includes(k));
+  };
   const at = url.indexOf('?');
-  const path = redactPath(at === -1 ? url : url.slice(0, at));
+  const path = redactPath(at === -1 ? url : url.slice(0, at), secret);
   if (at === -1) return path;
   const parts = url
     .slice(at + 1)
@@ -206,18 +211,16 @@ export function redactUrl(url: string | undefined): string | undefined {
       const eq = pair.indexOf('=');
       const name = eq === -1 ? pair : pair.slice(0, eq);
       const value = eq === -1 ? '' : pair.slice(eq + 1);
-      const decodedName = decodeLoosely(name);
-      const nameIsSecret = SECRET_VALUE.test(decodedName);
-      const secret = nameIsSecret || SECRET_NAME.test(decodedName) || SECRET_VALUE.test(decodeLoosely(value));
-      return secret ? `${nameIsSecret ? '[redacted]' : name}=[redacted]` : pair;
+      const nameIsSecret = secret(name);
+      return nameIsSecret || SECRET_NAME.test(decodeLoosely(name)) || secret(value) ? `${nameIsSecret ? '[redacted]' : name}=[redacted]` : pair;
     });
   return `${path}?${parts.join('&')}`;
 }
 
-function redactPath(path: string): string {
-  if (!SECRET_VALUE.test(decodeLoosely(path))) return path;
+function redactPath(path: string, secret: (text: string) => boolean): string {
+  if (!secret(path)) return path;
   return path
     .split('/')
-    .map((segment) => (SECRET_VALUE.test(decodeLoosely(segment)) ? '[redacted]' : segment))
+    .map((segment) => (secret(segment) ? '[redacted]' : segment))
     .join('/');
 }

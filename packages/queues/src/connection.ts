@@ -97,42 +97,32 @@ export async function failFast<T>(redis: Redis, run: () => Promise<T>, timeoutMs
 }
 
 /**
- * Resolves true once the connection is ready, or false as soon as its first try fails (or after
- * `timeoutMs`); it keeps retrying either way. A server waits for this before it listens: long
- * enough not to answer 503 to the first requests of a normal start, never longer than Redis
- * takes to refuse.
+ * Resolves true once the connection is ready, or false after `timeoutMs` — or, with
+ * `orFirstFailure`, as soon as a try fails; it keeps retrying either way.
  */
-export function whenFirstTried(redis: Redis, timeoutMs = 5_000): Promise<boolean> {
+export function whenReady(redis: Redis, timeoutMs = 5_000, options: { orFirstFailure?: boolean } = {}): Promise<boolean> {
   if (redis.status === 'ready') return Promise.resolve(true);
   return new Promise((resolve) => {
     const settle = (ready: boolean) => {
       clearTimeout(timer);
       redis.off('ready', onReady);
-      redis.off('error', onError);
-      redis.off('end', onError);
+      redis.off('error', onFailure);
+      redis.off('end', onFailure);
       resolve(ready);
     };
     const onReady = () => settle(true);
-    const onError = () => settle(false);
-    const timer = setTimeout(onError, timeoutMs);
+    const onFailure = () => settle(false);
+    const timer = setTimeout(onFailure, timeoutMs);
     redis.once('ready', onReady);
-    redis.once('error', onError);
-    redis.once('end', onError);
+    if (options.orFirstFailure) {
+      redis.once('error', onFailure);
+      redis.once('end', onFailure);
+    }
   });
 }
 
-/** Resolves true once the connection is ready, or false after `timeoutMs` (it keeps retrying). */
-export function whenReady(redis: Redis, timeoutMs = 5_000): Promise<boolean> {
-  if (redis.status === 'ready') return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      redis.off('ready', onReady);
-      resolve(false);
-    }, timeoutMs);
-    const onReady = () => {
-      clearTimeout(timer);
-      resolve(true);
-    };
-    redis.once('ready', onReady);
-  });
-}
+/**
+ * What a server waits for before it listens: long enough not to answer 503 to the first
+ * requests of a normal start, never longer than Redis takes to refuse.
+ */
+export const whenFirstTried = (redis: Redis, timeoutMs = 5_000) => whenReady(redis, timeoutMs, { orFirstFailure: true });

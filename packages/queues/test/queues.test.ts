@@ -1,6 +1,5 @@
-import { TEST_REDIS_URL, deleteRedisPrefix, randomSuffix, waitFor } from '@trackway/testing';
+import { TEST_REDIS_URL, deleteRedisPrefix, freePort, ownRedis, randomSuffix, waitFor } from '@trackway/testing';
 import { Worker } from 'bullmq';
-import { freePort, ownRedis } from '@trackway/testing';
 import {
   DEFAULT_JOB_OPTIONS,
   JOB_SCHEMAS,

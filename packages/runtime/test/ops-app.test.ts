@@ -23,5 +23,8 @@ it('serves /metrics without a token and /readyz with every check, with security 
   expect(missing.body.error.code).toBe('not_found');
   for (const res of [metrics, ready, await request(app).get('/healthz').expect(200), missing]) {
     expect(securityHeaderProblems(res.headers)).toEqual([]);
+    expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
   }
+  expect(missing.body.error.request_id).toBe(missing.headers['x-request-id']);
+  expect((await request(app).get('/healthz').set('X-Request-Id', 'probe-9').expect(200)).headers['x-request-id']).toBe('probe-9');
 });

@@ -114,7 +114,10 @@ export function routeErrors(r: Route): Partial<Record<ErrorStatus, string>> {
       errors[status] = errors[status] ? `${errors[status]} Or ${text}` : `${text[0].toUpperCase()}${text.slice(1)}`;
     };
     add(400, 'an Idempotency-Key that is not 1 to 255 printable ASCII characters.');
-    add(409, 'idempotency_key_in_progress: a request with this Idempotency-Key is still being processed; retry after Retry-After seconds.');
+    add(
+      409,
+      'idempotency_key_in_progress: a request with this Idempotency-Key is being processed, or was interrupted before its answer was recorded; retry after Retry-After seconds.',
+    );
     add(422, 'idempotency_key_reused: this Idempotency-Key was used with another route or body within 24 hours.');
   }
   return { ...errors, 429: ERRORS[429], 500: ERRORS[500] };

@@ -96,7 +96,7 @@ export function createApp(deps: IngestDeps): RequestListener {
       const line = {
         req: {
           method: req.method,
-          url: withoutSecrets(redactUrl(route === '/postback/{key}' ? req.url?.replace(/^(\/postback\/)[^/?]+/i, '$1[redacted]') : req.url), ids.secrets),
+          url: redactUrl(route === '/postback/{key}' ? req.url?.replace(/^(\/postback\/)[^/?]+/i, '$1[redacted]') : req.url, ids.secrets),
         },
         res: { statusCode: res.statusCode },
         responseTime: Math.round(seconds * 1000),
@@ -166,14 +166,6 @@ interface RequestIds {
   requestId: string;
   postbackId?: string;
   secrets?: readonly string[];
-}
-
-/** A logged URL with the advertiser's own key and secrets taken out, as sent or percent-encoded. */
-function withoutSecrets(url: string | undefined, secrets: readonly string[] | undefined): string | undefined {
-  if (!url || !secrets) return url;
-  let clean = url;
-  for (const secret of secrets) for (const form of new Set([secret, encodeURIComponent(secret)])) clean = clean.split(form).join('[redacted]');
-  return clean;
 }
 
 /** Express matches paths without regard to case or a trailing slash: so do the fast paths. */

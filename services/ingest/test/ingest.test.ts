@@ -450,6 +450,14 @@ describe('request logs', () => {
   ])('redact the key in %s', (url, expected) => {
     expect(redactUrl(url)).toBe(expected);
   });
+
+  it('takes out known secrets whatever their shape: in a value, a name, or a path segment, as sent or percent-encoded', () => {
+    const known = ['MfKQ9r8G+KYqr/TwjU'];
+    expect(redactUrl('/postback?note=MfKQ9r8G%2BKYqr%2FTwjU&x=1', known)).toBe('/postback?note=[redacted]&x=1');
+    expect(redactUrl('/postback?MfKQ9r8G%2BKYqr%2FTwjU=1', known)).toBe('/postback?[redacted]=[redacted]');
+    expect(redactUrl('/a/MfKQ9r8G%2BKYqr%2FTwjU/b', known)).toBe('/a/[redacted]/b');
+    expect(redactUrl('/postback?note=other', known)).toBe('/postback?note=other');
+  });
 });
 
 describe('X-Request-Id', () => {

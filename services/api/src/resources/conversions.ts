@@ -1,5 +1,5 @@
 import { inTransaction } from '@trackway/db';
-import { type ConversionState, conversionJson, conversionKey, conversionWrites, planReview } from '@trackway/domain';
+import { conversionJson, planReview } from '@trackway/domain';
 import { HttpError, notFound } from '@trackway/http';
 import { lockConversion, writeConversions } from '@trackway/ledger';
 import { insertEvents, publishEvents } from '@trackway/outbox';
@@ -67,8 +67,7 @@ export default resource(
           const plan = planReview(current, status, now);
           if (plan.kind === 'invalid_transition') throw new HttpError(409, 'invalid_transition', `A ${plan.from} conversion cannot become ${status}.`);
           if (plan.kind === 'unchanged') return { conversion: current, events: [] };
-          const key = conversionKey(current);
-          await writeConversions(client, conversionWrites(new Map([[key, current]]), new Map<string, ConversionState>([[key, plan.after]]), [plan]), now);
+          await writeConversions(client, plan.writes, now);
           await insertEvents(client, plan.events);
           return { conversion: plan.after, events: plan.events };
         });

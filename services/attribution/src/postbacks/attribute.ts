@@ -92,10 +92,7 @@ async function attributeIn(client: PgClient, postbacks: PostbackFacts[], loaded:
   const keys = [...new Map(fresh.map((p) => [conversionKey(p), p])).values()];
   // The batch before this one (of this process) has committed: its orders are decided.
   await after;
-  const locked = await lockConversionsByKey(
-    client,
-    keys.map(({ advertiserId, orderId, event }) => ({ advertiserId, orderId, event })),
-  );
+  const locked = await lockConversionsByKey(client, keys);
   const existing = new Map(locked.map((row) => [conversionKey(row), row]));
   const plan = planBatch({ postbacks: fresh, ...loaded, existing, now });
   // Another batch created one of these orders after we looked, or a payout took one of the
