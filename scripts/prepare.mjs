@@ -16,11 +16,19 @@ const mtime = (file) => (existsSync(file) ? statSync(file).mtimeMs : 0);
 const run = (cmd, argv, env = {}) =>
   execFileSync(cmd, argv, { cwd: root, stdio: quiet ? ['ignore', 'ignore', 'inherit'] : 'inherit', env: { ...process.env, ...env } });
 
+/** Runs the pnpm that runs this script (npm_execpath), so that `npx pnpm@12 start` needs no pnpm on PATH. */
+function runPnpm(argv, env) {
+  const own = process.env.npm_execpath;
+  const pnpm = own && /pnpm/.test(path.basename(own)) ? own : 'pnpm';
+  if (/\.[cm]?js$/.test(pnpm)) run(process.execPath, [pnpm, ...argv], env);
+  else run(pnpm, argv, env);
+}
+
 export function ensureDependencies() {
   const marker = path.join(root, 'node_modules', '.modules.yaml');
   if (mtime(marker) >= mtime(path.join(root, 'pnpm-lock.yaml'))) return;
   say('installing dependencies (pnpm install --frozen-lockfile)');
-  run('pnpm', ['install', '--frozen-lockfile']);
+  runPnpm(['install', '--frozen-lockfile']);
 }
 
 export function ensureEnvFile() {
@@ -48,7 +56,7 @@ export function ensurePrismaClient() {
   say('generating the Prisma client');
   // `prisma generate` runs offline once PRISMA_SCHEMA_ENGINE_BINARY names any existing file:
   // generation never executes the schema engine.
-  run('pnpm', ['exec', 'prisma', 'generate'], {
+  runPnpm(['exec', 'prisma', 'generate'], {
     PRISMA_SCHEMA_ENGINE_BINARY: process.env.PRISMA_SCHEMA_ENGINE_BINARY ?? process.execPath,
     PRISMA_HIDE_UPDATE_MESSAGE: '1',
   });

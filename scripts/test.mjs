@@ -1,15 +1,34 @@
 #!/usr/bin/env node
-// `pnpm test`: installs and generates when needed, then runs the whole jest suite against the
-// local Redis and PostgreSQL (each test file in its own Postgres schema and BullMQ prefix).
+// `pnpm test`: installs and generates when needed, finds or starts PostgreSQL and Redis
+// (scripts/stores.mjs: TEST_DATABASE_URL and TEST_REDIS_URL when set, else the local defaults,
+// else an embedded PostgreSQL and a redis-server under .trackway/), then runs the whole jest suite
+// (each test file in its own Postgres schema and BullMQ prefix), and stops what it started.
 // Extra arguments go to jest, e.g. `pnpm test services/ingest` or `pnpm test --json --outputFile=r.json`.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureDependencies, ensurePrismaClient } from './prepare.mjs';
+import { prepareStores, printStartError } from './stores.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 ensureDependencies();
 ensurePrismaClient();
-const jest = path.join(root, 'node_modules', 'jest', 'bin', 'jest.js');
-const result = spawnSync(process.execPath, [jest, ...process.argv.slice(2)], { cwd: root, stdio: 'inherit' });
-process.exit(result.status ?? 1);
+
+let stores;
+try {
+  stores = await prepareStores({ root, kind: 'test', say: (line) => console.log(`[test] ${line}`) });
+} catch (error) {
+  printStartError('[test]', error);
+  process.exit(1);
+}
+const jest = spawn(process.execPath, [path.join(root, 'node_modules', 'jest', 'bin', 'jest.js'), ...process.argv.slice(2)], {
+  cwd: root,
+  stdio: 'inherit',
+  env: { ...process.env, ...stores.env },
+});
+// Ctrl-C reaches jest too (one process group); pnpm passes SIGTERM on to this process only.
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => jest.kill(signal));
+jest.on('exit', async (code, signal) => {
+  await stores.stop();
+  process.exit(code ?? (signal ? 1 : 0));
+});

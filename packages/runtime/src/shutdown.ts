@@ -38,8 +38,11 @@ export function installShutdown(opts: { logger: Logger; timeoutMs: number; steps
     })();
     return started;
   };
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  process.once('SIGINT', () => void shutdown('SIGINT'));
+  // A signal can arrive twice (a terminal's Ctrl-C reaches the whole process group, and `pnpm
+  // start` passes it on too): the later ones must not kill the process mid-drain, which the
+  // default action of a signal without a listener would.
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
   return shutdown;
 }
 

