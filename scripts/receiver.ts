@@ -1,5 +1,5 @@
 // `pnpm run receiver [--port 4000] [--fail 2] [--status 500]`, the endpoint's signing secret in
-// WEBHOOK_SECRET or typed at the prompt (hidden; read from standard input when it is not a
+// TRACKWAY_WEBHOOK_SECRET or typed at the prompt (hidden; read from standard input when it is not a
 // terminal). `--secret whsec_…` still works, but shows the secret to anyone running `ps`.
 // A local webhook subscriber for trying Trackway out: verifies every request with the published
 // `standardwebhooks` library and prints the event. --fail N answers 500 to the first N
@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { read } from 'read';
 import { Webhook } from 'standardwebhooks';
 
-const USAGE = 'usage: WEBHOOK_SECRET=whsec_… pnpm run receiver [--port 4000] [--fail N] [--status S] (or type the secret at its prompt)';
+const USAGE = 'usage: TRACKWAY_WEBHOOK_SECRET=whsec_… pnpm run receiver [--port 4000] [--fail N] [--status S] (or type the secret at its prompt)';
 const { values } = parseArgs({
   // pnpm passes a literal "--" through: accept both `pnpm run receiver --port …` and `… -- --port …`.
   args: process.argv.slice(2).filter((arg) => arg !== '--'),
@@ -18,7 +18,7 @@ const { values } = parseArgs({
 });
 
 async function signingSecret(): Promise<string> {
-  const given = values.secret ?? process.env.WEBHOOK_SECRET;
+  const given = values.secret ?? process.env.TRACKWAY_WEBHOOK_SECRET;
   if (given) return given.trim();
   if (process.stdin.isTTY) return (await read({ prompt: "The endpoint's signing secret (whsec_…): ", silent: true, replace: '*' })).trim();
   // Piped: the first line of standard input.

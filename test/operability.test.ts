@@ -1,12 +1,15 @@
 // Every service as a real process: /healthz, /readyz and Prometheus /metrics on each (behind
 // METRICS_TOKEN on the public ports), JSON logs that follow one postback from ingest through
-// attribution to its deliveries, secrets redacted.
+// attribution to its deliveries, secrets redacted. Run on its own (as in production), a service
+// says what stops it in one line of words, with the stack trace only at LOG_LEVEL=debug; a store
+// it cannot reach does not stop it: its outage lines name the variable, the address and what to do.
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { createTestDatabase, startReceiver, waitFor } from '@trackway/testing';
 import request from 'supertest';
 import { type ServiceProcess, spawnService, stackEnv } from './support/processes';
 import { type Stack, startStack } from './support/stack';
+import { startTcpProxy } from './support/tcp-proxy';
 
 let stack: Stack;
 const running: ServiceProcess[] = [];
@@ -233,4 +236,76 @@ it('starts every service beside a bad setting of another one; only the service t
   expect(api).not.toContain('DELIVERY_ENDPOINT_CONCURRENCY');
   expect(delivery).toContain('Invalid environment:\n  - DELIVERY_ENDPOINT_CONCURRENCY: must be a whole number\n');
   expect(delivery).not.toContain('INGEST_PORT');
+}, 60_000);
+
+const spawnKept = (...args: Parameters<typeof spawnService>) => {
+  const p = spawnService(...args);
+  running.push(p);
+  return p;
+};
+
+it('a port in use stops the service with one line naming the variable', async () => {
+  const taken = net.createServer().listen(0, '0.0.0.0');
+  await new Promise((resolve) => taken.once('listening', resolve));
+  try {
+    const port = (taken.address() as net.AddressInfo).port;
+    const api = spawnKept('api', stackEnv(stack, { API_PORT: String(port) }));
+    expect(await api.exited).toBe(1);
+    const lines = api
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('could not start'));
+    expect(lines).toEqual([`api could not start: port ${port} (API_PORT) is in use by another program: stop it, or set API_PORT to a free port`]);
+    expect(api.output()).not.toMatch(/^\s+at /m);
+  } finally {
+    taken.close();
+  }
+}, 30_000);
+
+it('a bad variable stops it naming the variable; LOG_LEVEL=debug adds the stack trace', async () => {
+  const quiet = spawnKept('ingest', stackEnv(stack, { INGEST_PORT: 'eighty' }));
+  expect(await quiet.exited).toBe(1);
+  expect(quiet.output()).toMatch(/^ingest could not start: Invalid environment:\n {2}- INGEST_PORT: /m);
+  expect(quiet.output()).not.toMatch(/^\s+at /m);
+  const loud = spawnKept('ingest', { ...stackEnv(stack, { INGEST_PORT: 'eighty' }), LOG_LEVEL: 'debug' });
+  expect(await loud.exited).toBe(1);
+  expect(loud.output()).toMatch(/^ingest could not start: ConfigError: Invalid environment:[\s\S]*\n\s+at /m);
+}, 30_000);
+
+it('PostgreSQL out of reach: the worker keeps running, says so in words without a stack trace per failed job, and when it is back', async () => {
+  // PostgreSQL behind a proxy that is down from the start.
+  const proxy = await startTcpProxy(Number(new URL(stack.db.url).port || 5432));
+  await proxy.stop();
+  const url = new URL(stack.db.url);
+  url.port = String(proxy.port);
+  const worker = spawnKept(
+    'attribution',
+    stackEnv(stack, { DATABASE_URL: url.toString(), OUTBOX_RELAY_INTERVAL: '200ms', QUEUE_PREFIX: `${stack.prefix}-pg` }),
+  );
+  await worker.waitForOutput(/"msg":"postgres unavailable"/, 20_000);
+  const lines = () =>
+    worker
+      .output()
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line));
+  expect(lines().find((line) => line.msg === 'postgres unavailable')).toMatchObject({
+    service: 'attribution',
+    dependency: 'postgres',
+    variable: 'DATABASE_URL',
+    address: `127.0.0.1:${proxy.port}`,
+    hint: 'attribution keeps running and retrying: start PostgreSQL at that address, or set DATABASE_URL to one that answers',
+    source: 'job failed (outbox)',
+    err: { message: expect.stringContaining('ECONNREFUSED') },
+  });
+  // Several relay ticks later: still running, no line per failed job, no stack trace.
+  await new Promise((resolve) => setTimeout(resolve, 1_500));
+  expect(worker.child.exitCode).toBeNull();
+  expect(worker.output()).not.toContain('"msg":"job failed"');
+  expect(worker.output()).not.toMatch(/"stack":"[^"]/);
+
+  await proxy.start();
+  await worker.waitForOutput(/"msg":"postgres available again"/, 20_000);
+  expect(lines().find((line) => line.msg === 'postgres available again')).toMatchObject({ dependency: 'postgres', variable: 'DATABASE_URL' });
+  await proxy.stop();
 }, 60_000);

@@ -49,6 +49,13 @@ it('logs a Redis outage as structured JSON lines, one per interval, and recovers
   expect(lines.length).toBeGreaterThan(0);
   for (const line of lines) expect(() => JSON.parse(line)).not.toThrow();
   const parsed = lines.map((line) => JSON.parse(line) as { msg: string; level: string; err?: { message?: string } });
+  // In words: which variable names the store, where it is, and what to do.
+  expect(parsed[0]).toMatchObject({
+    msg: 'redis unavailable',
+    variable: 'REDIS_URL',
+    address: new URL(redis.url).host,
+    hint: 'attribution keeps running and retrying: start Redis at that address, or set REDIS_URL to one that answers',
+  });
   // Folded: the outage's first line, then at most one per interval, whatever the sources.
   expect(parsed.map((l) => l.msg).filter((msg) => msg !== 'redis still unavailable')).toEqual(['redis unavailable']);
   expect(lines.length).toBeLessThanOrEqual(1 + Math.floor((Date.now() - down) / REPEAT_INTERVAL_MS));

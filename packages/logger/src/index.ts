@@ -117,8 +117,18 @@ const MAX_SOURCES = 20;
  * latest), `<dependency> available again` when it answers. `isUp` lets an interval with no
  * error end the outage too (a recovery no event announced).
  */
-export function outageLog(logger: Pick<Logger, 'error' | 'info'>, options: { dependency: string; intervalMs?: number; isUp?: () => boolean }): OutageLog {
+export function outageLog(
+  logger: Pick<Logger, 'error' | 'info'>,
+  options: {
+    dependency: string;
+    intervalMs?: number;
+    isUp?: () => boolean;
+    /** Told on the outage's lines, in words: the variable that names the dependency, its address, what to do. */
+    about?: { variable: string; address: string; hint: string };
+  },
+): OutageLog {
   const { dependency } = options;
+  const about = options.about ?? {};
   const intervalMs = options.intervalMs ?? REPEAT_INTERVAL_MS;
   let since = 0;
   let down = false;
@@ -135,7 +145,7 @@ export function outageLog(logger: Pick<Logger, 'error' | 'info'>, options: { dep
       return;
     }
     logger.error(
-      { dependency, down_ms: Date.now() - since, errors: folded, sources: [...sources].sort(), err: errorFields(latest) },
+      { dependency, ...about, down_ms: Date.now() - since, errors: folded, sources: [...sources].sort(), err: errorFields(latest) },
       `${dependency} still unavailable`,
     );
     folded = 0;
@@ -150,7 +160,7 @@ export function outageLog(logger: Pick<Logger, 'error' | 'info'>, options: { dep
     if (!down) return;
     clearTimeout(timer);
     timer = undefined;
-    logger.info({ dependency, down_ms: Date.now() - since, ...(folded > 0 ? { errors: folded } : {}) }, `${dependency} available again`);
+    logger.info({ dependency, ...about, down_ms: Date.now() - since, ...(folded > 0 ? { errors: folded } : {}) }, `${dependency} available again`);
     down = false;
   }
 
@@ -161,7 +171,7 @@ export function outageLog(logger: Pick<Logger, 'error' | 'info'>, options: { dep
         since = Date.now();
         folded = 0;
         sources = new Set();
-        logger.error({ dependency, source, err: errorFields(error) }, `${dependency} unavailable`);
+        logger.error({ dependency, ...about, source, err: errorFields(error) }, `${dependency} unavailable`);
         arm();
         return;
       }

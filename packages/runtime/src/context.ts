@@ -1,6 +1,6 @@
 import { type CommonConfig, type ServiceConfig, type ServiceName, loadDotEnv, loadServiceConfig } from '@trackway/config';
 import { type PgPool, type PrismaClient, createDatabase, pendingMigrations } from '@trackway/db';
-import { type ErrorReporter, type Logger, createLogger, errorReporter, outageLog, stdoutDestination } from '@trackway/logger';
+import { type ErrorReporter, type Logger, type OutageLog, createLogger, errorReporter, outageLog, stdoutDestination } from '@trackway/logger';
 import {
   INVALIDATION_KINDS,
   type InvalidationKind,
@@ -27,6 +27,8 @@ export interface ServiceContext<C extends CommonConfig = CommonConfig> {
    * go to `reportError`.
    */
   reportRedisError: ErrorReporter;
+  /** PostgreSQL cannot be reached (the workers' jobs fail on it): one outage line per interval, in words. */
+  postgresOutage: OutageLog;
   metrics: Metrics;
   prisma: PrismaClient;
   /** The pg pool under `prisma`, for the hot paths' named multi-row statements. */
@@ -53,6 +55,20 @@ export interface ServiceContext<C extends CommonConfig = CommonConfig> {
   disconnect: () => Promise<void>;
 }
 
+/** host:port of each URL of a list (a Redis Cluster's seeds), never its credentials. */
+function hostsOf(urls: string): string {
+  return urls
+    .split(',')
+    .map((url) => {
+      try {
+        return new URL(url.trim()).host;
+      } catch {
+        return 'an unreadable URL';
+      }
+    })
+    .join(', ');
+}
+
 /** What every service process starts with: parsed config, logger, metrics, Postgres, Redis, health checks. */
 export function createServiceContext<N extends ServiceName>(service: N, options: { poolSize?: number } = {}): ServiceContext<ServiceConfig<N>> {
   loadDotEnv();
@@ -66,7 +82,15 @@ export function createServiceContext<N extends ServiceName>(service: N, options:
   // Every connection, queue and worker fails and retries on its own while Redis is down: one
   // outage line per interval for all of them, and one when every connection is back.
   const allReady = () => connections.every((c) => c.status === 'ready');
-  const redisOutage = outageLog(logger, { dependency: 'redis', isUp: allReady });
+  // Run on its own (as in production), a service keeps running and retrying while a store is
+  // down; its outage lines say in words which variable names it, where, and what to do.
+  const about = (variable: string, url: string, store: string) => ({
+    variable,
+    address: hostsOf(url),
+    hint: `${service} keeps running and retrying: start ${store} at that address, or set ${variable} to one that answers`,
+  });
+  const redisOutage = outageLog(logger, { dependency: 'redis', isUp: allReady, about: about('REDIS_URL', config.REDIS_URL, 'Redis') });
+  const postgresOutage = outageLog(logger, { dependency: 'postgres', about: about('DATABASE_URL', config.DATABASE_URL, 'PostgreSQL') });
   const reportRedisError: ErrorReporter = (context, error, message) => {
     if (!redisOutage.down && !isRedisUnreachable(error)) return reportError(context, error, message);
     const names = Object.values(context);
@@ -109,6 +133,7 @@ export function createServiceContext<N extends ServiceName>(service: N, options:
     logger,
     reportError,
     reportRedisError,
+    postgresOutage,
     metrics,
     prisma,
     pool,

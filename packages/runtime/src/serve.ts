@@ -18,6 +18,19 @@ export function queueList<Q extends string>(value: string, allowed: readonly Q[]
   return names as Q[];
 }
 
+/** A port that cannot be had, in words: which variable names it and what to do. */
+async function listenOn<T>(variable: string, port: number, listening: () => Promise<T>): Promise<T> {
+  try {
+    return await listening();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE')
+      throw new Error(`port ${port} (${variable}) is in use by another program: stop it, or set ${variable} to a free port`, { cause: error });
+    if (code === 'EACCES') throw new Error(`port ${port} (${variable}) needs privileges this process lacks: set ${variable} above 1023`, { cause: error });
+    throw error;
+  }
+}
+
 /**
  * An HTTP service's life: listen once Redis is up, or as soon as it failed to answer (the hot
  * paths then answer 503 and readiness tells why; nothing waits for Redis to come),
@@ -29,7 +42,7 @@ export async function serveHttp(
   opts: { name: string; app: RequestListener; port: number; close: () => Promise<unknown> },
 ) {
   await ctx.producerReady;
-  const server = await listen(opts.app, opts.port, httpLimits(ctx.config));
+  const server = await listenOn(`${opts.name.toUpperCase()}_PORT`, opts.port, () => listen(opts.app, opts.port, httpLimits(ctx.config)));
   ctx.logger.info({ port: (server.address() as AddressInfo).port }, `${opts.name} listening`);
   installShutdown({
     logger: ctx.logger,
@@ -57,7 +70,9 @@ export async function serveWorkers(
     const stopped = opts.workers.filter((w) => !w.isRunning()).map((w) => w.name);
     if (stopped.length > 0) throw new Error(`not running: ${stopped.join(', ')}`);
   };
-  const server = await listen(createOpsApp(ctx.health, ctx.metrics, ctx.logger), ctx.config.HEALTH_PORT, httpLimits(ctx.config));
+  const server = await listenOn('HEALTH_PORT', ctx.config.HEALTH_PORT, () =>
+    listen(createOpsApp(ctx.health, ctx.metrics, ctx.logger), ctx.config.HEALTH_PORT, httpLimits(ctx.config)),
+  );
   ctx.logger.info({ queues: opts.queues, health_port: (server.address() as AddressInfo).port }, `${opts.name} worker running`);
   installShutdown({
     logger: ctx.logger,
@@ -74,10 +89,15 @@ export async function serveWorkers(
   });
 }
 
-/** Runs a service's main; a start-up failure (bad config, unreachable migration state) exits 1. */
-export function runMain(main: () => Promise<void>): void {
+/**
+ * Runs a service's main; a start-up failure (a bad variable, a port in use) exits 1 with one
+ * message naming the service, and its stack trace only with LOG_LEVEL=debug (or trace).
+ */
+export function runMain(service: string, main: () => Promise<void>): void {
   main().catch((error) => {
-    console.error(error instanceof Error ? error.message : error);
+    const debug = ['debug', 'trace'].includes(process.env.LOG_LEVEL ?? '');
+    const detail = error instanceof Error ? ((debug ? error.stack : undefined) ?? error.message) : String(error);
+    console.error(`${service} could not start: ${detail}`);
     process.exit(1);
   });
 }

@@ -1,5 +1,6 @@
 import type { Job, Worker } from 'bullmq';
-import { type ErrorReporter, type Logger, errorReporter } from '@trackway/logger';
+import { isStoreUnreachable } from '@trackway/http';
+import { type ErrorReporter, type Logger, type OutageLog, errorReporter } from '@trackway/logger';
 import type { Metrics } from './metrics';
 
 /** The ids that follow a postback from ingest through attribution to each delivery. */
@@ -30,7 +31,10 @@ export function jobIds(job: Job | undefined): Record<string, string> {
  */
 const QUIET_QUEUES: ReadonlySet<string> = new Set(['postbacks', 'clicks', 'events', 'deliveries']);
 
-export function registerWorker(worker: Worker, deps: { logger: Logger; metrics: Metrics; reportRedisError?: ErrorReporter }): Worker {
+export function registerWorker(
+  worker: Worker,
+  deps: { logger: Logger; metrics: Metrics; reportRedisError?: ErrorReporter; postgresOutage?: OutageLog },
+): Worker {
   const { logger, metrics } = deps;
   const queue = worker.name;
   const observe = (job: Job, result: 'completed' | 'failed') => {
@@ -40,13 +44,17 @@ export function registerWorker(worker: Worker, deps: { logger: Logger; metrics: 
   };
   worker.on('completed', (job) => {
     observe(job, 'completed');
+    deps.postgresOutage?.recovered();
     // Scheduler ticks (the outbox relay every few seconds) would drown the log at info.
     const level = job.repeatJobKey || QUIET_QUEUES.has(queue) ? 'debug' : 'info';
     logger[level]({ queue, job_id: job.id, attempts: job.attemptsMade, ...jobIds(job) }, 'job completed');
   });
   worker.on('failed', (job, error) => {
     if (job) observe(job, 'failed');
-    logger.warn({ queue, job_id: job?.id, attempts: job?.attemptsMade, ...jobIds(job), err: error }, 'job failed');
+    // A job that failed because PostgreSQL cannot be reached is retried like any other; while
+    // the outage lasts, its failures are folded into the outage's lines (no stack per job).
+    if (deps.postgresOutage && isStoreUnreachable(error)) deps.postgresOutage.report(`job failed (${queue})`, error);
+    else logger.warn({ queue, job_id: job?.id, attempts: job?.attemptsMade, ...jobIds(job), err: error }, 'job failed');
   });
   worker.on('stalled', (jobId) => logger.warn({ queue, job_id: jobId }, 'job stalled'));
   // Repeats while Redis is down: folded into the process's outage line (ServiceContext), or

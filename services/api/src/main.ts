@@ -7,7 +7,7 @@ import { createApp } from './app';
 import { createVerifier } from './auth';
 import { startIdempotencyPruning } from './idempotency';
 
-runMain(async () => {
+runMain('api', async () => {
   const ctx = createServiceContext('api');
   const { config, logger, producer } = ctx;
   const queues = createQueues(producer, config.QUEUE_PREFIX, ctx.reportRedisError);

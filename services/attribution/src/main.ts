@@ -3,7 +3,7 @@ import { createQueue } from '@trackway/queues';
 import { createServiceContext, queueList, runMain, serveWorkers } from '@trackway/runtime';
 import { ATTRIBUTION_QUEUES, createWorkers } from './workers';
 
-runMain(async () => {
+runMain('attribution', async () => {
   // One postback batch and one click batch write at a time; the relay and offer lookups share the rest.
   const ctx = createServiceContext('attribution', { poolSize: 6 });
   const { config, producer } = ctx;
@@ -28,6 +28,7 @@ runMain(async () => {
       logger: ctx.logger,
       metrics: ctx.metrics,
       reportRedisError: ctx.reportRedisError,
+      postgresOutage: ctx.postgresOutage,
       concurrency: { postbacks: config.ATTRIBUTION_CONCURRENCY, clicks: config.CLICKS_CONCURRENCY },
       batches: { postbacks: { size: config.ATTRIBUTION_BATCH_SIZE, waitMs: config.ATTRIBUTION_BATCH_WAIT } },
       workerOptions: { lockDuration: config.WORKER_LOCK_DURATION, stalledInterval: config.WORKER_STALLED_INTERVAL },

@@ -1,6 +1,6 @@
 import type { ClickIdCodec } from '@trackway/clickid';
 import type { PgPool, PrismaClient } from '@trackway/db';
-import type { ErrorReporter, Logger } from '@trackway/logger';
+import type { ErrorReporter, Logger, OutageLog } from '@trackway/logger';
 import { enqueueEvents, markPublished, relayOutbox } from '@trackway/outbox';
 import { type ClickJob, type InvalidationKind, type PostbackJob, QUEUE, type TypedQueue, cappedExponentialDelay, parseJob } from '@trackway/queues';
 import { type Metrics, MicroBatcher, cachedLookup, registerWorker } from '@trackway/runtime';
@@ -36,6 +36,8 @@ export interface AttributionDeps {
   metrics: Metrics;
   /** Where the workers' errors go (ServiceContext.reportRedisError: an outage is one line per interval). */
   reportRedisError?: ErrorReporter;
+  /** Jobs failing because PostgreSQL cannot be reached: folded into its outage lines (ServiceContext.postgresOutage). */
+  postgresOutage?: OutageLog;
   /** Jobs each worker runs at once: the batches are formed from them. */
   concurrency: { postbacks: number; clicks: number };
   batches?: Partial<Record<'postbacks' | 'clicks', BatchSettings>>;

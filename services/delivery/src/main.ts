@@ -5,7 +5,7 @@ import { createServiceContext, queueList, runMain, serveWorkers } from '@trackwa
 import { scheduleHousekeeping } from './housekeeping';
 import { DELIVERY_QUEUES, createDeliveryWorkers } from './workers';
 
-runMain(async () => {
+runMain('delivery', async () => {
   const ctx = createServiceContext('delivery', { poolSize: 20 });
   const { config, logger, producer } = ctx;
   const consumed = queueList(config.DELIVERY_QUEUES, DELIVERY_QUEUES, 'DELIVERY_QUEUES');
@@ -33,6 +33,7 @@ runMain(async () => {
       logger,
       metrics: ctx.metrics,
       reportRedisError: ctx.reportRedisError,
+      postgresOutage: ctx.postgresOutage,
       concurrency: { events: config.DELIVERY_FANOUT_CONCURRENCY, deliveries: config.DELIVERY_CONCURRENCY },
       workerOptions: { lockDuration: config.WORKER_LOCK_DURATION, stalledInterval: config.WORKER_STALLED_INTERVAL },
       settings: {

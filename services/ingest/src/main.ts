@@ -6,7 +6,7 @@ import { createServiceContext, runMain, serveHttp } from '@trackway/runtime';
 import { createApp } from './app';
 import { createLookups } from './lookups';
 
-runMain(async () => {
+runMain('ingest', async () => {
   const ctx = createServiceContext('ingest', { poolSize: 5 });
   const { config, producer } = ctx;
   const queues = {
