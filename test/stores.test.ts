@@ -23,6 +23,12 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(state, { recursive: true, force: true }));
 
+type Options = Omit<Parameters<typeof prepareStores>[0], 'root' | 'state'>;
+/** The stores for this test's own state folder. */
+const prepare = (options: Options) => prepareStores({ root: ROOT, state, ...options });
+/** How preparing them fails: its StartError's message. */
+const refusal = (options: Options) => failure(prepare(options));
+
 /** A port nothing listens on. */
 const closedPort = freePort;
 const failure = (promise: Promise<unknown>) =>
@@ -38,7 +44,7 @@ const failure = (promise: Promise<unknown>) =>
 
 describe('a URL the user set', () => {
   it('is used as it is when something answers there', async () => {
-    const stores = await prepareStores({ root: ROOT, state, kind: 'start', env: { DATABASE_URL: TEST_DATABASE_URL }, dotEnv: { REDIS_URL: TEST_REDIS_URL } });
+    const stores = await prepare({ kind: 'start', env: { DATABASE_URL: TEST_DATABASE_URL }, dotEnv: { REDIS_URL: TEST_REDIS_URL } });
     expect(stores.env).toEqual({ DATABASE_URL: TEST_DATABASE_URL, REDIS_URL: TEST_REDIS_URL });
     await stores.stop();
     expect(existsSync(path.join(state, 'postgres'))).toBe(false);
@@ -46,9 +52,7 @@ describe('a URL the user set', () => {
 
   it('is never replaced: nothing answering there stops the launcher with the variable, where it was set, the address and what to do', async () => {
     const port = await closedPort();
-    const message = await failure(
-      prepareStores({ root: ROOT, state, kind: 'start', env: { DATABASE_URL: `postgresql://app:hunter2@127.0.0.1:${port}/trackway` }, dotEnv: {} }),
-    );
+    const message = await refusal({ kind: 'start', env: { DATABASE_URL: `postgresql://app:hunter2@127.0.0.1:${port}/trackway` }, dotEnv: {} });
     expect(message).toBe(
       `PostgreSQL: nothing answers at 127.0.0.1:${port}, the address in DATABASE_URL (set in the environment: postgresql://app:…@127.0.0.1:${port}/trackway); ` +
         'tried a TCP connection: connection refused. A URL you set is used as it is, never replaced: start PostgreSQL there, or change DATABASE_URL, ' +
@@ -59,15 +63,7 @@ describe('a URL the user set', () => {
 
   it('names .env when the URL came from there (Redis first: it is checked before PostgreSQL)', async () => {
     const port = await closedPort();
-    const message = await failure(
-      prepareStores({
-        root: ROOT,
-        state,
-        kind: 'start',
-        env: { DATABASE_URL: 'postgresql://127.0.0.1:1/x' },
-        dotEnv: { REDIS_URL: `redis://127.0.0.1:${port}` },
-      }),
-    );
+    const message = await refusal({ kind: 'start', env: { DATABASE_URL: 'postgresql://127.0.0.1:1/x' }, dotEnv: { REDIS_URL: `redis://127.0.0.1:${port}` } });
     expect(message).toMatch(
       new RegExp(`^Redis: nothing answers at 127\\.0\\.0\\.1:${port}, the address in REDIS_URL \\(set in \\.env: redis://127\\.0\\.0\\.1:${port}\\)`),
     );
@@ -76,30 +72,26 @@ describe('a URL the user set', () => {
 
   it('in the environment wins over .env, and an empty value counts as unset', async () => {
     const port = await closedPort();
-    const message = await failure(
-      prepareStores({
-        root: ROOT,
-        state,
-        kind: 'start',
-        env: { REDIS_URL: `redis://127.0.0.1:${port}`, DATABASE_URL: '' },
-        dotEnv: { REDIS_URL: TEST_REDIS_URL, DATABASE_URL: '' },
-      }),
-    );
+    const message = await refusal({
+      kind: 'start',
+      env: { REDIS_URL: `redis://127.0.0.1:${port}`, DATABASE_URL: '' },
+      dotEnv: { REDIS_URL: TEST_REDIS_URL, DATABASE_URL: '' },
+    });
     expect(message).toContain(`the address in REDIS_URL (set in the environment: redis://127.0.0.1:${port})`);
   });
 
   it('for the tests: TEST_DATABASE_URL, and REDIS_URL when TEST_REDIS_URL is unset', async () => {
     const port = await closedPort();
-    const message = await failure(prepareStores({ root: ROOT, state, kind: 'test', env: { REDIS_URL: `redis://127.0.0.1:${port}` } }));
+    const message = await refusal({ kind: 'test', env: { REDIS_URL: `redis://127.0.0.1:${port}` } });
     expect(message).toContain('the address in REDIS_URL (set in the environment');
-    const stores = await prepareStores({ root: ROOT, state, kind: 'test', env: { TEST_DATABASE_URL, TEST_REDIS_URL } });
+    const stores = await prepare({ kind: 'test', env: { TEST_DATABASE_URL, TEST_REDIS_URL } });
     expect(stores.env).toEqual({ TEST_DATABASE_URL, TEST_REDIS_URL });
   });
 });
 
 describe('nothing set', () => {
   it('uses the default address when something answers there', async () => {
-    const stores = await prepareStores({ root: ROOT, state, kind: 'start', env: {}, defaults: { postgres: TEST_DATABASE_URL, redis: TEST_REDIS_URL } });
+    const stores = await prepare({ kind: 'start', env: {}, defaults: { postgres: TEST_DATABASE_URL, redis: TEST_REDIS_URL } });
     expect(stores.env).toEqual({ DATABASE_URL: TEST_DATABASE_URL, REDIS_URL: TEST_REDIS_URL });
   });
 
@@ -107,9 +99,7 @@ describe('nothing set', () => {
     const emptyPath = mkdtempSync(path.join(os.tmpdir(), 'no-redis-'));
     try {
       const port = await closedPort();
-      const message = await failure(
-        prepareStores({ root: ROOT, state, kind: 'start', env: { PATH: emptyPath }, defaults: { redis: `redis://127.0.0.1:${port}` } }),
-      );
+      const message = await refusal({ kind: 'start', env: { PATH: emptyPath }, defaults: { redis: `redis://127.0.0.1:${port}` } });
       expect(message).toBe(
         `Redis: nothing answers at redis://127.0.0.1:${port}, the default REDIS_URL, and no redis-server is installed to start one (no npm package ships a Redis server). ` +
           'Install Redis and run the command again — it starts redis-server itself, with its data under .trackway/redis: ' +
@@ -128,16 +118,12 @@ describe('nothing set', () => {
     try {
       const port = (taken.address() as net.AddressInfo).port;
       const closed = await closedPort();
-      const message = await failure(
-        prepareStores({
-          root: ROOT,
-          state,
-          kind: 'start',
-          env: { PATH: process.env.PATH },
-          defaults: { redis: `redis://127.0.0.1:${closed}` },
-          ports: { redis: port },
-        }),
-      );
+      const message = await refusal({
+        kind: 'start',
+        env: { PATH: process.env.PATH },
+        defaults: { redis: `redis://127.0.0.1:${closed}` },
+        ports: { redis: port },
+      });
       expect(message).toBe(
         `Redis: nothing answers at redis://127.0.0.1:${closed}, the default REDIS_URL, and the embedded Redis's port ${port} is taken by another program. ` +
           'Stop that program, or set REDIS_URL to a Redis you run.',
