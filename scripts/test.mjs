@@ -11,23 +11,35 @@ import { ensureDependencies, ensurePrismaClient } from './prepare.mjs';
 import { prepareStores, printStartError } from './stores.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-ensureDependencies();
-ensurePrismaClient();
+let jest;
+let interrupted;
+// Ctrl-C reaches jest too (one process group); pnpm passes SIGTERM on to this process only. One
+// that comes while the stores start is acted on once they are up, so that none is left running.
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    interrupted = signal;
+    jest?.kill(signal);
+  });
+}
 
 let stores;
 try {
+  ensureDependencies();
+  ensurePrismaClient();
   stores = await prepareStores({ root, kind: 'test', say: (line) => console.log(`[test] ${line}`) });
 } catch (error) {
   printStartError('[test]', error);
   process.exit(1);
 }
-const jest = spawn(process.execPath, [path.join(root, 'node_modules', 'jest', 'bin', 'jest.js'), ...process.argv.slice(2)], {
+if (interrupted) {
+  await stores.stop();
+  process.exit(1);
+}
+jest = spawn(process.execPath, [path.join(root, 'node_modules', 'jest', 'bin', 'jest.js'), ...process.argv.slice(2)], {
   cwd: root,
   stdio: 'inherit',
   env: { ...process.env, ...stores.env },
 });
-// Ctrl-C reaches jest too (one process group); pnpm passes SIGTERM on to this process only.
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => jest.kill(signal));
 jest.on('exit', async (code, signal) => {
   await stores.stop();
   process.exit(code ?? (signal ? 1 : 0));

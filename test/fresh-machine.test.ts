@@ -9,7 +9,20 @@
 // PostgreSQL 18 (the suite's own run covers the machine's PostgreSQL 15). Needs root (CI is root).
 // The launcher's failure messages are checked here too, as a user sees them.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+} from 'node:fs';
 import path from 'node:path';
 import { TEST_DATABASE_URL, TEST_REDIS_URL, freePort } from '@trackway/testing';
 
@@ -235,5 +248,24 @@ describe('pnpm start, when a store it was told to use does not answer', () => {
       `[setup] PostgreSQL: could not create, migrate or seed the database at ${url} (DATABASE_URL): role "no_such_role" does not exist. Check that DATABASE_URL names a server, user and password that can create that database, then run pnpm start again.`,
     );
     expect(failed.output).not.toMatch(/^\s+at /m);
+  }, 60_000);
+  it('without pnpm to install the dependencies with, says so in words', async () => {
+    // Dependencies out of date (the lock file newer than the install), and no pnpm on PATH.
+    const lock = path.join(dir, 'pnpm-lock.yaml');
+    const { atime, mtime } = statSync(lock);
+    const bin = path.join(dir, '.bin-node-only');
+    mkdirSync(bin, { recursive: true });
+    if (!existsSync(path.join(bin, 'node'))) symlinkSync(process.execPath, path.join(bin, 'node'));
+    utimesSync(lock, new Date(), new Date(Date.now() + 60_000));
+    try {
+      const failed = await run(['node', 'scripts/start.mjs'], { outside: true, env: userEnv({ PATH: bin }) });
+      expect(failed.code).toBe(1);
+      expect(failed.output).toContain(
+        '[start] pnpm: could not install the dependencies (`pnpm install --frozen-lockfile`): pnpm is not installed (or not on PATH). Install pnpm 12 (`npm install -g pnpm@12.4.2`) or run `npx pnpm@12.4.2 start`.',
+      );
+      expect(failed.output).not.toMatch(/^\s+at /m);
+    } finally {
+      utimesSync(lock, atime, mtime);
+    }
   }, 60_000);
 });

@@ -255,7 +255,7 @@ it('a port in use stops the service with one line naming the variable', async ()
       .output()
       .split('\n')
       .filter((line) => line.includes('could not start'));
-    expect(lines).toEqual([`api could not start: port ${port} (API_PORT) is in use by another program: stop it, or set API_PORT to a free port`]);
+    expect(lines).toEqual([`api could not start: port ${port} (API_PORT) is in use by another program: stop it, or set that variable to a free port`]);
     expect(api.output()).not.toMatch(/^\s+at /m);
   } finally {
     taken.close();

@@ -14,20 +14,25 @@ import { seedIfEmpty } from '../scripts/seed';
 
 const ROOT = path.resolve(__dirname, '..');
 
-it('writes .env from .env.example with generated secrets the services accept, once', () => {
+/** A checkout whose dependencies and Prisma client are up to date: only .env is missing. */
+function upToDateCheckout(): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'prepare-'));
+  for (const file of ['scripts/prepare.mjs', 'scripts/stores.mjs', '.env.example', 'pnpm-lock.yaml', 'prisma/schema.prisma']) {
+    mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+    copyFileSync(path.join(ROOT, file), path.join(dir, file));
+  }
+  const later = new Date(Date.now() + 60_000);
+  for (const file of ['node_modules/.modules.yaml', 'packages/db/src/generated/prisma/client.ts']) {
+    mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+    writeFileSync(path.join(dir, file), '');
+    utimesSync(path.join(dir, file), later, later);
+  }
+  return dir;
+}
+
+it('writes .env from .env.example with generated secrets the services accept, once', () => {
+  const dir = upToDateCheckout();
   try {
-    // A checkout whose dependencies and Prisma client are up to date: only .env is missing.
-    for (const file of ['scripts/prepare.mjs', '.env.example', 'pnpm-lock.yaml', 'prisma/schema.prisma']) {
-      mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
-      copyFileSync(path.join(ROOT, file), path.join(dir, file));
-    }
-    const later = new Date(Date.now() + 60_000);
-    for (const file of ['node_modules/.modules.yaml', 'packages/db/src/generated/prisma/client.ts']) {
-      mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
-      writeFileSync(path.join(dir, file), '');
-      utimesSync(path.join(dir, file), later, later);
-    }
     execFileSync(process.execPath, [path.join(dir, 'scripts/prepare.mjs'), '--quiet'], { cwd: dir });
     const text = readFileSync(path.join(dir, '.env'), 'utf8');
     const env = parseEnv(text);
@@ -41,6 +46,27 @@ it('writes .env from .env.example with generated secrets the services accept, on
     // A second run keeps the secrets the running services share.
     execFileSync(process.execPath, [path.join(dir, 'scripts/prepare.mjs'), '--quiet'], { cwd: dir });
     expect(readFileSync(path.join(dir, '.env'), 'utf8')).toBe(text);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+it("empties the default URLs an earlier pnpm start wrote into .env, and never a user's own .env", () => {
+  const dir = upToDateCheckout();
+  try {
+    const old = readFileSync(path.join(ROOT, '.env.example'), 'utf8')
+      .replace(/^DATABASE_URL=$/m, 'DATABASE_URL=postgresql://postgres@127.0.0.1:5432/trackway')
+      .replace(/^REDIS_URL=$/m, 'REDIS_URL=redis://127.0.0.1:6379');
+    writeFileSync(path.join(dir, '.env'), old);
+    const printed = execFileSync(process.execPath, [path.join(dir, 'scripts/prepare.mjs')], { cwd: dir, encoding: 'utf8' });
+    const env = parseEnv(readFileSync(path.join(dir, '.env'), 'utf8'));
+    expect([env.DATABASE_URL, env.REDIS_URL]).toEqual(['', '']);
+    expect(printed).toContain('[prepare] .env: emptied DATABASE_URL and REDIS_URL');
+    // A .env the user wrote (not starting with the generated header): their URLs stay.
+    const own = 'DATABASE_URL=postgresql://postgres@127.0.0.1:5432/trackway\nREDIS_URL=redis://127.0.0.1:6379\n';
+    writeFileSync(path.join(dir, '.env'), own);
+    execFileSync(process.execPath, [path.join(dir, 'scripts/prepare.mjs')], { cwd: dir });
+    expect(readFileSync(path.join(dir, '.env'), 'utf8')).toBe(own);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

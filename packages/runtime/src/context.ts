@@ -1,3 +1,4 @@
+import { isStoreUnreachable } from '@trackway/http';
 import { type CommonConfig, type ServiceConfig, type ServiceName, loadDotEnv, loadServiceConfig } from '@trackway/config';
 import { type PgPool, type PrismaClient, createDatabase, pendingMigrations } from '@trackway/db';
 import { type ErrorReporter, type Logger, type OutageLog, createLogger, errorReporter, outageLog, stdoutDestination } from '@trackway/logger';
@@ -28,7 +29,7 @@ export interface ServiceContext<C extends CommonConfig = CommonConfig> {
    */
   reportRedisError: ErrorReporter;
   /** PostgreSQL cannot be reached (the workers' jobs fail on it): one outage line per interval, in words. */
-  postgresOutage: OutageLog;
+  postgresOutage: PostgresOutage;
   metrics: Metrics;
   prisma: PrismaClient;
   /** The pg pool under `prisma`, for the hot paths' named multi-row statements. */
@@ -53,6 +54,24 @@ export interface ServiceContext<C extends CommonConfig = CommonConfig> {
   startUpStep: (check: string, step: () => Promise<unknown>) => void;
   /** Closes the connections the context opened. */
   disconnect: () => Promise<void>;
+}
+
+export interface PostgresOutage extends OutageLog {
+  /** Whether an error says PostgreSQL could not be reached (not Redis, whose errors look alike). */
+  concerns(error: unknown): boolean;
+}
+
+/** Prisma's "can't reach the database" codes, or a connection error naming the database's port. */
+function reachingPostgres(url: string): (error: unknown) => boolean {
+  let port = '5432';
+  try {
+    port = new URL(url).port || port;
+  } catch {}
+  return (error) => {
+    if (!isStoreUnreachable(error)) return false;
+    const { code, message } = error as { code?: unknown; message?: unknown };
+    return (typeof code === 'string' && /^P10/.test(code)) || (typeof message === 'string' && message.includes(`:${port}`));
+  };
 }
 
 /** host:port of each URL of a list (a Redis Cluster's seeds), never its credentials. */
@@ -90,7 +109,10 @@ export function createServiceContext<N extends ServiceName>(service: N, options:
     hint: `${service} keeps running and retrying: start ${store} at that address, or set ${variable} to one that answers`,
   });
   const redisOutage = outageLog(logger, { dependency: 'redis', isUp: allReady, about: about('REDIS_URL', config.REDIS_URL, 'Redis') });
-  const postgresOutage = outageLog(logger, { dependency: 'postgres', about: about('DATABASE_URL', config.DATABASE_URL, 'PostgreSQL') });
+  const postgresOutage: PostgresOutage = Object.assign(
+    outageLog(logger, { dependency: 'postgres', about: about('DATABASE_URL', config.DATABASE_URL, 'PostgreSQL') }),
+    { concerns: reachingPostgres(config.DATABASE_URL) },
+  );
   const reportRedisError: ErrorReporter = (context, error, message) => {
     if (!redisOutage.down && !isRedisUnreachable(error)) return reportError(context, error, message);
     const names = Object.values(context);

@@ -18,15 +18,15 @@ export function queueList<Q extends string>(value: string, allowed: readonly Q[]
   return names as Q[];
 }
 
-/** A port that cannot be had, in words: which variable names it and what to do. */
+/** A port that cannot be had, in words: which variable names it (`variable`, as the user sets it) and what to do. */
 async function listenOn<T>(variable: string, port: number, listening: () => Promise<T>): Promise<T> {
   try {
     return await listening();
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE')
-      throw new Error(`port ${port} (${variable}) is in use by another program: stop it, or set ${variable} to a free port`, { cause: error });
-    if (code === 'EACCES') throw new Error(`port ${port} (${variable}) needs privileges this process lacks: set ${variable} above 1023`, { cause: error });
+      throw new Error(`port ${port} (${variable}) is in use by another program: stop it, or set that variable to a free port`, { cause: error });
+    if (code === 'EACCES') throw new Error(`port ${port} (${variable}) needs privileges this process lacks: set that variable above 1023`, { cause: error });
     throw error;
   }
 }
@@ -70,7 +70,9 @@ export async function serveWorkers(
     const stopped = opts.workers.filter((w) => !w.isRunning()).map((w) => w.name);
     if (stopped.length > 0) throw new Error(`not running: ${stopped.join(', ')}`);
   };
-  const server = await listenOn('HEALTH_PORT', ctx.config.HEALTH_PORT, () =>
+  // `pnpm start` sets each worker's HEALTH_PORT from ATTRIBUTION_HEALTH_PORT / DELIVERY_HEALTH_PORT.
+  const variable = `HEALTH_PORT, or ${opts.name.toUpperCase()}_HEALTH_PORT under pnpm start`;
+  const server = await listenOn(variable, ctx.config.HEALTH_PORT, () =>
     listen(createOpsApp(ctx.health, ctx.metrics, ctx.logger), ctx.config.HEALTH_PORT, httpLimits(ctx.config)),
   );
   ctx.logger.info({ queues: opts.queues, health_port: (server.address() as AddressInfo).port }, `${opts.name} worker running`);

@@ -1,6 +1,6 @@
 import type { Job, Worker } from 'bullmq';
-import { isStoreUnreachable } from '@trackway/http';
-import { type ErrorReporter, type Logger, type OutageLog, errorReporter } from '@trackway/logger';
+import { type ErrorReporter, type Logger, errorReporter } from '@trackway/logger';
+import type { PostgresOutage } from './context';
 import type { Metrics } from './metrics';
 
 /** The ids that follow a postback from ingest through attribution to each delivery. */
@@ -33,7 +33,7 @@ const QUIET_QUEUES: ReadonlySet<string> = new Set(['postbacks', 'clicks', 'event
 
 export function registerWorker(
   worker: Worker,
-  deps: { logger: Logger; metrics: Metrics; reportRedisError?: ErrorReporter; postgresOutage?: OutageLog },
+  deps: { logger: Logger; metrics: Metrics; reportRedisError?: ErrorReporter; postgresOutage?: PostgresOutage },
 ): Worker {
   const { logger, metrics } = deps;
   const queue = worker.name;
@@ -53,7 +53,7 @@ export function registerWorker(
     if (job) observe(job, 'failed');
     // A job that failed because PostgreSQL cannot be reached is retried like any other; while
     // the outage lasts, its failures are folded into the outage's lines (no stack per job).
-    if (deps.postgresOutage && isStoreUnreachable(error)) deps.postgresOutage.report(`job failed (${queue})`, error);
+    if (deps.postgresOutage?.concerns(error)) deps.postgresOutage.report(`job failed (${queue})`, error);
     else logger.warn({ queue, job_id: job?.id, attempts: job?.attemptsMade, ...jobIds(job), err: error }, 'job failed');
   });
   worker.on('stalled', (jobId) => logger.warn({ queue, job_id: jobId }, 'job stalled'));

@@ -1,9 +1,9 @@
 import type { ClickIdCodec } from '@trackway/clickid';
 import type { PgPool, PrismaClient } from '@trackway/db';
-import type { ErrorReporter, Logger, OutageLog } from '@trackway/logger';
+import type { ErrorReporter, Logger } from '@trackway/logger';
 import { enqueueEvents, markPublished, relayOutbox } from '@trackway/outbox';
 import { type ClickJob, type InvalidationKind, type PostbackJob, QUEUE, type TypedQueue, cappedExponentialDelay, parseJob } from '@trackway/queues';
-import { type Metrics, MicroBatcher, cachedLookup, registerWorker } from '@trackway/runtime';
+import { type Metrics, MicroBatcher, type PostgresOutage, cachedLookup, registerWorker } from '@trackway/runtime';
 import { type Processor, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { writeClicks } from './clicks/write-clicks';
@@ -37,7 +37,7 @@ export interface AttributionDeps {
   /** Where the workers' errors go (ServiceContext.reportRedisError: an outage is one line per interval). */
   reportRedisError?: ErrorReporter;
   /** Jobs failing because PostgreSQL cannot be reached: folded into its outage lines (ServiceContext.postgresOutage). */
-  postgresOutage?: OutageLog;
+  postgresOutage?: PostgresOutage;
   /** Jobs each worker runs at once: the batches are formed from them. */
   concurrency: { postbacks: number; clicks: number };
   batches?: Partial<Record<'postbacks' | 'clicks', BatchSettings>>;

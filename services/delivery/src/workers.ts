@@ -1,9 +1,9 @@
 import { setMaxListeners } from 'node:events';
 import type { PgPool, PrismaClient } from '@trackway/db';
 import type { SecretBox } from '@trackway/domain';
-import type { ErrorReporter, Logger, OutageLog } from '@trackway/logger';
+import type { ErrorReporter, Logger } from '@trackway/logger';
 import { DELIVERY_BACKOFF, type JobPayloads, QUEUE, type TypedQueue, cappedExponentialDelay, parseJob } from '@trackway/queues';
-import { MAX_BREAKER_SERIES, type Metrics, registerWorker } from '@trackway/runtime';
+import { MAX_BREAKER_SERIES, type Metrics, type PostgresOutage, registerWorker } from '@trackway/runtime';
 import type { AddressPolicy } from '@trackway/webhooks';
 import { type Job, type Processor, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -59,7 +59,7 @@ export interface DeliveryDeps {
   /** Where the workers' errors go (ServiceContext.reportRedisError: an outage is one line per interval). */
   reportRedisError?: ErrorReporter;
   /** Jobs failing because PostgreSQL cannot be reached: folded into its outage lines (ServiceContext.postgresOutage). */
-  postgresOutage?: OutageLog;
+  postgresOutage?: PostgresOutage;
   concurrency: { events: number; deliveries: number };
   settings: DeliverySettings;
   /** Extra worker options (tests shorten lock durations to exercise stalled-job recovery). */
