@@ -205,16 +205,34 @@ async function stopServer(pid, signal, hard) {
   }
 }
 
-/** What stop() does for a launcher using a server: it leaves, and the last one out stops the server. */
-const leaving = (usersDir, stop) => async () => {
-  if (users.leave(usersDir)) await stop();
-};
-
-/** The line telling that a server was found running: shared with other launchers, or adopted. */
-const foundRunning = (label, where, usersDir) =>
-  users.others(usersDir).length > 0
-    ? `${label}: the embedded ${label} is already running at ${where}, shared with another pnpm start or pnpm test: the last of them stops it`
-    : `${label}: the embedded ${label} is already running at ${where}, left by a launcher that is gone: adopted, it stops with these services`;
+/**
+ * This launcher uses an embedded server: the one running on `port` (when it is ours: `running()`
+ * finds its pid), or one `start` starts. Returns its stop(): this launcher leaves, and the last
+ * one out stops the server.
+ */
+async function useServer({ label, port, usersDir, running, why, variable, where, say, stop }, start) {
+  users.join(usersDir);
+  try {
+    if ((await probe('127.0.0.1', port)) !== 'open') await start();
+    else if (!running()) {
+      throw new StartError(
+        `${label}: ${why}, and the embedded ${label}'s port ${port} is taken by another program. Stop that program, or set ${variable} to a ${label} you run.`,
+      );
+    } else if (users.others(usersDir).length > 0) {
+      say(`${label}: the embedded ${label} is already running at ${where}, shared with another pnpm start or pnpm test: the last of them stops it`);
+    } else {
+      say(`${label}: the embedded ${label} is already running at ${where}, left by a launcher that is gone: adopted, it stops with these services`);
+    }
+  } catch (error) {
+    users.leave(usersDir);
+    throw error;
+  }
+  return async () => {
+    if (!users.leave(usersDir)) return;
+    const pid = running();
+    if (pid) await stop(pid);
+  };
+}
 
 const STARTUP_TIMEOUT_MS = 60_000;
 
@@ -229,31 +247,15 @@ async function embeddedPostgres({ root, state }, database, port, { why, variable
   const logFile = path.join(home, 'postgres.log');
   const running = () => readPid(path.join(dataDir, 'postmaster.pid'), 'postgres');
 
-  users.join(usersDir);
-  try {
-    if ((await probe('127.0.0.1', port)) === 'open') {
-      if (!running()) {
-        throw new StartError(
-          `PostgreSQL: ${why}, and the embedded PostgreSQL's port ${port} is taken by another program. Stop that program, or set ${variable} to a PostgreSQL you run.`,
-        );
-      }
-      say(foundRunning('PostgreSQL', where, usersDir));
-    } else {
+  const stop = await useServer(
+    { label: 'PostgreSQL', port, usersDir, running, why, variable, where, say, stop: (pid) => stopServer(pid, 'SIGINT', 'SIGQUIT') },
+    async () => {
       say(`PostgreSQL: ${why}; starting the embedded PostgreSQL 18 at ${where}`);
       await startKeeper({ root, dataDir, port, home, usersDir, logFile, where, why, variable });
-    }
-  } catch (error) {
-    users.leave(usersDir);
-    throw error;
-  }
+    },
+  );
   say(`PostgreSQL: ${variable}=${shown(url)} (its password is in ${shownPath(root, path.join(home, 'postgres-password'))})`);
-  return {
-    url,
-    stop: leaving(usersDir, async () => {
-      const pid = running();
-      if (pid) await stopServer(pid, 'SIGINT', 'SIGQUIT');
-    }),
-  };
+  return { url, stop };
 }
 
 /** Starts scripts/embedded-postgres.mjs (the keeper: it stops the server once no launcher uses it), and waits until it answers. */
@@ -342,32 +344,16 @@ async function embeddedRedis({ root, state }, env, port, { why, variable }, say)
   const where = `127.0.0.1:${port} (data in ${shownPath(root, dir)}, AOF on, a password of its own)`;
   const running = () => readPid(pidFile, 'redis-server');
 
-  users.join(usersDir);
-  try {
-    if ((await probe('127.0.0.1', port)) === 'open') {
-      if (!running()) {
-        throw new StartError(
-          `Redis: ${why}, and the embedded Redis's port ${port} is taken by another program. Stop that program, or set ${variable} to a Redis you run.`,
-        );
-      }
-      say(foundRunning('Redis', where, usersDir));
-    } else {
+  const stop = await useServer(
+    { label: 'Redis', port, usersDir, running, why, variable, where, say, stop: (pid) => stopServer(pid, 'SIGTERM', 'SIGKILL') },
+    async () => {
       const binary = findRedisServer(env.PATH);
       if (!binary) throw new StartError(noRedisServer(why, variable));
       say(`Redis: ${why}; starting ${binary} at ${where}`);
       await startRedis({ binary, port, dir, password, pidFile, why, variable });
-    }
-  } catch (error) {
-    users.leave(usersDir);
-    throw error;
-  }
-  return {
-    url,
-    stop: leaving(usersDir, async () => {
-      const pid = running();
-      if (pid) await stopServer(pid, 'SIGTERM', 'SIGKILL');
-    }),
-  };
+    },
+  );
+  return { url, stop };
 }
 
 async function startRedis({ binary, port, dir, password, pidFile, why, variable }) {

@@ -129,6 +129,16 @@ describe('nothing set', () => {
         `Redis: nothing answers at redis://127.0.0.1:${closed}, the default REDIS_URL, and the embedded Redis's port ${port} is taken by another program. ` +
           'Stop that program, or set REDIS_URL to a Redis you run.',
       );
+      const postgres = await refusal({
+        kind: 'start',
+        env: { REDIS_URL: TEST_REDIS_URL },
+        defaults: { postgres: `postgresql://postgres@127.0.0.1:${closed}/trackway` },
+        ports: { postgres: port },
+      });
+      expect(postgres).toBe(
+        `PostgreSQL: nothing answers at postgresql://postgres@127.0.0.1:${closed}/trackway, the default DATABASE_URL, and the embedded PostgreSQL's port ${port} is taken by another program. ` +
+          'Stop that program, or set DATABASE_URL to a PostgreSQL you run.',
+      );
     } finally {
       taken.close();
     }
@@ -258,27 +268,6 @@ describe('nothing set', () => {
     // The log it names says why.
     expect(readFileSync(path.join(state, 'postgres.log'), 'utf8')).toMatch(/postgres: /);
   }, 30_000);
-
-  it("says so when another program holds the embedded PostgreSQL's port", async () => {
-    const taken = net.createServer((socket) => socket.end()).listen(0, '127.0.0.1');
-    await new Promise((resolve) => taken.once('listening', resolve));
-    try {
-      const port = (taken.address() as net.AddressInfo).port;
-      const closed = await closedPort();
-      const message = await refusal({
-        kind: 'start',
-        env: { REDIS_URL: TEST_REDIS_URL },
-        defaults: { postgres: `postgresql://postgres@127.0.0.1:${closed}/trackway` },
-        ports: { postgres: port },
-      });
-      expect(message).toBe(
-        `PostgreSQL: nothing answers at postgresql://postgres@127.0.0.1:${closed}/trackway, the default DATABASE_URL, and the embedded PostgreSQL's port ${port} is taken by another program. ` +
-          'Stop that program, or set DATABASE_URL to a PostgreSQL you run.',
-      );
-    } finally {
-      taken.close();
-    }
-  });
 
   it('is shared by launchers running at once: the last one to stop stops it; one left running is adopted', async () => {
     const [closed, port] = [await closedPort(), await freePort()];
