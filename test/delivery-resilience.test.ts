@@ -38,6 +38,8 @@ async function emit(count = 1) {
   await publishEvents(stack.db.pool, stack.queues.events, events);
   return events;
 }
+/** The port of the PostgreSQL under the test's database (TEST_DATABASE_URL's: not always 5432). */
+const postgresPort = () => Number(new URL(stack.db.url).port || 5432);
 const deliveryOf = (endpointId: string) => stack.db.prisma.delivery.findFirst({ where: { endpointId }, include: { attempts: true } });
 
 it('logs one HTTP attempt once when the answer to its commit was lost', async () => {
@@ -45,7 +47,7 @@ it('logs one HTTP attempt once when the answer to its commit was lost', async ()
   // first attempt record: the commit happened, the worker does not know it.
   let armed = false;
   const server = net.createServer((client) => {
-    const upstream = net.connect(5432, '127.0.0.1');
+    const upstream = net.connect(postgresPort(), '127.0.0.1');
     let recording = false;
     client.on('data', (chunk) => {
       if (armed && chunk.includes('attempts-record')) recording = true;
@@ -99,7 +101,7 @@ it.each([
 ])(
   'records, after a shutdown during a Postgres outage, the 2xx it got, instead of sending again%s',
   async (_title, disable) => {
-    const proxy: TcpProxy = await startTcpProxy(5432);
+    const proxy: TcpProxy = await startTcpProxy(postgresPort());
     const url = new URL(stack.db.url);
     url.port = String(proxy.port);
     const proxied: Database = createDatabase(url.toString(), { poolSize: 5 });

@@ -244,8 +244,11 @@ describe('pnpm start, when a store it was told to use does not answer', () => {
     url.pathname = '/trackway';
     const failed = await run(['pnpm', 'start'], { outside: true, env: userEnv({ DATABASE_URL: url.toString(), REDIS_URL: TEST_REDIS_URL }) });
     expect(failed.code).toBe(1);
-    expect(failed.output).toContain(
-      `[setup] PostgreSQL: could not create, migrate or seed the database at ${url} (DATABASE_URL): role "no_such_role" does not exist. Check that DATABASE_URL names a server, user and password that can create that database, then run pnpm start again.`,
+    // Refused as the server's authentication says: an unknown role (trust) or its password (scram).
+    const shownUrl = url.toString().replace(/:[^:@/]*@/, ':…@');
+    expect(failed.output).toContain(`[setup] PostgreSQL: could not create, migrate or seed the database at ${shownUrl} (DATABASE_URL): `);
+    expect(failed.output).toMatch(
+      /\(DATABASE_URL\): (role "no_such_role" does not exist|password authentication failed for user "no_such_role")\. Check that DATABASE_URL names a server, user and password that can create that database, then run pnpm start again\./,
     );
     expect(failed.output).not.toMatch(/^\s+at /m);
   }, 60_000);
