@@ -12,7 +12,8 @@
 // the server runs as the `postgres` user, created when missing), then starts the server on
 // 127.0.0.1:PORT only. Reports `{ready: true}` or `{error: "…"}` over IPC; the server's own
 // lines go to --log (mode 0600).
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -40,14 +41,38 @@ const server = new EmbeddedPostgres({
   onError: (error) => log(`[error] ${error instanceof Error ? error.message : error}`),
 });
 
+/**
+ * The package writes the password to a file in os.tmpdir() for initdb, which runs as `postgres`
+ * when we are root: a folder of the server's user only (0700), the file readable by it (umask 022).
+ * As root, the `postgres` user is created first when missing (the package would, but only later).
+ */
+function privateTmpDir() {
+  const tmp = path.join(path.dirname(path.resolve(values.dir)), 'tmp');
+  mkdirSync(tmp, { recursive: true, mode: 0o700 });
+  if (os.userInfo().uid === 0) {
+    const id = (flag) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
+    try {
+      id('-u');
+    } catch {
+      execFileSync('sh', ['-c', 'getent group postgres >/dev/null || groupadd postgres; useradd -g postgres postgres'], { stdio: 'ignore' });
+    }
+    chownSync(tmp, id('-u'), id('-g'));
+    process.umask(0o022);
+  }
+  process.env.TMPDIR = tmp;
+}
+
 try {
+  privateTmpDir();
   if (!existsSync(path.join(values.dir, 'PG_VERSION'))) await server.initialise();
   await server.start();
   report({ ready: true });
 } catch (error) {
   // The package rejects a server that exits during start with no reason: its log has it.
   report({ error: error instanceof Error && error.message ? error.message.split('\n')[0] : `the server exited; see ${values.log}` });
-  await server.stop().catch(() => undefined);
+  // stop() would wait for an exit that already happened.
+  const child = server.process;
+  if (child && child.exitCode === null && child.signalCode === null) await server.stop().catch(() => undefined);
   process.exit(1);
 }
 // The server stopped (a launcher's fast shutdown, or a crash): nothing left to keep.

@@ -28,6 +28,10 @@ function runPnpm(argv, env, what) {
     if (/\.[cm]?js$/.test(pnpm)) run(process.execPath, [pnpm, ...argv], env);
     else run(pnpm, argv, env);
   } catch (error) {
+    if (error.signal === 'SIGINT' || error.signal === 'SIGTERM') {
+      // Ctrl-C while pnpm ran: a stop, not a failure.
+      throw Object.assign(new StartError(`stopped (${error.signal}) while pnpm was running to ${what}`), { interrupted: true });
+    }
     const why = error.code === 'ENOENT' ? `${pnpm} is not installed (or not on PATH)` : `it exited with ${error.status ?? error.signal}`;
     throw new StartError(
       `pnpm: could not ${what} (\`pnpm ${argv.join(' ')}\`): ${why}. ` +

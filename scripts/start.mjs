@@ -120,8 +120,9 @@ async function main() {
       });
     }
   } catch (error) {
-    printStartError('[start]', error, settings);
-    exitCode = 1;
+    if (error.interrupted) say(error.message);
+    else printStartError('[start]', error, settings);
+    exitCode = error.interrupted ? 0 : 1;
     await finish();
   }
 }

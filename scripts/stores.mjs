@@ -9,9 +9,9 @@
 //
 // Every failure is a StartError: one paragraph in words (which store, which variable, which
 // address, what was tried, what to do), printed without a stack trace.
-import { execFileSync, fork, spawn } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { accessSync, chmodSync, chownSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -128,7 +128,12 @@ function ownFolder(dir, mode = asRoot() ? 0o711 : 0o700) {
 
 /** A generated secret kept in a 0600 file, made on first use. */
 function secretIn(file) {
-  if (!existsSync(file)) writeFileSync(file, `${randomBytes(18).toString('base64url')}\n`, { mode: 0o600 });
+  try {
+    // 'wx': of two first runs at once, one writes it and both read that one.
+    writeFileSync(file, `${randomBytes(18).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (error) {
+    if (error.code !== 'EEXIST') throw error;
+  }
   return readFileSync(file, 'utf8').trim();
 }
 
@@ -136,8 +141,9 @@ function secretIn(file) {
 function runs(pid, program) {
   try {
     process.kill(pid, 0);
-  } catch {
-    return false;
+  } catch (error) {
+    // EPERM: alive, and another user's.
+    if (error.code !== 'EPERM') return false;
   }
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(program);
@@ -168,7 +174,12 @@ export const users = {
   },
   others(dir) {
     const pids = existsSync(dir) ? readdirSync(dir).map(Number) : [];
-    return pids.filter((pid) => pid !== process.pid && Number.isInteger(pid) && runs(pid, 'node'));
+    return pids.filter((pid) => {
+      if (pid === process.pid || !Number.isInteger(pid)) return false;
+      if (runs(pid, 'node')) return true;
+      rmSync(path.join(dir, String(pid)), { force: true }); // a launcher gone without leaving
+      return false;
+    });
   },
   leave(dir) {
     rmSync(path.join(dir, String(process.pid)), { force: true });
@@ -260,19 +271,10 @@ async function embeddedPostgres({ root, state }, database, port, { why, variable
 
 /** Starts scripts/embedded-postgres.mjs (the keeper: it stops the server once no launcher uses it), and waits until it answers. */
 async function startKeeper({ root, dataDir, port, home, usersDir, logFile, where, why, variable }) {
-  // The package writes the password to a file in TMPDIR for initdb (as `postgres`, when root): a folder of the server's user only.
-  const tmp = path.join(home, 'tmp');
-  mkdirSync(tmp, { recursive: true, mode: 0o700 });
-  if (asRoot()) {
-    const [uid, gid] = ['-u', '-g'].map((flag) =>
-      Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()),
-    );
-    if (Number.isInteger(uid)) chownSync(tmp, uid, gid);
-  }
   const keeper = fork(
     path.join(root, 'scripts', 'embedded-postgres.mjs'),
     ['--dir', dataDir, '--port', String(port), '--password-file', path.join(home, 'postgres-password'), '--log', logFile, '--users', usersDir],
-    { cwd: home, detached: true, stdio: ['ignore', 'ignore', 'ignore', 'ipc'], env: { ...process.env, TMPDIR: tmp } },
+    { cwd: home, detached: true, stdio: ['ignore', 'ignore', 'ignore', 'ipc'] },
   );
   let timer;
   const outcome = await new Promise((resolve) => {
@@ -342,7 +344,8 @@ async function embeddedRedis({ root, state }, env, port, { why, variable }, say)
   const usersDir = path.join(dir, 'users');
   const pidFile = path.join(dir, 'redis.pid');
   const where = `127.0.0.1:${port} (data in ${shownPath(root, dir)}, AOF on, a password of its own)`;
-  const running = () => readPid(pidFile, 'redis-server');
+  // Redis's process title holds its address: a pid reused by another redis-server is not ours.
+  const running = () => readPid(pidFile, `:${port}`);
 
   const stop = await useServer(
     { label: 'Redis', port, usersDir, running, why, variable, where, say, stop: (pid) => stopServer(pid, 'SIGTERM', 'SIGKILL') },

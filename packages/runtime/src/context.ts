@@ -61,16 +61,19 @@ export interface PostgresOutage extends OutageLog {
   concerns(error: unknown): boolean;
 }
 
-/** Prisma's "can't reach the database" codes, or a connection error naming the database's port. */
-function reachingPostgres(url: string): (error: unknown) => boolean {
+/** Prisma's "can't reach the database" codes, pg-pool's connection errors, or a refused connection naming the database's port. */
+export function reachingPostgres(url: string): (error: unknown) => boolean {
   let port = '5432';
   try {
     port = new URL(url).port || port;
   } catch {}
+  const atPort = new RegExp(`:${port}(?!\\d)`);
   return (error) => {
-    if (!isStoreUnreachable(error)) return false;
-    const { code, message } = error as { code?: unknown; message?: unknown };
-    return (typeof code === 'string' && /^P10/.test(code)) || (typeof message === 'string' && message.includes(`:${port}`));
+    const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+    // Prisma's "can't reach" codes and pg-pool's connection messages are PostgreSQL's alone.
+    if (typeof code === 'string' && /^(P10\d\d|P2024)$/.test(code)) return true;
+    if (typeof message === 'string' && /timeout exceeded when trying to connect|Connection terminated/.test(message)) return true;
+    return isStoreUnreachable(error) && typeof message === 'string' && atPort.test(message);
   };
 }
 
