@@ -1,17 +1,12 @@
-// Types of scripts/stores.mjs (plain Node: it runs before the dependencies are installed).
-export declare const DEFAULT_DATABASE_URL: string;
-export declare const DEFAULT_REDIS_URL: string;
-export declare const EMBEDDED_POSTGRES_PORT: number;
-export declare const EMBEDDED_REDIS_PORT: number;
-export declare function noRedisServer(why: string, variable: string): string;
-export declare class StartError extends Error {}
+// Types of what scripts/stores.mjs exports (plain Node: it runs before the dependencies are installed).
+export declare class StartError extends Error {
+  constructor(message: string, options?: { cause?: unknown });
+}
 export declare function shown(url: string): string;
 export declare function probe(host: string, port: number, timeoutMs?: number): Promise<string>;
-export declare function findRedisServer(pathVariable?: string): string | undefined;
 export declare function postgresDataDir(state: string): string;
-export declare function postgresHome(state: string): string;
-export declare const users: { join(dir: string): void; others(dir: string): number[]; leave(dir: string): boolean };
 export declare function readDotEnv(root: string): Record<string, string>;
+export declare const users: { join(dir: string): void; others(dir: string): number[]; leave(dir: string): boolean };
 export interface Stores {
   env: Record<string, string>;
   stop(): Promise<void>;

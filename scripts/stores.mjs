@@ -17,11 +17,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
 
-export const DEFAULT_DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/trackway';
-export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+const DEFAULT_DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/trackway';
+const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 /** The embedded servers' fixed ports: below Linux's ephemeral range, so no outgoing connection takes them. */
-export const EMBEDDED_POSTGRES_PORT = 25432;
-export const EMBEDDED_REDIS_PORT = 26379;
+const EMBEDDED_POSTGRES_PORT = 25432;
+const EMBEDDED_REDIS_PORT = 26379;
 const CONNECT_TIMEOUT_MS = 3000;
 
 export class StartError extends Error {
@@ -29,7 +29,7 @@ export class StartError extends Error {
 }
 
 /** Where each variable came from: the environment, the repository's .env, or nowhere (the default). */
-export function userSetting(name, env, dotEnv) {
+function userSetting(name, env, dotEnv) {
   if (env[name]) return { value: env[name], where: 'set in the environment' };
   if (dotEnv[name]) return { value: dotEnv[name], where: 'set in .env' };
   return undefined;
@@ -55,7 +55,7 @@ export function probe(host, port, timeoutMs = CONNECT_TIMEOUT_MS) {
 }
 
 /** host and port of a postgresql:// or redis:// URL (the first seed of a Redis Cluster list). */
-export function addressOf(url, defaultPort) {
+function addressOf(url, defaultPort) {
   const parsed = new URL(url.split(',')[0].trim());
   return { host: parsed.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(parsed.port || defaultPort) };
 }
@@ -102,7 +102,7 @@ const asRoot = () => os.userInfo().uid === 0;
  * `postgres`, which must reach its data through every folder above it; where it cannot (a
  * checkout under /root), the folder is /var/lib/trackway/<checkout>-<hash of its path> instead.
  */
-export function postgresHome(state) {
+function postgresHome(state) {
   if (!asRoot() || reachableByOthers(state)) return state;
   const id = createHash('sha256').update(path.resolve(state)).digest('hex').slice(0, 12);
   return path.join('/var/lib/trackway', `${path.basename(path.dirname(path.resolve(state)))}-${id}`);
@@ -298,7 +298,7 @@ async function startKeeper({ root, dataDir, port, home, usersDir, logFile, where
 }
 
 /** `redis-server` on PATH, or undefined. */
-export function findRedisServer(pathVariable = process.env.PATH ?? '') {
+function findRedisServer(pathVariable = process.env.PATH ?? '') {
   for (const dir of pathVariable.split(path.delimiter).filter(Boolean)) {
     const candidate = path.join(dir, 'redis-server');
     try {
@@ -310,7 +310,7 @@ export function findRedisServer(pathVariable = process.env.PATH ?? '') {
 }
 
 /** The paragraph for a machine with no Redis at all. */
-export function noRedisServer(why, variable) {
+function noRedisServer(why, variable) {
   return (
     `Redis: ${why}, and no redis-server is installed to start one (no npm package ships a Redis server). ` +
     'Install Redis and run the command again — it starts redis-server itself, with its data under .trackway/redis: ' +
@@ -456,8 +456,13 @@ export async function prepareStores({
   return { env: out, stop };
 }
 
-/** Prints a start-up failure as its message; its stack trace only with LOG_LEVEL=debug (or trace). */
+/**
+ * Prints a start-up failure as its message; with LOG_LEVEL=debug (or trace), the stack trace of
+ * what caused it too (a StartError wraps the error it puts in words).
+ */
 export function printStartError(prefix, error, env = process.env) {
   const debug = env.LOG_LEVEL === 'debug' || env.LOG_LEVEL === 'trace';
-  console.error(`${prefix} ${debug && error instanceof Error ? error.stack : error instanceof Error ? error.message : error}`);
+  const message = error instanceof Error ? error.message : String(error);
+  const trace = debug && error instanceof Error ? (error.cause instanceof Error ? error.cause.stack : error.stack) : undefined;
+  console.error(`${prefix} ${message}${trace ? `\n${trace}` : ''}`);
 }

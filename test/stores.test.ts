@@ -324,10 +324,16 @@ describe('printStartError', () => {
       const error = new StartError('Redis: nothing answers.');
       printStartError('[start]', error, {});
       printStartError('[start]', error, { LOG_LEVEL: 'debug' });
+      // Wrapping the error it puts in words: debug shows where that one came from.
+      const wrapped = new StartError('PostgreSQL: could not migrate.', { cause: new RangeError('deep down') });
+      printStartError('[setup]', wrapped, {});
+      printStartError('[setup]', wrapped, { LOG_LEVEL: 'debug' });
     } finally {
       spy.mockRestore();
     }
     expect(printed[0]).toBe('[start] Redis: nothing answers.');
-    expect(printed[1]).toMatch(/^\[start\] StartError: Redis: nothing answers\.\n\s+at /);
+    expect(printed[1]).toMatch(/^\[start\] Redis: nothing answers\.\nStartError: Redis: nothing answers\.\n\s+at /);
+    expect(printed[2]).toBe('[setup] PostgreSQL: could not migrate.');
+    expect(printed[3]).toMatch(/^\[setup\] PostgreSQL: could not migrate\.\nRangeError: deep down\n\s+at /);
   });
 });

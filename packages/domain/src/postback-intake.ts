@@ -342,10 +342,10 @@ export interface PostbackRequestFacts {
   addressAllowed: boolean;
   /**
    * The Standard Webhooks headers: whether a signature was sent, a webhook-id over 256
-   * characters, and what verifying it against the advertiser's live secrets said (when it was
-   * verified).
+   * characters, and how to verify it against the advertiser's live secrets — called only when
+   * the decision comes to it, so a request refused earlier costs no HMAC.
    */
-  signature: { sent: boolean; idTooLong?: boolean; verified?: { id: string } | { error: string } };
+  signature: { sent: boolean; idTooLong?: boolean; verify?: () => { id: string } | { error: string } };
   receivedAt: Date;
 }
 
@@ -417,7 +417,7 @@ export function decidePostback(facts: PostbackRequestFacts): PostbackDecision {
         authFailure: false,
       });
     }
-    const verified = facts.signature.verified;
+    const verified = facts.signature.verify?.();
     if (!verified || 'error' in verified) {
       return unauthorized('invalid_signature', `The postback's signature is not valid: ${verified ? verified.error : 'it was not checked'}.`, 'signature');
     }
@@ -427,8 +427,9 @@ export function decidePostback(facts: PostbackRequestFacts): PostbackDecision {
   // Read in the advertiser's dialect (its postback_format); what it does not read is kept.
   const sources = facts.body ? [facts.query, facts.body] : [facts.query];
   const { values, fields, sentAs, ignored } = collectParams(sources, advertiser.format);
+  const ignoredNames = Object.keys(ignored);
   // A secret used as a parameter's name (`?pk_…` without `key=`) would be listed and stored.
-  if (Object.keys(ignored).some((name) => holdsSecret(name, advertiser.secrets))) {
+  if (ignoredNames.some((name) => holdsSecret(name, advertiser.secrets))) {
     fields[REDACTED] = "is a parameter named with the advertiser's postback key or signing secret, which Trackway never stores: send the key as `key`";
   }
   const input = validatePostback(values, fields, sentAs, advertiser.format, { numberTexts: facts.numberTexts, secrets: advertiser.secrets });
@@ -442,7 +443,6 @@ export function decidePostback(facts: PostbackRequestFacts): PostbackDecision {
       authFailure: false,
     });
   }
-  const ignoredNames = Object.keys(ignored);
   return {
     accepted: true,
     postback: {

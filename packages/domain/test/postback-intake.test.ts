@@ -52,7 +52,7 @@ describe('decidePostback: refusals', () => {
     ],
     [
       'a wrong signature',
-      { advertiser: signed, signature: { sent: true, verified: { error: 'no matching signature' } } },
+      { advertiser: signed, signature: { sent: true, verify: () => ({ error: 'no matching signature' }) } },
       { status: 401, code: 'invalid_signature', reason: 'signature', authFailure: true },
     ],
     [
@@ -62,7 +62,7 @@ describe('decidePostback: refusals', () => {
         method: 'POST',
         query: { key: KEY, order_id: 'X' },
         body: { click_id: CLICK },
-        signature: { sent: true, verified: { id: 'msg_1' } },
+        signature: { sent: true, verify: () => ({ id: 'msg_1' }) },
       },
       { status: 400, code: 'invalid_request', reason: 'validation', authFailure: false },
     ],
@@ -165,8 +165,23 @@ describe('decidePostback: accepted', () => {
   });
 
   it("carries a verified signature's webhook-id", () => {
-    const decision = decidePostback(facts({ advertiser: signed, signature: { sent: true, verified: { id: 'msg_2K' } } }));
+    const decision = decidePostback(facts({ advertiser: signed, signature: { sent: true, verify: () => ({ id: 'msg_2K' }) } }));
     expect(decision.accepted && decision.signedId).toBe('msg_2K');
+  });
+
+  it.each([
+    ['an inactive advertiser', { advertiser: advertiser({ status: 'inactive', hasSigningSecret: true }) }],
+    ['an address outside allowed_ips', { advertiser: signed, addressAllowed: false }],
+    ['a webhook-id over 256 characters', { advertiser: signed, signature: { sent: true, idTooLong: true } }],
+    [
+      'a signed POST with fields in its query string',
+      { advertiser: signed, method: 'POST' as const, query: { key: KEY, order_id: 'X' }, body: { click_id: CLICK } },
+    ],
+  ])('verifies no signature (no HMAC) for a request refused before that: %s', (_what, given) => {
+    const verify = jest.fn(() => ({ id: 'msg_1' }));
+    const decision = decidePostback(facts({ ...given, signature: { sent: true, ...('signature' in given ? given.signature : {}), verify } }));
+    expect(decision.accepted).toBe(false);
+    expect(verify).not.toHaveBeenCalled();
   });
 });
 

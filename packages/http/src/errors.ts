@@ -1,4 +1,5 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { FieldErrors } from '@trackway/domain';
 import { isUtf8 } from 'node:buffer';
 import parseUrl from 'parseurl';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
@@ -6,7 +7,8 @@ import { REQUEST_ID_HEADER, requestIdFor } from './request-id';
 import { z } from 'zod';
 import { inputErrorMap } from './input-messages';
 
-export type FieldErrors = Record<string, string>;
+/** Field name → what is wrong with it (one type with the domain's input rules). */
+export type { FieldErrors };
 
 /** An error that becomes `{"error": {"code", "message", "fields"?, "request_id"?}}` with its status. */
 export class HttpError extends Error {
@@ -123,13 +125,14 @@ const UNREACHABLE_CODES = new Set([
   'ENOTFOUND',
   'EAI_AGAIN',
 ]);
-const UNREACHABLE_MESSAGE = /timeout exceeded when trying to connect|Connection terminated/;
+/** pg-pool's words for a connection it could not make or lost (PostgreSQL's alone). */
+export const PG_CONNECTION_LOST = /timeout exceeded when trying to connect|Connection terminated/;
 
 /** Whether an error says a store (Postgres, or Redis) could not be reached: the client may retry. */
 export function isStoreUnreachable(error: unknown): boolean {
   const err = error as { code?: unknown; message?: unknown } | null;
   if (!err || typeof err !== 'object') return false;
-  return (typeof err.code === 'string' && UNREACHABLE_CODES.has(err.code)) || (typeof err.message === 'string' && UNREACHABLE_MESSAGE.test(err.message));
+  return (typeof err.code === 'string' && UNREACHABLE_CODES.has(err.code)) || (typeof err.message === 'string' && PG_CONNECTION_LOST.test(err.message));
 }
 
 /**

@@ -207,10 +207,9 @@ const decodeLoosely = (text: string) => {
  */
 export function redactUrl(url: string | undefined, known: readonly string[] = []): string | undefined {
   if (!url) return url;
-  const secret = (text: string) => {
-    const decoded = decodeLoosely(text);
-    return SECRET_VALUE.test(decoded) || known.some((k) => decoded.includes(k));
-  };
+  /** Whether decoded text holds a secret's shape or a known secret. */
+  const holdsSecret = (decoded: string) => SECRET_VALUE.test(decoded) || known.some((k) => decoded.includes(k));
+  const secret = (text: string) => holdsSecret(decodeLoosely(text));
   const at = url.indexOf('?');
   const path = redactPath(at === -1 ? url : url.slice(0, at), secret);
   if (at === -1) return path;
@@ -221,8 +220,9 @@ export function redactUrl(url: string | undefined, known: readonly string[] = []
       const eq = pair.indexOf('=');
       const name = eq === -1 ? pair : pair.slice(0, eq);
       const value = eq === -1 ? '' : pair.slice(eq + 1);
-      const nameIsSecret = secret(name);
-      return nameIsSecret || SECRET_NAME.test(decodeLoosely(name)) || secret(value) ? `${nameIsSecret ? '[redacted]' : name}=[redacted]` : pair;
+      const decodedName = decodeLoosely(name);
+      const nameIsSecret = holdsSecret(decodedName);
+      return nameIsSecret || SECRET_NAME.test(decodedName) || secret(value) ? `${nameIsSecret ? '[redacted]' : name}=[redacted]` : pair;
     });
   return `${path}?${parts.join('&')}`;
 }

@@ -56,6 +56,20 @@ export async function publishEvents(db: Queryable, queue: TypedQueue<'events'>, 
   );
 }
 
+/**
+ * After a commit: publishes its events, or, when they cannot be enqueued now (Redis down), leaves
+ * them to the relay, which enqueues every committed event not marked published. Never throws.
+ */
+export function publishOrLeave(
+  db: Queryable,
+  queue: TypedQueue<'events'>,
+  events: EventEnvelope[],
+  logger: { warn(fields: object, message: string): void },
+  what = 'events',
+): Promise<void> {
+  return publishEvents(db, queue, events).catch((err: unknown) => logger.warn({ err }, `${what} left for the outbox relay`));
+}
+
 export interface RelayOptions {
   /** Rows younger than this are left to the normal after-commit publish. */
   graceMs?: number;

@@ -1,4 +1,4 @@
-import { isStoreUnreachable } from '@trackway/http';
+import { PG_CONNECTION_LOST, isStoreUnreachable } from '@trackway/http';
 import { type CommonConfig, type ServiceConfig, type ServiceName, loadDotEnv, loadServiceConfig } from '@trackway/config';
 import { type PgPool, type PrismaClient, createDatabase, pendingMigrations } from '@trackway/db';
 import { type ErrorReporter, type Logger, type OutageLog, createLogger, errorReporter, outageLog, stdoutDestination } from '@trackway/logger';
@@ -72,7 +72,7 @@ export function reachingPostgres(url: string): (error: unknown) => boolean {
     const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
     // Prisma's "can't reach" codes and pg-pool's connection messages are PostgreSQL's alone.
     if (typeof code === 'string' && /^(P10\d\d|P2024)$/.test(code)) return true;
-    if (typeof message === 'string' && /timeout exceeded when trying to connect|Connection terminated/.test(message)) return true;
+    if (typeof message === 'string' && PG_CONNECTION_LOST.test(message)) return true;
     return isStoreUnreachable(error) && typeof message === 'string' && atPort.test(message);
   };
 }

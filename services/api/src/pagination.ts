@@ -71,6 +71,6 @@ export async function listPage<R extends { id: string | number }, J>(
 /** Keyset pagination, newest first: fetch limit + 1 rows to know whether there is a next page. */
 export function page<R extends { id: string | number }, J>(rows: R[], limit: number, toJson: (row: R) => J) {
   const more = rows.length > limit;
-  const data = (more ? rows.slice(0, limit) : rows).map(toJson);
+  const data = (more ? rows.slice(0, limit) : rows).map((row) => toJson(row));
   return { data, next_cursor: more ? encodeCursor(rows[limit - 1].id) : null };
 }

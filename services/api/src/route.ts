@@ -88,19 +88,16 @@ export function resource(o: { tag: string; description: string; base: `/v1/${str
 // ——— Serving ———
 
 /** Answers every admin route can give, with what each means (the document's descriptions). */
-export const ERRORS: Record<ErrorStatus, string> = {
+export const ERRORS = {
   400: 'invalid_request (with `fields`), malformed_body, malformed_url or too_many_parameters.',
   401: 'unauthorized: no Bearer token, or one that is invalid or expired.',
   403: 'forbidden: the token lacks the admin scope.',
-  404: 'not_found.',
-  409: 'conflict.',
   413: `payload_too_large: the body is over ${BODY_LIMITS.admin}.`,
   415: 'unsupported_charset or unsupported_encoding.',
-  422: 'Unprocessable.',
   429: 'rate_limited: too many failed authentications from this address; retry after Retry-After seconds.',
   500: 'internal_error: a bug on our side.',
   503: 'unavailable: Redis or Postgres cannot be reached; retry after Retry-After seconds.',
-};
+} satisfies Partial<Record<ErrorStatus, string>>;
 
 /** Every error a route can answer, with its description: the common ones, those its inputs imply, its own, and idempotency's. */
 export function routeErrors(r: Route): Partial<Record<ErrorStatus, string>> {

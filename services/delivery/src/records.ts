@@ -3,7 +3,7 @@
 import { type PgClient, type PgPool, inTransaction, statement, writeIsolated } from '@trackway/db';
 import { type EventEnvelope, createEvent, endpointJson } from '@trackway/domain';
 import type { Logger } from '@trackway/logger';
-import { insertEvents, publishEvents } from '@trackway/outbox';
+import { insertEvents, publishOrLeave } from '@trackway/outbox';
 import type { TypedQueue } from '@trackway/queues';
 import { MicroBatcher } from '@trackway/runtime';
 import { type EndpointAttempt, foldFailingSince } from './decide';
@@ -196,7 +196,7 @@ export function createAttemptRecorder(deps: RecorderDeps) {
         logger.warn({ endpoint_id: endpointId, event_id: event.id }, 'endpoint disabled');
         await deps.invalidateEndpoint(endpointId).catch(() => undefined);
       }
-      await publishEvents(pool, deps.eventsQueue, events).catch((error: unknown) => logger.warn({ err: error }, 'events left for the outbox relay'));
+      await publishOrLeave(pool, deps.eventsQueue, events, logger);
     }
     return records.map((r) => logged.has(r.key));
   };

@@ -103,9 +103,10 @@ function readJsonText(text: string): { duplicates: string[]; numbers: Record<str
       else keys.add(name);
     },
     onLiteralValue: (value, offset, length, _line, _character, path) => {
+      // path() copies the parser's path: only numbers need it.
+      if (typeof value !== 'number') return;
       const [name, ...below] = path();
-      if (typeof value === 'number' && typeof name === 'string' && below.length === 0 && name !== '__proto__')
-        numbers[name] = text.slice(offset, offset + length);
+      if (typeof name === 'string' && below.length === 0 && name !== '__proto__') numbers[name] = text.slice(offset, offset + length);
     },
   });
   return { duplicates, numbers };

@@ -137,10 +137,7 @@ export function createPostbackHandler({ deps, enqueue, trust, reportRedisError, 
       signature: {
         sent: signatureSent,
         idTooLong,
-        verified:
-          advertiser?.status === 'active' && signatureSent && signingSecrets.length > 0 && !idTooLong
-            ? verifyPostbackSignature(method === 'POST' ? (rawBody ?? '') : rawQuery, req, signingSecrets)
-            : undefined,
+        verify: () => verifyPostbackSignature(method === 'POST' ? (rawBody ?? '') : rawQuery, req, signingSecrets),
       },
       receivedAt: new Date(now),
     });

@@ -2,7 +2,7 @@ import { inTransaction } from '@trackway/db';
 import { conversionJson, planReview } from '@trackway/domain';
 import { HttpError, notFound } from '@trackway/http';
 import { lockConversion, writeConversions } from '@trackway/ledger';
-import { insertEvents, publishEvents } from '@trackway/outbox';
+import { insertEvents, publishOrLeave } from '@trackway/outbox';
 import { listPage } from '../pagination';
 import { prefixedIdPath } from '../path-params';
 import { Conversion, ConversionList, ConversionReview, pageOf } from '../representations';
@@ -71,9 +71,7 @@ export default resource(
           await insertEvents(client, plan.events);
           return { conversion: plan.after, events: plan.events };
         });
-        await publishEvents(deps.pool, deps.queues.events, events).catch((error: unknown) =>
-          deps.logger.warn({ err: error }, 'events left for the outbox relay'),
-        );
+        await publishOrLeave(deps.pool, deps.queues.events, events, deps.logger);
         return conversionJson(conversion);
       },
     }),

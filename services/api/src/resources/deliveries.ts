@@ -4,6 +4,7 @@ import type { ApiDeps } from '../deps';
 import { prefixedIdPath } from '../path-params';
 import { DeliveryRetried, DeliveryWithAttempts, deliveryWithAttemptsJson } from '../representations';
 import { ERRORS, resource, route } from '../route';
+import { disabled } from './webhook-endpoints';
 import { replayDeliveries } from '../replay';
 
 const id = prefixedIdPath('delivery', 'Delivery');
@@ -45,7 +46,7 @@ export default resource({ tag: 'Deliveries', base: '/v1/deliveries', description
     errors: { 409: 'endpoint_disabled or delivery_pending.', 503: ERRORS[503] },
     handler: async ({ params, deps }) => {
       const d = await load(deps, params.id);
-      if (!d.endpoint.enabled) throw new HttpError(409, 'endpoint_disabled', 'Enable the endpoint before retrying its deliveries.');
+      if (!d.endpoint.enabled) throw disabled('retrying its deliveries');
       if (d.status === 'pending') {
         if (await liveJob(deps, d)) throw new HttpError(409, 'delivery_pending', 'The delivery is still pending; it will be attempted on its schedule.');
         // Pending with no job left (its worker crashed past the stall limit): settle it, then replay.

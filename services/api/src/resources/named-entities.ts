@@ -6,11 +6,11 @@ import { listPage } from '../pagination';
 import type { EntityRow } from '../representations';
 
 /*
- * What advertisers and affiliates (named entities: name and status, integer ids) do alike:
- * list, get and update rows of their table. Their routes are in advertisers.ts and affiliates.ts.
+ * What advertisers, affiliates and offers (named entities: name and status, integer ids) do alike:
+ * list, get and update rows of their table (offers list with their own filter).
  */
 
-/** The slice of a Prisma delegate that advertisers and affiliates share. */
+/** The slice of a Prisma delegate that named entities share. */
 export interface EntityDelegate<Row extends EntityRow> {
   findMany(args: { where: { status?: EntityStatus; id?: { lt: number } }; orderBy: { id: 'desc' }; take: number }): Promise<Row[]>;
   findUnique(args: { where: { id: number } }): Promise<Row | null>;

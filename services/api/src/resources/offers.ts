@@ -1,11 +1,13 @@
-import { badRequest, notFound } from '@trackway/http';
+import { badRequest } from '@trackway/http';
 import type { z } from 'zod';
 import { listPage } from '../pagination';
 import { intIdPath } from '../path-params';
 import { Offer, OfferCreate, OfferList, OfferUpdate, offerJson, pageOf } from '../representations';
 import { ERRORS, resource, route } from '../route';
+import { namedEntities } from './named-entities';
 
 const id = intIdPath('Offer');
+const offers = namedEntities({ what: 'Offer', kind: 'offer', delegate: (deps) => deps.prisma.offer, json: offerJson });
 
 /** An offer's columns from the fields a request sets (Prisma leaves undefined ones out). */
 function columns(input: z.infer<typeof OfferUpdate>) {
@@ -59,14 +61,13 @@ export default resource(
       description: 'Newest first; filter by advertiser and status.',
       query: OfferList,
       answer: { status: 200, description: 'A page, newest first.', schema: pageOf(Offer, 'OfferPage') },
-      handler: async ({ query, deps }) => {
-        return listPage(
+      handler: ({ query, deps }) =>
+        listPage(
           query,
           'int',
           ({ id, ...keyset }) => deps.prisma.offer.findMany({ where: { advertiserId: query.advertiser_id, status: query.status, id }, ...keyset }),
           offerJson,
-        );
-      },
+        ),
     }),
     route({
       method: 'get',
@@ -75,11 +76,7 @@ export default resource(
       description: 'The offer, whatever its status.',
       params: id,
       answer: { status: 200, description: 'The offer.', schema: Offer },
-      handler: async ({ params, deps }) => {
-        const offer = await deps.prisma.offer.findUnique({ where: { id: params.id } });
-        if (!offer) throw notFound('Offer');
-        return offerJson(offer);
-      },
+      handler: ({ params, deps }) => offers.get(deps, params.id),
     }),
     route({
       method: 'patch',
@@ -89,12 +86,7 @@ export default resource(
       params: id,
       body: OfferUpdate,
       answer: { status: 200, description: 'The offer, updated.', schema: Offer },
-      handler: async ({ params, body, deps }) => {
-        const { count } = await deps.prisma.offer.updateMany({ where: { id: params.id }, data: columns(body) });
-        if (count === 0) throw notFound('Offer');
-        await deps.invalidate('offer', params.id);
-        return offerJson(await deps.prisma.offer.findUniqueOrThrow({ where: { id: params.id } }));
-      },
+      handler: async ({ params, body, deps }) => offerJson(await offers.update(deps, params.id, columns(body))),
     }),
   ],
 );

@@ -1,7 +1,7 @@
 import { retryOnConflict } from '@trackway/db';
 import { HttpError, badRequest, notFound } from '@trackway/http';
-import { PayoutEmptyError, type PayoutRow, createPayout, markPayoutSent, payoutJson } from '@trackway/ledger';
-import { publishEvents, writeEvents } from '@trackway/outbox';
+import { PayoutEmptyError, createPayout, markPayoutSent, payoutJson } from '@trackway/ledger';
+import { publishOrLeave, writeEvents } from '@trackway/outbox';
 import { listPage } from '../pagination';
 import { prefixedIdPath } from '../path-params';
 import {
@@ -54,14 +54,13 @@ export default resource(
       description: 'Newest first; filter by affiliate and status.',
       query: PayoutList,
       answer: { status: 200, description: 'A page, newest first.', schema: pageOf(Payout, 'PayoutPage') },
-      handler: async ({ query, deps }) => {
-        return listPage(
+      handler: ({ query, deps }) =>
+        listPage(
           query,
           'string',
           ({ id, ...keyset }) => deps.prisma.payout.findMany({ where: { affiliateId: query.affiliate_id, status: query.status, id }, ...keyset }),
-          (row: PayoutRow) => payoutJson(row),
-        );
-      },
+          payoutJson,
+        ),
     }),
     route({
       method: 'get',
@@ -104,9 +103,7 @@ export default resource(
           if (!(await deps.prisma.payout.findUnique({ where: { id: params.id } }))) throw notFound('Payout');
           throw new HttpError(409, 'already_sent', 'The payout was already marked sent.');
         }
-        await publishEvents(deps.pool, deps.queues.events, [result.event]).catch((error: unknown) =>
-          deps.logger.warn({ err: error }, 'payout.sent left for the outbox relay'),
-        );
+        await publishOrLeave(deps.pool, deps.queues.events, [result.event], deps.logger, 'payout.sent');
         return payoutWithCommissionsResponse(result.payout, result.commissionIds);
       },
     }),

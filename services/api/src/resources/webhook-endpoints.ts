@@ -1,6 +1,6 @@
 import { createEvent, endpointJson, newId, sealHeaders } from '@trackway/domain';
 import { HttpError, badRequest, notFound } from '@trackway/http';
-import { publishEvents, writeEvents } from '@trackway/outbox';
+import { publishOrLeave, writeEvents } from '@trackway/outbox';
 import { checkLiteralHost, generateSecret } from '@trackway/webhooks';
 import type { ApiDeps } from '../deps';
 import { listPage } from '../pagination';
@@ -54,23 +54,20 @@ async function load(deps: ApiDeps, endpointId: string) {
   return endpoint;
 }
 
-/** Tells caching processes, and answers the endpoint as it is now. */
-async function changed(deps: ApiDeps, endpointId: string) {
-  await deps.invalidate('endpoint', endpointId);
-  return endpointJson(await deps.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id: endpointId } }));
+/** Tells caching processes, and answers the endpoint as its update returned it. */
+async function changed(deps: ApiDeps, endpoint: Awaited<ReturnType<typeof load>>) {
+  await deps.invalidate('endpoint', endpoint.id);
+  return endpointJson(endpoint);
 }
 
 /** Enables or disables an endpoint. */
 async function setEnabled(deps: ApiDeps, endpointId: string, enabled: boolean) {
   const { id: found } = await load(deps, endpointId);
-  await deps.prisma.webhookEndpoint.update({
-    where: { id: found },
-    data: enabled ? { enabled: true, disabledReason: null, failingSince: null } : { enabled: false, disabledReason: 'Disabled by an administrator.' },
-  });
-  return changed(deps, found);
+  const data = enabled ? { enabled: true, disabledReason: null, failingSince: null } : { enabled: false, disabledReason: 'Disabled by an administrator.' };
+  return changed(deps, await deps.prisma.webhookEndpoint.update({ where: { id: found }, data }));
 }
 
-const disabled = (what: string) => new HttpError(409, 'endpoint_disabled', `Enable the endpoint before ${what}.`);
+export const disabled = (what: string) => new HttpError(409, 'endpoint_disabled', `Enable the endpoint before ${what}.`);
 
 export default resource(
   {
@@ -134,7 +131,7 @@ export default resource(
       answer: { status: 200, description: 'The webhook endpoint, updated.', schema: WebhookEndpoint },
       handler: async ({ params, body, deps }) => {
         const { id: found } = await load(deps, params.id);
-        await deps.prisma.webhookEndpoint.update({
+        const updated = await deps.prisma.webhookEndpoint.update({
           where: { id: found },
           data: {
             url: body.url === undefined ? undefined : checkUrl(deps, body.url),
@@ -144,7 +141,7 @@ export default resource(
             rateLimitPerSecond: body.rate_limit_per_second,
           },
         });
-        return changed(deps, found);
+        return changed(deps, updated);
       },
     }),
     route({
@@ -218,9 +215,7 @@ export default resource(
           await writeEvents(tx, [event]);
           await tx.delivery.create({ data: { id: deliveryId, eventId: event.id, endpointId: endpoint.id, eventType: event.type } });
         });
-        await publishEvents(deps.pool, deps.queues.events, [event]).catch((error: unknown) =>
-          deps.logger.warn({ err: error }, 'test event left for the outbox relay'),
-        );
+        await publishOrLeave(deps.pool, deps.queues.events, [event], deps.logger, 'test event');
         return { event_id: event.id, delivery_id: deliveryId };
       },
     }),
