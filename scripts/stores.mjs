@@ -274,7 +274,8 @@ async function startKeeper({ root, dataDir, port, home, usersDir, logFile, where
   const keeper = fork(
     path.join(root, 'scripts', 'embedded-postgres.mjs'),
     ['--dir', dataDir, '--port', String(port), '--password-file', path.join(home, 'postgres-password'), '--log', logFile, '--users', usersDir],
-    { cwd: home, detached: true, stdio: ['ignore', 'ignore', 'ignore', 'ipc'] },
+    // execArgv: none of the launcher's own node flags (`--input-type` would make it refuse a file).
+    { cwd: home, detached: true, stdio: ['ignore', 'ignore', 'ignore', 'ipc'], execArgv: [] },
   );
   let timer;
   const outcome = await new Promise((resolve) => {

@@ -153,6 +153,10 @@ const insertFraudFlags = statement(
 // commission's payout as read, would be serialized and parsed by Postgres for nothing.
 const conversionRows = (list: ConversionState[]) => JSON.stringify(list.map(({ commission: _commission, fraudFlags: _flags, ...row }) => row));
 const commissionRows = (list: CommissionState[]) => JSON.stringify(list.map(({ payoutId: _payout, payoutSent: _sent, ...row }) => row));
+// The updates read fewer columns still: what can change.
+const conversionChanges = (list: ConversionState[]) =>
+  JSON.stringify(list.map(({ id, status, holdReason, amount, payout, updatedAt }) => ({ id, status, holdReason, amount, payout, updatedAt })));
+const commissionChanges = (list: CommissionState[]) => JSON.stringify(list.map(({ id, amount, status }) => ({ id, amount, status })));
 
 /**
  * Writes planned conversion changes (conversionWrites) inside the caller's transaction, the
@@ -176,9 +180,9 @@ export async function writeConversions(db: PgClient, writes: ConversionWrites, n
     });
     if (moved) throw new RetryTransaction('a commission of this batch joined a payout, or its payout was sent, concurrently');
   }
-  if (writes.changedConversions.length > 0) await updateConversions(db, [conversionRows(writes.changedConversions)]);
+  if (writes.changedConversions.length > 0) await updateConversions(db, [conversionChanges(writes.changedConversions)]);
   if (writes.newCommissions.length > 0) await insertCommissions(db, [commissionRows(writes.newCommissions)]);
-  if (writes.changedCommissions.length > 0) await updateCommissions(db, [commissionRows(writes.changedCommissions), now]);
+  if (writes.changedCommissions.length > 0) await updateCommissions(db, [commissionChanges(writes.changedCommissions), now]);
   const payouts = new Set(writes.repricedPayouts);
   if (writes.reversed.length > 0) for (const { id } of await detachFromPendingPayouts(db, [writes.reversed, now])) payouts.add(id);
   if (payouts.size > 0) await recomputePayouts(db, [[...payouts].sort(), now]);
