@@ -262,6 +262,26 @@ it('a port in use stops the service with one line naming the variable', async ()
   }
 }, 30_000);
 
+it("a worker's health port in use stops it with one line naming both variables", async () => {
+  const taken = net.createServer().listen(0, '0.0.0.0');
+  await new Promise((resolve) => taken.once('listening', resolve));
+  try {
+    const port = (taken.address() as net.AddressInfo).port;
+    const attribution = spawnKept('attribution', stackEnv(stack, { HEALTH_PORT: String(port) }));
+    expect(await attribution.exited).toBe(1);
+    const lines = attribution
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('could not start'));
+    expect(lines).toEqual([
+      `attribution could not start: port ${port} (HEALTH_PORT, or ATTRIBUTION_HEALTH_PORT under pnpm start) is in use by another program: stop it, or set that variable to a free port`,
+    ]);
+    expect(attribution.output()).not.toMatch(/^\s+at /m);
+  } finally {
+    taken.close();
+  }
+}, 30_000);
+
 it('a bad variable stops it naming the variable; LOG_LEVEL=debug adds the stack trace', async () => {
   const quiet = spawnKept('ingest', stackEnv(stack, { INGEST_PORT: 'eighty' }));
   expect(await quiet.exited).toBe(1);

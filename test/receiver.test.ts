@@ -13,8 +13,8 @@ afterEach(() => {
   for (const child of children.splice(0)) child.kill('SIGKILL');
 });
 
-function receiver(port: number, opts: { env?: Record<string, string>; stdin?: string; terminal?: boolean }) {
-  const command = [process.execPath, '--import', 'tsx', 'scripts/receiver.ts', '--port', String(port)];
+function receiver(port: number, opts: { env?: Record<string, string>; stdin?: string; terminal?: boolean; args?: string[] }) {
+  const command = [process.execPath, '--import', 'tsx', 'scripts/receiver.ts', '--port', String(port), ...(opts.args ?? [])];
   const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/', ...opts.env };
   // A terminal: script(1) runs it on a pseudo-terminal fed from our pipe.
   const child = opts.terminal
@@ -60,6 +60,14 @@ it('reads the secret from TRACKWAY_WEBHOOK_SECRET and verifies with it', async (
   // Signed with another secret: received, reported as not verified.
   expect(await deliver(port, `whsec_${Buffer.from('another secret of thirty-two b!!').toString('base64')}`)).toBe(200);
   await run.waitFor('NOT VERIFIED');
+}, 30_000);
+
+it('still takes --secret (which `ps` shows: the README does not use it)', async () => {
+  const port = await freePort();
+  const run = receiver(port, { args: ['--secret', SECRET], stdin: '' });
+  await run.waitFor('receiver listening');
+  expect(await deliver(port, SECRET)).toBe(200);
+  await run.waitFor('verified conversion.created');
 }, 30_000);
 
 it('reads it from standard input when that is not a terminal', async () => {

@@ -92,6 +92,21 @@ const readiness = (all: Started) =>
     ),
   );
 
+/**
+ * What a service's /readyz says of the checks that wait for Redis to answer once: the
+ * cache-invalidation subscription and the job schedulers (`absent` where the service has none).
+ */
+const startUpChecks = ({ service, checks }: { service: Service; checks: Record<string, string> }) => {
+  const summary = (result: string | undefined) => {
+    if (result === undefined) return 'absent';
+    if (result === 'ok') return 'ok';
+    if (/^not subscribed\b/.test(result)) return 'not subscribed';
+    if (/^(waiting for redis|not done yet: )/.test(result)) return 'not done';
+    return result;
+  };
+  return { service, invalidations: summary(checks.invalidations), schedulers: summary(checks.schedulers) };
+};
+
 /** SIGTERM to each; every one must finish its shutdown steps (exit 0, not the deadline's 1). */
 async function stopAll(all: Started) {
   for (const service of SERVICES) all[service].child.kill('SIGTERM');
@@ -125,6 +140,14 @@ it('listens and answers with Redis unreachable from the start, logs one line per
   );
   for (const { service, status, checks } of notReady)
     expect({ service, status, redis: /^unreachable \(/.test(checks.redis) }).toEqual({ service, status: 503, redis: true });
+  // Until Redis has answered, the cache-invalidation subscription (ingest and the workers) and the
+  // job schedulers (the workers) are named as not in place.
+  expect(notReady.map(startUpChecks)).toEqual([
+    { service: 'ingest', invalidations: 'not subscribed', schedulers: 'absent' },
+    { service: 'api', invalidations: 'absent', schedulers: 'absent' },
+    { service: 'attribution', invalidations: 'not subscribed', schedulers: 'not done' },
+    { service: 'delivery', invalidations: 'not subscribed', schedulers: 'not done' },
+  ]);
   // Metrics answer too (the queue depths need Redis: left out until it answers).
   for (const p of [attribution, delivery]) await request(base(p)).get('/metrics').expect(200);
   await request(base(ingest)).get('/metrics').set(bearer).expect(200);
@@ -162,11 +185,20 @@ it('listens and answers with Redis unreachable from the start, logs one line per
 
   // Redis appears: every service becomes ready by itself.
   redis.start();
-  await waitFor(async () => (await readiness(all)).every((r) => r.status === 200), {
-    timeoutMs: 30_000,
-    intervalMs: 200,
-    what: 'every service to be ready after Redis came',
-  });
+  const ready = await waitFor(
+    async () => {
+      const results = await readiness(all);
+      return results.every((r) => r.status === 200) ? results : null;
+    },
+    { timeoutMs: 30_000, intervalMs: 200, what: 'every service to be ready after Redis came' },
+  );
+  // The subscription is made and the schedulers are in place: those checks say ok now.
+  expect(ready.map(startUpChecks)).toEqual([
+    { service: 'ingest', invalidations: 'ok', schedulers: 'absent' },
+    { service: 'api', invalidations: 'absent', schedulers: 'absent' },
+    { service: 'attribution', invalidations: 'ok', schedulers: 'ok' },
+    { service: 'delivery', invalidations: 'ok', schedulers: 'ok' },
+  ]);
   // Said once every connection is back (readiness needs only some of them).
   await Promise.all([ingest, api, attribution, delivery].map((p) => p.waitForOutput(/"msg":"redis available again"/, 15_000)));
 

@@ -161,6 +161,11 @@ describe('nothing set', () => {
     const password = readFileSync(path.join(state, 'redis', 'password'), 'utf8').trim();
     expect(first.env.REDIS_URL).toBe(`redis://:${password}@127.0.0.1:${port}`);
     expect(statSync(path.join(state, 'redis')).mode & 0o777).toBe(0o700);
+    // Its password reaches it on standard input, not in argv where `ps` shows it to every user.
+    const redisPid = readFileSync(path.join(state, 'redis', 'redis.pid'), 'utf8').trim();
+    const argv = readFileSync(`/proc/${redisPid}/cmdline`, 'utf8');
+    expect(argv).toContain(`:${port}`);
+    expect(argv).not.toContain(password);
     await expect(new Redis(`redis://127.0.0.1:${port}`, { lazyConnect: true, maxRetriesPerRequest: 0 }).ping()).rejects.toThrow(/NOAUTH/);
     expect(lines.join('\n')).toMatch(
       new RegExp(`^Redis: nothing answers at redis://127.0.0.1:${closed}, the default REDIS_URL; starting .*redis-server at 127.0.0.1:${port}`),
@@ -200,6 +205,9 @@ describe('nothing set', () => {
     expect([url.hostname, url.port, url.pathname, url.username]).toEqual(['127.0.0.1', String(port), '/trackway_test', 'postgres']);
     expect(url.password).toBe(readFileSync(path.join(state, 'postgres-password'), 'utf8').trim());
     expect(statSync(path.join(state, 'postgres-password')).mode & 0o077).toBe(0);
+    // .trackway itself: private (0711 as root, so that `postgres` can pass through to its data); the log 0600.
+    expect(statSync(state).mode & 0o777).toBe(process.getuid?.() === 0 ? 0o711 : 0o700);
+    expect(statSync(path.join(state, 'postgres.log')).mode & 0o777).toBe(0o600);
     const admin = new URL(url);
     admin.pathname = '/postgres';
     const client = new pg.Client({ connectionString: admin.toString() });
@@ -267,6 +275,36 @@ describe('nothing set', () => {
     );
     // The log it names says why.
     expect(readFileSync(path.join(state, 'postgres.log'), 'utf8')).toMatch(/postgres: /);
+  }, 30_000);
+
+  it('stops the embedded PostgreSQL by itself when its launcher is killed outright', async () => {
+    const [closed, port] = [await closedPort(), await freePort()];
+    const options = JSON.stringify({
+      root: ROOT,
+      state,
+      kind: 'test',
+      env: { TEST_REDIS_URL },
+      defaults: { postgres: `postgresql://postgres@127.0.0.1:${closed}/trackway_test` },
+      ports: { postgres: port },
+    });
+    const launcher = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const { prepareStores } = await import(${JSON.stringify(path.join(ROOT, 'scripts/stores.mjs'))}); await prepareStores(${options}); console.log('up'); setInterval(() => {}, 1000);`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    await new Promise((resolve) => launcher.stdout!.once('data', resolve));
+    expect(await probe('127.0.0.1', port)).toBe('open');
+    launcher.kill('SIGKILL');
+    // The keeper sees no live launcher within a second or so, and stops the server.
+    let answer = 'open';
+    for (const end = Date.now() + 15_000; answer === 'open' && Date.now() < end; await new Promise((resolve) => setTimeout(resolve, 200))) {
+      answer = await probe('127.0.0.1', port);
+    }
+    expect(answer).toBe('connection refused');
   }, 30_000);
 
   it('is shared by launchers running at once: the last one to stop stops it; one left running is adopted', async () => {

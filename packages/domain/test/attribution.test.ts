@@ -416,6 +416,20 @@ describe('planConversion: a later amount', () => {
       },
     ],
     [
+      'created at 10 % (10.00 paid 1.00), the offer now at 20 %: a new 100.00 pays the current percent, 20.00, not the stored ratio',
+      {
+        current: { status: 'approved', ...tenPercent, commission: commission({ amount: '1.0000', status: 'approved' }) },
+        sent: { amount: '100.00' },
+        terms: { ...percent, payoutPercent: '20' },
+      },
+      {
+        outcome: ['accepted', null],
+        events: ['conversion.updated', 'commission.updated'],
+        conversion: { status: 'approved', amount: '100', payout: '20' },
+        commission: { amount: '20', status: 'approved' },
+      },
+    ],
+    [
       'the same amount written another way is a duplicate',
       { current: { status: 'approved', ...tenPercent }, sent: { amount: '10.0' } },
       { outcome: ['duplicate', null], events: [] },

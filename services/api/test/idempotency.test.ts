@@ -2,8 +2,9 @@
 import { createHash } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import { signAdminToken } from '../src/auth';
-import { unavailable } from '@trackway/http';
-import { pruneIdempotencyKeys, runIdempotent } from '../src/idempotency';
+import { HttpError, rateLimited, unavailable } from '@trackway/http';
+import { createLogger } from '@trackway/logger';
+import { pruneIdempotencyKeys, runIdempotent, startIdempotencyPruning } from '../src/idempotency';
 import request from 'supertest';
 import { ADMIN_SECRET, type ApiHarness, startApi } from './helpers';
 
@@ -76,6 +77,21 @@ describe('Idempotency-Key', () => {
     expect(await affiliatesNamed('Per caller')).toBe(2);
   });
 
+  it('path parameters are part of the request: the key on the same route for another id is 422 idempotency_key_reused', async () => {
+    const { body: a } = await post('/v1/advertisers', newKey(), { name: 'Path A' }).expect(201);
+    const { body: b } = await post('/v1/advertisers', newKey(), { name: 'Path B' }).expect(201);
+    const hashOf = async (id: number) => (await h.db.prisma.advertiser.findUniqueOrThrow({ where: { id } })).postbackKeyHash;
+    const bHash = await hashOf(b.id);
+    const key = newKey();
+    const rotated = await post(`/v1/advertisers/${a.id}/rotate-key`, key).expect(200);
+    const other = await post(`/v1/advertisers/${b.id}/rotate-key`, key).expect(422);
+    expect(other.body.error.code).toBe('idempotency_key_reused');
+    // B's key was not rotated, and A's request is still replayed as it was.
+    expect(await hashOf(b.id)).toBe(bHash);
+    const again = await post(`/v1/advertisers/${a.id}/rotate-key`, key).expect(200);
+    expect([again.headers['idempotent-replayed'], again.body.postback_key]).toEqual(['true', rotated.body.postback_key]);
+  });
+
   it('a final refusal is replayed too; input the route cannot parse claims no key', async () => {
     const key = newKey();
     const refused = await post('/v1/payouts', key, { affiliate_id: 2_147_483_000, currency: 'USD' }).expect(400);
@@ -108,6 +124,43 @@ describe('Idempotency-Key', () => {
     expect(done).toEqual({ status: 201, body: { ok: true }, replayed: false });
     const again = await runIdempotent(h.deps, request_, failing, () => 'rid');
     expect([again.replayed, JSON.parse(again.body as string), runs]).toEqual([true, { ok: true }, 2]);
+  });
+
+  it.each([
+    ['429', () => rateLimited('Too many requests; retry after Retry-After seconds.', 1)],
+    ['409 conflict', () => new HttpError(409, 'conflict', 'The secret was rotated concurrently; fetch it and retry.')],
+  ])('a %s releases the key too: the same request with the same key runs again', async (_, refusal) => {
+    const { status, code } = refusal();
+    const request_ = { key: newKey(), caller: { sub: 'releaser' }, route: 'post /v1/test', params: {}, body: { refused: code } };
+    let runs = 0;
+    const refused = async (): Promise<{ status: number; body: unknown }> => {
+      runs += 1;
+      throw refusal();
+    };
+    await expect(runIdempotent(h.deps, request_, refused, () => 'rid')).rejects.toMatchObject({ status, code });
+    // Not replayed (kept, it would resolve with the refusal) nor 409 idempotency_key_in_progress: it runs again.
+    await expect(runIdempotent(h.deps, request_, refused, () => 'rid')).rejects.toMatchObject({ status, code });
+    expect(runs).toBe(2);
+    const done = await runIdempotent(
+      h.deps,
+      request_,
+      async () => ({ status: 200, body: { ok: true } }),
+      () => 'rid',
+    );
+    expect(done).toEqual({ status: 200, body: { ok: true }, replayed: false });
+  });
+
+  it('a 409 with another code is the final answer, kept and replayed (only 409 conflict releases the key)', async () => {
+    const request_ = { key: newKey(), caller: { sub: 'releaser' }, route: 'post /v1/test', params: {}, body: { refused: 'already_sent' } };
+    let runs = 0;
+    const refused = async (): Promise<{ status: number; body: unknown }> => {
+      runs += 1;
+      throw new HttpError(409, 'already_sent', 'The payout was already marked sent.');
+    };
+    await expect(runIdempotent(h.deps, request_, refused, () => 'rid')).rejects.toMatchObject({ status: 409, code: 'already_sent' });
+    const replayed = await runIdempotent(h.deps, request_, refused, () => 'rid');
+    expect([replayed.status, replayed.replayed, runs]).toEqual([409, true, 1]);
+    expect(JSON.parse(replayed.body as string)).toMatchObject({ error: { code: 'already_sent' } });
   });
 
   it('keeps a 500 as the answer (as Stripe does): the request may have done its work before it failed', async () => {
@@ -169,6 +222,43 @@ describe('Idempotency-Key', () => {
     const left = await h.db.pool.query<{ key: string }>('SELECT key FROM idempotency_keys WHERE expires_at <= now()');
     expect(left.rows).toEqual([]);
     expect((await h.db.pool.query('SELECT 1 FROM idempotency_keys WHERE key = $1', [live])).rowCount).toBe(1);
+  });
+
+  it('prunes expired keys every 10 minutes, at most 10,000 rows a run', async () => {
+    await h.db.pool.query('DELETE FROM idempotency_keys WHERE expires_at <= now()');
+    await h.db.pool.query(`
+      INSERT INTO idempotency_keys (scope, key, fingerprint, created_at, expires_at)
+      SELECT 'prune', 'expired-' || i, 'f', now() - interval '2 days', now() - interval '1 day' FROM generate_series(1, 10007) AS i`);
+    const expired = async () =>
+      Number((await h.db.pool.query<{ n: string }>('SELECT count(*) AS n FROM idempotency_keys WHERE expires_at <= now()')).rows[0].n);
+    const lines: string[] = [];
+    const logger = createLogger({ service: 'test', level: 'info', destination: { write: (line: string) => void lines.push(line) } });
+    const counts = () => lines.map((line) => JSON.parse(line)).flatMap((line) => (typeof line.count === 'number' ? [line.count] : []));
+    const logged = async (n: number) => {
+      for (let waited = 0; counts().length < n && waited < 10_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+    };
+    // Only the interval is faked: Postgres, Redis and the polling above keep real time.
+    jest.useFakeTimers({
+      doNotFake: ['Date', 'hrtime', 'nextTick', 'performance', 'queueMicrotask', 'setImmediate', 'clearImmediate', 'setTimeout', 'clearTimeout'],
+    });
+    // A run's first DELETE is sent as the interval fires (synchronously), so this tells whether it fired.
+    const deletes = jest.spyOn(h.db.prisma, '$executeRaw');
+    const stop = startIdempotencyPruning(h.db.prisma, logger);
+    try {
+      jest.advanceTimersByTime(10 * 60 * 1000 - 1);
+      expect(deletes).not.toHaveBeenCalled();
+      jest.advanceTimersByTime(1);
+      expect(deletes).toHaveBeenCalledTimes(1);
+      await logged(1);
+      expect([counts(), await expired()]).toEqual([[10_000], 7]);
+      jest.advanceTimersByTime(10 * 60 * 1000);
+      await logged(2);
+      expect([counts(), await expired()]).toEqual([[10_000, 7], 0]);
+    } finally {
+      stop();
+      deletes.mockRestore();
+      jest.useRealTimers();
+    }
   });
 
   it('never takes over a claim left without an answer (its action may have committed): 409 until the key expires', async () => {

@@ -229,6 +229,21 @@ describe('jobs queued by an earlier version (no v)', () => {
     expect([row.amount.toString(), row.payout.toString(), row.commission?.amount.toString()]).toEqual(['0', '0', '0']);
   });
 
+  it('compares their event in lower case: Sale for an order converted as sale is a duplicate of it, not a second conversion', async () => {
+    const fx = await percent();
+    const sale = postbackJob({ advertiserId: fx.advertiserId, clickId: click(fx), event: 'sale', v: 2 });
+    const first = await processPostback(h.attribution, sale);
+    expect(first.outcome.status).toBe('accepted');
+    // As an earlier version queued it: no `v` key at all, the event as the advertiser sent it.
+    const legacy = postbackJob({ advertiserId: fx.advertiserId, clickId: sale.clickId, orderId: sale.orderId, event: 'Sale' });
+    expect('v' in legacy).toBe(false);
+    const repeat = await processPostback(h.attribution, legacy);
+    expect(repeat.outcome).toEqual({ status: 'duplicate', reason: null, conversionId: first.outcome.conversionId });
+    expect(repeat.events).toEqual([]);
+    const rows = await h.db.prisma.conversion.findMany({ where: { advertiserId: fx.advertiserId, orderId: sale.orderId } });
+    expect(rows.map((r) => [r.id, r.event])).toEqual([[first.outcome.conversionId, 'sale']]);
+  });
+
   it('stores their unread parameters with anything shaped like a key or signing secret redacted', async () => {
     const fx = await percent();
     const job = postbackJob({

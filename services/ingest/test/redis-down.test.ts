@@ -24,6 +24,17 @@ describe('ingest with Redis unreachable', () => {
     await request(h.app).get(`/click?offer_id=${fx.offerId}&affiliate_id=${fx.affiliateId}`).expect(302);
   });
 
+  it('counts a redirected click that could not be queued as trackway_clicks_total{outcome="enqueue_failed"}', async () => {
+    const fx = await createFixture(h.db.prisma);
+    const enqueueFailed = async () => (await h.deps.metrics.clicks.get()).values.find((v) => v.labels.outcome === 'enqueue_failed')?.value ?? 0;
+    const before = await enqueueFailed();
+    await request(h.app).get(`/click?offer_id=${fx.offerId}&affiliate_id=${fx.affiliateId}`).expect(302);
+    // The job is added after the redirect is sent: its failure comes a moment later.
+    const deadline = Date.now() + 2_000;
+    while ((await enqueueFailed()) === before && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect((await enqueueFailed()) - before).toBe(1);
+  });
+
   it('answers 401, then 429, to unknown keys, never a 5xx: the failure limiter counts in memory without Redis', async () => {
     const fx = await createFixture(h.db.prisma);
     const clickId = h.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId });
