@@ -315,6 +315,33 @@ describe('20261206110000_redact_stored_secrets', () => {
   });
 });
 
+describe('20261207090000_partners', () => {
+  const NAME = '20261207090000_partners';
+
+  it("gives conversions recorded before their click rows' sub IDs, where the row is there; revenue stays null", async () => {
+    const schema = await schemaBefore(NAME);
+    await admin.query(
+      `INSERT INTO "${schema}".clicks (id, offer_id, affiliate_id, sub1, sub2, sub5, created_at) VALUES ('k1', 1, 1, 'their-click', 'camp', 'z', now()), ('k2', 1, 1, NULL, NULL, NULL, now())`,
+    );
+    const insert = (id: string, click: string) =>
+      admin.query(
+        `INSERT INTO "${schema}".conversions (id, advertiser_id, offer_id, affiliate_id, click_id, order_id, event, status, amount, currency, payout, payout_currency, clicked_at, updated_at)
+         VALUES ($1, 1, 1, 1, $2, $1, 'sale', 'approved', 1, 'USD', 1, 'USD', now(), now())`,
+        [id, click],
+      );
+    await insert('cnv_A', 'k1');
+    await insert('cnv_B', 'k2');
+    await insert('cnv_C', 'gone');
+    await migrate(TEST_DATABASE_URL, { schema });
+    const { rows: stored } = await admin.query(`SELECT id, sub1, sub2, sub3, sub5, revenue FROM "${schema}".conversions ORDER BY id`);
+    expect(stored).toEqual([
+      { id: 'cnv_A', sub1: 'their-click', sub2: 'camp', sub3: null, sub5: 'z', revenue: null },
+      { id: 'cnv_B', sub1: null, sub2: null, sub3: null, sub5: null, revenue: null },
+      { id: 'cnv_C', sub1: null, sub2: null, sub3: null, sub5: null, revenue: null },
+    ]);
+  });
+});
+
 describe('pendingMigrations()', () => {
   let schema: string;
   let client: pg.Client;
