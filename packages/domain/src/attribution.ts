@@ -34,7 +34,12 @@ export interface ClickClaims {
   offerId: number;
   affiliateId: number;
   clickedAt: Date;
+  /** The click row's sub IDs, when it was read (a conversion carries them); absent: none known. */
+  subs?: ClickSubs;
 }
+
+export const SUB_NAMES = ['sub1', 'sub2', 'sub3', 'sub4', 'sub5'] as const;
+export type ClickSubs = Record<(typeof SUB_NAMES)[number], string | null>;
 
 export interface OfferTerms {
   id: number;
@@ -43,10 +48,40 @@ export interface OfferTerms {
   payoutType: PayoutType;
   payoutAmount: Decimal.Value | null;
   payoutPercent: Decimal.Value | null;
+  /** What the advertiser pays the network: priced like the payout; null: not recorded. */
+  revenueType?: PayoutType | null;
+  revenueAmount?: Decimal.Value | null;
+  revenuePercent?: Decimal.Value | null;
   attributionWindowDays: number;
   minCtitSeconds: number;
   amountCap: Decimal.Value | null;
   status: EntityStatus;
+}
+
+/** How long a postback waits for its click row (the click's sub IDs) at most, from when it was first put back for it. */
+export const CLICK_ROW_WAIT_MS = 30_000;
+/** A click queued this long after a postback was received may still be its click (ingest queues a click after redirecting; clocks of ingest processes differ). */
+export const CLICK_QUEUE_SLACK_MS = 2_000;
+
+/**
+ * Whether a postback whose click row is not written yet is put back to wait for it (so that its
+ * conversion, its events and its partner postbacks carry the click's sub IDs): only while the row
+ * may still land — a click queued before the postback was received is still in the clicks queue
+ * (after an outage, however long ago the postback came) — and for at most `limitMs` (30 s) since
+ * it was first put back. A click row that never arrives (lost with Redis, or a click id made
+ * without a click) holds nothing up: no older click is queued.
+ */
+export function waitsForClickRow(input: {
+  receivedAt: Date;
+  /** When the oldest click job still queued was queued (Unix ms), or null when none is. */
+  oldestClickQueuedAt: number | null;
+  /** When this postback was first put back for its click row (now, the first time). */
+  waitingSince: Date;
+  now: Date;
+  limitMs?: number;
+}): boolean {
+  if (input.oldestClickQueuedAt === null || input.oldestClickQueuedAt > input.receivedAt.getTime() + CLICK_QUEUE_SLACK_MS) return false;
+  return input.now.getTime() - input.waitingSince.getTime() < (input.limitMs ?? CLICK_ROW_WAIT_MS);
 }
 
 /** The click's affiliate as it stands now (null: no such affiliate). */
@@ -125,6 +160,7 @@ export function planConversion({ postback, click, offer, affiliate, existing, no
     amount,
     currency,
   );
+  const revenue = offerRevenue(offer, amount, currency);
   const held = verdict.hold !== null && postback.status !== 'rejected';
   const status: ConversionStatus = held ? 'pending' : postback.status;
   const conversionId = newId('conversion');
@@ -146,6 +182,9 @@ export function planConversion({ postback, click, offer, affiliate, existing, no
     currency,
     payout: payout.amount.toString(),
     payoutCurrency: payout.currency,
+    revenue: revenue?.amount.toString() ?? null,
+    revenueCurrency: revenue?.currency ?? null,
+    ...(click.subs ?? NO_SUBS),
     clickedAt: click.clickedAt,
     createdAt: now,
     updatedAt: now,
@@ -224,7 +263,7 @@ export interface ConversionTarget {
   status: ConversionStatus;
   holdReason: string | null;
   /** Absent: the amount stays. */
-  amount?: { value: string; offer: Pick<OfferTerms, 'payoutType' | 'payoutPercent'> };
+  amount?: { value: string; offer: Pick<OfferTerms, 'payoutType' | 'payoutPercent' | 'revenueType' | 'revenuePercent'> };
   /** Rules of fraud flags raised by this change. */
   flags?: string[];
 }
@@ -246,6 +285,7 @@ export function changeConversion(current: ConversionState, target: ConversionTar
   const amount = target.amount === undefined ? null : new Decimal(target.amount.value);
   const amountChanged = amount !== null && !amount.eq(current.amount.toString());
   const payout = amountChanged ? repriced(current, amount!, target.amount!.offer) : new Decimal(current.payout.toString());
+  const revenue = amountChanged ? repricedRevenue(current, amount!, target.amount!.offer) : (current.revenue ?? null);
   const status = target.status;
   const statusChanged = status !== current.status;
   if (statusChanged && !canTransition(current.status, status)) throw new RangeError(`a ${current.status} conversion cannot become ${status}`);
@@ -272,7 +312,7 @@ export function changeConversion(current: ConversionState, target: ConversionTar
     ...current,
     status,
     holdReason: target.holdReason,
-    ...(amountChanged ? { amount: amount!.toString(), payout: payout.toString() } : {}),
+    ...(amountChanged ? { amount: amount!.toString(), payout: payout.toString(), revenue: revenue == null ? null : revenue.toString() } : {}),
     fraudFlags: [...current.fraudFlags, ...flags],
     updatedAt: now,
     commission,
@@ -281,7 +321,16 @@ export function changeConversion(current: ConversionState, target: ConversionTar
   const events: EventEnvelope[] = [];
   if (amountChanged) {
     events.push(
-      createEvent('conversion.updated', { conversion: json, previous_amount: formatMoney(current.amount), previous_payout: formatMoney(current.payout) }, now),
+      createEvent(
+        'conversion.updated',
+        {
+          conversion: json,
+          previous_amount: formatMoney(current.amount),
+          previous_payout: formatMoney(current.payout),
+          previous_revenue: current.revenue == null ? null : formatMoney(current.revenue),
+        },
+        now,
+      ),
     );
   }
   // Statuses only move forward (canTransition): a change is to approved or rejected.
@@ -291,6 +340,26 @@ export function changeConversion(current: ConversionState, target: ConversionTar
     events.push(createEvent('commission.updated', { commission: commissionJson(commission!), previous_amount: formatMoney(previous!.amount) }, now));
   }
   return { changed: true, after, events };
+}
+
+const NO_SUBS: ClickSubs = { sub1: null, sub2: null, sub3: null, sub4: null, sub5: null };
+
+/** What the network earns on a conversion: the offer's revenue rule, priced as the payout is (null: the offer has none). */
+function offerRevenue(offer: Pick<OfferTerms, 'currency' | 'revenueType' | 'revenueAmount' | 'revenuePercent'>, amount: Decimal.Value, currency: string) {
+  if (!offer.revenueType) return null;
+  return computePayout(
+    offer.revenueType === 'fixed'
+      ? { type: 'fixed', amount: offer.revenueAmount ?? 0, currency: offer.currency }
+      : { type: 'percent', percent: offer.revenuePercent ?? 0 },
+    amount,
+    currency,
+  );
+}
+
+/** The revenue for a new amount: a percent rule's is recomputed (in the conversion's currency); a fixed one's, or none, stays. */
+function repricedRevenue(current: ConversionRow, amount: Decimal, offer: Pick<OfferTerms, 'revenueType' | 'revenuePercent'>): ConversionRow['revenue'] | null {
+  if (current.revenue == null || offer.revenueType !== 'percent' || current.revenueCurrency !== current.currency) return current.revenue;
+  return computePayout({ type: 'percent', percent: offer.revenuePercent ?? 0 }, amount, current.currency).amount;
 }
 
 /** A conversion earns a commission when its payout is above zero and it is not rejected. */

@@ -12,7 +12,8 @@ const MACRO = new RegExp(`\\{(${DESTINATION_MACROS.join('|')})\\}`, 'g');
 const fill = (template: string, value: (name: DestinationMacro) => string) =>
   template.replace(MACRO, (_m, name: DestinationMacro) => encodeURIComponent(value(name)));
 
-function parseHttpUrl(value: string): URL | null {
+/** An http(s) URL, or null. */
+export function parseHttpUrl(value: string): URL | null {
   try {
     const url = new URL(value);
     return url.protocol === 'http:' || url.protocol === 'https:' ? url : null;
@@ -22,7 +23,7 @@ function parseHttpUrl(value: string): URL | null {
 }
 
 /** What a redirect's target is decided by: scheme, credentials, host and port. */
-const authorityOf = (url: URL) => `${url.protocol}//${url.username}:${url.password}@${url.host}`;
+export const authorityOf = (url: URL) => `${url.protocol}//${url.username}:${url.password}@${url.host}`;
 
 /**
  * Why a destination template cannot be used, or null when it can. Checked the way /click uses

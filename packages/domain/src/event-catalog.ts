@@ -14,6 +14,13 @@ const conversion = {
   currency: 'USD',
   payout: '5.00',
   payout_currency: 'USD',
+  revenue: '8.00',
+  revenue_currency: 'USD',
+  sub1: 'aff-click-8f3a2c',
+  sub2: 'spring-campaign',
+  sub3: null,
+  sub4: null,
+  sub5: null,
   fraud_flags: [],
   clicked_at: '2026-11-27T10:02:11.000Z',
   created_at: '2026-11-27T10:14:52.318Z',
@@ -36,8 +43,13 @@ export const EVENT_CATALOG: Record<EventType, { description: string; example: Re
   },
   'conversion.updated': {
     description:
-      "A later postback changed a conversion's amount (and with it its payout, for a percent offer): previous_amount and previous_payout are what it was. Sent before the status event when one postback changes both.",
-    example: { conversion: { ...conversion, amount: '100.00', payout: '10.00' }, previous_amount: '10.00', previous_payout: '1.00' },
+      "A later postback changed a conversion's amount (and with it its payout, for a percent offer): previous_amount, previous_payout and previous_revenue (null when the offer records no revenue) are what it was. Sent before the status event when one postback changes both.",
+    example: {
+      conversion: { ...conversion, amount: '100.00', payout: '10.00', revenue: '16.00' },
+      previous_amount: '10.00',
+      previous_payout: '1.00',
+      previous_revenue: '1.60',
+    },
   },
   'commission.created': {
     description: 'A conversion that is not rejected earned the affiliate a payout greater than zero: when it was created, or when a later amount gave it one.',
@@ -100,7 +112,8 @@ export const EVENT_CATALOG: Record<EventType, { description: string; example: Re
     },
   },
   'endpoint.disabled': {
-    description: 'A webhook endpoint was disabled automatically: it answered 410 Gone, or every attempt failed for DELIVERY_DISABLE_AFTER.',
+    description:
+      'A webhook endpoint (or a partner postback, pp_…) was disabled automatically: it answered 410 Gone, or every attempt failed for DELIVERY_DISABLE_AFTER.',
     example: {
       endpoint: {
         id: 'ep_01JD8Z6Q61A2C4E6G8J0L2N4Q6',
@@ -117,7 +130,8 @@ export const EVENT_CATALOG: Record<EventType, { description: string; example: Re
     },
   },
   'webhook.test': {
-    description: 'Sent to one endpoint on request (POST /v1/webhook-endpoints/{id}/test); cannot be subscribed to.',
+    description:
+      "Sent to one endpoint on request (POST /v1/webhook-endpoints/{id}/test); cannot be subscribed to. A partner postback's test (POST /v1/partner-postbacks/{id}/test) carries a sample `conversion` too, whose values fill its macros.",
     example: { endpoint_id: 'ep_01JD8Z6Q61A2C4E6G8J0L2N4Q6', message: 'This is a test event from Trackway.' },
   },
 };

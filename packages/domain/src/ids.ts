@@ -10,6 +10,7 @@ export const ID_PREFIX = {
   fraudFlag: 'ff',
   event: 'evt',
   endpoint: 'ep',
+  partnerPostback: 'pp',
   delivery: 'dlv',
   payout: 'po',
 } as const;

@@ -17,3 +17,5 @@ export * from './placeholders';
 export * from './postback-formats';
 export * from './text';
 export * from './postback-intake';
+export * from './partner-postbacks';
+export * from './partner-macros';

@@ -1,3 +1,4 @@
+import type { PartnerMacro } from './partner-macros';
 import { CONVERSION_STATUSES, type ConversionStatus, STATUS_VOCABULARY } from './status';
 
 /**
@@ -6,12 +7,21 @@ import { CONVERSION_STATUSES, type ConversionStatus, STATUS_VOCABULARY } from '.
  * and what a conversion is unique on when it sends no order reference. An advertiser's
  * `postback_format` names a preset and overrides parts of it; `resolveFormat` turns it into
  * what ingest reads a postback with. The README's table of presets is PRESETS.
+ *
+ * The same entries write partner postbacks: a preset with `writes` is a tracker Trackway can
+ * post an affiliate's conversions to, in that tracker's dialect (presetQuery, presetStatusWord).
+ * One owner per dialect: the names written are the names read, and the status words written are
+ * words the preset reads back as the same status.
  */
 export const POSTBACK_FIELDS = ['click_id', 'order_id', 'amount', 'currency', 'status', 'event'] as const;
 export type PostbackField = (typeof POSTBACK_FIELDS)[number];
 
-export const PRESET_NAMES = ['trackway', 'everflow', 'tune', 'voluum', 'binom', 'keitaro', 'redtrack', 'affise', 'cake', 'offer18'] as const;
+export const PRESET_NAMES = ['trackway', 'everflow', 'tune', 'voluum', 'binom', 'keitaro', 'redtrack', 'affise', 'cake', 'offer18', 'bemob'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
+
+/** The presets a partner postback can be written in: trackers that document the postback they receive. */
+export const PARTNER_PRESET_NAMES = ['voluum', 'binom', 'keitaro', 'redtrack', 'everflow', 'affise', 'bemob'] as const;
+export type PartnerPresetName = (typeof PARTNER_PRESET_NAMES)[number];
 
 export const DEDUPE_MODES = ['order_id', 'click_id'] as const;
 export type DedupeMode = (typeof DEDUPE_MODES)[number];
@@ -41,10 +51,27 @@ export interface Preset {
   source: string | null;
 }
 
+/** What a partner postback to the preset's tracker carries (the tracker's own postback documentation). */
+export interface PresetWrites {
+  /**
+   * The fields written, in order, each with the macro its value comes from (`status`: the
+   * preset's status word). A field is written under the preset's first name for it
+   * (`params[field][0]`), or, where the preset lists none, under Trackway's own name for it,
+   * which every preset reads too (Everflow documents `currency` under that name).
+   */
+  fields: readonly (readonly [PostbackField, PartnerMacro])[];
+  /** The word written for each status, when `status` is among the fields. */
+  status_words?: Readonly<Record<ConversionStatus, string>>;
+  /** Documentation of a written name that `source` does not show. */
+  source?: string;
+}
+
+type PresetTable = { readonly [P in PresetName]: P extends PartnerPresetName ? Preset & { writes: PresetWrites } : Preset };
+
 const none: readonly string[] = [];
 
 /** The dialects. `trackway` is the global alias table: what an advertiser without a format is read with. */
-export const PRESETS: Readonly<Record<PresetName, Preset>> = {
+export const PRESETS: PresetTable = {
   trackway: {
     params: {
       click_id: ['transaction_id', 'clickid', 'cid', 'click'],
@@ -66,6 +93,17 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
     decimal_comma: true,
     dedupe: 'click_id',
     source: 'https://helpdesk.everflow.io/customer/accessing-editing-s2s-postback-urls',
+    // No status parameter; adv_event_id is Everflow's own event id, which Trackway does not know.
+    // The partner's URL carries its nid.
+    writes: {
+      fields: [
+        ['click_id', 'sub1'],
+        ['order_id', 'conversion_id'],
+        ['amount', 'payout'],
+        ['currency', 'payout_currency'],
+      ],
+      source: 'https://helpdesk.everflow.io/en/articles/6120678-currency-configurations',
+    },
   },
   // transaction_id is the session (the click); the default template carries no order reference.
   tune: {
@@ -81,6 +119,15 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
     decimal_comma: false,
     dedupe: 'click_id',
     source: 'https://doc.voluum.com/en/tracking_conversions_postback.html',
+    // No status parameter. et names a custom conversion type the Voluum account must define first.
+    writes: {
+      fields: [
+        ['click_id', 'sub1'],
+        ['order_id', 'conversion_id'],
+        ['amount', 'payout'],
+        ['currency', 'payout_currency'],
+      ],
+    },
   },
   // No order reference: a status change (cnv_status) is a repeat of the click's conversion.
   binom: {
@@ -89,6 +136,16 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
     decimal_comma: false,
     dedupe: 'click_id',
     source: 'https://docs.binom.org/postback-url.php',
+    // cnv_status is free text to Binom: Trackway's own words, which it reads back.
+    writes: {
+      fields: [
+        ['click_id', 'sub1'],
+        ['amount', 'payout'],
+        ['currency', 'payout_currency'],
+        ['status', 'status'],
+      ],
+      status_words: { pending: 'pending', approved: 'approved', rejected: 'rejected' },
+    },
   },
   // Keitaro's tid is the order (transaction); its status is lead, sale or rejected.
   keitaro: {
@@ -97,6 +154,16 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
     decimal_comma: false,
     dedupe: 'click_id',
     source: 'https://docs.keitaro.io/en/conversions-and-postback/postback.html',
+    writes: {
+      fields: [
+        ['click_id', 'sub1'],
+        ['order_id', 'conversion_id'],
+        ['amount', 'payout'],
+        ['currency', 'payout_currency'],
+        ['status', 'status'],
+      ],
+      status_words: { pending: 'lead', approved: 'sale', rejected: 'rejected' },
+    },
   },
   // rdtk_event_id is the reference RedTrack deduplicates by, when it sends one.
   redtrack: {
@@ -105,6 +172,17 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
     decimal_comma: false,
     dedupe: 'click_id',
     source: 'https://docs.redtrack.io/knowledgebase/tracking-event-types/',
+    // RedTrack's statuses are Approved, Pending, Declined (and Other); type names a conversion
+    // type the account must define first, so it is not written.
+    writes: {
+      fields: [
+        ['click_id', 'sub1'],
+        ['order_id', 'conversion_id'],
+        ['amount', 'payout'],
+        ['status', 'status'],
+      ],
+      status_words: { pending: 'Pending', approved: 'Approved', rejected: 'Declined' },
+    },
   },
   // Numeric statuses: 1 approved, 2 pending, 3 declined, 5 hold.
   affise: {
@@ -113,6 +191,16 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
     decimal_comma: false,
     dedupe: 'click_id',
     source: 'https://help-center.affise.com/en/articles/6475468-affise-postback-url-parameters',
+    // goal must match one of the offer's goals in Affise, so it is not written.
+    writes: {
+      fields: [
+        ['click_id', 'sub1'],
+        ['order_id', 'conversion_id'],
+        ['amount', 'payout'],
+        ['status', 'status'],
+      ],
+      status_words: { pending: '2', approved: '1', rejected: '3' },
+    },
   },
   // r is the request (session) id, t the advertiser's transaction id, p the price, e the event.
   cake: {
@@ -130,7 +218,47 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
     dedupe: 'click_id',
     source: 'https://offer18.gitbook.io/knowledge-base/global-postback-parameters',
   },
+  // cid is the click, txid the transaction; status words are whatever the BeMob account maps to
+  // its New, Approved, Declined and Chargeback statuses, so the shared vocabulary reads them.
+  bemob: {
+    params: { click_id: ['cid'], order_id: ['txid'], amount: ['payout'], currency: none, status: ['status'], event: none },
+    status_values: {},
+    decimal_comma: false,
+    dedupe: 'click_id',
+    source: 'https://docs.bemob.com/en/create-custom-affiliate-network',
+    // The BeMob account enters these words in its affiliate network's "Use conversion statuses".
+    writes: {
+      fields: [
+        ['click_id', 'sub1'],
+        ['order_id', 'conversion_id'],
+        ['amount', 'payout'],
+        ['status', 'status'],
+      ],
+      status_words: { pending: 'pending', approved: 'approved', rejected: 'rejected' },
+      source: 'https://help.bemob.com/docs/using-postback-statuses',
+    },
+  },
 };
+
+/** The query a preset writes, in order: each parameter's name and the macro its value comes from ('status' is written as the preset's status word). */
+export function presetQuery(preset: PartnerPresetName): ReadonlyArray<{ name: string; macro: PartnerMacro }> {
+  const { params, writes } = PRESETS[preset];
+  return writes.fields.map(([field, macro]) => ({ name: params[field][0] ?? field, macro }));
+}
+
+/** Whether the preset's tracker reads a status: where it does not, every postback to it is a conversion. */
+export function presetWritesStatus(preset: PartnerPresetName): boolean {
+  return PRESETS[preset].writes.fields.some(([field]) => field === 'status');
+}
+
+/**
+ * The word the preset's tracker reads for a status (e.g. keitaro: pending → "lead", approved →
+ * "sale", rejected → "rejected"). A preset that writes no status (presetWritesStatus) gives
+ * Trackway's own word, which it never writes.
+ */
+export function presetStatusWord(preset: PartnerPresetName, status: ConversionStatus): string {
+  return PRESETS[preset].writes.status_words?.[status] ?? status;
+}
 
 /** What ingest reads a postback with. */
 export interface ResolvedFormat {

@@ -1,6 +1,7 @@
 import { type EndpointHeaderColumns, maskHeaders } from './endpoint-headers';
 import { formatMoney } from './money';
-import { sentOrderId } from './postback-formats';
+import { PARTNER_EVENT_TYPES, type PartnerEventType, type PartnerMethod } from './partner-postbacks';
+import { PARTNER_PRESET_NAMES, type PartnerPresetName, sentOrderId } from './postback-formats';
 import type { CommissionStatus, ConversionStatus } from './status';
 
 // The JSON shapes shared by the admin API and by event payloads: snake_case, money as strings.
@@ -25,6 +26,15 @@ export interface ConversionRow {
   currency: string;
   payout: DecimalLike;
   payoutCurrency: string;
+  /** What the network earns (the offer's revenue rule); null when the offer had none. */
+  revenue?: DecimalLike | null;
+  revenueCurrency?: string | null;
+  /** Its click's sub IDs (null: none, or its click row never arrived). */
+  sub1?: string | null;
+  sub2?: string | null;
+  sub3?: string | null;
+  sub4?: string | null;
+  sub5?: string | null;
   clickedAt: Date;
   createdAt: Date;
   updatedAt: Date;
@@ -48,6 +58,13 @@ export function conversionJson(row: ConversionRow) {
     currency: row.currency,
     payout: formatMoney(row.payout),
     payout_currency: row.payoutCurrency,
+    revenue: row.revenue == null ? null : formatMoney(row.revenue),
+    revenue_currency: row.revenueCurrency ?? null,
+    sub1: row.sub1 ?? null,
+    sub2: row.sub2 ?? null,
+    sub3: row.sub3 ?? null,
+    sub4: row.sub4 ?? null,
+    sub5: row.sub5 ?? null,
     fraud_flags: row.fraudFlags,
     clicked_at: row.clickedAt.toISOString(),
     created_at: row.createdAt.toISOString(),
@@ -117,6 +134,45 @@ export function endpointJson(row: EndpointRow) {
     event_types: row.eventTypes,
     // Never the values: they are receivers' credentials.
     headers: maskHeaders(row),
+    rate_limit_per_second: row.rateLimitPerSecond,
+    enabled: row.enabled,
+    disabled_reason: row.disabledReason,
+    created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
+  };
+}
+
+/** A partner postback's row (a webhook_endpoints row of kind partner_postback): `url` is the masked URL. */
+export interface PartnerPostbackRow {
+  id: string;
+  affiliateId: number;
+  offerId: number | null;
+  url: string;
+  method: string;
+  preset: string | null;
+  eventTypes: string[];
+  description: string | null;
+  rateLimitPerSecond: number | null;
+  enabled: boolean;
+  disabledReason: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/**
+ * A partner postback as every read shows it: its URL masked (query values that are not macros,
+ * maskPartnerUrl), never the sealed one; its creation answer shows the URL once, whole.
+ */
+export function partnerPostbackJson(row: PartnerPostbackRow) {
+  return {
+    id: row.id,
+    affiliate_id: row.affiliateId,
+    offer_id: row.offerId,
+    url: row.url,
+    method: (row.method === 'POST' ? 'POST' : 'GET') as PartnerMethod,
+    preset: PARTNER_PRESET_NAMES.includes(row.preset as PartnerPresetName) ? (row.preset as PartnerPresetName) : null,
+    event_types: row.eventTypes.filter((t): t is PartnerEventType => (PARTNER_EVENT_TYPES as readonly string[]).includes(t)),
+    description: row.description,
     rate_limit_per_second: row.rateLimitPerSecond,
     enabled: row.enabled,
     disabled_reason: row.disabledReason,

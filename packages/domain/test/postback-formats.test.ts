@@ -29,6 +29,10 @@ describe('resolveFormat', () => {
     ['cake', 'click_id', ['click_id', 'r']],
     ['everflow', 'event', ['event', 'adv_event_id', 'event_id']],
     ['redtrack', 'event', ['event', 'type']],
+    ['bemob', 'click_id', ['click_id', 'cid']],
+    ['bemob', 'order_id', ['order_id', 'txid']],
+    ['bemob', 'amount', ['amount', 'payout']],
+    ['bemob', 'status', ['status']],
   ] as const)('%s reads %s as %p', (preset, field, names) => {
     expect(resolveFormat({ preset }).names[field]).toEqual(names);
   });
@@ -103,6 +107,7 @@ describe('statusFor', () => {
     [resolveFormat({ preset: 'redtrack' }), 'Pending', 'pending'],
     [resolveFormat({ preset: 'keitaro' }), 'sale', 'approved'],
     [resolveFormat({ preset: 'keitaro' }), 'lead', 'pending'],
+    [resolveFormat({ preset: 'bemob' }), 'Declined', 'rejected'],
     [resolveFormat(null), '1', null],
     // The advertiser's own values win over the vocabulary, in any case.
     [mapped, 'APPROVED', 'pending'],

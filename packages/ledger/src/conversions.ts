@@ -10,7 +10,8 @@ import { DETACH_FROM_PENDING_PAYOUTS_SQL, RECOMPUTE_PAYOUTS_SQL } from './payout
 const CONVERSION_SELECT = `
   SELECT c.id, c.advertiser_id AS "advertiserId", c.offer_id AS "offerId", c.affiliate_id AS "affiliateId", c.click_id AS "clickId",
          c.order_id AS "orderId", c.event, c.status::text AS status, c.hold_reason AS "holdReason", c.amount::text AS amount, c.currency,
-         c.payout::text AS payout, c.payout_currency AS "payoutCurrency", c.clicked_at AS "clickedAt", c.created_at AS "createdAt",
+         c.payout::text AS payout, c.payout_currency AS "payoutCurrency", c.revenue::text AS revenue,
+         c.revenue_currency AS "revenueCurrency", c.sub1, c.sub2, c.sub3, c.sub4, c.sub5, c.clicked_at AS "clickedAt", c.created_at AS "createdAt",
          c.updated_at AS "updatedAt",
          COALESCE((SELECT array_agg(f.rule ORDER BY f.id) FROM fraud_flags f WHERE f.conversion_id = c.id), '{}') AS "fraudFlags",
          m.id AS "commissionId", m.amount::text AS "commissionAmount", m.currency AS "commissionCurrency",
@@ -93,11 +94,13 @@ export async function lockConversion(db: PgClient, id: string): Promise<Conversi
 const insertConversions = statement<{ id: string }>(
   'ledger-insert-conversions',
   `INSERT INTO conversions (id, advertiser_id, offer_id, affiliate_id, click_id, order_id, event, status, hold_reason,
-                            amount, currency, payout, payout_currency, clicked_at, created_at, updated_at)
+                            amount, currency, payout, payout_currency, revenue, revenue_currency, sub1, sub2, sub3, sub4, sub5,
+                            clicked_at, created_at, updated_at)
    SELECT id, "advertiserId", "offerId", "affiliateId", "clickId", "orderId", event, status::"ConversionStatus", "holdReason",
-          amount, currency, payout, "payoutCurrency", "clickedAt", "createdAt", "updatedAt"
+          amount, currency, payout, "payoutCurrency", revenue, "revenueCurrency", sub1, sub2, sub3, sub4, sub5, "clickedAt", "createdAt", "updatedAt"
      FROM json_to_recordset($1::json) AS r(id varchar, "advertiserId" int, "offerId" int, "affiliateId" int, "clickId" varchar, "orderId" varchar,
           event varchar, status text, "holdReason" varchar, amount numeric, currency varchar, payout numeric, "payoutCurrency" varchar,
+          revenue numeric, "revenueCurrency" varchar, sub1 varchar, sub2 varchar, sub3 varchar, sub4 varchar, sub5 varchar,
           "clickedAt" timestamptz, "createdAt" timestamptz, "updatedAt" timestamptz)
    ON CONFLICT (advertiser_id, order_id, event) DO NOTHING
    RETURNING id`,
@@ -105,8 +108,9 @@ const insertConversions = statement<{ id: string }>(
 
 const updateConversions = statement(
   'ledger-update-conversions',
-  `UPDATE conversions c SET status = r.status::"ConversionStatus", hold_reason = r."holdReason", amount = r.amount, payout = r.payout, updated_at = r."updatedAt"
-     FROM json_to_recordset($1::json) AS r(id varchar, status text, "holdReason" varchar, amount numeric, payout numeric, "updatedAt" timestamptz)
+  `UPDATE conversions c SET status = r.status::"ConversionStatus", hold_reason = r."holdReason", amount = r.amount, payout = r.payout,
+          revenue = r.revenue, updated_at = r."updatedAt"
+     FROM json_to_recordset($1::json) AS r(id varchar, status text, "holdReason" varchar, amount numeric, payout numeric, revenue numeric, "updatedAt" timestamptz)
     WHERE c.id = r.id`,
 );
 
@@ -155,7 +159,9 @@ const conversionRows = (list: ConversionState[]) => JSON.stringify(list.map(({ c
 const commissionRows = (list: CommissionState[]) => JSON.stringify(list.map(({ payoutId: _payout, payoutSent: _sent, ...row }) => row));
 // The updates read fewer columns still: what can change.
 const conversionChanges = (list: ConversionState[]) =>
-  JSON.stringify(list.map(({ id, status, holdReason, amount, payout, updatedAt }) => ({ id, status, holdReason, amount, payout, updatedAt })));
+  JSON.stringify(
+    list.map(({ id, status, holdReason, amount, payout, revenue, updatedAt }) => ({ id, status, holdReason, amount, payout, revenue, updatedAt })),
+  );
 const commissionChanges = (list: CommissionState[]) => JSON.stringify(list.map(({ id, amount, status }) => ({ id, amount, status })));
 
 /**

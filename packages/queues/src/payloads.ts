@@ -43,6 +43,8 @@ export const postbackJobSchema = z.object({
   status: z.enum(CONVERSION_STATUSES),
   /** Parameters the postback carried that Trackway does not read, as sent (kept on the postback). */
   ignoredParams: z.record(z.string(), z.unknown()).optional(),
+  /** Set by attribution when it first put the postback back to wait for its click row (waitsForClickRow). */
+  clickWaitSince: z.iso.datetime().optional(),
 });
 /** One postback, as ingest accepted it. */
 export type PostbackJob = z.infer<typeof postbackJobSchema>;
@@ -71,7 +73,7 @@ export type EventJob = z.infer<typeof eventJobSchema>;
 
 export const deliveryJobSchema = z.object({
   deliveryId: z.string().regex(/^dlv_[0-9A-Z]{26}$/),
-  endpointId: z.string().regex(/^ep_[0-9A-Z]{26}$/),
+  endpointId: z.string().regex(/^(ep|pp)_[0-9A-Z]{26}$/),
   eventId: z.string().regex(/^evt_[0-9A-Z]{26}$/),
   /** A replay (retry/recover) sends even if an earlier job already settled the delivery. */
   replay: z.boolean().optional(),
