@@ -23,6 +23,7 @@ runMain('attribution', async () => {
       pool: ctx.pool,
       clickIds: createClickIdCodec(config.CLICK_SECRET),
       eventsQueue: queues.events,
+      clicksQueue: queues.clicks,
       connection: ctx.newWorkerConnection(),
       prefix: config.QUEUE_PREFIX,
       logger: ctx.logger,

@@ -4,7 +4,7 @@ import type { ErrorReporter, Logger } from '@trackway/logger';
 import { enqueueEvents, markPublished, relayOutbox } from '@trackway/outbox';
 import { type ClickJob, type InvalidationKind, type PostbackJob, QUEUE, type TypedQueue, cappedExponentialDelay, parseJob } from '@trackway/queues';
 import { type Metrics, MicroBatcher, type PostgresOutage, cachedLookup, registerWorker } from '@trackway/runtime';
-import { type Processor, UnrecoverableError, Worker } from 'bullmq';
+import { DelayedError, type Processor, Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { writeClicks } from './clicks/write-clicks';
 import { type AttributionResult, attributeIsolated, turns } from './postbacks/attribute';
@@ -30,6 +30,10 @@ export interface AttributionDeps {
   pool: PgPool;
   clickIds: ClickIdCodec;
   eventsQueue: TypedQueue<'events'>;
+  /** The clicks queue, to know whether a click row not written yet may still land (its sub IDs); absent: made on `connection`. */
+  clicksQueue?: TypedQueue<'clicks'>;
+  /** How long a postback waits for its click row at most (CLICK_ROW_WAIT_MS; tests shorten it). */
+  clickRowWaitMs?: number;
   connection: Redis;
   prefix: string;
   logger: Logger;
@@ -80,9 +84,31 @@ export function createHandlers(deps: AttributionDeps) {
   // process decides postbacks in queue order); their events are enqueued with one queue call
   // after commit.
   const nextTurn = turns();
+  const clicksQueue = deps.clicksQueue ?? new Queue(QUEUE.clicks, { connection: deps.connection, prefix: deps.prefix });
+  // The oldest click job of each state (lists hold the oldest last; BullMQ ids are not times):
+  // when the earliest of them was queued. Its timestamp only, not its 256 clicks.
+  const oldestClickQueuedAt = async (): Promise<number | null> => {
+    const ids = await clicksQueue.getRanges(['active', 'wait', 'prioritized', 'delayed'], 0, 0, true);
+    const stamps = await Promise.all(ids.map((id) => deps.connection.hget(clicksQueue.toKey(id), 'timestamp')));
+    const times = stamps.filter((t): t is string => t !== null).map(Number);
+    return times.length === 0 ? null : Math.min(...times);
+  };
+  const waiting = new Map<string, Map<string, number>>();
   const postbacks = new MicroBatcher<PostbackJob, AttributionResult>(
     async (jobs) => {
-      const results = await attributeIsolated({ pool, clickIds, offers: (id) => offers.get(id), affiliates: (id) => affiliates.get(id) }, jobs, nextTurn());
+      const results = await attributeIsolated(
+        {
+          pool,
+          clickIds,
+          offers: (id) => offers.get(id),
+          affiliates: (id) => affiliates.get(id),
+          oldestClickQueuedAt,
+          clickRowWaitMs: deps.clickRowWaitMs,
+          waiting,
+        },
+        jobs,
+        nextTurn(),
+      );
       const events = results.flatMap((r) => (r.ok ? r.value.events : []));
       try {
         await enqueueEvents(eventsQueue, events);
@@ -99,12 +125,17 @@ export function createHandlers(deps: AttributionDeps) {
 
   return {
     handlers: {
-      postbacks: async (job) => {
+      postbacks: async (job, token) => {
         const list = parseJob('postbacks', job).postbacks;
         const results = await Promise.allSettled(list.map((p) => postbacks.add(p)));
         const counts: Record<string, number> = {};
+        const waits = new Set<string>();
         results.forEach((result, i) => {
           if (result.status === 'rejected') return;
+          if (result.value.deferred) {
+            waits.add(list[i].postbackId);
+            return;
+          }
           const { outcome, events, replayed } = result.value;
           // The line that links a postback to the events (and so the deliveries) it caused.
           logger.info(
@@ -123,6 +154,16 @@ export function createHandlers(deps: AttributionDeps) {
           metrics.postbacks.inc({ stage: 'attribution', outcome: outcome.status, reason: outcome.reason ?? '' });
           if (outcome.conversionStatus) metrics.conversions.inc({ status: outcome.conversionStatus });
         });
+        if (waits.size > 0) {
+          // Put back before anything else, even if another postback of the job failed (it fails
+          // again on the next run, once none waits): its other postbacks are committed, and replay,
+          // writing nothing, when it runs again. Each waiting one keeps when it first waited.
+          const since = new Date().toISOString();
+          logger.debug({ job_id: job.id, postbacks: waits.size }, 'postbacks wait for their click rows');
+          await job.updateData({ postbacks: list.map((p) => (waits.has(p.postbackId) ? { ...p, clickWaitSince: p.clickWaitSince ?? since } : p)) });
+          await job.moveToDelayed(Date.now() + CLICK_ROW_RECHECK_MS, token);
+          throw new DelayedError('postbacks wait for their click rows');
+        }
         settleJob(results);
         return counts;
       },
@@ -141,8 +182,15 @@ export function createHandlers(deps: AttributionDeps) {
     },
     /** Resolves once every background mark has run (for a graceful shutdown). */
     drain: () => marking,
+    /** Closes what the handlers opened themselves (the clicks queue, when none was given). */
+    close: async () => {
+      if (!deps.clicksQueue) await clicksQueue.close();
+    },
   };
 }
+
+/** How soon a postback waiting for its click row looks again. */
+const CLICK_ROW_RECHECK_MS = 1_000;
 
 // A job that stalls (its worker was killed) is put back this many times before BullMQ fails it:
 // postbacks and clicks are idempotent, so running one again is always safe.
@@ -152,7 +200,7 @@ export function createWorkers(
   deps: AttributionDeps,
   queues: readonly AttributionQueue[] = ATTRIBUTION_QUEUES,
 ): Worker[] & { invalidate: (kind: InvalidationKind) => void; drain: () => Promise<void> } {
-  const { handlers, invalidate, drain } = createHandlers(deps);
+  const { handlers, invalidate, drain, close } = createHandlers(deps);
   const concurrency: Record<AttributionQueue, number> = {
     postbacks: deps.concurrency.postbacks,
     clicks: deps.concurrency.clicks,
@@ -171,5 +219,8 @@ export function createWorkers(
       deps,
     ),
   );
+  // The handlers' own clicks queue closes with the first worker to close.
+  let closing: Promise<void> | undefined;
+  for (const worker of workers) worker.once('closed', () => void (closing ??= close()));
   return Object.assign(workers, { invalidate, drain });
 }

@@ -2,7 +2,9 @@ import type { ClickIdCodec } from '@trackway/clickid';
 import { type PgClient, type PgPool, RetryTransaction, type Settled, inTransaction, writeIsolated } from '@trackway/db';
 import {
   type AffiliateStanding,
+  CLICK_ROW_WAIT_MS,
   type ClickClaims,
+  type ClickSubs,
   Decimal,
   type EventEnvelope,
   type OfferTerms,
@@ -13,6 +15,7 @@ import {
   planBatch,
   redactSecretShapes,
   sentOrderId,
+  waitsForClickRow,
 } from '@trackway/domain';
 import { lockConversionsByKey, writeConversions } from '@trackway/ledger';
 import { insertEvents } from '@trackway/outbox';
@@ -23,6 +26,11 @@ import * as sql from './statements';
 export type { PostbackOutcome };
 
 export interface AttributionResult {
+  /**
+   * True when the postback was not decided: its click row (its sub IDs) may still land
+   * (waitsForClickRow). Its job is put back and runs again shortly; nothing was written for it.
+   */
+  deferred?: true;
   outcome: PostbackOutcome;
   /** Events committed with the outcome, to publish after commit. Empty on a replayed job. */
   events: EventEnvelope[];
@@ -38,6 +46,15 @@ export interface AttributeDeps {
   clickIds: ClickIdCodec;
   offers: OfferLookup;
   affiliates: AffiliateLookup;
+  /** When the oldest click job still queued was queued (Unix ms; null: none is); absent: never waits for a click row. */
+  oldestClickQueuedAt?: () => Promise<number | null>;
+  /** CLICK_ROW_WAIT_MS, unless a test says otherwise. */
+  clickRowWaitMs?: number;
+  /**
+   * Postbacks this process put back to wait for their click row, by conversion key (postback id →
+   * until when): a later postback of the same order waits behind them (decided in queue order).
+   */
+  waiting?: Map<string, Map<string, number>>;
 }
 
 /**
@@ -47,8 +64,10 @@ export interface AttributeDeps {
  * outcome row exists returns that outcome, replayed) and by the unique index.
  */
 export async function attributeBatch(deps: AttributeDeps, jobs: PostbackJob[], after?: Promise<void>): Promise<AttributionResult[]> {
-  const facts = jobs.map(toFacts);
-  const clicks = new Map(facts.map((p) => [p.postbackId, deps.clickIds.verify(p.clickId)]));
+  const all = jobs.map(toFacts);
+  const verified = new Map(all.map((p) => [p.postbackId, deps.clickIds.verify(p.clickId)]));
+  const { clicks, deferred } = await withSubs(deps, all, verified);
+  const facts = all.filter((p) => !deferred.has(p.postbackId));
   const claims = [...clicks.values()].filter((c) => c !== null);
   const load = async <T>(ids: number[], lookup: (id: number) => Promise<T>) =>
     new Map(await Promise.all([...new Set(ids)].map(async (id) => [id, await lookup(id)] as const)));
@@ -62,7 +81,7 @@ export async function attributeBatch(deps: AttributeDeps, jobs: PostbackJob[], a
       deps.affiliates,
     ),
   ]);
-  return inTransaction(deps.pool, (client) =>
+  const decided = await inTransaction(deps.pool, (client) =>
     attributeIn(
       client,
       facts,
@@ -74,6 +93,60 @@ export async function attributeBatch(deps: AttributeDeps, jobs: PostbackJob[], a
       after,
     ),
   );
+  // Results by position: a postback id in the batch twice gets its events on its first copy only.
+  let next = 0;
+  return all.map((p) =>
+    deferred.has(p.postbackId)
+      ? { deferred: true, outcome: { status: 'accepted', reason: null, conversionId: null }, events: [], replayed: false }
+      : decided[next++],
+  );
+}
+
+/**
+ * The batch's verified clicks with the sub IDs of their rows, and the postbacks put back to wait
+ * for a row that may still land (waitsForClickRow), with every later postback of the same order
+ * while an earlier one (a smaller postback id: ingest's ids follow arrival) of this process
+ * waits: an order's postbacks are decided in queue order.
+ */
+async function withSubs(deps: AttributeDeps, postbacks: Array<PostbackFacts & { clickWaitSince?: Date }>, verified: Map<string, ClickClaims | null>) {
+  const ids = [...new Set(postbacks.filter((p) => verified.get(p.postbackId)).map((p) => p.clickId))];
+  const rows = new Map(ids.length === 0 ? [] : (await sql.findClickSubs(deps.pool, [ids])).map(({ id, ...subs }) => [id, subs]));
+  const unwritten = ids.filter((id) => !rows.has(id));
+  let oldestQueued: number | null = null;
+  if (unwritten.length > 0 && deps.oldestClickQueuedAt) {
+    // The queue first, then the rows again: a click job completes only after its rows commit, so a
+    // row missing now was not written by any job that left the queue before we looked.
+    oldestQueued = await deps.oldestClickQueuedAt().catch(() => Date.now());
+    for (const { id, ...subs } of await sql.findClickSubs(deps.pool, [unwritten])) rows.set(id, subs);
+  }
+  const clicks = new Map([...verified].map(([postbackId, claims]) => [postbackId, claims && { ...claims, subs: undefined as ClickSubs | undefined }]));
+  const deferred = new Set<string>();
+  const now = new Date();
+  const limitMs = deps.clickRowWaitMs ?? CLICK_ROW_WAIT_MS;
+  const waiting = deps.waiting ?? new Map<string, Map<string, number>>();
+  for (const [key, list] of waiting) {
+    for (const [id, until] of list) if (until <= now.getTime()) list.delete(id);
+    if (list.size === 0) waiting.delete(key);
+  }
+  for (const p of postbacks) {
+    const claims = clicks.get(p.postbackId);
+    if (!claims) continue;
+    const key = conversionKey(p);
+    const behind = [...(waiting.get(key)?.keys() ?? [])].some((id) => id < p.postbackId);
+    const subs = rows.get(p.clickId);
+    if (subs) claims.subs = subs;
+    const waits =
+      behind ||
+      (!subs &&
+        deps.oldestClickQueuedAt !== undefined &&
+        waitsForClickRow({ receivedAt: p.receivedAt, oldestClickQueuedAt: oldestQueued, waitingSince: p.clickWaitSince ?? now, now, limitMs }));
+    const list = waiting.get(key) ?? new Map<string, number>();
+    if (waits) {
+      deferred.add(p.postbackId);
+      waiting.set(key, list.set(p.postbackId, now.getTime() + limitMs + 5_000));
+    } else if (list.delete(p.postbackId) && list.size === 0) waiting.delete(key);
+  }
+  return { clicks, deferred };
 }
 
 interface Loaded {
@@ -178,7 +251,7 @@ export async function attributeIsolated(deps: AttributeDeps, jobs: PostbackJob[]
  * another case, an amount of 0 that ingest filled in for none (so 0 there changes no amount), and
  * secrets among its unread parameters (redacted by their shape).
  */
-function toFacts(job: PostbackJob): PostbackFacts {
+function toFacts(job: PostbackJob): PostbackFacts & { clickWaitSince?: Date } {
   const earlier = job.v === undefined;
   const { v: _version, ...fields } = job;
   return {
@@ -187,6 +260,7 @@ function toFacts(job: PostbackJob): PostbackFacts {
     ...(earlier && job.ignoredParams ? { ignoredParams: redactSecretShapes(job.ignoredParams) } : {}),
     event: normalizeEvent(job.event),
     receivedAt: new Date(job.receivedAt),
+    clickWaitSince: job.clickWaitSince === undefined ? undefined : new Date(job.clickWaitSince),
   };
 }
 

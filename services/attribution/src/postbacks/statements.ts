@@ -21,3 +21,9 @@ export const insertOutcomes = statement<{ id: string }>(
    ON CONFLICT (id) DO NOTHING
    RETURNING id`,
 );
+
+/** The sub IDs of the batch's clicks whose rows are written (rows are never changed: read outside the transaction). */
+export const findClickSubs = statement<{ id: string; sub1: string | null; sub2: string | null; sub3: string | null; sub4: string | null; sub5: string | null }>(
+  'attr-find-click-subs',
+  `SELECT id, sub1, sub2, sub3, sub4, sub5 FROM clicks WHERE id = ANY($1::varchar[])`,
+);

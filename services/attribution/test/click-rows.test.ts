@@ -1,0 +1,104 @@
+// Sub IDs: a conversion copies its click row's sub1…sub5; a postback whose row may still land (a
+// click queued before it came is still in the clicks queue) is put back for it, at most the wait
+// limit, without failing or spending an attempt, and without losing its neighbours.
+import { createWorkerConnection } from '@trackway/queues';
+import { TEST_REDIS_URL, type Fixture, createFixture, waitFor } from '@trackway/testing';
+import type { Job } from 'bullmq';
+import { attributeBatch } from '../src/postbacks/attribute';
+import { createWorkers } from '../src/workers';
+import { type AttributionHarness, postbackJob, startAttribution } from './helpers';
+
+let h: AttributionHarness;
+beforeAll(async () => {
+  h = await startAttribution();
+});
+afterAll(() => h.close());
+afterEach(async () => {
+  await h.queues.clicks.obliterate({ force: true });
+});
+
+const clickOf = (fx: Fixture) => h.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId, clickedAt: new Date(Date.now() - 60_000) });
+const writeClickRow = (fx: Fixture, id: string, sub1: string) =>
+  h.db.prisma.click.create({ data: { id, offerId: fx.offerId, affiliateId: fx.affiliateId, sub1, sub2: 'b', createdAt: new Date() } });
+/** A click job that nothing consumes here: a click queued before the postbacks came. */
+const queueSomeClick = (fx: Fixture) =>
+  h.queues.clicks.add('clicks', {
+    clicks: [{ clickId: clickOf(fx), offerId: fx.offerId, affiliateId: fx.affiliateId, clickedAt: new Date().toISOString(), subs: {} }],
+  });
+
+it('copies the click row sub IDs; a postback id twice in one batch carries its events once, on its first copy', async () => {
+  const fx = await createFixture(h.db.prisma);
+  const click = clickOf(fx);
+  await writeClickRow(fx, click, 'theirs-1');
+  const job = postbackJob({ advertiserId: fx.advertiserId, clickId: click });
+  const [first, second] = await attributeBatch(h.attribution, [job, job]);
+  expect(first.events.map((e) => e.type)).toEqual(['conversion.created', 'conversion.approved', 'commission.created']);
+  expect(second).toMatchObject({ replayed: true, events: [] });
+  const conversion = await h.db.prisma.conversion.findUniqueOrThrow({ where: { id: first.outcome.conversionId! } });
+  expect([conversion.sub1, conversion.sub2, conversion.sub3]).toEqual(['theirs-1', 'b', null]);
+});
+
+describe('the worker', () => {
+  const workers: ReturnType<typeof createWorkers>[] = [];
+  const connections: ReturnType<typeof createWorkerConnection>[] = [];
+  afterEach(async () => {
+    for (const list of workers.splice(0)) await Promise.all(list.map((w) => w.close()));
+    for (const c of connections.splice(0)) c.disconnect();
+  });
+  const startPostbacksOnly = (clickRowWaitMs?: number) => {
+    const connection = createWorkerConnection(TEST_REDIS_URL);
+    connections.push(connection);
+    workers.push(createWorkers({ ...h.deps, connection, clickRowWaitMs }, ['postbacks']));
+  };
+  const outcome = (id: string) => h.db.prisma.postback.findUnique({ where: { id } });
+
+  it('puts a waiting postback back even when its job also holds one Postgres refuses: nothing lost, the refusal fails the job once none waits', async () => {
+    // 999 % of the largest amount overflows numeric(18,4): the database refuses that row.
+    const fx = await createFixture(h.db.prisma, { payoutType: 'percent', payoutPercent: '999' });
+    await queueSomeClick(fx);
+    const refusedClick = clickOf(fx);
+    await writeClickRow(fx, refusedClick, 'r');
+    const waitingClick = clickOf(fx);
+    const refused = postbackJob({ advertiserId: fx.advertiserId, clickId: refusedClick, amount: '99999999999999.9999' });
+    const waiting = postbackJob({ advertiserId: fx.advertiserId, clickId: waitingClick, amount: '10.00' });
+    const job: Job = await h.queues.postbacks.add('postbacks', { postbacks: [refused, waiting] });
+    startPostbacksOnly();
+    await waitFor(async () => ((await job.getState()) === 'delayed' ? true : undefined), { what: 'the job put back' });
+    const putBack = await h.queues.postbacks.getJob(job.id!);
+    expect(putBack?.data.postbacks[1].clickWaitSince).toEqual(expect.any(String));
+    expect(putBack?.data.postbacks[0].clickWaitSince).toBeUndefined();
+    expect(await outcome(waiting.postbackId)).toBeNull();
+    // Its click row lands: the waiting one is attributed with its subs; the refused one fails the job.
+    await writeClickRow(fx, waitingClick, 'landed');
+    await waitFor(async () => ((await job.getState()) === 'failed' ? true : undefined), { what: 'the job failed for good', timeoutMs: 15_000 });
+    const done = await outcome(waiting.postbackId);
+    expect(done?.status).toBe('accepted');
+    const conversion = await h.db.prisma.conversion.findUniqueOrThrow({ where: { id: done!.conversionId! } });
+    expect(conversion.sub1).toBe('landed');
+    expect(await outcome(refused.postbackId)).toBeNull();
+  });
+
+  it('waits at most the limit while clicks stay queued, then records the conversion without sub IDs', async () => {
+    const fx = await createFixture(h.db.prisma);
+    await queueSomeClick(fx);
+    const waiting = postbackJob({ advertiserId: fx.advertiserId, clickId: clickOf(fx) });
+    await h.queues.postbacks.add('postbacks', { postbacks: [waiting] });
+    const started = Date.now();
+    startPostbacksOnly(1_500);
+    const done = await waitFor(() => outcome(waiting.postbackId), { what: 'the outcome', timeoutMs: 15_000 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_500);
+    const conversion = await h.db.prisma.conversion.findUniqueOrThrow({ where: { id: done.conversionId! } });
+    expect([conversion.sub1, conversion.sub2, conversion.sub3, conversion.sub4, conversion.sub5]).toEqual([null, null, null, null, null]);
+  });
+
+  it('does not wait when only clicks queued after the postback came are there (its own was lost)', async () => {
+    const fx = await createFixture(h.db.prisma);
+    const lost = postbackJob({ advertiserId: fx.advertiserId, clickId: clickOf(fx), receivedAt: new Date(Date.now() - 60_000).toISOString() });
+    await queueSomeClick(fx);
+    await h.queues.postbacks.add('postbacks', { postbacks: [lost] });
+    startPostbacksOnly(60_000);
+    const done = await waitFor(() => outcome(lost.postbackId), { what: 'the outcome at once' });
+    expect(done.status).toBe('accepted');
+    expect((await h.db.prisma.conversion.findUniqueOrThrow({ where: { id: done.conversionId! } })).sub1).toBeNull();
+  });
+});
