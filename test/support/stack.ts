@@ -52,7 +52,8 @@ export interface Stack {
     settings?: Partial<DeliverySettings>,
     options?: { concurrency?: number; database?: Pick<TestDatabase, 'prisma' | 'pool'>; queues?: DeliveryQueue[]; isolationRedis?: Redis },
   ): Promise<Worker[]>;
-  startAttribution(): Worker[];
+  /** Starts attribution workers (postbacks and clicks, or those named). */
+  startAttribution(queues?: ('postbacks' | 'clicks')[]): Worker[];
   stopWorkers(workers?: Worker[]): Promise<void>;
   /** Subscribes a webhook endpoint through the admin API (201 expected): its answer, secret included. */
   subscribe(url: string, eventTypes?: string[], fields?: Record<string, unknown>): Promise<{ id: string; secret: string; [field: string]: unknown }>;
@@ -132,12 +133,15 @@ export async function startStack(): Promise<Stack> {
         },
         options.queues ?? ['events', 'deliveries'],
       );
-      await subscribeInvalidations(connect(), prefix, (kind) => kind === 'endpoint' && endpoints.clear()).ready;
+      await subscribeInvalidations(connect(), prefix, (kind) => {
+        if (kind === 'endpoint') endpoints.clear();
+        if (kind === 'offer') endpoints.clearOffers();
+      }).ready;
       workers.push(...started);
       await Promise.all(started.map((w) => w.waitUntilReady()));
       return started;
     },
-    startAttribution() {
+    startAttribution(names = ['postbacks', 'clicks']) {
       const started = createAttributionWorkers(
         {
           prisma: db.prisma,
@@ -151,7 +155,7 @@ export async function startStack(): Promise<Stack> {
           concurrency: { postbacks: 8, clicks: 50 },
           relayGraceMs: 0,
         },
-        ['postbacks', 'clicks'],
+        names,
       );
       // As attribution's main: announced changes (an offer or affiliate made inactive) clear its caches.
       subscribeInvalidations(connect(), prefix, (kind) => started.invalidate(kind));

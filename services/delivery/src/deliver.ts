@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PgPool, PrismaClient } from '@trackway/db';
-import type { EventEnvelope } from '@trackway/domain';
+import { type EventEnvelope, partnerRequest } from '@trackway/domain';
 import { type Logger, errorReporter } from '@trackway/logger';
 import type { DeliveryJob, TypedQueue } from '@trackway/queues';
 import { type Metrics, jobIds } from '@trackway/runtime';
@@ -15,6 +15,8 @@ import { outageDelay } from './schedule';
 import type { AttemptResult, Sender } from './sender';
 
 export const USER_AGENT = `Trackway-Webhooks/${process.env.npm_package_version ?? '0.1.0'} (+https://github.com/trackway/trackway)`;
+/** What a partner postback's request names itself (trackers log it). */
+export const PARTNER_USER_AGENT = `Trackway-Postback/${process.env.npm_package_version ?? '0.1.0'} (+https://github.com/trackway/trackway)`;
 
 /**
  * How long a job holding an attempt's result keeps trying to record it (Postgres down) before it
@@ -171,6 +173,29 @@ export function createDeliverHandler(deps: DeliverDeps) {
     }
   }
 
+  /**
+   * What an endpoint is sent for an event: a webhook gets the signed JSON envelope; a partner
+   * postback its URL filled in (partnerRequest), a GET or a form POST, unsigned. Null: a partner
+   * template that would leave its host.
+   */
+  async function requestFor(endpoint: LiveEndpoint, eventId: string, payload: unknown) {
+    if (!endpoint.partner) {
+      const body = bodyOf(payload);
+      return { url: endpoint.url, method: 'POST' as const, body, headers: (at: Date) => requestHeaders(endpoint, eventId, body, at) };
+    }
+    const event = payload as EventEnvelope;
+    const offerId = (event.data as { conversion?: { offer_id?: unknown } }).conversion?.offer_id;
+    const shareAmount = typeof offerId === 'number' && (await endpoints.sharesAmount(offerId));
+    const request = partnerRequest(endpoint.partner, event, { shareAmount });
+    if (!request) return null;
+    const headers = {
+      ...endpoint.headers,
+      'user-agent': PARTNER_USER_AGENT,
+      ...(request.body === null ? {} : { 'content-type': 'application/x-www-form-urlencoded' }),
+    };
+    return { url: request.url, method: request.method, body: request.body, headers: () => headers };
+  }
+
   async function attempt(job: Job<DeliveryJob>, token?: string) {
     // A run before this one made an attempt and could not record it: it is recorded now, before
     // anything else (even if the endpoint was disabled meanwhile: every attempt is logged).
@@ -199,7 +224,7 @@ export function createDeliverHandler(deps: DeliverDeps) {
     const delivery = await during('read', () => readDelivery(deliveryId));
     if (!delivery) return { skipped: 'delivery_pruned' };
     if (delivery.status !== 'pending' && !replay) return { skipped: `already_${delivery.status}` };
-    const body = bodyOf(delivery.payload);
+    const request = await during('read', () => requestFor(endpoint, eventId, delivery.payload));
 
     // Isolation: a busy or rate-limited endpoint makes this job wait its turn in-process
     // (bounded); a paused one parks it as delayed, without spending an attempt.
@@ -215,7 +240,10 @@ export function createDeliverHandler(deps: DeliverDeps) {
     const at = new Date();
     let result: AttemptResult | undefined;
     try {
-      result = await deps.sender.send(endpoint.url, body, requestHeaders(endpoint, eventId, body, at), { timeoutMs: settings.timeoutMs });
+      result = request
+        ? await deps.sender.send(request.url, request.body, request.headers(at), { timeoutMs: settings.timeoutMs, method: request.method })
+        : // A partner template that would leave its host (stored before it was refused): never sent.
+          { statusCode: null, error: 'ssrf_blocked', responseBody: null, durationMs: 0, retryAfterMs: null };
       observe(endpointId, result.durationMs);
     } finally {
       requestEnded();

@@ -1,11 +1,23 @@
 import type { PrismaClient } from '@trackway/db';
-import { type SecretBox, openHeaders } from '@trackway/domain';
+import {
+  PARTNER_PRESET_NAMES,
+  type PartnerMethod,
+  type PartnerPresetName,
+  type PartnerTemplate,
+  type SecretBox,
+  openHeaders,
+  partnerTargets,
+} from '@trackway/domain';
 import { cachedLookup } from '@trackway/runtime';
 import { RESERVED_HEADERS } from '@trackway/webhooks';
 
 export interface LiveEndpoint {
   id: string;
+  kind: 'webhook' | 'partner_postback';
+  /** A webhook's URL; a partner postback's as shown (masked): `partner.url` is the one it calls. */
   url: string;
+  /** A partner postback's affiliate, offer (null: all of the affiliate's) and request template; null for a webhook. */
+  partner: (PartnerTemplate & { affiliateId: number; offerId: number | null }) | null;
   eventTypes: string[];
   /** The custom headers to send, reserved names (the signature's, content-type…) already left out. */
   headers: Record<string, string>;
@@ -31,13 +43,24 @@ export function createEndpointDirectory(prisma: PrismaClient, box: SecretBox) {
   type Row = Awaited<ReturnType<PrismaClient['webhookEndpoint']['findMany']>>[number];
   const toLive = (row: Row): LiveEndpoint => ({
     id: row.id,
+    kind: row.kind,
     url: row.url,
+    partner:
+      row.kind === 'partner_postback' && row.urlSealed && row.affiliateId !== null
+        ? {
+            affiliateId: row.affiliateId,
+            offerId: row.offerId,
+            url: box.open(row.urlSealed),
+            method: (row.method === 'POST' ? 'POST' : 'GET') satisfies PartnerMethod,
+            preset: PARTNER_PRESET_NAMES.includes(row.preset as PartnerPresetName) ? (row.preset as PartnerPresetName) : null,
+          }
+        : null,
     eventTypes: row.eventTypes,
     // Filtered once per load: a reserved name (stored before the api refused them) never overrides ours.
     headers: Object.fromEntries(Object.entries(openHeaders(box, row)).filter(([name]) => !RESERVED_HEADERS.has(name.toLowerCase()))),
     rateLimitPerSecond: row.rateLimitPerSecond,
     enabled: row.enabled,
-    secret: box.open(row.secretSealed),
+    secret: row.secretSealed === null ? '' : box.open(row.secretSealed),
     previousSecret:
       row.previousSecretSealed && row.previousSecretExpiresAt ? { secret: box.open(row.previousSecretSealed), expiresAt: row.previousSecretExpiresAt } : null,
     failingSince: row.failingSince,
@@ -54,17 +77,30 @@ export function createEndpointDirectory(prisma: PrismaClient, box: SecretBox) {
     { ttlMs: TTL_MS },
   );
 
+  // Whether an offer's partner postbacks may carry the sale amount ({amount}).
+  const sharing = cachedLookup((id) => prisma.offer.findUnique({ where: { id: Number(id) }, select: { shareAmountWithPartners: true } }), { ttlMs: TTL_MS });
+
   return {
-    /** Enabled endpoints subscribed to an event type (or to "*"). */
+    /** Enabled webhook endpoints subscribed to an event type (or to "*"). */
     async subscribers(type: string): Promise<LiveEndpoint[]> {
       const { list } = (await enabled.get('all'))!;
-      return list.filter((e) => e.eventTypes.includes('*') || e.eventTypes.includes(type));
+      return list.filter((e) => e.kind === 'webhook' && (e.eventTypes.includes('*') || e.eventTypes.includes(type)));
+    },
+    /** The enabled partner postbacks a conversion event goes to (partnerTargets: an offer's own replace the affiliate's global ones). */
+    async partners(type: string, affiliateId: number, offerId: number): Promise<LiveEndpoint[]> {
+      const { list } = (await enabled.get('all'))!;
+      const candidates = list.flatMap((e) => (e.partner ? [{ ...e.partner, id: e.id, eventTypes: e.eventTypes, endpoint: e }] : []));
+      return partnerTargets(candidates, type, affiliateId, offerId).map((c) => c.endpoint);
     },
     get: (id: string) => byId.get(id),
+    /** Whether an offer shares its sale amount with partner postbacks. */
+    sharesAmount: async (offerId: number) => (await sharing.get(offerId))?.shareAmountWithPartners === true,
     clear() {
       enabled.clear();
       byId.clear();
     },
+    /** An offer changed (its sharing flag may have). */
+    clearOffers: () => sharing.clear(),
   };
 }
 

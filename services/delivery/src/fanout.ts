@@ -1,16 +1,18 @@
 import { type Queryable, statement, writeIsolated } from '@trackway/db';
-import { newId } from '@trackway/domain';
+import { newId, partnerRequest } from '@trackway/domain';
 import { type EventJob, type TypedQueue, addJobs, deliveryJobId, deliveryJobOptions } from '@trackway/queues';
 import { MicroBatcher } from '@trackway/runtime';
-import type { EndpointDirectory } from './endpoints';
+import type { EndpointDirectory, LiveEndpoint } from './endpoints';
 
 // Events fanned out in one batch at most (the events of several concurrent jobs).
 const FAN_OUT_BATCH = 500;
 
 const insertDeliveries = statement<{ id: string; event_id: string; endpoint_id: string }>(
   'deliveries-fan-out',
-  `INSERT INTO deliveries (id, event_id, endpoint_id, event_type, updated_at)
-   SELECT id, event_id, endpoint_id, event_type, now() FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[]) AS r(id, event_id, endpoint_id, event_type)
+  `INSERT INTO deliveries (id, event_id, endpoint_id, event_type, missing_macros, updated_at)
+   SELECT id, event_id, endpoint_id, event_type,
+          CASE WHEN missing IS NULL THEN '{}'::text[] ELSE ARRAY(SELECT json_array_elements_text(missing::json)) END, now()
+     FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::text[]) AS r(id, event_id, endpoint_id, event_type, missing)
    ON CONFLICT (event_id, endpoint_id) DO NOTHING
    RETURNING id, event_id, endpoint_id`,
 );
@@ -31,8 +33,9 @@ export interface FanOutDeps {
 }
 
 /**
- * One delivery per enabled endpoint subscribed to the event's type (a `webhook.test` event
- * goes only to the endpoint it names; the API wrote its row already). The events of all the
+ * One delivery per enabled endpoint subscribed to the event's type, and per partner postback of a
+ * conversion's affiliate (partnerTargets; its missing macros kept on the delivery) — a
+ * `webhook.test` event goes only to the endpoint it names; the API wrote its row already. The events of all the
  * worker's concurrent jobs are written together: one multi-row insert, one read of the pairs
  * that existed, one addBulk. Rows are unique on (event, endpoint) and jobs use the id
  * `<event id>-<endpoint id>`, so fanning out the same event twice delivers once; a pair that
@@ -42,10 +45,24 @@ export interface FanOutDeps {
 export function createFanOut(deps: FanOutDeps) {
   const { pool, endpoints, deliveriesQueue, schedule } = deps;
 
-  const targetsOf = async (event: EventJob): Promise<string[]> => {
-    if (event.type !== 'webhook.test') return (await endpoints.subscribers(event.type)).map((e) => e.id);
-    const endpoint = await endpoints.get(String(event.data.endpoint_id));
-    return endpoint ? [endpoint.id] : [];
+  /** The endpoints an event goes to: webhooks subscribed to its type, and a conversion's affiliate's partner postbacks. */
+  const targetsOf = async (event: EventJob): Promise<LiveEndpoint[]> => {
+    if (event.type === 'webhook.test') {
+      const endpoint = await endpoints.get(String(event.data.endpoint_id));
+      return endpoint ? [endpoint] : [];
+    }
+    const webhooks = await endpoints.subscribers(event.type);
+    const conversion = event.data.conversion as { affiliate_id?: unknown; offer_id?: unknown } | undefined;
+    if (!event.type.startsWith('conversion.') || typeof conversion?.affiliate_id !== 'number' || typeof conversion.offer_id !== 'number') return webhooks;
+    return [...webhooks, ...(await endpoints.partners(event.type, conversion.affiliate_id, conversion.offer_id))];
+  };
+
+  /** A partner postback's macros without a value in this event (kept on its delivery), or none. */
+  const missingOf = async (event: EventJob, endpoint: LiveEndpoint): Promise<string[]> => {
+    if (!endpoint.partner) return [];
+    const offerId = (event.data.conversion as { offer_id?: unknown } | undefined)?.offer_id;
+    const shareAmount = typeof offerId === 'number' && (await endpoints.sharesAmount(offerId));
+    return partnerRequest(endpoint.partner, event, { shareAmount })?.missing ?? [];
   };
 
   /** Fans out events; returns how many deliveries each one has queued. */
@@ -55,16 +72,21 @@ export function createFanOut(deps: FanOutDeps) {
     // One row per pair (an event published twice at once is in the batch twice), sorted by the
     // unique key so that concurrent batches take row locks in one order (no deadlock).
     const pairs = [
-      ...new Map(events.flatMap((event, i) => targets[i].map((endpointId) => [key(event.id, endpointId), { event, endpointId }] as const))).entries(),
+      ...new Map(
+        events.flatMap((event, i) => targets[i].map((endpoint) => [key(event.id, endpoint.id), { event, endpointId: endpoint.id, endpoint }] as const)),
+      ).entries(),
     ]
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([, pair]) => pair);
     if (pairs.length === 0) return events.map(() => 0);
+    // A partner postback's missing macros are written with its delivery, in the same statement.
+    const missing = await Promise.all(pairs.map((p) => missingOf(p.event, p.endpoint)));
     const created = await insertDeliveries(pool, [
       pairs.map(() => newId('delivery')),
       pairs.map((p) => p.event.id),
       pairs.map((p) => p.endpointId),
       pairs.map((p) => p.event.type),
+      missing.map((list) => (list.length === 0 ? null : JSON.stringify(list))),
     ]);
     const createdKeys = new Set(created.map((d) => key(d.event_id, d.endpoint_id)));
     const existing = pairs.filter((p) => !createdKeys.has(key(p.event.id, p.endpointId)));

@@ -53,6 +53,7 @@ runMain('delivery', async () => {
   );
   ctx.subscribeInvalidations((kind) => {
     if (kind === 'endpoint') endpoints.clear();
+    if (kind === 'offer') endpoints.clearOffers();
   });
   ctx.metrics.trackQueues(Object.values(queues));
   await serveWorkers(ctx, { name: 'delivery', workers, queues: consumed, close: () => Promise.all(Object.values(queues).map((q) => q.close())) });

@@ -1,7 +1,7 @@
 // The delivery log's hot path on pg named statements: the per-delivery read batched across
 // concurrent jobs, and attempt records group-committed (many attempts in one transaction).
 import { type PgClient, type PgPool, inTransaction, statement, writeIsolated } from '@trackway/db';
-import { type EventEnvelope, createEvent, endpointJson } from '@trackway/domain';
+import { type EventEnvelope, createEvent, endpointJson, partnerPostbackJson } from '@trackway/domain';
 import type { Logger } from '@trackway/logger';
 import { insertEvents, publishOrLeave } from '@trackway/outbox';
 import type { TypedQueue } from '@trackway/queues';
@@ -93,11 +93,12 @@ const setFailingSince = statement(
    WHERE e.id = u.id AND e.failing_since IS DISTINCT FROM u.failing_since`,
 );
 
-const disableEndpoint = statement<Parameters<typeof endpointJson>[0]>(
+const disableEndpoint = statement<Parameters<typeof endpointJson>[0] & Parameters<typeof partnerPostbackJson>[0] & { kind: 'webhook' | 'partner_postback' }>(
   'endpoints-disable',
   `UPDATE webhook_endpoints SET enabled = false, disabled_reason = $2, updated_at = $3 WHERE id = $1 AND enabled
-   RETURNING id, url, description, event_types AS "eventTypes", sealed_headers AS "sealedHeaders", headers AS "plaintextHeaders", rate_limit_per_second AS "rateLimitPerSecond", enabled,
-     disabled_reason AS "disabledReason", created_at AS "createdAt", updated_at AS "updatedAt"`,
+   RETURNING id, kind::text AS kind, url, description, event_types AS "eventTypes", sealed_headers AS "sealedHeaders", headers AS "plaintextHeaders",
+     rate_limit_per_second AS "rateLimitPerSecond", enabled, disabled_reason AS "disabledReason", created_at AS "createdAt", updated_at AS "updatedAt",
+     affiliate_id AS "affiliateId", offer_id AS "offerId", method, preset`,
 );
 
 export interface RecorderDeps {
@@ -168,7 +169,10 @@ async function writeAttempts(client: PgClient, records: AttemptRecord[], disable
   const now = new Date();
   for (const clock of clocks.filter((c) => c.disableReason)) {
     const [endpoint] = await disableEndpoint(client, [clock.id, clock.disableReason, now]);
-    if (endpoint) events.push(createEvent('endpoint.disabled', { endpoint: endpointJson(endpoint) }, now));
+    if (endpoint) {
+      const shown = endpoint.kind === 'partner_postback' ? partnerPostbackJson(endpoint) : endpointJson(endpoint);
+      events.push(createEvent('endpoint.disabled', { endpoint: shown }, now));
+    }
   }
   // The disabling and its endpoint.disabled event commit with the attempt that caused them.
   await insertEvents(client, events);

@@ -49,10 +49,11 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
 
 export interface Sender {
   /**
-   * One POST attempt: a total deadline (connect to last byte kept), no redirects followed (a
-   * 3xx is not a success), at most 4 KiB of the response kept. Never rejects.
+   * One attempt (a POST of `body`, or a GET when `method` says so and `body` is null): a total
+   * deadline (connect to last byte kept), no redirects followed (a 3xx is not a success), at
+   * most 4 KiB of the response kept. Never rejects.
    */
-  send(url: string, body: string, headers: Record<string, string>, options: { timeoutMs: number }): Promise<AttemptResult>;
+  send(url: string, body: string | null, headers: Record<string, string>, options: { timeoutMs: number; method?: 'GET' | 'POST' }): Promise<AttemptResult>;
   close(): Promise<void>;
 }
 
@@ -84,7 +85,12 @@ export function createSender(policy: AddressPolicy, options: { connectionsPerOri
     connections: options.connectionsPerOrigin ?? 64,
   });
 
-  async function send(url: string, body: string, headers: Record<string, string>, options: { timeoutMs: number }): Promise<AttemptResult> {
+  async function send(
+    url: string,
+    body: string | null,
+    headers: Record<string, string>,
+    options: { timeoutMs: number; method?: 'GET' | 'POST' },
+  ): Promise<AttemptResult> {
     const started = performance.now();
     const done = (partial: Omit<AttemptResult, 'durationMs'>): AttemptResult => ({ ...partial, durationMs: Math.round(performance.now() - started) });
     const signal = AbortSignal.timeout(options.timeoutMs);
@@ -93,9 +99,9 @@ export function createSender(policy: AddressPolicy, options: { connectionsPerOri
       const res = await agent.request({
         origin: target.origin,
         path: `${target.pathname}${target.search}`,
-        method: 'POST',
-        headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
-        body,
+        method: options.method ?? 'POST',
+        headers: body === null ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+        body: body ?? undefined,
         signal,
       });
       const chunks: Buffer[] = [];
