@@ -1,6 +1,7 @@
 import {
   CONVERSION_STATUSES,
   DEDUPE_MODES,
+  DEFAULT_PARTNER_EVENT_TYPES,
   EntityStatus,
   EVENT_CATALOG,
   EVENT_TYPES,
@@ -8,6 +9,10 @@ import {
   type EventType,
   MONEY_PATTERN,
   ORDER_ID_MAX,
+  PARTNER_EVENT_TYPES,
+  PARTNER_MACROS,
+  PARTNER_METHODS,
+  PARTNER_PRESET_NAMES,
   PERCENT_PATTERN,
   POSTBACK_FIELDS,
   PRESET_NAMES,
@@ -20,6 +25,8 @@ import {
   formatMoney,
   fraudFlagJson,
   isCurrency,
+  partnerPostbackJson,
+  partnerUrlProblem,
   postbackFormatProblems,
   readPostbackFormat,
 } from '@trackway/domain';
@@ -71,6 +78,12 @@ export const ids = {
   postback: prefixed('postback', 'pb_01JD8Z6Q4Z2K9M1P5S3W7Y0B2D'),
   event: prefixed('event', 'evt_01JD8Z6Q62B4D6F8H0K2M4P6R8'),
   endpoint: prefixed('endpoint', 'ep_01JD8Z6Q61A2C4E6G8J0L2N4Q6'),
+  partnerPostback: prefixed('partnerPostback', 'pp_01JD8Z6Q64E6G8J0L2N4Q6S8U0'),
+  /** What deliveries go to: a webhook endpoint (ep_…) or a partner postback (pp_…). */
+  deliveryTarget: z
+    .string()
+    .regex(new RegExp(`^(${ID_PREFIX.endpoint}|${ID_PREFIX.partnerPostback})_[0-9A-Z]{26}$`))
+    .meta({ description: "A webhook endpoint's id (ep_…) or a partner postback's (pp_…).", example: 'ep_01JD8Z6Q61A2C4E6G8J0L2N4Q6' }),
   delivery: prefixed('delivery', 'dlv_01JD8Z6Q63C5E7G9J1L3N5Q7S9'),
   payout: prefixed('payout', 'po_01JD8Z6Q60F3H5J7L9N1Q3S5U7'),
 };
@@ -265,6 +278,13 @@ const offerSettings = {
   destination_url: destinationUrl,
   currency,
   payout: payoutInput,
+  // What the advertiser pays the network, priced as payout is (a fixed amount in the offer's
+  // currency, a percent of the sale); null: not recorded (and cleared by PATCH).
+  revenue: payoutInput.nullable().meta({
+    description: 'What the advertiser pays the network per conversion, priced like payout; null: not recorded.',
+    example: { type: 'fixed', amount: '8.00' },
+  }),
+  share_amount_with_partners: z.boolean().meta({ description: "Whether partner postbacks may carry the sale's amount ({amount})." }),
   attribution_window_days: z.number().int().min(1).max(365),
   min_ctit_seconds: z.number().int().min(0).max(86_400),
   amount_cap: money.nullable(),
@@ -276,6 +296,8 @@ export const OfferCreate = z
     attribution_window_days: offerSettings.attribution_window_days.optional(),
     min_ctit_seconds: offerSettings.min_ctit_seconds.optional(),
     amount_cap: offerSettings.amount_cap.optional(),
+    revenue: offerSettings.revenue.optional(),
+    share_amount_with_partners: offerSettings.share_amount_with_partners.optional(),
   })
   .meta({ id: 'OfferCreate' });
 export const OfferUpdate = z
@@ -284,6 +306,10 @@ export const OfferUpdate = z
   .meta({ id: 'OfferUpdate' });
 export const OfferList = listQuery({ advertiser_id: intIdQuery.optional(), status: entityStatus.optional() });
 
+const priceOut = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('fixed'), amount: moneyOut }),
+  z.strictObject({ type: z.literal('percent'), percent: z.string().regex(PERCENT_PATTERN) }),
+]);
 export const Offer = z
   .strictObject({
     id: intId,
@@ -291,10 +317,12 @@ export const Offer = z
     name: z.string(),
     destination_url: z.string(),
     currency: currencyOut,
-    payout: z.discriminatedUnion('type', [
-      z.strictObject({ type: z.literal('fixed'), amount: moneyOut }),
-      z.strictObject({ type: z.literal('percent'), percent: z.string().regex(PERCENT_PATTERN) }),
-    ]),
+    payout: priceOut,
+    revenue: priceOut.nullable().meta({
+      description: 'What the advertiser pays the network per conversion (conversions record it as revenue); null: not recorded.',
+      example: { type: 'percent', percent: '12.5' },
+    }),
+    share_amount_with_partners: z.boolean().meta({ description: "Whether partner postbacks may carry the sale's amount ({amount})." }),
     attribution_window_days: offerSettings.attribution_window_days,
     min_ctit_seconds: offerSettings.min_ctit_seconds,
     amount_cap: moneyOut.nullable(),
@@ -305,6 +333,10 @@ export const Offer = z
   .meta({ id: 'Offer' });
 
 type OfferRow = Awaited<ReturnType<ApiDeps['prisma']['offer']['findUniqueOrThrow']>>;
+type Decimal = OfferRow['payoutAmount'];
+/** A payout or revenue rule's columns as the API writes it. */
+const priceJson = (type: 'fixed' | 'percent', amount: Decimal, percent: Decimal): Out<typeof priceOut> =>
+  type === 'fixed' ? { type: 'fixed', amount: formatMoney(amount!) } : { type: 'percent', percent: formatDecimal(percent!) };
 export function offerJson(o: OfferRow): Out<typeof Offer> {
   return {
     id: o.id,
@@ -312,7 +344,9 @@ export function offerJson(o: OfferRow): Out<typeof Offer> {
     name: o.name,
     destination_url: o.destinationUrl,
     currency: o.currency,
-    payout: o.payoutType === 'fixed' ? { type: 'fixed', amount: formatMoney(o.payoutAmount!) } : { type: 'percent', percent: formatDecimal(o.payoutPercent!) },
+    payout: priceJson(o.payoutType, o.payoutAmount, o.payoutPercent),
+    revenue: o.revenueType === null ? null : priceJson(o.revenueType, o.revenueAmount, o.revenuePercent),
+    share_amount_with_partners: o.shareAmountWithPartners,
     attribution_window_days: o.attributionWindowDays,
     min_ctit_seconds: o.minCtitSeconds,
     amount_cap: o.amountCap === null ? null : formatMoney(o.amountCap),
@@ -323,6 +357,24 @@ export function offerJson(o: OfferRow): Out<typeof Offer> {
 }
 
 // ——— Conversions, commissions, fraud flags (shaped in @trackway/domain, for events too) ———
+
+/** The click's sub IDs, carried onto its conversion (sub1: usually the affiliate's own click id). */
+const subFields = Object.fromEntries(
+  (['sub1', 'sub2', 'sub3', 'sub4', 'sub5'] as const).map((name) => [
+    name,
+    z
+      .string()
+      .nullable()
+      .meta({
+        description: `The click's ${name}; null when it had none (or its click row never arrived).`,
+        example: name === 'sub1' ? 'aff-click-8f3a2c' : null,
+      }),
+  ]),
+) as Record<'sub1' | 'sub2' | 'sub3' | 'sub4' | 'sub5', z.ZodNullable<z.ZodString>>;
+const subFilter = (name: string) =>
+  text({ min: 1, max: 255 })
+    .optional()
+    .meta({ description: `Only conversions whose ${name} is exactly this.` });
 
 export const Conversion = z
   .strictObject({
@@ -344,6 +396,13 @@ export const Conversion = z
     currency: currencyOut,
     payout: moneyOut,
     payout_currency: currencyOut,
+    revenue: moneyOut.nullable().meta({
+      description:
+        "What the network earns: the offer's revenue rule, priced like payout (in revenue_currency, the currency the payout rule uses); null when the offer records none.",
+      example: '8.00',
+    }),
+    revenue_currency: currencyOut.nullable(),
+    ...subFields,
     fraud_flags: z.array(z.string()).meta({ description: 'The rules that flagged it, oldest first.' }),
     clicked_at: timestamp,
     created_at: timestamp,
@@ -354,7 +413,22 @@ export const ConversionList = listQuery({
   order_id: text({ max: ORDER_ID_MAX }).optional(),
   advertiser_id: intIdQuery.optional(),
   affiliate_id: intIdQuery.optional(),
+  offer_id: intIdQuery.optional(),
   status: z.enum(CONVERSION_STATUSES).optional(),
+  sub1: subFilter('sub1'),
+  sub2: subFilter('sub2'),
+  sub3: subFilter('sub3'),
+  sub4: subFilter('sub4'),
+  sub5: subFilter('sub5'),
+  created_from: dateTimeInput
+    .optional()
+    .meta({ description: 'Only conversions created at or after this time (ISO 8601 with a time zone).', example: '2026-12-01T00:00:00Z' }),
+  created_to: dateTimeInput
+    .optional()
+    .meta({ description: 'Only conversions created before this time (exclusive; after created_from).', example: '2026-12-02T00:00:00Z' }),
+}).superRefine((query, ctx) => {
+  if (query.created_from && query.created_to && query.created_from >= query.created_to)
+    ctx.addIssue({ code: 'custom', path: ['created_to'], message: 'must be after created_from' });
 });
 export const ConversionReview = z.strictObject({ status: z.enum(['approved', 'rejected']) }).meta({ id: 'ConversionReview' });
 
@@ -507,15 +581,131 @@ export const EndpointRecovered = z
 
 /** endpointJson (domain), checked against its schema. */
 
+// ——— Partner postbacks (webhook_endpoints rows of kind partner_postback) ———
+
+/** What Postgres holds of a partner URL once sealed (url_sealed is varchar(8192)). */
+const PARTNER_URL_BYTES = 6000;
+const macroList = PARTNER_MACROS.map((m) => `{${m}}`).join(', ');
+const partnerUrl = urlText({ max: 2048 })
+  .refine((value) => Buffer.byteLength(value, 'utf8') <= PARTNER_URL_BYTES, `must be at most ${PARTNER_URL_BYTES} bytes in UTF-8`)
+  .superRefine((value, ctx) => {
+    const problem = partnerUrlProblem(value);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  })
+  .meta({
+    description: `The partner's postback URL: https (http only where WEBHOOK_ALLOW_HTTP), no credentials, not a private address. Without a preset a template whose macros are filled in (percent-encoded): ${macroList} ({amount} only where the offer has share_amount_with_partners). With a preset, the base URL its query is appended to. Stored sealed; answers after this one show its query values that are not macros masked.`,
+    example: 'https://tracker.example/postback?cid={sub1}&payout={payout}&status={status}&token=s3cr3t',
+  });
+const partnerEventTypes = z
+  .array(z.enum(PARTNER_EVENT_TYPES))
+  .min(1, 'subscribe to at least one event type')
+  .max(20)
+  .transform((types) => [...new Set(types)])
+  .meta({
+    description: `The conversion events sent to the partner (default ${JSON.stringify(DEFAULT_PARTNER_EVENT_TYPES)}).`,
+    example: ['conversion.approved'],
+  });
+const partnerFields = {
+  url: partnerUrl,
+  offer_id: intIdSchema.nullable().meta({
+    description: "Only this offer's conversions (replacing the affiliate's global postbacks for its event types); null: every offer of the affiliate.",
+  }),
+  event_types: partnerEventTypes,
+  method: z.enum(PARTNER_METHODS).meta({ description: 'GET (the default), or POST with the query form-encoded as the body.' }),
+  preset: z.enum(PARTNER_PRESET_NAMES).nullable().meta({
+    description: "The partner's tracker: its query (click id from {sub1}, payout, status words) is appended to url. null: url is the whole template.",
+  }),
+  description: text({ max: 500 }).nullable(),
+  rate_limit_per_second: z.number().int().min(1).max(10_000).nullable(),
+};
+export const PartnerPostbackCreate = z
+  .strictObject({
+    affiliate_id: intIdSchema.meta({ description: 'The affiliate whose conversions are reported.' }),
+    url: partnerFields.url,
+    offer_id: partnerFields.offer_id.optional(),
+    event_types: partnerFields.event_types.optional(),
+    method: partnerFields.method.optional(),
+    preset: partnerFields.preset.optional(),
+    description: partnerFields.description.optional(),
+    rate_limit_per_second: partnerFields.rate_limit_per_second.optional(),
+  })
+  .meta({
+    id: 'PartnerPostbackCreate',
+    example: { affiliate_id: 7, url: 'https://tracker.example/postback?cid={sub1}&payout={payout}&token=s3cr3t', event_types: ['conversion.approved'] },
+  });
+export const PartnerPostbackUpdate = z
+  .strictObject(partnerFields)
+  .partial()
+  .meta({ id: 'PartnerPostbackUpdate', example: { offer_id: null, method: 'POST' } });
+export const PartnerPostbackList = listQuery({
+  affiliate_id: intIdQuery.optional(),
+  offer_id: intIdQuery.optional(),
+  enabled: z.enum(['true', 'false']).optional(),
+});
+
+const partnerPostbackFields = {
+  id: ids.partnerPostback,
+  affiliate_id: intId,
+  offer_id: intId.nullable().meta({ description: 'null: every offer of the affiliate.' }),
+  url: z.string().meta({
+    description: 'Its query values that are not macros shown masked (***).',
+    example: 'https://tracker.example/postback?cid={sub1}&payout={payout}&token=***',
+  }),
+  method: z.enum(PARTNER_METHODS),
+  preset: z.enum(PARTNER_PRESET_NAMES).nullable(),
+  event_types: z.array(z.enum(PARTNER_EVENT_TYPES)),
+  description: z.string().nullable(),
+  rate_limit_per_second: partnerFields.rate_limit_per_second,
+  enabled: z.boolean(),
+  disabled_reason: z.string().nullable(),
+  created_at: timestamp,
+  updated_at: timestamp,
+};
+const partnerPostbackExample = {
+  id: 'pp_01JD8Z6Q64E6G8J0L2N4Q6S8U0',
+  affiliate_id: 7,
+  offer_id: null,
+  url: 'https://tracker.example/postback?cid={sub1}&payout={payout}&token=***',
+  method: 'GET',
+  preset: null,
+  event_types: ['conversion.approved'],
+  description: null,
+  rate_limit_per_second: null,
+  enabled: true,
+  disabled_reason: null,
+  created_at: '2026-12-01T09:00:00.000Z',
+  updated_at: '2026-12-01T09:00:00.000Z',
+};
+export const PartnerPostback = z
+  .strictObject(partnerPostbackFields)
+  .meta({ id: 'PartnerPostback', description: "An affiliate's tracker, told of its conversions.", example: partnerPostbackExample });
+export const PartnerPostbackCreated = z
+  .strictObject({
+    ...partnerPostbackFields,
+    url: z.string().meta({
+      description: 'Whole, in this answer only: every later answer shows its query values that are not macros masked.',
+      example: 'https://tracker.example/postback?cid={sub1}&payout={payout}&token=s3cr3t',
+    }),
+  })
+  .meta({
+    id: 'PartnerPostbackCreated',
+    example: { ...partnerPostbackExample, url: 'https://tracker.example/postback?cid={sub1}&payout={payout}&token=s3cr3t' },
+  });
+export const PartnerPostbackPage = pageOf(PartnerPostback, 'PartnerPostbackPage');
+
 export const Delivery = z
   .strictObject({
     id: ids.delivery,
     event_id: ids.event,
-    endpoint_id: ids.endpoint,
+    endpoint_id: ids.deliveryTarget,
     event_type: z.enum(EVENT_TYPES),
     status: z.enum(['pending', 'succeeded', 'failed']),
     attempt_count: count,
     next_attempt_at: timestamp.nullable(),
+    missing_macros: z.array(z.string()).meta({
+      description: `A partner postback's macros that had no value for this event, each sent as an empty string (${PARTNER_MACROS.map((m) => `{${m}}`).join(', ')}); empty for a webhook.`,
+      example: ['sub2'],
+    }),
     created_at: timestamp,
     updated_at: timestamp,
   })
@@ -536,6 +726,7 @@ const DeliveryAttempt = z
     response_body: z.string().nullable(),
   })
   .meta({ id: 'DeliveryAttempt' });
+export const DeliveryPage = pageOf(Delivery, 'DeliveryPage');
 export const DeliveryWithAttempts = Delivery.extend({ attempts: z.array(DeliveryAttempt) }).meta({ id: 'DeliveryWithAttempts' });
 export const DeliveryRetried = z.strictObject({ id: ids.delivery, status: z.literal('pending') }).meta({ id: 'DeliveryRetried' });
 
@@ -547,6 +738,7 @@ type DeliveryRow = {
   status: 'pending' | 'succeeded' | 'failed';
   attemptCount: number;
   nextAttemptAt: Date | null;
+  missingMacros: string[];
   createdAt: Date;
   updatedAt: Date;
 };
@@ -559,6 +751,7 @@ export function deliveryJson(d: DeliveryRow): Out<typeof Delivery> {
     status: d.status,
     attempt_count: d.attemptCount,
     next_attempt_at: d.nextAttemptAt?.toISOString() ?? null,
+    missing_macros: d.missingMacros,
     created_at: d.createdAt.toISOString(),
     updated_at: d.updatedAt.toISOString(),
   };
@@ -629,13 +822,22 @@ const EVENT_DATA = {
     conversion: Conversion,
     previous_amount: moneyOut.meta({ description: 'The amount before this change.' }),
     previous_payout: moneyOut.meta({ description: 'The payout before this change.' }),
+    previous_revenue: moneyOut.nullable().meta({ description: 'The revenue before this change; null when the offer records none.' }),
   }),
   'commission.created': z.strictObject({ commission: Commission }),
   'commission.updated': z.strictObject({ commission: Commission, previous_amount: moneyOut.meta({ description: 'The amount before this change.' }) }),
   'fraud.flagged': z.strictObject({ fraud_flag: FraudFlag }),
   'payout.sent': z.strictObject({ payout: PayoutWithCommissions }),
-  'endpoint.disabled': z.strictObject({ endpoint: WebhookEndpoint }),
-  'webhook.test': z.strictObject({ endpoint_id: ids.endpoint, message: z.string() }),
+  'endpoint.disabled': z.strictObject({
+    endpoint: z.union([WebhookEndpoint, PartnerPostback]).meta({ description: 'The webhook endpoint or partner postback, as GET shows it.' }),
+  }),
+  'webhook.test': z.strictObject({
+    endpoint_id: ids.deliveryTarget,
+    message: z.string(),
+    conversion: Conversion.optional().meta({
+      description: "To a partner postback only: a sample conversion (the partner's affiliate and offer) its macros are filled from.",
+    }),
+  }),
 } satisfies Record<EventType, z.ZodType>;
 
 const eventComponentId = (type: EventType) =>
@@ -663,6 +865,7 @@ produces(Conversion, conversionJson);
 produces(Commission, commissionJson);
 produces(FraudFlag, fraudFlagJson);
 produces(WebhookEndpoint, endpointJson);
+produces(PartnerPostback, partnerPostbackJson);
 produces(Payout, payoutJson);
 
 /** GET /v1/event-types: the catalog, with an example of each type's data. */

@@ -216,10 +216,15 @@ describe('real answers conform to the document', () => {
   it('offers: create (both payouts), list, get, update', async () => {
     const base = { advertiser_id: fx.advertiserId, name: 'Contract offer', destination_url: 'https://shop.example/?c={click_id}', currency: 'EUR' };
     const { body: fixed } = await call('post', '/v1/offers', { ...base, payout: { type: 'fixed', amount: '2.50' }, amount_cap: '100' });
-    await call('post', '/v1/offers', { ...base, payout: { type: 'percent', percent: '12.5' } });
+    await call('post', '/v1/offers', {
+      ...base,
+      payout: { type: 'percent', percent: '12.5' },
+      revenue: { type: 'percent', percent: '20' },
+      share_amount_with_partners: true,
+    });
     await call('get', `/v1/offers?advertiser_id=${fx.advertiserId}`);
     await call('get', `/v1/offers/${fixed.id}`);
-    await call('patch', `/v1/offers/${fixed.id}`, { status: 'inactive' });
+    await call('patch', `/v1/offers/${fixed.id}`, { status: 'inactive', revenue: { type: 'fixed', amount: '8.00' } });
   });
 
   it('conversions, commissions, payouts and postbacks', async () => {
@@ -267,6 +272,37 @@ describe('real answers conform to the document', () => {
     await call('post', `/v1/webhook-endpoints/${endpoint.id}/disable`);
     await call('post', `/v1/webhook-endpoints/${endpoint.id}/enable`);
     await call('delete', `/v1/webhook-endpoints/${endpoint.id}`);
+  });
+
+  it('partner postbacks and their deliveries', async () => {
+    const status = (code: number) => (res: { status: number }) => expect(res.status).toBe(code);
+    const created = await call('post', '/v1/partner-postbacks', {
+      affiliate_id: fx.affiliateId,
+      offer_id: fx.offerId,
+      url: 'http://127.0.0.1:9/pb?cid={sub1}&x={sub3}&token=s3cr3t',
+      event_types: ['conversion.approved', 'conversion.rejected'],
+      method: 'POST',
+      description: 'contract',
+    });
+    status(201)(created);
+    const postback = created.body;
+    await call('get', '/v1/partner-postbacks').then(status(200));
+    await call('get', `/v1/partner-postbacks?affiliate_id=${fx.affiliateId}`).then(status(200));
+    await call('get', `/v1/partner-postbacks/${postback.id}`).then(status(200));
+    await call('patch', `/v1/partner-postbacks/${postback.id}`, { preset: 'keitaro', offer_id: null, rate_limit_per_second: 5 }).then(status(200));
+    const test = await call('post', `/v1/partner-postbacks/${postback.id}/test`);
+    status(202)(test);
+    const sent = test.body;
+    await call('get', `/v1/partner-postbacks/${postback.id}/deliveries`).then(status(200));
+    await call('get', `/v1/deliveries/${sent.delivery_id}`).then(status(200));
+    await call('post', `/v1/deliveries/${sent.delivery_id}/retry`).then((res) => expect(res.status).toBe(202));
+    await call('post', `/v1/partner-postbacks/${postback.id}/recover`, { since: '2026-01-01T00:00:00Z' }).then(status(202));
+    await call('post', `/v1/partner-postbacks/${postback.id}/disable`).then(status(200));
+    await call('post', `/v1/partner-postbacks/${postback.id}/test`).then((res) => expect(res.status).toBe(409));
+    await call('post', `/v1/partner-postbacks/${postback.id}/enable`).then(status(200));
+    await call('post', '/v1/partner-postbacks', { affiliate_id: fx.affiliateId, url: 'https://{sub1}.example/' }).then((res) => expect(res.status).toBe(400));
+    await call('delete', `/v1/partner-postbacks/${postback.id}`).then(status(204));
+    await call('get', `/v1/partner-postbacks/${postback.id}`).then((res) => expect(res.status).toBe(404));
   });
 
   it('errors: 400, 401, 404, 413 with the envelope', async () => {

@@ -327,7 +327,7 @@ describe('input Postgres could not store is a 400, never a 500', () => {
 });
 
 describe('list filters are never dropped silently', () => {
-  const lists = ['/v1/advertisers', '/v1/affiliates', '/v1/offers', '/v1/conversions', '/v1/payouts', '/v1/webhook-endpoints'];
+  const lists = ['/v1/advertisers', '/v1/affiliates', '/v1/offers', '/v1/conversions', '/v1/payouts', '/v1/webhook-endpoints', '/v1/partner-postbacks'];
   let endpointId: string;
   beforeAll(async () => {
     endpointId = (
@@ -344,7 +344,9 @@ describe('list filters are never dropped silently', () => {
       code: 'invalid_request',
       message: expect.any(String),
       fields: {
-        'order_id[$ne]': expect.stringMatching(/^is not a parameter of this list \(it takes cursor, limit, order_id, advertiser_id, affiliate_id, status\)$/),
+        'order_id[$ne]': expect.stringMatching(
+          /^is not a parameter of this list \(it takes cursor, limit, order_id, advertiser_id, affiliate_id, offer_id, status, sub1, sub2, sub3, sub4, sub5, created_from, created_to\)$/,
+        ),
       },
       request_id: res.headers['x-request-id'],
     });
@@ -373,6 +375,8 @@ describe('list filters are never dropped silently', () => {
     await api().get('/v1/conversions?limit=5&order_id=x&advertiser_id=1&affiliate_id=1&status=approved').expect(200);
     await api().get(`/v1/webhook-endpoints/${endpointId}/deliveries?status=failed&limit=1`).expect(200);
     await api().get('/v1/webhook-endpoints?enabled=true').expect(200);
+    await api().get('/v1/conversions?offer_id=1&sub1=a&sub5=b&created_from=2026-01-01T00:00:00Z&created_to=2026-02-01T00:00:00Z').expect(200);
+    await api().get('/v1/partner-postbacks?affiliate_id=1&offer_id=1&enabled=false').expect(200);
   });
 
   it('refuses more than 1,000 query parameters with a 400, instead of dropping the rest', async () => {

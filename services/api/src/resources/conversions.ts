@@ -21,15 +21,23 @@ export default resource(
       method: 'get',
       path: '/v1/conversions',
       summary: 'List conversions',
-      description: 'Newest first; filter by order, advertiser, affiliate and status.',
+      description:
+        'Newest first; filter by order, advertiser, offer, affiliate, status, sub IDs (exact) and when it was created (created_from inclusive, created_to exclusive).',
       query: ConversionList,
       answer: { status: 200, description: 'A page, newest first.', schema: pageOf(Conversion, 'ConversionPage') },
       handler: async ({ query, deps }) => {
-        const { order_id: orderId, advertiser_id: advertiserId, affiliate_id: affiliateId, status } = query;
+        const { order_id: orderId, advertiser_id: advertiserId, offer_id: offerId, affiliate_id: affiliateId, status } = query;
+        const { sub1, sub2, sub3, sub4, sub5, created_from: from, created_to: to } = query;
+        const createdAt = from || to ? { gte: from, lt: to } : undefined;
         return listPage(
           query,
           'string',
-          ({ id, ...keyset }) => deps.prisma.conversion.findMany({ where: { orderId, advertiserId, affiliateId, status, id }, include: withFlags, ...keyset }),
+          ({ id, ...keyset }) =>
+            deps.prisma.conversion.findMany({
+              where: { orderId, advertiserId, offerId, affiliateId, status, sub1, sub2, sub3, sub4, sub5, createdAt, id },
+              include: withFlags,
+              ...keyset,
+            }),
           json,
         );
       },

@@ -26,38 +26,41 @@ async function liveJob(deps: ApiDeps, d: { eventId: string; endpointId: string; 
   return live;
 }
 
-export default resource({ tag: 'Deliveries', base: '/v1/deliveries', description: 'One event sent to one endpoint: its attempts, and replays.' }, [
-  route({
-    method: 'get',
-    path: '/v1/deliveries/{id}',
-    summary: 'Get a delivery and its attempts',
-    description: 'Every attempt, oldest first, with the HTTP status or the error.',
-    params: id,
-    answer: { status: 200, description: 'The delivery.', schema: DeliveryWithAttempts },
-    handler: async ({ params, deps }) => deliveryWithAttemptsJson(await load(deps, params.id)),
-  }),
-  route({
-    method: 'post',
-    path: '/v1/deliveries/{id}/retry',
-    summary: 'Replay a delivery',
-    description: 'The same event and webhook-id, with the full retry schedule.',
-    params: id,
-    answer: { status: 202, description: 'Queued again.', schema: DeliveryRetried },
-    errors: { 409: 'endpoint_disabled or delivery_pending.', 503: ERRORS[503] },
-    handler: async ({ params, deps }) => {
-      const d = await load(deps, params.id);
-      if (!d.endpoint.enabled) throw disabled('retrying its deliveries');
-      if (d.status === 'pending') {
-        if (await liveJob(deps, d)) throw new HttpError(409, 'delivery_pending', 'The delivery is still pending; it will be attempted on its schedule.');
-        // Pending with no job left (its worker crashed past the stall limit): settle it, then replay.
-        await deps.prisma.delivery.updateMany({
-          where: { id: d.id, status: 'pending', replayCount: d.replayCount },
-          data: { status: 'failed', nextAttemptAt: null },
-        });
-      }
-      if ((await replayDeliveries(deps, [d.id], { replayCount: d.replayCount })) === 0)
-        throw new HttpError(409, 'delivery_pending', 'A replay of this delivery was just requested.');
-      return { id: d.id, status: 'pending' as const };
-    },
-  }),
-]);
+export default resource(
+  { tag: 'Deliveries', base: '/v1/deliveries', description: 'One event sent to one webhook endpoint or partner postback: its attempts, and replays.' },
+  [
+    route({
+      method: 'get',
+      path: '/v1/deliveries/{id}',
+      summary: 'Get a delivery and its attempts',
+      description: 'Every attempt, oldest first, with the HTTP status or the error.',
+      params: id,
+      answer: { status: 200, description: 'The delivery.', schema: DeliveryWithAttempts },
+      handler: async ({ params, deps }) => deliveryWithAttemptsJson(await load(deps, params.id)),
+    }),
+    route({
+      method: 'post',
+      path: '/v1/deliveries/{id}/retry',
+      summary: 'Replay a delivery',
+      description: 'The same event and webhook-id, with the full retry schedule.',
+      params: id,
+      answer: { status: 202, description: 'Queued again.', schema: DeliveryRetried },
+      errors: { 409: 'endpoint_disabled or delivery_pending.', 503: ERRORS[503] },
+      handler: async ({ params, deps }) => {
+        const d = await load(deps, params.id);
+        if (!d.endpoint.enabled) throw disabled('retrying its deliveries');
+        if (d.status === 'pending') {
+          if (await liveJob(deps, d)) throw new HttpError(409, 'delivery_pending', 'The delivery is still pending; it will be attempted on its schedule.');
+          // Pending with no job left (its worker crashed past the stall limit): settle it, then replay.
+          await deps.prisma.delivery.updateMany({
+            where: { id: d.id, status: 'pending', replayCount: d.replayCount },
+            data: { status: 'failed', nextAttemptAt: null },
+          });
+        }
+        if ((await replayDeliveries(deps, [d.id], { replayCount: d.replayCount })) === 0)
+          throw new HttpError(409, 'delivery_pending', 'A replay of this delivery was just requested.');
+        return { id: d.id, status: 'pending' as const };
+      },
+    }),
+  ],
+);

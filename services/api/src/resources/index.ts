@@ -5,6 +5,7 @@ import conversions from './conversions';
 import deliveries from './deliveries';
 import eventTypes from './event-types';
 import offers from './offers';
+import partnerPostbacks from './partner-postbacks';
 import payouts from './payouts';
 import postbacks from './postbacks';
 import webhookEndpoints from './webhook-endpoints';
@@ -17,6 +18,7 @@ export const ADMIN_RESOURCES: readonly Resource[] = [
   conversions,
   postbacks,
   webhookEndpoints,
+  partnerPostbacks,
   deliveries,
   payouts,
   eventTypes,

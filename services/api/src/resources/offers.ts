@@ -20,6 +20,13 @@ function columns(input: z.infer<typeof OfferUpdate>) {
       payoutAmount: input.payout.type === 'fixed' ? input.payout.amount : null,
       payoutPercent: input.payout.type === 'percent' ? input.payout.percent : null,
     }),
+    // null clears the revenue rule; absent leaves it.
+    ...(input.revenue !== undefined && {
+      revenueType: input.revenue?.type ?? null,
+      revenueAmount: input.revenue?.type === 'fixed' ? input.revenue.amount : null,
+      revenuePercent: input.revenue?.type === 'percent' ? input.revenue.percent : null,
+    }),
+    shareAmountWithPartners: input.share_amount_with_partners,
     attributionWindowDays: input.attribution_window_days,
     minCtitSeconds: input.min_ctit_seconds,
     amountCap: input.amount_cap,
@@ -28,13 +35,18 @@ function columns(input: z.infer<typeof OfferUpdate>) {
 }
 
 export default resource(
-  { tag: 'Offers', base: '/v1/offers', description: "What an advertiser pays for: the destination /click redirects to, and the affiliates' payout." },
+  {
+    tag: 'Offers',
+    base: '/v1/offers',
+    description: "What an advertiser pays for: the destination /click redirects to, the affiliates' payout and what the network earns (revenue).",
+  },
   [
     route({
       method: 'post',
       path: '/v1/offers',
       summary: 'Create an offer',
-      description: 'A fixed or percent payout, in the currency conversions are paid in.',
+      description:
+        'A fixed or percent payout, in the currency conversions are paid in; optionally a revenue (what the advertiser pays the network), priced the same way.',
       body: OfferCreate,
       answer: { status: 201, description: 'The new offer.', schema: Offer },
       errors: { 400: `${ERRORS[400]} advertiser_id names no advertiser.` },

@@ -6,7 +6,7 @@ import type { ApiDeps } from '../deps';
 import { listPage } from '../pagination';
 import { prefixedIdPath } from '../path-params';
 import {
-  Delivery,
+  DeliveryPage,
   EndpointCreate,
   EndpointDeliveriesList,
   EndpointList,
@@ -21,6 +21,7 @@ import {
   deliveryJson,
   pageOf,
 } from '../representations';
+import type { z } from 'zod';
 import { replayInPages } from '../replay';
 import { ERRORS, resource, route } from '../route';
 
@@ -28,8 +29,12 @@ import { ERRORS, resource, route } from '../route';
 const OVERLAP_MS = 24 * 3600 * 1000;
 const id = prefixedIdPath('endpoint', 'Webhook endpoint');
 
-/** An endpoint's URL, or a 400: http(s) as allowed, no credentials, no private address literal. */
-function checkUrl(deps: ApiDeps, url: string): string {
+/**
+ * An endpoint's URL, or a 400: http(s) as allowed, no credentials, no private address literal.
+ * Webhook endpoints' and partner postbacks' URLs alike (names are resolved and checked at every
+ * attempt, by the delivery worker's SSRF guard).
+ */
+export function checkEndpointUrl(deps: ApiDeps, url: string): string {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -48,9 +53,10 @@ function checkUrl(deps: ApiDeps, url: string): string {
   return url;
 }
 
+/** A webhook endpoint (never a partner postback: those share the table, not these routes). */
 async function load(deps: ApiDeps, endpointId: string) {
   const endpoint = await deps.prisma.webhookEndpoint.findUnique({ where: { id: endpointId } });
-  if (!endpoint) throw notFound('Webhook endpoint');
+  if (endpoint?.kind !== 'webhook') throw notFound('Webhook endpoint');
   return endpoint;
 }
 
@@ -68,6 +74,52 @@ async function setEnabled(deps: ApiDeps, endpointId: string, enabled: boolean) {
 }
 
 export const disabled = (what: string) => new HttpError(409, 'endpoint_disabled', `Enable the endpoint before ${what}.`);
+
+// What webhook endpoints and partner postbacks (rows of one table, delivered by one engine) do alike.
+
+/** An endpoint's deliveries, newest first, filtered by status. */
+export function deliveriesPage(deps: ApiDeps, endpointId: string, query: z.output<typeof EndpointDeliveriesList>) {
+  return listPage(
+    query,
+    'string',
+    ({ id, ...keyset }) => deps.prisma.delivery.findMany({ where: { endpointId, status: query.status, id }, ...keyset }),
+    deliveryJson,
+  );
+}
+
+/** Re-sends an endpoint's failed deliveries since a time: at most RECOVER_MAX a call. */
+export async function recoverFailed(deps: ApiDeps, endpoint: { id: string; enabled: boolean }, since: Date) {
+  if (!endpoint.enabled) throw disabled('recovering its deliveries');
+  const failed = await deps.prisma.delivery.findMany({
+    where: { endpointId: endpoint.id, status: 'failed', createdAt: { gte: since } },
+    orderBy: { id: 'asc' },
+    take: RECOVER_MAX + 1,
+    select: { id: true },
+  });
+  const batch = failed.slice(0, RECOVER_MAX).map((d) => d.id);
+  return { recovered: await replayInPages(deps, batch), has_more: failed.length > RECOVER_MAX };
+}
+
+/**
+ * A webhook.test event for one endpoint only: written with its delivery in one transaction, then
+ * published like every other event (fan-out sends it to the endpoint it names).
+ */
+export async function sendTestEvent(
+  deps: ApiDeps,
+  endpoint: { id: string; enabled: boolean },
+  data: { endpoint_id: string; message: string } & Record<string, unknown>,
+  missingMacros: string[] = [],
+) {
+  if (!endpoint.enabled) throw disabled('sending it a test event');
+  const event = createEvent('webhook.test', data);
+  const deliveryId = newId('delivery');
+  await deps.prisma.$transaction(async (tx) => {
+    await writeEvents(tx, [event]);
+    await tx.delivery.create({ data: { id: deliveryId, eventId: event.id, endpointId: endpoint.id, eventType: event.type, missingMacros } });
+  });
+  await publishOrLeave(deps.pool, deps.queues.events, [event], deps.logger, 'test event');
+  return { event_id: event.id, delivery_id: deliveryId };
+}
 
 export default resource(
   {
@@ -88,7 +140,7 @@ export default resource(
         const endpoint = await deps.prisma.webhookEndpoint.create({
           data: {
             id: newId('endpoint'),
-            url: checkUrl(deps, body.url),
+            url: checkEndpointUrl(deps, body.url),
             eventTypes: body.event_types,
             description: body.description ?? null,
             sealedHeaders: sealHeaders(deps.box, body.headers ?? {}),
@@ -109,7 +161,12 @@ export default resource(
       answer: { status: 200, description: 'A page, newest first.', schema: pageOf(WebhookEndpoint, 'WebhookEndpointPage') },
       handler: async ({ query, deps }) => {
         const enabled = query.enabled === undefined ? undefined : query.enabled === 'true';
-        return listPage(query, 'string', ({ id, ...keyset }) => deps.prisma.webhookEndpoint.findMany({ where: { enabled, id }, ...keyset }), endpointJson);
+        return listPage(
+          query,
+          'string',
+          ({ id, ...keyset }) => deps.prisma.webhookEndpoint.findMany({ where: { kind: 'webhook', enabled, id }, ...keyset }),
+          endpointJson,
+        );
       },
     }),
     route({
@@ -134,7 +191,7 @@ export default resource(
         const updated = await deps.prisma.webhookEndpoint.update({
           where: { id: found },
           data: {
-            url: body.url === undefined ? undefined : checkUrl(deps, body.url),
+            url: body.url === undefined ? undefined : checkEndpointUrl(deps, body.url),
             eventTypes: body.event_types,
             description: body.description,
             ...(body.headers && { sealedHeaders: sealHeaders(deps.box, body.headers), plaintextHeaders: {} }),
@@ -208,15 +265,7 @@ export default resource(
       errors: { 409: 'endpoint_disabled.' },
       handler: async ({ params, deps }) => {
         const endpoint = await load(deps, params.id);
-        if (!endpoint.enabled) throw disabled('sending it a test event');
-        const event = createEvent('webhook.test', { endpoint_id: endpoint.id, message: 'This is a test event from Trackway.' });
-        const deliveryId = newId('delivery');
-        await deps.prisma.$transaction(async (tx) => {
-          await writeEvents(tx, [event]);
-          await tx.delivery.create({ data: { id: deliveryId, eventId: event.id, endpointId: endpoint.id, eventType: event.type } });
-        });
-        await publishOrLeave(deps.pool, deps.queues.events, [event], deps.logger, 'test event');
-        return { event_id: event.id, delivery_id: deliveryId };
+        return sendTestEvent(deps, endpoint, { endpoint_id: endpoint.id, message: 'This is a test event from Trackway.' });
       },
     }),
     route({
@@ -226,16 +275,8 @@ export default resource(
       description: 'The delivery log, newest first; filter by status.',
       params: id,
       query: EndpointDeliveriesList,
-      answer: { status: 200, description: 'A page, newest first.', schema: pageOf(Delivery, 'DeliveryPage') },
-      handler: async ({ params, query, deps }) => {
-        const { id: endpointId } = await load(deps, params.id);
-        return listPage(
-          query,
-          'string',
-          ({ id, ...keyset }) => deps.prisma.delivery.findMany({ where: { endpointId, status: query.status, id }, ...keyset }),
-          deliveryJson,
-        );
-      },
+      answer: { status: 200, description: 'A page, newest first.', schema: DeliveryPage },
+      handler: async ({ params, query, deps }) => deliveriesPage(deps, (await load(deps, params.id)).id, query),
     }),
     route({
       method: 'post',
@@ -246,18 +287,7 @@ export default resource(
       body: EndpointRecover,
       answer: { status: 202, description: 'The deliveries are queued again.', schema: EndpointRecovered },
       errors: { 409: 'endpoint_disabled.', 503: ERRORS[503] },
-      handler: async ({ params, body, deps }) => {
-        const endpoint = await load(deps, params.id);
-        if (!endpoint.enabled) throw disabled('recovering its deliveries');
-        const failed = await deps.prisma.delivery.findMany({
-          where: { endpointId: endpoint.id, status: 'failed', createdAt: { gte: body.since } },
-          orderBy: { id: 'asc' },
-          take: RECOVER_MAX + 1,
-          select: { id: true },
-        });
-        const batch = failed.slice(0, RECOVER_MAX).map((d) => d.id);
-        return { recovered: await replayInPages(deps, batch), has_more: failed.length > RECOVER_MAX };
-      },
+      handler: async ({ params, body, deps }) => recoverFailed(deps, await load(deps, params.id), body.since),
     }),
   ],
 );
