@@ -1,9 +1,10 @@
 // `pnpm chaos [--quick] [--postbacks N] [--rate N] [--kills N] [--seed N] [--keep-logs]`
 // The fault run, from the repository: the whole pipeline as child processes (ingest, api, two
 // attribution and two delivery workers) on a Redis of its own (AOF) and on Postgres through a
-// TCP proxy it can cut, two subscribed receivers (one failing 10 % of requests), and a stream of
-// postbacks at ingest while it kills workers (kill -9), restarts Redis (SHUTDOWN, then kill -9)
-// and cuts Postgres (10 s, then longer than the retry schedule). At the end it checks what
+// TCP proxy it can cut, two subscribed receivers (one failing 10 % of requests), a partner
+// postback (an affiliate's tracker, failing 5 %), and a stream of postbacks at ingest while it
+// kills workers (kill -9), restarts Redis (SHUTDOWN, then kill -9) and cuts Postgres (10 s, then
+// longer than the retry schedule). At the end it checks what
 // docs/reliability.md lists, prints the figures, and exits 1 on any violation.
 // --quick: 1,500 postbacks and fewer kills, every fault kind (CI, ≤ 3 minutes).
 import fs from 'node:fs';
@@ -20,8 +21,8 @@ import { signAdminToken } from '../services/api/src/auth';
 import { stackEnv } from '../test/support/processes';
 import { STACK_SECRET, type Stack } from '../test/support/stack';
 import { type TcpProxy, startTcpProxy } from '../test/support/tcp-proxy';
-import { type Check, finalChecks, progress, quiescent } from './chaos/checks';
-import { type ChaosReceiver, type KillRecord, startChaosReceiver } from './chaos/receivers';
+import { type ChaosPartner, type Check, PARTNER_TYPES, finalChecks, progress, quiescent } from './chaos/checks';
+import { type ChaosReceiver, type KillRecord, type PartnerReceiver, startChaosReceiver, startPartnerReceiver } from './chaos/receivers';
 import { createOwnRedis } from './chaos/redis';
 import { createSenderIndex } from './chaos/senders';
 import { Supervised, type UnexpectedExit } from './chaos/services';
@@ -99,6 +100,7 @@ async function main(): Promise<number> {
   const redis = await createOwnRedis(redisDir);
   const services: Supervised[] = [];
   const receivers: Array<ChaosReceiver & { endpointId: string }> = [];
+  let partnerReceiver: PartnerReceiver | undefined;
   const unexpected: UnexpectedExit[] = [];
   let proxy: TcpProxy | undefined;
   // Service logs are kept after a run with violations (or --keep-logs), for the investigation.
@@ -109,6 +111,7 @@ async function main(): Promise<number> {
   const cleanup = once(async () => {
     await Promise.all(services.map((s) => s.stop()));
     await Promise.all(receivers.map((r) => r.close()));
+    await partnerReceiver?.close();
     await Promise.all(Object.values(queues).map((q) => q.close().catch(() => undefined)));
     own.disconnect();
     await proxy?.stop().catch(() => undefined);
@@ -175,6 +178,24 @@ async function main(): Promise<number> {
       receiver.secret = endpoint.secret;
       receivers.push(Object.assign(receiver, { endpointId: endpoint.id }));
     }
+    // The first fixture's affiliate runs its own tracker: a partner postback of its approvals and
+    // reversals (failing 5 % of requests), through the same delivery engine.
+    partnerReceiver = await startPartnerReceiver('partner (fails 5 %)', { failRate: 0.05, maxFailuresPerId: 2, random: seeded(SEED + 9) });
+    const partnerRes = await fetch(`http://127.0.0.1:${api.port()}/v1/partner-postbacks`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await signAdminToken(STACK_SECRET)}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        affiliate_id: fixtures[0].affiliateId,
+        url: `${partnerReceiver.url}?conv={conversion_id}&type={event_type}&sub={sub1}&payout={payout}`,
+        event_types: PARTNER_TYPES,
+      }),
+    });
+    if (partnerRes.status !== 201) throw new Error(`creating the partner postback: ${partnerRes.status} ${await partnerRes.text()}`);
+    const partner: ChaosPartner = {
+      affiliateId: fixtures[0].affiliateId,
+      endpointId: ((await partnerRes.json()) as { id: string }).id,
+      receiver: partnerReceiver,
+    };
 
     const clickIds = createClickIdCodec(STACK_SECRET);
     const plan = planPostbacks(POSTBACKS, fixtures.length, random, (a) =>
@@ -296,7 +317,7 @@ async function main(): Promise<number> {
     let lastReport = 0;
     const quietDeadline = Date.now() + QUIESCENCE_MS;
     while (Date.now() < quietDeadline) {
-      const p = await progress(db.pool, queues, acceptedIds, receivers);
+      const p = await progress(db.pool, queues, acceptedIds, receivers, partner);
       if (quiescent(p, acceptedIds.length, receivers.length)) {
         quietAt = Date.now();
         break;
@@ -309,7 +330,7 @@ async function main(): Promise<number> {
             .map(([q, v]) => `${q} ${v}`)
             .join(', ') || 'none';
         say(
-          `waiting: outcomes ${n(p.outcomes)}/${n(acceptedIds.length)}, events ${n(p.events)} (unpublished ${p.unpublished}), deliveries ${n(p.deliveries)} (pending ${p.pendingDeliveries}), delivered ${p.delivered.join('/')} of ${n(p.events)}; jobs: ${work}`,
+          `waiting: outcomes ${n(p.outcomes)}/${n(acceptedIds.length)}, events ${n(p.events)} (unpublished ${p.unpublished}), deliveries ${n(p.deliveries)} (pending ${p.pendingDeliveries}), delivered ${p.delivered.join('/')} of ${n(p.events)}, partner ${n(p.partnerDelivered)} of ${n(p.partnerEvents)}; jobs: ${work}`,
         );
       }
       await sleep(1_000);
@@ -326,6 +347,7 @@ async function main(): Promise<number> {
       accepted: stream.accepted,
       gaveUp: stream.gaveUp,
       receivers,
+      partner,
       kills,
     });
     checks.unshift({
@@ -412,6 +434,10 @@ async function main(): Promise<number> {
         `${n(a.requests)} requests, ${n(a.answered500)} answered 500, ${n(a.delivered.size)} events delivered; repeats: ${n(a.repeatsAfterFailure)} after a 500, ${n(a.repeatsAfterKill)} after a killed sender, ${a.unexplained.length} unexplained; ${a.untraced} untraced`,
       ]),
       [
+        partner.receiver.name,
+        `${n(partner.receiver.log.length)} requests, ${n(partner.receiver.log.filter((x) => x.status === 500).length)} answered 500, ${n(new Set(partner.receiver.log.filter((x) => x.status === 200).map((x) => x.key)).size)} events delivered`,
+      ],
+      [
         'kill -9s',
         `${kills.length}: ${Object.entries(countBy(kills, (k) => k.service))
           .map(([k, v]) => `${k} ${v}`)
@@ -455,6 +481,7 @@ async function main(): Promise<number> {
         unexpected,
         answers,
         receivers: receivers.map((r) => ({ name: r.name, endpointId: r.endpointId, log: r.log })),
+        partner: { endpointId: partner.endpointId, log: partner.receiver.log },
       };
       fs.writeFileSync(path.join(logDir, 'run.json'), JSON.stringify(run));
     }

@@ -2,7 +2,7 @@
 // BullMQ and from the receivers' logs, and the checks it makes of them.
 import type { PgPool } from '@trackway/db';
 import { LIVE_JOB_STATES, QUEUE_NAMES, type Queues, deliveryJobId } from '@trackway/queues';
-import { type ChaosReceiver, type DeliveryAnalysis, type KillRecord, analyseDeliveries } from './receivers';
+import { type ChaosReceiver, type DeliveryAnalysis, type KillRecord, type PartnerReceiver, analyseDeliveries } from './receivers';
 import type { PlannedPostback } from './traffic';
 
 export interface Check {
@@ -49,6 +49,28 @@ export async function queueState(queues: Queues): Promise<QueueState> {
   return state;
 }
 
+/** The run's partner postback: the affiliate it reports to, its id, its receiver. */
+export interface ChaosPartner {
+  affiliateId: number;
+  endpointId: string;
+  receiver: PartnerReceiver;
+}
+
+/** The partner's event types: a conversion enters each at most once. */
+export const PARTNER_TYPES = ['conversion.approved', 'conversion.rejected'];
+
+/** The events the partner must get: its affiliate's conversions approved or rejected. */
+async function partnerEvents(pool: PgPool, partner: ChaosPartner) {
+  return (
+    await pool.query<{ id: string; key: string; sub1: string | null; payout: string }>(
+      `SELECT id, (payload->'data'->'conversion'->>'id') || ' ' || type AS key, payload->'data'->'conversion'->>'sub1' AS sub1,
+              payload->'data'->'conversion'->>'payout' AS payout
+         FROM outbox_events WHERE type = ANY($1::varchar[]) AND (payload->'data'->'conversion'->>'affiliate_id')::int = $2`,
+      [PARTNER_TYPES, partner.affiliateId],
+    )
+  ).rows;
+}
+
 export interface Progress {
   outcomes: number;
   events: number;
@@ -58,12 +80,25 @@ export interface Progress {
   queues: QueueState;
   /** Per receiver: events that got a 2xx there. */
   delivered: number[];
+  /** The partner's events, and how many of them got a 2xx there. */
+  partnerEvents: number;
+  partnerDelivered: number;
 }
 
-export async function progress(pool: PgPool, queues: Queues, acceptedIds: readonly string[], receivers: readonly ChaosReceiver[]): Promise<Progress> {
+export async function progress(
+  pool: PgPool,
+  queues: Queues,
+  acceptedIds: readonly string[],
+  receivers: readonly ChaosReceiver[],
+  partner: ChaosPartner,
+): Promise<Progress> {
   const one = async (sql: string, params: unknown[] = []) => Number((await pool.query<{ n: string }>(sql, params)).rows[0].n);
   const eventIds = (await pool.query<{ id: string }>('SELECT id FROM outbox_events')).rows.map((r) => r.id);
+  const owed = await partnerEvents(pool, partner);
+  const answered = new Set(partner.receiver.log.filter((x) => x.status >= 200 && x.status < 300).map((x) => x.key));
   return {
+    partnerEvents: owed.length,
+    partnerDelivered: owed.filter((e) => answered.has(e.key)).length,
     outcomes: await one('SELECT count(*) AS n FROM postbacks WHERE id = ANY($1::varchar[])', [acceptedIds]),
     events: eventIds.length,
     unpublished: await one('SELECT count(*) AS n FROM outbox_events WHERE published_at IS NULL'),
@@ -83,10 +118,11 @@ export function quiescent(p: Progress, accepted: number, endpoints: number): boo
   return (
     p.outcomes === accepted &&
     p.unpublished === 0 &&
-    p.deliveries === p.events * endpoints &&
+    p.deliveries === p.events * endpoints + p.partnerEvents &&
     p.pendingDeliveries === 0 &&
     work === 0 &&
-    p.delivered.every((n) => n === p.events)
+    p.delivered.every((n) => n === p.events) &&
+    p.partnerDelivered === p.partnerEvents
   );
 }
 
@@ -99,6 +135,7 @@ export interface FinalInput {
   accepted: ReadonlyMap<number, string>;
   gaveUp: readonly number[];
   receivers: ReadonlyArray<ChaosReceiver & { endpointId: string }>;
+  partner: ChaosPartner;
   kills: readonly KillRecord[];
 }
 
@@ -116,7 +153,7 @@ export interface FinalFigures {
 }
 
 export async function finalChecks(input: FinalInput): Promise<{ checks: Check[]; figures: FinalFigures }> {
-  const { pool, queues, plan, advertiserIds, accepted, receivers, kills } = input;
+  const { pool, queues, plan, advertiserIds, accepted, receivers, partner, kills } = input;
   const checks: Check[] = [];
   const check = (name: string, violations: string[]) => checks.push({ name, violations });
 
@@ -203,6 +240,9 @@ export async function finalChecks(input: FinalInput): Promise<{ checks: Check[];
   ).rows;
   const deliveries: Record<string, number> = {};
   for (const d of deliveryRows) deliveries[d.status] = (deliveries[d.status] ?? 0) + 1;
+  // The partner's deliveries are checked on their own, below.
+  const partnerRows = deliveryRows.filter((d) => d.endpoint_id === partner.endpointId);
+  const webhookRows = deliveryRows.filter((d) => d.endpoint_id !== partner.endpointId);
   receivers.forEach((r, i) => {
     const a = analyses[i];
     const undelivered = eventIds.filter((id) => !a.delivered.has(id));
@@ -228,7 +268,7 @@ export async function finalChecks(input: FinalInput): Promise<{ checks: Check[];
   const attemptProblems: string[] = [];
   let attemptsLogged = 0;
   let attemptsLost = 0;
-  for (const d of deliveryRows) {
+  for (const d of webhookRows) {
     const entry = byEndpoint.get(d.endpoint_id)?.byId.get(d.event_id);
     const received = entry?.requests.length ?? 0;
     const logged = Number(d.logged);
@@ -243,13 +283,36 @@ export async function finalChecks(input: FinalInput): Promise<{ checks: Check[];
       attemptProblems.push(`${d.id}: sent again after a 2xx that was logged (${received} received, ${logged} logged)`);
     else attemptsLost += lost;
   }
-  const missingDeliveries = eventIds.length * receivers.length - deliveryRows.length;
+  const missingDeliveries = eventIds.length * receivers.length - webhookRows.length;
   check('one delivery per event and endpoint, all succeeded, attempts logged = requests received but those of killed senders (outages spent none)', [
-    ...(missingDeliveries !== 0 ? [`${deliveryRows.length} deliveries for ${eventIds.length} events × ${receivers.length} endpoints`] : []),
+    ...(missingDeliveries !== 0 ? [`${webhookRows.length} deliveries for ${eventIds.length} events × ${receivers.length} endpoints`] : []),
     ...Object.entries(deliveries)
       .filter(([status]) => status !== 'succeeded')
       .map(([status, n]) => `${n} deliveries ${status}`),
     ...(attemptProblems.length ? [`${attemptProblems.length} deliveries whose log disagrees with the receivers: ${some(attemptProblems, 3)}`] : []),
+  ]);
+
+  // The partner postback: one delivery per approved or rejected conversion of its affiliate,
+  // succeeded, its macros filled (the click's sub1, the payout); the partner got each at least once
+  // and nothing else; no attempt logged that it did not receive.
+  const owed = await partnerEvents(pool, partner);
+  const owedKeys = new Map(owed.map((e) => [e.key, e]));
+  const partnerAnswered = new Set(partner.receiver.log.filter((x) => x.status >= 200 && x.status < 300).map((x) => x.key));
+  const received = new Map<string, number>();
+  for (const x of partner.receiver.log) received.set(x.key, (received.get(x.key) ?? 0) + 1);
+  const byEvent = new Map(owed.map((e) => [e.id, e.key]));
+  check(`the partner postback: one delivery per approved or rejected conversion of its affiliate (${owed.length}), each received, nothing else`, [
+    ...(owed.length === 0 ? ['the run approved or rejected no conversion of the partner’s affiliate: the check saw nothing'] : []),
+    ...(partnerRows.length !== owed.length ? [`${partnerRows.length} partner deliveries for ${owed.length} events`] : []),
+    ...partnerRows.filter((d) => d.status !== 'succeeded').map((d) => `partner delivery ${d.id} ${d.status}`),
+    ...owed.filter((e) => !partnerAnswered.has(e.key)).map((e) => `${e.key} never answered 2xx by the partner`),
+    ...[...received.keys()].filter((k) => !owedKeys.has(k)).map((k) => `the partner got ${k}, which is no event of its affiliate`),
+    ...partner.receiver.log
+      .filter((x) => owedKeys.has(x.key) && (x.sub1 !== (owedKeys.get(x.key)!.sub1 ?? '') || x.payout !== owedKeys.get(x.key)!.payout))
+      .map((x) => `${x.key} sent with sub1 "${x.sub1}" and payout "${x.payout}"`),
+    ...partnerRows
+      .filter((d) => Number(d.logged) > (received.get(byEvent.get(d.event_id) ?? '') ?? 0))
+      .map((d) => `${d.id}: ${d.logged} attempts logged, ${received.get(byEvent.get(d.event_id) ?? '') ?? 0} received`),
   ]);
 
   // Queues empty, and no delivery pending without a live job.

@@ -164,3 +164,40 @@ export function analyseDeliveries(log: readonly Received[], kills: readonly Kill
   }
   return result;
 }
+
+/** A partner postback as the chaos partner received it: its conversion and event type (from the URL's macros). */
+export interface PartnerReceived {
+  /** `<conversion id> <event type>`: each conversion enters approved or rejected once. */
+  key: string;
+  at: number;
+  status: number;
+  /** The values the run's template asks for beside the key: `sub1` and `payout`. */
+  sub1: string;
+  payout: string;
+}
+
+export interface PartnerReceiver {
+  name: string;
+  url: string;
+  log: PartnerReceived[];
+  close(): Promise<void>;
+}
+
+/** The affiliate's tracker of the run: logs each partner postback (a GET) and fails some, at most `maxFailuresPerId` per key. */
+export async function startPartnerReceiver(name: string, options: Omit<ReceiverOptions, 'sender'>): Promise<PartnerReceiver> {
+  const failures = new Map<string, number>();
+  const partner: PartnerReceiver = { name, url: '', log: [], close: async () => undefined };
+  const receiver = await startReceiver((req) => {
+    const query = new URL(req.path, 'http://partner').searchParams;
+    const key = `${query.get('conv') ?? ''} ${query.get('type') ?? ''}`;
+    const failed = failures.get(key) ?? 0;
+    const status = failed < options.maxFailuresPerId && options.random() < options.failRate ? 500 : 200;
+    if (status === 500) failures.set(key, failed + 1);
+    partner.log.push({ key, at: req.at, status, sub1: query.get('sub') ?? '', payout: query.get('payout') ?? '' });
+    receiver.requests.length = 0;
+    return { status, body: status === 200 ? 'OK' : 'try again' };
+  });
+  partner.url = receiver.url;
+  partner.close = () => receiver.close();
+  return partner;
+}
