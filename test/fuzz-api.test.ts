@@ -50,6 +50,8 @@ const pools = {
   endpoints: [] as string[],
   /** Endpoints DELETE may take (the others stay, so the rest of the fuzz keeps reaching rows). */
   deletable: [] as string[],
+  partners: [] as string[],
+  partnersDeletable: [] as string[],
   deliveries: [] as string[],
   payouts: [] as string[],
 };
@@ -101,6 +103,16 @@ beforeAll(async () => {
       headers: { Authorization: `Bearer ${SECRET_MARK}${i}` },
     });
     (i < 7 ? pools.endpoints : pools.deletable).push(body.id);
+  }
+  for (let i = 0; i < 6; i++) {
+    const { body } = await call('POST', '/v1/partner-postbacks', {
+      affiliate_id: pools.affiliates[i % pools.affiliates.length],
+      url: `https://tracker.example/pb/${i}?cid={sub1}&payout={payout}&token=${SECRET_MARK}${i}`,
+      ...(i % 2 === 1
+        ? { offer_id: pools.offers[i % pools.offers.length], preset: 'keitaro', event_types: ['conversion.approved', 'conversion.rejected'] }
+        : {}),
+    });
+    (i < 4 ? pools.partners : pools.partnersDeletable).push(body.id);
   }
 
   // Conversions, commissions, deliveries and postback outcomes come from the workers: written here directly.
@@ -347,6 +359,16 @@ const offerBody = (partial: boolean) =>
         attribution_window_days: or(fc.integer({ min: 1, max: 365 })),
         min_ctit_seconds: or(fc.integer({ min: 0, max: 86_400 })),
         amount_cap: or(fc.option(moneyArb)),
+        revenue: or(
+          fc.option(
+            fc.oneof(
+              moneyArb.map((amount) => ({ type: 'fixed', amount })),
+              fc.constantFrom('0', '12.5', '100', '101', '-1').map((percent) => ({ type: 'percent', percent })),
+              fc.record({ type: fc.constantFrom('fixed', 'percent', 'cpa'), amount: hostileJson, percent: hostileJson }),
+            ),
+          ),
+        ),
+        share_amount_with_partners: or(fc.boolean()),
         status: or(fc.constantFrom('active', 'inactive')),
       },
       { requiredKeys: partial ? [] : ['advertiser_id', 'name', 'destination_url', 'currency', 'payout'] },
@@ -437,6 +459,61 @@ const endpointBody = (partial: boolean) =>
       { requiredKeys: partial ? [] : ['url', 'event_types'] },
     )
     .map(({ url, ...rest }) => ({ body: url ? { url: url.url, ...rest } : rest, refuse: url?.refuse ?? [] }));
+
+const partnerUrlArb = fc.oneof(
+  {
+    weight: 4,
+    arbitrary: fc
+      .constantFrom(
+        'https://tracker.example/pb?cid={sub1}&p={payout}&c={payout_currency}&token=abc',
+        'https://tracker.example/{affiliate_id}/pb?s={status}&e={event}&t={event_type}&ts={timestamp}#{conversion_id}',
+        'https://tracker.example/pb',
+        'https://tracker.example/pb?a={amount}&s5={sub5}&o={offer_id}&k={click_id}',
+      )
+      .map((url) => ({ url, refuse: [] as Refusal[] })),
+  },
+  {
+    weight: 2,
+    arbitrary: fc
+      .constantFrom(
+        'https://tracker.example/?x={nope}',
+        'https://tracker.example/?x={SUB1}',
+        'https://{sub1}.example/',
+        'https://tracker.example:{offer_id}/',
+        'https://tracker.example/?token=***',
+        'https://{sub1}@tracker.example/',
+      )
+      .map((url) => ({ url, refuse: [{ why: `a partner URL with an unknown or misplaced macro, or a masked value: ${url}` }] })),
+  },
+  { weight: 3, arbitrary: endpointUrlArb },
+);
+const partnerBody = (partial: boolean) =>
+  fc
+    .record(
+      {
+        affiliate_id: or(idOf(() => pools.affiliates)),
+        url: partnerUrlArb,
+        offer_id: or(fc.option(idOf(() => pools.offers))),
+        event_types: or(
+          fc.oneof(
+            fc.subarray(['conversion.created', 'conversion.approved', 'conversion.rejected', 'conversion.updated'], { minLength: 1 }),
+            fc.constantFrom([], ['commission.created'], ['*'], ['webhook.test'], ['conversion.approved', 'conversion.approved']),
+          ),
+        ),
+        method: or(fc.constantFrom('GET', 'POST', 'get', 'PUT')),
+        preset: or(fc.option(fc.constantFrom('voluum', 'binom', 'keitaro', 'redtrack', 'everflow', 'affise', 'bemob', 'cake', 'Keitaro'))),
+        description: or(fc.option(nameArb)),
+        rate_limit_per_second: or(fc.option(fc.integer({ min: 1, max: 10_000 }))),
+      },
+      { requiredKeys: partial ? [] : ['affiliate_id', 'url'] },
+    )
+    .map(({ url, affiliate_id, ...rest }) => {
+      const body: Body = { ...rest };
+      if (url) body.url = url.url;
+      // PATCH does not take the affiliate (a postback moves to no other affiliate): refused as unknown.
+      if (affiliate_id !== undefined) body.affiliate_id = affiliate_id;
+      return { body, refuse: [...(url?.refuse ?? []), ...(partial && affiliate_id !== undefined ? [{ why: 'affiliate_id in a PATCH' }] : [])] };
+    });
 
 const DATES = [
   '2024-01-01T00:00:00Z',
@@ -573,8 +650,13 @@ const ROUTES: Route[] = [
     filters: {
       order_id: filterValue(fc.constantFrom('O-1', 'x')),
       advertiser_id: idFilter(() => pools.advertisers),
+      offer_id: idFilter(() => pools.offers),
       affiliate_id: idFilter(() => pools.affiliates),
       status: statusFilter('pending', 'approved', 'rejected'),
+      sub1: filterValue(fc.constantFrom('aff-click-1', 'x', 'é')),
+      sub5: filterValue(fc.constantFrom('x')),
+      created_from: filterValue(fc.constantFrom(...DATES)),
+      created_to: filterValue(fc.constantFrom(...DATES)),
     },
     cursor: 'string',
   },
@@ -603,6 +685,27 @@ const ROUTES: Route[] = [
     cursor: 'string',
   },
   { method: 'POST', path: '/v1/webhook-endpoints/{id}/recover', id: strIdArb('ep', () => pools.endpoints), body: recoverBody },
+  { method: 'POST', path: '/v1/partner-postbacks', body: partnerBody(false) },
+  {
+    method: 'GET',
+    path: '/v1/partner-postbacks',
+    filters: { affiliate_id: idFilter(() => pools.affiliates), offer_id: idFilter(() => pools.offers), enabled: statusFilter('true', 'false') },
+    cursor: 'string',
+  },
+  { method: 'GET', path: '/v1/partner-postbacks/{id}', id: strIdArb('pp', () => pools.partners) },
+  { method: 'PATCH', path: '/v1/partner-postbacks/{id}', id: strIdArb('pp', () => pools.partners), body: partnerBody(true) },
+  { method: 'DELETE', path: '/v1/partner-postbacks/{id}', id: strIdArb('pp', () => pools.partnersDeletable) },
+  { method: 'POST', path: '/v1/partner-postbacks/{id}/enable', id: strIdArb('pp', () => pools.partners) },
+  { method: 'POST', path: '/v1/partner-postbacks/{id}/disable', id: strIdArb('pp', () => pools.partners) },
+  { method: 'POST', path: '/v1/partner-postbacks/{id}/test', id: strIdArb('pp', () => pools.partners) },
+  {
+    method: 'GET',
+    path: '/v1/partner-postbacks/{id}/deliveries',
+    id: strIdArb('pp', () => pools.partners),
+    filters: { status: statusFilter('pending', 'succeeded', 'failed') },
+    cursor: 'string',
+  },
+  { method: 'POST', path: '/v1/partner-postbacks/{id}/recover', id: strIdArb('pp', () => pools.partners), body: recoverBody },
   { method: 'GET', path: '/v1/deliveries/{id}', id: strIdArb('dlv', () => pools.deliveries) },
   { method: 'POST', path: '/v1/deliveries/{id}/retry', id: strIdArb('dlv', () => pools.deliveries) },
   { method: 'POST', path: '/v1/payouts', body: payoutBody },

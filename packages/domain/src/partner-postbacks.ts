@@ -54,7 +54,8 @@ export function partnerUrlProblem(url: string): string | null {
   if (unknown.length > 0)
     return `has unknown macros: ${[...new Set(unknown)].map((n) => `{${n}}`).join(', ')}; the macros are ${PARTNER_MACROS.map((n) => `{${n}}`).join(', ')}`;
   if (parsed.username || parsed.password) return 'must not contain credentials';
-  if ([...parsed.searchParams.values()].includes('***')) return 'holds a masked value (***): send the URL whole, as at creation';
+  if ([...parsed.searchParams].some(([name, value]) => value === '***' || (name === '***' && value === '')))
+    return 'holds a masked value (***): send the URL whole, as at creation';
   const authority = authorityOf(parsed);
   for (const value of ['a', '0']) {
     const filled = parseHttpUrl(fill(url, () => value));
@@ -79,7 +80,8 @@ const isMacro = (value: string) => /^\{[a-z0-9_]+\}$/.test(value) && KNOWN.has(v
 
 /**
  * The URL as every read after creation shows it: query values that are not a macro masked
- * (a partner's token is usually one). The path and the parameter names stay as they are.
+ * (a partner's token is usually one), a bare value (`?s3cr3t`) too. The path and the parameter
+ * names stay as they are.
  */
 export function maskPartnerUrl(url: string): string {
   const queryAt = url.indexOf('?');
@@ -90,7 +92,8 @@ export function maskPartnerUrl(url: string): string {
     .split('&')
     .map((pair) => {
       const eq = pair.indexOf('=');
-      if (eq === -1) return pair;
+      // A bare value (`?s3cr3t`) is masked like any other.
+      if (eq === -1) return pair === '' || isMacro(pair) ? pair : '***';
       const value = pair.slice(eq + 1);
       let decoded = value;
       try {

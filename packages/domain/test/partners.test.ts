@@ -132,6 +132,7 @@ describe('partner postback URLs', () => {
     ['https://t.example.com:{offer_id}/', 'must be an http(s) URL'],
     ['https://user:pass@t.example.com/', 'must not contain credentials'],
     ['https://t.example.com/?cid={sub1}&token=***', 'holds a masked value'],
+    ['https://t.example.com/pb?***', 'holds a masked value'],
   ])('%s', (url, problem) => {
     const found = partnerUrlProblem(url);
     if (problem === null) expect(found).toBeNull();
@@ -139,9 +140,10 @@ describe('partner postback URLs', () => {
   });
 
   it('masks query values that are not macros, on every read after creation', () => {
-    expect(maskPartnerUrl('https://t.example.com/pb/abc?token=s3cr3t&cid={sub1}&p={payout}&empty=&flag#x')).toBe(
-      'https://t.example.com/pb/abc?token=***&cid={sub1}&p={payout}&empty=&flag#x',
+    expect(maskPartnerUrl('https://t.example.com/pb/abc?token=s3cr3t&cid={sub1}&p={payout}&empty=&{sub2}#x')).toBe(
+      'https://t.example.com/pb/abc?token=***&cid={sub1}&p={payout}&empty=&{sub2}#x',
     );
+    expect(maskPartnerUrl('https://t.example.com/pb?s3cr3t')).toBe('https://t.example.com/pb?***');
     expect(maskPartnerUrl('https://t.example.com/pb?a=x{sub1}')).toBe('https://t.example.com/pb?a=***');
     expect(maskPartnerUrl('https://t.example.com/pb')).toBe('https://t.example.com/pb');
   });
