@@ -16,6 +16,7 @@ async function main() {
   const db = createDatabase(env.BENCH_DATABASE_URL!, { poolSize: 8 });
   const producer = createWorkerConnection(TEST_REDIS_URL);
   const eventsQueue = createQueue('events', producer, env.BENCH_PREFIX!, () => undefined);
+  const clicksQueue = createQueue('clicks', producer, env.BENCH_PREFIX!, () => undefined);
   const connection = createWorkerConnection(TEST_REDIS_URL);
   let workers: ReturnType<typeof createWorkers> | undefined;
   let cpu = process.cpuUsage();
@@ -28,6 +29,7 @@ async function main() {
           pool: db.pool,
           clickIds: createClickIdCodec(env.BENCH_CLICK_SECRET!),
           eventsQueue,
+          clicksQueue,
           connection,
           prefix: env.BENCH_PREFIX!,
           logger: silentLogger(),
@@ -43,7 +45,7 @@ async function main() {
       const used = process.cpuUsage(cpu);
       await Promise.all((workers ?? []).map((w) => w.close()));
       await workers?.drain();
-      await eventsQueue.close();
+      await Promise.all([eventsQueue.close(), clicksQueue.close()]);
       connection.disconnect();
       producer.disconnect();
       await db.prisma.$disconnect();

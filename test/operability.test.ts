@@ -244,43 +244,30 @@ const spawnKept = (...args: Parameters<typeof spawnService>) => {
   return p;
 };
 
-it('a port in use stops the service with one line naming the variable', async () => {
-  const taken = net.createServer().listen(0, '0.0.0.0');
-  await new Promise((resolve) => taken.once('listening', resolve));
-  try {
-    const port = (taken.address() as net.AddressInfo).port;
-    const api = spawnKept('api', stackEnv(stack, { API_PORT: String(port) }));
-    expect(await api.exited).toBe(1);
-    const lines = api
-      .output()
-      .split('\n')
-      .filter((line) => line.includes('could not start'));
-    expect(lines).toEqual([`api could not start: port ${port} (API_PORT) is in use by another program: stop it, or set that variable to a free port`]);
-    expect(api.output()).not.toMatch(/^\s+at /m);
-  } finally {
-    taken.close();
-  }
-}, 30_000);
-
-it("a worker's health port in use stops it with one line naming both variables", async () => {
-  const taken = net.createServer().listen(0, '0.0.0.0');
-  await new Promise((resolve) => taken.once('listening', resolve));
-  try {
-    const port = (taken.address() as net.AddressInfo).port;
-    const attribution = spawnKept('attribution', stackEnv(stack, { HEALTH_PORT: String(port) }));
-    expect(await attribution.exited).toBe(1);
-    const lines = attribution
-      .output()
-      .split('\n')
-      .filter((line) => line.includes('could not start'));
-    expect(lines).toEqual([
-      `attribution could not start: port ${port} (HEALTH_PORT, or ATTRIBUTION_HEALTH_PORT under pnpm start) is in use by another program: stop it, or set that variable to a free port`,
-    ]);
-    expect(attribution.output()).not.toMatch(/^\s+at /m);
-  } finally {
-    taken.close();
-  }
-}, 30_000);
+it.each([
+  ['api', 'API_PORT', 'API_PORT'],
+  ['attribution', 'HEALTH_PORT', 'HEALTH_PORT, or ATTRIBUTION_HEALTH_PORT under pnpm start'],
+] as const)(
+  'a port in use stops %s with one line naming its variable (%s)',
+  async (service, variable, named) => {
+    const taken = net.createServer().listen(0, '0.0.0.0');
+    await new Promise((resolve) => taken.once('listening', resolve));
+    try {
+      const port = (taken.address() as net.AddressInfo).port;
+      const child = spawnKept(service, stackEnv(stack, { [variable]: String(port) }));
+      expect(await child.exited).toBe(1);
+      const lines = child
+        .output()
+        .split('\n')
+        .filter((line) => line.includes('could not start'));
+      expect(lines).toEqual([`${service} could not start: port ${port} (${named}) is in use by another program: stop it, or set that variable to a free port`]);
+      expect(child.output()).not.toMatch(/^\s+at /m);
+    } finally {
+      taken.close();
+    }
+  },
+  30_000,
+);
 
 it('a bad variable stops it naming the variable; LOG_LEVEL=debug adds the stack trace', async () => {
   const quiet = spawnKept('ingest', stackEnv(stack, { INGEST_PORT: 'eighty' }));

@@ -196,6 +196,37 @@ describe('partner postbacks', () => {
     expect((await admin(network).get(`/v1/partner-postbacks/${pp.id}`).expect(200)).body.url).toContain('token=***');
   });
 
+  it('{amount} only once the offer shares it: an offer changed through the api reaches the delivery worker', async () => {
+    workers = [...network.startAttribution(), ...(await network.startDelivery())];
+    const fx = await createFixture(network.db.prisma);
+    const r = await receiver();
+    await partnerOf(fx, `${r.url}?amt={amount}&p={payout}`);
+    await conversionOf(network, await postback(network, fx, { click_id: await click(network, fx), order_id: 'AMT-1', amount: '49.90' }));
+    await waitFor(() => r.requests.length === 1, { what: 'the first partner postback' });
+    await admin(network).patch(`/v1/offers/${fx.offerId}`, { share_amount_with_partners: true }).expect(200);
+    await conversionOf(network, await postback(network, fx, { click_id: await click(network, fx), order_id: 'AMT-2', amount: '12.00' }));
+    await waitFor(() => r.requests.length === 2, { what: 'the second partner postback' });
+    expect(r.requests.map((q) => q.path)).toEqual(['/hooks?amt=&p=5.00', '/hooks?amt=12.00&p=5.00']);
+  });
+
+  it('a partner answering 410 is disabled, and endpoint.disabled shows it as the api does (its URL masked)', async () => {
+    workers = [...network.startAttribution(), ...(await network.startDelivery())];
+    const fx = await createFixture(network.db.prisma);
+    const r = await receiver(() => ({ status: 410, body: 'gone' }));
+    const pp = await partnerOf(fx, `${r.url}?cid={sub1}&token=s3cret`);
+    await conversionOf(network, await postback(network, fx, { click_id: await click(network, fx), order_id: 'GONE-1', amount: '1.00' }));
+    const event = await waitFor(
+      async () => {
+        const events = await network.db.prisma.outboxEvent.findMany({ where: { type: 'endpoint.disabled' } });
+        return events.find((e) => (e.payload as { data: { endpoint: { id: string } } }).data.endpoint.id === pp.id);
+      },
+      { what: 'endpoint.disabled for the partner postback' },
+    );
+    const shown = (await admin(network).get(`/v1/partner-postbacks/${pp.id}`).expect(200)).body;
+    expect(shown).toMatchObject({ enabled: false, url: `${r.url}?cid={sub1}&token=***` });
+    expect((event.payload as { data: { endpoint: unknown } }).data.endpoint).toEqual(shown);
+  });
+
   it('…/test fires one now with the sample conversion; a preset writes its tracker query', async () => {
     workers = await network.startDelivery();
     const fx = await createFixture(network.db.prisma);

@@ -59,6 +59,7 @@ beforeAll(async () => {
         pool: db.pool,
         clickIds,
         eventsQueue: queues.events,
+        clicksQueue: queues.clicks,
         connection,
         prefix,
         logger,

@@ -148,6 +148,7 @@ export async function startStack(): Promise<Stack> {
           pool: db.pool,
           clickIds,
           eventsQueue: queues.events,
+          clicksQueue: queues.clicks,
           connection: connect(),
           prefix,
           logger,

@@ -38,8 +38,10 @@ export interface ClickClaims {
   subs?: ClickSubs;
 }
 
+/** A click's sub IDs: what /click takes, the click row and its conversion keep, the API filters on. */
 export const SUB_NAMES = ['sub1', 'sub2', 'sub3', 'sub4', 'sub5'] as const;
-export type ClickSubs = Record<(typeof SUB_NAMES)[number], string | null>;
+export type SubName = (typeof SUB_NAMES)[number];
+export type ClickSubs = Record<SubName, string | null>;
 
 export interface OfferTerms {
   id: number;
@@ -153,14 +155,8 @@ export function planConversion({ postback, click, offer, affiliate, existing, no
   }
 
   const currency = postback.currency ?? offer.currency;
-  const payout = computePayout(
-    offer.payoutType === 'fixed'
-      ? { type: 'fixed', amount: offer.payoutAmount ?? 0, currency: offer.currency }
-      : { type: 'percent', percent: offer.payoutPercent ?? 0 },
-    amount,
-    currency,
-  );
-  const revenue = offerRevenue(offer, amount, currency);
+  const payout = priced(offer.payoutType, offer.payoutAmount, offer.payoutPercent, offer.currency, amount, currency);
+  const revenue = offer.revenueType ? priced(offer.revenueType, offer.revenueAmount, offer.revenuePercent, offer.currency, amount, currency) : null;
   const held = verdict.hold !== null && postback.status !== 'rejected';
   const status: ConversionStatus = held ? 'pending' : postback.status;
   const conversionId = newId('conversion');
@@ -284,8 +280,14 @@ export type ConversionChange =
 export function changeConversion(current: ConversionState, target: ConversionTarget, now: Date): ConversionChange {
   const amount = target.amount === undefined ? null : new Decimal(target.amount.value);
   const amountChanged = amount !== null && !amount.eq(current.amount.toString());
-  const payout = amountChanged ? repriced(current, amount!, target.amount!.offer) : new Decimal(current.payout.toString());
-  const revenue = amountChanged ? repricedRevenue(current, amount!, target.amount!.offer) : (current.revenue ?? null);
+  const offer = target.amount?.offer;
+  const payout = amountChanged
+    ? repriced(current, amount!, { value: current.payout, currency: current.payoutCurrency }, offer!.payoutType, offer!.payoutPercent)
+    : new Decimal(current.payout.toString());
+  const revenue =
+    amountChanged && current.revenue != null
+      ? repriced(current, amount!, { value: current.revenue, currency: current.revenueCurrency }, offer!.revenueType, offer!.revenuePercent)
+      : (current.revenue ?? null);
   const status = target.status;
   const statusChanged = status !== current.status;
   if (statusChanged && !canTransition(current.status, status)) throw new RangeError(`a ${current.status} conversion cannot become ${status}`);
@@ -344,22 +346,38 @@ export function changeConversion(current: ConversionState, target: ConversionTar
 
 const NO_SUBS: ClickSubs = { sub1: null, sub2: null, sub3: null, sub4: null, sub5: null };
 
-/** What the network earns on a conversion: the offer's revenue rule, priced as the payout is (null: the offer has none). */
-function offerRevenue(offer: Pick<OfferTerms, 'currency' | 'revenueType' | 'revenueAmount' | 'revenuePercent'>, amount: Decimal.Value, currency: string) {
-  if (!offer.revenueType) return null;
+/**
+ * A price by an offer's rule (its payout, or its revenue): a fixed amount in the offer's currency,
+ * or a percent of the conversion's amount in the conversion's currency.
+ */
+function priced(
+  type: PayoutType,
+  fixed: Decimal.Value | null | undefined,
+  percent: Decimal.Value | null | undefined,
+  offerCurrency: string,
+  amount: Decimal.Value,
+  currency: string,
+) {
   return computePayout(
-    offer.revenueType === 'fixed'
-      ? { type: 'fixed', amount: offer.revenueAmount ?? 0, currency: offer.currency }
-      : { type: 'percent', percent: offer.revenuePercent ?? 0 },
+    type === 'fixed' ? { type: 'fixed', amount: fixed ?? 0, currency: offerCurrency } : { type: 'percent', percent: percent ?? 0 },
     amount,
     currency,
   );
 }
 
-/** The revenue for a new amount: a percent rule's is recomputed (in the conversion's currency); a fixed one's, or none, stays. */
-function repricedRevenue(current: ConversionRow, amount: Decimal, offer: Pick<OfferTerms, 'revenueType' | 'revenuePercent'>): ConversionRow['revenue'] | null {
-  if (current.revenue == null || offer.revenueType !== 'percent' || current.revenueCurrency !== current.currency) return current.revenue;
-  return computePayout({ type: 'percent', percent: offer.revenuePercent ?? 0 }, amount, current.currency).amount;
+/**
+ * A price (the payout, or the revenue) for a new amount: a percent rule's is recomputed with the
+ * offer's current percent, when the price is in the conversion's currency; a fixed one's stays.
+ */
+function repriced(
+  current: ConversionRow,
+  amount: Decimal,
+  price: { value: ConversionRow['payout']; currency: string | null | undefined },
+  type: PayoutType | null | undefined,
+  percent: Decimal.Value | null | undefined,
+): Decimal {
+  if (type !== 'percent' || price.currency !== current.currency) return new Decimal(price.value.toString());
+  return computePayout({ type: 'percent', percent: percent ?? 0 }, amount, current.currency).amount;
 }
 
 /** A conversion earns a commission when its payout is above zero and it is not rejected. */
@@ -383,12 +401,6 @@ function newCommission(
     payoutId: null,
     payoutSent: false,
   };
-}
-
-/** The payout for a new amount: a percent offer's is recomputed (in the conversion's currency); a fixed one's stays. */
-function repriced(current: ConversionRow, amount: Decimal, offer: Pick<OfferTerms, 'payoutType' | 'payoutPercent'>): Decimal {
-  if (offer.payoutType !== 'percent' || current.payoutCurrency !== current.currency) return new Decimal(current.payout.toString());
-  return computePayout({ type: 'percent', percent: offer.payoutPercent ?? 0 }, amount, current.currency).amount;
 }
 
 export type ReviewPlan =

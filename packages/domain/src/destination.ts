@@ -22,6 +22,15 @@ export function parseHttpUrl(value: string): URL | null {
   }
 }
 
+/** A URL with `query` (encoded `name=value` pairs) added to its query, before its fragment. */
+export function appendQuery(url: string, query: string): string {
+  if (query === '') return url;
+  const hashAt = url.indexOf('#');
+  const [base, hash] = hashAt === -1 ? [url, ''] : [url.slice(0, hashAt), url.slice(hashAt)];
+  const separator = base.includes('?') ? (base.endsWith('?') || base.endsWith('&') ? '' : '&') : '?';
+  return `${base}${separator}${query}${hash}`;
+}
+
 /** What a redirect's target is decided by: scheme, credentials, host and port. */
 export const authorityOf = (url: URL) => `${url.protocol}//${url.username}:${url.password}@${url.host}`;
 
@@ -54,12 +63,7 @@ export function destinationFor(template: string, values: DestinationValues): str
     if (name === 'click_id') hadClickMacro = true;
     return values[name] ?? '';
   });
-  if (!hadClickMacro) {
-    const hashAt = url.indexOf('#');
-    const [base, hash] = hashAt === -1 ? [url, ''] : [url.slice(0, hashAt), url.slice(hashAt)];
-    const separator = base.includes('?') ? (base.endsWith('?') || base.endsWith('&') ? '' : '&') : '?';
-    url = `${base}${separator}click_id=${encodeURIComponent(values.click_id)}${hash}`;
-  }
+  if (!hadClickMacro) url = appendQuery(url, `click_id=${encodeURIComponent(values.click_id)}`);
   const before = parseHttpUrl(template);
   const after = parseHttpUrl(url);
   return before && after && authorityOf(before) === authorityOf(after) ? url : null;

@@ -1,7 +1,7 @@
-import { authorityOf, parseHttpUrl } from './destination';
+import { appendQuery, authorityOf, parseHttpUrl } from './destination';
 import type { EventType } from './events';
 import { PARTNER_MACROS, type PartnerMacro } from './partner-macros';
-import { type PartnerPresetName, presetQuery, presetStatusWord, presetWritesStatus } from './postback-formats';
+import { PARTNER_PRESET_NAMES, type PartnerPresetName, presetQuery, presetStatusWord, presetWritesStatus } from './postback-formats';
 import type { ConversionStatus } from './status';
 
 export { PARTNER_MACROS, type PartnerMacro };
@@ -30,6 +30,17 @@ export interface PartnerTemplate {
   url: string;
   method: PartnerMethod;
   preset: PartnerPresetName | null;
+}
+
+/**
+ * A stored row's method and preset as partner postbacks take them (a value no version writes
+ * reads as GET, and as no preset).
+ */
+export function partnerSettingsOf(row: { method: string; preset: string | null }): Pick<PartnerTemplate, 'method' | 'preset'> {
+  return {
+    method: row.method === 'POST' ? 'POST' : 'GET',
+    preset: PARTNER_PRESET_NAMES.includes(row.preset as PartnerPresetName) ? (row.preset as PartnerPresetName) : null,
+  };
 }
 
 /** Every `{name}` in a template: known or not. */
@@ -130,7 +141,7 @@ const text = (value: unknown): string => (value === null || value === undefined 
  * "5.00"), its sub IDs, the event's type and time (Unix seconds). `amount` (the sale) only when
  * the offer shares it with partners; never the network's revenue.
  */
-export function partnerValues(event: PartnerEvent, options: { shareAmount: boolean }): Record<PartnerMacro, string> {
+function partnerValues(event: PartnerEvent, options: { shareAmount: boolean }): Record<PartnerMacro, string> {
   const c = event.data.conversion ?? {};
   return {
     click_id: text(c.click_id),
@@ -173,10 +184,7 @@ export function partnerRequest(template: PartnerTemplate, event: PartnerEvent, o
       const value = macro === 'status' && values.status ? presetStatusWord(preset, values.status as ConversionStatus) : values[macro];
       return `${encodeURIComponent(name)}=${encodeURIComponent(value)}`;
     });
-    const hashAt = url.indexOf('#');
-    const [base, hash] = hashAt === -1 ? [url, ''] : [url.slice(0, hashAt), url.slice(hashAt)];
-    const separator = base.includes('?') ? (base.endsWith('?') || base.endsWith('&') ? '' : '&') : '?';
-    url = `${base}${pairs.length > 0 ? separator : ''}${pairs.join('&')}${hash}`;
+    url = appendQuery(url, pairs.join('&'));
   }
   const before = parseHttpUrl(template.url);
   const after = parseHttpUrl(url);

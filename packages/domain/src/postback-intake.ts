@@ -284,15 +284,7 @@ const holdsSecret = (text: string, secrets: readonly string[]) => secrets.some((
  * at any depth, in a nested object's keys as in values.
  */
 export function redactSecrets<T>(value: T, secrets: readonly string[]): T {
-  if (secrets.length === 0) return value;
-  if (typeof value === 'string') return (holdsSecret(value, secrets) ? REDACTED : value) as T;
-  if (Array.isArray(value)) return value.map((inner) => redactSecrets(inner, secrets)) as T;
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.entries(value).map(([k, inner]) => (holdsSecret(k, secrets) ? [REDACTED, REDACTED] : [k, redactSecrets(inner, secrets)])),
-    ) as T;
-  }
-  return value;
+  return secrets.length === 0 ? value : redactWhere(value, (text) => holdsSecret(text, secrets));
 }
 
 // Values shaped like Trackway's postback keys and signing secrets, whoever's they are.
@@ -300,12 +292,20 @@ const SECRET_SHAPE = /(?:pk|whsec)_[A-Za-z0-9+/_=-]{12,}/;
 
 /**
  * Parameters of a postback queued before ingest redacted the advertiser's own secrets: any text
- * shaped like a postback key or signing secret is replaced by REDACTED (at any depth).
+ * shaped like a postback key or signing secret is replaced by REDACTED (at any depth, in keys as
+ * in values).
  */
 export function redactSecretShapes<T>(value: T): T {
-  if (typeof value === 'string') return (SECRET_SHAPE.test(value) ? REDACTED : value) as T;
-  if (Array.isArray(value)) return value.map((inner) => redactSecretShapes(inner)) as T;
-  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, inner]) => [k, redactSecretShapes(inner)])) as T;
+  return redactWhere(value, (text) => SECRET_SHAPE.test(text));
+}
+
+/** A value with every text that `holds` says holds a secret replaced by REDACTED, at any depth: a key so held takes its value with it. */
+function redactWhere<T>(value: T, holds: (text: string) => boolean): T {
+  if (typeof value === 'string') return (holds(value) ? REDACTED : value) as T;
+  if (Array.isArray(value)) return value.map((inner) => redactWhere(inner, holds)) as T;
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, inner]) => (holds(k) ? [REDACTED, REDACTED] : [k, redactWhere(inner, holds)]))) as T;
+  }
   return value;
 }
 

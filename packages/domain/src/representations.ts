@@ -1,7 +1,7 @@
 import { type EndpointHeaderColumns, maskHeaders } from './endpoint-headers';
 import { formatMoney } from './money';
-import { PARTNER_EVENT_TYPES, type PartnerEventType, type PartnerMethod } from './partner-postbacks';
-import { PARTNER_PRESET_NAMES, type PartnerPresetName, sentOrderId } from './postback-formats';
+import { PARTNER_EVENT_TYPES, type PartnerEventType, partnerSettingsOf } from './partner-postbacks';
+import { sentOrderId } from './postback-formats';
 import type { CommissionStatus, ConversionStatus } from './status';
 
 // The JSON shapes shared by the admin API and by event payloads: snake_case, money as strings.
@@ -169,8 +169,7 @@ export function partnerPostbackJson(row: PartnerPostbackRow) {
     affiliate_id: row.affiliateId,
     offer_id: row.offerId,
     url: row.url,
-    method: (row.method === 'POST' ? 'POST' : 'GET') as PartnerMethod,
-    preset: PARTNER_PRESET_NAMES.includes(row.preset as PartnerPresetName) ? (row.preset as PartnerPresetName) : null,
+    ...partnerSettingsOf(row),
     event_types: row.eventTypes.filter((t): t is PartnerEventType => (PARTNER_EVENT_TYPES as readonly string[]).includes(t)),
     description: row.description,
     rate_limit_per_second: row.rateLimitPerSecond,

@@ -1,4 +1,4 @@
-import { type IntakeAdvertiser, type PostbackRequestFacts, decidePostback, redactSecrets, resolveFormat, secretsOf } from '../src';
+import { type IntakeAdvertiser, type PostbackRequestFacts, decidePostback, redactSecretShapes, redactSecrets, resolveFormat, secretsOf } from '../src';
 
 const KEY = 'pk_3xJ9yq0Z7C2hV5mN8pR1tW4bK6dF0gHs';
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
@@ -193,5 +193,17 @@ describe('redactSecrets', () => {
     ['a nested key named with a secret', { meta: { [KEY]: 1, kept: 2 } }, { meta: { '[redacted]': '[redacted]', kept: 2 } }],
   ])('%s', (_name, value, expected) => {
     expect(redactSecrets(value, [KEY])).toEqual(expected);
+  });
+});
+
+describe("redactSecretShapes (postbacks queued before ingest redacted the advertiser's own secrets)", () => {
+  const shaped = 'pk_3xJ9yq0Z7C2hV5mN8pR1tW4bK6dF0gHs';
+  it.each([
+    ['a key-shaped value', { api_key: shaped }, { api_key: '[redacted]' }],
+    ['a signing-secret-shaped one inside text', { auth: 'Bearer whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' }, { auth: '[redacted]' }],
+    ['a key-shaped parameter name, with its value', { meta: { [shaped]: 1, kept: 'pk_short' } }, { meta: { '[redacted]': '[redacted]', kept: 'pk_short' } }],
+    ['nothing shaped so', { sum: '30.00', list: ['x', null] }, { sum: '30.00', list: ['x', null] }],
+  ])('%s', (_name, value, expected) => {
+    expect(redactSecretShapes(value)).toEqual(expected);
   });
 });

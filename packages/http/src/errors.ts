@@ -109,30 +109,34 @@ export interface ErrorReply {
 }
 
 // Prisma's codes for a database it cannot reach or that stopped answering (P1001 unreachable,
-// P1002/P1008 timed out, P1017 connection closed, P2024 no pool connection in time), and the
-// socket errors a driver passes on as they are.
-const UNREACHABLE_CODES = new Set([
-  'P1001',
-  'P1002',
-  'P1008',
-  'P1017',
-  'P2024',
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-]);
+// P1002/P1008 timed out, P1017 connection closed, P2024 no pool connection in time): PostgreSQL's
+// alone. (P1000 bad credentials, P1003 no such database, P1010 access denied are not outages.)
+const PRISMA_UNREACHABLE = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
+// The socket errors a driver passes on as they are: Postgres's or Redis's alike.
+const SOCKET_UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 /** pg-pool's words for a connection it could not make or lost (PostgreSQL's alone). */
-export const PG_CONNECTION_LOST = /timeout exceeded when trying to connect|Connection terminated/;
+const PG_CONNECTION_LOST = /timeout exceeded when trying to connect|Connection terminated/;
+
+const fieldsOf = (error: unknown) => {
+  const { code, message } = (error !== null && typeof error === 'object' ? error : {}) as { code?: unknown; message?: unknown };
+  return { code: typeof code === 'string' ? code : '', message: typeof message === 'string' ? message : '' };
+};
 
 /** Whether an error says a store (Postgres, or Redis) could not be reached: the client may retry. */
 export function isStoreUnreachable(error: unknown): boolean {
-  const err = error as { code?: unknown; message?: unknown } | null;
-  if (!err || typeof err !== 'object') return false;
-  return (typeof err.code === 'string' && UNREACHABLE_CODES.has(err.code)) || (typeof err.message === 'string' && PG_CONNECTION_LOST.test(err.message));
+  const { code, message } = fieldsOf(error);
+  return PRISMA_UNREACHABLE.has(code) || SOCKET_UNREACHABLE.has(code) || PG_CONNECTION_LOST.test(message);
+}
+
+/**
+ * Whether an error says PostgreSQL could not be reached (not Redis, whose socket errors look
+ * alike): Prisma's codes and pg-pool's words are PostgreSQL's alone; a socket error counts when
+ * it names PostgreSQL's port.
+ */
+export function isPostgresUnreachable(error: unknown, port: string): boolean {
+  const { code, message } = fieldsOf(error);
+  if (PRISMA_UNREACHABLE.has(code) || PG_CONNECTION_LOST.test(message)) return true;
+  return SOCKET_UNREACHABLE.has(code) && new RegExp(`:${port}(?!\\d)`).test(message);
 }
 
 /**

@@ -1,4 +1,4 @@
-import { PG_CONNECTION_LOST, isStoreUnreachable } from '@trackway/http';
+import { isPostgresUnreachable } from '@trackway/http';
 import { type CommonConfig, type ServiceConfig, type ServiceName, loadDotEnv, loadServiceConfig } from '@trackway/config';
 import { type PgPool, type PrismaClient, createDatabase, pendingMigrations } from '@trackway/db';
 import { type ErrorReporter, type Logger, type OutageLog, createLogger, errorReporter, outageLog, stdoutDestination } from '@trackway/logger';
@@ -61,20 +61,13 @@ export interface PostgresOutage extends OutageLog {
   concerns(error: unknown): boolean;
 }
 
-/** Prisma's "can't reach the database" codes, pg-pool's connection errors, or a refused connection naming the database's port. */
+/** Whether an error says the PostgreSQL at this URL could not be reached (isPostgresUnreachable at its port, 5432 when it names none). */
 export function reachingPostgres(url: string): (error: unknown) => boolean {
   let port = '5432';
   try {
     port = new URL(url).port || port;
   } catch {}
-  const atPort = new RegExp(`:${port}(?!\\d)`);
-  return (error) => {
-    const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
-    // Prisma's "can't reach" codes and pg-pool's connection messages are PostgreSQL's alone.
-    if (typeof code === 'string' && /^(P10\d\d|P2024)$/.test(code)) return true;
-    if (typeof message === 'string' && PG_CONNECTION_LOST.test(message)) return true;
-    return isStoreUnreachable(error) && typeof message === 'string' && atPort.test(message);
-  };
+  return (error) => isPostgresUnreachable(error, port);
 }
 
 /** host:port of each URL of a list (a Redis Cluster's seeds), never its credentials. */

@@ -11,6 +11,8 @@ it.each([
   ['a port that only starts like its port', refused('127.0.0.1:54321'), false],
   ["Prisma's can't-reach code", Object.assign(new Error("Can't reach database server"), { code: 'P1001' }), true],
   ["Prisma's pool timeout", Object.assign(new Error('Timed out fetching a new connection'), { code: 'P2024' }), true],
+  ["Prisma's bad credentials (not an outage)", Object.assign(new Error('Authentication failed'), { code: 'P1000' }), false],
+  ["Prisma's missing database (not an outage)", Object.assign(new Error('Database does not exist'), { code: 'P1003' }), false],
   ["pg-pool's connect timeout", new Error('timeout exceeded when trying to connect'), true],
   ['a dropped connection', new Error('Connection terminated unexpectedly'), true],
   ['any other error', new Error('duplicate key value violates unique constraint'), false],

@@ -16,6 +16,8 @@ import {
   PERCENT_PATTERN,
   POSTBACK_FIELDS,
   PRESET_NAMES,
+  SUB_NAMES,
+  type SubName,
   SUBSCRIBABLE_EVENT_TYPES,
   commissionJson,
   conversionJson,
@@ -360,7 +362,7 @@ export function offerJson(o: OfferRow): Out<typeof Offer> {
 
 /** The click's sub IDs, carried onto its conversion (sub1: usually the affiliate's own click id). */
 const subFields = Object.fromEntries(
-  (['sub1', 'sub2', 'sub3', 'sub4', 'sub5'] as const).map((name) => [
+  SUB_NAMES.map((name) => [
     name,
     z
       .string()
@@ -370,11 +372,15 @@ const subFields = Object.fromEntries(
         example: name === 'sub1' ? 'aff-click-8f3a2c' : null,
       }),
   ]),
-) as Record<'sub1' | 'sub2' | 'sub3' | 'sub4' | 'sub5', z.ZodNullable<z.ZodString>>;
-const subFilter = (name: string) =>
-  text({ min: 1, max: 255 })
-    .optional()
-    .meta({ description: `Only conversions whose ${name} is exactly this.` });
+) as Record<SubName, z.ZodNullable<z.ZodString>>;
+const subFilters = Object.fromEntries(
+  SUB_NAMES.map((name) => [
+    name,
+    text({ min: 1, max: 255 })
+      .optional()
+      .meta({ description: `Only conversions whose ${name} is exactly this.` }),
+  ]),
+) as Record<SubName, z.ZodOptional<ReturnType<typeof text>>>;
 
 export const Conversion = z
   .strictObject({
@@ -415,11 +421,7 @@ export const ConversionList = listQuery({
   affiliate_id: intIdQuery.optional(),
   offer_id: intIdQuery.optional(),
   status: z.enum(CONVERSION_STATUSES).optional(),
-  sub1: subFilter('sub1'),
-  sub2: subFilter('sub2'),
-  sub3: subFilter('sub3'),
-  sub4: subFilter('sub4'),
-  sub5: subFilter('sub5'),
+  ...subFilters,
   created_from: dateTimeInput
     .optional()
     .meta({ description: 'Only conversions created at or after this time (ISO 8601 with a time zone).', example: '2026-12-01T00:00:00Z' }),

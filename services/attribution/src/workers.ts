@@ -4,7 +4,7 @@ import type { ErrorReporter, Logger } from '@trackway/logger';
 import { enqueueEvents, markPublished, relayOutbox } from '@trackway/outbox';
 import { type ClickJob, type InvalidationKind, type PostbackJob, QUEUE, type TypedQueue, cappedExponentialDelay, parseJob } from '@trackway/queues';
 import { type Metrics, MicroBatcher, type PostgresOutage, cachedLookup, registerWorker } from '@trackway/runtime';
-import { DelayedError, type Processor, Queue, UnrecoverableError, Worker } from 'bullmq';
+import { DelayedError, type Processor, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { writeClicks } from './clicks/write-clicks';
 import { type AttributionResult, attributeIsolated, turns } from './postbacks/attribute';
@@ -30,8 +30,8 @@ export interface AttributionDeps {
   pool: PgPool;
   clickIds: ClickIdCodec;
   eventsQueue: TypedQueue<'events'>;
-  /** The clicks queue, to know whether a click row not written yet may still land (its sub IDs); absent: made on `connection`. */
-  clicksQueue?: TypedQueue<'clicks'>;
+  /** The clicks queue: whether a click row not written yet may still land (its sub IDs). */
+  clicksQueue: TypedQueue<'clicks'>;
   /** How long a postback waits for its click row at most (CLICK_ROW_WAIT_MS; tests shorten it). */
   clickRowWaitMs?: number;
   connection: Redis;
@@ -84,15 +84,7 @@ export function createHandlers(deps: AttributionDeps) {
   // process decides postbacks in queue order); their events are enqueued with one queue call
   // after commit.
   const nextTurn = turns();
-  const clicksQueue = deps.clicksQueue ?? new Queue(QUEUE.clicks, { connection: deps.connection, prefix: deps.prefix });
-  // The oldest click job of each state (lists hold the oldest last; BullMQ ids are not times):
-  // when the earliest of them was queued. Its timestamp only, not its 256 clicks.
-  const oldestClickQueuedAt = async (): Promise<number | null> => {
-    const ids = await clicksQueue.getRanges(['active', 'wait', 'prioritized', 'delayed'], 0, 0, true);
-    const stamps = await Promise.all(ids.map((id) => deps.connection.hget(clicksQueue.toKey(id), 'timestamp')));
-    const times = stamps.filter((t): t is string => t !== null).map(Number);
-    return times.length === 0 ? null : Math.min(...times);
-  };
+  const oldestClickQueuedAt = () => oldestQueuedClick(deps.clicksQueue, deps.connection);
   const waiting = new Map<string, Map<string, number>>();
   const postbacks = new MicroBatcher<PostbackJob, AttributionResult>(
     async (jobs) => {
@@ -182,11 +174,19 @@ export function createHandlers(deps: AttributionDeps) {
     },
     /** Resolves once every background mark has run (for a graceful shutdown). */
     drain: () => marking,
-    /** Closes what the handlers opened themselves (the clicks queue, when none was given). */
-    close: async () => {
-      if (!deps.clicksQueue) await clicksQueue.close();
-    },
   };
+}
+
+/**
+ * When the oldest click job still queued was queued (Unix ms), or null when none is: the oldest
+ * job of each state (lists hold the oldest last; BullMQ ids are not times), its timestamp only,
+ * not its 256 clicks.
+ */
+export async function oldestQueuedClick(clicks: TypedQueue<'clicks'>, redis: Redis): Promise<number | null> {
+  const ids = await clicks.getRanges(['active', 'wait', 'prioritized', 'delayed'], 0, 0, true);
+  const stamps = await Promise.all(ids.map((id) => redis.hget(clicks.toKey(id), 'timestamp')));
+  const times = stamps.filter((t): t is string => t !== null).map(Number);
+  return times.length === 0 ? null : Math.min(...times);
 }
 
 /** How soon a postback waiting for its click row looks again. */
@@ -200,7 +200,7 @@ export function createWorkers(
   deps: AttributionDeps,
   queues: readonly AttributionQueue[] = ATTRIBUTION_QUEUES,
 ): Worker[] & { invalidate: (kind: InvalidationKind) => void; drain: () => Promise<void> } {
-  const { handlers, invalidate, drain, close } = createHandlers(deps);
+  const { handlers, invalidate, drain } = createHandlers(deps);
   const concurrency: Record<AttributionQueue, number> = {
     postbacks: deps.concurrency.postbacks,
     clicks: deps.concurrency.clicks,
@@ -219,8 +219,5 @@ export function createWorkers(
       deps,
     ),
   );
-  // The handlers' own clicks queue closes with the first worker to close.
-  let closing: Promise<void> | undefined;
-  for (const worker of workers) worker.once('closed', () => void (closing ??= close()));
   return Object.assign(workers, { invalidate, drain });
 }

@@ -5,7 +5,7 @@ import { createWorkerConnection } from '@trackway/queues';
 import { TEST_REDIS_URL, type Fixture, createFixture, waitFor } from '@trackway/testing';
 import type { Job } from 'bullmq';
 import { attributeBatch } from '../src/postbacks/attribute';
-import { createWorkers } from '../src/workers';
+import { createWorkers, oldestQueuedClick } from '../src/workers';
 import { type AttributionHarness, postbackJob, startAttribution } from './helpers';
 
 let h: AttributionHarness;
@@ -36,6 +36,28 @@ it('copies the click row sub IDs; a postback id twice in one batch carries its e
   expect(second).toMatchObject({ replayed: true, events: [] });
   const conversion = await h.db.prisma.conversion.findUniqueOrThrow({ where: { id: first.outcome.conversionId! } });
   expect([conversion.sub1, conversion.sub2, conversion.sub3]).toEqual(['theirs-1', 'b', null]);
+});
+
+it('decides an order in queue order: a later postback of an order whose earlier one waits for its click row waits behind it', async () => {
+  const fx = await createFixture(h.db.prisma);
+  await queueSomeClick(fx);
+  const deps = { ...h.attribution, oldestClickQueuedAt: () => oldestQueuedClick(h.queues.clicks, h.redis), waiting: new Map<string, Map<string, number>>() };
+  const waitingClick = clickOf(fx);
+  const writtenClick = clickOf(fx);
+  await writeClickRow(fx, writtenClick, 'w');
+  // The same order twice (an advertiser may send another click id): pending first, then approved.
+  const first = postbackJob({ advertiserId: fx.advertiserId, clickId: waitingClick, orderId: 'BEHIND-1', status: 'pending' });
+  const second = postbackJob({ advertiserId: fx.advertiserId, clickId: writtenClick, orderId: 'BEHIND-1', status: 'approved' });
+  expect((await attributeBatch(deps, [first]))[0].deferred).toBe(true);
+  // Its own click row is there, but the order's earlier postback still waits: it waits behind it.
+  expect((await attributeBatch(deps, [second]))[0].deferred).toBe(true);
+  await writeClickRow(fx, waitingClick, 'landed');
+  const [a, b] = await attributeBatch(deps, [first, second]);
+  expect([a.outcome.status, b.outcome.status]).toEqual(['accepted', 'accepted']);
+  const conversion = await h.db.prisma.conversion.findUniqueOrThrow({ where: { id: a.outcome.conversionId! } });
+  // Created pending with the first postback's click, then approved: queue order.
+  expect([conversion.status, conversion.sub1]).toEqual(['approved', 'landed']);
+  expect(b.events.map((e) => e.type)).toContain('conversion.approved');
 });
 
 describe('the worker', () => {

@@ -47,6 +47,7 @@ export async function startAttribution(): Promise<AttributionHarness> {
     pool: db.pool,
     clickIds,
     eventsQueue: queues.events,
+    clicksQueue: queues.clicks,
     connection: redis,
     prefix,
     logger: createLogger({ service: 'test', level: 'silent' }),

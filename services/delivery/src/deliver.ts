@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PgPool, PrismaClient } from '@trackway/db';
-import { type EventEnvelope, partnerRequest } from '@trackway/domain';
+import type { EventEnvelope } from '@trackway/domain';
 import { type Logger, errorReporter } from '@trackway/logger';
 import type { DeliveryJob, TypedQueue } from '@trackway/queues';
 import { type Metrics, jobIds } from '@trackway/runtime';
@@ -183,10 +183,7 @@ export function createDeliverHandler(deps: DeliverDeps) {
       const body = bodyOf(payload);
       return { url: endpoint.url, method: 'POST' as const, body, headers: (at: Date) => requestHeaders(endpoint, eventId, body, at) };
     }
-    const event = payload as EventEnvelope;
-    const offerId = (event.data as { conversion?: { offer_id?: unknown } }).conversion?.offer_id;
-    const shareAmount = typeof offerId === 'number' && (await endpoints.sharesAmount(offerId));
-    const request = partnerRequest(endpoint.partner, event, { shareAmount });
+    const request = await endpoints.partnerRequest(endpoint.partner, payload as EventEnvelope);
     if (!request) return null;
     const headers = {
       ...endpoint.headers,

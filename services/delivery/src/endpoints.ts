@@ -1,13 +1,5 @@
 import type { PrismaClient } from '@trackway/db';
-import {
-  PARTNER_PRESET_NAMES,
-  type PartnerMethod,
-  type PartnerPresetName,
-  type PartnerTemplate,
-  type SecretBox,
-  openHeaders,
-  partnerTargets,
-} from '@trackway/domain';
+import { type PartnerEvent, type PartnerTemplate, type SecretBox, openHeaders, partnerRequest, partnerSettingsOf, partnerTargets } from '@trackway/domain';
 import { cachedLookup } from '@trackway/runtime';
 import { RESERVED_HEADERS } from '@trackway/webhooks';
 
@@ -47,13 +39,7 @@ export function createEndpointDirectory(prisma: PrismaClient, box: SecretBox) {
     url: row.url,
     partner:
       row.kind === 'partner_postback' && row.urlSealed && row.affiliateId !== null
-        ? {
-            affiliateId: row.affiliateId,
-            offerId: row.offerId,
-            url: box.open(row.urlSealed),
-            method: (row.method === 'POST' ? 'POST' : 'GET') satisfies PartnerMethod,
-            preset: PARTNER_PRESET_NAMES.includes(row.preset as PartnerPresetName) ? (row.preset as PartnerPresetName) : null,
-          }
+        ? { affiliateId: row.affiliateId, offerId: row.offerId, url: box.open(row.urlSealed), ...partnerSettingsOf(row) }
         : null,
     eventTypes: row.eventTypes,
     // Filtered once per load: a reserved name (stored before the api refused them) never overrides ours.
@@ -93,8 +79,15 @@ export function createEndpointDirectory(prisma: PrismaClient, box: SecretBox) {
       return partnerTargets(candidates, type, affiliateId, offerId).map((c) => c.endpoint);
     },
     get: (id: string) => byId.get(id),
-    /** Whether an offer shares its sale amount with partner postbacks. */
-    sharesAmount: async (offerId: number) => (await sharing.get(offerId))?.shareAmountWithPartners === true,
+    /**
+     * What a partner postback sends for a conversion event (partnerRequest), the sale's amount
+     * included where the conversion's offer shares it; null: a template that would leave its host.
+     */
+    async partnerRequest(partner: PartnerTemplate, event: PartnerEvent) {
+      const offerId = event.data.conversion?.offer_id;
+      const shareAmount = typeof offerId === 'number' && (await sharing.get(offerId))?.shareAmountWithPartners === true;
+      return partnerRequest(partner, event, { shareAmount });
+    },
     clear() {
       enabled.clear();
       byId.clear();

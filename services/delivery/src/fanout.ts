@@ -1,5 +1,5 @@
 import { type Queryable, statement, writeIsolated } from '@trackway/db';
-import { newId, partnerRequest } from '@trackway/domain';
+import { newId } from '@trackway/domain';
 import { type EventJob, type TypedQueue, addJobs, deliveryJobId, deliveryJobOptions } from '@trackway/queues';
 import { MicroBatcher } from '@trackway/runtime';
 import type { EndpointDirectory, LiveEndpoint } from './endpoints';
@@ -57,14 +57,6 @@ export function createFanOut(deps: FanOutDeps) {
     return [...webhooks, ...(await endpoints.partners(event.type, conversion.affiliate_id, conversion.offer_id))];
   };
 
-  /** A partner postback's macros without a value in this event (kept on its delivery), or none. */
-  const missingOf = async (event: EventJob, endpoint: LiveEndpoint): Promise<string[]> => {
-    if (!endpoint.partner) return [];
-    const offerId = (event.data.conversion as { offer_id?: unknown } | undefined)?.offer_id;
-    const shareAmount = typeof offerId === 'number' && (await endpoints.sharesAmount(offerId));
-    return partnerRequest(endpoint.partner, event, { shareAmount })?.missing ?? [];
-  };
-
   /** Fans out events; returns how many deliveries each one has queued. */
   async function fanOutAll(events: EventJob[]): Promise<number[]> {
     const targets = await Promise.all(events.map(targetsOf));
@@ -79,14 +71,16 @@ export function createFanOut(deps: FanOutDeps) {
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([, pair]) => pair);
     if (pairs.length === 0) return events.map(() => 0);
-    // A partner postback's missing macros are written with its delivery, in the same statement.
-    const missing = await Promise.all(pairs.map((p) => missingOf(p.event, p.endpoint)));
+    // A partner postback's macros without a value are written with its delivery, in the same statement.
+    const missing = await Promise.all(
+      pairs.map(async (p) => (p.endpoint.partner ? (await endpoints.partnerRequest(p.endpoint.partner, p.event))?.missing : null)),
+    );
     const created = await insertDeliveries(pool, [
       pairs.map(() => newId('delivery')),
       pairs.map((p) => p.event.id),
       pairs.map((p) => p.endpointId),
       pairs.map((p) => p.event.type),
-      missing.map((list) => (list.length === 0 ? null : JSON.stringify(list))),
+      missing.map((list) => (list?.length ? JSON.stringify(list) : null)),
     ]);
     const createdKeys = new Set(created.map((d) => key(d.event_id, d.endpoint_id)));
     const existing = pairs.filter((p) => !createdKeys.has(key(p.event.id, p.endpointId)));

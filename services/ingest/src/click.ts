@@ -1,11 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { destinationFor } from '@trackway/domain';
+import { SUB_NAMES, destinationFor } from '@trackway/domain';
 import { HttpError, badRequest, textProblem, unavailable } from '@trackway/http';
 import { STATIC_SECURITY_HEADERS, clientAddress } from '@trackway/runtime';
 import encodeUrl from 'encodeurl';
 import type { IngestContext, Query } from './context';
 
-const SUB_KEYS = ['sub1', 'sub2', 'sub3', 'sub4', 'sub5'] as const;
 const POSITIVE_INT = /^[1-9]\d{0,9}$/;
 
 /**
@@ -24,8 +23,8 @@ export function createClickHandler({ deps, enqueue, trust, reportRedisError, rep
     if (affiliateId !== undefined && !POSITIVE_INT.test(affiliateId)) fields.affiliate_id = 'must be a positive integer';
     if (offerId === undefined) fields.offer_id ??= 'is required';
     if (affiliateId === undefined) fields.affiliate_id ??= 'is required';
-    const subs: Partial<Record<(typeof SUB_KEYS)[number], string>> = {};
-    for (const key of SUB_KEYS) {
+    const subs: Partial<Record<(typeof SUB_NAMES)[number], string>> = {};
+    for (const key of SUB_NAMES) {
       const value = single(query, key, fields);
       const problem = value === undefined ? null : value.length > 255 ? 'must be at most 255 characters' : textProblem(value);
       if (problem) fields[key] = problem;

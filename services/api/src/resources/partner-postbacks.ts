@@ -7,6 +7,7 @@ import {
   partnerEventTypesProblem,
   partnerPostbackJson,
   partnerRequest,
+  partnerSettingsOf,
 } from '@trackway/domain';
 import { type FieldErrors, badRequest, notFound } from '@trackway/http';
 import type { ApiDeps } from '../deps';
@@ -44,8 +45,8 @@ type Row = Awaited<ReturnType<ApiDeps['prisma']['webhookEndpoint']['findUniqueOr
 
 /** A row as a partner postback, or null when it is not one (a webhook endpoint's row). */
 function asPartner(row: Row | null) {
-  if (row?.kind !== 'partner_postback' || row.affiliateId === null) return null;
-  return { ...row, affiliateId: row.affiliateId };
+  if (row?.kind !== 'partner_postback' || row.affiliateId === null || row.urlSealed === null) return null;
+  return { ...row, affiliateId: row.affiliateId, urlSealed: row.urlSealed };
 }
 
 async function load(deps: ApiDeps, postbackId: string) {
@@ -183,7 +184,7 @@ export default resource(
         const found = current.id;
         const columns = body.url === undefined ? {} : urlColumns(deps, body.url);
         await checkReferences(deps, { offer_id: body.offer_id });
-        checkEventTypes(body.preset === undefined ? (current.preset as PartnerPresetName | null) : body.preset, body.event_types ?? current.eventTypes);
+        checkEventTypes(body.preset === undefined ? partnerSettingsOf(current).preset : body.preset, body.event_types ?? current.eventTypes);
         const updated = await deps.prisma.webhookEndpoint.update({
           where: { id: found },
           data: {
@@ -245,11 +246,7 @@ export default resource(
         const conversion = { ...sample, affiliate_id: postback.affiliateId, offer_id: postback.offerId ?? sample.offer_id };
         const offer = await deps.prisma.offer.findUnique({ where: { id: Number(conversion.offer_id) }, select: { shareAmountWithPartners: true } });
         const request = partnerRequest(
-          {
-            url: postback.urlSealed ? deps.box.open(postback.urlSealed) : postback.url,
-            method: postback.method === 'POST' ? 'POST' : 'GET',
-            preset: (postback.preset as PartnerPresetName | null) ?? null,
-          },
+          { url: deps.box.open(postback.urlSealed), ...partnerSettingsOf(postback) },
           { type: 'webhook.test', timestamp: new Date().toISOString(), data: { conversion } },
           { shareAmount: offer?.shareAmountWithPartners === true },
         );

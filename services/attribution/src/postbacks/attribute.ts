@@ -4,7 +4,6 @@ import {
   type AffiliateStanding,
   CLICK_ROW_WAIT_MS,
   type ClickClaims,
-  type ClickSubs,
   Decimal,
   type EventEnvelope,
   type OfferTerms,
@@ -66,12 +65,12 @@ export interface AttributeDeps {
 export async function attributeBatch(deps: AttributeDeps, jobs: PostbackJob[], after?: Promise<void>): Promise<AttributionResult[]> {
   const all = jobs.map(toFacts);
   const verified = new Map(all.map((p) => [p.postbackId, deps.clickIds.verify(p.clickId)]));
-  const { clicks, deferred } = await withSubs(deps, all, verified);
-  const facts = all.filter((p) => !deferred.has(p.postbackId));
-  const claims = [...clicks.values()].filter((c) => c !== null);
+  const claims = [...verified.values()].filter((c) => c !== null);
   const load = async <T>(ids: number[], lookup: (id: number) => Promise<T>) =>
     new Map(await Promise.all([...new Set(ids)].map(async (id) => [id, await lookup(id)] as const)));
-  const [offers, affiliates] = await Promise.all([
+  // The click rows (sub IDs) are read beside the offers and affiliates, not after them.
+  const [{ clicks, deferred }, offers, affiliates] = await Promise.all([
+    withSubs(deps, all, verified),
     load(
       claims.map((c) => c.offerId),
       deps.offers,
@@ -81,6 +80,7 @@ export async function attributeBatch(deps: AttributeDeps, jobs: PostbackJob[], a
       deps.affiliates,
     ),
   ]);
+  const facts = all.filter((p) => !deferred.has(p.postbackId));
   const decided = await inTransaction(deps.pool, (client) =>
     attributeIn(
       client,
@@ -119,7 +119,7 @@ async function withSubs(deps: AttributeDeps, postbacks: Array<PostbackFacts & { 
     oldestQueued = await deps.oldestClickQueuedAt().catch(() => Date.now());
     for (const { id, ...subs } of await sql.findClickSubs(deps.pool, [unwritten])) rows.set(id, subs);
   }
-  const clicks = new Map([...verified].map(([postbackId, claims]) => [postbackId, claims && { ...claims, subs: undefined as ClickSubs | undefined }]));
+  const clicks = new Map<string, ClickClaims | null>();
   const deferred = new Set<string>();
   const now = new Date();
   const limitMs = deps.clickRowWaitMs ?? CLICK_ROW_WAIT_MS;
@@ -129,12 +129,12 @@ async function withSubs(deps: AttributeDeps, postbacks: Array<PostbackFacts & { 
     if (list.size === 0) waiting.delete(key);
   }
   for (const p of postbacks) {
-    const claims = clicks.get(p.postbackId);
+    const claims = verified.get(p.postbackId) ?? null;
+    const subs = rows.get(p.clickId);
+    clicks.set(p.postbackId, claims && { ...claims, subs });
     if (!claims) continue;
     const key = conversionKey(p);
     const behind = [...(waiting.get(key)?.keys() ?? [])].some((id) => id < p.postbackId);
-    const subs = rows.get(p.clickId);
-    if (subs) claims.subs = subs;
     const waits =
       behind ||
       (!subs &&
