@@ -7,7 +7,7 @@ import { type Metrics, MicroBatcher, type PostgresOutage, cachedLookup, register
 import { DelayedError, type Processor, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { writeClicks } from './clicks/write-clicks';
-import { type AttributionResult, attributeIsolated, turns } from './postbacks/attribute';
+import { type AttributionResult, type ClickQueueLook, attributeIsolated, turns } from './postbacks/attribute';
 
 export const ATTRIBUTION_QUEUES = [QUEUE.postbacks, QUEUE.clicks, QUEUE.outbox] as const;
 export type AttributionQueue = (typeof ATTRIBUTION_QUEUES)[number];
@@ -84,7 +84,7 @@ export function createHandlers(deps: AttributionDeps) {
   // process decides postbacks in queue order); their events are enqueued with one queue call
   // after commit.
   const nextTurn = turns();
-  const oldestClickQueuedAt = () => oldestQueuedClick(deps.clicksQueue, deps.connection);
+  const clickQueue = clickQueueLook(deps.clicksQueue, deps.connection);
   const waiting = new Map<string, Map<string, number>>();
   const postbacks = new MicroBatcher<PostbackJob, AttributionResult>(
     async (jobs) => {
@@ -94,7 +94,7 @@ export function createHandlers(deps: AttributionDeps) {
           clickIds,
           offers: (id) => offers.get(id),
           affiliates: (id) => affiliates.get(id),
-          oldestClickQueuedAt,
+          clickQueue,
           clickRowWaitMs: deps.clickRowWaitMs,
           waiting,
         },
@@ -187,6 +187,27 @@ export async function oldestQueuedClick(clicks: TypedQueue<'clicks'>, redis: Red
   const stamps = await Promise.all(ids.map((id) => redis.hget(clicks.toKey(id), 'timestamp')));
   const times = stamps.filter((t): t is string => t !== null).map(Number);
   return times.length === 0 ? null : Math.min(...times);
+}
+
+/** How long a look at the clicks queue serves the batches after it. */
+const CLICK_QUEUE_LOOK_MS = 200;
+
+/**
+ * Looks at the clicks queue, one look serving the batches of the next CLICK_QUEUE_LOOK_MS: a
+ * click row missing from a read made after a look can only belong to a click queued after it,
+ * which no postback processed so soon after its own click has (a conversion takes a visit).
+ * That spares the batches whose click rows are missing a Redis read and a second row read each.
+ */
+export function clickQueueLook(clicks: TypedQueue<'clicks'>, redis: Redis, ttlMs = CLICK_QUEUE_LOOK_MS): () => Promise<ClickQueueLook> {
+  let last: ClickQueueLook | undefined;
+  let pending: Promise<ClickQueueLook> | undefined;
+  return () => {
+    if (last && Date.now() - last.seenAt < ttlMs) return Promise.resolve(last);
+    pending ??= oldestQueuedClick(clicks, redis)
+      .then((oldest) => (last = { oldest, seenAt: Date.now() }))
+      .finally(() => (pending = undefined));
+    return pending;
+  };
 }
 
 /** How soon a postback waiting for its click row looks again. */

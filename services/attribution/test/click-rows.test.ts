@@ -5,7 +5,7 @@ import { createWorkerConnection } from '@trackway/queues';
 import { TEST_REDIS_URL, type Fixture, createFixture, waitFor } from '@trackway/testing';
 import type { Job } from 'bullmq';
 import { attributeBatch } from '../src/postbacks/attribute';
-import { createWorkers, oldestQueuedClick } from '../src/workers';
+import { clickQueueLook, createWorkers } from '../src/workers';
 import { type AttributionHarness, postbackJob, startAttribution } from './helpers';
 
 let h: AttributionHarness;
@@ -41,7 +41,7 @@ it('copies the click row sub IDs; a postback id twice in one batch carries its e
 it('decides an order in queue order: a later postback of an order whose earlier one waits for its click row waits behind it', async () => {
   const fx = await createFixture(h.db.prisma);
   await queueSomeClick(fx);
-  const deps = { ...h.attribution, oldestClickQueuedAt: () => oldestQueuedClick(h.queues.clicks, h.redis), waiting: new Map<string, Map<string, number>>() };
+  const deps = { ...h.attribution, clickQueue: clickQueueLook(h.queues.clicks, h.redis, 0), waiting: new Map<string, Map<string, number>>() };
   const waitingClick = clickOf(fx);
   const writtenClick = clickOf(fx);
   await writeClickRow(fx, writtenClick, 'w');
@@ -58,6 +58,19 @@ it('decides an order in queue order: a later postback of an order whose earlier 
   // Created pending with the first postback's click, then approved: queue order.
   expect([conversion.status, conversion.sub1]).toEqual(['approved', 'landed']);
   expect(b.events.map((e) => e.type)).toContain('conversion.approved');
+});
+
+it('a look at the clicks queue serves the batches of the next 200 ms, then looks again', async () => {
+  const fx = await createFixture(h.db.prisma);
+  const look = clickQueueLook(h.queues.clicks, h.redis, 300);
+  const first = await look();
+  expect(first.oldest).toBeNull();
+  const job = await queueSomeClick(fx);
+  expect(await look()).toBe(first);
+  await new Promise((resolve) => setTimeout(resolve, 350));
+  const again = await look();
+  expect(again.oldest).toBe(job.timestamp);
+  expect(again.seenAt).toBeGreaterThan(first.seenAt);
 });
 
 describe('the worker', () => {

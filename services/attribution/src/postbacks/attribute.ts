@@ -37,6 +37,12 @@ export interface AttributionResult {
   replayed: boolean;
 }
 
+/** What a look at the clicks queue saw: when its oldest job was queued (Unix ms; null: none is), and when the look was taken. */
+export interface ClickQueueLook {
+  oldest: number | null;
+  seenAt: number;
+}
+
 export type OfferLookup = (id: number) => Promise<OfferTerms | null>;
 export type AffiliateLookup = (id: number) => Promise<AffiliateStanding>;
 
@@ -45,8 +51,8 @@ export interface AttributeDeps {
   clickIds: ClickIdCodec;
   offers: OfferLookup;
   affiliates: AffiliateLookup;
-  /** When the oldest click job still queued was queued (Unix ms; null: none is); absent: never waits for a click row. */
-  oldestClickQueuedAt?: () => Promise<number | null>;
+  /** A look at the clicks queue (clickQueueLook); absent: never waits for a click row. */
+  clickQueue?: () => Promise<ClickQueueLook>;
   /** CLICK_ROW_WAIT_MS, unless a test says otherwise. */
   clickRowWaitMs?: number;
   /**
@@ -110,14 +116,16 @@ export async function attributeBatch(deps: AttributeDeps, jobs: PostbackJob[], a
  */
 async function withSubs(deps: AttributeDeps, postbacks: Array<PostbackFacts & { clickWaitSince?: Date }>, verified: Map<string, ClickClaims | null>) {
   const ids = [...new Set(postbacks.filter((p) => verified.get(p.postbackId)).map((p) => p.clickId))];
+  const readAt = Date.now();
   const rows = new Map(ids.length === 0 ? [] : (await sql.findClickSubs(deps.pool, [ids])).map(({ id, ...subs }) => [id, subs]));
   const unwritten = ids.filter((id) => !rows.has(id));
   let oldestQueued: number | null = null;
-  if (unwritten.length > 0 && deps.oldestClickQueuedAt) {
-    // The queue first, then the rows again: a click job completes only after its rows commit, so a
-    // row missing now was not written by any job that left the queue before we looked.
-    oldestQueued = await deps.oldestClickQueuedAt().catch(() => Date.now());
-    for (const { id, ...subs } of await sql.findClickSubs(deps.pool, [unwritten])) rows.set(id, subs);
+  if (unwritten.length > 0 && deps.clickQueue) {
+    const look = await deps.clickQueue().catch(() => ({ oldest: Date.now(), seenAt: Date.now() }));
+    oldestQueued = look.oldest;
+    // A click job completes only after its rows commit: a row missing from a read made after the
+    // look was written by no job the look missed. A look taken after the read reads the rows again.
+    if (look.seenAt > readAt) for (const { id, ...subs } of await sql.findClickSubs(deps.pool, [unwritten])) rows.set(id, subs);
   }
   const clicks = new Map<string, ClickClaims | null>();
   const deferred = new Set<string>();
@@ -138,7 +146,7 @@ async function withSubs(deps: AttributeDeps, postbacks: Array<PostbackFacts & { 
     const waits =
       behind ||
       (!subs &&
-        deps.oldestClickQueuedAt !== undefined &&
+        deps.clickQueue !== undefined &&
         waitsForClickRow({ receivedAt: p.receivedAt, oldestClickQueuedAt: oldestQueued, waitingSince: p.clickWaitSince ?? now, now, limitMs }));
     const list = waiting.get(key) ?? new Map<string, number>();
     if (waits) {
