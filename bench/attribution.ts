@@ -11,7 +11,8 @@
 //   a) the stream as ingest enqueues it: sent over HTTP through the ingest handler at 32
 //      connections (ingest puts the postbacks of one event-loop turn into one job);
 //   b) the stream one postback per job (what ingest does when requests arrive one per turn);
-//   c) (b) again with two worker processes (scaling).
+//   c) (b) again with two worker processes (scaling), sharing the same concurrency (1,000 each):
+//      more jobs in flight than a wave would let a repeat overtake its original across processes.
 // The clock runs from the workers' start until the last outcome row is written. Verified:
 // conversions = distinct orders, and the accepted / duplicate counts the stream implies.
 import { newId } from '@trackway/domain';
@@ -28,7 +29,8 @@ import { type Row, cleanupOnInterrupt, forkTs, machineNote, ms, nextMessage, onc
 
 const N = size(Number(process.env.ATTRIBUTION_N ?? 50_000), 5_000);
 const CONCURRENCY = Number(process.env.ATTRIBUTION_BENCH_CONCURRENCY ?? 2000);
-const WAVE = 2_000;
+// A repeat comes at least this many jobs after its original: more than are in flight at once.
+const WAVE = Math.max(2_000, CONCURRENCY);
 
 interface Stream {
   postbacks: PostbackJob[];
@@ -139,7 +141,8 @@ async function main() {
             BENCH_PREFIX: stack.prefix,
             BENCH_CLICK_SECRET: STACK_SECRET,
             BENCH_QUEUES: 'postbacks',
-            BENCH_CONCURRENCY: String(CONCURRENCY),
+            // The same jobs in flight in all, however many processes: never more than a wave.
+            BENCH_CONCURRENCY: String(Math.ceil(CONCURRENCY / processes)),
           }),
         );
         children.push(...workers);
