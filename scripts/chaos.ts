@@ -289,6 +289,23 @@ async function main(): Promise<number> {
       },
       QUICK ? 10_000 : 15_000,
     );
+    // Clicks beside the postbacks, through ingest (its clicks queue and the attribution workers'
+    // click writer live through the same faults): the reports check counts them.
+    let streaming = true;
+    const clickAnswers = { sent: 0, redirected: 0 };
+    const clicking = (async () => {
+      for (let i = 0; streaming; i++) {
+        const f = fixtures[i % fixtures.length];
+        clickAnswers.sent += 1;
+        const res = await fetch(`http://127.0.0.1:${ingest.port()}/click?offer_id=${f.offerId}&affiliate_id=${f.affiliateId}&sub1=k${i}&sub2=camp${i % 5}`, {
+          redirect: 'manual',
+          signal: AbortSignal.timeout(5_000),
+        }).catch(() => null);
+        if (res?.status === 302) clickAnswers.redirected += 1;
+        await res?.body?.cancel();
+        await sleep(1_000 / Math.max(1, RATE / 2));
+      }
+    })();
     const stream = await streamPostbacks(
       {
         origin: `http://127.0.0.1:${ingest.port()}`,
@@ -307,7 +324,9 @@ async function main(): Promise<number> {
       },
     );
     const answers = stream.answers;
-    await Promise.all([faults, killing]);
+    streaming = false;
+    await Promise.all([faults, killing, clicking]);
+    say(`clicks: ${n(clickAnswers.sent)} sent, ${n(clickAnswers.redirected)} redirected`);
     const last202 = Math.max(...answers.filter((a) => a.status === 202).map((a) => a.answeredAt));
     say(`stream done: every postback answered 202 but ${stream.gaveUp.length}; waiting for quiescence (at most ${seconds(QUIESCENCE_MS)})`);
 

@@ -1,6 +1,8 @@
 // What the chaos run reads at the end, from Postgres (directly, not through the proxy), from
 // BullMQ and from the receivers' logs, and the checks it makes of them.
 import type { PgPool } from '@trackway/db';
+import type { ReportGroup, ReportQuery, ReportSource } from '@trackway/domain';
+import { planReportSql, reportTotals, sourceFor, streamReportRows } from '@trackway/ledger';
 import { LIVE_JOB_STATES, QUEUE_NAMES, type Queues, deliveryJobId } from '@trackway/queues';
 import { type ChaosReceiver, type DeliveryAnalysis, type KillRecord, type PartnerReceiver, analyseDeliveries } from './receivers';
 import type { PlannedPostback } from './traffic';
@@ -315,6 +317,9 @@ export async function finalChecks(input: FinalInput): Promise<{ checks: Check[];
       .map((d) => `${d.id}: ${d.logged} attempts logged, ${received.get(byEvent.get(d.event_id) ?? '') ?? 0} received`),
   ]);
 
+  // Reports equal the recount of the raw rows, after every fault (invariant 11).
+  check('reports equal the recount of the raw rows (every grouping, by conversion and by click time)', await reportViolations(pool));
+
   // Queues empty, and no delivery pending without a live job.
   const state = await queueState(queues);
   const leftover = [
@@ -353,4 +358,31 @@ export async function finalChecks(input: FinalInput): Promise<{ checks: Check[];
       analyses,
     },
   };
+}
+
+/** Each report grouping as the report rows answer it against the recount of the raw rows: what differs. */
+export async function reportViolations(pool: PgPool): Promise<string[]> {
+  const day = 86_400_000;
+  const from = new Date(Math.floor(Date.now() / day) * day - day);
+  const to = new Date(from.getTime() + 3 * day);
+  const answer = async (query: ReportQuery, source: ReportSource) => {
+    const plan = planReportSql(query, source);
+    const rows: unknown[] = [];
+    await streamReportRows(pool, plan, query.groupBy, query.tz, { skip: 0, take: 100_000 }, (row) => void rows.push(row));
+    return JSON.stringify({ rows, totals: await reportTotals(pool, plan) });
+  };
+  const violations: string[] = [];
+  const groupings: ReportGroup[][] = [[], ['day', 'offer_id'], ['affiliate_id', 'sub2'], ['hour', 'event'], ['advertiser_id']];
+  let clicks = 0;
+  for (const countBy of ['conversion', 'click'] as const)
+    for (const groupBy of groupings) {
+      const query: ReportQuery = { from, to, tz: 'UTC', groupBy, countBy, filters: {} };
+      const recount = await answer(query, 'raw');
+      if (groupBy.length === 0) clicks = JSON.parse(recount).totals.clicks;
+      for (const source of new Set<ReportSource>([await sourceFor(pool, query), 'quarters']))
+        if ((await answer(query, source)) !== recount)
+          violations.push(`group_by=${groupBy.join(',')} count_by=${countBy} from ${source} rows differs from the recount`);
+    }
+  if (clicks === 0) violations.push('the run wrote no click: the check saw nothing');
+  return violations;
 }

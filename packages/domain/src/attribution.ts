@@ -1,5 +1,6 @@
 import Decimal from 'decimal.js';
 import { type EventEnvelope, createEvent } from './events';
+import { type ReportDelta, reportDelta } from './reports';
 import { type RuleHit, amountOverCap, evaluateFraud, standingHolds } from './fraud';
 import { newId } from './ids';
 import { formatMoney } from './money';
@@ -466,6 +467,8 @@ export interface ConversionWrites {
   repricedPayouts: string[];
   fraudFlags: FraudFlagRow[];
   events: EventEnvelope[];
+  /** What the new and changed conversions move in the report rows (written in the same transaction), by key. */
+  reportDeltas: ReportDelta[];
 }
 
 export interface BatchPlan extends ConversionWrites {
@@ -515,12 +518,15 @@ export function conversionWrites(
     repricedPayouts: [],
     fraudFlags: plans.flatMap((p) => p.fraudFlags ?? []),
     events: plans.flatMap((p) => p.events),
+    reportDeltas: [],
   };
   const repriced = new Set<string>();
   for (const key of [...after.keys()].sort(compare)) {
     const end = after.get(key);
     if (!end) continue;
     const start = before.get(key);
+    const delta = start === end ? null : reportDelta(start ?? null, end);
+    if (delta) writes.reportDeltas.push(delta);
     if (!start) {
       writes.newConversions.push(end);
       if (end.commission) writes.newCommissions.push(end.commission);

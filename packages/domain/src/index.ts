@@ -19,3 +19,4 @@ export * from './text';
 export * from './postback-intake';
 export * from './partner-postbacks';
 export * from './partner-macros';
+export * from './reports';

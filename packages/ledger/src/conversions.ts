@@ -1,6 +1,7 @@
 import { type PgClient, RetryTransaction, statement } from '@trackway/db';
 import type { CommissionState, ConversionState, ConversionStatus, ConversionWrites } from '@trackway/domain';
 import { DETACH_FROM_PENDING_PAYOUTS_SQL, RECOMPUTE_PAYOUTS_SQL } from './payouts';
+import { moveReportRows } from './reports';
 
 // Conversions and commissions are written here only, for the attribution worker's batches and
 // the api's review alike: named, multi-row statements (one round trip each, planned once per
@@ -169,7 +170,7 @@ const commissionChanges = (list: CommissionState[]) => JSON.stringify(list.map((
  * conversions locked by it beforehand. The commissions the plan changes are locked, with their
  * payouts, and must still be where the plan read them (a payout created or sent meanwhile would
  * make the plan wrong): if not, the transaction is run again (RetryTransaction), as it is when
- * another transaction created one of the new conversions first.
+ * another transaction created one of the new conversions first. The report rows move with them.
  */
 export async function writeConversions(db: PgClient, writes: ConversionWrites, now: Date): Promise<void> {
   if (writes.newConversions.length > 0) {
@@ -193,4 +194,6 @@ export async function writeConversions(db: PgClient, writes: ConversionWrites, n
   if (writes.reversed.length > 0) for (const { id } of await detachFromPendingPayouts(db, [writes.reversed, now])) payouts.add(id);
   if (payouts.size > 0) await recomputePayouts(db, [[...payouts].sort(), now]);
   if (writes.fraudFlags.length > 0) await insertFraudFlags(db, [JSON.stringify(writes.fraudFlags)]);
+  // Last: the report rows' locks (the busiest rows of all) are held only until the commit.
+  await moveReportRows(db, writes.reportDeltas);
 }

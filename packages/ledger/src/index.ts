@@ -1,3 +1,5 @@
 export * from './conversions';
 export * from './payouts';
 export * from './endpoints';
+export * from './reports';
+export * from './reports-rebuild';

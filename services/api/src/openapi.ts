@@ -18,9 +18,22 @@ export const UNDOCUMENTED_ROUTES: { method: Method; path: string; why: string }[
   { method: 'get', path: '/healthz', why: 'liveness probe for orchestrators' },
   { method: 'get', path: '/readyz', why: 'readiness probe for orchestrators' },
   { method: 'get', path: '/metrics', why: 'Prometheus scrape endpoint (METRICS_TOKEN)' },
-  { method: 'get', path: '/admin/login', why: 'Bull Board login page (HTML)' },
-  { method: 'post', path: '/admin/login', why: 'Bull Board login form' },
-  { method: 'post', path: '/admin/logout', why: 'Bull Board logout' },
+  { method: 'get', path: '/admin/login', why: 'admin sign-in page for Bull Board and the console (HTML)' },
+  { method: 'post', path: '/admin/login', why: 'admin sign-in form' },
+  { method: 'post', path: '/admin/logout', why: 'admin sign-out' },
+  // The web console (docs/console.md): HTML pages and forms over the report, review and replay functions the API's routes use.
+  { method: 'get', path: '/console', why: 'console: overview (HTML)' },
+  { method: 'get', path: '/console/reports', why: 'console: report tables (HTML)' },
+  { method: 'get', path: '/console/reports.csv', why: 'console: a report table as CSV (GET /v1/reports?format=csv)' },
+  { method: 'get', path: '/console/review', why: 'console: conversions held for review (HTML)' },
+  { method: 'post', path: '/console/review/{id}', why: 'console: approve or reject form (PATCH /v1/conversions/{id})' },
+  { method: 'get', path: '/console/endpoints', why: 'console: endpoints and their deliveries (HTML)' },
+  { method: 'post', path: '/console/deliveries/{id}/replay', why: 'console: replay form (POST /v1/deliveries/{id}/retry)' },
+  ...['console.js', 'console.css', 'uPlot.min.js', 'uPlot.min.css'].map((name) => ({
+    method: 'get' as const,
+    path: `/console/assets/${name}`,
+    why: "console: the pages' scripts and styles",
+  })),
   { method: 'get', path: '/docs', why: 'this reference, rendered (HTML)' },
   { method: 'get', path: '/docs/scalar.js', why: "the reference's script" },
 ];
@@ -67,7 +80,14 @@ function operation(route: Route): ZodOpenApiOperationObject {
     [route.answer.status]: {
       description: route.answer.description,
       headers: z.object(okHeaders),
-      ...(route.answer.schema ? { content: { 'application/json': { schema: route.answer.schema } } } : {}),
+      ...(route.answer.schema
+        ? {
+            content: {
+              'application/json': { schema: route.answer.schema },
+              ...(route.stream ? { [route.stream.contentType]: { schema: z.string().meta({ description: route.stream.description }) } } : {}),
+            },
+          }
+        : {}),
     },
     ...Object.fromEntries(
       Object.entries(routeErrors(route)).map(([status, description]) => [status, errorResponse(Number(status) as ErrorStatus, description)]),

@@ -54,6 +54,16 @@ export interface RouteDefinition<
   answer: { status: SuccessStatus; description: string; schema?: R };
   /** Errors beyond those every admin route can answer (401, 403, 429, 500), a bad path id's 404 and a body's 400/413/415. */
   errors?: Partial<Record<ErrorStatus, string>>;
+  /**
+   * Another representation of the same answer, streamed (a report as CSV): chosen when `when`
+   * says so for the parsed query, written by `write` on the response itself.
+   */
+  stream?: {
+    contentType: 'text/csv';
+    description: string;
+    when: (query: Out<Q>) => boolean;
+    write: (context: RouteContext<Out<P>, Out<Q>, Out<B>>, res: Response) => Promise<void>;
+  };
   /** Its answer must be the answer schema's output type (nothing, for a schema-less 204). */
   handler: (context: RouteContext<Out<P>, Out<Q>, Out<B>>) => Promise<R extends z.ZodType ? z.output<R> : void>;
 }
@@ -138,6 +148,10 @@ async function serve(r: Route, deps: ApiDeps, req: Request, res: Response): Prom
     deps,
     caller: res.locals.admin as AdminClaims,
   };
+  if (r.stream?.when(context.query as never)) {
+    await r.stream.write(context as never, res);
+    return;
+  }
   const run = async () => {
     const answer = await (r.handler as (c: typeof context) => Promise<unknown>)(context);
     if (deps.checkAnswers && r.answer.schema) {

@@ -48,6 +48,8 @@ export interface AttributionDeps {
   relayGraceMs?: number;
   /** BullMQ lockDuration / stalledInterval (WORKER_LOCK_DURATION, WORKER_STALLED_INTERVAL). */
   workerOptions?: { lockDuration?: number; stalledInterval?: number };
+  /** false only for the benchmark's baseline: report rows are not moved (reports would be wrong). */
+  reportUpkeep?: boolean;
 }
 
 /** A job's postbacks all settled: the first permanent failure fails it for good, else the first failure retries it. */
@@ -97,6 +99,7 @@ export function createHandlers(deps: AttributionDeps) {
           clickQueue,
           clickRowWaitMs: deps.clickRowWaitMs,
           waiting,
+          reportUpkeep: deps.reportUpkeep,
         },
         jobs,
         nextTurn(),
@@ -113,7 +116,10 @@ export function createHandlers(deps: AttributionDeps) {
     },
     { maxSize: batches.postbacks.size, maxWaitMs: batches.postbacks.waitMs, maxInFlight: 2 },
   );
-  const clicks = new MicroBatcher<ClickJob, void>((rows) => writeClicks(pool, rows), { maxSize: batches.clicks.size, maxWaitMs: batches.clicks.waitMs });
+  const clicks = new MicroBatcher<ClickJob, void>((rows) => writeClicks(pool, rows, deps.reportUpkeep), {
+    maxSize: batches.clicks.size,
+    maxWaitMs: batches.clicks.waitMs,
+  });
 
   return {
     handlers: {

@@ -8,6 +8,7 @@ import offers from './offers';
 import partnerPostbacks from './partner-postbacks';
 import payouts from './payouts';
 import postbacks from './postbacks';
+import reports from './reports';
 import webhookEndpoints from './webhook-endpoints';
 
 /** Every admin resource, in the document's order: a new resource is one file and one line here. */
@@ -21,5 +22,6 @@ export const ADMIN_RESOURCES: readonly Resource[] = [
   partnerPostbacks,
   deliveries,
   payouts,
+  reports,
   eventTypes,
 ];

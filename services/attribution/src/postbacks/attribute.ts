@@ -60,6 +60,8 @@ export interface AttributeDeps {
    * until when): a later postback of the same order waits behind them (decided in queue order).
    */
   waiting?: Map<string, Map<string, number>>;
+  /** false only for the benchmark's baseline: report rows are not moved. */
+  reportUpkeep?: boolean;
 }
 
 /**
@@ -97,6 +99,7 @@ export async function attributeBatch(deps: AttributeDeps, jobs: PostbackJob[], a
         affiliate: (c) => affiliates.get(c.affiliateId) ?? null,
       },
       after,
+      deps.reportUpkeep ?? true,
     ),
   );
   // Results by position: a postback id in the batch twice gets its events on its first copy only.
@@ -163,7 +166,13 @@ interface Loaded {
   affiliate(c: ClickClaims): AffiliateStanding;
 }
 
-async function attributeIn(client: PgClient, postbacks: PostbackFacts[], loaded: Loaded, after?: Promise<void>): Promise<AttributionResult[]> {
+async function attributeIn(
+  client: PgClient,
+  postbacks: PostbackFacts[],
+  loaded: Loaded,
+  after: Promise<void> | undefined,
+  reportUpkeep: boolean,
+): Promise<AttributionResult[]> {
   const now = new Date();
   // Postbacks already attributed (a job run again after a crash, or retried from Bull Board).
   const done = new Map((await sql.findOutcomes(client, [postbacks.map((p) => p.postbackId)])).map((r) => [r.id, r]));
@@ -178,7 +187,7 @@ async function attributeIn(client: PgClient, postbacks: PostbackFacts[], loaded:
   const plan = planBatch({ postbacks: fresh, ...loaded, existing, now });
   // Another batch created one of these orders after we looked, or a payout took one of the
   // commissions: the writer throws RetryTransaction and we look again (then locked).
-  await writeConversions(client, plan, now);
+  await writeConversions(client, reportUpkeep ? plan : { ...plan, reportDeltas: [] }, now);
 
   if (fresh.length > 0) {
     const rows = plan.plans.map(({ outcome }, i) => {

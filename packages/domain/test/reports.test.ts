@@ -1,0 +1,253 @@
+import {
+  type ConversionRow,
+  MeasureSum,
+  type ReportQuery,
+  csvCurrencies,
+  csvHeader,
+  csvRow,
+  isLocalMidnight,
+  isTimeZone,
+  localDate,
+  reportDelta,
+  reportRangeProblem,
+  reportSource,
+  startOfLocalDate,
+  summaryPeriods,
+  zoneOffsetMinutes,
+  zonedDateTime,
+} from '../src';
+
+describe('zones', () => {
+  it.each([
+    ['2026-11-10', 'UTC', '2026-11-10T00:00:00.000Z'],
+    ['2026-11-10', 'Asia/Kolkata', '2026-11-09T18:30:00.000Z'],
+    ['2026-11-10', 'Asia/Kathmandu', '2026-11-09T18:15:00.000Z'],
+    ['2026-11-10', 'America/St_Johns', '2026-11-10T03:30:00.000Z'],
+    // DST: New York is -05:00 on Mar 8 (midnight before the change), -04:00 on Mar 9.
+    ['2026-03-08', 'America/New_York', '2026-03-08T05:00:00.000Z'],
+    ['2026-03-09', 'America/New_York', '2026-03-09T04:00:00.000Z'],
+    ['2026-10-25', 'Europe/Berlin', '2026-10-24T22:00:00.000Z'],
+    ['2026-10-26', 'Europe/Berlin', '2026-10-25T23:00:00.000Z'],
+    // Midnight that does not exist (DST at 00:00 in Santiago): the first instant of the day.
+    ['2026-09-06', 'America/Santiago', '2026-09-06T04:00:00.000Z'],
+  ])('%s begins in %s at %s', (date, tz, iso) => {
+    const at = startOfLocalDate(date, tz);
+    expect(at.toISOString()).toBe(iso);
+    expect(localDate(at, tz)).toBe(date);
+  });
+
+  it.each([
+    ['2026-11-10T09:00:00Z', 'Asia/Kathmandu', '2026-11-10T14:45:00+05:45', 345],
+    ['2026-03-08T07:00:00Z', 'America/New_York', '2026-03-08T03:00:00-04:00', -240],
+    ['2026-03-08T06:59:00Z', 'America/New_York', '2026-03-08T01:59:00-05:00', -300],
+    ['2026-11-10T09:00:00Z', 'UTC', '2026-11-10T09:00:00+00:00', 0],
+  ])('%s in %s is %s', (iso, tz, zoned, offset) => {
+    expect(zonedDateTime(new Date(iso), tz)).toBe(zoned);
+    expect(zoneOffsetMinutes(new Date(iso), tz)).toBe(offset);
+  });
+
+  it.each([
+    ['Europe/Berlin', true],
+    ['Asia/Kolkata', true],
+    ['UTC', true],
+    ['Etc/GMT+5', true],
+    ['Mars/Olympus', false],
+    ['+05:30', false],
+    ['', false],
+    ['Europe/Berlin; DROP TABLE', false],
+  ])('%s is a zone: %s', (tz, yes) => expect(isTimeZone(tz)).toBe(yes));
+});
+
+describe('a report range', () => {
+  const d = (iso: string) => new Date(iso);
+  it.each([
+    ['2026-11-01T00:00:00Z', '2026-11-02T00:00:00Z', null],
+    ['2026-11-01T00:15:00Z', '2026-11-01T00:30:00Z', null],
+    ['2026-11-01T00:07:00Z', '2026-11-02T00:00:00Z', 'from'],
+    ['2026-11-01T00:00:00Z', '2026-11-01T00:00:00Z', 'to'],
+    ['2026-11-02T00:00:00Z', '2026-11-01T00:00:00Z', 'to'],
+    ['2025-10-30T00:00:00Z', '2026-11-02T00:00:00Z', 'to'],
+    ['2025-11-01T00:00:00Z', '2026-11-01T00:00:00Z', null],
+  ])('%s → %s: problem on %s', (from, to, field) => {
+    expect(reportRangeProblem(d(from), d(to))?.field ?? null).toBe(field);
+  });
+
+  it('the summary: today, yesterday, this month and last month in the zone', () => {
+    const periods = summaryPeriods(new Date('2026-12-01T20:00:00Z'), 'Asia/Kolkata');
+    expect(Object.fromEntries(Object.entries(periods).map(([k, p]) => [k, [localDate(p.from, 'Asia/Kolkata'), localDate(p.to, 'Asia/Kolkata')]]))).toEqual({
+      today: ['2026-12-02', '2026-12-03'],
+      yesterday: ['2026-12-01', '2026-12-02'],
+      this_month: ['2026-12-01', '2027-01-01'],
+      last_month: ['2026-11-01', '2026-12-01'],
+    });
+    for (const p of Object.values(periods)) expect([isLocalMidnight(p.from, 'Asia/Kolkata'), isLocalMidnight(p.to, 'Asia/Kolkata')]).toEqual([true, true]);
+  });
+});
+
+describe('which rows answer a report', () => {
+  const base: ReportQuery = {
+    from: new Date('2026-11-01T00:00:00Z'),
+    to: new Date('2026-11-02T00:00:00Z'),
+    tz: 'UTC',
+    groupBy: ['day', 'offer_id'],
+    countBy: 'conversion',
+    filters: {},
+  };
+  it.each([
+    ['day × offer in a kept zone', base, true, 'offer_days'],
+    ['by affiliate and sub2', { ...base, groupBy: ['affiliate_id', 'sub2'] }, true, 'days'],
+    ['filtered by affiliate', { ...base, filters: { affiliate_id: [3] } }, true, 'days'],
+    ['by hour', { ...base, groupBy: ['hour'] }, true, 'quarters'],
+    ['a zone without day rows', { ...base, tz: 'Asia/Kolkata' }, false, 'quarters'],
+    ['not whole days', { ...base, from: new Date('2026-11-01T06:00:00Z') }, true, 'quarters'],
+    ['by sub1', { ...base, groupBy: ['sub1'] }, true, 'raw'],
+    ['filtered by sub1', { ...base, filters: { sub1: 'x' } }, true, 'raw'],
+  ] as const)('%s → %s', (_what, query, kept, source) => {
+    expect(reportSource(query as ReportQuery, kept)).toBe(source);
+  });
+});
+
+describe('what a conversion moves', () => {
+  const row = (fields: Partial<ConversionRow>): ConversionRow => ({
+    id: 'cv_1',
+    advertiserId: 1,
+    offerId: 2,
+    affiliateId: 3,
+    clickId: 'c',
+    orderId: 'o',
+    event: 'sale',
+    status: 'pending',
+    holdReason: null,
+    amount: '100.00',
+    currency: 'USD',
+    payout: '10.00',
+    payoutCurrency: 'USD',
+    revenue: '15.00',
+    revenueCurrency: 'USD',
+    sub2: 'spring',
+    clickedAt: new Date(0),
+    createdAt: new Date(1),
+    updatedAt: new Date(2),
+    fraudFlags: [],
+    ...fields,
+  });
+  const moved = (before: Partial<ConversionRow> | null, after: Partial<ConversionRow>) => {
+    const d = reportDelta(before && row(before), row(after));
+    return (
+      d && {
+        approved: d.approved,
+        pending: d.pending,
+        rejected: d.rejected,
+        amount: d.amount,
+        revenue: d.revenue,
+        payout: d.payout,
+        pendingPayout: d.pendingPayout,
+      }
+    );
+  };
+  it.each([
+    ['a new pending one', null, {}, { approved: 0, pending: 1, rejected: 0, amount: '0', revenue: '0', payout: '0', pendingPayout: '10' }],
+    [
+      'approved',
+      { status: 'pending' },
+      { status: 'approved' },
+      { approved: 1, pending: -1, rejected: 0, amount: '100', revenue: '15', payout: '10', pendingPayout: '-10' },
+    ],
+    [
+      'reversed',
+      { status: 'approved' },
+      { status: 'rejected' },
+      { approved: -1, pending: 0, rejected: 1, amount: '-100', revenue: '-15', payout: '-10', pendingPayout: '0' },
+    ],
+    [
+      'repriced',
+      { status: 'approved' },
+      { status: 'approved', amount: '80.00', payout: '8.00', revenue: '12.00' },
+      { approved: 0, pending: 0, rejected: 0, amount: '-20', revenue: '-3', payout: '-2', pendingPayout: '0' },
+    ],
+    [
+      'without revenue',
+      null,
+      { status: 'approved', revenue: null, revenueCurrency: null },
+      { approved: 1, pending: 0, rejected: 0, amount: '100', revenue: '0', payout: '10', pendingPayout: '0' },
+    ],
+    ['unchanged but for its timestamp', { status: 'approved' }, { status: 'approved', updatedAt: new Date(9) }, null],
+    ['a rejected one repriced', { status: 'rejected' }, { status: 'rejected', amount: '1.00' }, null],
+  ] as const)('%s', (_what, before, after, expected) => {
+    expect(moved(before as Partial<ConversionRow> | null, after as Partial<ConversionRow>)).toEqual(expected);
+  });
+});
+
+describe('summed rows to an answer', () => {
+  const sum = new MeasureSum();
+  const rows = [
+    {
+      currency: '',
+      payout_currency: '',
+      revenue_currency: '',
+      clicks: '300',
+      approved: 0,
+      pending: 0,
+      rejected: 0,
+      amount: '0',
+      revenue: '0',
+      payout: '0',
+      pending_payout: '0',
+    },
+    {
+      currency: 'USD',
+      payout_currency: 'USD',
+      revenue_currency: 'USD',
+      clicks: 0,
+      approved: '5',
+      pending: '1',
+      rejected: '2',
+      amount: '500.5',
+      revenue: '80',
+      payout: '50',
+      pending_payout: '10',
+    },
+    {
+      currency: 'EUR',
+      payout_currency: 'EUR',
+      revenue_currency: '',
+      clicks: 0,
+      approved: '1',
+      pending: '0',
+      rejected: '0',
+      amount: '20',
+      revenue: '0',
+      payout: '2.5',
+      pending_payout: '0',
+    },
+  ];
+  for (const r of rows) sum.add(r);
+  const m = sum.measures();
+  it('counts clicks once, money by currency, profit = revenue − payout, CR and EPC', () => {
+    expect(m).toEqual({
+      clicks: 300,
+      conversions: 7,
+      approved: 6,
+      pending: 1,
+      rejected: 2,
+      amount: { EUR: '20.00', USD: '500.50' },
+      revenue: { USD: '80.00' },
+      payout: { EUR: '2.50', USD: '50.00' },
+      profit: { EUR: '-2.50', USD: '30.00' },
+      pending_payout: { EUR: '0.00', USD: '10.00' },
+      cr: 2.33,
+      epc: { EUR: '0.0083', USD: '0.1667' },
+    });
+  });
+
+  it('writes CSV with a column per currency and spreadsheet-safe sub IDs', () => {
+    const currencies = csvCurrencies(m);
+    expect(csvHeader(['day', 'sub2'], currencies)).toBe(
+      'day,sub2,clicks,conversions,approved,pending,rejected,cr,amount_eur,amount_usd,revenue_usd,payout_eur,payout_usd,profit_eur,profit_usd,pending_payout_eur,pending_payout_usd,epc_eur,epc_usd\r\n',
+    );
+    const line = csvRow(['day', 'sub2'], { day: '2026-11-01', sub2: '=cmd|"/c calc"!A1', ...m }, currencies);
+    expect(line.startsWith(`2026-11-01,"'=cmd|""/c calc""!A1",300,7,6,1,2,2.33,20.00,500.50,80.00,2.50,50.00,-2.50,30.00,0.00,10.00,0.0083,0.1667`)).toBe(true);
+    const empty = new MeasureSum().measures();
+    expect(csvRow(['day'], { day: '2026-11-02', ...empty }, currencies)).toBe(`2026-11-02,0,0,0,0,0,,${'0.00,'.repeat(9)},\r\n`);
+  });
+});
