@@ -76,7 +76,8 @@ it('logs in, lists every queue with counts, and retries a failed job from the pa
   await page.waitForURL(`${base}/admin/queues`);
 
   const session = (await context.cookies()).find((c) => c.name === 'trackway_admin');
-  expect(session).toMatchObject({ httpOnly: true, sameSite: 'Strict', path: '/admin' });
+  // Path=/: the same session opens the console (/console).
+  expect(session).toMatchObject({ httpOnly: true, sameSite: 'Strict', path: '/' });
 
   for (const name of QUEUES) await page.getByText(name, { exact: true }).first().waitFor({ state: 'visible', timeout: 10_000 });
   const counts = await page.request.get(`${base}/admin/queues/api/queues?activeQueue=clicks&status=failed&page=1`);

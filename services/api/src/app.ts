@@ -13,7 +13,9 @@ import express, { type Express, Router } from 'express';
 import { redactUrl } from '@trackway/logger';
 import { pinoHttp } from 'pino-http';
 import { adminBoardRouter } from './admin-board';
+import { adminSessions } from './admin-sessions';
 import { requireAdmin } from './auth';
+import { consoleRouter } from './console';
 import type { ApiDeps } from './deps';
 import { docsRouter } from './docs';
 import { ADMIN_RESOURCES } from './resources';
@@ -36,9 +38,10 @@ export function createApp(deps: ApiDeps): Express {
   });
   // X-Request-Id on every answer (and in the error envelope and the request's log lines).
   app.use(requestId());
-  // helmet and no-store on every answer; Bull Board and its login page load their own scripts and styles.
+  // helmet and no-store on every answer; Bull Board, its login page and the console load their own scripts and styles.
   app.use(securityHeaders());
   app.use('/admin', securityHeaders('ui'));
+  app.use('/console', securityHeaders('ui'));
   app.use(closeConnectionsWhenDraining(deps.health));
   app.use(httpMetrics(deps.metrics));
   app.use(healthRouter(deps.health, { details: bearerMatches(deps.metricsToken) }));
@@ -55,7 +58,17 @@ export function createApp(deps: ApiDeps): Express {
 
   // The public contract: the OpenAPI document and its rendered reference, without auth.
   app.use(docsRouter({ ingestUrl: deps.publicIngestUrl ?? publicIngestUrl({}) }));
-  app.use(adminBoardRouter({ queues: deps.queues, redis: deps.redis, verifier: deps.verifier, sessionKey: deps.sessionKey, authFailures }));
+  // One sign-in for the admin pages: Bull Board and the console.
+  const sessions = adminSessions({
+    redis: deps.redis,
+    verifier: deps.verifier,
+    sessionKey: deps.sessionKey,
+    prefix: deps.queues.events.opts.prefix ?? 'bull',
+    authFailures,
+  });
+  app.use(sessions.router);
+  app.use(adminBoardRouter({ queues: deps.queues, redis: deps.redis, sessions }));
+  app.use(consoleRouter(deps, sessions));
 
   const v1 = Router();
   v1.use(requireAdmin(deps.verifier, authFailures));

@@ -3,6 +3,7 @@ import { conversionJson, planReview } from '@trackway/domain';
 import { HttpError, notFound } from '@trackway/http';
 import { lockConversion, writeConversions } from '@trackway/ledger';
 import { insertEvents, publishOrLeave } from '@trackway/outbox';
+import type { ApiDeps } from '../deps';
 import { listPage } from '../pagination';
 import { prefixedIdPath } from '../path-params';
 import { Conversion, ConversionList, ConversionReview, pageOf } from '../representations';
@@ -13,6 +14,26 @@ const withFlags = { fraudFlags: { select: { rule: true }, orderBy: { createdAt: 
 const json = (row: Omit<Parameters<typeof conversionJson>[0], 'fraudFlags'> & { fraudFlags: { rule: string }[] }) =>
   conversionJson({ ...row, fraudFlags: row.fraudFlags.map((f) => f.rule) });
 const id = prefixedIdPath('conversion', 'Conversion');
+
+/**
+ * Fraud review: approves or rejects a conversion, as PATCH /v1/conversions/{id} and the console do.
+ * The same rule (planReview → changeConversion) and the same writer as an advertiser's postback.
+ */
+export async function reviewConversion(deps: ApiDeps, conversionId: string, status: 'approved' | 'rejected') {
+  const now = new Date();
+  const { conversion, events } = await inTransaction(deps.pool, async (client) => {
+    const current = await lockConversion(client, conversionId);
+    if (!current) throw notFound('Conversion');
+    const plan = planReview(current, status, now);
+    if (plan.kind === 'invalid_transition') throw new HttpError(409, 'invalid_transition', `A ${plan.from} conversion cannot become ${status}.`);
+    if (plan.kind === 'unchanged') return { conversion: current, events: [] };
+    await writeConversions(client, plan.writes, now);
+    await insertEvents(client, plan.events);
+    return { conversion: plan.after, events: plan.events };
+  });
+  await publishOrLeave(deps.pool, deps.queues.events, events, deps.logger);
+  return conversionJson(conversion);
+}
 
 export default resource(
   { tag: 'Conversions', base: '/v1/conversions', description: 'What postbacks recorded: one per advertiser, order and event; fraud review.' },
@@ -65,23 +86,7 @@ export default resource(
       body: ConversionReview,
       answer: { status: 200, description: 'The conversion, updated.', schema: Conversion },
       errors: { 409: 'invalid_transition: this status cannot become that one.' },
-      // The same rule (planReview → changeConversion) and the same writer as an advertiser's postback.
-      handler: async ({ params, body, deps }) => {
-        const { status } = body;
-        const now = new Date();
-        const { conversion, events } = await inTransaction(deps.pool, async (client) => {
-          const current = await lockConversion(client, params.id);
-          if (!current) throw notFound('Conversion');
-          const plan = planReview(current, status, now);
-          if (plan.kind === 'invalid_transition') throw new HttpError(409, 'invalid_transition', `A ${plan.from} conversion cannot become ${status}.`);
-          if (plan.kind === 'unchanged') return { conversion: current, events: [] };
-          await writeConversions(client, plan.writes, now);
-          await insertEvents(client, plan.events);
-          return { conversion: plan.after, events: plan.events };
-        });
-        await publishOrLeave(deps.pool, deps.queues.events, events, deps.logger);
-        return conversionJson(conversion);
-      },
+      handler: ({ params, body, deps }) => reviewConversion(deps, params.id, body.status),
     }),
   ],
 );

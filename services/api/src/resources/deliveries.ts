@@ -26,6 +26,27 @@ async function liveJob(deps: ApiDeps, d: { eventId: string; endpointId: string; 
   return live;
 }
 
+/**
+ * Replays one delivery (same event and webhook-id, the full retry schedule), as
+ * POST /v1/deliveries/{id}/retry and the console do: 409 while its endpoint is disabled or a job
+ * for it is still live.
+ */
+export async function retryDelivery(deps: ApiDeps, deliveryId: string) {
+  const d = await load(deps, deliveryId);
+  if (!d.endpoint.enabled) throw disabled('retrying its deliveries');
+  if (d.status === 'pending') {
+    if (await liveJob(deps, d)) throw new HttpError(409, 'delivery_pending', 'The delivery is still pending; it will be attempted on its schedule.');
+    // Pending with no job left (its worker crashed past the stall limit): settle it, then replay.
+    await deps.prisma.delivery.updateMany({
+      where: { id: d.id, status: 'pending', replayCount: d.replayCount },
+      data: { status: 'failed', nextAttemptAt: null },
+    });
+  }
+  if ((await replayDeliveries(deps, [d.id], { replayCount: d.replayCount })) === 0)
+    throw new HttpError(409, 'delivery_pending', 'A replay of this delivery was just requested.');
+  return { id: d.id, status: 'pending' as const };
+}
+
 export default resource(
   { tag: 'Deliveries', base: '/v1/deliveries', description: 'One event sent to one webhook endpoint or partner postback: its attempts, and replays.' },
   [
@@ -46,21 +67,7 @@ export default resource(
       params: id,
       answer: { status: 202, description: 'Queued again.', schema: DeliveryRetried },
       errors: { 409: 'endpoint_disabled or delivery_pending.', 503: ERRORS[503] },
-      handler: async ({ params, deps }) => {
-        const d = await load(deps, params.id);
-        if (!d.endpoint.enabled) throw disabled('retrying its deliveries');
-        if (d.status === 'pending') {
-          if (await liveJob(deps, d)) throw new HttpError(409, 'delivery_pending', 'The delivery is still pending; it will be attempted on its schedule.');
-          // Pending with no job left (its worker crashed past the stall limit): settle it, then replay.
-          await deps.prisma.delivery.updateMany({
-            where: { id: d.id, status: 'pending', replayCount: d.replayCount },
-            data: { status: 'failed', nextAttemptAt: null },
-          });
-        }
-        if ((await replayDeliveries(deps, [d.id], { replayCount: d.replayCount })) === 0)
-          throw new HttpError(409, 'delivery_pending', 'A replay of this delivery was just requested.');
-        return { id: d.id, status: 'pending' as const };
-      },
+      handler: ({ params, deps }) => retryDelivery(deps, params.id),
     }),
   ],
 );
