@@ -5,6 +5,7 @@
 import { inTransaction } from '@trackway/db';
 import {
   type ConversionState,
+  type ReportFilters,
   type ReportGroup,
   type ReportQuery,
   type ReportSource,
@@ -162,6 +163,15 @@ const GROUPINGS: ReportGroup[][] = [
   ['sub1'],
 ];
 
+const CASES: Array<[ReportGroup[], ReportFilters]> = [
+  ...GROUPINGS.map((g): [ReportGroup[], ReportFilters] => [g, {}]),
+  [['day'], { affiliate_id: [2] }],
+  [['affiliate_id', 'sub2'], { event: 'sale', sub2: 'spring' }],
+  [[], { advertiser_id: [1], offer_id: [2, 3] }],
+  [['hour'], { sub3: 'x' }],
+  [['offer_id'], { sub1: 'r0-p1' }],
+];
+
 /** Every grouping, zone and count_by, from every kind of rows that can answer it, against the recount. */
 async function expectExact(): Promise<number> {
   let compared = 0;
@@ -169,13 +179,13 @@ async function expectExact(): Promise<number> {
     const from = startOfLocalDate('2026-03-06', tz);
     const to = startOfLocalDate('2026-03-11', tz);
     for (const countBy of ['conversion', 'click'] as const) {
-      for (const groupBy of GROUPINGS) {
-        for (const filters of [{}, { affiliate_id: [2] }, { event: 'sale', sub2: 'spring' }]) {
+      for (const [groupBy, filters] of CASES) {
+        {
           const query: ReportQuery = { from, to, tz, groupBy, countBy, filters };
           const recount = await answer(query, 'raw');
           const kept = tz === 'UTC' || tz === 'America/New_York' || tz === 'Asia/Kolkata';
           const sources = new Set<ReportSource>([reportSource(query, kept)]);
-          if (!groupBy.includes('sub1')) sources.add('quarters');
+          if (!sources.has('raw')) sources.add('quarters');
           for (const source of sources) {
             expect({ source, tz, countBy, groupBy, filters, ...(await answer(query, source)) }).toEqual({ source, tz, countBy, groupBy, filters, ...recount });
             compared++;
@@ -195,11 +205,11 @@ it('every grouping equals the recount after random traffic, and again after repo
     fc.asyncProperty(trafficArb, async (traffic) => {
       await truncate();
       await play(traffic, `r${runs++}`);
-      expect(await expectExact()).toBeGreaterThan(300);
+      expect(await expectExact()).toBeGreaterThan(200);
       await rebuildReports(db.pool, { from: new Date('2026-03-05T00:00:00Z'), to: new Date('2026-03-12T00:00:00Z') });
       await expectExact();
     }),
-    { numRuns: 6 },
+    { numRuns: 5 },
   );
 }, 240_000);
 
@@ -240,5 +250,5 @@ it('a rebuild running beside the writers loses and doubles nothing', async () =>
     for (let i = 0; i < 3; i++) await rebuildReports(db.pool, { from: new Date('2026-03-05T00:00:00Z'), to: new Date('2026-03-12T00:00:00Z') });
   })();
   await Promise.all([...traffic.map((t, i) => play(t, `p${i}`)), rebuilding]);
-  expect(await expectExact()).toBeGreaterThan(300);
+  expect(await expectExact()).toBeGreaterThan(200);
 }, 120_000);

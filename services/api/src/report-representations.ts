@@ -275,4 +275,14 @@ export const ReportSummary = z
     this_month: SummaryPeriod,
     last_month: SummaryPeriod,
   })
-  .meta({ id: 'ReportSummary' });
+  .meta({
+    id: 'ReportSummary',
+    example: {
+      tz: 'UTC',
+      count_by: 'conversion',
+      today: { from: '2026-12-06T00:00:00+00:00', to: '2026-12-07T00:00:00+00:00', ...EXAMPLE_MEASURES },
+      yesterday: { from: '2026-12-05T00:00:00+00:00', to: '2026-12-06T00:00:00+00:00', ...EXAMPLE_MEASURES },
+      this_month: { from: '2026-12-01T00:00:00+00:00', to: '2027-01-01T00:00:00+00:00', ...EXAMPLE_MEASURES },
+      last_month: { from: '2026-11-01T00:00:00+00:00', to: '2026-12-01T00:00:00+00:00', ...EXAMPLE_MEASURES },
+    },
+  });
