@@ -2,7 +2,7 @@
 // repeat, approve, reverse and reprice, a held conversion a person approves, sent again and again;
 // then GET /v1/reports, in every grouping and both count_by, equals the recount of the raw rows.
 import type { ReportGroup, ReportQuery } from '@trackway/domain';
-import { planReportSql, reportTotals, streamReportRows } from '@trackway/ledger';
+import { collectReport, planReportSql } from '@trackway/ledger';
 import { waitFor } from '@trackway/testing';
 import request from 'supertest';
 import { adminApi, createProgram } from './support/program';
@@ -16,10 +16,8 @@ beforeAll(async () => {
 afterAll(() => stack.close());
 
 async function recount(query: ReportQuery) {
-  const plan = planReportSql(query, 'raw');
-  const rows: unknown[] = [];
-  await streamReportRows(stack.db.pool, plan, query.groupBy, query.tz, { skip: 0, take: 10_000 }, (row) => void rows.push(row));
-  return { rows, totals: await reportTotals(stack.db.pool, plan) };
+  const { rows, totals } = await collectReport(stack.db.pool, planReportSql(query, 'raw'), query.groupBy, query.tz);
+  return { rows, totals };
 }
 
 it('reports equal the recount after repeats, approvals, reversals, repricing and a review', async () => {

@@ -2,7 +2,7 @@
 // BullMQ and from the receivers' logs, and the checks it makes of them.
 import type { PgPool } from '@trackway/db';
 import type { ReportGroup, ReportQuery, ReportSource } from '@trackway/domain';
-import { planReportSql, reportTotals, sourceFor, streamReportRows } from '@trackway/ledger';
+import { collectReport, planReportSql, sourceFor } from '@trackway/ledger';
 import { LIVE_JOB_STATES, QUEUE_NAMES, type Queues, deliveryJobId } from '@trackway/queues';
 import { type ChaosReceiver, type DeliveryAnalysis, type KillRecord, type PartnerReceiver, analyseDeliveries } from './receivers';
 import type { PlannedPostback } from './traffic';
@@ -366,10 +366,8 @@ export async function reportViolations(pool: PgPool): Promise<string[]> {
   const from = new Date(Math.floor(Date.now() / day) * day - day);
   const to = new Date(from.getTime() + 3 * day);
   const answer = async (query: ReportQuery, source: ReportSource) => {
-    const plan = planReportSql(query, source);
-    const rows: unknown[] = [];
-    await streamReportRows(pool, plan, query.groupBy, query.tz, { skip: 0, take: 100_000 }, (row) => void rows.push(row));
-    return JSON.stringify({ rows, totals: await reportTotals(pool, plan) });
+    const { rows, totals } = await collectReport(pool, planReportSql(query, source), query.groupBy, query.tz);
+    return JSON.stringify({ rows, totals });
   };
   const violations: string[] = [];
   const groupings: ReportGroup[][] = [[], ['day', 'offer_id'], ['affiliate_id', 'sub2'], ['hour', 'event'], ['advertiser_id']];

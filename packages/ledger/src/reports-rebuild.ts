@@ -1,5 +1,5 @@
 import { type PgPool, inTransaction } from '@trackway/db';
-import { CURRENCIES, DIMS, LOCK_KEY, MEASURES, QUARTER, SUBS_KEY, sums } from './reports';
+import { CURRENCIES, DIMS, LOCK_KEY, MEASURES, QUARTER, SUBS_KEY, sums, zoneKnown } from './reports';
 
 // reports:rebuild (docs/reports.md): report rows recomputed from the raw rows, one UTC day per
 // transaction, each under the reports lock taken alone (writers wait for it, then add what they
@@ -31,7 +31,12 @@ const REBUILD_QUARTERS = [
     ORDER BY kind, bucket, offer_id, affiliate_id, event, 9, ${CURRENCIES}`,
 ];
 
-/** A zone's day rows of the local days $2..$3 (inclusive), then summed from the quarters of [$2, $3) ($1: the zone). */
+/**
+ * A zone's day rows of the local days $2..$3 (inclusive), then summed again from the quarters whose
+ * local date is one of them ($1: the zone; $4, $5: the UTC day being rebuilt, to find those
+ * quarters by index). By local date, not by converting local midnights to instants: where midnight
+ * happens twice (Atlantic/Azores, Cuba), that conversion would pick one of the two.
+ */
 const REBUILD_DAYS = [
   `DELETE FROM report_days WHERE zone = $1 AND day BETWEEN $2::date AND $3::date`,
   `DELETE FROM report_offer_days WHERE zone = $1 AND day BETWEEN $2::date AND $3::date`,
@@ -39,11 +44,11 @@ const REBUILD_DAYS = [
 const SUM_DAYS = [
   `INSERT INTO report_days (zone, kind, day, ${DIMS}, subs_key, advertiser_id, sub2, sub3, sub4, sub5, ${MEASURES.join(', ')})
    SELECT $1::text, kind, (bucket AT TIME ZONE $1::text)::date AS day, ${DIMS}, subs_key, advertiser_id, sub2, sub3, sub4, sub5, ${sums}
-     FROM report_quarters WHERE bucket >= $2::timestamptz AND bucket < $3::timestamptz
+     FROM report_quarters WHERE bucket >= $4::timestamptz - interval '2 days' AND bucket < $5::timestamptz + interval '2 days' AND (bucket AT TIME ZONE $1::text)::date BETWEEN $2::date AND $3::date
     GROUP BY kind, day, ${DIMS}, subs_key, advertiser_id, sub2, sub3, sub4, sub5`,
   `INSERT INTO report_offer_days (zone, kind, day, offer_id, event, ${CURRENCIES}, advertiser_id, ${MEASURES.join(', ')})
    SELECT $1::text, kind, (bucket AT TIME ZONE $1::text)::date AS day, offer_id, event, ${CURRENCIES}, advertiser_id, ${sums}
-     FROM report_quarters WHERE bucket >= $2::timestamptz AND bucket < $3::timestamptz
+     FROM report_quarters WHERE bucket >= $4::timestamptz - interval '2 days' AND bucket < $5::timestamptz + interval '2 days' AND (bucket AT TIME ZONE $1::text)::date BETWEEN $2::date AND $3::date
     GROUP BY kind, day, offer_id, event, ${CURRENCIES}, advertiser_id`,
 ];
 
@@ -85,13 +90,12 @@ export async function rebuildReports(pool: PgPool, options: RebuildOptions = {})
 async function rebuildZoneDays(client: Parameters<Parameters<typeof inTransaction>[1]>[0], zone: string, a: Date, b: Date): Promise<void> {
   const {
     rows: [span],
-  } = await client.query<{ first: string; last: string; start: Date; end: Date }>(
-    `SELECT d.first::text, d.last::text, (d.first::timestamp AT TIME ZONE $1::text) AS start, ((d.last + 1)::timestamp AT TIME ZONE $1::text) AS end
-       FROM (SELECT ($2::timestamptz AT TIME ZONE $1::text)::date AS first, (($3::timestamptz - interval '1 millisecond') AT TIME ZONE $1::text)::date AS last) d`,
+  } = await client.query<{ first: string; last: string }>(
+    `SELECT ($2::timestamptz AT TIME ZONE $1::text)::date::text AS first, (($3::timestamptz - interval '1 millisecond') AT TIME ZONE $1::text)::date::text AS last`,
     [zone, a, b],
   );
   for (const text of REBUILD_DAYS) await client.query(text, [zone, span.first, span.last]);
-  for (const text of SUM_DAYS) await client.query(text, [zone, span.start, span.end]);
+  for (const text of SUM_DAYS) await client.query(text, [zone, span.first, span.last, a, b]);
 }
 
 /**
@@ -99,12 +103,18 @@ async function rebuildZoneDays(client: Parameters<Parameters<typeof inTransactio
  * the quarters one UTC day at a time, and reports read its day rows once that is done (ready_at).
  */
 export async function addReportZone(pool: PgPool, zone: string, progress?: RebuildOptions['progress']): Promise<void> {
+  // Every writer computes the zone's days once it is listed: a name Postgres does not know would fail them all.
+  if (!(await zoneKnown(pool, zone))) throw new Error(`${zone} is not a time zone this database knows (pg_timezone_names; names are case-sensitive)`);
   await inTransaction(pool, async (client) => {
     await client.query(EXCLUSIVE_LOCK);
     await client.query(`INSERT INTO report_zones (zone) VALUES ($1) ON CONFLICT (zone) DO NOTHING`, [zone]);
   });
-  const { rows } = await pool.query<{ first: Date | null; last: Date | null }>(`SELECT min(bucket) AS first, max(bucket) AS last FROM report_quarters`);
-  if (rows[0].first && rows[0].last) {
+  // Up to tomorrow at least: a writer that was waiting for the lock when the zone was listed read the
+  // list before it, and counts its clicks of today under the zone only through this backfill.
+  const { rows } = await pool.query<{ first: Date | null; last: Date }>(
+    `SELECT COALESCE(min(bucket), now()) AS first, greatest(max(bucket), now() + interval '1 day') AS last FROM report_quarters`,
+  );
+  if (rows[0].first) {
     const from = dayFloor(rows[0].first);
     const days = Math.round((dayFloor(rows[0].last).getTime() - from.getTime()) / DAY_MS) + 1;
     for (let i = 0; i < days; i++) {

@@ -277,43 +277,121 @@ export async function reportTotals(db: Queryable, plan: PlannedReport): Promise<
   return sum.measures();
 }
 
+/** How long a report's transaction may wait on its reader (a client that stopped reading a CSV) before Postgres ends it. */
+const IDLE_LIMIT = `SET LOCAL idle_in_transaction_session_timeout = '60s'`;
+
+export interface ReportPage {
+  /** Groups skipped (the pages before). */
+  skip: number;
+  /** Groups handed over at most; `more` says whether another followed. */
+  take: number;
+}
+
 /**
- * Streams a planned report's rows, `skip` groups skipped, until `take` groups were handed over
- * (then `more` says whether another followed). A server-side cursor: memory stays flat for a
- * million rows.
+ * Reads a planned report: its totals and its rows (in key order, folded one per group), both from
+ * one snapshot (the rows' transaction imports the totals' snapshot, so the totals are those of the
+ * rows even while traffic flows). Totals and rows are read at once on two connections, or the
+ * totals first (`totalsFirst`: a CSV's header needs their currencies). The rows come through a
+ * server-side cursor: memory stays flat for a million rows, and a handler that throws (a client
+ * gone) ends the read.
  */
-export async function streamReportRows(
+export async function readReport(
   pool: PgPool,
   plan: PlannedReport,
   groups: ReportGroup[],
   tz: string,
-  { skip, take }: { skip: number; take: number },
+  page: ReportPage,
+  handlers: { totals: (totals: ReportMeasures) => void | Promise<void>; row: (row: ReportRow) => void | Promise<void>; totalsFirst?: boolean },
+): Promise<{ more: boolean }> {
+  const clients: PgClient[] = [];
+  try {
+    const lead = await pool.connect();
+    clients.push(lead);
+    await lead.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await lead.query(IDLE_LIMIT);
+    const [{ snapshot }] = (await lead.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot')).rows;
+    const reader = await pool.connect();
+    clients.push(reader);
+    await reader.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    // Not a parameter: SET takes none. The value is Postgres' own (e.g. 00000003-0000001B-1).
+    await reader.query(`SET TRANSACTION SNAPSHOT '${snapshot.replace(/[^0-9A-Fa-f-]/g, '')}'`);
+    await reader.query(IDLE_LIMIT);
+    const totals = async () => {
+      const sum = new MeasureSum();
+      for (const row of (await lead.query(plan.totals)).rows) sum.add(row);
+      await handlers.totals(sum.measures());
+    };
+    const rows = () => cursorRows(reader, plan, groups, tz, page, handlers.row);
+    if (handlers.totalsFirst) {
+      await totals();
+      return await rows();
+    }
+    const [, read] = await Promise.all([totals(), rows()]);
+    return read;
+  } finally {
+    for (const client of clients) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      client.release();
+    }
+  }
+}
+
+/** A planned report's rows (a page of them) and totals, collected. */
+export async function collectReport(
+  pool: PgPool,
+  plan: PlannedReport,
+  groups: ReportGroup[],
+  tz: string,
+  page: ReportPage = { skip: 0, take: Number.MAX_SAFE_INTEGER },
+) {
+  const rows: ReportRow[] = [];
+  let totals: ReportMeasures | undefined;
+  const { more } = await readReport(pool, plan, groups, tz, page, {
+    totals: (t) => {
+      totals = t;
+    },
+    row: (row) => void rows.push(row),
+  });
+  return { rows, totals: totals!, more };
+}
+
+async function cursorRows(
+  client: PgClient,
+  plan: PlannedReport,
+  groups: ReportGroup[],
+  tz: string,
+  { skip, take }: ReportPage,
   each: (row: ReportRow) => void | Promise<void>,
 ): Promise<{ more: boolean }> {
-  const client: PgClient = await pool.connect();
-  try {
-    await client.query('BEGIN READ ONLY');
-    await client.query({ text: `DECLARE report_rows NO SCROLL CURSOR FOR ${plan.rows.text}`, values: plan.rows.values });
-    const folder = new RowFolder(groups, tz);
-    let seen = 0;
-    let handed = 0;
-    const hand = async (row: ReportRow | null): Promise<boolean> => {
-      if (!row) return true;
-      if (seen++ < skip) return true;
-      if (handed >= take) return false;
-      handed++;
-      await each(row);
-      return true;
-    };
-    for (;;) {
-      const { rows } = await client.query('FETCH 2000 FROM report_rows');
-      for (const raw of rows) if (!(await hand(folder.add(raw)))) return { more: true };
-      if (rows.length < 2000) break;
-    }
-    if (!(await hand(folder.flush()))) return { more: true };
-    return { more: false };
-  } finally {
-    await client.query('ROLLBACK').catch(() => undefined);
-    client.release();
+  await client.query({ text: `DECLARE report_rows NO SCROLL CURSOR FOR ${plan.rows.text}`, values: plan.rows.values });
+  const folder = new RowFolder(groups, tz);
+  let seen = 0;
+  let handed = 0;
+  const hand = async (row: ReportRow | null): Promise<boolean> => {
+    if (!row) return true;
+    if (seen++ < skip) return true;
+    if (handed >= take) return false;
+    handed++;
+    await each(row);
+    return true;
+  };
+  for (;;) {
+    const { rows } = await client.query('FETCH 2000 FROM report_rows');
+    for (const raw of rows) if (!(await hand(folder.add(raw)))) return { more: true };
+    if (rows.length < 2000) break;
   }
+  return { more: !(await hand(folder.flush())) };
+}
+
+let zoneNames: Promise<Set<string>> | undefined;
+/** Whether Postgres knows this zone name, exactly (its names, as pg_timezone_names lists them). */
+export async function zoneKnown(db: Queryable, tz: string): Promise<boolean> {
+  zoneNames ??= db.query<{ name: string }>('SELECT name FROM pg_timezone_names').then(
+    ({ rows }) => new Set(rows.map((r) => r.name)),
+    (error: unknown) => {
+      zoneNames = undefined;
+      throw error;
+    },
+  );
+  return (await zoneNames).has(tz);
 }

@@ -16,7 +16,7 @@ import {
 } from '@trackway/domain';
 import { type TestDatabase, createTestDatabase } from '@trackway/testing';
 import fc from 'fast-check';
-import { addReportZone, insertClicksCounted, planReportSql, rebuildReports, reportTotals, streamReportRows, writeConversions } from '../src';
+import { addReportZone, collectReport, insertClicksCounted, planReportSql, rebuildReports, writeConversions } from '../src';
 
 let db: TestDatabase;
 const OFFERS = [
@@ -139,10 +139,8 @@ async function play(traffic: Traffic, run: string): Promise<void> {
 }
 
 async function answer(query: ReportQuery, source: ReportSource) {
-  const plan = planReportSql(query, source);
-  const rows: unknown[] = [];
-  await streamReportRows(db.pool, plan, query.groupBy, query.tz, { skip: 0, take: Number.MAX_SAFE_INTEGER }, (row) => void rows.push(row));
-  return { rows, totals: await reportTotals(db.pool, plan) };
+  const { rows, totals } = await collectReport(db.pool, planReportSql(query, source), query.groupBy, query.tz);
+  return { rows, totals };
 }
 
 const GROUPINGS: ReportGroup[][] = [
@@ -252,3 +250,36 @@ it('a rebuild running beside the writers loses and doubles nothing', async () =>
   await Promise.all([...traffic.map((t, i) => play(t, `p${i}`)), rebuilding]);
   expect(await expectExact()).toBeGreaterThan(200);
 }, 120_000);
+
+it('a zone whose midnight happens twice (Atlantic/Azores, 2026-10-25) gets exact day rows when added and rebuilt', async () => {
+  await truncate();
+  // Azores: 01:00 (+00:00) back to 00:00 (-01:00) at 01:00Z on Oct 25: local 00:00-01:00 happens twice (00:00Z-01:00Z, then 01:00Z-02:00Z).
+  const clicks = ['2026-10-24T23:30:00Z', '2026-10-25T00:10:00Z', '2026-10-25T00:40:00Z', '2026-10-25T01:20:00Z', '2026-10-26T00:50:00Z', '2026-10-26T01:05:00Z'].map(
+    (at, i) => ({ clickId: `az${i}`, offerId: 1, affiliateId: 1, subs: {}, ip: null, userAgent: null, clickedAt: new Date(at) }),
+  );
+  await insertClicksCounted(db.pool, [JSON.stringify(clicks)]);
+  await addReportZone(db.pool, 'Atlantic/Azores');
+  const query: ReportQuery = {
+    from: startOfLocalDate('2026-10-24', 'Atlantic/Azores'),
+    to: startOfLocalDate('2026-10-27', 'Atlantic/Azores'),
+    tz: 'Atlantic/Azores',
+    groupBy: ['day'],
+    countBy: 'conversion',
+    filters: {},
+  };
+  const recount = await answer(query, 'raw');
+  expect(recount.rows.map((r) => [r.day, r.clicks])).toEqual([
+    ['2026-10-24', 1],
+    ['2026-10-25', 4],
+    ['2026-10-26', 1],
+  ]);
+  expect(await answer(query, 'days')).toEqual(recount);
+  await rebuildReports(db.pool, { from: new Date('2026-10-23T00:00:00Z'), to: new Date('2026-10-28T00:00:00Z') });
+  expect(await answer(query, 'days')).toEqual(recount);
+  expect(await answer(query, 'offer_days')).toEqual(recount);
+}, 30_000);
+
+it('a zone Postgres does not know is never listed (every writer would fail on it)', async () => {
+  await expect(addReportZone(db.pool, 'europe/berlin')).rejects.toThrow(/not a time zone this database knows/);
+  expect((await db.pool.query(`SELECT zone FROM report_zones WHERE zone = 'europe/berlin'`)).rowCount).toBe(0);
+});

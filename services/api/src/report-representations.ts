@@ -7,6 +7,7 @@ import {
   type ReportGroup,
   type ReportQuery,
   isTimeZone,
+  normalizeEvent,
   reportRangeProblem,
   startOfLocalDate,
 } from '@trackway/domain';
@@ -19,10 +20,28 @@ import { z } from 'zod';
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})$/;
 
+/** Whether a date or date-time's fields name a real moment (2026-02-30 and 24:00 do not: never rolled over). */
+function realCalendar(value: string): boolean {
+  const [y, mo, d, h = 0, mi = 0, sec = 0, oh = 0, om = 0] = (value.match(/\d+/g) ?? []).map(Number);
+  const day = new Date(Date.UTC(y, mo - 1, d));
+  return (
+    y >= 1970 &&
+    y <= 9999 &&
+    day.getUTCFullYear() === y &&
+    day.getUTCMonth() === mo - 1 &&
+    day.getUTCDate() === d &&
+    h <= 23 &&
+    mi <= 59 &&
+    sec <= 59 &&
+    (value.endsWith('Z') || DATE.test(value) || (oh <= 23 && om <= 59))
+  );
+}
+
 const instantInput = (end: 'from' | 'to') =>
   z
     .string()
     .refine((v) => DATE.test(v) || DATE_TIME.test(v), 'must be a date (2026-12-01) or a date-time with a zone (2026-12-01T00:00:00+05:30)')
+    .refine((v) => !(DATE.test(v) || DATE_TIME.test(v)) || realCalendar(v), 'is not a real date between 1970 and 9999')
     .meta({
       description:
         end === 'from'
@@ -82,6 +101,8 @@ type FilterInput = { [K in keyof typeof filters]?: z.output<(typeof filters)[K]>
 function filtersOf(input: FilterInput): ReportFilters {
   const out: ReportFilters = {};
   for (const [key, value] of Object.entries(input)) if (value !== undefined) (out as Record<string, unknown>)[key] = value;
+  // Events are recorded in one form (sale, Sale and SALE are one event): the filter reads the same way.
+  if (out.event !== undefined) out.event = normalizeEvent(out.event);
   return out;
 }
 
@@ -152,18 +173,24 @@ export const ReportParams = z
       .int()
       .min(1)
       .max(REPORT_JSON_MAX_ROWS)
-      .default(REPORT_JSON_MAX_ROWS)
-      .meta({ description: `Rows in one JSON answer (at most ${REPORT_JSON_MAX_ROWS}); next_cursor gives the rest.` }),
-    cursor: z.string().max(200).optional().meta({ description: 'next_cursor of the page before.' }),
+      .optional()
+      .meta({ description: `JSON only: rows in one answer, ${REPORT_JSON_MAX_ROWS} (the most) unless given; next_cursor gives the rest.` }),
+    cursor: z.string().max(200).optional().meta({ description: 'JSON only: next_cursor of the page before.' }),
   })
-  .superRefine((input, ctx) => void rangeOf(input, ctx));
+  .superRefine((input, ctx) => {
+    rangeOf(input, ctx);
+    // A CSV holds every row: a page's parameters would be ignored, so they are refused.
+    for (const name of ['limit', 'cursor'] as const)
+      if (input.format === 'csv' && input[name] !== undefined)
+        ctx.addIssue({ code: 'custom', path: [name], message: 'is for JSON pages; a CSV holds every row' });
+  });
 
 /** Parsed report parameters as the domain's ReportQuery, with the page asked for (a bad cursor is a 400). */
 export function reportRequest(input: z.output<typeof ReportParams>) {
   const { from: _f, to: _t, tz, group_by, count_by, format, limit, cursor, ...rest } = input;
   const range = rangeOf(input, { addIssue: () => undefined } as unknown as z.RefinementCtx)!;
   const query: ReportQuery = { ...range, tz, groupBy: group_by, countBy: count_by as CountBy, filters: filtersOf(rest) };
-  return { query, format, limit, offset: decodeReportCursor(cursor) };
+  return { query, format, limit: limit ?? REPORT_JSON_MAX_ROWS, offset: decodeReportCursor(cursor) };
 }
 
 export const ReportSummaryParams = z.strictObject({

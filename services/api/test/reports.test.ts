@@ -3,6 +3,7 @@
 import { inTransaction } from '@trackway/db';
 import { type ConversionState, conversionWrites, newId } from '@trackway/domain';
 import { insertClicksCounted, writeConversions } from '@trackway/ledger';
+import { waitFor } from '@trackway/testing';
 import request from 'supertest';
 import { type ApiHarness, startApi } from './helpers';
 
@@ -117,6 +118,17 @@ describe('refuses what is not a report, naming the parameter', () => {
     ['from=2026-11-10&to=2026-11-11&cursor=nope', 'cursor'],
     ['from=2026-11-10&to=2026-11-11&colour=red', 'colour'],
     ['from=10/11/2026&to=2026-11-11', 'from'],
+    // Never rolled over into another day.
+    ['from=2026-02-30&to=2026-03-05', 'from'],
+    ['from=0070-01-01&to=1970-01-02', 'from'],
+    ['from=2026-02-29T00:00:00Z&to=2026-03-05', 'from'],
+    ['from=2026-11-10T24:00:00Z&to=2026-11-12', 'from'],
+    // A CSV holds every row: a page's parameters are refused, not ignored.
+    ['from=2026-11-10&to=2026-11-11&format=csv&limit=5', 'limit'],
+    ['from=2026-11-10&to=2026-11-11&format=csv&cursor=eyJvIjo1fQ', 'cursor'],
+    // Zones Postgres does not know by that exact name (Node may): a 400, not a failed query.
+    ['from=2026-11-10&to=2026-11-11&tz=europe/berlin', 'tz'],
+    ['from=2026-11-10&to=2026-11-11&tz=US/Pacific-New', 'tz'],
   ])('%s → 400 on %s', async (query, field) => {
     const res = await report(query).expect(400);
     expect(res.body.error.code).toBe('invalid_request');
@@ -188,8 +200,8 @@ describe('sub IDs', () => {
     expect(res.body.totals).toMatchObject({ clicks: 10, approved: 1, pending: 1, rejected: 1 });
   });
 
-  it('filters on sub2 and keeps clicks when filtering on an event', async () => {
-    const res = await report(`from=${DAY}&to=2026-11-12&group_by=&sub2=spring&event=sale`).expect(200);
+  it('filters on sub2 and keeps clicks when filtering on an event (in any case, as events are recorded)', async () => {
+    const res = await report(`from=${DAY}&to=2026-11-12&group_by=&sub2=spring&event=SALE`).expect(200);
     expect(res.body.rows).toEqual([expect.objectContaining({ clicks: 8, approved: 1, pending: 1, rejected: 1 })]);
   });
 });
@@ -233,4 +245,45 @@ describe('a review moves the numbers in its transaction', () => {
     const res = await report(`from=${DAY}&to=2026-11-11&group_by=offer_id&offer_id=${offerId}`).expect(200);
     expect(res.body.rows[0]).toMatchObject({ approved: 2, pending: 0, payout: { USD: '20.00' }, pending_payout: { USD: '0.00' } });
   });
+});
+
+describe('a CSV whose client goes away', () => {
+  it('gives its database connections back at once', async () => {
+    // Enough rows that the answer outgrows the socket's buffers: 200,000 clicks, each its own sub1.
+    await h.db.pool.query(`INSERT INTO clicks (id, offer_id, affiliate_id, sub1, created_at)
+      SELECT 'bulk-' || i, ${offerId}, 1, 'partner-click-' || i, timestamptz '2026-01-01 00:00Z' + i * interval '10 seconds' FROM generate_series(1, 200000) i`);
+    const server = h.app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const { port } = server.address() as { port: number };
+    const socket = (await import('node:net')).connect(port, '127.0.0.1');
+    socket.write(
+      `GET /v1/reports?from=2026-01-01&to=2026-02-01&group_by=sub1&format=csv HTTP/1.1\r\nHost: x\r\nAuthorization: ${h.auth.Authorization}\r\n\r\n`,
+    );
+    // Read 100 kB, then stop reading until the server waits for the socket to drain, then go away.
+    await new Promise<void>((resolve) => {
+      let got = 0;
+      socket.on('data', (data: Buffer) => {
+        got += data.length;
+        if (got > 100_000) {
+          socket.pause();
+          resolve();
+        }
+      });
+    });
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    socket.destroy();
+    const stuck = async () =>
+      Number(
+        (
+          await h.db.pool.query(
+            `SELECT count(*) AS n FROM pg_stat_activity WHERE state LIKE 'idle in transaction%' AND query LIKE 'FETCH%report_rows%' AND pid <> pg_backend_pid()`,
+          )
+        ).rows[0].n,
+      );
+    await waitFor(async () => (await stuck()) === 0 && h.db.pool.idleCount === h.db.pool.totalCount, {
+      what: 'the report connections back in the pool',
+      timeoutMs: 10_000,
+    });
+    server.close();
+  }, 30_000);
 });

@@ -88,7 +88,7 @@ function chartData(query: ReportQuery, unit: 'day' | 'hour', rows: Row[], totals
   return { tz: query.tz, unit, x: x.map((t) => t / 1000), series };
 }
 
-export async function overviewBody(deps: Pick<ApiDeps, 'pool'>, query: ReportQuery, form: FormValues): Promise<Html> {
+export async function overviewBody(deps: Pick<ApiDeps, 'pool' | 'logger'>, query: ReportQuery, form: FormValues): Promise<Html> {
   const unit = query.to.getTime() - query.from.getTime() <= HOURLY_MAX_MS ? 'hour' : 'day';
   const { advertiser_id, offer_id, affiliate_id } = query.filters;
   const summaryFilters = Object.fromEntries(Object.entries({ advertiser_id, offer_id, affiliate_id }).filter(([, v]) => v !== undefined));

@@ -45,7 +45,7 @@ async function namesOf(deps: Pick<ApiDeps, 'prisma'>, by: ReportBy, ids: number[
   return new Map(rows.map((row) => [row.id, row.name]));
 }
 
-export async function reportsBody(deps: Pick<ApiDeps, 'pool' | 'prisma'>, query: ReportQuery, form: FormValues, by: ReportBy): Promise<Html> {
+export async function reportsBody(deps: Pick<ApiDeps, 'pool' | 'prisma' | 'logger'>, query: ReportQuery, form: FormValues, by: ReportBy): Promise<Html> {
   const report = await buildReport(deps, { query: { ...query, groupBy: [by] }, limit: PAGE_ROWS, offset: 0 });
   const keys = report.rows.map((row) => row[by] ?? null);
   const names = await namesOf(
