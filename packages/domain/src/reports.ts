@@ -74,6 +74,8 @@ function partsFormatter(tz: string): Intl.DateTimeFormat {
       minute: '2-digit',
       second: '2-digit',
     });
+    // Names are the client's (before Postgres checks them, e.g. in any case): the cache stays bounded.
+    if (formatters.size >= 1_000) formatters.clear();
     formatters.set(tz, f);
   }
   return f;
