@@ -254,9 +254,14 @@ it('a rebuild running beside the writers loses and doubles nothing', async () =>
 it('a zone whose midnight happens twice (Atlantic/Azores, 2026-10-25) gets exact day rows when added and rebuilt', async () => {
   await truncate();
   // Azores: 01:00 (+00:00) back to 00:00 (-01:00) at 01:00Z on Oct 25: local 00:00-01:00 happens twice (00:00Z-01:00Z, then 01:00Z-02:00Z).
-  const clicks = ['2026-10-24T23:30:00Z', '2026-10-25T00:10:00Z', '2026-10-25T00:40:00Z', '2026-10-25T01:20:00Z', '2026-10-26T00:50:00Z', '2026-10-26T01:05:00Z'].map(
-    (at, i) => ({ clickId: `az${i}`, offerId: 1, affiliateId: 1, subs: {}, ip: null, userAgent: null, clickedAt: new Date(at) }),
-  );
+  const clicks = [
+    '2026-10-24T23:30:00Z',
+    '2026-10-25T00:10:00Z',
+    '2026-10-25T00:40:00Z',
+    '2026-10-25T01:20:00Z',
+    '2026-10-26T00:50:00Z',
+    '2026-10-26T01:05:00Z',
+  ].map((at, i) => ({ clickId: `az${i}`, offerId: 1, affiliateId: 1, subs: {}, ip: null, userAgent: null, clickedAt: new Date(at) }));
   await insertClicksCounted(db.pool, [JSON.stringify(clicks)]);
   await addReportZone(db.pool, 'Atlantic/Azores');
   const query: ReportQuery = {
