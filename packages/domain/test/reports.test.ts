@@ -5,6 +5,8 @@ import {
   csvCurrencies,
   csvHeader,
   csvRow,
+  fromE4,
+  toE4,
   isLocalMidnight,
   isTimeZone,
   localDate,
@@ -249,5 +251,52 @@ describe('summed rows to an answer', () => {
     expect(line.startsWith(`2026-11-01,"'=cmd|""/c calc""!A1",300,7,6,1,2,2.33,20.00,500.50,80.00,2.50,50.00,-2.50,30.00,0.00,10.00,0.0083,0.1667`)).toBe(true);
     const empty = new MeasureSum().measures();
     expect(csvRow(['day'], { day: '2026-11-02', ...empty }, currencies)).toBe(`2026-11-02,0,0,0,0,0,,${'0.00,'.repeat(9)},\r\n`);
+  });
+});
+
+describe('money in ten-thousandths', () => {
+  it.each([
+    ['0', 0n, '0.00'],
+    ['12.5', 125_000n, '12.50'],
+    ['-3.5000', -35_000n, '-3.50'],
+    ['0.0083', 83n, '0.0083'],
+    ['99999999999999999999.9999', 999_999_999_999_999_999_999_999n, '99999999999999999999.9999'],
+  ])('%s', (text, e4, shown) => {
+    expect(toE4(text)).toBe(e4);
+    expect(fromE4(e4)).toBe(shown);
+  });
+
+  it('refuses a fifth decimal place rather than dropping it', () => expect(() => toE4('1.00005')).toThrow(/more than 4 decimal places/));
+
+  it('rounds CR and EPC half away from zero', () => {
+    const sum = new MeasureSum();
+    sum.add({
+      currency: '',
+      payout_currency: '',
+      revenue_currency: '',
+      clicks: 8,
+      approved: 0,
+      pending: 0,
+      rejected: 0,
+      amount: '0',
+      revenue: '0',
+      payout: '0',
+      pending_payout: '0',
+    });
+    sum.add({
+      currency: 'USD',
+      payout_currency: 'USD',
+      revenue_currency: '',
+      clicks: 0,
+      approved: 1,
+      pending: 0,
+      rejected: 0,
+      amount: '1',
+      revenue: '0',
+      payout: '0.0004',
+      pending_payout: '0',
+    });
+    // 1/8 × 100 = 12.5 exactly; 0.0004 / 8 = 0.00005 → 0.0001.
+    expect(sum.measures()).toMatchObject({ cr: 12.5, epc: { USD: '0.0001' } });
   });
 });
