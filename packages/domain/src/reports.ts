@@ -1,5 +1,4 @@
 import Decimal from 'decimal.js';
-import { formatMoney } from './money';
 import type { ConversionRow } from './representations';
 
 // Reports (docs/reports.md): what a report asks, which rows answer it, how a conversion's change
