@@ -46,7 +46,8 @@ it('reports equal the recount after repeats, approvals, reversals, repricing and
   await on(clicks[3], { order_id: 'R-4', amount: '60.00' });
   await on(clicks[3], { order_id: 'R-4', amount: '45.50' });
   await on(clicks[4], { order_id: 'R-5', amount: '20.00', status: 'pending', event: 'lead' });
-  // Held for review (the affiliate stopped), then approved by a person.
+  // Held for review (the affiliate stopped, once the orders above are attributed), then approved by a person.
+  await waitFor(async () => (await stack.db.prisma.postback.count()) === 10, { what: 'the first postbacks attributed' });
   await api.patch(`/v1/affiliates/${affiliate.id}`, { status: 'inactive' }).expect(200);
   const held = await postback({ order_id: 'R-6', amount: '30.00' });
   await api.patch(`/v1/affiliates/${affiliate.id}`, { status: 'active' }).expect(200);
