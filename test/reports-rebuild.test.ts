@@ -63,7 +63,7 @@ it('builds report rows from the raw rows, and a zone from its quarters', async (
   expect(zone.stdout).toContain('zone Asia/Kolkata: day rows kept and built');
   const kolkata = october('Asia/Kolkata', '2026-09-30T18:30:00Z');
   kolkata.to = new Date('2026-10-03T18:30:00Z');
-  expect(await sourceFor(db.pool, { ...kolkata, groupBy: ['day'] })).toBe('offer_days');
+  expect(await sourceFor(db.pool, { ...kolkata, groupBy: ['day'] })).toBe('totals');
   const k = await totals(kolkata);
   expect(k.reported).toEqual(k.recount);
 

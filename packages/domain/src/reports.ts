@@ -1,6 +1,8 @@
 import Decimal from 'decimal.js';
 import type { ConversionRow } from './representations';
 
+const DAY_MS = 86_400_000;
+
 // Reports (docs/reports.md): what a report asks, which rows answer it, how a conversion's change
 // moves them, and how summed rows become the answer. Pure: the SQL lives in @trackway/ledger.
 
@@ -40,21 +42,79 @@ export interface ReportQuery {
   countBy: CountBy;
 }
 
+/** Rows in one JSON answer unless `limit` says otherwise. */
+export const REPORT_JSON_DEFAULT_ROWS = 1_000;
+
 /**
- * Which rows answer a report, cheapest first:
- * - `offer_days`: day rows without affiliate and sub IDs (a zone in report_zones, whole days);
- * - `days`: day rows with them;
+ * Which rows answer a report, cheapest first (docs/reports.md):
+ * - `totals`: a zone's days without any dimension but the event (totals, the summary, a chart);
+ * - `offer_days`: a zone's days by offer (and advertiser, event);
+ * - `affiliate_days`: a zone's days by affiliate and sub2;
+ * - `offer_affiliate_days`: a zone's days by offer and affiliate (and advertiser, event);
+ * - `days`: a zone's days by every dimension but sub1;
  * - `quarters`: 15-minute rows (any zone, hours, ranges of quarter hours);
  * - `raw`: clicks and conversions themselves — only sub1 (a value per click) is kept nowhere else.
+ * Day rows exist for the zones in report_zones, and answer whole local days only.
  */
-export type ReportSource = 'offer_days' | 'days' | 'quarters' | 'raw';
+export type ReportSource = 'totals' | 'offer_days' | 'affiliate_days' | 'offer_affiliate_days' | 'days' | 'quarters' | 'raw';
+
+/** The dimensions (group keys and filters besides time) each kind of day rows holds, cheapest first. */
+export const DAY_SOURCES: ReadonlyArray<readonly [ReportSource, readonly string[]]> = [
+  ['totals', ['event']],
+  ['offer_days', ['advertiser_id', 'offer_id', 'event']],
+  ['affiliate_days', ['affiliate_id', 'sub2']],
+  ['offer_affiliate_days', ['advertiser_id', 'offer_id', 'affiliate_id', 'event']],
+  ['days', ['advertiser_id', 'offer_id', 'affiliate_id', 'event', 'sub2', 'sub3', 'sub4', 'sub5']],
+];
+
+/** What a report asks besides its range: its group keys and the filters it sets. */
+function reportAsks(query: Pick<ReportQuery, 'groupBy' | 'filters'>): Set<string> {
+  return new Set<string>([...query.groupBy, ...Object.keys(query.filters).filter((k) => query.filters[k as keyof ReportFilters] !== undefined)]);
+}
 
 export function reportSource(query: ReportQuery, zoneKept: boolean): ReportSource {
-  const asks = new Set<string>([...query.groupBy, ...Object.keys(query.filters).filter((k) => query.filters[k as keyof ReportFilters] !== undefined)]);
+  const asks = reportAsks(query);
   if (asks.has('sub1')) return 'raw';
   const wholeDays = zoneKept && !asks.has('hour') && isLocalMidnight(query.from, query.tz) && isLocalMidnight(query.to, query.tz);
   if (!wholeDays) return 'quarters';
-  return ['affiliate_id', 'sub2', 'sub3', 'sub4', 'sub5'].some((k) => asks.has(k)) ? 'days' : 'offer_days';
+  const dims = [...asks].filter((k) => !(REPORT_TIME_GROUPS as readonly string[]).includes(k));
+  return DAY_SOURCES.find(([, holds]) => dims.every((d) => holds.includes(d)))![0];
+}
+
+/** The rows a report's totals come from: its own source, or the zone's totals when it filters on nothing they lack. */
+export function totalsSource(query: ReportQuery, rows: ReportSource): ReportSource {
+  const isDayRows = DAY_SOURCES.some(([s]) => s === rows);
+  return isDayRows ? reportSource({ ...query, groupBy: [] }, true) : rows;
+}
+
+/**
+ * Day rows are also kept summed over blocks of days (spans), each block starting on a day number
+ * (days since 1970-01-01, in the zone) that is a multiple of its span. A range of days is read as
+ * the fewest blocks that tile it: 30 days are about 7 blocks, not 30 rows per group.
+ */
+export const REPORT_SPANS = [64, 16, 4, 1] as const;
+/** The day rows kept in blocks of several days (the others only per day). */
+export const BLOCK_SOURCES: readonly ReportSource[] = ['offer_days', 'affiliate_days'];
+
+export interface DayBlock {
+  span: number;
+  /** The block's first day, YYYY-MM-DD. */
+  day: string;
+}
+
+const dayNumber = (date: string) => Date.parse(`${date}T00:00:00Z`) / DAY_MS;
+const dateOf = (n: number) => new Date(n * DAY_MS).toISOString().slice(0, 10);
+
+/** The blocks that tile the days [from, to) (YYYY-MM-DD, `to` exclusive), largest first where they fit. */
+export function dayBlocks(from: string, to: string, spans: readonly number[] = REPORT_SPANS): DayBlock[] {
+  const blocks: DayBlock[] = [];
+  const end = dayNumber(to);
+  for (let at = dayNumber(from); at < end; ) {
+    const span = spans.find((s) => ((at % s) + s) % s === 0 && at + s <= end) ?? 1;
+    blocks.push({ span, day: dateOf(at) });
+    at += span;
+  }
+  return blocks;
 }
 
 // ——— Zones ———

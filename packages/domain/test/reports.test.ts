@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import {
   type ConversionRow,
   MeasureSum,
@@ -13,6 +14,8 @@ import {
   reportDelta,
   reportRangeProblem,
   reportSource,
+  totalsSource,
+  dayBlocks,
   startOfLocalDate,
   summaryPeriods,
   zoneOffsetMinutes,
@@ -97,8 +100,15 @@ describe('which rows answer a report', () => {
   };
   it.each([
     ['day × offer in a kept zone', base, true, 'offer_days'],
-    ['by affiliate and sub2', { ...base, groupBy: ['affiliate_id', 'sub2'] }, true, 'days'],
-    ['filtered by affiliate', { ...base, filters: { affiliate_id: [3] } }, true, 'days'],
+    ['by day alone', { ...base, groupBy: ['day'] }, true, 'totals'],
+    ['by event and month', { ...base, groupBy: ['event', 'month'] }, true, 'totals'],
+    ['by advertiser', { ...base, groupBy: ['advertiser_id'] }, true, 'offer_days'],
+    ['by affiliate and sub2', { ...base, groupBy: ['affiliate_id', 'sub2'] }, true, 'affiliate_days'],
+    ['by affiliate', { ...base, groupBy: ['affiliate_id'] }, true, 'affiliate_days'],
+    ['by affiliate, filtered by event', { ...base, groupBy: ['affiliate_id'], filters: { event: 'sale' } }, true, 'offer_affiliate_days'],
+    ['filtered by affiliate', { ...base, filters: { affiliate_id: [3] } }, true, 'offer_affiliate_days'],
+    ['by affiliate and sub2 of an offer', { ...base, groupBy: ['affiliate_id', 'sub2'], filters: { offer_id: [2] } }, true, 'days'],
+    ['by sub3', { ...base, groupBy: ['sub3'] }, true, 'days'],
     ['by hour', { ...base, groupBy: ['hour'] }, true, 'quarters'],
     ['a zone without day rows', { ...base, tz: 'Asia/Kolkata' }, false, 'quarters'],
     ['not whole days', { ...base, from: new Date('2026-11-01T06:00:00Z') }, true, 'quarters'],
@@ -106,6 +116,60 @@ describe('which rows answer a report', () => {
     ['filtered by sub1', { ...base, filters: { sub1: 'x' } }, true, 'raw'],
   ] as const)('%s → %s', (_what, query, kept, source) => {
     expect(reportSource(query as ReportQuery, kept)).toBe(source);
+  });
+
+  it.each([
+    ['rows by offer × affiliate, no filter', { ...base, groupBy: ['offer_id', 'affiliate_id'] }, 'offer_affiliate_days', 'totals'],
+    ['rows by affiliate × sub2, filtered by offer', { ...base, groupBy: ['affiliate_id', 'sub2'], filters: { offer_id: [2] } }, 'days', 'offer_days'],
+    ['rows by sub3, filtered by sub2', { ...base, groupBy: ['sub3'], filters: { sub2: 'x' } }, 'days', 'affiliate_days'],
+    ['quarter rows', { ...base, groupBy: ['hour'] }, 'quarters', 'quarters'],
+    ['raw rows', { ...base, groupBy: ['sub1'] }, 'raw', 'raw'],
+  ] as const)('%s: totals from %s', (_what, query, rows, totals) => {
+    expect(totalsSource(query as unknown as ReportQuery, rows)).toBe(totals);
+  });
+});
+
+describe('blocks of days', () => {
+  // Day numbers since 1970-01-01: 2026-11-07 is 20764 (a multiple of 4), 2026-10-10 is 20736 (of 64).
+  it.each([
+    ['one day', '2026-11-08', '2026-11-09', [[1, '2026-11-08']]],
+    ['nothing', '2026-11-08', '2026-11-08', []],
+    [
+      '30 days',
+      '2026-11-07',
+      '2026-12-07',
+      [
+        [4, '2026-11-07'],
+        [16, '2026-11-11'],
+        [4, '2026-11-27'],
+        [4, '2026-12-01'],
+        [1, '2026-12-05'],
+        [1, '2026-12-06'],
+      ],
+    ],
+    ['64 days from a block start', '2026-10-10', '2026-12-13', [[64, '2026-10-10']]],
+  ])('%s', (_what, from, to, expected) => {
+    const blocks = dayBlocks(from, to);
+    expect(blocks.map((b) => [b.span, b.day])).toEqual(expected);
+  });
+
+  it('tiles any range exactly, each block aligned to its span', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 19_000, max: 21_000 }), fc.integer({ min: 0, max: 366 }), (start, length) => {
+        const date = (n: number) => new Date(n * 86_400_000).toISOString().slice(0, 10);
+        const blocks = dayBlocks(date(start), date(start + length));
+        let at = start;
+        for (const b of blocks) {
+          const n = Date.parse(`${b.day}T00:00:00Z`) / 86_400_000;
+          expect(n).toBe(at);
+          expect(n % b.span).toBe(0);
+          at += b.span;
+        }
+        expect(at).toBe(start + length);
+        // The fewest blocks: at most 3 of each smaller span at each end, and the 64-day blocks between.
+        expect(blocks.length).toBeLessThanOrEqual(2 * 3 * 3 + Math.ceil(length / 64));
+      }),
+    );
   });
 });
 

@@ -1,15 +1,21 @@
 import { type PgPool, inTransaction } from '@trackway/db';
-import { CURRENCIES, DIMS, LOCK_KEY, MEASURES, QUARTER, SUBS_KEY, sums, zoneKnown } from './reports';
+import { dayBlocks } from '@trackway/domain';
+import { CURRENCIES, DAY_ROLLUPS, DIMS, LOCK_KEY, MEASURES, QUARTER, SUBS_KEY, rollupBlocks, rollupFromQuarters, sums, zoneKnown } from './reports';
 
 // reports:rebuild (docs/reports.md): report rows recomputed from the raw rows, one UTC day per
 // transaction, each under the reports lock taken alone (writers wait for it, then add what they
-// committed after it: nothing is counted twice or missed). Click counts before the oldest click
-// still stored are kept (history dropped by retention keeps its numbers); conversions are never dropped.
+// committed after it: nothing is counted twice or missed); then the blocks of days that hold them,
+// from the single days. Clicks not folded yet are left to the folder. Click counts before the
+// oldest click still stored are kept (history dropped by retention keeps its numbers); conversions
+// are never dropped.
 
 const DAY_MS = 86_400_000;
 const EXCLUSIVE_LOCK = `SELECT pg_advisory_xact_lock(${LOCK_KEY})`;
 
-/** The quarters of [$1, $2) from the raw rows ($3: where stored clicks begin; before it, click rows are kept). */
+/**
+ * The quarters of [$1, $2) from the raw rows ($3: where stored clicks begin; before it, click rows
+ * are kept). Clicks the folder has not reached (report_xid at or past its mark) are its to count.
+ */
 const REBUILD_QUARTERS = [
   `DELETE FROM report_quarters WHERE bucket >= $1::timestamptz AND bucket < $2::timestamptz AND (kind <> 0 OR bucket >= $3::timestamptz)`,
   `INSERT INTO report_quarters (kind, bucket, ${DIMS}, subs_key, advertiser_id, sub2, sub3, sub4, sub5, ${MEASURES.join(', ')})
@@ -19,6 +25,7 @@ const REBUILD_QUARTERS = [
                   0::bigint AS pending, 0::bigint AS rejected, 0::numeric AS amount, 0::numeric AS revenue, 0::numeric AS payout, 0::numeric AS pending_payout
              FROM clicks c LEFT JOIN offers o ON o.id = c.offer_id
             WHERE c.created_at >= greatest($1::timestamptz, $3::timestamptz) AND c.created_at < $2
+              AND (c.report_xid IS NULL OR c.report_xid < (SELECT xid FROM report_click_folds WHERE id = 1))
            UNION ALL
            SELECT k.kind, CASE k.kind WHEN 1 THEN v.created_at ELSE v.clicked_at END, v.advertiser_id, v.offer_id, v.affiliate_id, v.event,
                   v.sub2, v.sub3, v.sub4, v.sub5, v.currency, v.payout_currency, COALESCE(v.revenue_currency, ''), 0,
@@ -37,20 +44,20 @@ const REBUILD_QUARTERS = [
  * quarters by index). By local date, not by converting local midnights to instants: where midnight
  * happens twice (Atlantic/Azores, Cuba), that conversion would pick one of the two.
  */
-const REBUILD_DAYS = [
-  `DELETE FROM report_days WHERE zone = $1 AND day BETWEEN $2::date AND $3::date`,
-  `DELETE FROM report_offer_days WHERE zone = $1 AND day BETWEEN $2::date AND $3::date`,
-];
+const ZONE_TABLES = ['report_days', ...DAY_ROLLUPS.map((r) => r.table)];
+const REBUILD_DAYS = ZONE_TABLES.map(
+  (t) => `DELETE FROM ${t} WHERE zone = $1 AND day BETWEEN $2::date AND $3::date${t === 'report_days' || !hasSpans(t) ? '' : ' AND span = 1'}`,
+);
 const SUM_DAYS = [
   `INSERT INTO report_days (zone, kind, day, ${DIMS}, subs_key, advertiser_id, sub2, sub3, sub4, sub5, ${MEASURES.join(', ')})
    SELECT $1::text, kind, (bucket AT TIME ZONE $1::text)::date AS day, ${DIMS}, subs_key, advertiser_id, sub2, sub3, sub4, sub5, ${sums}
      FROM report_quarters WHERE bucket >= $4::timestamptz - interval '2 days' AND bucket < $5::timestamptz + interval '2 days' AND (bucket AT TIME ZONE $1::text)::date BETWEEN $2::date AND $3::date
     GROUP BY kind, day, ${DIMS}, subs_key, advertiser_id, sub2, sub3, sub4, sub5`,
-  `INSERT INTO report_offer_days (zone, kind, day, offer_id, event, ${CURRENCIES}, advertiser_id, ${MEASURES.join(', ')})
-   SELECT $1::text, kind, (bucket AT TIME ZONE $1::text)::date AS day, offer_id, event, ${CURRENCIES}, advertiser_id, ${sums}
-     FROM report_quarters WHERE bucket >= $4::timestamptz - interval '2 days' AND bucket < $5::timestamptz + interval '2 days' AND (bucket AT TIME ZONE $1::text)::date BETWEEN $2::date AND $3::date
-    GROUP BY kind, day, offer_id, event, ${CURRENCIES}, advertiser_id`,
+  ...DAY_ROLLUPS.map(rollupFromQuarters),
 ];
+function hasSpans(table: string): boolean {
+  return DAY_ROLLUPS.some((r) => r.table === table && r.spans.length > 0);
+}
 
 export interface RebuildOptions {
   /** From (inclusive) and to (exclusive); default: every raw row's time, to the day after now. Whole UTC days are rebuilt. */
@@ -83,7 +90,36 @@ export async function rebuildReports(pool: PgPool, options: RebuildOptions = {})
     });
     options.progress?.(a, i + 1, of);
   }
+  const zones = await pool.query<{ zone: string }>('SELECT zone FROM report_zones ORDER BY zone');
+  for (const { zone } of zones.rows) await rebuildBlocks(pool, zone, isoDay(new Date(from.getTime() - DAY_MS)), isoDay(new Date(to.getTime() + DAY_MS)));
   return { from, to, days: of };
+}
+
+const isoDay = (at: Date) => at.toISOString().slice(0, 10);
+
+/**
+ * A zone's blocks of days that hold any local day in [first, last] (YYYY-MM-DD), summed again
+ * from its single days: one span per transaction, under the reports lock taken alone.
+ */
+async function rebuildBlocks(pool: PgPool, zone: string, first: string, last: string): Promise<void> {
+  const end = isoDay(new Date(Date.parse(`${last}T00:00:00Z`) + DAY_MS));
+  for (const rollup of DAY_ROLLUPS) {
+    for (const span of rollup.spans) {
+      const starts = [...new Set(dayBlocks(first, end, [1]).map((b) => blockOf(b.day, span)))];
+      const [remove, insert] = rollupBlocks(rollup);
+      await inTransaction(pool, async (client) => {
+        await client.query(EXCLUSIVE_LOCK);
+        await client.query(remove, [zone, span, starts]);
+        await client.query(insert, [zone, span, starts]);
+      });
+    }
+  }
+}
+
+/** The first day of the block of `span` days that holds `day`. */
+function blockOf(day: string, span: number): string {
+  const n = Date.parse(`${day}T00:00:00Z`) / DAY_MS;
+  return isoDay(new Date((n - (((n % span) + span) % span)) * DAY_MS));
 }
 
 /** A zone's day rows for the local days that [a, b) touches, from the quarters. */
@@ -108,6 +144,8 @@ export async function addReportZone(pool: PgPool, zone: string, progress?: Rebui
   await inTransaction(pool, async (client) => {
     await client.query(EXCLUSIVE_LOCK);
     await client.query(`INSERT INTO report_zones (zone) VALUES ($1) ON CONFLICT (zone) DO NOTHING`, [zone]);
+    // Too small for autovacuum to analyze: writers' plans need its statistics (a few zones, not a thousand).
+    await client.query('ANALYZE report_zones');
   });
   // Up to tomorrow at least: a writer that was waiting for the lock when the zone was listed read the
   // list before it, and counts its clicks of today under the zone only through this backfill.
@@ -125,6 +163,7 @@ export async function addReportZone(pool: PgPool, zone: string, progress?: Rebui
       });
       progress?.(a, i + 1, days);
     }
+    await rebuildBlocks(pool, zone, isoDay(new Date(from.getTime() - DAY_MS)), isoDay(new Date(from.getTime() + days * DAY_MS)));
   }
   await pool.query(`UPDATE report_zones SET ready_at = now() WHERE zone = $1 AND ready_at IS NULL`, [zone]);
 }
@@ -134,8 +173,8 @@ export async function dropReportZone(pool: PgPool, zone: string): Promise<boolea
   return inTransaction(pool, async (client) => {
     await client.query(EXCLUSIVE_LOCK);
     const { rowCount } = await client.query(`DELETE FROM report_zones WHERE zone = $1`, [zone]);
-    await client.query(`DELETE FROM report_days WHERE zone = $1`, [zone]);
-    await client.query(`DELETE FROM report_offer_days WHERE zone = $1`, [zone]);
+    await client.query('ANALYZE report_zones');
+    for (const table of ZONE_TABLES) await client.query(`DELETE FROM ${table} WHERE zone = $1`, [zone]);
     return (rowCount ?? 0) > 0;
   });
 }

@@ -1,4 +1,4 @@
-import { type PgClient, type PgPool, type Queryable, statement } from '@trackway/db';
+import { type PgClient, type PgPool, type Queryable, inTransaction, statement } from '@trackway/db';
 import {
   type CountBy,
   MeasureSum,
@@ -9,23 +9,31 @@ import {
   type ReportQuery,
   type ReportSource,
   type SummedRow,
+  dayBlocks,
   localDate,
   reportKeyValue,
   reportSource,
+  totalsSource,
 } from '@trackway/domain';
 
-// Report rows (docs/reports.md) in three tables: report_quarters (15 minutes, UTC), report_days and
-// report_offer_days (a day in each zone of report_zones). Every writer moves them in the statement
-// or transaction that changes what they count, through one upsert (tallyUpsert), after taking the
-// reports lock shared; reports:rebuild takes it alone, so it never interleaves with a writer.
+// Report rows (docs/reports.md): report_quarters (15 minutes, UTC) and the day rows of each zone
+// in report_zones (report_totals, report_offer_days, report_affiliate_days,
+// report_offer_affiliate_days, report_days), each keyed in the order its reports read them.
+// Conversions move them in the transaction that changes them (moveReportRows); clicks are added by
+// a folder, many at once, off the click writer's path (foldClicks), and reports add the clicks not
+// folded yet when they read. Every writer takes the reports lock shared; reports:rebuild takes it alone.
 
 /** A 15-minute bucket's start (UTC). */
 export const QUARTER = (at: string) => `date_bin('15 minutes', ${at}, timestamptz '2000-01-01 00:00:00+00')`;
 /** The key of a row's sub2..sub5 (NULL and '' apart). */
 export const SUBS_KEY = `md5(json_build_array(sub2, sub3, sub4, sub5)::text)::uuid`;
+/** report_affiliate_days' key of sub2: '' for none, '~' || sub2 otherwise (NULL and '' apart, in sub2's order). */
+export const SUB2_KEY = `COALESCE('~' || sub2, '')`;
 /** This schema's reports lock (tests keep a schema each in one database). */
 export const LOCK_KEY = `hashtext(current_schema() || ' trackway reports')`;
 export const SHARED_REPORTS_LOCK = `(SELECT pg_advisory_xact_lock_shared(${LOCK_KEY})::text) IS NOT NULL`;
+/** The click folder's own lock: one folder at a time. */
+const FOLD_LOCK_KEY = `hashtext(current_schema() || ' trackway click fold')`;
 
 export const MEASURES = ['clicks', 'approved', 'pending', 'rejected', 'amount', 'revenue', 'payout', 'pending_payout'] as const;
 export const CURRENCIES = 'currency, payout_currency, revenue_currency';
@@ -33,12 +41,70 @@ export const DIMS = `offer_id, affiliate_id, event, ${CURRENCIES}`;
 export const sums = MEASURES.map((m) => `sum(${m}) AS ${m}`).join(', ');
 const addExcluded = (table: string) => MEASURES.map((m) => `${m} = ${table}.${m} + excluded.${m}`).join(', ');
 
+/** The first day of the block of `span` days that holds `day` (blocks start on day numbers since 1970-01-01 that `span` divides). */
+export const blockStart = (day: string, span: string) => `(${day} - (((${day} - date '1970-01-01') % ${span} + ${span}) % ${span}))`;
+
+/**
+ * A zone's day rows: the table, its key after zone (and span) and day, in key order, and the
+ * columns carried beside it. A column's value is computed from a tally row (`COLUMN_OF`).
+ */
+export interface DayRollup {
+  table: string;
+  source: ReportSource;
+  key: string[];
+  carried: string[];
+  /** Spans kept besides single days (blocks of days); none: a table without a span column. */
+  spans: number[];
+  /** The kind leads the key (after zone, span, day): a report reads its two kinds of rows as two ranges. */
+  kindFirst?: boolean;
+}
+
+const CK = [...CURRENCIES.split(', '), 'kind', 'event'];
+export const DAY_ROLLUPS: DayRollup[] = [
+  { table: 'report_totals', source: 'totals', key: CK, carried: [], spans: [] },
+  { table: 'report_offer_days', source: 'offer_days', key: ['offer_id', ...CK], carried: ['advertiser_id'], spans: [4, 16, 64] },
+  {
+    table: 'report_affiliate_days',
+    source: 'affiliate_days',
+    key: ['kind', 'affiliate_id', 'sub2_key', ...CURRENCIES.split(', ')],
+    carried: ['sub2'],
+    spans: [4, 16, 64],
+    kindFirst: true,
+  },
+  { table: 'report_offer_affiliate_days', source: 'offer_affiliate_days', key: ['offer_id', 'affiliate_id', ...CK], carried: ['advertiser_id'], spans: [] },
+];
+const COLUMN_OF: Record<string, string> = { sub2_key: SUB2_KEY };
+const spanned = (r: DayRollup) => r.spans.length > 0;
+
+/**
+ * The statement's part that adds tally rows (`rel`: zone, day, at, the dimensions, measures) to a
+ * zone's day rows of one kind, in key order (concurrent writers wait for each other instead of
+ * deadlocking). `spans`: the VALUES list of spans to write.
+ */
+function rollupInsert(r: DayRollup, rel: string, spans: string): string {
+  const head = spanned(r) ? ['zone', 'span', 'day'] : ['zone', 'day'];
+  const dayExpr = spanned(r) ? blockStart('day', 's.span') : 'day';
+  const exprs = [...head.map((c) => (c === 'span' ? 's.span' : c === 'day' ? dayExpr : c)), ...r.key.map((c) => COLUMN_OF[c] ?? c)];
+  const columns = [...head, ...r.key, ...r.carried];
+  const positions = exprs.map((_, i) => i + 1).join(', ');
+  return `INSERT INTO ${r.table} (${columns.join(', ')}, ${MEASURES.join(', ')})
+    SELECT ${[...exprs, ...r.carried].join(', ')}, ${sums}
+      FROM ${rel}${spanned(r) ? ` CROSS JOIN (VALUES ${spans}) AS s(span)` : ''}
+     GROUP BY ${[positions, ...r.carried].join(', ')}
+     ORDER BY ${positions}
+    ON CONFLICT (${[...head, ...r.key].join(', ')}) DO UPDATE SET ${addExcluded(r.table)}`;
+}
+
+const EVERY_SPAN = `(1::smallint), ${[4, 16, 64].map((s) => `(${s})`).join(', ')}`;
+
 /**
  * The statement that adds tally rows (`t`: kind, at, advertiser_id, offer_id, affiliate_id, event,
- * sub2..sub5, currencies, measures) to the three tables, each in key order (concurrent writers
- * wait for each other instead of deadlocking; the quarters first, then days, then offer days).
+ * sub2..sub5, currencies, measures) to every report table, each in key order (the quarters first,
+ * then each zone's day rows, table by table).
  */
 export function tallyUpsert(source: string, before?: string): string {
+  const zoned = `(SELECT z.zone, (t.at AT TIME ZONE z.zone)::date AS day, t.* FROM t CROSS JOIN report_zones z) tz`;
+  const rollups = DAY_ROLLUPS.map((r, i) => `r${i} AS (${rollupInsert(r, zoned, EVERY_SPAN)})`);
   return `WITH ${before ? `${before},` : ''} t AS MATERIALIZED (${source}),
   d AS (
     INSERT INTO report_days (zone, kind, day, ${DIMS}, subs_key, advertiser_id, sub2, sub3, sub4, sub5, ${MEASURES.join(', ')})
@@ -47,13 +113,7 @@ export function tallyUpsert(source: string, before?: string): string {
      GROUP BY z.zone, t.kind, day, ${DIMS}, advertiser_id, sub2, sub3, sub4, sub5
      ORDER BY z.zone, t.kind, day, offer_id, affiliate_id, event, 10, ${CURRENCIES}
     ON CONFLICT (zone, kind, day, offer_id, affiliate_id, event, subs_key, ${CURRENCIES}) DO UPDATE SET ${addExcluded('report_days')}),
-  o AS (
-    INSERT INTO report_offer_days (zone, kind, day, offer_id, event, ${CURRENCIES}, advertiser_id, ${MEASURES.join(', ')})
-    SELECT z.zone, t.kind, (t.at AT TIME ZONE z.zone)::date AS day, offer_id, event, ${CURRENCIES}, advertiser_id, ${sums}
-      FROM t CROSS JOIN report_zones z
-     GROUP BY z.zone, t.kind, day, offer_id, event, ${CURRENCIES}, advertiser_id
-     ORDER BY z.zone, t.kind, day, offer_id, event, ${CURRENCIES}
-    ON CONFLICT (zone, kind, day, offer_id, event, ${CURRENCIES}) DO UPDATE SET ${addExcluded('report_offer_days')})
+  ${rollups.join(',\n  ')}
   INSERT INTO report_quarters (kind, bucket, ${DIMS}, subs_key, advertiser_id, sub2, sub3, sub4, sub5, ${MEASURES.join(', ')})
   SELECT kind, ${QUARTER('at')} AS bucket, ${DIMS}, ${SUBS_KEY}, advertiser_id, sub2, sub3, sub4, sub5, ${sums}
     FROM t
@@ -62,31 +122,80 @@ export function tallyUpsert(source: string, before?: string): string {
   ON CONFLICT (kind, bucket, offer_id, affiliate_id, event, subs_key, ${CURRENCIES}) DO UPDATE SET ${addExcluded('report_quarters')}`;
 }
 
+/** The day rows of one rollup for a zone's local days $2..$3 (inclusive), summed from the quarters ($1: the zone; $4, $5: the UTC day rebuilt). */
+export function rollupFromQuarters(r: DayRollup): string {
+  const rel = `(SELECT $1::text AS zone, (bucket AT TIME ZONE $1::text)::date AS day, q.* FROM report_quarters q
+                WHERE bucket >= $4::timestamptz - interval '2 days' AND bucket < $5::timestamptz + interval '2 days'
+                  AND (bucket AT TIME ZONE $1::text)::date BETWEEN $2::date AND $3::date) tz`;
+  return rollupInsert(r, rel, '(1::smallint)');
+}
+
+/** A rollup's blocks of $2 days starting on the days $3 (date[]), summed again from its single days ($1: the zone). */
+export function rollupBlocks(r: DayRollup): string[] {
+  const rel = `(SELECT * FROM ${r.table} WHERE zone = $1 AND span = 1 AND ${blockStart('day', '$2::int')} = ANY($3::date[])) tz`;
+  return [`DELETE FROM ${r.table} WHERE zone = $1 AND span = $2 AND day = ANY($3::date[])`, rollupInsert(r, rel, '($2::smallint)')];
+}
+
 export const CLICK_TALLY = `0::smallint AS kind, advertiser_id, offer_id, affiliate_id, ''::varchar AS event, sub2, sub3, sub4, sub5,
   ''::varchar AS currency, ''::varchar AS payout_currency, ''::varchar AS revenue_currency, 1::bigint AS clicks, 0::bigint AS approved,
   0::bigint AS pending, 0::bigint AS rejected, 0::numeric AS amount, 0::numeric AS revenue, 0::numeric AS payout, 0::numeric AS pending_payout`;
 
+/** The transaction writing a row, as report_xid holds it. */
+export const CURRENT_XID = `pg_current_xact_id()::text::bigint`;
+
+const clickInsert = (xid: string) =>
+  `INSERT INTO clicks (id, offer_id, affiliate_id, sub1, sub2, sub3, sub4, sub5, ip, user_agent, created_at, report_xid)
+   SELECT r."clickId", r."offerId", r."affiliateId", r.subs->>'sub1', r.subs->>'sub2', r.subs->>'sub3', r.subs->>'sub4', r.subs->>'sub5',
+          r.ip, r."userAgent", r."clickedAt", ${xid}
+     FROM json_to_recordset($1::json) AS r("clickId" varchar, "offerId" int, "affiliateId" int, subs json, ip varchar, "userAgent" varchar, "clickedAt" timestamptz)
+    ORDER BY 1
+   ON CONFLICT (id) DO NOTHING`;
+
 /**
- * Click rows and their counts in one statement: only the clicks this statement inserted are
- * counted (a click written before, by a job run again, is skipped by both), so a crash before
- * the commit loses neither and a retry doubles neither. $1: the clicks as JSON.
+ * Click rows, many per statement ($1: the clicks as JSON); a click written before (a job run
+ * again) is skipped. Each row records its transaction (report_xid): foldClicks counts it once that
+ * transaction has ended, so a crash before the commit loses nothing and a retry doubles nothing.
  */
-export const insertClicksCounted = statement(
-  'reports-insert-clicks',
-  tallyUpsert(
-    `SELECT ins.created_at AS at, ${CLICK_TALLY.replace('advertiser_id', 'COALESCE(o.advertiser_id, 0) AS advertiser_id')}
-       FROM ins LEFT JOIN offers o ON o.id = ins.offer_id`,
-    `ins AS (
-      INSERT INTO clicks (id, offer_id, affiliate_id, sub1, sub2, sub3, sub4, sub5, ip, user_agent, created_at)
-      SELECT r."clickId", r."offerId", r."affiliateId", r.subs->>'sub1', r.subs->>'sub2', r.subs->>'sub3', r.subs->>'sub4', r.subs->>'sub5',
-             r.ip, r."userAgent", r."clickedAt"
-        FROM json_to_recordset($1::json) AS r("clickId" varchar, "offerId" int, "affiliateId" int, subs json, ip varchar, "userAgent" varchar, "clickedAt" timestamptz)
-       WHERE ${SHARED_REPORTS_LOCK}
-       ORDER BY 1
-      ON CONFLICT (id) DO NOTHING
-      RETURNING offer_id, affiliate_id, sub2, sub3, sub4, sub5, created_at)`,
-  ),
+export const insertClicks = statement('reports-insert-clicks', clickInsert(CURRENT_XID));
+/** The same without report_xid: the row counts as counted already. Only for the benchmark's baseline (reports would miss these clicks). */
+export const insertClicksUncounted = statement('reports-insert-clicks-uncounted', clickInsert('NULL'));
+
+/** Clicks of the transactions [$1, $2) (by report_xid), as tally rows. */
+const FOLD_SOURCE = `SELECT c.created_at AS at, ${CLICK_TALLY.replace('advertiser_id', 'COALESCE(o.advertiser_id, 0) AS advertiser_id')}
+  FROM clicks c LEFT JOIN offers o ON o.id = c.offer_id
+ WHERE c.report_xid >= $1::bigint AND c.report_xid < $2::bigint AND ${SHARED_REPORTS_LOCK}`;
+const foldStatement = statement<{ folded: string }>(
+  'reports-fold-clicks',
+  `${tallyUpsert(FOLD_SOURCE)}
+  RETURNING 1`,
 );
+
+/**
+ * Adds to the report rows the clicks of every transaction that has ended since the last fold, and
+ * moves the fold's mark past them, in one transaction: a click is counted once, whatever crashes.
+ * Answers how many clicks it folded, or null when another folder was at work (it folds them).
+ */
+export async function foldClicks(pool: PgPool): Promise<{ clicks: number } | null> {
+  return inTransaction(pool, async (client) => {
+    const [{ mine }] = (await client.query<{ mine: boolean }>(`SELECT pg_try_advisory_xact_lock(${FOLD_LOCK_KEY}) AS mine`)).rows;
+    if (!mine) return null;
+    await client.query(`SELECT pg_advisory_xact_lock_shared(${LOCK_KEY}); ${NO_JIT}`);
+    // Every transaction below the snapshot's xmin has ended: its clicks are all there is of it.
+    const [{ since, upto }] = (
+      await client.query<{ since: string; upto: string }>(
+        `SELECT xid::text AS since, pg_snapshot_xmin(pg_current_snapshot())::text AS upto FROM report_click_folds WHERE id = 1`,
+      )
+    ).rows;
+    if (BigInt(upto) <= BigInt(since)) return { clicks: 0 };
+    const { rows } = await client.query<{ clicks: string }>(
+      `SELECT count(*)::text AS clicks FROM clicks WHERE report_xid >= $1::bigint AND report_xid < $2::bigint`,
+      [since, upto],
+    );
+    if (rows[0].clicks !== '0') await foldStatement(client, [since, upto]);
+    await client.query(`UPDATE report_click_folds SET xid = $1::bigint, folded_at = now() WHERE id = 1`, [upto]);
+    return { clicks: Number(rows[0].clicks) };
+  });
+}
 
 /** What a conversion's change moves, at its recorded time (kind 1) and at its click's time (kind 2). */
 const upsertDeltas = statement(
@@ -103,14 +212,26 @@ const upsertDeltas = statement(
      WHERE ${SHARED_REPORTS_LOCK}`),
 );
 
+/**
+ * The writers' statements touch a few rows, but Postgres estimates them as large (a CROSS JOIN
+ * with the zones and the spans over a JSON parameter), and with JIT on (the default) it would spend
+ * some 200 ms compiling each one. Off for the rest of the writer's transaction.
+ */
+export const NO_JIT = 'SET LOCAL jit = off';
+
 /** Moves the report rows of these conversion changes, inside the caller's transaction. */
 export async function moveReportRows(db: Queryable, deltas: ReportDelta[]): Promise<void> {
-  if (deltas.length > 0) await upsertDeltas(db, [JSON.stringify(deltas)]);
+  if (deltas.length === 0) return;
+  await db.query(NO_JIT);
+  await upsertDeltas(db, [JSON.stringify(deltas)]);
 }
 
 // ——— Reading ———
 
 const kindOf = (countBy: CountBy) => (countBy === 'click' ? 2 : 1);
+
+/** A parameter standing for the fold's mark, read in the report's own snapshot (readReport). */
+export const FOLD_MARK = Symbol('report_click_folds.xid');
 
 class Params {
   values: unknown[] = [];
@@ -120,7 +241,7 @@ class Params {
   }
 }
 
-/** Filters on a source's columns (the event filter narrows conversions; clicks have none and stay). */
+/** Filters on a branch's columns (the event filter narrows conversions; clicks have none and stay). */
 function filterSql(filters: ReportFilters, p: Params, clickRows: string): string[] {
   const where: string[] = [];
   for (const id of ['advertiser_id', 'offer_id', 'affiliate_id'] as const) {
@@ -135,88 +256,148 @@ function filterSql(filters: ReportFilters, p: Params, clickRows: string): string
   return where;
 }
 
-const ROW_COLUMNS = `advertiser_id, offer_id, affiliate_id, event, sub2, sub3, sub4, sub5, ${CURRENCIES}, ${MEASURES.join(', ')}`;
+const MEASURE_LIST = MEASURES.join(', ');
+const ZERO_MEASURES = `1::bigint AS clicks, 0::bigint AS approved, 0::bigint AS pending, 0::bigint AS rejected, 0::numeric AS amount,
+  0::numeric AS revenue, 0::numeric AS payout, 0::numeric AS pending_payout`;
 
-/** The rows a report sums, as one relation: `at` (timestamptz) or `day` (date), the dimensions and the measures. */
-function sourceSql(source: ReportSource, query: ReportQuery, p: Params): string {
-  const kind = kindOf(query.countBy);
-  if (source === 'raw') {
-    const from = p.add(query.from);
-    const to = p.add(query.to);
-    const at = query.countBy === 'click' ? 'clicked_at' : 'created_at';
-    const clickWhere = [`c.created_at >= ${from}`, `c.created_at < ${to}`, ...filterSql({ ...query.filters, event: undefined }, p, 'true')];
-    const conversionWhere = [`${at} >= ${from}`, `${at} < ${to}`, ...filterSql(query.filters, p, 'false')];
-    return `SELECT c.created_at AS at, COALESCE(o.advertiser_id, 0) AS advertiser_id, c.offer_id, c.affiliate_id, ''::varchar AS event,
-                   c.sub1, c.sub2, c.sub3, c.sub4, c.sub5, ''::varchar AS currency, ''::varchar AS payout_currency, ''::varchar AS revenue_currency,
-                   1::bigint AS clicks, 0::bigint AS approved, 0::bigint AS pending, 0::bigint AS rejected, 0::numeric AS amount, 0::numeric AS revenue,
-                   0::numeric AS payout, 0::numeric AS pending_payout
-              FROM clicks c LEFT JOIN offers o ON o.id = c.offer_id WHERE ${clickWhere.join(' AND ')}
-            UNION ALL
-            SELECT ${at} AS at, advertiser_id, offer_id, affiliate_id, event, sub1, sub2, sub3, sub4, sub5, currency, payout_currency,
-                   COALESCE(revenue_currency, '') AS revenue_currency, 0, (status = 'approved')::int, (status = 'pending')::int, (status = 'rejected')::int,
-                   CASE WHEN status = 'approved' THEN amount ELSE 0 END, CASE WHEN status = 'approved' THEN COALESCE(revenue, 0) ELSE 0 END,
-                   CASE WHEN status = 'approved' THEN payout ELSE 0 END, CASE WHEN status = 'pending' THEN payout ELSE 0 END
-              FROM conversions WHERE ${conversionWhere.join(' AND ')}`;
-  }
-  if (source === 'quarters') {
-    const where = [`kind IN (0, ${kind})`, `bucket >= ${p.add(query.from)}`, `bucket < ${p.add(query.to)}`, ...filterSql(query.filters, p, 'kind = 0')];
-    return `SELECT bucket AS at, NULL::varchar AS sub1, ${ROW_COLUMNS} FROM report_quarters WHERE ${where.join(' AND ')}`;
-  }
-  const zone = p.add(query.tz);
-  const range = [`day >= ${p.add(localDate(query.from, query.tz))}::date`, `day < ${p.add(localDate(query.to, query.tz))}::date`];
-  if (source === 'days') {
-    const where = [`zone = ${zone}`, `kind IN (0, ${kind})`, ...range, ...filterSql(query.filters, p, 'kind = 0')];
-    return `SELECT day, NULL::varchar AS sub1, ${ROW_COLUMNS} FROM report_days WHERE ${where.join(' AND ')}`;
-  }
-  const where = [`zone = ${zone}`, `kind IN (0, ${kind})`, ...range, ...filterSql(query.filters, p, 'kind = 0')];
-  return `SELECT day, NULL::int AS affiliate_id, NULL::varchar AS sub1, NULL::varchar AS sub2, NULL::varchar AS sub3, NULL::varchar AS sub4,
-                 NULL::varchar AS sub5, advertiser_id, offer_id, event, ${CURRENCIES}, ${MEASURES.join(', ')}
-            FROM report_offer_days WHERE ${where.join(' AND ')}`;
+/** Raw clicks (and conversions) of [from, to) as rows of every column a branch reads. */
+function rawSql(query: ReportQuery, p: Params): string {
+  const from = p.add(query.from);
+  const to = p.add(query.to);
+  const at = query.countBy === 'click' ? 'clicked_at' : 'created_at';
+  const clickWhere = [`c.created_at >= ${from}`, `c.created_at < ${to}`, ...filterSql({ ...query.filters, event: undefined }, p, 'true')];
+  const conversionWhere = [`${at} >= ${from}`, `${at} < ${to}`, ...filterSql(query.filters, p, 'false')];
+  return `SELECT c.created_at AS at, COALESCE(o.advertiser_id, 0) AS advertiser_id, c.offer_id, c.affiliate_id, ''::varchar AS event,
+                 c.sub1, c.sub2, c.sub3, c.sub4, c.sub5, ''::varchar AS currency, ''::varchar AS payout_currency, ''::varchar AS revenue_currency,
+                 ${ZERO_MEASURES}
+            FROM clicks c LEFT JOIN offers o ON o.id = c.offer_id WHERE ${clickWhere.join(' AND ')}
+          UNION ALL
+          SELECT ${at} AS at, advertiser_id, offer_id, affiliate_id, event, sub1, sub2, sub3, sub4, sub5, currency, payout_currency,
+                 COALESCE(revenue_currency, '') AS revenue_currency, 0, (status = 'approved')::int, (status = 'pending')::int, (status = 'rejected')::int,
+                 CASE WHEN status = 'approved' THEN amount ELSE 0 END, CASE WHEN status = 'approved' THEN COALESCE(revenue, 0) ELSE 0 END,
+                 CASE WHEN status = 'approved' THEN payout ELSE 0 END, CASE WHEN status = 'pending' THEN payout ELSE 0 END
+            FROM conversions WHERE ${conversionWhere.join(' AND ')}`;
 }
 
-/** A group key's SQL over a source's time column (`at` or `day`), in the zone. */
+/**
+ * The clicks not folded yet (report_xid at or past the fold's mark), as rows of every column a
+ * branch reads: what the report rows lack. A few (the folder runs every second or so), found by
+ * the BRIN index on report_xid alone (materialized: nothing else in the statement steers the
+ * plan to another index or a scan of every click).
+ */
+function unfoldedSql(p: Params, zone: string): string {
+  // The report tables' own types, typmods included: a UNION ALL whose branches differ in a column's type is summed whole, not merged in order.
+  const money = MEASURES.slice(4)
+    .map((m) => `0::numeric(24,4) AS ${m}`)
+    .join(', ');
+  return `unfolded AS MATERIALIZED (
+    SELECT c.created_at AS at, (c.created_at AT TIME ZONE ${zone}::text)::date AS day, COALESCE(o.advertiser_id, 0) AS advertiser_id,
+           c.offer_id, c.affiliate_id, ''::varchar(64) AS event, c.sub2, c.sub3, c.sub4, c.sub5, ${SUB2_KEY.replace('sub2', 'c.sub2')}::varchar(256) AS sub2_key,
+           ''::varchar(3) AS currency, ''::varchar(3) AS payout_currency, ''::varchar(3) AS revenue_currency,
+           1::bigint AS clicks, 0::bigint AS approved, 0::bigint AS pending, 0::bigint AS rejected, ${money}
+      FROM clicks c LEFT JOIN offers o ON o.id = c.offer_id WHERE c.report_xid >= ${p.add(FOLD_MARK)}::bigint)`;
+}
+
+const TIME_GROUPS: readonly string[] = ['hour', 'day', 'week', 'month'];
+
+/** A group key's SQL: over `at` (timestamptz) or `day` (a zone's date). */
 function keySql(group: ReportGroup, dayRows: boolean, tz: () => string): string {
-  if (!(['hour', 'day', 'week', 'month'] as string[]).includes(group)) return group;
+  if (!TIME_GROUPS.includes(group)) return group;
   const local = dayRows ? '' : `(at AT TIME ZONE ${tz()}::text)`;
   switch (group) {
     case 'hour':
       // The UTC instant the zone's hour begins: the same local hour twice at a DST change stays two.
       return `at - (${local} - date_trunc('hour', ${local}))`;
     case 'day':
-      return dayRows ? 'day::text' : `${local}::date::text`;
+      return dayRows ? 'day' : `${local}::date`;
     case 'week':
-      return dayRows ? `date_trunc('week', day)::date::text` : `date_trunc('week', ${local})::date::text`;
-    case 'month':
-      return dayRows ? `date_trunc('month', day)::date::text` : `date_trunc('month', ${local})::date::text`;
+      return dayRows ? `date_trunc('week', day)::date` : `date_trunc('week', ${local})::date`;
     default:
-      return group;
+      return dayRows ? `date_trunc('month', day)::date` : `date_trunc('month', ${local})::date`;
   }
 }
 
 export interface PlannedReport {
   source: ReportSource;
+  totalsSource: ReportSource;
+  /** Whether the rows stream out of day rows' indexes in group order (then they are summed as they come, never hashed whole first). */
+  streams: boolean;
   /** The rows of every group (ordered by its keys), one per currency triple. */
   rows: { text: string; values: unknown[] };
   /** The same rows summed without groups: the totals. */
   totals: { text: string; values: unknown[] };
 }
 
-/** The SQL of a report over its cheapest source. */
-export function planReportSql(query: ReportQuery, source: ReportSource): PlannedReport {
-  const build = (groups: ReportGroup[]) => {
-    const p = new Params();
-    const from = sourceSql(source, query, p);
-    const dayRows = source === 'days' || source === 'offer_days';
-    let tz: string | undefined;
-    const keys = groups.map((g, i) => `${keySql(g, dayRows, () => (tz ??= p.add(query.tz)))} AS g${i}`);
-    const groupBy = [...groups.map((_, i) => `g${i}`), CURRENCIES].join(', ');
-    const order = [...groups.map((_, i) => `g${i} NULLS FIRST`), CURRENCIES].join(', ');
+/**
+ * The SQL of a report's rows (or its totals: no groups) over a source: the source's rows as
+ * branches of a UNION ALL (a range of days, or the blocks that tile it; plus the clicks not folded
+ * yet), each ordered by the group keys, merged and summed per group in that order. Day rows come
+ * out of their index already in order: the first page is read without the rest.
+ */
+function buildSql(query: ReportQuery, source: ReportSource, groups: ReportGroup[]) {
+  const p = new Params();
+  const kind = kindOf(query.countBy);
+  const dayRows = source !== 'quarters' && source !== 'raw';
+  let tz: string | undefined;
+  const zone = () => (tz ??= p.add(query.tz));
+  // Per group: the column it is ordered and grouped by (k), and the one shown when they differ (v).
+  const rollup = DAY_ROLLUPS.find((r) => r.source === source);
+  const keys = groups.map((g, i) => {
+    const sorted = source === 'affiliate_days' && g === 'sub2' ? 'sub2_key' : keySql(g, dayRows, zone);
+    // sub2 is one value per sub2_key: min() shows it without grouping by it (the index's order stays the plan's).
     return {
-      text: `SELECT ${[...keys, CURRENCIES, sums].join(', ')} FROM (${from}) s GROUP BY ${groupBy} ORDER BY ${order}`,
-      values: p.values,
+      k: `${sorted} AS k${i}`,
+      v: sorted === 'sub2_key' ? `sub2 AS v${i}` : null,
+      shown: sorted === 'sub2_key' ? `min(v${i})` : TIME_GROUPS.includes(g) && g !== 'hour' ? `k${i}::text` : `k${i}`,
     };
+  });
+  const nulls = dayRows && source !== 'days' ? '' : ' NULLS FIRST';
+  const order = [...groups.map((_, i) => `k${i}${nulls}`), CURRENCIES].join(', ');
+  const columns = [...keys.flatMap((k) => (k.v ? [k.k, k.v] : [k.k])), CURRENCIES, MEASURE_LIST].join(', ');
+  const branch = (rel: string, where: string[]) =>
+    `(SELECT ${columns} FROM ${rel}${where.length ? ` WHERE ${where.join(' AND ')}` : ''}${groups.length ? ` ORDER BY ${order}` : ''})`;
+
+  const branches: string[] = [];
+  if (source === 'raw') {
+    branches.push(branch(`(${rawSql(query, p)}) r`, []));
+  } else if (source === 'quarters') {
+    const where = [`kind IN (0, ${kind})`, `bucket >= ${p.add(query.from)}`, `bucket < ${p.add(query.to)}`, ...filterSql(query.filters, p, 'kind = 0')];
+    branches.push(branch(`(SELECT bucket AS at, * FROM report_quarters) q`, where));
+  } else {
+    const fromDay = localDate(query.from, query.tz);
+    const toDay = localDate(query.to, query.tz);
+    const table = rollup?.table ?? 'report_days';
+    // Rows of the clicks (kind 0) and of the count_by (kind 1 or 2): as a filter, or two ranges where the kind leads the key.
+    const kinds = rollup?.kindFirst ? ['kind = 0', `kind = ${kind}`] : [rollup ? `kind <> ${3 - kind}` : `kind IN (0, ${kind})`];
+    const add = (where: string[]) => {
+      for (const k of kinds) branches.push(branch(table, [`zone = ${zone()}`, ...where, k, ...filterSql(query.filters, p, 'kind = 0')]));
+    };
+    const timeGrouped = groups.some((g) => TIME_GROUPS.includes(g));
+    if (rollup && spanned(rollup) && !timeGrouped) {
+      for (const block of dayBlocks(fromDay, toDay)) add([`span = ${block.span}`, `day = ${p.add(block.day)}::date`]);
+    } else {
+      add([...(rollup && spanned(rollup) ? ['span = 1'] : []), `day >= ${p.add(fromDay)}::date`, `day < ${p.add(toDay)}::date`]);
+    }
+  }
+  let unfolded = '';
+  if (source !== 'raw') {
+    unfolded = `WITH ${unfoldedSql(p, zone())} `;
+    const where = [`at >= ${p.add(query.from)}`, `at < ${p.add(query.to)}`, ...filterSql({ ...query.filters, event: undefined }, p, 'true')];
+    branches.push(branch('unfolded', where));
+  }
+  const groupBy = [...keys.map((_, i) => `k${i}`), CURRENCIES].join(', ');
+  const shown = keys.map((k, i) => `${k.shown} AS g${i}`);
+  return {
+    text: `${unfolded}SELECT ${[...shown, CURRENCIES, sums].join(', ')} FROM (${branches.join('\n UNION ALL ')}) s GROUP BY ${groupBy}${groups.length ? ` ORDER BY ${order}` : ''}`,
+    values: p.values,
   };
-  return { source, rows: build(query.groupBy), totals: build([]) };
+}
+
+/** The SQL of a report over its source (its totals over the cheapest rows that hold its filters). */
+export function planReportSql(query: ReportQuery, source: ReportSource): PlannedReport {
+  const totals = totalsSource(query, source);
+  const streams = source !== 'quarters' && source !== 'raw' && query.groupBy.length > 0;
+  return { source, totalsSource: totals, streams, rows: buildSql(query, source, query.groupBy), totals: buildSql(query, totals, []) };
 }
 
 const zoneKept = statement<{ kept: boolean }>(
@@ -259,26 +440,58 @@ export class RowFolder {
     if (!this.current) return null;
     const { keys, sum } = this.current;
     this.current = null;
-    const row: Record<string, unknown> = {};
-    this.groups.forEach((g, i) => {
-      row[g] = reportKeyValue(g, keys[i], this.tz);
-    });
-    return { ...row, ...sum.measures() } as ReportRow;
+    const row = sum.measures() as ReportRow;
+    // The keys first, as the answer shows them, then the measures.
+    const shown: Record<string, unknown> = {};
+    for (let i = 0; i < this.groups.length; i++) shown[this.groups[i]] = reportKeyValue(this.groups[i], keys[i], this.tz);
+    return Object.assign(shown, row) as ReportRow;
   }
 }
 
 const sameKeys = (a: unknown[], b: unknown[]) =>
   a.every((v, i) => (v instanceof Date && b[i] instanceof Date ? v.getTime() === (b[i] as Date).getTime() : v === b[i]));
 
-/** The totals of a planned report. */
-export async function reportTotals(db: Queryable, plan: PlannedReport): Promise<ReportMeasures> {
-  const sum = new MeasureSum();
-  for (const row of (await db.query(plan.totals)).rows) sum.add(row);
-  return sum.measures();
+/** A planned statement with the fold's mark in place of FOLD_MARK. */
+const withMark = (sql: { text: string; values: unknown[] }, mark: string) => ({ text: sql.text, values: sql.values.map((v) => (v === FOLD_MARK ? mark : v)) });
+
+/** The fold's mark in the transaction's snapshot (clicks at or past it are read raw). */
+async function foldMark(client: Queryable): Promise<string> {
+  const { rows } = await client.query<{ xid: string }>(`SELECT xid::text AS xid FROM report_click_folds WHERE id = 1`);
+  return rows[0]?.xid ?? '0';
 }
 
-/** How long a report's transaction may wait on its reader (a client that stopped reading a CSV) before Postgres ends it. */
-const IDLE_LIMIT = `SET LOCAL idle_in_transaction_session_timeout = '60s'`;
+/**
+ * How a report reads: its rows come out of indexes in order (the report rows', the BRIN of the
+ * clicks not folded yet), on one core. Postgres' estimates would pick otherwise at times: a BRIN
+ * whose column has no statistics yet looks dearer than reading every click, and JIT compiles a
+ * plan whose estimate looks large (hundreds of milliseconds) for reading a few thousand rows.
+ */
+const READ_SETTINGS = [
+  'SET LOCAL jit = off',
+  'SET LOCAL enable_seqscan = off',
+  'SET LOCAL max_parallel_workers_per_gather = 0',
+  `SET LOCAL idle_in_transaction_session_timeout = '60s'`,
+].join('; ');
+
+/** Reports read in one snapshot, with READ_SETTINGS. */
+async function beginReading(client: PgClient): Promise<void> {
+  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  await client.query(READ_SETTINGS);
+}
+
+/** The totals of a planned report. */
+export async function reportTotals(pool: PgPool, plan: PlannedReport): Promise<ReportMeasures> {
+  const client = await pool.connect();
+  try {
+    await beginReading(client);
+    const sum = new MeasureSum();
+    for (const row of (await client.query(withMark(plan.totals, await foldMark(client)))).rows) sum.add(row);
+    return sum.measures();
+  } finally {
+    await client.query('ROLLBACK').catch(() => undefined);
+    client.release();
+  }
+}
 
 export interface ReportPage {
   /** Groups skipped (the pages before). */
@@ -307,21 +520,22 @@ export async function readReport(
   try {
     const lead = await pool.connect();
     clients.push(lead);
-    await lead.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    await lead.query(IDLE_LIMIT);
+    await beginReading(lead);
+    const mark = await foldMark(lead);
     const [{ snapshot }] = (await lead.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot')).rows;
     const reader = await pool.connect();
     clients.push(reader);
     await reader.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     // Not a parameter: SET takes none. The value is Postgres' own (e.g. 00000003-0000001B-1).
     await reader.query(`SET TRANSACTION SNAPSHOT '${snapshot.replace(/[^0-9A-Fa-f-]/g, '')}'`);
-    await reader.query(IDLE_LIMIT);
+    // Day rows are summed in their order as they stream (a page needs only its groups), never hashed whole first.
+    await reader.query(plan.streams ? `${READ_SETTINGS}; SET LOCAL enable_hashagg = off` : READ_SETTINGS);
     const totals = async () => {
       const sum = new MeasureSum();
-      for (const row of (await lead.query(plan.totals)).rows) sum.add(row);
+      for (const row of (await lead.query(withMark(plan.totals, mark))).rows) sum.add(row);
       await handlers.totals(sum.measures());
     };
-    const rows = () => cursorRows(reader, plan, groups, tz, page, handlers.row);
+    const rows = () => cursorRows(reader, withMark(plan.rows, mark), groups, tz, page, handlers.row);
     if (handlers.totalsFirst) {
       await totals();
       return await rows();
@@ -357,13 +571,13 @@ export async function collectReport(
 
 async function cursorRows(
   client: PgClient,
-  plan: PlannedReport,
+  sql: { text: string; values: unknown[] },
   groups: ReportGroup[],
   tz: string,
   { skip, take }: ReportPage,
   each: (row: ReportRow) => void | Promise<void>,
 ): Promise<{ more: boolean }> {
-  await client.query({ text: `DECLARE report_rows NO SCROLL CURSOR FOR ${plan.rows.text}`, values: plan.rows.values });
+  await client.query({ text: `DECLARE report_rows NO SCROLL CURSOR FOR ${sql.text}`, values: sql.values });
   const folder = new RowFolder(groups, tz);
   let seen = 0;
   let handed = 0;
@@ -375,10 +589,18 @@ async function cursorRows(
     await each(row);
     return true;
   };
+  // As many rows as the groups still wanted take (a group is a row per currency triple: clicks
+  // alone, and each currency they converted in), from the rows per group seen so far: a page of
+  // a thousand groups reads about its own rows, not the next page's.
+  let fetched = 0;
   for (;;) {
-    const { rows } = await client.query('FETCH 2000 FROM report_rows');
+    const perGroup = seen > 0 ? fetched / seen : 2;
+    const wanted = skip + take + 1 - seen;
+    const batch = Math.min(5_000, Math.max(100, Math.ceil(wanted * perGroup * 1.05) + 1));
+    const { rows } = await client.query(`FETCH ${batch} FROM report_rows`);
+    fetched += rows.length;
     for (const raw of rows) if (!(await hand(folder.add(raw)))) return { more: true };
-    if (rows.length < 2000) break;
+    if (rows.length < batch) break;
   }
   return { more: !(await hand(folder.flush())) };
 }

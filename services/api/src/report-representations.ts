@@ -1,6 +1,7 @@
 import {
   type CountBy,
   REPORT_GROUPS,
+  REPORT_JSON_DEFAULT_ROWS,
   REPORT_JSON_MAX_ROWS,
   REPORT_TIME_GROUPS,
   type ReportFilters,
@@ -174,7 +175,9 @@ export const ReportParams = z
       .min(1)
       .max(REPORT_JSON_MAX_ROWS)
       .optional()
-      .meta({ description: `JSON only: rows in one answer, ${REPORT_JSON_MAX_ROWS} (the most) unless given; next_cursor gives the rest.` }),
+      .meta({
+        description: `JSON only: rows in one answer, ${REPORT_JSON_DEFAULT_ROWS} unless given, ${REPORT_JSON_MAX_ROWS} at most; next_cursor gives the rest.`,
+      }),
     cursor: z.string().max(200).optional().meta({ description: 'JSON only: next_cursor of the page before.' }),
   })
   .superRefine((input, ctx) => {
@@ -190,7 +193,7 @@ export function reportRequest(input: z.output<typeof ReportParams>) {
   const { from: _f, to: _t, tz, group_by, count_by, format, limit, cursor, ...rest } = input;
   const range = rangeOf(input, { addIssue: () => undefined } as unknown as z.RefinementCtx)!;
   const query: ReportQuery = { ...range, tz, groupBy: group_by, countBy: count_by as CountBy, filters: filtersOf(rest) };
-  return { query, format, limit: limit ?? REPORT_JSON_MAX_ROWS, offset: decodeReportCursor(cursor) };
+  return { query, format, limit: limit ?? REPORT_JSON_DEFAULT_ROWS, offset: decodeReportCursor(cursor) };
 }
 
 export const ReportSummaryParams = z.strictObject({

@@ -3,7 +3,7 @@
 // held conversions; a webhook endpoint and a partner postback, each with a failed delivery.
 import { inTransaction } from '@trackway/db';
 import { type ConversionState, conversionWrites, newId } from '@trackway/domain';
-import { insertClicksCounted, writeConversions } from '@trackway/ledger';
+import { foldClicks, insertClicks, writeConversions } from '@trackway/ledger';
 import request from 'supertest';
 import type { ApiHarness } from './helpers';
 
@@ -42,7 +42,8 @@ export async function seedConsole(h: ApiHarness, now = new Date()): Promise<Cons
     ...Array.from({ length: 6 }, (_, i) => ({ offerId, subs: { sub1: i === 0 ? hostileSub : `q${i}`, sub2: 'summer' }, clickedAt: daysAgo(now, 3, i) })),
     ...Array.from({ length: 3 }, (_, i) => ({ offerId: eurOfferId, subs: { sub2: 'euro' }, clickedAt: daysAgo(now, 6, i) })),
   ].map((c, i) => ({ clickId: `click-${i}`, affiliateId, ip: null, userAgent: null, ...c }));
-  await insertClicksCounted(h.db.pool, [JSON.stringify(clicks)]);
+  await insertClicks(h.db.pool, [JSON.stringify(clicks)]);
+  await foldClicks(h.db.pool);
 
   const conversion = (fields: Partial<ConversionState>): ConversionState => ({
     id: newId('conversion'),

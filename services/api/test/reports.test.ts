@@ -2,7 +2,8 @@
 // writer's statement and writeConversions), against the raw-row recount.
 import { inTransaction } from '@trackway/db';
 import { type ConversionState, conversionWrites, newId } from '@trackway/domain';
-import { insertClicksCounted, writeConversions } from '@trackway/ledger';
+import { foldClicks, insertClicks, writeConversions } from '@trackway/ledger';
+import { ReportParams, reportRequest } from '../src/report-representations';
 import { waitFor } from '@trackway/testing';
 import request from 'supertest';
 import { type ApiHarness, startApi } from './helpers';
@@ -75,9 +76,10 @@ beforeAll(async () => {
     ...Array.from({ length: 2 }, (_, i) => ({ offerId, subs: { sub1: `q${i}`, sub2: '=HYPERLINK("x")' }, clickedAt: at('20:00:00') })),
     { offerId: eurOfferId, subs: { sub2: 'a,"b"' }, clickedAt: at('23:50:00') },
   ].map((c, i) => ({ clickId: `click-${i}`, affiliateId: 7, ip: null, userAgent: null, ...c }));
-  await insertClicksCounted(h.db.pool, [JSON.stringify(clicks)]);
+  await insertClicks(h.db.pool, [JSON.stringify(clicks)]);
+  await foldClicks(h.db.pool);
   // A retried click batch counts nothing twice.
-  await insertClicksCounted(h.db.pool, [JSON.stringify(clicks)]);
+  await insertClicks(h.db.pool, [JSON.stringify(clicks)]);
   const hold = conversion({ advertiserId, status: 'pending', holdReason: 'ctit_too_short', payout: '10', sub1: 'p1' });
   held = hold.id;
   await record([
@@ -161,6 +163,13 @@ describe('a day by offer', () => {
       epc: { USD: '1.0000' },
     });
     expect(res.body.totals).toMatchObject({ clicks: 11, conversions: 3, payout: { EUR: '3.50', USD: '10.00' }, profit: { EUR: '-3.50', USD: '5.00' } });
+  });
+
+  it('answers 1,000 rows a page unless limit asks for more, 10,000 at most', () => {
+    const page = (query: string) => reportRequest(ReportParams.parse(Object.fromEntries(new URLSearchParams(query)))).limit;
+    expect(page(`from=${DAY}&to=2026-11-12`)).toBe(1_000);
+    expect(page(`from=${DAY}&to=2026-11-12&limit=10000`)).toBe(10_000);
+    expect(() => page(`from=${DAY}&to=2026-11-12&limit=10001`)).toThrow();
   });
 
   it('pages with a cursor, saying the answer was cut', async () => {

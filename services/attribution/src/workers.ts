@@ -6,6 +6,7 @@ import { type ClickJob, type InvalidationKind, type PostbackJob, QUEUE, type Typ
 import { type Metrics, MicroBatcher, type PostgresOutage, cachedLookup, registerWorker } from '@trackway/runtime';
 import { DelayedError, type Processor, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { clickFolder } from './clicks/fold-clicks';
 import { writeClicks } from './clicks/write-clicks';
 import { type AttributionResult, type ClickQueueLook, attributeIsolated, turns } from './postbacks/attribute';
 
@@ -50,6 +51,8 @@ export interface AttributionDeps {
   workerOptions?: { lockDuration?: number; stalledInterval?: number };
   /** false only for the benchmark's baseline: report rows are not moved (reports would be wrong). */
   reportUpkeep?: boolean;
+  /** How soon written clicks are folded into the report rows (tests shorten it). */
+  clickFoldMs?: number;
 }
 
 /** A job's postbacks all settled: the first permanent failure fails it for good, else the first failure retries it. */
@@ -116,10 +119,18 @@ export function createHandlers(deps: AttributionDeps) {
     },
     { maxSize: batches.postbacks.size, maxWaitMs: batches.postbacks.waitMs, maxInFlight: 2 },
   );
-  const clicks = new MicroBatcher<ClickJob, void>((rows) => writeClicks(pool, rows, deps.reportUpkeep), {
-    maxSize: batches.clicks.size,
-    maxWaitMs: batches.clicks.waitMs,
-  });
+  const folder = deps.reportUpkeep === false ? null : clickFolder(pool, logger, deps.clickFoldMs);
+  const clicks = new MicroBatcher<ClickJob, void>(
+    async (rows) => {
+      const written = await writeClicks(pool, rows, deps.reportUpkeep);
+      folder?.poke();
+      return written;
+    },
+    {
+      maxSize: batches.clicks.size,
+      maxWaitMs: batches.clicks.waitMs,
+    },
+  );
 
   return {
     handlers: {
@@ -178,8 +189,11 @@ export function createHandlers(deps: AttributionDeps) {
       if (kind === 'offer') offers.clear();
       if (kind === 'affiliate') affiliates.clear();
     },
-    /** Resolves once every background mark has run (for a graceful shutdown). */
-    drain: () => marking,
+    /** Resolves once every background mark has run and the written clicks are folded (for a graceful shutdown). */
+    drain: async () => {
+      await marking;
+      await folder?.stop();
+    },
   };
 }
 

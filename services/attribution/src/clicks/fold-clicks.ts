@@ -1,0 +1,48 @@
+import type { PgPool } from '@trackway/db';
+import { foldClicks } from '@trackway/ledger';
+import type { Logger } from '@trackway/logger';
+
+/** How long after a batch of clicks is written they are folded into the report rows, at most. */
+export const CLICK_FOLD_MS = 1_000;
+
+/**
+ * Folds written clicks into the report rows (foldClicks) a moment after a batch is written, many
+ * batches at once. Reports read the clicks not folded yet from the clicks themselves, so how soon
+ * this runs changes what a report costs, never what it says. Another process folding at the same
+ * time: this one looks again later. A failure (Postgres away) is tried again after the same wait.
+ */
+export function clickFolder(pool: PgPool, logger: Logger, waitMs = CLICK_FOLD_MS) {
+  let timer: NodeJS.Timeout | null = null;
+  let running: Promise<void> = Promise.resolve();
+  let stopped = false;
+  const fold = async () => {
+    try {
+      const done = await foldClicks(pool);
+      if (done === null) poke();
+      else if (done.clicks > 0) logger.debug({ clicks: done.clicks }, 'clicks folded into the report rows');
+    } catch (error) {
+      logger.warn({ err: error }, 'clicks not folded into the report rows yet; reports count them from the click rows meanwhile');
+      poke();
+    }
+  };
+  function poke(): void {
+    if (stopped || timer) return;
+    timer = setTimeout(() => {
+      timer = null;
+      running = running.then(fold);
+    }, waitMs);
+    timer.unref?.();
+  }
+  return {
+    /** Clicks were written: fold them soon. */
+    poke,
+    /** Stops folding, after a last fold of what is written (a graceful shutdown). */
+    async stop(): Promise<void> {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      timer = null;
+      await running;
+      await fold();
+    },
+  };
+}
