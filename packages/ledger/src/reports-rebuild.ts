@@ -1,11 +1,10 @@
 import { type PgPool, inTransaction } from '@trackway/db';
-import { dayBlocks } from '@trackway/domain';
-import { CURRENCIES, DAY_ROLLUPS, DIMS, LOCK_KEY, MEASURES, QUARTER, SUBS_KEY, rollupBlocks, rollupFromQuarters, sums, zoneKnown } from './reports';
+import { CURRENCIES, DAY_ROLLUPS, DIMS, LOCK_KEY, MEASURES, QUARTER, SUBS_KEY, rollupDaysFromQuarters, sums, zoneKnown } from './reports';
 
 // reports:rebuild (docs/reports.md): report rows recomputed from the raw rows, one UTC day per
 // transaction, each under the reports lock taken alone (writers wait for it, then add what they
-// committed after it: nothing is counted twice or missed); then the blocks of days that hold them,
-// from the single days. Clicks not folded yet are left to the folder. Click counts before the
+// committed after it: nothing is counted twice or missed), the blocks of days that hold a day
+// moved by the day's difference in the same transaction. Clicks not folded yet are left to the folder. Click counts before the
 // oldest click still stored are kept (history dropped by retention keeps its numbers); conversions
 // are never dropped.
 
@@ -45,19 +44,17 @@ const REBUILD_QUARTERS = [
  * happens twice (Atlantic/Azores, Cuba), that conversion would pick one of the two.
  */
 const ZONE_TABLES = ['report_days', ...DAY_ROLLUPS.map((r) => r.table)];
-const REBUILD_DAYS = ZONE_TABLES.map(
-  (t) => `DELETE FROM ${t} WHERE zone = $1 AND day BETWEEN $2::date AND $3::date${t === 'report_days' || !hasSpans(t) ? '' : ' AND span = 1'}`,
-);
 const SUM_DAYS = [
+  `DELETE FROM report_days WHERE zone = $1 AND day BETWEEN $2::date AND $3::date`,
   `INSERT INTO report_days (zone, kind, day, ${DIMS}, subs_key, advertiser_id, sub2, sub3, sub4, sub5, ${MEASURES.join(', ')})
    SELECT $1::text, kind, (bucket AT TIME ZONE $1::text)::date AS day, ${DIMS}, subs_key, advertiser_id, sub2, sub3, sub4, sub5, ${sums}
      FROM report_quarters WHERE bucket >= $4::timestamptz - interval '2 days' AND bucket < $5::timestamptz + interval '2 days' AND (bucket AT TIME ZONE $1::text)::date BETWEEN $2::date AND $3::date
     GROUP BY kind, day, ${DIMS}, subs_key, advertiser_id, sub2, sub3, sub4, sub5`,
-  ...DAY_ROLLUPS.map(rollupFromQuarters),
+  ...DAY_ROLLUPS.flatMap(rollupDaysFromQuarters),
 ];
-function hasSpans(table: string): boolean {
-  return DAY_ROLLUPS.some((r) => r.table === table && r.spans.length > 0);
-}
+
+/** How many parameters a statement takes ($1…$n): Postgres refuses more. */
+const parameters = (text: string) => Math.max(0, ...[...text.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
 
 export interface RebuildOptions {
   /** From (inclusive) and to (exclusive); default: every raw row's time, to the day after now. Whole UTC days are rebuilt. */
@@ -90,36 +87,7 @@ export async function rebuildReports(pool: PgPool, options: RebuildOptions = {})
     });
     options.progress?.(a, i + 1, of);
   }
-  const zones = await pool.query<{ zone: string }>('SELECT zone FROM report_zones ORDER BY zone');
-  for (const { zone } of zones.rows) await rebuildBlocks(pool, zone, isoDay(new Date(from.getTime() - DAY_MS)), isoDay(new Date(to.getTime() + DAY_MS)));
   return { from, to, days: of };
-}
-
-const isoDay = (at: Date) => at.toISOString().slice(0, 10);
-
-/**
- * A zone's blocks of days that hold any local day in [first, last] (YYYY-MM-DD), summed again
- * from its single days: one span per transaction, under the reports lock taken alone.
- */
-async function rebuildBlocks(pool: PgPool, zone: string, first: string, last: string): Promise<void> {
-  const end = isoDay(new Date(Date.parse(`${last}T00:00:00Z`) + DAY_MS));
-  for (const rollup of DAY_ROLLUPS) {
-    for (const span of rollup.spans) {
-      const starts = [...new Set(dayBlocks(first, end, [1]).map((b) => blockOf(b.day, span)))];
-      const [remove, insert] = rollupBlocks(rollup);
-      await inTransaction(pool, async (client) => {
-        await client.query(EXCLUSIVE_LOCK);
-        await client.query(remove, [zone, span, starts]);
-        await client.query(insert, [zone, span, starts]);
-      });
-    }
-  }
-}
-
-/** The first day of the block of `span` days that holds `day`. */
-function blockOf(day: string, span: number): string {
-  const n = Date.parse(`${day}T00:00:00Z`) / DAY_MS;
-  return isoDay(new Date((n - (((n % span) + span) % span)) * DAY_MS));
 }
 
 /** A zone's day rows for the local days that [a, b) touches, from the quarters. */
@@ -130,8 +98,8 @@ async function rebuildZoneDays(client: Parameters<Parameters<typeof inTransactio
     `SELECT ($2::timestamptz AT TIME ZONE $1::text)::date::text AS first, (($3::timestamptz - interval '1 millisecond') AT TIME ZONE $1::text)::date::text AS last`,
     [zone, a, b],
   );
-  for (const text of REBUILD_DAYS) await client.query(text, [zone, span.first, span.last]);
-  for (const text of SUM_DAYS) await client.query(text, [zone, span.first, span.last, a, b]);
+  const values = [zone, span.first, span.last, a, b];
+  for (const text of SUM_DAYS) await client.query(text, values.slice(0, parameters(text)));
 }
 
 /**
@@ -163,7 +131,6 @@ export async function addReportZone(pool: PgPool, zone: string, progress?: Rebui
       });
       progress?.(a, i + 1, days);
     }
-    await rebuildBlocks(pool, zone, isoDay(new Date(from.getTime() - DAY_MS)), isoDay(new Date(from.getTime() + days * DAY_MS)));
   }
   await pool.query(`UPDATE report_zones SET ready_at = now() WHERE zone = $1 AND ready_at IS NULL`, [zone]);
 }

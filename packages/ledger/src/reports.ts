@@ -81,14 +81,14 @@ const spanned = (r: DayRollup) => r.spans.length > 0;
  * zone's day rows of one kind, in key order (concurrent writers wait for each other instead of
  * deadlocking). `spans`: the VALUES list of spans to write.
  */
-function rollupInsert(r: DayRollup, rel: string, spans: string): string {
+function rollupInsert(r: DayRollup, rel: string, spans: string, sign: '' | '-' = ''): string {
   const head = spanned(r) ? ['zone', 'span', 'day'] : ['zone', 'day'];
   const dayExpr = spanned(r) ? blockStart('day', 's.span') : 'day';
   const exprs = [...head.map((c) => (c === 'span' ? 's.span' : c === 'day' ? dayExpr : c)), ...r.key.map((c) => COLUMN_OF[c] ?? c)];
   const columns = [...head, ...r.key, ...r.carried];
   const positions = exprs.map((_, i) => i + 1).join(', ');
   return `INSERT INTO ${r.table} (${columns.join(', ')}, ${MEASURES.join(', ')})
-    SELECT ${[...exprs, ...r.carried].join(', ')}, ${sums}
+    SELECT ${[...exprs, ...r.carried].join(', ')}, ${MEASURES.map((m) => `${sign}sum(${m}) AS ${m}`).join(', ')}
       FROM ${rel}${spanned(r) ? ` CROSS JOIN (VALUES ${spans}) AS s(span)` : ''}
      GROUP BY ${[positions, ...r.carried].join(', ')}
      ORDER BY ${positions}
@@ -122,18 +122,26 @@ export function tallyUpsert(source: string, before?: string): string {
   ON CONFLICT (kind, bucket, offer_id, affiliate_id, event, subs_key, ${CURRENCIES}) DO UPDATE SET ${addExcluded('report_quarters')}`;
 }
 
-/** The day rows of one rollup for a zone's local days $2..$3 (inclusive), summed from the quarters ($1: the zone; $4, $5: the UTC day rebuilt). */
-export function rollupFromQuarters(r: DayRollup): string {
-  const rel = `(SELECT $1::text AS zone, (bucket AT TIME ZONE $1::text)::date AS day, q.* FROM report_quarters q
+const BLOCK_SPANS = '(4::smallint), (16), (64)';
+
+/**
+ * Statements that rebuild one rollup's single days $2..$3 (inclusive) of the zone $1 from the
+ * quarters ($4, $5: the UTC day rebuilt, to find those quarters by index), moving the blocks of
+ * days that hold them by the difference in the same transaction: the old days' rows taken out,
+ * the new ones added, and blocks left with nothing removed. So blocks always equal their days.
+ */
+export function rollupDaysFromQuarters(r: DayRollup): string[] {
+  const days = `zone = $1 AND day BETWEEN $2::date AND $3::date`;
+  const fresh = `(SELECT $1::text AS zone, (bucket AT TIME ZONE $1::text)::date AS day, q.* FROM report_quarters q
                 WHERE bucket >= $4::timestamptz - interval '2 days' AND bucket < $5::timestamptz + interval '2 days'
                   AND (bucket AT TIME ZONE $1::text)::date BETWEEN $2::date AND $3::date) tz`;
-  return rollupInsert(r, rel, '(1::smallint)');
-}
-
-/** A rollup's blocks of $2 days starting on the days $3 (date[]), summed again from its single days ($1: the zone). */
-export function rollupBlocks(r: DayRollup): string[] {
-  const rel = `(SELECT * FROM ${r.table} WHERE zone = $1 AND span = 1 AND ${blockStart('day', '$2::int')} = ANY($3::date[])) tz`;
-  return [`DELETE FROM ${r.table} WHERE zone = $1 AND span = $2 AND day = ANY($3::date[])`, rollupInsert(r, rel, '($2::smallint)')];
+  if (!spanned(r)) return [`DELETE FROM ${r.table} WHERE ${days}`, rollupInsert(r, fresh, '(1::smallint)')];
+  const nothing = MEASURES.map((m) => `${m} = 0`).join(' AND ');
+  return [
+    `WITH old AS (DELETE FROM ${r.table} WHERE ${days} AND span = 1 RETURNING *) ${rollupInsert(r, 'old', BLOCK_SPANS, '-')}`,
+    `WITH new AS (${rollupInsert(r, fresh, '(1::smallint)')} RETURNING *) ${rollupInsert(r, 'new', BLOCK_SPANS)}`,
+    `DELETE FROM ${r.table} WHERE zone = $1 AND span > 1 AND day BETWEEN ${blockStart('$2::date', '64')} AND $3::date AND ${nothing}`,
+  ];
 }
 
 export const CLICK_TALLY = `0::smallint AS kind, advertiser_id, offer_id, affiliate_id, ''::varchar AS event, sub2, sub3, sub4, sub5,
@@ -173,27 +181,35 @@ const foldStatement = statement<{ folded: string }>(
 /**
  * Adds to the report rows the clicks of every transaction that has ended since the last fold, and
  * moves the fold's mark past them, in one transaction: a click is counted once, whatever crashes.
- * Answers how many clicks it folded, or null when another folder was at work (it folds them).
+ * Answers how many clicks it folded and whether clicks wait past the new mark (a transaction still
+ * open holds them back: fold again later), or null when another folder was at work.
  */
-export async function foldClicks(pool: PgPool): Promise<{ clicks: number } | null> {
+export async function foldClicks(pool: PgPool): Promise<{ clicks: number; behind: boolean } | null> {
   return inTransaction(pool, async (client) => {
     const [{ mine }] = (await client.query<{ mine: boolean }>(`SELECT pg_try_advisory_xact_lock(${FOLD_LOCK_KEY}) AS mine`)).rows;
     if (!mine) return null;
-    await client.query(`SELECT pg_advisory_xact_lock_shared(${LOCK_KEY}); ${NO_JIT}`);
+    // Clicks are found by report_xid's BRIN index alone (statistics or not), never by reading them all.
+    await client.query(`SELECT pg_advisory_xact_lock_shared(${LOCK_KEY}); ${NO_JIT}; SET LOCAL enable_seqscan = off`);
     // Every transaction below the snapshot's xmin has ended: its clicks are all there is of it.
     const [{ since, upto }] = (
       await client.query<{ since: string; upto: string }>(
         `SELECT xid::text AS since, pg_snapshot_xmin(pg_current_snapshot())::text AS upto FROM report_click_folds WHERE id = 1`,
       )
     ).rows;
-    if (BigInt(upto) <= BigInt(since)) return { clicks: 0 };
+    if (BigInt(upto) < BigInt(since))
+      throw new Error(
+        `transaction ids are below the click fold's mark (${upto} < ${since}): this database was restored into another PostgreSQL cluster; docs/reports.md says how to recount`,
+      );
+    const behind = async (mark: string) =>
+      (await client.query<{ behind: boolean }>(`SELECT EXISTS (SELECT 1 FROM clicks WHERE report_xid >= $1::bigint) AS behind`, [mark])).rows[0].behind;
+    if (upto === since) return { clicks: 0, behind: await behind(upto) };
     const { rows } = await client.query<{ clicks: string }>(
       `SELECT count(*)::text AS clicks FROM clicks WHERE report_xid >= $1::bigint AND report_xid < $2::bigint`,
       [since, upto],
     );
     if (rows[0].clicks !== '0') await foldStatement(client, [since, upto]);
     await client.query(`UPDATE report_click_folds SET xid = $1::bigint, folded_at = now() WHERE id = 1`, [upto]);
-    return { clicks: Number(rows[0].clicks) };
+    return { clicks: Number(rows[0].clicks), behind: await behind(upto) };
   });
 }
 

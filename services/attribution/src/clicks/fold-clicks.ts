@@ -9,7 +9,8 @@ export const CLICK_FOLD_MS = 1_000;
  * Folds written clicks into the report rows (foldClicks) a moment after a batch is written, many
  * batches at once. Reports read the clicks not folded yet from the clicks themselves, so how soon
  * this runs changes what a report costs, never what it says. Another process folding at the same
- * time: this one looks again later. A failure (Postgres away) is tried again after the same wait.
+ * time, or clicks a transaction still open holds back: this one looks again later. A failure
+ * (Postgres away) is tried again after the same wait.
  */
 export function clickFolder(pool: PgPool, logger: Logger, waitMs = CLICK_FOLD_MS) {
   let timer: NodeJS.Timeout | null = null;
@@ -18,8 +19,9 @@ export function clickFolder(pool: PgPool, logger: Logger, waitMs = CLICK_FOLD_MS
   const fold = async () => {
     try {
       const done = await foldClicks(pool);
-      if (done === null) poke();
-      else if (done.clicks > 0) logger.debug({ clicks: done.clicks }, 'clicks folded into the report rows');
+      // Another folder at work, or clicks of a transaction still open when this one looked: again later.
+      if (done === null || done.behind) poke();
+      if (done && done.clicks > 0) logger.debug({ clicks: done.clicks }, 'clicks folded into the report rows');
     } catch (error) {
       logger.warn({ err: error }, 'clicks not folded into the report rows yet; reports count them from the click rows meanwhile');
       poke();
