@@ -102,10 +102,17 @@ const EVERY_SPAN = `(1::smallint), ${[4, 16, 64].map((s) => `(${s})`).join(', ')
  * sub2..sub5, currencies, measures) to every report table, each in key order (the quarters first,
  * then each zone's day rows, table by table).
  */
-export function tallyUpsert(source: string, before?: string): string {
+export function tallyUpsert(source: string): string {
   const zoned = `(SELECT z.zone, (t.at AT TIME ZONE z.zone)::date AS day, t.* FROM t CROSS JOIN report_zones z) tz`;
   const rollups = DAY_ROLLUPS.map((r, i) => `r${i} AS (${rollupInsert(r, zoned, EVERY_SPAN)})`);
-  return `WITH ${before ? `${before},` : ''} t AS MATERIALIZED (${source}),
+  // Summed per quarter and every dimension once (every zone's day is whole quarters): each table
+  // then sums these rows, far fewer than a batch's (conversions of one offer and affiliate in the
+  // same quarter are one row), instead of every tally row again.
+  const keys = `kind, at, advertiser_id, offer_id, affiliate_id, event, sub2, sub3, sub4, sub5, ${CURRENCIES}`;
+  return `WITH raw AS MATERIALIZED (${source}),
+  t AS MATERIALIZED (
+    SELECT kind, ${QUARTER('at')} AS at, advertiser_id, offer_id, affiliate_id, event, sub2, sub3, sub4, sub5, ${CURRENCIES}, ${sums}
+      FROM raw GROUP BY ${keys.replace(', at,', `, ${QUARTER('at')},`)}),
   d AS (
     INSERT INTO report_days (zone, kind, day, ${DIMS}, subs_key, advertiser_id, sub2, sub3, sub4, sub5, ${MEASURES.join(', ')})
     SELECT z.zone, t.kind, (t.at AT TIME ZONE z.zone)::date AS day, ${DIMS}, ${SUBS_KEY}, advertiser_id, sub2, sub3, sub4, sub5, ${sums}
@@ -149,7 +156,7 @@ export const CLICK_TALLY = `0::smallint AS kind, advertiser_id, offer_id, affili
   0::bigint AS pending, 0::bigint AS rejected, 0::numeric AS amount, 0::numeric AS revenue, 0::numeric AS payout, 0::numeric AS pending_payout`;
 
 /** The transaction writing a row, as report_xid holds it. */
-export const CURRENT_XID = `pg_current_xact_id()::text::bigint`;
+export const CURRENT_XID = `(SELECT pg_current_xact_id()::text::bigint)`;
 
 const clickInsert = (xid: string) =>
   `INSERT INTO clicks (id, offer_id, affiliate_id, sub1, sub2, sub3, sub4, sub5, ip, user_agent, created_at, report_xid)
@@ -169,9 +176,14 @@ export const insertClicks = statement('reports-insert-clicks', clickInsert(CURRE
 export const insertClicksUncounted = statement('reports-insert-clicks-uncounted', clickInsert('NULL'));
 
 /** Clicks of the transactions [$1, $2) (by report_xid), as tally rows. */
-const FOLD_SOURCE = `SELECT c.created_at AS at, ${CLICK_TALLY.replace('advertiser_id', 'COALESCE(o.advertiser_id, 0) AS advertiser_id')}
+const FOLD_SOURCE = `SELECT 0::smallint AS kind, ${QUARTER('c.created_at')} AS at, COALESCE(o.advertiser_id, 0) AS advertiser_id, c.offer_id, c.affiliate_id,
+       ''::varchar AS event, c.sub2, c.sub3, c.sub4, c.sub5, ''::varchar AS currency, ''::varchar AS payout_currency, ''::varchar AS revenue_currency,
+       count(*)::bigint AS clicks, 0::bigint AS approved, 0::bigint AS pending, 0::bigint AS rejected, 0::numeric AS amount, 0::numeric AS revenue,
+       0::numeric AS payout, 0::numeric AS pending_payout
   FROM clicks c LEFT JOIN offers o ON o.id = c.offer_id
- WHERE c.report_xid >= $1::bigint AND c.report_xid < $2::bigint AND ${SHARED_REPORTS_LOCK}`;
+ WHERE c.report_xid >= $1::bigint AND c.report_xid < $2::bigint AND ${SHARED_REPORTS_LOCK}
+ -- Summed per quarter first (every zone's day is whole quarters): each table then sums these few rows, not every click.
+ GROUP BY 2, 3, 4, 5, 7, 8, 9, 10`;
 const foldStatement = statement<{ folded: string }>(
   'reports-fold-clicks',
   `${tallyUpsert(FOLD_SOURCE)}
