@@ -13,6 +13,10 @@
 //   b) the stream one postback per job (what ingest does when requests arrive one per turn);
 //   c) (b) again with two worker processes (scaling), sharing the same concurrency (1,000 each):
 //      more jobs in flight than a wave would let a repeat overtake its original across processes.
+// (a) and (b) run twice each with report upkeep (as deployed: a conversion's report rows move in
+// its transaction) and twice without it (the worker's reportUpkeep: false, BENCH_REPORT_UPKEEP=0:
+// the baseline of what that upkeep costs), alternating with, without, with, without; the means
+// are compared (target ≥ 0.90×). Quick: one pair each.
 // The clock runs from the workers' start until the last outcome row is written. Verified:
 // conversions = distinct orders, and the accepted / duplicate counts the stream implies.
 import { newId } from '@trackway/domain';
@@ -31,6 +35,13 @@ const N = size(Number(process.env.ATTRIBUTION_N ?? 50_000), 5_000);
 const CONCURRENCY = Number(process.env.ATTRIBUTION_BENCH_CONCURRENCY ?? 2000);
 // A repeat comes at least this many jobs after its original: more than are in flight at once.
 const WAVE = Math.max(2_000, CONCURRENCY);
+/** With and without report upkeep, alternating: this many pairs of each workload. */
+const UPKEEP_PAIRS = size(2, 1);
+
+interface Drained {
+  perSecond: number;
+  ok: boolean;
+}
 
 interface Stream {
   postbacks: PostbackJob[];
@@ -109,7 +120,7 @@ async function main() {
   const rows: Row[] = [];
   let problems = 0;
   try {
-    await withDeadline('attribution bench', size(240_000, 40_000), async () => {
+    await withDeadline('attribution bench', size(480_000, 120_000), async () => {
       console.log(machineNote());
       console.log(`attribution bench: ${N} postbacks (85 % new orders, 10 % duplicates, 5 % status changes), worker concurrency ${CONCURRENCY}`);
       const addOnePerJob = async (queue: typeof baselineQueue, list: PostbackJob[]) => {
@@ -134,7 +145,7 @@ async function main() {
       console.log(`baseline no-op worker          ${rate(baselineRate, 'jobs/s')}`);
 
       // --- the real worker, in its own process(es) -----------------------------------------
-      const drain = async (label: string, fx: Fixture, expected: Stream, processes: number) => {
+      const drain = async (label: string, fx: Fixture, expected: Stream, processes: number, upkeep = true) => {
         const workers = Array.from({ length: processes }, () =>
           forkTs('bench/worker-child.ts', {
             BENCH_DATABASE_URL: stack.db.url,
@@ -143,6 +154,7 @@ async function main() {
             BENCH_QUEUES: 'postbacks',
             // The same jobs in flight in all, however many processes: never more than a wave.
             BENCH_CONCURRENCY: String(Math.ceil(CONCURRENCY / processes)),
+            BENCH_REPORT_UPKEEP: upkeep ? '1' : '0',
           }),
         );
         children.push(...workers);
@@ -170,32 +182,50 @@ async function main() {
           outcomes === total && conversions === expected.orders && count('accepted') === expected.accepted && count('duplicate') === expected.duplicates;
         if (!ok) problems += 1;
         console.log(
-          `${label.padEnd(30)} ${rate(perSecond, 'postbacks/s').padStart(18)}  ${total} in ${ms(elapsed)}; worker CPU ${(cpu.reduce((a, b) => a + b, 0) / elapsed).toFixed(2)} core; ` +
+          `${label.padEnd(44)} ${rate(perSecond, 'postbacks/s').padStart(18)}  ${total} in ${ms(elapsed)}; worker CPU ${(cpu.reduce((a, b) => a + b, 0) / elapsed).toFixed(2)} core; ` +
             `outcomes ${outcomes}, conversions ${conversions}/${expected.orders}, accepted ${count('accepted')}/${expected.accepted}, duplicate ${count('duplicate')}/${expected.duplicates} → ${ok ? 'OK' : 'MISMATCH'}`,
         );
         return { perSecond, ok };
       };
 
       // a) as ingest enqueues it: over HTTP through the ingest handler.
-      const fxA = await createFixture(stack.db.prisma);
-      const a = stream(stack, fxA, N, 'http');
-      const server = http.createServer(stack.ingest).listen(0, '127.0.0.1');
-      await new Promise((resolve) => server.once('listening', resolve));
-      const paths = a.postbacks.map(
-        (p) => `/postback?key=${fxA.postbackKey}&click_id=${p.clickId}&order_id=${p.orderId}&amount=${p.amount}&currency=USD&status=${p.status}`,
-      );
-      const sent = await runHttpLoadInChild({ port: (server.address() as AddressInfo).port, warmup: [], paths, concurrency: 32 });
-      server.close();
-      const jobs = await stack.queues.postbacks.count();
-      console.log(`filled through ingest: ${sent.statuses['202'] ?? 0} × 202 in ${jobs} jobs (${(N / jobs).toFixed(1)} postbacks per job)`);
-      if ((sent.statuses['202'] ?? 0) !== N) problems += 1;
-      const coalesced = await drain('real worker, as ingest enqueues', fxA, a, 1);
-
+      const viaIngest = async (label: string, upkeep: boolean) => {
+        const fx = await createFixture(stack.db.prisma);
+        const s = stream(stack, fx, N, 'http');
+        const server = http.createServer(stack.ingest).listen(0, '127.0.0.1');
+        await new Promise((resolve) => server.once('listening', resolve));
+        const paths = s.postbacks.map(
+          (p) => `/postback?key=${fx.postbackKey}&click_id=${p.clickId}&order_id=${p.orderId}&amount=${p.amount}&currency=USD&status=${p.status}`,
+        );
+        const sent = await runHttpLoadInChild({ port: (server.address() as AddressInfo).port, warmup: [], paths, concurrency: 32 });
+        server.close();
+        const jobs = await stack.queues.postbacks.count();
+        console.log(`filled through ingest: ${sent.statuses['202'] ?? 0} × 202 in ${jobs} jobs (${(N / jobs).toFixed(1)} postbacks per job)`);
+        if ((sent.statuses['202'] ?? 0) !== N) problems += 1;
+        return { ...(await drain(label, fx, s, 1, upkeep)), jobs };
+      };
       // b) one postback per job.
-      const fxB = await createFixture(stack.db.prisma);
-      const b = stream(stack, fxB, N, 'one');
-      await addOnePerJob(stack.queues.postbacks, b.postbacks);
-      const onePerJob = await drain('real worker, 1 postback per job', fxB, b, 1);
+      const onePerJobRun = async (label: string, upkeep: boolean) => {
+        const fx = await createFixture(stack.db.prisma);
+        const s = stream(stack, fx, N, 'one');
+        await addOnePerJob(stack.queues.postbacks, s.postbacks);
+        return drain(label, fx, s, 1, upkeep);
+      };
+      // Each with report upkeep (as deployed) and without it (reportUpkeep: false, the baseline of
+      // what recording a conversion's report rows costs), alternating: A, B, A, B.
+      const ingestRuns = { with: [] as Array<Drained & { jobs: number }>, without: [] as Drained[] };
+      const oneRuns = { with: [] as Drained[], without: [] as Drained[] };
+      for (let pair = 1; pair <= UPKEEP_PAIRS; pair++) {
+        ingestRuns.with.push(await viaIngest(`real worker, as ingest enqueues [${pair}]`, true));
+        ingestRuns.without.push(await viaIngest(`  the same without report upkeep [${pair}]`, false));
+      }
+      for (let pair = 1; pair <= UPKEEP_PAIRS; pair++) {
+        oneRuns.with.push(await onePerJobRun(`real worker, 1 postback per job [${pair}]`, true));
+        oneRuns.without.push(await onePerJobRun(`  the same without report upkeep [${pair}]`, false));
+      }
+      const coalesced = ingestRuns.with[0];
+      const onePerJob = oneRuns.with[0];
+      const jobs = coalesced.jobs;
 
       // c) one postback per job, two worker processes.
       const fxC = await createFixture(stack.db.prisma);
@@ -204,6 +234,26 @@ async function main() {
       const twoProcesses = await drain('two worker processes, 1 per job', fxC, c, 2);
 
       const baseline = `${rate(baselineRate, 'jobs/s')} no-op worker, 1 postback per job`;
+      const all = [...ingestRuns.with, ...ingestRuns.without, ...oneRuns.with, ...oneRuns.without, twoProcesses];
+      const mean = (list: Drained[]) => list.reduce((sum, r) => sum + r.perSecond, 0) / list.length;
+      const upkeepRow = (workload: string, runs: { with: Drained[]; without: Drained[] }) => {
+        const [a, b] = [mean(runs.with), mean(runs.without)];
+        const list = (l: Drained[]) => l.map((r) => Math.round(r.perSecond).toLocaleString('en-US')).join(', ');
+        console.log(`report upkeep, ${workload}: with ${list(runs.with)}; without ${list(runs.without)} postbacks/s → ${ratio(a, b)} (means)`);
+        return row('attribution', `with report upkeep vs without, ${workload}`, {
+          measured: `${rate(a, 'postbacks/s')} (${list(runs.with)})`,
+          baseline: `${rate(b, 'postbacks/s')} without (${list(runs.without)})`,
+          ratio: ratio(a, b),
+          target: '≥ 0.90×',
+          met: a >= 0.9 * b,
+          values: {
+            measured: a,
+            baseline: b,
+            ...Object.fromEntries(runs.with.map((r, i) => [`with_${i + 1}`, r.perSecond])),
+            ...Object.fromEntries(runs.without.map((r, i) => [`without_${i + 1}`, r.perSecond])),
+          },
+        });
+      };
       rows.push(
         row('attribution', `postbacks/s as ingest enqueues them (${(N / jobs).toFixed(1)} per job)`, {
           measured: rate(coalesced.perSecond, 'postbacks/s'),
@@ -227,9 +277,11 @@ async function main() {
           ratio: ratio(twoProcesses.perSecond, onePerJob.perSecond),
           values: { measured: twoProcesses.perSecond, baseline: onePerJob.perSecond },
         }),
+        upkeepRow('as ingest enqueues', ingestRuns),
+        upkeepRow('1 postback per job', oneRuns),
         row('attribution', 'outcomes = stream (conversions, duplicates)', {
-          measured: [coalesced, onePerJob, twoProcesses].every((r) => r.ok) ? 'all 3 runs' : 'MISMATCH',
-          met: [coalesced, onePerJob, twoProcesses].every((r) => r.ok),
+          measured: all.every((r) => r.ok) ? `all ${all.length} runs` : 'MISMATCH',
+          met: all.every((r) => r.ok),
         }),
       );
       report('attribution', rows);

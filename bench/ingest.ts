@@ -12,7 +12,14 @@
 // clicks  GET /click through ingest vs a bare Express 5 app answering the same 302; then again
 //         with the attribution clicks worker running in its own process, writing click rows
 //         while they arrive: rows written per second vs clicks answered, and how long the
-//         backlog takes to drain once the load stops (≈ 0 = no growing backlog).
+//         backlog takes to drain once the load stops (≈ 0 = no growing backlog). Clicks as
+//         partners send them: sub1 a click id of theirs (unique), sub2 one of 50 campaign labels.
+//         Report upkeep (each click row records its transaction, report_xid, and the worker's
+//         folder adds the clicks to the report rows a second later, many at once) against the
+//         same worker without it (reportUpkeep: false, BENCH_REPORT_UPKEEP=0: no report_xid, no
+//         folder; reports would miss those clicks), alternating
+//         with, without, with, without: /click req/s with the worker running, and the worker's
+//         own rate, click rows per second from a backlog of 50,000 (targets ≥ 0.95×).
 // naive   what a team would build without a queue: an Express handler that looks the key up
 //         and writes the conversion with Prisma before answering. Its req/s and p99 beside
 //         ingest's (same load).
@@ -61,6 +68,10 @@ const WARMUP = size(2_000, 300);
 const CONCURRENCY = 32;
 const ROUNDS = size(2, 1);
 const BYTES_N = size(20_000, 2_000);
+/** Clicks in the backlog the clicks worker drains (with and without report upkeep). */
+const DRAIN_N = size(50_000, 3_000);
+/** With and without report upkeep, alternating: this many pairs. */
+const UPKEEP_PAIRS = size(2, 1);
 
 interface ExpressLike extends RequestListener {
   disable(name: string): void;
@@ -198,7 +209,7 @@ async function main() {
   const rows: Row[] = [];
   let problems = 0;
   try {
-    await withDeadline('ingest bench', size(170_000, 45_000), async () => {
+    await withDeadline('ingest bench', size(300_000, 150_000), async () => {
       console.log(machineNote());
       const fixture = await createFixture(stack.db.prisma);
       let order = 0;
@@ -210,6 +221,14 @@ async function main() {
         });
       const clicks = (n: number, fx: Fixture = fixture) =>
         Array.from({ length: n }, (_, i) => `/click?offer_id=${fx.offerId}&affiliate_id=${fx.affiliateId}&sub1=s${i}`);
+      // As a partner sends them: sub1 its own click id (unique), sub2 a campaign label (one of 50, a few used most).
+      let partnerClick = 0;
+      const subClicks = (n: number, fx: Fixture = fixture) =>
+        Array.from({ length: n }, () => {
+          partnerClick += 1;
+          const label = Math.floor(50 * Math.random() ** 2);
+          return `/click?offer_id=${fx.offerId}&affiliate_id=${fx.affiliateId}&sub1=pc-${partnerClick.toString(36)}-${(partnerClick * 2_654_435_761) % 4_294_967_296}&sub2=campaign-${label}`;
+        });
 
       const run = async (label: string, app: RequestListener, paths: string[], warmup: string[]) => {
         const server = await listen(app);
@@ -326,42 +345,104 @@ async function main() {
       );
 
       // --- clicks ---------------------------------------------------------------------------
-      console.log(`\nclicks: ${WARMUP} warm-up + ${N} measured GET /click, ${CONCURRENCY} connections`);
+      console.log(`\nclicks: ${WARMUP} warm-up + ${N} measured GET /click (sub1 unique, sub2 one of 50 labels), ${CONCURRENCY} connections`);
       const express302: LoadResult[] = [];
       const ingestClicks: LoadResult[] = [];
       for (let round = 1; round <= ROUNDS; round++) {
-        express302.push(await run(`[${round}] bare express 302`, bareExpress302(), clicks(N), clicks(WARMUP)));
-        ingestClicks.push(await run(`[${round}] ingest /click`, stack.ingest, clicks(N), clicks(WARMUP)));
+        express302.push(await run(`[${round}] bare express 302`, bareExpress302(), subClicks(N), subClicks(WARMUP)));
+        ingestClicks.push(await run(`[${round}] ingest /click`, stack.ingest, subClicks(N), subClicks(WARMUP)));
       }
-      // The clicks of the runs above wait in the queue: start from an empty one.
-      await stack.queues.clicks.obliterate({ force: true });
-      const worker = forkTs('bench/worker-child.ts', {
-        BENCH_DATABASE_URL: stack.db.url,
-        BENCH_PREFIX: stack.prefix,
-        BENCH_CLICK_SECRET: STACK_SECRET,
-        BENCH_QUEUES: 'clicks',
-      });
-      children.push(worker);
-      await nextMessage(worker, 'ready');
-      worker.send({ type: 'start' });
-      await nextMessage(worker, 'started');
-      const clickFixture = await createFixture(stack.db.prisma);
-      const rowsBefore = await stack.db.prisma.click.count({ where: { offerId: clickFixture.offerId } });
-      const withWorker = await run('ingest /click, clicks worker running', stack.ingest, clicks(N, clickFixture), clicks(WARMUP, clickFixture));
-      const loadEnded = performance.now();
-      const written = await stack.db.prisma.click.count({ where: { offerId: clickFixture.offerId } });
-      const redirected = (withWorker.statuses['302'] ?? 0) + (withWorker.warmupStatuses['302'] ?? 0);
-      let drained = written;
-      while (drained < redirected && performance.now() - loadEnded < 20_000) {
-        await sleep(50);
-        drained = await stack.db.prisma.click.count({ where: { offerId: clickFixture.offerId } });
+      const startClicksWorker = async (upkeep: boolean) => {
+        const worker = forkTs('bench/worker-child.ts', {
+          BENCH_DATABASE_URL: stack.db.url,
+          BENCH_PREFIX: stack.prefix,
+          BENCH_CLICK_SECRET: STACK_SECRET,
+          BENCH_QUEUES: 'clicks',
+          BENCH_REPORT_UPKEEP: upkeep ? '1' : '0',
+        });
+        children.push(worker);
+        await nextMessage(worker, 'ready');
+        return worker;
+      };
+      const stopClicksWorker = async (worker: ChildProcess) => {
+        worker.send({ type: 'stop' });
+        return (await nextMessage<{ cpu: number }>(worker, 'stopped')).cpu;
+      };
+      const clickRows = (fx: Fixture) => stack.db.prisma.click.count({ where: { offerId: fx.offerId } });
+      // /click with the clicks worker writing the rows as they arrive.
+      const withWorkerRun = async (label: string, upkeep: boolean) => {
+        // Clicks of the runs before wait in the queue: start from an empty one.
+        await stack.queues.clicks.obliterate({ force: true });
+        const worker = await startClicksWorker(upkeep);
+        worker.send({ type: 'start' });
+        await nextMessage(worker, 'started');
+        const fx = await createFixture(stack.db.prisma);
+        const load = await run(label, stack.ingest, subClicks(N, fx), subClicks(WARMUP, fx));
+        const loadEnded = performance.now();
+        const written = await clickRows(fx);
+        const redirected = (load.statuses['302'] ?? 0) + (load.warmupStatuses['302'] ?? 0);
+        let drained = written;
+        while (drained < redirected && performance.now() - loadEnded < 20_000) {
+          await sleep(50);
+          drained = await clickRows(fx);
+        }
+        const drainMs = performance.now() - loadEnded;
+        await stopClicksWorker(worker);
+        if (drained !== redirected) problems += 1;
+        console.log(
+          `${''.padEnd(36)} rows written during the load: ${written}/${redirected} (${rate(written / ((load.durationMs + 0.001) / 1000), 'rows/s')}); the rest in ${ms(drainMs)}`,
+        );
+        return { load, written, redirected, drained, drainMs, keptUp: drained === redirected && drainMs < 2_000 };
+      };
+      // The worker's own rate: a backlog of DRAIN_N clicks (sent through ingest, nothing consuming),
+      // then the worker started, timed until the last row is written.
+      const backlogRun = async (label: string, upkeep: boolean) => {
+        await stack.queues.clicks.obliterate({ force: true });
+        const fx = await createFixture(stack.db.prisma);
+        const server = await listen(stack.ingest);
+        servers.push(server);
+        const fill = await runHttpLoadInChild({ port: server.port, warmup: [], paths: subClicks(DRAIN_N, fx), concurrency: CONCURRENCY });
+        await server.close();
+        const sent = fill.statuses['302'] ?? 0;
+        const worker = await startClicksWorker(upkeep);
+        const t0 = performance.now();
+        worker.send({ type: 'start' });
+        let written = 0;
+        while (written < sent && performance.now() - t0 < size(60_000, 20_000)) {
+          await sleep(25);
+          written = await clickRows(fx);
+        }
+        const elapsed = performance.now() - t0;
+        const cpu = await stopClicksWorker(worker);
+        if (written !== sent || sent !== DRAIN_N) problems += 1;
+        const perSecond = written / (elapsed / 1000);
+        console.log(
+          `${label.padEnd(36)} ${rate(perSecond, 'rows/s').padStart(12)}  ${written}/${sent} click rows from a backlog in ${ms(elapsed)}; worker CPU ${(cpu / elapsed).toFixed(2)} core`,
+        );
+        return { perSecond, ok: written === sent };
+      };
+      // With report upkeep (as deployed: report_xid on each row, the folder running in the worker)
+      // and without (reportUpkeep: false, BENCH_REPORT_UPKEEP=0), alternating.
+      const loads = { with: [] as Awaited<ReturnType<typeof withWorkerRun>>[], without: [] as Awaited<ReturnType<typeof withWorkerRun>>[] };
+      const backlogs = { with: [] as Awaited<ReturnType<typeof backlogRun>>[], without: [] as Awaited<ReturnType<typeof backlogRun>>[] };
+      for (let pair = 1; pair <= UPKEEP_PAIRS; pair++) {
+        loads.with.push(await withWorkerRun(`[${pair}] ingest /click, clicks worker`, true));
+        loads.without.push(await withWorkerRun(`[${pair}]   … worker without report upkeep`, false));
+        backlogs.with.push(await backlogRun(`[${pair}] clicks worker, ${DRAIN_N} backlog`, true));
+        backlogs.without.push(await backlogRun(`[${pair}]   … without report upkeep`, false));
       }
-      const drainMs = performance.now() - loadEnded;
-      worker.send({ type: 'stop' });
-      await nextMessage(worker, 'stopped');
+      const withWorker = loads.with[0].load;
+      const { written, redirected, drainMs } = loads.with[0];
       const [e3, c] = [best(express302), best(ingestClicks)];
-      const keptUp = drained === redirected && drainMs < 2_000;
-      if (drained !== redirected) problems += 1;
+      const keptUp = [...loads.with, ...loads.without].every((l) => l.keptUp);
+      const mean = (list: number[]) => list.reduce((a, b) => a + b, 0) / list.length;
+      const [rpsWith, rpsWithout] = [mean(loads.with.map((l) => l.load.rps)), mean(loads.without.map((l) => l.load.rps))];
+      const [rowsWith, rowsWithout] = [mean(backlogs.with.map((b) => b.perSecond)), mean(backlogs.without.map((b) => b.perSecond))];
+      const list = (values: number[]) => values.map((v) => Math.round(v).toLocaleString('en-US')).join(', ');
+      console.log(
+        `report upkeep: /click with the worker ${list(loads.with.map((l) => l.load.rps))} vs ${list(loads.without.map((l) => l.load.rps))} req/s without (${ratio(rpsWith, rpsWithout)}); ` +
+          `backlog ${list(backlogs.with.map((b) => b.perSecond))} vs ${list(backlogs.without.map((b) => b.perSecond))} rows/s without (${ratio(rowsWith, rowsWithout)})`,
+      );
       rows.push(
         row('clicks', 'GET /click req/s, 32 connections', {
           measured: rate(c.rps, 'req/s'),
@@ -378,11 +459,27 @@ async function main() {
           values: { measured: withWorker.rps, baseline: e3.rps, p99: withWorker.latency.p99 },
         }),
         row('clicks', 'click rows written during the load', {
-          measured: `${written - rowsBefore}/${redirected}; the rest ${drainMs < 20_000 ? `in ${ms(drainMs)}` : 'never'} after`,
+          measured: `${written}/${redirected}; the rest ${drainMs < 20_000 ? `in ${ms(drainMs)}` : 'never'} after`,
           baseline: `${rate(redirected / (withWorker.durationMs / 1000), 'clicks/s')} answered`,
           target: 'no growing backlog',
           met: keptUp,
-          values: { measured: written - rowsBefore, baseline: redirected, drain_ms: drainMs },
+          values: { measured: written, baseline: redirected, drain_ms: drainMs },
+        }),
+        row('clicks', '/click req/s, worker with report upkeep vs without', {
+          measured: `${rate(rpsWith, 'req/s')} (${list(loads.with.map((l) => l.load.rps))})`,
+          baseline: `${rate(rpsWithout, 'req/s')} without (${list(loads.without.map((l) => l.load.rps))})`,
+          ratio: ratio(rpsWith, rpsWithout),
+          target: '≥ 0.95×',
+          met: rpsWith >= 0.95 * rpsWithout,
+          values: { measured: rpsWith, baseline: rpsWithout },
+        }),
+        row('clicks', `click rows/s from a ${DRAIN_N} backlog, upkeep vs without`, {
+          measured: `${rate(rowsWith, 'rows/s')} (${list(backlogs.with.map((b) => b.perSecond))})`,
+          baseline: `${rate(rowsWithout, 'rows/s')} without (${list(backlogs.without.map((b) => b.perSecond))})`,
+          ratio: ratio(rowsWith, rowsWithout),
+          target: '≥ 0.95×',
+          met: rowsWith >= 0.95 * rowsWithout,
+          values: { measured: rowsWith, baseline: rowsWithout },
         }),
       );
 

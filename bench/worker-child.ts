@@ -1,6 +1,7 @@
 // An attribution worker process for the benchmarks: the real createWorkers from
 // services/attribution, on the schema and prefix a bench hands it, in a process of its own (as a
-// deployment runs it). IPC: sends {type:'ready'} once connected; on {type:'start'} starts its
+// deployment runs it); BENCH_REPORT_UPKEEP=0 runs it without report upkeep (only as the baseline
+// of what that upkeep costs). IPC: sends {type:'ready'} once connected; on {type:'start'} starts its
 // workers and answers {type:'started'}; on {type:'stop'} closes them and sends
 // {type:'stopped', cpu} (its CPU time since start, ms), then exits.
 import { createClickIdCodec } from '@trackway/clickid';
@@ -36,6 +37,8 @@ async function main() {
           metrics: createMetrics('attribution'),
           concurrency: { postbacks: Number(env.BENCH_CONCURRENCY ?? 2000), clicks: 200 },
           relayGraceMs: 60_000,
+          // BENCH_REPORT_UPKEEP=0: no report rows moved (the baseline of what their upkeep costs).
+          reportUpkeep: env.BENCH_REPORT_UPKEEP !== '0',
         },
         (env.BENCH_QUEUES ?? 'postbacks').split(',') as AttributionQueue[],
       );
