@@ -93,8 +93,6 @@ export function totalsSource(query: ReportQuery, rows: ReportSource): ReportSour
  * the fewest blocks that tile it: 30 days are about 7 blocks, not 30 rows per group.
  */
 export const REPORT_SPANS = [64, 16, 4, 1] as const;
-/** The day rows kept in blocks of several days (the others only per day). */
-export const BLOCK_SOURCES: readonly ReportSource[] = ['offer_days', 'affiliate_days'];
 
 export interface DayBlock {
   span: number;

@@ -4,9 +4,9 @@ import { CURRENCIES, DAY_ROLLUPS, DIMS, LOCK_KEY, MEASURES, QUARTER, SUBS_KEY, r
 // reports:rebuild (docs/reports.md): report rows recomputed from the raw rows, one UTC day per
 // transaction, each under the reports lock taken alone (writers wait for it, then add what they
 // committed after it: nothing is counted twice or missed), the blocks of days that hold a day
-// moved by the day's difference in the same transaction. Clicks not folded yet are left to the folder. Click counts before the
-// oldest click still stored are kept (history dropped by retention keeps its numbers); conversions
-// are never dropped.
+// moved by the day's difference in the same transaction. Clicks not folded yet are left to the
+// folder. Click counts before the oldest click still stored are kept (history dropped by retention
+// keeps its numbers); conversions are never dropped.
 
 const DAY_MS = 86_400_000;
 const EXCLUSIVE_LOCK = `SELECT pg_advisory_xact_lock(${LOCK_KEY})`;

@@ -8,6 +8,7 @@ import {
   type ReportMeasures,
   type ReportQuery,
   type ReportSource,
+  REPORT_SPANS,
   type SummedRow,
   dayBlocks,
   localDate,
@@ -53,28 +54,32 @@ export interface DayRollup {
   source: ReportSource;
   key: string[];
   carried: string[];
-  /** Spans kept besides single days (blocks of days); none: a table without a span column. */
-  spans: number[];
+  /** Whether it also keeps blocks of days (REPORT_SPANS; a span column), or single days only. */
+  blocks: boolean;
   /** The kind leads the key (after zone, span, day): a report reads its two kinds of rows as two ranges. */
   kindFirst?: boolean;
 }
 
 const CK = [...CURRENCIES.split(', '), 'kind', 'event'];
 export const DAY_ROLLUPS: DayRollup[] = [
-  { table: 'report_totals', source: 'totals', key: CK, carried: [], spans: [] },
-  { table: 'report_offer_days', source: 'offer_days', key: ['offer_id', ...CK], carried: ['advertiser_id'], spans: [4, 16, 64] },
+  { table: 'report_totals', source: 'totals', key: CK, carried: [], blocks: false },
+  { table: 'report_offer_days', source: 'offer_days', key: ['offer_id', ...CK], carried: ['advertiser_id'], blocks: true },
   {
     table: 'report_affiliate_days',
     source: 'affiliate_days',
     key: ['kind', 'affiliate_id', 'sub2_key', ...CURRENCIES.split(', ')],
     carried: ['sub2'],
-    spans: [4, 16, 64],
+    blocks: true,
     kindFirst: true,
   },
-  { table: 'report_offer_affiliate_days', source: 'offer_affiliate_days', key: ['offer_id', 'affiliate_id', ...CK], carried: ['advertiser_id'], spans: [] },
+  { table: 'report_offer_affiliate_days', source: 'offer_affiliate_days', key: ['offer_id', 'affiliate_id', ...CK], carried: ['advertiser_id'], blocks: false },
 ];
 const COLUMN_OF: Record<string, string> = { sub2_key: SUB2_KEY };
-const spanned = (r: DayRollup) => r.spans.length > 0;
+const spanned = (r: DayRollup) => r.blocks;
+/** Spans as a VALUES list: every one, or the blocks only. */
+const spanValues = (spans: readonly number[]) => spans.map((span, i) => (i === 0 ? `(${span}::smallint)` : `(${span})`)).join(', ');
+const EVERY_SPAN = spanValues([...REPORT_SPANS].reverse());
+const BLOCK_SPANS = spanValues([...REPORT_SPANS].reverse().filter((span) => span > 1));
 
 /**
  * The statement's part that adds tally rows (`rel`: zone, day, at, the dimensions, measures) to a
@@ -95,14 +100,12 @@ function rollupInsert(r: DayRollup, rel: string, spans: string, sign: '' | '-' =
     ON CONFLICT (${[...head, ...r.key].join(', ')}) DO UPDATE SET ${addExcluded(r.table)}`;
 }
 
-const EVERY_SPAN = `(1::smallint), ${[4, 16, 64].map((s) => `(${s})`).join(', ')}`;
-
 /**
  * The statement that adds tally rows (`t`: kind, at, advertiser_id, offer_id, affiliate_id, event,
  * sub2..sub5, currencies, measures) to every report table, each in key order (the quarters first,
  * then each zone's day rows, table by table).
  */
-export function tallyUpsert(source: string): string {
+export function tallyUpsert(source: string, { answerClicks = false } = {}): string {
   const zoned = `(SELECT z.zone, (t.at AT TIME ZONE z.zone)::date AS day, t.* FROM t CROSS JOIN report_zones z) tz`;
   const rollups = DAY_ROLLUPS.map((r, i) => `r${i} AS (${rollupInsert(r, zoned, EVERY_SPAN)})`);
   // Summed per quarter and every dimension once (every zone's day is whole quarters): each table
@@ -120,16 +123,17 @@ export function tallyUpsert(source: string): string {
      GROUP BY z.zone, t.kind, day, ${DIMS}, advertiser_id, sub2, sub3, sub4, sub5
      ORDER BY z.zone, t.kind, day, offer_id, affiliate_id, event, 10, ${CURRENCIES}
     ON CONFLICT (zone, kind, day, offer_id, affiliate_id, event, subs_key, ${CURRENCIES}) DO UPDATE SET ${addExcluded('report_days')}),
-  ${rollups.join(',\n  ')}
+  ${rollups.join(',\n  ')}${answerClicks ? ',\n  q AS (' : ''}
   INSERT INTO report_quarters (kind, bucket, ${DIMS}, subs_key, advertiser_id, sub2, sub3, sub4, sub5, ${MEASURES.join(', ')})
   SELECT kind, ${QUARTER('at')} AS bucket, ${DIMS}, ${SUBS_KEY}, advertiser_id, sub2, sub3, sub4, sub5, ${sums}
     FROM t
    GROUP BY kind, bucket, ${DIMS}, advertiser_id, sub2, sub3, sub4, sub5
    ORDER BY kind, bucket, offer_id, affiliate_id, event, 9, ${CURRENCIES}
-  ON CONFLICT (kind, bucket, offer_id, affiliate_id, event, subs_key, ${CURRENCIES}) DO UPDATE SET ${addExcluded('report_quarters')}`;
+  ON CONFLICT (kind, bucket, offer_id, affiliate_id, event, subs_key, ${CURRENCIES}) DO UPDATE SET ${addExcluded('report_quarters')}${
+    // The clicks counted, from the same rows (no second read of them).
+    answerClicks ? `)\n  SELECT coalesce(sum(clicks), 0)::text AS clicks FROM t` : ''
+  }`;
 }
-
-const BLOCK_SPANS = '(4::smallint), (16), (64)';
 
 /**
  * Statements that rebuild one rollup's single days $2..$3 (inclusive) of the zone $1 from the
@@ -175,19 +179,15 @@ export const insertClicks = statement('reports-insert-clicks', clickInsert(CURRE
 /** The same without report_xid: the row counts as counted already. Only for the benchmark's baseline (reports would miss these clicks). */
 export const insertClicksUncounted = statement('reports-insert-clicks-uncounted', clickInsert('NULL'));
 
-/** Clicks of the transactions [$1, $2) (by report_xid), as tally rows. */
-const FOLD_SOURCE = `SELECT 0::smallint AS kind, ${QUARTER('c.created_at')} AS at, COALESCE(o.advertiser_id, 0) AS advertiser_id, c.offer_id, c.affiliate_id,
-       ''::varchar AS event, c.sub2, c.sub3, c.sub4, c.sub5, ''::varchar AS currency, ''::varchar AS payout_currency, ''::varchar AS revenue_currency,
-       count(*)::bigint AS clicks, 0::bigint AS approved, 0::bigint AS pending, 0::bigint AS rejected, 0::numeric AS amount, 0::numeric AS revenue,
-       0::numeric AS payout, 0::numeric AS pending_payout
-  FROM clicks c LEFT JOIN offers o ON o.id = c.offer_id
- WHERE c.report_xid >= $1::bigint AND c.report_xid < $2::bigint AND ${SHARED_REPORTS_LOCK}
- -- Summed per quarter first (every zone's day is whole quarters): each table then sums these few rows, not every click.
- GROUP BY 2, 3, 4, 5, 7, 8, 9, 10`;
-const foldStatement = statement<{ folded: string }>(
+/** Clicks of the transactions [$1, $2) (by report_xid), as tally rows; answers how many it counted. */
+const foldStatement = statement<{ clicks: string }>(
   'reports-fold-clicks',
-  `${tallyUpsert(FOLD_SOURCE)}
-  RETURNING 1`,
+  tallyUpsert(
+    `SELECT c.created_at AS at, ${CLICK_TALLY.replace('advertiser_id', 'COALESCE(o.advertiser_id, 0) AS advertiser_id')}
+       FROM clicks c LEFT JOIN offers o ON o.id = c.offer_id
+      WHERE c.report_xid >= $1::bigint AND c.report_xid < $2::bigint AND ${SHARED_REPORTS_LOCK}`,
+    { answerClicks: true },
+  ),
 );
 
 /**
@@ -215,13 +215,9 @@ export async function foldClicks(pool: PgPool): Promise<{ clicks: number; behind
     const behind = async (mark: string) =>
       (await client.query<{ behind: boolean }>(`SELECT EXISTS (SELECT 1 FROM clicks WHERE report_xid >= $1::bigint) AS behind`, [mark])).rows[0].behind;
     if (upto === since) return { clicks: 0, behind: await behind(upto) };
-    const { rows } = await client.query<{ clicks: string }>(
-      `SELECT count(*)::text AS clicks FROM clicks WHERE report_xid >= $1::bigint AND report_xid < $2::bigint`,
-      [since, upto],
-    );
-    if (rows[0].clicks !== '0') await foldStatement(client, [since, upto]);
+    const [{ clicks }] = await foldStatement(client, [since, upto]);
     await client.query(`UPDATE report_click_folds SET xid = $1::bigint, folded_at = now() WHERE id = 1`, [upto]);
-    return { clicks: Number(rows[0].clicks), behind: await behind(upto) };
+    return { clicks: Number(clicks), behind: await behind(upto) };
   });
 }
 

@@ -355,6 +355,16 @@ it('a click is folded once its transaction has ended, and a click rolled back ne
   }
 }, 30_000);
 
+it('refuses to fold when transaction ids are below its mark (a restore into another cluster), rather than hide every new click', async () => {
+  const [{ mark }] = (await db.pool.query<{ mark: string }>('SELECT xid::text AS mark FROM report_click_folds WHERE id = 1')).rows;
+  await db.pool.query('UPDATE report_click_folds SET xid = $1 WHERE id = 1', [String(2n ** 62n)]);
+  try {
+    await expect(foldClicks(db.pool)).rejects.toThrow(/restored into another PostgreSQL cluster/);
+  } finally {
+    await db.pool.query('UPDATE report_click_folds SET xid = $1 WHERE id = 1', [mark]);
+  }
+});
+
 it('a zone Postgres does not know is never listed (every writer would fail on it)', async () => {
   await expect(addReportZone(db.pool, 'europe/berlin')).rejects.toThrow(/not a time zone this database knows/);
   expect((await db.pool.query(`SELECT zone FROM report_zones WHERE zone = 'europe/berlin'`)).rowCount).toBe(0);
