@@ -40,7 +40,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createDatabase, migrate } from '@trackway/db';
 import { type ReportQuery, createSecretBox } from '@trackway/domain';
-import { planReportSql, rebuildReports, sourceFor } from '@trackway/ledger';
+import { explainReport, planReportSql, rebuildReports, sourceFor } from '@trackway/ledger';
 import { createLogger } from '@trackway/logger';
 import { createProducerConnection, createQueues, whenReady } from '@trackway/queues';
 import { createMetrics } from '@trackway/runtime';
@@ -724,8 +724,8 @@ async function main() {
           ['rows', plan.rows],
           ['totals', plan.totals],
         ] as const) {
-          const { rows: lines } = await pool.query<{ 'QUERY PLAN': string }>({ text: `EXPLAIN (ANALYZE, BUFFERS) ${sql.text}`, values: sql.values });
-          console.log(`\nEXPLAIN (ANALYZE, BUFFERS) of ${label})'s ${part} (${source} rows):\n${lines.map((l) => l['QUERY PLAN']).join('\n')}`);
+          const lines = await explainReport(pool, sql);
+          console.log(`\nEXPLAIN (ANALYZE, BUFFERS) of ${label})'s ${part} (${source} rows):\n${lines.join('\n')}`);
         }
       }
       if (rows[2].met === false || explain) {

@@ -517,6 +517,20 @@ export async function reportTotals(pool: PgPool, plan: PlannedReport): Promise<R
   }
 }
 
+/** EXPLAIN (ANALYZE, BUFFERS) of a planned statement, read the way a report reads it (settings, snapshot, mark). */
+export async function explainReport(pool: PgPool, sql: { text: string; values: unknown[] }): Promise<string[]> {
+  const client = await pool.connect();
+  try {
+    await beginReading(client);
+    const { text, values } = withMark(sql, await foldMark(client));
+    const { rows } = await client.query<{ 'QUERY PLAN': string }>({ text: `EXPLAIN (ANALYZE, BUFFERS) ${text}`, values });
+    return rows.map((r) => r['QUERY PLAN']);
+  } finally {
+    await client.query('ROLLBACK').catch(() => undefined);
+    client.release();
+  }
+}
+
 export interface ReportPage {
   /** Groups skipped (the pages before). */
   skip: number;

@@ -18,7 +18,7 @@ import {
 } from '@trackway/domain';
 import { type TestDatabase, createTestDatabase } from '@trackway/testing';
 import fc from 'fast-check';
-import { addReportZone, collectReport, foldClicks, insertClicks, planReportSql, rebuildReports, writeConversions } from '../src';
+import { addReportZone, collectReport, explainReport, foldClicks, insertClicks, planReportSql, rebuildReports, writeConversions } from '../src';
 
 let db: TestDatabase;
 const OFFERS = [
@@ -368,4 +368,20 @@ it('refuses to fold when transaction ids are below its mark (a restore into anot
 it('a zone Postgres does not know is never listed (every writer would fail on it)', async () => {
   await expect(addReportZone(db.pool, 'europe/berlin')).rejects.toThrow(/not a time zone this database knows/);
   expect((await db.pool.query(`SELECT zone FROM report_zones WHERE zone = 'europe/berlin'`)).rowCount).toBe(0);
+});
+
+it("explains a report's statements as a report reads them: the fold's mark bound, the clicks not folded yet read by their BRIN", async () => {
+  const query: ReportQuery = {
+    from: BASE,
+    to: new Date(BASE.getTime() + 86_400_000),
+    tz: 'UTC',
+    groupBy: ['day', 'offer_id'],
+    countBy: 'conversion',
+    filters: {},
+  };
+  const plan = planReportSql(query, reportSource(query, true));
+  const lines = await explainReport(db.pool, plan.rows);
+  expect(lines.some((l) => /Execution Time/.test(l))).toBe(true);
+  expect(lines.some((l) => /clicks_report_xid/.test(l))).toBe(true);
+  expect(lines.some((l) => /Seq Scan on clicks/.test(l))).toBe(false);
 });
