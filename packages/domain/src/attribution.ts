@@ -1,6 +1,6 @@
 import Decimal from 'decimal.js';
 import { type EventEnvelope, createEvent } from './events';
-import { type ReportDelta, reportDelta } from './reports';
+import { type ReportDelta, reportDelta, sumReportDeltas } from './reports';
 import { type RuleHit, amountOverCap, evaluateFraud, standingHolds } from './fraud';
 import { newId } from './ids';
 import { formatMoney } from './money';
@@ -467,7 +467,7 @@ export interface ConversionWrites {
   repricedPayouts: string[];
   fraudFlags: FraudFlagRow[];
   events: EventEnvelope[];
-  /** What the new and changed conversions move in the report rows (written in the same transaction), by key. */
+  /** What the new and changed conversions move in the report rows (written in the same transaction), summed per quarter and dimensions (sumReportDeltas). */
   reportDeltas: ReportDelta[];
 }
 
@@ -552,6 +552,7 @@ export function conversionWrites(
   writes.commissionsAsRead.sort(byId);
   writes.reversed.sort(compare);
   writes.repricedPayouts = [...repriced].sort(compare);
+  writes.reportDeltas = sumReportDeltas(writes.reportDeltas);
   return writes;
 }
 

@@ -337,6 +337,57 @@ export function reportDelta(before: ConversionRow | null, after: ConversionRow):
   };
 }
 
+/** Report rows are kept per quarter hour (date_bin('15 minutes', at, '2000-01-01 00:00:00+00'), which epoch milliseconds align with). */
+export const QUARTER_MS = 15 * 60_000;
+const quarterOf = (at: Date) => new Date(Math.floor(at.getTime() / QUARTER_MS) * QUARTER_MS);
+const MONEY = ['amount', 'revenue', 'payout', 'pendingPayout'] as const;
+
+/**
+ * Deltas that land on the same report rows summed into one: same quarter of the conversion's time
+ * and of its click's, same dimensions. A batch of a few hundred conversions of a few offers and
+ * affiliates becomes a few rows, so Postgres parses and sums those instead of every conversion
+ * (the report rows are the same: they are per quarter). Sums that move nothing are left out. In
+ * the order first seen; times are the quarters' starts.
+ */
+export function sumReportDeltas(deltas: readonly ReportDelta[]): ReportDelta[] {
+  const sums = new Map<string, { delta: ReportDelta; money: Decimal[] }>();
+  for (const d of deltas) {
+    const createdAt = quarterOf(d.createdAt);
+    const clickedAt = quarterOf(d.clickedAt);
+    const key = JSON.stringify([
+      createdAt.getTime(),
+      clickedAt.getTime(),
+      d.advertiserId,
+      d.offerId,
+      d.affiliateId,
+      d.event,
+      d.sub2,
+      d.sub3,
+      d.sub4,
+      d.sub5,
+      d.currency,
+      d.payoutCurrency,
+      d.revenueCurrency,
+    ]);
+    const sum = sums.get(key);
+    if (!sum) {
+      sums.set(key, { delta: { ...d, createdAt, clickedAt }, money: MONEY.map((m) => new Decimal(d[m])) });
+      continue;
+    }
+    sum.delta.approved += d.approved;
+    sum.delta.pending += d.pending;
+    sum.delta.rejected += d.rejected;
+    MONEY.forEach((m, i) => {
+      sum.money[i] = sum.money[i].plus(d[m]);
+    });
+  }
+  return [...sums.values()].flatMap(({ delta, money }) => {
+    const summed = { ...delta, ...Object.fromEntries(MONEY.map((m, i) => [m, money[i].toString()])) } as ReportDelta;
+    const moved = summed.approved !== 0 || summed.pending !== 0 || summed.rejected !== 0 || money.some((v) => !v.isZero());
+    return moved ? [summed] : [];
+  });
+}
+
 // ——— From summed rows to the answer ———
 
 /** One summed row as the SQL gives it: the group's keys, one currency triple, and the sums. */

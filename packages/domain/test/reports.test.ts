@@ -11,7 +11,9 @@ import {
   isLocalMidnight,
   isTimeZone,
   localDate,
+  type ReportDelta,
   reportDelta,
+  sumReportDeltas,
   reportRangeProblem,
   reportSource,
   totalsSource,
@@ -241,6 +243,120 @@ describe('what a conversion moves', () => {
     ['a rejected one repriced', { status: 'rejected' }, { status: 'rejected', amount: '1.00' }, null],
   ] as const)('%s', (_what, before, after, expected) => {
     expect(moved(before as Partial<ConversionRow> | null, after as Partial<ConversionRow>)).toEqual(expected);
+  });
+});
+
+describe('deltas summed per report row', () => {
+  const at = (iso: string) => new Date(iso);
+  const delta = (fields: Partial<ReportDelta>): ReportDelta => ({
+    createdAt: at('2026-03-06T12:01:00Z'),
+    clickedAt: at('2026-03-06T11:59:00Z'),
+    advertiserId: 1,
+    offerId: 2,
+    affiliateId: 3,
+    event: 'sale',
+    sub2: 'spring',
+    sub3: null,
+    sub4: null,
+    sub5: null,
+    currency: 'USD',
+    payoutCurrency: 'USD',
+    revenueCurrency: 'USD',
+    approved: 1,
+    pending: 0,
+    rejected: 0,
+    amount: '49.90',
+    revenue: '7.50',
+    payout: '5.00',
+    pendingPayout: '0',
+    ...fields,
+  });
+  const brief = (d: ReportDelta) => [d.createdAt.toISOString(), d.clickedAt.toISOString(), d.offerId, d.sub2, d.approved, d.pending, d.amount, d.pendingPayout];
+  it.each([
+    ['nothing', [], []],
+    ['one: its times become quarters', [delta({})], [['2026-03-06T12:00:00.000Z', '2026-03-06T11:45:00.000Z', 2, 'spring', 1, 0, '49.9', '0']]],
+    [
+      'two in the same quarters and dimensions: one row',
+      [delta({}), delta({ createdAt: at('2026-03-06T12:14:59.999Z'), approved: 0, pending: 1, amount: '0', payout: '0', pendingPayout: '5.00' })],
+      [['2026-03-06T12:00:00.000Z', '2026-03-06T11:45:00.000Z', 2, 'spring', 1, 1, '49.9', '5']],
+    ],
+    [
+      'the next quarter of the conversion: two rows',
+      [delta({}), delta({ createdAt: at('2026-03-06T12:15:00Z') })],
+      [
+        ['2026-03-06T12:00:00.000Z', '2026-03-06T11:45:00.000Z', 2, 'spring', 1, 0, '49.9', '0'],
+        ['2026-03-06T12:15:00.000Z', '2026-03-06T11:45:00.000Z', 2, 'spring', 1, 0, '49.9', '0'],
+      ],
+    ],
+    [
+      'another quarter of the click, offer or sub: rows of their own',
+      [delta({}), delta({ clickedAt: at('2026-03-06T12:00:00Z') }), delta({ offerId: 9 }), delta({ sub2: null })],
+      [
+        ['2026-03-06T12:00:00.000Z', '2026-03-06T11:45:00.000Z', 2, 'spring', 1, 0, '49.9', '0'],
+        ['2026-03-06T12:00:00.000Z', '2026-03-06T12:00:00.000Z', 2, 'spring', 1, 0, '49.9', '0'],
+        ['2026-03-06T12:00:00.000Z', '2026-03-06T11:45:00.000Z', 9, 'spring', 1, 0, '49.9', '0'],
+        ['2026-03-06T12:00:00.000Z', '2026-03-06T11:45:00.000Z', 2, null, 1, 0, '49.9', '0'],
+      ],
+    ],
+    [
+      'an approval and a reversal of the same row that cancel: nothing moves',
+      [delta({}), delta({ approved: -1, amount: '-49.90', revenue: '-7.50', payout: '-5.00' })],
+      [],
+    ],
+    [
+      'money without a count (a repricing) still moves',
+      [delta({ approved: 0, amount: '-0.01', revenue: '0', payout: '0' })],
+      [['2026-03-06T12:00:00.000Z', '2026-03-06T11:45:00.000Z', 2, 'spring', 0, 0, '-0.01', '0']],
+    ],
+  ] as const)('%s', (_what, deltas, expected) => {
+    expect(sumReportDeltas(deltas as readonly ReportDelta[]).map(brief)).toEqual(expected);
+  });
+
+  it('every report row moves by the same sums as with the deltas one by one', () => {
+    const quarter = 15 * 60_000;
+    const arb = fc.array(
+      fc.record({
+        created: fc.integer({ min: 0, max: 8 * quarter }),
+        clicked: fc.integer({ min: 0, max: 8 * quarter }),
+        offerId: fc.integer({ min: 1, max: 3 }),
+        sub2: fc.constantFrom('a', null),
+        approved: fc.integer({ min: -1, max: 1 }),
+        cents: fc.integer({ min: -10_000, max: 10_000 }),
+      }),
+      { maxLength: 60 },
+    );
+    fc.assert(
+      fc.property(arb, (list) => {
+        const deltas = list.map((d) =>
+          delta({
+            createdAt: new Date(Date.UTC(2026, 2, 6) + d.created),
+            clickedAt: new Date(Date.UTC(2026, 2, 6) + d.clicked),
+            offerId: d.offerId,
+            sub2: d.sub2,
+            approved: d.approved,
+            amount: (d.cents / 100).toFixed(2),
+            revenue: '0',
+            payout: '0',
+          }),
+        );
+        const byRow = (ds: ReportDelta[]) => {
+          const rows = new Map<string, { approved: number; cents: number }>();
+          for (const d of ds) {
+            const key = [Math.floor(d.createdAt.getTime() / quarter), Math.floor(d.clickedAt.getTime() / quarter), d.offerId, d.sub2].join('|');
+            const r = rows.get(key) ?? { approved: 0, cents: 0 };
+            r.approved += d.approved;
+            r.cents += Math.round(Number(d.amount) * 100);
+            rows.set(key, r);
+          }
+          return new Map([...rows].filter(([, r]) => r.approved !== 0 || r.cents !== 0));
+        };
+        const summed = sumReportDeltas(deltas);
+        expect(byRow(summed)).toEqual(byRow(deltas));
+        // One delta per report row at most.
+        expect(byRow(summed).size).toBe(summed.length);
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 
