@@ -517,12 +517,19 @@ export async function reportTotals(pool: PgPool, plan: PlannedReport): Promise<R
   }
 }
 
-/** EXPLAIN (ANALYZE, BUFFERS) of a planned statement, read the way a report reads it (settings, snapshot, mark). */
-export async function explainReport(pool: PgPool, sql: { text: string; values: unknown[] }): Promise<string[]> {
+/** The settings of the connection that reads a report's rows. Day rows are summed in their order as they stream (a page needs only its groups), never hashed whole first. */
+const rowSettings = (plan: PlannedReport) => (plan.streams ? `${READ_SETTINGS}; SET LOCAL enable_hashagg = off` : READ_SETTINGS);
+
+/**
+ * EXPLAIN (ANALYZE, BUFFERS) of a planned report's rows or totals, read with a report's settings,
+ * snapshot and mark (the whole statement: a report's cursor stops at its page).
+ */
+export async function explainReport(pool: PgPool, plan: PlannedReport, part: 'rows' | 'totals'): Promise<string[]> {
   const client = await pool.connect();
   try {
-    await beginReading(client);
-    const { text, values } = withMark(sql, await foldMark(client));
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await client.query(part === 'rows' ? rowSettings(plan) : READ_SETTINGS);
+    const { text, values } = withMark(plan[part], await foldMark(client));
     const { rows } = await client.query<{ 'QUERY PLAN': string }>({ text: `EXPLAIN (ANALYZE, BUFFERS) ${text}`, values });
     return rows.map((r) => r['QUERY PLAN']);
   } finally {
@@ -566,8 +573,7 @@ export async function readReport(
     await reader.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     // Not a parameter: SET takes none. The value is Postgres' own (e.g. 00000003-0000001B-1).
     await reader.query(`SET TRANSACTION SNAPSHOT '${snapshot.replace(/[^0-9A-Fa-f-]/g, '')}'`);
-    // Day rows are summed in their order as they stream (a page needs only its groups), never hashed whole first.
-    await reader.query(plan.streams ? `${READ_SETTINGS}; SET LOCAL enable_hashagg = off` : READ_SETTINGS);
+    await reader.query(rowSettings(plan));
     const totals = async () => {
       const sum = new MeasureSum();
       for (const row of (await lead.query(withMark(plan.totals, mark))).rows) sum.add(row);

@@ -380,7 +380,7 @@ it("explains a report's statements as a report reads them: the fold's mark bound
     filters: {},
   };
   const plan = planReportSql(query, reportSource(query, true));
-  const lines = await explainReport(db.pool, plan.rows);
+  const lines = await explainReport(db.pool, plan, 'rows');
   expect(lines.some((l) => /Execution Time/.test(l))).toBe(true);
   expect(lines.some((l) => /clicks_report_xid/.test(l))).toBe(true);
   expect(lines.some((l) => /Seq Scan on clicks/.test(l))).toBe(false);
