@@ -1,6 +1,6 @@
 import Decimal from 'decimal.js';
 import { type EventEnvelope, createEvent } from './events';
-import { type ReportDelta, reportDelta, sumReportDeltas } from './reports';
+import { type ReportDelta, type ReportMove, reportDelta, reportMoves } from './reports';
 import { type RuleHit, amountOverCap, evaluateFraud, standingHolds } from './fraud';
 import { newId } from './ids';
 import { formatMoney } from './money';
@@ -467,8 +467,8 @@ export interface ConversionWrites {
   repricedPayouts: string[];
   fraudFlags: FraudFlagRow[];
   events: EventEnvelope[];
-  /** What the new and changed conversions move in the report rows (written in the same transaction), summed per quarter and dimensions (sumReportDeltas). */
-  reportDeltas: ReportDelta[];
+  /** What the new and changed conversions move in the report rows (written in the same transaction), summed per kind, quarter and dimensions (reportMoves). */
+  reportMoves: ReportMove[];
 }
 
 export interface BatchPlan extends ConversionWrites {
@@ -518,15 +518,16 @@ export function conversionWrites(
     repricedPayouts: [],
     fraudFlags: plans.flatMap((p) => p.fraudFlags ?? []),
     events: plans.flatMap((p) => p.events),
-    reportDeltas: [],
+    reportMoves: [],
   };
+  const deltas: ReportDelta[] = [];
   const repriced = new Set<string>();
   for (const key of [...after.keys()].sort(compare)) {
     const end = after.get(key);
     if (!end) continue;
     const start = before.get(key);
     const delta = start === end ? null : reportDelta(start ?? null, end);
-    if (delta) writes.reportDeltas.push(delta);
+    if (delta) deltas.push(delta);
     if (!start) {
       writes.newConversions.push(end);
       if (end.commission) writes.newCommissions.push(end.commission);
@@ -552,7 +553,7 @@ export function conversionWrites(
   writes.commissionsAsRead.sort(byId);
   writes.reversed.sort(compare);
   writes.repricedPayouts = [...repriced].sort(compare);
-  writes.reportDeltas = sumReportDeltas(writes.reportDeltas);
+  writes.reportMoves = reportMoves(deltas);
   return writes;
 }
 

@@ -341,50 +341,65 @@ export function reportDelta(before: ConversionRow | null, after: ConversionRow):
 export const QUARTER_MS = 15 * 60_000;
 const quarterOf = (at: Date) => new Date(Math.floor(at.getTime() / QUARTER_MS) * QUARTER_MS);
 const MONEY = ['amount', 'revenue', 'payout', 'pendingPayout'] as const;
+/** Sums of numeric(24,4) values, never rounded (decimal.js keeps 20 digits by default). */
+const Exact = Decimal.clone({ precision: 40 });
+
+/** What one kind of report rows moves by: the conversion's time (kind 1) or its click's (kind 2), at a quarter's start. */
+export interface ReportMove extends Omit<ReportDelta, 'createdAt' | 'clickedAt'> {
+  kind: 1 | 2;
+  at: Date;
+}
 
 /**
- * Deltas that land on the same report rows summed into one: same quarter of the conversion's time
- * and of its click's, same dimensions. A batch of a few hundred conversions of a few offers and
- * affiliates becomes a few rows, so Postgres parses and sums those instead of every conversion
- * (the report rows are the same: they are per quarter). Sums that move nothing are left out. In
- * the order first seen; times are the quarters' starts.
+ * A batch's deltas as the moves of each kind of report rows, those that land on the same rows
+ * summed into one: the same kind, quarter and dimensions. A conversion counts at its own time
+ * (kind 1) and at its click's (kind 2): kind 1 rows of a batch share a quarter or two whatever
+ * its clicks' times, so a batch of a few hundred conversions becomes as many rows as it has
+ * dimensions (offer, affiliate, event, subs, currencies) for kind 1, and at most one row per
+ * conversion for kind 2. Postgres parses and sums those instead of every conversion twice. Sums
+ * that move nothing are left out (they can only cancel on rows that exist). Kind 1 first, then in
+ * the order first seen.
  */
-export function sumReportDeltas(deltas: readonly ReportDelta[]): ReportDelta[] {
-  const sums = new Map<string, { delta: ReportDelta; money: Decimal[] }>();
-  for (const d of deltas) {
-    const createdAt = quarterOf(d.createdAt);
-    const clickedAt = quarterOf(d.clickedAt);
-    const key = JSON.stringify([
-      createdAt.getTime(),
-      clickedAt.getTime(),
-      d.advertiserId,
-      d.offerId,
-      d.affiliateId,
-      d.event,
-      d.sub2,
-      d.sub3,
-      d.sub4,
-      d.sub5,
-      d.currency,
-      d.payoutCurrency,
-      d.revenueCurrency,
-    ]);
-    const sum = sums.get(key);
-    if (!sum) {
-      sums.set(key, { delta: { ...d, createdAt, clickedAt }, money: MONEY.map((m) => new Decimal(d[m])) });
-      continue;
+export function reportMoves(deltas: readonly ReportDelta[]): ReportMove[] {
+  const sums = new Map<string, { move: ReportMove; money: Decimal[] }>();
+  for (const kind of [1, 2] as const) {
+    for (const { createdAt, clickedAt, ...d } of deltas) {
+      const at = quarterOf(kind === 1 ? createdAt : clickedAt);
+      const key = JSON.stringify([
+        kind,
+        at.getTime(),
+        d.advertiserId,
+        d.offerId,
+        d.affiliateId,
+        d.event,
+        d.sub2,
+        d.sub3,
+        d.sub4,
+        d.sub5,
+        d.currency,
+        d.payoutCurrency,
+        d.revenueCurrency,
+      ]);
+      const sum = sums.get(key);
+      if (!sum) {
+        sums.set(key, { move: { ...d, kind, at }, money: MONEY.map((m) => new Exact(d[m])) });
+        continue;
+      }
+      sum.move.approved += d.approved;
+      sum.move.pending += d.pending;
+      sum.move.rejected += d.rejected;
+      MONEY.forEach((m, i) => {
+        sum.money[i] = sum.money[i].plus(d[m]);
+      });
     }
-    sum.delta.approved += d.approved;
-    sum.delta.pending += d.pending;
-    sum.delta.rejected += d.rejected;
-    MONEY.forEach((m, i) => {
-      sum.money[i] = sum.money[i].plus(d[m]);
-    });
   }
-  return [...sums.values()].flatMap(({ delta, money }) => {
-    const summed = { ...delta, ...Object.fromEntries(MONEY.map((m, i) => [m, money[i].toString()])) } as ReportDelta;
-    const moved = summed.approved !== 0 || summed.pending !== 0 || summed.rejected !== 0 || money.some((v) => !v.isZero());
-    return moved ? [summed] : [];
+  return [...sums.values()].flatMap(({ move, money }) => {
+    const moved = move.approved !== 0 || move.pending !== 0 || move.rejected !== 0 || money.some((v) => !v.isZero());
+    if (!moved) return [];
+    MONEY.forEach((m, i) => {
+      move[m] = money[i].toFixed();
+    });
+    return [move];
   });
 }
 

@@ -12,8 +12,9 @@ import {
   isTimeZone,
   localDate,
   type ReportDelta,
+  type ReportMove,
   reportDelta,
-  sumReportDeltas,
+  reportMoves,
   reportRangeProblem,
   reportSource,
   totalsSource,
@@ -246,7 +247,7 @@ describe('what a conversion moves', () => {
   });
 });
 
-describe('deltas summed per report row', () => {
+describe('a batch as the moves of each kind of report rows', () => {
   const at = (iso: string) => new Date(iso);
   const delta = (fields: Partial<ReportDelta>): ReportDelta => ({
     createdAt: at('2026-03-06T12:01:00Z'),
@@ -271,91 +272,175 @@ describe('deltas summed per report row', () => {
     pendingPayout: '0',
     ...fields,
   });
-  const brief = (d: ReportDelta) => [d.createdAt.toISOString(), d.clickedAt.toISOString(), d.offerId, d.sub2, d.approved, d.pending, d.amount, d.pendingPayout];
+  const brief = (m: ReportMove) => [m.kind, m.at.toISOString(), m.offerId, m.sub2, m.approved, m.pending, m.amount, m.pendingPayout];
   it.each([
     ['nothing', [], []],
-    ['one: its times become quarters', [delta({})], [['2026-03-06T12:00:00.000Z', '2026-03-06T11:45:00.000Z', 2, 'spring', 1, 0, '49.9', '0']]],
     [
-      'two in the same quarters and dimensions: one row',
-      [delta({}), delta({ createdAt: at('2026-03-06T12:14:59.999Z'), approved: 0, pending: 1, amount: '0', payout: '0', pendingPayout: '5.00' })],
-      [['2026-03-06T12:00:00.000Z', '2026-03-06T11:45:00.000Z', 2, 'spring', 1, 1, '49.9', '5']],
+      'one: a move of each kind, at the quarters of the conversion and of its click',
+      [delta({})],
+      [
+        [1, '2026-03-06T12:00:00.000Z', 2, 'spring', 1, 0, '49.9', '0'],
+        [2, '2026-03-06T11:45:00.000Z', 2, 'spring', 1, 0, '49.9', '0'],
+      ],
     ],
     [
-      'the next quarter of the conversion: two rows',
+      'two in the same quarters and dimensions: one move of each kind',
+      [delta({}), delta({ createdAt: at('2026-03-06T12:14:59.999Z'), approved: 0, pending: 1, amount: '0', payout: '0', pendingPayout: '5.00' })],
+      [
+        [1, '2026-03-06T12:00:00.000Z', 2, 'spring', 1, 1, '49.9', '5'],
+        [2, '2026-03-06T11:45:00.000Z', 2, 'spring', 1, 1, '49.9', '5'],
+      ],
+    ],
+    [
+      'clicks of other quarters: kind 1 still one move',
+      [delta({}), delta({ clickedAt: at('2026-02-20T08:00:00Z') })],
+      [
+        [1, '2026-03-06T12:00:00.000Z', 2, 'spring', 2, 0, '99.8', '0'],
+        [2, '2026-03-06T11:45:00.000Z', 2, 'spring', 1, 0, '49.9', '0'],
+        [2, '2026-02-20T08:00:00.000Z', 2, 'spring', 1, 0, '49.9', '0'],
+      ],
+    ],
+    [
+      'the next quarter of the conversion: kind 1 apart, kind 2 together',
       [delta({}), delta({ createdAt: at('2026-03-06T12:15:00Z') })],
       [
-        ['2026-03-06T12:00:00.000Z', '2026-03-06T11:45:00.000Z', 2, 'spring', 1, 0, '49.9', '0'],
-        ['2026-03-06T12:15:00.000Z', '2026-03-06T11:45:00.000Z', 2, 'spring', 1, 0, '49.9', '0'],
+        [1, '2026-03-06T12:00:00.000Z', 2, 'spring', 1, 0, '49.9', '0'],
+        [1, '2026-03-06T12:15:00.000Z', 2, 'spring', 1, 0, '49.9', '0'],
+        [2, '2026-03-06T11:45:00.000Z', 2, 'spring', 2, 0, '99.8', '0'],
       ],
     ],
     [
-      'another quarter of the click, offer or sub: rows of their own',
-      [delta({}), delta({ clickedAt: at('2026-03-06T12:00:00Z') }), delta({ offerId: 9 }), delta({ sub2: null })],
+      'another offer, or a sub absent rather than empty: moves of their own',
+      [delta({}), delta({ offerId: 9 }), delta({ sub2: '' }), delta({ sub2: null })],
       [
-        ['2026-03-06T12:00:00.000Z', '2026-03-06T11:45:00.000Z', 2, 'spring', 1, 0, '49.9', '0'],
-        ['2026-03-06T12:00:00.000Z', '2026-03-06T12:00:00.000Z', 2, 'spring', 1, 0, '49.9', '0'],
-        ['2026-03-06T12:00:00.000Z', '2026-03-06T11:45:00.000Z', 9, 'spring', 1, 0, '49.9', '0'],
-        ['2026-03-06T12:00:00.000Z', '2026-03-06T11:45:00.000Z', 2, null, 1, 0, '49.9', '0'],
+        [1, '2026-03-06T12:00:00.000Z', 2, 'spring', 1, 0, '49.9', '0'],
+        [1, '2026-03-06T12:00:00.000Z', 9, 'spring', 1, 0, '49.9', '0'],
+        [1, '2026-03-06T12:00:00.000Z', 2, '', 1, 0, '49.9', '0'],
+        [1, '2026-03-06T12:00:00.000Z', 2, null, 1, 0, '49.9', '0'],
+        [2, '2026-03-06T11:45:00.000Z', 2, 'spring', 1, 0, '49.9', '0'],
+        [2, '2026-03-06T11:45:00.000Z', 9, 'spring', 1, 0, '49.9', '0'],
+        [2, '2026-03-06T11:45:00.000Z', 2, '', 1, 0, '49.9', '0'],
+        [2, '2026-03-06T11:45:00.000Z', 2, null, 1, 0, '49.9', '0'],
       ],
     ],
     [
-      'an approval and a reversal of the same row that cancel: nothing moves',
+      'an approval and a reversal on the same rows that cancel: nothing moves',
       [delta({}), delta({ approved: -1, amount: '-49.90', revenue: '-7.50', payout: '-5.00' })],
       [],
     ],
     [
       'money without a count (a repricing) still moves',
       [delta({ approved: 0, amount: '-0.01', revenue: '0', payout: '0' })],
-      [['2026-03-06T12:00:00.000Z', '2026-03-06T11:45:00.000Z', 2, 'spring', 0, 0, '-0.01', '0']],
+      [
+        [1, '2026-03-06T12:00:00.000Z', 2, 'spring', 0, 0, '-0.01', '0'],
+        [2, '2026-03-06T11:45:00.000Z', 2, 'spring', 0, 0, '-0.01', '0'],
+      ],
+    ],
+    [
+      'sums past 20 significant digits are not rounded',
+      [delta({ amount: '99999999999999.9999' }), delta({ amount: '99999999999999.9999' }), delta({ amount: '0.0001' })],
+      [
+        [1, '2026-03-06T12:00:00.000Z', 2, 'spring', 3, 0, '199999999999999.9999', '0'],
+        [2, '2026-03-06T11:45:00.000Z', 2, 'spring', 3, 0, '199999999999999.9999', '0'],
+      ],
     ],
   ] as const)('%s', (_what, deltas, expected) => {
-    expect(sumReportDeltas(deltas as readonly ReportDelta[]).map(brief)).toEqual(expected);
+    expect(reportMoves(deltas as readonly ReportDelta[]).map(brief)).toEqual(expected);
   });
 
-  it('every report row moves by the same sums as with the deltas one by one', () => {
+  it('every report row of each kind moves by the same sums as with the conversions one by one', () => {
     const quarter = 15 * 60_000;
-    const arb = fc.array(
-      fc.record({
-        created: fc.integer({ min: 0, max: 8 * quarter }),
-        clicked: fc.integer({ min: 0, max: 8 * quarter }),
-        offerId: fc.integer({ min: 1, max: 3 }),
-        sub2: fc.constantFrom('a', null),
-        approved: fc.integer({ min: -1, max: 1 }),
-        cents: fc.integer({ min: -10_000, max: 10_000 }),
-      }),
-      { maxLength: 60 },
-    );
+    const base = Date.UTC(2026, 2, 6);
+    const cents = fc.integer({ min: -1_000_000, max: 1_000_000 });
+    const dims = fc.record({
+      advertiserId: fc.integer({ min: 1, max: 2 }),
+      offerId: fc.integer({ min: 1, max: 2 }),
+      affiliateId: fc.integer({ min: 1, max: 2 }),
+      event: fc.constantFrom('sale', 'lead'),
+      sub2: fc.constantFrom('a', '', null),
+      sub3: fc.constantFrom('b', null),
+      sub4: fc.constantFrom('c', null),
+      sub5: fc.constantFrom('d', null),
+      currency: fc.constantFrom('USD', 'EUR'),
+      payoutCurrency: fc.constantFrom('USD', 'EUR'),
+      revenueCurrency: fc.constantFrom('USD', ''),
+    });
+    // A tuple and, for each field, the tuple with that field alone changed ('' and null apart).
+    const other = (v: string | number | null) => (typeof v === 'number' ? v + 1 : v === null ? '' : null);
+    const variants = (base: Record<string, string | number | null>) => [base, ...Object.keys(base).map((f) => ({ ...base, [f]: other(base[f]) }))];
+    const arb = fc.record({
+      pool: dims.map((base) => variants(base) as Array<typeof base>),
+      changes: fc.array(
+        fc.record({
+          pick: fc.nat(),
+          created: fc.integer({ min: -quarter, max: 2 * quarter }),
+          clicked: fc.integer({ min: -quarter, max: 2 * quarter }),
+          approved: fc.integer({ min: -1, max: 1 }),
+          pending: fc.integer({ min: -1, max: 1 }),
+          rejected: fc.integer({ min: -1, max: 1 }),
+          amount: cents,
+          revenue: cents,
+          payout: cents,
+          pendingPayout: cents,
+        }),
+        { maxLength: 60 },
+      ),
+    });
+    const money = (c: number) => (c / 100).toFixed(2);
+    const toCents = (v: string) => Math.round(Number(v) * 100);
     fc.assert(
-      fc.property(arb, (list) => {
-        const deltas = list.map((d) =>
-          delta({
-            createdAt: new Date(Date.UTC(2026, 2, 6) + d.created),
-            clickedAt: new Date(Date.UTC(2026, 2, 6) + d.clicked),
-            offerId: d.offerId,
-            sub2: d.sub2,
-            approved: d.approved,
-            amount: (d.cents / 100).toFixed(2),
-            revenue: '0',
-            payout: '0',
-          }),
-        );
-        const byRow = (ds: ReportDelta[]) => {
-          const rows = new Map<string, { approved: number; cents: number }>();
-          for (const d of ds) {
-            const key = [Math.floor(d.createdAt.getTime() / quarter), Math.floor(d.clickedAt.getTime() / quarter), d.offerId, d.sub2].join('|');
-            const r = rows.get(key) ?? { approved: 0, cents: 0 };
-            r.approved += d.approved;
-            r.cents += Math.round(Number(d.amount) * 100);
-            rows.set(key, r);
+      fc.property(arb, ({ pool, changes }) => {
+        const deltas: ReportDelta[] = changes.map(({ pick, created, clicked, amount, revenue, payout, pendingPayout, ...d }) => ({
+          ...pool[pick % pool.length],
+          ...d,
+          createdAt: new Date(base + created),
+          clickedAt: new Date(base + clicked),
+          amount: money(amount),
+          revenue: money(revenue),
+          payout: money(payout),
+          pendingPayout: money(pendingPayout),
+        }));
+        // The report rows each kind moves: keyed by every column a report table keys or carries.
+        const rows = (moves: Array<{ kind: number; at: Date; d: Omit<ReportDelta, 'createdAt' | 'clickedAt'> }>) => {
+          const out = new Map<string, number[]>();
+          for (const { kind, at, d } of moves) {
+            const key = JSON.stringify([
+              kind,
+              Math.floor(at.getTime() / quarter),
+              d.advertiserId,
+              d.offerId,
+              d.affiliateId,
+              d.event,
+              d.sub2,
+              d.sub3,
+              d.sub4,
+              d.sub5,
+              d.currency,
+              d.payoutCurrency,
+              d.revenueCurrency,
+            ]);
+            const sums = out.get(key) ?? [0, 0, 0, 0, 0, 0, 0];
+            [d.approved, d.pending, d.rejected, toCents(d.amount), toCents(d.revenue), toCents(d.payout), toCents(d.pendingPayout)].forEach((v, i) => {
+              sums[i] += v;
+            });
+            out.set(key, sums);
           }
-          return new Map([...rows].filter(([, r]) => r.approved !== 0 || r.cents !== 0));
+          return new Map([...out].filter(([, sums]) => sums.some((v) => v !== 0)));
         };
-        const summed = sumReportDeltas(deltas);
-        expect(byRow(summed)).toEqual(byRow(deltas));
-        // One delta per report row at most.
-        expect(byRow(summed).size).toBe(summed.length);
+        const oneByOne = rows(
+          deltas.flatMap(({ createdAt, clickedAt, ...d }) => [
+            { kind: 1, at: createdAt, d },
+            { kind: 2, at: clickedAt, d },
+          ]),
+        );
+        const moves = reportMoves(deltas);
+        const summed = rows(moves.map(({ kind, at, ...d }) => ({ kind, at, d })));
+        expect(summed).toEqual(oneByOne);
+        // One move per report row, each at its quarter's start.
+        expect(summed.size).toBe(moves.length);
+        expect(moves.every((m) => m.at.getTime() % quarter === 0)).toBe(true);
       }),
-      { numRuns: 500 },
+      { numRuns: 300 },
     );
   });
 });

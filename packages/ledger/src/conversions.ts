@@ -195,5 +195,5 @@ export async function writeConversions(db: PgClient, writes: ConversionWrites, n
   if (payouts.size > 0) await recomputePayouts(db, [[...payouts].sort(), now]);
   if (writes.fraudFlags.length > 0) await insertFraudFlags(db, [JSON.stringify(writes.fraudFlags)]);
   // Last: the report rows' locks (the busiest rows of all) are held only until the commit.
-  await moveReportRows(db, writes.reportDeltas);
+  await moveReportRows(db, writes.reportMoves);
 }

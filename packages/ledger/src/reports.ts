@@ -2,7 +2,7 @@ import { type PgClient, type PgPool, type Queryable, inTransaction, statement } 
 import {
   type CountBy,
   MeasureSum,
-  type ReportDelta,
+  type ReportMove,
   type ReportFilters,
   type ReportGroup,
   type ReportMeasures,
@@ -221,18 +221,16 @@ export async function foldClicks(pool: PgPool): Promise<{ clicks: number; behind
   });
 }
 
-/** What a conversion's change moves, at its recorded time (kind 1) and at its click's time (kind 2). */
-const upsertDeltas = statement(
-  'reports-upsert-conversion-deltas',
+/** What conversions' changes move (reportMoves: each kind at its quarter, summed). */
+const upsertMoves = statement(
+  'reports-upsert-conversion-moves',
   tallyUpsert(`
-    SELECT k.kind, CASE k.kind WHEN 1 THEN r."createdAt" ELSE r."clickedAt" END AS at, r."advertiserId" AS advertiser_id, r."offerId" AS offer_id,
-           r."affiliateId" AS affiliate_id, r.event, r.sub2, r.sub3, r.sub4, r.sub5, r.currency, r."payoutCurrency" AS payout_currency,
-           r."revenueCurrency" AS revenue_currency, 0::bigint AS clicks, r.approved::bigint, r.pending::bigint, r.rejected::bigint, r.amount,
-           r.revenue, r.payout, r."pendingPayout" AS pending_payout
-      FROM json_to_recordset($1::json) AS r("createdAt" timestamptz, "clickedAt" timestamptz, "advertiserId" int, "offerId" int, "affiliateId" int,
-           event varchar, sub2 varchar, sub3 varchar, sub4 varchar, sub5 varchar, currency varchar, "payoutCurrency" varchar, "revenueCurrency" varchar,
+    SELECT r.kind, r.at, r."advertiserId" AS advertiser_id, r."offerId" AS offer_id, r."affiliateId" AS affiliate_id, r.event, r.sub2, r.sub3, r.sub4,
+           r.sub5, r.currency, r."payoutCurrency" AS payout_currency, r."revenueCurrency" AS revenue_currency, 0::bigint AS clicks, r.approved::bigint,
+           r.pending::bigint, r.rejected::bigint, r.amount, r.revenue, r.payout, r."pendingPayout" AS pending_payout
+      FROM json_to_recordset($1::json) AS r(kind smallint, at timestamptz, "advertiserId" int, "offerId" int, "affiliateId" int, event varchar,
+           sub2 varchar, sub3 varchar, sub4 varchar, sub5 varchar, currency varchar, "payoutCurrency" varchar, "revenueCurrency" varchar,
            approved int, pending int, rejected int, amount numeric, revenue numeric, payout numeric, "pendingPayout" numeric)
-     CROSS JOIN (VALUES (1::smallint), (2::smallint)) AS k(kind)
      WHERE ${SHARED_REPORTS_LOCK}`),
 );
 
@@ -243,11 +241,11 @@ const upsertDeltas = statement(
  */
 export const NO_JIT = 'SET LOCAL jit = off';
 
-/** Moves the report rows of these conversion changes, inside the caller's transaction. */
-export async function moveReportRows(db: Queryable, deltas: ReportDelta[]): Promise<void> {
-  if (deltas.length === 0) return;
+/** Moves the report rows by these moves of conversions' changes, inside the caller's transaction. */
+export async function moveReportRows(db: Queryable, moves: ReportMove[]): Promise<void> {
+  if (moves.length === 0) return;
   await db.query(NO_JIT);
-  await upsertDeltas(db, [JSON.stringify(deltas)]);
+  await upsertMoves(db, [JSON.stringify(moves)]);
 }
 
 // ——— Reading ———

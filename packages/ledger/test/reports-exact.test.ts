@@ -74,6 +74,8 @@ const trafficArb = fc.record({
   /** Clicks folded into the report rows after every this many batches (0: never, the reports read them raw). */
   foldEvery: fc.integer({ min: 0, max: 3 }),
   conversions: fc.array(conversionArb, { maxLength: 12 }),
+  /** Conversions written in batches (each one's first states together, then its seconds, …) or one at a time. */
+  together: fc.boolean(),
 });
 type Traffic = typeof trafficArb extends fc.Arbitrary<infer T> ? T : never;
 
@@ -96,9 +98,13 @@ async function play(traffic: Traffic, run: string): Promise<void> {
     // At-least-once: a job run again after a crash (before or after a fold) writes and counts nothing twice.
     if (traffic.resend) await insertClicks(db.pool, [batch]);
   }
+  // Each conversion's states, in order.
+  const sequences: ConversionState[][] = [];
   for (const [n, c] of traffic.conversions.entries()) {
     const click = clicks[c.click % clicks.length];
     const offer = OFFERS.find((o) => o.id === click.offerId)!;
+    const sequence: ConversionState[] = [];
+    sequences.push(sequence);
     let state: ConversionState | null = null;
     for (const change of [c.first, ...c.changes]) {
       const before: ConversionState | null = state;
@@ -134,13 +140,32 @@ async function play(traffic: Traffic, run: string): Promise<void> {
         ...(change.payout === undefined ? {} : { payout: money(change.payout) }),
         ...(change.revenue === undefined || !c.withRevenue ? {} : { revenue: money(change.revenue) }),
       };
-      const key = after.orderId;
-      await inTransaction(db.pool, (client) =>
-        writeConversions(client, conversionWrites(new Map(before ? [[key, before]] : []), new Map([[key, after]]), [{ events: [] }]), new Date()),
-      );
+      sequence.push(after);
       state = after;
     }
   }
+  const write = (before: ConversionState[], after: ConversionState[]) =>
+    inTransaction(db.pool, (client) =>
+      writeConversions(
+        client,
+        conversionWrites(
+          new Map(before.map((b) => [b.orderId, b])),
+          new Map(after.map((a) => [a.orderId, a])),
+          after.map(() => ({ events: [] })),
+        ),
+        new Date(),
+      ),
+    );
+  if (traffic.together) {
+    // As attribution writes a batch: every conversion's first state in one transaction, then every second state, …
+    for (let round = 0; sequences.some((q) => q.length > round); round++) {
+      const moving = sequences.filter((q) => q.length > round);
+      await write(
+        round === 0 ? [] : moving.map((q) => q[round - 1]),
+        moving.map((q) => q[round]),
+      );
+    }
+  } else for (const q of sequences) for (const [i, after] of q.entries()) await write(i === 0 ? [] : [q[i - 1]], [after]);
 }
 
 async function answer(query: ReportQuery, source: ReportSource) {
@@ -238,6 +263,7 @@ it('a rebuild keeps the click counts of clicks no longer stored (history dropped
       resend: false,
       foldEvery: 1,
       conversions: [],
+      together: false,
     },
     'kept',
   );

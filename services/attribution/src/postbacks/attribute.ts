@@ -187,7 +187,7 @@ async function attributeIn(
   const plan = planBatch({ postbacks: fresh, ...loaded, existing, now });
   // Another batch created one of these orders after we looked, or a payout took one of the
   // commissions: the writer throws RetryTransaction and we look again (then locked).
-  await writeConversions(client, reportUpkeep ? plan : { ...plan, reportDeltas: [] }, now);
+  await writeConversions(client, reportUpkeep ? plan : { ...plan, reportMoves: [] }, now);
 
   if (fresh.length > 0) {
     const rows = plan.plans.map(({ outcome }, i) => {
