@@ -2,6 +2,9 @@ import Decimal from 'decimal.js';
 
 export { Decimal };
 
+/** Decimal arithmetic with room to spare (40 significant digits; decimal.js keeps 20 by default): sums and products of numeric(18,4) values are never rounded. */
+export const ExactDecimal = Decimal.clone({ precision: 40 });
+
 // Money is numeric(18,4) in Postgres: at most 14 integer digits and 4 decimal places.
 export const MONEY_PATTERN = /^\d{1,14}(\.\d{1,4})?$/;
 export const PERCENT_PATTERN = /^\d{1,3}(\.\d{1,4})?$/;

@@ -1,8 +1,8 @@
 import Decimal from 'decimal.js';
+import { ExactDecimal as Exact } from './money';
 
-// numeric(18,4) × a percent has up to 25 significant digits: compute with room to spare, so the
+// numeric(18,4) × a percent has up to 25 significant digits: computed with room to spare, so the
 // only rounding is the final half-up to 4 places.
-const Exact = Decimal.clone({ precision: 40 });
 
 export type PayoutRule = { type: 'fixed'; amount: Decimal.Value; currency: string } | { type: 'percent'; percent: Decimal.Value };
 

@@ -1,4 +1,5 @@
 import Decimal from 'decimal.js';
+import { ExactDecimal } from './money';
 import type { ConversionRow } from './representations';
 
 const DAY_MS = 86_400_000;
@@ -341,8 +342,6 @@ export function reportDelta(before: ConversionRow | null, after: ConversionRow):
 export const QUARTER_MS = 15 * 60_000;
 const quarterOf = (at: Date) => new Date(Math.floor(at.getTime() / QUARTER_MS) * QUARTER_MS);
 const MONEY = ['amount', 'revenue', 'payout', 'pendingPayout'] as const;
-/** Sums of numeric(24,4) values, never rounded (decimal.js keeps 20 digits by default). */
-const Exact = Decimal.clone({ precision: 40 });
 
 /** What one kind of report rows moves by: the conversion's time (kind 1) or its click's (kind 2), at a quarter's start. */
 export interface ReportMove extends Omit<ReportDelta, 'createdAt' | 'clickedAt'> {
@@ -382,7 +381,7 @@ export function reportMoves(deltas: readonly ReportDelta[]): ReportMove[] {
       ]);
       const sum = sums.get(key);
       if (!sum) {
-        sums.set(key, { move: { ...d, kind, at }, money: MONEY.map((m) => new Exact(d[m])) });
+        sums.set(key, { move: { ...d, kind, at }, money: MONEY.map((m) => new ExactDecimal(d[m])) });
         continue;
       }
       sum.move.approved += d.approved;

@@ -1,5 +1,18 @@
 import { type PgPool, inTransaction } from '@trackway/db';
-import { CURRENCIES, DAY_ROLLUPS, DIMS, LOCK_KEY, MEASURES, NO_JIT, QUARTER, SUBS_KEY, rollupDaysFromQuarters, sums, zoneKnown } from './reports';
+import {
+  CLICK_MEASURES,
+  CURRENCIES,
+  DAY_ROLLUPS,
+  DIMS,
+  LOCK_KEY,
+  MEASURES,
+  NO_JIT,
+  QUARTER,
+  SUBS_KEY,
+  rollupDaysFromQuarters,
+  sums,
+  zoneKnown,
+} from './reports';
 
 // reports:rebuild (docs/reports.md): report rows recomputed from the raw rows, one UTC day per
 // transaction, each under the reports lock taken alone (writers wait for it, then add what they
@@ -25,8 +38,7 @@ const REBUILD_QUARTERS = [
   `INSERT INTO report_quarters (kind, bucket, ${DIMS}, subs_key, advertiser_id, sub2, sub3, sub4, sub5, ${MEASURES.join(', ')})
    SELECT kind, ${QUARTER('at')} AS bucket, ${DIMS}, ${SUBS_KEY}, advertiser_id, sub2, sub3, sub4, sub5, ${sums}
      FROM (SELECT 0::smallint AS kind, c.created_at AS at, COALESCE(o.advertiser_id, 0) AS advertiser_id, c.offer_id, c.affiliate_id, '' AS event,
-                  c.sub2, c.sub3, c.sub4, c.sub5, '' AS currency, '' AS payout_currency, '' AS revenue_currency, 1::bigint AS clicks, 0::bigint AS approved,
-                  0::bigint AS pending, 0::bigint AS rejected, 0::numeric AS amount, 0::numeric AS revenue, 0::numeric AS payout, 0::numeric AS pending_payout
+                  c.sub2, c.sub3, c.sub4, c.sub5, '' AS currency, '' AS payout_currency, '' AS revenue_currency, ${CLICK_MEASURES}
              FROM clicks c LEFT JOIN offers o ON o.id = c.offer_id
             WHERE c.created_at >= greatest($1::timestamptz, $3::timestamptz) AND c.created_at < $2
               AND (c.report_xid IS NULL OR c.report_xid < (SELECT xid FROM report_click_folds WHERE id = 1))

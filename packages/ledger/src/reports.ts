@@ -75,7 +75,6 @@ export const DAY_ROLLUPS: DayRollup[] = [
   { table: 'report_offer_affiliate_days', source: 'offer_affiliate_days', key: ['offer_id', 'affiliate_id', ...CK], carried: ['advertiser_id'], blocks: false },
 ];
 const COLUMN_OF: Record<string, string> = { sub2_key: SUB2_KEY };
-const spanned = (r: DayRollup) => r.blocks;
 /** Spans as a VALUES list: every one, or the blocks only. */
 const spanValues = (spans: readonly number[]) => spans.map((span, i) => (i === 0 ? `(${span}::smallint)` : `(${span})`)).join(', ');
 const EVERY_SPAN = spanValues([...REPORT_SPANS].reverse());
@@ -87,14 +86,14 @@ const BLOCK_SPANS = spanValues([...REPORT_SPANS].reverse().filter((span) => span
  * deadlocking). `spans`: the VALUES list of spans to write.
  */
 function rollupInsert(r: DayRollup, rel: string, spans: string, sign: '' | '-' = ''): string {
-  const head = spanned(r) ? ['zone', 'span', 'day'] : ['zone', 'day'];
-  const dayExpr = spanned(r) ? blockStart('day', 's.span') : 'day';
+  const head = r.blocks ? ['zone', 'span', 'day'] : ['zone', 'day'];
+  const dayExpr = r.blocks ? blockStart('day', 's.span') : 'day';
   const exprs = [...head.map((c) => (c === 'span' ? 's.span' : c === 'day' ? dayExpr : c)), ...r.key.map((c) => COLUMN_OF[c] ?? c)];
   const columns = [...head, ...r.key, ...r.carried];
   const positions = exprs.map((_, i) => i + 1).join(', ');
   return `INSERT INTO ${r.table} (${columns.join(', ')}, ${MEASURES.join(', ')})
     SELECT ${[...exprs, ...r.carried].join(', ')}, ${MEASURES.map((m) => `${sign}sum(${m}) AS ${m}`).join(', ')}
-      FROM ${rel}${spanned(r) ? ` CROSS JOIN (VALUES ${spans}) AS s(span)` : ''}
+      FROM ${rel}${r.blocks ? ` CROSS JOIN (VALUES ${spans}) AS s(span)` : ''}
      GROUP BY ${[positions, ...r.carried].join(', ')}
      ORDER BY ${positions}
     ON CONFLICT (${[...head, ...r.key].join(', ')}) DO UPDATE SET ${addExcluded(r.table)}`;
@@ -146,7 +145,7 @@ export function rollupDaysFromQuarters(r: DayRollup): string[] {
   const fresh = `(SELECT $1::text AS zone, (bucket AT TIME ZONE $1::text)::date AS day, q.* FROM report_quarters q
                 WHERE bucket >= $4::timestamptz - interval '2 days' AND bucket < $5::timestamptz + interval '2 days'
                   AND (bucket AT TIME ZONE $1::text)::date BETWEEN $2::date AND $3::date) tz`;
-  if (!spanned(r)) return [`DELETE FROM ${r.table} WHERE ${days}`, rollupInsert(r, fresh, '(1::smallint)')];
+  if (!r.blocks) return [`DELETE FROM ${r.table} WHERE ${days}`, rollupInsert(r, fresh, '(1::smallint)')];
   const nothing = MEASURES.map((m) => `${m} = 0`).join(' AND ');
   return [
     `WITH old AS (DELETE FROM ${r.table} WHERE ${days} AND span = 1 RETURNING *) ${rollupInsert(r, 'old', BLOCK_SPANS, '-')}`,
@@ -155,9 +154,11 @@ export function rollupDaysFromQuarters(r: DayRollup): string[] {
   ];
 }
 
+/** What a click adds to its rows' measures. */
+export const CLICK_MEASURES = `1::bigint AS clicks, 0::bigint AS approved, 0::bigint AS pending, 0::bigint AS rejected, 0::numeric AS amount,
+  0::numeric AS revenue, 0::numeric AS payout, 0::numeric AS pending_payout`;
 export const CLICK_TALLY = `0::smallint AS kind, advertiser_id, offer_id, affiliate_id, ''::varchar AS event, sub2, sub3, sub4, sub5,
-  ''::varchar AS currency, ''::varchar AS payout_currency, ''::varchar AS revenue_currency, 1::bigint AS clicks, 0::bigint AS approved,
-  0::bigint AS pending, 0::bigint AS rejected, 0::numeric AS amount, 0::numeric AS revenue, 0::numeric AS payout, 0::numeric AS pending_payout`;
+  ''::varchar AS currency, ''::varchar AS payout_currency, ''::varchar AS revenue_currency, ${CLICK_MEASURES}`;
 
 /** The transaction writing a row, as report_xid holds it. */
 export const CURRENT_XID = `(SELECT pg_current_xact_id()::text::bigint)`;
@@ -279,8 +280,6 @@ function filterSql(filters: ReportFilters, p: Params, clickRows: string): string
 }
 
 const MEASURE_LIST = MEASURES.join(', ');
-const ZERO_MEASURES = `1::bigint AS clicks, 0::bigint AS approved, 0::bigint AS pending, 0::bigint AS rejected, 0::numeric AS amount,
-  0::numeric AS revenue, 0::numeric AS payout, 0::numeric AS pending_payout`;
 
 /** Raw clicks (and conversions) of [from, to) as rows of every column a branch reads. */
 function rawSql(query: ReportQuery, p: Params): string {
@@ -291,7 +290,7 @@ function rawSql(query: ReportQuery, p: Params): string {
   const conversionWhere = [`${at} >= ${from}`, `${at} < ${to}`, ...filterSql(query.filters, p, 'false')];
   return `SELECT c.created_at AS at, COALESCE(o.advertiser_id, 0) AS advertiser_id, c.offer_id, c.affiliate_id, ''::varchar AS event,
                  c.sub1, c.sub2, c.sub3, c.sub4, c.sub5, ''::varchar AS currency, ''::varchar AS payout_currency, ''::varchar AS revenue_currency,
-                 ${ZERO_MEASURES}
+                 ${CLICK_MEASURES}
             FROM clicks c LEFT JOIN offers o ON o.id = c.offer_id WHERE ${clickWhere.join(' AND ')}
           UNION ALL
           SELECT ${at} AS at, advertiser_id, offer_id, affiliate_id, event, sub1, sub2, sub3, sub4, sub5, currency, payout_currency,
@@ -395,10 +394,10 @@ function buildSql(query: ReportQuery, source: ReportSource, groups: ReportGroup[
       for (const k of kinds) branches.push(branch(table, [`zone = ${zone()}`, ...where, k, ...filterSql(query.filters, p, 'kind = 0')]));
     };
     const timeGrouped = groups.some((g) => TIME_GROUPS.includes(g));
-    if (rollup && spanned(rollup) && !timeGrouped) {
+    if (rollup?.blocks && !timeGrouped) {
       for (const block of dayBlocks(fromDay, toDay)) add([`span = ${block.span}`, `day = ${p.add(block.day)}::date`]);
     } else {
-      add([...(rollup && spanned(rollup) ? ['span = 1'] : []), `day >= ${p.add(fromDay)}::date`, `day < ${p.add(toDay)}::date`]);
+      add([...(rollup?.blocks ? ['span = 1'] : []), `day >= ${p.add(fromDay)}::date`, `day < ${p.add(toDay)}::date`]);
     }
   }
   let unfolded = '';
@@ -495,45 +494,48 @@ const READ_SETTINGS = [
   `SET LOCAL idle_in_transaction_session_timeout = '60s'`,
 ].join('; ');
 
-/** Reports read in one snapshot, with READ_SETTINGS. */
-async function beginReading(client: PgClient): Promise<void> {
+/** Reports read in one snapshot, with READ_SETTINGS (or more: rowSettings). */
+async function beginReading(client: PgClient, settings = READ_SETTINGS): Promise<void> {
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-  await client.query(READ_SETTINGS);
-}
-
-/** The totals of a planned report. */
-export async function reportTotals(pool: PgPool, plan: PlannedReport): Promise<ReportMeasures> {
-  const client = await pool.connect();
-  try {
-    await beginReading(client);
-    const sum = new MeasureSum();
-    for (const row of (await client.query(withMark(plan.totals, await foldMark(client)))).rows) sum.add(row);
-    return sum.measures();
-  } finally {
-    await client.query('ROLLBACK').catch(() => undefined);
-    client.release();
-  }
+  await client.query(settings);
 }
 
 /** The settings of the connection that reads a report's rows. Day rows are summed in their order as they stream (a page needs only its groups), never hashed whole first. */
 const rowSettings = (plan: PlannedReport) => (plan.streams ? `${READ_SETTINGS}; SET LOCAL enable_hashagg = off` : READ_SETTINGS);
 
-/**
- * EXPLAIN (ANALYZE, BUFFERS) of a planned report's rows or totals, read with a report's settings,
- * snapshot and mark (the whole statement: a report's cursor stops at its page).
- */
-export async function explainReport(pool: PgPool, plan: PlannedReport, part: 'rows' | 'totals'): Promise<string[]> {
+/** `read` in a reading transaction of its own (the fold's mark of its snapshot handed in), rolled back after. */
+async function reading<T>(pool: PgPool, settings: string, read: (client: PgClient, mark: string) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   try {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    await client.query(part === 'rows' ? rowSettings(plan) : READ_SETTINGS);
-    const { text, values } = withMark(plan[part], await foldMark(client));
-    const { rows } = await client.query<{ 'QUERY PLAN': string }>({ text: `EXPLAIN (ANALYZE, BUFFERS) ${text}`, values });
-    return rows.map((r) => r['QUERY PLAN']);
+    await beginReading(client, settings);
+    return await read(client, await foldMark(client));
   } finally {
     await client.query('ROLLBACK').catch(() => undefined);
     client.release();
   }
+}
+
+/** The totals of a planned report. */
+export function reportTotals(pool: PgPool, plan: PlannedReport): Promise<ReportMeasures> {
+  return reading(pool, READ_SETTINGS, async (client, mark) => {
+    const sum = new MeasureSum();
+    for (const row of (await client.query(withMark(plan.totals, mark))).rows) sum.add(row);
+    return sum.measures();
+  });
+}
+
+/**
+ * EXPLAIN (ANALYZE, BUFFERS) of a planned report's rows or totals, read the way a report reads
+ * them: the same settings, snapshot and mark, and the rows as the cursor they are read through
+ * (planned for a fast start; run to the end here, where a report stops at its page).
+ */
+export function explainReport(pool: PgPool, plan: PlannedReport, part: 'rows' | 'totals'): Promise<string[]> {
+  return reading(pool, part === 'rows' ? rowSettings(plan) : READ_SETTINGS, async (client, mark) => {
+    const { text, values } = withMark(plan[part], mark);
+    const statement = part === 'rows' ? `DECLARE report_rows NO SCROLL CURSOR FOR ${text}` : text;
+    const { rows } = await client.query<{ 'QUERY PLAN': string }>({ text: `EXPLAIN (ANALYZE, BUFFERS) ${statement}`, values });
+    return rows.map((r) => r['QUERY PLAN']);
+  });
 }
 
 export interface ReportPage {
