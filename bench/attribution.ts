@@ -30,7 +30,24 @@ import type { ChildProcess } from 'node:child_process';
 import type { Redis } from 'ioredis';
 import { STACK_SECRET, type Stack, startStack } from '../test/support/stack';
 import { runHttpLoadInChild } from './http-load';
-import { type Row, cleanupOnInterrupt, forkTs, machineNote, ms, nextMessage, once, rate, ratio, report, row, runBench, size, sleep, withDeadline } from './lib';
+import {
+  type Row,
+  alternating,
+  cleanupOnInterrupt,
+  forkTs,
+  machineNote,
+  ms,
+  nextMessage,
+  once,
+  rate,
+  ratio,
+  report,
+  row,
+  runBench,
+  size,
+  sleep,
+  withDeadline,
+} from './lib';
 
 const N = size(Number(process.env.ATTRIBUTION_N ?? 50_000), 5_000);
 const CONCURRENCY = Number(process.env.ATTRIBUTION_BENCH_CONCURRENCY ?? 2000);
@@ -214,19 +231,10 @@ async function main() {
       };
       // Each with report upkeep (as deployed) and without it (reportUpkeep: false, the baseline of
       // what recording a conversion's report rows costs).
-      const ingestRuns = { with: [] as Array<Drained & { jobs: number }>, without: [] as Drained[] };
-      const oneRuns = { with: [] as Drained[], without: [] as Drained[] };
-      // In the order with, without, without, with (…): a drift of the shared machine over the
-      // runs (autovacuum, checkpoints, growing tables) falls on both sides alike.
-      const alternate = async <T>(runs: { with: T[]; without: T[] }, run: (label: string, upkeep: boolean) => Promise<T>, label: string) => {
-        for (let pair = 1; pair <= UPKEEP_PAIRS; pair++)
-          for (const upkeep of pair % 2 === 1 ? [true, false] : [false, true])
-            runs[upkeep ? 'with' : 'without'].push(
-              await run(upkeep ? `real worker, ${label} [${pair}]` : `  the same without report upkeep [${pair}]`, upkeep),
-            );
-      };
-      await alternate(ingestRuns, viaIngest, 'as ingest enqueues');
-      await alternate(oneRuns, onePerJobRun, '1 postback per job');
+      // Alternating with and without (bench/lib.ts).
+      const label = (what: string, upkeep: boolean, pair: number) => (upkeep ? `real worker, ${what} [${pair}]` : `  the same without report upkeep [${pair}]`);
+      const ingestRuns = await alternating(UPKEEP_PAIRS, (upkeep, pair) => viaIngest(label('as ingest enqueues', upkeep, pair), upkeep));
+      const oneRuns = await alternating(UPKEEP_PAIRS, (upkeep, pair) => onePerJobRun(label('1 postback per job', upkeep, pair), upkeep));
       const coalesced = ingestRuns.with[0];
       const onePerJob = oneRuns.with[0];
       const jobs = coalesced.jobs;

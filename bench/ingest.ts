@@ -18,7 +18,7 @@
 //         folder adds the clicks to the report rows a second later, many at once) against the
 //         same worker without it (reportUpkeep: false, BENCH_REPORT_UPKEEP=0: no report_xid, no
 //         folder; reports would miss those clicks), alternating
-//         with, without, with, without: /click req/s with the worker running, and the worker's
+//         with, without, without, with: /click req/s with the worker running, and the worker's
 //         own rate, click rows per second from a backlog of 50,000 (targets ≥ 0.95×).
 // naive   what a team would build without a queue: an Express handler that looks the key up
 //         and writes the conversion with Prisma before answering. Its req/s and p99 beside
@@ -45,6 +45,7 @@ import { type LoadResult, runHttpLoadInChild } from './http-load';
 import {
   ROOT,
   type Row,
+  alternating,
   bytes,
   cleanupOnInterrupt,
   forkTs,
@@ -422,15 +423,13 @@ async function main() {
         return { perSecond, ok: written === sent };
       };
       // With report upkeep (as deployed: report_xid on each row, the folder running in the worker)
-      // and without (reportUpkeep: false, BENCH_REPORT_UPKEEP=0), alternating.
-      const loads = { with: [] as Awaited<ReturnType<typeof withWorkerRun>>[], without: [] as Awaited<ReturnType<typeof withWorkerRun>>[] };
-      const backlogs = { with: [] as Awaited<ReturnType<typeof backlogRun>>[], without: [] as Awaited<ReturnType<typeof backlogRun>>[] };
-      for (let pair = 1; pair <= UPKEEP_PAIRS; pair++) {
-        loads.with.push(await withWorkerRun(`[${pair}] ingest /click, clicks worker`, true));
-        loads.without.push(await withWorkerRun(`[${pair}]   … worker without report upkeep`, false));
-        backlogs.with.push(await backlogRun(`[${pair}] clicks worker, ${DRAIN_N} backlog`, true));
-        backlogs.without.push(await backlogRun(`[${pair}]   … without report upkeep`, false));
-      }
+      // and without (reportUpkeep: false, BENCH_REPORT_UPKEEP=0), alternating (bench/lib.ts).
+      const runs = await alternating(UPKEEP_PAIRS, async (on, pair) => ({
+        load: await withWorkerRun(on ? `[${pair}] ingest /click, clicks worker` : `[${pair}]   … worker without report upkeep`, on),
+        backlog: await backlogRun(on ? `[${pair}] clicks worker, ${DRAIN_N} backlog` : `[${pair}]   … without report upkeep`, on),
+      }));
+      const loads = { with: runs.with.map((r) => r.load), without: runs.without.map((r) => r.load) };
+      const backlogs = { with: runs.with.map((r) => r.backlog), without: runs.without.map((r) => r.backlog) };
       const withWorker = loads.with[0].load;
       const { written, redirected, drainMs } = loads.with[0];
       const [e3, c] = [best(express302), best(ingestClicks)];

@@ -193,3 +193,14 @@ export function runBench(main: () => Promise<void>): void {
     },
   );
 }
+
+/**
+ * Runs `run` with something on and off, in pairs ordered on, off, off, on, …: a drift of the
+ * shared machine over the runs (autovacuum, checkpoints, growing tables) falls on both sides alike.
+ */
+export async function alternating<T>(pairs: number, run: (on: boolean, pair: number) => Promise<T>): Promise<{ with: T[]; without: T[] }> {
+  const runs = { with: [] as T[], without: [] as T[] };
+  for (let pair = 1; pair <= pairs; pair++)
+    for (const on of pair % 2 === 1 ? [true, false] : [false, true]) runs[on ? 'with' : 'without'].push(await run(on, pair));
+  return runs;
+}
