@@ -17,7 +17,7 @@ import { ensureDatabase } from '@trackway/db';
 import { TEST_DATABASE_URL } from '@trackway/testing';
 import { ROOT, type Row, forkTs, machineNote, printTable } from './lib';
 
-const ALL = ['ingest', 'attribution', 'delivery', 'pipeline', 'reports'] as const;
+const ALL = ['ingest', 'attribution', 'delivery', 'pipeline', 'cost', 'reports'] as const;
 
 async function runOne(name: string, quick: boolean): Promise<{ rows: Row[]; code: number | null; ms: number }> {
   const started = performance.now();
