@@ -12,12 +12,15 @@ const BATCH = 500;
 
 export interface DeliveryRow {
   status: 'pending' | 'succeeded' | 'failed';
+  /** Attempts logged so far: a batch sends only deliveries never attempted. */
+  attemptCount: number;
   payload: unknown;
 }
 
 const readDeliveries = statement<DeliveryRow & { id: string }>(
   'deliveries-read',
-  `SELECT d.id, d.status::text AS status, e.payload FROM deliveries d JOIN outbox_events e ON e.id = d.event_id WHERE d.id = ANY($1::varchar[])`,
+  `SELECT d.id, d.status::text AS status, d.attempt_count AS "attemptCount", e.payload
+     FROM deliveries d JOIN outbox_events e ON e.id = d.event_id WHERE d.id = ANY($1::varchar[])`,
 );
 
 /** Reads deliveries (status and event payload) for the worker's concurrent jobs, one statement per batch. */
@@ -55,7 +58,9 @@ const ATTEMPTS_SQL = `
     SELECT * FROM unnest($1::varchar[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::int[], $7::varchar[], $8::varchar[], $9::varchar[])
       AS u(id, status, next_attempt_at, at, duration_ms, status_code, error, response_body, attempt_key)
   ), fresh AS (
-    SELECT u.* FROM u WHERE NOT EXISTS (SELECT 1 FROM delivery_attempts x WHERE x.attempt_key = u.attempt_key)
+    -- OFFSET 0 keeps the probe a subplan (an index probe per attempt): as an anti-join, a plan
+    -- made while the table looked small hashes all of delivery_attempts on every call.
+    SELECT u.* FROM u WHERE NOT EXISTS (SELECT 1 FROM delivery_attempts x WHERE x.attempt_key = u.attempt_key OFFSET 0)
   ), d AS (
     UPDATE deliveries d SET attempt_count = d.attempt_count + 1, status = u.status::"DeliveryStatus", next_attempt_at = u.next_attempt_at, updated_at = now()
     FROM fresh u WHERE d.id = u.id RETURNING d.id, d.attempt_count, d.endpoint_id
