@@ -3,7 +3,7 @@
 import type { PgPool } from '@trackway/db';
 import type { ReportGroup, ReportQuery, ReportSource } from '@trackway/domain';
 import { collectReport, planReportSql, sourceFor } from '@trackway/ledger';
-import { LIVE_JOB_STATES, QUEUE_NAMES, type Queues, deliveryJobId } from '@trackway/queues';
+import { QUEUE_NAMES, type Queues, deliveryJobStates } from '@trackway/queues';
 import { type ChaosReceiver, type DeliveryAnalysis, type KillRecord, type PartnerReceiver, analyseDeliveries } from './receivers';
 import type { PlannedPostback } from './traffic';
 
@@ -235,8 +235,17 @@ export async function finalChecks(input: FinalInput): Promise<{ checks: Check[];
   const known = new Set(eventIds);
   const analyses = receivers.map((r) => analyseDeliveries(r.log, kills));
   const deliveryRows = (
-    await pool.query<{ id: string; event_id: string; endpoint_id: string; status: string; attempt_count: number; logged: string }>(
-      `SELECT d.id, d.event_id, d.endpoint_id, d.status, d.attempt_count, count(a.id) AS logged
+    await pool.query<{
+      id: string;
+      event_id: string;
+      endpoint_id: string;
+      status: string;
+      attempt_count: number;
+      replay_count: number;
+      batch_job_id: string | null;
+      logged: string;
+    }>(
+      `SELECT d.id, d.event_id, d.endpoint_id, d.status, d.attempt_count, d.replay_count, d.batch_job_id, count(a.id) AS logged
          FROM deliveries d LEFT JOIN delivery_attempts a ON a.delivery_id = d.id GROUP BY d.id`,
     )
   ).rows;
@@ -333,8 +342,13 @@ export async function finalChecks(input: FinalInput): Promise<{ checks: Check[];
   const pending = deliveryRows.filter((d) => d.status === 'pending');
   const stranded: string[] = [];
   for (const d of pending) {
-    const jobState = await queues.deliveries.getJobState(deliveryJobId(d.event_id, d.endpoint_id));
-    if (!LIVE_JOB_STATES.has(jobState)) stranded.push(`${d.id} (job ${jobState})`);
+    const jobs = await deliveryJobStates(queues.deliveries, {
+      eventId: d.event_id,
+      endpointId: d.endpoint_id,
+      replayCount: d.replay_count,
+      batchJobId: d.batch_job_id,
+    });
+    if (!jobs.live) stranded.push(`${d.id} (jobs ${jobs.states.join(', ')})`);
   }
   check('queues empty; no delivery pending without a live job', [
     ...leftover,

@@ -80,6 +80,20 @@ export function deliveryJobOptions(schedule: readonly number[], jobId: string) {
   return { jobId, attempts: Math.max(1, schedule.length), delay: schedule[0] ?? 0, backoff: { type: DELIVERY_BACKOFF } };
 }
 
+/**
+ * A delivery's retry after an attempt made in a batch: its schedule goes on from the attempts
+ * made (`priorAttempts`, carried in the job), after the delay its last attempt decided.
+ */
+export function deliveryRetryJobOptions(schedule: readonly number[], jobId: string, priorAttempts: number, delayMs: number) {
+  return { jobId, attempts: Math.max(1, schedule.length - priorAttempts), delay: delayMs, backoff: { type: DELIVERY_BACKOFF } };
+}
+
+/**
+ * The first attempts of several deliveries to one endpoint (fanned out together) travel in one
+ * job: named after its first delivery, and written on each delivery's row (batch_job_id).
+ */
+export const deliveryBatchJobId = (firstDeliveryId: string) => `${firstDeliveryId}-batch`;
+
 /** The first delivery of an event to an endpoint: fanning out twice finds the same job. */
 export const deliveryJobId = (eventId: string, endpointId: string) => `${eventId}-${endpointId}`;
 /**
@@ -93,16 +107,20 @@ export const replayJobId = (eventId: string, endpointId: string, replayCount: nu
 export const LIVE_JOB_STATES: ReadonlySet<string> = new Set(['waiting', 'delayed', 'active', 'prioritized', 'waiting-children']);
 
 /**
- * The jobs a delivery may be queued under — its first send, then its latest replay — with their
- * states, in that order; `live` when one of them is still queued or running.
+ * The jobs a delivery may be queued under — the batch that carried its first attempt, if any, its
+ * own first send (or retry), then its latest replay — with their states, in that order; `live`
+ * when one of them is still queued or running.
  */
 export async function deliveryJobStates(
   queue: { getJobState(id: string): Promise<string> },
-  eventId: string,
-  endpointId: string,
-  replayCount: number,
+  delivery: { eventId: string; endpointId: string; replayCount: number; batchJobId: string | null },
 ): Promise<{ ids: string[]; states: string[]; live: boolean }> {
-  const ids = [deliveryJobId(eventId, endpointId), ...(replayCount > 0 ? [replayJobId(eventId, endpointId, replayCount)] : [])];
+  const { eventId, endpointId, replayCount, batchJobId } = delivery;
+  const ids = [
+    ...(batchJobId ? [batchJobId] : []),
+    deliveryJobId(eventId, endpointId),
+    ...(replayCount > 0 ? [replayJobId(eventId, endpointId, replayCount)] : []),
+  ];
   const states = await Promise.all(ids.map((id) => queue.getJobState(id)));
   return { ids, states, live: states.some((state) => LIVE_JOB_STATES.has(state)) };
 }

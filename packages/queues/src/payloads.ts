@@ -13,6 +13,8 @@ export const JOB_BATCH = {
   postbacks: 32,
   clicks: 256,
   events: 100,
+  /** First attempts of one endpoint's deliveries in one job (deliveryBatchJobSchema). */
+  deliveries: 100,
 } as const;
 
 /** The postback job's shape version: from 2 on, an amount in it was sent (absent: none was). */
@@ -71,6 +73,17 @@ export const eventJobSchema = z.object({
 /** One event envelope (its id is the receivers' idempotency key). */
 export type EventJob = z.infer<typeof eventJobSchema>;
 
+/** An attempt made whose record could not be written yet: carried in its job, recorded on the next run. */
+const unrecordedAttempt = z.object({
+  key: z.string().min(1).max(200),
+  at: z.iso.datetime(),
+  durationMs: z.number().int().min(0),
+  statusCode: z.number().int().nullable(),
+  error: z.string().max(64).nullable(),
+  responseBody: z.string().max(4096).nullable(),
+  retryAfterMs: z.number().int().min(0).nullable(),
+});
+
 export const deliveryJobSchema = z.object({
   deliveryId: z.string().regex(/^dlv_[0-9A-Z]{26}$/),
   endpointId: z.string().regex(/^(ep|pp)_[0-9A-Z]{26}$/),
@@ -79,23 +92,29 @@ export const deliveryJobSchema = z.object({
   replay: z.boolean().optional(),
   /** Which replay this job is (the delivery's replay_count when it was requested); 0 = the first send. */
   replayCount: z.number().int().min(0).optional(),
+  /** Attempts the delivery had before this job (a retry after its first attempt, made in a batch). */
+  priorAttempts: z.number().int().min(0).optional(),
   /**
    * An attempt this job made whose record could not be written (Postgres down, or the worker
    * shutting down meanwhile): the next run records it instead of sending the request again.
    */
-  unrecorded: z
-    .object({
-      key: z.string().min(1).max(200),
-      at: z.iso.datetime(),
-      durationMs: z.number().int().min(0),
-      statusCode: z.number().int().nullable(),
-      error: z.string().max(64).nullable(),
-      responseBody: z.string().max(4096).nullable(),
-      retryAfterMs: z.number().int().min(0).nullable(),
-    })
-    .optional(),
+  unrecorded: unrecordedAttempt.optional(),
 });
 export type DeliveryJob = z.infer<typeof deliveryJobSchema>;
+
+/**
+ * The first attempts of several deliveries to one endpoint (deliveryBatchJobId). Each is sent
+ * at most once by the job: a run again skips every delivery already attempted; a failed one is
+ * retried by a job of its own (deliveryJobId, priorAttempts 1).
+ */
+export const deliveryBatchJobSchema = z.object({
+  endpointId: deliveryJobSchema.shape.endpointId,
+  deliveries: z
+    .array(z.object({ deliveryId: deliveryJobSchema.shape.deliveryId, eventId: deliveryJobSchema.shape.eventId, unrecorded: unrecordedAttempt.optional() }))
+    .min(1)
+    .max(JOB_BATCH.deliveries),
+});
+export type DeliveryBatchJob = z.infer<typeof deliveryBatchJobSchema>;
 
 // Scheduler jobs are produced by BullMQ job schedulers, by name, with an empty payload.
 export const scheduledJobSchema = z.object({}).passthrough();
@@ -112,7 +131,7 @@ export const JOB_SCHEMAS = {
   postbacks: many('postbacks', postbackJobSchema, JOB_BATCH.postbacks),
   clicks: many('clicks', clickJobSchema, JOB_BATCH.clicks),
   events: many('events', eventJobSchema, JOB_BATCH.events),
-  deliveries: deliveryJobSchema,
+  deliveries: z.union([deliveryJobSchema, deliveryBatchJobSchema]),
   outbox: scheduledJobSchema,
   housekeeping: scheduledJobSchema,
 } satisfies Record<QueueName, z.ZodType>;
@@ -122,7 +141,7 @@ export interface JobPayloads {
   postbacks: { postbacks: PostbackJob[] };
   clicks: { clicks: ClickJob[] };
   events: { events: EventJob[] };
-  deliveries: DeliveryJob;
+  deliveries: DeliveryJob | DeliveryBatchJob;
   outbox: ScheduledJob;
   housekeeping: ScheduledJob;
 }

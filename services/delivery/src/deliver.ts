@@ -2,16 +2,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { PgPool, PrismaClient } from '@trackway/db';
 import type { EventEnvelope } from '@trackway/domain';
 import { type Logger, errorReporter } from '@trackway/logger';
-import type { DeliveryJob, TypedQueue } from '@trackway/queues';
+import { type DeliveryBatchJob, type DeliveryJob, type TypedQueue, deliveryJobId, deliveryRetryJobOptions } from '@trackway/queues';
 import { type Metrics, jobIds } from '@trackway/runtime';
 import { signedHeaders } from '@trackway/webhooks';
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
-import { breakerOutcome, decideAttempt } from './decide';
+import { breakerOutcome, decideAttempt, isSuccess } from './decide';
 import { type EndpointDirectory, type LiveEndpoint, liveSecrets } from './endpoints';
 import type { GatedIsolation } from './gate';
 import type { InFlightRequests } from './in-flight';
 import { createAttemptRecorder, createDeliveryReader } from './records';
-import { outageDelay } from './schedule';
+import { outageDelay, parkUntil } from './schedule';
 import type { AttemptResult, Sender } from './sender';
 
 export const USER_AGENT = `Trackway-Webhooks/${process.env.npm_package_version ?? '0.1.0'} (+https://github.com/trackway/trackway)`;
@@ -47,6 +47,8 @@ export interface DeliverDeps {
   /** The process's requests in flight (DELIVERY_MAX_IN_FLIGHT): a job's slot is lent back while its request is out. */
   inFlight: InFlightRequests;
   eventsQueue: TypedQueue<'events'>;
+  /** Where a delivery whose first attempt (made in a batch) failed is queued for its retries. */
+  deliveriesQueue: TypedQueue<'deliveries'>;
   /** Tells every process caching endpoints that one changed (e.g. was disabled). */
   invalidateEndpoint: (id: string) => Promise<void>;
   logger: Logger;
@@ -59,6 +61,8 @@ export interface DeliverDeps {
     disableAfterMs: number;
     /** DELIVERY_RETRY_AFTER_MAX. */
     retryAfterMaxMs: number;
+    /** DELIVERY_ENDPOINT_CONCURRENCY: a batch sends on at most this many lanes. */
+    endpointConcurrency: number;
   };
 }
 
@@ -94,11 +98,16 @@ class DependencyUnavailable extends Error {
   }
 }
 
+/** How long one admission of a batch sends for before the endpoint's other jobs get a turn. */
+export const BATCH_TURN_MS = 1_000;
+
+const isBatch = (job: Job<DeliveryJob | DeliveryBatchJob>): job is Job<DeliveryBatchJob> => 'deliveries' in job.data;
+
 /**
  * Moves an active job to delayed without spending an attempt. If Redis refuses even that, the
  * job's lock lapses and the stalled-job check puts it back in waiting: no attempt spent either.
  */
-async function delayJob(job: Job<DeliveryJob>, token: string | undefined, until: number, reason: string): Promise<never> {
+async function delayJob(job: Job<DeliveryJob | DeliveryBatchJob>, token: string | undefined, until: number, reason: string): Promise<never> {
   await job.moveToDelayed(until, token).catch(() => undefined);
   throw new DelayedError(reason);
 }
@@ -138,7 +147,7 @@ export function createDeliverHandler(deps: DeliverDeps) {
   const deferrals = new Map<string, number>();
 
   /** Puts the job back (delayed, attemptsMade unchanged) until Postgres or Redis answers again. */
-  async function putBack(job: Job<DeliveryJob>, token: string | undefined, failure: DependencyUnavailable): Promise<never> {
+  async function putBack(job: Job<DeliveryJob | DeliveryBatchJob>, token: string | undefined, failure: DependencyUnavailable): Promise<never> {
     const n = deferrals.get(job.id!) ?? 0;
     if (deferrals.size > 10_000 && n === 0) deferrals.clear();
     deferrals.set(job.id!, n + 1);
@@ -148,7 +157,7 @@ export function createDeliverHandler(deps: DeliverDeps) {
     logger.debug({ ...jobIds(job), stage: failure.stage, retry_in_ms: delay }, 'delivery put back');
     // Redis is up (the job can be moved): the attempt's result goes with it. If it is not, the
     // job stalls and runs again, sending again: at least once, never lost.
-    if (failure.unrecorded) await job.updateData({ ...job.data, unrecorded: failure.unrecorded }).catch(() => undefined);
+    if (failure.unrecorded && !isBatch(job)) await job.updateData({ ...job.data, unrecorded: failure.unrecorded }).catch(() => undefined);
     return delayJob(job, token, Date.now() + delay, `put back: ${failure.message}`);
   }
 
@@ -157,7 +166,7 @@ export function createDeliverHandler(deps: DeliverDeps) {
    * attempt); past RECORD_PATIENCE_MS, or when the worker closes, the job goes back carrying the
    * result. An attempt an earlier try had logged already (its answer was lost) is not logged again.
    */
-  async function record(job: Job<DeliveryJob>, attempt: Parameters<typeof recordAttempt>[0], made: Unrecorded) {
+  async function record(job: Job<DeliveryJob | DeliveryBatchJob>, attempt: Parameters<typeof recordAttempt>[0], made: Unrecorded) {
     const deadline = Date.now() + RECORD_PATIENCE_MS;
     for (let failures = 0; ; failures++) {
       try {
@@ -260,7 +269,16 @@ export function createDeliverHandler(deps: DeliverDeps) {
     const { deliveryId, endpointId } = job.data;
     const { key, at, ...rest } = made;
     const result: AttemptResult = { ...rest, error: rest.error as AttemptResult['error'] };
-    const decision = decideAttempt(result, job.attemptsMade, job.opts.attempts ?? 1, settings.schedule, Math.random, settings.retryAfterMaxMs);
+    // A retry of an attempt made in a batch: its schedule goes on from the attempts made before.
+    const prior = job.data.priorAttempts ?? 0;
+    const decision = decideAttempt(
+      result,
+      job.attemptsMade + prior,
+      (job.opts.attempts ?? 1) + prior,
+      settings.schedule,
+      Math.random,
+      settings.retryAfterMaxMs,
+    );
     // The attempt, the delivery's new state (a dead letter included) and the endpoint's failing
     // clock, with any disabling, commit together before the job moves on. Carried, it may have
     // been logged by the run that carried it (its answer was lost): that run decided the same.
@@ -287,7 +305,13 @@ export function createDeliverHandler(deps: DeliverDeps) {
     // must make a new attempt, not record this one again.
     if (carried) await during('record', () => job.updateData({ ...job.data, unrecorded: undefined }));
     metrics.deliveries.inc({ result: decision.succeeded ? 'succeeded' : decision.final ? 'failed' : 'retry', status_class: statusClass(result) });
-    const logLine = { ...jobIds(job), attempt: job.attemptsMade + 1, status_code: result.statusCode, error: result.error, duration_ms: result.durationMs };
+    const logLine = {
+      ...jobIds(job),
+      attempt: job.attemptsMade + prior + 1,
+      status_code: result.statusCode,
+      error: result.error,
+      duration_ms: result.durationMs,
+    };
     if (decision.succeeded) {
       logger.info(logLine, 'delivered');
       return { status_code: result.statusCode };
@@ -302,9 +326,204 @@ export function createDeliverHandler(deps: DeliverDeps) {
     throw new DeliveryAttemptFailed(reason, decision.nextDelayMs!);
   }
 
-  return async function deliver(job: Job<DeliveryJob>, token?: string) {
+  /** An attempt's record, from what it returned and what was decided. */
+  const attemptRecord = (deliveryId: string, endpointId: string, made: Unrecorded, decision: ReturnType<typeof decideAttempt>) => ({
+    key: made.key,
+    deliveryId,
+    endpointId,
+    at: new Date(made.at),
+    durationMs: made.durationMs,
+    statusCode: made.statusCode,
+    error: made.error,
+    responseBody: made.responseBody,
+    status: decision.status,
+    nextAttemptAt: decision.nextDelayMs === null ? null : new Date(Date.now() + decision.nextDelayMs),
+    succeeded: decision.succeeded,
+    blocked: decision.blocked,
+    gone: decision.gone,
+  });
+
+  type Made = { deliveryId: string; eventId: string; made: Unrecorded };
+
+  /**
+   * Records the first attempts a batch made, together (one group commit), and queues each failed
+   * one's retry as a job of its own (priorAttempts 1). Attempts that cannot be recorded within
+   * RECORD_PATIENCE_MS go back with the job, to be recorded on its next run, never sent again.
+   */
+  async function settleBatch(job: Job<DeliveryBatchJob>, list: Made[]) {
+    const { endpointId } = job.data;
+    const attempts = settings.schedule.length || 1;
+    const decided = list.map((m) => {
+      const result: AttemptResult = { ...m.made, error: m.made.error as AttemptResult['error'] };
+      return { ...m, result, decision: decideAttempt(result, 0, attempts, settings.schedule, Math.random, settings.retryAfterMaxMs) };
+    });
+    const recorded = await Promise.allSettled(decided.map((d) => record(job, attemptRecord(d.deliveryId, endpointId, d.made, d.decision), d.made)));
+    const lost = new Map(decided.filter((_d, i) => recorded[i].status === 'rejected').map((d) => [d.deliveryId, d.made]));
+    // What a run carried and has now recorded is dropped from the job; what it could not record goes with it.
+    const carriedBefore = job.data.deliveries.some((d) => d.unrecorded);
+    if (lost.size > 0 || carriedBefore) {
+      const deliveries = job.data.deliveries.map(({ unrecorded: _, ...d }) => (lost.has(d.deliveryId) ? { ...d, unrecorded: lost.get(d.deliveryId) } : d));
+      await during('record', () => job.updateData({ ...job.data, deliveries }));
+    }
+    if (lost.size > 0) {
+      const failed = recorded.find((r): r is PromiseRejectedResult => r.status === 'rejected')!;
+      throw failed.reason instanceof DependencyUnavailable ? new DependencyUnavailable('record', failed.reason.cause) : failed.reason;
+    }
+    for (const d of decided) {
+      metrics.deliveries.inc({ result: d.decision.succeeded ? 'succeeded' : d.decision.final ? 'failed' : 'retry', status_class: statusClass(d.result) });
+      const logLine = { job_id: job.id, delivery_id: d.deliveryId, event_id: d.eventId, endpoint_id: endpointId, attempt: 1, status_code: d.result.statusCode };
+      if (d.decision.succeeded) logger.debug({ ...logLine, duration_ms: d.result.durationMs }, 'delivered');
+      else
+        logger.warn(
+          { ...logLine, error: d.result.error, duration_ms: d.result.durationMs, next_attempt_in_ms: d.decision.nextDelayMs },
+          d.decision.final ? 'delivery failed for good' : 'delivery attempt failed',
+        );
+    }
+    // Each failed attempt's retry. If Redis refuses it, the delivery stays pending with its next
+    // attempt's time: the sweeper queues it once that is overdue.
+    const retries = decided.filter((d) => !d.decision.final);
+    await Promise.all(
+      retries.map((d) =>
+        deps.deliveriesQueue
+          .add(
+            'retry',
+            { deliveryId: d.deliveryId, endpointId, eventId: d.eventId, priorAttempts: 1 },
+            deliveryRetryJobOptions(settings.schedule, deliveryJobId(d.eventId, endpointId), 1, d.decision.nextDelayMs!),
+          )
+          .catch((error: unknown) => logger.warn({ delivery_id: d.deliveryId, err: error }, 'retry not queued; the sweeper will queue it')),
+      ),
+    );
+  }
+
+  /**
+   * A batch job: the first attempts of several deliveries to one endpoint, sent one after another
+   * under one admission at a time (the endpoint's cap counts the batch as one request in flight,
+   * the breaker learns from each), recorded together. Only deliveries still pending and never
+   * attempted are sent: a run again skips what an earlier run sent. The batch stops at a failed
+   * attempt and at a refused admission, and goes back (delayed, no attempt spent) with the rest.
+   */
+  async function deliverBatch(job: Job<DeliveryBatchJob>, token?: string) {
+    const { endpointId } = job.data;
+    const carried = job.data.deliveries.flatMap((d) => (d.unrecorded ? [{ deliveryId: d.deliveryId, eventId: d.eventId, made: d.unrecorded }] : []));
+    if (carried.length > 0) await settleBatch(job, carried);
+
+    const ids = job.data.deliveries.map((d) => d.deliveryId);
+    const endpoint = await during('endpoint', () => endpoints.get(endpointId));
+    if (!endpoint?.enabled) {
+      // Invariant 4. A delivery attempted already has a job of its own, which settles it.
+      const { count } = await during('endpoint', () =>
+        prisma.delivery.updateMany({ where: { id: { in: ids }, status: 'pending', attemptCount: 0 }, data: { status: 'failed', nextAttemptAt: null } }),
+      );
+      metrics.deliveries.inc({ result: 'endpoint_disabled', status_class: 'none' }, count);
+      return { skipped: 'endpoint_disabled' };
+    }
+    const timesParked = Math.max(0, (job.attemptsStarted ?? 0) - job.attemptsMade - 1);
+    const stuckUntil = isolation.stuckUntil(endpointId, typicalMs.get(endpointId), timesParked);
+    if (stuckUntil !== null) return delayJob(job, token, stuckUntil, 'concurrency');
+
+    const rows = await during('read', () => Promise.all(ids.map((id) => readDelivery(id))));
+    const rest = job.data.deliveries.flatMap((d, i) =>
+      rows[i]?.status === 'pending' && rows[i].attemptCount === 0 ? [{ ...d, payload: rows[i].payload }] : [],
+    );
+    const made: Made[] = [];
+    let resumeAt: number | null = null;
+    let failure: unknown = null;
+    let stop = false;
+    /**
+     * One lane: one request in flight at a time, under one admission per turn (an in-process
+     * permit and a Redis slot, as a single job holds), taking the batch's next delivery until none
+     * is left, a turn ends, or an attempt fails (every lane stops then).
+     */
+    const lane = async (n: number) => {
+      const slotToken = `${job.id}:${token ?? ''}:${n}`;
+      while (rest.length > 0 && !stop) {
+        const admission = await during('admission', () => isolation.admit(endpointId, null, slotToken, typicalMs.get(endpointId), timesParked));
+        if (!admission.ok) {
+          resumeAt = Math.min(resumeAt ?? Number.POSITIVE_INFINITY, admission.retryAt);
+          return;
+        }
+        const turnEnds = Date.now() + BATCH_TURN_MS;
+        let succeeded = 0;
+        let last: AttemptResult | undefined;
+        try {
+          while (rest.length > 0 && !stop) {
+            const item = rest.shift()!;
+            let request: Awaited<ReturnType<typeof requestFor>>;
+            try {
+              request = await during('read', () => requestFor(endpoint, item.eventId, item.payload));
+            } catch (error) {
+              rest.unshift(item);
+              throw error;
+            }
+            const requestEnded = await deps.inFlight.begin();
+            const at = new Date();
+            try {
+              last = request
+                ? await deps.sender.send(request.url, request.body, request.headers(at), { timeoutMs: settings.timeoutMs, method: request.method })
+                : { statusCode: null, error: 'ssrf_blocked', responseBody: null, durationMs: 0, retryAfterMs: null };
+            } finally {
+              requestEnded();
+            }
+            observe(endpointId, last.durationMs);
+            made.push({
+              deliveryId: item.deliveryId,
+              eventId: item.eventId,
+              made: { key: `${job.id}:${job.timestamp}:${job.attemptsStarted ?? 0}:${item.deliveryId}`, at: at.toISOString(), ...last },
+            });
+            const outcome = breakerOutcome(last);
+            if (outcome === 'failed') break;
+            if (outcome === 'succeeded') succeeded += 1;
+            if (admission.probe || Date.now() >= turnEnds) break;
+          }
+        } finally {
+          const outcome = breakerOutcome(last);
+          isolation
+            .finish(
+              endpointId,
+              slotToken,
+              outcome === 'neutral' && succeeded > 0 ? 'succeeded' : outcome,
+              admission.probe,
+              outcome === 'failed' && succeeded > 0,
+            )
+            .catch((error: unknown) => logger.warn({ ...jobIds(job), err: error }, 'breaker not updated'));
+        }
+        // A failed attempt: the rest waits a moment, behind the endpoint's other jobs (its
+        // breaker may open meanwhile).
+        if (breakerOutcome(last) === 'failed') {
+          stop = true;
+          resumeAt = parkUntil(typicalMs.get(endpointId), timesParked, settings.timeoutMs);
+        }
+      }
+    };
+    // As many lanes as the batch needs to send within about a turn at the endpoint's usual pace
+    // (as many as the endpoint's cap allows while its pace is not known yet): one for a fast
+    // endpoint, where a single job per delivery would have run them side by side.
+    const typical = typicalMs.get(endpointId);
+    const lanes = Math.max(
+      1,
+      Math.min(
+        settings.endpointConcurrency,
+        rest.length,
+        typical === undefined ? Number.POSITIVE_INFINITY : Math.ceil((rest.length * typical) / BATCH_TURN_MS),
+      ),
+    );
+    const ended = await Promise.allSettled(Array.from({ length: lanes }, (_, n) => lane(n)));
+    failure = ended.find((e): e is PromiseRejectedResult => e.status === 'rejected')?.reason ?? null;
+    // What was sent is recorded before anything else happens to the job.
+    if (made.length > 0) await settleBatch(job, made);
+    if (failure) throw failure;
+    const sent = made.filter((m) => isSuccess(m.made)).length;
+    logger.info(
+      { ...jobIds(job), endpoint_id: endpointId, deliveries: ids.length, attempted: made.length, succeeded: sent, left: rest.length },
+      'batch delivered',
+    );
+    if (rest.length > 0) return delayJob(job, token, resumeAt ?? Date.now(), 'the rest of the batch waits its turn');
+    return { attempted: made.length, succeeded: sent };
+  }
+
+  return async function deliver(job: Job<DeliveryJob | DeliveryBatchJob>, token?: string) {
     try {
-      const outcome = await attempt(job, token);
+      const outcome = isBatch(job) ? await deliverBatch(job, token) : await attempt(job as Job<DeliveryJob>, token);
       deferrals.delete(job.id!);
       return outcome;
     } catch (error) {

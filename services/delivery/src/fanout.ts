@@ -1,29 +1,53 @@
 import { type Queryable, statement, writeIsolated } from '@trackway/db';
 import { newId } from '@trackway/domain';
-import { type EventJob, type TypedQueue, addJobs, deliveryJobId, deliveryJobOptions } from '@trackway/queues';
+import { type EventJob, JOB_BATCH, type TypedQueue, addJobs, chunk, deliveryBatchJobId, deliveryJobId, deliveryJobOptions } from '@trackway/queues';
 import { MicroBatcher } from '@trackway/runtime';
 import type { EndpointDirectory, LiveEndpoint } from './endpoints';
 
 // Events fanned out in one batch at most (the events of several concurrent jobs).
 const FAN_OUT_BATCH = 500;
 
-const insertDeliveries = statement<{ id: string; event_id: string; endpoint_id: string }>(
+const insertDeliveries = statement<{ id: string; event_id: string; endpoint_id: string; batch_job_id: string | null }>(
   'deliveries-fan-out',
-  `INSERT INTO deliveries (id, event_id, endpoint_id, event_type, missing_macros, updated_at)
+  `INSERT INTO deliveries (id, event_id, endpoint_id, event_type, missing_macros, batch_job_id, updated_at)
    SELECT id, event_id, endpoint_id, event_type,
-          CASE WHEN missing IS NULL THEN '{}'::text[] ELSE ARRAY(SELECT json_array_elements_text(missing::json)) END, now()
-     FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::text[]) AS r(id, event_id, endpoint_id, event_type, missing)
+          CASE WHEN missing IS NULL THEN '{}'::text[] ELSE ARRAY(SELECT json_array_elements_text(missing::json)) END, batch_job_id, now()
+     FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::text[], $6::varchar[]) AS r(id, event_id, endpoint_id, event_type, missing, batch_job_id)
    ON CONFLICT (event_id, endpoint_id) DO NOTHING
-   RETURNING id, event_id, endpoint_id`,
+   RETURNING id, event_id, endpoint_id, batch_job_id`,
 );
 
 // First sends still pending among pairs that existed already (a replay has its own job).
-const pendingDeliveries = statement<{ id: string; event_id: string; endpoint_id: string }>(
+const pendingDeliveries = statement<{ id: string; event_id: string; endpoint_id: string; batch_job_id: string | null; attempt_count: number }>(
   'deliveries-fan-out-pending',
-  `SELECT d.id, d.event_id, d.endpoint_id FROM deliveries d
+  `SELECT d.id, d.event_id, d.endpoint_id, d.batch_job_id, d.attempt_count FROM deliveries d
    JOIN unnest($1::varchar[], $2::varchar[]) AS p(event_id, endpoint_id) ON d.event_id = p.event_id AND d.endpoint_id = p.endpoint_id
    WHERE d.status = 'pending' AND d.replay_count = 0`,
 );
+
+/**
+ * Which job carries each new delivery's first attempt: an endpoint's deliveries of one fan-out,
+ * in event order, travel JOB_BATCH.deliveries to a batch job (named after its first delivery);
+ * a lone one, and every one of a rate-limited endpoint (its limit counts requests one by one), in
+ * a job of its own (null).
+ */
+export function batchJobIds(pairs: Array<{ id: string; endpoint: Pick<LiveEndpoint, 'id' | 'rateLimitPerSecond'> }>): Array<string | null> {
+  const byEndpoint = new Map<string, number[]>();
+  pairs.forEach((p, i) => {
+    if (p.endpoint.rateLimitPerSecond) return;
+    const list = byEndpoint.get(p.endpoint.id);
+    if (list) list.push(i);
+    else byEndpoint.set(p.endpoint.id, [i]);
+  });
+  const ids = pairs.map((): string | null => null);
+  for (const indexes of byEndpoint.values())
+    for (const group of chunk(indexes, JOB_BATCH.deliveries)) {
+      if (group.length < 2) continue;
+      const id = deliveryBatchJobId(pairs[group[0]].id);
+      for (const i of group) ids[i] = id;
+    }
+  return ids;
+}
 
 export interface FanOutDeps {
   pool: Queryable;
@@ -75,26 +99,50 @@ export function createFanOut(deps: FanOutDeps) {
     const missing = await Promise.all(
       pairs.map(async (p) => (p.endpoint.partner ? (await endpoints.partnerRequest(p.endpoint.partner, p.event))?.missing : null)),
     );
+    const ids = pairs.map(() => newId('delivery'));
+    const batches = batchJobIds(pairs.map((p, i) => ({ id: ids[i], endpoint: p.endpoint })));
     const created = await insertDeliveries(pool, [
-      pairs.map(() => newId('delivery')),
+      ids,
       pairs.map((p) => p.event.id),
       pairs.map((p) => p.endpointId),
       pairs.map((p) => p.event.type),
       missing.map((list) => (list?.length ? JSON.stringify(list) : null)),
+      batches,
     ]);
     const createdKeys = new Set(created.map((d) => key(d.event_id, d.endpoint_id)));
     const existing = pairs.filter((p) => !createdKeys.has(key(p.event.id, p.endpointId)));
     const pending = existing.length === 0 ? [] : await pendingDeliveries(pool, [existing.map((p) => p.event.id), existing.map((p) => p.endpointId)]);
     const byEvent = new Map(events.map((event) => [event.id, event]));
-    const queued = [...created, ...pending];
-    await addJobs(
-      deliveriesQueue,
-      queued.map((d) => ({
-        name: byEvent.get(d.event_id)!.type,
-        data: { deliveryId: d.id, endpointId: d.endpoint_id, eventId: d.event_id },
-        opts: deliveryJobOptions(schedule, deliveryJobId(d.event_id, d.endpoint_id)),
+    const single = (d: { id: string; event_id: string; endpoint_id: string }) => ({
+      name: byEvent.get(d.event_id)!.type,
+      data: { deliveryId: d.id, endpointId: d.endpoint_id, eventId: d.event_id },
+      opts: deliveryJobOptions(schedule, deliveryJobId(d.event_id, d.endpoint_id)),
+    });
+    // Each delivery's first attempt is queued under one job id, whoever queues it: a new row's
+    // batch, or its own job; a pending row that existed, its batch again if it was never
+    // attempted (with the rows this fan-out knows of), else its own job. A job that exists is not
+    // duplicated (same id), so two processes fanning out the same event send it once.
+    const first = [...created, ...pending.filter((d) => d.attempt_count === 0)].filter((d) => d.batch_job_id);
+    const grouped = new Map<string, typeof first>();
+    for (const d of first) {
+      const list = grouped.get(d.batch_job_id!);
+      if (list) list.push(d);
+      else grouped.set(d.batch_job_id!, [d]);
+    }
+    const batched = new Set(first.map((d) => d.id));
+    await addJobs(deliveriesQueue, [
+      ...[...created, ...pending].filter((d) => !batched.has(d.id)).map(single),
+      ...[...grouped].map(([jobId, list]) => ({
+        name: 'batch',
+        data: {
+          endpointId: list[0].endpoint_id,
+          // In event order (rows come back in no set order).
+          deliveries: list.sort((a, b) => (a.event_id < b.event_id ? -1 : 1)).map((d) => ({ deliveryId: d.id, eventId: d.event_id })),
+        },
+        opts: deliveryJobOptions(schedule, jobId),
       })),
-    );
+    ]);
+    const queued = [...created, ...pending];
     const counts = new Map<string, number>();
     for (const d of queued) counts.set(d.event_id, (counts.get(d.event_id) ?? 0) + 1);
     return events.map((event) => counts.get(event.id) ?? 0);

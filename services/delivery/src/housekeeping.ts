@@ -33,10 +33,10 @@ const SWEEP_PAGE = 500;
 /** At most this many deliveries are checked per run; the next run goes on from there. */
 export const SWEEP_MAX_PER_RUN = 10_000;
 
-type Overdue = { id: string; event_id: string; endpoint_id: string; event_type: string; replay_count: number };
+type Overdue = { id: string; event_id: string; endpoint_id: string; event_type: string; replay_count: number; batch_job_id: string | null };
 const overdueDeliveries = statement<Overdue>(
   'deliveries-overdue',
-  `SELECT id, event_id, endpoint_id, event_type, replay_count FROM deliveries
+  `SELECT id, event_id, endpoint_id, event_type, replay_count, batch_job_id FROM deliveries
    WHERE status = 'pending' AND COALESCE(next_attempt_at, updated_at) < $1::timestamptz AND (endpoint_id, id) > ($2::varchar, $3::varchar)
    ORDER BY endpoint_id, id LIMIT $4::int`,
 );
@@ -61,7 +61,12 @@ export function createSweeper(deps: SweepDeps) {
   let cursor = ['', ''];
 
   async function putBack(d: Overdue): Promise<boolean> {
-    const { ids, states, live } = await deliveryJobStates(queue, d.event_id, d.endpoint_id, d.replay_count);
+    const { ids, states, live } = await deliveryJobStates(queue, {
+      eventId: d.event_id,
+      endpointId: d.endpoint_id,
+      replayCount: d.replay_count,
+      batchJobId: d.batch_job_id,
+    });
     if (live) return false;
     const latest = ids.at(-1)!;
     const job = await queue.getJob(latest);

@@ -101,6 +101,7 @@ export function createDeliveryWorkers(
     sender,
     inFlight,
     eventsQueue: deps.queues.events,
+    deliveriesQueue: deps.queues.deliveries,
     invalidateEndpoint: deps.invalidateEndpoint,
     logger: deps.logger,
     metrics: deps.metrics,

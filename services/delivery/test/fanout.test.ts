@@ -1,8 +1,8 @@
 // Fan-out in bulk, against real Postgres and Redis: the events of concurrent jobs become one
 // multi-row insert, one read of pairs that existed, and one addBulk.
 import { createEvent, newId } from '@trackway/domain';
-import { deliveryJobId, deliveryJobOptions } from '@trackway/queues';
-import { createFanOut } from '../src/fanout';
+import { type DeliveryBatchJob, type DeliveryJob, JOB_BATCH, deliveryJobId, deliveryJobOptions } from '@trackway/queues';
+import { batchJobIds, createFanOut } from '../src/fanout';
 import { type Harness, countingPool, startHarness } from './support';
 
 const SCHEDULE = [0, 100, 200];
@@ -44,15 +44,67 @@ it('writes the events of concurrent jobs with one insert and one addBulk', async
   expect(pool.count('deliveries-fan-out')).toBe(1);
   expect(pool.count('deliveries-fan-out-pending')).toBe(0); // every pair was new
   expect(addBulkCalls()).toBe(1);
-  for (const event of jobs.flat()) {
-    for (const endpointId of endpoints) {
-      const row = await h.db.prisma.delivery.findUniqueOrThrow({ where: { eventId_endpointId: { eventId: event.id, endpointId } } });
-      expect(row).toMatchObject({ status: 'pending', eventType: event.type, attemptCount: 0 });
-      const job = await jobOf(event.id, endpointId);
-      expect(job?.data).toEqual({ deliveryId: row.id, endpointId, eventId: event.id });
-      expect(job?.opts).toMatchObject({ attempts: 3, backoff: deliveryJobOptions(SCHEDULE, '').backoff });
-    }
+  // Each endpoint's twelve first attempts travel in one batch job, in event order.
+  const events = jobs.flat().sort((a, b) => (a.id < b.id ? -1 : 1));
+  for (const endpointId of endpoints) {
+    const rows = await Promise.all(
+      events.map((event) => h.db.prisma.delivery.findUniqueOrThrow({ where: { eventId_endpointId: { eventId: event.id, endpointId } } })),
+    );
+    for (const [i, row] of rows.entries())
+      expect(row).toMatchObject({ status: 'pending', eventType: events[i].type, attemptCount: 0, batchJobId: `${rows[0].id}-batch` });
+    const job = await h.deliveries.getJob(rows[0].batchJobId!);
+    expect(job?.data).toEqual({ endpointId, deliveries: rows.map((row) => ({ deliveryId: row.id, eventId: row.eventId })) });
+    expect(job?.opts).toMatchObject({ attempts: 3, backoff: deliveryJobOptions(SCHEDULE, '').backoff });
+    for (const event of events) expect(await jobOf(event.id, endpointId)).toBeUndefined();
   }
+  expect(await h.deliveries.count()).toBe(2);
+});
+
+it('batches only what a batch may carry: one job per endpoint and JOB_BATCH.deliveries, a lone delivery and a rate-limited endpoint on their own', () => {
+  const pair = (id: string, endpoint: string, rateLimitPerSecond: number | null = null) => ({ id, endpoint: { id: endpoint, rateLimitPerSecond } });
+  const cases: Array<[string, Parameters<typeof batchJobIds>[0], Array<string | null>]> = [
+    ['nothing', [], []],
+    ['a lone delivery', [pair('d1', 'a')], [null]],
+    ['two of one endpoint', [pair('d1', 'a'), pair('d2', 'a')], ['d1-batch', 'd1-batch']],
+    [
+      'interleaved endpoints',
+      [pair('d1', 'a'), pair('d2', 'b'), pair('d3', 'a'), pair('d4', 'b'), pair('d5', 'c')],
+      ['d1-batch', 'd2-batch', 'd1-batch', 'd2-batch', null],
+    ],
+    ['a rate-limited endpoint', [pair('d1', 'a', 5), pair('d2', 'a', 5)], [null, null]],
+  ];
+  for (const [what, pairs, expected] of cases) expect([what, batchJobIds(pairs)]).toEqual([what, expected]);
+  // JOB_BATCH.deliveries at most per job; a last lone one on its own.
+  const many = Array.from({ length: JOB_BATCH.deliveries * 2 + 1 }, (_, i) => pair(`d${i}`, 'a'));
+  const ids = batchJobIds(many);
+  expect(new Set(ids.slice(0, JOB_BATCH.deliveries))).toEqual(new Set(['d0-batch']));
+  expect(new Set(ids.slice(JOB_BATCH.deliveries, JOB_BATCH.deliveries * 2))).toEqual(new Set([`d${JOB_BATCH.deliveries}-batch`]));
+  expect(ids.at(-1)).toBeNull();
+});
+
+it('queues a first attempt under one job id whoever queues it: a batch fanned out again is the same job, and comes back if it was lost', async () => {
+  const endpointId = await h.endpoint();
+  const [a, b, c] = await h.events(3);
+  const { fanOut } = fanOutWith();
+  await h.deliveries.obliterate({ force: true });
+  await fanOut([a, b, c]);
+  const rows = await h.db.prisma.delivery.findMany({ where: { endpointId }, orderBy: { eventId: 'asc' } });
+  const batch = { endpointId, deliveries: rows.map((r) => ({ deliveryId: r.id, eventId: r.eventId })) };
+  expect((await h.deliveries.getJob(rows[0].batchJobId!))?.data).toEqual(batch);
+  // Published again, in another order, by two processes at once: the same job, not a second one.
+  await Promise.all([fanOut([c, b, a]), fanOutWith().fanOut([b, a, c])]);
+  expect(await h.deliveries.count()).toBe(1);
+  // Lost (a Redis without persistence restarted): queued again, the same batch under the same id.
+  await h.deliveries.obliterate({ force: true });
+  expect(await fanOut([a, b, c])).toEqual({ deliveries: 3 });
+  expect((await h.deliveries.getJob(rows[0].batchJobId!))?.data).toEqual(batch);
+  for (const event of [a, b, c]) expect(await jobOf(event.id, endpointId)).toBeUndefined();
+  // A delivery attempted already (its retry has a job of its own) is queued under its own id.
+  await h.db.prisma.delivery.update({ where: { id: rows[1].id }, data: { attemptCount: 1 } });
+  await h.deliveries.obliterate({ force: true });
+  await fanOut([a, b, c]);
+  expect(((await h.deliveries.getJob(rows[0].batchJobId!))!.data as DeliveryBatchJob).deliveries).toEqual([batch.deliveries[0], batch.deliveries[2]]);
+  expect(((await jobOf(b.id, endpointId))!.data as DeliveryJob).deliveryId).toBe(rows[1].id);
 });
 
 it('enqueues pairs that existed and are still pending (a crash between insert and enqueue), and only those', async () => {
@@ -68,8 +120,10 @@ it('enqueues pairs that existed and are still pending (a crash between insert an
   expect(await fanOut([stranded, done, replaying, fresh])).toEqual({ deliveries: 2 });
 
   expect(pool.count('deliveries-fan-out-pending')).toBe(1);
-  expect((await jobOf(stranded.id, endpointId))?.data.deliveryId).toBe(strandedRow.id);
-  expect(await jobOf(fresh.id, endpointId)).toBeDefined();
+  expect(((await jobOf(stranded.id, endpointId))!.data as DeliveryJob).deliveryId).toBe(strandedRow.id);
+  // The one new row of its batch: a batch job of one.
+  const freshRow = await h.db.prisma.delivery.findUniqueOrThrow({ where: { eventId_endpointId: { eventId: fresh.id, endpointId } } });
+  expect((await h.deliveries.getJob(freshRow.batchJobId!))?.data).toEqual({ endpointId, deliveries: [{ deliveryId: freshRow.id, eventId: fresh.id }] });
   expect(await jobOf(done.id, endpointId)).toBeUndefined();
   expect(await jobOf(replaying.id, endpointId)).toBeUndefined();
   expect(await h.db.prisma.delivery.count({ where: { endpointId } })).toBe(4);
@@ -82,7 +136,7 @@ it('fans an event out once, however often it is published, in one batch or in tw
   await Promise.all([fanOut([event]), fanOut([event])]);
   await fanOut([event]);
   expect(await h.db.prisma.delivery.count({ where: { eventId: event.id } })).toBe(1);
-  expect((await h.deliveries.getJobs(['waiting', 'delayed', 'prioritized'])).filter((j) => j.data.eventId === event.id)).toHaveLength(1);
+  expect((await h.deliveries.getJobs(['waiting', 'delayed', 'prioritized'])).filter((j) => (j.data as DeliveryJob).eventId === event.id)).toHaveLength(1);
   expect(await jobOf(event.id, endpointId)).toBeDefined();
 });
 

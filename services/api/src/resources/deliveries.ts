@@ -19,8 +19,8 @@ async function load(deps: ApiDeps, deliveryId: string) {
 }
 
 /** Is a job for this delivery still queued or running (its first send, or its latest replay)? */
-async function liveJob(deps: ApiDeps, d: { eventId: string; endpointId: string; replayCount: number }) {
-  const { live } = await failFast(deps.redis, () => deliveryJobStates(deps.queues.deliveries, d.eventId, d.endpointId, d.replayCount)).catch(() => {
+async function liveJob(deps: ApiDeps, d: { eventId: string; endpointId: string; replayCount: number; batchJobId: string | null }) {
+  const { live } = await failFast(deps.redis, () => deliveryJobStates(deps.queues.deliveries, d)).catch(() => {
     throw unavailable('The queue cannot be checked right now; retry later.');
   });
   return live;

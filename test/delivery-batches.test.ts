@@ -1,0 +1,170 @@
+// Batches: the first attempts of several deliveries to one endpoint travel in one job
+// (deliveryBatchJobId), sent one after another and recorded together. Each delivery keeps every
+// rule of its own: one attempt logged per request, a failed one retried on its own schedule by a
+// job of its own, nothing sent twice by a run again, a result that could not be recorded carried
+// with the job and recorded (not sent) on its next run.
+import { type EventEnvelope, createEvent } from '@trackway/domain';
+import { createLogger } from '@trackway/logger';
+import { publishEvents, writeEvents } from '@trackway/outbox';
+import { type DeliveryBatchJob, type DeliveryJob, deliveryBatchJobId, deliveryJobId } from '@trackway/queues';
+import { type Receiver, startReceiver, waitFor } from '@trackway/testing';
+import type { Worker } from 'bullmq';
+import { createSweeper } from '../services/delivery/src/housekeeping';
+import { type Stack, startStack } from './support/stack';
+
+let stack: Stack;
+let receivers: Receiver[] = [];
+let workers: Worker[] = [];
+
+beforeAll(async () => {
+  stack = await startStack();
+});
+afterAll(() => stack.close());
+afterEach(async () => {
+  await stack.db.prisma.webhookEndpoint.updateMany({ data: { enabled: false } });
+  await stack.stopWorkers(workers);
+  workers = [];
+  await Promise.all(receivers.map((r) => r.close()));
+  receivers = [];
+});
+
+async function receiver(reply?: Receiver['reply']) {
+  const r = await startReceiver(reply);
+  receivers.push(r);
+  return r;
+}
+
+/** Events written and published together, as one attribution batch does. */
+async function emit(n: number): Promise<EventEnvelope[]> {
+  const events = Array.from({ length: n }, (_, i) => createEvent('conversion.approved', { conversion: { id: `cnv_${i}` } }));
+  await stack.db.prisma.$transaction((tx) => writeEvents(tx, events));
+  await publishEvents(stack.db.pool, stack.queues.events, events);
+  return events;
+}
+
+const rowsOf = (endpointId: string) =>
+  stack.db.prisma.delivery.findMany({ where: { endpointId }, orderBy: { eventId: 'asc' }, include: { attempts: { orderBy: { number: 'asc' } } } });
+const allSettled = (endpointId: string, n: number) =>
+  waitFor(
+    async () => {
+      const rows = await rowsOf(endpointId);
+      return rows.length === n && rows.every((r) => r.status !== 'pending') ? rows : null;
+    },
+    { timeoutMs: 15_000, what: `${n} deliveries settled` },
+  );
+
+/**
+ * An endpoint and `n` events fanned out to it with no worker for deliveries yet: its batch waits
+ * in the queue. Returns the endpoint, its receiver, the events and their delivery rows.
+ */
+async function fannedOut(n: number) {
+  const r = await receiver();
+  const ep = await stack.subscribe(r.url);
+  const events = await emit(n);
+  const fanOut = await stack.startDelivery({}, { queues: ['events'] });
+  const rows = await waitFor(async () => ((await rowsOf(ep.id)).length === n ? rowsOf(ep.id) : null), { what: `${n} delivery rows` });
+  await stack.stopWorkers(fanOut);
+  return { r, ep, events, rows };
+}
+
+it("sends an endpoint's deliveries of one fan-out in one job, in event order, each attempt logged on its own", async () => {
+  workers = await stack.startDelivery();
+  const [a, b] = [await receiver(), await receiver()];
+  const epA = await stack.subscribe(a.url);
+  const epB = await stack.subscribe(b.url);
+  const events = await emit(5);
+  for (const [r, ep] of [
+    [a, epA],
+    [b, epB],
+  ] as const) {
+    const rows = await allSettled(ep.id, 5);
+    expect(rows.map((row) => row.status)).toEqual(Array(5).fill('succeeded'));
+    expect(rows.map((row) => row.attempts.map((x) => [x.number, x.statusCode]))).toEqual(Array(5).fill([[1, 200]]));
+    // One batch per endpoint, named after its first delivery, written on every row.
+    expect(new Set(rows.map((row) => row.batchJobId))).toEqual(new Set([deliveryBatchJobId(rows[0].id)]));
+    expect(await stack.queues.deliveries.getJobState(rows[0].batchJobId!)).toBe('completed');
+    expect(r.requests.map((q) => q.headers['webhook-id'])).toEqual(events.map((e) => e.id));
+  }
+});
+
+it('retries a failed first attempt on its own schedule, by a job of its own; the rest of the batch is sent once', async () => {
+  workers = await stack.startDelivery();
+  // The second request fails: the batch stops there, and goes on after a moment.
+  const r = await receiver((_req, n) => (n === 2 ? { status: 503, body: 'busy' } : { status: 200, body: 'ok' }));
+  const ep = await stack.subscribe(r.url);
+  const events = await emit(4);
+  const rows = await allSettled(ep.id, 4);
+  expect(rows.map((row) => row.attempts.map((x) => [x.number, x.statusCode]))).toEqual([
+    [[1, 200]],
+    [
+      [1, 503],
+      [2, 200],
+    ],
+    [[1, 200]],
+    [[1, 200]],
+  ]);
+  expect(r.requests).toHaveLength(5);
+  expect(r.requests.filter((q) => q.headers['webhook-id'] === events[1].id)).toHaveLength(2);
+  const retry = await stack.queues.deliveries.getJob(deliveryJobId(events[1].id, ep.id));
+  expect(retry?.data).toEqual({ deliveryId: rows[1].id, endpointId: ep.id, eventId: events[1].id, priorAttempts: 1 });
+  // Its schedule goes on from the attempt made: [0, 50, 100] has two left.
+  expect(retry?.opts.attempts).toBe(2);
+  expect(retry?.finishedOn).toBeDefined();
+});
+
+it('a batch run again sends nothing already attempted, and records (never sends) an attempt it carried', async () => {
+  const { r, ep, events, rows } = await fannedOut(3);
+  const batchId = rows[0].batchJobId!;
+  const batch = (await stack.queues.deliveries.getJob(batchId))!;
+  // A run that sent the first delivery and could not record it (Postgres down): the result
+  // travels with the job.
+  const carried = {
+    key: `${batchId}:1:1:${rows[0].id}`,
+    at: new Date().toISOString(),
+    durationMs: 3,
+    statusCode: 200,
+    error: null,
+    responseBody: 'ok',
+    retryAfterMs: null,
+  };
+  const data = batch.data as DeliveryBatchJob;
+  await batch.updateData({ ...data, deliveries: data.deliveries.map((d, i) => (i === 0 ? { ...d, unrecorded: carried } : d)) } as never);
+  workers = await stack.startDelivery();
+  const settled = await allSettled(ep.id, 3);
+  expect(settled.map((row) => row.attempts.map((x) => [x.number, x.statusCode, x.attemptKey]))).toEqual([
+    [[1, 200, carried.key]],
+    [[1, 200, expect.any(String)]],
+    [[1, 200, expect.any(String)]],
+  ]);
+  expect(r.requests.map((q) => q.headers['webhook-id'])).toEqual([events[1].id, events[2].id]);
+  expect(((await stack.queues.deliveries.getJob(batchId))!.data as DeliveryBatchJob).deliveries.some((d) => d.unrecorded)).toBe(false);
+  // The same batch run again (a worker killed after its requests): nothing is sent twice.
+  await stack.queues.deliveries.add('batch', data, { jobId: `${batchId}-again` });
+  await waitFor(async () => (await stack.queues.deliveries.getJob(`${batchId}-again`))?.finishedOn, { what: 'the batch run again' });
+  expect(r.requests).toHaveLength(2);
+});
+
+it("fails a batch's deliveries never attempted when its endpoint is disabled", async () => {
+  const { r, ep } = await fannedOut(3);
+  await stack.db.prisma.webhookEndpoint.update({ where: { id: ep.id }, data: { enabled: false } });
+  workers = await stack.startDelivery();
+  const rows = await allSettled(ep.id, 3);
+  expect(rows.map((row) => [row.status, row.attemptCount])).toEqual(Array(3).fill(['failed', 0]));
+  expect(r.requests).toHaveLength(0);
+});
+
+it('the sweeper counts a queued batch as the live job of its deliveries', async () => {
+  const { ep, rows } = await fannedOut(2);
+  const sweep = createSweeper({
+    pool: stack.db.pool,
+    deliveriesQueue: stack.queues.deliveries,
+    schedule: [0],
+    logger: createLogger({ service: 'test', level: 'silent' }),
+  });
+  // Long overdue, with the batch still queued: nothing to put back.
+  expect(await sweep(new Date(Date.now() + 3_600_000))).toEqual({ checked: 2, requeued: 0 });
+  // The batch lost: each delivery gets a job of its own.
+  await stack.queues.deliveries.remove(rows[0].batchJobId!);
+  expect(await sweep(new Date(Date.now() + 3_600_000))).toEqual({ checked: 2, requeued: 2 });
+  for (const row of rows) expect(((await stack.queues.deliveries.getJob(deliveryJobId(row.eventId, ep.id)))!.data as DeliveryJob).deliveryId).toBe(row.id);
+});
