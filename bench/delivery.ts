@@ -218,8 +218,8 @@ async function main() {
           measured: rate(deliveredRate, '/s'),
           baseline: `${rate(directRate, '/s')} direct signed POSTs, same keep-alive client, ${ENDPOINT_CONCURRENCY} at once`,
           ratio: ratio(deliveredRate, directRate),
-          target: '≥ 0.25×',
-          met: deliveredRate >= 0.25 * directRate,
+          target: '≥ 0.5×',
+          met: deliveredRate >= 0.5 * directRate,
           values: { measured: deliveredRate, baseline: directRate },
         }),
         row('delivery', 'jobs parked in the burst', {

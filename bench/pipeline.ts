@@ -59,11 +59,16 @@ async function main() {
         return `${part('attributed')}; ${part('fanned')}; ${part('sent')}`;
       };
 
-      // Warm-up: JIT, pools, keep-alive connections, prepared statements.
-      const warm = batch(size(500, 100));
-      await runHttpLoadInChild({ port, warmup: [], paths: warm.map((p) => p.path), concurrency: 32, perSecond: 100 });
-      let expected = warm.length * WEBHOOKS_PER_POSTBACK;
-      await drain(expected, 30_000);
+      // Warm-up: JIT, pools, keep-alive connections, prepared statements; then the statistics a
+      // running system has (system.analyze), and a second warm-up that plans with them.
+      let expected = 0;
+      for (const [i, n] of [size(500, 100), size(300, 60)].entries()) {
+        const warm = batch(n);
+        await runHttpLoadInChild({ port, warmup: [], paths: warm.map((p) => p.path), concurrency: 32, perSecond: 100 });
+        expected += warm.length * WEBHOOKS_PER_POSTBACK;
+        await drain(expected, 30_000);
+        if (i === 0) await system.analyze();
+      }
 
       let sustained = 0;
       let rss = 0;
@@ -125,8 +130,8 @@ async function main() {
         row('pipeline', 'sustained postbacks/s, 2 endpoints, 1 process per service', {
           measured: rate(sustained, 'postbacks/s'),
           baseline: `steps ${STEPS.filter((s) => s <= sustained * 2).join(', ')}`,
-          target: '≥ 250 postbacks/s',
-          met: sustained >= 250,
+          target: '≥ 350 postbacks/s',
+          met: sustained >= 350,
           values: { measured: sustained },
         }),
         row('pipeline', `e2e 202 → webhook at ${half}/s (half)`, {

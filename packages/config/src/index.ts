@@ -191,7 +191,7 @@ export const envSchema = z.object({
   // ATTRIBUTION_BATCH_SIZE, one transaction each, the first waiting ATTRIBUTION_BATCH_WAIT for more.
   ATTRIBUTION_CONCURRENCY: int(2000, 1, 10_000),
   ATTRIBUTION_BATCH_SIZE: int(500, 1, 10_000),
-  ATTRIBUTION_BATCH_WAIT: duration('20ms'),
+  ATTRIBUTION_BATCH_WAIT: duration('50ms'),
   CLICKS_CONCURRENCY: int(200, 1, 5000),
   DELIVERY_CONCURRENCY: int(50, 1, 5000),
   DELIVERY_FANOUT_CONCURRENCY: int(20, 1, 1000),

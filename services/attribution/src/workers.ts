@@ -21,7 +21,7 @@ export interface BatchSettings {
 }
 
 export const DEFAULT_BATCHES = {
-  postbacks: { size: 500, waitMs: 20 },
+  postbacks: { size: 500, waitMs: 50 },
   clicks: { size: 1_000, waitMs: 20 },
 } satisfies Record<'postbacks' | 'clicks', BatchSettings>;
 
