@@ -153,6 +153,40 @@ it("fails a batch's deliveries never attempted when its endpoint is disabled", a
   expect(r.requests).toHaveLength(0);
 });
 
+it('records each turn as it ends, and on shutdown stops after the request in flight: the rest goes back, nothing is sent twice', async () => {
+  // One request at a time (cap 1), each answered after 150 ms: every turn is one request.
+  const settings = { endpointConcurrency: 1 };
+  const { r, ep, events } = await fannedOut(8);
+  r.reply = () => ({ status: 200, delayMs: 150 });
+  workers = await stack.startDelivery(settings);
+  await waitFor(() => r.requests.length >= 2, { what: 'two requests' });
+  // The first is logged while the batch goes on.
+  await waitFor(async () => (await stack.db.prisma.deliveryAttempt.count({ where: { delivery: { endpointId: ep.id } } })) >= 1, {
+    what: 'the first attempt logged mid-batch',
+  });
+  const closing = performance.now();
+  await stack.stopWorkers(workers);
+  // The close waits for the request in flight only, not for the batch's other six.
+  expect(performance.now() - closing).toBeLessThan(8 * 150);
+  const sent = r.requests.length;
+  expect(sent).toBeLessThan(8);
+  workers = await stack.startDelivery(settings);
+  const rows = await allSettled(ep.id, 8);
+  expect(rows.map((row) => row.attempts.length)).toEqual(Array(8).fill(1));
+  expect(r.requests.map((q) => q.headers['webhook-id'])).toEqual(events.map((e) => e.id));
+});
+
+it("keeps an endpoint's rate limit set after its batch was queued: one request per admission", async () => {
+  const { r, ep } = await fannedOut(6);
+  await stack.db.prisma.webhookEndpoint.update({ where: { id: ep.id }, data: { rateLimitPerSecond: 3 } });
+  workers = await stack.startDelivery();
+  await allSettled(ep.id, 6);
+  const times = r.requests.map((q) => q.at).sort((a, b) => a - b);
+  // 6 requests at 3 per second: a second window at least (window edges jitter a little).
+  expect(times[5] - times[0]).toBeGreaterThanOrEqual(700);
+  for (let i = 3; i < times.length; i++) expect(times[i] - times[i - 3]).toBeGreaterThanOrEqual(700);
+});
+
 it('the sweeper counts a queued batch as the live job of its deliveries', async () => {
   const { ep, rows } = await fannedOut(2);
   const sweep = createSweeper({
@@ -167,4 +201,22 @@ it('the sweeper counts a queued batch as the live job of its deliveries', async 
   await stack.queues.deliveries.remove(rows[0].batchJobId!);
   expect(await sweep(new Date(Date.now() + 3_600_000))).toEqual({ checked: 2, requeued: 2 });
   for (const row of rows) expect(((await stack.queues.deliveries.getJob(deliveryJobId(row.eventId, ep.id)))!.data as DeliveryJob).deliveryId).toBe(row.id);
+});
+
+it('the sweeper puts back a retry a batch could not queue on what is left of its schedule, whatever its batch', async () => {
+  const { ep, rows } = await fannedOut(2);
+  // The first attempt made (in the batch, still queued) and recorded, its retry never queued
+  // (Redis refused it, or the process died first).
+  await stack.db.prisma.delivery.update({ where: { id: rows[0].id }, data: { attemptCount: 1, nextAttemptAt: new Date(Date.now() - 1_000) } });
+  const sweep = createSweeper({
+    pool: stack.db.pool,
+    deliveriesQueue: stack.queues.deliveries,
+    schedule: [0, 50, 100],
+    logger: createLogger({ service: 'test', level: 'silent' }),
+  });
+  // The batch never sends an attempted delivery again: it is not the retry's live job.
+  expect(await sweep(new Date(Date.now() + 3_600_000))).toMatchObject({ requeued: 1 });
+  const retry = (await stack.queues.deliveries.getJob(deliveryJobId(rows[0].eventId, ep.id)))!;
+  expect(retry.data).toEqual({ deliveryId: rows[0].id, endpointId: ep.id, eventId: rows[0].eventId, priorAttempts: 1 });
+  expect(retry.opts.attempts).toBe(2);
 });

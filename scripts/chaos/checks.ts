@@ -347,6 +347,7 @@ export async function finalChecks(input: FinalInput): Promise<{ checks: Check[];
       endpointId: d.endpoint_id,
       replayCount: d.replay_count,
       batchJobId: d.batch_job_id,
+      attemptCount: d.attempt_count,
     });
     if (!jobs.live) stranded.push(`${d.id} (jobs ${jobs.states.join(', ')})`);
   }

@@ -107,17 +107,18 @@ export const replayJobId = (eventId: string, endpointId: string, replayCount: nu
 export const LIVE_JOB_STATES: ReadonlySet<string> = new Set(['waiting', 'delayed', 'active', 'prioritized', 'waiting-children']);
 
 /**
- * The jobs a delivery may be queued under — the batch that carried its first attempt, if any, its
- * own first send (or retry), then its latest replay — with their states, in that order; `live`
- * when one of them is still queued or running.
+ * The jobs a delivery may be queued under — the batch that carries its first attempt while it has
+ * none (a batch never sends an attempted delivery again), its own first send (or retry), then its
+ * latest replay — with their states, in that order; `live` when one of them is still queued or
+ * running.
  */
 export async function deliveryJobStates(
   queue: { getJobState(id: string): Promise<string> },
-  delivery: { eventId: string; endpointId: string; replayCount: number; batchJobId: string | null },
+  delivery: { eventId: string; endpointId: string; replayCount: number; batchJobId: string | null; attemptCount: number },
 ): Promise<{ ids: string[]; states: string[]; live: boolean }> {
-  const { eventId, endpointId, replayCount, batchJobId } = delivery;
+  const { eventId, endpointId, replayCount, batchJobId, attemptCount } = delivery;
   const ids = [
-    ...(batchJobId ? [batchJobId] : []),
+    ...(batchJobId && attemptCount === 0 ? [batchJobId] : []),
     deliveryJobId(eventId, endpointId),
     ...(replayCount > 0 ? [replayJobId(eventId, endpointId, replayCount)] : []),
   ];

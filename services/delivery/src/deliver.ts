@@ -98,8 +98,11 @@ class DependencyUnavailable extends Error {
   }
 }
 
-/** How long one admission of a batch sends for before the endpoint's other jobs get a turn. */
-export const BATCH_TURN_MS = 1_000;
+/**
+ * How long one admission of a batch sends for before the endpoint's other jobs get a turn: short
+ * enough that no job (of any process) takes a turn's oldest request for a hanging one.
+ */
+export const BATCH_TURN_MS = 100;
 
 const isBatch = (job: Job<DeliveryJob | DeliveryBatchJob>): job is Job<DeliveryBatchJob> => 'deliveries' in job.data;
 
@@ -359,40 +362,47 @@ export function createDeliverHandler(deps: DeliverDeps) {
     });
     const recorded = await Promise.allSettled(decided.map((d) => record(job, attemptRecord(d.deliveryId, endpointId, d.made, d.decision), d.made)));
     const lost = new Map(decided.filter((_d, i) => recorded[i].status === 'rejected').map((d) => [d.deliveryId, d.made]));
-    // What a run carried and has now recorded is dropped from the job; what it could not record goes with it.
-    const carriedBefore = job.data.deliveries.some((d) => d.unrecorded);
-    if (lost.size > 0 || carriedBefore) {
-      const deliveries = job.data.deliveries.map(({ unrecorded: _, ...d }) => (lost.has(d.deliveryId) ? { ...d, unrecorded: lost.get(d.deliveryId) } : d));
-      await during('record', () => job.updateData({ ...job.data, deliveries }));
-    }
-    if (lost.size > 0) {
-      const failed = recorded.find((r): r is PromiseRejectedResult => r.status === 'rejected')!;
-      throw failed.reason instanceof DependencyUnavailable ? new DependencyUnavailable('record', failed.reason.cause) : failed.reason;
-    }
-    for (const d of decided) {
+    const done = decided.filter((_d, i) => recorded[i].status === 'fulfilled');
+    for (const d of done) {
       metrics.deliveries.inc({ result: d.decision.succeeded ? 'succeeded' : d.decision.final ? 'failed' : 'retry', status_class: statusClass(d.result) });
       const logLine = { job_id: job.id, delivery_id: d.deliveryId, event_id: d.eventId, endpoint_id: endpointId, attempt: 1, status_code: d.result.statusCode };
-      if (d.decision.succeeded) logger.debug({ ...logLine, duration_ms: d.result.durationMs }, 'delivered');
+      if (d.decision.succeeded) logger.info({ ...logLine, duration_ms: d.result.durationMs }, 'delivered');
       else
         logger.warn(
           { ...logLine, error: d.result.error, duration_ms: d.result.durationMs, next_attempt_in_ms: d.decision.nextDelayMs },
           d.decision.final ? 'delivery failed for good' : 'delivery attempt failed',
         );
     }
-    // Each failed attempt's retry. If Redis refuses it, the delivery stays pending with its next
-    // attempt's time: the sweeper queues it once that is overdue.
-    const retries = decided.filter((d) => !d.decision.final);
+    // Each recorded failure's retry, on what is left of its schedule. If Redis refuses it (or the
+    // process dies first), the delivery stays pending with its next attempt's time: the sweeper
+    // queues it once that is overdue, on the same schedule (priorAttempts from its row).
     await Promise.all(
-      retries.map((d) =>
-        deps.deliveriesQueue
-          .add(
-            'retry',
-            { deliveryId: d.deliveryId, endpointId, eventId: d.eventId, priorAttempts: 1 },
-            deliveryRetryJobOptions(settings.schedule, deliveryJobId(d.eventId, endpointId), 1, d.decision.nextDelayMs!),
-          )
-          .catch((error: unknown) => logger.warn({ delivery_id: d.deliveryId, err: error }, 'retry not queued; the sweeper will queue it')),
-      ),
+      done
+        .filter((d) => !d.decision.final)
+        .map((d) =>
+          deps.deliveriesQueue
+            .add(
+              'retry',
+              { deliveryId: d.deliveryId, endpointId, eventId: d.eventId, priorAttempts: 1 },
+              deliveryRetryJobOptions(settings.schedule, deliveryJobId(d.eventId, endpointId), 1, d.decision.nextDelayMs!),
+            )
+            .catch((error: unknown) => logger.warn({ delivery_id: d.deliveryId, err: error }, 'retry not queued; the sweeper will queue it')),
+        ),
     );
+    // What was carried and is recorded now leaves the job; what could not be recorded goes with
+    // it, to be recorded (never sent again) on its next run. Read afresh: another lane may have
+    // changed the job's data meanwhile.
+    const settled = new Set(done.map((d) => d.deliveryId));
+    if (lost.size > 0 || job.data.deliveries.some((d) => d.unrecorded && settled.has(d.deliveryId))) {
+      const deliveries = job.data.deliveries.map(({ unrecorded, ...d }) =>
+        lost.has(d.deliveryId) ? { ...d, unrecorded: lost.get(d.deliveryId) } : unrecorded && !settled.has(d.deliveryId) ? { ...d, unrecorded } : d,
+      );
+      await during('record', () => job.updateData({ ...job.data, deliveries }));
+    }
+    if (lost.size > 0) {
+      const failed = recorded.find((r): r is PromiseRejectedResult => r.status === 'rejected')!;
+      throw failed.reason instanceof DependencyUnavailable ? new DependencyUnavailable('record', failed.reason.cause) : failed.reason;
+    }
   }
 
   /**
@@ -425,26 +435,34 @@ export function createDeliverHandler(deps: DeliverDeps) {
     const rest = job.data.deliveries.flatMap((d, i) =>
       rows[i]?.status === 'pending' && rows[i].attemptCount === 0 ? [{ ...d, payload: rows[i].payload }] : [],
     );
-    const made: Made[] = [];
+    let attempted = 0;
+    let succeededAll = 0;
     let resumeAt: number | null = null;
-    let failure: unknown = null;
     let stop = false;
+    // While any of its requests is out the job lends its worker slot, once (in-flight.ts).
+    let out = 0;
+    // A rate limit counts requests one by one: one per admission (so is a half-open probe).
+    const onePerTurn = endpoint.rateLimitPerSecond !== null;
     /**
      * One lane: one request in flight at a time, under one admission per turn (an in-process
      * permit and a Redis slot, as a single job holds), taking the batch's next delivery until none
-     * is left, a turn ends, or an attempt fails (every lane stops then).
+     * is left, the turn ends, the worker closes, or an attempt fails (every lane stops then). A
+     * turn's attempts are recorded as it ends, before the lane asks for the next.
      */
     const lane = async (n: number) => {
       const slotToken = `${job.id}:${token ?? ''}:${n}`;
-      while (rest.length > 0 && !stop) {
-        const admission = await during('admission', () => isolation.admit(endpointId, null, slotToken, typicalMs.get(endpointId), timesParked));
+      while (rest.length > 0 && !stop && !deps.closing?.aborted) {
+        const admission = await during('admission', () =>
+          isolation.admit(endpointId, endpoint.rateLimitPerSecond, slotToken, typicalMs.get(endpointId), timesParked),
+        );
         if (!admission.ok) {
           resumeAt = Math.min(resumeAt ?? Number.POSITIVE_INFINITY, admission.retryAt);
           return;
         }
         const turnEnds = Date.now() + BATCH_TURN_MS;
-        let succeeded = 0;
+        const made: Made[] = [];
         let last: AttemptResult | undefined;
+        let succeeded = 0;
         try {
           while (rest.length > 0 && !stop) {
             const item = rest.shift()!;
@@ -455,13 +473,15 @@ export function createDeliverHandler(deps: DeliverDeps) {
               rest.unshift(item);
               throw error;
             }
-            const requestEnded = await deps.inFlight.begin();
+            const requestEnded = await deps.inFlight.begin(out === 0);
+            out += 1;
             const at = new Date();
             try {
               last = request
                 ? await deps.sender.send(request.url, request.body, request.headers(at), { timeoutMs: settings.timeoutMs, method: request.method })
                 : { statusCode: null, error: 'ssrf_blocked', responseBody: null, durationMs: 0, retryAfterMs: null };
             } finally {
+              out -= 1;
               requestEnded();
             }
             observe(endpointId, last.durationMs);
@@ -471,28 +491,26 @@ export function createDeliverHandler(deps: DeliverDeps) {
               made: { key: `${job.id}:${job.timestamp}:${job.attemptsStarted ?? 0}:${item.deliveryId}`, at: at.toISOString(), ...last },
             });
             const outcome = breakerOutcome(last);
-            if (outcome === 'failed') break;
+            if (outcome === 'failed') {
+              // The rest waits a moment, behind the endpoint's other jobs (its breaker may open).
+              stop = true;
+              resumeAt = Math.min(resumeAt ?? Number.POSITIVE_INFINITY, parkUntil(typicalMs.get(endpointId), timesParked, settings.timeoutMs));
+              break;
+            }
             if (outcome === 'succeeded') succeeded += 1;
-            if (admission.probe || Date.now() >= turnEnds) break;
+            if (admission.probe || onePerTurn || Date.now() >= turnEnds || deps.closing?.aborted) break;
           }
         } finally {
-          const outcome = breakerOutcome(last);
+          // The breaker learns the turn's outcome: a failure if it ended in one (the successes
+          // before it are not reported: the breaker may only open sooner), else a success.
+          const outcome = breakerOutcome(last) === 'failed' ? 'failed' : succeeded > 0 ? 'succeeded' : 'neutral';
           isolation
-            .finish(
-              endpointId,
-              slotToken,
-              outcome === 'neutral' && succeeded > 0 ? 'succeeded' : outcome,
-              admission.probe,
-              outcome === 'failed' && succeeded > 0,
-            )
+            .finish(endpointId, slotToken, outcome, admission.probe)
             .catch((error: unknown) => logger.warn({ ...jobIds(job), err: error }, 'breaker not updated'));
         }
-        // A failed attempt: the rest waits a moment, behind the endpoint's other jobs (its
-        // breaker may open meanwhile).
-        if (breakerOutcome(last) === 'failed') {
-          stop = true;
-          resumeAt = parkUntil(typicalMs.get(endpointId), timesParked, settings.timeoutMs);
-        }
+        attempted += made.length;
+        succeededAll += made.filter((m) => isSuccess(m.made)).length;
+        if (made.length > 0) await settleBatch(job, made);
       }
     };
     // As many lanes as the batch needs to send within about a turn at the endpoint's usual pace
@@ -507,18 +525,19 @@ export function createDeliverHandler(deps: DeliverDeps) {
         typical === undefined ? Number.POSITIVE_INFINITY : Math.ceil((rest.length * typical) / BATCH_TURN_MS),
       ),
     );
-    const ended = await Promise.allSettled(Array.from({ length: lanes }, (_, n) => lane(n)));
-    failure = ended.find((e): e is PromiseRejectedResult => e.status === 'rejected')?.reason ?? null;
-    // What was sent is recorded before anything else happens to the job.
-    if (made.length > 0) await settleBatch(job, made);
-    if (failure) throw failure;
-    const sent = made.filter((m) => isSuccess(m.made)).length;
-    logger.info(
-      { ...jobIds(job), endpoint_id: endpointId, deliveries: ids.length, attempted: made.length, succeeded: sent, left: rest.length },
-      'batch delivered',
+    const ended = await Promise.allSettled(
+      Array.from({ length: lanes }, (_, n) =>
+        lane(n).catch((error: unknown) => {
+          stop = true;
+          throw error;
+        }),
+      ),
     );
+    const failure = ended.find((e): e is PromiseRejectedResult => e.status === 'rejected');
+    if (failure) throw failure.reason;
+    logger.debug({ ...jobIds(job), endpoint_id: endpointId, deliveries: ids.length, attempted, succeeded: succeededAll, left: rest.length }, 'batch delivered');
     if (rest.length > 0) return delayJob(job, token, resumeAt ?? Date.now(), 'the rest of the batch waits its turn');
-    return { attempted: made.length, succeeded: sent };
+    return { attempted, succeeded: succeededAll };
   }
 
   return async function deliver(job: Job<DeliveryJob | DeliveryBatchJob>, token?: string) {

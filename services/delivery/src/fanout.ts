@@ -1,11 +1,24 @@
 import { type Queryable, statement, writeIsolated } from '@trackway/db';
 import { newId } from '@trackway/domain';
-import { type EventJob, JOB_BATCH, type TypedQueue, addJobs, chunk, deliveryBatchJobId, deliveryJobId, deliveryJobOptions } from '@trackway/queues';
+import {
+  type EventJob,
+  JOB_BATCH,
+  type TypedQueue,
+  addJobs,
+  chunk,
+  deliveryBatchJobId,
+  deliveryJobId,
+  deliveryJobOptions,
+  deliveryRetryJobOptions,
+} from '@trackway/queues';
 import { MicroBatcher } from '@trackway/runtime';
 import type { EndpointDirectory, LiveEndpoint } from './endpoints';
 
 // Events fanned out in one batch at most (the events of several concurrent jobs).
 const FAN_OUT_BATCH = 500;
+
+/** A fan-out has queued the batches of the rows it wrote within this time (or died). */
+export const FAN_OUT_SETTLED_MS = 30_000;
 
 const insertDeliveries = statement<{ id: string; event_id: string; endpoint_id: string; batch_job_id: string | null }>(
   'deliveries-fan-out',
@@ -18,9 +31,18 @@ const insertDeliveries = statement<{ id: string; event_id: string; endpoint_id: 
 );
 
 // First sends still pending among pairs that existed already (a replay has its own job).
-const pendingDeliveries = statement<{ id: string; event_id: string; endpoint_id: string; batch_job_id: string | null; attempt_count: number }>(
+type Pending = {
+  id: string;
+  event_id: string;
+  endpoint_id: string;
+  batch_job_id: string | null;
+  attempt_count: number;
+  next_attempt_at: Date | null;
+  created_at: Date;
+};
+const pendingDeliveries = statement<Pending>(
   'deliveries-fan-out-pending',
-  `SELECT d.id, d.event_id, d.endpoint_id, d.batch_job_id, d.attempt_count FROM deliveries d
+  `SELECT d.id, d.event_id, d.endpoint_id, d.batch_job_id, d.attempt_count, d.next_attempt_at, d.created_at FROM deliveries d
    JOIN unnest($1::varchar[], $2::varchar[]) AS p(event_id, endpoint_id) ON d.event_id = p.event_id AND d.endpoint_id = p.endpoint_id
    WHERE d.status = 'pending' AND d.replay_count = 0`,
 );
@@ -111,17 +133,29 @@ export function createFanOut(deps: FanOutDeps) {
     ]);
     const createdKeys = new Set(created.map((d) => key(d.event_id, d.endpoint_id)));
     const existing = pairs.filter((p) => !createdKeys.has(key(p.event.id, p.endpointId)));
-    const pending = existing.length === 0 ? [] : await pendingDeliveries(pool, [existing.map((p) => p.event.id), existing.map((p) => p.endpointId)]);
+    const found = existing.length === 0 ? [] : await pendingDeliveries(pool, [existing.map((p) => p.event.id), existing.map((p) => p.endpointId)]);
+    // A batch's rows younger than FAN_OUT_SETTLED_MS are left to the fan-out that wrote them (it
+    // queues their batch in a moment, with all of them; queued first with only some, the batch
+    // would leave the rest to the sweeper); older ones lost their batch, or are in it still.
+    const settled = Date.now() - FAN_OUT_SETTLED_MS;
+    const pending = found.filter((d) => d.attempt_count > 0 || !d.batch_job_id || d.created_at.getTime() <= settled);
     const byEvent = new Map(events.map((event) => [event.id, event]));
-    const single = (d: { id: string; event_id: string; endpoint_id: string }) => ({
-      name: byEvent.get(d.event_id)!.type,
-      data: { deliveryId: d.id, endpointId: d.endpoint_id, eventId: d.event_id },
-      opts: deliveryJobOptions(schedule, deliveryJobId(d.event_id, d.endpoint_id)),
-    });
+    const single = (d: { id: string; event_id: string; endpoint_id: string; attempt_count?: number; next_attempt_at?: Date | null }) => {
+      const prior = d.attempt_count ?? 0;
+      const jobId = deliveryJobId(d.event_id, d.endpoint_id);
+      return {
+        name: byEvent.get(d.event_id)!.type,
+        data: { deliveryId: d.id, endpointId: d.endpoint_id, eventId: d.event_id, ...(prior > 0 ? { priorAttempts: prior } : {}) },
+        // Attempted already (in a batch): its retry, on what is left of its schedule, when due.
+        opts:
+          prior > 0
+            ? deliveryRetryJobOptions(schedule, jobId, prior, Math.max(0, (d.next_attempt_at?.getTime() ?? 0) - Date.now()))
+            : deliveryJobOptions(schedule, jobId),
+      };
+    };
     // Each delivery's first attempt is queued under one job id, whoever queues it: a new row's
     // batch, or its own job; a pending row that existed, its batch again if it was never
-    // attempted (with the rows this fan-out knows of), else its own job. A job that exists is not
-    // duplicated (same id), so two processes fanning out the same event send it once.
+    // attempted, else its own job (its retry's). A job that exists is not duplicated (same id).
     const first = [...created, ...pending.filter((d) => d.attempt_count === 0)].filter((d) => d.batch_job_id);
     const grouped = new Map<string, typeof first>();
     for (const d of first) {

@@ -1,6 +1,6 @@
 import { type PgPool, type PrismaClient, statement } from '@trackway/db';
 import type { Logger } from '@trackway/logger';
-import { type TypedQueue, deliveryJobOptions, deliveryJobStates } from '@trackway/queues';
+import { type TypedQueue, deliveryJobOptions, deliveryJobStates, deliveryRetryJobOptions } from '@trackway/queues';
 
 const DAY_MS = 86_400_000;
 
@@ -33,10 +33,18 @@ const SWEEP_PAGE = 500;
 /** At most this many deliveries are checked per run; the next run goes on from there. */
 export const SWEEP_MAX_PER_RUN = 10_000;
 
-type Overdue = { id: string; event_id: string; endpoint_id: string; event_type: string; replay_count: number; batch_job_id: string | null };
+type Overdue = {
+  id: string;
+  event_id: string;
+  endpoint_id: string;
+  event_type: string;
+  replay_count: number;
+  batch_job_id: string | null;
+  attempt_count: number;
+};
 const overdueDeliveries = statement<Overdue>(
   'deliveries-overdue',
-  `SELECT id, event_id, endpoint_id, event_type, replay_count, batch_job_id FROM deliveries
+  `SELECT id, event_id, endpoint_id, event_type, replay_count, batch_job_id, attempt_count FROM deliveries
    WHERE status = 'pending' AND COALESCE(next_attempt_at, updated_at) < $1::timestamptz AND (endpoint_id, id) > ($2::varchar, $3::varchar)
    ORDER BY endpoint_id, id LIMIT $4::int`,
 );
@@ -50,11 +58,12 @@ export interface SweepDeps {
 
 /**
  * Invariant 9: no delivery stays `pending` without a job that will finish it. Finds overdue
- * pending deliveries with no live job (waiting, delayed, active, prioritized) under their first
- * send's job id or their latest replay's, and puts one back: a failed job (it stalled too often)
- * is retried with the attempts it has left, a missing or completed one is added anew with the
- * full schedule. Returns a
- * sweeper to call on each scheduler tick; it walks the overdue rows across ticks.
+ * pending deliveries with no live job (waiting, delayed, active, prioritized) under their batch
+ * (while never attempted), their first send's job id or their latest replay's, and puts one back:
+ * a failed job (it stalled too often) is retried with the attempts it has left; a missing or
+ * completed one is added anew, a first send with what is left of its schedule after the attempts
+ * on its row, a replay with the full schedule. Returns a sweeper to call on each scheduler tick;
+ * it walks the overdue rows across ticks.
  */
 export function createSweeper(deps: SweepDeps) {
   const { pool, deliveriesQueue: queue, schedule, logger } = deps;
@@ -66,6 +75,7 @@ export function createSweeper(deps: SweepDeps) {
       endpointId: d.endpoint_id,
       replayCount: d.replay_count,
       batchJobId: d.batch_job_id,
+      attemptCount: d.attempt_count,
     });
     if (live) return false;
     const latest = ids.at(-1)!;
@@ -77,8 +87,12 @@ export function createSweeper(deps: SweepDeps) {
       await job.retry('failed');
     } else {
       await job?.remove();
-      const replay = d.replay_count > 0 ? { replay: true, replayCount: d.replay_count } : {};
-      await queue.add(d.event_type, { deliveryId: d.id, endpointId: d.endpoint_id, eventId: d.event_id, ...replay }, deliveryJobOptions(schedule, latest));
+      const ids = { deliveryId: d.id, endpointId: d.endpoint_id, eventId: d.event_id };
+      if (d.replay_count > 0) await queue.add(d.event_type, { ...ids, replay: true, replayCount: d.replay_count }, deliveryJobOptions(schedule, latest));
+      // A first send goes on with what is left of its schedule (its attempts are on its row).
+      else if (d.attempt_count > 0)
+        await queue.add(d.event_type, { ...ids, priorAttempts: d.attempt_count }, deliveryRetryJobOptions(schedule, latest, d.attempt_count, 0));
+      else await queue.add(d.event_type, ids, deliveryJobOptions(schedule, latest));
     }
     logger.warn(
       { delivery_id: d.id, event_id: d.event_id, endpoint_id: d.endpoint_id, job_id: latest, previous_state: states.at(-1) },

@@ -46,12 +46,10 @@ return {1 + probe, 0}
 
 // One round trip to finish: release the slot, then record the outcome on the breaker.
 // KEYS: breaker hash, probe key, slots zset. ARGV: token, succeeded (1/0), threshold, now,
-// cooldown ms, ttl ms, succeeded before (1/0: a turn of several requests that ended in a failure
-// after successes: they closed the breaker first). Returns the state after: 0 closed, 1 open
-// (counting failures below the threshold counts as closed).
+// cooldown ms, ttl ms. Returns the state after: 0 closed, 1 open (counting failures below the
+// threshold counts as closed).
 const FINISH = `
 redis.call('ZREM', KEYS[3], ARGV[1])
-if ARGV[2] == '1' or ARGV[7] == '1' then redis.call('DEL', KEYS[1], KEYS[2]) end
 if ARGV[2] == '1' then
   redis.call('DEL', KEYS[1], KEYS[2])
   return 0
@@ -125,19 +123,10 @@ export function createIsolation(redis: Redis, options: IsolationOptions) {
 
     /**
      * Releases the slot and records the attempt's outcome: a success closes the breaker; a
-     * failure counts toward the threshold, and a failed probe reopens it. A turn that sent
-     * several requests (a batch) reports its last outcome, and whether successes came before it
-     * (`succeededBefore`): the breaker then counts as if each had been reported. Returns the state.
+     * failure counts toward the threshold, and a failed probe reopens it. Returns the state.
      */
-    async finish(
-      endpointId: string,
-      token: string,
-      outcome: 'succeeded' | 'failed' | 'neutral',
-      wasProbe = false,
-      succeededBefore = false,
-    ): Promise<BreakerState> {
+    async finish(endpointId: string, token: string, outcome: 'succeeded' | 'failed' | 'neutral', wasProbe = false): Promise<BreakerState> {
       const keys = [key('breaker', endpointId), key('probe', endpointId), key('slots', endpointId)];
-      if (outcome === 'neutral' && succeededBefore) return this.finish(endpointId, token, 'succeeded', wasProbe);
       if (outcome === 'neutral') {
         // Nothing was learnt about the endpoint (nothing sent, or refused by the SSRF guard):
         // free the slot, and the probe's turn if this was the probe.
@@ -153,7 +142,6 @@ export function createIsolation(redis: Redis, options: IsolationOptions) {
         Date.now(),
         options.breakerCooldownMs,
         ttl,
-        succeededBefore ? 1 : 0,
       );
       return open === 1 ? 'open' : 'closed';
     },

@@ -5,7 +5,7 @@ import type { ErrorReporter, Logger } from '@trackway/logger';
 import { DELIVERY_BACKOFF, type JobPayloads, QUEUE, type TypedQueue, cappedExponentialDelay, parseJob } from '@trackway/queues';
 import { MAX_BREAKER_SERIES, type Metrics, type PostgresOutage, registerWorker } from '@trackway/runtime';
 import type { AddressPolicy } from '@trackway/webhooks';
-import { type Job, type Processor, Worker } from 'bullmq';
+import { type Job, type MinimalJob, type Processor, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { DeliveryAttemptFailed, createDeliverHandler } from './deliver';
 import { type EndpointDirectory, createEndpointDirectory } from './endpoints';
@@ -130,10 +130,12 @@ export function createDeliveryWorkers(
         ...deps.workerOptions,
         settings: {
           // The retry schedule: the processor computed the delay (jitter, Retry-After) already.
-          backoffStrategy: (attemptsMade: number, type?: string, error?: Error) => {
+          backoffStrategy: (attemptsMade: number, type?: string, error?: Error, job?: MinimalJob) => {
             if (type !== DELIVERY_BACKOFF) return cappedExponentialDelay(attemptsMade);
             if (error instanceof DeliveryAttemptFailed) return error.delayMs;
-            return delayBeforeAttempt(settings.schedule, attemptsMade + 1, null);
+            // A retry after a batch's attempt goes on from the attempts made before it.
+            const prior = Number((job?.data as { priorAttempts?: number } | undefined)?.priorAttempts ?? 0);
+            return delayBeforeAttempt(settings.schedule, attemptsMade + prior + 1, null);
           },
         },
       }),

@@ -19,7 +19,7 @@ async function load(deps: ApiDeps, deliveryId: string) {
 }
 
 /** Is a job for this delivery still queued or running (its first send, or its latest replay)? */
-async function liveJob(deps: ApiDeps, d: { eventId: string; endpointId: string; replayCount: number; batchJobId: string | null }) {
+async function liveJob(deps: ApiDeps, d: { eventId: string; endpointId: string; replayCount: number; batchJobId: string | null; attemptCount: number }) {
   const { live } = await failFast(deps.redis, () => deliveryJobStates(deps.queues.deliveries, d)).catch(() => {
     throw unavailable('The queue cannot be checked right now; retry later.');
   });
