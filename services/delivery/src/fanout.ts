@@ -3,6 +3,7 @@ import { newId } from '@trackway/domain';
 import {
   type EventJob,
   JOB_BATCH,
+  LIVE_JOB_STATES,
   type TypedQueue,
   addJobs,
   chunk,
@@ -16,9 +17,6 @@ import type { EndpointDirectory, LiveEndpoint } from './endpoints';
 
 // Events fanned out in one batch at most (the events of several concurrent jobs).
 const FAN_OUT_BATCH = 500;
-
-/** A fan-out has queued the batches of the rows it wrote within this time (or died). */
-export const FAN_OUT_SETTLED_MS = 30_000;
 
 const insertDeliveries = statement<{ id: string; event_id: string; endpoint_id: string; batch_job_id: string | null }>(
   'deliveries-fan-out',
@@ -134,11 +132,15 @@ export function createFanOut(deps: FanOutDeps) {
     const createdKeys = new Set(created.map((d) => key(d.event_id, d.endpoint_id)));
     const existing = pairs.filter((p) => !createdKeys.has(key(p.event.id, p.endpointId)));
     const found = existing.length === 0 ? [] : await pendingDeliveries(pool, [existing.map((p) => p.event.id), existing.map((p) => p.endpointId)]);
-    // A batch's rows younger than FAN_OUT_SETTLED_MS are left to the fan-out that wrote them (it
-    // queues their batch in a moment, with all of them; queued first with only some, the batch
-    // would leave the rest to the sweeper); older ones lost their batch, or are in it still.
-    const settled = Date.now() - FAN_OUT_SETTLED_MS;
-    const pending = found.filter((d) => d.attempt_count > 0 || !d.batch_job_id || d.created_at.getTime() <= settled);
+    // A never-attempted row of a batch: left to the batch while that is queued or running; its
+    // batch queued again (the rows this fan-out knows of) if the batch is gone (a fan-out that died
+    // before queueing it, a Redis that lost it); a job of its own if the batch ran without it (it
+    // was queued by a fan-out that knew only some of its rows).
+    const batchStates = new Map<string, string>();
+    for (const id of new Set(found.filter((d) => d.attempt_count === 0 && d.batch_job_id).map((d) => d.batch_job_id!)))
+      batchStates.set(id, await deliveriesQueue.getJobState(id));
+    const pending = found.filter((d) => d.attempt_count > 0 || !d.batch_job_id || !LIVE_JOB_STATES.has(batchStates.get(d.batch_job_id)!));
+    const ranWithout = (d: Pending) => d.attempt_count === 0 && d.batch_job_id !== null && batchStates.get(d.batch_job_id) !== 'unknown';
     const byEvent = new Map(events.map((event) => [event.id, event]));
     const single = (d: { id: string; event_id: string; endpoint_id: string; attempt_count?: number; next_attempt_at?: Date | null }) => {
       const prior = d.attempt_count ?? 0;
@@ -156,7 +158,7 @@ export function createFanOut(deps: FanOutDeps) {
     // Each delivery's first attempt is queued under one job id, whoever queues it: a new row's
     // batch, or its own job; a pending row that existed, its batch again if it was never
     // attempted, else its own job (its retry's). A job that exists is not duplicated (same id).
-    const first = [...created, ...pending.filter((d) => d.attempt_count === 0)].filter((d) => d.batch_job_id);
+    const first = [...created, ...pending.filter((d) => d.attempt_count === 0 && !ranWithout(d))].filter((d) => d.batch_job_id);
     const grouped = new Map<string, typeof first>();
     for (const d of first) {
       const list = grouped.get(d.batch_job_id!);

@@ -2,7 +2,7 @@
 // multi-row insert, one read of pairs that existed, and one addBulk.
 import { createEvent, newId } from '@trackway/domain';
 import { type DeliveryBatchJob, type DeliveryJob, JOB_BATCH, deliveryJobId, deliveryJobOptions } from '@trackway/queues';
-import { FAN_OUT_SETTLED_MS, batchJobIds, createFanOut } from '../src/fanout';
+import { batchJobIds, createFanOut } from '../src/fanout';
 import { type Harness, countingPool, startHarness } from './support';
 
 const SCHEDULE = [0, 100, 200];
@@ -94,12 +94,9 @@ it('queues a first attempt under one job id whoever queues it: a batch fanned ou
   // Published again, in another order, by two processes at once: the same job, not a second one.
   await Promise.all([fanOut([c, b, a]), fanOutWith().fanOut([b, a, c])]);
   expect(await h.deliveries.count()).toBe(1);
-  // Lost (a Redis without persistence restarted). Within FAN_OUT_SETTLED_MS of its rows the batch
-  // is left to the fan-out that wrote them (queued now with only some of them, it would strand the
-  // rest); after it, queued again: the same batch under the same id.
+  // Lost (a Redis without persistence restarted, or the fan-out died before queueing it): queued
+  // again, the same batch under the same id.
   await h.deliveries.obliterate({ force: true });
-  expect(await fanOut([a, b, c])).toEqual({ deliveries: 0 });
-  await h.db.prisma.delivery.updateMany({ where: { endpointId }, data: { createdAt: new Date(Date.now() - FAN_OUT_SETTLED_MS - 1_000) } });
   expect(await fanOut([a, b, c])).toEqual({ deliveries: 3 });
   expect((await h.deliveries.getJob(rows[0].batchJobId!))?.data).toEqual(batch);
   for (const event of [a, b, c]) expect(await jobOf(event.id, endpointId)).toBeUndefined();
@@ -182,9 +179,11 @@ it('two processes fanning out the same events in opposite orders do not deadlock
   for (let round = 0; round < 3; round++) {
     const events = await h.events(300);
     const [a, b] = [fanOutWith().fanOut, fanOutWith().fanOut];
-    // Each pair is written by one of them, and its batch queued by that one.
+    // Each pair is written by one of them, its batch queued by that one (and again by the other
+    // if it looked before the writer had queued it: the same job).
     const [x, y] = await Promise.all([a(events), b([...events].reverse())]);
-    expect(x.deliveries + y.deliveries).toBe(600);
+    expect(x.deliveries + y.deliveries).toBeGreaterThanOrEqual(600);
+    expect(await h.db.prisma.delivery.count({ where: { eventId: { in: events.map((e) => e.id) } } })).toBe(600);
   }
 });
 
