@@ -176,6 +176,22 @@ it('records each turn as it ends, and on shutdown stops after the request in fli
   expect(r.requests.map((q) => q.headers['webhook-id'])).toEqual(events.map((e) => e.id));
 });
 
+it('a run that lost its job (its lock lapsed, another run took it) sends nothing more: each delivery is sent once', async () => {
+  const settings = { endpointConcurrency: 1 };
+  const lock = { workerOptions: { lockDuration: 1_000, stalledInterval: 500 } };
+  const { r, ep, rows } = await fannedOut(12);
+  r.reply = () => ({ status: 200, delayMs: 200 });
+  workers = [...(await stack.startDelivery(settings, lock)), ...(await stack.startDelivery(settings, lock))];
+  await waitFor(() => r.requests.length >= 1, { what: 'the first request' });
+  // The lock gone (as when a Redis restart stopped BullMQ's renewals): the job stalls and another
+  // run takes it, while this one is mid-batch.
+  await stack.producer.del(`${stack.prefix}:deliveries:${rows[0].batchJobId}:lock`);
+  const settled = await allSettled(ep.id, 12);
+  expect(settled.map((row) => row.attempts.length)).toEqual(Array(12).fill(1));
+  const ids = r.requests.map((q) => String(q.headers['webhook-id']));
+  expect(ids.length).toBe(new Set(ids).size);
+});
+
 it("keeps an endpoint's rate limit set after its batch was queued: one request per admission", async () => {
   const { r, ep } = await fannedOut(6);
   await stack.db.prisma.webhookEndpoint.update({ where: { id: ep.id }, data: { rateLimitPerSecond: 3 } });

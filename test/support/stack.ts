@@ -50,7 +50,14 @@ export interface Stack {
    */
   startDelivery(
     settings?: Partial<DeliverySettings>,
-    options?: { concurrency?: number; database?: Pick<TestDatabase, 'prisma' | 'pool'>; queues?: DeliveryQueue[]; isolationRedis?: Redis },
+    options?: {
+      concurrency?: number;
+      database?: Pick<TestDatabase, 'prisma' | 'pool'>;
+      queues?: DeliveryQueue[];
+      isolationRedis?: Redis;
+      /** BullMQ lockDuration / stalledInterval (tests shorten them). */
+      workerOptions?: { lockDuration?: number; stalledInterval?: number };
+    },
   ): Promise<Worker[]>;
   /** Starts attribution workers (postbacks and clicks, or those named). */
   startAttribution(queues?: ('postbacks' | 'clicks')[]): Worker[];
@@ -129,6 +136,7 @@ export async function startStack(): Promise<Stack> {
           logger,
           metrics,
           concurrency: { events: 10, deliveries: options.concurrency ?? 20 },
+          workerOptions: options.workerOptions,
           settings: merged,
         },
         options.queues ?? ['events', 'deliveries'],

@@ -55,6 +55,8 @@ export interface DeliverDeps {
   metrics: Metrics;
   /** Aborted when the worker starts closing: a job waiting out an outage stops waiting. */
   closing?: AbortSignal;
+  /** The worker's lockDuration: a long job (a batch, a record waiting out an outage) extends its own lock by it. */
+  lockDurationMs?: number;
   settings: {
     timeoutMs: number;
     schedule: readonly number[];
@@ -97,6 +99,9 @@ class DependencyUnavailable extends Error {
     super(`${stage}: ${(cause as Error)?.message ?? String(cause)}`);
   }
 }
+
+/** BullMQ's default lockDuration. */
+const DEFAULT_LOCK_MS = 30_000;
 
 /**
  * How long one admission of a batch sends for before the endpoint's other jobs get a turn: short
@@ -149,6 +154,13 @@ export function createDeliverHandler(deps: DeliverDeps) {
   // Consecutive times each job was put back for an outage (this process): its backoff.
   const deferrals = new Map<string, number>();
 
+  /**
+   * Extends this run's lock on its job (BullMQ renews it too, on a timer that a Redis restart can
+   * stop); false when the job is no longer this run's: its lock lapsed and another run took it.
+   */
+  const holdLock = async (job: Job<DeliveryJob | DeliveryBatchJob>, token: string | undefined) =>
+    !token || (await job.extendLock(token, deps.lockDurationMs ?? DEFAULT_LOCK_MS)) === 1;
+
   /** Puts the job back (delayed, attemptsMade unchanged) until Postgres or Redis answers again. */
   async function putBack(job: Job<DeliveryJob | DeliveryBatchJob>, token: string | undefined, failure: DependencyUnavailable): Promise<never> {
     const n = deferrals.get(job.id!) ?? 0;
@@ -169,13 +181,15 @@ export function createDeliverHandler(deps: DeliverDeps) {
    * attempt); past RECORD_PATIENCE_MS, or when the worker closes, the job goes back carrying the
    * result. An attempt an earlier try had logged already (its answer was lost) is not logged again.
    */
-  async function record(job: Job<DeliveryJob | DeliveryBatchJob>, attempt: Parameters<typeof recordAttempt>[0], made: Unrecorded) {
+  async function record(job: Job<DeliveryJob | DeliveryBatchJob>, attempt: Parameters<typeof recordAttempt>[0], made: Unrecorded, token?: string) {
     const deadline = Date.now() + RECORD_PATIENCE_MS;
     for (let failures = 0; ; failures++) {
       try {
         return await recordAttempt(attempt);
       } catch (error) {
         if (Date.now() >= deadline || deps.closing?.aborted) throw new DependencyUnavailable('record', error, made);
+        // The job stays this run's while it waits (a lapsed lock would let another run send again).
+        await holdLock(job, token).catch(() => undefined);
         const wait = outageDelay(failures);
         metrics.deliveries.inc({ result: 'record_retried', status_class: 'none' });
         reportOutage({ stage: 'record' }, error, 'attempt not recorded yet; retrying');
@@ -208,7 +222,7 @@ export function createDeliverHandler(deps: DeliverDeps) {
   async function attempt(job: Job<DeliveryJob>, token?: string) {
     // A run before this one made an attempt and could not record it: it is recorded now, before
     // anything else (even if the endpoint was disabled meanwhile: every attempt is logged).
-    if (job.data.unrecorded) return settle(job, job.data.unrecorded, true);
+    if (job.data.unrecorded) return settle(job, job.data.unrecorded, true, token);
 
     const { deliveryId, endpointId, eventId, replay } = job.data;
     const endpoint = await during('endpoint', () => endpoints.get(endpointId));
@@ -264,11 +278,11 @@ export function createDeliverHandler(deps: DeliverDeps) {
     }
     // This run of this job (a job added anew under the same id has another timestamp): a record
     // retried after a lost answer, or carried to the next run, is this one attempt.
-    return settle(job, { key: `${job.id}:${job.timestamp}:${job.attemptsStarted ?? 0}`, at: at.toISOString(), ...result }, false);
+    return settle(job, { key: `${job.id}:${job.timestamp}:${job.attemptsStarted ?? 0}`, at: at.toISOString(), ...result }, false, token);
   }
 
   /** Decides what an attempt made means, records it, and moves the job on (completes, retries with backoff, or fails for good). */
-  async function settle(job: Job<DeliveryJob>, made: Unrecorded, carried: boolean) {
+  async function settle(job: Job<DeliveryJob>, made: Unrecorded, carried: boolean, token?: string) {
     const { deliveryId, endpointId } = job.data;
     const { key, at, ...rest } = made;
     const result: AttemptResult = { ...rest, error: rest.error as AttemptResult['error'] };
@@ -303,6 +317,7 @@ export function createDeliverHandler(deps: DeliverDeps) {
         gone: decision.gone,
       },
       made,
+      token,
     );
     // The result travelled with the job: it is recorded now, and the job's next run (a retry)
     // must make a new attempt, not record this one again.
@@ -353,14 +368,14 @@ export function createDeliverHandler(deps: DeliverDeps) {
    * one's retry as a job of its own (priorAttempts 1). Attempts that cannot be recorded within
    * RECORD_PATIENCE_MS go back with the job, to be recorded on its next run, never sent again.
    */
-  async function settleBatch(job: Job<DeliveryBatchJob>, list: Made[]) {
+  async function settleBatch(job: Job<DeliveryBatchJob>, list: Made[], token?: string) {
     const { endpointId } = job.data;
     const attempts = settings.schedule.length || 1;
     const decided = list.map((m) => {
       const result: AttemptResult = { ...m.made, error: m.made.error as AttemptResult['error'] };
       return { ...m, result, decision: decideAttempt(result, 0, attempts, settings.schedule, Math.random, settings.retryAfterMaxMs) };
     });
-    const recorded = await Promise.allSettled(decided.map((d) => record(job, attemptRecord(d.deliveryId, endpointId, d.made, d.decision), d.made)));
+    const recorded = await Promise.allSettled(decided.map((d) => record(job, attemptRecord(d.deliveryId, endpointId, d.made, d.decision), d.made, token)));
     const lost = new Map(decided.filter((_d, i) => recorded[i].status === 'rejected').map((d) => [d.deliveryId, d.made]));
     const done = decided.filter((_d, i) => recorded[i].status === 'fulfilled');
     for (const d of done) {
@@ -415,7 +430,7 @@ export function createDeliverHandler(deps: DeliverDeps) {
   async function deliverBatch(job: Job<DeliveryBatchJob>, token?: string) {
     const { endpointId } = job.data;
     const carried = job.data.deliveries.flatMap((d) => (d.unrecorded ? [{ deliveryId: d.deliveryId, eventId: d.eventId, made: d.unrecorded }] : []));
-    if (carried.length > 0) await settleBatch(job, carried);
+    if (carried.length > 0) await settleBatch(job, carried, token);
 
     const ids = job.data.deliveries.map((d) => d.deliveryId);
     const endpoint = await during('endpoint', () => endpoints.get(endpointId));
@@ -439,6 +454,7 @@ export function createDeliverHandler(deps: DeliverDeps) {
     let succeededAll = 0;
     let resumeAt: number | null = null;
     let stop = false;
+    let lockLost = false;
     // While any of its requests is out the job lends its worker slot, once (in-flight.ts).
     let out = 0;
     // A rate limit counts requests one by one: one per admission (so is a half-open probe).
@@ -452,6 +468,13 @@ export function createDeliverHandler(deps: DeliverDeps) {
     const lane = async (n: number) => {
       const slotToken = `${job.id}:${token ?? ''}:${n}`;
       while (rest.length > 0 && !stop && !deps.closing?.aborted) {
+        // Each turn first makes sure the job is still this run's: a run whose lock lapsed (another
+        // run has the job now) sends nothing more.
+        if (!(await during('admission', () => holdLock(job, token)))) {
+          stop = true;
+          lockLost = true;
+          return;
+        }
         const admission = await during('admission', () =>
           isolation.admit(endpointId, endpoint.rateLimitPerSecond, slotToken, typicalMs.get(endpointId), timesParked),
         );
@@ -510,7 +533,7 @@ export function createDeliverHandler(deps: DeliverDeps) {
         }
         attempted += made.length;
         succeededAll += made.filter((m) => isSuccess(m.made)).length;
-        if (made.length > 0) await settleBatch(job, made);
+        if (made.length > 0) await settleBatch(job, made, token);
       }
     };
     // As many lanes as the batch needs to send within about a turn at the endpoint's usual pace
@@ -536,6 +559,8 @@ export function createDeliverHandler(deps: DeliverDeps) {
     const failure = ended.find((e): e is PromiseRejectedResult => e.status === 'rejected');
     if (failure) throw failure.reason;
     logger.debug({ ...jobIds(job), endpoint_id: endpointId, deliveries: ids.length, attempted, succeeded: succeededAll, left: rest.length }, 'batch delivered');
+    // Another run has the job now: it sends the rest.
+    if (lockLost) return { attempted, succeeded: succeededAll, lock_lost: true };
     if (rest.length > 0) return delayJob(job, token, resumeAt ?? Date.now(), 'the rest of the batch waits its turn');
     return { attempted, succeeded: succeededAll };
   }

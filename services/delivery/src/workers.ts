@@ -106,6 +106,7 @@ export function createDeliveryWorkers(
     logger: deps.logger,
     metrics: deps.metrics,
     closing: closing.signal,
+    lockDurationMs: deps.workerOptions?.lockDuration,
     settings,
   });
   const sweep = createSweeper({ pool: deps.pool, deliveriesQueue: deps.queues.deliveries, schedule: settings.schedule, logger: deps.logger });
