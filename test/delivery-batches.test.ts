@@ -181,6 +181,9 @@ it('a run that lost its job (its lock lapsed, another run took it) sends nothing
   const lock = { workerOptions: { lockDuration: 1_000, stalledInterval: 500 } };
   const { r, ep, rows } = await fannedOut(12);
   r.reply = () => ({ status: 200, delayMs: 200 });
+  // Earlier tests' workers (stalledInterval 30 s) left BullMQ's guard on the stalled check: gone,
+  // these workers look every 500 ms.
+  await stack.producer.del(`${stack.prefix}:deliveries:stalled-check`);
   workers = [...(await stack.startDelivery(settings, lock)), ...(await stack.startDelivery(settings, lock))];
   await waitFor(() => r.requests.length >= 1, { what: 'the first request' });
   // The lock gone (as when a Redis restart stopped BullMQ's renewals): the job stalls and another

@@ -11,7 +11,7 @@ import { type EndpointDirectory, type LiveEndpoint, liveSecrets } from './endpoi
 import type { GatedIsolation } from './gate';
 import type { InFlightRequests } from './in-flight';
 import { createAttemptRecorder, createDeliveryReader } from './records';
-import { outageDelay, parkUntil } from './schedule';
+import { outageDelay } from './schedule';
 import type { AttemptResult, Sender } from './sender';
 
 export const USER_AGENT = `Trackway-Webhooks/${process.env.npm_package_version ?? '0.1.0'} (+https://github.com/trackway/trackway)`;
@@ -104,10 +104,11 @@ class DependencyUnavailable extends Error {
 const DEFAULT_LOCK_MS = 30_000;
 
 /**
- * How long one admission of a batch sends for before the endpoint's other jobs get a turn: short
- * enough that no job (of any process) takes a turn's oldest request for a hanging one.
+ * One admission of a batch (a turn) sends for at most `ms` (short enough that no job, of any
+ * process, takes a turn's oldest request for a hanging one) and `requests` requests (what a
+ * worker killed mid-turn has sent and not logged: sent again by the job's next run).
  */
-export const BATCH_TURN_MS = 100;
+export const BATCH_TURN = { ms: 100, requests: 10 } as const;
 
 const isBatch = (job: Job<DeliveryJob | DeliveryBatchJob>): job is Job<DeliveryBatchJob> => 'deliveries' in job.data;
 
@@ -462,8 +463,9 @@ export function createDeliverHandler(deps: DeliverDeps) {
     /**
      * One lane: one request in flight at a time, under one admission per turn (an in-process
      * permit and a Redis slot, as a single job holds), taking the batch's next delivery until none
-     * is left, the turn ends, the worker closes, or an attempt fails (every lane stops then). A
-     * turn's attempts are recorded as it ends, before the lane asks for the next.
+     * is left or the worker closes. A turn ends after BATCH_TURN, at a failed attempt (the breaker
+     * learns of it before the next admission) or after a probe; its attempts are recorded as it
+     * ends, before the lane asks for the next.
      */
     const lane = async (n: number) => {
       const slotToken = `${job.id}:${token ?? ''}:${n}`;
@@ -482,7 +484,7 @@ export function createDeliverHandler(deps: DeliverDeps) {
           resumeAt = Math.min(resumeAt ?? Number.POSITIVE_INFINITY, admission.retryAt);
           return;
         }
-        const turnEnds = Date.now() + BATCH_TURN_MS;
+        const turnEnds = Date.now() + BATCH_TURN.ms;
         const made: Made[] = [];
         let last: AttemptResult | undefined;
         let succeeded = 0;
@@ -514,14 +516,11 @@ export function createDeliverHandler(deps: DeliverDeps) {
               made: { key: `${job.id}:${job.timestamp}:${job.attemptsStarted ?? 0}:${item.deliveryId}`, at: at.toISOString(), ...last },
             });
             const outcome = breakerOutcome(last);
-            if (outcome === 'failed') {
-              // The rest waits a moment, behind the endpoint's other jobs (its breaker may open).
-              stop = true;
-              resumeAt = Math.min(resumeAt ?? Number.POSITIVE_INFINITY, parkUntil(typicalMs.get(endpointId), timesParked, settings.timeoutMs));
-              break;
-            }
+            // A failure ends the turn: the breaker learns it before the next request, whose
+            // admission it may refuse (the batch then waits, parked, without spending attempts).
+            if (outcome === 'failed') break;
             if (outcome === 'succeeded') succeeded += 1;
-            if (admission.probe || onePerTurn || Date.now() >= turnEnds || deps.closing?.aborted) break;
+            if (admission.probe || onePerTurn || made.length >= BATCH_TURN.requests || Date.now() >= turnEnds || deps.closing?.aborted) break;
           }
         } finally {
           // The breaker learns the turn's outcome: a failure if it ended in one (the successes
@@ -545,7 +544,7 @@ export function createDeliverHandler(deps: DeliverDeps) {
       Math.min(
         settings.endpointConcurrency,
         rest.length,
-        typical === undefined ? Number.POSITIVE_INFINITY : Math.ceil((rest.length * typical) / BATCH_TURN_MS),
+        typical === undefined ? Number.POSITIVE_INFINITY : Math.ceil((rest.length * typical) / BATCH_TURN.ms),
       ),
     );
     const ended = await Promise.allSettled(
