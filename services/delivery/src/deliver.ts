@@ -178,25 +178,43 @@ export function createDeliverHandler(deps: DeliverDeps) {
   }
 
   /**
+   * Runs `work` until it succeeds, through an outage of what it needs, keeping the job's lock
+   * meanwhile (a lapsed lock would let another run send again); throws its last error once
+   * RECORD_PATIENCE_MS has passed or the worker closes.
+   */
+  async function patiently<T>(
+    job: Job<DeliveryJob | DeliveryBatchJob>,
+    token: string | undefined,
+    stage: 'record' | 'queue',
+    retrying: string,
+    work: () => Promise<T>,
+  ): Promise<T> {
+    const deadline = Date.now() + RECORD_PATIENCE_MS;
+    for (let failures = 0; ; failures++) {
+      try {
+        return await work();
+      } catch (error) {
+        if (Date.now() >= deadline || deps.closing?.aborted) throw error;
+        await holdLock(job, token).catch(() => undefined);
+        const wait = outageDelay(failures);
+        if (stage === 'record') metrics.deliveries.inc({ result: 'record_retried', status_class: 'none' });
+        reportOutage({ stage }, error, retrying);
+        logger.debug({ ...jobIds(job), retry_in_ms: wait }, retrying);
+        await sleep(wait, undefined, { signal: deps.closing }).catch(() => undefined);
+      }
+    }
+  }
+
+  /**
    * Records an attempt already made, retrying through an outage (sending again would be a second
    * attempt); past RECORD_PATIENCE_MS, or when the worker closes, the job goes back carrying the
    * result. An attempt an earlier try had logged already (its answer was lost) is not logged again.
    */
   async function record(job: Job<DeliveryJob | DeliveryBatchJob>, attempt: Parameters<typeof recordAttempt>[0], made: Unrecorded, token?: string) {
-    const deadline = Date.now() + RECORD_PATIENCE_MS;
-    for (let failures = 0; ; failures++) {
-      try {
-        return await recordAttempt(attempt);
-      } catch (error) {
-        if (Date.now() >= deadline || deps.closing?.aborted) throw new DependencyUnavailable('record', error, made);
-        // The job stays this run's while it waits (a lapsed lock would let another run send again).
-        await holdLock(job, token).catch(() => undefined);
-        const wait = outageDelay(failures);
-        metrics.deliveries.inc({ result: 'record_retried', status_class: 'none' });
-        reportOutage({ stage: 'record' }, error, 'attempt not recorded yet; retrying');
-        logger.debug({ ...jobIds(job), retry_in_ms: wait }, 'attempt not recorded yet');
-        await sleep(wait, undefined, { signal: deps.closing }).catch(() => undefined);
-      }
+    try {
+      return await patiently(job, token, 'record', 'attempt not recorded yet; retrying', () => recordAttempt(attempt));
+    } catch (error) {
+      throw new DependencyUnavailable('record', error, made);
     }
   }
 
@@ -389,20 +407,21 @@ export function createDeliverHandler(deps: DeliverDeps) {
           d.decision.final ? 'delivery failed for good' : 'delivery attempt failed',
         );
     }
-    // Each recorded failure's retry, on what is left of its schedule. If Redis refuses it (or the
-    // process dies first), the delivery stays pending with its next attempt's time: the sweeper
-    // queues it once that is overdue, on the same schedule (priorAttempts from its row).
+    // Each recorded failure's retry, on what is left of its schedule, queued through a Redis
+    // outage as a record is written through a Postgres one. If it still cannot be (or the process
+    // dies first), the delivery stays pending with its next attempt's time: the sweeper queues it
+    // once that is overdue, on the same schedule (priorAttempts from its row).
     await Promise.all(
       done
         .filter((d) => !d.decision.final)
         .map((d) =>
-          deps.deliveriesQueue
-            .add(
+          patiently(job, token, 'queue', 'retry not queued yet; retrying', () =>
+            deps.deliveriesQueue.add(
               'retry',
               { deliveryId: d.deliveryId, endpointId, eventId: d.eventId, priorAttempts: 1 },
               deliveryRetryJobOptions(settings.schedule, deliveryJobId(d.eventId, endpointId), 1, d.decision.nextDelayMs!),
-            )
-            .catch((error: unknown) => logger.warn({ delivery_id: d.deliveryId, err: error }, 'retry not queued; the sweeper will queue it')),
+            ),
+          ).catch((error: unknown) => logger.warn({ delivery_id: d.deliveryId, err: error }, 'retry not queued; the sweeper will queue it')),
         ),
     );
     // What was carried and is recorded now leaves the job; what could not be recorded goes with
