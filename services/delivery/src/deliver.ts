@@ -542,11 +542,11 @@ export function createDeliverHandler(deps: DeliverDeps) {
             if (admission.probe || onePerTurn || made.length >= BATCH_TURN.requests || Date.now() >= turnEnds || deps.closing?.aborted) break;
           }
         } finally {
-          // The breaker learns the turn's outcome: a failure if it ended in one (the successes
-          // before it are not reported: the breaker may only open sooner), else a success.
+          // The breaker learns the turn's outcome: a failure if it ended in one (after successes,
+          // it counts from one again, as if each had been reported), else a success.
           const outcome = breakerOutcome(last) === 'failed' ? 'failed' : succeeded > 0 ? 'succeeded' : 'neutral';
           isolation
-            .finish(endpointId, slotToken, outcome, admission.probe)
+            .finish(endpointId, slotToken, outcome, admission.probe, outcome === 'failed' && succeeded > 0)
             .catch((error: unknown) => logger.warn({ ...jobIds(job), err: error }, 'breaker not updated'));
         }
         attempted += made.length;

@@ -110,8 +110,8 @@ export interface GatedIsolation {
    * of a hanging endpoint's jobs are fetched only to be parked.
    */
   stuckUntil(endpointId: string, typicalAttemptMs?: number, timesParked?: number): number | null;
-  /** Ends an admitted attempt: the Redis slot and breaker (Isolation.finish), then the permit. */
-  finish(endpointId: string, token: string, outcome: 'succeeded' | 'failed' | 'neutral', wasProbe: boolean): Promise<void>;
+  /** Ends an admitted attempt, or a turn of several (Isolation.finish): the Redis slot and breaker, then the permit. */
+  finish(endpointId: string, token: string, outcome: 'succeeded' | 'failed' | 'neutral', wasProbe: boolean, succeededBefore?: boolean): Promise<void>;
 }
 
 export function createGatedIsolation(
@@ -206,11 +206,11 @@ export function createGatedIsolation(
         throw error;
       }
     },
-    async finish(endpointId, token, outcome, wasProbe) {
+    async finish(endpointId, token, outcome, wasProbe, succeededBefore = false) {
       // The Redis slot is released by a command written before any later admission of this
       // process on the same connection, so Redis runs them in that order: the next job may take
       // its turn now, without waiting for this answer.
-      const finished = isolation.finish(endpointId, token, outcome, wasProbe);
+      const finished = isolation.finish(endpointId, token, outcome, wasProbe, succeededBefore);
       const started = inFlight.get(endpointId);
       started?.delete(token);
       if (started?.size === 0) inFlight.delete(endpointId);

@@ -46,10 +46,15 @@ return {1 + probe, 0}
 
 // One round trip to finish: release the slot, then record the outcome on the breaker.
 // KEYS: breaker hash, probe key, slots zset. ARGV: token, succeeded (1/0), threshold, now,
-// cooldown ms, ttl ms. Returns the state after: 0 closed, 1 open (counting failures below the
-// threshold counts as closed).
+// cooldown ms, ttl ms, succeeded before (1/0: a turn of several requests whose last failed after
+// successes: the failures counted so far are reset first, as those successes would have; an
+// open breaker stays open). Returns the state after: 0 closed, 1 open (counting failures below
+// the threshold counts as closed).
 const FINISH = `
 redis.call('ZREM', KEYS[3], ARGV[1])
+if ARGV[2] ~= '1' and ARGV[7] == '1' and tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0') == 0 then
+  redis.call('HDEL', KEYS[1], 'failures')
+end
 if ARGV[2] == '1' then
   redis.call('DEL', KEYS[1], KEYS[2])
   return 0
@@ -123,9 +128,17 @@ export function createIsolation(redis: Redis, options: IsolationOptions) {
 
     /**
      * Releases the slot and records the attempt's outcome: a success closes the breaker; a
-     * failure counts toward the threshold, and a failed probe reopens it. Returns the state.
+     * failure counts toward the threshold, and a failed probe reopens it. A turn of several
+     * requests (a batch's) reports its last outcome, and whether successes came before a failure
+     * (`succeededBefore`: the count restarts, unless the breaker is open). Returns the state.
      */
-    async finish(endpointId: string, token: string, outcome: 'succeeded' | 'failed' | 'neutral', wasProbe = false): Promise<BreakerState> {
+    async finish(
+      endpointId: string,
+      token: string,
+      outcome: 'succeeded' | 'failed' | 'neutral',
+      wasProbe = false,
+      succeededBefore = false,
+    ): Promise<BreakerState> {
       const keys = [key('breaker', endpointId), key('probe', endpointId), key('slots', endpointId)];
       if (outcome === 'neutral') {
         // Nothing was learnt about the endpoint (nothing sent, or refused by the SSRF guard):
@@ -142,6 +155,7 @@ export function createIsolation(redis: Redis, options: IsolationOptions) {
         Date.now(),
         options.breakerCooldownMs,
         ttl,
+        succeededBefore ? 1 : 0,
       );
       return open === 1 ? 'open' : 'closed';
     },

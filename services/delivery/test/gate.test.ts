@@ -204,6 +204,22 @@ describe('gated admission (Redis)', () => {
     expect(await g.admit('ep_a', null, 't3', 5)).toMatchObject({ ok: false, reason: 'breaker_open' });
   });
 
+  it("counts a batch's turn that failed after successes as one failure, and never closes a breaker others opened", async () => {
+    const { isolation } = gated(connect(), { breakerThreshold: 3 });
+    const turn = async (outcome: 'succeeded' | 'failed', succeededBefore = false) => {
+      await isolation.admit('ep_a', null, 't', 5);
+      return isolation.finish('ep_a', 't', outcome, false, succeededBefore);
+    };
+    // Turns ending in a failure after successes: the count restarts at each, the breaker stays closed.
+    for (let i = 0; i < 5; i++) expect(await turn('failed', true)).toBe('closed');
+    // Failures alone count on from there up to the threshold (1, 2, 3).
+    expect(await turn('failed')).toBe('closed');
+    expect(await turn('failed')).toBe('open');
+    // Open (by other attempts): a turn's successes before its failure do not close it.
+    expect(await isolation.finish('ep_a', 'y', 'failed', false, true)).toBe('open');
+    expect(await isolation.state('ep_a')).toBe('open');
+  });
+
   it('holds the cap across processes: a second process waits for the slot the first one holds', async () => {
     const one = gated(connect()).gated;
     const two = gated(connect()).gated;
