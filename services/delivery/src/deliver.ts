@@ -159,8 +159,8 @@ export function createDeliverHandler(deps: DeliverDeps) {
    * Extends this run's lock on its job (BullMQ renews it too, on a timer that a Redis restart can
    * stop); false when the job is no longer this run's: its lock lapsed and another run took it.
    */
-  const holdLock = async (job: Job<DeliveryJob | DeliveryBatchJob>, token: string | undefined) =>
-    !token || (await job.extendLock(token, deps.lockDurationMs ?? DEFAULT_LOCK_MS)) === 1;
+  const lockMs = deps.lockDurationMs ?? DEFAULT_LOCK_MS;
+  const holdLock = async (job: Job<DeliveryJob | DeliveryBatchJob>, token: string | undefined) => !token || (await job.extendLock(token, lockMs)) === 1;
 
   /** Puts the job back (delayed, attemptsMade unchanged) until Postgres or Redis answers again. */
   async function putBack(job: Job<DeliveryJob | DeliveryBatchJob>, token: string | undefined, failure: DependencyUnavailable): Promise<never> {
@@ -195,12 +195,15 @@ export function createDeliverHandler(deps: DeliverDeps) {
         return await work();
       } catch (error) {
         if (Date.now() >= deadline || deps.closing?.aborted) throw error;
-        await holdLock(job, token).catch(() => undefined);
         const wait = outageDelay(failures);
         if (stage === 'record') metrics.deliveries.inc({ result: 'record_retried', status_class: 'none' });
         reportOutage({ stage }, error, retrying);
         logger.debug({ ...jobIds(job), retry_in_ms: wait }, retrying);
-        await sleep(wait, undefined, { signal: deps.closing }).catch(() => undefined);
+        // The lock is extended at least three times per lockDuration while this waits.
+        for (const until = Date.now() + wait; Date.now() < until && !deps.closing?.aborted; ) {
+          await holdLock(job, token).catch(() => undefined);
+          await sleep(Math.min(until - Date.now(), lockMs / 3), undefined, { signal: deps.closing }).catch(() => undefined);
+        }
       }
     }
   }
