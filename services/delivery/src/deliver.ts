@@ -100,6 +100,9 @@ class DependencyUnavailable extends Error {
   }
 }
 
+/** A batch takes one lane per this much of its endpoint's usual time (its deliveries × their typical duration). */
+const LANE_WORK_MS = 1_000;
+
 /** BullMQ's default lockDuration. */
 const DEFAULT_LOCK_MS = 30_000;
 
@@ -108,7 +111,7 @@ const DEFAULT_LOCK_MS = 30_000;
  * process, takes a turn's oldest request for a hanging one) and `requests` requests (what a
  * worker killed mid-turn has sent and not logged: sent again by the job's next run).
  */
-export const BATCH_TURN = { ms: 100, requests: 10 } as const;
+export const BATCH_TURN = { ms: 200, requests: 50 } as const;
 
 const isBatch = (job: Job<DeliveryJob | DeliveryBatchJob>): job is Job<DeliveryBatchJob> => 'deliveries' in job.data;
 
@@ -478,6 +481,8 @@ export function createDeliverHandler(deps: DeliverDeps) {
     let resumeAt: number | null = null;
     let stop = false;
     let lockLost = false;
+    // BullMQ took the lock as it handed this run the job.
+    let lockHeldAt = Date.now();
     // While any of its requests is out the job lends its worker slot, once (in-flight.ts).
     let out = 0;
     // A rate limit counts requests one by one: one per admission (so is a half-open probe).
@@ -486,18 +491,28 @@ export function createDeliverHandler(deps: DeliverDeps) {
      * One lane: one request in flight at a time, under one admission per turn (an in-process
      * permit and a Redis slot, as a single job holds), taking the batch's next delivery until none
      * is left or the worker closes. A turn ends after BATCH_TURN, at a failed attempt (the breaker
-     * learns of it before the next admission) or after a probe; its attempts are recorded as it
-     * ends, before the lane asks for the next.
+     * learns of it before the next admission) or after a probe; its attempts are recorded while
+     * the next turn sends, and before the one after it.
      */
     const lane = async (n: number) => {
       const slotToken = `${job.id}:${token ?? ''}:${n}`;
+      let previous: Promise<unknown> | null = null;
+      const recorded = async () => {
+        const error = await previous;
+        previous = null;
+        if (error) throw error;
+      };
       while (rest.length > 0 && !stop && !deps.closing?.aborted) {
-        // Each turn first makes sure the job is still this run's: a run whose lock lapsed (another
-        // run has the job now) sends nothing more.
-        if (!(await during('admission', () => holdLock(job, token)))) {
-          stop = true;
-          lockLost = true;
-          return;
+        // A turn first makes sure, every third of a lock's duration, that the job is still this
+        // run's (extending its lock): a run whose lock lapsed (another run may have the job now)
+        // sends nothing more.
+        if (Date.now() - lockHeldAt >= lockMs / 3) {
+          lockHeldAt = Date.now();
+          if (!(await during('admission', () => holdLock(job, token)))) {
+            stop = true;
+            lockLost = true;
+            return;
+          }
         }
         const admission = await during('admission', () =>
           isolation.admit(endpointId, endpoint.rateLimitPerSecond, slotToken, typicalMs.get(endpointId), timesParked),
@@ -554,20 +569,27 @@ export function createDeliverHandler(deps: DeliverDeps) {
         }
         attempted += made.length;
         succeededAll += made.filter((m) => isSuccess(m.made)).length;
-        if (made.length > 0) await settleBatch(job, made, token);
+        // The turn's record is written while the next turn sends; the one before must have been
+        // written first (at most two turns unlogged at once, what a killed worker sends again).
+        const settling =
+          made.length > 0
+            ? settleBatch(job, made, token).then(
+                () => null,
+                (error: unknown) => error ?? new Error('record failed'),
+              )
+            : null;
+        await recorded();
+        previous = settling;
       }
+      await recorded();
     };
-    // As many lanes as the batch needs to send within about a turn at the endpoint's usual pace
+    // As many lanes as the batch needs to send within about a second at the endpoint's usual pace
     // (as many as the endpoint's cap allows while its pace is not known yet): one for a fast
     // endpoint, where a single job per delivery would have run them side by side.
     const typical = typicalMs.get(endpointId);
     const lanes = Math.max(
       1,
-      Math.min(
-        settings.endpointConcurrency,
-        rest.length,
-        typical === undefined ? Number.POSITIVE_INFINITY : Math.ceil((rest.length * typical) / BATCH_TURN.ms),
-      ),
+      Math.min(settings.endpointConcurrency, rest.length, typical === undefined ? Number.POSITIVE_INFINITY : Math.ceil((rest.length * typical) / LANE_WORK_MS)),
     );
     const ended = await Promise.allSettled(
       Array.from({ length: lanes }, (_, n) =>
