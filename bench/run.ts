@@ -7,6 +7,7 @@
 //   bench/delivery.ts     10,000 events to one endpoint vs direct signed POSTs, same keep-alive client;
 //                         a light load's latency beside 20 hanging endpoints vs without them
 //   bench/pipeline.ts     one process per service, two endpoints: the highest sustained rate, e2e latency
+//   bench/cost.ts         the same system at a fixed rate: every process's CPU ms per postback (2 and 20 endpoints)
 //   bench/reports.ts      reports over 20 M clicks and 1 M conversions in an embedded PostgreSQL of its own
 //                         (built in minutes): p99 of the API's reports, CSV rows/s (`pnpm bench reports`)
 // --quick: the same table from small counts (≤ 60 s), as CI's smoke test. A run fails (exit 1)
