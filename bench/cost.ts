@@ -66,9 +66,13 @@ async function measure(scenario: Scenario): Promise<Row[]> {
 
     const before = system.usage();
     const started = performance.now();
+    // Read every 200 ms meanwhile: a server process that exits (an autovacuum worker) keeps what
+    // it had used when last read.
+    const sampler = setInterval(() => system.usage(), 200);
     const { accepted, drained, load, sent } = await run(scenario.perSecond * scenario.seconds);
     // Work left after the last webhook (marks, the attempts' records) belongs to this load too.
     await sleep(500);
+    clearInterval(sampler);
     const elapsed = performance.now() - started;
     const used: Record<string, number> = { ...delta(system.usage(), before), 'load generator': load.clientCpu * load.durationMs };
     if (accepted !== sent || !drained) throw new Error(`${label}: ${accepted}/${sent} accepted, webhooks ${drained ? 'all' : 'not all'} arrived within 60 s`);

@@ -177,8 +177,15 @@ async function main() {
       }
       const deliveredRate = got.count / ((got.last - started) / 1000);
       const latency = summarize(got.latencies);
-      // Starts that were not attempts, summed over the burst's delivery jobs.
+      // Starts that were not attempts, summed over the burst's delivery jobs: its batches (named on
+      // the delivery rows) and any delivery's own job.
+      const batchIds = await stack.db.prisma.delivery.findMany({
+        where: { endpointId: endpoint.id, eventId: { in: events.map((e) => e.id) }, batchJobId: { not: null } },
+        distinct: ['batchJobId'],
+        select: { batchJobId: true },
+      });
       const starts = stack.producer.pipeline();
+      for (const { batchJobId } of batchIds) starts.hmget(`${stack.prefix}:deliveries:${batchJobId}`, 'ats', 'atm');
       for (const event of events) starts.hmget(`${stack.prefix}:deliveries:${deliveryJobId(event.id, endpoint.id)}`, 'ats', 'atm');
       const parked = ((await starts.exec()) ?? []).reduce((sum, [, value]) => {
         const [ats, atm] = (value as [string | null, string | null]).map(Number);

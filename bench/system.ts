@@ -93,9 +93,11 @@ export const cpuOf = (pid: number) => {
 };
 
 /**
- * CPU time (ms) of every live process whose name starts with `name` (redis-server, every
- * postgres backend and helper), plus what the ones that ended since an earlier reading had used
- * when last seen: a backend that exits between two readings keeps most of its share.
+ * CPU time (ms) of every live process on the host whose name starts with `name` (redis-server,
+ * every postgres backend and helper: the machine's shared servers, so other work on them counts
+ * too), plus what the ones that ended since had used when last read. Read often (bench/cost.ts:
+ * every 200 ms), a process that exits keeps nearly all its share; one that lives between two
+ * readings only is missed.
  */
 export function serverCpu(name: string): () => number {
   const seen = new Map<number, number>();

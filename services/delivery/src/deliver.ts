@@ -107,11 +107,12 @@ const LANE_WORK_MS = 1_000;
 const DEFAULT_LOCK_MS = 30_000;
 
 /**
- * One admission of a batch (a turn) sends for at most `ms` (short enough that no job, of any
- * process, takes a turn's oldest request for a hanging one) and `requests` requests (what a
- * worker killed mid-turn has sent and not logged: sent again by the job's next run).
+ * One admission of a batch (a turn) sends at most `requests` requests, and none that would end
+ * past `ms` at the endpoint's usual pace: short enough that no job, of any process, takes a turn's
+ * oldest request for a hanging one (gate.ts: 250 ms at least). A worker killed mid-batch leaves
+ * up to two turns per lane sent and not logged, sent again by the job's next run.
  */
-export const BATCH_TURN = { ms: 200, requests: 50 } as const;
+export const BATCH_TURN = { ms: 150, requests: 50 } as const;
 
 const isBatch = (job: Job<DeliveryJob | DeliveryBatchJob>): job is Job<DeliveryBatchJob> => 'deliveries' in job.data;
 
@@ -389,7 +390,8 @@ export function createDeliverHandler(deps: DeliverDeps) {
   type Made = { deliveryId: string; eventId: string; made: Unrecorded };
 
   /**
-   * Records the first attempts a batch made, together (one group commit), and queues each failed
+   * Records first attempts a batch made (a turn's, group-committed with whatever else the
+   * process records at that moment), and queues each failed
    * one's retry as a job of its own (priorAttempts 1). Attempts that cannot be recorded within
    * RECORD_PATIENCE_MS go back with the job, to be recorded on its next run, never sent again.
    */
@@ -447,11 +449,12 @@ export function createDeliverHandler(deps: DeliverDeps) {
   }
 
   /**
-   * A batch job: the first attempts of several deliveries to one endpoint, sent one after another
-   * under one admission at a time (the endpoint's cap counts the batch as one request in flight,
-   * the breaker learns from each), recorded together. Only deliveries still pending and never
-   * attempted are sent: a run again skips what an earlier run sent. The batch stops at a failed
-   * attempt and at a refused admission, and goes back (delayed, no attempt spent) with the rest.
+   * A batch job: the first attempts of several deliveries to one endpoint, sent on lanes (each
+   * one request at a time, under an admission per turn: the endpoint's cap counts each lane as a
+   * request in flight, the breaker learns each turn's outcome), recorded a turn at a time. Only
+   * deliveries still pending and never attempted are sent: a run again skips what an earlier run
+   * sent. What a refused admission or a closing worker leaves goes back (delayed, no attempt
+   * spent) with the job.
    */
   async function deliverBatch(job: Job<DeliveryBatchJob>, token?: string) {
     const { endpointId } = job.data;
@@ -485,6 +488,7 @@ export function createDeliverHandler(deps: DeliverDeps) {
     let lockHeldAt = Date.now();
     // While any of its requests is out the job lends its worker slot, once (in-flight.ts).
     let out = 0;
+    let slotLent: (() => void) | undefined;
     // A rate limit counts requests one by one: one per admission (so is a half-open probe).
     const onePerTurn = endpoint.rateLimitPerSecond !== null;
     /**
@@ -496,92 +500,107 @@ export function createDeliverHandler(deps: DeliverDeps) {
      */
     const lane = async (n: number) => {
       const slotToken = `${job.id}:${token ?? ''}:${n}`;
-      let previous: Promise<unknown> | null = null;
-      const recorded = async () => {
-        const error = await previous;
-        previous = null;
-        if (error) throw error;
-      };
-      while (rest.length > 0 && !stop && !deps.closing?.aborted) {
-        // A turn first makes sure, every third of a lock's duration, that the job is still this
-        // run's (extending its lock): a run whose lock lapsed (another run may have the job now)
-        // sends nothing more.
-        if (Date.now() - lockHeldAt >= lockMs / 3) {
-          lockHeldAt = Date.now();
-          if (!(await during('admission', () => holdLock(job, token)))) {
-            stop = true;
-            lockLost = true;
-            return;
-          }
-        }
-        const admission = await during('admission', () =>
-          isolation.admit(endpointId, endpoint.rateLimitPerSecond, slotToken, typicalMs.get(endpointId), timesParked),
-        );
-        if (!admission.ok) {
-          resumeAt = Math.min(resumeAt ?? Number.POSITIVE_INFINITY, admission.retryAt);
-          return;
-        }
-        const turnEnds = Date.now() + BATCH_TURN.ms;
-        const made: Made[] = [];
-        let last: AttemptResult | undefined;
-        let succeeded = 0;
-        try {
-          while (rest.length > 0 && !stop) {
-            const item = rest.shift()!;
-            let request: Awaited<ReturnType<typeof requestFor>>;
-            try {
-              request = await during('read', () => requestFor(endpoint, item.eventId, item.payload));
-            } catch (error) {
-              rest.unshift(item);
-              throw error;
+      // The record of the turn before, written while this one sends: an error, or null.
+      let previous: Promise<unknown> = Promise.resolve(null);
+      let failed: { error: unknown } | undefined;
+      try {
+        while (rest.length > 0 && !stop && !deps.closing?.aborted) {
+          // A turn first makes sure, every third of a lock's duration, that the job is still this
+          // run's (extending its lock): a run whose lock lapsed (another run may have the job now)
+          // sends nothing more.
+          if (Date.now() - lockHeldAt >= lockMs / 3) {
+            lockHeldAt = Date.now();
+            if (!(await during('admission', () => holdLock(job, token)))) {
+              stop = true;
+              lockLost = true;
+              break;
             }
-            const requestEnded = await deps.inFlight.begin(out === 0);
-            out += 1;
-            const at = new Date();
-            try {
-              last = request
-                ? await deps.sender.send(request.url, request.body, request.headers(at), { timeoutMs: settings.timeoutMs, method: request.method })
-                : { statusCode: null, error: 'ssrf_blocked', responseBody: null, durationMs: 0, retryAfterMs: null };
-            } finally {
-              out -= 1;
-              requestEnded();
-            }
-            observe(endpointId, last.durationMs);
-            made.push({
-              deliveryId: item.deliveryId,
-              eventId: item.eventId,
-              made: { key: `${job.id}:${job.timestamp}:${job.attemptsStarted ?? 0}:${item.deliveryId}`, at: at.toISOString(), ...last },
-            });
-            const outcome = breakerOutcome(last);
-            // A failure ends the turn: the breaker learns it before the next request, whose
-            // admission it may refuse (the batch then waits, parked, without spending attempts).
-            if (outcome === 'failed') break;
-            if (outcome === 'succeeded') succeeded += 1;
-            if (admission.probe || onePerTurn || made.length >= BATCH_TURN.requests || Date.now() >= turnEnds || deps.closing?.aborted) break;
           }
-        } finally {
-          // The breaker learns the turn's outcome: a failure if it ended in one (after successes,
-          // it counts from one again, as if each had been reported), else a success.
-          const outcome = breakerOutcome(last) === 'failed' ? 'failed' : succeeded > 0 ? 'succeeded' : 'neutral';
-          isolation
-            .finish(endpointId, slotToken, outcome, admission.probe, outcome === 'failed' && succeeded > 0)
-            .catch((error: unknown) => logger.warn({ ...jobIds(job), err: error }, 'breaker not updated'));
+          const typical = typicalMs.get(endpointId) ?? 0;
+          const admission = await during('admission', () =>
+            isolation.admit(endpointId, endpoint.rateLimitPerSecond, slotToken, typicalMs.get(endpointId), timesParked),
+          );
+          if (!admission.ok) {
+            resumeAt = Math.min(resumeAt ?? Number.POSITIVE_INFINITY, admission.retryAt);
+            break;
+          }
+          const turnStarted = Date.now();
+          const made: Made[] = [];
+          let last: AttemptResult | undefined;
+          let succeeded = 0;
+          let failure: unknown;
+          try {
+            while (rest.length > 0 && !stop) {
+              const item = rest.shift()!;
+              let request: Awaited<ReturnType<typeof requestFor>>;
+              try {
+                request = await during('read', () => requestFor(endpoint, item.eventId, item.payload));
+              } catch (error) {
+                // What this turn sent is still recorded (below) before the error ends the lane.
+                rest.unshift(item);
+                failure = error;
+                break;
+              }
+              const requestEnded = await deps.inFlight.begin(false);
+              // The job's worker slot is lent while any of its requests is out (in-flight.ts).
+              if (out++ === 0) slotLent = deps.inFlight.lend();
+              const at = new Date();
+              try {
+                last = request
+                  ? await deps.sender.send(request.url, request.body, request.headers(at), { timeoutMs: settings.timeoutMs, method: request.method })
+                  : { statusCode: null, error: 'ssrf_blocked', responseBody: null, durationMs: 0, retryAfterMs: null };
+              } finally {
+                requestEnded();
+                if (--out === 0) slotLent?.();
+              }
+              observe(endpointId, last.durationMs);
+              made.push({
+                deliveryId: item.deliveryId,
+                eventId: item.eventId,
+                made: { key: `${job.id}:${job.timestamp}:${job.attemptsStarted ?? 0}:${item.deliveryId}`, at: at.toISOString(), ...last },
+              });
+              const outcome = breakerOutcome(last);
+              // A failure ends the turn: the breaker learns it before the next request, whose
+              // admission it may refuse (the batch then waits, parked, without spending attempts).
+              if (outcome === 'failed') break;
+              if (outcome === 'succeeded') succeeded += 1;
+              // The turn ends before its next request would take it past BATCH_TURN.ms at the
+              // endpoint's usual pace.
+              const full = made.length >= BATCH_TURN.requests || Date.now() - turnStarted + typical >= BATCH_TURN.ms;
+              if (admission.probe || onePerTurn || full || deps.closing?.aborted) break;
+            }
+          } finally {
+            // The breaker learns the turn's outcome: a failure if it ended in one (after successes,
+            // it counts from one again, as if each had been reported), else a success.
+            const outcome = breakerOutcome(last) === 'failed' ? 'failed' : succeeded > 0 ? 'succeeded' : 'neutral';
+            isolation
+              .finish(endpointId, slotToken, outcome, admission.probe, outcome === 'failed' && succeeded > 0)
+              .catch((error: unknown) => logger.warn({ ...jobIds(job), err: error }, 'breaker not updated'));
+          }
+          attempted += made.length;
+          succeededAll += made.filter((m) => isSuccess(m.made)).length;
+          // The turn's record is written while the next turn sends; the one before must have been
+          // written first (at most two turns per lane unlogged at once: what a killed worker sends
+          // again).
+          const before = previous;
+          previous =
+            made.length > 0
+              ? settleBatch(job, made, token).then(
+                  () => null,
+                  (error: unknown) => error ?? new Error('record failed'),
+                )
+              : Promise.resolve(null);
+          const error = await before;
+          if (error) throw error;
+          if (failure) throw failure;
         }
-        attempted += made.length;
-        succeededAll += made.filter((m) => isSuccess(m.made)).length;
-        // The turn's record is written while the next turn sends; the one before must have been
-        // written first (at most two turns unlogged at once, what a killed worker sends again).
-        const settling =
-          made.length > 0
-            ? settleBatch(job, made, token).then(
-                () => null,
-                (error: unknown) => error ?? new Error('record failed'),
-              )
-            : null;
-        await recorded();
-        previous = settling;
+      } catch (error) {
+        failed = { error };
       }
-      await recorded();
+      // Every record this lane started is written (or carried with the job) before it ends.
+      const recordError = await previous;
+      if (failed) throw failed.error;
+      if (recordError) throw recordError;
     };
     // As many lanes as the batch needs to send within about a second at the endpoint's usual pace
     // (as many as the endpoint's cap allows while its pace is not known yet): one for a fast
@@ -603,7 +622,7 @@ export function createDeliverHandler(deps: DeliverDeps) {
     if (failure) throw failure.reason;
     logger.debug({ ...jobIds(job), endpoint_id: endpointId, deliveries: ids.length, attempted, succeeded: succeededAll, left: rest.length }, 'batch delivered');
     // Another run has the job now: it sends the rest.
-    if (lockLost) return { attempted, succeeded: succeededAll, lock_lost: true };
+    if (lockLost) throw new DelayedError('lock lost: another run has the job');
     if (rest.length > 0) return delayJob(job, token, resumeAt ?? Date.now(), 'the rest of the batch waits its turn');
     return { attempted, succeeded: succeededAll };
   }

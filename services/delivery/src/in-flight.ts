@@ -52,20 +52,33 @@ export class InFlightRequests {
     if (this.count < this.max) this.count += 1;
     // Handed over by a request that ended: as many in flight.
     else await new Promise<void>((resolve) => this.waiters.push(resolve));
-    if (lend) {
-      this.lent += 1;
-      this.resize();
-      // The loop may be waiting for a job to finish before it fetches again: the slot is free now.
-      (this.worker as unknown as MainLoop | undefined)?.mainLoopQueue?.add(Promise.resolve());
-    }
+    const lent = lend ? this.lend() : undefined;
     let ended = false;
     return () => {
       if (ended) return;
       ended = true;
-      if (lend) this.lent -= 1;
+      lent?.();
       const next = this.waiters.shift();
       if (next) next();
       else this.count -= 1;
+      this.resize();
+    };
+  }
+
+  /**
+   * Lends a job's slot until the returned function is called (later calls do nothing): a batch
+   * lends its one slot while any of its requests (each from `begin(false)`) is out.
+   */
+  lend(): () => void {
+    this.lent += 1;
+    this.resize();
+    // The loop may be waiting for a job to finish before it fetches again: the slot is free now.
+    (this.worker as unknown as MainLoop | undefined)?.mainLoopQueue?.add(Promise.resolve());
+    let returned = false;
+    return () => {
+      if (returned) return;
+      returned = true;
+      this.lent -= 1;
       this.resize();
     };
   }
