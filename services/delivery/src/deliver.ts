@@ -486,9 +486,8 @@ export function createDeliverHandler(deps: DeliverDeps) {
     let lockLost = false;
     // BullMQ took the lock as it handed this run the job.
     let lockHeldAt = Date.now();
-    // While any of its requests is out the job lends its worker slot, once (in-flight.ts).
+    // Requests of this job out now: only one of them lends the job's worker slot (in-flight.ts).
     let out = 0;
-    let slotLent: (() => void) | undefined;
     // A rate limit counts requests one by one: one per admission (so is a half-open probe).
     const onePerTurn = endpoint.rateLimitPerSecond !== null;
     /**
@@ -541,9 +540,8 @@ export function createDeliverHandler(deps: DeliverDeps) {
                 failure = error;
                 break;
               }
-              const requestEnded = await deps.inFlight.begin(false);
-              // The job's worker slot is lent while any of its requests is out (in-flight.ts).
-              if (out++ === 0) slotLent = deps.inFlight.lend();
+              // The job's worker slot is lent by its first request out, never by two (in-flight.ts).
+              const requestEnded = await deps.inFlight.begin(out++ === 0);
               const at = new Date();
               try {
                 last = request
@@ -551,7 +549,7 @@ export function createDeliverHandler(deps: DeliverDeps) {
                   : { statusCode: null, error: 'ssrf_blocked', responseBody: null, durationMs: 0, retryAfterMs: null };
               } finally {
                 requestEnded();
-                if (--out === 0) slotLent?.();
+                out -= 1;
               }
               observe(endpointId, last.durationMs);
               made.push({

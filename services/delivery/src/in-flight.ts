@@ -14,7 +14,7 @@ interface MainLoop {
  * slot all that time, a few endpoints that never answer (each up to its cap) would hold every
  * slot and no other endpoint's delivery could start. So while its request is out a job lends
  * its slot back: the worker's concurrency is its slots (DELIVERY_CONCURRENCY) plus the slots
- * lent (one per job with a request out: a batch's lanes lend their job's slot once), and the job,
+ * lent (one per job with a request out: of a batch's lanes, only the first request out lends), and the job,
  * still active and locked, runs again after a crash as before. What bounds the requests is `max` (DELIVERY_MAX_IN_FLIGHT, from the sockets the process may open):
  * past it, a job waits for one to end, holding its slot.
  */
@@ -65,11 +65,8 @@ export class InFlightRequests {
     };
   }
 
-  /**
-   * Lends a job's slot until the returned function is called (later calls do nothing): a batch
-   * lends its one slot while any of its requests (each from `begin(false)`) is out.
-   */
-  lend(): () => void {
+  /** Lends a job's slot until the returned function is called (later calls do nothing). */
+  private lend(): () => void {
     this.lent += 1;
     this.resize();
     // The loop may be waiting for a job to finish before it fetches again: the slot is free now.
