@@ -4,6 +4,8 @@ import type { Logger } from '@trackway/logger';
 
 /** How long after a batch of clicks is written they are folded into the report rows, at most. */
 export const CLICK_FOLD_MS = 1_000;
+/** How long a graceful stop waits for clicks an open transaction holds back before it leaves them. */
+const STOP_PATIENCE_MS = 3_000;
 
 /**
  * Folds written clicks into the report rows (foldClicks) a moment after a batch is written, many
@@ -16,16 +18,19 @@ export function clickFolder(pool: PgPool, logger: Logger, waitMs = CLICK_FOLD_MS
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<void> = Promise.resolve();
   let stopped = false;
-  const fold = async () => {
+  /** One fold; true when something is left for later (another folder at work, clicks an open transaction holds back, an error). */
+  const foldOnce = async (): Promise<boolean> => {
     try {
       const done = await foldClicks(pool);
-      // Another folder at work, or clicks of a transaction still open when this one looked: again later.
-      if (done === null || done.behind) poke();
       if (done && done.clicks > 0) logger.debug({ clicks: done.clicks }, 'clicks folded into the report rows');
+      return done === null || done.behind;
     } catch (error) {
       logger.warn({ err: error }, 'clicks not folded into the report rows yet; reports count them from the click rows meanwhile');
-      poke();
+      return true;
     }
+  };
+  const fold = async () => {
+    if (await foldOnce()) poke();
   };
   function poke(): void {
     if (stopped || timer) return;
@@ -38,13 +43,18 @@ export function clickFolder(pool: PgPool, logger: Logger, waitMs = CLICK_FOLD_MS
   return {
     /** Clicks were written: fold them soon. */
     poke,
-    /** Stops folding, after a last fold of what is written (a graceful shutdown). */
+    /**
+     * Stops folding, after a last fold of what is written (a graceful shutdown). Clicks that a
+     * transaction still open (any in the database) holds back are waited for up to
+     * STOP_PATIENCE_MS, then left to the next folder: reports count them from the click rows.
+     */
     async stop(): Promise<void> {
       stopped = true;
       if (timer) clearTimeout(timer);
       timer = null;
       await running;
-      await fold();
+      const deadline = Date.now() + STOP_PATIENCE_MS;
+      while ((await foldOnce()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
     },
   };
 }
