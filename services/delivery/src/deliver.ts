@@ -307,11 +307,33 @@ export function createDeliverHandler(deps: DeliverDeps) {
     return settle(job, { key: `${job.id}:${job.timestamp}:${job.attemptsStarted ?? 0}`, at: at.toISOString(), ...result }, false, token);
   }
 
+  /** An attempt's record, from what it returned and what was decided. */
+  const attemptRecord = (deliveryId: string, endpointId: string, made: Unrecorded, decision: ReturnType<typeof decideAttempt>) => ({
+    key: made.key,
+    deliveryId,
+    endpointId,
+    at: new Date(made.at),
+    durationMs: made.durationMs,
+    statusCode: made.statusCode,
+    error: made.error,
+    responseBody: made.responseBody,
+    status: decision.status,
+    nextAttemptAt: decision.nextDelayMs === null ? null : new Date(Date.now() + decision.nextDelayMs),
+    succeeded: decision.succeeded,
+    blocked: decision.blocked,
+    gone: decision.gone,
+  });
+
+  /** What an attempt returned, from what was carried or made (its error class typed back). */
+  const resultOf = (made: Unrecorded): AttemptResult => {
+    const { key: _key, at: _at, ...rest } = made;
+    return { ...rest, error: rest.error as AttemptResult['error'] };
+  };
+
   /** Decides what an attempt made means, records it, and moves the job on (completes, retries with backoff, or fails for good). */
   async function settle(job: Job<DeliveryJob>, made: Unrecorded, carried: boolean, token?: string) {
     const { deliveryId, endpointId } = job.data;
-    const { key, at, ...rest } = made;
-    const result: AttemptResult = { ...rest, error: rest.error as AttemptResult['error'] };
+    const result = resultOf(made);
     // A retry of an attempt made in a batch: its schedule goes on from the attempts made before.
     const prior = job.data.priorAttempts ?? 0;
     const decision = decideAttempt(
@@ -325,26 +347,7 @@ export function createDeliverHandler(deps: DeliverDeps) {
     // The attempt, the delivery's new state (a dead letter included) and the endpoint's failing
     // clock, with any disabling, commit together before the job moves on. Carried, it may have
     // been logged by the run that carried it (its answer was lost): that run decided the same.
-    await record(
-      job,
-      {
-        key,
-        deliveryId,
-        endpointId,
-        at: new Date(at),
-        durationMs: result.durationMs,
-        statusCode: result.statusCode,
-        error: result.error,
-        responseBody: result.responseBody,
-        status: decision.status,
-        nextAttemptAt: decision.nextDelayMs === null ? null : new Date(Date.now() + decision.nextDelayMs),
-        succeeded: decision.succeeded,
-        blocked: decision.blocked,
-        gone: decision.gone,
-      },
-      made,
-      token,
-    );
+    await record(job, attemptRecord(deliveryId, endpointId, made, decision), made, token);
     // The result travelled with the job: it is recorded now, and the job's next run (a retry)
     // must make a new attempt, not record this one again.
     if (carried) await during('record', () => job.updateData({ ...job.data, unrecorded: undefined }));
@@ -370,23 +373,6 @@ export function createDeliverHandler(deps: DeliverDeps) {
     throw new DeliveryAttemptFailed(reason, decision.nextDelayMs!);
   }
 
-  /** An attempt's record, from what it returned and what was decided. */
-  const attemptRecord = (deliveryId: string, endpointId: string, made: Unrecorded, decision: ReturnType<typeof decideAttempt>) => ({
-    key: made.key,
-    deliveryId,
-    endpointId,
-    at: new Date(made.at),
-    durationMs: made.durationMs,
-    statusCode: made.statusCode,
-    error: made.error,
-    responseBody: made.responseBody,
-    status: decision.status,
-    nextAttemptAt: decision.nextDelayMs === null ? null : new Date(Date.now() + decision.nextDelayMs),
-    succeeded: decision.succeeded,
-    blocked: decision.blocked,
-    gone: decision.gone,
-  });
-
   type Made = { deliveryId: string; eventId: string; made: Unrecorded };
 
   /**
@@ -399,7 +385,7 @@ export function createDeliverHandler(deps: DeliverDeps) {
     const { endpointId } = job.data;
     const attempts = settings.schedule.length || 1;
     const decided = list.map((m) => {
-      const result: AttemptResult = { ...m.made, error: m.made.error as AttemptResult['error'] };
+      const result = resultOf(m.made);
       return { ...m, result, decision: decideAttempt(result, 0, attempts, settings.schedule, Math.random, settings.retryAfterMaxMs) };
     });
     const recorded = await Promise.allSettled(decided.map((d) => record(job, attemptRecord(d.deliveryId, endpointId, d.made, d.decision), d.made, token)));
