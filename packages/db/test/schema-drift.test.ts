@@ -3,7 +3,8 @@
 // prisma/schema.prisma. It parses the schema with Prisma's own parser (get_dmmf), applies the
 // migrations to a fresh Postgres schema, introspects that schema through pg_catalog and compares
 // the two in both directions: tables, columns (exact type, nullability, default), enums (ordered
-// labels), primary keys, unique and normal indexes, and foreign keys (with referential actions).
+// labels), primary keys, unique and normal indexes (with partial indexes' predicates, which the DMMF
+// leaves out: read from the text), and foreign keys (with referential actions).
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { get_dmmf } from '@prisma/prisma-schema-wasm';
@@ -62,6 +63,8 @@ export interface Datamodel {
   enums: DmmfEnum[];
   models: DmmfModel[];
   indexes: DmmfIndex[];
+  /** Partial indexes' predicates (`where: raw("…")`) by index name, as written: read from the text, the DMMF leaves them out. */
+  predicates: Map<string, string>;
 }
 
 export function parseSchema(text: string): Datamodel {
@@ -71,7 +74,24 @@ export function parseSchema(text: string): Datamodel {
   if (/@relation\([^)]*\bmap\s*:/.test(text)) {
     throw new Error('schema-drift: @relation(map: ...) is not supported by this test; teach it how to read the name');
   }
-  return dmmf.datamodel;
+  const datamodel: Datamodel = { ...dmmf.datamodel, predicates: partialIndexPredicates(text) };
+  for (const name of datamodel.predicates.keys()) {
+    if (!datamodel.indexes.some((index) => index.dbName === name)) throw new Error(`schema-drift: partial index ${name} not found in the DMMF`);
+  }
+  return datamodel;
+}
+
+/** `@@index([...], map: "name", where: raw("predicate"))`, one per line: name → predicate. */
+function partialIndexPredicates(text: string): Map<string, string> {
+  const predicates = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    if (!/^\s*@@(index|unique)\(/.test(line) || !/\bwhere\s*:/.test(line)) continue;
+    const where = /\bwhere\s*:\s*raw\(\s*"((?:[^"\\]|\\.)*)"\s*\)/.exec(line);
+    const map = /\bmap\s*:\s*"([^"]+)"/.exec(line);
+    if (!where || !map) throw new Error(`schema-drift: a partial index needs map: "…" and where: raw("…") (teach this test other forms): ${line.trim()}`);
+    predicates.set(map[1], where[1].replace(/\\(.)/g, '$1'));
+  }
+  return predicates;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -216,7 +236,11 @@ function expectedDefault(field: DmmfField, enums: Map<string, DmmfEnum>): string
   return String(value);
 }
 
-export function expectedSnapshot(datamodel: Datamodel): SchemaSnapshot {
+/**
+ * `predicates`: each partial index's predicate as Postgres prints it (printPredicates), so that
+ * it compares with the database's; by default as schema.prisma writes it.
+ */
+export function expectedSnapshot(datamodel: Datamodel, predicates = datamodel.predicates): SchemaSnapshot {
   const enums = new Map(datamodel.enums.map((e) => [e.name, e]));
   const models = new Map(datamodel.models.map((m) => [m.name, m]));
   const tableName = (model: DmmfModel) => model.dbName ?? model.name;
@@ -285,15 +309,17 @@ export function expectedSnapshot(datamodel: Datamodel): SchemaSnapshot {
     const columns = index.fields.map((f) => columnName(model, f.name) + (f.sortOrder === 'desc' ? ' DESC' : ''));
     const bare = index.fields.map((f) => columnName(model, f.name));
     const method = (index.algorithm ?? 'BTree').toLowerCase();
+    const predicate = index.dbName ? predicates.get(index.dbName) : undefined;
+    const where = predicate === undefined ? '' : ` where ${predicate}`;
     switch (index.type) {
       case 'id':
         snapshot.constraints.add(describeIndex('primary key', index.dbName ?? `${table}_pkey`, table, columns));
         break;
       case 'unique':
-        snapshot.constraints.add(describeIndex('unique', index.dbName ?? `${table}_${bare.join('_')}_key`, table, columns, method));
+        snapshot.constraints.add(describeIndex('unique', index.dbName ?? `${table}_${bare.join('_')}_key`, table, columns, method) + where);
         break;
       case 'normal':
-        snapshot.constraints.add(describeIndex('index', index.dbName ?? `${table}_${bare.join('_')}_idx`, table, columns, method));
+        snapshot.constraints.add(describeIndex('index', index.dbName ?? `${table}_${bare.join('_')}_idx`, table, columns, method) + where);
         break;
       default:
         throw new Error(`schema-drift: index type ${index.type} is not supported on PostgreSQL`);
@@ -513,10 +539,39 @@ export async function schemaDrift(datamodel: Datamodel, schema: string): Promise
   const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
   await client.connect();
   try {
-    return diffSnapshots(expectedSnapshot(datamodel), await introspect(client, schema));
+    return diffSnapshots(expectedSnapshot(datamodel, await printPredicates(client, datamodel, schema)), await introspect(client, schema));
   } finally {
     await client.end();
   }
+}
+
+/**
+ * Each partial index's predicate as Postgres prints it for an index on its table in `schema` (built
+ * and rolled back): written as SQL, it compares with pg_get_expr's output only once Postgres has
+ * parsed it (casts, parentheses, the enum type's schema). Left as written when its table or a
+ * column is missing (that is reported on its own).
+ */
+async function printPredicates(client: pg.Client, datamodel: Datamodel, schema: string): Promise<Map<string, string>> {
+  const printed = new Map<string, string>();
+  for (const [name, where] of datamodel.predicates) {
+    const index = datamodel.indexes.find((i) => i.dbName === name)!;
+    const model = datamodel.models.find((m) => m.name === index.model)!;
+    const columns = index.fields.map((f) => `"${model.fields.find((field) => field.name === f.name)?.dbName ?? f.name}"`);
+    await client.query('BEGIN');
+    try {
+      await client.query(`CREATE INDEX drift_predicate ON "${schema}"."${model.dbName ?? model.name}" (${columns.join(', ')}) WHERE ${where}`);
+      const { rows } = await client.query<{ predicate: string }>(
+        'SELECT pg_get_expr(indpred, indrelid) AS predicate FROM pg_index WHERE indexrelid = $1::regclass',
+        [`"${schema}".drift_predicate`],
+      );
+      printed.set(name, rows[0].predicate);
+    } catch {
+      printed.set(name, where);
+    } finally {
+      await client.query('ROLLBACK');
+    }
+  }
+  return printed;
 }
 
 async function execute(statements: string[]): Promise<void> {
@@ -612,6 +667,8 @@ describe('prisma/migrations vs prisma/schema.prisma', () => {
         `ALTER TABLE ${s}.offers DROP CONSTRAINT offers_advertiser_id_fkey`,
         `ALTER TABLE ${s}.commissions DROP CONSTRAINT commissions_conversion_id_fkey`,
         `ALTER TABLE ${s}.commissions ADD CONSTRAINT commissions_conversion_id_fkey FOREIGN KEY (conversion_id) REFERENCES ${s}.conversions (id) ON DELETE CASCADE ON UPDATE CASCADE`,
+        `DROP INDEX ${s}.commissions_payable_idx`,
+        `CREATE INDEX commissions_payable_idx ON ${s}.commissions (affiliate_id, currency, id) WHERE payout_id IS NULL`,
       ]);
       expect(await schemaDrift(datamodel, drifted.schema)).toEqual(
         onTopOfClean([
@@ -633,6 +690,8 @@ describe('prisma/migrations vs prisma/schema.prisma', () => {
           'missing from the database: foreign key offers_advertiser_id_fkey on offers (advertiser_id) references advertisers (id) on delete RESTRICT on update CASCADE',
           'missing from the database: foreign key commissions_conversion_id_fkey on commissions (conversion_id) references conversions (id) on delete RESTRICT on update CASCADE',
           'not in schema.prisma: foreign key commissions_conversion_id_fkey on commissions (conversion_id) references conversions (id) on delete CASCADE on update CASCADE',
+          `missing from the database: index commissions_payable_idx on commissions (affiliate_id, currency, id) where ((status = 'approved'::${drifted.schema}."CommissionStatus") AND (payout_id IS NULL))`,
+          'not in schema.prisma: index commissions_payable_idx on commissions (affiliate_id, currency, id) where (payout_id IS NULL)',
         ]),
       );
     });

@@ -1,4 +1,4 @@
-import { Decimal, PAYOUT_AMOUNT_MAX, planPayoutBatch } from '../src';
+import { Decimal, PAYOUT_AMOUNT_MAX, PAYOUT_BATCH_SIZE, planPayoutBatch } from '../src';
 
 const MAX = '99999999999999.9999';
 const c = (...amounts: string[]) => amounts.map((amount, i) => ({ id: `com_${i}`, amount }));
@@ -40,6 +40,57 @@ describe('planPayoutBatch', () => {
 
   it('refuses a commission no payout could hold, rather than making no progress', () => {
     expect(() => planPayoutBatch(c('100000000000000'))).toThrow(RangeError);
-    expect(() => planPayoutBatch(c('11'), '10')).toThrow(/com_0/);
+    expect(() => planPayoutBatch(c('11'), { max: '10' })).toThrow(/com_0/);
+  });
+});
+
+describe('planPayoutBatch, one batch of a payout being built', () => {
+  // [name, commissions, held, batch size, ids taken, batch amount, total, full, last]
+  const table: Array<[string, ReturnType<typeof c>, string, number, string[], string, string, boolean, boolean]> = [
+    ['a whole batch into an empty payout: the walk goes on', c('1', '2', '3'), '0', 3, ['com_0', 'com_1', 'com_2'], '6', '6', false, false],
+    ['a whole batch onto what the payout holds', c('1', '2', '3'), '10.5', 3, ['com_0', 'com_1', 'com_2'], '6', '16.5', false, false],
+    ['less than a batch: nothing is left behind it, the build ends', c('1', '2'), '10', 3, ['com_0', 'com_1'], '3', '13', false, true],
+    ['an empty batch ends the build, takes nothing', c(), '10', 3, [], '0', '10', false, true],
+    ['up to exactly the maximum, then the walk goes on', c('0.0001', '1'), '99999999999998.9998', 2, ['com_0', 'com_1'], '1.0001', MAX, false, false],
+    [
+      'full in the middle of a batch: the rest waits for the next payout',
+      c('1', '2', '3'),
+      '99999999999996',
+      3,
+      ['com_0', 'com_1'],
+      '3',
+      '99999999999999',
+      true,
+      true,
+    ],
+    ['a full payout takes nothing more (no error: it holds something)', c('0.0001'), MAX, 3, [], '0', MAX, true, true],
+  ];
+
+  it.each(table)('%s', (_name, commissions, held, batchSize, ids, amount, total, full, last) => {
+    const batch = planPayoutBatch(commissions, { held, batchSize });
+    expect(batch.ids).toEqual(ids);
+    expect([batch.amount.toString(), batch.total.toString()]).toEqual([new Decimal(amount).toString(), new Decimal(total).toString()]);
+    expect([batch.full, batch.last, batch.remaining]).toEqual([full, last, commissions.length - ids.length]);
+  });
+
+  it('builds, batch by batch, the payout one pass over every commission would make', () => {
+    const all = c(...Array.from({ length: 25 }, (_, i) => (i % 7 === 3 ? '40000000000000' : `${i}.01`)));
+    const whole = planPayoutBatch(all, { batchSize: all.length + 1 });
+    let held = new Decimal(0);
+    const taken: string[] = [];
+    for (let from = 0; ; from += 4) {
+      const batch = planPayoutBatch(all.slice(from, from + 4), { held, batchSize: 4 });
+      taken.push(...batch.ids);
+      held = batch.total;
+      if (batch.last) break;
+    }
+    expect(taken).toEqual(whole.ids);
+    expect(held.equals(whole.amount)).toBe(true);
+  });
+
+  it('takes 1,000 commissions per transaction unless told otherwise', () => {
+    expect(PAYOUT_BATCH_SIZE).toBe(1000);
+    expect(planPayoutBatch(c(...Array.from({ length: 1000 }, () => '1'))).last).toBe(false);
+    expect(planPayoutBatch(c(...Array.from({ length: 999 }, () => '1'))).last).toBe(true);
   });
 });

@@ -130,8 +130,9 @@ const updateCommissions = statement(
 );
 
 /**
- * Commissions about to change, locked in id order (createPayout locks the commissions it gathers
- * in the same order, so the two never wait for each other in a cycle), with the payout each is in.
+ * Commissions about to change, locked in id order (createPayout locks each batch it gathers in the
+ * same order, and passes over those locked here, so the two never wait for each other in a cycle),
+ * with the payout each is in.
  */
 const lockCommissions = statement<{ id: string; payoutId: string | null }>(
   'ledger-lock-commissions',

@@ -1,7 +1,18 @@
-import type { Tx } from '@trackway/db';
-import { type EventEnvelope, createEvent, formatMoney, newId, planPayoutBatch } from '@trackway/domain';
+import { type PgPool, type Tx, inTransaction, statement } from '@trackway/db';
+import { type EventEnvelope, PAYOUT_BATCH_SIZE, createEvent, formatMoney, newId, planPayoutBatch } from '@trackway/domain';
 
-export type PayoutRow = Awaited<ReturnType<Tx['payout']['findUniqueOrThrow']>>;
+/** A payout's columns: a Prisma row, or one read by a named statement (amount as text). */
+export interface PayoutRow {
+  id: string;
+  affiliateId: number;
+  currency: string;
+  amount: { toString(): string };
+  status: 'pending' | 'sent';
+  reference: string | null;
+  sentAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
 
 export function payoutJson(p: PayoutRow, commissionIds?: string[]) {
   return {
@@ -18,32 +29,107 @@ export function payoutJson(p: PayoutRow, commissionIds?: string[]) {
   };
 }
 
+// A payout is built in batches, one short transaction each (packages/domain PAYOUT_BATCH_SIZE
+// commissions at most), so that a postback reversing one of its commissions waits for one batch,
+// not for the whole payout. Each batch walks the affiliate's approved, unpaid commissions in id
+// order from where the last one stopped (keyset, on the partial index commissions_payable_idx)
+// and locks them in id order, as the attribution worker locks the commissions a batch changes.
+// SKIP LOCKED: a commission a postback is changing right now is passed over, never waited for; it
+// stays unpaid (or is voided) and the next payout takes it. The `payout_id IS NULL` test is made
+// again on each row as it is locked, so two payouts built at once never take the same commission.
+const claimCommissions = statement<{ id: string; amount: string }>(
+  'ledger-payout-claim-commissions',
+  `SELECT id, amount::text AS amount FROM commissions
+    WHERE affiliate_id = $1 AND currency = $2 AND status = 'approved' AND payout_id IS NULL AND id > $3
+    ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED`,
+);
+
+const insertPayout = statement(
+  'ledger-payout-insert',
+  `INSERT INTO payouts (id, affiliate_id, currency, amount, status, created_at, updated_at) VALUES ($1, $2, $3, 0, 'pending', $4, $4)`,
+);
+
 /**
- * Gathers an affiliate's approved, unpaid commissions in one currency into a new payout, or
- * returns null when there are none. The row locks are the guard: a commission already in a
- * payout, or voided by a concurrent reversal, is not among those read, and none of those read
- * can change before this commits. A payout holds at most
- * PAYOUT_AMOUNT_MAX: the oldest commissions that fit go in, and `hasMore` says that others wait
- * for the next payout (planPayoutBatch).
+ * The payout, locked after the commissions (the order reversals lock them in): a reversal that
+ * detached one of its commissions since the last batch has committed, so `amount` is the sum of
+ * what it holds; a payout marked sent meanwhile takes nothing more.
+ */
+const lockPayout = statement<{ status: string; amount: string }>(
+  'ledger-payout-lock',
+  `SELECT status::text AS status, amount::text AS amount FROM payouts WHERE id = $1 FOR UPDATE`,
+);
+
+/** The batch joins the payout, and the payout's amount grows by their sum, in one statement. */
+const takeCommissions = statement(
+  'ledger-payout-take-commissions',
+  `WITH t AS (UPDATE commissions SET payout_id = $1, updated_at = $3::timestamptz WHERE id = ANY($2::varchar[]) RETURNING amount)
+   UPDATE payouts SET amount = amount + (SELECT COALESCE(sum(t.amount), 0) FROM t), updated_at = $3::timestamptz WHERE id = $1`,
+);
+
+/** A payout with its commissions' ids, in one statement (one snapshot): the amount is their sum. */
+const readPayout = statement<PayoutRow & { commissionIds: string[] }>(
+  'ledger-payout-read',
+  `SELECT p.id, p.affiliate_id AS "affiliateId", p.currency, p.amount::text AS amount, p.status::text AS status, p.reference,
+          p.sent_at AS "sentAt", p.created_at AS "createdAt", p.updated_at AS "updatedAt",
+          ARRAY(SELECT m.id FROM commissions m WHERE m.payout_id = p.id ORDER BY m.id) AS "commissionIds"
+     FROM payouts p WHERE p.id = $1`,
+);
+
+export interface PayoutBuildOptions {
+  /** Commissions per transaction (PAYOUT_BATCH_SIZE). */
+  batchSize?: number;
+  /** Called after each batch has committed, before the next begins (a test holds the build here). */
+  afterBatch?: (progress: { payoutId: string; batch: number; taken: number }) => Promise<void> | void;
+}
+
+/**
+ * Gathers an affiliate's approved, unpaid commissions in one currency, oldest first, into a new
+ * payout, or returns null when there are none. Built in batches (above): the payout row is
+ * created with the first batch and grows with each, so a reader sees at every moment a pending
+ * payout whose amount is the sum of the commissions it holds. A payout holds at most
+ * PAYOUT_AMOUNT_MAX: `hasMore` says that commissions wait for the next payout because this one
+ * is full (or was marked sent before its build ended). The answer is the payout as it stands
+ * once built: a reversal during the build may have taken commissions out of it again.
  */
 export async function createPayout(
-  tx: Tx,
+  pool: PgPool,
   affiliateId: number,
   currency: string,
   now: Date,
+  { batchSize = PAYOUT_BATCH_SIZE, afterBatch }: PayoutBuildOptions = {},
 ): Promise<{ payout: PayoutRow; commissionIds: string[]; hasMore: boolean } | null> {
-  // Locked in id order, as the attribution worker locks the commissions a batch changes: two
-  // transactions taking the same commissions never wait for each other in a cycle. Locked, they
-  // all stay approved and unpaid until this commits, so the batch's sum is the payout's amount.
-  const unpaid = await tx.$queryRaw<{ id: string; amount: string }[]>`
-    SELECT id, amount::text AS amount FROM commissions WHERE affiliate_id = ${affiliateId} AND currency = ${currency} AND status = 'approved' AND payout_id IS NULL ORDER BY id FOR UPDATE`;
-  if (unpaid.length === 0) return null;
-  const batch = planPayoutBatch(unpaid);
-  const payout = await tx.payout.create({
-    data: { id: newId('payout'), affiliateId, currency, amount: batch.amount.toFixed(), createdAt: now, updatedAt: now },
-  });
-  await tx.commission.updateMany({ where: { id: { in: batch.ids } }, data: { payoutId: payout.id, updatedAt: now } });
-  return { payout, commissionIds: batch.ids, hasMore: batch.remaining > 0 };
+  let payoutId: string | null = null;
+  let cursor = '';
+  let hasMore = false;
+  for (let batch = 1; ; batch++) {
+    // Nothing outside is changed inside the transaction: it may be run again (inTransaction).
+    const step = await inTransaction(pool, async (client) => {
+      const claimed = await claimCommissions(client, [affiliateId, currency, cursor, batchSize]);
+      if (claimed.length === 0) return { payoutId, taken: 0, last: true, full: false };
+      let id = payoutId;
+      let held = '0';
+      if (id === null) {
+        // The row is written with the first batch: a payout with nothing to take is never made.
+        id = newId('payout');
+        await insertPayout(client, [id, affiliateId, currency, now]);
+      } else {
+        const [payout] = await lockPayout(client, [id]);
+        if (payout?.status !== 'pending') return { payoutId: id, taken: 0, last: true, full: true };
+        held = payout.amount;
+      }
+      const plan = planPayoutBatch(claimed, { held, batchSize });
+      if (plan.ids.length > 0) await takeCommissions(client, [id, plan.ids, new Date()]);
+      return { payoutId: id, taken: plan.ids.length, last: plan.last, full: plan.full, cursor: claimed[claimed.length - 1].id };
+    });
+    payoutId = step.payoutId;
+    cursor = step.cursor ?? cursor;
+    hasMore = step.full;
+    if (step.last || payoutId === null) break;
+    await afterBatch?.({ payoutId, batch, taken: step.taken });
+  }
+  if (payoutId === null) return null;
+  const [{ commissionIds, ...payout }] = await readPayout(pool, [payoutId]);
+  return { payout, commissionIds, hasMore };
 }
 
 /** mark-sent on a payout reversals emptied: nothing is owed, so nothing is sent (and no payout.sent emitted). */

@@ -802,7 +802,9 @@ const payoutFields = {
 export const Payout = z.strictObject(payoutFields).meta({ id: 'Payout', description: 'A payout as lists show it.' });
 export const PayoutWithCommissions = z.strictObject({ ...payoutFields, commission_ids: z.array(ids.commission) }).meta({ id: 'PayoutWithCommissions' });
 export const PayoutCreated = PayoutWithCommissions.extend({
-  has_more: z.boolean().meta({ description: 'The payout is full (PAYOUT_AMOUNT_MAX): ask again for the next one.' }),
+  has_more: z.boolean().meta({
+    description: 'The payout is full (PAYOUT_AMOUNT_MAX), or was marked sent before it was complete: ask again for the next one.',
+  }),
 }).meta({ id: 'PayoutCreated' });
 
 type PayoutRow = Parameters<typeof payoutJson>[0];

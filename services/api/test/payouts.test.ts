@@ -68,6 +68,33 @@ describe('POST /v1/payouts', () => {
     }
     expect(await h.db.prisma.commission.count({ where: { affiliateId: fx.affiliateId, payoutId: null } })).toBe(1);
   });
+  it('pays 2,500 commissions (several batches of 1,000) in one payout: every one, the exact sum, as GET shows it', async () => {
+    const fx = await createFixture(h.db.prisma);
+    const pairs = Array.from({ length: 2500 }, (_, i) => ({
+      conversionId: newId('conversion'),
+      commissionId: newId('commission'),
+      amount: `${(i % 9) + 1}.${i % 10}5`,
+    }));
+    const rows = JSON.stringify(pairs);
+    await h.db.pool.query(
+      `INSERT INTO conversions (id, advertiser_id, offer_id, affiliate_id, click_id, order_id, event, status, amount, currency, payout, payout_currency, clicked_at, updated_at)
+       SELECT "conversionId", $2, $3, $4, 'c', 'O-' || "conversionId", 'conversion', 'approved', amount, 'USD', amount, 'USD', now(), now()
+         FROM json_to_recordset($1::json) AS r("conversionId" varchar, amount numeric)`,
+      [rows, fx.advertiserId, fx.offerId, fx.affiliateId],
+    );
+    await h.db.pool.query(
+      `INSERT INTO commissions (id, conversion_id, affiliate_id, amount, currency, status, updated_at)
+       SELECT "commissionId", "conversionId", $2, amount, 'USD', 'approved', now() FROM json_to_recordset($1::json) AS r("commissionId" varchar, "conversionId" varchar, amount numeric)`,
+      [rows, fx.affiliateId],
+    );
+    const cents = pairs.reduce((total, p) => total + Math.round(Number(p.amount) * 100), 0);
+    const created = await post('/v1/payouts', { affiliate_id: fx.affiliateId, currency: 'USD' }).expect(201);
+    expect(created.body).toMatchObject({ affiliate_id: fx.affiliateId, currency: 'USD', status: 'pending', amount: (cents / 100).toFixed(2), has_more: false });
+    expect(created.body.commission_ids).toEqual(pairs.map((p) => p.commissionId).sort());
+    const got = await request(h.app).get(`/v1/payouts/${created.body.id}`).set(h.auth).expect(200);
+    expect(got.body).toEqual({ ...created.body, has_more: undefined, updated_at: got.body.updated_at });
+    await post('/v1/payouts', { affiliate_id: fx.affiliateId, currency: 'USD' }).expect(422);
+  });
 });
 
 describe('POST /v1/payouts/{id}/mark-sent', () => {
