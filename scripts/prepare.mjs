@@ -79,7 +79,7 @@ export function ensureEnvFile() {
   };
   const text = readFileSync(path.join(root, '.env.example'), 'utf8')
     .replace(/^(ADMIN_JWT_SECRET|CLICK_SECRET|SECRETS_KEY|METRICS_TOKEN)=$/gm, (_m, name) => `${name}=${secrets[name]}`)
-    // Development only: let webhooks reach a receiver on this machine (see the README).
+    // Development only: let webhooks reach a receiver on this machine (see docs/webhooks.md).
     .replace(/^WEBHOOK_ALLOW_HTTP=false$/m, '# development only: plain http and loopback receivers (never in production)\nWEBHOOK_ALLOW_HTTP=true')
     .replace(/^WEBHOOK_ALLOWED_CIDRS=$/m, 'WEBHOOK_ALLOWED_CIDRS=127.0.0.0/8,::1/128');
   writeFileSync(env, text, { mode: 0o600 });

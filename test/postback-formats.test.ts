@@ -47,7 +47,7 @@ async function outcomeOf(postbackId: string) {
   return { postback, conversion };
 }
 
-// Each preset's postback as its tracker's documentation shows it (docs in the README's table),
+// Each preset's postback as its tracker's documentation shows it (docs in docs/postbacks.md's table),
 // with the macros replaced by values; CLICK stands for the click ID.
 const DOCUMENTED = [
   {
@@ -264,9 +264,9 @@ it('sets a format on creation, and shows a stored format this version cannot rea
   expect((await admin.get(`/v1/advertisers/${created.body.id}`)).body.postback_format).toEqual({ preset: 'trackway' });
 });
 
-it('documents every preset in the README exactly as PRESETS reads it', () => {
-  const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
-  const rows = readme.split('\n').filter((line) => PRESET_NAMES.some((name) => line.startsWith(`| \`${name}\``)) && line.split('|').length === 12);
+it('documents every preset in docs/postbacks.md exactly as PRESETS reads it', () => {
+  const doc = fs.readFileSync(path.join(__dirname, '..', 'docs', 'postbacks.md'), 'utf8');
+  const rows = doc.split('\n').filter((line) => PRESET_NAMES.some((name) => line.startsWith(`| \`${name}\``)) && line.split('|').length === 12);
   const names = (cell: string) => [...cell.matchAll(/`([^`]+)`/g)].map((m) => m[1]).filter((n) => /^[A-Za-z0-9_.-]+$/.test(n));
   const documented = Object.fromEntries(
     rows.map((line) => {
@@ -305,6 +305,6 @@ it('documents every preset in the README exactly as PRESETS reads it', () => {
       comma: p.decimal_comma,
       dedupe: p.dedupe,
     });
-    if (p.source) expect(readme).toContain(`(${p.source})`);
+    if (p.source) expect(doc).toContain(`(${p.source})`);
   }
 });

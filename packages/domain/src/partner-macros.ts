@@ -1,5 +1,5 @@
 /**
- * The macros a partner postback's URL may carry (GET /v1/partner-postbacks; README "Partners"),
+ * The macros a partner postback's URL may carry (GET /v1/partner-postbacks; docs/partners.md),
  * and what the presets of packages/domain/src/postback-formats.ts fill their parameters from.
  */
 export const PARTNER_MACROS = [

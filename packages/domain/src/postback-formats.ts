@@ -6,7 +6,7 @@ import { CONVERSION_STATUSES, type ConversionStatus, STATUS_VOCABULARY } from '.
  * Trackway's fields, the status values it uses, whether its amounts may have a decimal comma,
  * and what a conversion is unique on when it sends no order reference. An advertiser's
  * `postback_format` names a preset and overrides parts of it; `resolveFormat` turns it into
- * what ingest reads a postback with. The README's table of presets is PRESETS.
+ * what ingest reads a postback with. The table of presets in docs/postbacks.md is PRESETS.
  *
  * The same entries write partner postbacks: a preset with `writes` is a tracker Trackway can
  * post an affiliate's conversions to, in that tracker's dialect (presetQuery, presetStatusWord).

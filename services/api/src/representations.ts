@@ -151,7 +151,7 @@ export const AffiliateCreate = EntityCreate.meta({ id: 'AffiliateCreate' });
 export const AffiliateUpdate = EntityUpdate.meta({ id: 'AffiliateUpdate' });
 
 /**
- * The advertiser's postback dialect (README, "Postback formats"): a preset, and what overrides
+ * The advertiser's postback dialect (docs/postbacks.md, "Postback formats"): a preset, and what overrides
  * it. Names are checked for clashes too (postbackFormatProblems): one name read for two fields
  * is refused.
  */

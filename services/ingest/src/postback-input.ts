@@ -6,7 +6,7 @@ import { visit } from 'jsonc-parser';
 
 /**
  * Parameter names advertisers already send, mapped to Trackway's: the `trackway` preset, what
- * an advertiser without a postback_format is read with. The README's alias table is this one.
+ * an advertiser without a postback_format is read with. docs/postbacks.md's alias table is this one.
  */
 export const POSTBACK_ALIASES = PRESETS.trackway.params;
 

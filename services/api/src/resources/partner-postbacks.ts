@@ -31,7 +31,7 @@ import { ERRORS, resource, route } from '../route';
 import { checkEndpointUrl, deliveriesPage, recoverFailed, sendTestEvent } from './webhook-endpoints';
 
 /*
- * Partner postbacks: an affiliate's own tracker told of its conversions (README, "Partners"). Each
+ * Partner postbacks: an affiliate's own tracker told of its conversions (docs/partners.md). Each
  * is a webhook_endpoints row of kind partner_postback, so deliveries, attempts, replay, recover,
  * the breaker and rate limits are the webhook engine's; its `url` column holds the URL masked
  * (for display) and `url_sealed` the URL itself, sealed like endpoint header values.
