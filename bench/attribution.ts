@@ -155,7 +155,7 @@ async function main() {
       let resolveDone!: () => void;
       const finished = new Promise<void>((resolve) => (resolveDone = resolve));
       const started = performance.now();
-      const noop = new Worker('postbacks', async () => ({ ok: true }), { connection, prefix: basePrefix, concurrency: CONCURRENCY });
+      const noop = new Worker('postbacks', async () => ({ ok: true }), { connection, prefix: baselineQueue.opts.prefix, concurrency: CONCURRENCY });
       noop.on('completed', (_job: Job) => ++done >= N && resolveDone());
       await finished;
       const baselineRate = N / ((performance.now() - started) / 1000);

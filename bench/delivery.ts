@@ -185,8 +185,8 @@ async function main() {
         select: { batchJobId: true },
       });
       const starts = stack.producer.pipeline();
-      for (const { batchJobId } of batchIds) starts.hmget(`${stack.prefix}:deliveries:${batchJobId}`, 'ats', 'atm');
-      for (const event of events) starts.hmget(`${stack.prefix}:deliveries:${deliveryJobId(event.id, endpoint.id)}`, 'ats', 'atm');
+      for (const { batchJobId } of batchIds) starts.hmget(stack.queues.deliveries.of(endpoint.id).toKey(batchJobId!), 'ats', 'atm');
+      for (const event of events) starts.hmget(stack.queues.deliveries.of(endpoint.id).toKey(deliveryJobId(event.id, endpoint.id)), 'ats', 'atm');
       const parked = ((await starts.exec()) ?? []).reduce((sum, [, value]) => {
         const [ats, atm] = (value as [string | null, string | null]).map(Number);
         return sum + Math.max(0, ats - Math.max(atm, 1));

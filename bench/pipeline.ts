@@ -79,7 +79,7 @@ async function main() {
         let delayedPeak = 0;
         const sampler = setInterval(() => {
           peak = Math.max(peak, rssOf(system.pids.ingest));
-          void stack.producer.zcard(`${stack.prefix}:deliveries:delayed`).then((n) => (delayedPeak = Math.max(delayedPeak, n)));
+          void stack.producer.zcard(stack.queues.deliveries.shards[0].toKey('delayed')).then((n) => (delayedPeak = Math.max(delayedPeak, n)));
         }, 200);
         const cpuBefore = usage();
         const stepStarted = performance.now();

@@ -59,7 +59,7 @@ it('logs in, lists every queue with counts, and retries a failed job from the pa
       if (calls === 1) throw new Error('transient failure');
       return 'ok';
     },
-    { connection, prefix: stack.prefix },
+    { connection, prefix: stack.queues.clicks.opts.prefix },
   );
   const job = await stack.queues.clicks.add(
     'click',

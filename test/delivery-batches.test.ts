@@ -184,12 +184,12 @@ it('a run that lost its job (its lock lapsed, another run took it) sends nothing
   r.reply = () => ({ status: 200, delayMs: 200 });
   // Earlier tests' workers (stalledInterval 30 s) left BullMQ's guard on the stalled check: gone,
   // these workers look every 500 ms.
-  await stack.producer.del(`${stack.prefix}:deliveries:stalled-check`);
+  await stack.producer.del(stack.queues.deliveries.shards[0].toKey('stalled-check'));
   workers = [...(await stack.startDelivery(settings, lock)), ...(await stack.startDelivery(settings, lock))];
   await waitFor(() => r.requests.length >= 1, { what: 'the first request' });
   // The lock gone (as when a Redis restart stopped BullMQ's renewals): the job stalls and another
   // run takes it, while this one is mid-batch.
-  await stack.producer.del(`${stack.prefix}:deliveries:${rows[0].batchJobId}:lock`);
+  await stack.producer.del(stack.queues.deliveries.shards[0].toKey(`${rows[0].batchJobId}:lock`));
   const settled = await allSettled(ep.id, 12);
   expect(settled.map((row) => row.attempts.length)).toEqual(Array(12).fill(1));
   const ids = r.requests.map((q) => String(q.headers['webhook-id']));

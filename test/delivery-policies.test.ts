@@ -112,7 +112,7 @@ it('delivers a burst to an endpoint at its concurrency cap without parking a job
   r.requests.length = 0;
   r.maxActive = 0;
   const connection = createWorkerConnection(TEST_REDIS_URL);
-  const queueEvents = new QueueEvents('deliveries', { connection, prefix: stack.prefix });
+  const queueEvents = new QueueEvents('deliveries', { connection, prefix: stack.queues.deliveries.shards[0].opts.prefix });
   await queueEvents.waitUntilReady();
   let parked = 0;
   queueEvents.on('delayed', () => {
@@ -255,7 +255,7 @@ describe('deliveries never stay pending with nothing left to run them', () => {
       async () => {
         throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
       },
-      { connection, prefix: stack.prefix },
+      { connection, prefix: stack.queues.deliveries.shards[0].opts.prefix },
     );
     await waitFor(async () => (await stack.queues.deliveries.getJobState(deliveryJobId(failedEvent.id, ep.id))) === 'failed', { what: 'the job to fail' });
     await broken.close();

@@ -162,7 +162,7 @@ it('sweeps a job that stalled out back with what is left of its schedule, not a 
     async () => {
       throw new UnrecoverableError('job stalled more than allowable limit');
     },
-    { connection, prefix: stack.prefix },
+    { connection, prefix: stack.queues.deliveries.shards[0].opts.prefix },
   );
   await waitFor(async () => (await stack.queues.deliveries.getJobState(jobId)) === 'failed', { what: 'the job to fail' });
   await stalling.close();

@@ -34,7 +34,7 @@ export async function queueState(queues: Queues): Promise<QueueState> {
   const state: QueueState = { work: {}, failed: {}, failedTicks: 0 };
   for (const name of QUEUE_NAMES) {
     const queue = queues[name];
-    if (SCHEDULED_QUEUES.has(name)) {
+    if (SCHEDULED_QUEUES.has(name) && !('shards' in queue)) {
       // The scheduler's next tick is always there (delayed): only other jobs are work.
       const jobs = await queue.getJobs(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children'], 0, 1_000);
       state.work[name] = jobs.filter((j) => j && !j.repeatJobKey).length;

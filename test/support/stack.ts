@@ -4,10 +4,18 @@ import { createClickIdCodec } from '@trackway/clickid';
 import { defaultMaxInFlight } from '@trackway/config';
 import { createSecretBox } from '@trackway/domain';
 import { createLogger } from '@trackway/logger';
-import { createProducerConnection, createQueues, createWorkerConnection, publishInvalidation, subscribeInvalidations, whenReady } from '@trackway/queues';
+import {
+  createOldLayoutQueue,
+  createProducerConnection,
+  createQueues,
+  createWorkerConnection,
+  publishInvalidation,
+  subscribeInvalidations,
+  whenReady,
+} from '@trackway/queues';
 import { createMetrics } from '@trackway/runtime';
 import { TEST_REDIS_URL, type TestDatabase, createTestDatabase, deleteRedisPrefix, ignoreErrors, randomPrefix } from '@trackway/testing';
-import type { Worker } from 'bullmq';
+import type { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import request from 'supertest';
 import { createApp as createApi } from '../../services/api/src/app';
@@ -58,36 +66,47 @@ export interface Stack {
       /** BullMQ lockDuration / stalledInterval (tests shorten them). */
       workerOptions?: { lockDuration?: number; stalledInterval?: number };
     },
-  ): Promise<Worker[]>;
+  ): Promise<Worker[] & { drain: (queue: Queue, kind: DeliveryQueue) => Worker }>;
   /** Starts attribution workers (postbacks and clicks, or those named). */
-  startAttribution(queues?: ('postbacks' | 'clicks')[]): Worker[];
+  startAttribution(queues?: ('postbacks' | 'clicks')[]): Worker[] & { drainOld: (queue: Queue, kind: 'postbacks' | 'clicks' | 'outbox') => Worker };
   stopWorkers(workers?: Worker[]): Promise<void>;
   /** Subscribes a webhook endpoint through the admin API (201 expected): its answer, secret included. */
   subscribe(url: string, eventTypes?: string[], fields?: Record<string, unknown>): Promise<{ id: string; secret: string; [field: string]: unknown }>;
   close(): Promise<void>;
 }
 
-export async function startStack(): Promise<Stack> {
+/**
+ * `redis`: another Redis than the test one (a cluster's seed nodes with `cluster`); `prefix`,
+ * `deliveryShards` (DELIVERY_QUEUE_SHARDS) and `replicas` (ingest's REDIS_WAIT_REPLICAS) as set.
+ */
+export async function startStack(
+  options: { redis?: { url: string; cluster: boolean }; prefix?: string; deliveryShards?: number; replicas?: number } = {},
+): Promise<Stack> {
   const db = await createTestDatabase();
-  const prefix = randomPrefix();
+  const prefix = options.prefix ?? randomPrefix();
   const logger = createLogger({ service: 'test', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-  const producer = createProducerConnection(TEST_REDIS_URL);
-  await whenReady(producer);
+  const redis = options.redis ?? { url: TEST_REDIS_URL, cluster: false };
+  const producer = createProducerConnection(redis.url, { cluster: redis.cluster });
+  producer.on('error', () => undefined);
+  await whenReady(producer, 10_000);
   const connections: Redis[] = [producer];
   const connect = () => {
-    const c = createWorkerConnection(TEST_REDIS_URL);
+    const c = createWorkerConnection(redis.url, { cluster: redis.cluster });
+    c.on('error', () => undefined);
     connections.push(c);
     return c;
   };
-  const queues = createQueues(producer, prefix, ignoreErrors);
+  const queues = createQueues(producer, prefix, ignoreErrors, options.deliveryShards);
   const box = createSecretBox(SECRETS_KEY);
   const clickIds = createClickIdCodec(STACK_SECRET);
   const health = { accepting: true, checks: {} };
   const metrics = createMetrics('test');
+  const olderPostbacks = createOldLayoutQueue('postbacks', producer, prefix, ignoreErrors);
   const api = createApi({
     prisma: db.prisma,
     pool: db.pool,
     queues,
+    olderPostbacks,
     redis: producer,
     box,
     sessionKey: SECRETS_KEY,
@@ -105,7 +124,7 @@ export async function startStack(): Promise<Stack> {
     if (kind === 'offer') lookups.offer.clear();
     if (kind === 'affiliate') lookups.affiliate.clear();
   }).ready;
-  const ingest = createIngest({ queues, redis: producer, lookups, clickIds, logger, metrics, health });
+  const ingest = createIngest({ queues, redis: producer, lookups, clickIds, logger, metrics, health, replicas: options.replicas });
   const auth = { Authorization: `Bearer ${await signAdminToken(STACK_SECRET)}` };
   const workers: Worker[] = [];
 
@@ -122,7 +141,11 @@ export async function startStack(): Promise<Stack> {
     async startDelivery(settings = {}, options = {}) {
       const merged = { ...FAST_DELIVERY, ...settings };
       const database = options.database ?? db;
-      const { workers: started, endpoints } = createDeliveryWorkers(
+      const {
+        workers: started,
+        endpoints,
+        drain,
+      } = createDeliveryWorkers(
         {
           prisma: database.prisma,
           pool: database.pool,
@@ -147,7 +170,13 @@ export async function startStack(): Promise<Stack> {
       }).ready;
       workers.push(...started);
       await Promise.all(started.map((w) => w.waitUntilReady()));
-      return started;
+      return Object.assign(started, {
+        drain: (queue: Queue, kind: DeliveryQueue) => {
+          const worker = drain(queue, kind);
+          workers.push(worker);
+          return worker;
+        },
+      });
     },
     startAttribution(names = ['postbacks', 'clicks']) {
       const started = createAttributionWorkers(
@@ -169,7 +198,14 @@ export async function startStack(): Promise<Stack> {
       // As attribution's main: announced changes (an offer or affiliate made inactive) clear its caches.
       subscribeInvalidations(connect(), prefix, (kind) => started.invalidate(kind));
       workers.push(...started);
-      return started;
+      const { drainOld } = started;
+      return Object.assign(started, {
+        drainOld: (queue: Queue, kind: 'postbacks' | 'clicks' | 'outbox') => {
+          const worker = drainOld(queue, kind);
+          workers.push(worker);
+          return worker;
+        },
+      });
     },
     async stopWorkers(list = workers) {
       await Promise.all(list.map((w) => w.close()));
@@ -186,9 +222,9 @@ export async function startStack(): Promise<Stack> {
     },
     async close() {
       await stack.stopWorkers([...workers]);
-      await Promise.all(Object.values(queues).map((q) => q.close()));
+      await Promise.all([...Object.values(queues), olderPostbacks].map((q) => q.close()));
       for (const c of connections) c.disconnect();
-      await deleteRedisPrefix(prefix);
+      if (!options.redis) await deleteRedisPrefix(prefix);
       await db.drop();
     },
   };

@@ -143,6 +143,9 @@ export const envSchema = z.object({
     .regex(/^rediss?:\/\/[^,]+(,\s*rediss?:\/\/[^,]+)*$/, 'must be a redis:// URL (or, with REDIS_CLUSTER, a comma-separated list)')
     .default('redis://127.0.0.1:6379'),
   REDIS_CLUSTER: bool(false),
+  // Ingest answers a postback 202 only once its job reached this many replicas of its Redis
+  // master (WAIT): a failover then loses no acknowledged postback. 0: once the master has it.
+  REDIS_WAIT_REPLICAS: int(0, 0, 16),
   QUEUE_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_{}.-]+$/, 'letters, digits, _ . - and {} (a Redis Cluster hash tag) only')
@@ -206,6 +209,10 @@ export const envSchema = z.object({
   ),
   ATTRIBUTION_QUEUES: z.string().default('postbacks,clicks,outbox'),
   DELIVERY_QUEUES: z.string().default('events,deliveries,housekeeping'),
+  // Delivery jobs are spread over this many queues (`deliveries`, `deliveries-1`, …), each on its
+  // own Redis Cluster hash tag, by endpoint: an endpoint's jobs all go to one. At most 64
+  // (DELIVERY_QUEUE_SHARDS_MAX in @trackway/queues). docs/operations.md: what a change does.
+  DELIVERY_QUEUE_SHARDS: int(1, 1, 64),
   OUTBOX_RELAY_INTERVAL: duration('5s'),
   // How long a worker's job lock lasts without renewal, and how often stalled jobs (their
   // worker died) are looked for and put back: BullMQ's lockDuration and stalledInterval.
@@ -266,7 +273,7 @@ export const commonEnvSchema = envSchema.pick(COMMON);
 
 /** Each service's variables. Its secrets (ADMIN_JWT_SECRET, CLICK_SECRET, SECRETS_KEY) are required of it. */
 export const serviceEnvSchemas = {
-  ingest: envSchema.pick({ ...COMMON, ...FRONT_DOOR, ...names('INGEST_PORT', 'POSTBACK_RATE_LIMIT', 'CLICK_SECRET', 'SECRETS_KEY') }),
+  ingest: envSchema.pick({ ...COMMON, ...FRONT_DOOR, ...names('INGEST_PORT', 'POSTBACK_RATE_LIMIT', 'REDIS_WAIT_REPLICAS', 'CLICK_SECRET', 'SECRETS_KEY') }),
   attribution: envSchema.pick({
     ...COMMON,
     ...WORKER,
@@ -289,6 +296,7 @@ export const serviceEnvSchemas = {
       'DELIVERY_ENDPOINT_CONCURRENCY',
       'DELIVERY_MAX_IN_FLIGHT',
       'DELIVERY_QUEUES',
+      'DELIVERY_QUEUE_SHARDS',
       'DELIVERY_TIMEOUT_MS',
       'DELIVERY_RETRY_SCHEDULE',
       'DELIVERY_RETRY_AFTER_MAX',
@@ -315,6 +323,7 @@ export const serviceEnvSchemas = {
       'ADMIN_JWT_MAX_AGE',
       'SECRETS_KEY',
       'DELIVERY_RETRY_SCHEDULE',
+      'DELIVERY_QUEUE_SHARDS',
       'WEBHOOK_ALLOW_HTTP',
       'WEBHOOK_ALLOWED_CIDRS',
     ),

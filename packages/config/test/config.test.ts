@@ -215,6 +215,29 @@ describe('loadConfig: values', () => {
       expect(problemNames(configError({ QUEUE_PREFIX: value }))).toEqual(['QUEUE_PREFIX']);
     });
   });
+
+  describe('DELIVERY_QUEUE_SHARDS', () => {
+    it('is 1 by default: the one deliveries queue', () => {
+      expect(loadServiceConfig('delivery', { env: {} }).DELIVERY_QUEUE_SHARDS).toBe(1);
+    });
+
+    it.each([
+      ['1', 1],
+      ['4', 4],
+      ['64', 64],
+    ])('accepts %p', (value, parsed) => {
+      expect(loadServiceConfig('delivery', { env: { DELIVERY_QUEUE_SHARDS: value } }).DELIVERY_QUEUE_SHARDS).toBe(parsed);
+      expect(loadServiceConfig('api', { env: { DELIVERY_QUEUE_SHARDS: value } }).DELIVERY_QUEUE_SHARDS).toBe(parsed);
+    });
+
+    it.each(['0', '65', '2.5', '-1', 'four', ' 4'])('rejects %p, in delivery and api (which must agree on it) only', (value) => {
+      expect(problemNames(configError({ DELIVERY_QUEUE_SHARDS: value }))).toEqual(['DELIVERY_QUEUE_SHARDS']);
+      for (const service of ['delivery', 'api'] as const)
+        expect(() => loadServiceConfig(service, { env: { DELIVERY_QUEUE_SHARDS: value } })).toThrow(/DELIVERY_QUEUE_SHARDS/);
+      for (const service of ['ingest', 'attribution'] as const)
+        expect(() => loadServiceConfig(service, { env: { DELIVERY_QUEUE_SHARDS: value } })).not.toThrow();
+    });
+  });
 });
 
 describe('loadConfig: SECRETS_KEY', () => {

@@ -55,6 +55,19 @@ export async function scanKeys(redis: Redis, pattern: string, limit = Number.POS
   return keys;
 }
 
+/**
+ * Redis WAIT on the master that holds `queue`'s keys: resolves with how many replicas have
+ * acknowledged every write this connection has made to that master so far, waiting at most
+ * `timeoutMs` for `replicas` of them. On a cluster a pipeline goes to the master of its keys'
+ * slot, so WAIT rides with a read of one of the queue's keys (a bare WAIT would go anywhere).
+ */
+export async function waitForReplicas(redis: Redis, queue: { toKey(type: string): string }, replicas: number, timeoutMs: number): Promise<number> {
+  const results = await redis.pipeline().exists(queue.toKey('meta')).call('WAIT', replicas, timeoutMs).exec();
+  const [error, acked] = results?.[1] ?? [new RedisUnavailableError('no answer to WAIT'), 0];
+  if (error) throw error;
+  return Number(acked);
+}
+
 export class RedisUnavailableError extends Error {
   override name = 'RedisUnavailableError';
 }

@@ -4,3 +4,4 @@ export * from './options';
 export * from './connection';
 export * from './queues';
 export * from './invalidation';
+export * from './layout';

@@ -13,6 +13,7 @@ import {
   failFast,
   isRedisUnreachable,
   publishInvalidation,
+  queueKeyPrefix,
   subscribeInvalidations,
   whenFirstTried,
   whenReady,
@@ -24,28 +25,34 @@ describe('queues', () => {
     expect(Object.keys(DEFAULT_JOB_OPTIONS).sort()).toEqual([...QUEUE_NAMES].sort());
   });
 
-  it('works with a Redis Cluster hash tag as QUEUE_PREFIX ({trackway})', async () => {
-    const prefix = `{test-${randomSuffix()}}`;
+  it('puts every key of a queue under a hash tag of its own (QUEUE_PREFIX {trackway} or trackway alike)', async () => {
+    const base = `test-${randomSuffix()}`;
     const producer = createProducerConnection(TEST_REDIS_URL);
     const consumer = createWorkerConnection(TEST_REDIS_URL);
     await whenReady(producer);
-    const queue = createQueue('clicks', producer, prefix, () => undefined);
+    const queues = (['clicks', 'events'] as const).map((name) => createQueue(name, producer, `{${base}}`, () => undefined));
     const seen: string[] = [];
-    const worker = new Worker('clicks', async (job) => void seen.push(job.id!), { connection: consumer, prefix });
+    const workers = queues.map(
+      (queue) =>
+        new Worker(queue.name, async (job) => void seen.push(`${queue.name}:${job.id}`), { connection: consumer, prefix: queueKeyPrefix(base, queue.name) }),
+    );
     try {
-      await queue.add('click', { clicks: [{ clickId: 'c', offerId: 1, affiliateId: 1, clickedAt: new Date().toISOString(), subs: {} }] }, { jobId: 'one' });
-      await new Promise<void>((resolve) => worker.once('completed', () => resolve()));
-      expect(seen).toEqual(['one']);
-      // Every key of the queue shares the hash tag, so Redis Cluster keeps them in one slot.
-      const keys = await producer.keys(`${prefix}:*`);
+      await queues[0].add('click', { clicks: [{ clickId: 'c', offerId: 1, affiliateId: 1, clickedAt: new Date().toISOString(), subs: {} }] }, { jobId: 'one' });
+      await queues[1].add('events', { events: [] } as never, { jobId: 'two' });
+      await waitFor(() => seen.length === 2, { what: 'both jobs processed' });
+      expect(seen.sort()).toEqual(['clicks:one', 'events:two']);
+      // A script touches keys of one slot only: every key of a queue has the queue's tag, and
+      // the two queues have two tags (two slots, which a cluster may put on two masters).
+      const keys = await producer.keys(`{${base}:*`);
       expect(keys.length).toBeGreaterThan(0);
-      for (const key of keys) expect(key.startsWith(`${prefix}:clicks:`)).toBe(true);
+      for (const key of keys) expect(key).toMatch(new RegExp(`^\\{${base}:(clicks|events)\\}:\\1:`));
+      expect(new Set(keys.map((key) => key.slice(0, key.indexOf('}') + 1)))).toEqual(new Set([`{${base}:clicks}`, `{${base}:events}`]));
     } finally {
-      await worker.close();
-      await queue.close();
+      await Promise.all(workers.map((w) => w.close()));
+      await Promise.all(queues.map((q) => q.close()));
       producer.disconnect();
       consumer.disconnect();
-      await deleteRedisPrefix(prefix);
+      await deleteRedisPrefix(base);
     }
   });
 

@@ -1,3 +1,4 @@
+import { isDeliveryShard } from '@trackway/queues';
 import type { Job, Worker } from 'bullmq';
 import { type ErrorReporter, type Logger, errorReporter } from '@trackway/logger';
 import type { PostgresOutage } from './context';
@@ -29,7 +30,8 @@ export function jobIds(job: Job | undefined): Record<string, string> {
  * whose jobs are too many to log one by one at info (clicks, fan-out): their completed jobs are
  * logged at debug. Failures and stalls are logged for every queue.
  */
-const QUIET_QUEUES: ReadonlySet<string> = new Set(['postbacks', 'clicks', 'events', 'deliveries']);
+const QUIET_QUEUES: ReadonlySet<string> = new Set(['postbacks', 'clicks', 'events']);
+const isQuiet = (queue: string) => QUIET_QUEUES.has(queue) || isDeliveryShard(queue);
 
 export function registerWorker(
   worker: Worker,
@@ -46,7 +48,7 @@ export function registerWorker(
     observe(job, 'completed');
     deps.postgresOutage?.recovered();
     // Scheduler ticks (the outbox relay every few seconds) would drown the log at info.
-    const level = job.repeatJobKey || QUIET_QUEUES.has(queue) ? 'debug' : 'info';
+    const level = job.repeatJobKey || isQuiet(queue) ? 'debug' : 'info';
     logger[level]({ queue, job_id: job.id, attempts: job.attemptsMade, ...jobIds(job) }, 'job completed');
   });
   worker.on('failed', (job, error) => {

@@ -2,7 +2,7 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import { envelope, requestIdOf, unavailable } from '@trackway/http';
-import type { Queues } from '@trackway/queues';
+import { type Queues, bullQueues } from '@trackway/queues';
 import express, { type RequestHandler, Router } from 'express';
 import type { Redis } from 'ioredis';
 import { type AdminSessions, BOARD_PATH } from './admin-sessions';
@@ -15,7 +15,10 @@ export function adminBoardRouter(deps: { queues: Queues; redis: Redis; sessions:
   const router = Router();
   const serverAdapter = new ExpressAdapter().setBasePath(BOARD_PATH);
   createBullBoard({
-    queues: Object.values(deps.queues).map((queue) => new BullMQAdapter(queue)),
+    // Every delivery shard is a queue of its own on the board (`deliveries`, `deliveries-1`, …).
+    queues: bullQueues({ ...deps.queues, deliveries: { ...deps.queues.deliveries, all: () => [...deps.queues.deliveries.shards] } }).map(
+      (queue) => new BullMQAdapter(queue),
+    ),
     serverAdapter,
     options: { uiConfig: { boardTitle: 'Trackway queues' } },
   });

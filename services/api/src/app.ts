@@ -32,7 +32,7 @@ export function createApp(deps: ApiDeps): Express {
   app.set('trust proxy', deps.frontDoor?.trustProxy ?? false);
   const authFailures = authFailureGuard({
     redis: deps.redis,
-    prefix: deps.frontDoor?.prefix ?? deps.queues.postbacks.opts.prefix ?? 'trackway',
+    prefix: deps.frontDoor?.prefix ?? deps.queues.deliveries.prefix,
     scope: 'admin',
     perMinute: deps.frontDoor?.authFailureLimit ?? 30,
   });
@@ -63,7 +63,7 @@ export function createApp(deps: ApiDeps): Express {
     redis: deps.redis,
     verifier: deps.verifier,
     sessionKey: deps.sessionKey,
-    prefix: deps.queues.events.opts.prefix ?? 'bull',
+    prefix: deps.frontDoor?.prefix ?? deps.queues.deliveries.prefix,
     authFailures,
   });
   app.use(sessions.router);

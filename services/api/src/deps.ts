@@ -2,7 +2,7 @@ import type { PgPool, PrismaClient } from '@trackway/db';
 import type { SecretBox } from '@trackway/domain';
 import type { Redis } from 'ioredis';
 import type { Logger } from '@trackway/logger';
-import type { InvalidationKind, Queues } from '@trackway/queues';
+import type { InvalidationKind, Queues, TypedQueue } from '@trackway/queues';
 import type { HealthState, Metrics, TrustProxy } from '@trackway/runtime';
 import type { AdminVerifier } from './auth';
 
@@ -11,6 +11,11 @@ export interface ApiDeps {
   /** The pool under `prisma`: publishing outbox events uses the shared named statements. */
   pool: PgPool;
   queues: Queues;
+  /**
+   * The postbacks queue of the layout before per-queue hash tags (createOldLayoutQueue): a
+   * postback answered 202 before the upgrade is looked up there too until it is drained.
+   */
+  olderPostbacks?: TypedQueue<'postbacks'>;
   /** The producer connection behind `queues`: enqueues fail fast (503) when it is down. */
   redis: Redis;
   /** Seals webhook signing secrets (AES-256-GCM under SECRETS_KEY). */
@@ -29,7 +34,7 @@ export interface ApiDeps {
   logger: Logger;
   metrics: Metrics;
   health: HealthState;
-  /** TRUST_PROXY, AUTH_FAILURE_LIMIT and the Redis prefix of the failure counts (defaults: false, 30, the queues' prefix). */
+  /** TRUST_PROXY, AUTH_FAILURE_LIMIT and the Redis prefix of the failure counts (defaults: false, 30, QUEUE_PREFIX as the queues were made with); admin sessions use the prefix too. */
   frontDoor?: { trustProxy?: TrustProxy; authFailureLimit?: number; prefix?: string };
   /** METRICS_TOKEN: /metrics (and /readyz's details) need it as a bearer token; unset, no /metrics. */
   metricsToken?: string;

@@ -1,7 +1,7 @@
 import { decodeKey, publicIngestUrl } from '@trackway/config';
 import { createSecretBox } from '@trackway/domain';
 import { sealPlaintextHeaders } from '@trackway/ledger';
-import { createQueues, publishInvalidation } from '@trackway/queues';
+import { bullQueues, createOldLayoutQueue, createQueues, findOldDeliveryQueues, publishInvalidation } from '@trackway/queues';
 import { createServiceContext, runMain, serveHttp } from '@trackway/runtime';
 import { createApp } from './app';
 import { createVerifier } from './auth';
@@ -10,13 +10,17 @@ import { startIdempotencyPruning } from './idempotency';
 runMain('api', async () => {
   const ctx = createServiceContext('api');
   const { config, logger, producer } = ctx;
-  const queues = createQueues(producer, config.QUEUE_PREFIX, ctx.reportRedisError);
-  ctx.metrics.trackQueues(Object.values(queues));
+  const queues = createQueues(producer, config.QUEUE_PREFIX, ctx.reportRedisError, config.DELIVERY_QUEUE_SHARDS);
+  ctx.metrics.trackQueues(bullQueues(queues));
+  const olderPostbacks = createOldLayoutQueue('postbacks', producer, config.QUEUE_PREFIX, ctx.reportRedisError);
+  // Replays and recovers look for a delivery's job in delivery queues of an older layout too.
+  ctx.startUpStep('older delivery queues found', () => findOldDeliveryQueues(queues.deliveries, producer, ctx.reportRedisError));
   const secretsKey = decodeKey(config.SECRETS_KEY)!;
   const app = createApp({
     prisma: ctx.prisma,
     pool: ctx.pool,
     queues,
+    olderPostbacks,
     redis: producer,
     box: createSecretBox(secretsKey),
     sessionKey: secretsKey,
@@ -44,5 +48,5 @@ runMain('api', async () => {
     (count) => count > 0 && logger.info({ endpoints: count }, 'sealed plaintext webhook endpoint headers'),
     (error: unknown) => logger.warn({ err: error }, 'plaintext webhook endpoint headers not sealed yet; they are at the next start'),
   );
-  await serveHttp(ctx, { name: 'api', app, port: config.API_PORT, close: () => Promise.all(Object.values(queues).map((q) => q.close())) });
+  await serveHttp(ctx, { name: 'api', app, port: config.API_PORT, close: () => Promise.all([...Object.values(queues), olderPostbacks].map((q) => q.close())) });
 });

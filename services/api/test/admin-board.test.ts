@@ -74,3 +74,26 @@ describe('Bull Board sessions', () => {
     await board(cookie).expect(200);
   });
 });
+
+describe('Bull Board queues', () => {
+  it('lists every queue, each delivery shard as a queue of its own', async () => {
+    const sharded = await startApi(undefined, h.db, { deliveryShards: 3 });
+    try {
+      const res = await request(sharded.app)
+        .post('/admin/login')
+        .type('form')
+        .send({ token: await signAdminToken(ADMIN_SECRET) })
+        .expect(303);
+      const cookie = ([] as string[])
+        .concat(res.headers['set-cookie'] ?? [])
+        .find((c) => c.startsWith('trackway_admin='))!
+        .split(';')[0];
+      const listed = (await request(sharded.app).get('/admin/queues/api/queues').set('Cookie', cookie).expect(200)).body.queues.map(
+        (q: { name: string }) => q.name,
+      );
+      expect(listed.sort()).toEqual(['clicks', 'deliveries', 'deliveries-1', 'deliveries-2', 'events', 'housekeeping', 'outbox', 'postbacks']);
+    } finally {
+      await sharded.close();
+    }
+  });
+});

@@ -27,13 +27,13 @@ export interface ApiHarness {
 export async function startApi(
   auth: AuthConfig = { secret: ADMIN_SECRET },
   db?: TestDatabase,
-  options: { frontDoor?: ApiDeps['frontDoor']; redisUrl?: string; logLines?: string[]; deps?: Partial<ApiDeps> } = {},
+  options: { frontDoor?: ApiDeps['frontDoor']; redisUrl?: string; logLines?: string[]; deps?: Partial<ApiDeps>; deliveryShards?: number } = {},
 ): Promise<ApiHarness> {
   const database = db ?? (await createTestDatabase());
   const prefix = randomPrefix();
   const redis = createProducerConnection(options.redisUrl ?? TEST_REDIS_URL);
   redis.on('error', () => undefined);
-  const queues = createQueues(redis, prefix, ignoreErrors);
+  const queues = createQueues(redis, prefix, ignoreErrors, options.deliveryShards);
   if (!options.redisUrl) await whenReady(redis);
   const invalidations: Array<[string, string | number | undefined]> = [];
   const deps: ApiDeps = {

@@ -1,5 +1,5 @@
 import { createClickIdCodec } from '@trackway/clickid';
-import { createQueue } from '@trackway/queues';
+import { createQueue, findOldLayoutQueues } from '@trackway/queues';
 import { createServiceContext, queueList, runMain, serveWorkers } from '@trackway/runtime';
 import { ATTRIBUTION_QUEUES, createWorkers } from './workers';
 
@@ -37,6 +37,14 @@ runMain('attribution', async () => {
     consumed,
   );
   ctx.subscribeInvalidations((kind) => workers.invalidate(kind));
+  // Jobs queued before per-queue hash tags (postbacks answered 202, clicks) are run where they
+  // are, by workers of their own, until this process stops (docs/operations.md).
+  ctx.startUpStep('older queues drained', async () => {
+    for (const { name, queue } of await findOldLayoutQueues(producer, config.QUEUE_PREFIX, consumed, ctx.reportRedisError)) {
+      workers.push(workers.drainOld(queue, name));
+      ctx.logger.info({ queue: `${queue.opts.prefix}:${name}` }, 'draining a queue of the older layout');
+    }
+  });
   ctx.metrics.trackQueues(Object.values(queues));
   const close = async () => {
     await workers.drain();

@@ -2,9 +2,18 @@ import type { ClickIdCodec } from '@trackway/clickid';
 import type { PgPool, PrismaClient } from '@trackway/db';
 import type { ErrorReporter, Logger } from '@trackway/logger';
 import { enqueueEvents, markPublished, relayOutbox } from '@trackway/outbox';
-import { type ClickJob, type InvalidationKind, type PostbackJob, QUEUE, type TypedQueue, cappedExponentialDelay, parseJob } from '@trackway/queues';
+import {
+  type ClickJob,
+  type InvalidationKind,
+  type PostbackJob,
+  QUEUE,
+  type TypedQueue,
+  cappedExponentialDelay,
+  parseJob,
+  queueKeyPrefix,
+} from '@trackway/queues';
 import { type Metrics, MicroBatcher, type PostgresOutage, cachedLookup, registerWorker } from '@trackway/runtime';
-import { DelayedError, type Processor, UnrecoverableError, Worker } from 'bullmq';
+import { DelayedError, type Processor, type Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { clickFolder } from './clicks/fold-clicks';
 import { writeClicks } from './clicks/write-clicks';
@@ -36,6 +45,7 @@ export interface AttributionDeps {
   /** How long a postback waits for its click row at most (CLICK_ROW_WAIT_MS; tests shorten it). */
   clickRowWaitMs?: number;
   connection: Redis;
+  /** QUEUE_PREFIX: each queue's keys under a hash tag of its own (queueKeyPrefix). */
   prefix: string;
   logger: Logger;
   metrics: Metrics;
@@ -240,25 +250,31 @@ const MAX_STALLED_COUNT = 20;
 export function createWorkers(
   deps: AttributionDeps,
   queues: readonly AttributionQueue[] = ATTRIBUTION_QUEUES,
-): Worker[] & { invalidate: (kind: InvalidationKind) => void; drain: () => Promise<void> } {
+): Worker[] & {
+  invalidate: (kind: InvalidationKind) => void;
+  drain: () => Promise<void>;
+  /** A worker on a queue of the older layout (findOldLayoutQueues), with the handler of its kind. */
+  drainOld: (queue: Queue, kind: AttributionQueue) => Worker;
+} {
   const { handlers, invalidate, drain } = createHandlers(deps);
   const concurrency: Record<AttributionQueue, number> = {
     postbacks: deps.concurrency.postbacks,
     clicks: deps.concurrency.clicks,
     outbox: 1,
   };
-  const workers = queues.map((name) =>
+  const workerOn = (kind: AttributionQueue, name: string, prefix: string) =>
     registerWorker(
-      new Worker(name, handlers[name], {
+      new Worker(name, handlers[kind], {
         connection: deps.connection,
-        prefix: deps.prefix,
-        concurrency: concurrency[name],
+        prefix,
+        concurrency: concurrency[kind],
         maxStalledCount: MAX_STALLED_COUNT,
         ...deps.workerOptions,
         settings: { backoffStrategy: (attemptsMade: number) => cappedExponentialDelay(attemptsMade) },
       }),
       deps,
-    ),
-  );
-  return Object.assign(workers, { invalidate, drain });
+    );
+  const workers = queues.map((kind) => workerOn(kind, kind, queueKeyPrefix(deps.prefix, kind)));
+  const drainOld = (queue: Queue, kind: AttributionQueue) => workerOn(kind, queue.name, queue.opts.prefix!);
+  return Object.assign(workers, { invalidate, drain, drainOld });
 }

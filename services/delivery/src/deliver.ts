@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { PgPool, PrismaClient } from '@trackway/db';
 import type { EventEnvelope } from '@trackway/domain';
 import { type Logger, errorReporter } from '@trackway/logger';
-import { type DeliveryBatchJob, type DeliveryJob, type TypedQueue, deliveryJobId, deliveryRetryJobOptions } from '@trackway/queues';
+import { type DeliveryBatchJob, type DeliveryJob, type DeliveryQueues, type TypedQueue, deliveryJobId, deliveryRetryJobOptions } from '@trackway/queues';
 import { type Metrics, jobIds } from '@trackway/runtime';
 import { signedHeaders } from '@trackway/webhooks';
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
@@ -47,8 +47,8 @@ export interface DeliverDeps {
   /** The process's requests in flight (DELIVERY_MAX_IN_FLIGHT): a job's slot is lent back while its request is out. */
   inFlight: InFlightRequests;
   eventsQueue: TypedQueue<'events'>;
-  /** Where a delivery whose first attempt (made in a batch) failed is queued for its retries. */
-  deliveriesQueue: TypedQueue<'deliveries'>;
+  /** Where a delivery whose first attempt (made in a batch) failed is queued for its retries (its endpoint's shard). */
+  deliveriesQueue: DeliveryQueues;
   /** Tells every process caching endpoints that one changed (e.g. was disabled). */
   invalidateEndpoint: (id: string) => Promise<void>;
   logger: Logger;
@@ -285,7 +285,7 @@ export function createDeliverHandler(deps: DeliverDeps) {
     // While the request is out, the job's worker slot serves other jobs: a receiver that never
     // answers holds one of DELIVERY_MAX_IN_FLIGHT sockets until the deadline, not a slot.
     // (Waiting for one never fails: every request in flight ends by its deadline.)
-    const requestEnded = await deps.inFlight.begin();
+    const requestEnded = await deps.inFlight.begin(true, job.queueQualifiedName);
     const at = new Date();
     let result: AttemptResult | undefined;
     try {
@@ -527,7 +527,7 @@ export function createDeliverHandler(deps: DeliverDeps) {
                 break;
               }
               // The job's worker slot is lent by its first request out, never by two (in-flight.ts).
-              const requestEnded = await deps.inFlight.begin(out++ === 0);
+              const requestEnded = await deps.inFlight.begin(out++ === 0, job.queueQualifiedName);
               const at = new Date();
               try {
                 last = request

@@ -4,7 +4,7 @@ import {
   type EventJob,
   JOB_BATCH,
   LIVE_JOB_STATES,
-  type TypedQueue,
+  type DeliveryQueues,
   addJobs,
   chunk,
   deliveryBatchJobId,
@@ -72,7 +72,7 @@ export function batchJobIds(pairs: Array<{ id: string; endpoint: Pick<LiveEndpoi
 export interface FanOutDeps {
   pool: Queryable;
   endpoints: EndpointDirectory;
-  deliveriesQueue: TypedQueue<'deliveries'>;
+  deliveriesQueue: DeliveryQueues;
   schedule: readonly number[];
 }
 

@@ -1,6 +1,6 @@
 import { type PgPool, type PrismaClient, statement } from '@trackway/db';
 import type { Logger } from '@trackway/logger';
-import { type TypedQueue, deliveryJobOptions, deliveryJobStates, deliveryRetryJobOptions } from '@trackway/queues';
+import { type DeliveryQueues, type TypedQueue, deliveryJobOptions, deliveryJobStates, deliveryRetryJobOptions } from '@trackway/queues';
 
 const DAY_MS = 86_400_000;
 
@@ -51,7 +51,7 @@ const overdueDeliveries = statement<Overdue>(
 
 export interface SweepDeps {
   pool: PgPool;
-  deliveriesQueue: TypedQueue<'deliveries'>;
+  deliveriesQueue: DeliveryQueues;
   schedule: readonly number[];
   logger: Logger;
 }

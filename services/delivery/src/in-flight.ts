@@ -20,11 +20,13 @@ interface MainLoop {
  */
 export class InFlightRequests {
   private count = 0;
-  /** Slots lent now: one per job with a request out (a batch's lanes lend their job's one slot once). */
-  private lent = 0;
   private readonly waiters: Array<() => void> = [];
-  private worker: Worker | undefined;
-  private slots = 0;
+  /**
+   * The workers whose slots requests lend (one per delivery shard, and per queue being drained),
+   * by their queue's qualified name: a job lends its own worker's slot. Each has its slots, and
+   * the slots lent now: one per job with a request out (a batch's lanes lend their job's one slot once).
+   */
+  private readonly workers = new Map<string, { worker: Worker; slots: number; lent: number }>();
 
   constructor(readonly max: number) {}
 
@@ -36,23 +38,24 @@ export class InFlightRequests {
     return this.waiters.length;
   }
 
-  /** The worker whose slots the requests lend: its concurrency becomes its own plus the slots lent. */
+  /** A worker whose slots the requests of its jobs lend: its concurrency becomes its own plus the slots lent. */
   lendSlotsOf(worker: Worker): void {
     if (!('mainLoopQueue' in worker)) throw new Error('this BullMQ has no Worker.mainLoopQueue: delivery cannot lend slots (BullMQ 6.7 has it)');
-    this.worker = worker;
-    this.slots = worker.concurrency;
+    this.workers.set(worker.qualifiedName, { worker, slots: worker.concurrency, lent: 0 });
   }
 
   /**
    * Waits for one of the `max` requests (FIFO), then, if `lend` (the job has no other request
-   * out), lends the caller's slot until the returned function is called (once the answer or the
-   * deadline came; later calls do nothing).
+   * out), lends the slot of the job's worker (`queue`: the job's queueQualifiedName; the only
+   * worker when omitted) until the returned function is called (once the answer or the deadline
+   * came; later calls do nothing).
    */
-  async begin(lend = true): Promise<() => void> {
+  async begin(lend = true, queue?: string): Promise<() => void> {
     if (this.count < this.max) this.count += 1;
     // Handed over by a request that ended: as many in flight.
     else await new Promise<void>((resolve) => this.waiters.push(resolve));
-    const lent = lend ? this.lend() : undefined;
+    const owner = queue === undefined && this.workers.size === 1 ? [...this.workers.values()][0] : this.workers.get(queue ?? '');
+    const lent = lend && owner ? this.lend(owner) : undefined;
     let ended = false;
     return () => {
       if (ended) return;
@@ -61,26 +64,22 @@ export class InFlightRequests {
       const next = this.waiters.shift();
       if (next) next();
       else this.count -= 1;
-      this.resize();
     };
   }
 
   /** Lends a job's slot until the returned function is called (later calls do nothing). */
-  private lend(): () => void {
-    this.lent += 1;
-    this.resize();
+  private lend(owner: { worker: Worker; slots: number; lent: number }): () => void {
+    const resize = () => void (owner.worker.concurrency = owner.slots + owner.lent);
+    owner.lent += 1;
+    resize();
     // The loop may be waiting for a job to finish before it fetches again: the slot is free now.
-    (this.worker as unknown as MainLoop | undefined)?.mainLoopQueue?.add(Promise.resolve());
+    (owner.worker as unknown as MainLoop).mainLoopQueue?.add(Promise.resolve());
     let returned = false;
     return () => {
       if (returned) return;
       returned = true;
-      this.lent -= 1;
-      this.resize();
+      owner.lent -= 1;
+      resize();
     };
-  }
-
-  private resize() {
-    if (this.worker) this.worker.concurrency = this.slots + this.lent;
   }
 }

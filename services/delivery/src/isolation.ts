@@ -1,4 +1,4 @@
-import { scanKeys } from '@trackway/queues';
+import { deliveryShardNames, endpointKeyPrefix, queueKeyPrefix, scanKeys } from '@trackway/queues';
 import type { Redis } from 'ioredis';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { parkUntil } from './schedule';
@@ -71,7 +71,10 @@ return 0
 `;
 
 export interface IsolationOptions {
+  /** QUEUE_PREFIX: an endpoint's keys take the hash tag of its delivery shard (layout.ts), so its scripts' keys share a slot. */
   prefix: string;
+  /** DELIVERY_QUEUE_SHARDS (default 1). */
+  shards?: number;
   breakerThreshold: number;
   breakerCooldownMs: number;
   /** Concurrent attempts per endpoint across all workers. */
@@ -88,17 +91,20 @@ interface Scripted {
 }
 
 export function createIsolation(redis: Redis, options: IsolationOptions) {
-  const key = (kind: string, endpointId: string) => `${options.prefix}:${kind}:${endpointId}`;
+  const shards = options.shards ?? 1;
+  const key = (kind: string, endpointId: string) => `${endpointKeyPrefix(options.prefix, shards, endpointId)}:${kind}:${endpointId}`;
   redis.defineCommand('trackwayAdmit', { numberOfKeys: 3, lua: ADMIT });
   redis.defineCommand('trackwayFinish', { numberOfKeys: 3, lua: FINISH });
   const scripts = redis as unknown as Scripted;
   const holdMs = options.attemptTimeoutMs + 5_000;
-  const limiters = new Map<number, RateLimiterRedis>();
-  const limiter = (perSecond: number) => {
-    let found = limiters.get(perSecond);
+  const limiters = new Map<string, RateLimiterRedis>();
+  const limiter = (endpointId: string, perSecond: number) => {
+    // rate-limiter-flexible keys `<keyPrefix>:<endpoint id>`: beside the endpoint's other keys.
+    const keyPrefix = `${endpointKeyPrefix(options.prefix, shards, endpointId)}:ratelimit:${perSecond}`;
+    let found = limiters.get(keyPrefix);
     if (!found) {
-      found = new RateLimiterRedis({ storeClient: redis, keyPrefix: `${options.prefix}:ratelimit:${perSecond}`, points: perSecond, duration: 1 });
-      limiters.set(perSecond, found);
+      found = new RateLimiterRedis({ storeClient: redis, keyPrefix, points: perSecond, duration: 1 });
+      limiters.set(keyPrefix, found);
     }
     return found;
   };
@@ -115,7 +121,7 @@ export function createIsolation(redis: Redis, options: IsolationOptions) {
       }
       if (rateLimitPerSecond) {
         try {
-          await limiter(rateLimitPerSecond).consume(endpointId);
+          await limiter(endpointId, rateLimitPerSecond).consume(endpointId);
         } catch (rejection) {
           await redis.zrem(keys[2], token);
           if (rejection instanceof RateLimiterRes)
@@ -169,12 +175,14 @@ export function createIsolation(redis: Redis, options: IsolationOptions) {
     /** Endpoints whose breaker is not closed (at most `limit`), for the metrics scrape. */
     async snapshot(limit: number): Promise<Array<{ endpoint: string; state: 'open' | 'half_open' }>> {
       const found: Array<{ endpoint: string; state: 'open' | 'half_open' }> = [];
-      const pattern = `${options.prefix}:breaker:*`;
-      for (const k of await scanKeys(redis, pattern)) {
-        const openUntil = Number((await redis.hget(k, 'open_until')) ?? 0);
-        if (openUntil === 0) continue;
-        found.push({ endpoint: k.slice(pattern.length - 1), state: Date.now() < openUntil ? 'open' : 'half_open' });
-        if (found.length >= limit) break;
+      for (const shard of deliveryShardNames(shards)) {
+        const pattern = `${queueKeyPrefix(options.prefix, shard)}:breaker:*`;
+        for (const k of await scanKeys(redis, pattern)) {
+          const openUntil = Number((await redis.hget(k, 'open_until')) ?? 0);
+          if (openUntil === 0) continue;
+          found.push({ endpoint: k.slice(pattern.length - 1), state: Date.now() < openUntil ? 'open' : 'half_open' });
+          if (found.length >= limit) return found;
+        }
       }
       return found;
     },

@@ -1,6 +1,6 @@
 import { decodeKey } from '@trackway/config';
 import { createSecretBox } from '@trackway/domain';
-import { createQueue, publishInvalidation } from '@trackway/queues';
+import { bullQueues, createDeliveryQueues, createQueue, findOldDeliveryQueues, findOldLayoutQueues, publishInvalidation } from '@trackway/queues';
 import { createServiceContext, queueList, runMain, serveWorkers } from '@trackway/runtime';
 import { scheduleHousekeeping } from './housekeeping';
 import { DELIVERY_QUEUES, createDeliveryWorkers } from './workers';
@@ -12,13 +12,13 @@ runMain('delivery', async () => {
 
   const queues = {
     events: createQueue('events', producer, config.QUEUE_PREFIX, ctx.reportRedisError),
-    deliveries: createQueue('deliveries', producer, config.QUEUE_PREFIX, ctx.reportRedisError),
+    deliveries: createDeliveryQueues(producer, config.QUEUE_PREFIX, ctx.reportRedisError, config.DELIVERY_QUEUE_SHARDS),
     housekeeping: createQueue('housekeeping', producer, config.QUEUE_PREFIX, ctx.reportRedisError),
   };
   // In the background: the worker serves its health port while Redis is down.
   ctx.startUpStep('schedulers', () => scheduleHousekeeping(queues.housekeeping));
 
-  const { workers, endpoints } = createDeliveryWorkers(
+  const { workers, endpoints, drain } = createDeliveryWorkers(
     {
       prisma: ctx.prisma,
       pool: ctx.pool,
@@ -55,6 +55,16 @@ runMain('delivery', async () => {
     if (kind === 'endpoint') endpoints.clear();
     if (kind === 'offer') endpoints.clearOffers();
   });
-  ctx.metrics.trackQueues(Object.values(queues));
+  // Jobs queued under an older layout (before per-queue hash tags, or another shard count) are
+  // run where they are, by workers of their own, until this process stops (docs/operations.md).
+  ctx.startUpStep('older queues drained', async () => {
+    const kinds = consumed.filter((kind) => kind !== 'deliveries');
+    for (const { name, queue } of await findOldLayoutQueues(producer, config.QUEUE_PREFIX, kinds, ctx.reportRedisError)) workers.push(drain(queue, name));
+    if (!consumed.includes('deliveries')) return;
+    const older = await findOldDeliveryQueues(queues.deliveries, producer, ctx.reportRedisError);
+    for (const queue of older) workers.push(drain(queue, 'deliveries'));
+    if (older.length > 0) logger.info({ queues: older.map((q) => `${q.opts.prefix}:${q.name}`) }, 'draining delivery queues of an older layout');
+  });
+  ctx.metrics.trackQueues(bullQueues(queues));
   await serveWorkers(ctx, { name: 'delivery', workers, queues: consumed, close: () => Promise.all(Object.values(queues).map((q) => q.close())) });
 });

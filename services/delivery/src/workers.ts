@@ -2,10 +2,19 @@ import { setMaxListeners } from 'node:events';
 import type { PgPool, PrismaClient } from '@trackway/db';
 import type { SecretBox } from '@trackway/domain';
 import type { ErrorReporter, Logger } from '@trackway/logger';
-import { DELIVERY_BACKOFF, type JobPayloads, QUEUE, type TypedQueue, cappedExponentialDelay, parseJob } from '@trackway/queues';
+import {
+  DELIVERY_BACKOFF,
+  type DeliveryQueues,
+  type JobPayloads,
+  QUEUE,
+  type TypedQueue,
+  cappedExponentialDelay,
+  parseJob,
+  queueKeyPrefix,
+} from '@trackway/queues';
 import { MAX_BREAKER_SERIES, type Metrics, type PostgresOutage, registerWorker } from '@trackway/runtime';
 import type { AddressPolicy } from '@trackway/webhooks';
-import { type Job, type MinimalJob, type Processor, Worker } from 'bullmq';
+import { type Job, type MinimalJob, type Processor, type Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { DeliveryAttemptFailed, createDeliverHandler } from './deliver';
 import { type EndpointDirectory, createEndpointDirectory } from './endpoints';
@@ -51,7 +60,9 @@ export interface DeliveryDeps {
   connection: Redis;
   /** Shared isolation state and cache invalidation. */
   redis: Redis;
-  queues: { events: TypedQueue<'events'>; deliveries: TypedQueue<'deliveries'> };
+  /** `deliveries`: its shards (DELIVERY_QUEUE_SHARDS), each consumed by a worker of its own. */
+  queues: { events: TypedQueue<'events'>; deliveries: DeliveryQueues };
+  /** QUEUE_PREFIX. */
   prefix: string;
   invalidateEndpoint: (id: string) => Promise<void>;
   logger: Logger;
@@ -69,11 +80,12 @@ export interface DeliveryDeps {
 export function createDeliveryWorkers(
   deps: DeliveryDeps,
   queues: readonly DeliveryQueue[] = DELIVERY_QUEUES,
-): { workers: Worker[]; endpoints: EndpointDirectory } {
+): { workers: Worker[]; endpoints: EndpointDirectory; drain: (queue: Queue, kind: DeliveryQueue) => Worker } {
   const { settings } = deps;
   const endpoints = createEndpointDirectory(deps.prisma, deps.box);
   const isolation = createIsolation(deps.redis, {
     prefix: deps.prefix,
+    shards: deps.queues.deliveries.shards.length,
     breakerThreshold: settings.breakerThreshold,
     breakerCooldownMs: settings.breakerCooldownMs,
     endpointConcurrency: settings.endpointConcurrency,
@@ -121,13 +133,16 @@ export function createDeliveryWorkers(
   } satisfies Record<DeliveryQueue, Processor>;
 
   const concurrency: Record<DeliveryQueue, number> = { events: deps.concurrency.events, deliveries: deps.concurrency.deliveries, housekeeping: 1 };
-  const workers = queues.map((name) =>
-    registerWorker(
-      new Worker(name, handlers[name], {
+  // The delivery workers (one per shard, and per old queue drained): each lends its own slots
+  // (in-flight.ts); the first to close stops the jobs waiting out an outage, the last the sender.
+  const open = new Set<Worker>();
+  const workerOn = (kind: DeliveryQueue, name: string, prefix: string) => {
+    const worker = registerWorker(
+      new Worker(name, handlers[kind], {
         connection: deps.connection,
-        prefix: deps.prefix,
-        concurrency: concurrency[name],
-        maxStalledCount: name === QUEUE.housekeeping ? 1 : MAX_STALLED_COUNT,
+        prefix,
+        concurrency: concurrency[kind],
+        maxStalledCount: kind === QUEUE.housekeeping ? 1 : MAX_STALLED_COUNT,
         ...deps.workerOptions,
         settings: {
           // The retry schedule: the processor computed the delay (jitter, Retry-After) already.
@@ -141,14 +156,25 @@ export function createDeliveryWorkers(
         },
       }),
       deps,
-    ),
+    );
+    if (kind === QUEUE.deliveries) {
+      inFlight.lendSlotsOf(worker);
+      open.add(worker);
+      worker.once('closing', () => closing.abort());
+      worker.once('closed', () => {
+        open.delete(worker);
+        if (open.size === 0) void sender.close();
+      });
+    }
+    return worker;
+  };
+  const workers = queues.flatMap((kind) =>
+    kind === QUEUE.deliveries
+      ? deps.queues.deliveries.all().map((queue) => workerOn(kind, queue.name, queue.opts.prefix!))
+      : [workerOn(kind, kind, queueKeyPrefix(deps.prefix, kind))],
   );
-  const deliveriesWorker = workers.find((w) => w.name === QUEUE.deliveries);
-  if (deliveriesWorker) inFlight.lendSlotsOf(deliveriesWorker);
-  // Jobs waiting out an outage stop waiting when the worker closes; the keep-alive connections
-  // go once it has finished its last job.
-  deliveriesWorker?.once('closing', () => closing.abort());
-  if (deliveriesWorker) deliveriesWorker.once('closed', () => void sender.close());
-  else void sender.close();
-  return { workers, endpoints };
+  if (open.size === 0) void sender.close();
+  /** A worker on a queue of an older layout (findOldLayoutQueues, findOldDeliveryQueues), with the handler of its kind. */
+  const drain = (queue: Queue, kind: DeliveryQueue) => workerOn(kind, queue.name, queue.opts.prefix!);
+  return { workers, endpoints, drain };
 }

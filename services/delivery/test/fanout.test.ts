@@ -57,7 +57,7 @@ it('writes the events of concurrent jobs with one insert and one addBulk', async
     expect(job?.opts).toMatchObject({ attempts: 3, backoff: deliveryJobOptions(SCHEDULE, '').backoff });
     for (const event of events) expect(await jobOf(event.id, endpointId)).toBeUndefined();
   }
-  expect(await h.deliveries.count()).toBe(2);
+  expect(await h.deliveries.shards[0].count()).toBe(2);
 });
 
 it('batches only what a batch may carry: one job per endpoint and JOB_BATCH.deliveries, a lone delivery and a rate-limited endpoint on their own', () => {
@@ -86,17 +86,17 @@ it('queues a first attempt under one job id whoever queues it: a batch fanned ou
   const endpointId = await h.endpoint();
   const [a, b, c] = await h.events(3);
   const { fanOut } = fanOutWith();
-  await h.deliveries.obliterate({ force: true });
+  await h.deliveries.shards[0].obliterate({ force: true });
   await fanOut([a, b, c]);
   const rows = await h.db.prisma.delivery.findMany({ where: { endpointId }, orderBy: { eventId: 'asc' } });
   const batch = { endpointId, deliveries: rows.map((r) => ({ deliveryId: r.id, eventId: r.eventId })) };
   expect((await h.deliveries.getJob(rows[0].batchJobId!))?.data).toEqual(batch);
   // Published again, in another order, by two processes at once: the same job, not a second one.
   await Promise.all([fanOut([c, b, a]), fanOutWith().fanOut([b, a, c])]);
-  expect(await h.deliveries.count()).toBe(1);
+  expect(await h.deliveries.shards[0].count()).toBe(1);
   // Lost (a Redis without persistence restarted, or the fan-out died before queueing it): queued
   // again, the same batch under the same id.
-  await h.deliveries.obliterate({ force: true });
+  await h.deliveries.shards[0].obliterate({ force: true });
   expect(await fanOut([a, b, c])).toEqual({ deliveries: 3 });
   expect((await h.deliveries.getJob(rows[0].batchJobId!))?.data).toEqual(batch);
   for (const event of [a, b, c]) expect(await jobOf(event.id, endpointId)).toBeUndefined();
@@ -104,7 +104,7 @@ it('queues a first attempt under one job id whoever queues it: a batch fanned ou
   // left of its schedule ([0, 50, 100]: two), when its next attempt is due.
   const due = Date.now() + 60_000;
   await h.db.prisma.delivery.update({ where: { id: rows[1].id }, data: { attemptCount: 1, nextAttemptAt: new Date(due) } });
-  await h.deliveries.obliterate({ force: true });
+  await h.deliveries.shards[0].obliterate({ force: true });
   await fanOut([a, b, c]);
   expect(((await h.deliveries.getJob(rows[0].batchJobId!))!.data as DeliveryBatchJob).deliveries).toEqual([batch.deliveries[0], batch.deliveries[2]]);
   const retry = (await jobOf(b.id, endpointId))!;
@@ -142,7 +142,9 @@ it('fans an event out once, however often it is published, in one batch or in tw
   await Promise.all([fanOut([event]), fanOut([event])]);
   await fanOut([event]);
   expect(await h.db.prisma.delivery.count({ where: { eventId: event.id } })).toBe(1);
-  expect((await h.deliveries.getJobs(['waiting', 'delayed', 'prioritized'])).filter((j) => (j.data as DeliveryJob).eventId === event.id)).toHaveLength(1);
+  expect(
+    (await h.deliveries.shards[0].getJobs(['waiting', 'delayed', 'prioritized'])).filter((j) => (j.data as DeliveryJob).eventId === event.id),
+  ).toHaveLength(1);
   expect(await jobOf(event.id, endpointId)).toBeDefined();
 });
 

@@ -268,7 +268,7 @@ describe('gated admission (Redis)', () => {
       clients.push(monitor);
       const seen: string[] = [];
       monitor.on('monitor', (_time: string, args: string[]) => {
-        if (args.some((a) => typeof a === 'string' && a.startsWith(`${prefix}:`))) seen.push(String(args[0]).toLowerCase());
+        if (args.some((a) => typeof a === 'string' && a.startsWith(`{${prefix}:deliveries}:`))) seen.push(String(args[0]).toLowerCase());
       });
       const { gated: g } = gated(client());
       for (let i = 0; i < 3; i++) {

@@ -114,3 +114,50 @@ describe('InFlightRequests: lending a real worker its slots', () => {
     expect(requests.inFlight).toBe(0);
   });
 });
+
+describe('InFlightRequests: one worker per delivery shard', () => {
+  it("lends each job's own worker its slot: a shard whose endpoints hang does not take the other shard's slots", async () => {
+    const prefix = randomPrefix();
+    const connection = createWorkerConnection(TEST_REDIS_URL);
+    const requests = new InFlightRequests(100);
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    const [hanging, quiet] = ['deliveries', 'deliveries-1'].map((name) => new Queue(name, { connection, prefix: `{${prefix}:${name}}` }));
+    const workers = [hanging, quiet].map(
+      (queue) =>
+        new Worker(
+          queue.name,
+          async (job) => {
+            await job.updateProgress(1);
+            const ended = await requests.begin(true, job.queueQualifiedName);
+            await answered;
+            ended();
+          },
+          { connection: createWorkerConnection(TEST_REDIS_URL), prefix: queue.opts.prefix, concurrency: 2 },
+        ),
+    );
+    for (const worker of workers) requests.lendSlotsOf(worker);
+    try {
+      await hanging.addBulk(Array.from({ length: 5 }, (_, i) => ({ name: 'hang', data: {}, opts: { jobId: `hang-${i}` } })));
+      await waitFor(() => requests.inFlight === 5, { what: 'five requests out on the first shard' });
+      expect(workers.map((w) => w.concurrency)).toEqual([2 + 5, 2]);
+      await quiet.add('hang', {}, { jobId: 'other' });
+      await waitFor(() => requests.inFlight === 6, { what: "the other shard's request" });
+      expect(workers.map((w) => w.concurrency)).toEqual([2 + 5, 2 + 1]);
+      answer();
+      await waitFor(async () => (await hanging.getCompletedCount()) === 5 && (await quiet.getCompletedCount()) === 1, { what: 'every job completed' });
+      expect(workers.map((w) => w.concurrency)).toEqual([2, 2]);
+    } finally {
+      answer();
+      await Promise.all(
+        workers.map(async (w) => {
+          await w.close();
+          (w.opts.connection as Redis).disconnect();
+        }),
+      );
+      await Promise.all([hanging, quiet].map((q) => q.close()));
+      connection.disconnect();
+      await deleteRedisPrefix(prefix);
+    }
+  });
+});

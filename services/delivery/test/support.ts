@@ -2,7 +2,7 @@
 // service's own tests, with endpoints and events written the way the API and attribution do.
 import { createSecretBox, createEvent, newId, type EventEnvelope, type EventType } from '@trackway/domain';
 import { writeEvents } from '@trackway/outbox';
-import { createQueue, createWorkerConnection } from '@trackway/queues';
+import { type DeliveryQueues, createDeliveryQueues, createWorkerConnection } from '@trackway/queues';
 import { TEST_REDIS_URL, type TestDatabase, createTestDatabase, deleteRedisPrefix, ignoreErrors, randomPrefix } from '@trackway/testing';
 import { generateSecret } from '@trackway/webhooks';
 import type { Redis } from 'ioredis';
@@ -14,7 +14,7 @@ export interface Harness {
   db: TestDatabase;
   prefix: string;
   redis: Redis;
-  deliveries: ReturnType<typeof createQueue<'deliveries'>>;
+  deliveries: DeliveryQueues;
   endpoints: ReturnType<typeof createEndpointDirectory>;
   /** An enabled endpoint subscribed to `eventTypes`. */
   endpoint(url?: string, eventTypes?: string[]): Promise<string>;
@@ -23,11 +23,11 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(): Promise<Harness> {
+export async function startHarness(options: { shards?: number } = {}): Promise<Harness> {
   const db = await createTestDatabase();
   const prefix = randomPrefix();
   const redis = createWorkerConnection(TEST_REDIS_URL);
-  const deliveries = createQueue('deliveries', redis, prefix, ignoreErrors);
+  const deliveries = createDeliveryQueues(redis, prefix, ignoreErrors, options.shards);
   return {
     db,
     prefix,

@@ -46,8 +46,10 @@ export interface IngestDeps {
   reportRedisError?: ErrorReporter;
   metrics: Metrics;
   health: HealthState;
-  /** TRUST_PROXY, POSTBACK_RATE_LIMIT, AUTH_FAILURE_LIMIT and the Redis prefix of their counters (defaults: false, 0, 30, the queues' prefix). */
+  /** TRUST_PROXY, POSTBACK_RATE_LIMIT, AUTH_FAILURE_LIMIT and the Redis prefix of their counters (defaults: false, 0, 30, the QUEUE_PREFIX the queues were made with). */
   frontDoor?: { trustProxy?: TrustProxy; postbackRateLimit?: number; authFailureLimit?: number; prefix?: string };
+  /** REDIS_WAIT_REPLICAS: a postback's 202 waits for its job to reach this many replicas (0: the master alone). */
+  replicas?: number;
   /** METRICS_TOKEN: /metrics (and /readyz's details) need it as a bearer token; unset, no /metrics. */
   metricsToken?: string;
 }

@@ -1,5 +1,16 @@
 import { ID_BLOCK_SIZE, newIdBlock } from '@trackway/domain';
-import { type ClickJob, JOB_BATCH, POSTBACK_JOB_VERSION, type PostbackJob, type TypedQueue, addJobs, chunk, failFast } from '@trackway/queues';
+import {
+  type ClickJob,
+  JOB_BATCH,
+  POSTBACK_JOB_VERSION,
+  type PostbackJob,
+  RedisUnavailableError,
+  type TypedQueue,
+  addJobs,
+  chunk,
+  failFast,
+  waitForReplicas,
+} from '@trackway/queues';
 import { MicroBatcher } from '@trackway/runtime';
 import type { Redis } from 'ioredis';
 
@@ -10,8 +21,18 @@ export type AcceptedPostback = Omit<PostbackJob, 'postbackId'>;
  * Redis round trip (one `addBulk`) for all of them instead of one per request. Each request
  * still answers only once its own job is in Redis (invariant 1), or 503 if it is not.
  */
-export function createEnqueuers(deps: { redis: Redis; queues: { postbacks: TypedQueue<'postbacks'>; clicks: TypedQueue<'clicks'> } }) {
+/** How long a postback's answer waits for its job to reach REDIS_WAIT_REPLICAS replicas (within failFast's 2 s). */
+export const REPLICA_WAIT_MS = 1_000;
+
+/**
+ * `replicas` (REDIS_WAIT_REPLICAS): a postback is answered 202 only once its job has reached that
+ * many replicas of its master (Redis WAIT), so a failover (the master lost, a replica promoted)
+ * loses no acknowledged postback; fewer in time, and it is answered 503 (its job may still run:
+ * the advertiser's retry is then a duplicate postback, which changes nothing).
+ */
+export function createEnqueuers(deps: { redis: Redis; queues: { postbacks: TypedQueue<'postbacks'>; clicks: TypedQueue<'clicks'> }; replicas?: number }) {
   const { redis, queues } = deps;
+  const replicas = deps.replicas ?? 0;
   // Postback ids are minted per job, in blocks (newIdBlock): every id names its job, so the
   // API finds a queued postback without an index, and a job holds at most one block.
   const postbacks = new MicroBatcher<AcceptedPostback, string>(
@@ -20,12 +41,15 @@ export function createEnqueuers(deps: { redis: Redis; queues: { postbacks: Typed
         const block = newIdBlock('postback');
         return { jobId: block.id, postbacks: list.map((p, i) => ({ postbackId: block.member(i), v: POSTBACK_JOB_VERSION, ...p })) };
       });
-      await failFast(redis, () =>
-        addJobs(
+      await failFast(redis, async () => {
+        await addJobs(
           queues.postbacks,
           jobs.map(({ jobId, postbacks }) => ({ name: 'postbacks', data: { postbacks }, opts: { jobId } })),
-        ),
-      );
+        );
+        if (replicas === 0) return;
+        const acked = await waitForReplicas(redis, queues.postbacks, replicas, REPLICA_WAIT_MS);
+        if (acked < replicas) throw new RedisUnavailableError(`the postbacks reached ${acked} of ${replicas} replica(s) in ${REPLICA_WAIT_MS} ms`);
+      });
       return jobs.flatMap((job) => job.postbacks.map((p) => ({ ok: true as const, value: p.postbackId })));
     },
     // Every turn's postbacks go out at the end of that turn, whatever is still in flight

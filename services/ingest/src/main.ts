@@ -42,6 +42,7 @@ runMain('ingest', async () => {
       authFailureLimit: config.AUTH_FAILURE_LIMIT,
       prefix: config.QUEUE_PREFIX,
     },
+    replicas: config.REDIS_WAIT_REPLICAS,
     metricsToken: config.METRICS_TOKEN,
   });
   await serveHttp(ctx, { name: 'ingest', app, port: config.INGEST_PORT, close: () => Promise.all([queues.postbacks.close(), queues.clicks.close()]) });

@@ -3,6 +3,7 @@ import { blockedBeforeLookup, choosePostbackKey, collectKey, decidePostback, eff
 import { BODY_LIMITS, HttpError, badRequest, rateLimited, tooManyFailures, unavailable } from '@trackway/http';
 import { authFailureGuard, clientAddress, postbackRateLimiter } from '@trackway/runtime';
 import { WebhookVerificationError, verifySignature } from '@trackway/webhooks';
+import { basePrefixOf } from '@trackway/queues';
 import express from 'express';
 import typeIs from 'type-is';
 import type { IngestContext, Query } from './context';
@@ -29,7 +30,7 @@ type RawRequest = IncomingMessage & { rawBody?: Buffer };
  */
 export function createPostbackHandler({ deps, enqueue, trust, reportRedisError, reportLookupError }: IngestContext) {
   const { redis, lookups, metrics } = deps;
-  const prefix = deps.frontDoor?.prefix ?? deps.queues.postbacks.opts.prefix ?? 'trackway';
+  const prefix = deps.frontDoor?.prefix ?? basePrefixOf(deps.queues.postbacks.opts.prefix ?? 'trackway');
   const authFailures = authFailureGuard({ redis, prefix, scope: 'postback', perMinute: deps.frontDoor?.authFailureLimit ?? 30 });
   const postbackRate = postbackRateLimiter({
     redis,

@@ -17,7 +17,7 @@ export default resource({ tag: 'Postbacks', base: '/v1/postbacks', description: 
       const row = await deps.prisma.postback.findUnique({ where: { id: params.id } });
       if (row) return postbackJson(row);
       const [found, state] = await failFast(deps.redis, async () => {
-        const queued = await findQueuedPostback(deps.queues.postbacks, params.id);
+        const queued = await findQueuedPostback([deps.queues.postbacks, ...(deps.olderPostbacks ? [deps.olderPostbacks] : [])], params.id);
         return [queued, queued ? await queued.job.getState() : undefined] as const;
       }).catch((error: unknown) => {
         if (error instanceof RedisUnavailableError) throw unavailable('Queued postbacks cannot be looked up right now; retry later.');
