@@ -16,15 +16,13 @@ import type { Redis } from 'ioredis';
 
 export type AcceptedPostback = Omit<PostbackJob, 'postbackId'>;
 
-/**
- * Enqueues what the requests of one event-loop turn accepted as few jobs as possible: one
- * Redis round trip (one `addBulk`) for all of them instead of one per request. Each request
- * still answers only once its own job is in Redis (invariant 1), or 503 if it is not.
- */
 /** How long a postback's answer waits for its job to reach REDIS_WAIT_REPLICAS replicas (within failFast's 2 s). */
 export const REPLICA_WAIT_MS = 1_000;
 
 /**
+ * Enqueues what the requests of one event-loop turn accepted as few jobs as possible: one
+ * Redis round trip (one `addBulk`) for all of them instead of one per request. Each request
+ * still answers only once its own job is in Redis (invariant 1), or 503 if it is not.
  * `replicas` (REDIS_WAIT_REPLICAS): a postback is answered 202 only once its job has reached that
  * many replicas of its master (Redis WAIT), so a failover (the master lost, a replica promoted)
  * loses no acknowledged postback; fewer in time, and it is answered 503 (its job may still run:
