@@ -80,8 +80,9 @@ it("sends an endpoint's deliveries of one fan-out in one job, in event order, ea
     const rows = await allSettled(ep.id, 5);
     expect(rows.map((row) => row.status)).toEqual(Array(5).fill('succeeded'));
     expect(rows.map((row) => row.attempts.map((x) => [x.number, x.statusCode]))).toEqual(Array(5).fill([[1, 200]]));
-    // One batch per endpoint, named after its first delivery, written on every row.
-    expect(new Set(rows.map((row) => row.batchJobId))).toEqual(new Set([deliveryBatchJobId(rows[0].id)]));
+    // One batch per endpoint (named by a fresh id), written on every row.
+    expect(new Set(rows.map((row) => row.batchJobId))).toEqual(new Set([rows[0].batchJobId]));
+    expect(rows[0].batchJobId).toEqual(deliveryBatchJobId(rows[0].batchJobId!.replace(/-batch$/, '')));
     expect(await stack.queues.deliveries.getJobState(rows[0].batchJobId!)).toBe('completed');
     expect(r.requests.map((q) => q.headers['webhook-id'])).toEqual(events.map((e) => e.id));
   }

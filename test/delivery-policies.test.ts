@@ -8,7 +8,7 @@ import request from 'supertest';
 import { createLogger } from '@trackway/logger';
 import { createWorkerConnection, deliveryJobId } from '@trackway/queues';
 import { Worker as BullWorker, QueueEvents } from 'bullmq';
-import { HOUSEKEEPING, createSweeper, pruneDeliveryLog, scheduleHousekeeping } from '../services/delivery/src/housekeeping';
+import { HOUSEKEEPING, createSweeper, scheduleHousekeeping } from '../services/delivery/src/housekeeping';
 import { type Stack, startStack } from './support/stack';
 
 let stack: Stack;
@@ -130,42 +130,6 @@ it('delivers a burst to an endpoint at its concurrency cap without parking a job
     await queueEvents.close();
     connection.disconnect();
   }
-});
-
-it('prunes the delivery log older than the retention, keeping pending deliveries', async () => {
-  const ep = await createEndpoint('https://retention.example/hook');
-  const old = new Date(Date.now() - 31 * 86_400_000);
-  const [oldEvent, newEvent, pendingEvent] = [
-    createEvent('conversion.approved', {}, old),
-    createEvent('conversion.approved', {}),
-    createEvent('conversion.approved', {}, old),
-  ];
-  await stack.db.prisma.$transaction((tx) => writeEvents(tx, [oldEvent, newEvent, pendingEvent]));
-  await stack.db.prisma.outboxEvent.updateMany({ where: { id: { in: [oldEvent.id, newEvent.id, pendingEvent.id] } }, data: { publishedAt: new Date() } });
-  const make = (eventId: string, status: 'succeeded' | 'pending', createdAt: Date) =>
-    stack.db.prisma.delivery.create({
-      data: {
-        id: newId('delivery'),
-        eventId,
-        endpointId: ep.id,
-        eventType: 'conversion.approved',
-        status,
-        createdAt,
-        attempts: { create: { number: 1, at: createdAt, durationMs: 5, statusCode: 200 } },
-      },
-    });
-  const [oldDelivery, newDelivery, pending] = [
-    await make(oldEvent.id, 'succeeded', old),
-    await make(newEvent.id, 'succeeded', new Date()),
-    await make(pendingEvent.id, 'pending', old),
-  ];
-
-  expect(await pruneDeliveryLog(stack.db.prisma, 30)).toEqual({ deliveries: 1, events: 1 });
-  expect(await stack.db.prisma.delivery.findUnique({ where: { id: oldDelivery.id } })).toBeNull();
-  expect(await stack.db.prisma.deliveryAttempt.count({ where: { deliveryId: oldDelivery.id } })).toBe(0);
-  expect(await stack.db.prisma.outboxEvent.findUnique({ where: { id: oldEvent.id } })).toBeNull();
-  expect(await stack.db.prisma.delivery.findUnique({ where: { id: newDelivery.id } })).not.toBeNull();
-  expect(await stack.db.prisma.delivery.findUnique({ where: { id: pending.id } })).not.toBeNull();
 });
 
 describe('deliveries never stay pending with nothing left to run them', () => {

@@ -137,7 +137,7 @@ describe('the conversion pipeline', () => {
       }),
     ]);
     // The click itself was recorded too (asynchronously, in a batch).
-    await waitFor(() => db.prisma.click.findUnique({ where: { id: clickId } }), { what: 'click row' });
+    await waitFor(() => db.prisma.click.findFirst({ where: { id: clickId } }), { what: 'click row' });
   });
 
   it('turns a storm of 200 concurrent copies of one postback into exactly one conversion, commission and conversion.created', async () => {

@@ -51,7 +51,7 @@ async function emit(type: EventType = 'conversion.approved', data: Record<string
 }
 
 const deliveryOf = async (endpointId: string, eventId: string) => {
-  const row = await waitFor(() => stack.db.prisma.delivery.findUnique({ where: { eventId_endpointId: { eventId, endpointId } } }), { what: 'delivery row' });
+  const row = await waitFor(() => stack.db.prisma.delivery.findFirst({ where: { eventId, endpointId } }), { what: 'delivery row' });
   return row;
 };
 const settled = (id: string, status: 'succeeded' | 'failed' = 'succeeded') =>

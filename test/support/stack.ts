@@ -35,7 +35,7 @@ export const FAST_DELIVERY: DeliverySettings = {
   breakerThreshold: 5,
   breakerCooldownMs: 1_000,
   disableAfterMs: 5 * 86_400_000,
-  retentionDays: 30,
+  retention: { clickDays: 366, postbackDays: 90, deliveryLogDays: 30 },
   endpointConcurrency: 4,
   maxInFlight: defaultMaxInFlight(),
   policy: { allowedCidrs: ['127.0.0.0/8'] },

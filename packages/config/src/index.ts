@@ -227,6 +227,11 @@ export const envSchema = z.object({
   DELIVERY_BREAKER_COOLDOWN: duration('30s'),
   DELIVERY_DISABLE_AFTER: duration('5d'),
   DELIVERY_LOG_RETENTION_DAYS: int(30, 1),
+  // Days clicks are kept: longer than any offer's attribution window (at most 365 days), so a
+  // conversion always finds its click's sub IDs. Reports keep their counts after clicks go.
+  CLICK_RETENTION_DAYS: int(366, 1),
+  // Days postbacks' outcome rows are kept (GET /v1/postbacks/{id}); conversions stay.
+  POSTBACK_RETENTION_DAYS: int(90, 1),
   WEBHOOK_ALLOW_HTTP: bool(false),
   WEBHOOK_ALLOWED_CIDRS: cidrList,
 
@@ -304,6 +309,8 @@ export const serviceEnvSchemas = {
       'DELIVERY_BREAKER_COOLDOWN',
       'DELIVERY_DISABLE_AFTER',
       'DELIVERY_LOG_RETENTION_DAYS',
+      'CLICK_RETENTION_DAYS',
+      'POSTBACK_RETENTION_DAYS',
       'WEBHOOK_ALLOWED_CIDRS',
       'SECRETS_KEY',
     ),

@@ -80,6 +80,9 @@ export function isTransactionConflict(error: unknown): boolean {
  */
 export function classifyDbError(error: unknown): 'unavailable' | 'data' | 'other' {
   const c = code(error);
+  // A row of a time no history partition holds yet (packages/ledger/src/history.ts makes them
+  // days ahead): the data is fine, the table is not ready; a retry will find it.
+  if (isMissingPartition(error)) return 'other';
   if (typeof c === 'string') {
     if (/^(08|53|57P0[1-3])/.test(c)) return 'unavailable';
     if (/^(ECONN|ETIMEDOUT|ENOTFOUND|EAI_|EPIPE|EHOSTUNREACH|ENETUNREACH)/.test(c)) return 'unavailable';
@@ -95,20 +98,28 @@ export function classifyDbError(error: unknown): 'unavailable' | 'data' | 'other
   return 'other';
 }
 
+/** Whether a write failed because no partition holds its row (history partitions are made ahead; a retry succeeds once one is). */
+export function isMissingPartition(error: unknown): boolean {
+  return code(error) === '23514' && /no partition of relation/.test(String((error as Error)?.message));
+}
+
 export type Settled<R> = { ok: true; value: R } | { ok: false; error: unknown };
 
 /**
  * Writes a batch so that a bad row never fails its neighbours: a batch the database refuses
  * for a value (a data or integrity error) is split in halves until the item that causes it
  * stands alone; that item fails with `permanent(item, error)` (it can never be written), the
- * others are written. Any other error (an outage) fails the whole batch, to be retried.
+ * others are written. A row of a time no history partition holds yet is isolated alike but
+ * fails with its error as it is (retried). Any other error (an outage) fails the whole batch, to be retried.
  */
 export async function writeIsolated<T, R>(items: T[], write: (items: T[]) => Promise<R[]>, permanent: (item: T, error: Error) => Error): Promise<Settled<R>[]> {
   try {
     return (await write(items)).map((value) => ({ ok: true, value }));
   } catch (error) {
-    if (classifyDbError(error) !== 'data') return items.map(() => ({ ok: false, error }));
-    if (items.length === 1) return [{ ok: false, error: permanent(items[0], error as Error) }];
+    // A row no partition holds yet is isolated the same way, but fails as it is (a retry may find its partition).
+    const unplaced = isMissingPartition(error);
+    if (!unplaced && classifyDbError(error) !== 'data') return items.map(() => ({ ok: false, error }));
+    if (items.length === 1) return [{ ok: false, error: unplaced ? error : permanent(items[0], error as Error) }];
     const half = Math.ceil(items.length / 2);
     return [...(await writeIsolated(items.slice(0, half), write, permanent)), ...(await writeIsolated(items.slice(half), write, permanent))];
   }

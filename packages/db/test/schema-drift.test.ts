@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { get_dmmf } from '@prisma/prisma-schema-wasm';
+import { HISTORY_TABLES } from '@trackway/domain';
 import { type TestDatabase, TEST_DATABASE_URL, createTestDatabase } from '@trackway/testing';
 import pg from 'pg';
 
@@ -240,7 +241,10 @@ function expectedDefault(field: DmmfField, enums: Map<string, DmmfEnum>): string
  * `predicates`: each partial index's predicate as Postgres prints it (printPredicates), so that
  * it compares with the database's; by default as schema.prisma writes it.
  */
-export function expectedSnapshot(datamodel: Datamodel, predicates = datamodel.predicates): SchemaSnapshot {
+/** The partitioned tables and their partition key's column (packages/domain/src/history.ts). */
+const PARTITIONED = new Map<string, string>(HISTORY_TABLES.map((t) => [t.table, t.column]));
+
+export function expectedSnapshot(datamodel: Datamodel, predicates = datamodel.predicates, partitionedTables = PARTITIONED): SchemaSnapshot {
   const enums = new Map(datamodel.enums.map((e) => [e.name, e]));
   const models = new Map(datamodel.models.map((m) => [m.name, m]));
   const tableName = (model: DmmfModel) => model.dbName ?? model.name;
@@ -279,9 +283,15 @@ export function expectedSnapshot(datamodel: Datamodel, predicates = datamodel.pr
     }
     snapshot.tables.set(table, columns);
 
-    // Foreign keys: the relation field that holds `fields`/`references` owns the constraint.
+    // Prisma cannot say that a table is partitioned: HISTORY_TABLES does (its partitions are the
+    // database's own business and are left out of the comparison).
+    const partitioned = partitionedTables.get(table);
+    if (partitioned) snapshot.constraints.add(`partitioned by range on ${table} (${partitioned})`);
+
+    // Foreign keys: the relation field that holds `fields`/`references` owns the constraint. A
+    // partitioned table's relations have none (schema.prisma says why): none is expected.
     for (const field of model.fields) {
-      if (field.kind !== 'object' || !field.relationFromFields?.length) continue;
+      if (field.kind !== 'object' || !field.relationFromFields?.length || partitioned) continue;
       const target = models.get(field.type)!;
       const columnsFrom = field.relationFromFields.map((f) => columnName(model, f));
       const columnsTo = field.relationToFields!.map((f) => columnName(target, f));
@@ -369,7 +379,7 @@ export async function introspect(client: pg.Client, schema: string): Promise<Sch
 
   const tables = await client.query<{ table: string }>(
     `SELECT c.relname AS table FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND c.relname <> $2`,
+      WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relname <> $2`,
     [schema, BOOKKEEPING_TABLE],
   );
   for (const { table } of tables.rows) snapshot.tables.set(table, new Map());
@@ -399,7 +409,7 @@ export async function introspect(client: pg.Client, schema: string): Promise<Sch
        LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A'
        LEFT JOIN pg_namespace etn ON etn.oid = et.typnamespace
        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-      WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND c.relname <> $2 AND a.attnum > 0 AND NOT a.attisdropped
+      WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relname <> $2 AND a.attnum > 0 AND NOT a.attisdropped
       ORDER BY c.relname, a.attnum`,
     [schema, BOOKKEEPING_TABLE],
   );
@@ -439,7 +449,7 @@ export async function introspect(client: pg.Client, schema: string): Promise<Sch
        JOIN pg_class c ON c.oid = x.indrelid
        JOIN pg_namespace n ON n.oid = c.relnamespace
        JOIN pg_am am ON am.oid = i.relam
-      WHERE n.nspname = $1 AND c.relname <> $2`,
+      WHERE n.nspname = $1 AND NOT c.relispartition AND c.relname <> $2`,
     [schema, BOOKKEEPING_TABLE],
   );
   for (const row of indexes.rows) {
@@ -469,12 +479,22 @@ export async function introspect(client: pg.Client, schema: string): Promise<Sch
        JOIN pg_class c ON c.oid = con.conrelid
        JOIN pg_namespace n ON n.oid = c.relnamespace
        JOIN pg_class rc ON rc.oid = con.confrelid
-      WHERE n.nspname = $1 AND con.contype = 'f' AND c.relname <> $2`,
+      WHERE n.nspname = $1 AND con.contype = 'f' AND NOT c.relispartition AND c.relname <> $2`,
     [schema, BOOKKEEPING_TABLE],
   );
   for (const fk of foreignKeys.rows) {
     snapshot.constraints.add(describeForeignKey(fk.name, fk.table, fk.columns, fk.ref_table, fk.ref_columns, actions[fk.on_delete], actions[fk.on_update]));
   }
+  const partitioned = await client.query<{ table: string; columns: string[]; strategy: string }>(
+    `SELECT c.relname AS table, pt.partstrat AS strategy,
+            (SELECT array_agg(a.attname ORDER BY k.ord) FROM unnest(pt.partattrs::int2[]) WITH ORDINALITY AS k(attnum, ord)
+               JOIN pg_attribute a ON a.attrelid = pt.partrelid AND a.attnum = k.attnum)::text[] AS columns
+       FROM pg_partitioned_table pt JOIN pg_class c ON c.oid = pt.partrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1`,
+    [schema],
+  );
+  for (const p of partitioned.rows)
+    snapshot.constraints.add(`partitioned by ${p.strategy === 'r' ? 'range' : p.strategy === 'l' ? 'list' : 'hash'} on ${p.table} (${p.columns.join(', ')})`);
   return snapshot;
 }
 
@@ -535,11 +555,11 @@ export function diffSnapshots(expected: SchemaSnapshot, actual: SchemaSnapshot):
 }
 
 /** Compares the migrated database schema `schema` with the data model `datamodel`. */
-export async function schemaDrift(datamodel: Datamodel, schema: string): Promise<string[]> {
+export async function schemaDrift(datamodel: Datamodel, schema: string, partitioned = PARTITIONED): Promise<string[]> {
   const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
   await client.connect();
   try {
-    return diffSnapshots(expectedSnapshot(datamodel, await printPredicates(client, datamodel, schema)), await introspect(client, schema));
+    return diffSnapshots(expectedSnapshot(datamodel, await printPredicates(client, datamodel, schema), partitioned), await introspect(client, schema));
   } finally {
     await client.end();
   }
@@ -620,7 +640,8 @@ describe('prisma/migrations vs prisma/schema.prisma', () => {
     expect(expected.tables.get('offers')!.get('created_at')).toEqual({ type: 'timestamp(3) with time zone', nullable: false, default: 'now()' });
     expect(expected.tables.get('postbacks')!.get('params')).toEqual({ type: 'jsonb', nullable: false, default: null });
     expect(expected.constraints).toContain('unique conversions_advertiser_id_order_id_event_key on conversions (advertiser_id, order_id, event)');
-    expect(expected.constraints).toContain('index conversions_status_idx on conversions (status)');
+    expect(expected.constraints).toContain('index conversions_status_id_idx on conversions (status, id)');
+    expect(expected.constraints).toContain('partitioned by range on deliveries (id)');
   });
 
   it('the migrated database matches schema.prisma exactly (no drift in either direction)', () => {
@@ -639,11 +660,14 @@ describe('prisma/migrations vs prisma/schema.prisma', () => {
     const onTopOfClean = (lines: string[]) => [...cleanDiff, ...lines].sort();
 
     it('reports a changed column type and a dropped index, and nothing else', async () => {
-      await execute([`ALTER TABLE "${drifted.schema}".conversions ALTER COLUMN order_id TYPE text`, `DROP INDEX "${drifted.schema}".conversions_status_idx`]);
+      await execute([
+        `ALTER TABLE "${drifted.schema}".conversions ALTER COLUMN order_id TYPE text`,
+        `DROP INDEX "${drifted.schema}".conversions_status_id_idx`,
+      ]);
       expect(await schemaDrift(datamodel, drifted.schema)).toEqual(
         onTopOfClean([
           'column conversions.order_id: type is text, schema.prisma says character varying(255)',
-          'missing from the database: index conversions_status_idx on conversions (status)',
+          'missing from the database: index conversions_status_id_idx on conversions (status, id)',
         ]),
       );
     });
@@ -657,7 +681,9 @@ describe('prisma/migrations vs prisma/schema.prisma', () => {
         `ALTER TABLE ${s}.outbox_events ALTER COLUMN created_at DROP DEFAULT`,
         `ALTER TABLE ${s}.outbox_events ADD COLUMN attempts integer`,
         `ALTER TABLE ${s}.fraud_flags DROP COLUMN rule`,
-        `CREATE TABLE ${s}.stray (id integer PRIMARY KEY)`,
+        `CREATE TABLE ${s}.stray (id integer PRIMARY KEY) PARTITION BY RANGE (id)`,
+        // Its partition is not a table of its own in the report.
+        `CREATE TABLE ${s}.stray_1 PARTITION OF ${s}.stray FOR VALUES FROM (1) TO (10)`,
         `ALTER TYPE ${s}."PayoutType" ADD VALUE 'tiered'`,
         `CREATE TYPE ${s}."Orphan" AS ENUM ('x')`,
         `CREATE INDEX postbacks_status_idx ON ${s}.postbacks (status)`,
@@ -673,7 +699,7 @@ describe('prisma/migrations vs prisma/schema.prisma', () => {
       expect(await schemaDrift(datamodel, drifted.schema)).toEqual(
         onTopOfClean([
           'column conversions.order_id: type is text, schema.prisma says character varying(255)',
-          'missing from the database: index conversions_status_idx on conversions (status)',
+          'missing from the database: index conversions_status_id_idx on conversions (status, id)',
           'column clicks.sub1: is NOT NULL, schema.prisma says NULL',
           'column postbacks.reason: type is character varying(65), schema.prisma says character varying(64)',
           'column offers.attribution_window_days: default is 31, schema.prisma says 30',
@@ -692,6 +718,17 @@ describe('prisma/migrations vs prisma/schema.prisma', () => {
           'not in schema.prisma: foreign key commissions_conversion_id_fkey on commissions (conversion_id) references conversions (id) on delete CASCADE on update CASCADE',
           `missing from the database: index commissions_payable_idx on commissions (affiliate_id, currency, id) where ((status = 'approved'::${drifted.schema}."CommissionStatus") AND (payout_id IS NULL))`,
           'not in schema.prisma: index commissions_payable_idx on commissions (affiliate_id, currency, id) where (payout_id IS NULL)',
+        ]),
+      );
+    });
+
+    it('reports a table that is not partitioned as HISTORY_TABLES says, or partitioned by another key', async () => {
+      const expected = new Map([...PARTITIONED, ['advertisers', 'id'], ['clicks', 'id']]);
+      expect(await schemaDrift(datamodel, clean.schema, expected)).toEqual(
+        onTopOfClean([
+          'missing from the database: partitioned by range on advertisers (id)',
+          'missing from the database: partitioned by range on clicks (id)',
+          'not in schema.prisma: partitioned by range on clicks (created_at)',
         ]),
       );
     });

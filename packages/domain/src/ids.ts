@@ -1,5 +1,5 @@
 import { randomFillSync } from 'node:crypto';
-import { encodeTime, monotonicFactory } from 'ulidx';
+import { encodeTime, monotonicFactory, ulid as ulidAt } from 'ulidx';
 
 // Prefixed ULIDs: sortable by creation time (so keyset pagination on id is newest-first by
 // construction) and self-describing in logs and support tickets.
@@ -31,6 +31,11 @@ const ulid = monotonicFactory(pooledRandom);
 
 export function newId(kind: keyof typeof ID_PREFIX): string {
   return `${ID_PREFIX[kind]}_${ulid()}`;
+}
+
+/** An id as if made at a past or future time (imports, tests, benchmarks): history partitions file rows by their ids' time. */
+export function idAt(kind: keyof typeof ID_PREFIX, at: Date): string {
+  return `${ID_PREFIX[kind]}_${ulidAt(at.getTime(), pooledRandom)}`;
 }
 
 const B32 = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';

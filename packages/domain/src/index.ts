@@ -20,3 +20,4 @@ export * from './postback-intake';
 export * from './partner-postbacks';
 export * from './partner-macros';
 export * from './reports';
+export * from './history';

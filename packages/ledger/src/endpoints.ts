@@ -17,3 +17,15 @@ export async function sealPlaintextHeaders(prisma: PrismaClient, box: SecretBox)
   }
   return sealed;
 }
+
+/**
+ * Deletes an endpoint with its deliveries and their attempts, in one transaction. The delivery log
+ * is partitioned and has no foreign keys (docs/operations.md): what a cascade did, statements do.
+ */
+export async function deleteEndpoint(prisma: PrismaClient, id: string): Promise<void> {
+  await prisma.$transaction([
+    prisma.$executeRaw`DELETE FROM delivery_attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE endpoint_id = ${id})`,
+    prisma.$executeRaw`DELETE FROM deliveries WHERE endpoint_id = ${id}`,
+    prisma.webhookEndpoint.delete({ where: { id } }),
+  ]);
+}

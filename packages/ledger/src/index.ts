@@ -3,3 +3,4 @@ export * from './payouts';
 export * from './endpoints';
 export * from './reports';
 export * from './reports-rebuild';
+export * from './history';

@@ -169,7 +169,7 @@ const clickInsert = (xid: string) =>
           r.ip, r."userAgent", r."clickedAt", ${xid}
      FROM json_to_recordset($1::json) AS r("clickId" varchar, "offerId" int, "affiliateId" int, subs json, ip varchar, "userAgent" varchar, "clickedAt" timestamptz)
     ORDER BY 1
-   ON CONFLICT (id) DO NOTHING`;
+   ON CONFLICT (created_at, id) DO NOTHING`;
 
 /**
  * Click rows, many per statement ($1: the clicks as JSON); a click written before (a job run

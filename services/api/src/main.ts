@@ -1,3 +1,4 @@
+import { startPartitionUpkeep } from '@trackway/ledger';
 import { decodeKey, publicIngestUrl } from '@trackway/config';
 import { createSecretBox } from '@trackway/domain';
 import { sealPlaintextHeaders } from '@trackway/ledger';
@@ -14,6 +15,8 @@ runMain('api', async () => {
   ctx.metrics.trackQueues(bullQueues(queues));
   const olderPostbacks = createOldLayoutQueue('postbacks', producer, config.QUEUE_PREFIX, ctx.reportRedisError);
   // Replays and recovers look for a delivery's job in delivery queues of an older layout too.
+  // It writes events and test deliveries: their partitions are made ahead (so do attribution and delivery).
+  ctx.startUpStep('history partitions', () => startPartitionUpkeep(ctx.pool, ctx.logger));
   ctx.startUpStep('older delivery queues found', () => findOldDeliveryQueues(queues.deliveries, producer, ctx.reportRedisError));
   const secretsKey = decodeKey(config.SECRETS_KEY)!;
   const app = createApp({

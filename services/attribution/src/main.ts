@@ -1,3 +1,4 @@
+import { startPartitionUpkeep } from '@trackway/ledger';
 import { createClickIdCodec } from '@trackway/clickid';
 import { createQueue, findOldLayoutQueues } from '@trackway/queues';
 import { createServiceContext, queueList, runMain, serveWorkers } from '@trackway/runtime';
@@ -16,6 +17,8 @@ runMain('attribution', async () => {
   };
   // One scheduler for the whole cluster: each tick runs on exactly one attribution worker.
   // Upserted in the background: the worker serves its health port while Redis is down.
+  // It writes clicks, postbacks and events: their partitions are made ahead (so do the api and delivery).
+  ctx.startUpStep('history partitions', () => startPartitionUpkeep(ctx.pool, ctx.logger));
   ctx.startUpStep('schedulers', () => queues.outbox.upsertJobScheduler('outbox-relay', { every: config.OUTBOX_RELAY_INTERVAL }, { name: 'relay' }));
   const workers = createWorkers(
     {

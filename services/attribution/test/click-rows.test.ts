@@ -18,8 +18,11 @@ afterEach(async () => {
 });
 
 const clickOf = (fx: Fixture) => h.clickIds.issue({ offerId: fx.offerId, affiliateId: fx.affiliateId, clickedAt: new Date(Date.now() - 60_000) });
+// Written as the click writer does: at the time its id carries (to the second; the row has the milliseconds).
 const writeClickRow = (fx: Fixture, id: string, sub1: string) =>
-  h.db.prisma.click.create({ data: { id, offerId: fx.offerId, affiliateId: fx.affiliateId, sub1, sub2: 'b', createdAt: new Date() } });
+  h.db.prisma.click.create({
+    data: { id, offerId: fx.offerId, affiliateId: fx.affiliateId, sub1, sub2: 'b', createdAt: new Date(h.clickIds.verify(id)!.clickedAt.getTime() + 437) },
+  });
 /** A click job that nothing consumes here: a click queued before the postbacks came. */
 const queueSomeClick = (fx: Fixture) =>
   h.queues.clicks.add('clicks', {

@@ -148,6 +148,6 @@ describe('attribution workers', () => {
     await h.queues.clicks.add('click', { clicks: [clicks[0]] }, { jobId: `${clicks[0].clickId}-again` });
     await waitFor(async () => (await h.queues.clicks.getJob(`${clicks[0].clickId}-again`))?.finishedOn);
     expect(await h.db.prisma.click.count({ where: { offerId: fx.offerId } })).toBe(250);
-    expect(await h.db.prisma.click.findUnique({ where: { id: clicks[7].clickId } })).toMatchObject({ sub1: 's7', affiliateId: fx.affiliateId });
+    expect(await h.db.prisma.click.findFirst({ where: { id: clicks[7].clickId } })).toMatchObject({ sub1: 's7', affiliateId: fx.affiliateId });
   });
 });

@@ -1,5 +1,5 @@
 import { type Queryable, statement, writeIsolated } from '@trackway/db';
-import { newId } from '@trackway/domain';
+import { deliveryIdFor, newId } from '@trackway/domain';
 import {
   type EventJob,
   JOB_BATCH,
@@ -24,7 +24,7 @@ const insertDeliveries = statement<{ id: string; event_id: string; endpoint_id: 
    SELECT id, event_id, endpoint_id, event_type,
           CASE WHEN missing IS NULL THEN '{}'::text[] ELSE ARRAY(SELECT json_array_elements_text(missing::json)) END, batch_job_id, now()
      FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::text[], $6::varchar[]) AS r(id, event_id, endpoint_id, event_type, missing, batch_job_id)
-   ON CONFLICT (event_id, endpoint_id) DO NOTHING
+   ON CONFLICT DO NOTHING
    RETURNING id, event_id, endpoint_id, batch_job_id`,
 );
 
@@ -47,11 +47,16 @@ const pendingDeliveries = statement<Pending>(
 
 /**
  * Which job carries each new delivery's first attempt: an endpoint's deliveries of one fan-out,
- * in event order, travel JOB_BATCH.deliveries to a batch job (named after its first delivery);
+ * in event order, travel JOB_BATCH.deliveries to a batch job (named by a fresh id: delivery ids
+ * are derived from their pair, so two fan-outs of overlapping events would otherwise name two
+ * different batches alike, and the second's job would be dropped as a duplicate of the first's);
  * a lone one, and every one of a rate-limited endpoint (its limit counts requests one by one), in
  * a job of its own (null).
  */
-export function batchJobIds(pairs: Array<{ id: string; endpoint: Pick<LiveEndpoint, 'id' | 'rateLimitPerSecond'> }>): Array<string | null> {
+export function batchJobIds(
+  pairs: Array<{ endpoint: Pick<LiveEndpoint, 'id' | 'rateLimitPerSecond'> }>,
+  name: (first: number) => string = () => newId('delivery'),
+): Array<string | null> {
   const byEndpoint = new Map<string, number[]>();
   pairs.forEach((p, i) => {
     if (p.endpoint.rateLimitPerSecond) return;
@@ -63,7 +68,7 @@ export function batchJobIds(pairs: Array<{ id: string; endpoint: Pick<LiveEndpoi
   for (const indexes of byEndpoint.values())
     for (const group of chunk(indexes, JOB_BATCH.deliveries)) {
       if (group.length < 2) continue;
-      const id = deliveryBatchJobId(pairs[group[0]].id);
+      const id = deliveryBatchJobId(name(group[0]));
       for (const i of group) ids[i] = id;
     }
   return ids;
@@ -81,7 +86,7 @@ export interface FanOutDeps {
  * conversion's affiliate (partnerTargets; its missing macros kept on the delivery) — a
  * `webhook.test` event goes only to the endpoint it names; the API wrote its row already. The events of all the
  * worker's concurrent jobs are written together: one multi-row insert, one read of the pairs
- * that existed, one addBulk. Rows are unique on (event, endpoint) and jobs use the id
+ * that existed, one addBulk. Rows are unique on (event, endpoint) (the id is derived from the pair) and jobs use the id
  * `<event id>-<endpoint id>`, so fanning out the same event twice delivers once; a pair that
  * existed and is still pending is enqueued again, so a crash between insert and enqueue loses
  * nothing (an existing job is not duplicated: same job id).
@@ -119,8 +124,12 @@ export function createFanOut(deps: FanOutDeps) {
     const missing = await Promise.all(
       pairs.map(async (p) => (p.endpoint.partner ? (await endpoints.partnerRequest(p.endpoint.partner, p.event))?.missing : null)),
     );
-    const ids = pairs.map(() => newId('delivery'));
-    const batches = batchJobIds(pairs.map((p, i) => ({ id: ids[i], endpoint: p.endpoint })));
+    // Derived from the pair: the primary key keeps one delivery per event and endpoint across the
+    // table's partitions (and the delivery lands in its event's day). ON CONFLICT DO NOTHING has
+    // no target: a delivery written before the table was partitioned conflicts on its own
+    // partition's unique (event_id, endpoint_id) instead.
+    const ids = pairs.map((p) => deliveryIdFor(p.event.id, p.endpointId));
+    const batches = batchJobIds(pairs);
     const created = await insertDeliveries(pool, [
       ids,
       pairs.map((p) => p.event.id),

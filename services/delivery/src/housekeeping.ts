@@ -1,12 +1,12 @@
-import { type PgPool, type PrismaClient, statement } from '@trackway/db';
+import { type PgPool, statement } from '@trackway/db';
 import type { Logger } from '@trackway/logger';
 import { type DeliveryQueues, type TypedQueue, deliveryJobOptions, deliveryJobStates, deliveryRetryJobOptions } from '@trackway/queues';
 
-const DAY_MS = 86_400_000;
-
 /** The housekeeping queue's job schedulers: what runs, how often, under which job name. */
 export const HOUSEKEEPING = {
-  // The delivery log is pruned every hour (DELIVERY_LOG_RETENTION_DAYS decides what goes).
+  // History past retention is dropped every hour, a partition at a time (CLICK_RETENTION_DAYS,
+  // POSTBACK_RETENTION_DAYS and DELIVERY_LOG_RETENTION_DAYS decide what goes:
+  // packages/ledger/src/history.ts dropExpiredHistory). The scheduler keeps its first name.
   prune: { scheduler: 'prune-delivery-log', everyMs: 3_600_000 },
   // Deliveries left pending without a job are put back every minute.
   sweep: { scheduler: 'sweep-deliveries', everyMs: 60_000 },
@@ -14,17 +14,6 @@ export const HOUSEKEEPING = {
 
 export async function scheduleHousekeeping(queue: TypedQueue<'housekeeping'>): Promise<void> {
   for (const [name, { scheduler, everyMs }] of Object.entries(HOUSEKEEPING)) await queue.upsertJobScheduler(scheduler, { every: everyMs }, { name });
-}
-
-/**
- * Deletes the delivery log (deliveries and, by cascade, attempts) and published events older
- * than DELIVERY_LOG_RETENTION_DAYS. Pending deliveries are kept whatever their age.
- */
-export async function pruneDeliveryLog(prisma: PrismaClient, retentionDays: number, now = new Date()) {
-  const before = new Date(now.getTime() - retentionDays * DAY_MS);
-  const deliveries = await prisma.delivery.deleteMany({ where: { createdAt: { lt: before }, status: { not: 'pending' } } });
-  const events = await prisma.outboxEvent.deleteMany({ where: { createdAt: { lt: before }, publishedAt: { not: null }, deliveries: { none: {} } } });
-  return { deliveries: deliveries.count, events: events.count };
 }
 
 /** A delivery this long overdue (past its next attempt, or created and never attempted) is checked. */
@@ -42,6 +31,8 @@ type Overdue = {
   batch_job_id: string | null;
   attempt_count: number;
 };
+// Served by deliveries_pending_idx (endpoint_id, id) WHERE status = 'pending': it holds only what
+// is pending, a few rows per partition, merged across partitions in (endpoint_id, id) order.
 const overdueDeliveries = statement<Overdue>(
   'deliveries-overdue',
   `SELECT id, event_id, endpoint_id, event_type, replay_count, batch_job_id, attempt_count FROM deliveries

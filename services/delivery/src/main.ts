@@ -1,3 +1,4 @@
+import { startPartitionUpkeep } from '@trackway/ledger';
 import { decodeKey } from '@trackway/config';
 import { createSecretBox } from '@trackway/domain';
 import { bullQueues, createDeliveryQueues, createQueue, findOldDeliveryQueues, findOldLayoutQueues, publishInvalidation } from '@trackway/queues';
@@ -16,6 +17,8 @@ runMain('delivery', async () => {
     housekeeping: createQueue('housekeeping', producer, config.QUEUE_PREFIX, ctx.reportRedisError),
   };
   // In the background: the worker serves its health port while Redis is down.
+  // It writes deliveries and attempts: their partitions are made ahead (so do the api and attribution).
+  ctx.startUpStep('history partitions', () => startPartitionUpkeep(ctx.pool, logger));
   ctx.startUpStep('schedulers', () => scheduleHousekeeping(queues.housekeeping));
 
   const { workers, endpoints, drain } = createDeliveryWorkers(
@@ -43,7 +46,11 @@ runMain('delivery', async () => {
         breakerThreshold: config.DELIVERY_BREAKER_THRESHOLD,
         breakerCooldownMs: config.DELIVERY_BREAKER_COOLDOWN,
         disableAfterMs: config.DELIVERY_DISABLE_AFTER,
-        retentionDays: config.DELIVERY_LOG_RETENTION_DAYS,
+        retention: {
+          clickDays: config.CLICK_RETENTION_DAYS,
+          postbackDays: config.POSTBACK_RETENTION_DAYS,
+          deliveryLogDays: config.DELIVERY_LOG_RETENTION_DAYS,
+        },
         endpointConcurrency: config.DELIVERY_ENDPOINT_CONCURRENCY,
         maxInFlight: config.DELIVERY_MAX_IN_FLIGHT,
         policy: { allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS },

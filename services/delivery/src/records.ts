@@ -60,7 +60,8 @@ const ATTEMPTS_SQL = `
   ), fresh AS (
     -- OFFSET 0 keeps the probe a subplan (an index probe per attempt): as an anti-join, a plan
     -- made while the table looked small hashes all of delivery_attempts on every call.
-    SELECT u.* FROM u WHERE NOT EXISTS (SELECT 1 FROM delivery_attempts x WHERE x.attempt_key = u.attempt_key OFFSET 0)
+    -- delivery_id first: the partition key (one partition probed) and the unique key's first column.
+    SELECT u.* FROM u WHERE NOT EXISTS (SELECT 1 FROM delivery_attempts x WHERE x.delivery_id = u.id AND x.attempt_key = u.attempt_key OFFSET 0)
   ), d AS (
     UPDATE deliveries d SET attempt_count = d.attempt_count + 1, status = u.status::"DeliveryStatus", next_attempt_at = u.next_attempt_at, updated_at = now()
     FROM fresh u WHERE d.id = u.id RETURNING d.id, d.attempt_count, d.endpoint_id

@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import type { PgPool, PrismaClient } from '@trackway/db';
-import type { SecretBox } from '@trackway/domain';
+import type { HistoryRetention, SecretBox } from '@trackway/domain';
 import type { ErrorReporter, Logger } from '@trackway/logger';
 import {
   DELIVERY_BACKOFF,
@@ -19,7 +19,8 @@ import type { Redis } from 'ioredis';
 import { DeliveryAttemptFailed, createDeliverHandler } from './deliver';
 import { type EndpointDirectory, createEndpointDirectory } from './endpoints';
 import { createFanOut } from './fanout';
-import { createSweeper, pruneDeliveryLog } from './housekeeping';
+import { dropExpiredHistory } from '@trackway/ledger';
+import { createSweeper } from './housekeeping';
 import { createGatedIsolation } from './gate';
 import { InFlightRequests } from './in-flight';
 import { createIsolation } from './isolation';
@@ -44,7 +45,8 @@ export interface DeliverySettings {
   breakerThreshold: number;
   breakerCooldownMs: number;
   disableAfterMs: number;
-  retentionDays: number;
+  /** What retention keeps (days), per class of history. */
+  retention: HistoryRetention;
   endpointConcurrency: number;
   /** DELIVERY_MAX_IN_FLIGHT: HTTP requests in flight at once in this process (their jobs' slots lent back). */
   maxInFlight: number;
@@ -129,7 +131,7 @@ export function createDeliveryWorkers(
       parseJob('deliveries', job);
       return deliver(job as Job<JobPayloads['deliveries']>, token);
     },
-    housekeeping: async (job) => (job.name === 'sweep' ? sweep() : pruneDeliveryLog(deps.prisma, settings.retentionDays)),
+    housekeeping: async (job) => (job.name === 'sweep' ? sweep() : dropExpiredHistory(deps.pool, { retention: settings.retention, logger: deps.logger })),
   } satisfies Record<DeliveryQueue, Processor>;
 
   const concurrency: Record<DeliveryQueue, number> = { events: deps.concurrency.events, deliveries: deps.concurrency.deliveries, housekeeping: 1 };

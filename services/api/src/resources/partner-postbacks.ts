@@ -10,6 +10,7 @@ import {
   partnerSettingsOf,
 } from '@trackway/domain';
 import { type FieldErrors, badRequest, notFound } from '@trackway/http';
+import { deleteEndpoint } from '@trackway/ledger';
 import type { ApiDeps } from '../deps';
 import { listPage } from '../pagination';
 import { prefixedIdPath } from '../path-params';
@@ -209,7 +210,7 @@ export default resource(
       answer: { status: 204, description: 'Deleted.' },
       handler: async ({ params, deps }) => {
         const { id: found } = await load(deps, params.id);
-        await deps.prisma.webhookEndpoint.delete({ where: { id: found } });
+        await deleteEndpoint(deps.prisma, found);
         await deps.invalidate('endpoint', found);
       },
     }),

@@ -1,7 +1,8 @@
-import { createEvent, endpointJson, newId, sealHeaders } from '@trackway/domain';
+import { HISTORY_TABLES, boundValue, createEvent, deliveryIdFor, endpointJson, newId, sealHeaders } from '@trackway/domain';
 import { HttpError, badRequest, notFound } from '@trackway/http';
 import { publishOrLeave, writeEvents } from '@trackway/outbox';
 import { checkLiteralHost, generateSecret } from '@trackway/webhooks';
+import { deleteEndpoint } from '@trackway/ledger';
 import type { ApiDeps } from '../deps';
 import { listPage } from '../pagination';
 import { prefixedIdPath } from '../path-params';
@@ -87,11 +88,23 @@ export function deliveriesPage(deps: ApiDeps, endpointId: string, query: z.outpu
   );
 }
 
-/** Re-sends an endpoint's failed deliveries since a time: at most RECOVER_MAX a call. */
+const DELIVERIES = HISTORY_TABLES.find((t) => t.table === 'deliveries')!;
+/** A delivery's id carries its event's time: one created since a time has an id past that time less this (a fan-out's lag, generously). */
+const RECOVER_ID_SLACK_MS = 86_400_000;
+
+/**
+ * Re-sends an endpoint's failed deliveries since a time: at most RECOVER_MAX a call. Bounded by
+ * id as well as by time: only the partitions since then are read, along the (endpoint, status, id) index.
+ */
 export async function recoverFailed(deps: ApiDeps, endpoint: { id: string; enabled: boolean }, since: Date) {
   if (!endpoint.enabled) throw disabled('recovering its deliveries');
   const failed = await deps.prisma.delivery.findMany({
-    where: { endpointId: endpoint.id, status: 'failed', createdAt: { gte: since } },
+    where: {
+      endpointId: endpoint.id,
+      status: 'failed',
+      id: { gte: boundValue(DELIVERIES, new Date(Math.max(0, since.getTime() - RECOVER_ID_SLACK_MS))) },
+      createdAt: { gte: since },
+    },
     orderBy: { id: 'asc' },
     take: RECOVER_MAX + 1,
     select: { id: true },
@@ -112,7 +125,7 @@ export async function sendTestEvent(
 ) {
   if (!endpoint.enabled) throw disabled('sending it a test event');
   const event = createEvent('webhook.test', data);
-  const deliveryId = newId('delivery');
+  const deliveryId = deliveryIdFor(event.id, endpoint.id);
   await deps.prisma.$transaction(async (tx) => {
     await writeEvents(tx, [event]);
     await tx.delivery.create({ data: { id: deliveryId, eventId: event.id, endpointId: endpoint.id, eventType: event.type, missingMacros } });
@@ -210,7 +223,7 @@ export default resource(
       answer: { status: 204, description: 'Deleted.' },
       handler: async ({ params, deps }) => {
         const { id: found } = await load(deps, params.id);
-        await deps.prisma.webhookEndpoint.delete({ where: { id: found } });
+        await deleteEndpoint(deps.prisma, found);
         await deps.invalidate('endpoint', found);
       },
     }),

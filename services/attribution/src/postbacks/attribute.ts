@@ -118,9 +118,11 @@ export async function attributeBatch(deps: AttributeDeps, jobs: PostbackJob[], a
  * waits: an order's postbacks are decided in queue order.
  */
 async function withSubs(deps: AttributeDeps, postbacks: Array<PostbackFacts & { clickWaitSince?: Date }>, verified: Map<string, ClickClaims | null>) {
-  const ids = [...new Set(postbacks.filter((p) => verified.get(p.postbackId)).map((p) => p.clickId))];
+  const clickedAt = new Map(postbacks.filter((p) => verified.get(p.postbackId)).map((p) => [p.clickId, verified.get(p.postbackId)!.clickedAt]));
+  const ids = [...clickedAt.keys()];
+  const findSubs = (list: string[]) => sql.findClickSubs(deps.pool, [list, list.map((id) => clickedAt.get(id)!)]);
   const readAt = Date.now();
-  const rows = new Map(ids.length === 0 ? [] : (await sql.findClickSubs(deps.pool, [ids])).map(({ id, ...subs }) => [id, subs]));
+  const rows = new Map(ids.length === 0 ? [] : (await findSubs(ids)).map(({ id, ...subs }) => [id, subs]));
   const unwritten = ids.filter((id) => !rows.has(id));
   let oldestQueued: number | null = null;
   if (unwritten.length > 0 && deps.clickQueue) {
@@ -128,7 +130,7 @@ async function withSubs(deps: AttributeDeps, postbacks: Array<PostbackFacts & { 
     oldestQueued = look.oldest;
     // A click job completes only after its rows commit: a row missing from a read made after the
     // look was written by no job the look missed. A look taken after the read reads the rows again.
-    if (look.seenAt > readAt) for (const { id, ...subs } of await sql.findClickSubs(deps.pool, [unwritten])) rows.set(id, subs);
+    if (look.seenAt > readAt) for (const { id, ...subs } of await findSubs(unwritten)) rows.set(id, subs);
   }
   const clicks = new Map<string, ClickClaims | null>();
   const deferred = new Set<string>();

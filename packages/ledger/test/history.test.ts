@@ -1,0 +1,186 @@
+// History partitioned by time (packages/ledger/src/history.ts): partitions made ahead and back to
+// where history starts; retention drops whole partitions past each table's setting, keeps a day of
+// the delivery log while anything in it is live (and says why), keeps a week of clicks the reports
+// have not counted, and waits for a busy table in short turns. Uniqueness holds across partitions.
+import { deliveryIdFor, idAt } from '@trackway/domain';
+import { classifyDbError, isMissingPartition } from '@trackway/db';
+import { type TestDatabase, createTestDatabase } from '@trackway/testing';
+import { dropExpiredHistory, ensurePartitions, foldClicks } from '../src';
+
+const DAY = 86_400_000;
+const now = new Date();
+const daysAgo = (days: number) => new Date(now.getTime() - days * DAY);
+const RETENTION = { clickDays: 60, postbackDays: 90, deliveryLogDays: 30 };
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await ensurePartitions(db.pool, { from: daysAgo(120) });
+});
+afterAll(() => db.drop());
+
+async function partitions(table: string): Promise<string[]> {
+  const { rows } = await db.pool.query<{ name: string }>(
+    `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = $1::regclass ORDER BY 1`,
+    [table],
+  );
+  return rows.map((r) => r.name);
+}
+const count = async (sql: string, params: unknown[] = []) => Number((await db.pool.query<{ n: string }>(sql, params)).rows[0].n);
+
+/** An event at a time with one delivery (status) and one attempt. */
+async function deliveryAt(at: Date, status: 'succeeded' | 'failed' | 'pending', published = true) {
+  const eventId = idAt('event', at);
+  const id = deliveryIdFor(eventId, 'ep_history');
+  await db.pool.query(`INSERT INTO outbox_events (id, type, payload, created_at, published_at) VALUES ($1, 'conversion.approved', '{}', $2, $3)`, [
+    eventId,
+    at,
+    published ? at : null,
+  ]);
+  await db.pool.query(
+    `INSERT INTO deliveries (id, event_id, endpoint_id, event_type, status, attempt_count, created_at, updated_at) VALUES ($1, $2, 'ep_history', 'conversion.approved', $3, 1, $4, $4)`,
+    [id, eventId, status, at],
+  );
+  await db.pool.query(
+    `INSERT INTO delivery_attempts (delivery_id, number, at, duration_ms, status_code, attempt_key) VALUES ($1, 1, $2, 5, 200, $1::varchar || '-1')`,
+    [id, at],
+  );
+  return { eventId, id };
+}
+
+describe('ensurePartitions', () => {
+  it('made days back to where history starts (the table below was empty) and a week ahead; a second run makes nothing', async () => {
+    const days = await partitions('deliveries');
+    // The table before history, then one per day from 120 days ago to 7 days ahead.
+    expect(days.filter((d) => d.includes('_before_'))).toHaveLength(1);
+    expect(days.length).toBeGreaterThanOrEqual(120 + 7);
+    const weeks = await partitions('clicks');
+    expect(weeks.length).toBeGreaterThanOrEqual(Math.floor(120 / 7) + 1);
+    expect((await ensurePartitions(db.pool)).created).toEqual([]);
+  });
+
+  it('a row where no partition is yet fails with an error isMissingPartition recognises (the write is retried)', async () => {
+    const far = new Date(now.getTime() + 400 * DAY);
+    const error = await db.pool
+      .query(`INSERT INTO outbox_events (id, type, payload) VALUES ($1, 'conversion.approved', '{}')`, [idAt('event', far)])
+      .catch((e: unknown) => e);
+    expect(isMissingPartition(error)).toBe(true);
+    expect(classifyDbError(error)).toBe('other');
+    expect(isMissingPartition(new Error('duplicate key'))).toBe(false);
+  });
+
+  it('keeps uniqueness across partitions: one delivery per event and endpoint, an attempt number and key once per delivery', async () => {
+    const { eventId, id } = await deliveryAt(daysAgo(3), 'succeeded');
+    const again = await db.pool.query(
+      `INSERT INTO deliveries (id, event_id, endpoint_id, event_type, updated_at) VALUES ($1, $2, 'ep_history', 'conversion.approved', now()) ON CONFLICT DO NOTHING`,
+      [deliveryIdFor(eventId, 'ep_history'), eventId],
+    );
+    expect(again.rowCount).toBe(0);
+    await expect(db.pool.query(`INSERT INTO delivery_attempts (delivery_id, number, at, duration_ms) VALUES ($1, 1, now(), 1)`, [id])).rejects.toMatchObject({
+      code: '23505',
+    });
+    await expect(
+      db.pool.query(`INSERT INTO delivery_attempts (delivery_id, number, at, duration_ms, attempt_key) VALUES ($1, 2, now(), 1, $1::varchar || '-1')`, [id]),
+    ).rejects.toMatchObject({ code: '23505' });
+  });
+});
+
+describe('dropExpiredHistory', () => {
+  it('drops what passed retention, a day of the delivery log as one, and keeps a day holding a pending delivery or an unpublished event, saying why', async () => {
+    const old = await deliveryAt(daysAgo(40), 'succeeded');
+    const oldFailed = await deliveryAt(daysAgo(45), 'failed');
+    const stuck = await deliveryAt(daysAgo(50), 'pending');
+    const unpublished = await deliveryAt(daysAgo(55), 'succeeded', false);
+    const recent = await deliveryAt(daysAgo(10), 'succeeded');
+    await db.pool.query(
+      `INSERT INTO postbacks (id, advertiser_id, status, params, received_at) VALUES ($1, 1, 'accepted', '{}', $2), ($3, 1, 'accepted', '{}', $4)`,
+      [idAt('postback', daysAgo(100)), daysAgo(100), idAt('postback', daysAgo(80)), daysAgo(80)],
+    );
+    const before = await count(`SELECT count(*) AS n FROM deliveries`);
+
+    const report = await dropExpiredHistory(db.pool, { retention: RETENTION });
+
+    const rows = async (ids: string[]) => count(`SELECT count(*) AS n FROM deliveries WHERE id = ANY($1)`, [ids]);
+    expect(await rows([old.id, oldFailed.id])).toBe(0);
+    expect(await count(`SELECT count(*) AS n FROM delivery_attempts WHERE delivery_id = ANY($1)`, [[old.id, oldFailed.id]])).toBe(0);
+    expect(await count(`SELECT count(*) AS n FROM outbox_events WHERE id = ANY($1)`, [[old.eventId, oldFailed.eventId]])).toBe(0);
+    // Kept whole: the pending delivery's day (its event and attempt too), the unpublished event's day.
+    expect(await rows([stuck.id, unpublished.id, recent.id])).toBe(3);
+    expect(await count(`SELECT count(*) AS n FROM delivery_attempts WHERE delivery_id = $1`, [stuck.id])).toBe(1);
+    expect(await count(`SELECT count(*) AS n FROM outbox_events WHERE id = $1`, [stuck.eventId])).toBe(1);
+    const day = (at: Date) => at.toISOString().slice(0, 10).replaceAll('-', '');
+    expect(report.kept).toEqual(
+      expect.arrayContaining([
+        { partition: `deliveries_p${day(daysAgo(50))}`, reason: 'holds pending deliveries' },
+        { partition: `outbox_events_p${day(daysAgo(50))}`, reason: `its day is kept: deliveries_p${day(daysAgo(50))} holds pending deliveries` },
+        { partition: `delivery_attempts_p${day(daysAgo(50))}`, reason: `its day is kept: deliveries_p${day(daysAgo(50))} holds pending deliveries` },
+        { partition: `outbox_events_p${day(daysAgo(55))}`, reason: 'holds unpublished events' },
+      ]),
+    );
+    expect(report.dropped).toEqual(
+      expect.arrayContaining([`deliveries_p${day(daysAgo(40))}`, `delivery_attempts_p${day(daysAgo(45))}`, `postbacks_p${day(daysAgo(100))}`]),
+    );
+    expect(report.dropped).not.toContain(`postbacks_p${day(daysAgo(80))}`);
+    expect(report.dropped.some((p) => p === `deliveries_p${day(daysAgo(29))}`)).toBe(false);
+    expect(await count(`SELECT count(*) AS n FROM postbacks`)).toBe(1);
+    expect(await count(`SELECT count(*) AS n FROM deliveries`)).toBe(before - 2);
+    // Nothing was deleted row by row: the partitions are gone.
+    expect(await partitions('deliveries')).not.toContain(`deliveries_p${day(daysAgo(40))}`);
+
+    // Once the delivery is settled, its day goes at the next run.
+    await db.pool.query(`UPDATE deliveries SET status = 'failed' WHERE id = $1`, [stuck.id]);
+    const next = await dropExpiredHistory(db.pool, { retention: RETENTION });
+    expect(next.dropped).toEqual(
+      expect.arrayContaining([`deliveries_p${day(daysAgo(50))}`, `outbox_events_p${day(daysAgo(50))}`, `delivery_attempts_p${day(daysAgo(50))}`]),
+    );
+    expect(await rows([stuck.id])).toBe(0);
+  });
+
+  it('keeps a week of clicks the reports have not counted; after the fold it goes, and the reports keep their counts', async () => {
+    const at = daysAgo(50);
+    const clicksPast = { ...RETENTION, clickDays: 40 };
+    const clickRow = (i: number) => [`click-${i}`, new Date(at.getTime() + i * 1000)];
+    for (let i = 0; i < 3; i++)
+      await db.pool.query(
+        `INSERT INTO clicks (id, offer_id, affiliate_id, created_at, report_xid) VALUES ($1, 1, 1, $2, (SELECT pg_current_xact_id()::text::bigint))`,
+        clickRow(i),
+      );
+    const kept = await dropExpiredHistory(db.pool, { retention: clicksPast });
+    expect(kept.kept.filter((k) => k.partition.startsWith('clicks_'))).toEqual([
+      { partition: expect.stringMatching(/^clicks_p\d{8}$/), reason: 'holds clicks the reports have not counted yet' },
+    ]);
+    expect(await count(`SELECT count(*) AS n FROM clicks`)).toBe(3);
+
+    expect((await foldClicks(db.pool))?.clicks).toBe(3);
+    const counted = () => count(`SELECT COALESCE(sum(clicks), 0) AS n FROM report_totals WHERE zone = 'UTC'`);
+    expect(await counted()).toBe(3);
+    const dropped = await dropExpiredHistory(db.pool, { retention: clicksPast });
+    expect(dropped.dropped.filter((p) => p.startsWith('clicks_')).length).toBeGreaterThan(0);
+    expect(await count(`SELECT count(*) AS n FROM clicks`)).toBe(0);
+    expect(await counted()).toBe(3);
+  });
+
+  it('waits for a busy table in short turns: a drop blocked by an open transaction goes through once it ends', async () => {
+    await deliveryAt(daysAgo(20), 'succeeded');
+    const reader = await db.pool.connect();
+    try {
+      await reader.query('BEGIN');
+      await reader.query('SELECT count(*) FROM deliveries');
+      const events: string[] = [];
+      const drop = dropExpiredHistory(db.pool, { retention: { ...RETENTION, deliveryLogDays: 10 } }).then((r) => {
+        events.push('dropped');
+        return r;
+      });
+      // The drop asks for its lock, gives it up after 200 ms, and asks again; meanwhile a writer of
+      // another day is not stuck behind it for long.
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      events.push('reader ends');
+      await reader.query('COMMIT');
+      const report = await drop;
+      expect(events).toEqual(['reader ends', 'dropped']);
+      expect(report.dropped.some((p) => p.startsWith('deliveries_p'))).toBe(true);
+    } finally {
+      reader.release();
+    }
+  });
+});
