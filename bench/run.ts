@@ -8,6 +8,7 @@
 //                         a light load's latency beside 20 hanging endpoints vs without them
 //   bench/pipeline.ts     one process per service, two endpoints: the highest sustained rate, e2e latency
 //   bench/cost.ts         the same system at a fixed rate: every process's CPU ms per postback (2 and 20 endpoints)
+//   bench/conversion.ts   the partitioning migration on 5 × 1 M rows of history vs copying the rows
 //   bench/reports.ts      reports over 20 M clicks and 1 M conversions in an embedded PostgreSQL of its own
 //                         (built in minutes): p99 of the API's reports, CSV rows/s (`pnpm bench reports`)
 // --quick: the same table from small counts (≤ 60 s), as CI's smoke test. A run fails (exit 1)
@@ -18,7 +19,7 @@ import { ensureDatabase } from '@trackway/db';
 import { TEST_DATABASE_URL } from '@trackway/testing';
 import { ROOT, type Row, forkTs, machineNote, printTable } from './lib';
 
-const ALL = ['ingest', 'attribution', 'delivery', 'pipeline', 'cost', 'reports'] as const;
+const ALL = ['ingest', 'attribution', 'delivery', 'pipeline', 'cost', 'conversion', 'reports'] as const;
 
 async function runOne(name: string, quick: boolean): Promise<{ rows: Row[]; code: number | null; ms: number }> {
   const started = performance.now();

@@ -1,4 +1,4 @@
-import { type EventEnvelope, type EventType, createEvent, createSecretBox } from '@trackway/domain';
+import { type EventEnvelope, type EventType, createEvent, createSecretBox, deliveryIdFor } from '@trackway/domain';
 import { sealPlaintextHeaders } from '@trackway/ledger';
 import { publishEvents, writeEvents } from '@trackway/outbox';
 import { publishInvalidation } from '@trackway/queues';
@@ -414,5 +414,28 @@ describe('webhook endpoint API', () => {
     expect((await api.patch(`/v1/webhook-endpoints/${id}`, { rate_limit_per_second: 5 }).expect(200)).body.rate_limit_per_second).toBe(5);
     await request(stack.api).delete(`/v1/webhook-endpoints/${id}`).set(stack.auth).expect(204);
     await api.get(`/v1/webhook-endpoints/${id}`).expect(404);
+  });
+
+  it("deleting an endpoint deletes its deliveries and their attempts, and nobody else's (the log has no foreign keys to cascade)", async () => {
+    const gone = await endpoint('https://gone.example/h');
+    const kept = await endpoint('https://kept.example/h');
+    const event = createEvent('conversion.approved', {});
+    await stack.db.prisma.$transaction((tx) => writeEvents(tx, [event]));
+    const ids = { gone: deliveryIdFor(event.id, gone.id), kept: deliveryIdFor(event.id, kept.id) };
+    for (const [endpointId, id] of [
+      [gone.id, ids.gone],
+      [kept.id, ids.kept],
+    ]) {
+      await stack.db.pool.query(
+        `INSERT INTO deliveries (id, event_id, endpoint_id, event_type, status, attempt_count, updated_at) VALUES ($1, $2, $3, $4, 'succeeded', 1, now())`,
+        [id, event.id, endpointId, event.type],
+      );
+      await stack.db.pool.query(`INSERT INTO delivery_attempts (delivery_id, number, at, duration_ms, status_code) VALUES ($1, 1, now(), 4, 200)`, [id]);
+    }
+    await request(stack.api).delete(`/v1/webhook-endpoints/${gone.id}`).set(stack.auth).expect(204);
+    const left = async (table: string, column: string) =>
+      (await stack.db.pool.query(`SELECT ${column} AS id FROM ${table} WHERE ${column} = ANY($1)`, [[ids.gone, ids.kept]])).rows.map((r) => r.id);
+    expect(await left('deliveries', 'id')).toEqual([ids.kept]);
+    expect(await left('delivery_attempts', 'delivery_id')).toEqual([ids.kept]);
   });
 });

@@ -147,7 +147,7 @@ BEGIN
 END $$;
 
 -- The lists the API serves, each by an index in its filters' and its order's columns.
-CREATE INDEX "conversions_order_id_idx" ON "conversions" ("order_id");
+CREATE INDEX "conversions_order_id_id_idx" ON "conversions" ("order_id", "id");
 CREATE INDEX "conversions_advertiser_id_id_idx" ON "conversions" ("advertiser_id", "id");
 CREATE INDEX "conversions_affiliate_id_id_idx" ON "conversions" ("affiliate_id", "id");
 CREATE INDEX "conversions_affiliate_id_status_id_idx" ON "conversions" ("affiliate_id", "status", "id");

@@ -33,12 +33,10 @@ type Overdue = {
 };
 // Served by deliveries_pending_idx (endpoint_id, id) WHERE status = 'pending': it holds only what
 // is pending, a few rows per partition, merged across partitions in (endpoint_id, id) order.
-const overdueDeliveries = statement<Overdue>(
-  'deliveries-overdue',
-  `SELECT id, event_id, endpoint_id, event_type, replay_count, batch_job_id, attempt_count FROM deliveries
+export const OVERDUE_DELIVERIES_SQL = `SELECT id, event_id, endpoint_id, event_type, replay_count, batch_job_id, attempt_count FROM deliveries
    WHERE status = 'pending' AND COALESCE(next_attempt_at, updated_at) < $1::timestamptz AND (endpoint_id, id) > ($2::varchar, $3::varchar)
-   ORDER BY endpoint_id, id LIMIT $4::int`,
-);
+   ORDER BY endpoint_id, id LIMIT $4::int`;
+const overdueDeliveries = statement<Overdue>('deliveries-overdue', OVERDUE_DELIVERIES_SQL);
 
 export interface SweepDeps {
   pool: PgPool;
