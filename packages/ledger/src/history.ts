@@ -171,8 +171,9 @@ async function liveReason(db: Queryable, p: Partition): Promise<string | null> {
  * holds a pending delivery or an unpublished event; a week of clicks is kept while the reports
  * have not counted its clicks. Each table's partitions go in one short transaction (a DROP of
  * each takes the table's exclusive lock for milliseconds; a lock not granted within 200 ms is
- * let go and asked for again, so readers and writers never queue behind it for long); the
- * tables in parallel. Nothing is deleted row by row.
+ * let go and asked for again, so readers and writers never queue behind it for long):
+ * deliveries (checked again under their lock), clicks and postbacks in parallel, then the events
+ * and attempts of the days whose deliveries went. Nothing is deleted row by row.
  */
 export async function dropExpiredHistory(pool: PgPool, options: { now?: Date; retention: HistoryRetention; logger?: Logger }): Promise<RetentionReport> {
   const started = performance.now();
@@ -196,32 +197,74 @@ export async function dropExpiredHistory(pool: PgPool, options: { now?: Date; re
     if (!keptNames.has(p.name) && specOf(p.table).retention === 'delivery_log' && day) kept.push({ partition: p.name, reason: `its day is kept: ${day}` });
   }
   const keep = new Set(kept.map((k) => k.partition));
-  const byTable = new Map<string, string[]>();
-  for (const p of expired.filter((p) => !keep.has(p.name))) byTable.set(p.table, [...(byTable.get(p.table) ?? []), p.name]);
+  const byTable = new Map<string, Array<Partition & { upper: Date }>>();
+  for (const p of expired.filter((p) => !keep.has(p.name))) byTable.set(p.table, [...(byTable.get(p.table) ?? []), p]);
   const tables: Record<string, number> = {};
+  const dropped: string[] = [];
+  const drop = async (table: string, list: Array<Partition & { upper: Date }>, recheck?: (db: Queryable) => Promise<Set<string>>) => {
+    const t0 = performance.now();
+    const live = await dropPartitions(
+      pool,
+      table,
+      list.map((p) => p.name),
+      recheck,
+    );
+    for (const p of list) {
+      if (live.has(p.name)) kept.push({ partition: p.name, reason: 'holds pending deliveries (one became pending while retention ran)' });
+      else dropped.push(p.name);
+    }
+    tables[table] = performance.now() - t0;
+    return list.filter((p) => live.has(p.name));
+  };
+  // Deliveries first, each day checked again under the table's lock (a replay may have made a
+  // delivery pending since the check above); a day whose deliveries stay keeps its events and
+  // attempts. Clicks and postbacks meanwhile.
+  const { deliveries = [], outbox_events: events = [], delivery_attempts: attempts = [], ...others } = Object.fromEntries(byTable);
+  const recheck = async (db: Queryable) => {
+    const live = new Set<string>();
+    for (const p of deliveries) if (await liveReason(db, p)) live.add(p.name);
+    return live;
+  };
+  const [stayed] = await Promise.all([
+    deliveries.length > 0 ? drop('deliveries', deliveries, recheck) : Promise.resolve([]),
+    ...Object.entries(others).map(([table, list]) => drop(table, list)),
+  ]);
+  const staying = new Set(stayed.map((p) => p.upper.getTime()));
+  const ofDroppedDays = (list: Array<Partition & { upper: Date }>) => {
+    for (const p of list.filter((p) => staying.has(p.upper.getTime()))) kept.push({ partition: p.name, reason: 'its day is kept: its deliveries are' });
+    return list.filter((p) => !staying.has(p.upper.getTime()));
+  };
   await Promise.all(
-    [...byTable].map(async ([table, names]) => {
-      const t0 = performance.now();
-      await dropPartitions(pool, names);
-      tables[table] = performance.now() - t0;
-    }),
+    [
+      ['outbox_events', ofDroppedDays(events)],
+      ['delivery_attempts', ofDroppedDays(attempts)],
+    ]
+      .filter(([, list]) => list.length > 0)
+      .map(([table, list]) => drop(table as string, list as Array<Partition & { upper: Date }>)),
   );
-  const dropped = [...byTable.values()].flat();
   if (kept.length > 0) options.logger?.warn({ kept }, 'history partitions past retention kept: they still hold live rows');
   if (dropped.length > 0) options.logger?.info({ dropped: dropped.length, partitions: dropped }, 'history partitions past retention dropped');
   return { dropped, kept, ms: performance.now() - started, tables };
 }
 
-async function dropPartitions(pool: PgPool, names: string[]): Promise<void> {
+/**
+ * Drops a table's partitions in one transaction: its exclusive lock asked for with a short
+ * timeout, given up and asked again (DROP_LOCK_WAITS_MS), so its readers and writers never queue
+ * behind it for long. `recheck`, under the lock, names partitions to keep after all. Returns them.
+ */
+async function dropPartitions(pool: PgPool, table: string, names: string[], recheck?: (db: Queryable) => Promise<Set<string>>): Promise<Set<string>> {
   const client = await pool.connect();
   try {
     for (let attempt = 0; ; attempt++) {
       try {
         await client.query('BEGIN');
         await client.query(`SET LOCAL lock_timeout = '${DROP_LOCK_WAITS_MS[attempt]}ms'`);
-        await client.query(`DROP TABLE IF EXISTS ${names.map(quote).join(', ')}`);
+        await client.query(`LOCK TABLE ${quote(table)} IN ACCESS EXCLUSIVE MODE`);
+        const live = recheck ? await recheck(client) : new Set<string>();
+        const going = names.filter((name) => !live.has(name));
+        if (going.length > 0) await client.query(`DROP TABLE IF EXISTS ${going.map(quote).join(', ')}`);
         await client.query('COMMIT');
-        return;
+        return live;
       } catch (error) {
         await client.query('ROLLBACK').catch(() => {});
         // 55P03 lock_not_available: the table was busy; give its readers and writers room, then ask again.

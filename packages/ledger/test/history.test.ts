@@ -4,7 +4,7 @@
 // have not counted, and waits for a busy table in short turns. Uniqueness holds across partitions.
 import { deliveryIdFor, idAt } from '@trackway/domain';
 import { classifyDbError, isMissingPartition } from '@trackway/db';
-import { type TestDatabase, createTestDatabase } from '@trackway/testing';
+import { type TestDatabase, createTestDatabase, waitFor } from '@trackway/testing';
 import { dropExpiredHistory, ensurePartitions, foldClicks } from '../src';
 
 const DAY = 86_400_000;
@@ -158,6 +158,38 @@ describe('dropExpiredHistory', () => {
     expect(dropped.dropped.filter((p) => p.startsWith('clicks_')).length).toBeGreaterThan(0);
     expect(await count(`SELECT count(*) AS n FROM clicks`)).toBe(0);
     expect(await counted()).toBe(3);
+  });
+
+  it('checks the deliveries again under their lock: one made pending (a replay) while retention waited keeps its day', async () => {
+    const replayed = await deliveryAt(daysAgo(25), 'failed');
+    const holder = await db.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT count(*) FROM deliveries');
+      const drop = dropExpiredHistory(db.pool, { retention: { ...RETENTION, deliveryLogDays: 20 } });
+      // Retention has checked (nothing pending) and waits for the deliveries' lock: a replay commits now.
+      await waitFor(
+        async () =>
+          (await db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'LOCK TABLE "deliveries"%'`)).rowCount! > 0,
+        { what: 'retention waiting for the deliveries lock' },
+      );
+      await holder.query(`UPDATE deliveries SET status = 'pending' WHERE id = $1`, [replayed.id]);
+      await holder.query('COMMIT');
+      const report = await drop;
+      const day = daysAgo(25).toISOString().slice(0, 10).replaceAll('-', '');
+      expect(report.kept).toEqual(
+        expect.arrayContaining([
+          { partition: `deliveries_p${day}`, reason: 'holds pending deliveries (one became pending while retention ran)' },
+          { partition: `outbox_events_p${day}`, reason: 'its day is kept: its deliveries are' },
+          { partition: `delivery_attempts_p${day}`, reason: 'its day is kept: its deliveries are' },
+        ]),
+      );
+      expect(await count(`SELECT count(*) AS n FROM deliveries WHERE id = $1`, [replayed.id])).toBe(1);
+      expect(await count(`SELECT count(*) AS n FROM delivery_attempts WHERE delivery_id = $1`, [replayed.id])).toBe(1);
+      expect(await count(`SELECT count(*) AS n FROM outbox_events WHERE id = $1`, [replayed.eventId])).toBe(1);
+    } finally {
+      holder.release();
+    }
   });
 
   it('waits for a busy table in short turns: a drop blocked by an open transaction goes through once it ends', async () => {
