@@ -81,8 +81,9 @@ export function isTransactionConflict(error: unknown): boolean {
 export function classifyDbError(error: unknown): 'unavailable' | 'data' | 'other' {
   const c = code(error);
   // A row of a time no history partition holds yet (packages/ledger/src/history.ts makes them
-  // days ahead): the data is fine, the table is not ready; a retry will find it.
-  if (isMissingPartition(error)) return 'other';
+  // days ahead): the data is fine, the table is not ready; a retry will find it. A row of a time
+  // retention has dropped (more than a day past) never will: a data error.
+  if (isMissingPartition(error)) return (missingPartitionTime(error) ?? Date.now()) < Date.now() - 86_400_000 ? 'data' : 'other';
   if (typeof c === 'string') {
     if (/^(08|53|57P0[1-3])/.test(c)) return 'unavailable';
     if (/^(ECONN|ETIMEDOUT|ENOTFOUND|EAI_|EPIPE|EHOSTUNREACH|ENETUNREACH)/.test(c)) return 'unavailable';
@@ -103,6 +104,20 @@ export function isMissingPartition(error: unknown): boolean {
   return code(error) === '23514' && /no partition of relation/.test(String((error as Error)?.message));
 }
 
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+/**
+ * The time of the row no partition holds, from the error's detail ("Partition key of the failing
+ * row contains (id) = (dlv_01J…)."): a prefixed ULID's time, or a timestamp; null if unreadable.
+ */
+export function missingPartitionTime(error: unknown): number | null {
+  const key = /\) = \((.*)\)\.?$/.exec(String((error as { detail?: string })?.detail ?? ''))?.[1];
+  if (!key) return null;
+  const ulid = /^[a-z]+_([0-7][0-9A-HJKMNP-TV-Z]{9})/.exec(key)?.[1];
+  if (ulid) return [...ulid].reduce((ms, c) => ms * 32 + CROCKFORD.indexOf(c), 0);
+  const at = Date.parse(key);
+  return Number.isNaN(at) ? null : at;
+}
+
 export type Settled<R> = { ok: true; value: R } | { ok: false; error: unknown };
 
 /**
@@ -110,14 +125,14 @@ export type Settled<R> = { ok: true; value: R } | { ok: false; error: unknown };
  * for a value (a data or integrity error) is split in halves until the item that causes it
  * stands alone; that item fails with `permanent(item, error)` (it can never be written), the
  * others are written. A row of a time no history partition holds yet is isolated alike but
- * fails with its error as it is (retried). Any other error (an outage) fails the whole batch, to be retried.
+ * fails with its error as it is (retried); one of a time retention dropped is permanent. Any other error (an outage) fails the whole batch, to be retried.
  */
 export async function writeIsolated<T, R>(items: T[], write: (items: T[]) => Promise<R[]>, permanent: (item: T, error: Error) => Error): Promise<Settled<R>[]> {
   try {
     return (await write(items)).map((value) => ({ ok: true, value }));
   } catch (error) {
     // A row no partition holds yet is isolated the same way, but fails as it is (a retry may find its partition).
-    const unplaced = isMissingPartition(error);
+    const unplaced = isMissingPartition(error) && classifyDbError(error) === 'other';
     if (!unplaced && classifyDbError(error) !== 'data') return items.map(() => ({ ok: false, error }));
     if (items.length === 1) return [{ ok: false, error: unplaced ? error : permanent(items[0], error as Error) }];
     const half = Math.ceil(items.length / 2);

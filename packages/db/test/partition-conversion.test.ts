@@ -56,6 +56,11 @@ it('keeps every row, partitions the five tables, and keeps uniqueness for rows f
     oldAt,
   ]);
   await q(`INSERT INTO clicks (id, offer_id, affiliate_id, created_at) VALUES ('c1', 1, 1, $1), ('c2', 1, 1, now())`, [oldAt]);
+  // Rows past the cutover (a clock ahead): 10 days on, past the 7 days of partitions made ahead.
+  const ahead = new Date(Date.now() + 10 * DAY);
+  const aheadPostback = idAt('postback', ahead);
+  await q(`INSERT INTO postbacks (id, advertiser_id, status, params, received_at) VALUES ($1, 1, 'accepted', '{}', $2)`, [aheadPostback, ahead]);
+  await q(`INSERT INTO clicks (id, offer_id, affiliate_id, created_at) VALUES ('c3', 1, 1, $1)`, [ahead]);
 
   await migrate(TEST_DATABASE_URL, { schema, dir: REAL_MIGRATIONS, log: () => {} });
 
@@ -68,13 +73,16 @@ it('keeps every row, partitions the five tables, and keeps uniqueness for rows f
     `SELECT (SELECT count(*) FROM clicks)::int AS clicks, (SELECT count(*) FROM postbacks)::int AS postbacks, (SELECT count(*) FROM outbox_events)::int AS events,
             (SELECT count(*) FROM deliveries)::int AS deliveries, (SELECT count(*) FROM delivery_attempts)::int AS attempts`,
   );
-  expect(counts.rows[0]).toEqual({ clicks: 2, postbacks: 2, events: 1, deliveries: 1, attempts: 2 });
+  expect(counts.rows[0]).toEqual({ clicks: 3, postbacks: 3, events: 1, deliveries: 1, attempts: 2 });
   // Where each row is: before the cutover in the converted table; a hand-made id past every ULID in a partition of its own.
   const where = async (table: string, key: string, value: string) =>
     (await q(`SELECT tableoid::regclass::text AS part FROM ${table} WHERE ${key} = $1`, [value])).rows[0].part as string;
   expect(await where('deliveries', 'id', delivery)).toMatch(/^deliveries_before_\d{8}$/);
   expect(await where('postbacks', 'id', 'pb_A')).toBe('postbacks_beyond');
   expect(await where('clicks', 'id', 'c1')).toMatch(/^clicks_before_\d{8}$/);
+  // Set aside and written back into partitions made to hold them.
+  expect(await where('postbacks', 'id', aheadPostback)).toMatch(/^postbacks_p\d{8}$/);
+  expect(await where('clicks', 'id', 'c3')).toMatch(/^clicks_p\d{8}$/);
 
   // One delivery per pair, also for a delivery from before (a random id): a fan-out again writes nothing.
   const again = await q(

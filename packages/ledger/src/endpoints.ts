@@ -21,11 +21,14 @@ export async function sealPlaintextHeaders(prisma: PrismaClient, box: SecretBox)
 /**
  * Deletes an endpoint with its deliveries and their attempts, in one transaction. The delivery log
  * is partitioned and has no foreign keys (docs/operations.md): what a cascade did, statements do.
+ * A delivery a fan-out writes meanwhile (its endpoint still cached) is left without an endpoint:
+ * the worker fails it, the api answers 404 for it, retention drops it with its day.
  */
 export async function deleteEndpoint(prisma: PrismaClient, id: string): Promise<void> {
   await prisma.$transaction([
+    // The endpoint first: from then on, its row is locked until the log is gone.
+    prisma.webhookEndpoint.delete({ where: { id } }),
     prisma.$executeRaw`DELETE FROM delivery_attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE endpoint_id = ${id})`,
     prisma.$executeRaw`DELETE FROM deliveries WHERE endpoint_id = ${id}`,
-    prisma.webhookEndpoint.delete({ where: { id } }),
   ]);
 }

@@ -101,9 +101,9 @@ export async function ensurePartitions(pool: PgPool, options: EnsureOptions = {}
     const existing = await listPartitions(client);
     for (const spec of HISTORY_TABLES) {
       const mine = existing.filter((p): p is Partition & { upper: Date } => p.table === spec.table && p.upper !== null);
-      if (mine.length === 0) throw new Error(`${spec.table} is not partitioned: apply the migrations first (pnpm db:migrate)`);
       const bottom = mine.find((p) => p.lower === null);
-      let top = new Date(Math.max(...mine.map((p) => p.upper.getTime())));
+      // None (retention dropped them all: every service was down past retention): from today.
+      let top = mine.length === 0 ? periodStart(spec, now) : new Date(Math.max(...mine.map((p) => p.upper.getTime())));
       if (options.from && bottom && options.from < bottom.upper) {
         const start = periodStart(spec, options.from);
         const empty = (await client.query(`SELECT NOT EXISTS (SELECT 1 FROM ${quote(bottom.name)}) AS empty`)).rows[0].empty as boolean;
@@ -179,8 +179,13 @@ export async function dropExpiredHistory(pool: PgPool, options: { now?: Date; re
   const started = performance.now();
   const now = options.now ?? new Date();
   const partitions = await listPartitions(pool);
+  // A table's newest partition is never dropped (even after a downtime past retention): partitions
+  // are made on from there.
+  const newest = new Map<string, number>();
+  for (const p of partitions) if (p.upper) newest.set(p.table, Math.max(newest.get(p.table) ?? 0, p.upper.getTime()));
   const expired = partitions.filter(
-    (p): p is Partition & { upper: Date } => p.upper !== null && isExpired(p.upper, retentionDays(specOf(p.table), options.retention), now),
+    (p): p is Partition & { upper: Date } =>
+      p.upper !== null && p.upper.getTime() < newest.get(p.table)! && isExpired(p.upper, retentionDays(specOf(p.table), options.retention), now),
   );
   const kept: KeptPartition[] = [];
   // The delivery log's days by their end: one live table keeps the day's three.

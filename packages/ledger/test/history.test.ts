@@ -3,7 +3,7 @@
 // the delivery log while anything in it is live (and says why), keeps a week of clicks the reports
 // have not counted, and waits for a busy table in short turns. Uniqueness holds across partitions.
 import { deliveryIdFor, idAt } from '@trackway/domain';
-import { classifyDbError, isMissingPartition } from '@trackway/db';
+import { classifyDbError, isMissingPartition, missingPartitionTime } from '@trackway/db';
 import { type TestDatabase, createTestDatabase, waitFor } from '@trackway/testing';
 import { dropExpiredHistory, ensurePartitions, foldClicks } from '../src';
 
@@ -16,7 +16,7 @@ let db: TestDatabase;
 beforeAll(async () => {
   db = await createTestDatabase();
   await ensurePartitions(db.pool, { from: daysAgo(120) });
-});
+}, 120_000);
 afterAll(() => db.drop());
 
 async function partitions(table: string): Promise<string[]> {
@@ -65,7 +65,9 @@ describe('ensurePartitions', () => {
       .query(`INSERT INTO outbox_events (id, type, payload) VALUES ($1, 'conversion.approved', '{}')`, [idAt('event', far)])
       .catch((e: unknown) => e);
     expect(isMissingPartition(error)).toBe(true);
+    expect(missingPartitionTime(error)).toBe(far.getTime());
     expect(classifyDbError(error)).toBe('other');
+
     expect(isMissingPartition(new Error('duplicate key'))).toBe(false);
   });
 
@@ -134,6 +136,13 @@ describe('dropExpiredHistory', () => {
       expect.arrayContaining([`deliveries_p${day(daysAgo(50))}`, `outbox_events_p${day(daysAgo(50))}`, `delivery_attempts_p${day(daysAgo(50))}`]),
     );
     expect(await rows([stuck.id])).toBe(0);
+
+    // A row of a time whose partition retention dropped can never be written: a data error, not retried for ever.
+    const tooOld = await db.pool
+      .query(`INSERT INTO postbacks (id, advertiser_id, status, params, received_at) VALUES ($1, 1, 'accepted', '{}', now())`, [idAt('postback', daysAgo(200))])
+      .catch((e: unknown) => e);
+    expect(isMissingPartition(tooOld)).toBe(true);
+    expect(classifyDbError(tooOld)).toBe('data');
   });
 
   it('keeps a week of clicks the reports have not counted; after the fold it goes, and the reports keep their counts', async () => {
@@ -215,4 +224,24 @@ describe('dropExpiredHistory', () => {
       reader.release();
     }
   });
+
+  // Last: it drops nearly everything.
+  it("after a downtime past every retention, keeps each table's newest partition and makes partitions on from there", async () => {
+    // 12 days on, with retention of a day: every partition is past but the newest (made 7 days ahead).
+    const later = new Date(now.getTime() + 12 * DAY);
+    const short = { clickDays: 1, postbackDays: 1, deliveryLogDays: 1 };
+    // Nothing live is left (else its day would be kept, as above).
+    await db.pool.query(`UPDATE outbox_events SET published_at = now() WHERE published_at IS NULL`);
+    await db.pool.query(`UPDATE deliveries SET status = 'failed' WHERE status = 'pending'`);
+    await dropExpiredHistory(db.pool, { now: later, retention: short });
+    for (const table of ['clicks', 'postbacks', 'outbox_events', 'deliveries', 'delivery_attempts']) {
+      const left = (await partitions(table)).filter((p) => !p.endsWith('_beyond'));
+      expect([table, left.length]).toEqual([table, 1]);
+    }
+    const { created } = await ensurePartitions(db.pool, { now: later });
+    expect(created.filter((p) => p.startsWith('deliveries_p')).length).toBeGreaterThanOrEqual(7);
+    const event = idAt('event', later);
+    await db.pool.query(`INSERT INTO outbox_events (id, type, payload) VALUES ($1, 'conversion.approved', '{}')`, [event]);
+    expect(await count(`SELECT count(*) AS n FROM outbox_events WHERE id = $1`, [event])).toBe(1);
+  }, 120_000);
 });

@@ -20,6 +20,20 @@
 -- are unique per delivery, the partition key; a click's key is (created_at, id). The converted
 -- deliveries (random ids) keep their own unique (event_id, endpoint_id) index.
 
+-- The time a ULID carries (its first 10 characters), or null.
+CREATE FUNCTION pg_temp.ulid_at(id text) RETURNS timestamptz LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+  ms bigint := 0;
+  d int;
+BEGIN
+  FOR i IN 1..10 LOOP
+    d := position(substr(id, i, 1) IN '0123456789ABCDEFGHJKMNPQRSTVWXYZ') - 1;
+    IF d < 0 THEN RETURN NULL; END IF;
+    ms := ms * 32 + d;
+  END LOOP;
+  RETURN to_timestamp(ms / 1000.0);
+END $$;
+
 CREATE FUNCTION pg_temp.ulid_time(at timestamptz) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
   ms bigint := floor(extract(epoch FROM at) * 1000)::bigint;
@@ -96,7 +110,7 @@ ALTER SEQUENCE "delivery_attempts_id_seq" OWNED BY "delivery_attempts"."id";
 ALTER TABLE "clicks" ADD CONSTRAINT "clicks_pkey" PRIMARY KEY ("created_at", "id");
 CREATE INDEX "clicks_offer_id_created_at_idx" ON "clicks" ("offer_id", "created_at");
 CREATE INDEX "clicks_affiliate_id_created_at_idx" ON "clicks" ("affiliate_id", "created_at");
-CREATE INDEX "clicks_report_xid_idx" ON "clicks" USING BRIN ("report_xid");
+CREATE INDEX "clicks_report_xid_idx" ON "clicks" USING BRIN ("report_xid") WITH (pages_per_range = 32, autosummarize = on);
 
 ALTER TABLE "postbacks" ADD CONSTRAINT "postbacks_pkey" PRIMARY KEY ("id");
 CREATE INDEX "postbacks_advertiser_id_received_at_idx" ON "postbacks" ("advertiser_id", "received_at");
@@ -111,6 +125,8 @@ CREATE INDEX "deliveries_endpoint_id_id_idx" ON "deliveries" ("endpoint_id", "id
 CREATE INDEX "deliveries_endpoint_id_status_id_idx" ON "deliveries" ("endpoint_id", "status", "id");
 -- The sweeper's walk and retention's "still pending?" read only pending rows: a small index.
 CREATE INDEX "deliveries_pending_idx" ON "deliveries" ("endpoint_id", "id") WHERE "status" = 'pending';
+-- The console's failed deliveries, newest first: few rows.
+CREATE INDEX "deliveries_failed_idx" ON "deliveries" ("id") WHERE "status" = 'failed';
 
 ALTER TABLE "delivery_attempts" ADD CONSTRAINT "delivery_attempts_pkey" PRIMARY KEY ("delivery_id", "id");
 CREATE UNIQUE INDEX "delivery_attempts_delivery_id_number_key" ON "delivery_attempts" ("delivery_id", "number");
@@ -123,12 +139,24 @@ DECLARE
   t text;
   day timestamptz;
   next timestamptz;
+  horizon timestamptz;
+  prefix text;
 BEGIN
   FOREACH t IN ARRAY ARRAY['clicks', 'postbacks', 'outbox_events', 'deliveries', 'delivery_attempts'] LOOP
     EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES FROM (MINVALUE) TO (%s)', t, t || '_before_' || suffix, pg_temp.bound(t, cutover));
-    -- The next 7 days (clicks: to the end of the week holding the 7th), as ensurePartitions makes them.
+    -- The next 7 days (clicks: to the end of the week holding the 7th), as ensurePartitions makes
+    -- them, and on to the latest row set aside (a clock ahead), at most 400 days ahead.
+    prefix := CASE t WHEN 'postbacks' THEN 'pb_' WHEN 'outbox_events' THEN 'evt_' ELSE 'dlv_' END;
+    IF t = 'clicks' THEN
+      EXECUTE 'SELECT max(created_at) FROM later_clicks' INTO horizon;
+    ELSE
+      EXECUTE format('SELECT max(pg_temp.ulid_at(substr(%I, %s))) FROM %I WHERE %I < %L AND %I LIKE %L', CASE t WHEN 'delivery_attempts' THEN 'delivery_id' ELSE 'id' END,
+        length(prefix) + 1, 'later_' || t, CASE t WHEN 'delivery_attempts' THEN 'delivery_id' ELSE 'id' END, prefix || '1',
+        CASE t WHEN 'delivery_attempts' THEN 'delivery_id' ELSE 'id' END, prefix || '%') INTO horizon;
+    END IF;
+    horizon := LEAST(GREATEST(cutover + interval '7 days', horizon + interval '1 day'), cutover + interval '400 days');
     day := cutover;
-    WHILE day < cutover + interval '7 days' LOOP
+    WHILE day < horizon LOOP
       next := CASE WHEN t = 'clicks'
         THEN (date_trunc('week', day AT TIME ZONE 'UTC') + interval '7 days') AT TIME ZONE 'UTC'
         ELSE day + interval '1 day' END;
@@ -145,14 +173,3 @@ BEGIN
     EXECUTE format('INSERT INTO %I SELECT * FROM %I', t, 'later_' || t);
   END LOOP;
 END $$;
-
--- The lists the API serves, each by an index in its filters' and its order's columns.
-CREATE INDEX "conversions_order_id_id_idx" ON "conversions" ("order_id", "id");
-CREATE INDEX "conversions_advertiser_id_id_idx" ON "conversions" ("advertiser_id", "id");
-CREATE INDEX "conversions_affiliate_id_id_idx" ON "conversions" ("affiliate_id", "id");
-CREATE INDEX "conversions_affiliate_id_status_id_idx" ON "conversions" ("affiliate_id", "status", "id");
-CREATE INDEX "conversions_offer_id_id_idx" ON "conversions" ("offer_id", "id");
-CREATE INDEX "conversions_status_id_idx" ON "conversions" ("status", "id");
-DROP INDEX "conversions_affiliate_id_idx";
-DROP INDEX "conversions_offer_id_idx";
-DROP INDEX "conversions_status_idx";

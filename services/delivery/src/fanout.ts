@@ -1,5 +1,5 @@
 import { type Queryable, statement, writeIsolated } from '@trackway/db';
-import { deliveryIdFor, newId } from '@trackway/domain';
+import { HISTORY_TABLES, boundValue, deliveryIdFor, idTime, newId } from '@trackway/domain';
 import {
   type EventJob,
   JOB_BATCH,
@@ -38,12 +38,23 @@ type Pending = {
   next_attempt_at: Date | null;
   created_at: Date;
 };
+// Per pair, the ids from its event's time to a day after ($3, $4): its delivery's id (derived: the
+// event's time), or one written before the table was partitioned (random, made at its fan-out,
+// moments after its event). One partition or two per pair, not all of them (LATERAL … OFFSET 0).
 const pendingDeliveries = statement<Pending>(
   'deliveries-fan-out-pending',
-  `SELECT d.id, d.event_id, d.endpoint_id, d.batch_job_id, d.attempt_count, d.next_attempt_at, d.created_at FROM deliveries d
-   JOIN unnest($1::varchar[], $2::varchar[]) AS p(event_id, endpoint_id) ON d.event_id = p.event_id AND d.endpoint_id = p.endpoint_id
-   WHERE d.status = 'pending' AND d.replay_count = 0`,
+  `SELECT d.id, d.event_id, d.endpoint_id, d.batch_job_id, d.attempt_count, d.next_attempt_at, d.created_at
+     FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[]) AS p(event_id, endpoint_id, low, high)
+     CROSS JOIN LATERAL (
+       SELECT * FROM deliveries d
+        WHERE d.event_id = p.event_id AND d.endpoint_id = p.endpoint_id AND d.id >= p.low AND d.id < p.high AND d.status = 'pending' AND d.replay_count = 0
+       OFFSET 0) d`,
 );
+const DELIVERIES = HISTORY_TABLES.find((t) => t.table === 'deliveries')!;
+const idRange = (eventId: string) => {
+  const at = idTime(eventId) ?? new Date(0);
+  return [boundValue(DELIVERIES, at), boundValue(DELIVERIES, new Date(at.getTime() + 86_400_000))];
+};
 
 /**
  * Which job carries each new delivery's first attempt: an endpoint's deliveries of one fan-out,
@@ -140,7 +151,11 @@ export function createFanOut(deps: FanOutDeps) {
     ]);
     const createdKeys = new Set(created.map((d) => key(d.event_id, d.endpoint_id)));
     const existing = pairs.filter((p) => !createdKeys.has(key(p.event.id, p.endpointId)));
-    const found = existing.length === 0 ? [] : await pendingDeliveries(pool, [existing.map((p) => p.event.id), existing.map((p) => p.endpointId)]);
+    const ranges = existing.map((p) => idRange(p.event.id));
+    const found =
+      existing.length === 0
+        ? []
+        : await pendingDeliveries(pool, [existing.map((p) => p.event.id), existing.map((p) => p.endpointId), ranges.map((r) => r[0]), ranges.map((r) => r[1])]);
     // A never-attempted row of a batch: left to the batch while that is queued or running; its
     // batch queued again (the rows this fan-out knows of) if the batch is gone (a fan-out that died
     // before queueing it, a Redis that lost it); a job of its own if the batch ran without it (it

@@ -17,10 +17,15 @@ export interface DeliveryRow {
   payload: unknown;
 }
 
+// One probe per delivery and per event (LATERAL … OFFSET 0 is not flattened into a join): each
+// reads one partition of each partitioned table, where a join planned for the batch would weigh
+// (and for a large batch hash) every partition.
 const readDeliveries = statement<DeliveryRow & { id: string }>(
   'deliveries-read',
   `SELECT d.id, d.status::text AS status, d.attempt_count AS "attemptCount", e.payload
-     FROM deliveries d JOIN outbox_events e ON e.id = d.event_id WHERE d.id = ANY($1::varchar[])`,
+     FROM unnest($1::varchar[]) AS k(id)
+     CROSS JOIN LATERAL (SELECT * FROM deliveries d WHERE d.id = k.id OFFSET 0) d
+     CROSS JOIN LATERAL (SELECT e.payload FROM outbox_events e WHERE e.id = d.event_id OFFSET 0) e`,
 );
 
 /** Reads deliveries (status and event payload) for the worker's concurrent jobs, one statement per batch. */
@@ -63,8 +68,10 @@ const ATTEMPTS_SQL = `
     -- delivery_id first: the partition key (one partition probed) and the unique key's first column.
     SELECT u.* FROM u WHERE NOT EXISTS (SELECT 1 FROM delivery_attempts x WHERE x.delivery_id = u.id AND x.attempt_key = u.attempt_key OFFSET 0)
   ), d AS (
+    -- d.id = ANY($1) as well: the partitions of these ids only, pruned when the statement is planned
+    -- (the join alone would be planned over every partition of deliveries).
     UPDATE deliveries d SET attempt_count = d.attempt_count + 1, status = u.status::"DeliveryStatus", next_attempt_at = u.next_attempt_at, updated_at = now()
-    FROM fresh u WHERE d.id = u.id RETURNING d.id, d.attempt_count, d.endpoint_id
+    FROM fresh u WHERE d.id = u.id AND d.id = ANY($1::varchar[]) RETURNING d.id, d.attempt_count, d.endpoint_id
   ), a AS (
     INSERT INTO delivery_attempts (delivery_id, number, at, duration_ms, status_code, error, response_body, attempt_key)
     SELECT d.id, d.attempt_count, u.at, u.duration_ms, u.status_code, u.error, u.response_body, u.attempt_key FROM d JOIN fresh u ON u.id = d.id

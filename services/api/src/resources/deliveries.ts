@@ -14,7 +14,8 @@ async function load(deps: ApiDeps, deliveryId: string) {
     where: { id: deliveryId },
     include: { attempts: { orderBy: { number: 'asc' } }, endpoint: { select: { enabled: true } } },
   });
-  if (!delivery) throw notFound('Delivery');
+  // A delivery whose endpoint is gone (one a fan-out wrote while the endpoint was being deleted) is gone too.
+  if (!delivery?.endpoint) throw notFound('Delivery');
   return delivery;
 }
 

@@ -89,8 +89,12 @@ export function deliveriesPage(deps: ApiDeps, endpointId: string, query: z.outpu
 }
 
 const DELIVERIES = HISTORY_TABLES.find((t) => t.table === 'deliveries')!;
-/** A delivery's id carries its event's time: one created since a time has an id past that time less this (a fan-out's lag, generously). */
-const RECOVER_ID_SLACK_MS = 86_400_000;
+/**
+ * A delivery's id carries its event's time: one created since a time has an id past that time
+ * less its fan-out's lag. Recover reads back this far before `since` (a week: longer than any
+ * outage's backlog; a delivery whose event is older than that is not recovered).
+ */
+const RECOVER_ID_SLACK_MS = 7 * 86_400_000;
 
 /**
  * Re-sends an endpoint's failed deliveries since a time: at most RECOVER_MAX a call. Bounded by

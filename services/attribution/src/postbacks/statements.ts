@@ -25,10 +25,11 @@ export const insertOutcomes = statement<{ id: string }>(
 /**
  * The sub IDs of the batch's clicks whose rows are written (rows are never changed: read outside
  * the transaction); $2: each click's time as its ID carries it (whole seconds). clicks is keyed and
- * partitioned by (created_at, id): each click is one probe of its second in one partition.
+ * partitioned by (created_at, id): each click is one probe of its second in one partition
+ * (OFFSET 0 keeps the LATERAL a per-click probe, not a join planned over every partition).
  */
 export const findClickSubs = statement<{ id: string; sub1: string | null; sub2: string | null; sub3: string | null; sub4: string | null; sub5: string | null }>(
   'attr-find-click-subs',
   `SELECT c.id, c.sub1, c.sub2, c.sub3, c.sub4, c.sub5 FROM unnest($1::varchar[], $2::timestamptz[]) AS k(id, at)
-   CROSS JOIN LATERAL (SELECT * FROM clicks c WHERE c.created_at >= k.at AND c.created_at < k.at + interval '1 second' AND c.id = k.id) c`,
+   CROSS JOIN LATERAL (SELECT * FROM clicks c WHERE c.created_at >= k.at AND c.created_at < k.at + interval '1 second' AND c.id = k.id OFFSET 0) c`,
 );
