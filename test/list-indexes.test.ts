@@ -73,7 +73,8 @@ it.each(cases)('%s: read in index order, no sort', async (_what, sql, params, in
 
 it("an endpoint's deliveries by status: every partition read along (endpoint_id, status, id), newest first, no sort", async () => {
   const text = await plan(`SELECT * FROM deliveries WHERE endpoint_id = $1 AND status = 'failed' ${NEWEST_FIRST}`, ['ep_1']);
-  const copies = await indexCopies('deliveries_endpoint_id_status_id_idx');
+  // Or, on partitions where the planner finds it cheaper, the failed deliveries' partial index (id order too).
+  const copies = [...(await indexCopies('deliveries_endpoint_id_status_id_idx')), ...(await indexCopies('deliveries_failed_idx'))];
   const used = text.split('\n').filter((l) => /Index Scan/.test(l));
   expect(used.length).toBeGreaterThan(60);
   for (const line of used) expect(copies.some((name) => line.includes(` ${name} `))).toBe(true);
