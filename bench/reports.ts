@@ -38,7 +38,7 @@ import { Pool as HttpPool } from 'undici';
 import { createApp } from '../services/api/src/app';
 import { createVerifier, signAdminToken } from '../services/api/src/auth';
 import { ReportParams, reportRequest } from '../services/api/src/report-representations';
-import { ADVERTISERS, AFFILIATES, DAY_MS, OFFERS, type Server, buildDataSet, startServer } from './dataset';
+import { ADVERTISERS, AFFILIATES, DAY_MS, OFFERS, type Server, buildDataSet, startServer, tableSize } from './dataset';
 import {
   QUICK,
   type Row,
@@ -258,7 +258,7 @@ async function main() {
       const counts: Array<{ table: string; n: number; size: string }> = [];
       for (const table of ['clicks', 'conversions', 'report_quarters', 'report_days', 'report_offer_days']) {
         const { rows: r } = await pool.query<{ n: string; size: string }>(
-          `SELECT (SELECT count(*) FROM ${table}) AS n, pg_size_pretty(pg_total_relation_size('${table}')) AS size`,
+          `SELECT (SELECT count(*) FROM ${table}) AS n, pg_size_pretty(${tableSize(table)}) AS size`,
         );
         counts.push({ table, n: Number(r[0].n), size: r[0].size });
       }
