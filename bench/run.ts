@@ -11,15 +11,19 @@
 //   bench/conversion.ts   the partitioning migration on 5 × 1 M rows of history vs copying the rows
 //   bench/reports.ts      reports over 20 M clicks and 1 M conversions in an embedded PostgreSQL of its own
 //                         (built in minutes): p99 of the API's reports, CSV rows/s (`pnpm bench reports`)
-// --quick: the same table from small counts (≤ 60 s), as CI's smoke test. A run fails (exit 1)
-// only when a figure could not be measured or a correctness check failed, never for a slow machine.
+//   bench/scale.ts        three months of history (20 M clicks, 6 M deliveries, …) beside an empty database, in an
+//                         embedded PostgreSQL of its own: retention, the admin list routes, a payout beside a drain,
+//                         click rows/s (`pnpm bench scale`)
+// --quick: the same table from small counts (≤ 60 s a tier; reports and scale build small data
+// sets first, ≤ 4 min), as CI's smoke test. A run fails (exit 1) only when a figure could not be
+// measured or a correctness check failed, never for a slow machine.
 import fs from 'node:fs';
 import path from 'node:path';
 import { ensureDatabase } from '@trackway/db';
 import { TEST_DATABASE_URL } from '@trackway/testing';
 import { ROOT, type Row, forkTs, machineNote, printTable } from './lib';
 
-const ALL = ['ingest', 'attribution', 'delivery', 'pipeline', 'cost', 'conversion', 'reports'] as const;
+const ALL = ['ingest', 'attribution', 'delivery', 'pipeline', 'cost', 'conversion', 'reports', 'scale'] as const;
 
 async function runOne(name: string, quick: boolean): Promise<{ rows: Row[]; code: number | null; ms: number }> {
   const started = performance.now();
@@ -29,8 +33,9 @@ async function runOne(name: string, quick: boolean): Promise<{ rows: Row[]; code
     if (m.type === 'summary' && m.rows) rows.push(...m.rows);
   });
   // Each program bounds itself; this is the backstop: SIGTERM lets it clean up first. The reports
-  // tier builds its data set first (minutes for the full one).
-  const limit = quick ? 85_000 : name === 'reports' ? 3_700_000 : 600_000;
+  // and scale tiers build their data sets first (minutes for the full ones).
+  const atVolume = name === 'reports' || name === 'scale';
+  const limit = quick ? (atVolume ? 240_000 : 85_000) : atVolume ? 3_700_000 : 600_000;
   const term = setTimeout(() => child.kill('SIGTERM'), limit);
   const kill = setTimeout(() => child.kill('SIGKILL'), limit + 15_000);
   const forward = () => child.kill('SIGTERM');

@@ -54,7 +54,7 @@ async function receiver(arrivals: Arrivals): Promise<{ url: string; close(): Pro
   };
 }
 
-function spawnLogged(service: string, env: Record<string, string>, logDir: string): { child: ChildProcess; log: string } {
+export function spawnLogged(service: string, env: Record<string, string>, logDir: string): { child: ChildProcess; log: string } {
   fs.mkdirSync(logDir, { recursive: true });
   const log = path.join(logDir, `${service}.log`);
   const out = fs.openSync(log, 'w');
@@ -68,7 +68,7 @@ function spawnLogged(service: string, env: Record<string, string>, logDir: strin
   return { child, log };
 }
 
-async function waitForLog(log: string, pattern: RegExp, timeoutMs = 30_000): Promise<RegExpExecArray> {
+export async function waitForLog(log: string, pattern: RegExp, timeoutMs = 30_000): Promise<RegExpExecArray> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const text = fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : '';

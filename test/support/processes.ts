@@ -56,7 +56,7 @@ export async function startService(
 }
 
 /** The environment that points a service process at a test stack's database and queues. */
-export function stackEnv(stack: Pick<Stack, 'db' | 'prefix'>, overrides: Record<string, string> = {}): Record<string, string> {
+export function stackEnv(stack: { db: Pick<Stack['db'], 'url'>; prefix: string }, overrides: Record<string, string> = {}): Record<string, string> {
   return {
     DATABASE_URL: stack.db.url,
     REDIS_URL: TEST_REDIS_URL,
