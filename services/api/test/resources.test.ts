@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createFixture, type Fixture } from '@trackway/testing';
+import { deliveryIdFor, idAt } from '@trackway/domain';
+import { ensurePartitions } from '@trackway/ledger';
 import request from 'supertest';
 import { type ApiHarness, METRICS_TOKEN, startApi } from './helpers';
 
@@ -511,5 +513,39 @@ describe('metrics', () => {
     const after = await listSeries();
     expect(after).toEqual([expect.stringContaining('route="/v1/affiliates/"')]);
     expect(count(after) - count(before)).toBe(3);
+  });
+});
+
+describe("an endpoint's deliveries", () => {
+  it('pages through every day of the log newest first, a page found in the fewest days that fill it (3, 35, then all)', async () => {
+    await ensurePartitions(h.db.pool, { from: new Date(Date.now() - 60 * 86_400_000) });
+    const endpointId = (
+      await api()
+        .post('/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/days', event_types: ['*'] })
+        .expect(201)
+    ).body.id;
+    // A failed delivery every 4 days back to 56 days ago (and a succeeded one beside each): 15 failed.
+    const failed: string[] = [];
+    for (let days = 0; days <= 56; days += 4) {
+      for (const status of ['failed', 'succeeded']) {
+        const event = idAt('event', new Date(Date.now() - days * 86_400_000 - 60_000));
+        const id = deliveryIdFor(event, endpointId);
+        await h.db.pool.query(
+          `INSERT INTO deliveries (id, event_id, endpoint_id, event_type, status, attempt_count, updated_at) VALUES ($1, $2, $3, 'conversion.approved', $4, 1, now())`,
+          [id, event, endpointId, status],
+        );
+        if (status === 'failed') failed.push(id);
+      }
+    }
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const res = await api()
+        .get(`/v1/webhook-endpoints/${endpointId}/deliveries?status=failed&limit=4${cursor ? `&cursor=${cursor}` : ''}`)
+        .expect(200);
+      seen.push(...res.body.data.map((d: { id: string; status: string }) => (d.status === 'failed' ? d.id : `not failed: ${d.id}`)));
+      cursor = res.body.next_cursor ?? undefined;
+    } while (cursor);
+    expect(seen).toEqual([...failed].sort().reverse());
   });
 });

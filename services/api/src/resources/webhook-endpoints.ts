@@ -1,4 +1,4 @@
-import { HISTORY_TABLES, boundValue, createEvent, deliveryIdFor, endpointJson, newId, sealHeaders } from '@trackway/domain';
+import { HISTORY_TABLES, boundValue, createEvent, deliveryIdFor, endpointJson, idTime, newId, sealHeaders } from '@trackway/domain';
 import { HttpError, badRequest, notFound } from '@trackway/http';
 import { publishOrLeave, writeEvents } from '@trackway/outbox';
 import { checkLiteralHost, generateSecret } from '@trackway/webhooks';
@@ -78,17 +78,34 @@ export const disabled = (what: string) => new HttpError(409, 'endpoint_disabled'
 
 // What webhook endpoints and partner postbacks (rows of one table, delivered by one engine) do alike.
 
+const DELIVERIES = HISTORY_TABLES.find((t) => t.table === 'deliveries')!;
+
+/**
+ * Windows a page of deliveries is looked for in, back from its cursor (or now), in days: the
+ * deliveries table holds a partition a day, and a query bounded by id is planned over the
+ * partitions of its window only (over all of them, a planning cost that grows with retention).
+ * A wider window is asked only when the narrower did not fill the page; the last is unbounded.
+ */
+const PAGE_WINDOWS_DAYS = [3, 35, null] as const;
+
 /** An endpoint's deliveries, newest first, filtered by status. */
 export function deliveriesPage(deps: ApiDeps, endpointId: string, query: z.output<typeof EndpointDeliveriesList>) {
   return listPage(
     query,
     'string',
-    ({ id, ...keyset }) => deps.prisma.delivery.findMany({ where: { endpointId, status: query.status, id }, ...keyset }),
+    async ({ id, ...keyset }) => {
+      const from = (id ? idTime(id.lt) : null) ?? new Date();
+      for (const days of PAGE_WINDOWS_DAYS) {
+        const gte = days === null ? undefined : boundValue(DELIVERIES, new Date(from.getTime() - days * 86_400_000));
+        const rows = await deps.prisma.delivery.findMany({ where: { endpointId, status: query.status, id: { ...id, gte } }, ...keyset });
+        if (rows.length >= keyset.take || days === null) return rows;
+      }
+      return [];
+    },
     deliveryJson,
   );
 }
 
-const DELIVERIES = HISTORY_TABLES.find((t) => t.table === 'deliveries')!;
 /**
  * A delivery's id carries its event's time: one created since a time has an id past that time
  * less its fan-out's lag. Recover reads back this far before `since` (a week: longer than any
