@@ -35,7 +35,7 @@ async function runOne(name: string, quick: boolean): Promise<{ rows: Row[]; code
   // Each program bounds itself; this is the backstop: SIGTERM lets it clean up first. The reports
   // and scale tiers build their data sets first (minutes for the full ones).
   const atVolume = name === 'reports' || name === 'scale';
-  const limit = quick ? (atVolume ? 240_000 : 85_000) : atVolume ? 3_700_000 : 600_000;
+  const limit = quick ? (atVolume ? 240_000 : 85_000) : name === 'scale' ? 7_300_000 : atVolume ? 3_700_000 : 600_000;
   const term = setTimeout(() => child.kill('SIGTERM'), limit);
   const kill = setTimeout(() => child.kill('SIGKILL'), limit + 15_000);
   const forward = () => child.kill('SIGTERM');

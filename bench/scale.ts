@@ -38,7 +38,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createClickIdCodec } from '@trackway/clickid';
 import { createDatabase, migrate } from '@trackway/db';
-import { createSecretBox, newId, newIdBlock } from '@trackway/domain';
+import { boundValue, createSecretBox, newId, newIdBlock } from '@trackway/domain';
 import {
   POSTBACK_JOB_VERSION,
   type PostbackJob,
@@ -276,6 +276,10 @@ let orders = 0;
 /** DRAIN approved postbacks queued at once; timed until every outcome row is written and every webhook arrived. */
 async function drain(s: Session, queue: TypedQueue<'postbacks'>, receivers: Receivers): Promise<Drained> {
   const codec = createClickIdCodec(STACK_SECRET);
+  // Ids minted from here on sort after these bounds (as a partition's bound is written): the polls
+  // below read the newest partitions only.
+  const since = new Date(Date.now() - 1_000);
+  const idsFrom = (prefix: string) => boundValue({ key: { kind: 'id', prefix } }, since);
   const receivedAt = new Date().toISOString();
   const postbacks: Omit<PostbackJob, 'postbackId'>[] = Array.from({ length: DRAIN }, () => ({
     v: POSTBACK_JOB_VERSION,
@@ -296,16 +300,16 @@ async function drain(s: Session, queue: TypedQueue<'postbacks'>, receivers: Rece
   }
   const webhooks = DRAIN * EVENTS_PER_POSTBACK * s.endpoints.length;
   const before = receivers.total();
-  const startedAt = new Date();
   const t0 = performance.now();
   await addJobs(queue, jobs);
   let outcomesMs = 0;
   let webhooksMs = 0;
   while (performance.now() - t0 < DRAIN_TIMEOUT_MS) {
     if (!outcomesMs) {
-      const { rows } = await s.pool.query<{ n: string }>('SELECT count(*) AS n FROM postbacks WHERE advertiser_id = $1 AND received_at = $2', [
+      const { rows } = await s.pool.query<{ n: string }>('SELECT count(*) AS n FROM postbacks WHERE id >= $3 AND advertiser_id = $1 AND received_at = $2', [
         LIVE_ADVERTISER,
         receivedAt,
+        idsFrom('pb_'),
       ]);
       if (Number(rows[0].n) >= DRAIN) outcomesMs = performance.now() - t0;
     }
@@ -315,7 +319,7 @@ async function drain(s: Session, queue: TypedQueue<'postbacks'>, receivers: Rece
   }
   // Settled: every attempt of the drain recorded, its deliveries no longer pending (what the checks count stands still).
   while (performance.now() - t0 < DRAIN_TIMEOUT_MS && webhooksMs) {
-    const { rows } = await s.pool.query<{ n: string }>(`SELECT count(*) AS n FROM deliveries WHERE created_at >= $1 AND status = 'pending'`, [startedAt]);
+    const { rows } = await s.pool.query<{ n: string }>(`SELECT count(*) AS n FROM deliveries WHERE id >= $1 AND status = 'pending'`, [idsFrom('dlv_')]);
     if (Number(rows[0].n) === 0) break;
     await sleep(20);
   }
@@ -368,8 +372,9 @@ async function historyCounts(pool: pg.Pool, cutoff: Date, until: Date) {
 }
 
 async function runRetention(s: Session): Promise<string> {
-  const { dropped, kept } = await dropExpiredHistory(s.pool, { retention: RETENTION });
-  return `dropExpiredHistory: ${dropped.length} partitions dropped${kept.length ? `, ${kept.length} kept (${kept.map((k) => `${k.partition}: ${k.reason}`).join('; ')})` : ''}`;
+  const { dropped, kept, tables } = await dropExpiredHistory(s.pool, { retention: RETENTION });
+  const each = Object.entries(tables).map(([table, t]) => `${table} ${ms(t)}`);
+  return `dropExpiredHistory: ${dropped.length} partitions dropped${each.length ? ` (${each.join(', ')})` : ''}${kept.length ? `, ${kept.length} kept (${kept.map((k) => `${k.partition}: ${k.reason}`).join('; ')})` : ''}`;
 }
 
 /** Figure 1: the retention step, with drains beside it, and drains without it before and after. */
@@ -589,6 +594,7 @@ interface ClickFigures {
 async function clickFigure(s: Session, children: ChildProcess[]): Promise<ClickFigures> {
   const paths = (n: number, tag: string) =>
     Array.from({ length: n }, (_, i) => `/click?offer_id=${LIVE_OFFER}&affiliate_id=${LIVE_AFFILIATE}&sub1=pc-${tag}-${i}&sub2=campaign-${i % 50}`);
+  const since = new Date(Date.now() - 60_000);
   const load = await runHttpLoadInChild({ port: s.ingestPort, warmup: paths(CLICK_WARMUP, 'w'), paths: paths(CLICK_BACKLOG, 'm'), concurrency: 32 });
   const answered = (load.statuses['302'] ?? 0) + (load.warmupStatuses['302'] ?? 0);
   const worker = forkTs('bench/worker-child.ts', {
@@ -604,7 +610,9 @@ async function clickFigure(s: Session, children: ChildProcess[]): Promise<ClickF
   let written = 0;
   while (written < answered && performance.now() - t0 < DRAIN_TIMEOUT_MS) {
     await sleep(25);
-    written = Number((await s.pool.query<{ n: string }>('SELECT count(*) AS n FROM clicks WHERE offer_id = $1', [LIVE_OFFER])).rows[0].n);
+    written = Number(
+      (await s.pool.query<{ n: string }>('SELECT count(*) AS n FROM clicks WHERE created_at >= $2 AND offer_id = $1', [LIVE_OFFER, since])).rows[0].n,
+    );
   }
   const elapsed = performance.now() - t0;
   worker.send({ type: 'stop' });
@@ -648,7 +656,7 @@ async function main() {
   const problems: string[] = [];
   const started = performance.now();
   try {
-    await withDeadline('scale bench', size(3_600_000, 210_000), async () => {
+    await withDeadline('scale bench', size(7_200_000, 210_000), async () => {
       console.log(machineNote());
       console.log(
         `scale bench: ${CLICKS.toLocaleString('en-US')} clicks and ${CONVERSIONS.toLocaleString('en-US')} conversions over ${DAYS} days with their history, beside a database without history; ` +
