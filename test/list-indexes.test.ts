@@ -3,7 +3,7 @@
 // reads, and recover reads only the partitions since its time. The planner is told to avoid a
 // sequential scan and a sort where it can (an empty table would otherwise be scanned): a plan that
 // still sorts or scans means no index fits. The volumes behind it are measured by `pnpm bench scale`.
-import { HISTORY_TABLES, boundValue } from '@trackway/domain';
+import { deliveryIdFloor } from '@trackway/domain';
 import { ensurePartitions } from '@trackway/ledger';
 import { type TestDatabase, createTestDatabase } from '@trackway/testing';
 import type pg from 'pg';
@@ -83,10 +83,9 @@ it("an endpoint's deliveries by status: every partition read along (endpoint_id,
 
 it('recover reads only the partitions since its time, along (endpoint_id, status, id)', async () => {
   const since = new Date(Date.now() - 3 * DAY);
-  const deliveries = HISTORY_TABLES.find((t) => t.table === 'deliveries')!;
   const text = await plan(
     `SELECT id FROM deliveries WHERE endpoint_id = $1 AND status = 'failed' AND id >= $2 AND created_at >= $3 ORDER BY id ASC LIMIT 1001`,
-    ['ep_1', boundValue(deliveries, new Date(since.getTime() - DAY)), since],
+    ['ep_1', deliveryIdFloor(new Date(since.getTime() - DAY)), since],
   );
   const scans = text.split('\n').filter((l) => /Index Scan/.test(l));
   // From a day before `since` to the partitions made ahead: 4 days back, 7 ahead, and the last ids' partition.

@@ -33,6 +33,16 @@ export const HISTORY_TABLES: readonly HistoryTableSpec[] = [
   { table: 'delivery_attempts', column: 'delivery_id', key: { kind: 'id', prefix: `${ID_PREFIX.delivery}_` }, days: 1, retention: 'delivery_log' },
 ];
 
+/** A history table's spec. */
+export function historyTable(table: HistoryTable): HistoryTableSpec {
+  return HISTORY_TABLES.find((t) => t.table === table)!;
+}
+
+/** The smallest delivery id of a time: ids of deliveries whose events came at or after it sort at or above it. */
+export function deliveryIdFloor(at: Date): string {
+  return boundValue(historyTable('deliveries'), at);
+}
+
 export interface HistoryRetention {
   clickDays: number;
   postbackDays: number;

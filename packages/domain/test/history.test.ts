@@ -1,7 +1,22 @@
-import { HISTORY_TABLES, boundTime, boundValue, deliveryIdFor, idTime, isExpired, newId, periodStart, planPartitions, retentionDays, utcDay } from '../src';
+import {
+  HISTORY_TABLES,
+  type HistoryTable,
+  boundTime,
+  boundValue,
+  deliveryIdFloor,
+  deliveryIdFor,
+  historyTable,
+  idTime,
+  isExpired,
+  newId,
+  periodStart,
+  planPartitions,
+  retentionDays,
+  utcDay,
+} from '../src';
 
 const at = (iso: string) => new Date(iso);
-const spec = (table: string) => HISTORY_TABLES.find((t) => t.table === table)!;
+const spec = (table: string) => historyTable(table as HistoryTable);
 
 describe('planPartitions', () => {
   const cases: Array<[string, string, string, string, Array<[string, string, string]>]> = [
@@ -81,6 +96,11 @@ describe('deliveryIdFor', () => {
   });
   it('spreads pairs: 10,000 endpoints of one event give 10,000 ids', () => {
     expect(new Set(Array.from({ length: 10_000 }, (_, i) => deliveryIdFor(event, `ep_${i}`))).size).toBe(10_000);
+  });
+  it("sorts at or above its event time's floor (deliveryIdFloor) and below the next millisecond's: a bound by time finds it", () => {
+    const t = idTime(event)!;
+    const id = deliveryIdFor(event, 'ep_A');
+    expect(deliveryIdFloor(t) <= id && id < deliveryIdFloor(new Date(t.getTime() + 1))).toBe(true);
   });
   it('an event id that is not a ULID takes time 0 (the oldest partition)', () => {
     expect(idTime(deliveryIdFor('evt_test', 'ep_A'))).toEqual(new Date(0));

@@ -1,11 +1,13 @@
-import type { PgPool, Queryable } from '@trackway/db';
+import { type PgPool, type Queryable, inTransaction } from '@trackway/db';
 import {
   HISTORY_TABLES,
   type HistoryRetention,
+  type HistoryTable,
   type HistoryTableSpec,
   PARTITIONS_AHEAD_DAYS,
   boundTime,
   boundValue,
+  historyTable,
   isExpired,
   periodStart,
   planPartitions,
@@ -65,9 +67,7 @@ async function listPartitions(db: Queryable): Promise<Partition[]> {
   });
 }
 
-function specOf(table: string): HistoryTableSpec {
-  return HISTORY_TABLES.find((t) => t.table === table)!;
-}
+const specOf = (table: string): HistoryTableSpec => historyTable(table as HistoryTable);
 
 async function createPartition(db: Queryable, spec: HistoryTableSpec, name: string, from: Date | null, to: Date) {
   const lower = from === null ? 'MINVALUE' : `'${boundValue(spec, from)}'`;
@@ -92,51 +92,37 @@ export interface EnsureOptions {
  */
 export async function ensurePartitions(pool: PgPool, options: EnsureOptions = {}): Promise<{ created: string[] }> {
   const now = options.now ?? new Date();
-  const client = await pool.connect();
-  const created: string[] = [];
-  try {
-    await client.query('BEGIN');
+  return inTransaction(pool, async (client) => {
+    const created: string[] = [];
+    const make = async (spec: HistoryTableSpec, name: string, from: Date | null, to: Date) => {
+      await createPartition(client, spec, name, from, to);
+      created.push(name);
+    };
     await client.query(`SET LOCAL lock_timeout = '5s'`);
     await client.query(`SELECT pg_advisory_xact_lock(${UPKEEP_LOCK})`);
     const existing = await listPartitions(client);
     for (const spec of HISTORY_TABLES) {
       const mine = existing.filter((p): p is Partition & { upper: Date } => p.table === spec.table && p.upper !== null);
       const bottom = mine.find((p) => p.lower === null);
-      // None (retention dropped them all: every service was down past retention): from today.
-      let top = mine.length === 0 ? periodStart(spec, now) : new Date(Math.max(...mine.map((p) => p.upper.getTime())));
+      const exists = (start: Date) => mine.some((p) => p.lower?.getTime() === start.getTime());
       if (options.from && bottom && options.from < bottom.upper) {
         const start = periodStart(spec, options.from);
         const empty = (await client.query(`SELECT NOT EXISTS (SELECT 1 FROM ${quote(bottom.name)}) AS empty`)).rows[0].empty as boolean;
         if (empty && start < bottom.upper) {
-          // Up to the first partition that exists (the last one ends there, not at its period's end).
-          const days = planPartitions(spec, start, bottom.upper)
-            .filter((r) => !mine.some((p) => p.lower?.getTime() === r.start.getTime()))
-            .map((r) => ({ ...r, end: new Date(Math.min(r.end.getTime(), bottom.upper.getTime())) }));
           await client.query(`DROP TABLE ${quote(bottom.name)}`);
-          const before = `${spec.table}_before_${start.toISOString().slice(0, 10).replaceAll('-', '')}`;
-          await createPartition(client, spec, before, null, start);
-          created.push(before);
-          for (const r of days) {
-            await createPartition(client, spec, r.name, r.start, r.end);
-            created.push(r.name);
-          }
+          await make(spec, `${spec.table}_before_${start.toISOString().slice(0, 10).replaceAll('-', '')}`, null, start);
+          // Up to the first partition that exists (the last one ends there, not at its period's end).
+          for (const r of planPartitions(spec, start, bottom.upper).filter((r) => !exists(r.start)))
+            await make(spec, r.name, r.start, new Date(Math.min(r.end.getTime(), bottom.upper.getTime())));
         }
       }
-      top = new Date(Math.max(top.getTime(), bottom?.upper.getTime() ?? 0));
-      for (const r of planPartitions(spec, top, new Date(now.getTime() + PARTITIONS_AHEAD_DAYS * DAY_MS))) {
-        if (mine.some((p) => p.lower?.getTime() === r.start.getTime())) continue;
-        await createPartition(client, spec, r.name, r.start, r.end);
-        created.push(r.name);
-      }
+      // From the newest partition's end; none left (retention dropped them all after a downtime past it): from today.
+      const top = mine.length === 0 ? periodStart(spec, now) : new Date(Math.max(...mine.map((p) => p.upper.getTime())));
+      for (const r of planPartitions(spec, top, new Date(now.getTime() + PARTITIONS_AHEAD_DAYS * DAY_MS)).filter((r) => !exists(r.start)))
+        await make(spec, r.name, r.start, r.end);
     }
-    await client.query('COMMIT');
     return { created };
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 export interface KeptPartition {

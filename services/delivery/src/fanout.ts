@@ -1,5 +1,5 @@
 import { type Queryable, statement, writeIsolated } from '@trackway/db';
-import { HISTORY_TABLES, boundValue, deliveryIdFor, idTime, newId } from '@trackway/domain';
+import { deliveryIdFloor, deliveryIdFor, idTime, newId } from '@trackway/domain';
 import {
   type EventJob,
   JOB_BATCH,
@@ -50,10 +50,9 @@ const pendingDeliveries = statement<Pending>(
         WHERE d.event_id = p.event_id AND d.endpoint_id = p.endpoint_id AND d.id >= p.low AND d.id < p.high AND d.status = 'pending' AND d.replay_count = 0
        OFFSET 0) d`,
 );
-const DELIVERIES = HISTORY_TABLES.find((t) => t.table === 'deliveries')!;
 const idRange = (eventId: string) => {
   const at = idTime(eventId) ?? new Date(0);
-  return [boundValue(DELIVERIES, at), boundValue(DELIVERIES, new Date(at.getTime() + 86_400_000))];
+  return [deliveryIdFloor(at), deliveryIdFloor(new Date(at.getTime() + 86_400_000))];
 };
 
 /**

@@ -1,4 +1,4 @@
-import { HISTORY_TABLES, boundValue } from '@trackway/domain';
+import { deliveryIdFloor } from '@trackway/domain';
 import type { ApiDeps } from '../deps';
 import { type Html, count, html, when } from './html';
 import { type PageContext, csrfField } from './layout';
@@ -30,7 +30,6 @@ export function successPercent(s: { succeeded: number; failed: number }): string
 }
 
 /** Webhook endpoints and partner postbacks (one table, one delivery engine), with their recent success and failures. */
-const DELIVERIES = HISTORY_TABLES.find((t) => t.table === 'deliveries')!;
 /** How much earlier than its creation a delivery's id may read (its event's time): a fan-out's lag, generously. */
 const ID_SLACK_MS = 86_400_000;
 
@@ -40,7 +39,7 @@ export async function endpointsBody(deps: Pick<ApiDeps, 'prisma'>, context: Page
   // Bounded by id as well (a delivery's id carries its event's time, a little before it was
   // created): only the partitions of those days are read, along (endpoint_id, id) and the failed
   // deliveries' partial index.
-  const idSince = (at: Date) => boundValue(DELIVERIES, new Date(at.getTime() - ID_SLACK_MS));
+  const idSince = (at: Date) => deliveryIdFloor(new Date(at.getTime() - ID_SLACK_MS));
   const [endpoints, failed] = await Promise.all([
     deps.prisma.$queryRaw<EndpointStats[]>`
       SELECT e.id, e.kind::text AS kind, e.url, e.description, e.enabled, e.disabled_reason, e.failing_since, e.affiliate_id,

@@ -1,4 +1,4 @@
-import { HISTORY_TABLES, boundValue, createEvent, deliveryIdFor, endpointJson, idTime, newId, sealHeaders } from '@trackway/domain';
+import { createEvent, deliveryIdFloor, deliveryIdFor, endpointJson, idTime, newId, sealHeaders } from '@trackway/domain';
 import { HttpError, badRequest, notFound } from '@trackway/http';
 import { publishOrLeave, writeEvents } from '@trackway/outbox';
 import { checkLiteralHost, generateSecret } from '@trackway/webhooks';
@@ -78,8 +78,6 @@ export const disabled = (what: string) => new HttpError(409, 'endpoint_disabled'
 
 // What webhook endpoints and partner postbacks (rows of one table, delivered by one engine) do alike.
 
-const DELIVERIES = HISTORY_TABLES.find((t) => t.table === 'deliveries')!;
-
 /**
  * Windows a page of deliveries is looked for in, back from its cursor (or now), in days: the
  * deliveries table holds a partition a day, and a query bounded by id is planned over the
@@ -96,7 +94,7 @@ export function deliveriesPage(deps: ApiDeps, endpointId: string, query: z.outpu
     async ({ id, ...keyset }) => {
       const from = (id ? idTime(id.lt) : null) ?? new Date();
       for (const days of PAGE_WINDOWS_DAYS) {
-        const gte = days === null ? undefined : boundValue(DELIVERIES, new Date(from.getTime() - days * 86_400_000));
+        const gte = days === null ? undefined : deliveryIdFloor(new Date(from.getTime() - days * 86_400_000));
         const rows = await deps.prisma.delivery.findMany({ where: { endpointId, status: query.status, id: { ...id, gte } }, ...keyset });
         if (rows.length >= keyset.take || days === null) return rows;
       }
@@ -123,7 +121,7 @@ export async function recoverFailed(deps: ApiDeps, endpoint: { id: string; enabl
     where: {
       endpointId: endpoint.id,
       status: 'failed',
-      id: { gte: boundValue(DELIVERIES, new Date(Math.max(0, since.getTime() - RECOVER_ID_SLACK_MS))) },
+      id: { gte: deliveryIdFloor(new Date(Math.max(0, since.getTime() - RECOVER_ID_SLACK_MS))) },
       createdAt: { gte: since },
     },
     orderBy: { id: 'asc' },
