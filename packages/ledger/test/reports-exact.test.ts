@@ -374,7 +374,17 @@ it('a click is folded once its transaction has ended, and a click rolled back ne
     await open.query('COMMIT');
     await aborted.query('ROLLBACK');
     expect((await answer(query, 'totals')).totals.clicks).toBe(2);
-    expect(await foldClicks(db.pool)).toEqual({ clicks: 2, behind: false });
+    // Other test files' transactions hold the fold back as these did: fold until nothing is behind.
+    let late = 0;
+    await waitFor(
+      async () => {
+        const fold = await foldClicks(db.pool);
+        late += fold?.clicks ?? 0;
+        return fold?.behind === false;
+      },
+      { timeoutMs: 20_000, what: 'the two clicks folded' },
+    );
+    expect(late).toBe(2);
     expect(await foldClicks(db.pool)).toEqual({ clicks: 0, behind: false });
     const [{ counted }] = (await db.pool.query<{ counted: string }>(`SELECT sum(clicks)::int AS counted FROM report_totals WHERE zone = 'UTC'`)).rows;
     expect(Number(counted)).toBe(2);
