@@ -34,6 +34,15 @@ const positiveDuration = (fallback: string) => duration(fallback).pipe(z.number(
 const int = (fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER, maxMessage?: string) =>
   z.string().regex(/^\d+$/, 'must be a whole number').transform(Number).pipe(z.number().int().min(min).max(max, maxMessage)).default(fallback);
 
+// A decimal such as `2` or `0.5`: digits, at most one point.
+const ratio = (fallback: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+(\.\d+)?$/, 'must be a number such as 2 or 0.5')
+    .transform(Number)
+    .pipe(z.number().min(0).max(max))
+    .default(fallback);
+
 const bool = (fallback: boolean) =>
   z
     .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -232,6 +241,10 @@ export const envSchema = z.object({
   CLICK_RETENTION_DAYS: int(366, 1),
   // Days postbacks' outcome rows are kept (GET /v1/postbacks/{id}); conversions stay.
   POSTBACK_RETENTION_DAYS: int(90, 1),
+  // After each batch of 1,000 commissions a payout's build rests this many times as long as the
+  // batch took (gh-ost's nice-ratio): 2 leaves the cores to postbacks two thirds of the time, and
+  // the build takes three times as long. 0: full speed.
+  PAYOUT_NICE_RATIO: ratio(2, 100),
   WEBHOOK_ALLOW_HTTP: bool(false),
   WEBHOOK_ALLOWED_CIDRS: cidrList,
 
@@ -333,6 +346,7 @@ export const serviceEnvSchemas = {
       'DELIVERY_QUEUE_SHARDS',
       'WEBHOOK_ALLOW_HTTP',
       'WEBHOOK_ALLOWED_CIDRS',
+      'PAYOUT_NICE_RATIO',
     ),
   }),
 };

@@ -757,6 +757,22 @@ describe('loadConfig: the front door', () => {
   });
 });
 
+describe('PAYOUT_NICE_RATIO: how long a payout build rests after each batch', () => {
+  it.each([
+    [undefined, 2],
+    ['0', 0],
+    ['0.5', 0.5],
+    ['3', 3],
+    ['100', 100],
+  ])('PAYOUT_NICE_RATIO=%p -> %p', (value, expected) => {
+    expect(loadConfig({ env: value === undefined ? {} : { PAYOUT_NICE_RATIO: value } }).PAYOUT_NICE_RATIO).toBe(expected);
+  });
+
+  it.each(['-1', '1e3', '.5', '2,5', 'fast', '101'])('PAYOUT_NICE_RATIO=%p is refused, naming it', (value) => {
+    expect(problemNames(configError({ PAYOUT_NICE_RATIO: value }))).toEqual(['PAYOUT_NICE_RATIO']);
+  });
+});
+
 describe('DELIVERY_MAX_IN_FLIGHT: requests in flight per delivery process, bounded by its sockets', () => {
   it.each([
     ['a common 1024', 1024, 384],

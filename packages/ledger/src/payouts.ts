@@ -78,8 +78,10 @@ const readPayout = statement<PayoutRow & { commissionIds: string[] }>(
 export interface PayoutBuildOptions {
   /** Commissions per transaction (PAYOUT_BATCH_SIZE). */
   batchSize?: number;
-  /** Called after each batch has committed, before the next begins (a test holds the build here). */
-  afterBatch?: (progress: { payoutId: string; batch: number; taken: number }) => Promise<void> | void;
+  /** After each batch but the last, the build rests this many times as long as the batch took (PAYOUT_NICE_RATIO; 0: none). */
+  niceRatio?: number;
+  /** Called after each batch has committed (it took `ms`), before the build rests and the next begins (a test holds the build here). */
+  afterBatch?: (progress: { payoutId: string; batch: number; taken: number; ms: number }) => Promise<void> | void;
 }
 
 /**
@@ -96,12 +98,13 @@ export async function createPayout(
   affiliateId: number,
   currency: string,
   now: Date,
-  { batchSize = PAYOUT_BATCH_SIZE, afterBatch }: PayoutBuildOptions = {},
+  { batchSize = PAYOUT_BATCH_SIZE, niceRatio = 0, afterBatch }: PayoutBuildOptions = {},
 ): Promise<{ payout: PayoutRow; commissionIds: string[]; hasMore: boolean } | null> {
   let payoutId: string | null = null;
   let cursor = '';
   let hasMore = false;
   for (let batch = 1; ; batch++) {
+    const started = performance.now();
     // Nothing outside is changed inside the transaction: it may be run again (inTransaction).
     const step = await inTransaction(pool, async (client) => {
       const claimed = await claimCommissions(client, [affiliateId, currency, cursor, batchSize]);
@@ -125,7 +128,11 @@ export async function createPayout(
     cursor = step.cursor ?? cursor;
     hasMore = step.full;
     if (step.last || payoutId === null) break;
-    await afterBatch?.({ payoutId, batch, taken: step.taken });
+    const ms = performance.now() - started;
+    await afterBatch?.({ payoutId, batch, taken: step.taken, ms });
+    // Resting between batches gives the cores (the database's first) back to attribution: a payout is
+    // never urgent to the second, postbacks are.
+    if (niceRatio > 0) await new Promise((resolve) => setTimeout(resolve, ms * niceRatio));
   }
   if (payoutId === null) return null;
   const [{ commissionIds, ...payout }] = await readPayout(pool, [payoutId]);

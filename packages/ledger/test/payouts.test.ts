@@ -102,6 +102,25 @@ describe('a payout larger than one batch', () => {
     expect(await createPayout(db.pool, seeded.affiliateId, 'USD', new Date(), { batchSize: 1000 })).toBeNull();
   });
 
+  it('rests after each batch but the last niceRatio times as long as the batch took (PAYOUT_NICE_RATIO), and takes the same commissions', async () => {
+    const seeded = await seed(95);
+    const marks: Array<{ at: number; ms: number }> = [];
+    const built = await createPayout(db.pool, seeded.affiliateId, 'USD', new Date(), {
+      batchSize: 20,
+      niceRatio: 3,
+      afterBatch: ({ ms }) => {
+        marks.push({ at: performance.now(), ms });
+      },
+    });
+    const ended = performance.now();
+    expect(built!.commissionIds).toEqual(seeded.commissions.map((c) => c.id));
+    // Batches 1–4 are reported (the 5th, of 15, is the last: no rest after it).
+    expect(marks.map((m) => m.ms > 0)).toEqual([true, true, true, true]);
+    // From one batch's report to the next: at least its rest (3 × its time) and the next batch's time (1 ms: timers' rounding).
+    for (let i = 1; i < marks.length; i++) expect(marks[i].at - marks[i - 1].at).toBeGreaterThanOrEqual(3 * marks[i - 1].ms + marks[i].ms - 1);
+    expect(ended - marks[3].at).toBeGreaterThanOrEqual(3 * marks[3].ms - 1);
+  });
+
   it('stops where it is full (PAYOUT_AMOUNT_MAX) in a later batch, and says that more waits (hasMore)', async () => {
     const seeded = await seed(5, (i) => (i < 4 ? '30000000000000' : '1'));
     const first = await createPayout(db.pool, seeded.affiliateId, 'USD', new Date(), { batchSize: 2 });

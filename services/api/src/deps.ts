@@ -28,6 +28,8 @@ export interface ApiDeps {
     allowHttp: boolean;
     allowedCidrs: readonly string[];
   };
+  /** PAYOUT_NICE_RATIO: a payout's build rests this many times as long as each batch took (default 0: none). */
+  payoutNiceRatio?: number;
   /** Announces a changed row to every process caching it; best effort (caches also expire). */
   invalidate: (kind: InvalidationKind, id?: string | number) => Promise<void>;
   verifier: AdminVerifier;

@@ -27,6 +27,7 @@ runMain('api', async () => {
     redis: producer,
     box: createSecretBox(secretsKey),
     sessionKey: secretsKey,
+    payoutNiceRatio: config.PAYOUT_NICE_RATIO,
     webhooks: { schedule: config.DELIVERY_RETRY_SCHEDULE, allowHttp: config.WEBHOOK_ALLOW_HTTP, allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS },
     invalidate: (kind, id) =>
       publishInvalidation(producer, config.QUEUE_PREFIX, kind, id).catch((error) => logger.warn({ err: error, kind }, 'cache invalidation not sent')),

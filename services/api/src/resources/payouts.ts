@@ -28,7 +28,7 @@ export default resource(
       summary: 'Create a payout',
       description:
         "Gathers the affiliate's approved, unpaid commissions in one currency (any case: usd is USD), oldest first, up to what one payout holds. An inactive affiliate is paid only with allow_inactive. " +
-        'Built 1,000 commissions at a time, each batch its own transaction: the payout is listed (pending) from its first batch on and grows, its amount always the sum of the commissions it holds; ' +
+        'Built 1,000 commissions at a time, each batch its own transaction, resting between batches (PAYOUT_NICE_RATIO) so postbacks keep the cores: the payout is listed (pending) from its first batch on and grows, its amount always the sum of the commissions it holds; ' +
         'a commission a postback is changing at that moment is left for the next payout. The answer is the payout as it stands once built.',
       body: PayoutCreate,
       answer: { status: 201, description: 'The new payout.', schema: PayoutCreated },
@@ -44,7 +44,7 @@ export default resource(
           throw new HttpError(409, 'affiliate_inactive', `Affiliate ${body.affiliate_id} is inactive; send "allow_inactive": true to pay it anyway.`);
         }
         // Built in short transactions of its own (createPayout): postbacks reversing its commissions never wait for all of it.
-        const created = await createPayout(deps.pool, body.affiliate_id, body.currency, new Date());
+        const created = await createPayout(deps.pool, body.affiliate_id, body.currency, new Date(), { niceRatio: deps.payoutNiceRatio });
         if (!created) throw new HttpError(422, 'no_commissions', `Affiliate ${body.affiliate_id} has no approved, unpaid commissions in ${body.currency}.`);
         // has_more: the payout is full (PAYOUT_AMOUNT_MAX), or was marked sent before its build ended; ask again for the next one.
         return { ...payoutWithCommissionsResponse(created.payout, created.commissionIds), has_more: created.hasMore };
