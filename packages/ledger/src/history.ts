@@ -1,4 +1,4 @@
-import { type PgPool, type Queryable, inTransaction } from '@trackway/db';
+import { type PgClient, type PgPool, type Queryable, inTransaction } from '@trackway/db';
 import {
   HISTORY_TABLES,
   type HistoryRetention,
@@ -35,6 +35,8 @@ interface Partition {
   lower: Date | null;
   /** null: MAXVALUE (ids past any ULID of this era: kept, never dropped). */
   upper: Date | null;
+  /** As Postgres prints it: FOR VALUES FROM (…) TO (…). */
+  bound: string;
 }
 
 const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
@@ -62,8 +64,8 @@ async function listPartitions(db: Queryable): Promise<Partition[]> {
       return spec.key.kind === 'time' ? times.get(text)! : boundTime(spec, text);
     };
     // A MAXVALUE partition (ids past any ULID of this era) is never planned around nor dropped: its lower bound is not read.
-    if (to === 'MAXVALUE') return { table: r.parent, name: r.name, lower: null, upper: null };
-    return { table: r.parent, name: r.name, lower: from === 'MINVALUE' ? null : value(from), upper: value(to) };
+    if (to === 'MAXVALUE') return { table: r.parent, name: r.name, lower: null, upper: null, bound: r.bound };
+    return { table: r.parent, name: r.name, lower: from === 'MINVALUE' ? null : value(from), upper: value(to), bound: r.bound };
   });
 }
 
@@ -133,16 +135,13 @@ export interface KeptPartition {
 export interface RetentionReport {
   dropped: string[];
   kept: KeptPartition[];
-  /** Wall time of the whole step, and of each table's drop. */
+  /** Wall time of the whole step, and of each table's drops. */
   ms: number;
   tables: Record<string, number>;
 }
 
-/** Lock waits of a table's drop (it stops that table's readers and writers while it waits): short, then again. */
-const DROP_LOCK_WAITS_MS = [200, 400, 800, 1600, 2000, 2000];
-
 /** True while a partition holds what must outlive retention: a pending delivery, an unpublished event, clicks the reports have not counted. */
-async function liveReason(db: Queryable, p: Partition): Promise<string | null> {
+async function liveReason(db: Queryable, p: { table: string; name: string }): Promise<string | null> {
   const ask = async (sql: string) => (await db.query<{ live: boolean }>(`SELECT EXISTS (${sql}) AS live`)).rows[0].live;
   if (p.table === 'deliveries' && (await ask(`SELECT 1 FROM ${quote(p.name)} WHERE status = 'pending'`))) return 'holds pending deliveries';
   if (p.table === 'outbox_events' && (await ask(`SELECT 1 FROM ${quote(p.name)} WHERE published_at IS NULL`))) return 'holds unpublished events';
@@ -151,117 +150,161 @@ async function liveReason(db: Queryable, p: Partition): Promise<string | null> {
   return null;
 }
 
+/** A partition being retired carries this comment (and its bound) from before its detach until its drop. */
+const RETIRING = 'trackway retention: detached from ';
+const literal = (text: string) => `'${text.replaceAll("'", "''")}'`;
+
+type Dated = Partition & { upper: Date };
+
+/**
+ * Retires one partition without stopping its table's readers or writers: DETACH PARTITION …
+ * CONCURRENTLY takes only a SHARE UPDATE EXCLUSIVE lock of the table (it waits for the
+ * transactions using it instead), then, detached, nothing writes to it: it is checked once more
+ * and dropped (its own lock only), or attached again if something in it became live meanwhile (a
+ * replay). Returns why it was kept, or null: dropped. The comment lets an interrupted step be
+ * finished (finishInterrupted).
+ */
+async function retire(client: PgClient, p: Dated): Promise<string | null> {
+  await client.query(`COMMENT ON TABLE ${quote(p.name)} IS ${literal(`${RETIRING}${p.table} ${p.bound}`)}`);
+  await client.query(`ALTER TABLE ${quote(p.table)} DETACH PARTITION ${quote(p.name)} CONCURRENTLY`);
+  return settleDetached(client, p.table, p.name, p.bound);
+}
+
+async function settleDetached(client: PgClient, table: string, name: string, bound: string): Promise<string | null> {
+  const reason = await liveReason(client, { table, name });
+  if (reason === null) {
+    await client.query(`DROP TABLE ${quote(name)}`);
+    return null;
+  }
+  await client.query(`ALTER TABLE ${quote(table)} ATTACH PARTITION ${quote(name)} ${bound}`);
+  await client.query(`COMMENT ON TABLE ${quote(name)} IS NULL`);
+  return `${reason} (${reason.includes('deliveries') ? 'one became pending' : 'it became live'} while retention ran)`;
+}
+
+/**
+ * A step stopped half-way (its process killed) left a partition pending detach, or detached and
+ * not dropped: the first is finished (DETACH … FINALIZE), then each is settled as retire does.
+ */
+async function finishInterrupted(client: PgClient): Promise<{ dropped: string[]; kept: KeptPartition[] }> {
+  const pending = await client.query<{ parent: string; name: string }>(
+    `SELECT p.relname AS parent, c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+      WHERE i.inhdetachpending AND p.relnamespace = current_schema()::regnamespace AND p.relname = ANY($1::text[])`,
+    [HISTORY_TABLES.map((t) => t.table)],
+  );
+  for (const { parent, name } of pending.rows) await client.query(`ALTER TABLE ${quote(parent)} DETACH PARTITION ${quote(name)} FINALIZE`);
+  const detached = await client.query<{ name: string; note: string }>(
+    `SELECT c.relname AS name, d.description AS note FROM pg_class c
+       JOIN pg_description d ON d.objoid = c.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0
+      WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' AND NOT c.relispartition AND starts_with(d.description, $1)`,
+    [RETIRING],
+  );
+  const done = { dropped: [] as string[], kept: [] as KeptPartition[] };
+  for (const { name, note } of detached.rows) {
+    const rest = note.slice(RETIRING.length);
+    const table = rest.slice(0, rest.indexOf(' '));
+    const bound = rest.slice(table.length + 1);
+    if (!HISTORY_TABLES.some((t) => t.table === table) || !bound.startsWith('FOR VALUES ')) continue;
+    const reason = await settleDetached(client, table, name, bound);
+    if (reason === null) done.dropped.push(name);
+    else done.kept.push({ partition: name, reason });
+  }
+  return done;
+}
+
 /**
  * Retention: drops every partition whose rows are all older than its table's retention. A day of
  * the delivery log (events, deliveries, attempts) goes as one, and is kept, reported, while it
  * holds a pending delivery or an unpublished event; a week of clicks is kept while the reports
- * have not counted its clicks. Each table's partitions go in one short transaction (a DROP of
- * each takes the table's exclusive lock for milliseconds; a lock not granted within 200 ms is
- * let go and asked for again, so readers and writers never queue behind it for long):
- * deliveries (checked again under their lock), clicks and postbacks in parallel, then the events
- * and attempts of the days whose deliveries went. Nothing is deleted row by row.
+ * have not counted its clicks. Each partition is detached concurrently, checked again and dropped
+ * (retire): the tables' readers and writers are never stopped. The tables are worked on at once,
+ * each partition after partition; a day's events and attempts go once its deliveries have gone.
+ * Nothing is deleted row by row.
  */
 export async function dropExpiredHistory(pool: PgPool, options: { now?: Date; retention: HistoryRetention; logger?: Logger }): Promise<RetentionReport> {
   const started = performance.now();
   const now = options.now ?? new Date();
+  const dropped: string[] = [];
+  const kept: KeptPartition[] = [];
+  const interrupted = await withClient(pool, finishInterrupted);
+  dropped.push(...interrupted.dropped);
+  kept.push(...interrupted.kept);
   const partitions = await listPartitions(pool);
   // A table's newest partition is never dropped (even after a downtime past retention): partitions
   // are made on from there.
   const newest = new Map<string, number>();
   for (const p of partitions) if (p.upper) newest.set(p.table, Math.max(newest.get(p.table) ?? 0, p.upper.getTime()));
   const expired = partitions.filter(
-    (p): p is Partition & { upper: Date } =>
+    (p): p is Dated =>
       p.upper !== null && p.upper.getTime() < newest.get(p.table)! && isExpired(p.upper, retentionDays(specOf(p.table), options.retention), now),
   );
-  const kept: KeptPartition[] = [];
   // The delivery log's days by their end: one live table keeps the day's three.
   const liveDays = new Map<number, string>();
+  const live = new Set<string>();
   for (const p of expired) {
     const reason = await liveReason(pool, p);
     if (!reason) continue;
     kept.push({ partition: p.name, reason });
+    live.add(p.name);
     if (specOf(p.table).retention === 'delivery_log') liveDays.set(p.upper.getTime(), `${p.name} ${reason}`);
   }
-  const keptNames = new Set(kept.map((k) => k.partition));
   for (const p of expired) {
     const day = liveDays.get(p.upper.getTime());
-    if (!keptNames.has(p.name) && specOf(p.table).retention === 'delivery_log' && day) kept.push({ partition: p.name, reason: `its day is kept: ${day}` });
+    if (!live.has(p.name) && specOf(p.table).retention === 'delivery_log' && day) kept.push({ partition: p.name, reason: `its day is kept: ${day}` });
   }
-  const keep = new Set(kept.map((k) => k.partition));
-  const byTable = new Map<string, Array<Partition & { upper: Date }>>();
-  for (const p of expired.filter((p) => !keep.has(p.name))) byTable.set(p.table, [...(byTable.get(p.table) ?? []), p]);
+  const going = expired.filter((p) => !kept.some((k) => k.partition === p.name));
+  const byTable = new Map<string, Dated[]>();
+  for (const p of going) byTable.set(p.table, [...(byTable.get(p.table) ?? []), p]);
+  // Each day's deliveries: settled (true: dropped) before that day's events and attempts are touched.
+  const deliveriesOf = new Map<number, { settled: Promise<boolean>; settle: (dropped: boolean) => void }>();
+  for (const p of byTable.get('deliveries') ?? []) {
+    let settle: (dropped: boolean) => void = () => {};
+    const settled = new Promise<boolean>((resolve) => {
+      settle = resolve;
+    });
+    deliveriesOf.set(p.upper.getTime(), { settled, settle });
+  }
   const tables: Record<string, number> = {};
-  const dropped: string[] = [];
-  const drop = async (table: string, list: Array<Partition & { upper: Date }>, recheck?: (db: Queryable) => Promise<Set<string>>) => {
+  const work = async (table: string, list: Dated[]) => {
     const t0 = performance.now();
-    const live = await dropPartitions(
-      pool,
-      table,
-      list.map((p) => p.name),
-      recheck,
-    );
-    for (const p of list) {
-      if (live.has(p.name)) kept.push({ partition: p.name, reason: 'holds pending deliveries (one became pending while retention ran)' });
-      else dropped.push(p.name);
+    try {
+      await withClient(pool, async (client) => {
+        // The waits for the table's transactions stop no one: long, but bounded.
+        await client.query(`SET lock_timeout = '5min'`);
+        try {
+          for (const p of list) {
+            // Events and attempts (the delivery log's other tables) wait for their day's deliveries.
+            const day = table !== 'deliveries' && specOf(table).retention === 'delivery_log' ? deliveriesOf.get(p.upper.getTime()) : undefined;
+            if (day && !(await day.settled)) {
+              kept.push({ partition: p.name, reason: 'its day is kept: its deliveries are' });
+              continue;
+            }
+            const reason = await retire(client, p);
+            if (reason === null) dropped.push(p.name);
+            else kept.push({ partition: p.name, reason });
+            if (table === 'deliveries') deliveriesOf.get(p.upper.getTime())?.settle(reason === null);
+          }
+        } finally {
+          await client.query('RESET lock_timeout').catch(() => undefined);
+        }
+      });
+    } finally {
+      // A deliveries step that failed keeps the days it did not reach, events and attempts with them.
+      if (table === 'deliveries') for (const day of deliveriesOf.values()) day.settle(false);
+      tables[table] = performance.now() - t0;
     }
-    tables[table] = performance.now() - t0;
-    return list.filter((p) => live.has(p.name));
   };
-  // Deliveries first, each day checked again under the table's lock (a replay may have made a
-  // delivery pending since the check above); a day whose deliveries stay keeps its events and
-  // attempts. Clicks and postbacks meanwhile.
-  const { deliveries = [], outbox_events: events = [], delivery_attempts: attempts = [], ...others } = Object.fromEntries(byTable);
-  const recheck = async (db: Queryable) => {
-    const live = new Set<string>();
-    for (const p of deliveries) if (await liveReason(db, p)) live.add(p.name);
-    return live;
-  };
-  const [stayed] = await Promise.all([
-    deliveries.length > 0 ? drop('deliveries', deliveries, recheck) : Promise.resolve([]),
-    ...Object.entries(others).map(([table, list]) => drop(table, list)),
-  ]);
-  const staying = new Set(stayed.map((p) => p.upper.getTime()));
-  const ofDroppedDays = (list: Array<Partition & { upper: Date }>) => {
-    for (const p of list.filter((p) => staying.has(p.upper.getTime()))) kept.push({ partition: p.name, reason: 'its day is kept: its deliveries are' });
-    return list.filter((p) => !staying.has(p.upper.getTime()));
-  };
-  await Promise.all(
-    [
-      ['outbox_events', ofDroppedDays(events)],
-      ['delivery_attempts', ofDroppedDays(attempts)],
-    ]
-      .filter(([, list]) => list.length > 0)
-      .map(([table, list]) => drop(table as string, list as Array<Partition & { upper: Date }>)),
-  );
+  const results = await Promise.allSettled([...byTable].map(([table, list]) => work(table, list)));
   if (kept.length > 0) options.logger?.warn({ kept }, 'history partitions past retention kept: they still hold live rows');
   if (dropped.length > 0) options.logger?.info({ dropped: dropped.length, partitions: dropped }, 'history partitions past retention dropped');
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
   return { dropped, kept, ms: performance.now() - started, tables };
 }
 
-/**
- * Drops a table's partitions in one transaction: its exclusive lock asked for with a short
- * timeout, given up and asked again (DROP_LOCK_WAITS_MS), so its readers and writers never queue
- * behind it for long. `recheck`, under the lock, names partitions to keep after all. Returns them.
- */
-async function dropPartitions(pool: PgPool, table: string, names: string[], recheck?: (db: Queryable) => Promise<Set<string>>): Promise<Set<string>> {
+async function withClient<T>(pool: PgPool, use: (client: PgClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   try {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await client.query('BEGIN');
-        await client.query(`SET LOCAL lock_timeout = '${DROP_LOCK_WAITS_MS[attempt]}ms'`);
-        await client.query(`LOCK TABLE ${quote(table)} IN ACCESS EXCLUSIVE MODE`);
-        const live = recheck ? await recheck(client) : new Set<string>();
-        const going = names.filter((name) => !live.has(name));
-        if (going.length > 0) await client.query(`DROP TABLE IF EXISTS ${going.map(quote).join(', ')}`);
-        await client.query('COMMIT');
-        return live;
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => {});
-        // 55P03 lock_not_available: the table was busy; give its readers and writers room, then ask again.
-        if ((error as { code?: string }).code !== '55P03' || attempt === DROP_LOCK_WAITS_MS.length - 1) throw error;
-      }
-    }
+    return await use(client);
   } finally {
     client.release();
   }

@@ -29,24 +29,29 @@ async function partitions(table: string): Promise<string[]> {
 const count = async (sql: string, params: unknown[] = []) => Number((await db.pool.query<{ n: string }>(sql, params)).rows[0].n);
 
 /** An event at a time with one delivery (status) and one attempt. */
-async function deliveryAt(at: Date, status: 'succeeded' | 'failed' | 'pending', published = true) {
+async function deliveryAt(at: Date, status: 'succeeded' | 'failed' | 'pending', published = true, on: Pick<TestDatabase['pool'], 'query'> = db.pool) {
   const eventId = idAt('event', at);
   const id = deliveryIdFor(eventId, 'ep_history');
-  await db.pool.query(`INSERT INTO outbox_events (id, type, payload, created_at, published_at) VALUES ($1, 'conversion.approved', '{}', $2, $3)`, [
+  await on.query(`INSERT INTO outbox_events (id, type, payload, created_at, published_at) VALUES ($1, 'conversion.approved', '{}', $2, $3)`, [
     eventId,
     at,
     published ? at : null,
   ]);
-  await db.pool.query(
+  await on.query(
     `INSERT INTO deliveries (id, event_id, endpoint_id, event_type, status, attempt_count, created_at, updated_at) VALUES ($1, $2, 'ep_history', 'conversion.approved', $3, 1, $4, $4)`,
     [id, eventId, status, at],
   );
-  await db.pool.query(
+  await on.query(
     `INSERT INTO delivery_attempts (delivery_id, number, at, duration_ms, status_code, attempt_key) VALUES ($1, 1, $2, 5, 200, $1::varchar || '-1')`,
     [id, at],
   );
   return { eventId, id };
 }
+
+/** A DETACH … CONCURRENTLY of a partition of `table` is waiting for the transactions using it. */
+const detachWaiting = (table: string) => async () =>
+  (await db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ~ $1`, [`^ALTER TABLE "?${table}"? DETACH PARTITION`]))
+    .rowCount! > 0;
 
 describe('ensurePartitions', () => {
   it('made days back to where history starts (the table below was empty) and a week ahead; a second run makes nothing', async () => {
@@ -179,19 +184,15 @@ describe('dropExpiredHistory', () => {
     expect(await counted()).toBe(3);
   });
 
-  it('checks the deliveries again under their lock: one made pending (a replay) while retention waited keeps its day', async () => {
+  it('checks a day of deliveries again once detached: one made pending (a replay) while the detach waited is attached again, and keeps its day', async () => {
     const replayed = await deliveryAt(daysAgo(25), 'failed');
     const holder = await db.pool.connect();
     try {
       await holder.query('BEGIN');
       await holder.query('SELECT count(*) FROM deliveries');
       const drop = dropExpiredHistory(db.pool, { retention: { ...RETENTION, deliveryLogDays: 20 } });
-      // Retention has checked (nothing pending) and waits for the deliveries' lock: a replay commits now.
-      await waitFor(
-        async () =>
-          (await db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'LOCK TABLE "deliveries"%'`)).rowCount! > 0,
-        { what: 'retention waiting for the deliveries lock' },
-      );
+      // Retention has checked (nothing pending) and its detach waits for the open transaction: a replay commits now.
+      await waitFor(detachWaiting('deliveries'), { what: 'retention detaching a day of deliveries' });
       await holder.query(`UPDATE deliveries SET status = 'pending' WHERE id = $1`, [replayed.id]);
       await holder.query('COMMIT');
       const report = await drop;
@@ -203,6 +204,7 @@ describe('dropExpiredHistory', () => {
           { partition: `delivery_attempts_p${day}`, reason: 'its day is kept: its deliveries are' },
         ]),
       );
+      expect(await partitions('deliveries')).toContain(`deliveries_p${day}`);
       expect(await count(`SELECT count(*) AS n FROM deliveries WHERE id = $1`, [replayed.id])).toBe(1);
       expect(await count(`SELECT count(*) AS n FROM delivery_attempts WHERE delivery_id = $1`, [replayed.id])).toBe(1);
       expect(await count(`SELECT count(*) AS n FROM outbox_events WHERE id = $1`, [replayed.eventId])).toBe(1);
@@ -211,9 +213,10 @@ describe('dropExpiredHistory', () => {
     }
   });
 
-  it('waits for a busy table in short turns: a drop blocked by an open transaction goes through once it ends', async () => {
+  it("never stops the table's readers and writers: while a detach waits for an open transaction, others write and read the table", async () => {
     await deliveryAt(daysAgo(20), 'succeeded');
     const reader = await db.pool.connect();
+    const other = await db.pool.connect();
     try {
       await reader.query('BEGIN');
       await reader.query('SELECT count(*) FROM deliveries');
@@ -222,17 +225,64 @@ describe('dropExpiredHistory', () => {
         events.push('dropped');
         return r;
       });
-      // The drop asks for its lock, gives it up after 200 ms, and asks again; meanwhile a writer of
-      // another day is not stuck behind it for long.
-      await new Promise((resolve) => setTimeout(resolve, 700));
-      events.push('reader ends');
+      await waitFor(detachWaiting('deliveries'), { what: 'retention detaching a day of deliveries' });
+      // A DROP (or a plain DETACH) would take the table's exclusive lock: these would wait behind it until the reader ends.
+      await other.query(`SET statement_timeout = '2s'`);
+      const { id: today } = await deliveryAt(now, 'succeeded', true, other);
+      expect(Number((await other.query<{ n: string }>(`SELECT count(*) AS n FROM deliveries WHERE id = $1`, [today])).rows[0].n)).toBe(1);
+      events.push('written and read');
       await reader.query('COMMIT');
       const report = await drop;
-      expect(events).toEqual(['reader ends', 'dropped']);
+      expect(events).toEqual(['written and read', 'dropped']);
       expect(report.dropped.some((p) => p.startsWith('deliveries_p'))).toBe(true);
     } finally {
+      await other.query('RESET statement_timeout');
       reader.release();
+      other.release();
     }
+  });
+
+  it('finishes a step that was stopped half-way: a detach left pending is finalized and dropped; a detached day that holds a pending delivery is attached again', async () => {
+    const stuck = await deliveryAt(daysAgo(9), 'succeeded');
+    const live = await deliveryAt(daysAgo(8), 'pending');
+    const day = (d: Date) => d.toISOString().slice(0, 10).replaceAll('-', '');
+    const [stuckDay, liveDay] = [`deliveries_p${day(daysAgo(9))}`, `deliveries_p${day(daysAgo(8))}`];
+    const bound = async (name: string) =>
+      (await db.pool.query<{ b: string }>(`SELECT pg_get_expr(relpartbound, oid) AS b FROM pg_class WHERE relname = $1`, [name])).rows[0].b;
+    // As retire leaves them: marked, then one detach cancelled while it waited, the other detached and not dropped.
+    const liveBound = await bound(liveDay);
+    for (const [name, b] of [
+      [stuckDay, await bound(stuckDay)],
+      [liveDay, liveBound],
+    ])
+      await db.pool.query(`COMMENT ON TABLE "${name}" IS 'trackway retention: detached from deliveries ${b.replaceAll("'", "''")}'`);
+    await db.pool.query(`ALTER TABLE deliveries DETACH PARTITION "${liveDay}"`);
+    const reader = await db.pool.connect();
+    const detacher = await db.pool.connect();
+    try {
+      await reader.query('BEGIN');
+      await reader.query('SELECT count(*) FROM deliveries');
+      const pid = (await detacher.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      const detaching = detacher.query(`ALTER TABLE deliveries DETACH PARTITION "${stuckDay}" CONCURRENTLY`).catch((error: Error) => error);
+      await waitFor(detachWaiting('deliveries'), { what: 'the detach waiting' });
+      await db.pool.query('SELECT pg_cancel_backend($1)', [pid]);
+      expect(String(await detaching)).toMatch(/cancel/);
+      await reader.query('COMMIT');
+    } finally {
+      reader.release();
+      detacher.release();
+    }
+    expect((await db.pool.query(`SELECT 1 FROM pg_inherits WHERE inhdetachpending`)).rowCount).toBe(1);
+    // Retention of 30 days: neither day is past it; only the interrupted step's work is done.
+    const report = await dropExpiredHistory(db.pool, { retention: RETENTION });
+    expect(report.dropped).toContain(stuckDay);
+    expect(report.kept).toContainEqual({ partition: liveDay, reason: 'holds pending deliveries (one became pending while retention ran)' });
+    expect(await count(`SELECT count(*) AS n FROM deliveries WHERE id = $1`, [stuck.id])).toBe(0);
+    expect(await count(`SELECT count(*) AS n FROM deliveries WHERE id = $1`, [live.id])).toBe(1);
+    expect(await partitions('deliveries')).toContain(liveDay);
+    expect(await bound(liveDay)).toBe(liveBound);
+    expect((await db.pool.query(`SELECT obj_description($1::regclass, 'pg_class') AS note`, [liveDay])).rows[0].note).toBeNull();
+    expect((await db.pool.query(`SELECT 1 FROM pg_inherits WHERE inhdetachpending`)).rowCount).toBe(0);
   });
 
   // Last: it drops nearly everything.
