@@ -223,6 +223,22 @@ it('a row its batch ran without (queued first by a fan-out that knew only some r
   expect(r.requests.map((q) => q.headers['webhook-id'])).toEqual(events.map((e) => e.id));
 });
 
+it("a batch sends only the rows that name it: one moved to another batch (its fan-out found this one not queued yet) is that batch's to send", async () => {
+  const { r, ep, rows } = await fannedOut(3);
+  const batchId = rows[0].batchJobId!;
+  const other = deliveryBatchJobId('dlv_moved');
+  await stack.db.prisma.delivery.update({ where: { id: rows[1].id }, data: { batchJobId: other } });
+  workers = await stack.startDelivery();
+  await waitFor(async () => (await stack.queues.deliveries.getJobState(batchId)) === 'completed', { what: 'the batch' });
+  expect(r.requests).toHaveLength(2);
+  expect(await stack.db.prisma.delivery.findUniqueOrThrow({ where: { id: rows[1].id } })).toMatchObject({ status: 'pending', attemptCount: 0 });
+  // Its own batch sends it.
+  await stack.queues.deliveries.add('batch', { endpointId: ep.id, deliveries: [{ deliveryId: rows[1].id, eventId: rows[1].eventId }] }, { jobId: other });
+  const settled = await allSettled(ep.id, 3);
+  expect(settled.map((row) => row.attempts.length)).toEqual([1, 1, 1]);
+  expect(r.requests).toHaveLength(3);
+});
+
 it('the sweeper counts a queued batch as the live job of its deliveries', async () => {
   const { ep, rows } = await fannedOut(2);
   const sweep = createSweeper({

@@ -462,8 +462,10 @@ export function createDeliverHandler(deps: DeliverDeps) {
     if (stuckUntil !== null) return delayJob(job, token, stuckUntil, 'concurrency');
 
     const rows = await during('read', () => Promise.all(ids.map((id) => readDelivery(id))));
+    // A row another batch carries now (moved to it by a fan-out that found this batch not queued
+    // yet: fanout.ts) is that batch's to send.
     const rest = job.data.deliveries.flatMap((d, i) =>
-      rows[i]?.status === 'pending' && rows[i].attemptCount === 0 ? [{ ...d, payload: rows[i].payload }] : [],
+      rows[i]?.status === 'pending' && rows[i].attemptCount === 0 && rows[i].batchJobId === job.id ? [{ ...d, payload: rows[i].payload }] : [],
     );
     let attempted = 0;
     let succeededAll = 0;

@@ -50,6 +50,17 @@ const pendingDeliveries = statement<Pending>(
         WHERE d.event_id = p.event_id AND d.endpoint_id = p.endpoint_id AND d.id >= p.low AND d.id < p.high AND d.status = 'pending' AND d.replay_count = 0
        OFFSET 0) d`,
 );
+// A never-attempted row whose batch job is gone (never queued: its fan-out died or Redis refused
+// the add) moves to a fresh batch, the fan-out that moves it queues that batch with exactly the
+// rows it moved. Only from the batch it was read with: of two fan-outs at once, one moves it.
+const rebatchDeliveries = statement<{ id: string; batch_job_id: string }>(
+  'deliveries-fan-out-rebatch',
+  `UPDATE deliveries d SET batch_job_id = u.next, updated_at = now()
+     FROM unnest($1::varchar[], $2::varchar[], $3::varchar[]) AS u(id, previous, next)
+    WHERE d.id = u.id AND d.id = ANY($1::varchar[]) AND d.batch_job_id = u.previous
+      AND d.status = 'pending' AND d.attempt_count = 0 AND d.replay_count = 0
+   RETURNING d.id, d.batch_job_id`,
+);
 const idRange = (eventId: string) => {
   const at = idTime(eventId) ?? new Date(0);
   return [deliveryIdFloor(at), deliveryIdFloor(new Date(at.getTime() + 86_400_000))];
@@ -155,15 +166,36 @@ export function createFanOut(deps: FanOutDeps) {
       existing.length === 0
         ? []
         : await pendingDeliveries(pool, [existing.map((p) => p.event.id), existing.map((p) => p.endpointId), ranges.map((r) => r[0]), ranges.map((r) => r[1])]);
-    // A never-attempted row of a batch: left to the batch while that is queued or running; its
-    // batch queued again (the rows this fan-out knows of) if the batch is gone (a fan-out that died
-    // before queueing it, a Redis that lost it); a job of its own if the batch ran without it (it
-    // was queued by a fan-out that knew only some of its rows).
+    // A never-attempted row of a batch: left to the batch while that is queued or running; moved
+    // to a fresh batch if its batch is gone (a fan-out that died before queueing it, a Redis that
+    // refused or lost it); a job of its own if the batch ran without it. A gone batch is never
+    // queued again under its own id: the fan-out that would queue it knows only its own events'
+    // rows, and a later fan-out of the other rows would find it live and leave them to a job that
+    // does not carry them (they stayed pending, never sent, until the sweeper). Moved, each row
+    // names the one job that carries it.
     const batchStates = new Map<string, string>();
     for (const id of new Set(found.filter((d) => d.attempt_count === 0 && d.batch_job_id).map((d) => d.batch_job_id!)))
       batchStates.set(id, await deliveriesQueue.getJobState(id));
-    const pending = found.filter((d) => d.attempt_count > 0 || !d.batch_job_id || !LIVE_JOB_STATES.has(batchStates.get(d.batch_job_id)!));
-    const ranWithout = (d: Pending) => d.attempt_count === 0 && d.batch_job_id !== null && batchStates.get(d.batch_job_id) !== 'unknown';
+    const batchState = (d: Pending) => (d.attempt_count === 0 && d.batch_job_id ? batchStates.get(d.batch_job_id)! : null);
+    // Attempted already, never batched, or its batch ran without it (its state is known and not live).
+    const own = found.filter((d) => {
+      const state = batchState(d);
+      return state === null || (state !== 'unknown' && !LIVE_JOB_STATES.has(state));
+    });
+    const gone = found.filter((d) => batchState(d) === 'unknown').sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const fresh = new Map<string, string>();
+    for (const d of gone) if (!fresh.has(d.batch_job_id!)) fresh.set(d.batch_job_id!, deliveryBatchJobId(newId('delivery')));
+    const moved =
+      gone.length === 0
+        ? new Map<string, string>()
+        : new Map(
+            (await rebatchDeliveries(pool, [gone.map((d) => d.id), gone.map((d) => d.batch_job_id), gone.map((d) => fresh.get(d.batch_job_id!))])).map(
+              (row) => [row.id, row.batch_job_id] as const,
+            ),
+          );
+    // A row another fan-out moved first (or that was attempted meanwhile) is that one's to queue.
+    const rebatched = gone.flatMap((d) => (moved.has(d.id) ? [{ ...d, batch_job_id: moved.get(d.id)! }] : []));
+    const pending = [...own, ...rebatched];
     const byEvent = new Map(events.map((event) => [event.id, event]));
     const single = (d: { id: string; event_id: string; endpoint_id: string; attempt_count?: number; next_attempt_at?: Date | null }) => {
       const prior = d.attempt_count ?? 0;
@@ -178,10 +210,11 @@ export function createFanOut(deps: FanOutDeps) {
             : deliveryJobOptions(schedule, jobId),
       };
     };
-    // Each delivery's first attempt is queued under one job id, whoever queues it: a new row's
-    // batch, or its own job; a pending row that existed, its batch again if it was never
-    // attempted, else its own job (its retry's). A job that exists is not duplicated (same id).
-    const first = [...created, ...pending.filter((d) => d.attempt_count === 0 && !ranWithout(d))].filter((d) => d.batch_job_id);
+    // Each delivery's first attempt is queued under the job its row names, whoever queues it: a
+    // new row's batch, or its own job; a pending row that existed, the fresh batch it was moved to
+    // if it was never attempted, else its own job (its retry's). A job that exists is not
+    // duplicated (same id).
+    const first = [...created, ...rebatched].filter((d) => d.batch_job_id);
     const grouped = new Map<string, typeof first>();
     for (const d of first) {
       const list = grouped.get(d.batch_job_id!);

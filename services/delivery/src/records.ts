@@ -14,6 +14,8 @@ export interface DeliveryRow {
   status: 'pending' | 'succeeded' | 'failed';
   /** Attempts logged so far: a batch sends only deliveries never attempted. */
   attemptCount: number;
+  /** The batch job that carries its first attempt (fanout.ts): a batch sends only the rows that name it. */
+  batchJobId: string | null;
   payload: unknown;
 }
 
@@ -22,7 +24,7 @@ export interface DeliveryRow {
 // (and for a large batch hash) every partition.
 const readDeliveries = statement<DeliveryRow & { id: string }>(
   'deliveries-read',
-  `SELECT d.id, d.status::text AS status, d.attempt_count AS "attemptCount", e.payload
+  `SELECT d.id, d.status::text AS status, d.attempt_count AS "attemptCount", d.batch_job_id AS "batchJobId", e.payload
      FROM unnest($1::varchar[]) AS k(id)
      CROSS JOIN LATERAL (SELECT * FROM deliveries d WHERE d.id = k.id OFFSET 0) d
      CROSS JOIN LATERAL (SELECT e.payload FROM outbox_events e WHERE e.id = d.event_id OFFSET 0) e`,

@@ -1,6 +1,7 @@
 // Fan-out in bulk, against real Postgres and Redis: the events of concurrent jobs become one
 // multi-row insert, one read of pairs that existed, and one addBulk.
 import { createEvent, idAt, newId } from '@trackway/domain';
+import { waitFor } from '@trackway/testing';
 import { type DeliveryBatchJob, type DeliveryJob, JOB_BATCH, deliveryJobId, deliveryJobOptions } from '@trackway/queues';
 import { batchJobIds, createFanOut } from '../src/fanout';
 import { type Harness, countingPool, startHarness } from './support';
@@ -97,11 +98,20 @@ it('queues a first attempt under one job id whoever queues it: a batch fanned ou
   // Published again, in another order, by two processes at once: the same job, not a second one.
   await Promise.all([fanOut([c, b, a]), fanOutWith().fanOut([b, a, c])]);
   expect(await h.deliveries.shards[0].count()).toBe(1);
-  // Lost (a Redis without persistence restarted, or the fan-out died before queueing it): queued
-  // again, the same batch under the same id.
+  // Lost (a Redis without persistence restarted, or the fan-out died before queueing it): its
+  // rows move to a fresh batch, queued with them (never the lost id again: a fan-out knows only
+  // its own events' rows).
   await h.deliveries.shards[0].obliterate({ force: true });
   expect(await fanOut([a, b, c])).toEqual({ deliveries: 3 });
-  expect((await h.deliveries.getJob(rows[0].batchJobId!))?.data).toEqual(batch);
+  const batchOf = async () => {
+    const now = await h.db.prisma.delivery.findMany({ where: { endpointId }, orderBy: { eventId: 'asc' } });
+    expect(new Set(now.map((r) => r.batchJobId)).size).toBe(1);
+    return now[0].batchJobId!;
+  };
+  const moved = await batchOf();
+  expect(moved).not.toBe(rows[0].batchJobId);
+  expect((await h.deliveries.getJob(moved))?.data).toEqual(batch);
+  expect(await h.deliveries.getJob(rows[0].batchJobId!)).toBeUndefined();
   for (const event of [a, b, c]) expect(await jobOf(event.id, endpointId)).toBeUndefined();
   // A delivery attempted already (in a batch) is queued under its own id, as its retry: on what is
   // left of its schedule ([0, 50, 100]: two), when its next attempt is due.
@@ -109,7 +119,9 @@ it('queues a first attempt under one job id whoever queues it: a batch fanned ou
   await h.db.prisma.delivery.update({ where: { id: rows[1].id }, data: { attemptCount: 1, nextAttemptAt: new Date(due) } });
   await h.deliveries.shards[0].obliterate({ force: true });
   await fanOut([a, b, c]);
-  expect(((await h.deliveries.getJob(rows[0].batchJobId!))!.data as DeliveryBatchJob).deliveries).toEqual([batch.deliveries[0], batch.deliveries[2]]);
+  const again = (await h.db.prisma.delivery.findMany({ where: { endpointId, attemptCount: 0 } }))[0].batchJobId!;
+  expect(again).not.toBe(moved);
+  expect(((await h.deliveries.getJob(again))!.data as DeliveryBatchJob).deliveries).toEqual([batch.deliveries[0], batch.deliveries[2]]);
   const retry = (await jobOf(b.id, endpointId))!;
   expect(retry.data).toEqual({ deliveryId: rows[1].id, endpointId, eventId: b.id, priorAttempts: 1 });
   expect(retry.opts.attempts).toBe(2);
@@ -203,4 +215,78 @@ it('loads an endpoint without the reserved headers a row may hold (stored before
   });
   h.endpoints.clear();
   expect((await h.endpoints.get(id))?.headers).toEqual({ 'X-Team': 'growth' });
+});
+
+/** Whether a pending, never attempted row is carried by a job that will send it: the batch its row names, or its own. */
+async function carried(row: { id: string; eventId: string; endpointId: string; batchJobId: string | null }) {
+  const own = await jobOf(row.eventId, row.endpointId);
+  if (own) return 'own job';
+  const batch = row.batchJobId ? await h.deliveries.getJob(row.batchJobId) : undefined;
+  return (batch?.data as DeliveryBatchJob | undefined)?.deliveries.some((d) => d.deliveryId === row.id) ? 'its batch' : 'nothing';
+}
+
+it("a batch whose addBulk failed, fanned out again by its events' jobs one by one: every row is carried by the job its row names", async () => {
+  const endpointId = await h.endpoint();
+  const [a, b, c, d] = await h.events(4);
+  // Two events jobs fanned out together (one insert, one batch X for all four rows); Redis
+  // refused the addBulk ("Stream isn't writeable"): both jobs fail, their rows stay, naming X.
+  const refusing = createFanOut({
+    pool: h.db.pool,
+    endpoints: h.endpoints,
+    deliveriesQueue: new Proxy(h.deliveries, {
+      get: (target, prop, receiver) =>
+        prop === 'add' || prop === 'addBulk'
+          ? () => Promise.reject(new Error("Stream isn't writeable and enableOfflineQueue options is false"))
+          : Reflect.get(target, prop, receiver),
+    }),
+    schedule: SCHEDULE,
+  });
+  const failed = await Promise.allSettled([refusing([a, b]), refusing([c, d])]);
+  expect(failed.map((f) => f.status)).toEqual(['rejected', 'rejected']);
+  const before = await h.db.prisma.delivery.findMany({ where: { endpointId }, orderBy: { eventId: 'asc' } });
+  expect(new Set(before.map((row) => row.batchJobId))).toEqual(new Set([before[0].batchJobId]));
+  // Each job retried on its own (its backoff, another worker): the first queues a batch for its
+  // rows; the second must not leave its rows to a batch that does not carry them.
+  const { fanOut } = fanOutWith();
+  expect(await fanOut([a, b])).toEqual({ deliveries: 2 });
+  expect(await fanOut([c, d])).toEqual({ deliveries: 2 });
+  const rows = await h.db.prisma.delivery.findMany({ where: { endpointId }, orderBy: { eventId: 'asc' } });
+  expect(await Promise.all(rows.map(carried))).toEqual(['its batch', 'its batch', 'its batch', 'its batch']);
+  // Published again (the outbox relay): nothing more is queued, each row still carried once.
+  await fanOut([a, b, c, d]);
+  expect(await Promise.all(rows.map(carried))).toEqual(['its batch', 'its batch', 'its batch', 'its batch']);
+  const queued = await h.deliveries.shards[0].getJobs(['waiting', 'delayed', 'prioritized']);
+  expect(queued.filter((job) => job.data.endpointId === endpointId)).toHaveLength(2);
+});
+
+it('a fan-out that finds a batch not queued yet (its writer is between insert and addBulk) and queues its own rows: each row carried once', async () => {
+  const endpointId = await h.endpoint();
+  const [a, b, c, d] = await h.events(4);
+  // The first fan-out (all four events) has written its rows and not queued its batch yet.
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const slow = createFanOut({
+    pool: h.db.pool,
+    endpoints: h.endpoints,
+    deliveriesQueue: new Proxy(h.deliveries, {
+      get: (target, prop, receiver) =>
+        prop === 'add' || prop === 'addBulk'
+          ? async (...args: unknown[]) => {
+              await held;
+              return (target[prop] as (...a: unknown[]) => Promise<unknown>)(...args);
+            }
+          : Reflect.get(target, prop, receiver),
+    }),
+    schedule: SCHEDULE,
+  });
+  const first = slow([a, b, c, d]);
+  await waitFor(async () => (await h.db.prisma.delivery.count({ where: { endpointId } })) === 4 || null, { what: 'the rows' });
+  // Another process fans out two of the events (published again): their batch is not queued yet.
+  expect(await fanOutWith().fanOut([a, b])).toEqual({ deliveries: 2 });
+  release();
+  expect(await first).toEqual({ deliveries: 4 });
+  const rows = await h.db.prisma.delivery.findMany({ where: { endpointId }, orderBy: { eventId: 'asc' } });
+  expect(await Promise.all(rows.map(carried))).toEqual(['its batch', 'its batch', 'its batch', 'its batch']);
 });
