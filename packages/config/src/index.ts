@@ -244,7 +244,7 @@ export const envSchema = z.object({
   // After each batch of 1,000 commissions a payout's build rests this many times as long as the
   // batch took (gh-ost's nice-ratio): 2 leaves the cores to postbacks two thirds of the time, and
   // the build takes three times as long. 0: full speed.
-  PAYOUT_NICE_RATIO: ratio(2, 100),
+  PAYOUT_NICE_RATIO: ratio(2, 10),
   WEBHOOK_ALLOW_HTTP: bool(false),
   WEBHOOK_ALLOWED_CIDRS: cidrList,
 

@@ -138,21 +138,52 @@ export interface RetentionReport {
   /** Wall time of the whole step, and of each table's drops. */
   ms: number;
   tables: Record<string, number>;
+  /** Another run held the retention lock: nothing was done. */
+  skipped?: boolean;
 }
 
-/** True while a partition holds what must outlive retention: a pending delivery, an unpublished event, clicks the reports have not counted. */
-async function liveReason(db: Queryable, p: { table: string; name: string }): Promise<string | null> {
-  const ask = async (sql: string) => (await db.query<{ live: boolean }>(`SELECT EXISTS (${sql}) AS live`)).rows[0].live;
-  if (p.table === 'deliveries' && (await ask(`SELECT 1 FROM ${quote(p.name)} WHERE status = 'pending'`))) return 'holds pending deliveries';
-  if (p.table === 'outbox_events' && (await ask(`SELECT 1 FROM ${quote(p.name)} WHERE published_at IS NULL`))) return 'holds unpublished events';
-  if (p.table === 'clicks' && (await ask(`SELECT 1 FROM ${quote(p.name)} WHERE report_xid >= (SELECT xid FROM report_click_folds WHERE id = 1)`)))
-    return 'holds clicks the reports have not counted yet';
+/**
+ * True while a partition holds what must outlive retention: a pending delivery, an unpublished
+ * event, clicks the reports have not counted. Each check is an index's (the pending deliveries',
+ * the unpublished events', the clicks' report_xid BRIN) with sequential scans off: a partition
+ * past retention holds gigabytes, and a scan that finds nothing reads all of them.
+ */
+async function liveReason(client: PgClient, p: { table: string; name: string }): Promise<string | null> {
+  const ask = async (where: string) => {
+    await client.query('BEGIN');
+    try {
+      await client.query('SET LOCAL enable_seqscan = off');
+      const { rows } = await client.query<{ live: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${quote(p.name)} WHERE ${where}) AS live`);
+      await client.query('COMMIT');
+      return rows[0].live;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  };
+  if (p.table === 'deliveries') return (await ask(`status = 'pending'`)) ? 'holds pending deliveries' : null;
+  if (p.table === 'outbox_events') return (await ask('published_at IS NULL')) ? 'holds unpublished events' : null;
+  if (p.table === 'clicks') {
+    // The fold's mark as a number in the statement: the planner weighs the BRIN with it.
+    const { rows } = await client.query<{ xid: string }>('SELECT xid::text AS xid FROM report_click_folds WHERE id = 1');
+    const mark = /^\d+$/.test(rows[0]?.xid ?? '') ? rows[0].xid : '0';
+    return (await ask(`report_xid >= ${mark}::bigint`)) ? 'holds clicks the reports have not counted yet' : null;
+  }
   return null;
 }
 
 /** A partition being retired carries this comment (and its bound) from before its detach until its drop. */
 const RETIRING = 'trackway retention: detached from ';
 const literal = (text: string) => `'${text.replaceAll("'", "''")}'`;
+/** A bound as Postgres prints a history partition's (an id or a time in quotes), and nothing else. */
+const BOUND = /^FOR VALUES FROM \((MINVALUE|'[^']*')\) TO \('[^']*'\)$/;
+/** Only one retention run at a time, across processes (a session lock on a connection of its own). */
+const RETENTION_LOCK = 7_270_019;
+/**
+ * How long a detach (or its FINALIZE) waits for the transactions using its table: it stops no
+ * one meanwhile; past it, the partition is left pending detach and the next run finishes it.
+ */
+const DETACH_WAIT = '30s';
 
 type Dated = Partition & { upper: Date };
 
@@ -162,11 +193,18 @@ type Dated = Partition & { upper: Date };
  * transactions using it instead), then, detached, nothing writes to it: it is checked once more
  * and dropped (its own lock only), or attached again if something in it became live meanwhile (a
  * replay). Returns why it was kept, or null: dropped. The comment lets an interrupted step be
- * finished (finishInterrupted).
+ * finished (finishInterrupted); a detach that fails takes it back.
  */
 async function retire(client: PgClient, p: Dated): Promise<string | null> {
   await client.query(`COMMENT ON TABLE ${quote(p.name)} IS ${literal(`${RETIRING}${p.table} ${p.bound}`)}`);
-  await client.query(`ALTER TABLE ${quote(p.table)} DETACH PARTITION ${quote(p.name)} CONCURRENTLY`);
+  try {
+    await client.query(`ALTER TABLE ${quote(p.table)} DETACH PARTITION ${quote(p.name)} CONCURRENTLY`);
+  } catch (error) {
+    // Still attached (its first step failed): no mark. Pending detach (the wait timed out): the next run finishes it.
+    const attached = await client.query(`SELECT 1 FROM pg_inherits WHERE inhrelid = $1::regclass AND NOT inhdetachpending`, [quote(p.name)]).catch(() => null);
+    if (attached?.rowCount) await client.query(`COMMENT ON TABLE ${quote(p.name)} IS NULL`).catch(() => undefined);
+    throw error;
+  }
   return settleDetached(client, p.table, p.name, p.bound);
 }
 
@@ -176,22 +214,36 @@ async function settleDetached(client: PgClient, table: string, name: string, bou
     await client.query(`DROP TABLE ${quote(name)}`);
     return null;
   }
-  await client.query(`ALTER TABLE ${quote(table)} ATTACH PARTITION ${quote(name)} ${bound}`);
-  await client.query(`COMMENT ON TABLE ${quote(name)} IS NULL`);
-  return `${reason} (${reason.includes('deliveries') ? 'one became pending' : 'it became live'} while retention ran)`;
+  // One transaction: attached and unmarked together.
+  await client.query('BEGIN');
+  try {
+    await client.query(`ALTER TABLE ${quote(table)} ATTACH PARTITION ${quote(name)} ${bound}`);
+    await client.query(`COMMENT ON TABLE ${quote(name)} IS NULL`);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+  return `${reason} (${table === 'deliveries' ? 'one became pending' : 'it became live'} while retention ran)`;
 }
 
 /**
- * A step stopped half-way (its process killed) left a partition pending detach, or detached and
- * not dropped: the first is finished (DETACH … FINALIZE), then each is settled as retire does.
+ * A run stopped half-way (its process killed, a detach's wait timed out) left a partition pending
+ * detach, or detached and not dropped: the first is finished (DETACH … FINALIZE), then each is
+ * settled as retire does. Only a table of a history partition's name whose mark holds its table
+ * and a partition bound is touched. One that fails is logged and left for the next run.
  */
-async function finishInterrupted(client: PgClient): Promise<{ dropped: string[]; kept: KeptPartition[] }> {
+async function finishInterrupted(client: PgClient, logger?: Logger): Promise<{ dropped: string[]; kept: KeptPartition[] }> {
+  const tables: string[] = HISTORY_TABLES.map((t) => t.table);
   const pending = await client.query<{ parent: string; name: string }>(
     `SELECT p.relname AS parent, c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
       WHERE i.inhdetachpending AND p.relnamespace = current_schema()::regnamespace AND p.relname = ANY($1::text[])`,
-    [HISTORY_TABLES.map((t) => t.table)],
+    [tables],
   );
-  for (const { parent, name } of pending.rows) await client.query(`ALTER TABLE ${quote(parent)} DETACH PARTITION ${quote(name)} FINALIZE`);
+  for (const { parent, name } of pending.rows)
+    await client
+      .query(`ALTER TABLE ${quote(parent)} DETACH PARTITION ${quote(name)} FINALIZE`)
+      .catch((error: unknown) => logger?.error({ err: error, partition: name }, 'a detach left pending could not be finished; the next run tries again'));
   const detached = await client.query<{ name: string; note: string }>(
     `SELECT c.relname AS name, d.description AS note FROM pg_class c
        JOIN pg_description d ON d.objoid = c.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0
@@ -203,10 +255,14 @@ async function finishInterrupted(client: PgClient): Promise<{ dropped: string[];
     const rest = note.slice(RETIRING.length);
     const table = rest.slice(0, rest.indexOf(' '));
     const bound = rest.slice(table.length + 1);
-    if (!HISTORY_TABLES.some((t) => t.table === table) || !bound.startsWith('FOR VALUES ')) continue;
-    const reason = await settleDetached(client, table, name, bound);
-    if (reason === null) done.dropped.push(name);
-    else done.kept.push({ partition: name, reason });
+    if (!tables.includes(table) || !BOUND.test(bound) || !new RegExp(`^${table}_(p|before_)\\d{8}$`).test(name)) continue;
+    try {
+      const reason = await settleDetached(client, table, name, bound);
+      if (reason === null) done.dropped.push(name);
+      else done.kept.push({ partition: name, reason });
+    } catch (error) {
+      logger?.error({ err: error, partition: name }, 'a detached partition could not be settled; the next run tries again');
+    }
   }
   return done;
 }
@@ -217,18 +273,46 @@ async function finishInterrupted(client: PgClient): Promise<{ dropped: string[];
  * holds a pending delivery or an unpublished event; a week of clicks is kept while the reports
  * have not counted its clicks. Each partition is detached concurrently, checked again and dropped
  * (retire): the tables' readers and writers are never stopped. The tables are worked on at once,
- * each partition after partition; a day's events and attempts go once its deliveries have gone.
- * Nothing is deleted row by row.
+ * each partition after partition; a day's events and attempts go once its deliveries have. One
+ * run at a time (a run that finds another going returns at once, `skipped`). Nothing is deleted
+ * row by row. It needs a session of its own (DETACH … CONCURRENTLY runs outside a transaction;
+ * session settings and lock): behind PgBouncer in transaction mode, its process connects
+ * directly (docs/operations.md).
  */
 export async function dropExpiredHistory(pool: PgPool, options: { now?: Date; retention: HistoryRetention; logger?: Logger }): Promise<RetentionReport> {
   const started = performance.now();
+  const lock = await pool.connect();
+  try {
+    const [{ mine }] = (await lock.query<{ mine: boolean }>(`SELECT pg_try_advisory_lock(${RETENTION_LOCK}) AS mine`)).rows;
+    if (!mine) {
+      options.logger?.info({}, 'history retention is running elsewhere: this run is skipped');
+      return { dropped: [], kept: [], ms: performance.now() - started, tables: {}, skipped: true };
+    }
+    try {
+      return await retain(pool, lock, started, options);
+    } finally {
+      await lock.query(`SELECT pg_advisory_unlock(${RETENTION_LOCK})`);
+    }
+  } finally {
+    lock.release();
+  }
+}
+
+async function retain(
+  pool: PgPool,
+  lock: PgClient,
+  started: number,
+  options: { now?: Date; retention: HistoryRetention; logger?: Logger },
+): Promise<RetentionReport> {
   const now = options.now ?? new Date();
+  const { logger } = options;
   const dropped: string[] = [];
   const kept: KeptPartition[] = [];
-  const interrupted = await withClient(pool, finishInterrupted);
+  const interrupted = await withWait(lock, () => finishInterrupted(lock, logger));
   dropped.push(...interrupted.dropped);
   kept.push(...interrupted.kept);
-  const partitions = await listPartitions(pool);
+  const settled = new Set(kept.map((k) => k.partition));
+  const partitions = (await listPartitions(pool)).filter((p) => !settled.has(p.name));
   // A table's newest partition is never dropped (even after a downtime past retention): partitions
   // are made on from there.
   const newest = new Map<string, number>();
@@ -241,7 +325,7 @@ export async function dropExpiredHistory(pool: PgPool, options: { now?: Date; re
   const liveDays = new Map<number, string>();
   const live = new Set<string>();
   for (const p of expired) {
-    const reason = await liveReason(pool, p);
+    const reason = await liveReason(lock, p);
     if (!reason) continue;
     kept.push({ partition: p.name, reason });
     live.add(p.name);
@@ -251,9 +335,9 @@ export async function dropExpiredHistory(pool: PgPool, options: { now?: Date; re
     const day = liveDays.get(p.upper.getTime());
     if (!live.has(p.name) && specOf(p.table).retention === 'delivery_log' && day) kept.push({ partition: p.name, reason: `its day is kept: ${day}` });
   }
-  const going = expired.filter((p) => !kept.some((k) => k.partition === p.name));
+  const keep = new Set(kept.map((k) => k.partition));
   const byTable = new Map<string, Dated[]>();
-  for (const p of going) byTable.set(p.table, [...(byTable.get(p.table) ?? []), p]);
+  for (const p of expired.filter((p) => !keep.has(p.name))) byTable.set(p.table, [...(byTable.get(p.table) ?? []), p]);
   // Each day's deliveries: settled (true: dropped) before that day's events and attempts are touched.
   const deliveriesOf = new Map<number, { settled: Promise<boolean>; settle: (dropped: boolean) => void }>();
   for (const p of byTable.get('deliveries') ?? []) {
@@ -267,26 +351,18 @@ export async function dropExpiredHistory(pool: PgPool, options: { now?: Date; re
   const work = async (table: string, list: Dated[]) => {
     const t0 = performance.now();
     try {
-      await withClient(pool, async (client) => {
-        // The waits for the table's transactions stop no one: long, but bounded.
-        await client.query(`SET lock_timeout = '5min'`);
-        try {
-          for (const p of list) {
-            // Events and attempts (the delivery log's other tables) wait for their day's deliveries.
-            const day = table !== 'deliveries' && specOf(table).retention === 'delivery_log' ? deliveriesOf.get(p.upper.getTime()) : undefined;
-            if (day && !(await day.settled)) {
-              kept.push({ partition: p.name, reason: 'its day is kept: its deliveries are' });
-              continue;
-            }
-            const reason = await retire(client, p);
-            if (reason === null) dropped.push(p.name);
-            else kept.push({ partition: p.name, reason });
-            if (table === 'deliveries') deliveriesOf.get(p.upper.getTime())?.settle(reason === null);
-          }
-        } finally {
-          await client.query('RESET lock_timeout').catch(() => undefined);
+      for (const p of list) {
+        // Events and attempts (the delivery log's other tables) wait for their day's deliveries, holding no connection.
+        const day = table !== 'deliveries' && specOf(table).retention === 'delivery_log' ? deliveriesOf.get(p.upper.getTime()) : undefined;
+        if (day && !(await day.settled)) {
+          kept.push({ partition: p.name, reason: 'its day is kept: its deliveries are' });
+          continue;
         }
-      });
+        const reason = await withClient(pool, (client) => withWait(client, () => retire(client, p)));
+        if (reason === null) dropped.push(p.name);
+        else kept.push({ partition: p.name, reason });
+        if (table === 'deliveries') deliveriesOf.get(p.upper.getTime())?.settle(reason === null);
+      }
     } finally {
       // A deliveries step that failed keeps the days it did not reach, events and attempts with them.
       if (table === 'deliveries') for (const day of deliveriesOf.values()) day.settle(false);
@@ -294,11 +370,22 @@ export async function dropExpiredHistory(pool: PgPool, options: { now?: Date; re
     }
   };
   const results = await Promise.allSettled([...byTable].map(([table, list]) => work(table, list)));
-  if (kept.length > 0) options.logger?.warn({ kept }, 'history partitions past retention kept: they still hold live rows');
-  if (dropped.length > 0) options.logger?.info({ dropped: dropped.length, partitions: dropped }, 'history partitions past retention dropped');
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
+  if (kept.length > 0) logger?.warn({ kept }, 'history partitions past retention kept: they still hold live rows');
+  if (dropped.length > 0) logger?.info({ dropped: dropped.length, partitions: dropped }, 'history partitions past retention dropped');
+  const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  for (const f of failed.slice(1)) logger?.error({ err: f.reason }, 'history retention: a table failed; the next run tries again');
+  if (failed.length > 0) throw failed[0].reason;
   return { dropped, kept, ms: performance.now() - started, tables };
+}
+
+/** Runs `work` with lock waits bounded by DETACH_WAIT on this connection, then puts the setting back. */
+async function withWait<T>(client: PgClient, work: () => Promise<T>): Promise<T> {
+  await client.query(`SET lock_timeout = '${DETACH_WAIT}'`);
+  try {
+    return await work();
+  } finally {
+    await client.query('RESET lock_timeout').catch(() => undefined);
+  }
 }
 
 async function withClient<T>(pool: PgPool, use: (client: PgClient) => Promise<T>): Promise<T> {

@@ -1,7 +1,8 @@
 // History partitioned by time (packages/ledger/src/history.ts): partitions made ahead and back to
 // where history starts; retention drops whole partitions past each table's setting, keeps a day of
 // the delivery log while anything in it is live (and says why), keeps a week of clicks the reports
-// have not counted, and waits for a busy table in short turns. Uniqueness holds across partitions.
+// have not counted, detaches partitions without stopping their table, finishes a run stopped half-way,
+// and runs once at a time. Uniqueness holds across partitions.
 import { deliveryIdFor, idAt } from '@trackway/domain';
 import { classifyDbError, isMissingPartition, missingPartitionTime } from '@trackway/db';
 import { type TestDatabase, createTestDatabase, waitFor } from '@trackway/testing';
@@ -184,16 +185,16 @@ describe('dropExpiredHistory', () => {
     expect(await counted()).toBe(3);
   });
 
-  it('checks a day of deliveries again once detached: one made pending (a replay) while the detach waited is attached again, and keeps its day', async () => {
+  it('checks a day of deliveries again once detached: one made pending (a replay) while its detach waited is attached again, and keeps its day', async () => {
     const replayed = await deliveryAt(daysAgo(25), 'failed');
     const holder = await db.pool.connect();
     try {
+      // A replay, not committed yet: retention's first check does not see it, and the detach of its
+      // day (like every detach of the table) waits for its transaction.
       await holder.query('BEGIN');
-      await holder.query('SELECT count(*) FROM deliveries');
-      const drop = dropExpiredHistory(db.pool, { retention: { ...RETENTION, deliveryLogDays: 20 } });
-      // Retention has checked (nothing pending) and its detach waits for the open transaction: a replay commits now.
-      await waitFor(detachWaiting('deliveries'), { what: 'retention detaching a day of deliveries' });
       await holder.query(`UPDATE deliveries SET status = 'pending' WHERE id = $1`, [replayed.id]);
+      const drop = dropExpiredHistory(db.pool, { retention: { ...RETENTION, deliveryLogDays: 20 } });
+      await waitFor(detachWaiting('deliveries'), { what: 'retention detaching a day of deliveries' });
       await holder.query('COMMIT');
       const report = await drop;
       const day = daysAgo(25).toISOString().slice(0, 10).replaceAll('-', '');
@@ -283,6 +284,22 @@ describe('dropExpiredHistory', () => {
     expect(await bound(liveDay)).toBe(liveBound);
     expect((await db.pool.query(`SELECT obj_description($1::regclass, 'pg_class') AS note`, [liveDay])).rows[0].note).toBeNull();
     expect((await db.pool.query(`SELECT 1 FROM pg_inherits WHERE inhdetachpending`)).rowCount).toBe(0);
+  });
+
+  it('runs once at a time: a run that finds another going is skipped', async () => {
+    await deliveryAt(daysAgo(6), 'succeeded');
+    const reader = await db.pool.connect();
+    try {
+      await reader.query('BEGIN');
+      await reader.query('SELECT count(*) FROM deliveries');
+      const first = dropExpiredHistory(db.pool, { retention: { ...RETENTION, deliveryLogDays: 3 } });
+      await waitFor(detachWaiting('deliveries'), { what: 'the first run detaching' });
+      expect(await dropExpiredHistory(db.pool, { retention: { ...RETENTION, deliveryLogDays: 3 } })).toMatchObject({ skipped: true, dropped: [] });
+      await reader.query('COMMIT');
+      expect((await first).dropped.some((p) => p.startsWith('deliveries_p'))).toBe(true);
+    } finally {
+      reader.release();
+    }
   });
 
   // Last: it drops nearly everything.

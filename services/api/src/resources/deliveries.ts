@@ -43,8 +43,11 @@ export async function retryDelivery(deps: ApiDeps, deliveryId: string) {
       data: { status: 'failed', nextAttemptAt: null },
     });
   }
-  if ((await replayDeliveries(deps, [d.id], { replayCount: d.replayCount })) === 0)
+  if ((await replayDeliveries(deps, [d.id], { replayCount: d.replayCount })) === 0) {
+    // Gone since it was read (retention dropped its day, its endpoint was deleted): 404, as a read now answers.
+    await load(deps, d.id);
     throw new HttpError(409, 'delivery_pending', 'A replay of this delivery was just requested.');
+  }
   return { id: d.id, status: 'pending' as const };
 }
 
