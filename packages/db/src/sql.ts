@@ -16,35 +16,48 @@ export function statement<R extends pg.QueryResultRow = pg.QueryResultRow>(name:
 }
 
 /**
+ * Runs `use` on one client of the pool and gives it back. A checked-out client has no 'error'
+ * listener (pg-pool removes its idle one): a connection lost while it is held would be an
+ * uncaught exception. The failing query rejects anyway; a client whose connection failed (or that
+ * `use` marks broken) does not go back to the pool.
+ */
+export async function withClient<T>(pool: pg.Pool, use: (client: pg.PoolClient, markBroken: (error: Error) => void) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  const onError = (error: Error) => {
+    broken = error;
+  };
+  client.on('error', onError);
+  try {
+    return await use(client, onError);
+  } finally {
+    client.off('error', onError);
+    client.release(broken);
+  }
+}
+
+/**
  * Runs `work` in one transaction on one client of the pool. A serialization failure or a
  * deadlock (another transaction chose the same rows in another order) rolls back and runs
  * `work` again, up to `attempts` times.
  */
 export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>, attempts = 5): Promise<T> {
   for (let attempt = 1; ; attempt++) {
-    const client = await pool.connect();
-    let broken: Error | undefined;
-    // A checked-out client has no 'error' listener (pg-pool removes its idle one): a connection
-    // lost mid-transaction would be an uncaught exception. The failing query rejects anyway.
-    const onError = (error: Error) => {
-      broken = error;
-    };
-    client.on('error', onError);
     try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch((rollbackError: Error) => {
-        broken = rollbackError;
+      return await withClient(pool, async (client, markBroken) => {
+        try {
+          await client.query('BEGIN');
+          const result = await work(client);
+          await client.query('COMMIT');
+          return result;
+        } catch (error) {
+          await client.query('ROLLBACK').catch(markBroken);
+          throw error;
+        }
       });
+    } catch (error) {
       if (attempt < attempts && (error instanceof RetryTransaction || isTransactionConflict(error))) continue;
       throw error instanceof RetryTransaction ? error.cause : error;
-    } finally {
-      client.off('error', onError);
-      // A client whose connection failed must not go back to the pool.
-      client.release(broken);
     }
   }
 }

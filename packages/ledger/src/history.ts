@@ -1,4 +1,4 @@
-import { type PgClient, type PgPool, type Queryable, inTransaction } from '@trackway/db';
+import { type PgClient, type PgPool, type Queryable, inTransaction, withClient } from '@trackway/db';
 import {
   HISTORY_TABLES,
   type HistoryRetention,
@@ -148,24 +148,17 @@ export interface RetentionReport {
  * the unpublished events', the clicks' report_xid BRIN) with sequential scans off: a partition
  * past retention holds gigabytes, and a scan that finds nothing reads all of them.
  */
-async function liveReason(client: PgClient, p: { table: string; name: string }): Promise<string | null> {
-  const ask = async (where: string) => {
-    await client.query('BEGIN');
-    try {
-      await client.query('SET LOCAL enable_seqscan = off');
-      const { rows } = await client.query<{ live: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${quote(p.name)} WHERE ${where}) AS live`);
-      await client.query('COMMIT');
-      return rows[0].live;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    }
-  };
+async function liveReason(pool: PgPool, p: { table: string; name: string }): Promise<string | null> {
+  const ask = (where: string) =>
+    inTransaction(pool, async (tx) => {
+      await tx.query('SET LOCAL enable_seqscan = off');
+      return (await tx.query<{ live: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${quote(p.name)} WHERE ${where}) AS live`)).rows[0].live;
+    });
   if (p.table === 'deliveries') return (await ask(`status = 'pending'`)) ? 'holds pending deliveries' : null;
   if (p.table === 'outbox_events') return (await ask('published_at IS NULL')) ? 'holds unpublished events' : null;
   if (p.table === 'clicks') {
     // The fold's mark as a number in the statement: the planner weighs the BRIN with it.
-    const { rows } = await client.query<{ xid: string }>('SELECT xid::text AS xid FROM report_click_folds WHERE id = 1');
+    const { rows } = await pool.query<{ xid: string }>('SELECT xid::text AS xid FROM report_click_folds WHERE id = 1');
     const mark = /^\d+$/.test(rows[0]?.xid ?? '') ? rows[0].xid : '0';
     return (await ask(`report_xid >= ${mark}::bigint`)) ? 'holds clicks the reports have not counted yet' : null;
   }
@@ -195,37 +188,36 @@ type Dated = Partition & { upper: Date };
  * replay). Returns why it was kept, or null: dropped. The comment lets an interrupted step be
  * finished (finishInterrupted); a detach that fails takes it back.
  */
-async function retire(client: PgClient, p: Dated): Promise<string | null> {
-  await client.query(`COMMENT ON TABLE ${quote(p.name)} IS ${literal(`${RETIRING}${p.table} ${p.bound}`)}`);
+async function retire(pool: PgPool, p: Dated): Promise<string | null> {
+  await bounded(pool, `COMMENT ON TABLE ${quote(p.name)} IS ${literal(`${RETIRING}${p.table} ${p.bound}`)}`);
   try {
-    await client.query(`ALTER TABLE ${quote(p.table)} DETACH PARTITION ${quote(p.name)} CONCURRENTLY`);
+    await withClient(pool, (client) => withWait(client, () => client.query(`ALTER TABLE ${quote(p.table)} DETACH PARTITION ${quote(p.name)} CONCURRENTLY`)));
   } catch (error) {
     // Still attached (its first step failed): no mark. Pending detach (the wait timed out): the next run finishes it.
-    const attached = await client.query(`SELECT 1 FROM pg_inherits WHERE inhrelid = $1::regclass AND NOT inhdetachpending`, [quote(p.name)]).catch(() => null);
-    if (attached?.rowCount) await client.query(`COMMENT ON TABLE ${quote(p.name)} IS NULL`).catch(() => undefined);
+    const attached = await pool.query(`SELECT 1 FROM pg_inherits WHERE inhrelid = $1::regclass AND NOT inhdetachpending`, [quote(p.name)]).catch(() => null);
+    if (attached?.rowCount) await bounded(pool, `COMMENT ON TABLE ${quote(p.name)} IS NULL`).catch(() => undefined);
     throw error;
   }
-  return settleDetached(client, p.table, p.name, p.bound);
+  return settleDetached(pool, p.table, p.name, p.bound);
 }
 
-async function settleDetached(client: PgClient, table: string, name: string, bound: string): Promise<string | null> {
-  const reason = await liveReason(client, { table, name });
+async function settleDetached(pool: PgPool, table: string, name: string, bound: string): Promise<string | null> {
+  const reason = await liveReason(pool, { table, name });
   if (reason === null) {
-    await client.query(`DROP TABLE ${quote(name)}`);
+    await bounded(pool, `DROP TABLE ${quote(name)}`);
     return null;
   }
-  // One transaction: attached and unmarked together.
-  await client.query('BEGIN');
-  try {
-    await client.query(`ALTER TABLE ${quote(table)} ATTACH PARTITION ${quote(name)} ${bound}`);
-    await client.query(`COMMENT ON TABLE ${quote(name)} IS NULL`);
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  }
+  // Attached and unmarked together.
+  await bounded(pool, `ALTER TABLE ${quote(table)} ATTACH PARTITION ${quote(name)} ${bound}`, `COMMENT ON TABLE ${quote(name)} IS NULL`);
   return `${reason} (${table === 'deliveries' ? 'one became pending' : 'it became live'} while retention ran)`;
 }
+
+/** Statements in one transaction, its lock waits bounded by DETACH_WAIT. */
+const bounded = (pool: PgPool, ...statements: string[]) =>
+  inTransaction(pool, async (tx) => {
+    await tx.query(`SET LOCAL lock_timeout = '${DETACH_WAIT}'`);
+    for (const text of statements) await tx.query(text);
+  });
 
 /**
  * A run stopped half-way (its process killed, a detach's wait timed out) left a partition pending
@@ -233,7 +225,7 @@ async function settleDetached(client: PgClient, table: string, name: string, bou
  * settled as retire does. Only a table of a history partition's name whose mark holds its table
  * and a partition bound is touched. One that fails is logged and left for the next run.
  */
-async function finishInterrupted(client: PgClient, logger?: Logger): Promise<{ dropped: string[]; kept: KeptPartition[] }> {
+async function finishInterrupted(pool: PgPool, client: PgClient, logger?: Logger): Promise<{ dropped: string[]; kept: KeptPartition[] }> {
   const tables: string[] = HISTORY_TABLES.map((t) => t.table);
   const pending = await client.query<{ parent: string; name: string }>(
     `SELECT p.relname AS parent, c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
@@ -257,7 +249,7 @@ async function finishInterrupted(client: PgClient, logger?: Logger): Promise<{ d
     const bound = rest.slice(table.length + 1);
     if (!tables.includes(table) || !BOUND.test(bound) || !new RegExp(`^${table}_(p|before_)\\d{8}$`).test(name)) continue;
     try {
-      const reason = await settleDetached(client, table, name, bound);
+      const reason = await settleDetached(pool, table, name, bound);
       if (reason === null) done.dropped.push(name);
       else done.kept.push({ partition: name, reason });
     } catch (error) {
@@ -281,8 +273,7 @@ async function finishInterrupted(client: PgClient, logger?: Logger): Promise<{ d
  */
 export async function dropExpiredHistory(pool: PgPool, options: { now?: Date; retention: HistoryRetention; logger?: Logger }): Promise<RetentionReport> {
   const started = performance.now();
-  const lock = await pool.connect();
-  try {
+  return withClient(pool, async (lock) => {
     const [{ mine }] = (await lock.query<{ mine: boolean }>(`SELECT pg_try_advisory_lock(${RETENTION_LOCK}) AS mine`)).rows;
     if (!mine) {
       options.logger?.info({}, 'history retention is running elsewhere: this run is skipped');
@@ -291,11 +282,9 @@ export async function dropExpiredHistory(pool: PgPool, options: { now?: Date; re
     try {
       return await retain(pool, lock, started, options);
     } finally {
-      await lock.query(`SELECT pg_advisory_unlock(${RETENTION_LOCK})`);
+      await lock.query(`SELECT pg_advisory_unlock(${RETENTION_LOCK})`).catch(() => undefined);
     }
-  } finally {
-    lock.release();
-  }
+  });
 }
 
 async function retain(
@@ -308,7 +297,7 @@ async function retain(
   const { logger } = options;
   const dropped: string[] = [];
   const kept: KeptPartition[] = [];
-  const interrupted = await withWait(lock, () => finishInterrupted(lock, logger));
+  const interrupted = await withWait(lock, () => finishInterrupted(pool, lock, logger));
   dropped.push(...interrupted.dropped);
   kept.push(...interrupted.kept);
   const settled = new Set(kept.map((k) => k.partition));
@@ -325,7 +314,7 @@ async function retain(
   const liveDays = new Map<number, string>();
   const live = new Set<string>();
   for (const p of expired) {
-    const reason = await liveReason(lock, p);
+    const reason = await liveReason(pool, p);
     if (!reason) continue;
     kept.push({ partition: p.name, reason });
     live.add(p.name);
@@ -358,7 +347,7 @@ async function retain(
           kept.push({ partition: p.name, reason: 'its day is kept: its deliveries are' });
           continue;
         }
-        const reason = await withClient(pool, (client) => withWait(client, () => retire(client, p)));
+        const reason = await retire(pool, p);
         if (reason === null) dropped.push(p.name);
         else kept.push({ partition: p.name, reason });
         if (table === 'deliveries') deliveriesOf.get(p.upper.getTime())?.settle(reason === null);
@@ -385,15 +374,6 @@ async function withWait<T>(client: PgClient, work: () => Promise<T>): Promise<T>
     return await work();
   } finally {
     await client.query('RESET lock_timeout').catch(() => undefined);
-  }
-}
-
-async function withClient<T>(pool: PgPool, use: (client: PgClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    return await use(client);
-  } finally {
-    client.release();
   }
 }
 

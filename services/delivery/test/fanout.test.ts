@@ -32,6 +32,17 @@ function fanOutWith(pool = countingPool(h.db.pool)) {
   return { fanOut, pool, addBulkCalls: () => addBulkCalls };
 }
 
+/** A fan-out whose queue's add and addBulk go through `through`, given the real call. */
+function fanOutEnqueuing(through: (enqueue: () => Promise<unknown>) => Promise<unknown>) {
+  const deliveriesQueue = new Proxy(h.deliveries, {
+    get: (target, prop, receiver) =>
+      prop === 'add' || prop === 'addBulk'
+        ? (...args: unknown[]) => through(() => (Reflect.get(target, prop, receiver) as (...a: unknown[]) => Promise<unknown>).apply(target, args))
+        : Reflect.get(target, prop, receiver),
+  });
+  return createFanOut({ pool: h.db.pool, endpoints: h.endpoints, deliveriesQueue, schedule: SCHEDULE });
+}
+
 const jobOf = (eventId: string, endpointId: string) => h.deliveries.getJob(deliveryJobId(eventId, endpointId));
 
 it('writes the events of concurrent jobs with one insert and one addBulk', async () => {
@@ -230,17 +241,7 @@ it("a batch whose addBulk failed, fanned out again by its events' jobs one by on
   const [a, b, c, d] = await h.events(4);
   // Two events jobs fanned out together (one insert, one batch X for all four rows); Redis
   // refused the addBulk ("Stream isn't writeable"): both jobs fail, their rows stay, naming X.
-  const refusing = createFanOut({
-    pool: h.db.pool,
-    endpoints: h.endpoints,
-    deliveriesQueue: new Proxy(h.deliveries, {
-      get: (target, prop, receiver) =>
-        prop === 'add' || prop === 'addBulk'
-          ? () => Promise.reject(new Error("Stream isn't writeable and enableOfflineQueue options is false"))
-          : Reflect.get(target, prop, receiver),
-    }),
-    schedule: SCHEDULE,
-  });
+  const refusing = fanOutEnqueuing(() => Promise.reject(new Error("Stream isn't writeable and enableOfflineQueue options is false")));
   const failed = await Promise.allSettled([refusing([a, b]), refusing([c, d])]);
   expect(failed.map((f) => f.status)).toEqual(['rejected', 'rejected']);
   const before = await h.db.prisma.delivery.findMany({ where: { endpointId }, orderBy: { eventId: 'asc' } });
@@ -267,19 +268,9 @@ it('a fan-out that finds a batch not queued yet (its writer is between insert an
   const held = new Promise<void>((resolve) => {
     release = resolve;
   });
-  const slow = createFanOut({
-    pool: h.db.pool,
-    endpoints: h.endpoints,
-    deliveriesQueue: new Proxy(h.deliveries, {
-      get: (target, prop, receiver) =>
-        prop === 'add' || prop === 'addBulk'
-          ? async (...args: unknown[]) => {
-              await held;
-              return (target[prop] as (...a: unknown[]) => Promise<unknown>)(...args);
-            }
-          : Reflect.get(target, prop, receiver),
-    }),
-    schedule: SCHEDULE,
+  const slow = fanOutEnqueuing(async (enqueue) => {
+    await held;
+    return enqueue();
   });
   const first = slow([a, b, c, d]);
   await waitFor(async () => (await h.db.prisma.delivery.count({ where: { endpointId } })) === 4 || null, { what: 'the rows' });
