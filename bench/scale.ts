@@ -372,8 +372,11 @@ async function historyCounts(pool: pg.Pool, cutoff: Date, until: Date) {
 }
 
 async function runRetention(s: Session): Promise<string> {
-  const { dropped, kept, tables } = await dropExpiredHistory(s.pool, { retention: RETENTION });
-  const each = Object.entries(tables).map(([table, t]) => `${table} ${ms(t)}`);
+  const { dropped, kept, tables, locks } = await dropExpiredHistory(s.pool, { retention: RETENTION });
+  const each = Object.entries(tables).map(([table, t]) => {
+    const lock = locks[table];
+    return `${table} ${ms(t)}${lock ? `: ${lock.heldMs === null ? `no lock in ${lock.tries} tries, one by one` : `locked ${ms(lock.heldMs)} at try ${lock.tries}`}` : ''}`;
+  });
   return `dropExpiredHistory: ${dropped.length} partitions dropped${each.length ? ` (${each.join(', ')})` : ''}${kept.length ? `, ${kept.length} kept (${kept.map((k) => `${k.partition}: ${k.reason}`).join('; ')})` : ''}`;
 }
 

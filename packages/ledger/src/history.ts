@@ -138,32 +138,51 @@ export interface RetentionReport {
   /** Wall time of the whole step, and of each table's drops. */
   ms: number;
   tables: Record<string, number>;
+  /** Per table: the tries for its exclusive lock, and how long it was held (null: never had; retired one by one). */
+  locks: Record<string, { tries: number; heldMs: number | null }>;
   /** Another run held the retention lock: nothing was done. */
   skipped?: boolean;
 }
 
 /**
- * True while a partition holds what must outlive retention: a pending delivery, an unpublished
- * event, clicks the reports have not counted. Each check is an index's (the pending deliveries',
- * the unpublished events', the clicks' report_xid BRIN) with sequential scans off: a partition
- * past retention holds gigabytes, and a scan that finds nothing reads all of them.
+ * Which of these partitions hold what must outlive retention, and why: a pending delivery, an
+ * unpublished event, clicks the reports have not counted (postbacks and attempts hold nothing of
+ * the kind). One statement for them all, each partition's check an index's (the pending
+ * deliveries', the unpublished events', the clicks' report_xid BRIN): `db` is a transaction with
+ * sequential scans off (noSeqScans), since a partition past retention holds gigabytes, and a scan
+ * that finds nothing reads all of them.
  */
-async function liveReason(pool: PgPool, p: { table: string; name: string }): Promise<string | null> {
-  const ask = (where: string) =>
-    inTransaction(pool, async (tx) => {
-      await tx.query('SET LOCAL enable_seqscan = off');
-      return (await tx.query<{ live: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${quote(p.name)} WHERE ${where}) AS live`)).rows[0].live;
-    });
-  if (p.table === 'deliveries') return (await ask(`status = 'pending'`)) ? 'holds pending deliveries' : null;
-  if (p.table === 'outbox_events') return (await ask('published_at IS NULL')) ? 'holds unpublished events' : null;
-  if (p.table === 'clicks') {
+async function liveAmong(db: Queryable, list: ReadonlyArray<{ table: string; name: string }>): Promise<Map<string, string>> {
+  let mark = '0';
+  if (list.some((p) => p.table === 'clicks')) {
     // The fold's mark as a number in the statement: the planner weighs the BRIN with it.
-    const { rows } = await pool.query<{ xid: string }>('SELECT xid::text AS xid FROM report_click_folds WHERE id = 1');
-    const mark = /^\d+$/.test(rows[0]?.xid ?? '') ? rows[0].xid : '0';
-    return (await ask(`report_xid >= ${mark}::bigint`)) ? 'holds clicks the reports have not counted yet' : null;
+    const { rows } = await db.query<{ xid: string }>('SELECT xid::text AS xid FROM report_click_folds WHERE id = 1');
+    if (/^\d+$/.test(rows[0]?.xid ?? '')) mark = rows[0].xid;
   }
-  return null;
+  const checks: Record<string, [where: string, reason: string]> = {
+    deliveries: [`status = 'pending'`, 'holds pending deliveries'],
+    outbox_events: ['published_at IS NULL', 'holds unpublished events'],
+    clicks: [`report_xid >= ${mark}::bigint`, 'holds clicks the reports have not counted yet'],
+  };
+  const asked = list.filter((p) => checks[p.table]);
+  if (asked.length === 0) return new Map();
+  const { rows } = await db.query<{ name: string; reason: string }>(
+    asked
+      .map((p) => {
+        const [where, reason] = checks[p.table];
+        return `SELECT ${literal(p.name)} AS name, ${literal(reason)} AS reason WHERE EXISTS (SELECT 1 FROM ${quote(p.name)} WHERE ${where})`;
+      })
+      .join(' UNION ALL '),
+  );
+  return new Map(rows.map((r) => [r.name, r.reason]));
 }
+
+/** Work in a transaction whose statements read indexes, not whole partitions (liveReason). */
+const noSeqScans = <T>(pool: PgPool, work: (tx: Queryable) => Promise<T>) =>
+  inTransaction(pool, async (tx) => {
+    await tx.query('SET LOCAL enable_seqscan = off');
+    return work(tx);
+  });
 
 /** A partition being retired carries this comment (and its bound) from before its detach until its drop. */
 const RETIRING = 'trackway retention: detached from ';
@@ -202,7 +221,7 @@ async function retire(pool: PgPool, p: Dated): Promise<string | null> {
 }
 
 async function settleDetached(pool: PgPool, table: string, name: string, bound: string): Promise<string | null> {
-  const reason = await liveReason(pool, { table, name });
+  const reason = (await noSeqScans(pool, (tx) => liveAmong(tx, [{ table, name }]))).get(name) ?? null;
   if (reason === null) {
     await bounded(pool, `DROP TABLE ${quote(name)}`);
     return null;
@@ -218,6 +237,90 @@ const bounded = (pool: PgPool, ...statements: string[]) =>
     await tx.query(`SET LOCAL lock_timeout = '${DETACH_WAIT}'`);
     for (const text of statements) await tx.query(text);
   });
+
+/**
+ * How long retention waits for a table's exclusive lock, try after try, before it retires the
+ * table's partitions one by one without it (retire). While it waits, the table's new readers and
+ * writers queue behind it: each wait bounds one stall.
+ */
+export const SWIFT_LOCK_WAITS_MS: readonly number[] = [200, 400, 800];
+/** Between two tries: what queued behind a try that timed out runs first. */
+const SWIFT_PAUSE_MS = 250;
+
+/**
+ * Retires the expired partitions of a table, or of the delivery log's three tables (a day as
+ * one), in one short transaction under the tables' exclusive locks: each is detached (a change of
+ * the catalog alone) and marked as retire marks it; once the locks are let go, the detached tables
+ * are dropped (their files given back) with no one waiting. One change of each table's
+ * partitions for the lot, where a detach per partition makes every session plan its statements on
+ * the table again each time. Under the locks, only the deliveries are checked again: a replay may
+ * have made one pending since the first check; an event is never unpublished again, and no click
+ * is written into a week past retention. A day holding one keeps its three partitions. Returns
+ * what was dropped and kept, and the tries; `heldMs` null when the locks could not be had within
+ * any of `waits` (a long transaction is using a table): the caller retires the partitions one by
+ * one. A drop that fails leaves its tables detached and marked: the next run drops them.
+ */
+async function detachAtOnce(
+  pool: PgPool,
+  tables: readonly string[],
+  list: Dated[],
+  waits: readonly number[],
+  logger?: Logger,
+): Promise<{ tries: number; heldMs: number | null; dropped: string[]; kept: KeptPartition[] }> {
+  for (const [i, wait] of waits.entries()) {
+    if (i > 0) await new Promise((resolve) => setTimeout(resolve, SWIFT_PAUSE_MS));
+    let locked = 0;
+    let done: { detached: Dated[]; kept: KeptPartition[] };
+    try {
+      done = await inTransaction(pool, async (tx) => {
+        // In the order the delivery worker's record takes them (deliveries, then attempts); one round trip.
+        await tx.query(
+          `SET LOCAL lock_timeout = '${Math.max(1, Math.round(wait))}ms'; LOCK TABLE ${tables.map(quote).join(', ')} IN ACCESS EXCLUSIVE MODE; SET LOCAL enable_seqscan = off`,
+        );
+        locked = performance.now();
+        const live = await liveAmong(
+          tx,
+          list.filter((p) => p.table === 'deliveries'),
+        );
+        const liveDays = new Set([...live.keys()].map((name) => list.find((p) => p.name === name)!.upper.getTime()));
+        const kept: KeptPartition[] = list.flatMap((p) => {
+          if (live.has(p.name)) return [{ partition: p.name, reason: `${live.get(p.name)} (one became pending while retention ran)` }];
+          return liveDays.has(p.upper.getTime()) && specOf(p.table).retention === 'delivery_log'
+            ? [{ partition: p.name, reason: 'its day is kept: its deliveries are' }]
+            : [];
+        });
+        const staying = new Set(kept.map((k) => k.partition));
+        const detached = list.filter((p) => !staying.has(p.name));
+        if (detached.length > 0)
+          await tx.query(
+            detached
+              .map(
+                (p) =>
+                  `COMMENT ON TABLE ${quote(p.name)} IS ${literal(`${RETIRING}${p.table} ${p.bound}`)}; ALTER TABLE ${quote(p.table)} DETACH PARTITION ${quote(p.name)}`,
+              )
+              .join('; '),
+          );
+        return { detached, kept };
+      });
+    } catch (error) {
+      // 55P03 lock_not_available: a transaction using a table outlasted the wait.
+      if ((error as { code?: string }).code !== '55P03') throw error;
+      continue;
+    }
+    const heldMs = performance.now() - locked;
+    const names = done.detached.map((p) => p.name);
+    // Nothing can write to them now: dropped as they are (the files' work done with no one waiting).
+    const dropped = await bounded(pool, ...(names.length > 0 ? [`DROP TABLE ${names.map(quote).join(', ')}`] : [])).then(
+      () => names,
+      (error: unknown) => {
+        logger?.error({ err: error, partitions: names }, 'detached history partitions could not be dropped; the next run drops them');
+        return [];
+      },
+    );
+    return { tries: i + 1, heldMs, dropped, kept: done.kept };
+  }
+  return { tries: waits.length, heldMs: null, dropped: [], kept: [] };
+}
 
 /**
  * A run stopped half-way (its process killed, a detach's wait timed out) left a partition pending
@@ -259,25 +362,35 @@ async function finishInterrupted(pool: PgPool, client: PgClient, logger?: Logger
   return done;
 }
 
+export interface RetentionOptions {
+  now?: Date;
+  retention: HistoryRetention;
+  logger?: Logger;
+  /** The waits for a table's exclusive lock (SWIFT_LOCK_WAITS_MS); [] retires every partition one by one. */
+  lockWaitsMs?: readonly number[];
+}
+
 /**
  * Retention: drops every partition whose rows are all older than its table's retention. A day of
  * the delivery log (events, deliveries, attempts) goes as one, and is kept, reported, while it
  * holds a pending delivery or an unpublished event; a week of clicks is kept while the reports
- * have not counted its clicks. Each partition is detached concurrently, checked again and dropped
- * (retire): the tables' readers and writers are never stopped. The tables are worked on at once,
- * each partition after partition; a day's events and attempts go once its deliveries have. One
- * run at a time (a run that finds another going returns at once, `skipped`). Nothing is deleted
+ * have not counted its clicks. Clicks, postbacks and the delivery log (its three tables together)
+ * each go in one short transaction under their tables' exclusive locks, the three at once
+ * (detachAtOnce; each wait for a lock bounded, a stall of the table's users). A table too busy for
+ * that is worked on without stopping it: each partition detached concurrently, checked again and
+ * dropped (retire), partition after partition, a day's events and attempts once its deliveries
+ * have gone. One run at a time (a run that finds another going returns at once, `skipped`). Nothing is deleted
  * row by row. It needs a session of its own (DETACH … CONCURRENTLY runs outside a transaction;
  * session settings and lock): behind PgBouncer in transaction mode, its process connects
  * directly (docs/operations.md).
  */
-export async function dropExpiredHistory(pool: PgPool, options: { now?: Date; retention: HistoryRetention; logger?: Logger }): Promise<RetentionReport> {
+export async function dropExpiredHistory(pool: PgPool, options: RetentionOptions): Promise<RetentionReport> {
   const started = performance.now();
   return withClient(pool, async (lock) => {
     const [{ mine }] = (await lock.query<{ mine: boolean }>(`SELECT pg_try_advisory_lock(${RETENTION_LOCK}) AS mine`)).rows;
     if (!mine) {
       options.logger?.info({}, 'history retention is running elsewhere: this run is skipped');
-      return { dropped: [], kept: [], ms: performance.now() - started, tables: {}, skipped: true };
+      return { dropped: [], kept: [], ms: performance.now() - started, tables: {}, locks: {}, skipped: true };
     }
     try {
       return await retain(pool, lock, started, options);
@@ -287,12 +400,7 @@ export async function dropExpiredHistory(pool: PgPool, options: { now?: Date; re
   });
 }
 
-async function retain(
-  pool: PgPool,
-  lock: PgClient,
-  started: number,
-  options: { now?: Date; retention: HistoryRetention; logger?: Logger },
-): Promise<RetentionReport> {
+async function retain(pool: PgPool, lock: PgClient, started: number, options: RetentionOptions): Promise<RetentionReport> {
   const now = options.now ?? new Date();
   const { logger } = options;
   const dropped: string[] = [];
@@ -313,8 +421,9 @@ async function retain(
   // The delivery log's days by their end: one live table keeps the day's three.
   const liveDays = new Map<number, string>();
   const live = new Set<string>();
+  const reasons = await noSeqScans(pool, (tx) => liveAmong(tx, expired));
   for (const p of expired) {
-    const reason = await liveReason(pool, p);
+    const reason = reasons.get(p.name);
     if (!reason) continue;
     kept.push({ partition: p.name, reason });
     live.add(p.name);
@@ -327,6 +436,40 @@ async function retain(
   const keep = new Set(kept.map((k) => k.partition));
   const byTable = new Map<string, Dated[]>();
   for (const p of expired.filter((p) => !keep.has(p.name))) byTable.set(p.table, [...(byTable.get(p.table) ?? []), p]);
+  const tables: Record<string, number> = {};
+  const locks: RetentionReport['locks'] = {};
+  // At once, each in one transaction: clicks, postbacks, and the delivery log's three tables.
+  const groups = [['clicks'], ['postbacks'], ['deliveries', 'delivery_attempts', 'outbox_events']]
+    .map((group) => group.filter((table) => byTable.has(table)))
+    .filter((group) => group.length > 0);
+  const waits = options.lockWaitsMs ?? SWIFT_LOCK_WAITS_MS;
+  const swiftly = await Promise.allSettled(
+    groups.map(async (group) => {
+      const t0 = performance.now();
+      const done =
+        waits.length > 0
+          ? await detachAtOnce(
+              pool,
+              group,
+              group.flatMap((table) => byTable.get(table)!),
+              waits,
+              logger,
+            ).catch((error: unknown) => {
+              // Failed (not busy): the next run tries again, not the slow way now.
+              for (const table of group) byTable.delete(table);
+              throw error;
+            })
+          : null;
+      for (const table of group) locks[table] = { tries: done?.tries ?? 0, heldMs: done?.heldMs ?? null };
+      if (!done || done.heldMs === null) return;
+      dropped.push(...done.dropped);
+      kept.push(...done.kept);
+      for (const table of group) {
+        tables[table] = performance.now() - t0;
+        byTable.delete(table);
+      }
+    }),
+  );
   // Each day's deliveries: settled (true: dropped) before that day's events and attempts are touched.
   const deliveriesOf = new Map<number, { settled: Promise<boolean>; settle: (dropped: boolean) => void }>();
   for (const p of byTable.get('deliveries') ?? []) {
@@ -336,21 +479,25 @@ async function retain(
     });
     deliveriesOf.set(p.upper.getTime(), { settled, settle });
   }
-  const tables: Record<string, number> = {};
-  const work = async (table: string, list: Dated[]) => {
+  const work = async (table: string, all: Dated[]) => {
     const t0 = performance.now();
     try {
-      for (const p of list) {
-        // Events and attempts (the delivery log's other tables) wait for their day's deliveries, holding no connection.
+      // Events and attempts (the delivery log's other tables) wait for their day's deliveries, holding no connection.
+      const list: Dated[] = [];
+      for (const p of all) {
         const day = table !== 'deliveries' && specOf(table).retention === 'delivery_log' ? deliveriesOf.get(p.upper.getTime()) : undefined;
-        if (day && !(await day.settled)) {
-          kept.push({ partition: p.name, reason: 'its day is kept: its deliveries are' });
-          continue;
-        }
+        if (day && !(await day.settled)) kept.push({ partition: p.name, reason: 'its day is kept: its deliveries are' });
+        else list.push(p);
+      }
+      const settleDay = (p: Dated, isDropped: boolean) => {
+        if (table === 'deliveries') deliveriesOf.get(p.upper.getTime())?.settle(isDropped);
+      };
+      // Too busy for its exclusive lock: a partition at a time, never stopping the table.
+      for (const p of list) {
         const reason = await retire(pool, p);
         if (reason === null) dropped.push(p.name);
         else kept.push({ partition: p.name, reason });
-        if (table === 'deliveries') deliveriesOf.get(p.upper.getTime())?.settle(reason === null);
+        settleDay(p, reason === null);
       }
     } finally {
       // A deliveries step that failed keeps the days it did not reach, events and attempts with them.
@@ -358,13 +505,14 @@ async function retain(
       tables[table] = performance.now() - t0;
     }
   };
-  const results = await Promise.allSettled([...byTable].map(([table, list]) => work(table, list)));
+  // What could not be had swiftly (byTable holds only those tables now), a partition at a time.
+  const results = [...swiftly, ...(await Promise.allSettled([...byTable].map(([table, list]) => work(table, list))))];
   if (kept.length > 0) logger?.warn({ kept }, 'history partitions past retention kept: they still hold live rows');
   if (dropped.length > 0) logger?.info({ dropped: dropped.length, partitions: dropped }, 'history partitions past retention dropped');
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
   for (const f of failed.slice(1)) logger?.error({ err: f.reason }, 'history retention: a table failed; the next run tries again');
   if (failed.length > 0) throw failed[0].reason;
-  return { dropped, kept, ms: performance.now() - started, tables };
+  return { dropped, kept, ms: performance.now() - started, tables, locks };
 }
 
 /** Runs `work` with lock waits bounded by DETACH_WAIT on this connection, then puts the setting back. */

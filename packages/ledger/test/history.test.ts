@@ -1,8 +1,9 @@
 // History partitioned by time (packages/ledger/src/history.ts): partitions made ahead and back to
 // where history starts; retention drops whole partitions past each table's setting, keeps a day of
 // the delivery log while anything in it is live (and says why), keeps a week of clicks the reports
-// have not counted, detaches partitions without stopping their table, finishes a run stopped half-way,
-// and runs once at a time. Uniqueness holds across partitions.
+// have not counted, drops a table's expired partitions under one brief lock or, when the table is too
+// busy for it, detaches them without stopping the table, finishes a run stopped half-way, and runs
+// once at a time. Uniqueness holds across partitions.
 import { deliveryIdFor, idAt } from '@trackway/domain';
 import { classifyDbError, isMissingPartition, missingPartitionTime } from '@trackway/db';
 import { type TestDatabase, createTestDatabase, waitFor } from '@trackway/testing';
@@ -185,7 +186,41 @@ describe('dropExpiredHistory', () => {
     expect(await counted()).toBe(3);
   });
 
-  it('checks a day of deliveries again once detached: one made pending (a replay) while its detach waited is attached again, and keeps its day', async () => {
+  it("drops a table's expired days under one brief lock, checked again under it: a replay committed while the lock waited keeps its day", async () => {
+    const replayed = await deliveryAt(daysAgo(27), 'failed');
+    const gone = await deliveryAt(daysAgo(28), 'succeeded');
+    const holder = await db.pool.connect();
+    try {
+      // A replay, not committed yet: retention's first check does not see it, and the table's lock waits for its transaction.
+      await holder.query('BEGIN');
+      await holder.query(`UPDATE deliveries SET status = 'pending' WHERE id = $1`, [replayed.id]);
+      const drop = dropExpiredHistory(db.pool, { retention: { ...RETENTION, deliveryLogDays: 26 }, lockWaitsMs: [30_000] });
+      await waitFor(
+        async () => (await db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ~ 'LOCK TABLE "?deliveries'`)).rowCount! > 0,
+        { what: "retention waiting for the deliveries' lock" },
+      );
+      await holder.query('COMMIT');
+      const report = await drop;
+      const day = (d: Date) => d.toISOString().slice(0, 10).replaceAll('-', '');
+      expect(report.kept).toEqual(
+        expect.arrayContaining([
+          { partition: `deliveries_p${day(daysAgo(27))}`, reason: 'holds pending deliveries (one became pending while retention ran)' },
+          { partition: `outbox_events_p${day(daysAgo(27))}`, reason: 'its day is kept: its deliveries are' },
+          { partition: `delivery_attempts_p${day(daysAgo(27))}`, reason: 'its day is kept: its deliveries are' },
+        ]),
+      );
+      expect(report.dropped).toEqual(expect.arrayContaining([`deliveries_p${day(daysAgo(28))}`, `outbox_events_p${day(daysAgo(28))}`]));
+      expect(await count(`SELECT count(*) AS n FROM deliveries WHERE id = $1`, [replayed.id])).toBe(1);
+      expect(await count(`SELECT count(*) AS n FROM delivery_attempts WHERE delivery_id = $1`, [replayed.id])).toBe(1);
+      expect(await count(`SELECT count(*) AS n FROM deliveries WHERE id = $1`, [gone.id])).toBe(0);
+      // Not detached one by one: no partition was ever marked.
+      expect((await db.pool.query(`SELECT 1 FROM pg_description WHERE starts_with(description, 'trackway retention')`)).rowCount).toBe(0);
+    } finally {
+      holder.release();
+    }
+  });
+
+  it('a table too busy for its lock is retired a partition at a time, each checked again once detached: one made pending (a replay) while its detach waited is attached again, and keeps its day', async () => {
     const replayed = await deliveryAt(daysAgo(25), 'failed');
     const holder = await db.pool.connect();
     try {
@@ -214,7 +249,7 @@ describe('dropExpiredHistory', () => {
     }
   });
 
-  it("never stops the table's readers and writers: while a detach waits for an open transaction, others write and read the table", async () => {
+  it('a table too busy for its lock is not stopped: while a detach waits for an open transaction, others write and read the table', async () => {
     await deliveryAt(daysAgo(20), 'succeeded');
     const reader = await db.pool.connect();
     const other = await db.pool.connect();
