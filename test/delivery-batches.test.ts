@@ -197,6 +197,47 @@ it('a run that lost its job (its lock lapsed, another run took it) sends nothing
   expect(ids.length).toBe(new Set(ids).size);
 });
 
+it('a batch run again after its worker died between logging a failed attempt and queueing its retry queues that retry', async () => {
+  // One lane: the first request (the first event's) fails, and ends its turn.
+  const settings = { endpointConcurrency: 1 };
+  const lock = { workerOptions: { lockDuration: 1_000, stalledInterval: 500 } };
+  const { r, ep, events, rows } = await fannedOut(3);
+  r.reply = (_req, n) => (n === 1 ? { status: 500, body: 'boom' } : { status: 200, body: 'ok' });
+  const retryId = deliveryJobId(events[0].id, ep.id);
+  // The worker dies once the failed attempt is logged, before its retry is queued: the add never
+  // happens (as when a kill -9 came while the records of its turn waited out a Postgres outage).
+  let dying = false;
+  const deliveriesQueue = new Proxy(stack.queues.deliveries, {
+    get: (target, prop, receiver) =>
+      prop === 'add'
+        ? (...args: Parameters<typeof target.add>) => {
+            if (args[0] !== 'retry') return target.add(...args);
+            dying = true;
+            return new Promise<void>(() => undefined);
+          }
+        : Reflect.get(target, prop, receiver),
+  });
+  await stack.producer.del(stack.queues.deliveries.shards[0].toKey('stalled-check'));
+  const dead = await stack.startDelivery(settings, { ...lock, queues: ['deliveries'], deliveriesQueue });
+  await waitFor(() => dying, { what: 'the retry being queued' });
+  // Killed: its lock is not renewed any more, and it takes no other job.
+  await Promise.all(dead.map((w) => w.close(true)));
+  expect(await stack.db.prisma.delivery.findUniqueOrThrow({ where: { id: rows[0].id } })).toMatchObject({ status: 'pending', attemptCount: 1 });
+  expect(await stack.queues.deliveries.getJobState(retryId)).toBe('unknown');
+
+  // The batch stalls, and its next run queues the retry (not the sweeper, minutes later).
+  workers = await stack.startDelivery(settings, lock);
+  const settled = await allSettled(ep.id, 3);
+  expect(settled.map((row) => row.status)).toEqual(Array(3).fill('succeeded'));
+  expect(settled[0].attempts.map((x) => [x.number, x.statusCode])).toEqual([
+    [1, 500],
+    [2, 200],
+  ]);
+  // Its first attempt and its retry, once.
+  expect(r.requests.filter((q) => q.headers['webhook-id'] === events[0].id)).toHaveLength(2);
+  expect((await stack.queues.deliveries.getJob(retryId))?.data).toEqual({ deliveryId: rows[0].id, endpointId: ep.id, eventId: events[0].id, priorAttempts: 1 });
+});
+
 it("keeps an endpoint's rate limit set after its batch was queued: one request per admission", async () => {
   const { r, ep } = await fannedOut(6);
   await stack.db.prisma.webhookEndpoint.update({ where: { id: ep.id }, data: { rateLimitPerSecond: 3 } });

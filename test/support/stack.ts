@@ -5,6 +5,7 @@ import { defaultMaxInFlight } from '@trackway/config';
 import { createSecretBox } from '@trackway/domain';
 import { createLogger } from '@trackway/logger';
 import {
+  type DeliveryQueues,
   createOldLayoutQueue,
   createProducerConnection,
   createQueues,
@@ -65,6 +66,8 @@ export interface Stack {
       isolationRedis?: Redis;
       /** BullMQ lockDuration / stalledInterval (tests shorten them). */
       workerOptions?: { lockDuration?: number; stalledInterval?: number };
+      /** Where the workers queue deliveries (a test's proxy over the stack's); they consume the stack's shards either way. */
+      deliveriesQueue?: DeliveryQueues;
     },
   ): Promise<Worker[] & { drain: (queue: Queue, kind: DeliveryQueue) => Worker }>;
   /** Starts attribution workers (postbacks and clicks, or those named). */
@@ -153,7 +156,7 @@ export async function startStack(
           connection: connect(),
           // As in production: a fail-fast connection, shared with the producers.
           redis: options.isolationRedis ?? producer,
-          queues,
+          queues: options.deliveriesQueue ? { ...queues, deliveries: options.deliveriesQueue } : queues,
           prefix,
           invalidateEndpoint: (id) => publishInvalidation(producer, prefix, 'endpoint', id),
           logger,

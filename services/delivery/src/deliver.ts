@@ -2,7 +2,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { PgPool, PrismaClient } from '@trackway/db';
 import type { EventEnvelope } from '@trackway/domain';
 import { type Logger, errorReporter } from '@trackway/logger';
-import { type DeliveryBatchJob, type DeliveryJob, type DeliveryQueues, type TypedQueue, deliveryJobId, deliveryRetryJobOptions } from '@trackway/queues';
+import {
+  type DeliveryBatchJob,
+  type DeliveryJob,
+  type DeliveryQueues,
+  type TypedQueue,
+  addJobs,
+  deliveryJobId,
+  deliveryRetryJobOptions,
+} from '@trackway/queues';
 import { type Metrics, jobIds } from '@trackway/runtime';
 import { signedHeaders } from '@trackway/webhooks';
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
@@ -10,7 +18,7 @@ import { breakerOutcome, decideAttempt, isSuccess } from './decide';
 import { type EndpointDirectory, type LiveEndpoint, liveSecrets } from './endpoints';
 import type { GatedIsolation } from './gate';
 import type { InFlightRequests } from './in-flight';
-import { createAttemptRecorder, createDeliveryReader } from './records';
+import { type DeliveryRow, createAttemptRecorder, createDeliveryReader } from './records';
 import { outageDelay } from './schedule';
 import type { AttemptResult, Sender } from './sender';
 
@@ -91,7 +99,7 @@ type Unrecorded = NonNullable<DeliveryJob['unrecorded']>;
 class DependencyUnavailable extends Error {
   override name = 'DependencyUnavailable';
   constructor(
-    readonly stage: 'endpoint' | 'admission' | 'read' | 'record',
+    readonly stage: 'endpoint' | 'admission' | 'read' | 'record' | 'queue',
     override readonly cause: unknown,
     /** An attempt made and not recorded: it goes back with the job, to be recorded, not sent again. */
     readonly unrecorded?: Unrecorded,
@@ -376,6 +384,34 @@ export function createDeliverHandler(deps: DeliverDeps) {
   type Made = { deliveryId: string; eventId: string; made: Unrecorded };
 
   /**
+   * The retry of a delivery a batch attempted: a job of its own (deliveryJobId) on what is left of
+   * its schedule after `prior` attempts, due in `delayMs`. One job whoever queues it (the same id).
+   */
+  const retryOf = (endpointId: string, d: { deliveryId: string; eventId: string }, prior: number, delayMs: number) => ({
+    name: 'retry',
+    data: { deliveryId: d.deliveryId, endpointId, eventId: d.eventId, priorAttempts: prior },
+    opts: deliveryRetryJobOptions(settings.schedule, deliveryJobId(d.eventId, endpointId), prior, delayMs),
+  });
+
+  /**
+   * Invariant 9: the retries of the deliveries an earlier run of this batch attempted and left
+   * pending, queued again. That run queued each once its attempt was logged, unless it died in
+   * between (a kill -9; most likely while the records of its turn waited out a Postgres outage),
+   * and this run sends only what was never attempted: without this, no job would carry them
+   * until the sweeper. A retry that is queued already stays as it is (the same id); a replayed
+   * delivery is its replay's.
+   */
+  async function queueOwedRetries(job: Job<DeliveryBatchJob>, rows: Array<DeliveryRow | null>) {
+    const { endpointId } = job.data;
+    const owed = job.data.deliveries.flatMap((d, i) => {
+      const row = rows[i];
+      if (row?.status !== 'pending' || row.attemptCount === 0 || row.replayCount > 0 || row.batchJobId !== job.id) return [];
+      return [retryOf(endpointId, d, row.attemptCount, Math.max(0, (row.nextAttemptAt?.getTime() ?? 0) - Date.now()))];
+    });
+    if (owed.length > 0) await during('queue', () => addJobs(deps.deliveriesQueue, owed));
+  }
+
+  /**
    * Records first attempts a batch made (a turn's, group-committed with whatever else the
    * process records at that moment), and queues each failed
    * one's retry as a job of its own (priorAttempts 1). Attempts that cannot be recorded within
@@ -402,19 +438,16 @@ export function createDeliverHandler(deps: DeliverDeps) {
         );
     }
     // Each recorded failure's retry, on what is left of its schedule, queued through a Redis
-    // outage as a record is written through a Postgres one. If it still cannot be (or the process
-    // dies first), the delivery stays pending with its next attempt's time: the sweeper queues it
-    // once that is overdue, on the same schedule (priorAttempts from its row).
+    // outage as a record is written through a Postgres one. If the process dies first, the batch
+    // stalls and its next run queues it (queueOwedRetries); if it still cannot be, the delivery
+    // stays pending with its next attempt's time: the sweeper queues it once that is overdue, on
+    // the same schedule (priorAttempts from its row).
     await Promise.all(
       done
         .filter((d) => !d.decision.final)
         .map((d) =>
           patiently(job, token, 'queue', 'retry not queued yet; retrying', () =>
-            deps.deliveriesQueue.add(
-              'retry',
-              { deliveryId: d.deliveryId, endpointId, eventId: d.eventId, priorAttempts: 1 },
-              deliveryRetryJobOptions(settings.schedule, deliveryJobId(d.eventId, endpointId), 1, d.decision.nextDelayMs!),
-            ),
+            addJobs(deps.deliveriesQueue, [retryOf(endpointId, d, 1, d.decision.nextDelayMs!)]),
           ).catch((error: unknown) => logger.warn({ delivery_id: d.deliveryId, err: error }, 'retry not queued; the sweeper will queue it')),
         ),
     );
@@ -448,9 +481,12 @@ export function createDeliverHandler(deps: DeliverDeps) {
     if (carried.length > 0) await settleBatch(job, carried, token);
 
     const ids = job.data.deliveries.map((d) => d.deliveryId);
+    const readRows = () => during('read', () => Promise.all(ids.map((id) => readDelivery(id))));
     const endpoint = await during('endpoint', () => endpoints.get(endpointId));
     if (!endpoint?.enabled) {
-      // Invariant 4. A delivery attempted already has a job of its own, which settles it.
+      // Invariant 4. A delivery attempted already has a job of its own, which settles it (queued
+      // again if the run that attempted it died first).
+      await queueOwedRetries(job, await readRows());
       const { count } = await during('endpoint', () =>
         prisma.delivery.updateMany({ where: { id: { in: ids }, status: 'pending', attemptCount: 0 }, data: { status: 'failed', nextAttemptAt: null } }),
       );
@@ -461,7 +497,8 @@ export function createDeliverHandler(deps: DeliverDeps) {
     const stuckUntil = isolation.stuckUntil(endpointId, typicalMs.get(endpointId), timesParked);
     if (stuckUntil !== null) return delayJob(job, token, stuckUntil, 'concurrency');
 
-    const rows = await during('read', () => Promise.all(ids.map((id) => readDelivery(id))));
+    const rows = await readRows();
+    await queueOwedRetries(job, rows);
     // A row another batch carries now (moved to it by a fan-out that found this batch not queued
     // yet: fanout.ts) is that batch's to send.
     const rest = job.data.deliveries.flatMap((d, i) =>

@@ -16,6 +16,10 @@ export interface DeliveryRow {
   attemptCount: number;
   /** The batch job that carries its first attempt (fanout.ts): a batch sends only the rows that name it. */
   batchJobId: string | null;
+  /** Replays so far: a replayed delivery is its replay's job's to send. */
+  replayCount: number;
+  /** When its next attempt is due (a retry's), if one is. */
+  nextAttemptAt: Date | null;
   payload: unknown;
 }
 
@@ -24,7 +28,8 @@ export interface DeliveryRow {
 // (and for a large batch hash) every partition.
 const readDeliveries = statement<DeliveryRow & { id: string }>(
   'deliveries-read',
-  `SELECT d.id, d.status::text AS status, d.attempt_count AS "attemptCount", d.batch_job_id AS "batchJobId", e.payload
+  `SELECT d.id, d.status::text AS status, d.attempt_count AS "attemptCount", d.batch_job_id AS "batchJobId", d.replay_count AS "replayCount",
+          d.next_attempt_at AS "nextAttemptAt", e.payload
      FROM unnest($1::varchar[]) AS k(id)
      CROSS JOIN LATERAL (SELECT * FROM deliveries d WHERE d.id = k.id OFFSET 0) d
      CROSS JOIN LATERAL (SELECT e.payload FROM outbox_events e WHERE e.id = d.event_id OFFSET 0) e`,
