@@ -67,6 +67,13 @@ async function fannedOut(n: number) {
   return { r, ep, events, rows };
 }
 
+/** The stack's deliveries queue, but for a retry's add, which `retry` answers instead (a worker dying there, a Redis refusing it). */
+const retriesThrough = (retry: () => Promise<void>) =>
+  new Proxy(stack.queues.deliveries, {
+    get: (target, prop, receiver) =>
+      prop === 'add' ? (...args: Parameters<typeof target.add>) => (args[0] === 'retry' ? retry() : target.add(...args)) : Reflect.get(target, prop, receiver),
+  });
+
 it("sends an endpoint's deliveries of one fan-out in one job, in event order, each attempt logged on its own", async () => {
   workers = await stack.startDelivery();
   const [a, b] = [await receiver(), await receiver()];
@@ -207,15 +214,9 @@ it('a batch run again after its worker died between logging a failed attempt and
   // The worker dies once the failed attempt is logged, before its retry is queued: the add never
   // happens (as when a kill -9 came while the records of its turn waited out a Postgres outage).
   let dying = false;
-  const deliveriesQueue = new Proxy(stack.queues.deliveries, {
-    get: (target, prop, receiver) =>
-      prop === 'add'
-        ? (...args: Parameters<typeof target.add>) => {
-            if (args[0] !== 'retry') return target.add(...args);
-            dying = true;
-            return new Promise<void>(() => undefined);
-          }
-        : Reflect.get(target, prop, receiver),
+  const deliveriesQueue = retriesThrough(() => {
+    dying = true;
+    return new Promise<void>(() => undefined);
   });
   await stack.producer.del(stack.queues.deliveries.shards[0].toKey('stalled-check'));
   const dead = await stack.startDelivery(settings, { ...lock, queues: ['deliveries'], deliveriesQueue });
@@ -236,6 +237,39 @@ it('a batch run again after its worker died between logging a failed attempt and
   // Its first attempt and its retry, once.
   expect(r.requests.filter((q) => q.headers['webhook-id'] === events[0].id)).toHaveLength(2);
   expect((await stack.queues.deliveries.getJob(retryId))?.data).toEqual({ deliveryId: rows[0].id, endpointId: ep.id, eventId: events[0].id, priorAttempts: 1 });
+});
+
+it('a batch whose worker closes before it could queue a retry goes back, and its next run queues that retry', async () => {
+  const settings = { endpointConcurrency: 1 };
+  const { r, ep, events, rows } = await fannedOut(3);
+  r.reply = (_req, n) => (n === 1 ? { status: 500, body: 'boom' } : { status: 200, body: 'ok' });
+  const retryId = deliveryJobId(events[0].id, ep.id);
+  // Redis refuses the retry (as in an outage) until the worker closes.
+  let refused = 0;
+  const deliveriesQueue = retriesThrough(() => {
+    refused += 1;
+    return Promise.reject(new Error("Stream isn't writeable and enableOfflineQueue options is false"));
+  });
+  const closing = await stack.startDelivery(settings, { queues: ['deliveries'], deliveriesQueue });
+  // Everything sent, the first delivery's retry refused: the batch waits, holding its job.
+  await waitFor(() => r.requests.length === 3 && refused > 0, { what: 'three requests and a refused retry' });
+  await stack.stopWorkers(closing);
+  expect(await stack.db.prisma.delivery.findUniqueOrThrow({ where: { id: rows[0].id } })).toMatchObject({ status: 'pending', attemptCount: 1 });
+  expect(await stack.queues.deliveries.getJobState(retryId)).toBe('unknown');
+  // Not completed (which would leave the delivery to no job until the sweeper): put back.
+  expect(await stack.queues.deliveries.getJobState(rows[0].batchJobId!)).toBe('delayed');
+
+  workers = await stack.startDelivery(settings);
+  const settled = await allSettled(ep.id, 3);
+  expect(settled.map((row) => row.attempts.map((x) => [x.number, x.statusCode]))).toEqual([
+    [
+      [1, 500],
+      [2, 200],
+    ],
+    [[1, 200]],
+    [[1, 200]],
+  ]);
+  expect(r.requests.map((q) => q.headers['webhook-id'])).toEqual([events[0].id, events[1].id, events[2].id, events[0].id]);
 });
 
 it("keeps an endpoint's rate limit set after its batch was queued: one request per admission", async () => {

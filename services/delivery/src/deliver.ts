@@ -415,7 +415,8 @@ export function createDeliverHandler(deps: DeliverDeps) {
    * Records first attempts a batch made (a turn's, group-committed with whatever else the
    * process records at that moment), and queues each failed
    * one's retry as a job of its own (priorAttempts 1). Attempts that cannot be recorded within
-   * RECORD_PATIENCE_MS go back with the job, to be recorded on its next run, never sent again.
+   * RECORD_PATIENCE_MS go back with the job, to be recorded on its next run, never sent again;
+   * so does a retry that cannot be queued, to be queued on that run (queueOwedRetries).
    */
   async function settleBatch(job: Job<DeliveryBatchJob>, list: Made[], token?: string) {
     const { endpointId } = job.data;
@@ -438,19 +439,26 @@ export function createDeliverHandler(deps: DeliverDeps) {
         );
     }
     // Each recorded failure's retry, on what is left of its schedule, queued through a Redis
-    // outage as a record is written through a Postgres one. If the process dies first, the batch
-    // stalls and its next run queues it (queueOwedRetries); if it still cannot be, the delivery
-    // stays pending with its next attempt's time: the sweeper queues it once that is overdue, on
-    // the same schedule (priorAttempts from its row).
-    await Promise.all(
-      done
-        .filter((d) => !d.decision.final)
-        .map((d) =>
-          patiently(job, token, 'queue', 'retry not queued yet; retrying', () =>
-            addJobs(deps.deliveriesQueue, [retryOf(endpointId, d, 1, d.decision.nextDelayMs!)]),
-          ).catch((error: unknown) => logger.warn({ delivery_id: d.deliveryId, err: error }, 'retry not queued; the sweeper will queue it')),
-        ),
-    );
+    // outage as a record is written through a Postgres one. If it still cannot be, the batch goes
+    // back (below); if the process dies first, the batch stalls. Either way the batch's next run
+    // queues it (queueOwedRetries), on the same schedule (priorAttempts from its row).
+    const unqueued = (
+      await Promise.all(
+        done
+          .filter((d) => !d.decision.final)
+          .map((d) =>
+            patiently(job, token, 'queue', 'retry not queued yet; retrying', () =>
+              addJobs(deps.deliveriesQueue, [retryOf(endpointId, d, 1, d.decision.nextDelayMs!)]),
+            ).then(
+              () => null,
+              (error: unknown) => {
+                logger.warn({ delivery_id: d.deliveryId, err: error }, "retry not queued; the batch's next run queues it");
+                return { error };
+              },
+            ),
+          ),
+      )
+    ).find((u) => u !== null);
     // What was carried and is recorded now leaves the job; what could not be recorded goes with
     // it, to be recorded (never sent again) on its next run. Read afresh: another lane may have
     // changed the job's data meanwhile.
@@ -465,6 +473,7 @@ export function createDeliverHandler(deps: DeliverDeps) {
       const failed = recorded.find((r): r is PromiseRejectedResult => r.status === 'rejected')!;
       throw failed.reason instanceof DependencyUnavailable ? new DependencyUnavailable('record', failed.reason.cause) : failed.reason;
     }
+    if (unqueued) throw new DependencyUnavailable('queue', unqueued.error);
   }
 
   /**
