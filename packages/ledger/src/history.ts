@@ -266,7 +266,7 @@ async function detachAtOnce(
   list: Dated[],
   waits: readonly number[],
   logger?: Logger,
-): Promise<{ tries: number; heldMs: number | null; dropped: string[]; kept: KeptPartition[] }> {
+): Promise<{ tries: number; heldMs: number | null; dropped: Promise<string[]>; kept: KeptPartition[] }> {
   for (const [i, wait] of waits.entries()) {
     if (i > 0) await new Promise((resolve) => setTimeout(resolve, SWIFT_PAUSE_MS));
     let locked = 0;
@@ -308,18 +308,24 @@ async function detachAtOnce(
       continue;
     }
     const heldMs = performance.now() - locked;
-    const names = done.detached.map((p) => p.name);
-    // Nothing can write to them now: dropped as they are (the files' work done with no one waiting).
-    const dropped = await bounded(pool, ...(names.length > 0 ? [`DROP TABLE ${names.map(quote).join(', ')}`] : [])).then(
-      () => names,
-      (error: unknown) => {
-        logger?.error({ err: error, partitions: names }, 'detached history partitions could not be dropped; the next run drops them');
-        return [];
-      },
-    );
+    // Nothing can write to them now: dropped as they are, a table's at a time and the tables at
+    // once (the files' work, done with no one waiting; the caller need not wait for it either).
+    const byTable = new Map<string, string[]>();
+    for (const p of done.detached) byTable.set(p.table, [...(byTable.get(p.table) ?? []), p.name]);
+    const dropped = Promise.all(
+      [...byTable.values()].map((names) =>
+        bounded(pool, `DROP TABLE ${names.map(quote).join(', ')}`).then(
+          () => names,
+          (error: unknown) => {
+            logger?.error({ err: error, partitions: names }, 'detached history partitions could not be dropped; the next run drops them');
+            return [];
+          },
+        ),
+      ),
+    ).then((lists) => lists.flat());
     return { tries: i + 1, heldMs, dropped, kept: done.kept };
   }
-  return { tries: waits.length, heldMs: null, dropped: [], kept: [] };
+  return { tries: waits.length, heldMs: null, dropped: Promise.resolve([]), kept: [] };
 }
 
 /**
@@ -375,8 +381,8 @@ export interface RetentionOptions {
  * the delivery log (events, deliveries, attempts) goes as one, and is kept, reported, while it
  * holds a pending delivery or an unpublished event; a week of clicks is kept while the reports
  * have not counted its clicks. Clicks, postbacks and the delivery log (its three tables together)
- * each go in one short transaction under their tables' exclusive locks, the three at once
- * (detachAtOnce; each wait for a lock bounded, a stall of the table's users). A table too busy for
+ * each go in one short transaction under their tables' exclusive locks, one after another, their
+ * files dropped after (detachAtOnce; each wait for a lock bounded, a stall of the table's users). A table too busy for
  * that is worked on without stopping it: each partition detached concurrently, checked again and
  * dropped (retire), partition after partition, a day's events and attempts once its deliveries
  * have gone. One run at a time (a run that finds another going returns at once, `skipped`). Nothing is deleted
@@ -438,38 +444,43 @@ async function retain(pool: PgPool, lock: PgClient, started: number, options: Re
   for (const p of expired.filter((p) => !keep.has(p.name))) byTable.set(p.table, [...(byTable.get(p.table) ?? []), p]);
   const tables: Record<string, number> = {};
   const locks: RetentionReport['locks'] = {};
-  // At once, each in one transaction: clicks, postbacks, and the delivery log's three tables.
-  const groups = [['clicks'], ['postbacks'], ['deliveries', 'delivery_attempts', 'outbox_events']]
+  // Each in one transaction: the delivery log's three tables (the most files to drop: first), postbacks, clicks.
+  const groups = [['deliveries', 'delivery_attempts', 'outbox_events'], ['postbacks'], ['clicks']]
     .map((group) => group.filter((table) => byTable.has(table)))
     .filter((group) => group.length > 0);
   const waits = options.lockWaitsMs ?? SWIFT_LOCK_WAITS_MS;
-  const swiftly = await Promise.allSettled(
-    groups.map(async (group) => {
-      const t0 = performance.now();
-      const done =
-        waits.length > 0
-          ? await detachAtOnce(
-              pool,
-              group,
-              group.flatMap((table) => byTable.get(table)!),
-              waits,
-              logger,
-            ).catch((error: unknown) => {
-              // Failed (not busy): the next run tries again, not the slow way now.
-              for (const table of group) byTable.delete(table);
-              throw error;
-            })
-          : null;
-      for (const table of group) locks[table] = { tries: done?.tries ?? 0, heldMs: done?.heldMs ?? null };
-      if (!done || done.heldMs === null) return;
-      dropped.push(...done.dropped);
+  // One group's locks at a time: attribution writes postbacks and events in one transaction, so
+  // the postbacks' lock would wait for it while it waits for the events' lock, and time out.
+  // Each group's drops go on while the next one locks.
+  const drops: Array<Promise<void>> = [];
+  const failures: PromiseRejectedResult[] = [];
+  for (const group of waits.length > 0 ? groups : []) {
+    const t0 = performance.now();
+    try {
+      const done = await detachAtOnce(
+        pool,
+        group,
+        group.flatMap((table) => byTable.get(table)!),
+        waits,
+        logger,
+      );
+      for (const table of group) locks[table] = { tries: done.tries, heldMs: done.heldMs };
+      if (done.heldMs === null) continue;
       kept.push(...done.kept);
-      for (const table of group) {
-        tables[table] = performance.now() - t0;
-        byTable.delete(table);
-      }
-    }),
-  );
+      for (const table of group) byTable.delete(table);
+      drops.push(
+        done.dropped.then((names) => {
+          dropped.push(...names);
+          for (const table of group) tables[table] = performance.now() - t0;
+        }),
+      );
+    } catch (error) {
+      // Failed (not busy): the next run tries again, not the slow way now.
+      for (const table of group) byTable.delete(table);
+      failures.push({ status: 'rejected', reason: error });
+    }
+  }
+  await Promise.all(drops);
   // Each day's deliveries: settled (true: dropped) before that day's events and attempts are touched.
   const deliveriesOf = new Map<number, { settled: Promise<boolean>; settle: (dropped: boolean) => void }>();
   for (const p of byTable.get('deliveries') ?? []) {
@@ -506,7 +517,7 @@ async function retain(pool: PgPool, lock: PgClient, started: number, options: Re
     }
   };
   // What could not be had swiftly (byTable holds only those tables now), a partition at a time.
-  const results = [...swiftly, ...(await Promise.allSettled([...byTable].map(([table, list]) => work(table, list))))];
+  const results = [...failures, ...(await Promise.allSettled([...byTable].map(([table, list]) => work(table, list))))];
   if (kept.length > 0) logger?.warn({ kept }, 'history partitions past retention kept: they still hold live rows');
   if (dropped.length > 0) logger?.info({ dropped: dropped.length, partitions: dropped }, 'history partitions past retention dropped');
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
