@@ -243,7 +243,7 @@ const bounded = (pool: PgPool, ...statements: string[]) =>
  * table's partitions one by one without it (retire). While it waits, the table's new readers and
  * writers queue behind it: each wait bounds one stall.
  */
-export const SWIFT_LOCK_WAITS_MS: readonly number[] = [200, 400, 800];
+export const SWIFT_LOCK_WAITS_MS: readonly number[] = [500, 1_000];
 /** Between two tries: what queued behind a try that timed out runs first. */
 const SWIFT_PAUSE_MS = 250;
 
@@ -308,12 +308,17 @@ async function detachAtOnce(
       continue;
     }
     const heldMs = performance.now() - locked;
-    // Nothing can write to them now: dropped as they are, a table's at a time and the tables at
-    // once (the files' work, done with no one waiting; the caller need not wait for it either).
+    // Nothing can write to them now: dropped as they are, each table's in two statements and all
+    // of them at once (the files' work, done with no one waiting; the caller need not wait for it
+    // either).
     const byTable = new Map<string, string[]>();
     for (const p of done.detached) byTable.set(p.table, [...(byTable.get(p.table) ?? []), p.name]);
+    const halves = [...byTable.values()].flatMap((names) => {
+      const half = Math.ceil(names.length / 2);
+      return [names.slice(0, half), names.slice(half)].filter((list) => list.length > 0);
+    });
     const dropped = Promise.all(
-      [...byTable.values()].map((names) =>
+      halves.map((names) =>
         bounded(pool, `DROP TABLE ${names.map(quote).join(', ')}`).then(
           () => names,
           (error: unknown) => {
