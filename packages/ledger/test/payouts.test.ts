@@ -116,9 +116,11 @@ describe('a payout larger than one batch', () => {
     expect(built!.commissionIds).toEqual(seeded.commissions.map((c) => c.id));
     // Batches 1–4 are reported (the 5th, of 15, is the last: no rest after it).
     expect(marks.map((m) => m.ms > 0)).toEqual([true, true, true, true]);
-    // From one batch's report to the next: at least its rest (3 × its time) and the next batch's time (1 ms: timers' rounding).
-    for (let i = 1; i < marks.length; i++) expect(marks[i].at - marks[i - 1].at).toBeGreaterThanOrEqual(3 * marks[i - 1].ms + marks[i].ms - 1);
-    expect(ended - marks[3].at).toBeGreaterThanOrEqual(3 * marks[3].ms - 1);
+    // From one batch's report to the next: at least its rest (3 × its time) and the next batch's
+    // time, less 2 ms (a timer's delay is whole milliseconds, counted from the event loop's clock,
+    // which may lag performance.now(): CI saw one fire 1.1 ms short).
+    for (let i = 1; i < marks.length; i++) expect(marks[i].at - marks[i - 1].at).toBeGreaterThanOrEqual(3 * marks[i - 1].ms + marks[i].ms - 2);
+    expect(ended - marks[3].at).toBeGreaterThanOrEqual(3 * marks[3].ms - 2);
   });
 
   it('stops where it is full (PAYOUT_AMOUNT_MAX) in a later batch, and says that more waits (hasMore)', async () => {
