@@ -243,7 +243,10 @@ const bounded = (pool: PgPool, ...statements: string[]) =>
  * table's partitions one by one without it (retire). While it waits, the table's new readers and
  * writers queue behind it: each wait bounds one stall.
  */
-export const SWIFT_LOCK_WAITS_MS: readonly number[] = [500, 1_000];
+// Each below deadlock_timeout (1 s): the delivery worker's record holds delivery_attempts while it
+// waits for deliveries, the reverse of this lock's order, so a longer wait lets the deadlock
+// detector fail the record (retried) instead of this try timing out.
+export const SWIFT_LOCK_WAITS_MS: readonly number[] = [400, 800];
 /** Between two tries: what queued behind a try that timed out runs first. */
 const SWIFT_PAUSE_MS = 250;
 
@@ -273,7 +276,7 @@ async function detachAtOnce(
     let done: { detached: Dated[]; kept: KeptPartition[] };
     try {
       done = await inTransaction(pool, async (tx) => {
-        // In the order the delivery worker's record takes them (deliveries, then attempts); one round trip.
+        // One round trip. (Not the delivery worker's record's order, attempts then deliveries: see SWIFT_LOCK_WAITS_MS.)
         await tx.query(
           `SET LOCAL lock_timeout = '${Math.max(1, Math.round(wait))}ms'; LOCK TABLE ${tables.map(quote).join(', ')} IN ACCESS EXCLUSIVE MODE; SET LOCAL enable_seqscan = off`,
         );
