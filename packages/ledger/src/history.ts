@@ -177,7 +177,7 @@ async function liveAmong(db: Queryable, list: ReadonlyArray<{ table: string; nam
   return new Map(rows.map((r) => [r.name, r.reason]));
 }
 
-/** Work in a transaction whose statements read indexes, not whole partitions (liveReason). */
+/** Work in a transaction whose statements read indexes, not whole partitions (liveAmong). */
 const noSeqScans = <T>(pool: PgPool, work: (tx: Queryable) => Promise<T>) =>
   inTransaction(pool, async (tx) => {
     await tx.query('SET LOCAL enable_seqscan = off');
@@ -422,8 +422,9 @@ async function retain(pool: PgPool, lock: PgClient, started: number, options: Re
   const interrupted = await withWait(lock, () => finishInterrupted(pool, lock, logger));
   dropped.push(...interrupted.dropped);
   kept.push(...interrupted.kept);
-  const settled = new Set(kept.map((k) => k.partition));
-  const partitions = (await listPartitions(pool)).filter((p) => !settled.has(p.name));
+  // A partition the interrupted step kept (attached again) still keeps its day, below.
+  const settled = new Map(interrupted.kept.map((k) => [k.partition, k.reason]));
+  const partitions = await listPartitions(pool);
   // A table's newest partition is never dropped (even after a downtime past retention): partitions
   // are made on from there.
   const newest = new Map<string, number>();
@@ -435,11 +436,16 @@ async function retain(pool: PgPool, lock: PgClient, started: number, options: Re
   // The delivery log's days by their end: one live table keeps the day's three.
   const liveDays = new Map<number, string>();
   const live = new Set<string>();
-  const reasons = await noSeqScans(pool, (tx) => liveAmong(tx, expired));
+  const reasons = await noSeqScans(pool, (tx) =>
+    liveAmong(
+      tx,
+      expired.filter((p) => !settled.has(p.name)),
+    ),
+  );
   for (const p of expired) {
-    const reason = reasons.get(p.name);
+    const reason = settled.get(p.name) ?? reasons.get(p.name);
     if (!reason) continue;
-    kept.push({ partition: p.name, reason });
+    if (!settled.has(p.name)) kept.push({ partition: p.name, reason });
     live.add(p.name);
     if (specOf(p.table).retention === 'delivery_log') liveDays.set(p.upper.getTime(), `${p.name} ${reason}`);
   }

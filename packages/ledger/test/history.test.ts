@@ -95,6 +95,26 @@ describe('ensurePartitions', () => {
 });
 
 describe('dropExpiredHistory', () => {
+  it('a day whose deliveries an interrupted step attached again (one pending) keeps its events and attempts when the day is past retention', async () => {
+    const live = await deliveryAt(daysAgo(110), 'pending');
+    const name = `deliveries_p${daysAgo(110).toISOString().slice(0, 10).replaceAll('-', '')}`;
+    const { b } = (await db.pool.query<{ b: string }>(`SELECT pg_get_expr(relpartbound, oid) AS b FROM pg_class WHERE relname = $1`, [name])).rows[0];
+    // As a killed retire leaves it: marked and detached, not dropped.
+    await db.pool.query(`COMMENT ON TABLE "${name}" IS 'trackway retention: detached from deliveries ${b.replaceAll("'", "''")}'`);
+    await db.pool.query(`ALTER TABLE deliveries DETACH PARTITION "${name}"`);
+    const report = await dropExpiredHistory(db.pool, { retention: { clickDays: 1000, postbackDays: 1000, deliveryLogDays: 105 } });
+    const day = name.slice('deliveries_p'.length);
+    expect(report.kept).toEqual(
+      expect.arrayContaining([
+        { partition: name, reason: 'holds pending deliveries (one became pending while retention ran)' },
+        expect.objectContaining({ partition: `outbox_events_p${day}` }),
+        expect.objectContaining({ partition: `delivery_attempts_p${day}` }),
+      ]),
+    );
+    expect(await count(`SELECT count(*) AS n FROM delivery_attempts WHERE delivery_id = $1`, [live.id])).toBe(1);
+    expect(await count(`SELECT count(*) AS n FROM outbox_events WHERE id = $1`, [live.eventId])).toBe(1);
+  });
+
   it('drops what passed retention, a day of the delivery log as one, and keeps a day holding a pending delivery or an unpublished event, saying why', async () => {
     const old = await deliveryAt(daysAgo(40), 'succeeded');
     const oldFailed = await deliveryAt(daysAgo(45), 'failed');

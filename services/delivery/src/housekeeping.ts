@@ -4,7 +4,7 @@ import { type DeliveryQueues, type TypedQueue, deliveryJobOptions, deliveryJobSt
 
 /** The housekeeping queue's job schedulers: what runs, how often, under which job name. */
 export const HOUSEKEEPING = {
-  // History past retention is dropped every hour, a partition at a time (CLICK_RETENTION_DAYS,
+  // History past retention is dropped every hour, whole partitions (CLICK_RETENTION_DAYS,
   // POSTBACK_RETENTION_DAYS and DELIVERY_LOG_RETENTION_DAYS decide what goes:
   // packages/ledger/src/history.ts dropExpiredHistory). The scheduler keeps its first name.
   prune: { scheduler: 'prune-delivery-log', everyMs: 3_600_000 },
