@@ -138,8 +138,11 @@ export interface RetentionReport {
   /** Wall time of the whole step, and of each table's drops. */
   ms: number;
   tables: Record<string, number>;
-  /** Per table: the tries for its exclusive lock, and how long it was held (null: never had; retired one by one). */
-  locks: Record<string, { tries: number; heldMs: number | null }>;
+  /**
+   * Per table: the tries for its exclusive lock, how long it was held (null: never had; retired
+   * one by one), and what a try that timed out last waited for (sessions, as pg_stat_activity shows them).
+   */
+  locks: Record<string, { tries: number; heldMs: number | null; blockedBy: string[] }>;
   /** Another run held the retention lock: nothing was done. */
   skipped?: boolean;
 }
@@ -228,8 +231,11 @@ async function settleDetached(pool: PgPool, table: string, name: string, bound: 
   }
   // Attached and unmarked together.
   await bounded(pool, `ALTER TABLE ${quote(table)} ATTACH PARTITION ${quote(name)} ${bound}`, `COMMENT ON TABLE ${quote(name)} IS NULL`);
-  return `${reason} (${table === 'deliveries' ? 'one became pending' : 'it became live'} while retention ran)`;
+  return lateReason(table, reason);
 }
+
+/** Why a partition found live at the last check (after the first) is kept. */
+const lateReason = (table: string, reason: string) => `${reason} (${table === 'deliveries' ? 'one became pending' : 'it became live'} while retention ran)`;
 
 /** Statements in one transaction, its lock waits bounded by DETACH_WAIT. */
 const bounded = (pool: PgPool, ...statements: string[]) =>
@@ -243,25 +249,49 @@ const bounded = (pool: PgPool, ...statements: string[]) =>
  * table's partitions one by one without it (retire). While it waits, the table's new readers and
  * writers queue behind it: each wait bounds one stall.
  */
-// Each below deadlock_timeout (1 s): the delivery worker's record holds delivery_attempts while it
-// waits for deliveries, the reverse of this lock's order, so a longer wait lets the deadlock
-// detector fail the record (retried) instead of this try timing out.
+// Each below deadlock_timeout (1 s): a wait that long lets the deadlock detector pick a victim,
+// which may be one of the hot path's transactions rather than this try.
 export const SWIFT_LOCK_WAITS_MS: readonly number[] = [400, 800];
 /** Between two tries: what queued behind a try that timed out runs first. */
 const SWIFT_PAUSE_MS = 250;
+/**
+ * The expired partitions' own locks, once their tables' are had: only retention and a rare
+ * reader of old rows use them. Past deadlock_timeout, Postgres cancels an autovacuum of one that
+ * is in the way (one that prevents wraparound is never cancelled: the try times out).
+ */
+const SWIFT_PARTITION_WAIT_MS = 1_500;
+/**
+ * The order in which every transaction of the hot path takes the delivery log's tables: the
+ * delivery worker's record, attempts then deliveries; its read, deliveries then events. Locked
+ * in another order, a try and a record would each wait for the other.
+ */
+const LOCK_ORDER = ['delivery_attempts', 'deliveries', 'outbox_events', 'postbacks', 'clicks'];
+
+/** What a lock waits for: each blocking session, what it is and for how long its transaction has run. */
+async function blockersOf(pool: PgPool, pid: number): Promise<string[]> {
+  const { rows } = await pool.query<{ what: string }>(
+    `SELECT concat_ws(' ', coalesce(nullif(backend_type, 'client backend'), 'session'), pid::text, '(' || state || ',',
+              'transaction ' || round(extract(epoch FROM now() - xact_start) * 1000)::text || ' ms):', left(regexp_replace(query, '\\s+', ' ', 'g'), 160)) AS what
+       FROM pg_stat_activity WHERE pid = ANY(pg_blocking_pids($1::int))`,
+    [pid],
+  );
+  return rows.map((r) => r.what);
+}
 
 /**
  * Retires the expired partitions of a table, or of the delivery log's three tables (a day as
- * one), in one short transaction under the tables' exclusive locks: each is detached (a change of
- * the catalog alone) and marked as retire marks it; once the locks are let go, the detached tables
- * are dropped (their files given back) with no one waiting. One change of each table's
- * partitions for the lot, where a detach per partition makes every session plan its statements on
- * the table again each time. Under the locks, only the deliveries are checked again: a replay may
- * have made one pending since the first check; an event is never unpublished again, and no click
- * is written into a week past retention. A day holding one keeps its three partitions. Returns
- * what was dropped and kept, and the tries; `heldMs` null when the locks could not be had within
- * any of `waits` (a long transaction is using a table): the caller retires the partitions one by
- * one. A drop that fails leaves its tables detached and marked: the next run drops them.
+ * one), in one short transaction under exclusive locks: each is detached (a change of the catalog
+ * alone) and marked as retire marks it; once the locks are let go, the detached tables are
+ * dropped (their files given back) with no one waiting. One change of each table's partitions
+ * for the lot, where a detach per partition makes every session plan its statements on the table
+ * again each time. The tables are locked without their partitions (ONLY), in the hot path's order
+ * (LOCK_ORDER), and then the expired partitions: an autovacuum of today's partition (frequent
+ * under load) is not in the way. Under the locks every partition is checked again (a replay may
+ * have made a delivery pending since the first check; a late click may have landed); a day
+ * holding one keeps its three partitions. Returns what was dropped and kept, and the tries;
+ * `heldMs` null when the locks could not be had within any of `waits` (a long transaction is
+ * using a table; `blockedBy` says which): the caller retires the partitions one by one. A drop
+ * that fails leaves its tables detached and marked: the next run drops them.
  */
 async function detachAtOnce(
   pool: PgPool,
@@ -269,46 +299,71 @@ async function detachAtOnce(
   list: Dated[],
   waits: readonly number[],
   logger?: Logger,
-): Promise<{ tries: number; heldMs: number | null; dropped: Promise<string[]>; kept: KeptPartition[] }> {
+): Promise<{ tries: number; heldMs: number | null; blockedBy: string[]; dropped: Promise<string[]>; kept: KeptPartition[] }> {
+  const parents = [...tables].sort((a, b) => LOCK_ORDER.indexOf(a) - LOCK_ORDER.indexOf(b));
+  const partitions = [...list].sort((a, b) => LOCK_ORDER.indexOf(a.table) - LOCK_ORDER.indexOf(b.table) || a.name.localeCompare(b.name));
+  let blockedBy: string[] = [];
   for (const [i, wait] of waits.entries()) {
     if (i > 0) await new Promise((resolve) => setTimeout(resolve, SWIFT_PAUSE_MS));
     let locked = 0;
     let done: { detached: Dated[]; kept: KeptPartition[] };
+    let watch: NodeJS.Timeout | undefined;
+    let probe: Promise<string[]> | undefined;
     try {
-      done = await inTransaction(pool, async (tx) => {
-        // One round trip. (Not the delivery worker's record's order, attempts then deliveries: see SWIFT_LOCK_WAITS_MS.)
-        await tx.query(
-          `SET LOCAL lock_timeout = '${Math.max(1, Math.round(wait))}ms'; LOCK TABLE ${tables.map(quote).join(', ')} IN ACCESS EXCLUSIVE MODE; SET LOCAL enable_seqscan = off`,
-        );
-        locked = performance.now();
-        const live = await liveAmong(
-          tx,
-          list.filter((p) => p.table === 'deliveries'),
-        );
-        const liveDays = new Set([...live.keys()].map((name) => list.find((p) => p.name === name)!.upper.getTime()));
-        const kept: KeptPartition[] = list.flatMap((p) => {
-          if (live.has(p.name)) return [{ partition: p.name, reason: `${live.get(p.name)} (one became pending while retention ran)` }];
-          return liveDays.has(p.upper.getTime()) && specOf(p.table).retention === 'delivery_log'
-            ? [{ partition: p.name, reason: 'its day is kept: its deliveries are' }]
-            : [];
-        });
-        const staying = new Set(kept.map((k) => k.partition));
-        const detached = list.filter((p) => !staying.has(p.name));
-        if (detached.length > 0)
-          await tx.query(
-            detached
-              .map(
-                (p) =>
-                  `COMMENT ON TABLE ${quote(p.name)} IS ${literal(`${RETIRING}${p.table} ${p.bound}`)}; ALTER TABLE ${quote(p.table)} DETACH PARTITION ${quote(p.name)}`,
-              )
-              .join('; '),
+      // One attempt: a try that times out or is chosen by the deadlock detector is the next try's to redo.
+      done = await inTransaction(
+        pool,
+        async (tx) => {
+          const [{ pid }] = (await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows;
+          // Shortly before the wait ends: who is in the way (reported if the try times out).
+          watch = setTimeout(
+            () => {
+              probe = blockersOf(pool, pid).catch(() => []);
+            },
+            Math.max(1, wait - 100),
           );
-        return { detached, kept };
-      });
+          // One round trip.
+          await tx.query(
+            `SET LOCAL lock_timeout = '${Math.max(1, Math.round(wait))}ms'; LOCK TABLE ${parents.map((t) => `ONLY ${quote(t)}`).join(', ')} IN ACCESS EXCLUSIVE MODE;
+             SET LOCAL lock_timeout = '${SWIFT_PARTITION_WAIT_MS}ms'; LOCK TABLE ${partitions.map((p) => quote(p.name)).join(', ')} IN ACCESS EXCLUSIVE MODE;
+             SET LOCAL enable_seqscan = off`,
+          );
+          locked = performance.now();
+          clearTimeout(watch);
+          const live = await liveAmong(tx, list);
+          const late = (p: Dated) => lateReason(p.table, live.get(p.name)!);
+          const liveDays = new Map(
+            list.filter((p) => live.has(p.name) && specOf(p.table).retention === 'delivery_log').map((p) => [p.upper.getTime(), `${p.name} ${late(p)}`]),
+          );
+          const kept: KeptPartition[] = list.flatMap((p) => {
+            if (live.has(p.name)) return [{ partition: p.name, reason: late(p) }];
+            const day = specOf(p.table).retention === 'delivery_log' ? liveDays.get(p.upper.getTime()) : undefined;
+            return day ? [{ partition: p.name, reason: `its day is kept: ${day}` }] : [];
+          });
+          const staying = new Set(kept.map((k) => k.partition));
+          const detached = list.filter((p) => !staying.has(p.name));
+          if (detached.length > 0)
+            await tx.query(
+              detached
+                .map(
+                  (p) =>
+                    `COMMENT ON TABLE ${quote(p.name)} IS ${literal(`${RETIRING}${p.table} ${p.bound}`)}; ALTER TABLE ${quote(p.table)} DETACH PARTITION ${quote(p.name)}`,
+                )
+                .join('; '),
+            );
+          return { detached, kept };
+        },
+        1,
+      );
     } catch (error) {
-      // 55P03 lock_not_available: a transaction using a table outlasted the wait.
-      if ((error as { code?: string }).code !== '55P03') throw error;
+      // 55P03 lock_not_available: a transaction using a table outlasted the wait; 40P01: it waited for this try.
+      const code = (error as { code?: string }).code;
+      if (code !== '55P03' && code !== '40P01') throw error;
+      blockedBy = (await probe) ?? [];
+      logger?.info({ tables: parents, try: i + 1, wait_ms: wait, blocked_by: blockedBy }, "history retention: a table's lock was not had in time");
       continue;
+    } finally {
+      clearTimeout(watch);
     }
     const heldMs = performance.now() - locked;
     // Nothing can write to them now: dropped as they are, each table's in two statements and all
@@ -331,9 +386,9 @@ async function detachAtOnce(
         ),
       ),
     ).then((lists) => lists.flat());
-    return { tries: i + 1, heldMs, dropped, kept: done.kept };
+    return { tries: i + 1, heldMs, blockedBy, dropped, kept: done.kept };
   }
-  return { tries: waits.length, heldMs: null, dropped: Promise.resolve([]), kept: [] };
+  return { tries: waits.length, heldMs: null, blockedBy, dropped: Promise.resolve([]), kept: [] };
 }
 
 /**
@@ -459,7 +514,7 @@ async function retain(pool: PgPool, lock: PgClient, started: number, options: Re
   const tables: Record<string, number> = {};
   const locks: RetentionReport['locks'] = {};
   // Each in one transaction: the delivery log's three tables (the most files to drop: first), postbacks, clicks.
-  const groups = [['deliveries', 'delivery_attempts', 'outbox_events'], ['postbacks'], ['clicks']]
+  const groups = [['delivery_attempts', 'deliveries', 'outbox_events'], ['postbacks'], ['clicks']]
     .map((group) => group.filter((table) => byTable.has(table)))
     .filter((group) => group.length > 0);
   const waits = options.lockWaitsMs ?? SWIFT_LOCK_WAITS_MS;
@@ -478,7 +533,7 @@ async function retain(pool: PgPool, lock: PgClient, started: number, options: Re
         waits,
         logger,
       );
-      for (const table of group) locks[table] = { tries: done.tries, heldMs: done.heldMs };
+      for (const table of group) locks[table] = { tries: done.tries, heldMs: done.heldMs, blockedBy: done.blockedBy };
       if (done.heldMs === null) continue;
       kept.push(...done.kept);
       for (const table of group) byTable.delete(table);

@@ -50,10 +50,22 @@ async function deliveryAt(at: Date, status: 'succeeded' | 'failed' | 'pending', 
   return { eventId, id };
 }
 
+/** A session waits for a lock of this file's `table` (the schema's own). */
+const lockWaiting = (table: string) => async () =>
+  (
+    await db.pool.query(
+      `SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE NOT l.granted AND c.relnamespace = current_schema()::regnamespace AND c.relname = $1`,
+      [table],
+    )
+  ).rowCount! > 0;
+
 /** A DETACH … CONCURRENTLY of a partition of `table` is waiting for the transactions using it. */
 const detachWaiting = (table: string) => async () =>
-  (await db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ~ $1`, [`^ALTER TABLE "?${table}"? DETACH PARTITION`]))
-    .rowCount! > 0;
+  (
+    await db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ~ $1`, [
+      `^ALTER TABLE "?${table}"? DETACH PARTITION`,
+    ])
+  ).rowCount! > 0;
 
 describe('ensurePartitions', () => {
   it('made days back to where history starts (the table below was empty) and a week ahead; a second run makes nothing', async () => {
@@ -215,26 +227,33 @@ describe('dropExpiredHistory', () => {
       await holder.query('BEGIN');
       await holder.query(`UPDATE deliveries SET status = 'pending' WHERE id = $1`, [replayed.id]);
       const drop = dropExpiredHistory(db.pool, { retention: { ...RETENTION, deliveryLogDays: 26 }, lockWaitsMs: [30_000] });
-      await waitFor(
-        async () => (await db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ~ 'LOCK TABLE "?deliveries'`)).rowCount! > 0,
-        { what: "retention waiting for the deliveries' lock" },
-      );
+      await waitFor(lockWaiting('deliveries'), { what: "retention waiting for the deliveries' lock" });
       await holder.query('COMMIT');
       const report = await drop;
       const day = (d: Date) => d.toISOString().slice(0, 10).replaceAll('-', '');
       expect(report.kept).toEqual(
         expect.arrayContaining([
           { partition: `deliveries_p${day(daysAgo(27))}`, reason: 'holds pending deliveries (one became pending while retention ran)' },
-          { partition: `outbox_events_p${day(daysAgo(27))}`, reason: 'its day is kept: its deliveries are' },
-          { partition: `delivery_attempts_p${day(daysAgo(27))}`, reason: 'its day is kept: its deliveries are' },
+          {
+            partition: `outbox_events_p${day(daysAgo(27))}`,
+            reason: `its day is kept: deliveries_p${day(daysAgo(27))} holds pending deliveries (one became pending while retention ran)`,
+          },
+          {
+            partition: `delivery_attempts_p${day(daysAgo(27))}`,
+            reason: `its day is kept: deliveries_p${day(daysAgo(27))} holds pending deliveries (one became pending while retention ran)`,
+          },
         ]),
       );
       expect(report.dropped).toEqual(expect.arrayContaining([`deliveries_p${day(daysAgo(28))}`, `outbox_events_p${day(daysAgo(28))}`]));
       expect(await count(`SELECT count(*) AS n FROM deliveries WHERE id = $1`, [replayed.id])).toBe(1);
       expect(await count(`SELECT count(*) AS n FROM delivery_attempts WHERE delivery_id = $1`, [replayed.id])).toBe(1);
       expect(await count(`SELECT count(*) AS n FROM deliveries WHERE id = $1`, [gone.id])).toBe(0);
-      // Not detached one by one: no partition was ever marked.
-      expect((await db.pool.query(`SELECT 1 FROM pg_description WHERE starts_with(description, 'trackway retention')`)).rowCount).toBe(0);
+      // Under the lock, not one by one: had at the first try (the wait outlasted the replay's transaction).
+      expect(report.locks).toEqual({
+        delivery_attempts: { tries: 1, heldMs: expect.any(Number), blockedBy: [] },
+        deliveries: { tries: 1, heldMs: expect.any(Number), blockedBy: [] },
+        outbox_events: { tries: 1, heldMs: expect.any(Number), blockedBy: [] },
+      });
     } finally {
       holder.release();
     }
@@ -261,6 +280,9 @@ describe('dropExpiredHistory', () => {
         ]),
       );
       expect(await partitions('deliveries')).toContain(`deliveries_p${day}`);
+      // Both tries for the lock timed out behind the replay's transaction, and say so.
+      expect(report.locks.deliveries).toMatchObject({ tries: 2, heldMs: null });
+      expect(report.locks.deliveries.blockedBy.join('\n')).toMatch(/idle in transaction, transaction \d+ ms\): UPDATE deliveries SET status = 'pending'/);
       expect(await count(`SELECT count(*) AS n FROM deliveries WHERE id = $1`, [replayed.id])).toBe(1);
       expect(await count(`SELECT count(*) AS n FROM delivery_attempts WHERE delivery_id = $1`, [replayed.id])).toBe(1);
       expect(await count(`SELECT count(*) AS n FROM outbox_events WHERE id = $1`, [replayed.eventId])).toBe(1);
@@ -269,8 +291,70 @@ describe('dropExpiredHistory', () => {
     }
   });
 
+  it("today's partition held by autovacuum's lock (or any of its own) is not in the way: the tables are locked without their partitions, then the expired ones", async () => {
+    const old = await deliveryAt(daysAgo(18), 'succeeded');
+    const { id: todays } = await deliveryAt(now, 'succeeded');
+    const today = `deliveries_p${now.toISOString().slice(0, 10).replaceAll('-', '')}`;
+    const vacuum = await db.pool.connect();
+    try {
+      // What an autovacuum of the partition takes (and keeps for seconds under load).
+      await vacuum.query('BEGIN');
+      await vacuum.query(`LOCK TABLE "${today}" IN SHARE UPDATE EXCLUSIVE MODE`);
+      const report = await dropExpiredHistory(db.pool, { retention: { ...RETENTION, deliveryLogDays: 17 }, lockWaitsMs: [400] });
+      expect(report.locks.deliveries).toEqual({ tries: 1, heldMs: expect.any(Number), blockedBy: [] });
+      expect(report.dropped).toContain(`deliveries_p${daysAgo(18).toISOString().slice(0, 10).replaceAll('-', '')}`);
+      expect(await count(`SELECT count(*) AS n FROM deliveries WHERE id = ANY($1)`, [[old.id, todays]])).toBe(1);
+    } finally {
+      await vacuum.query('ROLLBACK');
+      vacuum.release();
+    }
+  });
+
+  it("locks the delivery log's tables in the delivery worker's order: a record holding attempts, then writing deliveries, does not wait for retention's lock", async () => {
+    await deliveryAt(daysAgo(16), 'succeeded');
+    const { id } = await deliveryAt(now, 'pending');
+    const record = await db.pool.connect();
+    try {
+      await record.query('BEGIN');
+      await record.query(`UPDATE delivery_attempts SET duration_ms = 6 WHERE delivery_id = $1`, [id]);
+      const drop = dropExpiredHistory(db.pool, { retention: { ...RETENTION, deliveryLogDays: 15 }, lockWaitsMs: [5_000] });
+      await waitFor(lockWaiting('delivery_attempts'), { what: "retention waiting for delivery_attempts' lock" });
+      // Locked in the other order, retention would hold deliveries now: this would wait, and time out.
+      await record.query(`SET LOCAL lock_timeout = '300ms'`);
+      expect((await record.query(`UPDATE deliveries SET status = 'succeeded' WHERE id = $1`, [id])).rowCount).toBe(1);
+      await record.query('COMMIT');
+      const report = await drop;
+      expect(report.locks.deliveries).toMatchObject({ tries: 1, heldMs: expect.any(Number) });
+      expect(report.dropped).toContain(`deliveries_p${daysAgo(16).toISOString().slice(0, 10).replaceAll('-', '')}`);
+    } finally {
+      await record.query('ROLLBACK').catch(() => undefined);
+      record.release();
+    }
+  });
+
+  it('a detached partition whose drop fails stays detached and marked, and the next run drops it', async () => {
+    const { id } = await deliveryAt(daysAgo(14), 'succeeded');
+    const name = `deliveries_p${daysAgo(14).toISOString().slice(0, 10).replaceAll('-', '')}`;
+    // Something depends on it: DROP TABLE refuses.
+    await db.pool.query(`CREATE VIEW held_day AS SELECT * FROM "${name}"`);
+    const errors: string[] = [];
+    const logger = { info: () => undefined, warn: () => undefined, error: (_o: object, message: string) => errors.push(message) };
+    const first = await dropExpiredHistory(db.pool, { retention: { ...RETENTION, deliveryLogDays: 13 }, logger });
+    expect(first.dropped).not.toContain(name);
+    expect(errors).toContain('detached history partitions could not be dropped; the next run drops them');
+    expect(await partitions('deliveries')).not.toContain(name);
+    expect((await db.pool.query(`SELECT obj_description($1::regclass, 'pg_class') AS note`, [name])).rows[0].note).toMatch(
+      /^trackway retention: detached from deliveries /,
+    );
+    expect(await count(`SELECT count(*) AS n FROM deliveries WHERE id = $1`, [id])).toBe(0);
+    await db.pool.query('DROP VIEW held_day');
+    const second = await dropExpiredHistory(db.pool, { retention: { ...RETENTION, deliveryLogDays: 13 } });
+    expect(second.dropped).toContain(name);
+    expect((await db.pool.query(`SELECT to_regclass($1) AS t`, [name])).rows[0].t).toBeNull();
+  });
+
   it('a table too busy for its lock is not stopped: while a detach waits for an open transaction, others write and read the table', async () => {
-    await deliveryAt(daysAgo(20), 'succeeded');
+    await deliveryAt(daysAgo(12), 'succeeded');
     const reader = await db.pool.connect();
     const other = await db.pool.connect();
     try {
