@@ -272,6 +272,25 @@ it('a batch whose worker closes before it could queue a retry goes back, and its
   expect(r.requests.map((q) => q.headers['webhook-id'])).toEqual([events[0].id, events[1].id, events[2].id, events[0].id]);
 });
 
+it("a batch's first run queues no retry: only a run after an earlier one can owe one", async () => {
+  const { r, ep, events, rows } = await fannedOut(2);
+  // A row this batch names, attempted and pending, as only an earlier run of the batch leaves it.
+  await stack.db.prisma.delivery.update({ where: { id: rows[0].id }, data: { attemptCount: 1, nextAttemptAt: new Date(Date.now() + 60_000) } });
+  const batchId = rows[0].batchJobId!;
+  let retries = 0;
+  const deliveriesQueue = retriesThrough(async () => {
+    retries += 1;
+  });
+  workers = await stack.startDelivery({}, { queues: ['deliveries'], deliveriesQueue });
+  await waitFor(async () => (await stack.queues.deliveries.getJob(batchId))?.finishedOn, { what: 'the batch run' });
+  expect((await stack.queues.deliveries.getJob(batchId))!.attemptsStarted).toBe(1);
+  expect(r.requests.map((q) => q.headers['webhook-id'])).toEqual([events[1].id]);
+  expect(retries).toBe(0);
+  expect(await stack.queues.deliveries.getJobState(deliveryJobId(events[0].id, ep.id))).toBe('unknown');
+  // Not left for the sweeper tests below to find.
+  await stack.db.prisma.delivery.update({ where: { id: rows[0].id }, data: { status: 'failed', nextAttemptAt: null } });
+});
+
 it("keeps an endpoint's rate limit set after its batch was queued: one request per admission", async () => {
   const { r, ep } = await fannedOut(6);
   await stack.db.prisma.webhookEndpoint.update({ where: { id: ep.id }, data: { rateLimitPerSecond: 3 } });

@@ -399,9 +399,11 @@ export function createDeliverHandler(deps: DeliverDeps) {
    * between (a kill -9; most likely while the records of its turn waited out a Postgres outage),
    * and this run sends only what was never attempted: without this, no job would carry them
    * until the sweeper. A retry that is queued already stays as it is (the same id); a replayed
-   * delivery is its replay's.
+   * delivery is its replay's. Only on a run after the first (a stall, a put-back, a failure): a
+   * first run has no earlier run's retries to owe, and adds nothing.
    */
   async function queueOwedRetries(job: Job<DeliveryBatchJob>, rows: Array<DeliveryRow | null>) {
+    if ((job.attemptsStarted ?? 0) <= 1 && !job.stalledCounter) return;
     const { endpointId } = job.data;
     const owed = job.data.deliveries.flatMap((d, i) => {
       const row = rows[i];
