@@ -25,6 +25,14 @@ interface Logger {
   warn(fields: object, message: string): void;
   error(fields: object, message: string): void;
 }
+/**
+ * The order in which every transaction that takes more than one history table takes them:
+ * attribution, postbacks then events; the delivery worker's record, attempts then deliveries; its
+ * read, deliveries then events; a test event, its delivery then the event. Retention's locks and
+ * partition upkeep follow it too: in another order, two transactions could each wait for the other.
+ */
+export const LOCK_ORDER: readonly string[] = ['clicks', 'postbacks', 'delivery_attempts', 'deliveries', 'outbox_events'];
+const inLockOrder = (a: string, b: string) => LOCK_ORDER.indexOf(a) - LOCK_ORDER.indexOf(b);
 /** Serialises partition upkeep across processes (api, attribution and delivery all run it). */
 const UPKEEP_LOCK = 7_270_018;
 
@@ -103,7 +111,7 @@ export async function ensurePartitions(pool: PgPool, options: EnsureOptions = {}
     await client.query(`SET LOCAL lock_timeout = '5s'`);
     await client.query(`SELECT pg_advisory_xact_lock(${UPKEEP_LOCK})`);
     const existing = await listPartitions(client);
-    for (const spec of HISTORY_TABLES) {
+    for (const spec of [...HISTORY_TABLES].sort((a, b) => inLockOrder(a.table, b.table))) {
       const mine = existing.filter((p): p is Partition & { upper: Date } => p.table === spec.table && p.upper !== null);
       const bottom = mine.find((p) => p.lower === null);
       const exists = (start: Date) => mine.some((p) => p.lower?.getTime() === start.getTime());
@@ -254,23 +262,10 @@ const bounded = (pool: PgPool, ...statements: string[]) =>
 export const SWIFT_LOCK_WAITS_MS: readonly number[] = [400, 800];
 /** Between two tries: what queued behind a try that timed out runs first. */
 const SWIFT_PAUSE_MS = 250;
-/**
- * The expired partitions' own locks, once their tables' are had: only retention and a rare
- * reader of old rows use them. Past deadlock_timeout, Postgres cancels an autovacuum of one that
- * is in the way (one that prevents wraparound is never cancelled: the try times out).
- */
-const SWIFT_PARTITION_WAIT_MS = 1_500;
-/**
- * The order in which every transaction of the hot path takes the delivery log's tables: the
- * delivery worker's record, attempts then deliveries; its read, deliveries then events. Locked
- * in another order, a try and a record would each wait for the other.
- */
-const LOCK_ORDER = ['delivery_attempts', 'deliveries', 'outbox_events', 'postbacks', 'clicks'];
-
 /** What a lock waits for: each blocking session, what it is and for how long its transaction has run. */
-async function blockersOf(pool: PgPool, pid: number): Promise<string[]> {
-  const { rows } = await pool.query<{ what: string }>(
-    `SELECT concat_ws(' ', coalesce(nullif(backend_type, 'client backend'), 'session'), pid::text, '(' || state || ',',
+async function blockersOf(db: Queryable, pid: number): Promise<string[]> {
+  const { rows } = await db.query<{ what: string }>(
+    `SELECT concat_ws(' ', coalesce(nullif(backend_type, 'client backend'), 'session'), pid::text, '(' || coalesce(state, 'no state') || ',',
               'transaction ' || round(extract(epoch FROM now() - xact_start) * 1000)::text || ' ms):', left(regexp_replace(query, '\\s+', ' ', 'g'), 160)) AS what
        FROM pg_stat_activity WHERE pid = ANY(pg_blocking_pids($1::int))`,
     [pid],
@@ -295,13 +290,15 @@ async function blockersOf(pool: PgPool, pid: number): Promise<string[]> {
  */
 async function detachAtOnce(
   pool: PgPool,
+  /** A connection of retention's own, idle meanwhile: asks who is in the way when the pool is saturated behind the lock. */
+  side: Queryable,
   tables: readonly string[],
   list: Dated[],
   waits: readonly number[],
   logger?: Logger,
 ): Promise<{ tries: number; heldMs: number | null; blockedBy: string[]; dropped: Promise<string[]>; kept: KeptPartition[] }> {
-  const parents = [...tables].sort((a, b) => LOCK_ORDER.indexOf(a) - LOCK_ORDER.indexOf(b));
-  const partitions = [...list].sort((a, b) => LOCK_ORDER.indexOf(a.table) - LOCK_ORDER.indexOf(b.table) || a.name.localeCompare(b.name));
+  const parents = [...tables].sort(inLockOrder);
+  const partitions = [...list].sort((a, b) => inLockOrder(a.table, b.table) || a.name.localeCompare(b.name));
   let blockedBy: string[] = [];
   for (const [i, wait] of waits.entries()) {
     if (i > 0) await new Promise((resolve) => setTimeout(resolve, SWIFT_PAUSE_MS));
@@ -318,15 +315,17 @@ async function detachAtOnce(
           // Shortly before the wait ends: who is in the way (reported if the try times out).
           watch = setTimeout(
             () => {
-              probe = blockersOf(pool, pid).catch(() => []);
+              probe = blockersOf(side, pid).catch(() => []);
             },
             Math.max(1, wait - 100),
           );
-          // One round trip.
+          // One round trip; one statement takes every lock, its wait bounded as a whole (a
+          // statement_timeout applies to each statement of a query string on its own). No
+          // DEFAULT partition and no foreign key to these tables: a DETACH takes no other lock.
           await tx.query(
-            `SET LOCAL lock_timeout = '${Math.max(1, Math.round(wait))}ms'; LOCK TABLE ${parents.map((t) => `ONLY ${quote(t)}`).join(', ')} IN ACCESS EXCLUSIVE MODE;
-             SET LOCAL lock_timeout = '${SWIFT_PARTITION_WAIT_MS}ms'; LOCK TABLE ${partitions.map((p) => quote(p.name)).join(', ')} IN ACCESS EXCLUSIVE MODE;
-             SET LOCAL enable_seqscan = off`,
+            `SET LOCAL statement_timeout = '${Math.max(1, Math.round(wait))}ms';
+             LOCK TABLE ${[...parents.map((t) => `ONLY ${quote(t)}`), ...partitions.map((p) => quote(p.name))].join(', ')} IN ACCESS EXCLUSIVE MODE;
+             SET LOCAL statement_timeout TO DEFAULT; SET LOCAL enable_seqscan = off`,
           );
           locked = performance.now();
           clearTimeout(watch);
@@ -356,9 +355,11 @@ async function detachAtOnce(
         1,
       );
     } catch (error) {
-      // 55P03 lock_not_available: a transaction using a table outlasted the wait; 40P01: it waited for this try.
+      // 57014 query_canceled: the locks' statement outlasted the wait (a transaction using a
+      // table; a cancel); 55P03 lock_not_available: a lock_timeout set for the role; 40P01: a
+      // transaction waited for this try.
       const code = (error as { code?: string }).code;
-      if (code !== '55P03' && code !== '40P01') throw error;
+      if (code !== '57014' && code !== '55P03' && code !== '40P01') throw error;
       blockedBy = (await probe) ?? [];
       logger?.info({ tables: parents, try: i + 1, wait_ms: wait, blocked_by: blockedBy }, "history retention: a table's lock was not had in time");
       continue;
@@ -528,6 +529,7 @@ async function retain(pool: PgPool, lock: PgClient, started: number, options: Re
     try {
       const done = await detachAtOnce(
         pool,
+        lock,
         group,
         group.flatMap((table) => byTable.get(table)!),
         waits,

@@ -337,17 +337,20 @@ describe('dropExpiredHistory', () => {
     const name = `deliveries_p${daysAgo(14).toISOString().slice(0, 10).replaceAll('-', '')}`;
     // Something depends on it: DROP TABLE refuses.
     await db.pool.query(`CREATE VIEW held_day AS SELECT * FROM "${name}"`);
-    const errors: string[] = [];
-    const logger = { info: () => undefined, warn: () => undefined, error: (_o: object, message: string) => errors.push(message) };
-    const first = await dropExpiredHistory(db.pool, { retention: { ...RETENTION, deliveryLogDays: 13 }, logger });
-    expect(first.dropped).not.toContain(name);
-    expect(errors).toContain('detached history partitions could not be dropped; the next run drops them');
-    expect(await partitions('deliveries')).not.toContain(name);
-    expect((await db.pool.query(`SELECT obj_description($1::regclass, 'pg_class') AS note`, [name])).rows[0].note).toMatch(
-      /^trackway retention: detached from deliveries /,
-    );
-    expect(await count(`SELECT count(*) AS n FROM deliveries WHERE id = $1`, [id])).toBe(0);
-    await db.pool.query('DROP VIEW held_day');
+    try {
+      const errors: string[] = [];
+      const logger = { info: () => undefined, warn: () => undefined, error: (_o: object, message: string) => errors.push(message) };
+      const first = await dropExpiredHistory(db.pool, { retention: { ...RETENTION, deliveryLogDays: 13 }, logger });
+      expect(first.dropped).not.toContain(name);
+      expect(errors).toContain('detached history partitions could not be dropped; the next run drops them');
+      expect(await partitions('deliveries')).not.toContain(name);
+      expect((await db.pool.query(`SELECT obj_description($1::regclass, 'pg_class') AS note`, [name])).rows[0].note).toMatch(
+        /^trackway retention: detached from deliveries /,
+      );
+      expect(await count(`SELECT count(*) AS n FROM deliveries WHERE id = $1`, [id])).toBe(0);
+    } finally {
+      await db.pool.query('DROP VIEW held_day');
+    }
     const second = await dropExpiredHistory(db.pool, { retention: { ...RETENTION, deliveryLogDays: 13 } });
     expect(second.dropped).toContain(name);
     expect((await db.pool.query(`SELECT to_regclass($1) AS t`, [name])).rows[0].t).toBeNull();

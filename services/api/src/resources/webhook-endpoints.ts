@@ -145,9 +145,10 @@ export async function sendTestEvent(
   if (!endpoint.enabled) throw disabled('sending it a test event');
   const event = createEvent('webhook.test', data);
   const deliveryId = deliveryIdFor(event.id, endpoint.id);
+  // The delivery, then the event: the order every transaction takes these tables in (LOCK_ORDER).
   await deps.prisma.$transaction(async (tx) => {
-    await writeEvents(tx, [event]);
     await tx.delivery.create({ data: { id: deliveryId, eventId: event.id, endpointId: endpoint.id, eventType: event.type, missingMacros } });
+    await writeEvents(tx, [event]);
   });
   await publishOrLeave(deps.pool, deps.queues.events, [event], deps.logger, 'test event');
   return { event_id: event.id, delivery_id: deliveryId };
