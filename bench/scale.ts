@@ -340,8 +340,8 @@ const meanOf = (runs: Drained[]) => ({
 
 /**
  * Drains one after another for as long as `step` runs. A drain counts if at least half of it ran
- * beside the step (the first always): one that starts as the step ends measures the drain alone.
- * Returns the counted, and the ones run.
+ * beside the step (the first always, however short the step: its share is printed): one that
+ * starts as the step ends measures the drain alone. Returns the counted, and the ones run.
  */
 async function drainsBeside(s: Session, queue: TypedQueue<'postbacks'>, receivers: Receivers, step: Promise<unknown>) {
   const ended = { at: null as number | null };
@@ -350,16 +350,19 @@ async function drainsBeside(s: Session, queue: TypedQueue<'postbacks'>, receiver
   };
   step.then(end, end);
   const counted: Drained[] = [];
-  const run: Drained[] = [];
+  const run: Array<Drained & { beside: number }> = [];
   do {
     const t0 = performance.now();
     const d = await drain(s, queue, receivers);
     const t1 = performance.now();
-    run.push(d);
-    if (counted.length === 0 || Math.min(t1, ended.at ?? t1) - t0 >= (t1 - t0) / 2) counted.push(d);
+    const beside = (Math.min(t1, ended.at ?? t1) - t0) / (t1 - t0);
+    run.push({ ...d, beside });
+    if (counted.length === 0 || beside >= 0.5) counted.push(d);
   } while (ended.at === null);
   return { counted, run };
 }
+/** A drain's figure, and the share of it that ran beside the step. */
+const besideShare = (d: { beside: number }, figure: string) => `${figure} (${Math.round(d.beside * 100)} % beside it)`;
 
 interface RetentionFigures {
   ms: number;
@@ -442,7 +445,7 @@ async function retentionFigure(s: Session, queue: TypedQueue<'postbacks'>, recei
     problems.push(`pending deliveries: ${counted['pending deliveries']} before, ${left['pending deliveries']} after`);
   console.log(
     `  [${s.name}] retention step (${RETENTION_DAYS} days): ${what} in ${ms(elapsed)}, WAL ${bytes(wal)} (a drain alone writes ${bytes(drainWal)}); ` +
-      `${run.length} drain(s) beside it: ${run.map((d) => rate(d.postbacksPerSecond, 'postbacks/s')).join(', ')} (counted: the first ${during.length}, at least half of each beside it); without: ${[before, after].map((d) => rate(d.postbacksPerSecond, 'postbacks/s')).join(', ')}` +
+      `${run.length} drain(s) beside it: ${run.map((d) => besideShare(d, rate(d.postbacksPerSecond, 'postbacks/s'))).join(', ')} (counted: the first ${during.length}); without: ${[before, after].map((d) => rate(d.postbacksPerSecond, 'postbacks/s')).join(', ')}` +
       `${problems.length ? `; PROBLEMS: ${problems.join('; ')}` : '; every row inside retention kept'}`,
   );
   return { ms: elapsed, wal, drainWal, what, during: meanOf(during), without: meanOf([before, after]), drains: during.length, problems };
@@ -603,7 +606,7 @@ async function payoutFigure(s: Session, token: string, queue: TypedQueue<'postba
   const alone = meanOf([before, after]);
   console.log(
     `  [${s.name}] POST /v1/payouts: ${paid.status}, ${paid.taken.toLocaleString('en-US')} commissions in ${ms(paid.ms)}; ${run.length} drain(s) beside it ` +
-      `${run.map((d) => ms(d.outcomesMs)).join(', ')} (counted: the first ${beside.length}, at least half of each beside it), alone ${ms(before.outcomesMs)} and ${ms(after.outcomesMs)}`,
+      `${run.map((d) => besideShare(d, ms(d.outcomesMs))).join(', ')} (counted: the first ${beside.length}), alone ${ms(before.outcomesMs)} and ${ms(after.outcomesMs)}`,
   );
   return { payoutMs: paid.ms, taken: paid.taken, status: paid.status, with: meanOf(beside), alone, drains: beside.length };
 }

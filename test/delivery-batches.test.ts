@@ -281,14 +281,17 @@ it("a batch's first run queues no retry: only a run after an earlier one can owe
   const deliveriesQueue = retriesThrough(async () => {
     retries += 1;
   });
-  workers = await stack.startDelivery({}, { queues: ['deliveries'], deliveriesQueue });
-  await waitFor(async () => (await stack.queues.deliveries.getJob(batchId))?.finishedOn, { what: 'the batch run' });
-  expect((await stack.queues.deliveries.getJob(batchId))!.attemptsStarted).toBe(1);
-  expect(r.requests.map((q) => q.headers['webhook-id'])).toEqual([events[1].id]);
-  expect(retries).toBe(0);
-  expect(await stack.queues.deliveries.getJobState(deliveryJobId(events[0].id, ep.id))).toBe('unknown');
-  // Not left for the sweeper tests below to find.
-  await stack.db.prisma.delivery.update({ where: { id: rows[0].id }, data: { status: 'failed', nextAttemptAt: null } });
+  try {
+    workers = await stack.startDelivery({}, { queues: ['deliveries'], deliveriesQueue });
+    await waitFor(async () => (await stack.queues.deliveries.getJob(batchId))?.finishedOn, { what: 'the batch run' });
+    expect((await stack.queues.deliveries.getJob(batchId))!.attemptsStarted).toBe(1);
+    expect(r.requests.map((q) => q.headers['webhook-id'])).toEqual([events[1].id]);
+    expect(retries).toBe(0);
+    expect(await stack.queues.deliveries.getJobState(deliveryJobId(events[0].id, ep.id))).toBe('unknown');
+  } finally {
+    // Not left for the sweeper tests below to find.
+    await stack.db.prisma.delivery.update({ where: { id: rows[0].id }, data: { status: 'failed', nextAttemptAt: null } });
+  }
 });
 
 it("keeps an endpoint's rate limit set after its batch was queued: one request per admission", async () => {
