@@ -272,6 +272,9 @@ interface Drained {
   /** Until the last outcome row, and until the last webhook (ms). */
   outcomesMs: number;
   webhooksMs: number;
+  /** When it began (performance.now()), and its outcome rows counted as it ran: [ms after it began, rows]. */
+  startedAt: number;
+  timeline: Array<[number, number]>;
 }
 
 let orders = 0;
@@ -307,6 +310,7 @@ async function drain(s: Session, queue: TypedQueue<'postbacks'>, receivers: Rece
   await addJobs(queue, jobs);
   let outcomesMs = 0;
   let webhooksMs = 0;
+  const timeline: Array<[number, number]> = [];
   while (performance.now() - t0 < DRAIN_TIMEOUT_MS) {
     if (!outcomesMs) {
       const { rows } = await s.pool.query<{ n: string }>('SELECT count(*) AS n FROM postbacks WHERE id >= $3 AND advertiser_id = $1 AND received_at = $2', [
@@ -314,6 +318,7 @@ async function drain(s: Session, queue: TypedQueue<'postbacks'>, receivers: Rece
         receivedAt,
         idsFrom('pb_'),
       ]);
+      timeline.push([performance.now() - t0, Number(rows[0].n)]);
       if (Number(rows[0].n) >= DRAIN) outcomesMs = performance.now() - t0;
     }
     if (!webhooksMs && receivers.total() - before >= webhooks) webhooksMs = performance.now() - t0;
@@ -328,10 +333,32 @@ async function drain(s: Session, queue: TypedQueue<'postbacks'>, receivers: Rece
   }
   if (!outcomesMs || !webhooksMs)
     throw new Error(`${s.name}: a drain of ${DRAIN} postbacks did not end within ${DRAIN_TIMEOUT_MS} ms (${receivers.total() - before}/${webhooks} webhooks)`);
-  return { outcomesMs, webhooksMs, postbacksPerSecond: DRAIN / (outcomesMs / 1000), webhooksPerSecond: webhooks / (webhooksMs / 1000) };
+  return {
+    outcomesMs,
+    webhooksMs,
+    postbacksPerSecond: DRAIN / (outcomesMs / 1000),
+    webhooksPerSecond: webhooks / (webhooksMs / 1000),
+    startedAt: t0,
+    timeline,
+  };
 }
 
-const meanOf = (runs: Drained[]) => ({
+/** Outcome rows a drain wrote in each SLICE_MS of it (from its samples, each slice's rows as counted by its end). */
+const SLICE_MS = 250;
+const perSlice = (d: Drained) => {
+  const slices: number[] = [];
+  let last = 0;
+  for (let end = SLICE_MS; last < DRAIN && end <= d.outcomesMs + SLICE_MS; end += SLICE_MS) {
+    const seen = d.timeline.filter(([at]) => at <= end).at(-1)?.[1] ?? 0;
+    slices.push(seen - last);
+    last = seen;
+  }
+  return slices.join(' ');
+};
+
+/** The rates of drains (their mean). */
+type Rates = Pick<Drained, 'postbacksPerSecond' | 'webhooksPerSecond' | 'outcomesMs' | 'webhooksMs'>;
+const meanOf = (runs: Drained[]): Rates => ({
   postbacksPerSecond: runs.reduce((a, r) => a + r.postbacksPerSecond, 0) / runs.length,
   webhooksPerSecond: runs.reduce((a, r) => a + r.webhooksPerSecond, 0) / runs.length,
   outcomesMs: runs.reduce((a, r) => a + r.outcomesMs, 0) / runs.length,
@@ -370,8 +397,8 @@ interface RetentionFigures {
   /** WAL the drain alone writes (the one before), for a sense of what the step's window holds beside the step. */
   drainWal: number;
   what: string;
-  during: Drained;
-  without: Drained;
+  during: Rates;
+  without: Rates;
   drains: number;
   problems: string[];
 }
@@ -405,7 +432,8 @@ async function runRetention(s: Session): Promise<string> {
   const each = Object.entries(tables).map(([table, t]) => {
     const lock = locks[table];
     const waited = lock?.blockedBy.length ? ` (a try waited for: ${lock.blockedBy.join(' | ')})` : '';
-    return `${table} ${ms(t)}${lock ? `: ${lock.heldMs === null ? `no lock in ${lock.tries} tries, one by one` : `locked ${ms(lock.heldMs)} at try ${lock.tries}`}${waited}` : ''}`;
+    const had = lock?.heldMs == null ? '' : `locked ${ms(lock.heldMs)} at try ${lock.tries}, ${ms(lock.atMs ?? 0)} into the step`;
+    return `${table} ${ms(t)}${lock ? `: ${had || `no lock in ${lock.tries} tries, one by one`}${waited}` : ''}`;
   });
   return `dropExpiredHistory: ${dropped.length} partitions dropped${each.length ? ` (${each.join(', ')})` : ''}${kept.length ? `, ${kept.length} kept (${kept.map((k) => `${k.partition}: ${k.reason}`).join('; ')})` : ''}`;
 }
@@ -447,6 +475,10 @@ async function retentionFigure(s: Session, queue: TypedQueue<'postbacks'>, recei
     `  [${s.name}] retention step (${RETENTION_DAYS} days): ${what} in ${ms(elapsed)}, WAL ${bytes(wal)} (a drain alone writes ${bytes(drainWal)}); ` +
       `${run.length} drain(s) beside it: ${run.map((d) => besideShare(d, rate(d.postbacksPerSecond, 'postbacks/s'))).join(', ')} (counted: the first ${during.length}); without: ${[before, after].map((d) => rate(d.postbacksPerSecond, 'postbacks/s')).join(', ')}` +
       `${problems.length ? `; PROBLEMS: ${problems.join('; ')}` : '; every row inside retention kept'}`,
+  );
+  // Where a drain beside the step lost its pace: its rows per slice, the step's span on its clock, and the drain before's.
+  console.log(
+    `  [${s.name}] outcome rows per ${SLICE_MS} ms: beside the step (from ${ms(t0 - run[0].startedAt)} to ${ms(t0 + elapsed - run[0].startedAt)} of it) ${perSlice(run[0])}; the drain before ${perSlice(before)}`,
   );
   return { ms: elapsed, wal, drainWal, what, during: meanOf(during), without: meanOf([before, after]), drains: during.length, problems };
 }
@@ -577,8 +609,8 @@ interface PayoutFigures {
   taken: number;
   status: number;
   /** The mean of the drains beside the payout (one after another while it runs), and of those alone. */
-  with: Drained;
-  alone: Drained;
+  with: Rates;
+  alone: Rates;
   drains: number;
 }
 

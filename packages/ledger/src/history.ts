@@ -147,10 +147,11 @@ export interface RetentionReport {
   ms: number;
   tables: Record<string, number>;
   /**
-   * Per table: the tries for its exclusive lock, how long it was held (null: never had; retired
-   * one by one), and what a try that timed out last waited for (sessions, as pg_stat_activity shows them).
+   * Per table: the tries for its exclusive lock, how long it was held and when it was had (ms
+   * after the run began; null: never had, retired one by one), and what a try that timed out
+   * last waited for (sessions, as pg_stat_activity shows them).
    */
-  locks: Record<string, { tries: number; heldMs: number | null; blockedBy: string[] }>;
+  locks: Record<string, { tries: number; heldMs: number | null; atMs: number | null; blockedBy: string[] }>;
   /** Another run held the retention lock: nothing was done. */
   skipped?: boolean;
 }
@@ -296,7 +297,7 @@ async function detachAtOnce(
   list: Dated[],
   waits: readonly number[],
   logger?: Logger,
-): Promise<{ tries: number; heldMs: number | null; blockedBy: string[]; dropped: Promise<string[]>; kept: KeptPartition[] }> {
+): Promise<{ tries: number; heldMs: number | null; lockedAt: number | null; blockedBy: string[]; dropped: Promise<string[]>; kept: KeptPartition[] }> {
   const parents = [...tables].sort(inLockOrder);
   const partitions = [...list].sort((a, b) => inLockOrder(a.table, b.table) || a.name.localeCompare(b.name));
   let blockedBy: string[] = [];
@@ -387,9 +388,9 @@ async function detachAtOnce(
         ),
       ),
     ).then((lists) => lists.flat());
-    return { tries: i + 1, heldMs, blockedBy, dropped, kept: done.kept };
+    return { tries: i + 1, heldMs, lockedAt: locked, blockedBy, dropped, kept: done.kept };
   }
-  return { tries: waits.length, heldMs: null, blockedBy, dropped: Promise.resolve([]), kept: [] };
+  return { tries: waits.length, heldMs: null, lockedAt: null, blockedBy, dropped: Promise.resolve([]), kept: [] };
 }
 
 /**
@@ -535,7 +536,8 @@ async function retain(pool: PgPool, lock: PgClient, started: number, options: Re
         waits,
         logger,
       );
-      for (const table of group) locks[table] = { tries: done.tries, heldMs: done.heldMs, blockedBy: done.blockedBy };
+      const atMs = done.lockedAt === null ? null : done.lockedAt - started;
+      for (const table of group) locks[table] = { tries: done.tries, heldMs: done.heldMs, atMs, blockedBy: done.blockedBy };
       if (done.heldMs === null) continue;
       kept.push(...done.kept);
       for (const table of group) byTable.delete(table);

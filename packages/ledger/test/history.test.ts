@@ -250,9 +250,9 @@ describe('dropExpiredHistory', () => {
       expect(await count(`SELECT count(*) AS n FROM deliveries WHERE id = $1`, [gone.id])).toBe(0);
       // Under the lock, not one by one: had at the first try (the wait outlasted the replay's transaction).
       expect(report.locks).toEqual({
-        delivery_attempts: { tries: 1, heldMs: expect.any(Number), blockedBy: [] },
-        deliveries: { tries: 1, heldMs: expect.any(Number), blockedBy: [] },
-        outbox_events: { tries: 1, heldMs: expect.any(Number), blockedBy: [] },
+        delivery_attempts: { tries: 1, heldMs: expect.any(Number), atMs: expect.any(Number), blockedBy: [] },
+        deliveries: { tries: 1, heldMs: expect.any(Number), atMs: expect.any(Number), blockedBy: [] },
+        outbox_events: { tries: 1, heldMs: expect.any(Number), atMs: expect.any(Number), blockedBy: [] },
       });
     } finally {
       holder.release();
@@ -281,7 +281,7 @@ describe('dropExpiredHistory', () => {
       );
       expect(await partitions('deliveries')).toContain(`deliveries_p${day}`);
       // Both tries for the lock timed out behind the replay's transaction, and say so.
-      expect(report.locks.deliveries).toMatchObject({ tries: 2, heldMs: null });
+      expect(report.locks.deliveries).toMatchObject({ tries: 2, heldMs: null, atMs: null });
       expect(report.locks.deliveries.blockedBy.join('\n')).toMatch(/idle in transaction, transaction \d+ ms\): UPDATE deliveries SET status = 'pending'/);
       expect(await count(`SELECT count(*) AS n FROM deliveries WHERE id = $1`, [replayed.id])).toBe(1);
       expect(await count(`SELECT count(*) AS n FROM delivery_attempts WHERE delivery_id = $1`, [replayed.id])).toBe(1);
@@ -301,7 +301,7 @@ describe('dropExpiredHistory', () => {
       await vacuum.query('BEGIN');
       await vacuum.query(`LOCK TABLE "${today}" IN SHARE UPDATE EXCLUSIVE MODE`);
       const report = await dropExpiredHistory(db.pool, { retention: { ...RETENTION, deliveryLogDays: 17 }, lockWaitsMs: [400] });
-      expect(report.locks.deliveries).toEqual({ tries: 1, heldMs: expect.any(Number), blockedBy: [] });
+      expect(report.locks.deliveries).toEqual({ tries: 1, heldMs: expect.any(Number), atMs: expect.any(Number), blockedBy: [] });
       expect(report.dropped).toContain(`deliveries_p${daysAgo(18).toISOString().slice(0, 10).replaceAll('-', '')}`);
       expect(await count(`SELECT count(*) AS n FROM deliveries WHERE id = ANY($1)`, [[old.id, todays]])).toBe(1);
     } finally {
