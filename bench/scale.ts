@@ -381,8 +381,9 @@ async function drainsBeside(s: Session, queue: TypedQueue<'postbacks'>, receiver
   do {
     const t0 = performance.now();
     const d = await drain(s, queue, receivers);
-    const t1 = performance.now();
-    const beside = (Math.min(t1, ended.at ?? t1) - t0) / (t1 - t0);
+    // Of the span the figures time: until its last outcome row.
+    const last = t0 + d.outcomesMs;
+    const beside = Math.max(0, Math.min(last, ended.at ?? last) - t0) / d.outcomesMs;
     run.push({ ...d, beside });
     if (counted.length === 0 || beside >= 0.5) counted.push(d);
   } while (ended.at === null);
@@ -432,7 +433,8 @@ async function runRetention(s: Session): Promise<string> {
   const each = Object.entries(tables).map(([table, t]) => {
     const lock = locks[table];
     const waited = lock?.blockedBy.length ? ` (a try waited for: ${lock.blockedBy.join(' | ')})` : '';
-    const had = lock?.heldMs == null ? '' : `locked ${ms(lock.heldMs)} at try ${lock.tries}, ${ms(lock.atMs ?? 0)} into the step`;
+    const had =
+      lock?.heldMs == null ? '' : `locked ${ms(lock.heldMs)} ${lock.tries ? `at try ${lock.tries}` : 'without waiting'}, ${ms(lock.atMs ?? 0)} into the step`;
     return `${table} ${ms(t)}${lock ? `: ${had || `no lock in ${lock.tries} tries, one by one`}${waited}` : ''}`;
   });
   return `dropExpiredHistory: ${dropped.length} partitions dropped${each.length ? ` (${each.join(', ')})` : ''}${kept.length ? `, ${kept.length} kept (${kept.map((k) => `${k.partition}: ${k.reason}`).join('; ')})` : ''}`;

@@ -147,9 +147,10 @@ export interface RetentionReport {
   ms: number;
   tables: Record<string, number>;
   /**
-   * Per table: the tries for its exclusive lock, how long it was held and when it was had (ms
-   * after the run began; null: never had, retired one by one), and what a try that timed out
-   * last waited for (sessions, as pg_stat_activity shows them).
+   * Per table: the tries that waited for its exclusive lock (0: had at once, by a try that does
+   * not wait: SWIFT_POLL_MS), how long it was held and when it was had (ms after the run began;
+   * null: never had, retired one by one), and what a try that timed out last waited for
+   * (sessions, as pg_stat_activity shows them).
    */
   locks: Record<string, { tries: number; heldMs: number | null; atMs: number | null; blockedBy: string[] }>;
   /** Another run held the retention lock: nothing was done. */
@@ -263,6 +264,13 @@ const bounded = (pool: PgPool, ...statements: string[]) =>
 export const SWIFT_LOCK_WAITS_MS: readonly number[] = [400, 800];
 /** Between two tries: what queued behind a try that timed out runs first. */
 const SWIFT_PAUSE_MS = 250;
+/**
+ * Before the tries that wait: for this long, tries that do not (NOWAIT, every SWIFT_POLL_EVERY_MS),
+ * each had at once or failed at once, so no one queues behind them: one lands in a moment when no
+ * transaction uses the tables.
+ */
+export const SWIFT_POLL_MS = 300;
+const SWIFT_POLL_EVERY_MS = 10;
 /** What a lock waits for: each blocking session, what it is and for how long its transaction has run. */
 async function blockersOf(db: Queryable, pid: number): Promise<string[]> {
   const { rows } = await db.query<{ what: string }>(
@@ -285,6 +293,8 @@ async function blockersOf(db: Queryable, pid: number): Promise<string[]> {
  * under load) is not in the way. Under the locks every partition is checked again (a replay may
  * have made a delivery pending since the first check; a late click may have landed); a day
  * holding one keeps its three partitions. Returns what was dropped and kept, and the tries;
+ * First, for SWIFT_POLL_MS, tries that take the locks only if no
+ * one holds them (NOWAIT): no one waits behind those. Then the tries that wait (`waits`).
  * `heldMs` null when the locks could not be had within any of `waits` (a long transaction is
  * using a table; `blockedBy` says which): the caller retires the partitions one by one. A drop
  * that fails leaves its tables detached and marked: the next run drops them.
@@ -296,38 +306,41 @@ async function detachAtOnce(
   tables: readonly string[],
   list: Dated[],
   waits: readonly number[],
+  pollMs: number,
   logger?: Logger,
 ): Promise<{ tries: number; heldMs: number | null; lockedAt: number | null; blockedBy: string[]; dropped: Promise<string[]>; kept: KeptPartition[] }> {
   const parents = [...tables].sort(inLockOrder);
   const partitions = [...list].sort((a, b) => inLockOrder(a.table, b.table) || a.name.localeCompare(b.name));
   let blockedBy: string[] = [];
-  for (const [i, wait] of waits.entries()) {
-    if (i > 0) await new Promise((resolve) => setTimeout(resolve, SWIFT_PAUSE_MS));
+  const lockList = [...parents.map((t) => `ONLY ${quote(t)}`), ...partitions.map((p) => quote(p.name))].join(', ');
+  /** One try: null if the locks were not had (within `wait`; at once when null). */
+  const attempt = async (wait: number | null) => {
     let locked = 0;
-    let done: { detached: Dated[]; kept: KeptPartition[] };
     let watch: NodeJS.Timeout | undefined;
     let probe: Promise<string[]> | undefined;
     try {
       // One attempt: a try that times out or is chosen by the deadlock detector is the next try's to redo.
-      done = await inTransaction(
+      const done = await inTransaction(
         pool,
         async (tx) => {
-          const [{ pid }] = (await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows;
-          // Shortly before the wait ends: who is in the way (reported if the try times out).
-          watch = setTimeout(
-            () => {
-              probe = blockersOf(side, pid).catch(() => []);
-            },
-            Math.max(1, wait - 100),
-          );
-          // One round trip; one statement takes every lock, its wait bounded as a whole (a
-          // statement_timeout applies to each statement of a query string on its own). No
-          // DEFAULT partition and no foreign key to these tables: a DETACH takes no other lock.
-          await tx.query(
-            `SET LOCAL statement_timeout = '${Math.max(1, Math.round(wait))}ms';
-             LOCK TABLE ${[...parents.map((t) => `ONLY ${quote(t)}`), ...partitions.map((p) => quote(p.name))].join(', ')} IN ACCESS EXCLUSIVE MODE;
-             SET LOCAL statement_timeout TO DEFAULT; SET LOCAL enable_seqscan = off`,
-          );
+          if (wait === null) await tx.query(`LOCK TABLE ${lockList} IN ACCESS EXCLUSIVE MODE NOWAIT; SET LOCAL enable_seqscan = off`);
+          else {
+            const [{ pid }] = (await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows;
+            // Shortly before the wait ends: who is in the way (reported if the try times out).
+            watch = setTimeout(
+              () => {
+                probe = blockersOf(side, pid).catch(() => []);
+              },
+              Math.max(1, wait - 100),
+            );
+            // One round trip; one statement takes every lock, its wait bounded as a whole (a
+            // statement_timeout applies to each statement of a query string on its own). No
+            // DEFAULT partition and no foreign key to these tables: a DETACH takes no other lock.
+            await tx.query(
+              `SET LOCAL statement_timeout = '${Math.max(1, Math.round(wait))}ms'; LOCK TABLE ${lockList} IN ACCESS EXCLUSIVE MODE;
+               SET LOCAL statement_timeout TO DEFAULT; SET LOCAL enable_seqscan = off`,
+            );
+          }
           locked = performance.now();
           clearTimeout(watch);
           const live = await liveAmong(tx, list);
@@ -355,42 +368,59 @@ async function detachAtOnce(
         },
         1,
       );
+      return { ...done, locked };
     } catch (error) {
-      // 57014 query_canceled: the locks' statement outlasted the wait (a transaction using a
-      // table; a cancel); 55P03 lock_not_available: a lock_timeout set for the role; 40P01: a
-      // transaction waited for this try.
+      // 55P03 lock_not_available: NOWAIT, or a lock_timeout set for the role; 57014
+      // query_canceled: the locks' statement outlasted the wait (a transaction using a table; a
+      // cancel); 40P01: a transaction waited for this try.
       const code = (error as { code?: string }).code;
       if (code !== '57014' && code !== '55P03' && code !== '40P01') throw error;
+      if (wait === null) return null;
       blockedBy = (await probe) ?? [];
-      logger?.info({ tables: parents, try: i + 1, wait_ms: wait, blocked_by: blockedBy }, "history retention: a table's lock was not had in time");
-      continue;
+      logger?.info({ tables: parents, wait_ms: wait, blocked_by: blockedBy }, "history retention: a table's lock was not had in time");
+      return null;
     } finally {
       clearTimeout(watch);
     }
-    const heldMs = performance.now() - locked;
-    // Nothing can write to them now: dropped as they are, each table's in two statements and all
-    // of them at once (the files' work, done with no one waiting; the caller need not wait for it
-    // either).
-    const byTable = new Map<string, string[]>();
-    for (const p of done.detached) byTable.set(p.table, [...(byTable.get(p.table) ?? []), p.name]);
-    const halves = [...byTable.values()].flatMap((names) => {
-      const half = Math.ceil(names.length / 2);
-      return [names.slice(0, half), names.slice(half)].filter((list) => list.length > 0);
-    });
-    const dropped = Promise.all(
-      halves.map((names) =>
-        bounded(pool, `DROP TABLE ${names.map(quote).join(', ')}`).then(
-          () => names,
-          (error: unknown) => {
-            logger?.error({ err: error, partitions: names }, 'detached history partitions could not be dropped; the next run drops them');
-            return [];
-          },
-        ),
-      ),
-    ).then((lists) => lists.flat());
-    return { tries: i + 1, heldMs, lockedAt: locked, blockedBy, dropped, kept: done.kept };
+  };
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  let done: Awaited<ReturnType<typeof attempt>> = null;
+  let tries = 0;
+  const pollUntil = performance.now() + pollMs;
+  while (!done && performance.now() < pollUntil) {
+    done = await attempt(null);
+    if (!done) await sleep(SWIFT_POLL_EVERY_MS);
   }
-  return { tries: waits.length, heldMs: null, lockedAt: null, blockedBy, dropped: Promise.resolve([]), kept: [] };
+  for (const [i, wait] of waits.entries()) {
+    if (done) break;
+    if (i > 0) await sleep(SWIFT_PAUSE_MS);
+    tries = i + 1;
+    done = await attempt(wait);
+  }
+  if (!done) return { tries, heldMs: null, lockedAt: null, blockedBy, dropped: Promise.resolve([]), kept: [] };
+  const { locked } = done;
+  const heldMs = performance.now() - locked;
+  // Nothing can write to them now: dropped as they are, each table's in two statements and all
+  // of them at once (the files' work, done with no one waiting; the caller need not wait for it
+  // either).
+  const byTable = new Map<string, string[]>();
+  for (const p of done.detached) byTable.set(p.table, [...(byTable.get(p.table) ?? []), p.name]);
+  const halves = [...byTable.values()].flatMap((names) => {
+    const half = Math.ceil(names.length / 2);
+    return [names.slice(0, half), names.slice(half)].filter((list) => list.length > 0);
+  });
+  const dropped = Promise.all(
+    halves.map((names) =>
+      bounded(pool, `DROP TABLE ${names.map(quote).join(', ')}`).then(
+        () => names,
+        (error: unknown) => {
+          logger?.error({ err: error, partitions: names }, 'detached history partitions could not be dropped; the next run drops them');
+          return [];
+        },
+      ),
+    ),
+  ).then((lists) => lists.flat());
+  return { tries, heldMs, lockedAt: locked, blockedBy, dropped, kept: done.kept };
 }
 
 /**
@@ -439,6 +469,8 @@ export interface RetentionOptions {
   logger?: Logger;
   /** The waits for a table's exclusive lock (SWIFT_LOCK_WAITS_MS); [] retires every partition one by one. */
   lockWaitsMs?: readonly number[];
+  /** How long to try for the locks without waiting first (SWIFT_POLL_MS). */
+  lockPollMs?: number;
 }
 
 /**
@@ -534,6 +566,7 @@ async function retain(pool: PgPool, lock: PgClient, started: number, options: Re
         group,
         group.flatMap((table) => byTable.get(table)!),
         waits,
+        options.lockPollMs ?? SWIFT_POLL_MS,
         logger,
       );
       const atMs = done.lockedAt === null ? null : done.lockedAt - started;

@@ -301,7 +301,8 @@ describe('dropExpiredHistory', () => {
       await vacuum.query('BEGIN');
       await vacuum.query(`LOCK TABLE "${today}" IN SHARE UPDATE EXCLUSIVE MODE`);
       const report = await dropExpiredHistory(db.pool, { retention: { ...RETENTION, deliveryLogDays: 17 }, lockWaitsMs: [400] });
-      expect(report.locks.deliveries).toEqual({ tries: 1, heldMs: expect.any(Number), atMs: expect.any(Number), blockedBy: [] });
+      // Had at once: a try that does not wait.
+      expect(report.locks.deliveries).toEqual({ tries: 0, heldMs: expect.any(Number), atMs: expect.any(Number), blockedBy: [] });
       expect(report.dropped).toContain(`deliveries_p${daysAgo(18).toISOString().slice(0, 10).replaceAll('-', '')}`);
       expect(await count(`SELECT count(*) AS n FROM deliveries WHERE id = ANY($1)`, [[old.id, todays]])).toBe(1);
     } finally {
@@ -310,14 +311,49 @@ describe('dropExpiredHistory', () => {
     }
   });
 
+  it.each([
+    { pollMs: 5_000, queued: false, day: 17 },
+    { pollMs: 0, queued: true, day: 16 },
+  ])('while it tries for the locks without waiting (for $pollMs ms), no one queues behind it', async ({ pollMs, queued, day }) => {
+    await deliveryAt(daysAgo(day), 'succeeded');
+    const { id } = await deliveryAt(now, 'pending');
+    const { id: other } = await deliveryAt(now, 'pending');
+    const holder = await db.pool.connect();
+    const writer = await db.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`UPDATE deliveries SET updated_at = now() WHERE id = $1`, [id]);
+      const drop = dropExpiredHistory(db.pool, { retention: { ...RETENTION, deliveryLogDays: day - 1 }, lockWaitsMs: [10_000], lockPollMs: pollMs });
+      // Retention is at its locks by now (its checks before them take milliseconds).
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(await lockWaiting('deliveries')()).toBe(queued);
+      // Another writer of the table: behind a lock request that waits, it would wait too.
+      await writer.query('BEGIN');
+      await writer.query(`SET LOCAL lock_timeout = '200ms'`);
+      const wrote = await writer.query(`UPDATE deliveries SET updated_at = now() WHERE id = $1`, [other]).then(
+        () => true,
+        () => false,
+      );
+      await writer.query('ROLLBACK');
+      expect(wrote).toBe(!queued);
+      await holder.query('COMMIT');
+      const report = await drop;
+      expect(report.locks.deliveries).toMatchObject({ tries: queued ? 1 : 0, heldMs: expect.any(Number) });
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      holder.release();
+      writer.release();
+    }
+  });
+
   it("locks the delivery log's tables in the delivery worker's order: a record holding attempts, then writing deliveries, does not wait for retention's lock", async () => {
-    await deliveryAt(daysAgo(16), 'succeeded');
+    await deliveryAt(daysAgo(15), 'succeeded');
     const { id } = await deliveryAt(now, 'pending');
     const record = await db.pool.connect();
     try {
       await record.query('BEGIN');
       await record.query(`UPDATE delivery_attempts SET duration_ms = 6 WHERE delivery_id = $1`, [id]);
-      const drop = dropExpiredHistory(db.pool, { retention: { ...RETENTION, deliveryLogDays: 15 }, lockWaitsMs: [5_000] });
+      const drop = dropExpiredHistory(db.pool, { retention: { ...RETENTION, deliveryLogDays: 14 }, lockWaitsMs: [5_000] });
       await waitFor(lockWaiting('delivery_attempts'), { what: "retention waiting for delivery_attempts' lock" });
       // Locked in the other order, retention would hold deliveries now: this would wait, and time out.
       await record.query(`SET LOCAL lock_timeout = '300ms'`);
@@ -325,7 +361,7 @@ describe('dropExpiredHistory', () => {
       await record.query('COMMIT');
       const report = await drop;
       expect(report.locks.deliveries).toMatchObject({ tries: 1, heldMs: expect.any(Number) });
-      expect(report.dropped).toContain(`deliveries_p${daysAgo(16).toISOString().slice(0, 10).replaceAll('-', '')}`);
+      expect(report.dropped).toContain(`deliveries_p${daysAgo(15).toISOString().slice(0, 10).replaceAll('-', '')}`);
     } finally {
       await record.query('ROLLBACK').catch(() => undefined);
       record.release();
