@@ -379,11 +379,10 @@ async function drainsBeside(s: Session, queue: TypedQueue<'postbacks'>, receiver
   const counted: Drained[] = [];
   const run: Array<Drained & { beside: number }> = [];
   do {
-    const t0 = performance.now();
     const d = await drain(s, queue, receivers);
-    // Of the span the figures time: until its last outcome row.
-    const last = t0 + d.outcomesMs;
-    const beside = Math.max(0, Math.min(last, ended.at ?? last) - t0) / d.outcomesMs;
+    // Of the span the figures time: from its jobs' add until its last outcome row.
+    const last = d.startedAt + d.outcomesMs;
+    const beside = Math.max(0, Math.min(last, ended.at ?? last) - d.startedAt) / d.outcomesMs;
     run.push({ ...d, beside });
     if (counted.length === 0 || beside >= 0.5) counted.push(d);
   } while (ended.at === null);

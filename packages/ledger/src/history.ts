@@ -323,7 +323,9 @@ async function detachAtOnce(
       const done = await inTransaction(
         pool,
         async (tx) => {
-          if (wait === null) await tx.query(`LOCK TABLE ${lockList} IN ACCESS EXCLUSIVE MODE NOWAIT; SET LOCAL enable_seqscan = off`);
+          // Every later lock wait of the try bounded too (the checks' read of the fold's mark).
+          const later = `SET LOCAL lock_timeout = '${Math.max(1, Math.round(wait ?? waits[0] ?? 400))}ms'`;
+          if (wait === null) await tx.query(`LOCK TABLE ${lockList} IN ACCESS EXCLUSIVE MODE NOWAIT; ${later}; SET LOCAL enable_seqscan = off`);
           else {
             const [{ pid }] = (await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows;
             // Shortly before the wait ends: who is in the way (reported if the try times out).
@@ -331,14 +333,15 @@ async function detachAtOnce(
               () => {
                 probe = blockersOf(side, pid).catch(() => []);
               },
-              Math.max(1, wait - 100),
+              // Halfway: a probe that starts late (a busy event loop) still finds the wait going on.
+              Math.max(1, wait / 2),
             );
             // One round trip; one statement takes every lock, its wait bounded as a whole (a
             // statement_timeout applies to each statement of a query string on its own). No
             // DEFAULT partition and no foreign key to these tables: a DETACH takes no other lock.
             await tx.query(
               `SET LOCAL statement_timeout = '${Math.max(1, Math.round(wait))}ms'; LOCK TABLE ${lockList} IN ACCESS EXCLUSIVE MODE;
-               SET LOCAL statement_timeout TO DEFAULT; SET LOCAL enable_seqscan = off`,
+               SET LOCAL statement_timeout TO DEFAULT; ${later}; SET LOCAL enable_seqscan = off`,
             );
           }
           locked = performance.now();
@@ -381,6 +384,8 @@ async function detachAtOnce(
       return null;
     } finally {
       clearTimeout(watch);
+      // Never left running on retention's own connection (the next query there waits for it).
+      await probe;
     }
   };
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -388,7 +393,13 @@ async function detachAtOnce(
   let tries = 0;
   const pollUntil = performance.now() + pollMs;
   while (!done && performance.now() < pollUntil) {
-    done = await attempt(null);
+    try {
+      done = await attempt(null);
+    } catch (error) {
+      // Not a lock held (a connection the pool could not give, say): the tries that wait say what it is.
+      logger?.info({ tables: parents, err: error }, 'history retention: a try without waiting failed; trying with waits');
+      break;
+    }
     if (!done) await sleep(SWIFT_POLL_EVERY_MS);
   }
   for (const [i, wait] of waits.entries()) {

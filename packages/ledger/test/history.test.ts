@@ -314,37 +314,43 @@ describe('dropExpiredHistory', () => {
   it.each([
     { pollMs: 5_000, queued: false, day: 17 },
     { pollMs: 0, queued: true, day: 16 },
-  ])('while it tries for the locks without waiting (for $pollMs ms), no one queues behind it', async ({ pollMs, queued, day }) => {
-    await deliveryAt(daysAgo(day), 'succeeded');
-    const { id } = await deliveryAt(now, 'pending');
-    const { id: other } = await deliveryAt(now, 'pending');
-    const holder = await db.pool.connect();
-    const writer = await db.pool.connect();
-    try {
-      await holder.query('BEGIN');
-      await holder.query(`UPDATE deliveries SET updated_at = now() WHERE id = $1`, [id]);
-      const drop = dropExpiredHistory(db.pool, { retention: { ...RETENTION, deliveryLogDays: day - 1 }, lockWaitsMs: [10_000], lockPollMs: pollMs });
-      // Retention is at its locks by now (its checks before them take milliseconds).
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      expect(await lockWaiting('deliveries')()).toBe(queued);
-      // Another writer of the table: behind a lock request that waits, it would wait too.
-      await writer.query('BEGIN');
-      await writer.query(`SET LOCAL lock_timeout = '200ms'`);
-      const wrote = await writer.query(`UPDATE deliveries SET updated_at = now() WHERE id = $1`, [other]).then(
-        () => true,
-        () => false,
-      );
-      await writer.query('ROLLBACK');
-      expect(wrote).toBe(!queued);
-      await holder.query('COMMIT');
-      const report = await drop;
-      expect(report.locks.deliveries).toMatchObject({ tries: queued ? 1 : 0, heldMs: expect.any(Number) });
-    } finally {
-      await holder.query('ROLLBACK').catch(() => undefined);
-      holder.release();
-      writer.release();
-    }
-  });
+  ])(
+    'while it tries for the locks without waiting, no one queues behind it (polling $pollMs ms: queued behind it $queued)',
+    async ({ pollMs, queued, day }) => {
+      await deliveryAt(daysAgo(day), 'succeeded');
+      const { id } = await deliveryAt(now, 'pending');
+      const { id: other } = await deliveryAt(now, 'pending');
+      const holder = await db.pool.connect();
+      const writer = await db.pool.connect();
+      try {
+        await holder.query('BEGIN');
+        await holder.query(`UPDATE deliveries SET updated_at = now() WHERE id = $1`, [id]);
+        const drop = dropExpiredHistory(db.pool, { retention: { ...RETENTION, deliveryLogDays: day - 1 }, lockWaitsMs: [10_000], lockPollMs: pollMs });
+        if (queued) await waitFor(lockWaiting('deliveries'), { what: "retention waiting for the deliveries' lock" });
+        else {
+          // Polling by now (its checks before the locks take milliseconds; the end checks it polled: tries 0).
+          await new Promise((resolve) => setTimeout(resolve, 1_500));
+          expect(await lockWaiting('deliveries')()).toBe(false);
+        }
+        // Another writer of the table: behind a lock request that waits, it would wait too.
+        await writer.query('BEGIN');
+        await writer.query(`SET LOCAL lock_timeout = '200ms'`);
+        const wrote = await writer.query(`UPDATE deliveries SET updated_at = now() WHERE id = $1`, [other]).then(
+          () => true,
+          () => false,
+        );
+        await writer.query('ROLLBACK');
+        expect(wrote).toBe(!queued);
+        await holder.query('COMMIT');
+        const report = await drop;
+        expect(report.locks.deliveries).toMatchObject({ tries: queued ? 1 : 0, heldMs: expect.any(Number) });
+      } finally {
+        await holder.query('ROLLBACK').catch(() => undefined);
+        holder.release();
+        writer.release();
+      }
+    },
+  );
 
   it("locks the delivery log's tables in the delivery worker's order: a record holding attempts, then writing deliveries, does not wait for retention's lock", async () => {
     await deliveryAt(daysAgo(15), 'succeeded');
