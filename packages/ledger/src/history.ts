@@ -285,8 +285,8 @@ async function blockersOf(db: Queryable, pid: number): Promise<string[]> {
 /**
  * Retires the expired partitions of a table, or of the delivery log's three tables (a day as
  * one), in one short transaction under exclusive locks: each is detached (a change of the catalog
- * alone) and marked as retire marks it; the detached tables are dropped (their files given
- * back) when the caller calls `drop`, after every group's locks, with no one waiting. One change of each table's partitions
+ * alone) and marked as retire marks it; once the locks are let go, the detached tables are
+ * dropped (their files given back) with no one waiting. One change of each table's partitions
  * for the lot, where a detach per partition makes every session plan its statements on the table
  * again each time. The tables are locked without their partitions (ONLY), in the hot path's order
  * (LOCK_ORDER), and then the expired partitions: an autovacuum of today's partition (frequent
@@ -308,7 +308,7 @@ async function detachAtOnce(
   waits: readonly number[],
   pollMs: number,
   logger?: Logger,
-): Promise<{ tries: number; heldMs: number | null; lockedAt: number | null; blockedBy: string[]; drop: () => Promise<string[]>; kept: KeptPartition[] }> {
+): Promise<{ tries: number; heldMs: number | null; lockedAt: number | null; blockedBy: string[]; dropped: Promise<string[]>; kept: KeptPartition[] }> {
   const parents = [...tables].sort(inLockOrder);
   const partitions = [...list].sort((a, b) => inLockOrder(a.table, b.table) || a.name.localeCompare(b.name));
   let blockedBy: string[] = [];
@@ -408,30 +408,30 @@ async function detachAtOnce(
     tries = i + 1;
     done = await attempt(wait);
   }
-  if (!done) return { tries, heldMs: null, lockedAt: null, blockedBy, drop: async () => [], kept: [] };
+  if (!done) return { tries, heldMs: null, lockedAt: null, blockedBy, dropped: Promise.resolve([]), kept: [] };
   const { locked } = done;
   const heldMs = performance.now() - locked;
-  // Nothing can write to them now: dropped as they are when the caller asks (`drop`), each
-  // table's in two statements and all of them at once (the files' work, done with no one waiting).
+  // Nothing can write to them now: dropped as they are, each table's in two statements and all
+  // of them at once (the files' work, done with no one waiting; the caller need not wait for it
+  // either).
   const byTable = new Map<string, string[]>();
   for (const p of done.detached) byTable.set(p.table, [...(byTable.get(p.table) ?? []), p.name]);
   const halves = [...byTable.values()].flatMap((names) => {
     const half = Math.ceil(names.length / 2);
     return [names.slice(0, half), names.slice(half)].filter((list) => list.length > 0);
   });
-  const drop = () =>
-    Promise.all(
-      halves.map((names) =>
-        bounded(pool, `DROP TABLE ${names.map(quote).join(', ')}`).then(
-          () => names,
-          (error: unknown) => {
-            logger?.error({ err: error, partitions: names }, 'detached history partitions could not be dropped; the next run drops them');
-            return [];
-          },
-        ),
+  const dropped = Promise.all(
+    halves.map((names) =>
+      bounded(pool, `DROP TABLE ${names.map(quote).join(', ')}`).then(
+        () => names,
+        (error: unknown) => {
+          logger?.error({ err: error, partitions: names }, 'detached history partitions could not be dropped; the next run drops them');
+          return [];
+        },
       ),
-    ).then((lists) => lists.flat());
-  return { tries, heldMs, lockedAt: locked, blockedBy, drop, kept: done.kept };
+    ),
+  ).then((lists) => lists.flat());
+  return { tries, heldMs, lockedAt: locked, blockedBy, dropped, kept: done.kept };
 }
 
 /**
@@ -565,9 +565,8 @@ async function retain(pool: PgPool, lock: PgClient, started: number, options: Re
   const waits = options.lockWaitsMs ?? SWIFT_LOCK_WAITS_MS;
   // One group's locks at a time: attribution writes postbacks and events in one transaction, so
   // the postbacks' lock would wait for it while it waits for the events' lock, and time out.
-  // The drops once every group's locks are let go: files given back (gigabytes, on the same
-  // disk) not beside a group's locks, which hold up the tables' users for as long as they last.
-  const drops: Array<() => Promise<void>> = [];
+  // Each group's drops go on while the next one locks.
+  const drops: Array<Promise<void>> = [];
   const failures: PromiseRejectedResult[] = [];
   for (const group of waits.length > 0 ? groups : []) {
     const t0 = performance.now();
@@ -586,8 +585,8 @@ async function retain(pool: PgPool, lock: PgClient, started: number, options: Re
       if (done.heldMs === null) continue;
       kept.push(...done.kept);
       for (const table of group) byTable.delete(table);
-      drops.push(() =>
-        done.drop().then((names) => {
+      drops.push(
+        done.dropped.then((names) => {
           dropped.push(...names);
           for (const table of group) tables[table] = performance.now() - t0;
         }),
@@ -598,7 +597,7 @@ async function retain(pool: PgPool, lock: PgClient, started: number, options: Re
       failures.push({ status: 'rejected', reason: error });
     }
   }
-  await Promise.all(drops.map((drop) => drop()));
+  await Promise.all(drops);
   // Each day's deliveries: settled (true: dropped) before that day's events and attempts are touched.
   const deliveriesOf = new Map<number, { settled: Promise<boolean>; settle: (dropped: boolean) => void }>();
   for (const p of byTable.get('deliveries') ?? []) {
