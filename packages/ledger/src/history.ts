@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type PgClient, type PgPool, type Queryable, inTransaction, withClient } from '@trackway/db';
 import {
   HISTORY_TABLES,
@@ -247,6 +248,21 @@ async function settleDetached(pool: PgPool, table: string, name: string, bound: 
 /** Why a partition found live at the last check (after the first) is kept. */
 const lateReason = (table: string, reason: string) => `${reason} (${table === 'deliveries' ? 'one became pending' : 'it became live'} while retention ran)`;
 
+/**
+ * What of `list` is kept, and why: each partition `live` names, and with a live partition of the
+ * delivery log, the rest of its day (a day's events, deliveries and attempts go as one).
+ */
+function keptWithTheirDays(list: readonly Dated[], live: ReadonlyMap<string, string>): KeptPartition[] {
+  const ofTheLog = (p: Dated) => specOf(p.table).retention === 'delivery_log';
+  const liveDays = new Map(list.filter((p) => live.has(p.name) && ofTheLog(p)).map((p) => [p.upper.getTime(), `${p.name} ${live.get(p.name)}`]));
+  return list.flatMap((p) => {
+    const reason = live.get(p.name);
+    if (reason) return [{ partition: p.name, reason }];
+    const day = ofTheLog(p) ? liveDays.get(p.upper.getTime()) : undefined;
+    return day ? [{ partition: p.name, reason: `its day is kept: ${day}` }] : [];
+  });
+}
+
 /** Statements in one transaction, its lock waits bounded by DETACH_WAIT. */
 const bounded = (pool: PgPool, ...statements: string[]) =>
   inTransaction(pool, async (tx) => {
@@ -292,10 +308,9 @@ async function blockersOf(db: Queryable, pid: number): Promise<string[]> {
  * (LOCK_ORDER), and then the expired partitions: an autovacuum of today's partition (frequent
  * under load) is not in the way. Under the locks every partition is checked again (a replay may
  * have made a delivery pending since the first check; a late click may have landed); a day
- * holding one keeps its three partitions. Returns what was dropped and kept, and the tries;
- * First, for SWIFT_POLL_MS, tries that take the locks only if no
- * one holds them (NOWAIT): no one waits behind those. Then the tries that wait (`waits`).
- * `heldMs` null when the locks could not be had within any of `waits` (a long transaction is
+ * holding one keeps its three partitions. First, for `pollMs`, tries that take the locks only if
+ * no one holds them (NOWAIT): no one waits behind those; then the tries that wait (`waits`).
+ * Returns what was dropped and kept, and the tries that waited; `heldMs` null when the locks could not be had within any of `waits` (a long transaction is
  * using a table; `blockedBy` says which): the caller retires the partitions one by one. A drop
  * that fails leaves its tables detached and marked: the next run drops them.
  */
@@ -324,7 +339,7 @@ async function detachAtOnce(
         pool,
         async (tx) => {
           // Every later lock wait of the try bounded too (the checks' read of the fold's mark).
-          const later = `SET LOCAL lock_timeout = '${Math.max(1, Math.round(wait ?? waits[0] ?? 400))}ms'`;
+          const later = `SET LOCAL lock_timeout = '${Math.max(1, Math.round(wait ?? waits[0]))}ms'`;
           if (wait === null) await tx.query(`LOCK TABLE ${lockList} IN ACCESS EXCLUSIVE MODE NOWAIT; ${later}; SET LOCAL enable_seqscan = off`);
           else {
             const [{ pid }] = (await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows;
@@ -347,15 +362,7 @@ async function detachAtOnce(
           locked = performance.now();
           clearTimeout(watch);
           const live = await liveAmong(tx, list);
-          const late = (p: Dated) => lateReason(p.table, live.get(p.name)!);
-          const liveDays = new Map(
-            list.filter((p) => live.has(p.name) && specOf(p.table).retention === 'delivery_log').map((p) => [p.upper.getTime(), `${p.name} ${late(p)}`]),
-          );
-          const kept: KeptPartition[] = list.flatMap((p) => {
-            if (live.has(p.name)) return [{ partition: p.name, reason: late(p) }];
-            const day = specOf(p.table).retention === 'delivery_log' ? liveDays.get(p.upper.getTime()) : undefined;
-            return day ? [{ partition: p.name, reason: `its day is kept: ${day}` }] : [];
-          });
+          const kept = keptWithTheirDays(list, new Map(list.filter((p) => live.has(p.name)).map((p) => [p.name, lateReason(p.table, live.get(p.name)!)])));
           const staying = new Set(kept.map((k) => k.partition));
           const detached = list.filter((p) => !staying.has(p.name));
           if (detached.length > 0)
@@ -388,7 +395,6 @@ async function detachAtOnce(
       await probe;
     }
   };
-  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
   let done: Awaited<ReturnType<typeof attempt>> = null;
   let tries = 0;
   const pollUntil = performance.now() + pollMs;
@@ -533,26 +539,14 @@ async function retain(pool: PgPool, lock: PgClient, started: number, options: Re
     (p): p is Dated =>
       p.upper !== null && p.upper.getTime() < newest.get(p.table)! && isExpired(p.upper, retentionDays(specOf(p.table), options.retention), now),
   );
-  // The delivery log's days by their end: one live table keeps the day's three.
-  const liveDays = new Map<number, string>();
-  const live = new Set<string>();
   const reasons = await noSeqScans(pool, (tx) =>
     liveAmong(
       tx,
       expired.filter((p) => !settled.has(p.name)),
     ),
   );
-  for (const p of expired) {
-    const reason = settled.get(p.name) ?? reasons.get(p.name);
-    if (!reason) continue;
-    if (!settled.has(p.name)) kept.push({ partition: p.name, reason });
-    live.add(p.name);
-    if (specOf(p.table).retention === 'delivery_log') liveDays.set(p.upper.getTime(), `${p.name} ${reason}`);
-  }
-  for (const p of expired) {
-    const day = liveDays.get(p.upper.getTime());
-    if (!live.has(p.name) && specOf(p.table).retention === 'delivery_log' && day) kept.push({ partition: p.name, reason: `its day is kept: ${day}` });
-  }
+  // The settled are in `kept` already (finishInterrupted's reasons), but keep their days too.
+  kept.push(...keptWithTheirDays(expired, new Map([...settled, ...reasons])).filter((k) => !settled.has(k.partition)));
   const keep = new Set(kept.map((k) => k.partition));
   const byTable = new Map<string, Dated[]>();
   for (const p of expired.filter((p) => !keep.has(p.name))) byTable.set(p.table, [...(byTable.get(p.table) ?? []), p]);
